@@ -1,0 +1,260 @@
+// conv2d.wgsl — stride-1 2-D convolution with odd square kernel K, SAME or VALID padding.
+//
+// Layouts: input/dinput NHWC [N,H,W,C]; weight HWIO [K,K,C,O] (= a row-major [K·K·C, O] matrix);
+// bias [O]; output/dout NHWC [N,OH,OW,O].
+//   output[n,y,x,o] = bias[o] + Σ_{ky,kx,c} input[n, y+ky-pad, x+kx-pad, c] · weight[ky,kx,c,o]
+// Every entry point is an implicit GEMM over those indices, never materialising an im2col matrix.
+// Forward keeps nothing for backward beyond its input (the caller keeps it).
+//
+// Entry points (all write their outputs with =, none accumulate):
+//   conv2d_forward                 output  = conv(input, weight) + bias       M = N·OH·OW, N = O
+//   conv2d_backward_input          dinput  = conv_transpose(dout, weight)     M = N·H·W,   N = C
+//   conv2d_backward_weight         partials[s] = Σ_{pixels in split s} input ⊗ dout (split-K)
+//   conv2d_backward_weight_reduce  dweight, dbias = Σ_s partials[s] in fixed order (deterministic)
+//
+// Each invocation computes a 4×4 register tile (4 pixels × 4 channels): CPU-type adapters such as
+// lavapipe vectorise across invocations and reward register blocking; 64 invocations per group
+// is a multiple of every common SIMD/warp width. Indices past the end are clamped for loads and
+// masked for stores, so any N, H, W, C, O work.
+
+struct Conv2dParams {
+    n: u32, h: u32, w: u32, c: u32,
+    o: u32, k: u32, pad: u32, out_h: u32,
+    out_w: u32, chunk: u32, splits: u32, _pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Conv2dParams;
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+@group(0) @binding(5) var<storage, read> dout: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dinput: array<f32>;
+@group(0) @binding(7) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dweight: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dbias: array<f32>;
+
+const WG: u32 = 64u;
+
+// Dispatches larger than 65,535 groups are folded into y; this recovers the flat index.
+fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * WG;
+}
+
+fn clamp4(base: u32, last: u32) -> vec4<u32> {
+    return min(vec4<u32>(base, base + 1u, base + 2u, base + 3u), vec4<u32>(last));
+}
+
+fn load_weight_cols(row: u32, cols: vec4<u32>) -> vec4<f32> {
+    let b = row * p.o;
+    return vec4<f32>(weight[b + cols.x], weight[b + cols.y], weight[b + cols.z], weight[b + cols.w]);
+}
+
+fn store_output(m: u32, o0: u32, v: vec4<f32>) {
+    if (m >= p.n * p.out_h * p.out_w) { return; }
+    let b = m * p.o;
+    for (var j = 0u; j < 4u; j++) {
+        if (o0 + j < p.o) { output[b + o0 + j] = v[j]; }
+    }
+}
+
+@compute @workgroup_size(64)
+fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>) {
+    let m_total = p.n * p.out_h * p.out_w;
+    let otiles = (p.o + 3u) / 4u;
+    let idx = flat_id(gid, nwg);
+    if (idx >= otiles * ((m_total + 3u) / 4u)) { return; }
+    let o0 = (idx % otiles) * 4u;
+    let m0 = (idx / otiles) * 4u;
+
+    // Top-left tap of each of the 4 output pixels, in input coordinates.
+    let m = clamp4(m0, m_total - 1u);
+    let ox = m % p.out_w;
+    let t = m / p.out_w;
+    let oy = t % p.out_h;
+    let nb = (t / p.out_h) * p.h;
+    let iy0 = vec4<i32>(oy) - i32(p.pad);
+    let ix0 = vec4<i32>(ox) - i32(p.pad);
+    let cols = clamp4(o0, p.o - 1u);
+
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var ky = 0u; ky < p.k; ky++) {
+        let iy = iy0 + i32(ky);
+        let oky = iy >= vec4<i32>(0) & iy < vec4<i32>(i32(p.h));
+        for (var kx = 0u; kx < p.k; kx++) {
+            let ix = ix0 + i32(kx);
+            let ok = oky & ix >= vec4<i32>(0) & ix < vec4<i32>(i32(p.w));
+            // Out-of-image taps read element 0.. and are zeroed by the select below.
+            let off = select(vec4<u32>(0u), ((nb + vec4<u32>(iy)) * p.w + vec4<u32>(ix)) * p.c, ok);
+            let wrow = (ky * p.k + kx) * p.c;
+            for (var c = 0u; c < p.c; c++) {
+                let wv = load_weight_cols(wrow + c, cols);
+                let a = select(vec4<f32>(0.0),
+                    vec4<f32>(input[off.x + c], input[off.y + c], input[off.z + c], input[off.w + c]), ok);
+                acc0 += a.x * wv;
+                acc1 += a.y * wv;
+                acc2 += a.z * wv;
+                acc3 += a.w * wv;
+            }
+        }
+    }
+    let b = vec4<f32>(bias[cols.x], bias[cols.y], bias[cols.z], bias[cols.w]);
+    store_output(m0, o0, acc0 + b);
+    store_output(m0 + 1u, o0, acc1 + b);
+    store_output(m0 + 2u, o0, acc2 + b);
+    store_output(m0 + 3u, o0, acc3 + b);
+}
+
+fn store_dinput(m: u32, c0: u32, v: vec4<f32>) {
+    if (m >= p.n * p.h * p.w) { return; }
+    let b = m * p.c;
+    for (var j = 0u; j < 4u; j++) {
+        if (c0 + j < p.c) { dinput[b + c0 + j] = v[j]; }
+    }
+}
+
+// dinput[n,y,x,c] = Σ_{ky,kx,o} dout[n, y+pad-ky, x+pad-kx, o] · weight[ky,kx,c,o]
+@compute @workgroup_size(64)
+fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
+                         @builtin(num_workgroups) nwg: vec3<u32>) {
+    let m_total = p.n * p.h * p.w;
+    let ctiles = (p.c + 3u) / 4u;
+    let idx = flat_id(gid, nwg);
+    if (idx >= ctiles * ((m_total + 3u) / 4u)) { return; }
+    let c0 = (idx % ctiles) * 4u;
+    let m0 = (idx / ctiles) * 4u;
+
+    let m = clamp4(m0, m_total - 1u);
+    let x = m % p.w;
+    let t = m / p.w;
+    let y = t % p.h;
+    let nb = (t / p.h) * p.out_h;
+    let oy0 = vec4<i32>(y) + i32(p.pad);
+    let ox0 = vec4<i32>(x) + i32(p.pad);
+    let chans = clamp4(c0, p.c - 1u);
+
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var ky = 0u; ky < p.k; ky++) {
+        let oy = oy0 - i32(ky);
+        let oky = oy >= vec4<i32>(0) & oy < vec4<i32>(i32(p.out_h));
+        for (var kx = 0u; kx < p.k; kx++) {
+            let ox = ox0 - i32(kx);
+            let ok = oky & ox >= vec4<i32>(0) & ox < vec4<i32>(i32(p.out_w));
+            let off = select(vec4<u32>(0u), ((nb + vec4<u32>(oy)) * p.out_w + vec4<u32>(ox)) * p.o, ok);
+            let wb = ((ky * p.k + kx) * p.c + chans) * p.o;
+            for (var o = 0u; o < p.o; o++) {
+                let wv = vec4<f32>(weight[wb.x + o], weight[wb.y + o], weight[wb.z + o], weight[wb.w + o]);
+                let a = select(vec4<f32>(0.0),
+                    vec4<f32>(dout[off.x + o], dout[off.y + o], dout[off.z + o], dout[off.w + o]), ok);
+                acc0 += a.x * wv;
+                acc1 += a.y * wv;
+                acc2 += a.z * wv;
+                acc3 += a.w * wv;
+            }
+        }
+    }
+    store_dinput(m0, c0, acc0);
+    store_dinput(m0 + 1u, c0, acc1);
+    store_dinput(m0 + 2u, c0, acc2);
+    store_dinput(m0 + 3u, c0, acc3);
+}
+
+fn store_partial(s: u32, r: u32, o0: u32, v: vec4<f32>) {
+    let rows = p.k * p.k * p.c + 1u;
+    if (r >= rows) { return; }
+    let b = (s * rows + r) * p.o;
+    for (var j = 0u; j < 4u; j++) {
+        if (o0 + j < p.o) { partials[b + o0 + j] = v[j]; }
+    }
+}
+
+// partials[s, r, o] = Σ_{m in split s} A[m, r] · dout[m, o], where r walks the K·K·C weight rows
+// (A = the input tap of row r at output pixel m, 0 in the padding) plus one last row of ones
+// whose sum is the bias gradient.
+@compute @workgroup_size(64)
+fn conv2d_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>,
+                          @builtin(num_workgroups) nwg: vec3<u32>) {
+    let kkc = p.k * p.k * p.c;
+    let otiles = (p.o + 3u) / 4u;
+    let rtiles = (kkc + 1u + 3u) / 4u;
+    let idx = flat_id(gid, nwg);
+    if (idx >= otiles * rtiles * p.splits) { return; }
+    let o0 = (idx % otiles) * 4u;
+    let r0 = ((idx / otiles) % rtiles) * 4u;
+    let s = idx / (otiles * rtiles);
+
+    // Row r = (ky·K + kx)·C + c; rows ≥ kkc are the bias row (or padding of the last tile).
+    let r = min(vec4<u32>(r0, r0 + 1u, r0 + 2u, r0 + 3u), vec4<u32>(kkc));
+    let is_w = r < vec4<u32>(kkc);
+    let rc = select(vec4<u32>(0u), r, is_w);
+    let c = rc % p.c;
+    let kx = vec4<i32>((rc / p.c) % p.k);
+    let ky = vec4<i32>(rc / (p.c * p.k));
+    let dy = ky - i32(p.pad);
+    let dx = kx - i32(p.pad);
+    let one = select(vec4<f32>(1.0), vec4<f32>(0.0), is_w);
+    let cols = clamp4(o0, p.o - 1u);
+
+    let m_total = p.n * p.out_h * p.out_w;
+    let m_begin = s * p.chunk;
+    let m_end = min(m_begin + p.chunk, m_total);
+    // Walk the output pixels of this split with running (n, y, x) counters.
+    var x = m_begin % p.out_w;
+    var y = (m_begin / p.out_w) % p.out_h;
+    var n = m_begin / (p.out_w * p.out_h);
+
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var mi = m_begin; mi < m_end; mi++) {
+        let iy = i32(y) + dy;
+        let ix = i32(x) + dx;
+        let ok = is_w & iy >= vec4<i32>(0) & iy < vec4<i32>(i32(p.h)) & ix >= vec4<i32>(0) & ix < vec4<i32>(i32(p.w));
+        let off = select(vec4<u32>(0u), ((n * p.h + vec4<u32>(iy)) * p.w + vec4<u32>(ix)) * p.c + c, ok);
+        let a = select(one,
+            vec4<f32>(input[off.x], input[off.y], input[off.z], input[off.w]), ok);
+        let db = mi * p.o;
+        let dv = vec4<f32>(dout[db + cols.x], dout[db + cols.y], dout[db + cols.z], dout[db + cols.w]);
+        acc0 += a.x * dv;
+        acc1 += a.y * dv;
+        acc2 += a.z * dv;
+        acc3 += a.w * dv;
+        x += 1u;
+        if (x == p.out_w) {
+            x = 0u;
+            y += 1u;
+            if (y == p.out_h) { y = 0u; n += 1u; }
+        }
+    }
+    store_partial(s, r0, o0, acc0);
+    store_partial(s, r0 + 1u, o0, acc1);
+    store_partial(s, r0 + 2u, o0, acc2);
+    store_partial(s, r0 + 3u, o0, acc3);
+}
+
+// dweight[r, o] (r < K·K·C) and dbias[o] (row K·K·C) = Σ_{s = 0..splits} partials[s, r, o].
+@compute @workgroup_size(64)
+fn conv2d_backward_weight_reduce(@builtin(global_invocation_id) gid: vec3<u32>,
+                                 @builtin(num_workgroups) nwg: vec3<u32>) {
+    let kkc = p.k * p.k * p.c;
+    let per_split = (kkc + 1u) * p.o;
+    let idx = flat_id(gid, nwg);
+    if (idx >= per_split) { return; }
+    var sum = 0.0;
+    for (var s = 0u; s < p.splits; s++) {
+        sum += partials[s * per_split + idx];
+    }
+    if (idx < kkc * p.o) {
+        dweight[idx] = sum;
+    } else {
+        dbias[idx - kkc * p.o] = sum;
+    }
+}

@@ -1,0 +1,375 @@
+//! Adapter selection, device creation, pipeline cache and buffer helpers.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use super::shaders;
+
+/// Graphics API to look for adapters on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Backend {
+    /// Every backend this build supports (Vulkan, Metal, DX12; GL last).
+    #[default]
+    Auto,
+    Vulkan,
+    Metal,
+    Dx12,
+    Gl,
+}
+
+impl Backend {
+    pub fn backends(self) -> wgpu::Backends {
+        match self {
+            Backend::Auto => wgpu::Backends::PRIMARY | wgpu::Backends::GL,
+            Backend::Vulkan => wgpu::Backends::VULKAN,
+            Backend::Metal => wgpu::Backends::METAL,
+            Backend::Dx12 => wgpu::Backends::DX12,
+            Backend::Gl => wgpu::Backends::GL,
+        }
+    }
+}
+
+/// How to pick the adapter.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    pub backend: Backend,
+    /// Index into the adapter list of `wgpu-cnn devices`, or a case-insensitive name substring.
+    pub adapter: Option<String>,
+}
+
+/// Errors of GPU setup and execution; each renders as one line.
+#[derive(Debug)]
+pub enum GpuError {
+    NoAdapter {
+        backend: Backend,
+    },
+    AdapterNotFound {
+        wanted: String,
+        available: Vec<String>,
+    },
+    Device(String),
+    Wgpu(String),
+}
+
+pub const INSTALL_HINT: &str = "on Linux without a GPU, install the Vulkan software driver \
+     (Debian/Ubuntu: `sudo apt install mesa-vulkan-drivers`)";
+
+impl fmt::Display for GpuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GpuError::NoAdapter { backend } => write!(
+                f,
+                "no GPU adapter found (backend {backend:?}); {INSTALL_HINT}"
+            ),
+            GpuError::AdapterNotFound { wanted, available } => write!(
+                f,
+                "no adapter matches '{wanted}'; available: {}",
+                if available.is_empty() {
+                    "none".to_string()
+                } else {
+                    available.join(", ")
+                }
+            ),
+            GpuError::Device(e) => write!(f, "could not create the GPU device: {e}"),
+            GpuError::Wgpu(e) => write!(f, "GPU error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for GpuError {}
+
+/// One line describing an adapter: `name (backend, type, driver)`.
+pub fn describe(info: &wgpu::AdapterInfo) -> String {
+    let driver = [info.driver.as_str(), info.driver_info.as_str()]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "{} ({:?}, {:?}{})",
+        info.name,
+        info.backend,
+        info.device_type,
+        if driver.is_empty() {
+            String::new()
+        } else {
+            format!(", {driver}")
+        }
+    )
+}
+
+fn device_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+/// Every adapter of `backend`, in the order `wgpu-cnn devices` lists them (best first:
+/// discrete, integrated, virtual, CPU; Vulkan/Metal/DX12 before GL).
+pub fn enumerate(backend: Backend) -> Vec<wgpu::Adapter> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: backend.backends(),
+        ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
+    });
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(backend.backends()));
+    adapters.sort_by_key(|a| {
+        let info = a.get_info();
+        (
+            device_rank(info.device_type),
+            info.backend == wgpu::Backend::Gl,
+        )
+    });
+    adapters
+}
+
+/// An open device with its queue, pipeline cache and error sink.
+pub struct Gpu {
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<(&'static str, &'static str), wgpu::ComputePipeline>>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gpu {
+    /// Opens the adapter chosen by `opts`, with the adapter's own limits (large buffers allowed).
+    pub fn new(opts: &GpuOptions) -> Result<Gpu, GpuError> {
+        let adapters = enumerate(opts.backend);
+        if adapters.is_empty() {
+            return Err(GpuError::NoAdapter {
+                backend: opts.backend,
+            });
+        }
+        let adapter = match &opts.adapter {
+            None => adapters.into_iter().next(),
+            Some(wanted) => {
+                let names: Vec<String> = adapters
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| format!("[{i}] {}", a.get_info().name))
+                    .collect();
+                let pick = match wanted.trim().parse::<usize>() {
+                    Ok(i) => adapters.into_iter().nth(i),
+                    Err(_) => {
+                        let w = wanted.to_lowercase();
+                        adapters
+                            .into_iter()
+                            .find(|a| a.get_info().name.to_lowercase().contains(&w))
+                    }
+                };
+                if pick.is_none() {
+                    return Err(GpuError::AdapterNotFound {
+                        wanted: wanted.clone(),
+                        available: names,
+                    });
+                }
+                pick
+            }
+        };
+        let Some(adapter) = adapter else {
+            return Err(GpuError::NoAdapter {
+                backend: opts.backend,
+            });
+        };
+        Self::from_adapter(adapter)
+    }
+
+    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu, GpuError> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let mut features = wgpu::Features::empty();
+        if adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgpu-cnn"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::Device(e.to_string()))?;
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        Ok(Gpu {
+            info,
+            limits,
+            device,
+            queue,
+            modules: Mutex::default(),
+            pipelines: Mutex::default(),
+            errors,
+        })
+    }
+
+    /// `name (backend, type, driver)` of the adapter in use.
+    pub fn describe(&self) -> String {
+        describe(&self.info)
+    }
+
+    /// Returns (and clears) the wgpu errors raised since the last call, as one error.
+    pub fn take_errors(&self) -> Result<(), GpuError> {
+        let mut errs = self
+            .errors
+            .lock()
+            .map_err(|_| GpuError::Wgpu("error sink poisoned".into()))?;
+        if errs.is_empty() {
+            return Ok(());
+        }
+        let msg = errs.join("; ").replace('\n', " ");
+        errs.clear();
+        Err(GpuError::Wgpu(msg))
+    }
+
+    /// The compute pipeline of `entry` in shader `shader`, compiled once and cached.
+    pub fn pipeline(&self, shader: &'static str, entry: &'static str) -> wgpu::ComputePipeline {
+        let key = (shader, entry);
+        if let Some(p) = self.pipelines.lock().expect("pipeline cache").get(&key) {
+            return p.clone();
+        }
+        let module = {
+            let mut modules = self.modules.lock().expect("module cache");
+            modules
+                .entry(shader)
+                .or_insert_with(|| {
+                    let src = shaders::source(shader)
+                        .unwrap_or_else(|| panic!("shader '{shader}' is not in the registry"));
+                    self.device
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(shader),
+                            source: wgpu::ShaderSource::Wgsl(src.into()),
+                        })
+                })
+                .clone()
+        };
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        self.pipelines
+            .lock()
+            .expect("pipeline cache")
+            .insert(key, pipeline.clone());
+        pipeline
+    }
+
+    /// A uniform buffer holding `value`.
+    pub fn uniform<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::bytes_of(value),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    /// A zeroed storage buffer of `len` 4-byte elements (at least one).
+    pub fn storage(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (len.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A storage buffer initialised with `data` (4-byte elements).
+    pub fn storage_from<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+        if data.is_empty() {
+            return self.storage(label, 1);
+        }
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    /// Records `dispatches` in one compute pass, submits, and waits for the GPU.
+    pub fn run(&self, dispatches: &[&super::Dispatch]) -> Result<(), GpuError> {
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("run"),
+                timestamp_writes: None,
+            });
+            for d in dispatches {
+                d.record(&mut pass);
+            }
+        }
+        self.queue.submit([encoder.finish()]);
+        self.wait()
+    }
+
+    /// Blocks until all submitted work is done; surfaces wgpu errors and device loss.
+    pub fn wait(&self) -> Result<(), GpuError> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Wgpu(e.to_string()))?;
+        self.take_errors()
+    }
+
+    /// Copies `src` back to the host as 4-byte elements `T` (f32 or u32).
+    pub fn read<T: bytemuck::Pod>(&self, src: super::BufSlice<'_>) -> Result<Vec<T>, GpuError> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: src.size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        encoder.copy_buffer_to_buffer(src.buffer, src.offset, &staging, 0, src.size);
+        self.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|e| GpuError::Wgpu(e.to_string()))?
+            .map_err(|e| GpuError::Wgpu(e.to_string()))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::Wgpu(e.to_string()))?;
+        let out = bytemuck::cast_slice::<u8, T>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// Reads a whole buffer as f32.
+    pub fn read_f32(&self, buffer: &wgpu::Buffer) -> Result<Vec<f32>, GpuError> {
+        self.read(buffer.into())
+    }
+}

@@ -1,0 +1,7 @@
+//! wgpu-cnn: train convolutional networks on any GPU through wgpu, every kernel hand-written
+//! in WGSL (`shaders/`), with a CPU reference (`cpu/`) that checks each of them.
+
+pub mod cpu;
+pub mod gpu;
+pub mod model;
+pub mod params;

@@ -1,0 +1,235 @@
+//! One `#[repr(C)]` params struct per op family. Each owns the shape arithmetic of its op and is,
+//! byte for byte, the uniform its shader reads (the WGSL twin sits at the top of the shader; the
+//! test `params_layout` checks size and alignment against naga's layout of that struct).
+//!
+//! Tensor layouts, written down once for the whole crate:
+//! - activations: NHWC, row-major (`[n][y][x][c]`), f32;
+//! - conv weights: HWIO (`[ky][kx][c][o]`), exactly Flax's `Conv.kernel`; conv bias `[o]`;
+//! - dense weights: `[in][out]` (Flax's `Dense.kernel`), bias `[out]`;
+//! - a flattened NHWC activation feeds a dense layer in (H, W, C) order, as `x.reshape(n, -1)` in Flax.
+
+use bytemuck::{Pod, Zeroable};
+
+/// Padding of a stride-1 convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// Output has the input's height and width (odd kernels: `pad = (k - 1) / 2` on each side).
+    Same,
+    /// No padding: `out = in - k + 1`.
+    Valid,
+}
+
+/// Shape of a stride-1 2-D convolution, NHWC input, HWIO weight, NHWC output.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Conv2dParams {
+    pub n: u32,
+    pub h: u32,
+    pub w: u32,
+    pub c: u32,
+    pub o: u32,
+    pub k: u32,
+    pub pad: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    /// Split-K for the weight gradient: rows of the `N·OH·OW` reduction each partial sum covers.
+    pub chunk: u32,
+    /// Number of partial sums (`ceil(N·OH·OW / chunk)`).
+    pub splits: u32,
+    pub _pad0: u32,
+}
+
+impl Conv2dParams {
+    /// Target number of split-K partial sums for the weight gradient.
+    const MAX_SPLITS: u32 = 256;
+    const MIN_CHUNK: u32 = 64;
+
+    pub fn new(n: u32, h: u32, w: u32, c: u32, o: u32, k: u32, padding: Padding) -> Self {
+        assert!(k % 2 == 1, "conv2d supports odd kernel sizes, got {k}");
+        assert!(n > 0 && c > 0 && o > 0, "conv2d needs n, c, o > 0");
+        let pad = match padding {
+            Padding::Same => (k - 1) / 2,
+            Padding::Valid => 0,
+        };
+        assert!(
+            h + 2 * pad >= k && w + 2 * pad >= k,
+            "conv2d kernel larger than padded input"
+        );
+        let out_h = h + 2 * pad - k + 1;
+        let out_w = w + 2 * pad - k + 1;
+        let m = n * out_h * out_w;
+        let chunk = m.div_ceil(Self::MAX_SPLITS).max(Self::MIN_CHUNK);
+        let splits = m.div_ceil(chunk);
+        Self {
+            n,
+            h,
+            w,
+            c,
+            o,
+            k,
+            pad,
+            out_h,
+            out_w,
+            chunk,
+            splits,
+            _pad0: 0,
+        }
+    }
+    pub fn input_len(&self) -> usize {
+        (self.n * self.h * self.w * self.c) as usize
+    }
+    pub fn weight_len(&self) -> usize {
+        (self.k * self.k * self.c * self.o) as usize
+    }
+    pub fn output_len(&self) -> usize {
+        (self.n * self.out_h * self.out_w * self.o) as usize
+    }
+    /// Output pixels, the M of the implicit GEMM.
+    pub fn pixels(&self) -> u32 {
+        self.n * self.out_h * self.out_w
+    }
+    /// Length of the split-K scratch buffer of the weight gradient: `[splits][K·K·C + 1][O]`,
+    /// the extra row holding the bias gradient.
+    pub fn partials_len(&self) -> usize {
+        (self.splits * (self.k * self.k * self.c + 1) * self.o) as usize
+    }
+    /// Multiply-adds of the forward pass counted over every kernel tap, padding taps included
+    /// (the convention of the 3×-forward FLOP rule): 2·N·OH·OW·O·K·K·C.
+    pub fn flops_forward(&self) -> u64 {
+        2 * self.pixels() as u64 * self.o as u64 * (self.k * self.k * self.c) as u64
+    }
+}
+
+/// Average pooling with window = stride = `k`, no padding (Flax `avg_pool` default).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct AvgPoolParams {
+    pub n: u32,
+    pub h: u32,
+    pub w: u32,
+    pub c: u32,
+    pub k: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub _pad0: u32,
+}
+
+impl AvgPoolParams {
+    pub fn new(n: u32, h: u32, w: u32, c: u32, k: u32) -> Self {
+        assert!(
+            k >= 1 && h >= k && w >= k,
+            "avgpool window {k} larger than {h}x{w}"
+        );
+        Self {
+            n,
+            h,
+            w,
+            c,
+            k,
+            out_h: h / k,
+            out_w: w / k,
+            _pad0: 0,
+        }
+    }
+    pub fn input_len(&self) -> usize {
+        (self.n * self.h * self.w * self.c) as usize
+    }
+    pub fn output_len(&self) -> usize {
+        (self.n * self.out_h * self.out_w * self.c) as usize
+    }
+}
+
+/// Dense layer `y[M,N] = x[M,K] · w[K,N] + b[N]` (M = batch, K = inputs, N = outputs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct DenseParams {
+    pub m: u32,
+    pub k: u32,
+    pub n: u32,
+    pub _pad0: u32,
+}
+
+impl DenseParams {
+    pub fn new(m: u32, k: u32, n: u32) -> Self {
+        assert!(m > 0 && k > 0 && n > 0, "dense needs m, k, n > 0");
+        Self { m, k, n, _pad0: 0 }
+    }
+    pub fn flops_forward(&self) -> u64 {
+        2 * self.m as u64 * self.k as u64 * self.n as u64
+    }
+}
+
+/// Element-wise ops over `count` values (ReLU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct ElementwiseParams {
+    pub count: u32,
+    pub _pad0: [u32; 3],
+}
+
+impl ElementwiseParams {
+    pub fn new(count: u32) -> Self {
+        Self {
+            count,
+            _pad0: [0; 3],
+        }
+    }
+}
+
+/// Softmax cross-entropy over `n` rows of `classes` logits with integer labels.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct SoftmaxCeParams {
+    pub n: u32,
+    pub classes: u32,
+    /// `1 / n`, the scale of the mean loss and of its gradient.
+    pub inv_n: f32,
+    pub _pad0: u32,
+}
+
+impl SoftmaxCeParams {
+    pub fn new(n: u32, classes: u32) -> Self {
+        assert!(n > 0 && classes > 0);
+        Self {
+            n,
+            classes,
+            inv_n: 1.0 / n as f32,
+            _pad0: 0,
+        }
+    }
+}
+
+/// One Adam step over `count` parameters, optax defaults; `bc1 = 1 - b1^t`, `bc2 = 1 - b2^t`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct AdamParams {
+    pub count: u32,
+    pub lr: f32,
+    pub b1: f32,
+    pub b2: f32,
+    pub eps: f32,
+    pub bc1: f32,
+    pub bc2: f32,
+    pub _pad0: u32,
+}
+
+impl AdamParams {
+    pub const B1: f32 = 0.9;
+    pub const B2: f32 = 0.999;
+    pub const EPS: f32 = 1e-8;
+
+    /// Parameters of step `t` (1-based, as optax counts after its increment).
+    pub fn new(count: u32, lr: f32, t: u32) -> Self {
+        let t = t.max(1) as i32;
+        Self {
+            count,
+            lr,
+            b1: Self::B1,
+            b2: Self::B2,
+            eps: Self::EPS,
+            bc1: 1.0 - Self::B1.powi(t),
+            bc2: 1.0 - Self::B2.powi(t),
+            _pad0: 0,
+        }
+    }
+}
