@@ -84,10 +84,10 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>,
     var acc3 = vec4<f32>(0.0);
     for (var ky = 0u; ky < p.k; ky++) {
         let iy = iy0 + i32(ky);
-        let oky = iy >= vec4<i32>(0) & iy < vec4<i32>(i32(p.h));
+        let oky = (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(p.h)));
         for (var kx = 0u; kx < p.k; kx++) {
             let ix = ix0 + i32(kx);
-            let ok = oky & ix >= vec4<i32>(0) & ix < vec4<i32>(i32(p.w));
+            let ok = oky & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.w)));
             // Out-of-image taps read element 0.. and are zeroed by the select below.
             let off = select(vec4<u32>(0u), ((nb + vec4<u32>(iy)) * p.w + vec4<u32>(ix)) * p.c, ok);
             let wrow = (ky * p.k + kx) * p.c;
@@ -143,10 +143,10 @@ fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
     var acc3 = vec4<f32>(0.0);
     for (var ky = 0u; ky < p.k; ky++) {
         let oy = oy0 - i32(ky);
-        let oky = oy >= vec4<i32>(0) & oy < vec4<i32>(i32(p.out_h));
+        let oky = (oy >= vec4<i32>(0)) & (oy < vec4<i32>(i32(p.out_h)));
         for (var kx = 0u; kx < p.k; kx++) {
             let ox = ox0 - i32(kx);
-            let ok = oky & ox >= vec4<i32>(0) & ox < vec4<i32>(i32(p.out_w));
+            let ok = oky & (ox >= vec4<i32>(0)) & (ox < vec4<i32>(i32(p.out_w)));
             let off = select(vec4<u32>(0u), ((nb + vec4<u32>(oy)) * p.out_w + vec4<u32>(ox)) * p.o, ok);
             let wb = ((ky * p.k + kx) * p.c + chans) * p.o;
             for (var o = 0u; o < p.o; o++) {
@@ -217,7 +217,8 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>,
     for (var mi = m_begin; mi < m_end; mi++) {
         let iy = i32(y) + dy;
         let ix = i32(x) + dx;
-        let ok = is_w & iy >= vec4<i32>(0) & iy < vec4<i32>(i32(p.h)) & ix >= vec4<i32>(0) & ix < vec4<i32>(i32(p.w));
+        let ok = is_w & (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(p.h)))
+            & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.w)));
         let off = select(vec4<u32>(0u), ((n * p.h + vec4<u32>(iy)) * p.w + vec4<u32>(ix)) * p.c + c, ok);
         let a = select(one,
             vec4<f32>(input[off.x], input[off.y], input[off.z], input[off.w]), ok);

@@ -1,0 +1,142 @@
+//! Shared test helpers: the GPU under test, seeded random inputs, and tolerance checks that
+//! print the worst elements on failure.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use rand::{Rng, SeedableRng};
+use wgpu_cnn::gpu::{Gpu, GpuOptions};
+
+/// Set to 1 to let GPU tests pass without an adapter (they then check nothing). Without it, a
+/// machine with no adapter fails every GPU test with the install hint.
+pub const SKIP_VAR: &str = "WGPU_CNN_SKIP_GPU_TESTS";
+
+/// The adapter all GPU tests of one test binary share (wgpu-cnn's default choice, or the one
+/// named by `WGPU_CNN_ADAPTER`). `None` only when the user opted out with `SKIP_VAR=1`.
+pub fn gpu() -> Option<&'static Gpu> {
+    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let opts = GpuOptions { adapter: std::env::var("WGPU_CNN_ADAPTER").ok(), ..Default::default() };
+        match Gpu::new(&opts) {
+            Ok(g) => {
+                eprintln!("GPU tests on: {}", g.describe());
+                Some(g)
+            }
+            Err(e) if std::env::var(SKIP_VAR).as_deref() == Ok("1") => {
+                eprintln!("GPU tests skipped ({SKIP_VAR}=1): {e}");
+                None
+            }
+            Err(e) => panic!(
+                "GPU tests need an adapter: {e}. On a machine without a GPU install lavapipe \
+                 (`bash ../shared/tools/install-vulkan-cpu.sh` or `apt install mesa-vulkan-drivers`), \
+                 or set {SKIP_VAR}=1 to skip GPU tests explicitly."
+            ),
+        }
+    })
+    .as_ref()
+}
+
+pub fn rng(seed: u64) -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+/// `len` values uniform in [-scale, scale].
+pub fn uniform(rng: &mut impl Rng, len: usize, scale: f32) -> Vec<f32> {
+    (0..len).map(|_| rng.random_range(-scale..=scale)).collect()
+}
+
+pub fn to_f64(x: &[f32]) -> Vec<f64> {
+    x.iter().map(|&v| v as f64).collect()
+}
+
+/// Largest |got − want| seen, for the summary line.
+pub fn max_abs_err(got: &[f32], want: &[f64]) -> f64 {
+    got.iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Asserts `|got − want| ≤ atol + rtol·|want|` element-wise; on failure prints the five worst
+/// elements. Prints the max error either way (`cargo test -- --nocapture` shows it).
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], atol: f64, rtol: f64) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} vs {}",
+        got.len(),
+        want.len()
+    );
+    let mut bad: Vec<(usize, f64)> = Vec::new();
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (g as f64 - w).abs();
+        if !(err <= atol + rtol * w.abs()) {
+            bad.push((i, err));
+        }
+    }
+    let max = max_abs_err(got, want);
+    println!(
+        "{what}: n={} max_abs_err={max:.3e} (atol {atol:e}, rtol {rtol:e})",
+        got.len()
+    );
+    if !bad.is_empty() {
+        bad.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let worst: Vec<String> = bad
+            .iter()
+            .take(5)
+            .map(|&(i, e)| format!("[{i}] got {} want {} err {e:.3e}", got[i], want[i]))
+            .collect();
+        panic!(
+            "{what}: {} of {} elements out of tolerance (atol {atol:e}, rtol {rtol:e}); worst: {}",
+            bad.len(),
+            got.len(),
+            worst.join("; ")
+        );
+    }
+}
+
+/// Central finite difference of `f` at `x[i]` with step `eps`.
+pub fn central_diff(x: &mut [f64], i: usize, eps: f64, f: &mut impl FnMut(&[f64]) -> f64) -> f64 {
+    let old = x[i];
+    x[i] = old + eps;
+    let plus = f(x);
+    x[i] = old - eps;
+    let minus = f(x);
+    x[i] = old;
+    (plus - minus) / (2.0 * eps)
+}
+
+/// Checks an analytic gradient against central differences at up to `samples` entries
+/// (all of them when there are fewer), `|fd − an| ≤ atol + rtol·|fd|`.
+pub fn check_grad(
+    what: &str,
+    x: &mut [f64],
+    analytic: &[f64],
+    samples: usize,
+    rng: &mut impl Rng,
+    f: &mut impl FnMut(&[f64]) -> f64,
+) {
+    const EPS: f64 = 1e-6;
+    const ATOL: f64 = 1e-7;
+    const RTOL: f64 = 1e-5;
+    let idx: Vec<usize> = if x.len() <= samples {
+        (0..x.len()).collect()
+    } else {
+        (0..samples).map(|_| rng.random_range(0..x.len())).collect()
+    };
+    let mut worst = 0.0f64;
+    for &i in &idx {
+        let fd = central_diff(x, i, EPS, f);
+        let err = (fd - analytic[i]).abs();
+        worst = worst.max(err);
+        assert!(
+            err <= ATOL + RTOL * fd.abs(),
+            "{what}: d/dx[{i}] finite difference {fd:.9e} vs analytic {:.9e} (err {err:.3e})",
+            analytic[i]
+        );
+    }
+    println!(
+        "{what}: {} entries, max |fd - analytic| = {worst:.3e}",
+        idx.len()
+    );
+}

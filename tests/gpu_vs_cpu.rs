@@ -1,0 +1,467 @@
+//! Every shader entry point against its CPU reference (computed in f64 from the same f32
+//! inputs), on random inputs from fixed seeds, at shapes that are not multiples of the tile or
+//! workgroup sizes, both paddings. Tolerances are `|gpu − cpu| ≤ atol + rtol·|cpu|`.
+
+mod common;
+
+use common::{assert_close, gpu, rng, to_f64, uniform};
+use wgpu_cnn::cpu;
+use wgpu_cnn::gpu::ops::softmax_ce::SoftmaxCeBuffers;
+use wgpu_cnn::gpu::ops::{adam, avgpool, conv2d, dense, relu, softmax_ce};
+use wgpu_cnn::gpu::{BufSlice, Gpu};
+use wgpu_cnn::params::*;
+
+/// f32 sums of up to a few hundred products of O(1) values against exact f64 sums.
+const ATOL: f64 = 2e-5;
+const RTOL: f64 = 1e-4;
+
+fn read(gpu: &Gpu, b: &wgpu::Buffer) -> Vec<f32> {
+    gpu.read_f32(b).expect("readback")
+}
+
+/// (n, h, w, c, o, k, padding): odd sizes, K = 1, 3, 5, both paddings, several split-K splits.
+const CONV_SHAPES: &[(u32, u32, u32, u32, u32, u32, Padding)] = &[
+    (1, 5, 5, 1, 1, 1, Padding::Same),
+    (3, 7, 7, 5, 6, 3, Padding::Same),
+    (2, 9, 6, 3, 7, 3, Padding::Valid),
+    (3, 7, 8, 4, 5, 5, Padding::Same),
+    (2, 11, 9, 2, 3, 5, Padding::Valid),
+    (5, 13, 11, 3, 9, 3, Padding::Same),
+    (1, 6, 6, 6, 2, 1, Padding::Valid),
+];
+
+#[test]
+fn conv2d_all_directions() {
+    let Some(gpu) = gpu() else { return };
+    for (si, &(n, h, w, c, o, k, pad)) in CONV_SHAPES.iter().enumerate() {
+        let p = Conv2dParams::new(n, h, w, c, o, k, pad);
+        let what = format!("conv2d n{n} h{h} w{w} c{c} o{o} k{k} {pad:?}");
+        let mut r = rng(100 + si as u64);
+        let x = uniform(&mut r, p.input_len(), 1.0);
+        let wt = uniform(&mut r, p.weight_len(), 1.0);
+        let b = uniform(&mut r, o as usize, 1.0);
+        let dy = uniform(&mut r, p.output_len(), 1.0);
+
+        let (xb, wb, bb, dyb) = (
+            gpu.storage_from("x", &x),
+            gpu.storage_from("w", &wt),
+            gpu.storage_from("b", &b),
+            gpu.storage_from("dy", &dy),
+        );
+        let yb = gpu.storage("y", p.output_len());
+        let dxb = gpu.storage("dx", p.input_len());
+        let partb = gpu.storage("partials", p.partials_len());
+        let dwb = gpu.storage("dw", p.weight_len());
+        let dbb = gpu.storage("db", o as usize);
+        let fwd = conv2d::forward(
+            gpu,
+            &p,
+            (&xb).into(),
+            (&wb).into(),
+            (&bb).into(),
+            (&yb).into(),
+        );
+        let bwi = conv2d::backward_input(gpu, &p, (&dyb).into(), (&wb).into(), (&dxb).into());
+        let [bww, red] = conv2d::backward_weight(
+            gpu,
+            &p,
+            (&xb).into(),
+            (&dyb).into(),
+            (&partb).into(),
+            (&dwb).into(),
+            (&dbb).into(),
+        );
+        gpu.run(&[&fwd, &bwi, &bww, &red]).unwrap();
+
+        let (x64, w64, b64, dy64) = (to_f64(&x), to_f64(&wt), to_f64(&b), to_f64(&dy));
+        let mut y = vec![0.0; p.output_len()];
+        cpu::conv2d::conv2d_forward(&p, &x64, &w64, &b64, &mut y);
+        assert_close(&format!("{what} forward"), &read(gpu, &yb), &y, ATOL, RTOL);
+        let mut dx = vec![0.0; p.input_len()];
+        cpu::conv2d::conv2d_backward_input(&p, &dy64, &w64, &mut dx);
+        assert_close(
+            &format!("{what} backward_input"),
+            &read(gpu, &dxb),
+            &dx,
+            ATOL,
+            RTOL,
+        );
+        let (mut dw, mut db) = (vec![0.0; p.weight_len()], vec![0.0; o as usize]);
+        cpu::conv2d::conv2d_backward_weight(&p, &x64, &dy64, &mut dw, &mut db);
+        // Weight gradients sum over N·OH·OW products (up to 715 here): scale atol with it.
+        let terms = p.pixels() as f64;
+        assert_close(
+            &format!("{what} backward_weight"),
+            &read(gpu, &dwb),
+            &dw,
+            ATOL * terms.sqrt(),
+            RTOL,
+        );
+        assert_close(
+            &format!("{what} backward_bias"),
+            &read(gpu, &dbb),
+            &db,
+            ATOL * terms.sqrt(),
+            RTOL,
+        );
+    }
+}
+
+#[test]
+fn conv2d_weight_gradient_is_deterministic() {
+    let Some(gpu) = gpu() else { return };
+    let p = Conv2dParams::new(4, 15, 13, 5, 7, 3, Padding::Same);
+    assert!(p.splits > 1);
+    let mut r = rng(7);
+    let xb = gpu.storage_from("x", &uniform(&mut r, p.input_len(), 1.0));
+    let dyb = gpu.storage_from("dy", &uniform(&mut r, p.output_len(), 1.0));
+    let partb = gpu.storage("partials", p.partials_len());
+    let mut results = Vec::new();
+    for _ in 0..3 {
+        let dwb = gpu.storage("dw", p.weight_len());
+        let dbb = gpu.storage("db", p.o as usize);
+        let [a, b] = conv2d::backward_weight(
+            gpu,
+            &p,
+            (&xb).into(),
+            (&dyb).into(),
+            (&partb).into(),
+            (&dwb).into(),
+            (&dbb).into(),
+        );
+        gpu.run(&[&a, &b]).unwrap();
+        let bits: Vec<u32> = read(gpu, &dwb)
+            .iter()
+            .chain(read(gpu, &dbb).iter())
+            .map(|v| v.to_bits())
+            .collect();
+        results.push(bits);
+    }
+    assert_eq!(results[0], results[1]);
+    assert_eq!(results[1], results[2]);
+}
+
+#[test]
+fn avgpool_both_directions() {
+    let Some(gpu) = gpu() else { return };
+    // (n, h, w, c, k): odd sizes drop the last row/column, as Flax's VALID pooling.
+    for (si, &(n, h, w, c, k)) in [
+        (3, 7, 7, 5, 2),
+        (2, 8, 6, 3, 2),
+        (1, 9, 10, 4, 3),
+        (2, 4, 4, 1, 1),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let p = AvgPoolParams::new(n, h, w, c, k);
+        let what = format!("avgpool n{n} h{h} w{w} c{c} k{k}");
+        let mut r = rng(200 + si as u64);
+        let x = uniform(&mut r, p.input_len(), 1.0);
+        let dy = uniform(&mut r, p.output_len(), 1.0);
+        let (xb, dyb) = (gpu.storage_from("x", &x), gpu.storage_from("dy", &dy));
+        let (yb, dxb) = (
+            gpu.storage("y", p.output_len()),
+            gpu.storage("dx", p.input_len()),
+        );
+        let f = avgpool::forward(gpu, &p, (&xb).into(), (&yb).into());
+        let b = avgpool::backward(gpu, &p, (&dyb).into(), (&dxb).into());
+        gpu.run(&[&f, &b]).unwrap();
+        let mut y = vec![0.0; p.output_len()];
+        cpu::avgpool::avgpool_forward(&p, &to_f64(&x), &mut y);
+        assert_close(&format!("{what} forward"), &read(gpu, &yb), &y, 1e-6, 1e-6);
+        let mut dx = vec![0.0; p.input_len()];
+        cpu::avgpool::avgpool_backward(&p, &to_f64(&dy), &mut dx);
+        assert_close(
+            &format!("{what} backward"),
+            &read(gpu, &dxb),
+            &dx,
+            1e-6,
+            1e-6,
+        );
+    }
+}
+
+#[test]
+fn dense_all_directions() {
+    let Some(gpu) = gpu() else { return };
+    for (si, &(m, k, n)) in [(1, 1, 1), (3, 7, 5), (5, 33, 17), (2, 130, 10), (9, 64, 31)]
+        .iter()
+        .enumerate()
+    {
+        let p = DenseParams::new(m, k, n);
+        let what = format!("dense m{m} k{k} n{n}");
+        let mut r = rng(300 + si as u64);
+        let (mu, ku, nu) = (m as usize, k as usize, n as usize);
+        let x = uniform(&mut r, mu * ku, 1.0);
+        let w = uniform(&mut r, ku * nu, 1.0);
+        let b = uniform(&mut r, nu, 1.0);
+        let dy = uniform(&mut r, mu * nu, 1.0);
+        let (xb, wb, bb, dyb) = (
+            gpu.storage_from("x", &x),
+            gpu.storage_from("w", &w),
+            gpu.storage_from("b", &b),
+            gpu.storage_from("dy", &dy),
+        );
+        let (yb, dxb) = (gpu.storage("y", mu * nu), gpu.storage("dx", mu * ku));
+        let (dwb, dbb) = (gpu.storage("dw", ku * nu), gpu.storage("db", nu));
+        let f = dense::forward(
+            gpu,
+            &p,
+            (&xb).into(),
+            (&wb).into(),
+            (&bb).into(),
+            (&yb).into(),
+        );
+        let bi = dense::backward_input(gpu, &p, (&dyb).into(), (&wb).into(), (&dxb).into());
+        let [bw, bbias] = dense::backward_weight(
+            gpu,
+            &p,
+            (&xb).into(),
+            (&dyb).into(),
+            (&dwb).into(),
+            (&dbb).into(),
+        );
+        gpu.run(&[&f, &bi, &bw, &bbias]).unwrap();
+        let (x64, w64, b64, dy64) = (to_f64(&x), to_f64(&w), to_f64(&b), to_f64(&dy));
+        let mut y = vec![0.0; mu * nu];
+        cpu::dense::dense_forward(&p, &x64, &w64, &b64, &mut y);
+        assert_close(&format!("{what} forward"), &read(gpu, &yb), &y, ATOL, RTOL);
+        let mut dx = vec![0.0; mu * ku];
+        cpu::dense::dense_backward_input(&p, &dy64, &w64, &mut dx);
+        assert_close(
+            &format!("{what} backward_input"),
+            &read(gpu, &dxb),
+            &dx,
+            ATOL,
+            RTOL,
+        );
+        let (mut dw, mut db) = (vec![0.0; ku * nu], vec![0.0; nu]);
+        cpu::dense::dense_backward_weight(&p, &x64, &dy64, &mut dw, &mut db);
+        assert_close(
+            &format!("{what} backward_weight"),
+            &read(gpu, &dwb),
+            &dw,
+            ATOL,
+            RTOL,
+        );
+        assert_close(
+            &format!("{what} backward_bias"),
+            &read(gpu, &dbb),
+            &db,
+            ATOL,
+            RTOL,
+        );
+    }
+}
+
+#[test]
+fn relu_both_directions() {
+    let Some(gpu) = gpu() else { return };
+    // The last size needs more than 65,535 workgroups: the grid folds into y.
+    for (si, &len) in [1usize, 63, 65, 1000, 65_535 * 64 + 7].iter().enumerate() {
+        let p = ElementwiseParams::new(len as u32);
+        let mut r = rng(400 + si as u64);
+        let mut x = uniform(&mut r, len, 1.0);
+        x[0] = 0.0; // the kink: gradient 0, as JAX
+        let dy = uniform(&mut r, len, 1.0);
+        let (xb, dyb) = (gpu.storage_from("x", &x), gpu.storage_from("dy", &dy));
+        let (yb, dxb) = (gpu.storage("y", len), gpu.storage("dx", len));
+        let f = relu::forward(gpu, &p, (&xb).into(), (&yb).into());
+        let b = relu::backward(gpu, &p, (&dyb).into(), (&yb).into(), (&dxb).into());
+        gpu.run(&[&f, &b]).unwrap();
+        let mut y = vec![0.0; len];
+        cpu::relu::relu_forward(&to_f64(&x), &mut y);
+        assert_close(
+            &format!("relu n{len} forward"),
+            &read(gpu, &yb),
+            &y,
+            0.0,
+            0.0,
+        );
+        let mut dx = vec![0.0; len];
+        cpu::relu::relu_backward(&to_f64(&dy), &y, &mut dx);
+        assert_close(
+            &format!("relu n{len} backward"),
+            &read(gpu, &dxb),
+            &dx,
+            0.0,
+            0.0,
+        );
+    }
+}
+
+#[test]
+fn softmax_ce_forward_backward_reduce() {
+    let Some(gpu) = gpu() else { return };
+    // n > 256 exercises the strided part of the one-workgroup reduction.
+    for (si, &(n, classes)) in [(1u32, 10u32), (3, 10), (300, 7), (37, 1)]
+        .iter()
+        .enumerate()
+    {
+        let p = SoftmaxCeParams::new(n, classes);
+        let what = format!("softmax_ce n{n} classes{classes}");
+        let mut r = rng(500 + si as u64);
+        let logits = uniform(&mut r, (n * classes) as usize, 4.0);
+        let labels: Vec<u32> = (0..n).map(|i| (i * 7 + si as u32) % classes).collect();
+        let lb = gpu.storage_from("logits", &logits);
+        let lab = gpu.storage_from("labels", &labels);
+        let rows = gpu.storage("rows", 2 * n as usize);
+        let stats = gpu.storage("stats", 3);
+        let totals = gpu.storage("totals", 3);
+        let dl = gpu.storage("dlogits", logits.len());
+        let bufs = SoftmaxCeBuffers {
+            logits: (&lb).into(),
+            labels: (&lab).into(),
+            row_stats: (&rows).into(),
+            stats: (&stats).into(),
+            totals: (&totals).into(),
+        };
+        let [fr, fred] = softmax_ce::forward(gpu, &p, &bufs);
+        let [br, bred] = softmax_ce::backward(gpu, &p, &bufs, (&dl).into());
+        // forward then backward: totals accumulate both batches.
+        gpu.run(&[&fr, &fred]).unwrap();
+        let fwd_stats = read(gpu, &stats);
+        gpu.run(&[&br, &bred]).unwrap();
+        let mut dlogits = vec![0.0; logits.len()];
+        let (loss, correct) =
+            cpu::softmax_ce::softmax_ce_backward(&p, &to_f64(&logits), &labels, &mut dlogits);
+        assert_close(
+            &format!("{what} backward dlogits"),
+            &read(gpu, &dl),
+            &dlogits,
+            1e-7,
+            1e-5,
+        );
+        let s = read(gpu, &stats);
+        assert_close(
+            &format!("{what} forward loss"),
+            &fwd_stats[..1],
+            &[loss],
+            1e-6,
+            1e-5,
+        );
+        assert_close(
+            &format!("{what} backward loss"),
+            &s[..1],
+            &[loss],
+            1e-6,
+            1e-5,
+        );
+        assert_eq!(
+            fwd_stats[1], correct as f32,
+            "{what}: forward correct count"
+        );
+        assert_eq!(s[1], correct as f32, "{what}: backward correct count");
+        let t = read(gpu, &totals);
+        assert_close(
+            &format!("{what} totals"),
+            &t,
+            &[2.0 * loss * n as f64, 2.0 * correct as f64, 2.0 * n as f64],
+            1e-4,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn adam_matches_optax_reference() {
+    let Some(gpu) = gpu() else { return };
+    for (si, &len) in [1usize, 7, 1000, 4099].iter().enumerate() {
+        let mut r = rng(600 + si as u64);
+        let param = uniform(&mut r, len, 1.0);
+        let (pb, gb) = (gpu.storage_from("param", &param), gpu.storage("grad", len));
+        let (mb, vb) = (gpu.storage("mu", len), gpu.storage("nu", len));
+        let (mut p64, mut m64, mut v64) = (to_f64(&param), vec![0.0; len], vec![0.0; len]);
+        for t in 1..=3 {
+            // Gradients over many magnitudes, zero included.
+            let mut g = uniform(&mut r, len, 1.0);
+            for (i, v) in g.iter_mut().enumerate() {
+                *v *= 10f32.powi(i as i32 % 7 - 4);
+            }
+            g[0] = 0.0;
+            gpu.queue.write_buffer(&gb, 0, bytemuck::cast_slice(&g));
+            let ap = AdamParams::new(len as u32, 1e-3, t);
+            let d = adam::update(
+                gpu,
+                &ap,
+                (&pb).into(),
+                (&gb).into(),
+                (&mb).into(),
+                (&vb).into(),
+            );
+            gpu.run(&[&d]).unwrap();
+            cpu::adam::adam_update(&ap, &mut p64, &to_f64(&g), &mut m64, &mut v64);
+        }
+        assert_close(
+            &format!("adam n{len} param"),
+            &read(gpu, &pb),
+            &p64,
+            1e-6,
+            1e-6,
+        );
+        // mu and nu mix gradients of both signs (cancellation), so their error scales with the
+        // gradient magnitude of each element, not with the result: compare them normalised.
+        let scale = |i: usize| 10f64.powi(i as i32 % 7 - 4);
+        let norm = |v: &[f32], pow: i32| -> Vec<f32> {
+            v.iter()
+                .enumerate()
+                .map(|(i, &x)| (x as f64 / scale(i).powi(pow)) as f32)
+                .collect()
+        };
+        let norm64 = |v: &[f64], pow: i32| -> Vec<f64> {
+            v.iter()
+                .enumerate()
+                .map(|(i, &x)| x / scale(i).powi(pow))
+                .collect()
+        };
+        assert_close(
+            &format!("adam n{len} mu/|g|"),
+            &norm(&read(gpu, &mb), 1),
+            &norm64(&m64, 1),
+            1e-6,
+            1e-5,
+        );
+        assert_close(
+            &format!("adam n{len} nu/g²"),
+            &norm(&read(gpu, &vb), 2),
+            &norm64(&v64, 2),
+            1e-6,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn slices_bind_tensors_inside_a_bigger_buffer() {
+    // The model binds parameters at 256-byte offsets of one flat buffer; check an op reads and
+    // writes exactly its slice.
+    let Some(gpu) = gpu() else { return };
+    let p = DenseParams::new(3, 5, 4);
+    let mut r = rng(700);
+    let x = uniform(&mut r, 15, 1.0);
+    let w = uniform(&mut r, 20, 1.0);
+    let mut flat = vec![9.0f32; 64 + 20 + 44 + 4];
+    flat[64..84].copy_from_slice(&w);
+    flat[128..132].fill(0.5);
+    let fb = gpu.storage_from("flat", &flat);
+    let xb = gpu.storage_from("x", &x);
+    let out = gpu.storage_from("out", &[7.0f32; 64 + 12 + 4]);
+    let f = dense::forward(
+        gpu,
+        &p,
+        (&xb).into(),
+        BufSlice::elems(&fb, 64, 20),
+        BufSlice::elems(&fb, 128, 4),
+        BufSlice::elems(&out, 64, 12),
+    );
+    gpu.run(&[&f]).unwrap();
+    let got = read(gpu, &out);
+    let mut y = vec![0.0; 12];
+    cpu::dense::dense_forward(&p, &to_f64(&x), &to_f64(&w), &[0.5; 4], &mut y);
+    assert_close("dense on slices", &got[64..76], &y, ATOL, RTOL);
+    assert!(
+        got[..64].iter().chain(&got[76..]).all(|&v| v == 7.0),
+        "wrote outside its slice"
+    );
+}

@@ -1,0 +1,130 @@
+//! Every shader parses and validates with naga (no adapter needed), declares the entry points
+//! its launcher uses, and its params uniform has the size and alignment of the Rust struct.
+
+use wgpu_cnn::gpu::shaders::SHADERS;
+use wgpu_cnn::params::*;
+
+fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(src)
+        .unwrap_or_else(|e| panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(src)));
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{name}.wgsl does not validate:\n{}", e.emit_to_string(src)));
+    (module, info)
+}
+
+#[test]
+fn every_shader_parses_and_validates() {
+    assert_eq!(SHADERS.len(), 6);
+    for s in SHADERS {
+        parse(s.name, s.source);
+    }
+    // Every .wgsl file on disk is in the registry.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+        assert!(
+            SHADERS.iter().any(|s| s.name == stem),
+            "{} is not in the shader registry",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn entry_points_match_launchers() {
+    let want: &[(&str, &[&str])] = &[
+        (
+            "conv2d",
+            &[
+                "conv2d_forward",
+                "conv2d_backward_input",
+                "conv2d_backward_weight",
+                "conv2d_backward_weight_reduce",
+            ],
+        ),
+        ("avgpool", &["avgpool_forward", "avgpool_backward"]),
+        (
+            "dense",
+            &[
+                "dense_forward",
+                "dense_backward_input",
+                "dense_backward_weight",
+                "dense_backward_bias",
+            ],
+        ),
+        ("relu", &["relu_forward", "relu_backward"]),
+        (
+            "softmax_ce",
+            &[
+                "softmax_ce_forward",
+                "softmax_ce_backward",
+                "softmax_ce_reduce",
+            ],
+        ),
+        ("adam", &["adam_update"]),
+    ];
+    for (shader, entries) in want {
+        let src = wgpu_cnn::gpu::shaders::source(shader).unwrap();
+        let (module, _) = parse(shader, src);
+        let mut have: Vec<&str> = module
+            .entry_points
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        have.sort();
+        let mut want: Vec<&str> = entries.to_vec();
+        want.sort();
+        assert_eq!(have, want, "entry points of {shader}.wgsl");
+    }
+}
+
+#[test]
+fn params_structs_match_their_wgsl_twins() {
+    let sizes: &[(&str, usize)] = &[
+        ("conv2d", std::mem::size_of::<Conv2dParams>()),
+        ("avgpool", std::mem::size_of::<AvgPoolParams>()),
+        ("dense", std::mem::size_of::<DenseParams>()),
+        ("relu", std::mem::size_of::<ElementwiseParams>()),
+        ("softmax_ce", std::mem::size_of::<SoftmaxCeParams>()),
+        ("adam", std::mem::size_of::<AdamParams>()),
+    ];
+    for &(shader, rust_size) in sizes {
+        let src = wgpu_cnn::gpu::shaders::source(shader).unwrap();
+        let (module, _) = parse(shader, src);
+        let (_, var) = module
+            .global_variables
+            .iter()
+            .find(|(_, v)| v.space == naga::AddressSpace::Uniform)
+            .unwrap_or_else(|| panic!("{shader}.wgsl has no uniform"));
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        let layout = layouter[var.ty];
+        assert_eq!(
+            layout.size as usize, rust_size,
+            "{shader}: WGSL params size vs Rust struct"
+        );
+        assert_eq!(
+            rust_size % 16,
+            0,
+            "{shader}: uniform size must be a multiple of 16"
+        );
+        // Every field is a 4-byte scalar, so Rust's repr(C) offsets equal WGSL's.
+        let naga::TypeInner::Struct { members, .. } = &module.types[var.ty].inner else {
+            panic!("{shader}: params is not a struct")
+        };
+        for (i, m) in members.iter().enumerate() {
+            assert_eq!(
+                m.offset as usize,
+                4 * i,
+                "{shader}: member {:?} offset",
+                m.name
+            );
+        }
+        assert_eq!(members.len() * 4, rust_size, "{shader}: field count");
+    }
+}
