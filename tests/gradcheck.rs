@@ -1,0 +1,237 @@
+//! Finite differences in f64 (central, step 1e-6) against every backward of the CPU reference,
+//! then against the whole model's loss gradient at sampled entries of every parameter tensor.
+//! Each op is checked through the scalar L = Σ out · r for a fixed random r, whose gradient
+//! w.r.t. out is r.
+
+mod common;
+
+use common::{check_grad, rng};
+use rand::Rng;
+use wgpu_cnn::cpu;
+use wgpu_cnn::model;
+use wgpu_cnn::params::*;
+
+fn randn(r: &mut impl Rng, len: usize) -> Vec<f64> {
+    (0..len).map(|_| r.random_range(-1.0..1.0)).collect()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn conv2d_backward_matches_finite_differences() {
+    let shapes = [
+        (2, 5, 6, 3, 4, 3, Padding::Same),
+        (1, 7, 5, 2, 3, 3, Padding::Valid),
+        (2, 6, 6, 2, 2, 5, Padding::Same),
+        (1, 8, 7, 3, 2, 5, Padding::Valid),
+        (3, 4, 5, 3, 5, 1, Padding::Same),
+    ];
+    for (si, &(n, h, w, c, o, k, pad)) in shapes.iter().enumerate() {
+        let p = Conv2dParams::new(n, h, w, c, o, k, pad);
+        let what = format!("conv2d n{n} h{h} w{w} c{c} o{o} k{k} {pad:?}");
+        let mut r = rng(1000 + si as u64);
+        let mut x = randn(&mut r, p.input_len());
+        let mut wt = randn(&mut r, p.weight_len());
+        let mut b = randn(&mut r, o as usize);
+        let dy = randn(&mut r, p.output_len());
+        let mut y = vec![0.0; p.output_len()];
+        let mut dx = vec![0.0; p.input_len()];
+        cpu::conv2d::conv2d_backward_input(&p, &dy, &wt, &mut dx);
+        let (mut dw, mut db) = (vec![0.0; p.weight_len()], vec![0.0; o as usize]);
+        cpu::conv2d::conv2d_backward_weight(&p, &x, &dy, &mut dw, &mut db);
+
+        let (w0, b0) = (wt.clone(), b.clone());
+        check_grad(
+            &format!("{what} dinput"),
+            &mut x,
+            &dx,
+            40,
+            &mut r,
+            &mut |x| {
+                cpu::conv2d::conv2d_forward(&p, x, &w0, &b0, &mut y);
+                dot(&y, &dy)
+            },
+        );
+        let x0 = x.clone();
+        check_grad(
+            &format!("{what} dweight"),
+            &mut wt,
+            &dw,
+            40,
+            &mut r,
+            &mut |w| {
+                cpu::conv2d::conv2d_forward(&p, &x0, w, &b0, &mut y);
+                dot(&y, &dy)
+            },
+        );
+        check_grad(
+            &format!("{what} dbias"),
+            &mut b,
+            &db,
+            40,
+            &mut r,
+            &mut |b| {
+                cpu::conv2d::conv2d_forward(&p, &x0, &w0, b, &mut y);
+                dot(&y, &dy)
+            },
+        );
+    }
+}
+
+#[test]
+fn avgpool_backward_matches_finite_differences() {
+    for (si, &(n, h, w, c, k)) in [(2, 7, 6, 3, 2), (1, 9, 9, 2, 3)].iter().enumerate() {
+        let p = AvgPoolParams::new(n, h, w, c, k);
+        let mut r = rng(1100 + si as u64);
+        let mut x = randn(&mut r, p.input_len());
+        let dy = randn(&mut r, p.output_len());
+        let mut dx = vec![0.0; p.input_len()];
+        cpu::avgpool::avgpool_backward(&p, &dy, &mut dx);
+        let mut y = vec![0.0; p.output_len()];
+        check_grad(
+            &format!("avgpool n{n} h{h} w{w} c{c} k{k} dinput"),
+            &mut x,
+            &dx,
+            1000,
+            &mut r,
+            &mut |x| {
+                cpu::avgpool::avgpool_forward(&p, x, &mut y);
+                dot(&y, &dy)
+            },
+        );
+    }
+}
+
+#[test]
+fn dense_backward_matches_finite_differences() {
+    for (si, &(m, k, n)) in [(3, 7, 5), (1, 13, 2), (4, 9, 11)].iter().enumerate() {
+        let p = DenseParams::new(m, k, n);
+        let what = format!("dense m{m} k{k} n{n}");
+        let mut r = rng(1200 + si as u64);
+        let (mu, ku, nu) = (m as usize, k as usize, n as usize);
+        let mut x = randn(&mut r, mu * ku);
+        let mut w = randn(&mut r, ku * nu);
+        let mut b = randn(&mut r, nu);
+        let dy = randn(&mut r, mu * nu);
+        let mut dx = vec![0.0; mu * ku];
+        cpu::dense::dense_backward_input(&p, &dy, &w, &mut dx);
+        let (mut dw, mut db) = (vec![0.0; ku * nu], vec![0.0; nu]);
+        cpu::dense::dense_backward_weight(&p, &x, &dy, &mut dw, &mut db);
+        let mut y = vec![0.0; mu * nu];
+        let (w0, b0) = (w.clone(), b.clone());
+        check_grad(&format!("{what} dx"), &mut x, &dx, 200, &mut r, &mut |x| {
+            cpu::dense::dense_forward(&p, x, &w0, &b0, &mut y);
+            dot(&y, &dy)
+        });
+        let x0 = x.clone();
+        check_grad(&format!("{what} dw"), &mut w, &dw, 200, &mut r, &mut |w| {
+            cpu::dense::dense_forward(&p, &x0, w, &b0, &mut y);
+            dot(&y, &dy)
+        });
+        check_grad(&format!("{what} db"), &mut b, &db, 200, &mut r, &mut |b| {
+            cpu::dense::dense_forward(&p, &x0, &w0, b, &mut y);
+            dot(&y, &dy)
+        });
+    }
+}
+
+#[test]
+fn relu_backward_matches_finite_differences() {
+    let mut r = rng(1300);
+    // Away from the kink: |x| ≥ 0.1 ≫ the finite-difference step.
+    let mut x: Vec<f64> = (0..101)
+        .map(|_| {
+            let v: f64 = r.random_range(0.1..1.0);
+            if r.random_bool(0.5) {
+                v
+            } else {
+                -v
+            }
+        })
+        .collect();
+    let dy = randn(&mut r, x.len());
+    let mut y = vec![0.0; x.len()];
+    cpu::relu::relu_forward(&x, &mut y);
+    let mut dx = vec![0.0; x.len()];
+    cpu::relu::relu_backward(&dy, &y, &mut dx);
+    check_grad("relu dinput", &mut x, &dx, 1000, &mut r, &mut |x| {
+        cpu::relu::relu_forward(x, &mut y);
+        dot(&y, &dy)
+    });
+}
+
+#[test]
+fn softmax_ce_backward_matches_finite_differences() {
+    for (si, &(n, classes)) in [(1u32, 10u32), (5, 10), (4, 3)].iter().enumerate() {
+        let p = SoftmaxCeParams::new(n, classes);
+        let mut r = rng(1400 + si as u64);
+        let mut logits: Vec<f64> = (0..n * classes)
+            .map(|_| r.random_range(-3.0..3.0))
+            .collect();
+        let labels: Vec<u32> = (0..n).map(|_| r.random_range(0..classes)).collect();
+        let mut dl = vec![0.0; logits.len()];
+        cpu::softmax_ce::softmax_ce_backward(&p, &logits, &labels, &mut dl);
+        check_grad(
+            &format!("softmax_ce n{n} classes{classes} dlogits"),
+            &mut logits,
+            &dl,
+            1000,
+            &mut r,
+            &mut |l| cpu::softmax_ce::softmax_ce_forward(&p, l, &labels).0,
+        );
+    }
+}
+
+#[test]
+fn whole_model_loss_gradient_matches_finite_differences() {
+    let n = 2;
+    let mut r = rng(1500);
+    let mut params: Vec<Vec<f64>> = model::init_params(3).iter().map(|t| cpu::cast(t)).collect();
+    // Non-zero biases so their gradients are exercised away from the init.
+    for (t, s) in params.iter_mut().zip(model::param_specs()) {
+        if s.is_bias() {
+            t.iter_mut().for_each(|v| *v = r.random_range(-0.1..0.1));
+        }
+    }
+    let x = randn(&mut r, n * model::IMAGE_LEN);
+    let labels = [3u32, 8];
+    let step = model::cpu_loss_and_grads(&params, &x, &labels);
+    assert!(step.loss.is_finite());
+    for (i, spec) in model::param_specs().iter().enumerate() {
+        let mut t = params[i].clone();
+        let analytic = step.grads[i].clone();
+        check_grad(
+            &format!("model d{}", spec.name),
+            &mut t,
+            &analytic,
+            6,
+            &mut r,
+            &mut |t| {
+                let mut p = params.clone();
+                p[i] = t.to_vec();
+                model::cpu_loss(&p, &x, &labels)
+            },
+        );
+        // And the entry with the largest gradient, where a wrong factor shows most.
+        let (imax, _) = analytic
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+            .unwrap();
+        let fd = common::central_diff(&mut t, imax, 1e-6, &mut |t| {
+            let mut p = params.clone();
+            p[i] = t.to_vec();
+            model::cpu_loss(&p, &x, &labels)
+        });
+        let err = (fd - analytic[imax]).abs();
+        assert!(
+            err <= 1e-7 + 1e-5 * fd.abs(),
+            "model d{}[{imax}]: fd {fd:e} vs {:e}",
+            spec.name,
+            analytic[imax]
+        );
+        params[i] = t;
+    }
+}
