@@ -1,7 +1,12 @@
 use std::process::ExitCode;
 
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use wgpu_cnn::data::CLASS_NAMES;
 use wgpu_cnn::gpu::{context, Backend, Gpu, GpuOptions};
+use wgpu_cnn::train::{self, TrainConfig};
 
 /// Train convolutional networks on any GPU through wgpu, with hand-written WGSL kernels.
 #[derive(Parser)]
@@ -42,6 +47,165 @@ enum Command {
         #[command(flatten)]
         device: DeviceArgs,
     },
+    /// Train the CIFAR-10 CNN (defaults: the Flax tutorial's recipe).
+    Train(TrainArgs),
+    /// Evaluate a checkpoint on the CIFAR-10 test set.
+    Eval {
+        /// Checkpoint (.safetensors) to evaluate.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Folder holding the CIFAR-10 binary files.
+        #[arg(long, default_value = "data/cifar-10-batches-bin")]
+        data: PathBuf,
+        /// Where to write test.json and confusion.png.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 500)]
+        batch_size: u32,
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
+    /// Classify images (PNG/JPEG of any size, resized to 32x32): top-3 classes.
+    Predict {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Image files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
+    /// Download CIFAR-10 (binary version), verify its checksum and extract it.
+    Download {
+        /// Folder to extract into (creates DIR/cifar-10-batches-bin).
+        #[arg(long, default_value = "data")]
+        dir: PathBuf,
+        /// Mirror URL of cifar-10-binary.tar.gz.
+        #[arg(long, default_value = wgpu_cnn::data::download::URL)]
+        url: String,
+        /// Expected md5 of the tarball.
+        #[arg(long, default_value = wgpu_cnn::data::download::MD5)]
+        md5: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct TrainArgs {
+    /// Folder holding the CIFAR-10 binary files (downloaded there when it is the default and empty).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Epochs [default: 100].
+    #[arg(long)]
+    epochs: Option<u32>,
+    /// Batch size [default: 128].
+    #[arg(long)]
+    batch_size: Option<u32>,
+    /// Adam learning rate [default: 1e-4].
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Seed of the split, the init and every epoch's shuffle and augmentation [default: 42].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Training images held out for validation [default: 5000].
+    #[arg(long)]
+    val_size: Option<usize>,
+    /// Train on the first N images of the training split only.
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// No flip or crop augmentation.
+    #[arg(long)]
+    no_augment: bool,
+    /// Keep the training images in order (with --val-size 0: the files' order).
+    #[arg(long)]
+    no_shuffle: bool,
+    /// Initial parameters from a checkpoint (params only is enough).
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Output folder [default: runs/<timestamp>; with --resume, the checkpoint's folder].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue a run from its checkpoint (last.safetensors).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+impl TrainArgs {
+    /// The run's settings: defaults (or the resumed run's), overridden by the flags given.
+    fn config(&self) -> anyhow::Result<TrainConfig> {
+        let mut cfg = match &self.resume {
+            Some(path) => {
+                let ck = wgpu_cnn::checkpoint::load(path)?;
+                let saved = ck.metadata.get("config").with_context(|| {
+                    format!(
+                        "{}: has no run configuration; use --init to start from its weights",
+                        path.display()
+                    )
+                })?;
+                let mut cfg: TrainConfig = serde_json::from_str(saved)
+                    .with_context(|| format!("{}: unreadable run configuration", path.display()))?;
+                cfg.out = path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from("."));
+                cfg
+            }
+            None => TrainConfig {
+                out: PathBuf::from("runs")
+                    .join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string()),
+                ..TrainConfig::default()
+            },
+        };
+        let resuming = self.resume.is_some();
+        if resuming
+            && (self.batch_size.is_some()
+                || self.lr.is_some()
+                || self.seed.is_some()
+                || self.val_size.is_some()
+                || self.train_limit.is_some()
+                || self.no_augment
+                || self.no_shuffle
+                || self.init.is_some())
+        {
+            anyhow::bail!("--resume continues a run with its own settings; only --epochs, --data and --out may change");
+        }
+        if let Some(v) = &self.data {
+            cfg.data = v.clone();
+        }
+        if let Some(v) = self.epochs {
+            cfg.epochs = v;
+        }
+        if let Some(v) = self.batch_size {
+            cfg.batch_size = v;
+        }
+        if let Some(v) = self.lr {
+            cfg.lr = v;
+        }
+        if let Some(v) = self.seed {
+            cfg.seed = v;
+        }
+        if let Some(v) = self.val_size {
+            cfg.val_size = v;
+        }
+        if self.train_limit.is_some() {
+            cfg.train_limit = self.train_limit;
+        }
+        if self.no_augment {
+            cfg.augment = false;
+        }
+        if self.no_shuffle {
+            cfg.shuffle = false;
+        }
+        if self.init.is_some() {
+            cfg.init = self.init.clone();
+        }
+        if let Some(v) = &self.out {
+            cfg.out = v.clone();
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
 }
 
 fn devices(backend: Backend) -> anyhow::Result<()> {
@@ -76,6 +240,61 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info { device } => {
             let gpu = Gpu::new(&device.options())?;
             println!("adapter: {}", gpu.describe());
+            Ok(())
+        }
+        Command::Train(args) => {
+            let cfg = args.config()?;
+            let device = args.device.options();
+            let _ = ctrlc::set_handler(|| {
+                if train::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    // Second Ctrl-C: give up at once.
+                    std::process::exit(130);
+                }
+                eprintln!(
+                    "\ninterrupt: writing a checkpoint after this step (Ctrl-C again to quit now)"
+                );
+            });
+            let outcome = train::train(cfg, args.resume.as_deref(), &device)?;
+            if outcome.interrupted {
+                std::process::exit(130);
+            }
+            Ok(())
+        }
+        Command::Eval {
+            checkpoint,
+            data,
+            out,
+            batch_size,
+            device,
+        } => {
+            train::eval(
+                &checkpoint,
+                &data,
+                out.as_deref(),
+                batch_size,
+                &device.options(),
+            )?;
+            Ok(())
+        }
+        Command::Predict {
+            checkpoint,
+            images,
+            device,
+        } => {
+            for p in train::predict(&checkpoint, &images, 3, &device.options())? {
+                let top: Vec<String> = p
+                    .top
+                    .iter()
+                    .map(|(c, prob)| format!("{} {:.3}", CLASS_NAMES[*c], prob))
+                    .collect();
+                println!("{}: {}", p.path.display(), top.join(", "));
+            }
+            Ok(())
+        }
+        Command::Download { dir, url, md5 } => {
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let out = wgpu_cnn::data::download::download(&url, &md5, &dir, progress)?;
+            println!("CIFAR-10 is in {}", out.display());
             Ok(())
         }
     }

@@ -180,6 +180,15 @@ impl Shapes {
             loss: SoftmaxCeParams::new(n, CLASSES),
         }
     }
+    /// Bytes of the largest activation buffer: it must fit one storage binding.
+    pub fn largest_buffer_bytes(&self) -> u64 {
+        4 * self
+            .conv0
+            .output_len()
+            .max(self.conv0.partials_len())
+            .max(self.conv1.partials_len()) as u64
+    }
+
     /// FLOPs of one training step by the 3×-forward rule (padding taps included).
     pub fn train_flops(&self) -> u64 {
         3 * (self.conv0.flops_forward()
@@ -331,6 +340,9 @@ pub fn cpu_adam_step<T: Real>(
     }
 }
 
+/// Adam's (mu, nu), per tensor in `param_specs()` order.
+pub type Moments = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
 /// Batch statistics read back from the GPU.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BatchStats {
@@ -368,6 +380,7 @@ pub struct GpuModel {
     train: Vec<Dispatch>,
     eval: Vec<Dispatch>,
     adam_index: usize,
+    eval_loss_index: usize,
 }
 
 impl GpuModel {
@@ -593,6 +606,7 @@ impl GpuModel {
         );
 
         let mut eval = forward(gpu);
+        let eval_loss_index = eval.len();
         eval.extend(softmax_ce::forward(gpu, &s.loss, &ce).map(|d| d.in_layer("loss")));
         gpu.take_errors()?;
 
@@ -614,6 +628,7 @@ impl GpuModel {
             train,
             eval,
             adam_index,
+            eval_loss_index,
         })
     }
 
@@ -650,8 +665,14 @@ impl GpuModel {
     }
 
     /// Records the train step (forward, loss, backward, Adam) into `encoder` as one compute
-    /// pass. Advances the Adam step; the caller submits.
-    pub fn encode_train_step(&mut self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder) {
+    /// pass, after the `prologue` dispatches (e.g. building the batch). Advances the Adam
+    /// step; the caller submits.
+    pub fn encode_train_step(
+        &mut self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        prologue: &[&Dispatch],
+    ) {
         self.step += 1;
         let adam = AdamParams::new(self.layout.total as u32, self.lr, self.step);
         gpu.queue.write_buffer(
@@ -659,25 +680,71 @@ impl GpuModel {
             0,
             bytemuck::bytes_of(&adam),
         );
-        record(encoder, "train_step", &self.train);
+        record(encoder, "train_step", prologue, &self.train);
     }
 
     /// Records the eval step (forward and loss, no gradients) into `encoder`.
-    pub fn encode_eval_step(&self, encoder: &mut wgpu::CommandEncoder) {
-        record(encoder, "eval_step", &self.eval);
+    pub fn encode_eval_step(&self, encoder: &mut wgpu::CommandEncoder, prologue: &[&Dispatch]) {
+        record(encoder, "eval_step", prologue, &self.eval);
+    }
+
+    /// Makes the eval loss count only the first `valid` rows of the batch (a partial last
+    /// batch); `valid = batch` restores it. Takes effect from the next submit.
+    pub fn set_eval_rows(&self, gpu: &Gpu, valid: u32) {
+        let p = SoftmaxCeParams::new(valid.clamp(1, self.batch()), CLASSES);
+        gpu.queue.write_buffer(
+            &self.eval[self.eval_loss_index].uniform,
+            0,
+            bytemuck::bytes_of(&p),
+        );
+    }
+
+    /// Replaces the parameters (per-tensor vectors in `param_specs()` order).
+    pub fn write_params(&self, gpu: &Gpu, params: &[Vec<f32>]) {
+        gpu.queue.write_buffer(
+            &self.params,
+            0,
+            bytemuck::cast_slice(&self.layout.flatten(params)),
+        );
+    }
+
+    /// Replaces Adam's state: moments and the number of steps taken.
+    pub fn write_adam(&mut self, gpu: &Gpu, mu: &[Vec<f32>], nu: &[Vec<f32>], step: u32) {
+        gpu.queue
+            .write_buffer(&self.mu, 0, bytemuck::cast_slice(&self.layout.flatten(mu)));
+        gpu.queue
+            .write_buffer(&self.nu, 0, bytemuck::cast_slice(&self.layout.flatten(nu)));
+        self.step = step;
+    }
+
+    /// Adam's moments (mu, nu) per tensor.
+    pub fn read_adam(&self, gpu: &Gpu) -> Result<Moments, GpuError> {
+        Ok((
+            self.layout.unflatten(&gpu.read_f32(&self.mu)?),
+            self.layout.unflatten(&gpu.read_f32(&self.nu)?),
+        ))
+    }
+
+    /// Sets the on-GPU totals (resuming mid-epoch).
+    pub fn write_totals(&self, gpu: &Gpu, t: Totals) {
+        gpu.queue.write_buffer(
+            &self.totals,
+            0,
+            bytemuck::cast_slice(&[t.loss_sum, t.correct, t.count]),
+        );
     }
 
     /// One training step on the uploaded batch, submitted without waiting.
     pub fn train_step(&mut self, gpu: &Gpu) {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        self.encode_train_step(gpu, &mut encoder);
+        self.encode_train_step(gpu, &mut encoder, &[]);
         gpu.queue.submit([encoder.finish()]);
     }
 
     /// One evaluation step on the uploaded batch, submitted without waiting.
     pub fn eval_step(&self, gpu: &Gpu) {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        self.encode_eval_step(&mut encoder);
+        self.encode_eval_step(&mut encoder, &[]);
         gpu.queue.submit([encoder.finish()]);
     }
 
@@ -715,12 +782,17 @@ fn z0_len(s: &Shapes) -> usize {
     s.conv0.output_len()
 }
 
-fn record(encoder: &mut wgpu::CommandEncoder, label: &str, schedule: &[Dispatch]) {
+fn record(
+    encoder: &mut wgpu::CommandEncoder,
+    label: &str,
+    prologue: &[&Dispatch],
+    schedule: &[Dispatch],
+) {
     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some(label),
         timestamp_writes: None,
     });
-    for d in schedule {
+    for d in prologue.iter().copied().chain(schedule) {
         d.record(&mut pass);
     }
 }

@@ -233,3 +233,28 @@ impl AdamParams {
         }
     }
 }
+
+/// Building one batch of inputs from the GPU-resident data set (`augment.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct AugmentParams {
+    pub batch: u32,
+    /// Records held by the first of the two image bindings.
+    pub chunk_images: u32,
+    pub mean: [f32; 3],
+    /// `1 / std` per channel.
+    pub inv_std: [f32; 3],
+}
+
+impl AugmentParams {
+    pub fn new(batch: u32, chunk_images: u32) -> Self {
+        let m = crate::data::MEAN;
+        let s = crate::data::STD;
+        Self {
+            batch,
+            chunk_images,
+            mean: m,
+            inv_std: [1.0 / s[0], 1.0 / s[1], 1.0 / s[2]],
+        }
+    }
+}

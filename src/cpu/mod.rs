@@ -4,6 +4,7 @@
 //! loops in the most obvious order, no tiling.
 
 pub mod adam;
+pub mod augment;
 pub mod avgpool;
 pub mod conv2d;
 pub mod dense;

@@ -24,6 +24,7 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("relu"),
     shader!("softmax_ce"),
     shader!("adam"),
+    shader!("augment"),
 ];
 
 /// The WGSL source of shader `name`.

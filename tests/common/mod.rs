@@ -70,7 +70,7 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], atol: f64, rtol: f64)
     let mut bad: Vec<(usize, f64)> = Vec::new();
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g as f64 - w).abs();
-        if !(err <= atol + rtol * w.abs()) {
+        if err.is_nan() || err > atol + rtol * w.abs() {
             bad.push((i, err));
         }
     }

@@ -2,6 +2,7 @@
 //! slices into [`Dispatch`](super::Dispatch)es with the right bind group and grid.
 
 pub mod adam;
+pub mod augment;
 pub mod avgpool;
 pub mod conv2d;
 pub mod dense;

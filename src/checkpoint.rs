@@ -1,0 +1,171 @@
+//! Checkpoints: safetensors, float32, with Flax's parameter names and layouts
+//! (`Conv_0.kernel` [3,3,3,32] HWIO, …, `Dense_0.kernel` [4096,256] with inputs in (H,W,C)
+//! order), Adam's moments as `adam.mu.<name>` / `adam.nu.<name>`, and the training position
+//! (step, epoch, RNG seed, …) as string metadata. Written atomically (temporary file, fsync,
+//! rename), so a kill at any moment leaves the previous checkpoint intact.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::{Dtype, TensorView};
+
+use crate::model::{param_specs, Moments};
+
+/// Parameters, optionally Adam's state, and metadata.
+#[derive(Clone, Debug, Default)]
+pub struct Checkpoint {
+    /// Per tensor, in `param_specs()` order.
+    pub params: Vec<Vec<f32>>,
+    /// Adam's (mu, nu) per tensor, when present.
+    pub adam: Option<Moments>,
+    pub metadata: HashMap<String, String>,
+    /// Names in the file that are not part of the model (reported as warnings by `load`).
+    pub unknown: Vec<String>,
+}
+
+impl Checkpoint {
+    pub fn meta<T: std::str::FromStr>(&self, key: &str) -> Option<T> {
+        self.metadata.get(key).and_then(|v| v.parse().ok())
+    }
+}
+
+fn bytes_of(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Writes `path` atomically: `path.tmp`, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(())
+}
+
+pub fn save(path: &Path, ck: &Checkpoint) -> Result<()> {
+    let specs = param_specs();
+    let mut data: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (s, t) in specs.iter().zip(&ck.params) {
+        data.push((s.name.to_string(), s.shape.clone(), bytes_of(t)));
+    }
+    if let Some((mu, nu)) = &ck.adam {
+        for (s, t) in specs.iter().zip(mu) {
+            data.push((format!("adam.mu.{}", s.name), s.shape.clone(), bytes_of(t)));
+        }
+        for (s, t) in specs.iter().zip(nu) {
+            data.push((format!("adam.nu.{}", s.name), s.shape.clone(), bytes_of(t)));
+        }
+    }
+    let views: Vec<(String, TensorView<'_>)> = data
+        .iter()
+        .map(|(n, shape, b)| Ok((n.clone(), TensorView::new(Dtype::F32, shape.clone(), b)?)))
+        .collect::<Result<_, safetensors::SafeTensorError>>()?;
+    let bytes = safetensors::serialize(views, Some(ck.metadata.clone()))?;
+    write_atomic(path, &bytes)
+}
+
+/// Loads and validates a checkpoint: every parameter present with its shape, float32, finite.
+/// Adam's state is read when complete. Unknown tensors are listed in `unknown`.
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    let shown = path.display();
+    if path.is_dir() {
+        bail!("{shown}: is a directory, expected a .safetensors checkpoint");
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {shown}"))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| anyhow::anyhow!("{shown}: not a valid safetensors file ({e})"))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| anyhow::anyhow!("{shown}: not a valid safetensors file ({e})"))?;
+    let specs = param_specs();
+    let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+        let t = st
+            .tensor(name)
+            .map_err(|_| anyhow::anyhow!("{shown}: tensor {name} is missing"))?;
+        if t.dtype() != Dtype::F32 {
+            bail!(
+                "{shown}: tensor {name} has dtype {:?}, expected F32",
+                t.dtype()
+            );
+        }
+        if t.shape() != shape {
+            bail!(
+                "{shown}: tensor {name} has shape {:?}, expected {:?}",
+                t.shape(),
+                shape
+            );
+        }
+        let v: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            bail!(
+                "{shown}: tensor {name} holds a non-finite value ({}) at index {i}",
+                v[i]
+            );
+        }
+        Ok(v)
+    };
+    let params = specs
+        .iter()
+        .map(|s| read(s.name, &s.shape))
+        .collect::<Result<Vec<_>>>()?;
+    let has_adam = specs.iter().all(|s| {
+        st.names()
+            .iter()
+            .any(|n| *n == format!("adam.mu.{}", s.name))
+            && st
+                .names()
+                .iter()
+                .any(|n| *n == format!("adam.nu.{}", s.name))
+    });
+    let adam = if has_adam {
+        let mu = specs
+            .iter()
+            .map(|s| read(&format!("adam.mu.{}", s.name), &s.shape))
+            .collect::<Result<Vec<_>>>()?;
+        let nu = specs
+            .iter()
+            .map(|s| read(&format!("adam.nu.{}", s.name), &s.shape))
+            .collect::<Result<Vec<_>>>()?;
+        Some((mu, nu))
+    } else {
+        None
+    };
+    let known: Vec<String> = specs
+        .iter()
+        .flat_map(|s| {
+            [
+                s.name.to_string(),
+                format!("adam.mu.{}", s.name),
+                format!("adam.nu.{}", s.name),
+            ]
+        })
+        .collect();
+    let mut unknown: Vec<String> = st
+        .names()
+        .into_iter()
+        .filter(|n| !known.iter().any(|k| k == *n))
+        .map(|n| n.to_string())
+        .collect();
+    unknown.sort();
+    Ok(Checkpoint {
+        params,
+        adam,
+        metadata: header.metadata().clone().unwrap_or_default(),
+        unknown,
+    })
+}

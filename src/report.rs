@@ -1,0 +1,285 @@
+//! Reports of a run: evaluation results, the confusion matrix as a text table and a PNG heat
+//! map, and training curves.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use plotters::prelude::*;
+use plotters::style::register_font;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use serde::{Deserialize, Serialize};
+
+use crate::data::CLASS_NAMES;
+
+/// Loss and accuracy of a model on a set of images; the confusion matrix when collected.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EvalResult {
+    pub loss: f64,
+    pub accuracy: f64,
+    pub correct: u64,
+    pub total: u64,
+    /// `confusion[true][predicted]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confusion: Option<Vec<Vec<u64>>>,
+}
+
+impl EvalResult {
+    pub fn per_class_accuracy(&self) -> Option<Vec<f64>> {
+        self.confusion.as_ref().map(|m| {
+            m.iter()
+                .enumerate()
+                .map(|(i, row)| {
+                    let n: u64 = row.iter().sum();
+                    if n == 0 {
+                        0.0
+                    } else {
+                        row[i] as f64 / n as f64
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// `loss: 0.9002, accuracy: 0.7274 (7274/10000)`, the seed's format.
+    pub fn line(&self) -> String {
+        format!(
+            "loss: {:.4}, accuracy: {:.4} ({}/{})",
+            self.loss, self.accuracy, self.correct, self.total
+        )
+    }
+
+    /// JSON object with per-class accuracy keyed by class name.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "loss": self.loss,
+            "accuracy": self.accuracy,
+            "correct": self.correct,
+            "total": self.total,
+        });
+        if let (Some(pc), Some(m)) = (self.per_class_accuracy(), &self.confusion) {
+            let per: serde_json::Map<String, serde_json::Value> = CLASS_NAMES
+                .iter()
+                .zip(pc)
+                .map(|(n, a)| (n.to_string(), a.into()))
+                .collect();
+            v["per_class_accuracy"] = per.into();
+            v["classes"] = CLASS_NAMES.to_vec().into();
+            v["confusion"] = serde_json::to_value(m).unwrap_or_default();
+        }
+        v
+    }
+}
+
+/// Per-class accuracy lines and the confusion matrix (rows: true class, columns: predicted).
+pub fn confusion_table(r: &EvalResult) -> String {
+    let (Some(m), Some(pc)) = (&r.confusion, r.per_class_accuracy()) else {
+        return String::new();
+    };
+    let mut s = String::from("per-class accuracy:\n");
+    for (name, a) in CLASS_NAMES.iter().zip(&pc) {
+        s += &format!("  {name:<10} {a:.4}\n");
+    }
+    s += "confusion matrix (rows: true class, columns: predicted):\n";
+    s += &format!("{:>12}", "");
+    for name in CLASS_NAMES {
+        s += &format!(" {:>6}", &name[..name.len().min(6)]);
+    }
+    s += "\n";
+    for (name, row) in CLASS_NAMES.iter().zip(m) {
+        s += &format!("{name:>12}");
+        for v in row {
+            s += &format!(" {v:>6}");
+        }
+        s += "\n";
+    }
+    s
+}
+
+fn font() -> Result<()> {
+    static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+    register_font("sans-serif", FontStyle::Normal, FONT)
+        .map_err(|_| anyhow::anyhow!("cannot load the bundled font"))
+}
+
+fn plot_err<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> anyhow::Error + '_ {
+    move |e| anyhow::anyhow!("cannot draw {}: {e:?}", path.display())
+}
+
+/// Writes `path` (PNG) atomically from an RGB buffer.
+fn save_png(path: &Path, w: u32, h: u32, rgb: Vec<u8>) -> Result<()> {
+    let img = image::RgbImage::from_raw(w, h, rgb).context("image buffer size")?;
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )?;
+    crate::checkpoint::write_atomic(path, &bytes)
+}
+
+/// Heat map of the confusion matrix with class names and counts.
+pub fn confusion_png(r: &EvalResult, title: &str, path: &Path) -> Result<()> {
+    let Some(m) = &r.confusion else { return Ok(()) };
+    font()?;
+    let (w, h) = (900u32, 820u32);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err(path))?;
+        let n = CLASS_NAMES.len() as i32;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 24))
+            .margin(20)
+            .x_label_area_size(70)
+            .y_label_area_size(110)
+            .build_cartesian_2d((0..n - 1).into_segmented(), (0..n - 1).into_segmented())
+            .map_err(plot_err(path))?;
+        // Columns are narrow: the short names CIFAR-10 papers use.
+        const SHORT: [&str; 10] = [
+            "plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+        ];
+        let name = |v: &SegmentValue<i32>, flip: bool| match v {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                let i = if flip { n - 1 - *i } else { *i };
+                let names: &[&str] = if flip { &CLASS_NAMES } else { &SHORT };
+                names
+                    .get(i as usize)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            }
+            SegmentValue::Last => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(CLASS_NAMES.len())
+            .y_labels(CLASS_NAMES.len())
+            .x_desc("predicted")
+            .y_desc("true")
+            .x_label_formatter(&|v| name(v, false))
+            .y_label_formatter(&|v| name(v, true))
+            .x_label_style(("sans-serif", 14))
+            .y_label_style(("sans-serif", 14))
+            .draw()
+            .map_err(plot_err(path))?;
+        let row_max: Vec<u64> = m.iter().map(|r| r.iter().sum::<u64>().max(1)).collect();
+        for (t, row) in m.iter().enumerate() {
+            for (p, &v) in row.iter().enumerate() {
+                let frac = v as f64 / row_max[t] as f64;
+                let shade = (255.0 * (1.0 - frac)) as u8;
+                let (x, y) = (p as i32, n - 1 - t as i32);
+                let cell = [
+                    (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                    (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+                ];
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        cell,
+                        RGBColor(shade, shade, 255).filled(),
+                    )))
+                    .map_err(plot_err(path))?;
+                let text_color = if frac > 0.5 { WHITE } else { BLACK };
+                let style = ("sans-serif", 15)
+                    .into_font()
+                    .color(&text_color)
+                    .pos(Pos::new(HPos::Center, VPos::Center));
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        v.to_string(),
+                        (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y)),
+                        style,
+                    )))
+                    .map_err(plot_err(path))?;
+            }
+        }
+        root.present().map_err(plot_err(path))?;
+    }
+    save_png(path, w, h, buf)
+}
+
+/// One epoch's metrics, as written to metrics.jsonl.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: u32,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+/// Train/validation loss and accuracy per epoch.
+pub fn curves_png(history: &[EpochMetrics], path: &Path) -> Result<()> {
+    if history.is_empty() {
+        return Ok(());
+    }
+    font()?;
+    let (w, h) = (1200u32, 480u32);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err(path))?;
+        let (left, right) = root.split_horizontally(w / 2);
+        let last = history.last().map(|m| m.epoch).unwrap_or(0) as f64;
+        let series = |f: &dyn Fn(&EpochMetrics) -> Option<f64>| -> Vec<(f64, f64)> {
+            history
+                .iter()
+                .filter_map(|m| f(m).map(|v| (m.epoch as f64, v)))
+                .collect()
+        };
+        for (area, title, train, val) in [
+            (
+                &left,
+                "loss",
+                series(&|m| Some(m.train_loss)),
+                series(&|m| m.val_loss),
+            ),
+            (
+                &right,
+                "accuracy",
+                series(&|m| Some(m.train_accuracy)),
+                series(&|m| m.val_accuracy),
+            ),
+        ] {
+            let all = train.iter().chain(&val).map(|p| p.1);
+            let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+            let pad = ((hi - lo) * 0.05).max(1e-3);
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, ("sans-serif", 22))
+                .margin(15)
+                .x_label_area_size(40)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0.0..last.max(1.0), (lo - pad)..(hi + pad))
+                .map_err(plot_err(path))?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .label_style(("sans-serif", 14))
+                .draw()
+                .map_err(plot_err(path))?;
+            chart
+                .draw_series(LineSeries::new(train, BLUE.stroke_width(2)))
+                .map_err(plot_err(path))?
+                .label("train")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+            if !val.is_empty() {
+                chart
+                    .draw_series(LineSeries::new(val, RED.stroke_width(2)))
+                    .map_err(plot_err(path))?
+                    .label("validation")
+                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .draw()
+                .map_err(plot_err(path))?;
+        }
+        root.present().map_err(plot_err(path))?;
+    }
+    save_png(path, w, h, buf)
+}

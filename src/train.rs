@@ -1,0 +1,757 @@
+//! `wgpu-cnn train`: the seed's CIFAR-10 recipe end to end on the GPU.
+//!
+//! The data set is uploaded once as bytes; each step writes 32 bytes of crop parameters per
+//! image, then one submit records the augmentation dispatch and the model's fixed train
+//! schedule in one compute pass. Loss and accuracy accumulate on the GPU and are read back
+//! once per epoch. Every random choice of epoch `e` comes from an RNG seeded with (seed, e),
+//! so a run resumed from any step replays the same batches as an uninterrupted one.
+
+use std::collections::VecDeque;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::{self, Crop, GpuDataset, Split};
+use crate::gpu::ops::augment;
+use crate::gpu::{Dispatch, Gpu, GpuOptions};
+use crate::model::{self, GpuModel, Totals};
+use crate::report::{self, EpochMetrics, EvalResult};
+
+/// Set by the Ctrl-C handler: the training loop checkpoints and stops at the next step.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Every setting of a run (written to config.json and into checkpoints).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub data: PathBuf,
+    pub epochs: u32,
+    pub batch_size: u32,
+    pub lr: f32,
+    pub seed: u64,
+    pub val_size: usize,
+    pub train_limit: Option<usize>,
+    pub augment: bool,
+    pub shuffle: bool,
+    pub init: Option<PathBuf>,
+    pub out: PathBuf,
+}
+
+impl Default for TrainConfig {
+    /// The seed recipe.
+    fn default() -> Self {
+        TrainConfig {
+            data: data::default_data_dir(),
+            epochs: 100,
+            batch_size: 128,
+            lr: 1e-4,
+            seed: 42,
+            val_size: 5000,
+            train_limit: None,
+            augment: true,
+            shuffle: true,
+            init: None,
+            out: PathBuf::from("runs"),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Rejects settings that cannot run, with one clear line.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            bail!("--lr must be a positive finite number, got {}", self.lr);
+        }
+        if self.epochs == 0 {
+            bail!("--epochs must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Where a run is: what a checkpoint needs to continue it exactly.
+#[derive(Clone, Copy, Debug, Default)]
+struct Position {
+    /// The epoch in progress (or the next to run when `step_in_epoch` is 0).
+    epoch: u32,
+    step_in_epoch: u32,
+    totals: Option<Totals>,
+    best_val_accuracy: Option<f64>,
+    best_epoch: Option<u32>,
+}
+
+/// The RNG of epoch `epoch`: shuffling and augmentation of that epoch only.
+fn epoch_rng(seed: u64, epoch: u32) -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(
+        seed.wrapping_add((epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+    )
+}
+
+/// The crops of every training step of `epoch`, in order (`steps · batch` of them).
+fn epoch_crops(cfg: &TrainConfig, train_idx: &[u32], epoch: u32, steps: usize) -> Vec<[u32; 8]> {
+    let mut rng = epoch_rng(cfg.seed, epoch);
+    let mut order = train_idx.to_vec();
+    if cfg.shuffle {
+        order.shuffle(&mut rng);
+    }
+    order[..steps * cfg.batch_size as usize]
+        .iter()
+        .map(|&r| {
+            if cfg.augment {
+                data::train_crop(&mut rng, r)
+            } else {
+                Crop::identity(r)
+            }
+            .words()
+        })
+        .collect()
+}
+
+/// A model plus the buffers and dispatches that feed it from GPU-resident data sets.
+pub struct Runner {
+    pub model: GpuModel,
+    crops: wgpu::Buffer,
+    preds: Option<wgpu::Buffer>,
+}
+
+impl Runner {
+    pub fn new(gpu: &Gpu, batch: u32, params: &[Vec<f32>], lr: f32) -> Result<Self> {
+        let shapes = model::Shapes::new(batch);
+        let max = gpu.limits.max_storage_buffer_binding_size;
+        if shapes.largest_buffer_bytes() > max {
+            let per_image = shapes.largest_buffer_bytes() / batch as u64;
+            bail!(
+                "batch size {batch} needs a {} MiB buffer, over this adapter's {} MiB storage binding \
+                 limit; the largest batch that fits is {}",
+                shapes.largest_buffer_bytes() >> 20,
+                max >> 20,
+                max / per_image
+            );
+        }
+        let model = GpuModel::new(gpu, batch, params, lr)?;
+        let crops = gpu.storage("crops", 8 * batch as usize);
+        Ok(Runner {
+            model,
+            crops,
+            preds: None,
+        })
+    }
+
+    /// The augmentation dispatch that fills the model's input from `data`.
+    pub fn augment_from(&self, gpu: &Gpu, data: &GpuDataset) -> Dispatch {
+        augment::batch(
+            gpu,
+            self.model.batch(),
+            data,
+            (&self.crops).into(),
+            (&self.model.input).into(),
+            (&self.model.labels).into(),
+        )
+    }
+
+    fn write_crops(&self, gpu: &Gpu, crops: &[[u32; 8]]) {
+        gpu.queue
+            .write_buffer(&self.crops, 0, bytemuck::cast_slice(crops));
+    }
+
+    /// Loss and accuracy of the current weights on `indices` of the data set behind `aug`
+    /// (unaugmented). With `labels`, also the confusion matrix (logits are gathered on the GPU
+    /// and read back once).
+    pub fn evaluate(
+        &mut self,
+        gpu: &Gpu,
+        aug: &Dispatch,
+        indices: &[u32],
+        labels: Option<&[u8]>,
+    ) -> Result<EvalResult> {
+        let b = self.model.batch() as usize;
+        let classes = model::CLASSES as usize;
+        if labels.is_some() {
+            let need = (indices.len() * classes * 4) as u64;
+            if self.preds.as_ref().is_none_or(|p| p.size() < need) {
+                self.preds = Some(gpu.storage("predictions", indices.len() * classes));
+            }
+        }
+        self.model.reset_totals(gpu);
+        for (i, chunk) in indices.chunks(b).enumerate() {
+            // A partial last batch is padded with its first image; the loss counts only the
+            // real rows.
+            let crops: Vec<[u32; 8]> = (0..b)
+                .map(|j| Crop::identity(*chunk.get(j).unwrap_or(&chunk[0])).words())
+                .collect();
+            self.write_crops(gpu, &crops);
+            if chunk.len() < b {
+                self.model.set_eval_rows(gpu, chunk.len() as u32);
+            }
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            self.model.encode_eval_step(&mut enc, &[aug]);
+            if let (Some(p), Some(_)) = (&self.preds, labels) {
+                let bytes = (chunk.len() * classes * 4) as u64;
+                enc.copy_buffer_to_buffer(
+                    &self.model.logits,
+                    0,
+                    p,
+                    (i * b * classes * 4) as u64,
+                    bytes,
+                );
+            }
+            gpu.queue.submit([enc.finish()]);
+            if chunk.len() < b {
+                self.model.set_eval_rows(gpu, b as u32);
+            }
+        }
+        gpu.wait()?;
+        let t = self.model.read_totals(gpu)?;
+        let mut r = EvalResult {
+            loss: t.loss_sum as f64 / t.count.max(1.0) as f64,
+            accuracy: t.correct as f64 / t.count.max(1.0) as f64,
+            correct: t.correct as u64,
+            total: t.count as u64,
+            confusion: None,
+        };
+        if let (Some(p), Some(labels)) = (&self.preds, labels) {
+            let logits: Vec<f32> = gpu.read(crate::gpu::BufSlice {
+                buffer: p,
+                offset: 0,
+                size: (indices.len() * classes * 4) as u64,
+            })?;
+            let mut m = vec![vec![0u64; classes]; classes];
+            for (row, &idx) in logits.chunks_exact(classes).zip(indices) {
+                m[labels[idx as usize] as usize][argmax(row)] += 1;
+            }
+            r.confusion = Some(m);
+        }
+        Ok(r)
+    }
+}
+
+/// Index of the first maximum (as jnp.argmax and the shader).
+pub fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (j, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = j;
+        }
+    }
+    best
+}
+
+/// Loads the data set, downloading it when the default location is empty.
+pub fn load_data(dir: &Path, progress: bool) -> Result<data::Cifar10> {
+    if !data::is_present(dir) && dir == data::default_data_dir() {
+        let root = dir.parent().unwrap_or(Path::new("."));
+        eprintln!(
+            "CIFAR-10 not found in {}; downloading {}",
+            dir.display(),
+            data::download::URL
+        );
+        data::download::download(data::download::URL, data::download::MD5, root, progress)
+            .map_err(|e| anyhow::anyhow!("{e:#}; {}", data::missing_data_hint(dir)))?;
+    }
+    data::load(dir)
+}
+
+fn checkpoint_of(
+    gpu: &Gpu,
+    m: &GpuModel,
+    cfg: &TrainConfig,
+    pos: Position,
+    adapter: &str,
+) -> Result<Checkpoint> {
+    let params = m.read_params(gpu)?;
+    let adam = m.read_adam(gpu)?;
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("format".into(), "wgpu-cnn checkpoint 1".into());
+    meta.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+    meta.insert("step".into(), m.step.to_string());
+    meta.insert("epoch".into(), pos.epoch.to_string());
+    meta.insert("step_in_epoch".into(), pos.step_in_epoch.to_string());
+    meta.insert(
+        "rng".into(),
+        format!("StdRng per epoch from seed {}", cfg.seed),
+    );
+    meta.insert("seed".into(), cfg.seed.to_string());
+    meta.insert("adapter".into(), adapter.to_string());
+    meta.insert("config".into(), serde_json::to_string(cfg)?);
+    if let Some(t) = pos.totals {
+        meta.insert(
+            "totals".into(),
+            format!(
+                "{} {} {}",
+                t.loss_sum.to_bits(),
+                t.correct.to_bits(),
+                t.count.to_bits()
+            ),
+        );
+    }
+    if let (Some(a), Some(e)) = (pos.best_val_accuracy, pos.best_epoch) {
+        meta.insert("best_val_accuracy".into(), a.to_string());
+        meta.insert("best_epoch".into(), e.to_string());
+    }
+    Ok(Checkpoint {
+        params,
+        adam: Some(adam),
+        metadata: meta,
+        unknown: Vec::new(),
+    })
+}
+
+fn parse_totals(s: &str) -> Option<Totals> {
+    let v: Vec<u32> = s
+        .split(' ')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let [a, b, c] = v[..] else { return None };
+    Some(Totals {
+        loss_sum: f32::from_bits(a),
+        correct: f32::from_bits(b),
+        count: f32::from_bits(c),
+    })
+}
+
+fn read_history(path: &Path) -> Vec<EpochMetrics> {
+    std::fs::read_to_string(path)
+        .map(|s| {
+            s.lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn write_history(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+    let mut s = String::new();
+    for m in history {
+        s += &serde_json::to_string(m)?;
+        s.push('\n');
+    }
+    checkpoint::write_atomic(path, s.as_bytes())
+}
+
+/// What `train` returns: final evaluations and where the outputs are.
+pub struct TrainOutcome {
+    pub out: PathBuf,
+    pub history: Vec<EpochMetrics>,
+    pub test_last: Option<EvalResult>,
+    pub test_best: Option<EvalResult>,
+    pub interrupted: bool,
+}
+
+/// Runs the recipe `cfg` (or continues `resume`). Prints the seed's log lines.
+pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Result<TrainOutcome> {
+    cfg.validate()?;
+    let progress = std::io::stderr().is_terminal();
+    let resumed = resume.map(checkpoint::load).transpose()?;
+    std::fs::create_dir_all(&cfg.out)
+        .with_context(|| format!("cannot create output folder {}", cfg.out.display()))?;
+    // Fail before training when the output folder is not writable.
+    checkpoint::write_atomic(&cfg.out.join(".write-test"), b"ok")
+        .with_context(|| format!("output folder {} is not writable", cfg.out.display()))?;
+    let _ = std::fs::remove_file(cfg.out.join(".write-test"));
+
+    let ds = load_data(&cfg.data, progress)?;
+    let n_all = ds.train.len();
+    if cfg.val_size >= n_all {
+        bail!(
+            "--val-size {} leaves no training images (the training set has {n_all})",
+            cfg.val_size
+        );
+    }
+    let (mut train_idx, val_idx) = data::split_indices(n_all, cfg.val_size, cfg.seed);
+    if let Some(limit) = cfg.train_limit {
+        if limit == 0 || limit > train_idx.len() {
+            bail!(
+                "--train-limit {limit} must be between 1 and the training split's {} images",
+                train_idx.len()
+            );
+        }
+        train_idx.truncate(limit);
+    }
+    let b = cfg.batch_size as usize;
+    let steps = train_idx.len() / b;
+    if steps == 0 {
+        bail!(
+            "the training split has {} images, fewer than one batch of {b}",
+            train_idx.len()
+        );
+    }
+
+    let gpu = Gpu::new(device)?;
+    let adapter = gpu.describe();
+    println!("adapter: {adapter}");
+
+    let (init, mut pos) = match &resumed {
+        Some(ck) => {
+            let pos = Position {
+                epoch: ck.meta("epoch").unwrap_or(0),
+                step_in_epoch: ck.meta("step_in_epoch").unwrap_or(0),
+                totals: ck.metadata.get("totals").and_then(|s| parse_totals(s)),
+                best_val_accuracy: ck.meta("best_val_accuracy"),
+                best_epoch: ck.meta("best_epoch"),
+            };
+            (ck.params.clone(), pos)
+        }
+        None => match &cfg.init {
+            Some(path) => {
+                let ck = checkpoint::load(path)?;
+                warn_unknown(path, &ck);
+                (ck.params, Position::default())
+            }
+            None => (model::init_params(cfg.seed), Position::default()),
+        },
+    };
+    let mut runner = Runner::new(&gpu, cfg.batch_size, &init, cfg.lr)?;
+    if let Some(ck) = &resumed {
+        let Some((mu, nu)) = &ck.adam else {
+            bail!(
+                "{}: has no Adam state (adam.mu.*, adam.nu.*), cannot resume from it",
+                resume.unwrap_or(Path::new("")).display()
+            );
+        };
+        runner
+            .model
+            .write_adam(&gpu, mu, nu, ck.meta("step").unwrap_or(0));
+    }
+    let train_data = GpuDataset::upload(&gpu, &ds.train, "train")?;
+    let test_data = GpuDataset::upload(&gpu, &ds.test, "test")?;
+    let aug_train = runner.augment_from(&gpu, &train_data);
+    let aug_test = runner.augment_from(&gpu, &test_data);
+    gpu.take_errors()?;
+
+    checkpoint::write_atomic(
+        &cfg.out.join("config.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "config": &cfg,
+            "adapter": &adapter,
+            "version": env!("CARGO_PKG_VERSION"),
+            "train_images": train_idx.len(),
+            "val_images": val_idx.len(),
+            "steps_per_epoch": steps,
+            "gpu_bytes": runner.model.gpu_bytes() + train_data.bytes() + test_data.bytes(),
+        }))?
+        .as_bytes(),
+    )?;
+    let metrics_path = cfg.out.join("metrics.jsonl");
+    let mut history: Vec<EpochMetrics> = if resumed.is_some() {
+        read_history(&metrics_path)
+    } else {
+        Vec::new()
+    };
+    history.retain(|m| m.epoch < pos.epoch);
+
+    let mut interrupted = false;
+    while pos.epoch < cfg.epochs {
+        let epoch = pos.epoch;
+        let crops = epoch_crops(&cfg, &train_idx, epoch, steps);
+        match pos.totals.take() {
+            Some(t) if pos.step_in_epoch > 0 => runner.model.write_totals(&gpu, t),
+            _ => runner.model.reset_totals(&gpu),
+        }
+        let bar = if progress {
+            indicatif::ProgressBar::new(steps as u64)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "epoch {epoch:03} {{bar:40}} {{pos}}/{{len}} steps, {{per_sec}}, eta {{eta}}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_position(pos.step_in_epoch as u64);
+        let t0 = Instant::now();
+        let first = pos.step_in_epoch as usize;
+        let mut in_flight: VecDeque<wgpu::SubmissionIndex> = VecDeque::new();
+        for s in first..steps {
+            runner.write_crops(&gpu, &crops[s * b..(s + 1) * b]);
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            runner
+                .model
+                .encode_train_step(&gpu, &mut enc, &[&aug_train]);
+            in_flight.push_back(gpu.queue.submit([enc.finish()]));
+            // Keep at most two steps queued: bounds staging memory and drives the progress bar.
+            if in_flight.len() > 2 {
+                let idx = in_flight.pop_front();
+                gpu.device
+                    .poll(wgpu::PollType::Wait {
+                        submission_index: idx,
+                        timeout: None,
+                    })
+                    .map_err(|e| anyhow::anyhow!("GPU error: {e}"))?;
+                gpu.take_errors()?;
+            }
+            bar.set_position(s as u64 + 1);
+            if INTERRUPTED.load(Ordering::SeqCst) && s + 1 < steps {
+                gpu.wait()?;
+                pos.step_in_epoch = (s + 1) as u32;
+                pos.totals = Some(runner.model.read_totals(&gpu)?);
+                let path = cfg.out.join("last.safetensors");
+                checkpoint::save(
+                    &path,
+                    &checkpoint_of(&gpu, &runner.model, &cfg, pos, &adapter)?,
+                )?;
+                bar.finish_and_clear();
+                eprintln!(
+                    "interrupted at epoch {epoch}, step {}: checkpoint written to {} (continue with --resume {})",
+                    s + 1,
+                    path.display(),
+                    path.display()
+                );
+                interrupted = true;
+                break;
+            }
+        }
+        if interrupted {
+            break;
+        }
+        gpu.wait()?;
+        bar.finish_and_clear();
+        let t = runner.model.read_totals(&gpu)?;
+        let train_loss = t.loss_sum as f64 / t.count as f64;
+        let train_acc = t.correct as f64 / t.count as f64;
+        if !train_loss.is_finite() {
+            bail!(
+                "training diverged: non-finite train loss in epoch {epoch} (steps {first}..{steps}); \
+                 the last good checkpoint is {}",
+                cfg.out.join("last.safetensors").display()
+            );
+        }
+        let seconds_train = t0.elapsed().as_secs_f64();
+        let val = if val_idx.is_empty() {
+            None
+        } else {
+            Some(runner.evaluate(&gpu, &aug_train, &val_idx, None)?)
+        };
+        let seconds = t0.elapsed().as_secs_f64();
+        let m = EpochMetrics {
+            epoch,
+            train_loss,
+            train_accuracy: train_acc,
+            val_loss: val.as_ref().map(|v| v.loss),
+            val_accuracy: val.as_ref().map(|v| v.accuracy),
+            seconds,
+            images_per_second: ((steps - first) * b) as f64 / seconds_train,
+        };
+        let val_text = match &val {
+            Some(v) => format!(", val loss: {:.4}, val accuracy: {:.4}", v.loss, v.accuracy),
+            None => String::new(),
+        };
+        println!(
+            "epoch: {epoch:03}, train loss: {train_loss:.4}, train accuracy: {train_acc:.4}{val_text}, \
+             {seconds:.1} s, {:.0} images/s",
+            m.images_per_second
+        );
+        history.push(m);
+        write_history(&metrics_path, &history)?;
+
+        pos.epoch += 1;
+        pos.step_in_epoch = 0;
+        let score = val.as_ref().map(|v| v.accuracy).unwrap_or(train_acc);
+        let is_best = pos.best_val_accuracy.is_none_or(|b| score > b);
+        if is_best {
+            pos.best_val_accuracy = Some(score);
+            pos.best_epoch = Some(epoch);
+        }
+        let ck = checkpoint_of(&gpu, &runner.model, &cfg, pos, &adapter)?;
+        checkpoint::save(&cfg.out.join("last.safetensors"), &ck)?;
+        if is_best {
+            checkpoint::save(&cfg.out.join("best.safetensors"), &ck)?;
+        }
+    }
+    report::curves_png(&history, &cfg.out.join("curves.png"))?;
+    if interrupted {
+        return Ok(TrainOutcome {
+            out: cfg.out,
+            history,
+            test_last: None,
+            test_best: None,
+            interrupted,
+        });
+    }
+
+    // Final test of the last weights, then of the best-validation checkpoint.
+    let test_idx: Vec<u32> = (0..ds.test.len() as u32).collect();
+    let last = runner.evaluate(&gpu, &aug_test, &test_idx, Some(&ds.test.labels))?;
+    let last_epoch = cfg.epochs - 1;
+    println!(
+        "test, last weights (epoch {last_epoch:03}): {}",
+        last.line()
+    );
+    print!("{}", report::confusion_table(&last));
+    let best_path = cfg.out.join("best.safetensors");
+    let best = match checkpoint::load(&best_path) {
+        Ok(ck) => {
+            runner.model.write_params(&gpu, &ck.params);
+            let r = runner.evaluate(&gpu, &aug_test, &test_idx, Some(&ds.test.labels))?;
+            let e: u32 = ck.meta("best_epoch").unwrap_or(last_epoch);
+            let what = if val_idx.is_empty() {
+                "best train accuracy"
+            } else {
+                "best validation accuracy"
+            };
+            println!("test, {what} checkpoint (epoch {e:03}): {}", r.line());
+            Some((r, e))
+        }
+        Err(e) => {
+            eprintln!("warning: cannot evaluate the best checkpoint: {e:#}");
+            None
+        }
+    };
+    let mut json = last.to_json();
+    json["epoch"] = last_epoch.into();
+    if let Some((r, e)) = &best {
+        let mut b = r.to_json();
+        b["epoch"] = (*e).into();
+        json["best"] = b;
+    }
+    checkpoint::write_atomic(
+        &cfg.out.join("test.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    report::confusion_png(
+        &last,
+        "CIFAR-10 test, last weights",
+        &cfg.out.join("confusion.png"),
+    )?;
+    println!("outputs in {}", cfg.out.display());
+    Ok(TrainOutcome {
+        out: cfg.out,
+        history,
+        test_last: Some(last),
+        test_best: best.map(|b| b.0),
+        interrupted,
+    })
+}
+
+pub fn warn_unknown(path: &Path, ck: &Checkpoint) {
+    if !ck.unknown.is_empty() {
+        eprintln!(
+            "warning: {}: ignoring unknown tensors: {}",
+            path.display(),
+            ck.unknown.join(", ")
+        );
+    }
+}
+
+/// `wgpu-cnn eval`: the test set on a checkpoint's parameters.
+pub fn eval(
+    checkpoint_path: &Path,
+    data_dir: &Path,
+    out: Option<&Path>,
+    batch: u32,
+    device: &GpuOptions,
+) -> Result<EvalResult> {
+    let ck = checkpoint::load(checkpoint_path)?;
+    warn_unknown(checkpoint_path, &ck);
+    let test: Split = data::load_test(data_dir)?;
+    let gpu = Gpu::new(device)?;
+    println!("adapter: {}", gpu.describe());
+    let batch = batch.min(test.len() as u32).max(1);
+    let mut runner = Runner::new(&gpu, batch, &ck.params, 1e-4)?;
+    let test_data = GpuDataset::upload(&gpu, &test, "test")?;
+    let aug = runner.augment_from(&gpu, &test_data);
+    let idx: Vec<u32> = (0..test.len() as u32).collect();
+    let r = runner.evaluate(&gpu, &aug, &idx, Some(&test.labels))?;
+    println!("test: {}", r.line());
+    print!("{}", report::confusion_table(&r));
+    if let Some(out) = out {
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        let mut json = r.to_json();
+        json["checkpoint"] = checkpoint_path.display().to_string().into();
+        checkpoint::write_atomic(
+            &out.join("test.json"),
+            serde_json::to_string_pretty(&json)?.as_bytes(),
+        )?;
+        report::confusion_png(&r, "CIFAR-10 test", &out.join("confusion.png"))?;
+        println!(
+            "wrote {} and {}",
+            out.join("test.json").display(),
+            out.join("confusion.png").display()
+        );
+    }
+    Ok(r)
+}
+
+/// One prediction: the top classes with probabilities.
+pub struct Prediction {
+    pub path: PathBuf,
+    pub top: Vec<(usize, f32)>,
+}
+
+/// Reads an image of any size and format `image` knows (grayscale and RGBA converted to RGB),
+/// resizes it to 32×32 and normalises it, NHWC.
+pub fn load_image(path: &Path) -> Result<Vec<f32>> {
+    if path.is_dir() {
+        bail!("{}: is a directory, expected an image", path.display());
+    }
+    let img = image::ImageReader::open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .decode()
+        .map_err(|e| anyhow::anyhow!("{}: not a readable image ({e})", path.display()))?;
+    if img.width() == 0 || img.height() == 0 {
+        bail!("{}: image has zero size", path.display());
+    }
+    let rgb = img.to_rgb8();
+    let small = image::imageops::resize(&rgb, 32, 32, image::imageops::FilterType::Triangle);
+    let mut out = Vec::with_capacity(model::IMAGE_LEN);
+    for p in small.pixels() {
+        for c in 0..3 {
+            out.push((p[c] as f32 / 255.0 - data::MEAN[c]) / data::STD[c]);
+        }
+    }
+    Ok(out)
+}
+
+/// `wgpu-cnn predict`: top-`k` classes of each image.
+pub fn predict(
+    checkpoint_path: &Path,
+    images: &[PathBuf],
+    k: usize,
+    device: &GpuOptions,
+) -> Result<Vec<Prediction>> {
+    if images.is_empty() {
+        bail!("no images given");
+    }
+    let ck = checkpoint::load(checkpoint_path)?;
+    warn_unknown(checkpoint_path, &ck);
+    let inputs = images
+        .iter()
+        .map(|p| load_image(p))
+        .collect::<Result<Vec<_>>>()?;
+    let gpu = Gpu::new(device)?;
+    let n = images.len() as u32;
+    let m = GpuModel::new(&gpu, n, &ck.params, 1e-4)?;
+    m.upload_batch(&gpu, &inputs.concat(), &vec![0u32; n as usize]);
+    m.eval_step(&gpu);
+    let logits = m.read_logits(&gpu)?;
+    Ok(images
+        .iter()
+        .zip(logits.chunks_exact(model::CLASSES as usize))
+        .map(|(path, row)| {
+            let mx = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = row.iter().map(|v| (v - mx).exp()).sum();
+            let mut probs: Vec<(usize, f32)> = row
+                .iter()
+                .map(|v| (v - mx).exp() / sum)
+                .enumerate()
+                .collect();
+            probs.sort_by(|a, b| b.1.total_cmp(&a.1));
+            probs.truncate(k);
+            Prediction {
+                path: path.clone(),
+                top: probs,
+            }
+        })
+        .collect())
+}
