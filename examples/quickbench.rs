@@ -2,7 +2,11 @@ use std::time::Instant;
 use wgpu_cnn::gpu::{Gpu, GpuOptions};
 use wgpu_cnn::model::{self, GpuModel};
 fn main() {
-    let gpu = Gpu::new(&GpuOptions::default()).unwrap();
+    let gpu = Gpu::new(&GpuOptions {
+        bounds_checks: std::env::var("CHECKS").is_ok(),
+        ..Default::default()
+    })
+    .unwrap();
     let b = 128;
     let init = model::init_params(0);
     let mut m = GpuModel::new(&gpu, b, &init, 1e-4).unwrap();

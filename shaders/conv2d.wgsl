@@ -8,6 +8,7 @@
 //
 // Entry points (all write their outputs with =, none accumulate):
 //   conv2d_forward                 output  = conv(input, weight) + bias       M = N·OH·OW, N = O
+//                                  (then max(·, 0) when p.relu = 1: the layer's ReLU, fused)
 //   conv2d_backward_input          dinput  = conv_transpose(dout, weight)     M = N·H·W,   N = C
 //   conv2d_backward_weight         partials[s] = Σ_{pixels in split s} input ⊗ dout (split-K)
 //   conv2d_backward_weight_reduce  dweight, dbias = Σ_s partials[s] in fixed order (deterministic)
@@ -20,7 +21,7 @@
 struct Conv2dParams {
     n: u32, h: u32, w: u32, c: u32,
     o: u32, k: u32, pad: u32, out_h: u32,
-    out_w: u32, chunk: u32, splits: u32, _pad0: u32,
+    out_w: u32, chunk: u32, splits: u32, relu: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
@@ -50,9 +51,10 @@ fn load_weight_cols(row: u32, cols: vec4<u32>) -> vec4<f32> {
     return vec4<f32>(weight[b + cols.x], weight[b + cols.y], weight[b + cols.z], weight[b + cols.w]);
 }
 
-fn store_output(m: u32, o0: u32, v: vec4<f32>) {
+fn store_output(m: u32, o0: u32, v_in: vec4<f32>) {
     if (m >= p.n * p.out_h * p.out_w) { return; }
     let b = m * p.o;
+    let v = select(v_in, max(v_in, vec4<f32>(0.0)), p.relu != 0u);
     for (var j = 0u; j < 4u; j++) {
         if (o0 + j < p.o) { output[b + o0 + j] = v[j]; }
     }

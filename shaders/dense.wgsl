@@ -5,6 +5,7 @@
 //
 // Entry points (all write with =):
 //   dense_forward          y  = x · w + b         tile over (m, n), loop k
+//                          (then max(·, 0) when p.relu = 1: the layer's ReLU, fused)
 //   dense_backward_input   dx = dy · wᵀ           tile over (m, k), loop n
 //   dense_backward_weight  dw = xᵀ · dy           tile over (k, n), loop m (batch: short)
 //   dense_backward_bias    db = Σ_m dy            one column per invocation
@@ -12,7 +13,7 @@
 // order, so results are deterministic. Loads past the end are clamped, stores masked.
 
 struct DenseParams {
-    m: u32, k: u32, n: u32, _pad0: u32,
+    m: u32, k: u32, n: u32, relu: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: DenseParams;
@@ -60,7 +61,10 @@ fn dense_forward(@builtin(global_invocation_id) gid: vec3<u32>,
     let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var i = 0u; i < 4u; i++) {
         for (var j = 0u; j < 4u; j++) {
-            if (m0 + i < p.m && n0 + j < p.n) { y[(m0 + i) * p.n + n0 + j] = acc[i][j]; }
+            if (m0 + i < p.m && n0 + j < p.n) {
+                let v = acc[i][j];
+                y[(m0 + i) * p.n + n0 + j] = select(v, max(v, 0.0), p.relu != 0u);
+            }
         }
     }
 }

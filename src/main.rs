@@ -24,6 +24,9 @@ struct DeviceArgs {
     /// Adapter to use: index from `wgpu-cnn devices`, or a name substring.
     #[arg(long)]
     adapter: Option<String>,
+    /// Keep wgpu's runtime bounds checks in the shaders (slower; for debugging).
+    #[arg(long)]
+    bounds_checks: bool,
 }
 
 impl DeviceArgs {
@@ -31,6 +34,7 @@ impl DeviceArgs {
         GpuOptions {
             backend: self.backend,
             adapter: self.adapter.clone(),
+            bounds_checks: self.bounds_checks,
         }
     }
 }

@@ -403,31 +403,27 @@ impl GpuModel {
         let nu = buf("adam.nu", layout.total);
         let input = buf("input", n * IMAGE_LEN);
         let labels = buf("labels", n);
-        let z0 = buf("Conv_0.out", s.conv0.output_len());
-        let a0 = buf("relu0.out", s.conv0.output_len());
+        // Forward: ReLU is fused into the conv and dense epilogues, so each layer keeps only
+        // its activated output (which the ReLU backward needs: output > 0 ⇔ input > 0).
+        let a0 = buf("Conv_0.out", s.conv0.output_len());
         let p0 = buf("pool0.out", s.pool0.output_len());
-        let z1 = buf("Conv_1.out", s.conv1.output_len());
-        let a1 = buf("relu1.out", s.conv1.output_len());
+        let a1 = buf("Conv_1.out", s.conv1.output_len());
         let p1 = buf("pool1.out", s.pool1.output_len());
-        let z2 = buf("Dense_0.out", n * 256);
-        let a2 = buf("relu2.out", n * 256);
+        let a2 = buf("Dense_0.out", n * 256);
         let logits = buf("logits", n * CLASSES as usize);
         let dlogits = buf("dlogits", n * CLASSES as usize);
-        let da2 = buf("relu2.dout", n * 256);
-        let dz2 = buf("Dense_0.dout", n * 256);
+        let da2 = buf("Dense_0.dout", n * 256);
+        let dz2 = buf("Dense_0.dpre", n * 256);
         let dp1 = buf("pool1.dout", s.pool1.output_len());
-        let da1 = buf("relu1.dout", s.conv1.output_len());
-        let dz1 = buf("Conv_1.dout", s.conv1.output_len());
+        let dz1 = buf("Conv_1.dpre", s.conv1.output_len());
         let dp0 = buf("pool0.dout", s.pool0.output_len());
-        let da0 = buf("relu0.dout", s.conv0.output_len());
-        let dz0 = buf("Conv_0.dout", s.conv0.output_len());
+        let dz0 = buf("Conv_0.dpre", s.conv0.output_len());
         let part0 = buf("Conv_0.partials", s.conv0.partials_len());
         let part1 = buf("Conv_1.partials", s.conv1.partials_len());
         let row_stats = buf("loss.rows", 2 * n);
         let stats = buf("loss.stats", 3);
         let totals = buf("loss.totals", 3);
 
-        let e = |len: usize| ElementwiseParams::new(len as u32);
         let ce = SoftmaxCeBuffers {
             logits: (&logits).into(),
             labels: (&labels).into(),
@@ -435,48 +431,46 @@ impl GpuModel {
             stats: (&stats).into(),
             totals: (&totals).into(),
         };
+        let param = |i: usize| layout.slice(&params, i);
+        let grad = |i: usize| layout.slice(&grads, i);
 
         let forward = |gpu: &Gpu| -> Vec<Dispatch> {
             vec![
                 conv2d::forward(
                     gpu,
-                    &s.conv0,
+                    &s.conv0.with_relu(),
                     (&input).into(),
-                    layout.slice(&params, 0),
-                    layout.slice(&params, 1),
-                    (&z0).into(),
+                    param(0),
+                    param(1),
+                    (&a0).into(),
                 )
                 .in_layer("Conv_0"),
-                relu::forward(gpu, &e(z0_len(&s)), (&z0).into(), (&a0).into()).in_layer("Conv_0"),
                 avgpool::forward(gpu, &s.pool0, (&a0).into(), (&p0).into()).in_layer("pool0"),
                 conv2d::forward(
                     gpu,
-                    &s.conv1,
+                    &s.conv1.with_relu(),
                     (&p0).into(),
-                    layout.slice(&params, 2),
-                    layout.slice(&params, 3),
-                    (&z1).into(),
+                    param(2),
+                    param(3),
+                    (&a1).into(),
                 )
                 .in_layer("Conv_1"),
-                relu::forward(gpu, &e(s.conv1.output_len()), (&z1).into(), (&a1).into())
-                    .in_layer("Conv_1"),
                 avgpool::forward(gpu, &s.pool1, (&a1).into(), (&p1).into()).in_layer("pool1"),
                 dense::forward(
                     gpu,
-                    &s.dense0,
+                    &s.dense0.with_relu(),
                     (&p1).into(),
-                    layout.slice(&params, 4),
-                    layout.slice(&params, 5),
-                    (&z2).into(),
+                    param(4),
+                    param(5),
+                    (&a2).into(),
                 )
                 .in_layer("Dense_0"),
-                relu::forward(gpu, &e(n * 256), (&z2).into(), (&a2).into()).in_layer("Dense_0"),
                 dense::forward(
                     gpu,
                     &s.dense1,
                     (&a2).into(),
-                    layout.slice(&params, 6),
-                    layout.slice(&params, 7),
+                    param(6),
+                    param(7),
                     (&logits).into(),
                 )
                 .in_layer("Dense_1"),
@@ -493,24 +487,18 @@ impl GpuModel {
                 &s.dense1,
                 (&a2).into(),
                 (&dlogits).into(),
-                layout.slice(&grads, 6),
-                layout.slice(&grads, 7),
+                grad(6),
+                grad(7),
             )
             .map(|d| d.in_layer("Dense_1")),
         );
         train.push(
-            dense::backward_input(
-                gpu,
-                &s.dense1,
-                (&dlogits).into(),
-                layout.slice(&params, 6),
-                (&da2).into(),
-            )
-            .in_layer("Dense_1"),
+            dense::backward_input(gpu, &s.dense1, (&dlogits).into(), param(6), (&da2).into())
+                .in_layer("Dense_1"),
         );
+        let e = ElementwiseParams::new((n * 256) as u32);
         train.push(
-            relu::backward(gpu, &e(n * 256), (&da2).into(), (&a2).into(), (&dz2).into())
-                .in_layer("Dense_0"),
+            relu::backward(gpu, &e, (&da2).into(), (&a2).into(), (&dz2).into()).in_layer("Dense_0"),
         );
         train.extend(
             dense::backward_weight(
@@ -518,32 +506,19 @@ impl GpuModel {
                 &s.dense0,
                 (&p1).into(),
                 (&dz2).into(),
-                layout.slice(&grads, 4),
-                layout.slice(&grads, 5),
+                grad(4),
+                grad(5),
             )
             .map(|d| d.in_layer("Dense_0")),
         );
         train.push(
-            dense::backward_input(
-                gpu,
-                &s.dense0,
-                (&dz2).into(),
-                layout.slice(&params, 4),
-                (&dp1).into(),
-            )
-            .in_layer("Dense_0"),
+            dense::backward_input(gpu, &s.dense0, (&dz2).into(), param(4), (&dp1).into())
+                .in_layer("Dense_0"),
         );
-        train
-            .push(avgpool::backward(gpu, &s.pool1, (&dp1).into(), (&da1).into()).in_layer("pool1"));
+        // Pool backward fused with the backward of the ReLU before it.
         train.push(
-            relu::backward(
-                gpu,
-                &e(s.conv1.output_len()),
-                (&da1).into(),
-                (&a1).into(),
-                (&dz1).into(),
-            )
-            .in_layer("Conv_1"),
+            avgpool::backward_relu(gpu, &s.pool1, (&dp1).into(), (&a1).into(), (&dz1).into())
+                .in_layer("pool1"),
         );
         train.extend(
             conv2d::backward_weight(
@@ -552,32 +527,18 @@ impl GpuModel {
                 (&p0).into(),
                 (&dz1).into(),
                 (&part1).into(),
-                layout.slice(&grads, 2),
-                layout.slice(&grads, 3),
+                grad(2),
+                grad(3),
             )
             .map(|d| d.in_layer("Conv_1")),
         );
         train.push(
-            conv2d::backward_input(
-                gpu,
-                &s.conv1,
-                (&dz1).into(),
-                layout.slice(&params, 2),
-                (&dp0).into(),
-            )
-            .in_layer("Conv_1"),
+            conv2d::backward_input(gpu, &s.conv1, (&dz1).into(), param(2), (&dp0).into())
+                .in_layer("Conv_1"),
         );
-        train
-            .push(avgpool::backward(gpu, &s.pool0, (&dp0).into(), (&da0).into()).in_layer("pool0"));
         train.push(
-            relu::backward(
-                gpu,
-                &e(z0_len(&s)),
-                (&da0).into(),
-                (&a0).into(),
-                (&dz0).into(),
-            )
-            .in_layer("Conv_0"),
+            avgpool::backward_relu(gpu, &s.pool0, (&dp0).into(), (&a0).into(), (&dz0).into())
+                .in_layer("pool0"),
         );
         // The first layer computes no input gradient.
         train.extend(
@@ -587,8 +548,8 @@ impl GpuModel {
                 (&input).into(),
                 (&dz0).into(),
                 (&part0).into(),
-                layout.slice(&grads, 0),
-                layout.slice(&grads, 1),
+                grad(0),
+                grad(1),
             )
             .map(|d| d.in_layer("Conv_0")),
         );
@@ -776,10 +737,6 @@ impl GpuModel {
             count: v[2],
         })
     }
-}
-
-fn z0_len(s: &Shapes) -> usize {
-    s.conv0.output_len()
 }
 
 fn record(

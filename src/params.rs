@@ -36,7 +36,8 @@ pub struct Conv2dParams {
     pub chunk: u32,
     /// Number of partial sums (`ceil(N·OH·OW / chunk)`).
     pub splits: u32,
-    pub _pad0: u32,
+    /// 1: the forward applies ReLU to its output (fused epilogue).
+    pub relu: u32,
 }
 
 impl Conv2dParams {
@@ -72,8 +73,13 @@ impl Conv2dParams {
             out_w,
             chunk,
             splits,
-            _pad0: 0,
+            relu: 0,
         }
+    }
+    /// The same convolution with ReLU fused into the forward's output.
+    pub fn with_relu(mut self) -> Self {
+        self.relu = 1;
+        self
     }
     pub fn input_len(&self) -> usize {
         (self.n * self.h * self.w * self.c) as usize
@@ -146,13 +152,19 @@ pub struct DenseParams {
     pub m: u32,
     pub k: u32,
     pub n: u32,
-    pub _pad0: u32,
+    /// 1: the forward applies ReLU to its output (fused epilogue).
+    pub relu: u32,
 }
 
 impl DenseParams {
     pub fn new(m: u32, k: u32, n: u32) -> Self {
         assert!(m > 0 && k > 0 && n > 0, "dense needs m, k, n > 0");
-        Self { m, k, n, _pad0: 0 }
+        Self { m, k, n, relu: 0 }
+    }
+    /// The same layer with ReLU fused into the forward's output.
+    pub fn with_relu(mut self) -> Self {
+        self.relu = 1;
+        self
     }
     pub fn flops_forward(&self) -> u64 {
         2 * self.m as u64 * self.k as u64 * self.n as u64

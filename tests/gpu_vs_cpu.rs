@@ -71,12 +71,31 @@ fn conv2d_all_directions() {
             (&dwb).into(),
             (&dbb).into(),
         );
-        gpu.run(&[&fwd, &bwi, &bww, &red]).unwrap();
+        let yrb = gpu.storage("y_relu", p.output_len());
+        let pr = p.with_relu();
+        let fwd_relu = conv2d::forward(
+            gpu,
+            &pr,
+            (&xb).into(),
+            (&wb).into(),
+            (&bb).into(),
+            (&yrb).into(),
+        );
+        gpu.run(&[&fwd, &fwd_relu, &bwi, &bww, &red]).unwrap();
 
         let (x64, w64, b64, dy64) = (to_f64(&x), to_f64(&wt), to_f64(&b), to_f64(&dy));
         let mut y = vec![0.0; p.output_len()];
         cpu::conv2d::conv2d_forward(&p, &x64, &w64, &b64, &mut y);
         assert_close(&format!("{what} forward"), &read(gpu, &yb), &y, ATOL, RTOL);
+        cpu::conv2d::conv2d_forward(&pr, &x64, &w64, &b64, &mut y);
+        assert!(y.iter().any(|&v| v == 0.0) && y.iter().any(|&v| v > 0.0));
+        assert_close(
+            &format!("{what} forward+relu"),
+            &read(gpu, &yrb),
+            &y,
+            ATOL,
+            RTOL,
+        );
         let mut dx = vec![0.0; p.input_len()];
         cpu::conv2d::conv2d_backward_input(&p, &dy64, &w64, &mut dx);
         assert_close(
@@ -166,7 +185,10 @@ fn avgpool_both_directions() {
         );
         let f = avgpool::forward(gpu, &p, (&xb).into(), (&yb).into());
         let b = avgpool::backward(gpu, &p, (&dyb).into(), (&dxb).into());
-        gpu.run(&[&f, &b]).unwrap();
+        // x plays the ReLU output whose sign masks the fused backward.
+        let dxrb = gpu.storage("dx_relu", p.input_len());
+        let br = avgpool::backward_relu(gpu, &p, (&dyb).into(), (&xb).into(), (&dxrb).into());
+        gpu.run(&[&f, &b, &br]).unwrap();
         let mut y = vec![0.0; p.output_len()];
         cpu::avgpool::avgpool_forward(&p, &to_f64(&x), &mut y);
         assert_close(&format!("{what} forward"), &read(gpu, &yb), &y, 1e-6, 1e-6);
@@ -175,6 +197,14 @@ fn avgpool_both_directions() {
         assert_close(
             &format!("{what} backward"),
             &read(gpu, &dxb),
+            &dx,
+            1e-6,
+            1e-6,
+        );
+        cpu::avgpool::avgpool_backward_relu(&p, &to_f64(&dy), &to_f64(&x), &mut dx);
+        assert_close(
+            &format!("{what} backward+relu"),
+            &read(gpu, &dxrb),
             &dx,
             1e-6,
             1e-6,
@@ -222,11 +252,29 @@ fn dense_all_directions() {
             (&dwb).into(),
             (&dbb).into(),
         );
-        gpu.run(&[&f, &bi, &bw, &bbias]).unwrap();
+        let yrb = gpu.storage("y_relu", mu * nu);
+        let pr = p.with_relu();
+        let fr = dense::forward(
+            gpu,
+            &pr,
+            (&xb).into(),
+            (&wb).into(),
+            (&bb).into(),
+            (&yrb).into(),
+        );
+        gpu.run(&[&f, &fr, &bi, &bw, &bbias]).unwrap();
         let (x64, w64, b64, dy64) = (to_f64(&x), to_f64(&w), to_f64(&b), to_f64(&dy));
         let mut y = vec![0.0; mu * nu];
         cpu::dense::dense_forward(&p, &x64, &w64, &b64, &mut y);
         assert_close(&format!("{what} forward"), &read(gpu, &yb), &y, ATOL, RTOL);
+        cpu::dense::dense_forward(&pr, &x64, &w64, &b64, &mut y);
+        assert_close(
+            &format!("{what} forward+relu"),
+            &read(gpu, &yrb),
+            &y,
+            ATOL,
+            RTOL,
+        );
         let mut dx = vec![0.0; mu * ku];
         cpu::dense::dense_backward_input(&p, &dy64, &w64, &mut dx);
         assert_close(

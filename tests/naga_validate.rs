@@ -18,7 +18,7 @@ fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
 
 #[test]
 fn every_shader_parses_and_validates() {
-    assert_eq!(SHADERS.len(), 6);
+    assert_eq!(SHADERS.len(), 7);
     for s in SHADERS {
         parse(s.name, s.source);
     }
@@ -47,7 +47,14 @@ fn entry_points_match_launchers() {
                 "conv2d_backward_weight_reduce",
             ],
         ),
-        ("avgpool", &["avgpool_forward", "avgpool_backward"]),
+        (
+            "avgpool",
+            &[
+                "avgpool_forward",
+                "avgpool_backward",
+                "avgpool_backward_relu",
+            ],
+        ),
         (
             "dense",
             &[
@@ -67,6 +74,7 @@ fn entry_points_match_launchers() {
             ],
         ),
         ("adam", &["adam_update"]),
+        ("augment", &["augment_batch"]),
     ];
     for (shader, entries) in want {
         let src = wgpu_cnn::gpu::shaders::source(shader).unwrap();
@@ -92,6 +100,7 @@ fn params_structs_match_their_wgsl_twins() {
         ("relu", std::mem::size_of::<ElementwiseParams>()),
         ("softmax_ce", std::mem::size_of::<SoftmaxCeParams>()),
         ("adam", std::mem::size_of::<AdamParams>()),
+        ("augment", std::mem::size_of::<AugmentParams>()),
     ];
     for &(shader, rust_size) in sizes {
         let src = wgpu_cnn::gpu::shaders::source(shader).unwrap();

@@ -55,3 +55,18 @@ pub fn avgpool_backward<T: Real>(p: &AvgPoolParams, dout: &[T], dinput: &mut [T]
         }
     }
 }
+
+/// avgpool_backward followed by the backward of the ReLU before the pool (=).
+pub fn avgpool_backward_relu<T: Real>(
+    p: &AvgPoolParams,
+    dout: &[T],
+    relu_output: &[T],
+    dinput: &mut [T],
+) {
+    avgpool_backward(p, dout, dinput);
+    for (d, &y) in dinput.iter_mut().zip(relu_output) {
+        if y <= T::zero() {
+            *d = T::zero();
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Reference for `shaders/conv2d.wgsl`: stride-1 convolution, NHWC input, HWIO weight.
 //!   output[n,y,x,o] = bias[o] + Σ_{ky,kx,c} input[n, y+ky-pad, x+kx-pad, c] · weight[ky,kx,c,o]
-//! Taps outside the image read zero.
+//! Taps outside the image read zero. With `p.relu = 1` the forward applies ReLU (fused).
 
 use super::Real;
 use crate::params::Conv2dParams;
@@ -41,6 +41,9 @@ pub fn conv2d_forward<T: Real>(
                             }
                         }
                     }
+                }
+                if p.relu != 0 {
+                    out.iter_mut().for_each(|v| *v = v.max(T::zero()));
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! Reference for `shaders/dense.wgsl`: y[M,N] = x[M,K] · w[K,N] + b[N].
+//! Reference for `shaders/dense.wgsl`: y[M,N] = x[M,K] · w[K,N] + b[N], then ReLU when
+//! `p.relu = 1` (fused).
 
 use super::Real;
 use crate::params::DenseParams;
@@ -13,6 +14,9 @@ pub fn dense_forward<T: Real>(p: &DenseParams, x: &[T], w: &[T], b: &[T], y: &mu
             for (acc, &wv) in row.iter_mut().zip(&w[kk * n..][..n]) {
                 *acc = *acc + a * wv;
             }
+        }
+        if p.relu != 0 {
+            row.iter_mut().for_each(|v| *v = v.max(T::zero()));
         }
     }
 }

@@ -38,6 +38,10 @@ pub struct GpuOptions {
     pub backend: Backend,
     /// Index into the adapter list of `wgpu-cnn devices`, or a case-insensitive name substring.
     pub adapter: Option<String>,
+    /// Keep wgpu's runtime bounds checks in the shaders (slower). Off by default: every
+    /// kernel clamps its loads and masks its stores, which the GPU-vs-CPU tests exercise at
+    /// edge shapes with exactly-sized buffers.
+    pub bounds_checks: bool,
 }
 
 /// Errors of GPU setup and execution; each renders as one line.
@@ -139,6 +143,7 @@ pub struct Gpu {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<(&'static str, &'static str), wgpu::ComputePipeline>>,
     errors: Arc<Mutex<Vec<String>>>,
+    bounds_checks: bool,
 }
 
 impl Gpu {
@@ -181,10 +186,10 @@ impl Gpu {
                 backend: opts.backend,
             });
         };
-        Self::from_adapter(adapter)
+        Self::from_adapter(adapter, opts.bounds_checks)
     }
 
-    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu, GpuError> {
+    pub fn from_adapter(adapter: wgpu::Adapter, bounds_checks: bool) -> Result<Gpu, GpuError> {
         let info = adapter.get_info();
         let limits = adapter.limits();
         let mut features = wgpu::Features::empty();
@@ -213,6 +218,7 @@ impl Gpu {
             modules: Mutex::default(),
             pipelines: Mutex::default(),
             errors,
+            bounds_checks,
         })
     }
 
@@ -248,11 +254,23 @@ impl Gpu {
                 .or_insert_with(|| {
                     let src = shaders::source(shader)
                         .unwrap_or_else(|| panic!("shader '{shader}' is not in the registry"));
-                    self.device
-                        .create_shader_module(wgpu::ShaderModuleDescriptor {
-                            label: Some(shader),
-                            source: wgpu::ShaderSource::Wgsl(src.into()),
-                        })
+                    let desc = wgpu::ShaderModuleDescriptor {
+                        label: Some(shader),
+                        source: wgpu::ShaderSource::Wgsl(src.into()),
+                    };
+                    if self.bounds_checks {
+                        self.device.create_shader_module(desc)
+                    } else {
+                        // SAFETY: every shader in the registry clamps its loads to the bound
+                        // tensors and masks its stores (see each shader's header); tests/
+                        // gpu_vs_cpu.rs runs them at edge shapes on exactly-sized buffers.
+                        unsafe {
+                            self.device.create_shader_module_trusted(
+                                desc,
+                                wgpu::ShaderRuntimeChecks::unchecked(),
+                            )
+                        }
+                    }
                 })
                 .clone()
         };

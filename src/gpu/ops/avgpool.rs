@@ -6,6 +6,16 @@ use crate::params::AvgPoolParams;
 
 const SHADER: &str = "avgpool";
 
+/// Invocations: one per window (partial border windows included for backward) and 4 channels.
+fn threads(p: &AvgPoolParams, backward: bool) -> u32 {
+    let (wh, ww) = if backward {
+        (p.h.div_ceil(p.k), p.w.div_ceil(p.k))
+    } else {
+        (p.out_h, p.out_w)
+    };
+    p.n * wh * ww * p.c.div_ceil(4)
+}
+
 /// `output = avgpool(input)` (=).
 pub fn forward(
     gpu: &Gpu,
@@ -14,14 +24,13 @@ pub fn forward(
     output: BufSlice<'_>,
 ) -> Dispatch {
     let u = gpu.uniform("avgpool.params", p);
-    let n = p.output_len() as u32;
     Dispatch::new(
         gpu,
         SHADER,
         "avgpool_forward",
         &u,
         &[(1, input), (2, output)],
-        grid(n),
+        grid(threads(p, false)),
         p.input_len() as u64,
         4 * (p.input_len() + p.output_len()) as u64,
     )
@@ -41,8 +50,30 @@ pub fn backward(
         "avgpool_backward",
         &u,
         &[(3, dout), (4, dinput)],
-        grid(p.input_len() as u32),
+        grid(threads(p, true)),
         p.input_len() as u64,
         4 * (p.input_len() + p.output_len()) as u64,
+    )
+}
+
+/// `dinput = avgpool_backward(dout) · [relu_output > 0]` (=): the pool's backward fused with
+/// the backward of the ReLU whose output `relu_output` the pool read.
+pub fn backward_relu(
+    gpu: &Gpu,
+    p: &AvgPoolParams,
+    dout: BufSlice<'_>,
+    relu_output: BufSlice<'_>,
+    dinput: BufSlice<'_>,
+) -> Dispatch {
+    let u = gpu.uniform("avgpool.params", p);
+    Dispatch::new(
+        gpu,
+        SHADER,
+        "avgpool_backward_relu",
+        &u,
+        &[(3, dout), (5, relu_output), (4, dinput)],
+        grid(threads(p, true)),
+        2 * p.input_len() as u64,
+        4 * (2 * p.input_len() + p.output_len()) as u64,
     )
 }
