@@ -116,6 +116,9 @@ struct TrainArgs {
     /// Train on the first N images of the training split only.
     #[arg(long)]
     train_limit: Option<usize>,
+    /// Test the final weights on the first N test images only (quick runs).
+    #[arg(long)]
+    test_limit: Option<usize>,
     /// No flip or crop augmentation.
     #[arg(long)]
     no_augment: bool,
@@ -194,6 +197,9 @@ impl TrainArgs {
         }
         if self.train_limit.is_some() {
             cfg.train_limit = self.train_limit;
+        }
+        if self.test_limit.is_some() {
+            cfg.test_limit = self.test_limit;
         }
         if self.no_augment {
             cfg.augment = false;

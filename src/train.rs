@@ -37,6 +37,9 @@ pub struct TrainConfig {
     pub seed: u64,
     pub val_size: usize,
     pub train_limit: Option<usize>,
+    /// Evaluate the final weights on the first N test images only (quick runs).
+    #[serde(default)]
+    pub test_limit: Option<usize>,
     pub augment: bool,
     pub shuffle: bool,
     pub init: Option<PathBuf>,
@@ -54,6 +57,7 @@ impl Default for TrainConfig {
             seed: 42,
             val_size: 5000,
             train_limit: None,
+            test_limit: None,
             augment: true,
             shuffle: true,
             init: None,
@@ -579,7 +583,11 @@ pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Re
     }
 
     // Final test of the last weights, then of the best-validation checkpoint.
-    let test_idx: Vec<u32> = (0..ds.test.len() as u32).collect();
+    let test_n = cfg
+        .test_limit
+        .unwrap_or(ds.test.len())
+        .clamp(1, ds.test.len());
+    let test_idx: Vec<u32> = (0..test_n as u32).collect();
     let last = runner.evaluate(&gpu, &aug_test, &test_idx, Some(&ds.test.labels))?;
     let last_epoch = cfg.epochs - 1;
     println!(

@@ -140,3 +140,45 @@ pub fn check_grad(
         idx.len()
     );
 }
+
+/// The real CIFAR-10 (binary version) for end-to-end tests: `WGPU_CNN_DATA`, or the shared
+/// copy beside the project. Fails (never skips) when it is missing.
+pub fn cifar_dir() -> std::path::PathBuf {
+    let dir = std::env::var("WGPU_CNN_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/cifar10/cifar-10-batches-bin")
+        });
+    assert!(
+        wgpu_cnn::data::is_present(&dir),
+        "end-to-end tests need CIFAR-10 in {} (set WGPU_CNN_DATA, or run `wgpu-cnn download`)",
+        dir.display()
+    );
+    dir
+}
+
+/// A fresh temporary folder for one test.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("wgpu-cnn-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs the wgpu-cnn binary; returns (exit code, stdout, stderr).
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
+        .args(args)
+        .env(
+            "XDG_RUNTIME_DIR",
+            std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
+        )
+        .output()
+        .expect("run wgpu-cnn");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,110 @@
+//! `--resume` continues a run to the same final weights, bit for bit, as an uninterrupted run:
+//! from an epoch boundary, and from a Ctrl-C (SIGINT) in the middle of an epoch.
+
+mod common;
+
+use std::path::Path;
+
+use common::{cifar_dir, cli, gpu, temp_dir};
+
+fn args<'a>(data: &'a str, out: &'a str, epochs: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--data",
+        data,
+        "--train-limit",
+        "600",
+        "--val-size",
+        "100",
+        "--batch-size",
+        "50",
+        "--test-limit",
+        "100",
+        "--epochs",
+        epochs,
+        "--out",
+        out,
+    ]
+}
+
+/// Parameters and Adam state of a checkpoint, as bits.
+fn state(path: &Path) -> Vec<u32> {
+    let ck = wgpu_cnn::checkpoint::load(path).unwrap();
+    let (mu, nu) = ck.adam.unwrap();
+    ck.params
+        .iter()
+        .chain(&mu)
+        .chain(&nu)
+        .flatten()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+#[test]
+fn resume_equals_uninterrupted_run() {
+    if gpu().is_none() {
+        return;
+    }
+    let data = cifar_dir();
+    let data = data.to_str().unwrap();
+    let dir = temp_dir("resume");
+    let (a, b, c) = (dir.join("a"), dir.join("b"), dir.join("c"));
+
+    let (code, out, err) = cli(&args(data, a.to_str().unwrap(), "3"));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let want = state(&a.join("last.safetensors"));
+
+    // Stop after one epoch, resume to three.
+    let (code, out, err) = cli(&args(data, b.to_str().unwrap(), "1"));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let ck = b.join("last.safetensors");
+    let (code, out, err) = cli(&["train", "--resume", ck.to_str().unwrap(), "--epochs", "3"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("epoch: 002") && !out.contains("epoch: 000"),
+        "{out}"
+    );
+    assert!(
+        state(&b.join("last.safetensors")) == want,
+        "resumed run differs from the uninterrupted one"
+    );
+    let lines = std::fs::read_to_string(b.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(lines, 3);
+
+    // Ctrl-C in the middle of epoch 1: a checkpoint, exit code 130, then resume.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
+        .args(args(data, c.to_str().unwrap(), "3"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let metrics = c.join("metrics.jsonl");
+    let t0 = std::time::Instant::now();
+    while !metrics.exists() {
+        assert!(t0.elapsed().as_secs() < 300, "epoch 0 never finished");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted at epoch 1, step "), "{stderr}");
+    let ck = wgpu_cnn::checkpoint::load(&c.join("last.safetensors")).unwrap();
+    assert_eq!(ck.meta::<u32>("epoch"), Some(1));
+    assert!(ck.meta::<u32>("step_in_epoch").unwrap() > 0);
+    let ckp = c.join("last.safetensors");
+    let (code, out, err) = cli(&["train", "--resume", ckp.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        state(&c.join("last.safetensors")) == want,
+        "run resumed mid-epoch differs from the uninterrupted one"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,190 @@
+//! End to end on a slice of the real CIFAR-10: `train` makes the loss fall and beats chance and
+//! writes every output; the checkpoint has Flax's names and shapes and round-trips exactly;
+//! `eval` and `predict` work on it.
+
+mod common;
+
+use common::{cifar_dir, cli, gpu, temp_dir};
+use wgpu_cnn::checkpoint;
+use wgpu_cnn::model::{self, GpuModel};
+use wgpu_cnn::report::EpochMetrics;
+
+#[test]
+fn train_eval_predict_on_a_slice_of_cifar10() {
+    if gpu().is_none() {
+        return;
+    }
+    let data = cifar_dir();
+    let out = temp_dir("e2e");
+    let run = out.join("run");
+    let (code, stdout, stderr) = cli(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--train-limit",
+        "2000",
+        "--val-size",
+        "500",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "50",
+        "--lr",
+        "5e-4",
+        "--test-limit",
+        "2000",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "train failed:\n{stdout}\n{stderr}");
+    println!("{stdout}");
+    assert!(stdout.starts_with("adapter: "), "{stdout}");
+    assert!(stdout.contains("epoch: 000, train loss: "), "{stdout}");
+    assert!(
+        stdout.contains("test, last weights (epoch 002): loss: "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("confusion matrix"), "{stdout}");
+    for f in [
+        "config.json",
+        "metrics.jsonl",
+        "test.json",
+        "confusion.png",
+        "curves.png",
+        "last.safetensors",
+        "best.safetensors",
+    ] {
+        assert!(run.join(f).is_file(), "missing {f}");
+    }
+
+    // Loss falls, accuracy beats chance (0.1).
+    let history: Vec<EpochMetrics> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(history.len(), 3);
+    assert!(history[2].train_loss < history[0].train_loss, "{history:?}");
+    assert!(history[2].val_accuracy.unwrap() > 0.2, "{history:?}");
+    let test: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("test.json")).unwrap()).unwrap();
+    assert!(test["accuracy"].as_f64().unwrap() > 0.2, "{test}");
+    assert_eq!(test["total"], 2000);
+    assert_eq!(test["confusion"].as_array().unwrap().len(), 10);
+    assert!(test["best"]["accuracy"].as_f64().is_some(), "{test}");
+
+    // The checkpoint: Flax names and shapes, Adam state, run position in the metadata.
+    let bytes = std::fs::read(run.join("last.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for (name, shape) in [
+        ("Conv_0.kernel", vec![3, 3, 3, 32]),
+        ("Conv_0.bias", vec![32]),
+        ("Conv_1.kernel", vec![3, 3, 32, 64]),
+        ("Conv_1.bias", vec![64]),
+        ("Dense_0.kernel", vec![4096, 256]),
+        ("Dense_0.bias", vec![256]),
+        ("Dense_1.kernel", vec![256, 10]),
+        ("Dense_1.bias", vec![10]),
+    ] {
+        let t = st.tensor(name).unwrap();
+        assert_eq!(t.shape(), shape.as_slice(), "{name}");
+        assert_eq!(t.dtype(), safetensors::Dtype::F32);
+        assert_eq!(
+            st.tensor(&format!("adam.mu.{name}")).unwrap().shape(),
+            shape.as_slice()
+        );
+        assert_eq!(
+            st.tensor(&format!("adam.nu.{name}")).unwrap().shape(),
+            shape.as_slice()
+        );
+    }
+    let ck = checkpoint::load(&run.join("last.safetensors")).unwrap();
+    assert_eq!(ck.meta::<u32>("step"), Some(3 * 40));
+    assert_eq!(ck.meta::<u32>("epoch"), Some(3));
+    assert_eq!(ck.meta::<u64>("seed"), Some(42));
+
+    // Round trip: save → load → identical logits on the GPU.
+    let gpu = gpu().unwrap();
+    let copy = out.join("copy.safetensors");
+    checkpoint::save(&copy, &ck).unwrap();
+    let ck2 = checkpoint::load(&copy).unwrap();
+    assert_eq!(ck.params, ck2.params);
+    assert_eq!(ck.adam, ck2.adam);
+    let mut r = common::rng(1);
+    let x = common::uniform(&mut r, 4 * model::IMAGE_LEN, 2.0);
+    let logits = |params: &[Vec<f32>]| {
+        let m = GpuModel::new(gpu, 4, params, 1e-4).unwrap();
+        m.upload_batch(gpu, &x, &[0, 1, 2, 3]);
+        m.eval_step(gpu);
+        m.read_logits(gpu).unwrap()
+    };
+    let (a, b) = (logits(&ck.params), logits(&ck2.params));
+    assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()));
+
+    // eval on the same weights: the same correct count on the same images as train's test.
+    let eval_dir = out.join("eval");
+    let (code, stdout, stderr) = cli(&[
+        "eval",
+        "--checkpoint",
+        run.join("last.safetensors").to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        eval_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "eval failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("test: loss: ") && stdout.contains("/10000)"),
+        "{stdout}"
+    );
+    assert!(eval_dir.join("test.json").is_file() && eval_dir.join("confusion.png").is_file());
+    let ev: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(eval_dir.join("test.json")).unwrap())
+            .unwrap();
+    let conf = ev["confusion"].as_array().unwrap();
+    let total: u64 = conf
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 10000);
+
+    // predict: RGB of another size, grayscale and RGBA are all accepted.
+    let img_rgb = out.join("a.png");
+    image::RgbImage::from_fn(50, 40, |x, y| image::Rgb([x as u8 * 5, y as u8 * 6, 128]))
+        .save(&img_rgb)
+        .unwrap();
+    let img_gray = out.join("b.png");
+    image::GrayImage::from_fn(20, 20, |x, _| image::Luma([x as u8 * 10]))
+        .save(&img_gray)
+        .unwrap();
+    let img_rgba = out.join("c.png");
+    image::RgbaImage::from_fn(32, 32, |x, y| {
+        image::Rgba([x as u8 * 8, 200, y as u8 * 8, 255])
+    })
+    .save(&img_rgba)
+    .unwrap();
+    let (code, stdout, stderr) = cli(&[
+        "predict",
+        "--checkpoint",
+        run.join("last.safetensors").to_str().unwrap(),
+        img_rgb.to_str().unwrap(),
+        img_gray.to_str().unwrap(),
+        img_rgba.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "predict failed:\n{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    for l in lines {
+        let probs: Vec<f64> = l
+            .split(", ")
+            .map(|p| p.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(probs.len(), 3, "{l}");
+        assert!(
+            probs[0] >= probs[1] && probs[1] >= probs[2] && probs.iter().sum::<f64>() <= 1.0 + 1e-6,
+            "{l}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
