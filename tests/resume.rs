@@ -75,7 +75,7 @@ fn resume_equals_uninterrupted_run() {
     assert_eq!(lines, 3);
 
     // Ctrl-C in the middle of epoch 1: a checkpoint, exit code 130, then resume.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
         .args(args(data, c.to_str().unwrap(), "3"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
