@@ -1,11 +1,13 @@
 //! wgpu-cnn: train convolutional networks on any GPU through wgpu, every kernel hand-written
 //! in WGSL (`shaders/`), with a CPU reference (`cpu/`) that checks each of them.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod gpu;
 pub mod model;
 pub mod params;
+pub mod profile;
 pub mod report;
 pub mod train;

@@ -79,6 +79,31 @@ enum Command {
         #[command(flatten)]
         device: DeviceArgs,
     },
+    /// Benchmark the training step (median of synced steps), eval throughput, memory, startup.
+    Bench {
+        #[arg(long, default_value_t = 128)]
+        batch_size: u32,
+        /// Steps run before timing.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Timed steps.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
+    /// Per-kernel GPU time of training steps (timestamp queries), GFLOP/s and GB/s per kernel.
+    Profile {
+        #[arg(long, default_value_t = 128)]
+        batch_size: u32,
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// Write a Chrome/Perfetto trace (traceEvents JSON) here.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
     /// Download CIFAR-10 (binary version), verify its checksum and extract it.
     Download {
         /// Folder to extract into (creates DIR/cifar-10-batches-bin).
@@ -244,7 +269,7 @@ fn devices(backend: Backend) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
     match cli.command {
         Command::Devices { backend } => devices(backend),
         Command::Info { device } => {
@@ -301,6 +326,63 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Bench {
+            batch_size,
+            warmup,
+            steps,
+            device,
+        } => {
+            if batch_size == 0 || steps == 0 {
+                anyhow::bail!("--batch-size and --steps must be at least 1");
+            }
+            let r = wgpu_cnn::bench::bench(&device.options(), batch_size, warmup, steps, launched)?;
+            println!("adapter:              {}", r.adapter);
+            println!("batch size:           {}", r.batch_size);
+            println!(
+                "startup:              {:.2} s (launch to end of first training step)",
+                r.startup_s
+            );
+            println!(
+                "train step (median):  {:.1} ms over {} steps (min {:.1} ms)",
+                r.step_ms_median, r.steps, r.step_ms_min
+            );
+            println!(
+                "train throughput:     {:.0} images/s, {:.2} GFLOP/s ({:.4} GFLOP/step)",
+                r.images_per_second, r.gflops_per_second, r.gflop_per_step
+            );
+            println!(
+                "eval throughput:      {:.0} images/s",
+                r.eval_images_per_second
+            );
+            println!(
+                "GPU memory:           {:.1} MiB",
+                r.gpu_bytes as f64 / (1 << 20) as f64
+            );
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Command::Profile {
+            batch_size,
+            steps,
+            trace,
+            device,
+        } => {
+            if batch_size == 0 || steps == 0 {
+                anyhow::bail!("--batch-size and --steps must be at least 1");
+            }
+            let (spans, clock, adapter) =
+                wgpu_cnn::profile::profile_training(&device.options(), batch_size, steps)?;
+            println!("adapter: {adapter}, batch size {batch_size}");
+            print!("{}", wgpu_cnn::profile::table(&spans, clock));
+            println!(
+                "(profiled times include per-pass overhead; use `wgpu-cnn bench` for step time)"
+            );
+            if let Some(path) = trace {
+                wgpu_cnn::profile::write_trace(&spans, &path)?;
+                println!("trace written to {}", path.display());
+            }
+            Ok(())
+        }
         Command::Download { dir, url, md5 } => {
             let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
             let out = wgpu_cnn::data::download::download(&url, &md5, &dir, progress)?;
@@ -311,8 +393,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    let launched = std::time::Instant::now();
     let cli = Cli::parse();
-    match run(cli) {
+    match run(cli, launched) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

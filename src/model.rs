@@ -634,6 +634,13 @@ impl GpuModel {
         encoder: &mut wgpu::CommandEncoder,
         prologue: &[&Dispatch],
     ) {
+        self.begin_train_step(gpu);
+        record(encoder, "train_step", prologue, &self.train);
+    }
+
+    /// Advances the Adam step and writes its parameters; call once before recording
+    /// [`train_schedule`](Self::train_schedule) by hand (the profiler does).
+    pub fn begin_train_step(&mut self, gpu: &Gpu) {
         self.step += 1;
         let adam = AdamParams::new(self.layout.total as u32, self.lr, self.step);
         gpu.queue.write_buffer(
@@ -641,7 +648,6 @@ impl GpuModel {
             0,
             bytemuck::bytes_of(&adam),
         );
-        record(encoder, "train_step", prologue, &self.train);
     }
 
     /// Records the eval step (forward and loss, no gradients) into `encoder`.

@@ -162,7 +162,12 @@ impl Runner {
         )
     }
 
-    fn write_crops(&self, gpu: &Gpu, crops: &[[u32; 8]]) {
+    /// Bytes of GPU memory held by the model and the runner's own buffers.
+    pub fn gpu_bytes(&self) -> u64 {
+        self.model.gpu_bytes() + self.crops.size() + self.preds.as_ref().map_or(0, |p| p.size())
+    }
+
+    pub fn write_crops(&self, gpu: &Gpu, crops: &[[u32; 8]]) {
         gpu.queue
             .write_buffer(&self.crops, 0, bytemuck::cast_slice(crops));
     }

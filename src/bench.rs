@@ -1,0 +1,116 @@
+//! `wgpu-cnn bench`: the training step at a fixed batch on synthetic CIFAR-shaped data
+//! (the same dispatches as `train`: augmentation + forward + backward + Adam), warmed up, each
+//! step synced, median reported; eval throughput; GPU memory; startup time.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::data::{self, GpuDataset, Split, IMAGE_BYTES};
+use crate::gpu::{Gpu, GpuOptions};
+use crate::model;
+use crate::train::Runner;
+
+/// Random images and labels in the CIFAR-10 layout.
+pub fn synthetic_split(n: usize, seed: u64) -> Split {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    Split {
+        images: (0..n * IMAGE_BYTES).map(|_| rng.random::<u8>()).collect(),
+        labels: (0..n).map(|_| rng.random_range(0..10u8)).collect(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchResult {
+    pub adapter: String,
+    pub batch_size: u32,
+    pub startup_s: f64,
+    pub step_ms_median: f64,
+    pub step_ms_min: f64,
+    pub steps: usize,
+    pub images_per_second: f64,
+    pub gflops_per_second: f64,
+    pub gflop_per_step: f64,
+    pub eval_images_per_second: f64,
+    pub gpu_bytes: u64,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Runs the benchmark; `launched` is when the process started (for `startup_s`).
+pub fn bench(
+    device: &GpuOptions,
+    batch: u32,
+    warmup: usize,
+    steps: usize,
+    launched: Instant,
+) -> Result<BenchResult> {
+    let gpu = Gpu::new(device)?;
+    let split = synthetic_split(1024.max(batch as usize), 7);
+    let mut runner = Runner::new(&gpu, batch, &model::init_params(0), 1e-4)?;
+    let ds = GpuDataset::upload(&gpu, &split, "synthetic")?;
+    let aug = runner.augment_from(&gpu, &ds);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let step = |gpu: &Gpu, runner: &mut Runner, rng: &mut rand::rngs::StdRng| -> Result<f64> {
+        let crops: Vec<[u32; 8]> = (0..batch)
+            .map(|_| {
+                let record = rng.random_range(0..split.len() as u32);
+                data::train_crop(rng, record).words()
+            })
+            .collect();
+        let t = Instant::now();
+        runner.write_crops(gpu, &crops);
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        runner.model.encode_train_step(gpu, &mut enc, &[&aug]);
+        gpu.queue.submit([enc.finish()]);
+        gpu.wait()?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    step(&gpu, &mut runner, &mut rng)?;
+    let startup_s = launched.elapsed().as_secs_f64();
+    for _ in 0..warmup {
+        step(&gpu, &mut runner, &mut rng)?;
+    }
+    let mut times: Vec<f64> = (0..steps)
+        .map(|_| step(&gpu, &mut runner, &mut rng))
+        .collect::<Result<_>>()?;
+    let step_s = median(&mut times);
+    let step_min = times.iter().cloned().fold(f64::INFINITY, f64::min);
+
+    // Eval: forward + loss on unaugmented images, same batch.
+    let idx: Vec<u32> = (0..split.len() as u32).collect();
+    runner.evaluate(&gpu, &aug, &idx[..batch as usize], None)?;
+    let mut evals: Vec<f64> = (0..steps.max(3))
+        .map(|_| {
+            let t = Instant::now();
+            runner
+                .evaluate(&gpu, &aug, &idx, None)
+                .map(|_| t.elapsed().as_secs_f64())
+        })
+        .collect::<Result<_>>()?;
+    let eval_s = median(&mut evals);
+    let flops = model::Shapes::new(batch).train_flops() as f64;
+    Ok(BenchResult {
+        adapter: gpu.describe(),
+        batch_size: batch,
+        startup_s,
+        step_ms_median: step_s * 1e3,
+        step_ms_min: step_min * 1e3,
+        steps,
+        images_per_second: batch as f64 / step_s,
+        gflops_per_second: flops / step_s / 1e9,
+        gflop_per_step: flops / 1e9,
+        eval_images_per_second: idx.len() as f64 / eval_s,
+        gpu_bytes: runner.gpu_bytes() + ds.bytes(),
+    })
+}
