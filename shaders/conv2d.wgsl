@@ -12,6 +12,10 @@
 //   conv2d_backward_input          dinput  = conv_transpose(dout, weight)     M = N·H·W,   N = C
 //   conv2d_backward_weight         partials[s] = Σ_{pixels in split s} input ⊗ dout (split-K)
 //   conv2d_backward_weight_reduce  dweight, dbias = Σ_s partials[s] in fixed order (deterministic)
+// Variants for O % 4 == 0, chosen by the launcher, same results up to rounding:
+//   conv2d_forward_vec4, conv2d_backward_input_vec4, conv2d_backward_weight_vec4 — 4×8 tiles,
+//   vec4 loads through the weight4/dout4 views of the same buffers (13 vs 8–10 GFLOP/s on
+//   lavapipe for the seed's Conv_1).
 //
 // Each invocation computes a 4×4 register tile (4 pixels × 4 channels): CPU-type adapters such as
 // lavapipe vectorise across invocations and reward register blocking; 64 invocations per group
@@ -34,6 +38,8 @@ struct Conv2dParams {
 @group(0) @binding(7) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dweight: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dbias: array<f32>;
+@group(0) @binding(10) var<storage, read> weight4: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read> dout4: array<vec4<f32>>;
 
 const WG: u32 = 64u;
 
@@ -111,6 +117,76 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>,
     store_output(m0 + 3u, o0, acc3 + b);
 }
 
+// conv2d_forward for O % 4 == 0: 4 pixels × 8 output channels per invocation, weights read as
+// vec4 (2 vector loads + 4 input loads feed 32 FMAs).
+@compute @workgroup_size(64)
+fn conv2d_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
+                       @builtin(num_workgroups) nwg: vec3<u32>) {
+    let m_total = p.n * p.out_h * p.out_w;
+    let otiles = (p.o + 7u) / 8u;
+    let idx = flat_id(gid, nwg);
+    if (idx >= otiles * ((m_total + 3u) / 4u)) { return; }
+    let o0 = (idx % otiles) * 8u;
+    let m0 = (idx / otiles) * 4u;
+    let m = clamp4(m0, m_total - 1u);
+    let ox = m % p.out_w;
+    let t = m / p.out_w;
+    let oy = t % p.out_h;
+    let nb = (t / p.out_h) * p.h;
+    let iy0 = vec4<i32>(oy) - i32(p.pad);
+    let ix0 = vec4<i32>(ox) - i32(p.pad);
+    let o4 = p.o / 4u;
+    let qa = o0 / 4u;
+    let qb = min(qa + 1u, o4 - 1u);
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var b0 = vec4<f32>(0.0);
+    var b1 = vec4<f32>(0.0);
+    var b2 = vec4<f32>(0.0);
+    var b3 = vec4<f32>(0.0);
+    for (var ky = 0u; ky < p.k; ky++) {
+        let iy = iy0 + i32(ky);
+        let oky = (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(p.h)));
+        for (var kx = 0u; kx < p.k; kx++) {
+            let ix = ix0 + i32(kx);
+            let ok = oky & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.w)));
+            let off = select(vec4<u32>(0u), ((nb + vec4<u32>(iy)) * p.w + vec4<u32>(ix)) * p.c, ok);
+            var wrow = (ky * p.k + kx) * p.c * o4;
+            for (var c = 0u; c < p.c; c++) {
+                let wa = weight4[wrow + qa];
+                let wb = weight4[wrow + qb];
+                wrow += o4;
+                let a = select(vec4<f32>(0.0),
+                    vec4<f32>(input[off.x + c], input[off.y + c], input[off.z + c], input[off.w + c]), ok);
+                a0 += a.x * wa;
+                a1 += a.y * wa;
+                a2 += a.z * wa;
+                a3 += a.w * wa;
+                b0 += a.x * wb;
+                b1 += a.y * wb;
+                b2 += a.z * wb;
+                b3 += a.w * wb;
+            }
+        }
+    }
+    let ca = clamp4(o0, p.o - 1u);
+    let cb = clamp4(o0 + 4u, p.o - 1u);
+    let ba = vec4<f32>(bias[ca.x], bias[ca.y], bias[ca.z], bias[ca.w]);
+    let bb = vec4<f32>(bias[cb.x], bias[cb.y], bias[cb.z], bias[cb.w]);
+    store_output(m0, o0, a0 + ba);
+    store_output(m0 + 1u, o0, a1 + ba);
+    store_output(m0 + 2u, o0, a2 + ba);
+    store_output(m0 + 3u, o0, a3 + ba);
+    if (o0 + 4u < p.o) {
+        store_output(m0, o0 + 4u, b0 + bb);
+        store_output(m0 + 1u, o0 + 4u, b1 + bb);
+        store_output(m0 + 2u, o0 + 4u, b2 + bb);
+        store_output(m0 + 3u, o0 + 4u, b3 + bb);
+    }
+}
+
 fn store_dinput(m: u32, c0: u32, v: vec4<f32>) {
     if (m >= p.n * p.h * p.w) { return; }
     let b = m * p.c;
@@ -166,6 +242,85 @@ fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
     store_dinput(m0 + 1u, c0, acc1);
     store_dinput(m0 + 2u, c0, acc2);
     store_dinput(m0 + 3u, c0, acc3);
+}
+
+// conv2d_backward_input for O % 4 == 0: 4 pixels × 8 input channels per invocation; the
+// reduction over output channels runs 4 at a time as dot products of vec4 loads of dout and
+// weight (both contiguous in o).
+@compute @workgroup_size(64)
+fn conv2d_backward_input_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
+                              @builtin(num_workgroups) nwg: vec3<u32>) {
+    let m_total = p.n * p.h * p.w;
+    let ctiles = (p.c + 7u) / 8u;
+    let idx = flat_id(gid, nwg);
+    if (idx >= ctiles * ((m_total + 3u) / 4u)) { return; }
+    let c0 = (idx % ctiles) * 8u;
+    let m0 = (idx / ctiles) * 4u;
+
+    let m = clamp4(m0, m_total - 1u);
+    let x = m % p.w;
+    let t = m / p.w;
+    let y = t % p.h;
+    let nb = (t / p.h) * p.out_h;
+    let oy0 = vec4<i32>(y) + i32(p.pad);
+    let ox0 = vec4<i32>(x) + i32(p.pad);
+    let ca = clamp4(c0, p.c - 1u);
+    let cb = clamp4(c0 + 4u, p.c - 1u);
+    let o4 = p.o / 4u;
+    let z = vec4<f32>(0.0);
+
+    var a0 = z;
+    var a1 = z;
+    var a2 = z;
+    var a3 = z;
+    var b0 = z;
+    var b1 = z;
+    var b2 = z;
+    var b3 = z;
+    for (var ky = 0u; ky < p.k; ky++) {
+        let oy = oy0 - i32(ky);
+        let oky = (oy >= vec4<i32>(0)) & (oy < vec4<i32>(i32(p.out_h)));
+        for (var kx = 0u; kx < p.k; kx++) {
+            let ox = ox0 - i32(kx);
+            let ok = oky & (ox >= vec4<i32>(0)) & (ox < vec4<i32>(i32(p.out_w)));
+            let off = select(vec4<u32>(0u), ((nb + vec4<u32>(oy)) * p.out_w + vec4<u32>(ox)) * o4, ok);
+            let tap = (ky * p.k + kx) * p.c;
+            let wa = (tap + ca) * o4;
+            let wb = (tap + cb) * o4;
+            for (var q = 0u; q < o4; q++) {
+                let d0 = select(z, dout4[off.x + q], ok.x);
+                let d1 = select(z, dout4[off.y + q], ok.y);
+                let d2 = select(z, dout4[off.z + q], ok.z);
+                let d3 = select(z, dout4[off.w + q], ok.w);
+                let w0 = weight4[wa.x + q];
+                let w1 = weight4[wa.y + q];
+                let w2 = weight4[wa.z + q];
+                let w3 = weight4[wa.w + q];
+                a0 += vec4<f32>(dot(d0, w0), dot(d0, w1), dot(d0, w2), dot(d0, w3));
+                a1 += vec4<f32>(dot(d1, w0), dot(d1, w1), dot(d1, w2), dot(d1, w3));
+                a2 += vec4<f32>(dot(d2, w0), dot(d2, w1), dot(d2, w2), dot(d2, w3));
+                a3 += vec4<f32>(dot(d3, w0), dot(d3, w1), dot(d3, w2), dot(d3, w3));
+                let w4 = weight4[wb.x + q];
+                let w5 = weight4[wb.y + q];
+                let w6 = weight4[wb.z + q];
+                let w7 = weight4[wb.w + q];
+                b0 += vec4<f32>(dot(d0, w4), dot(d0, w5), dot(d0, w6), dot(d0, w7));
+                b1 += vec4<f32>(dot(d1, w4), dot(d1, w5), dot(d1, w6), dot(d1, w7));
+                b2 += vec4<f32>(dot(d2, w4), dot(d2, w5), dot(d2, w6), dot(d2, w7));
+                b3 += vec4<f32>(dot(d3, w4), dot(d3, w5), dot(d3, w6), dot(d3, w7));
+            }
+        }
+    }
+    store_dinput(m0, c0, a0);
+    store_dinput(m0 + 1u, c0, a1);
+    store_dinput(m0 + 2u, c0, a2);
+    store_dinput(m0 + 3u, c0, a3);
+    if (c0 + 4u < p.c) {
+        store_dinput(m0, c0 + 4u, b0);
+        store_dinput(m0 + 1u, c0 + 4u, b1);
+        store_dinput(m0 + 2u, c0 + 4u, b2);
+        store_dinput(m0 + 3u, c0 + 4u, b3);
+    }
 }
 
 fn store_partial(s: u32, r: u32, o0: u32, v: vec4<f32>) {
@@ -241,6 +396,82 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>,
     store_partial(s, r0 + 1u, o0, acc1);
     store_partial(s, r0 + 2u, o0, acc2);
     store_partial(s, r0 + 3u, o0, acc3);
+}
+
+// conv2d_backward_weight for O % 4 == 0: 4 rows × 8 output channels per invocation, dout read
+// as vec4.
+@compute @workgroup_size(64)
+fn conv2d_backward_weight_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
+                               @builtin(num_workgroups) nwg: vec3<u32>) {
+    let kkc = p.k * p.k * p.c;
+    let otiles = (p.o + 7u) / 8u;
+    let rtiles = (kkc + 1u + 3u) / 4u;
+    let idx = flat_id(gid, nwg);
+    if (idx >= otiles * rtiles * p.splits) { return; }
+    let o0 = (idx % otiles) * 8u;
+    let r0 = ((idx / otiles) % rtiles) * 4u;
+    let s = idx / (otiles * rtiles);
+
+    let r = min(vec4<u32>(r0, r0 + 1u, r0 + 2u, r0 + 3u), vec4<u32>(kkc));
+    let is_w = r < vec4<u32>(kkc);
+    let rc = select(vec4<u32>(0u), r, is_w);
+    let c = rc % p.c;
+    let dy = vec4<i32>(rc / (p.c * p.k)) - i32(p.pad);
+    let dx = vec4<i32>((rc / p.c) % p.k) - i32(p.pad);
+    let one = select(vec4<f32>(1.0), vec4<f32>(0.0), is_w);
+    let o4 = p.o / 4u;
+    let qa = o0 / 4u;
+    let qb = min(qa + 1u, o4 - 1u);
+
+    let m_total = p.n * p.out_h * p.out_w;
+    let m_begin = s * p.chunk;
+    let m_end = min(m_begin + p.chunk, m_total);
+    var x = m_begin % p.out_w;
+    var y = (m_begin / p.out_w) % p.out_h;
+    var n = m_begin / (p.out_w * p.out_h);
+
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var b0 = vec4<f32>(0.0);
+    var b1 = vec4<f32>(0.0);
+    var b2 = vec4<f32>(0.0);
+    var b3 = vec4<f32>(0.0);
+    for (var mi = m_begin; mi < m_end; mi++) {
+        let iy = i32(y) + dy;
+        let ix = i32(x) + dx;
+        let ok = is_w & (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(p.h)))
+            & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.w)));
+        let off = select(vec4<u32>(0u), ((n * p.h + vec4<u32>(iy)) * p.w + vec4<u32>(ix)) * p.c + c, ok);
+        let a = select(one, vec4<f32>(input[off.x], input[off.y], input[off.z], input[off.w]), ok);
+        let da = dout4[mi * o4 + qa];
+        let db = dout4[mi * o4 + qb];
+        a0 += a.x * da;
+        a1 += a.y * da;
+        a2 += a.z * da;
+        a3 += a.w * da;
+        b0 += a.x * db;
+        b1 += a.y * db;
+        b2 += a.z * db;
+        b3 += a.w * db;
+        x += 1u;
+        if (x == p.out_w) {
+            x = 0u;
+            y += 1u;
+            if (y == p.out_h) { y = 0u; n += 1u; }
+        }
+    }
+    store_partial(s, r0, o0, a0);
+    store_partial(s, r0 + 1u, o0, a1);
+    store_partial(s, r0 + 2u, o0, a2);
+    store_partial(s, r0 + 3u, o0, a3);
+    if (o0 + 4u < p.o) {
+        store_partial(s, r0, o0 + 4u, b0);
+        store_partial(s, r0 + 1u, o0 + 4u, b1);
+        store_partial(s, r0 + 2u, o0 + 4u, b2);
+        store_partial(s, r0 + 3u, o0 + 4u, b3);
+    }
 }
 
 // dweight[r, o] (r < K·K·C) and dbias[o] (row K·K·C) = Σ_{s = 0..splits} partials[s, r, o].

@@ -28,6 +28,12 @@ const CONV_SHAPES: &[(u32, u32, u32, u32, u32, u32, Padding)] = &[
     (2, 11, 9, 2, 3, 5, Padding::Valid),
     (5, 13, 11, 3, 9, 3, Padding::Same),
     (1, 6, 6, 6, 2, 1, Padding::Valid),
+    // O % 4 == 0: the vec4 variants (C odd or not a multiple of 8, partial 8-wide tiles).
+    (3, 7, 7, 5, 8, 3, Padding::Same),
+    (2, 9, 6, 3, 12, 3, Padding::Valid),
+    (1, 6, 5, 4, 4, 5, Padding::Same),
+    (2, 5, 7, 6, 20, 1, Padding::Valid),
+    (3, 9, 7, 12, 16, 3, Padding::Same),
 ];
 
 #[test]
@@ -215,9 +221,20 @@ fn avgpool_both_directions() {
 #[test]
 fn dense_all_directions() {
     let Some(gpu) = gpu() else { return };
-    for (si, &(m, k, n)) in [(1, 1, 1), (3, 7, 5), (5, 33, 17), (2, 130, 10), (9, 64, 31)]
-        .iter()
-        .enumerate()
+    for (si, &(m, k, n)) in [
+        (1, 1, 1),
+        (3, 7, 5),
+        (5, 33, 17),
+        (2, 130, 10),
+        (9, 64, 31),
+        // N % 4 == 0: the vec4 variants, partial 8-wide tiles included.
+        (3, 7, 8),
+        (5, 33, 12),
+        (2, 130, 20),
+        (9, 61, 4),
+    ]
+    .iter()
+    .enumerate()
     {
         let p = DenseParams::new(m, k, n);
         let what = format!("dense m{m} k{k} n{n}");

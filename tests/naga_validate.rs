@@ -42,8 +42,11 @@ fn entry_points_match_launchers() {
             "conv2d",
             &[
                 "conv2d_forward",
+                "conv2d_forward_vec4",
                 "conv2d_backward_input",
+                "conv2d_backward_input_vec4",
                 "conv2d_backward_weight",
+                "conv2d_backward_weight_vec4",
                 "conv2d_backward_weight_reduce",
             ],
         ),
@@ -59,8 +62,11 @@ fn entry_points_match_launchers() {
             "dense",
             &[
                 "dense_forward",
+                "dense_forward_vec4",
                 "dense_backward_input",
+                "dense_backward_input_vec4",
                 "dense_backward_weight",
+                "dense_backward_weight_vec4",
                 "dense_backward_bias",
             ],
         ),

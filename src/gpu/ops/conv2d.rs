@@ -6,6 +6,11 @@ use crate::params::Conv2dParams;
 
 const SHADER: &str = "conv2d";
 
+/// The vec4 variants need the output channels in whole vec4s.
+fn vec4(p: &Conv2dParams) -> bool {
+    p.o % 4 == 0
+}
+
 /// `output = conv(input, weight) + bias` (=).
 pub fn forward(
     gpu: &Gpu,
@@ -16,14 +21,19 @@ pub fn forward(
     output: BufSlice<'_>,
 ) -> Dispatch {
     let u = gpu.uniform("conv2d.params", p);
-    let tiles = p.o.div_ceil(4) * p.pixels().div_ceil(4);
     let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len()) as u64;
+    let (entry, weight_binding, tile_o) = if vec4(p) {
+        ("conv2d_forward_vec4", 10, 8)
+    } else {
+        ("conv2d_forward", 2, 4)
+    };
+    let tiles = p.o.div_ceil(tile_o) * p.pixels().div_ceil(4);
     Dispatch::new(
         gpu,
         SHADER,
-        "conv2d_forward",
+        entry,
         &u,
-        &[(1, input), (2, weight), (3, bias), (4, output)],
+        &[(1, input), (weight_binding, weight), (3, bias), (4, output)],
         grid(tiles),
         p.flops_forward(),
         bytes,
@@ -39,14 +49,20 @@ pub fn backward_input(
     dinput: BufSlice<'_>,
 ) -> Dispatch {
     let u = gpu.uniform("conv2d.params", p);
-    let tiles = p.c.div_ceil(4) * (p.n * p.h * p.w).div_ceil(4);
     let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len()) as u64;
+    // With few input channels the 8-wide channel tiles are mostly idle: keep 4×4 there.
+    let (entry, dout_binding, weight_binding, tile_c) = if vec4(p) && p.c >= 8 {
+        ("conv2d_backward_input_vec4", 11, 10, 8)
+    } else {
+        ("conv2d_backward_input", 5, 2, 4)
+    };
+    let tiles = p.c.div_ceil(tile_c) * (p.n * p.h * p.w).div_ceil(4);
     Dispatch::new(
         gpu,
         SHADER,
-        "conv2d_backward_input",
+        entry,
         &u,
-        &[(5, dout), (2, weight), (6, dinput)],
+        &[(dout_binding, dout), (weight_binding, weight), (6, dinput)],
         grid(tiles),
         p.flops_forward(),
         bytes,
@@ -66,14 +82,19 @@ pub fn backward_weight(
 ) -> [Dispatch; 2] {
     let u = gpu.uniform("conv2d.params", p);
     let rows = p.k * p.k * p.c + 1;
-    let tiles = p.o.div_ceil(4) * rows.div_ceil(4) * p.splits;
+    let (entry, dout_binding, tile_o) = if vec4(p) {
+        ("conv2d_backward_weight_vec4", 11, 8)
+    } else {
+        ("conv2d_backward_weight", 5, 4)
+    };
+    let tiles = p.o.div_ceil(tile_o) * rows.div_ceil(4) * p.splits;
     let partial_bytes = 4 * p.partials_len() as u64;
     let split = Dispatch::new(
         gpu,
         SHADER,
-        "conv2d_backward_weight",
+        entry,
         &u,
-        &[(1, input), (5, dout), (7, partials)],
+        &[(1, input), (dout_binding, dout), (7, partials)],
         grid(tiles),
         p.flops_forward() + 2 * (p.pixels() * p.o) as u64,
         4 * (p.input_len() + p.output_len()) as u64 + partial_bytes,

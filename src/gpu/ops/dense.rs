@@ -6,6 +6,11 @@ use crate::params::DenseParams;
 
 const SHADER: &str = "dense";
 
+/// The vec4 variants need the outputs (N) in whole vec4s.
+fn vec4(p: &DenseParams) -> bool {
+    p.n % 4 == 0
+}
+
 fn bytes(p: &DenseParams) -> u64 {
     4 * (p.m * p.k + p.k * p.n + p.m * p.n) as u64
 }
@@ -20,13 +25,18 @@ pub fn forward(
     y: BufSlice<'_>,
 ) -> Dispatch {
     let u = gpu.uniform("dense.params", p);
+    let (entry, wb, tile) = if vec4(p) {
+        ("dense_forward_vec4", 10, 8)
+    } else {
+        ("dense_forward", 2, 4)
+    };
     Dispatch::new(
         gpu,
         SHADER,
-        "dense_forward",
+        entry,
         &u,
-        &[(1, x), (2, w), (3, b), (4, y)],
-        grid(p.n.div_ceil(4) * p.m.div_ceil(4)),
+        &[(1, x), (wb, w), (3, b), (4, y)],
+        grid(p.n.div_ceil(tile) * p.m.div_ceil(4)),
         p.flops_forward(),
         bytes(p),
     )
@@ -41,13 +51,18 @@ pub fn backward_input(
     dx: BufSlice<'_>,
 ) -> Dispatch {
     let u = gpu.uniform("dense.params", p);
+    let (entry, dyb, wb, tile) = if vec4(p) {
+        ("dense_backward_input_vec4", 11, 10, 8)
+    } else {
+        ("dense_backward_input", 5, 2, 4)
+    };
     Dispatch::new(
         gpu,
         SHADER,
-        "dense_backward_input",
+        entry,
         &u,
-        &[(5, dy), (2, w), (6, dx)],
-        grid(p.k.div_ceil(4) * p.m.div_ceil(4)),
+        &[(dyb, dy), (wb, w), (6, dx)],
+        grid(p.k.div_ceil(tile) * p.m.div_ceil(4)),
         p.flops_forward(),
         bytes(p),
     )
@@ -63,13 +78,18 @@ pub fn backward_weight(
     db: BufSlice<'_>,
 ) -> [Dispatch; 2] {
     let u = gpu.uniform("dense.params", p);
+    let (entry, dyb, tile) = if vec4(p) {
+        ("dense_backward_weight_vec4", 11, 8)
+    } else {
+        ("dense_backward_weight", 5, 4)
+    };
     let weight = Dispatch::new(
         gpu,
         SHADER,
-        "dense_backward_weight",
+        entry,
         &u,
-        &[(1, x), (5, dy), (7, dw)],
-        grid(p.n.div_ceil(4) * p.k.div_ceil(4)),
+        &[(1, x), (dyb, dy), (7, dw)],
+        grid(p.n.div_ceil(tile) * p.k.div_ceil(4)),
         p.flops_forward(),
         bytes(p),
     );

@@ -1,0 +1,162 @@
+//! Times kernel variants side by side (same run, same conditions) on the seed's shapes at
+//! batch 128: `cargo run --release --example variants [filter]`.
+use std::time::Instant;
+use wgpu_cnn::gpu::dispatch::grid;
+use wgpu_cnn::gpu::{BufSlice, Dispatch, Gpu, GpuOptions};
+use wgpu_cnn::params::*;
+
+fn time(gpu: &Gpu, d: &Dispatch, reps: usize) -> f64 {
+    gpu.run(&[d]).unwrap();
+    let mut v: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            gpu.run(&[d]).unwrap();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[reps / 2]
+}
+
+fn main() {
+    let gpu = Gpu::new(&GpuOptions::default()).unwrap();
+    let filter: Vec<String> = std::env::args().skip(1).collect();
+    let want = |e: &str| filter.is_empty() || filter.iter().any(|f| e.contains(f.as_str()));
+    let report = |name: &str, entry: &str, ms: f64, flops: u64| {
+        println!(
+            "{name:<8} {entry:<32} {ms:8.2} ms {:6.2} GFLOP/s",
+            flops as f64 / ms / 1e6
+        )
+    };
+    for (name, p) in [
+        (
+            "Conv_1",
+            Conv2dParams::new(128, 16, 16, 32, 64, 3, Padding::Same),
+        ),
+        (
+            "Conv_0",
+            Conv2dParams::new(128, 32, 32, 3, 32, 3, Padding::Same),
+        ),
+    ] {
+        let x = gpu.storage("x", p.input_len());
+        let w = gpu.storage("w", p.weight_len());
+        let b = gpu.storage("b", p.o as usize);
+        let y = gpu.storage("y", p.output_len());
+        let part = gpu.storage("part", p.partials_len());
+        let u = gpu.uniform("p", &p);
+        fn s(b: &wgpu::Buffer) -> BufSlice<'_> {
+            b.into()
+        }
+        let rows = p.k * p.k * p.c + 1;
+        let cases: Vec<(&str, Vec<(u32, BufSlice<'_>)>, u32)> = vec![
+            (
+                "conv2d_forward",
+                vec![(1, s(&x)), (2, s(&w)), (3, s(&b)), (4, s(&y))],
+                p.o.div_ceil(4) * p.pixels().div_ceil(4),
+            ),
+            (
+                "conv2d_forward_vec4",
+                vec![(1, s(&x)), (10, s(&w)), (3, s(&b)), (4, s(&y))],
+                p.o.div_ceil(8) * p.pixels().div_ceil(4),
+            ),
+            (
+                "conv2d_backward_input",
+                vec![(5, s(&y)), (2, s(&w)), (6, s(&x))],
+                p.c.div_ceil(4) * (p.n * p.h * p.w).div_ceil(4),
+            ),
+            (
+                "conv2d_backward_input_vec4",
+                vec![(11, s(&y)), (10, s(&w)), (6, s(&x))],
+                p.c.div_ceil(8) * (p.n * p.h * p.w).div_ceil(4),
+            ),
+            (
+                "conv2d_backward_weight",
+                vec![(1, s(&x)), (5, s(&y)), (7, s(&part))],
+                p.o.div_ceil(4) * rows.div_ceil(4) * p.splits,
+            ),
+            (
+                "conv2d_backward_weight_vec4",
+                vec![(1, s(&x)), (11, s(&y)), (7, s(&part))],
+                p.o.div_ceil(8) * rows.div_ceil(4) * p.splits,
+            ),
+        ];
+        for (entry, binds, tiles) in cases {
+            if !want(entry) {
+                continue;
+            }
+            let d = Dispatch::new(
+                &gpu,
+                "conv2d",
+                entry,
+                &u,
+                &binds,
+                grid(tiles),
+                p.flops_forward(),
+                0,
+            );
+            report(name, entry, time(&gpu, &d, 5), p.flops_forward());
+        }
+    }
+    let p = DenseParams::new(128, 4096, 256);
+    let (x, w, b, y) = (
+        gpu.storage("x", 128 * 4096),
+        gpu.storage("w", 4096 * 256),
+        gpu.storage("b", 256),
+        gpu.storage("y", 128 * 256),
+    );
+    let u = gpu.uniform("p", &p);
+    fn s(b: &wgpu::Buffer) -> BufSlice<'_> {
+        b.into()
+    }
+    let cases: Vec<(&str, Vec<(u32, BufSlice<'_>)>, u32)> = vec![
+        (
+            "dense_forward",
+            vec![(1, s(&x)), (2, s(&w)), (3, s(&b)), (4, s(&y))],
+            p.n.div_ceil(4) * p.m.div_ceil(4),
+        ),
+        (
+            "dense_forward_vec4",
+            vec![(1, s(&x)), (10, s(&w)), (3, s(&b)), (4, s(&y))],
+            p.n.div_ceil(8) * p.m.div_ceil(4),
+        ),
+        (
+            "dense_backward_input",
+            vec![(5, s(&y)), (2, s(&w)), (6, s(&x))],
+            p.k.div_ceil(4) * p.m.div_ceil(4),
+        ),
+        (
+            "dense_backward_input_vec4",
+            vec![(11, s(&y)), (10, s(&w)), (6, s(&x))],
+            p.k.div_ceil(8) * p.m.div_ceil(4),
+        ),
+        (
+            "dense_backward_weight",
+            vec![(1, s(&x)), (5, s(&y)), (7, s(&w))],
+            p.n.div_ceil(4) * p.k.div_ceil(4),
+        ),
+        (
+            "dense_backward_weight_vec4",
+            vec![(1, s(&x)), (11, s(&y)), (7, s(&w))],
+            p.n.div_ceil(8) * p.k.div_ceil(4),
+        ),
+    ];
+    for (entry, binds, tiles) in cases {
+        if !want(entry)
+            || (entry.ends_with("vec4")
+                && wgpu_cnn::gpu::shaders::source("dense").is_some_and(|s| !s.contains(entry)))
+        {
+            continue;
+        }
+        let d = Dispatch::new(
+            &gpu,
+            "dense",
+            entry,
+            &u,
+            &binds,
+            grid(tiles),
+            p.flops_forward(),
+            0,
+        );
+        report("Dense_0", entry, time(&gpu, &d, 5), p.flops_forward());
+    }
+}
