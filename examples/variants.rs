@@ -79,9 +79,14 @@ fn main() {
                 vec![(1, s(&x)), (11, s(&y)), (7, s(&part))],
                 p.o.div_ceil(8) * rows.div_ceil(4) * p.splits,
             ),
+            (
+                "conv2d_backward_weight_c4",
+                vec![(12, s(&x)), (11, s(&y)), (7, s(&part))],
+                p.o.div_ceil(8) * (rows / 4 + 1) * p.splits,
+            ),
         ];
         for (entry, binds, tiles) in cases {
-            if !want(entry) {
+            if !want(entry) || (entry.ends_with("_c4") && p.c % 4 != 0) {
                 continue;
             }
             let d = Dispatch::new(

@@ -15,7 +15,10 @@
 // Variants for O % 4 == 0, chosen by the launcher, same results up to rounding:
 //   conv2d_forward_vec4, conv2d_backward_input_vec4, conv2d_backward_weight_vec4 — 4×8 tiles,
 //   vec4 loads through the weight4/dout4 views of the same buffers (13 vs 8–10 GFLOP/s on
-//   lavapipe for the seed's Conv_1).
+//   lavapipe for the seed's Conv_1);
+//   conv2d_backward_weight_c4 (also C % 4 == 0) — input read as vec4 too (12 vs 10 GFLOP/s).
+// Tried and dropped: vec4 input loads in the forward (10.5 vs 13 GFLOP/s: the unrolled channel
+// loop spills), 4×8 tiles without vec4 loads (10.5).
 //
 // Each invocation computes a 4×4 register tile (4 pixels × 4 channels): CPU-type adapters such as
 // lavapipe vectorise across invocations and reward register blocking; 64 invocations per group
@@ -40,6 +43,7 @@ struct Conv2dParams {
 @group(0) @binding(9) var<storage, read_write> dbias: array<f32>;
 @group(0) @binding(10) var<storage, read> weight4: array<vec4<f32>>;
 @group(0) @binding(11) var<storage, read> dout4: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read> input4: array<vec4<f32>>;
 
 const WG: u32 = 64u;
 
@@ -445,6 +449,81 @@ fn conv2d_backward_weight_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
             & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.w)));
         let off = select(vec4<u32>(0u), ((n * p.h + vec4<u32>(iy)) * p.w + vec4<u32>(ix)) * p.c + c, ok);
         let a = select(one, vec4<f32>(input[off.x], input[off.y], input[off.z], input[off.w]), ok);
+        let da = dout4[mi * o4 + qa];
+        let db = dout4[mi * o4 + qb];
+        a0 += a.x * da;
+        a1 += a.y * da;
+        a2 += a.z * da;
+        a3 += a.w * da;
+        b0 += a.x * db;
+        b1 += a.y * db;
+        b2 += a.z * db;
+        b3 += a.w * db;
+        x += 1u;
+        if (x == p.out_w) {
+            x = 0u;
+            y += 1u;
+            if (y == p.out_h) { y = 0u; n += 1u; }
+        }
+    }
+    store_partial(s, r0, o0, a0);
+    store_partial(s, r0 + 1u, o0, a1);
+    store_partial(s, r0 + 2u, o0, a2);
+    store_partial(s, r0 + 3u, o0, a3);
+    if (o0 + 4u < p.o) {
+        store_partial(s, r0, o0 + 4u, b0);
+        store_partial(s, r0 + 1u, o0 + 4u, b1);
+        store_partial(s, r0 + 2u, o0 + 4u, b2);
+        store_partial(s, r0 + 3u, o0 + 4u, b3);
+    }
+}
+
+// conv2d_backward_weight for O % 4 == 0 and C % 4 == 0: the 4 rows of a tile are 4 consecutive
+// input channels of one tap, read as one vec4; the last tile holds the bias row.
+@compute @workgroup_size(64)
+fn conv2d_backward_weight_c4(@builtin(global_invocation_id) gid: vec3<u32>,
+                             @builtin(num_workgroups) nwg: vec3<u32>) {
+    let kkc = p.k * p.k * p.c;
+    let otiles = (p.o + 7u) / 8u;
+    let rtiles = kkc / 4u + 1u;
+    let idx = flat_id(gid, nwg);
+    if (idx >= otiles * rtiles * p.splits) { return; }
+    let o0 = (idx % otiles) * 8u;
+    let r0 = ((idx / otiles) % rtiles) * 4u;
+    let s = idx / (otiles * rtiles);
+
+    let is_w = r0 < kkc;
+    let rc = select(0u, r0, is_w);
+    let c4 = rc % p.c / 4u;
+    let dy = i32(rc / (p.c * p.k)) - i32(p.pad);
+    let dx = i32((rc / p.c) % p.k) - i32(p.pad);
+    let bias_row = select(vec4<f32>(1.0, 0.0, 0.0, 0.0), vec4<f32>(0.0), is_w);
+    let o4 = p.o / 4u;
+    let qa = o0 / 4u;
+    let qb = min(qa + 1u, o4 - 1u);
+    let cq = p.c / 4u;
+
+    let m_total = p.n * p.out_h * p.out_w;
+    let m_begin = s * p.chunk;
+    let m_end = min(m_begin + p.chunk, m_total);
+    var x = m_begin % p.out_w;
+    var y = (m_begin / p.out_w) % p.out_h;
+    var n = m_begin / (p.out_w * p.out_h);
+
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var b0 = vec4<f32>(0.0);
+    var b1 = vec4<f32>(0.0);
+    var b2 = vec4<f32>(0.0);
+    var b3 = vec4<f32>(0.0);
+    for (var mi = m_begin; mi < m_end; mi++) {
+        let iy = i32(y) + dy;
+        let ix = i32(x) + dx;
+        let ok = is_w && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+        let off = select(0u, ((n * p.h + u32(iy)) * p.w + u32(ix)) * cq + c4, ok);
+        let a = select(bias_row, input4[off], ok);
         let da = dout4[mi * o4 + qa];
         let db = dout4[mi * o4 + qb];
         a0 += a.x * da;

@@ -34,6 +34,7 @@ const CONV_SHAPES: &[(u32, u32, u32, u32, u32, u32, Padding)] = &[
     (1, 6, 5, 4, 4, 5, Padding::Same),
     (2, 5, 7, 6, 20, 1, Padding::Valid),
     (3, 9, 7, 12, 16, 3, Padding::Same),
+    (2, 5, 6, 4, 8, 3, Padding::Valid),
 ];
 
 #[test]

@@ -47,6 +47,7 @@ fn entry_points_match_launchers() {
                 "conv2d_backward_input_vec4",
                 "conv2d_backward_weight",
                 "conv2d_backward_weight_vec4",
+                "conv2d_backward_weight_c4",
                 "conv2d_backward_weight_reduce",
             ],
         ),

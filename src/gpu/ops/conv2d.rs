@@ -8,7 +8,7 @@ const SHADER: &str = "conv2d";
 
 /// The vec4 variants need the output channels in whole vec4s.
 fn vec4(p: &Conv2dParams) -> bool {
-    p.o % 4 == 0
+    p.o.is_multiple_of(4)
 }
 
 /// `output = conv(input, weight) + bias` (=).
@@ -82,10 +82,12 @@ pub fn backward_weight(
 ) -> [Dispatch; 2] {
     let u = gpu.uniform("conv2d.params", p);
     let rows = p.k * p.k * p.c + 1;
-    let (entry, dout_binding, tile_o) = if vec4(p) {
-        ("conv2d_backward_weight_vec4", 11, 8)
+    let (entry, input_binding, dout_binding, tile_o) = if vec4(p) && p.c.is_multiple_of(4) {
+        ("conv2d_backward_weight_c4", 12, 11, 8)
+    } else if vec4(p) {
+        ("conv2d_backward_weight_vec4", 1, 11, 8)
     } else {
-        ("conv2d_backward_weight", 5, 4)
+        ("conv2d_backward_weight", 1, 5, 4)
     };
     let tiles = p.o.div_ceil(tile_o) * rows.div_ceil(4) * p.splits;
     let partial_bytes = 4 * p.partials_len() as u64;
@@ -94,7 +96,7 @@ pub fn backward_weight(
         SHADER,
         entry,
         &u,
-        &[(1, input), (dout_binding, dout), (7, partials)],
+        &[(input_binding, input), (dout_binding, dout), (7, partials)],
         grid(tiles),
         p.flops_forward() + 2 * (p.pixels() * p.o) as u64,
         4 * (p.input_len() + p.output_len()) as u64 + partial_bytes,

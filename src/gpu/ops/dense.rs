@@ -8,7 +8,7 @@ const SHADER: &str = "dense";
 
 /// The vec4 variants need the outputs (N) in whole vec4s.
 fn vec4(p: &DenseParams) -> bool {
-    p.n % 4 == 0
+    p.n.is_multiple_of(4)
 }
 
 fn bytes(p: &DenseParams) -> u64 {
