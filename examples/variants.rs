@@ -5,6 +5,9 @@ use wgpu_cnn::gpu::dispatch::grid;
 use wgpu_cnn::gpu::{BufSlice, Dispatch, Gpu, GpuOptions};
 use wgpu_cnn::params::*;
 
+/// Entry point, bindings, tiles.
+type Case<'a> = (&'static str, Vec<(u32, BufSlice<'a>)>, u32);
+
 fn time(gpu: &Gpu, d: &Dispatch, reps: usize) -> f64 {
     gpu.run(&[d]).unwrap();
     let mut v: Vec<f64> = (0..reps)
@@ -48,7 +51,7 @@ fn main() {
             b.into()
         }
         let rows = p.k * p.k * p.c + 1;
-        let cases: Vec<(&str, Vec<(u32, BufSlice<'_>)>, u32)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (
                 "conv2d_forward",
                 vec![(1, s(&x)), (2, s(&w)), (3, s(&b)), (4, s(&y))],
@@ -113,7 +116,7 @@ fn main() {
     fn s(b: &wgpu::Buffer) -> BufSlice<'_> {
         b.into()
     }
-    let cases: Vec<(&str, Vec<(u32, BufSlice<'_>)>, u32)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "dense_forward",
             vec![(1, s(&x)), (2, s(&w)), (3, s(&b)), (4, s(&y))],

@@ -1,8 +1,11 @@
 // softmax_ce.wgsl — fused softmax cross-entropy with integer labels, mean over the batch.
 //
 // Layouts: logits/dlogits [N, classes] row-major; labels [N] u32; row_stats [N, 2] = (loss, correct);
-// stats [3] = (mean loss, correct count, summed loss) of this batch; totals [3] accumulate
-// (summed loss, correct count, rows) over many batches, e.g. an epoch, and are zeroed by the host.
+// stats [3] = (mean loss, correct count, summed loss) of this batch; totals [4] accumulate
+// (summed loss, correct count, rows, first bad batch) over many batches, e.g. an epoch, and are
+// zeroed by the host. "First bad batch" is the 1-based index, among the batches accumulated,
+// of the first one whose loss was not finite (0: none), so the host can name the step without
+// reading the loss back every step.
 //   loss_i    = logsumexp(logits_i) - logits_i[label_i]
 //   correct_i = argmax(logits_i) == label_i (first maximum wins, as jnp.argmax)
 //   dlogits_i = (softmax(logits_i) - onehot(label_i)) / N        (= , gradient of the mean loss)
@@ -96,6 +99,11 @@ fn softmax_ce_reduce(@builtin(local_invocation_index) lid: u32) {
         stats[0] = total.x * p.inv_n;
         stats[1] = total.y;
         stats[2] = total.x;
+        // Inf or NaN: all exponent bits set (no isnan in WGSL, and x != x may be folded away).
+        let bad = (bitcast<u32>(total.x) & 0x7f800000u) == 0x7f800000u;
+        if (bad && totals[3] == 0.0) {
+            totals[3] = totals[2] / f32(p.n) + 1.0;
+        }
         totals[0] += total.x;
         totals[1] += total.y;
         totals[2] += f32(p.n);

@@ -350,12 +350,14 @@ pub struct BatchStats {
     pub correct: f32,
 }
 
-/// Totals accumulated on the GPU over many steps (an epoch): summed loss, correct, rows.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Totals accumulated on the GPU over many steps (an epoch): summed loss, correct, rows, and
+/// the 1-based index of the first batch whose loss was not finite (0: none).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct Totals {
     pub loss_sum: f32,
     pub correct: f32,
     pub count: f32,
+    pub first_bad_batch: u32,
 }
 
 /// The seed model on the GPU at a fixed batch size: weights, Adam state, activations and
@@ -422,7 +424,7 @@ impl GpuModel {
         let part1 = buf("Conv_1.partials", s.conv1.partials_len());
         let row_stats = buf("loss.rows", 2 * n);
         let stats = buf("loss.stats", 3);
-        let totals = buf("loss.totals", 3);
+        let totals = buf("loss.totals", 4);
 
         let ce = SoftmaxCeBuffers {
             logits: (&logits).into(),
@@ -622,7 +624,7 @@ impl GpuModel {
     /// Zeroes the on-GPU loss/accuracy totals (start of an epoch).
     pub fn reset_totals(&self, gpu: &Gpu) {
         gpu.queue
-            .write_buffer(&self.totals, 0, bytemuck::cast_slice(&[0f32; 3]));
+            .write_buffer(&self.totals, 0, bytemuck::cast_slice(&[0f32; 4]));
     }
 
     /// Records the train step (forward, loss, backward, Adam) into `encoder` as one compute
@@ -697,7 +699,7 @@ impl GpuModel {
         gpu.queue.write_buffer(
             &self.totals,
             0,
-            bytemuck::cast_slice(&[t.loss_sum, t.correct, t.count]),
+            bytemuck::cast_slice(&[t.loss_sum, t.correct, t.count, t.first_bad_batch as f32]),
         );
     }
 
@@ -741,6 +743,7 @@ impl GpuModel {
             loss_sum: v[0],
             correct: v[1],
             count: v[2],
+            first_bad_batch: v[3] as u32,
         })
     }
 }

@@ -206,6 +206,22 @@ pub struct EpochMetrics {
     pub val_accuracy: Option<f64>,
     pub seconds: f64,
     pub images_per_second: f64,
+    /// Resident memory of the process at the end of the epoch (flat across a healthy run).
+    #[serde(default)]
+    pub rss_bytes: Option<u64>,
+    /// GPU memory the run allocated (model, data sets, scratch): constant by design.
+    #[serde(default)]
+    pub gpu_bytes: Option<u64>,
+    /// Buffers alive in wgpu at the end of the epoch.
+    #[serde(default)]
+    pub live_buffers: Option<usize>,
+}
+
+/// Resident set size of this process (Linux; None elsewhere).
+pub fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
 
 /// Train/validation loss and accuracy per epoch.

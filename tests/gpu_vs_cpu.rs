@@ -374,7 +374,7 @@ fn softmax_ce_forward_backward_reduce() {
         let lab = gpu.storage_from("labels", &labels);
         let rows = gpu.storage("rows", 2 * n as usize);
         let stats = gpu.storage("stats", 3);
-        let totals = gpu.storage("totals", 3);
+        let totals = gpu.storage("totals", 4);
         let dl = gpu.storage("dlogits", logits.len());
         let bufs = SoftmaxCeBuffers {
             logits: (&lb).into(),
@@ -423,7 +423,12 @@ fn softmax_ce_forward_backward_reduce() {
         assert_close(
             &format!("{what} totals"),
             &t,
-            &[2.0 * loss * n as f64, 2.0 * correct as f64, 2.0 * n as f64],
+            &[
+                2.0 * loss * n as f64,
+                2.0 * correct as f64,
+                2.0 * n as f64,
+                0.0,
+            ],
             1e-4,
             1e-5,
         );
@@ -530,4 +535,36 @@ fn slices_bind_tensors_inside_a_bigger_buffer() {
         got[..64].iter().chain(&got[76..]).all(|&v| v == 7.0),
         "wrote outside its slice"
     );
+}
+
+#[test]
+fn softmax_ce_reports_the_first_non_finite_batch() {
+    let Some(gpu) = gpu() else { return };
+    let p = SoftmaxCeParams::new(3, 10);
+    let mut r = rng(510);
+    let good = uniform(&mut r, 30, 2.0);
+    let mut bad = good.clone();
+    bad[17] = f32::NAN;
+    let lb = gpu.storage_from("logits", &good);
+    let lab = gpu.storage_from("labels", &[1u32, 2, 3]);
+    let rows = gpu.storage("rows", 6);
+    let stats = gpu.storage("stats", 3);
+    let totals = gpu.storage("totals", 4);
+    let dl = gpu.storage("dlogits", 30);
+    let bufs = SoftmaxCeBuffers {
+        logits: (&lb).into(),
+        labels: (&lab).into(),
+        row_stats: (&rows).into(),
+        stats: (&stats).into(),
+        totals: (&totals).into(),
+    };
+    let [a, b] = softmax_ce::backward(gpu, &p, &bufs, (&dl).into());
+    for batch in [&good, &good, &bad, &good, &bad] {
+        gpu.queue.write_buffer(&lb, 0, bytemuck::cast_slice(batch));
+        gpu.run(&[&a, &b]).unwrap();
+    }
+    let t = read(gpu, &totals);
+    assert_eq!(t[2], 15.0);
+    assert_eq!(t[3], 3.0, "first bad batch is the third");
+    assert!(t[0].is_nan());
 }

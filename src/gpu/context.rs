@@ -119,6 +119,11 @@ fn device_rank(t: wgpu::DeviceType) -> u32 {
 /// Every adapter of `backend`, in the order `wgpu-cnn devices` lists them (best first:
 /// discrete, integrated, virtual, CPU; Vulkan/Metal/DX12 before GL).
 pub fn enumerate(backend: Backend) -> Vec<wgpu::Adapter> {
+    enumerate_with_instance(backend).1
+}
+
+/// As [`enumerate`], with the instance the adapters came from.
+fn enumerate_with_instance(backend: Backend) -> (wgpu::Instance, Vec<wgpu::Adapter>) {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
         backends: backend.backends(),
         ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
@@ -131,11 +136,13 @@ pub fn enumerate(backend: Backend) -> Vec<wgpu::Adapter> {
             info.backend == wgpu::Backend::Gl,
         )
     });
-    adapters
+    (instance, adapters)
 }
 
 /// An open device with its queue, pipeline cache and error sink.
 pub struct Gpu {
+    /// Kept for wgpu's resource report (live buffers); None when built from a bare adapter.
+    instance: Option<wgpu::Instance>,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub device: wgpu::Device,
@@ -149,7 +156,7 @@ pub struct Gpu {
 impl Gpu {
     /// Opens the adapter chosen by `opts`, with the adapter's own limits (large buffers allowed).
     pub fn new(opts: &GpuOptions) -> Result<Gpu, GpuError> {
-        let adapters = enumerate(opts.backend);
+        let (instance, adapters) = enumerate_with_instance(opts.backend);
         if adapters.is_empty() {
             return Err(GpuError::NoAdapter {
                 backend: opts.backend,
@@ -186,7 +193,16 @@ impl Gpu {
                 backend: opts.backend,
             });
         };
-        Self::from_adapter(adapter, opts.bounds_checks)
+        let mut gpu = Self::from_adapter(adapter, opts.bounds_checks)?;
+        gpu.instance = Some(instance);
+        Ok(gpu)
+    }
+
+    /// Buffers alive in wgpu right now (from its resource report), when available: a check
+    /// that nothing allocates inside the training loop.
+    pub fn live_buffers(&self) -> Option<usize> {
+        let report = self.instance.as_ref()?.generate_report()?;
+        Some(report.hub_report().buffers.num_kept_from_user)
     }
 
     pub fn from_adapter(adapter: wgpu::Adapter, bounds_checks: bool) -> Result<Gpu, GpuError> {
@@ -205,12 +221,19 @@ impl Gpu {
         .map_err(|e| GpuError::Device(e.to_string()))?;
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = errors.clone();
+        let lost = errors.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut v) = lost.lock() {
+                v.push(format!("device lost ({reason:?}): {msg}"));
+            }
+        });
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             if let Ok(mut v) = sink.lock() {
                 v.push(e.to_string());
             }
         }));
         Ok(Gpu {
+            instance: None,
             info,
             limits,
             device,

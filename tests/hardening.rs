@@ -1,0 +1,443 @@
+//! Bad input gets one clear error line and a non-zero exit, never a panic; long runs stay flat.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{cifar_dir, cli, gpu, rng, temp_dir};
+use rand::Rng;
+use wgpu_cnn::checkpoint::{self, Checkpoint};
+use wgpu_cnn::data::{self, RECORD_BYTES};
+use wgpu_cnn::model;
+
+/// Asserts a failed run: exit code 1, an `error:` line naming `needle`, no panic.
+fn assert_error(args: &[&str], needle: &str) {
+    let (code, out, err) = cli(args);
+    assert_eq!(
+        code, 1,
+        "{args:?} should fail\nstdout: {out}\nstderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{args:?} panicked: {err}"
+    );
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{args:?}: no error line: {err}"));
+    assert!(
+        line.contains(needle),
+        "{args:?}: error line {line:?} does not mention {needle:?}"
+    );
+}
+
+/// A data folder holding the first `n` records of each real file.
+fn data_slice(dir: &Path, n: usize) -> PathBuf {
+    let src = cifar_dir();
+    std::fs::create_dir_all(dir).unwrap();
+    for f in data::TRAIN_FILES.iter().chain([&data::TEST_FILE]) {
+        let bytes = std::fs::read(src.join(f)).unwrap();
+        std::fs::write(dir.join(f), &bytes[..n * RECORD_BYTES]).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+fn train_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["train", "--data", data, "--out", out];
+    v.extend_from_slice(extra);
+    // Small defaults unless the case sets them.
+    for (flag, value) in [
+        ("--epochs", "1"),
+        ("--batch-size", "10"),
+        ("--val-size", "10"),
+    ] {
+        if !extra.iter().any(|a| a.starts_with(flag)) {
+            v.extend([flag, value]);
+        }
+    }
+    v
+}
+
+#[test]
+fn bad_data_files_are_named() {
+    let dir = temp_dir("bad-data");
+    let out = dir.join("out");
+    let out = out.to_str().unwrap();
+    assert_error(
+        &train_args("/nonexistent/cifar", out, &[]),
+        "wgpu-cnn download",
+    );
+
+    let cases: [(&str, &dyn Fn(&Path)); 5] = [
+        ("missing", &|d| {
+            std::fs::remove_file(d.join("data_batch_3.bin")).unwrap()
+        }),
+        ("not a multiple", &|d| {
+            let p = d.join("data_batch_2.bin");
+            let b = std::fs::read(&p).unwrap();
+            std::fs::write(&p, &b[..b.len() - 100]).unwrap();
+        }),
+        ("label byte 200", &|d| {
+            let p = d.join("data_batch_4.bin");
+            let mut b = std::fs::read(&p).unwrap();
+            b[3 * RECORD_BYTES] = 200;
+            std::fs::write(&p, b).unwrap();
+        }),
+        ("empty", &|d| {
+            std::fs::write(d.join("test_batch.bin"), b"").unwrap()
+        }),
+        ("is a directory", &|d| {
+            std::fs::remove_file(d.join("data_batch_1.bin")).unwrap();
+            std::fs::create_dir(d.join("data_batch_1.bin")).unwrap();
+        }),
+    ];
+    for (i, (needle, break_it)) in cases.iter().enumerate() {
+        let d = data_slice(&dir.join(format!("d{i}")), 30);
+        break_it(&d);
+        assert_error(&train_args(d.to_str().unwrap(), out, &[]), needle);
+    }
+    // The record is named too.
+    let d = data_slice(&dir.join("rec"), 30);
+    let p = d.join("data_batch_4.bin");
+    let mut b = std::fs::read(&p).unwrap();
+    b[7 * RECORD_BYTES] = 10;
+    std::fs::write(&p, b).unwrap();
+    assert_error(
+        &train_args(d.to_str().unwrap(), out, &[]),
+        "data_batch_4.bin: record 7",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_flags_are_rejected() {
+    let dir = temp_dir("bad-flags");
+    let d = data_slice(&dir.join("data"), 30);
+    let d = d.to_str().unwrap();
+    let out = dir.join("out");
+    let out = out.to_str().unwrap();
+    assert_error(&train_args(d, out, &["--batch-size", "0"]), "--batch-size");
+    assert_error(&train_args(d, out, &["--lr", "0"]), "--lr");
+    assert_error(&train_args(d, out, &["--lr=-1"]), "--lr");
+    assert_error(&train_args(d, out, &["--lr", "NaN"]), "--lr");
+    assert_error(&train_args(d, out, &["--epochs", "0"]), "--epochs");
+    assert_error(&train_args(d, out, &["--val-size", "150"]), "--val-size");
+    assert_error(
+        &train_args(d, out, &["--train-limit", "100000"]),
+        "--train-limit",
+    );
+    assert_error(
+        &train_args(d, out, &["--adapter", "no-such-gpu"]),
+        "no-such-gpu",
+    );
+    assert_error(
+        &train_args(
+            d,
+            out,
+            &[
+                "--batch-size",
+                "100000",
+                "--val-size",
+                "0",
+                "--train-limit",
+                "150",
+            ],
+        ),
+        "fewer than one batch",
+    );
+    if gpu().is_some() {
+        // Larger than one storage binding: the error says the limit and the largest batch.
+        let d2 = data_slice(&dir.join("big"), 2000);
+        assert_error(
+            &train_args(
+                d2.to_str().unwrap(),
+                out,
+                &["--batch-size", "5000", "--val-size", "0"],
+            ),
+            "the largest batch that fits is",
+        );
+    }
+    // clap rejects an unknown backend with its usage error (exit code 2).
+    let (code, _, err) = cli(&["devices", "--backend", "quantum"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid value 'quantum'"), "{err}");
+    // An output folder that cannot be created: an error before any training.
+    assert_error(
+        &train_args(d, "/proc/version/run", &[]),
+        "/proc/version/run",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn save_raw(path: &Path, tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>) {
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, dt, shape, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*dt, shape.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+fn params_raw(params: &[Vec<f32>]) -> Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> {
+    model::param_specs()
+        .iter()
+        .zip(params)
+        .map(|(s, t)| {
+            (
+                s.name.to_string(),
+                safetensors::Dtype::F32,
+                s.shape.clone(),
+                t.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn bad_checkpoints_and_images_are_named() {
+    let dir = temp_dir("bad-ck");
+    let img = dir.join("img.png");
+    image::RgbImage::from_pixel(8, 8, image::Rgb([10, 20, 30]))
+        .save(&img)
+        .unwrap();
+    let img = img.to_str().unwrap();
+    let good = dir.join("good.safetensors");
+    let params = model::init_params(1);
+    checkpoint::save(
+        &good,
+        &Checkpoint {
+            params: params.clone(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let predict = |ck: &Path, needle: &str| {
+        assert_error(
+            &["predict", "--checkpoint", ck.to_str().unwrap(), img],
+            needle,
+        )
+    };
+
+    let p = dir.join("random.safetensors");
+    std::fs::write(&p, b"definitely not safetensors").unwrap();
+    predict(&p, "not a valid safetensors file");
+    let bytes = std::fs::read(&good).unwrap();
+    let p = dir.join("truncated.safetensors");
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    predict(&p, "not a valid safetensors file");
+    let p = dir.join("missing.safetensors");
+    let mut t = params_raw(&params);
+    t.remove(3);
+    save_raw(&p, t);
+    predict(&p, "tensor Conv_1.bias is missing");
+    let p = dir.join("shape.safetensors");
+    let mut t = params_raw(&params);
+    t[6].2 = vec![10, 256];
+    save_raw(&p, t);
+    predict(&p, "Dense_1.kernel has shape [10, 256], expected [256, 10]");
+    let p = dir.join("dtype.safetensors");
+    let mut t = params_raw(&params);
+    t[1] = (
+        "Conv_0.bias".into(),
+        safetensors::Dtype::F64,
+        vec![16],
+        vec![0u8; 128],
+    );
+    save_raw(&p, t);
+    predict(&p, "Conv_0.bias has dtype F64");
+    let p = dir.join("nan.safetensors");
+    let mut bad = params.clone();
+    bad[4][77] = f32::NAN;
+    save_raw(&p, params_raw(&bad));
+    predict(&p, "Dense_0.kernel holds a non-finite value");
+    predict(&dir, "is a directory");
+    predict(&dir.join("nope.safetensors"), "cannot read checkpoint");
+
+    // Extra tensors: a warning, and it still works.
+    let p = dir.join("extra.safetensors");
+    let mut t = params_raw(&params);
+    t.push((
+        "batch_stats.mean".into(),
+        safetensors::Dtype::F32,
+        vec![2],
+        vec![0u8; 8],
+    ));
+    save_raw(&p, t);
+    let (code, out, err) = cli(&["predict", "--checkpoint", p.to_str().unwrap(), img]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("warning") && err.contains("batch_stats.mean"),
+        "{err}"
+    );
+
+    // Images: not an image, truncated, zero-sized.
+    let g = good.to_str().unwrap();
+    let txt = dir.join("notes.png");
+    std::fs::write(&txt, b"hello").unwrap();
+    assert_error(
+        &["predict", "--checkpoint", g, txt.to_str().unwrap()],
+        "not a readable image",
+    );
+    let png = std::fs::read(img).unwrap();
+    let cut = dir.join("cut.png");
+    std::fs::write(&cut, &png[..png.len() / 2]).unwrap();
+    assert_error(
+        &["predict", "--checkpoint", g, cut.to_str().unwrap()],
+        "cut.png",
+    );
+    let mut zero = png.clone();
+    zero[16..24].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]); // IHDR width and height = 0
+    let z = dir.join("zero.png");
+    std::fs::write(&z, zero).unwrap();
+    assert_error(
+        &["predict", "--checkpoint", g, z.to_str().unwrap()],
+        "zero.png",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn corrupted_files_give_errors_never_panics() {
+    let mut r = rng(99);
+    let records: Vec<u8> = {
+        let mut v = Vec::new();
+        for i in 0..4 {
+            v.push(i as u8);
+            v.extend((0..3072).map(|_| r.random::<u8>()));
+        }
+        v
+    };
+    let mut errors = 0;
+    for i in 0..300 {
+        let mut b = records.clone();
+        let breaks_format = match i % 3 {
+            0 => {
+                let n = r.random_range(0..b.len());
+                b.truncate(n);
+                true
+            }
+            1 => {
+                let k = r.random_range(0..4) * RECORD_BYTES;
+                b[k] = r.random_range(10..=255);
+                true
+            }
+            _ => {
+                let at = r.random_range(0..b.len());
+                b.insert(at, r.random());
+                true
+            }
+        };
+        let res = std::panic::catch_unwind(|| data::parse_records(&b, "fuzz.bin").map(|s| s.len()));
+        let res = res.expect("parse_records panicked");
+        if breaks_format {
+            assert!(res.is_err(), "corruption {i} was accepted");
+        }
+        errors += res.is_err() as u32;
+    }
+    assert_eq!(errors, 300);
+
+    let dir = temp_dir("fuzz-ck");
+    let good = dir.join("good.safetensors");
+    let params = model::init_params(2);
+    checkpoint::save(
+        &good,
+        &Checkpoint {
+            params: params.clone(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let p = dir.join("c.safetensors");
+    let mut rejected = 0;
+    for i in 0..300 {
+        let mut b = bytes.clone();
+        match i % 3 {
+            // Header damage: parse errors, wrong names, shapes, dtypes, offsets.
+            0 => {
+                let k = r.random_range(0..header);
+                b[k] = r.random();
+            }
+            1 => b.truncate(r.random_range(0..b.len())),
+            // Data damage: NaN/Inf patterns in a tensor.
+            _ => {
+                let k = r.random_range(header..b.len() - 4) & !3;
+                b[k..k + 4].copy_from_slice(&[0x00, 0x00, 0xc0, 0x7f]);
+            }
+        }
+        std::fs::write(&p, &b).unwrap();
+        let res =
+            std::panic::catch_unwind(|| checkpoint::load(&p)).expect("checkpoint::load panicked");
+        match res {
+            Err(_) => rejected += 1,
+            // A header byte flip can keep the file valid (e.g. inside a number's digits that
+            // stay in range, or in padding); whatever loads must still be a sound model.
+            Ok(ck) => {
+                assert_eq!(ck.params.len(), 8);
+                assert!(ck.params.iter().flatten().all(|v| v.is_finite()));
+            }
+        }
+    }
+    assert!(
+        rejected >= 250,
+        "only {rejected} of 300 corrupted checkpoints were rejected"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn long_run_memory_stays_flat() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = temp_dir("flat");
+    let d = data_slice(&dir.join("data"), 100);
+    let run = dir.join("run");
+    let (code, out, err) = cli(&[
+        "train",
+        "--data",
+        d.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--epochs",
+        "6",
+        "--batch-size",
+        "25",
+        "--val-size",
+        "50",
+        "--test-limit",
+        "50",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let history: Vec<wgpu_cnn::report::EpochMetrics> =
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert_eq!(history.len(), 6);
+    let gpu_bytes: Vec<u64> = history.iter().map(|m| m.gpu_bytes.unwrap()).collect();
+    assert!(
+        gpu_bytes.windows(2).all(|w| w[0] == w[1]),
+        "GPU bytes changed: {gpu_bytes:?}"
+    );
+    let live: Vec<usize> = history.iter().map(|m| m.live_buffers.unwrap()).collect();
+    assert!(
+        live.windows(2).all(|w| w[0] == w[1]),
+        "live wgpu buffers changed: {live:?}"
+    );
+    let rss: Vec<u64> = history.iter().map(|m| m.rss_bytes.unwrap()).collect();
+    // After the first epoch (allocator and driver warm-up) resident memory stays within 16 MiB.
+    let growth = rss[5] as i64 - rss[1] as i64;
+    assert!(
+        growth < 16 << 20,
+        "resident memory grew by {} MiB over 4 epochs: {rss:?}",
+        growth >> 20
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
