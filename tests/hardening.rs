@@ -58,6 +58,9 @@ fn train_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str
     v
 }
 
+/// What a case expects in the error, and how it damages a data folder.
+type BreakData<'a> = (&'a str, &'a dyn Fn(&Path));
+
 #[test]
 fn bad_data_files_are_named() {
     let dir = temp_dir("bad-data");
@@ -68,7 +71,7 @@ fn bad_data_files_are_named() {
         "wgpu-cnn download",
     );
 
-    let cases: [(&str, &dyn Fn(&Path)); 5] = [
+    let cases: [BreakData<'_>; 5] = [
         ("missing", &|d| {
             std::fs::remove_file(d.join("data_batch_3.bin")).unwrap()
         }),
