@@ -35,21 +35,23 @@ def main():
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
     b = args.batch_size
+    dev = torch.device(args.device)
     torch.manual_seed(0)
-    net = model()
+    net = model().to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
     loss_fn = nn.CrossEntropyLoss()
-    images = torch.randn(b, 3, 32, 32)
-    labels = torch.randint(0, 10, (b,))
+    images = torch.randn(b, 3, 32, 32, device=dev)
+    labels = torch.randint(0, 10, (b,), device=dev)
 
     def step():
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(net(images), labels)
         loss.backward()
         opt.step()
-        return loss.item()
+        return loss.item()  # syncs the device
 
     step()
     startup = time.perf_counter() - LAUNCHED
@@ -64,7 +66,7 @@ def main():
     result = {
         "framework": "pytorch",
         "version": f"torch {torch.__version__}",
-        "device": f"cpu ({torch.get_num_threads()} threads)",
+        "device": torch.cuda.get_device_name(0) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
         "batch_size": b,
         "startup_s": startup,
         "step_ms_median": s * 1e3,

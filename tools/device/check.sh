@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run ON THE DEVICE MACHINE (see prepare.sh): correctness of every kernel on the NVIDIA
+# adapter, then the benchmarks: wgpu-cnn bench and profile, the JAX peer and the PyTorch peer
+# on the same GPU. Everything it prints also lands in $OUT.
+set -uo pipefail
+for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+export XDG_RUNTIME_DIR=/tmp PYTHONUNBUFFERED=1
+if [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+fi
+OUT="${OUT:-/tmp/out}"; mkdir -p "$OUT"
+B=tools/device/bin
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
+$B/wgpu-cnn devices | tee -a "$OUT/gpu.txt"
+# Correctness on the NVIDIA adapter: the same GPU-vs-CPU tests as CI.
+export WGPU_CNN_ADAPTER=nvidia
+for t in gpu_vs_cpu model data; do
+  $B/test_$t --test-threads 4 2>&1 | tail -n 4 | tee -a "$OUT/tests.txt"
+done
+$B/wgpu-cnn bench --adapter nvidia --warmup 20 --steps 100 2>&1 | tee "$OUT/bench.txt"
+$B/wgpu-cnn bench --adapter nvidia --batch-size 512 --warmup 10 --steps 50 2>&1 | tee -a "$OUT/bench.txt"
+$B/wgpu-cnn profile --adapter nvidia --steps 5 --trace "$OUT/trace.json" 2>&1 | tee "$OUT/profile.txt"
+python3 tools/peers/jax_cnn.py --warmup 20 --steps 100 2>&1 | tail -n 2 | tee "$OUT/jax.txt"
+python3 tools/peers/torch_cnn.py --device cuda --warmup 20 --steps 100 2>&1 | tail -n 2 | tee "$OUT/torch.txt"
