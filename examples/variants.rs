@@ -23,6 +23,10 @@ fn time(gpu: &Gpu, d: &Dispatch, reps: usize) -> f64 {
 
 fn main() {
     let gpu = Gpu::new(&GpuOptions::default()).unwrap();
+    let splits: u32 = std::env::var("SPLITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
     let filter: Vec<String> = std::env::args().skip(1).collect();
     let want = |e: &str| filter.is_empty() || filter.iter().any(|f| e.contains(f.as_str()));
     let report = |name: &str, entry: &str, ms: f64, flops: u64| {
@@ -34,11 +38,11 @@ fn main() {
     for (name, p) in [
         (
             "Conv_1",
-            Conv2dParams::new(128, 16, 16, 32, 64, 3, Padding::Same),
+            Conv2dParams::new(128, 16, 16, 32, 64, 3, Padding::Same).with_splits(splits),
         ),
         (
             "Conv_0",
-            Conv2dParams::new(128, 32, 32, 3, 32, 3, Padding::Same),
+            Conv2dParams::new(128, 32, 32, 3, 32, 3, Padding::Same).with_splits(splits),
         ),
     ] {
         let x = gpu.storage("x", p.input_len());
@@ -103,6 +107,24 @@ fn main() {
                 0,
             );
             report(name, entry, time(&gpu, &d, 5), p.flops_forward());
+        }
+        if want("reduce") {
+            let dw = gpu.storage("dw", p.weight_len());
+            let d = Dispatch::new(
+                &gpu,
+                "conv2d",
+                "conv2d_backward_weight_reduce",
+                &u,
+                &[(7, s(&part)), (8, s(&dw)), (9, s(&b))],
+                grid(rows * p.o),
+                0,
+                0,
+            );
+            println!(
+                "{name:<8} reduce ({} splits) {:8.2} ms",
+                p.splits,
+                time(&gpu, &d, 5)
+            );
         }
     }
     let p = DenseParams::new(128, 4096, 256);

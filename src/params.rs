@@ -76,6 +76,15 @@ impl Conv2dParams {
             relu: 0,
         }
     }
+    /// The same convolution with the weight gradient's split-K set to about `splits` partial
+    /// sums (each at least 64 pixels): more keeps a big GPU busy, fewer saves a CPU-type
+    /// adapter the partials' memory traffic.
+    pub fn with_splits(mut self, splits: u32) -> Self {
+        let m = self.pixels();
+        self.chunk = m.div_ceil(splits.max(1)).max(Self::MIN_CHUNK);
+        self.splits = m.div_ceil(self.chunk);
+        self
+    }
     /// The same convolution with ReLU fused into the forward's output.
     pub fn with_relu(mut self) -> Self {
         self.relu = 1;
