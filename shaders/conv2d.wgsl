@@ -18,7 +18,8 @@
 //   lavapipe for the seed's Conv_1);
 //   conv2d_backward_weight_c4 (also C % 4 == 0) — input read as vec4 too (12 vs 10 GFLOP/s).
 // Tried and dropped: vec4 input loads in the forward (10.5 vs 13 GFLOP/s: the unrolled channel
-// loop spills), 4×8 tiles without vec4 loads (10.5).
+// loop spills), 4×8 tiles without vec4 loads (10.5), 2 pixels × 16 channels with vec4 loads
+// (10.5).
 //
 // Each invocation computes a 4×4 register tile (4 pixels × 4 channels): CPU-type adapters such as
 // lavapipe vectorise across invocations and reward register blocking; 64 invocations per group

@@ -764,11 +764,18 @@ pub fn predict(
         .map(|p| load_image(p))
         .collect::<Result<Vec<_>>>()?;
     let gpu = Gpu::new(device)?;
-    let n = images.len() as u32;
-    let m = GpuModel::new(&gpu, n, &ck.params, 1e-4)?;
-    m.upload_batch(&gpu, &inputs.concat(), &vec![0u32; n as usize]);
-    m.eval_step(&gpu);
-    let logits = m.read_logits(&gpu)?;
+    // At most 256 images per forward pass, so any number of images fits the adapter's limits.
+    let batch = images.len().min(256);
+    let m = GpuModel::new(&gpu, batch as u32, &ck.params, 1e-4)?;
+    let classes = model::CLASSES as usize;
+    let mut logits = Vec::with_capacity(images.len() * classes);
+    for chunk in inputs.chunks(batch) {
+        let mut x = chunk.concat();
+        x.resize(batch * model::IMAGE_LEN, 0.0);
+        m.upload_batch(&gpu, &x, &vec![0u32; batch]);
+        m.eval_step(&gpu);
+        logits.extend_from_slice(&m.read_logits(&gpu)?[..chunk.len() * classes]);
+    }
     Ok(images
         .iter()
         .zip(logits.chunks_exact(model::CLASSES as usize))
