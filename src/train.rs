@@ -314,6 +314,78 @@ fn checkpoint_of(
     })
 }
 
+/// Reads the loss totals back without stalling the GPU: a copy recorded into a step's command
+/// buffer, mapped asynchronously, collected once the mapping has completed during later polls.
+struct TotalsProbe {
+    staging: wgpu::Buffer,
+    state: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+impl TotalsProbe {
+    const IDLE: u8 = 0;
+    const MAPPING: u8 = 1;
+    const READY: u8 = 2;
+    const FAILED: u8 = 3;
+
+    fn new(gpu: &Gpu) -> Self {
+        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("totals.probe"),
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        TotalsProbe {
+            staging,
+            state: Default::default(),
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == Self::IDLE
+    }
+
+    fn encode(&self, enc: &mut wgpu::CommandEncoder, totals: &wgpu::Buffer) {
+        enc.copy_buffer_to_buffer(totals, 0, &self.staging, 0, 16);
+    }
+
+    /// Call right after submitting the command buffer `encode` wrote into.
+    fn start(&self) {
+        self.state.store(Self::MAPPING, Ordering::SeqCst);
+        let state = self.state.clone();
+        self.staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            state.store(
+                if r.is_ok() { Self::READY } else { Self::FAILED },
+                Ordering::SeqCst,
+            );
+        });
+    }
+
+    /// The totals, once a started read has completed.
+    fn take(&self) -> Option<Totals> {
+        match self.state.load(Ordering::SeqCst) {
+            Self::READY => {
+                let v: Vec<f32> = {
+                    let view = self.staging.get_mapped_range(..).ok()?;
+                    bytemuck::cast_slice(&view).to_vec()
+                };
+                self.staging.unmap();
+                self.state.store(Self::IDLE, Ordering::SeqCst);
+                Some(Totals {
+                    loss_sum: v[0],
+                    correct: v[1],
+                    count: v[2],
+                    first_bad_batch: v[3] as u32,
+                })
+            }
+            Self::FAILED => {
+                self.state.store(Self::IDLE, Ordering::SeqCst);
+                None
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Stops a diverged run: names the epoch and the first step whose loss was not finite; the
 /// last checkpoint written (end of the previous epoch) is untouched.
 fn check_finite(t: &Totals, epoch: u32, out: &Path) -> Result<()> {
@@ -478,6 +550,7 @@ pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Re
     history.retain(|m| m.epoch < pos.epoch);
 
     let mut interrupted = false;
+    let probe = TotalsProbe::new(&gpu);
     while pos.epoch < cfg.epochs {
         let epoch = pos.epoch;
         let crops = epoch_crops(&cfg, &train_idx, epoch, steps);
@@ -506,7 +579,16 @@ pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Re
             runner
                 .model
                 .encode_train_step(&gpu, &mut enc, &[&aug_train]);
+            // Every 50 steps, a copy of the loss totals comes back asynchronously: a diverged
+            // run stops within about 50 steps without the GPU ever waiting for the CPU.
+            let probe_now = (s + 1) % 50 == 0 && probe.idle();
+            if probe_now {
+                probe.encode(&mut enc, &runner.model.totals);
+            }
             in_flight.push_back(gpu.queue.submit([enc.finish()]));
+            if probe_now {
+                probe.start();
+            }
             // Keep at most two steps queued: bounds staging memory and drives the progress bar.
             if in_flight.len() > 2 {
                 let idx = in_flight.pop_front();
@@ -519,9 +601,8 @@ pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Re
                 gpu.take_errors()?;
             }
             bar.set_position(s as u64 + 1);
-            // A diverged run stops within 50 steps (one 16-byte read, no per-step sync).
-            if (s + 1) % 50 == 0 {
-                check_finite(&runner.model.read_totals(&gpu)?, epoch, &cfg.out)?;
+            if let Some(t) = probe.take() {
+                check_finite(&t, epoch, &cfg.out)?;
             }
             if INTERRUPTED.load(Ordering::SeqCst) && s + 1 < steps {
                 gpu.wait()?;

@@ -160,6 +160,17 @@ fn bad_flags_are_rejected() {
             "the largest batch that fits is",
         );
     }
+    if gpu().is_some() {
+        // A huge learning rate: the run stops, naming the epoch and the step.
+        assert_error(
+            &train_args(
+                d,
+                out,
+                &["--lr", "1e30", "--batch-size", "5", "--val-size", "0"],
+            ),
+            "non-finite loss at epoch 0, step",
+        );
+    }
     // clap rejects an unknown backend with its usage error (exit code 2).
     let (code, _, err) = cli(&["devices", "--backend", "quantum"]);
     assert_eq!(code, 2, "{err}");
