@@ -449,116 +449,187 @@ pub struct TrainOutcome {
 
 /// Runs the recipe `cfg` (or continues `resume`). Prints the seed's log lines.
 pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Result<TrainOutcome> {
-    cfg.validate()?;
-    let progress = std::io::stderr().is_terminal();
-    let resumed = resume.map(checkpoint::load).transpose()?;
-    std::fs::create_dir_all(&cfg.out)
-        .with_context(|| format!("cannot create output folder {}", cfg.out.display()))?;
-    // Fail before training when the output folder is not writable.
-    checkpoint::write_atomic(&cfg.out.join(".write-test"), b"ok")
-        .with_context(|| format!("output folder {} is not writable", cfg.out.display()))?;
-    let _ = std::fs::remove_file(cfg.out.join(".write-test"));
-
-    let ds = load_data(&cfg.data, progress)?;
-    let n_all = ds.train.len();
-    if cfg.val_size >= n_all {
-        bail!(
-            "--val-size {} leaves no training images (the training set has {n_all})",
-            cfg.val_size
-        );
+    let mut run = Run::start(cfg, resume, device)?;
+    let mut interrupted = false;
+    while run.pos.epoch < run.cfg.epochs {
+        let first = run.pos.step_in_epoch as usize;
+        let t0 = Instant::now();
+        if !run.train_epoch()? {
+            interrupted = true;
+            break;
+        }
+        run.finish_epoch(first, t0)?;
     }
-    let (mut train_idx, val_idx) = data::split_indices(n_all, cfg.val_size, cfg.seed);
-    if let Some(limit) = cfg.train_limit {
-        if limit == 0 || limit > train_idx.len() {
+    report::curves_png(&run.history, &run.cfg.out.join("curves.png"))?;
+    let (test_last, test_best) = if interrupted {
+        (None, None)
+    } else {
+        run.final_test()?
+    };
+    Ok(TrainOutcome {
+        out: run.cfg.out,
+        history: run.history,
+        test_last,
+        test_best,
+        interrupted,
+    })
+}
+
+/// One training run: its settings, position, data, model and schedules.
+struct Run {
+    cfg: TrainConfig,
+    pos: Position,
+    history: Vec<EpochMetrics>,
+    progress: bool,
+    gpu: Gpu,
+    adapter: String,
+    ds: data::Cifar10,
+    train_idx: Vec<u32>,
+    val_idx: Vec<u32>,
+    steps: usize,
+    runner: Runner,
+    train_data: GpuDataset,
+    test_data: GpuDataset,
+    aug_train: Dispatch,
+    aug_test: Dispatch,
+    probe: TotalsProbe,
+}
+
+impl Run {
+    /// Checks the settings and the output folder, loads the data, opens the GPU, builds the
+    /// model (from the seed, `--init` or the checkpoint being resumed) and uploads the data.
+    fn start(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Result<Run> {
+        cfg.validate()?;
+        let progress = std::io::stderr().is_terminal();
+        let resumed = resume.map(checkpoint::load).transpose()?;
+        std::fs::create_dir_all(&cfg.out)
+            .with_context(|| format!("cannot create output folder {}", cfg.out.display()))?;
+        // Fail before training when the output folder is not writable.
+        checkpoint::write_atomic(&cfg.out.join(".write-test"), b"ok")
+            .with_context(|| format!("output folder {} is not writable", cfg.out.display()))?;
+        let _ = std::fs::remove_file(cfg.out.join(".write-test"));
+
+        let ds = load_data(&cfg.data, progress)?;
+        let n_all = ds.train.len();
+        if cfg.val_size >= n_all {
             bail!(
-                "--train-limit {limit} must be between 1 and the training split's {} images",
+                "--val-size {} leaves no training images (the training set has {n_all})",
+                cfg.val_size
+            );
+        }
+        let (mut train_idx, val_idx) = data::split_indices(n_all, cfg.val_size, cfg.seed);
+        if let Some(limit) = cfg.train_limit {
+            if limit == 0 || limit > train_idx.len() {
+                bail!(
+                    "--train-limit {limit} must be between 1 and the training split's {} images",
+                    train_idx.len()
+                );
+            }
+            train_idx.truncate(limit);
+        }
+        let b = cfg.batch_size as usize;
+        let steps = train_idx.len() / b;
+        if steps == 0 {
+            bail!(
+                "the training split has {} images, fewer than one batch of {b}",
                 train_idx.len()
             );
         }
-        train_idx.truncate(limit);
-    }
-    let b = cfg.batch_size as usize;
-    let steps = train_idx.len() / b;
-    if steps == 0 {
-        bail!(
-            "the training split has {} images, fewer than one batch of {b}",
-            train_idx.len()
-        );
-    }
 
-    let gpu = Gpu::new(device)?;
-    let adapter = gpu.describe();
-    println!("adapter: {adapter}");
+        let gpu = Gpu::new(device)?;
+        let adapter = gpu.describe();
+        println!("adapter: {adapter}");
 
-    let (init, mut pos) = match &resumed {
-        Some(ck) => {
-            let pos = Position {
-                epoch: ck.meta("epoch").unwrap_or(0),
-                step_in_epoch: ck.meta("step_in_epoch").unwrap_or(0),
-                totals: ck.metadata.get("totals").and_then(|s| parse_totals(s)),
-                best_val_accuracy: ck.meta("best_val_accuracy"),
-                best_epoch: ck.meta("best_epoch"),
-            };
-            (ck.params.clone(), pos)
-        }
-        None => match &cfg.init {
-            Some(path) => {
-                let ck = checkpoint::load(path)?;
-                warn_unknown(path, &ck);
-                (ck.params, Position::default())
+        let (init, pos) = match &resumed {
+            Some(ck) => {
+                let pos = Position {
+                    epoch: ck.meta("epoch").unwrap_or(0),
+                    step_in_epoch: ck.meta("step_in_epoch").unwrap_or(0),
+                    totals: ck.metadata.get("totals").and_then(|s| parse_totals(s)),
+                    best_val_accuracy: ck.meta("best_val_accuracy"),
+                    best_epoch: ck.meta("best_epoch"),
+                };
+                (ck.params.clone(), pos)
             }
-            None => (model::init_params(cfg.seed), Position::default()),
-        },
-    };
-    let mut runner = Runner::new(&gpu, cfg.batch_size, &init, cfg.lr)?;
-    if let Some(ck) = &resumed {
-        let Some((mu, nu)) = &ck.adam else {
-            bail!(
-                "{}: has no Adam state (adam.mu.*, adam.nu.*), cannot resume from it",
-                resume.unwrap_or(Path::new("")).display()
-            );
+            None => match &cfg.init {
+                Some(path) => {
+                    let ck = checkpoint::load(path)?;
+                    warn_unknown(path, &ck);
+                    (ck.params, Position::default())
+                }
+                None => (model::init_params(cfg.seed), Position::default()),
+            },
         };
-        runner
-            .model
-            .write_adam(&gpu, mu, nu, ck.meta("step").unwrap_or(0));
-    }
-    let train_data = GpuDataset::upload(&gpu, &ds.train, "train")?;
-    let test_data = GpuDataset::upload(&gpu, &ds.test, "test")?;
-    let aug_train = runner.augment_from(&gpu, &train_data);
-    let aug_test = runner.augment_from(&gpu, &test_data);
-    gpu.take_errors()?;
-
-    checkpoint::write_atomic(
-        &cfg.out.join("config.json"),
-        serde_json::to_string_pretty(&serde_json::json!({
-            "config": &cfg,
-            "adapter": &adapter,
-            "version": env!("CARGO_PKG_VERSION"),
-            "train_images": train_idx.len(),
-            "val_images": val_idx.len(),
-            "steps_per_epoch": steps,
-            "gpu_bytes": runner.model.gpu_bytes() + train_data.bytes() + test_data.bytes(),
-        }))?
-        .as_bytes(),
-    )?;
-    let metrics_path = cfg.out.join("metrics.jsonl");
-    let mut history: Vec<EpochMetrics> = if resumed.is_some() {
-        read_history(&metrics_path)
-    } else {
-        Vec::new()
-    };
-    history.retain(|m| m.epoch < pos.epoch);
-
-    let mut interrupted = false;
-    let probe = TotalsProbe::new(&gpu);
-    while pos.epoch < cfg.epochs {
-        let epoch = pos.epoch;
-        let crops = epoch_crops(&cfg, &train_idx, epoch, steps);
-        match pos.totals.take() {
-            Some(t) if pos.step_in_epoch > 0 => runner.model.write_totals(&gpu, t),
-            _ => runner.model.reset_totals(&gpu),
+        let mut runner = Runner::new(&gpu, cfg.batch_size, &init, cfg.lr)?;
+        if let Some(ck) = &resumed {
+            let Some((mu, nu)) = &ck.adam else {
+                bail!(
+                    "{}: has no Adam state (adam.mu.*, adam.nu.*), cannot resume from it",
+                    resume.unwrap_or(Path::new("")).display()
+                );
+            };
+            runner
+                .model
+                .write_adam(&gpu, mu, nu, ck.meta("step").unwrap_or(0));
         }
-        let bar = if progress {
+        let train_data = GpuDataset::upload(&gpu, &ds.train, "train")?;
+        let test_data = GpuDataset::upload(&gpu, &ds.test, "test")?;
+        let aug_train = runner.augment_from(&gpu, &train_data);
+        let aug_test = runner.augment_from(&gpu, &test_data);
+        let probe = TotalsProbe::new(&gpu);
+        gpu.take_errors()?;
+
+        checkpoint::write_atomic(
+            &cfg.out.join("config.json"),
+            serde_json::to_string_pretty(&serde_json::json!({
+                "config": &cfg,
+                "adapter": &adapter,
+                "version": env!("CARGO_PKG_VERSION"),
+                "train_images": train_idx.len(),
+                "val_images": val_idx.len(),
+                "steps_per_epoch": steps,
+                "gpu_bytes": runner.gpu_bytes() + train_data.bytes() + test_data.bytes(),
+            }))?
+            .as_bytes(),
+        )?;
+        // A resumed run keeps the metrics of the epochs its checkpoint includes.
+        let mut history = if resumed.is_some() {
+            read_history(&cfg.out.join("metrics.jsonl"))
+        } else {
+            Vec::new()
+        };
+        history.retain(|m| m.epoch < pos.epoch);
+        Ok(Run {
+            cfg,
+            pos,
+            history,
+            progress,
+            gpu,
+            adapter,
+            ds,
+            train_idx,
+            val_idx,
+            steps,
+            runner,
+            train_data,
+            test_data,
+            aug_train,
+            aug_test,
+            probe,
+        })
+    }
+
+    /// The training steps of the current epoch, from `pos.step_in_epoch`. Returns false when
+    /// Ctrl-C stopped it (a checkpoint of the exact position is then written).
+    fn train_epoch(&mut self) -> Result<bool> {
+        let (gpu, cfg) = (&self.gpu, &self.cfg);
+        let (epoch, b, steps) = (self.pos.epoch, cfg.batch_size as usize, self.steps);
+        let crops = epoch_crops(cfg, &self.train_idx, epoch, steps);
+        match self.pos.totals.take() {
+            Some(t) if self.pos.step_in_epoch > 0 => self.runner.model.write_totals(gpu, t),
+            _ => self.runner.model.reset_totals(gpu),
+        }
+        let bar = if self.progress {
             indicatif::ProgressBar::new(steps as u64)
         } else {
             indicatif::ProgressBar::hidden()
@@ -569,25 +640,23 @@ pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Re
             ))
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
-        bar.set_position(pos.step_in_epoch as u64);
-        let t0 = Instant::now();
-        let first = pos.step_in_epoch as usize;
+        bar.set_position(self.pos.step_in_epoch as u64);
         let mut in_flight: VecDeque<wgpu::SubmissionIndex> = VecDeque::new();
-        for s in first..steps {
-            runner.write_crops(&gpu, &crops[s * b..(s + 1) * b]);
+        for s in self.pos.step_in_epoch as usize..steps {
+            self.runner.write_crops(gpu, &crops[s * b..(s + 1) * b]);
             let mut enc = gpu.device.create_command_encoder(&Default::default());
-            runner
+            self.runner
                 .model
-                .encode_train_step(&gpu, &mut enc, &[&aug_train]);
+                .encode_train_step(gpu, &mut enc, &[&self.aug_train]);
             // Every 50 steps, a copy of the loss totals comes back asynchronously: a diverged
             // run stops within about 50 steps without the GPU ever waiting for the CPU.
-            let probe_now = (s + 1) % 50 == 0 && probe.idle();
+            let probe_now = (s + 1) % 50 == 0 && self.probe.idle();
             if probe_now {
-                probe.encode(&mut enc, &runner.model.totals);
+                self.probe.encode(&mut enc, &self.runner.model.totals);
             }
             in_flight.push_back(gpu.queue.submit([enc.finish()]));
             if probe_now {
-                probe.start();
+                self.probe.start();
             }
             // Keep at most two steps queued: bounds staging memory and drives the progress bar.
             if in_flight.len() > 2 {
@@ -601,17 +670,17 @@ pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Re
                 gpu.take_errors()?;
             }
             bar.set_position(s as u64 + 1);
-            if let Some(t) = probe.take() {
+            if let Some(t) = self.probe.take() {
                 check_finite(&t, epoch, &cfg.out)?;
             }
             if INTERRUPTED.load(Ordering::SeqCst) && s + 1 < steps {
                 gpu.wait()?;
-                pos.step_in_epoch = (s + 1) as u32;
-                pos.totals = Some(runner.model.read_totals(&gpu)?);
+                self.pos.step_in_epoch = (s + 1) as u32;
+                self.pos.totals = Some(self.runner.model.read_totals(gpu)?);
                 let path = cfg.out.join("last.safetensors");
                 checkpoint::save(
                     &path,
-                    &checkpoint_of(&gpu, &runner.model, &cfg, pos, &adapter)?,
+                    &checkpoint_of(gpu, &self.runner.model, cfg, self.pos, &self.adapter)?,
                 )?;
                 bar.finish_and_clear();
                 eprintln!(
@@ -620,24 +689,30 @@ pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Re
                     path.display(),
                     path.display()
                 );
-                interrupted = true;
-                break;
+                return Ok(false);
             }
-        }
-        if interrupted {
-            break;
         }
         gpu.wait()?;
         bar.finish_and_clear();
-        let t = runner.model.read_totals(&gpu)?;
+        Ok(true)
+    }
+
+    /// After an epoch's steps (the first of them `first`, started at `t0`): loss and accuracy,
+    /// validation, the log line, metrics.jsonl, last and best checkpoints.
+    fn finish_epoch(&mut self, first: usize, t0: Instant) -> Result<()> {
+        let (gpu, cfg, epoch) = (&self.gpu, &self.cfg, self.pos.epoch);
+        let t = self.runner.model.read_totals(gpu)?;
+        check_finite(&t, epoch, &cfg.out)?;
         let train_loss = t.loss_sum as f64 / t.count as f64;
         let train_acc = t.correct as f64 / t.count as f64;
-        check_finite(&t, epoch, &cfg.out)?;
         let seconds_train = t0.elapsed().as_secs_f64();
-        let val = if val_idx.is_empty() {
+        let val = if self.val_idx.is_empty() {
             None
         } else {
-            Some(runner.evaluate(&gpu, &aug_train, &val_idx, None)?)
+            Some(
+                self.runner
+                    .evaluate(gpu, &self.aug_train, &self.val_idx, None)?,
+            )
         };
         let seconds = t0.elapsed().as_secs_f64();
         let m = EpochMetrics {
@@ -647,9 +722,12 @@ pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Re
             val_loss: val.as_ref().map(|v| v.loss),
             val_accuracy: val.as_ref().map(|v| v.accuracy),
             seconds,
-            images_per_second: ((steps - first) * b) as f64 / seconds_train,
+            images_per_second: ((self.steps - first) * cfg.batch_size as usize) as f64
+                / seconds_train,
             rss_bytes: report::rss_bytes(),
-            gpu_bytes: Some(runner.gpu_bytes() + train_data.bytes() + test_data.bytes()),
+            gpu_bytes: Some(
+                self.runner.gpu_bytes() + self.train_data.bytes() + self.test_data.bytes(),
+            ),
             live_buffers: gpu.live_buffers(),
         };
         let val_text = match &val {
@@ -661,90 +739,79 @@ pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Re
              {seconds:.1} s, {:.0} images/s",
             m.images_per_second
         );
-        history.push(m);
-        write_history(&metrics_path, &history)?;
+        self.history.push(m);
+        write_history(&cfg.out.join("metrics.jsonl"), &self.history)?;
 
-        pos.epoch += 1;
-        pos.step_in_epoch = 0;
+        self.pos.epoch += 1;
+        self.pos.step_in_epoch = 0;
         let score = val.as_ref().map(|v| v.accuracy).unwrap_or(train_acc);
-        let is_best = pos.best_val_accuracy.is_none_or(|b| score > b);
+        let is_best = self.pos.best_val_accuracy.is_none_or(|b| score > b);
         if is_best {
-            pos.best_val_accuracy = Some(score);
-            pos.best_epoch = Some(epoch);
+            self.pos.best_val_accuracy = Some(score);
+            self.pos.best_epoch = Some(epoch);
         }
-        let ck = checkpoint_of(&gpu, &runner.model, &cfg, pos, &adapter)?;
+        let ck = checkpoint_of(gpu, &self.runner.model, cfg, self.pos, &self.adapter)?;
         checkpoint::save(&cfg.out.join("last.safetensors"), &ck)?;
         if is_best {
             checkpoint::save(&cfg.out.join("best.safetensors"), &ck)?;
         }
-    }
-    report::curves_png(&history, &cfg.out.join("curves.png"))?;
-    if interrupted {
-        return Ok(TrainOutcome {
-            out: cfg.out,
-            history,
-            test_last: None,
-            test_best: None,
-            interrupted,
-        });
+        Ok(())
     }
 
-    // Final test of the last weights, then of the best-validation checkpoint.
-    let test_n = cfg
-        .test_limit
-        .unwrap_or(ds.test.len())
-        .clamp(1, ds.test.len());
-    let test_idx: Vec<u32> = (0..test_n as u32).collect();
-    let last = runner.evaluate(&gpu, &aug_test, &test_idx, Some(&ds.test.labels))?;
-    let last_epoch = cfg.epochs - 1;
-    println!(
-        "test, last weights (epoch {last_epoch:03}): {}",
-        last.line()
-    );
-    print!("{}", report::confusion_table(&last));
-    let best_path = cfg.out.join("best.safetensors");
-    let best = match checkpoint::load(&best_path) {
-        Ok(ck) => {
-            runner.model.write_params(&gpu, &ck.params);
-            let r = runner.evaluate(&gpu, &aug_test, &test_idx, Some(&ds.test.labels))?;
-            let e: u32 = ck.meta("best_epoch").unwrap_or(last_epoch);
-            let what = if val_idx.is_empty() {
-                "best train accuracy"
-            } else {
-                "best validation accuracy"
-            };
-            println!("test, {what} checkpoint (epoch {e:03}): {}", r.line());
-            Some((r, e))
+    /// Test of the last weights, then of the best checkpoint: log lines, confusion matrix,
+    /// test.json and confusion.png.
+    fn final_test(&mut self) -> Result<(Option<EvalResult>, Option<EvalResult>)> {
+        let (gpu, cfg, test) = (&self.gpu, &self.cfg, &self.ds.test);
+        let test_n = cfg.test_limit.unwrap_or(test.len()).clamp(1, test.len());
+        let test_idx: Vec<u32> = (0..test_n as u32).collect();
+        let last = self
+            .runner
+            .evaluate(gpu, &self.aug_test, &test_idx, Some(&test.labels))?;
+        let last_epoch = cfg.epochs - 1;
+        println!(
+            "test, last weights (epoch {last_epoch:03}): {}",
+            last.line()
+        );
+        print!("{}", report::confusion_table(&last));
+        let best = match checkpoint::load(&cfg.out.join("best.safetensors")) {
+            Ok(ck) => {
+                self.runner.model.write_params(gpu, &ck.params);
+                let r = self
+                    .runner
+                    .evaluate(gpu, &self.aug_test, &test_idx, Some(&test.labels))?;
+                let e: u32 = ck.meta("best_epoch").unwrap_or(last_epoch);
+                let what = if self.val_idx.is_empty() {
+                    "best train accuracy"
+                } else {
+                    "best validation accuracy"
+                };
+                println!("test, {what} checkpoint (epoch {e:03}): {}", r.line());
+                Some((r, e))
+            }
+            Err(e) => {
+                eprintln!("warning: cannot evaluate the best checkpoint: {e:#}");
+                None
+            }
+        };
+        let mut json = last.to_json();
+        json["epoch"] = last_epoch.into();
+        if let Some((r, e)) = &best {
+            let mut b = r.to_json();
+            b["epoch"] = (*e).into();
+            json["best"] = b;
         }
-        Err(e) => {
-            eprintln!("warning: cannot evaluate the best checkpoint: {e:#}");
-            None
-        }
-    };
-    let mut json = last.to_json();
-    json["epoch"] = last_epoch.into();
-    if let Some((r, e)) = &best {
-        let mut b = r.to_json();
-        b["epoch"] = (*e).into();
-        json["best"] = b;
+        checkpoint::write_atomic(
+            &cfg.out.join("test.json"),
+            serde_json::to_string_pretty(&json)?.as_bytes(),
+        )?;
+        report::confusion_png(
+            &last,
+            "CIFAR-10 test, last weights",
+            &cfg.out.join("confusion.png"),
+        )?;
+        println!("outputs in {}", cfg.out.display());
+        Ok((Some(last), best.map(|b| b.0)))
     }
-    checkpoint::write_atomic(
-        &cfg.out.join("test.json"),
-        serde_json::to_string_pretty(&json)?.as_bytes(),
-    )?;
-    report::confusion_png(
-        &last,
-        "CIFAR-10 test, last weights",
-        &cfg.out.join("confusion.png"),
-    )?;
-    println!("outputs in {}", cfg.out.display());
-    Ok(TrainOutcome {
-        out: cfg.out,
-        history,
-        test_last: Some(last),
-        test_best: best.map(|b| b.0),
-        interrupted,
-    })
 }
 
 pub fn warn_unknown(path: &Path, ck: &Checkpoint) {
