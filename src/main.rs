@@ -131,7 +131,7 @@ struct TrainArgs {
     batch_size: Option<u32>,
     /// Adam learning rate [default: 1e-4].
     #[arg(long)]
-    lr: Option<f32>,
+    lr: Option<f64>,
     /// Seed of the split, the init and every epoch's shuffle and augmentation [default: 42].
     #[arg(long)]
     seed: Option<u64>,

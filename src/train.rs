@@ -33,7 +33,7 @@ pub struct TrainConfig {
     pub data: PathBuf,
     pub epochs: u32,
     pub batch_size: u32,
-    pub lr: f32,
+    pub lr: f64,
     pub seed: u64,
     pub val_size: usize,
     pub train_limit: Option<usize>,
@@ -72,7 +72,9 @@ impl TrainConfig {
         if self.batch_size == 0 {
             bail!("--batch-size must be at least 1");
         }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
+        // Adam runs in f32: the rate must stay a positive finite f32 too.
+        let lr32 = self.lr as f32;
+        if !(self.lr.is_finite() && self.lr > 0.0 && lr32.is_finite() && lr32 > 0.0) {
             bail!("--lr must be a positive finite number, got {}", self.lr);
         }
         if self.epochs == 0 {
@@ -560,7 +562,8 @@ impl Run {
                 None => (model::init_params(cfg.seed), Position::default()),
             },
         };
-        let mut runner = Runner::new(&gpu, cfg.batch_size, &init, cfg.lr)?;
+        // Adam runs in f32 on the GPU; the setting keeps the value as typed.
+        let mut runner = Runner::new(&gpu, cfg.batch_size, &init, cfg.lr as f32)?;
         if let Some(ck) = &resumed {
             let Some((mu, nu)) = &ck.adam else {
                 bail!(
