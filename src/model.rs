@@ -777,3 +777,53 @@ fn record(
         d.record(&mut pass);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_aligns_tensors_and_round_trips() {
+        let l = ParamLayout::seed();
+        assert!(l.offsets.iter().all(|o| o % ALIGN == 0));
+        assert_eq!(
+            l.count(),
+            27 * 32 + 32 + 288 * 64 + 64 + 4096 * 256 + 256 + 2560 + 10
+        );
+        let t = init_params(7);
+        assert_eq!(l.unflatten(&l.flatten(&t)), t);
+    }
+
+    #[test]
+    fn init_is_lecun_normal_truncated() {
+        let t = init_params(1);
+        for (s, v) in param_specs().iter().zip(&t) {
+            if s.is_bias() {
+                assert!(v.iter().all(|&x| x == 0.0));
+                continue;
+            }
+            let std = (1.0 / s.fan_in as f64).sqrt();
+            let var = v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / v.len() as f64;
+            // Variance 1/fan_in (the truncation is compensated), within sampling error.
+            assert!(
+                (var.sqrt() / std - 1.0).abs() < 0.15,
+                "{}: std {} vs {}",
+                s.name,
+                var.sqrt(),
+                std
+            );
+            let bound = 2.0 * std / 0.879_625_661_034_239_8;
+            assert!(
+                v.iter().all(|&x| (x as f64).abs() <= bound + 1e-6),
+                "{}",
+                s.name
+            );
+        }
+        assert_ne!(init_params(1), init_params(2));
+    }
+
+    #[test]
+    fn train_flops_match_the_headline_count() {
+        assert_eq!(Shapes::new(128).train_flops(), 5_110_628_352);
+    }
+}

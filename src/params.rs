@@ -279,3 +279,43 @@ impl AugmentParams {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_k_covers_every_pixel_once() {
+        for (n, h, w, splits) in [
+            (1, 1, 1, 1),
+            (3, 7, 5, 256),
+            (128, 16, 16, 32),
+            (128, 32, 32, 256),
+            (2, 9, 9, 7),
+        ] {
+            let p = Conv2dParams::new(n, h, w, 3, 4, 3, Padding::Same).with_splits(splits);
+            let m = p.pixels();
+            assert!(p.chunk >= 1 && p.splits >= 1);
+            assert!(p.splits * p.chunk >= m, "{p:?}");
+            assert!((p.splits - 1) * p.chunk < m, "an empty split: {p:?}");
+        }
+    }
+
+    #[test]
+    fn padding_gives_the_expected_output_size() {
+        let same = Conv2dParams::new(2, 7, 9, 3, 4, 5, Padding::Same);
+        assert_eq!((same.out_h, same.out_w, same.pad), (7, 9, 2));
+        let valid = Conv2dParams::new(2, 7, 9, 3, 4, 5, Padding::Valid);
+        assert_eq!((valid.out_h, valid.out_w, valid.pad), (3, 5, 0));
+        let pool = AvgPoolParams::new(1, 7, 8, 3, 2);
+        assert_eq!((pool.out_h, pool.out_w), (3, 4));
+    }
+
+    #[test]
+    fn adam_bias_corrections_follow_the_step() {
+        let p = AdamParams::new(10, 1e-3, 1);
+        assert!((p.bc1 - 0.1).abs() < 1e-6 && (p.bc2 - 0.001).abs() < 1e-6);
+        let p = AdamParams::new(10, 1e-3, 1000);
+        assert!((p.bc1 - 1.0).abs() < 1e-6 && (p.bc2 - (1.0 - 0.999f32.powi(1000))).abs() < 1e-6);
+    }
+}

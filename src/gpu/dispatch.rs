@@ -120,3 +120,26 @@ impl Dispatch {
         pass.dispatch_workgroups(x, y, z);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_covers_every_invocation_and_folds_past_the_limit() {
+        for threads in [1u32, 63, 64, 65, 65_535 * 64, 65_535 * 64 + 1, 200_000_000] {
+            let [x, y, z] = grid(threads);
+            assert!(
+                x <= MAX_GROUPS && y <= MAX_GROUPS && z == 1,
+                "{threads}: {x} {y}"
+            );
+            let covered = x as u64 * y as u64 * WORKGROUP as u64;
+            assert!(covered >= threads as u64, "{threads}");
+            // No more than one partial row of wasted groups.
+            assert!(
+                covered - (threads as u64) < (x as u64 + 1) * WORKGROUP as u64,
+                "{threads}"
+            );
+        }
+    }
+}
