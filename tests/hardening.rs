@@ -315,6 +315,33 @@ fn bad_checkpoints_and_images_are_named() {
 }
 
 #[test]
+fn disk_full_at_checkpoint_time_is_an_error_and_keeps_nothing_half_written() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = temp_dir("disk-full");
+    let d = data_slice(&dir.join("data"), 30);
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    // The checkpoint's temporary file lands on /dev/full: every write fails with ENOSPC, as
+    // on a full disk.
+    std::os::unix::fs::symlink("/dev/full", run.join("last.safetensors.tmp")).unwrap();
+    assert_error(
+        &train_args(d.to_str().unwrap(), run.to_str().unwrap(), &[]),
+        "last.safetensors",
+    );
+    assert!(
+        !run.join("last.safetensors").exists(),
+        "a half-written checkpoint was left"
+    );
+    assert!(
+        !run.join("last.safetensors.tmp").exists(),
+        "the temporary file was left"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn corrupted_files_give_errors_never_panics() {
     let mut r = rng(99);
     let records: Vec<u8> = {
