@@ -658,7 +658,7 @@ impl GpuModel {
     /// Advances the Adam step and writes its parameters; call once before recording
     /// [`train_schedule`](Self::train_schedule) by hand (the profiler does).
     pub fn begin_train_step(&mut self, gpu: &Gpu) {
-        self.step += 1;
+        self.step = self.step.saturating_add(1);
         let adam = AdamParams::new(self.layout.total as u32, self.lr, self.step);
         gpu.queue.write_buffer(
             &self.train[self.adam_index].uniform,

@@ -241,7 +241,7 @@ impl AdamParams {
 
     /// Parameters of step `t` (1-based, as optax counts after its increment).
     pub fn new(count: u32, lr: f32, t: u32) -> Self {
-        let t = t.max(1) as i32;
+        let t = t.clamp(1, i32::MAX as u32) as i32;
         Self {
             count,
             lr,

@@ -21,7 +21,7 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::data::{self, Crop, GpuDataset, Split};
 use crate::gpu::ops::augment;
 use crate::gpu::{Dispatch, Gpu, GpuOptions};
-use crate::model::{self, GpuModel, Totals};
+use crate::model::{self, GpuModel, ParamLayout, Totals};
 use crate::report::{self, EpochMetrics, EvalResult};
 
 /// Set by the Ctrl-C handler: the training loop checkpoints and stops at the next step.
@@ -277,6 +277,7 @@ fn checkpoint_of(
     cfg: &TrainConfig,
     pos: Position,
     adapter: &str,
+    shape: (usize, usize),
 ) -> Result<Checkpoint> {
     let params = m.read_params(gpu)?;
     let adam = m.read_adam(gpu)?;
@@ -293,14 +294,18 @@ fn checkpoint_of(
     meta.insert("seed".into(), cfg.seed.to_string());
     meta.insert("adapter".into(), adapter.to_string());
     meta.insert("config".into(), serde_json::to_string(cfg)?);
+    // What a resumed run must find again to replay the same batches.
+    meta.insert("train_images".into(), shape.0.to_string());
+    meta.insert("steps_per_epoch".into(), shape.1.to_string());
     if let Some(t) = pos.totals {
         meta.insert(
             "totals".into(),
             format!(
-                "{} {} {}",
+                "{} {} {} {}",
                 t.loss_sum.to_bits(),
                 t.correct.to_bits(),
-                t.count.to_bits()
+                t.count.to_bits(),
+                t.first_bad_batch
             ),
         );
     }
@@ -366,12 +371,14 @@ impl TotalsProbe {
     fn take(&self) -> Option<Totals> {
         match self.state.load(Ordering::SeqCst) {
             Self::READY => {
-                let v: Vec<f32> = {
-                    let view = self.staging.get_mapped_range(..).ok()?;
-                    bytemuck::cast_slice(&view).to_vec()
-                };
+                let v: Option<Vec<f32>> = self
+                    .staging
+                    .get_mapped_range(..)
+                    .ok()
+                    .map(|view| bytemuck::cast_slice(&view).to_vec());
                 self.staging.unmap();
                 self.state.store(Self::IDLE, Ordering::SeqCst);
+                let v = v?;
                 Some(Totals {
                     loss_sum: v[0],
                     correct: v[1],
@@ -407,17 +414,26 @@ fn check_finite(t: &Totals, epoch: u32, out: &Path) -> Result<()> {
     )
 }
 
+/// Bytes of one checkpoint with Adam's state (three copies of the parameters, float32).
+fn checkpoint_bytes() -> u64 {
+    3 * 4 * ParamLayout::seed().count() as u64
+}
+
 fn parse_totals(s: &str) -> Option<Totals> {
     let v: Vec<u32> = s
         .split(' ')
         .map(|x| x.parse().ok())
         .collect::<Option<_>>()?;
-    let [a, b, c] = v[..] else { return None };
+    let (a, b, c, bad) = match v[..] {
+        [a, b, c] => (a, b, c, 0),
+        [a, b, c, bad] => (a, b, c, bad),
+        _ => return None,
+    };
     Some(Totals {
         loss_sum: f32::from_bits(a),
         correct: f32::from_bits(b),
         count: f32::from_bits(c),
-        first_bad_batch: 0,
+        first_bad_batch: bad,
     })
 }
 
@@ -461,6 +477,17 @@ pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Re
             break;
         }
         run.finish_epoch(first, t0)?;
+        // Ctrl-C during the last step of an epoch or during validation: the end-of-epoch
+        // checkpoint just written is where the run continues.
+        if INTERRUPTED.load(Ordering::SeqCst) && run.pos.epoch < run.cfg.epochs {
+            eprintln!(
+                "interrupted after epoch {}: continue with --resume {}",
+                run.pos.epoch - 1,
+                run.cfg.out.join("last.safetensors").display()
+            );
+            interrupted = true;
+            break;
+        }
     }
     report::curves_png(&run.history, &run.cfg.out.join("curves.png"))?;
     let (test_last, test_best) = if interrupted {
@@ -510,6 +537,19 @@ impl Run {
         checkpoint::write_atomic(&cfg.out.join(".write-test"), b"ok")
             .with_context(|| format!("output folder {} is not writable", cfg.out.display()))?;
         let _ = std::fs::remove_file(cfg.out.join(".write-test"));
+        // Room for two checkpoints (last and best, each written next to its temporary copy)
+        // plus the reports, before any training time is spent.
+        let need = 4 * checkpoint_bytes() + (8 << 20);
+        if let Ok(free) = fs4::available_space(&cfg.out) {
+            if free < need {
+                bail!(
+                    "not enough free space in {}: {} MiB free, a run needs about {} MiB",
+                    cfg.out.display(),
+                    free >> 20,
+                    need >> 20
+                );
+            }
+        }
 
         let ds = load_data(&cfg.data, progress)?;
         let n_all = ds.train.len();
@@ -563,6 +603,29 @@ impl Run {
             },
         };
         // Adam runs in f32 on the GPU; the setting keeps the value as typed.
+        if let Some(ck) = &resumed {
+            let shown = resume.unwrap_or(Path::new("")).display();
+            let same = |key: &str, now: usize| ck.meta::<usize>(key).is_none_or(|v| v == now);
+            if !same("train_images", train_idx.len()) || !same("steps_per_epoch", steps) {
+                bail!(
+                    "{shown}: the run had {} training images in {} steps per epoch, the data now gives {} in {}; \
+                     resume with the same data set",
+                    ck.meta::<usize>("train_images").unwrap_or(0),
+                    ck.meta::<usize>("steps_per_epoch").unwrap_or(0),
+                    train_idx.len(),
+                    steps
+                );
+            }
+            if pos.step_in_epoch as usize >= steps {
+                bail!(
+                    "{shown}: step_in_epoch {} is past the epoch's {steps} steps",
+                    pos.step_in_epoch
+                );
+            }
+            if ck.meta::<u32>("step").is_some_and(|t| t > i32::MAX as u32) {
+                bail!("{shown}: Adam step count out of range");
+            }
+        }
         let mut runner = Runner::new(&gpu, cfg.batch_size, &init, cfg.lr as f32)?;
         if let Some(ck) = &resumed {
             let Some((mu, nu)) = &ck.adam else {
@@ -679,11 +742,21 @@ impl Run {
             if INTERRUPTED.load(Ordering::SeqCst) && s + 1 < steps {
                 gpu.wait()?;
                 self.pos.step_in_epoch = (s + 1) as u32;
-                self.pos.totals = Some(self.runner.model.read_totals(gpu)?);
+                let totals = self.runner.model.read_totals(gpu)?;
+                // Never replace the last good checkpoint with diverged weights.
+                check_finite(&totals, epoch, &cfg.out)?;
+                self.pos.totals = Some(totals);
                 let path = cfg.out.join("last.safetensors");
                 checkpoint::save(
                     &path,
-                    &checkpoint_of(gpu, &self.runner.model, cfg, self.pos, &self.adapter)?,
+                    &checkpoint_of(
+                        gpu,
+                        &self.runner.model,
+                        cfg,
+                        self.pos,
+                        &self.adapter,
+                        (self.train_idx.len(), self.steps),
+                    )?,
                 )?;
                 bar.finish_and_clear();
                 eprintln!(
@@ -753,7 +826,14 @@ impl Run {
             self.pos.best_val_accuracy = Some(score);
             self.pos.best_epoch = Some(epoch);
         }
-        let ck = checkpoint_of(gpu, &self.runner.model, cfg, self.pos, &self.adapter)?;
+        let ck = checkpoint_of(
+            gpu,
+            &self.runner.model,
+            cfg,
+            self.pos,
+            &self.adapter,
+            (self.train_idx.len(), self.steps),
+        )?;
         checkpoint::save(&cfg.out.join("last.safetensors"), &ck)?;
         if is_best {
             checkpoint::save(&cfg.out.join("best.safetensors"), &ck)?;

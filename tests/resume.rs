@@ -81,12 +81,14 @@ fn resume_equals_uninterrupted_run() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let metrics = c.join("metrics.jsonl");
+    // Wait for epoch 0's checkpoint, then land inside epoch 1 (12 steps of ~0.1-0.2 s).
+    let first_ck = c.join("last.safetensors");
     let t0 = std::time::Instant::now();
-    while !metrics.exists() {
+    while !first_ck.exists() {
         assert!(t0.elapsed().as_secs() < 300, "epoch 0 never finished");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -95,10 +97,16 @@ fn resume_equals_uninterrupted_run() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted at epoch 1, step "), "{stderr}");
     let ck = wgpu_cnn::checkpoint::load(&c.join("last.safetensors")).unwrap();
-    assert_eq!(ck.meta::<u32>("epoch"), Some(1));
-    assert!(ck.meta::<u32>("step_in_epoch").unwrap() > 0);
+    if stderr.contains("interrupted at epoch 1, step ") {
+        assert_eq!(ck.meta::<u32>("epoch"), Some(1));
+        assert!(ck.meta::<u32>("step_in_epoch").unwrap() > 0);
+    } else {
+        // On a loaded machine the signal can land in epoch 1's validation instead: then the
+        // run stops at the epoch boundary, with that epoch's checkpoint.
+        assert!(stderr.contains("interrupted after epoch "), "{stderr}");
+        assert_eq!(ck.meta::<u32>("step_in_epoch"), Some(0));
+    }
     let ckp = c.join("last.safetensors");
     let (code, out, err) = cli(&["train", "--resume", ckp.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}\n{err}");
