@@ -568,3 +568,29 @@ fn softmax_ce_reports_the_first_non_finite_batch() {
     assert_eq!(t[3], 3.0, "first bad batch is the third");
     assert!(t[0].is_nan());
 }
+
+#[test]
+fn wgpu_validation_errors_surface_as_errors() {
+    if gpu().is_none() {
+        return;
+    }
+    // A device of its own: its errors must not reach the other tests' shared device.
+    let own = Gpu::new(&wgpu_cnn::gpu::GpuOptions {
+        adapter: std::env::var("WGPU_CNN_ADAPTER").ok(),
+        ..Default::default()
+    })
+    .unwrap();
+    let gpu = &own;
+    let p = ElementwiseParams::new(8);
+    let (x, y) = (gpu.storage("x", 8), gpu.storage("y", 8));
+    let mut d = relu::forward(gpu, &p, (&x).into(), (&y).into());
+    // More workgroups than WebGPU allows in one dimension: rejected by validation.
+    d.workgroups = [70_000, 1, 1];
+    let err = gpu
+        .run(&[&d])
+        .expect_err("an invalid dispatch must be an error");
+    assert!(err.to_string().starts_with("GPU error"), "{err}");
+    // The device stays usable afterwards.
+    let ok = relu::forward(gpu, &p, (&x).into(), (&y).into());
+    gpu.run(&[&ok]).unwrap();
+}
