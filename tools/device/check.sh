@@ -14,9 +14,11 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT
 $B/wgpu-cnn devices | tee -a "$OUT/gpu.txt"
 # Correctness on the NVIDIA adapter: the same GPU-vs-CPU tests as CI.
 export WGPU_CNN_ADAPTER=nvidia
-for t in gpu_vs_cpu model data; do
+for t in gpu_vs_cpu model; do
   $B/test_$t --test-threads 4 2>&1 | tail -n 4 | tee -a "$OUT/tests.txt"
 done
+# Only the shader tests of data.rs: the others run the CLI from this machine's build path.
+$B/test_data augmentation 2>&1 | tail -n 4 | tee -a "$OUT/tests.txt"
 $B/wgpu-cnn bench --adapter nvidia --warmup 20 --steps 100 2>&1 | tee "$OUT/bench.txt"
 $B/wgpu-cnn bench --adapter nvidia --batch-size 512 --warmup 10 --steps 50 2>&1 | tee -a "$OUT/bench.txt"
 $B/wgpu-cnn profile --adapter nvidia --steps 5 --trace "$OUT/trace.json" 2>&1 | tee "$OUT/profile.txt"
