@@ -467,7 +467,14 @@ pub struct TrainOutcome {
 
 /// Runs the recipe `cfg` (or continues `resume`). Prints the seed's log lines.
 pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Result<TrainOutcome> {
-    let mut run = Run::start(cfg, resume, device)?;
+    let out = cfg.out.clone();
+    let created = !out.exists();
+    let mut run = Run::start(cfg, resume, device).inspect_err(|_| {
+        // A run that failed before it started leaves no empty output folder behind.
+        if created {
+            let _ = std::fs::remove_dir(&out);
+        }
+    })?;
     let mut interrupted = false;
     while run.pos.epoch < run.cfg.epochs {
         let first = run.pos.step_in_epoch as usize;
