@@ -1,6 +1,5 @@
-use std::process::ExitCode;
-
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
