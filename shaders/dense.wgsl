@@ -13,7 +13,9 @@
 // views of the same buffers): dense_forward_vec4, dense_backward_input_vec4,
 // dense_backward_weight_vec4.
 // Each GEMM invocation owns a 4×4 register tile and loops over the whole reduction in a fixed
-// order, so results are deterministic. Loads past the end are clamped, stores masked.
+// order, so results are deterministic. Loads past the end are clamped, stores masked. 64
+// invocations per workgroup: a multiple of every SIMD/warp width, and no workgroup memory is
+// used (CPU-type adapters run faster from registers and the cache than from shared tiles).
 
 struct DenseParams {
     m: u32, k: u32, n: u32, relu: u32,
