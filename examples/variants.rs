@@ -67,6 +67,16 @@ fn main() {
                 p.o.div_ceil(8) * p.pixels().div_ceil(4),
             ),
             (
+                "conv2d_forward_sg",
+                vec![(1, s(&x)), (10, s(&w)), (3, s(&b)), (14, s(&y))],
+                p.o.div_ceil(32) * p.pixels().div_ceil(8) * 8,
+            ),
+            (
+                "conv2d_forward_sg_c4",
+                vec![(12, s(&x)), (10, s(&w)), (3, s(&b)), (14, s(&y))],
+                p.o.div_ceil(32) * p.pixels().div_ceil(8) * 8,
+            ),
+            (
                 "conv2d_backward_input",
                 vec![(5, s(&y)), (2, s(&w)), (6, s(&x))],
                 p.c.div_ceil(4) * (p.n * p.h * p.w).div_ceil(4),
@@ -75,6 +85,16 @@ fn main() {
                 "conv2d_backward_input_vec4",
                 vec![(11, s(&y)), (10, s(&w)), (6, s(&x))],
                 p.c.div_ceil(8) * (p.n * p.h * p.w).div_ceil(4),
+            ),
+            (
+                "conv2d_backward_input_sg",
+                vec![(11, s(&y)), (10, s(&w)), (16, s(&x))],
+                p.c.div_ceil(32) * (p.n * p.h * p.w).div_ceil(8) * 8,
+            ),
+            (
+                "conv2d_backward_weight_sg",
+                vec![(1, s(&x)), (11, s(&y)), (17, s(&part))],
+                p.o.div_ceil(32) * rows.div_ceil(8) * p.splits * 8,
             ),
             (
                 "conv2d_backward_weight",
@@ -93,12 +113,18 @@ fn main() {
             ),
         ];
         for (entry, binds, tiles) in cases {
-            if !want(entry) || (entry.ends_with("_c4") && p.c % 4 != 0) {
+            if !want(entry)
+                || ((entry.ends_with("_c4") || entry == "conv2d_backward_input_sg") && p.c % 4 != 0)
+            {
                 continue;
             }
             let d = Dispatch::new(
                 &gpu,
-                "conv2d",
+                if entry.contains("_sg") {
+                    "conv2d_sg"
+                } else {
+                    "conv2d"
+                },
                 entry,
                 &u,
                 &binds,

@@ -572,3 +572,4 @@ fn conv2d_backward_weight_reduce(@builtin(global_invocation_id) gid: vec3<u32>,
         dbias[idx - kkc * p.o] = sum;
     }
 }
+

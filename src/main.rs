@@ -253,10 +253,11 @@ fn devices(backend: Backend) -> anyhow::Result<()> {
         println!("[{i}] {}", context::describe(&info));
         println!(
             "    max_buffer_size {} MiB, max_storage_buffer_binding_size {} MiB, \
-             max_compute_workgroup_size ({}, {}, {}), invocations {}, workgroup storage {} KiB, \
+             max_uniform_buffer_binding_size {} KiB, max_compute_workgroup_size ({}, {}, {}), invocations {}, workgroup storage {} KiB, \
              timestamps {}",
             l.max_buffer_size >> 20,
             l.max_storage_buffer_binding_size >> 20,
+            l.max_uniform_buffer_binding_size >> 10,
             l.max_compute_workgroup_size_x,
             l.max_compute_workgroup_size_y,
             l.max_compute_workgroup_size_z,

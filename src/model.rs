@@ -507,6 +507,7 @@ impl GpuModel {
                 grad(6),
                 grad(7),
             )
+            .into_iter()
             .map(|d| d.in_layer("Dense_1")),
         );
         train.push(
@@ -526,6 +527,7 @@ impl GpuModel {
                 grad(4),
                 grad(5),
             )
+            .into_iter()
             .map(|d| d.in_layer("Dense_0")),
         );
         train.push(

@@ -178,6 +178,14 @@ impl DenseParams {
     pub fn flops_forward(&self) -> u64 {
         2 * self.m as u64 * self.k as u64 * self.n as u64
     }
+    /// The same layer as a 1×1 convolution over M images of 1×1 pixels with K channels (the
+    /// weight gradient unsplit: one split of M rows), for kernels shared with conv2d.
+    pub fn as_conv(&self) -> Conv2dParams {
+        let mut c =
+            Conv2dParams::new(self.m, 1, 1, self.k, self.n, 1, Padding::Valid).with_splits(1);
+        c.relu = self.relu;
+        c
+    }
 }
 
 /// Element-wise ops over `count` values (ReLU).

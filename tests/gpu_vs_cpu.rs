@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_close, gpu, rng, to_f64, uniform};
+use common::{assert_close, gpu, gpu_tiled, rng, to_f64, uniform};
 use wgpu_cnn::cpu;
 use wgpu_cnn::gpu::ops::softmax_ce::SoftmaxCeBuffers;
 use wgpu_cnn::gpu::ops::{adam, avgpool, conv2d, dense, relu, softmax_ce};
@@ -35,11 +35,26 @@ const CONV_SHAPES: &[(u32, u32, u32, u32, u32, u32, Padding)] = &[
     (2, 5, 7, 6, 20, 1, Padding::Valid),
     (3, 9, 7, 12, 16, 3, Padding::Same),
     (2, 5, 6, 4, 8, 3, Padding::Valid),
+    // More than one 32-channel tile of the subgroup kernels, partial ones included.
+    (2, 5, 4, 36, 40, 3, Padding::Same),
+    (3, 4, 5, 7, 68, 1, Padding::Valid),
 ];
 
+/// The default kernels: on a device with 8-wide subgroups (lavapipe) those of conv2d_sg.wgsl.
 #[test]
 fn conv2d_all_directions() {
     let Some(gpu) = gpu() else { return };
+    conv2d_all_directions_on(gpu);
+}
+
+/// The register-tiled kernels of conv2d.wgsl, which devices without 8-wide subgroups run.
+#[test]
+fn conv2d_all_directions_tiled() {
+    let Some(gpu) = gpu_tiled() else { return };
+    conv2d_all_directions_on(gpu);
+}
+
+fn conv2d_all_directions_on(gpu: &Gpu) {
     for (si, &(n, h, w, c, o, k, pad)) in CONV_SHAPES.iter().enumerate() {
         let p = Conv2dParams::new(n, h, w, c, o, k, pad);
         let what = format!("conv2d n{n} h{h} w{w} c{c} o{o} k{k} {pad:?}");
@@ -88,6 +103,13 @@ fn conv2d_all_directions() {
             (&bb).into(),
             (&yrb).into(),
         );
+        if gpu.subgroup_size == Some(8) && o % 4 == 0 {
+            assert!(fwd.entry.ends_with("_sg") || fwd.entry.ends_with("_sg_c4"));
+            assert!(bww.entry.ends_with("_sg"));
+            assert_eq!(bwi.entry.ends_with("_sg"), c % 4 == 0);
+        } else {
+            assert!(!fwd.entry.contains("_sg") && !bww.entry.contains("_sg"));
+        }
         gpu.run(&[&fwd, &fwd_relu, &bwi, &bww, &red]).unwrap();
 
         let (x64, w64, b64, dy64) = (to_f64(&x), to_f64(&wt), to_f64(&b), to_f64(&dy));
@@ -222,6 +244,16 @@ fn avgpool_both_directions() {
 #[test]
 fn dense_all_directions() {
     let Some(gpu) = gpu() else { return };
+    dense_all_directions_on(gpu);
+}
+
+#[test]
+fn dense_all_directions_tiled() {
+    let Some(gpu) = gpu_tiled() else { return };
+    dense_all_directions_on(gpu);
+}
+
+fn dense_all_directions_on(gpu: &Gpu) {
     for (si, &(m, k, n)) in [
         (1, 1, 1),
         (3, 7, 5),
@@ -233,6 +265,10 @@ fn dense_all_directions() {
         (5, 33, 12),
         (2, 130, 20),
         (9, 61, 4),
+        // K·N % 64 == 0: dw and db share a buffer, as in the model (one subgroup kernel).
+        (3, 64, 8),
+        (5, 36, 16),
+        (2, 32, 40),
     ]
     .iter()
     .enumerate()
@@ -252,7 +288,18 @@ fn dense_all_directions() {
             gpu.storage_from("dy", &dy),
         );
         let (yb, dxb) = (gpu.storage("y", mu * nu), gpu.storage("dx", mu * ku));
-        let (dwb, dbb) = (gpu.storage("dw", ku * nu), gpu.storage("db", nu));
+        // db right after dw in one buffer where the 256-byte binding alignment allows.
+        let shared = (ku * nu) % 64 == 0;
+        let gb = gpu.storage("dw+db", ku * nu + if shared { nu } else { 0 });
+        let dbb = gpu.storage("db", nu);
+        let (dw_s, db_s) = if shared {
+            (
+                BufSlice::elems(&gb, 0, ku * nu),
+                BufSlice::elems(&gb, ku * nu, nu),
+            )
+        } else {
+            (BufSlice::elems(&gb, 0, ku * nu), (&dbb).into())
+        };
         let f = dense::forward(
             gpu,
             &p,
@@ -262,14 +309,11 @@ fn dense_all_directions() {
             (&yb).into(),
         );
         let bi = dense::backward_input(gpu, &p, (&dyb).into(), (&wb).into(), (&dxb).into());
-        let [bw, bbias] = dense::backward_weight(
-            gpu,
-            &p,
-            (&xb).into(),
-            (&dyb).into(),
-            (&dwb).into(),
-            (&dbb).into(),
-        );
+        let bw = dense::backward_weight(gpu, &p, (&xb).into(), (&dyb).into(), dw_s, db_s);
+        if gpu.subgroup_size == Some(8) && n % 4 == 0 {
+            assert!(f.entry.contains("_sg"));
+            assert_eq!(bw.len(), if shared { 1 } else { 2 });
+        }
         let yrb = gpu.storage("y_relu", mu * nu);
         let pr = p.with_relu();
         let fr = dense::forward(
@@ -280,7 +324,9 @@ fn dense_all_directions() {
             (&bb).into(),
             (&yrb).into(),
         );
-        gpu.run(&[&f, &fr, &bi, &bw, &bbias]).unwrap();
+        let mut all = vec![&f, &fr, &bi];
+        all.extend(bw.iter());
+        gpu.run(&all).unwrap();
         let (x64, w64, b64, dy64) = (to_f64(&x), to_f64(&w), to_f64(&b), to_f64(&dy));
         let mut y = vec![0.0; mu * nu];
         cpu::dense::dense_forward(&p, &x64, &w64, &b64, &mut y);
@@ -304,20 +350,20 @@ fn dense_all_directions() {
         );
         let (mut dw, mut db) = (vec![0.0; ku * nu], vec![0.0; nu]);
         cpu::dense::dense_backward_weight(&p, &x64, &dy64, &mut dw, &mut db);
+        let g = read(gpu, &gb);
         assert_close(
             &format!("{what} backward_weight"),
-            &read(gpu, &dwb),
+            &g[..ku * nu],
             &dw,
             ATOL,
             RTOL,
         );
-        assert_close(
-            &format!("{what} backward_bias"),
-            &read(gpu, &dbb),
-            &db,
-            ATOL,
-            RTOL,
-        );
+        let gdb = if shared {
+            g[ku * nu..].to_vec()
+        } else {
+            read(gpu, &dbb)
+        };
+        assert_close(&format!("{what} backward_bias"), &gdb, &db, ATOL, RTOL);
     }
 }
 

@@ -9,7 +9,8 @@ fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
         .unwrap_or_else(|e| panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(src)));
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::empty(),
+        // conv2d_sg.wgsl uses subgroup operations (the device feature SUBGROUP).
+        naga::valid::Capabilities::SUBGROUP,
     )
     .validate(&module)
     .unwrap_or_else(|e| panic!("{name}.wgsl does not validate:\n{}", e.emit_to_string(src)));
@@ -18,7 +19,7 @@ fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
 
 #[test]
 fn every_shader_parses_and_validates() {
-    assert_eq!(SHADERS.len(), 7);
+    assert_eq!(SHADERS.len(), 8);
     for s in SHADERS {
         parse(s.name, s.source);
     }
@@ -49,6 +50,15 @@ fn entry_points_match_launchers() {
                 "conv2d_backward_weight_vec4",
                 "conv2d_backward_weight_c4",
                 "conv2d_backward_weight_reduce",
+            ],
+        ),
+        (
+            "conv2d_sg",
+            &[
+                "conv2d_forward_sg",
+                "conv2d_forward_sg_c4",
+                "conv2d_backward_input_sg",
+                "conv2d_backward_weight_sg",
             ],
         ),
         (
@@ -102,6 +112,7 @@ fn entry_points_match_launchers() {
 fn params_structs_match_their_wgsl_twins() {
     let sizes: &[(&str, usize)] = &[
         ("conv2d", std::mem::size_of::<Conv2dParams>()),
+        ("conv2d_sg", std::mem::size_of::<Conv2dParams>()),
         ("avgpool", std::mem::size_of::<AvgPoolParams>()),
         ("dense", std::mem::size_of::<DenseParams>()),
         ("relu", std::mem::size_of::<ElementwiseParams>()),

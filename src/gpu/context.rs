@@ -151,6 +151,8 @@ pub struct Gpu {
     pipelines: Mutex<HashMap<(&'static str, &'static str), wgpu::ComputePipeline>>,
     errors: Arc<Mutex<Vec<String>>>,
     bounds_checks: bool,
+    /// The subgroup size when the device has subgroup operations and a single, fixed size.
+    pub subgroup_size: Option<u32>,
 }
 
 impl Gpu {
@@ -212,6 +214,12 @@ impl Gpu {
         if adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
             features |= wgpu::Features::TIMESTAMP_QUERY;
         }
+        let subgroup_size = (adapter.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == info.subgroup_max_size)
+            .then_some(info.subgroup_min_size);
+        if subgroup_size.is_some() {
+            features |= wgpu::Features::SUBGROUP;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgpu-cnn"),
             required_features: features,
@@ -242,6 +250,7 @@ impl Gpu {
             pipelines: Mutex::default(),
             errors,
             bounds_checks,
+            subgroup_size,
         })
     }
 

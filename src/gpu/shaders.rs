@@ -19,6 +19,7 @@ macro_rules! shader {
 /// Every shader of the engine.
 pub const SHADERS: &[ShaderSource] = &[
     shader!("conv2d"),
+    shader!("conv2d_sg"),
     shader!("avgpool"),
     shader!("dense"),
     shader!("relu"),

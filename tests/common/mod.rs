@@ -36,6 +36,23 @@ pub fn gpu() -> Option<&'static Gpu> {
     .as_ref()
 }
 
+/// A second device on the same adapter that never picks the subgroup kernels
+/// (`conv2d_sg.wgsl`): the register-tiled kernels that devices without 8-wide subgroups run.
+pub fn gpu_tiled() -> Option<&'static Gpu> {
+    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        gpu()?;
+        let opts = GpuOptions {
+            adapter: std::env::var("WGPU_CNN_ADAPTER").ok(),
+            ..Default::default()
+        };
+        let mut g = Gpu::new(&opts).expect("the adapter opened once already");
+        g.subgroup_size = None;
+        Some(g)
+    })
+    .as_ref()
+}
+
 pub fn rng(seed: u64) -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(seed)
 }

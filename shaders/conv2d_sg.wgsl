@@ -1,0 +1,322 @@
+// conv2d_sg.wgsl — conv2d (and, with K = 1 and H = W = 1, dense) kernels for devices whose
+// subgroups are exactly 8 invocations wide: CPU-type adapters such as lavapipe on AVX2, where a
+// subgroup is one 8-lane SIMD register. Same math, layouts and parameters as conv2d.wgsl
+// (NHWC, HWIO, output[n,y,x,o] = bias[o] + Σ input · weight); only the work split differs.
+//
+// Why: lavapipe loads a storage-buffer element one lane at a time (a bounds check and an insert
+// per lane) unless the address is a compile-time constant, so a kernel's speed is set by how
+// many elements each lane loads per multiply-add. Here the 8 lanes of a subgroup each load a
+// different element and share it with subgroupBroadcast (one register permute): a subgroup
+// computes an 8-pixel × 32-channel tile, every lane owning 4 channels (one vec4) of all 8 pixels,
+// so one pixel value and one vec4 of weights per lane feed 32 multiply-adds (conv2d.wgsl's 4×8
+// register tiles: 12 loads per 32).
+//
+// Entry points (the launcher picks them only when the device's subgroup size is 8):
+//   conv2d_forward_sg          output = conv(input, weight) + bias (then ReLU when p.relu = 1)
+//                              O % 4 == 0; any C
+//   conv2d_forward_sg_c4       the same for C % 4 == 0: 4 input channels per step, one vec4 load
+//   conv2d_backward_input_sg   dinput = conv_transpose(dout, weight); O % 4 == 0, C % 4 == 0
+//   conv2d_backward_weight_sg  partials[s] as conv2d_backward_weight (rows K·K·C plus the bias
+//                              row, split-K over output pixels); O % 4 == 0. The reduction is
+//                              conv2d.wgsl's conv2d_backward_weight_reduce.
+// Lanes past the end of a tensor load clamped indices and store nothing; a subgroup past the end
+// of the grid returns as a whole, so every broadcast reads an active lane.
+
+struct Conv2dParams {
+    n: u32, h: u32, w: u32, c: u32,
+    o: u32, k: u32, pad: u32, out_h: u32,
+    out_w: u32, chunk: u32, splits: u32, relu: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Conv2dParams;
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(10) var<storage, read> weight4: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read> dout4: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read> input4: array<vec4<f32>>;
+@group(0) @binding(14) var<storage, read_write> output4: array<vec4<f32>>;
+@group(0) @binding(16) var<storage, read_write> dinput4: array<vec4<f32>>;
+@group(0) @binding(17) var<storage, read_write> partials4: array<vec4<f32>>;
+
+const SG: u32 = 8u;
+
+// Index of this subgroup's tile in the whole grid (8 subgroups per group of 64; large grids
+// fold into y as in dispatch::grid).
+fn tile_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * 8u + lid / SG;
+}
+
+fn store_output_tile(m0: u32, q: u32, o4: u32, acc: array<vec4<f32>, 8>) {
+    if (q >= o4) { return; }
+    let m_total = p.n * p.out_h * p.out_w;
+    let b = vec4<f32>(bias[4u * q], bias[4u * q + 1u], bias[4u * q + 2u], bias[4u * q + 3u]);
+    let relu = p.relu != 0u;
+    for (var i = 0u; i < SG; i++) {
+        if (m0 + i < m_total) {
+            let v = acc[i] + b;
+            output4[(m0 + i) * o4 + q] = select(v, max(v, vec4<f32>(0.0)), relu);
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let m_total = p.n * p.out_h * p.out_w;
+    let o4 = p.o / 4u;
+    let otiles = (o4 + SG - 1u) / SG;
+    let t = tile_id(wid, nwg, lid);
+    if (t >= otiles * ((m_total + SG - 1u) / SG)) { return; }
+    let lane = lid % SG;
+    let q = (t % otiles) * SG + lane;
+    let qc = min(q, o4 - 1u);
+    let m0 = (t / otiles) * SG;
+    // This lane loads the input of pixel m0 + lane.
+    let m = min(m0 + lane, m_total - 1u);
+    let ox = m % p.out_w;
+    let tt = m / p.out_w;
+    let oy = tt % p.out_h;
+    let nb = (tt / p.out_h) * p.h;
+    let z = vec4<f32>(0.0);
+    var a0 = z;
+    var a1 = z;
+    var a2 = z;
+    var a3 = z;
+    var a4 = z;
+    var a5 = z;
+    var a6 = z;
+    var a7 = z;
+    for (var ky = 0u; ky < p.k; ky++) {
+        let iy = i32(oy + ky) - i32(p.pad);
+        for (var kx = 0u; kx < p.k; kx++) {
+            let ix = i32(ox + kx) - i32(p.pad);
+            let ok = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+            let off = select(0u, ((nb + u32(iy)) * p.w + u32(ix)) * p.c, ok);
+            var wr = (ky * p.k + kx) * p.c * o4 + qc;
+            for (var c = 0u; c < p.c; c++) {
+                let x = select(0.0, input[off + c], ok);
+                let w = weight4[wr];
+                wr += o4;
+                a0 += subgroupBroadcast(x, 0u) * w;
+                a1 += subgroupBroadcast(x, 1u) * w;
+                a2 += subgroupBroadcast(x, 2u) * w;
+                a3 += subgroupBroadcast(x, 3u) * w;
+                a4 += subgroupBroadcast(x, 4u) * w;
+                a5 += subgroupBroadcast(x, 5u) * w;
+                a6 += subgroupBroadcast(x, 6u) * w;
+                a7 += subgroupBroadcast(x, 7u) * w;
+            }
+        }
+    }
+    store_output_tile(m0, q, o4, array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7));
+}
+
+// One broadcast pixel (4 input channels) times 4 weight rows, summed in a fixed order.
+fn mac4(acc: vec4<f32>, x: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>,
+        w3: vec4<f32>) -> vec4<f32> {
+    return acc + x.x * w0 + x.y * w1 + x.z * w2 + x.w * w3;
+}
+
+@compute @workgroup_size(64)
+fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
+                        @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_index) lid: u32) {
+    let m_total = p.n * p.out_h * p.out_w;
+    let o4 = p.o / 4u;
+    let cq = p.c / 4u;
+    let otiles = (o4 + SG - 1u) / SG;
+    let t = tile_id(wid, nwg, lid);
+    if (t >= otiles * ((m_total + SG - 1u) / SG)) { return; }
+    let lane = lid % SG;
+    let q = (t % otiles) * SG + lane;
+    let qc = min(q, o4 - 1u);
+    let m0 = (t / otiles) * SG;
+    let m = min(m0 + lane, m_total - 1u);
+    let ox = m % p.out_w;
+    let tt = m / p.out_w;
+    let oy = tt % p.out_h;
+    let nb = (tt / p.out_h) * p.h;
+    let z = vec4<f32>(0.0);
+    var a0 = z;
+    var a1 = z;
+    var a2 = z;
+    var a3 = z;
+    var a4 = z;
+    var a5 = z;
+    var a6 = z;
+    var a7 = z;
+    for (var ky = 0u; ky < p.k; ky++) {
+        let iy = i32(oy + ky) - i32(p.pad);
+        for (var kx = 0u; kx < p.k; kx++) {
+            let ix = i32(ox + kx) - i32(p.pad);
+            let ok = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+            let off = select(0u, ((nb + u32(iy)) * p.w + u32(ix)) * cq, ok);
+            var wr = (ky * p.k + kx) * p.c * o4 + qc;
+            for (var c = 0u; c < cq; c++) {
+                let x = select(z, input4[off + c], ok);
+                let w0 = weight4[wr];
+                let w1 = weight4[wr + o4];
+                let w2 = weight4[wr + 2u * o4];
+                let w3 = weight4[wr + 3u * o4];
+                wr += 4u * o4;
+                a0 = mac4(a0, subgroupBroadcast(x, 0u), w0, w1, w2, w3);
+                a1 = mac4(a1, subgroupBroadcast(x, 1u), w0, w1, w2, w3);
+                a2 = mac4(a2, subgroupBroadcast(x, 2u), w0, w1, w2, w3);
+                a3 = mac4(a3, subgroupBroadcast(x, 3u), w0, w1, w2, w3);
+                a4 = mac4(a4, subgroupBroadcast(x, 4u), w0, w1, w2, w3);
+                a5 = mac4(a5, subgroupBroadcast(x, 5u), w0, w1, w2, w3);
+                a6 = mac4(a6, subgroupBroadcast(x, 6u), w0, w1, w2, w3);
+                a7 = mac4(a7, subgroupBroadcast(x, 7u), w0, w1, w2, w3);
+            }
+        }
+    }
+    store_output_tile(m0, q, o4, array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7));
+}
+
+// dinput[n,y,x,c] = Σ_{ky,kx,o} dout[n, y+pad-ky, x+pad-kx, o] · weight[ky,kx,c,o]: the lanes own
+// 4 input channels each; the reduction runs over output channels 4 at a time (vec4 of dout,
+// broadcast from the lane of its pixel, dotted with 4 weight rows of the lane's channels).
+@compute @workgroup_size(64)
+fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
+                            @builtin(num_workgroups) nwg: vec3<u32>,
+                            @builtin(local_invocation_index) lid: u32) {
+    let m_total = p.n * p.h * p.w;
+    let o4 = p.o / 4u;
+    let cq = p.c / 4u;
+    let ctiles = (cq + SG - 1u) / SG;
+    let t = tile_id(wid, nwg, lid);
+    if (t >= ctiles * ((m_total + SG - 1u) / SG)) { return; }
+    let lane = lid % SG;
+    let q = (t % ctiles) * SG + lane;
+    let qc = min(q, cq - 1u);
+    let m0 = (t / ctiles) * SG;
+    let m = min(m0 + lane, m_total - 1u);
+    let x = m % p.w;
+    let tt = m / p.w;
+    let y = tt % p.h;
+    let nb = (tt / p.h) * p.out_h;
+    let z = vec4<f32>(0.0);
+    var a0 = z;
+    var a1 = z;
+    var a2 = z;
+    var a3 = z;
+    var a4 = z;
+    var a5 = z;
+    var a6 = z;
+    var a7 = z;
+    for (var ky = 0u; ky < p.k; ky++) {
+        let oy = i32(y + p.pad) - i32(ky);
+        for (var kx = 0u; kx < p.k; kx++) {
+            let ox = i32(x + p.pad) - i32(kx);
+            let ok = oy >= 0 && oy < i32(p.out_h) && ox >= 0 && ox < i32(p.out_w);
+            let off = select(0u, ((nb + u32(oy)) * p.out_w + u32(ox)) * o4, ok);
+            // Rows of this lane's 4 channels at this tap, o-quad 0.
+            var wr = ((ky * p.k + kx) * p.c + 4u * qc) * o4;
+            for (var oq = 0u; oq < o4; oq++) {
+                let d = select(z, dout4[off + oq], ok);
+                let w0 = weight4[wr];
+                let w1 = weight4[wr + o4];
+                let w2 = weight4[wr + 2u * o4];
+                let w3 = weight4[wr + 3u * o4];
+                wr += 1u;
+                var b = subgroupBroadcast(d, 0u);
+                a0 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
+                b = subgroupBroadcast(d, 1u);
+                a1 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
+                b = subgroupBroadcast(d, 2u);
+                a2 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
+                b = subgroupBroadcast(d, 3u);
+                a3 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
+                b = subgroupBroadcast(d, 4u);
+                a4 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
+                b = subgroupBroadcast(d, 5u);
+                a5 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
+                b = subgroupBroadcast(d, 6u);
+                a6 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
+                b = subgroupBroadcast(d, 7u);
+                a7 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
+            }
+        }
+    }
+    if (q < cq) {
+        let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+        for (var i = 0u; i < SG; i++) {
+            if (m0 + i < m_total) { dinput4[(m0 + i) * cq + q] = acc[i]; }
+        }
+    }
+}
+
+// partials[s, r, o] = Σ_{m in split s} A[m, r] · dout[m, o] as in conv2d.wgsl (row K·K·C is the
+// bias row of ones). A subgroup owns 8 rows × 32 output channels: lane i loads row i's input
+// tap, broadcast to every lane, each lane loads its own vec4 of dout.
+@compute @workgroup_size(64)
+fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
+                             @builtin(num_workgroups) nwg: vec3<u32>,
+                             @builtin(local_invocation_index) lid: u32) {
+    let kkc = p.k * p.k * p.c;
+    let rows = kkc + 1u;
+    let o4 = p.o / 4u;
+    let otiles = (o4 + SG - 1u) / SG;
+    let rtiles = (rows + SG - 1u) / SG;
+    let t = tile_id(wid, nwg, lid);
+    if (t >= otiles * rtiles * p.splits) { return; }
+    let lane = lid % SG;
+    let q = (t % otiles) * SG + lane;
+    let qc = min(q, o4 - 1u);
+    let r0 = ((t / otiles) % rtiles) * SG;
+    let s = t / (otiles * rtiles);
+
+    // The row this lane loads: r = (ky·K + kx)·C + c, the bias row, or past the end (zeros).
+    let r = r0 + lane;
+    let is_w = r < kkc;
+    let rc = select(0u, r, is_w);
+    let c = rc % p.c;
+    let dy = i32(rc / (p.c * p.k)) - i32(p.pad);
+    let dx = i32((rc / p.c) % p.k) - i32(p.pad);
+    let fill = select(0.0, 1.0, r == kkc);
+
+    let m_total = p.n * p.out_h * p.out_w;
+    let m_begin = s * p.chunk;
+    let m_end = min(m_begin + p.chunk, m_total);
+    var x = m_begin % p.out_w;
+    var y = (m_begin / p.out_w) % p.out_h;
+    var n = m_begin / (p.out_w * p.out_h);
+    let z = vec4<f32>(0.0);
+    var a0 = z;
+    var a1 = z;
+    var a2 = z;
+    var a3 = z;
+    var a4 = z;
+    var a5 = z;
+    var a6 = z;
+    var a7 = z;
+    for (var mi = m_begin; mi < m_end; mi++) {
+        let iy = i32(y) + dy;
+        let ix = i32(x) + dx;
+        let ok = is_w && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+        let off = select(0u, ((n * p.h + u32(iy)) * p.w + u32(ix)) * p.c + c, ok);
+        let a = select(fill, input[off], ok);
+        let d = dout4[mi * o4 + qc];
+        a0 += subgroupBroadcast(a, 0u) * d;
+        a1 += subgroupBroadcast(a, 1u) * d;
+        a2 += subgroupBroadcast(a, 2u) * d;
+        a3 += subgroupBroadcast(a, 3u) * d;
+        a4 += subgroupBroadcast(a, 4u) * d;
+        a5 += subgroupBroadcast(a, 5u) * d;
+        a6 += subgroupBroadcast(a, 6u) * d;
+        a7 += subgroupBroadcast(a, 7u) * d;
+        x += 1u;
+        if (x == p.out_w) {
+            x = 0u;
+            y += 1u;
+            if (y == p.out_h) { y = 0u; n += 1u; }
+        }
+    }
+    if (q < o4) {
+        let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+        for (var i = 0u; i < SG; i++) {
+            if (r0 + i < rows) { partials4[(s * rows + r0 + i) * o4 + q] = acc[i]; }
+        }
+    }
+}
