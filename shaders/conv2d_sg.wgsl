@@ -249,7 +249,29 @@ fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
 
 // partials[s, r, o] = Σ_{m in split s} A[m, r] · dout[m, o] as in conv2d.wgsl (row K·K·C is the
 // bias row of ones). A subgroup owns 8 rows × 32 output channels: lane i loads row i's input
-// tap, broadcast to every lane, each lane loads its own vec4 of dout.
+// tap, broadcast to every lane, each lane loads its own vec4 of dout. Pixels go 4 per step
+// (one accumulator update per 4 products; the loop mask costs a blend per update).
+struct Pixel { x: u32, y: u32, n: u32 }
+
+fn next_pixel(q: Pixel) -> Pixel {
+    var r = Pixel(q.x + 1u, q.y, q.n);
+    if (r.x == p.out_w) {
+        r.x = 0u;
+        r.y += 1u;
+        if (r.y == p.out_h) { r.y = 0u; r.n += 1u; }
+    }
+    return r;
+}
+
+// Row r's input tap at output pixel q (0 in the padding; `fill` for the bias row and past it).
+fn tap(q: Pixel, dy: i32, dx: i32, c: u32, is_w: bool, fill: f32) -> f32 {
+    let iy = i32(q.y) + dy;
+    let ix = i32(q.x) + dx;
+    let ok = is_w && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+    let off = select(0u, ((q.n * p.h + u32(iy)) * p.w + u32(ix)) * p.c + c, ok);
+    return select(fill, input[off], ok);
+}
+
 @compute @workgroup_size(64)
 fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
                              @builtin(num_workgroups) nwg: vec3<u32>,
@@ -279,9 +301,7 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
     let m_total = p.n * p.out_h * p.out_w;
     let m_begin = s * p.chunk;
     let m_end = min(m_begin + p.chunk, m_total);
-    var x = m_begin % p.out_w;
-    var y = (m_begin / p.out_w) % p.out_h;
-    var n = m_begin / (p.out_w * p.out_h);
+    var px = Pixel(m_begin % p.out_w, (m_begin / p.out_w) % p.out_h, m_begin / (p.out_w * p.out_h));
     let z = vec4<f32>(0.0);
     var a0 = z;
     var a1 = z;
@@ -291,27 +311,49 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
     var a5 = z;
     var a6 = z;
     var a7 = z;
-    for (var mi = m_begin; mi < m_end; mi++) {
-        let iy = i32(y) + dy;
-        let ix = i32(x) + dx;
-        let ok = is_w && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
-        let off = select(0u, ((n * p.h + u32(iy)) * p.w + u32(ix)) * p.c + c, ok);
-        let a = select(fill, input[off], ok);
+    var mi = m_begin;
+    for (; mi + 4u <= m_end; mi += 4u) {
+        let p1 = next_pixel(px);
+        let p2 = next_pixel(p1);
+        let p3 = next_pixel(p2);
+        let e0 = tap(px, dy, dx, c, is_w, fill);
+        let e1 = tap(p1, dy, dx, c, is_w, fill);
+        let e2 = tap(p2, dy, dx, c, is_w, fill);
+        let e3 = tap(p3, dy, dx, c, is_w, fill);
+        px = next_pixel(p3);
+        let d0 = dout4[mi * o4 + qc];
+        let d1 = dout4[(mi + 1u) * o4 + qc];
+        let d2 = dout4[(mi + 2u) * o4 + qc];
+        let d3 = dout4[(mi + 3u) * o4 + qc];
+        a0 += subgroupBroadcast(e0, 0u) * d0 + subgroupBroadcast(e1, 0u) * d1
+            + subgroupBroadcast(e2, 0u) * d2 + subgroupBroadcast(e3, 0u) * d3;
+        a1 += subgroupBroadcast(e0, 1u) * d0 + subgroupBroadcast(e1, 1u) * d1
+            + subgroupBroadcast(e2, 1u) * d2 + subgroupBroadcast(e3, 1u) * d3;
+        a2 += subgroupBroadcast(e0, 2u) * d0 + subgroupBroadcast(e1, 2u) * d1
+            + subgroupBroadcast(e2, 2u) * d2 + subgroupBroadcast(e3, 2u) * d3;
+        a3 += subgroupBroadcast(e0, 3u) * d0 + subgroupBroadcast(e1, 3u) * d1
+            + subgroupBroadcast(e2, 3u) * d2 + subgroupBroadcast(e3, 3u) * d3;
+        a4 += subgroupBroadcast(e0, 4u) * d0 + subgroupBroadcast(e1, 4u) * d1
+            + subgroupBroadcast(e2, 4u) * d2 + subgroupBroadcast(e3, 4u) * d3;
+        a5 += subgroupBroadcast(e0, 5u) * d0 + subgroupBroadcast(e1, 5u) * d1
+            + subgroupBroadcast(e2, 5u) * d2 + subgroupBroadcast(e3, 5u) * d3;
+        a6 += subgroupBroadcast(e0, 6u) * d0 + subgroupBroadcast(e1, 6u) * d1
+            + subgroupBroadcast(e2, 6u) * d2 + subgroupBroadcast(e3, 6u) * d3;
+        a7 += subgroupBroadcast(e0, 7u) * d0 + subgroupBroadcast(e1, 7u) * d1
+            + subgroupBroadcast(e2, 7u) * d2 + subgroupBroadcast(e3, 7u) * d3;
+    }
+    for (; mi < m_end; mi++) {
+        let e = tap(px, dy, dx, c, is_w, fill);
+        px = next_pixel(px);
         let d = dout4[mi * o4 + qc];
-        a0 += subgroupBroadcast(a, 0u) * d;
-        a1 += subgroupBroadcast(a, 1u) * d;
-        a2 += subgroupBroadcast(a, 2u) * d;
-        a3 += subgroupBroadcast(a, 3u) * d;
-        a4 += subgroupBroadcast(a, 4u) * d;
-        a5 += subgroupBroadcast(a, 5u) * d;
-        a6 += subgroupBroadcast(a, 6u) * d;
-        a7 += subgroupBroadcast(a, 7u) * d;
-        x += 1u;
-        if (x == p.out_w) {
-            x = 0u;
-            y += 1u;
-            if (y == p.out_h) { y = 0u; n += 1u; }
-        }
+        a0 += subgroupBroadcast(e, 0u) * d;
+        a1 += subgroupBroadcast(e, 1u) * d;
+        a2 += subgroupBroadcast(e, 2u) * d;
+        a3 += subgroupBroadcast(e, 3u) * d;
+        a4 += subgroupBroadcast(e, 4u) * d;
+        a5 += subgroupBroadcast(e, 5u) * d;
+        a6 += subgroupBroadcast(e, 6u) * d;
+        a7 += subgroupBroadcast(e, 7u) * d;
     }
     if (q < o4) {
         let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
