@@ -30,6 +30,7 @@ struct Conv2dParams {
     n: u32, h: u32, w: u32, c: u32,
     o: u32, k: u32, pad: u32, out_h: u32,
     out_w: u32, chunk: u32, splits: u32, relu: u32,
+    pool: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;

@@ -15,6 +15,7 @@
 //   conv2d_forward_sg          output = conv(input, weight) + bias (then ReLU when p.relu = 1)
 //                              O % 4 == 0; any C
 //   conv2d_forward_sg_c4       the same for C % 4 == 0: 4 input channels per step, one vec4 load
+//   (both with p.pool = 1: also pooled = avgpool 2×2 of the output, written from registers)
 //   conv2d_backward_input_sg   dinput = conv_transpose(dout, weight); O % 4 == 0, C % 4 == 0
 //   conv2d_backward_weight_sg  partials[s] as conv2d_backward_weight (rows K·K·C plus the bias
 //                              row, split-K over output pixels); O % 4 == 0. The reduction is
@@ -26,6 +27,7 @@ struct Conv2dParams {
     n: u32, h: u32, w: u32, c: u32,
     o: u32, k: u32, pad: u32, out_h: u32,
     out_w: u32, chunk: u32, splits: u32, relu: u32,
+    pool: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
@@ -37,6 +39,7 @@ struct Conv2dParams {
 @group(0) @binding(14) var<storage, read_write> output4: array<vec4<f32>>;
 @group(0) @binding(16) var<storage, read_write> dinput4: array<vec4<f32>>;
 @group(0) @binding(17) var<storage, read_write> partials4: array<vec4<f32>>;
+@group(0) @binding(18) var<storage, read_write> pooled4: array<vec4<f32>>;
 
 const SG: u32 = 8u;
 
@@ -46,16 +49,37 @@ fn tile_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * 8u + lid / SG;
 }
 
-fn store_output_tile(m0: u32, q: u32, o4: u32, acc: array<vec4<f32>, 8>) {
+// Output pixel of lane/pixel i of pixel tile g: 8 consecutive pixels, or with p.pool = 1 a
+// block of 2 rows × 4 columns (OH even, OW a multiple of 4), so that the tile holds two whole
+// 2×2 pooling windows.
+fn tile_pixel(g: u32, i: u32) -> u32 {
+    if (p.pool == 0u) { return g * SG + i; }
+    let qw = p.out_w / 4u;
+    let hh = p.out_h / 2u;
+    let t = g / qw;
+    return ((t / hh) * p.out_h + (t % hh) * 2u + i / 4u) * p.out_w + (g % qw) * 4u + i % 4u;
+}
+
+fn store_output_tile(g: u32, q: u32, o4: u32, acc_in: array<vec4<f32>, 8>) {
     if (q >= o4) { return; }
     let m_total = p.n * p.out_h * p.out_w;
     let b = vec4<f32>(bias[4u * q], bias[4u * q + 1u], bias[4u * q + 2u], bias[4u * q + 3u]);
     let relu = p.relu != 0u;
+    var acc = acc_in;
     for (var i = 0u; i < SG; i++) {
-        if (m0 + i < m_total) {
-            let v = acc[i] + b;
-            output4[(m0 + i) * o4 + q] = select(v, max(v, vec4<f32>(0.0)), relu);
-        }
+        let m = tile_pixel(g, i);
+        let v = acc[i] + b;
+        acc[i] = select(v, max(v, vec4<f32>(0.0)), relu);
+        if (m < m_total) { output4[m * o4 + q] = acc[i]; }
+    }
+    if (p.pool != 0u) {
+        // Windows (columns 0-1 and 2-3 of the tile): pooled pixel (n, y/2, x/2) of its top-left.
+        let m = tile_pixel(g, 0u);
+        let x = m % p.out_w;
+        let t = m / p.out_w;
+        let pm = (t / p.out_h * (p.out_h / 2u) + t % p.out_h / 2u) * (p.out_w / 2u) + x / 2u;
+        pooled4[pm * o4 + q] = (acc[0] + acc[1] + acc[4] + acc[5]) * 0.25;
+        pooled4[(pm + 1u) * o4 + q] = (acc[2] + acc[3] + acc[6] + acc[7]) * 0.25;
     }
 }
 
@@ -71,9 +95,9 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>,
     let lane = lid % SG;
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
-    let m0 = (t / otiles) * SG;
-    // This lane loads the input of pixel m0 + lane.
-    let m = min(m0 + lane, m_total - 1u);
+    let g = t / otiles;
+    // This lane loads the input of pixel `lane` of the tile.
+    let m = min(tile_pixel(g, lane), m_total - 1u);
     let ox = m % p.out_w;
     let tt = m / p.out_w;
     let oy = tt % p.out_h;
@@ -109,7 +133,7 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>,
             }
         }
     }
-    store_output_tile(m0, q, o4, array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7));
+    store_output_tile(g, q, o4, array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7));
 }
 
 // One broadcast pixel (4 input channels) times 4 weight rows, summed in a fixed order.
@@ -131,8 +155,8 @@ fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
     let lane = lid % SG;
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
-    let m0 = (t / otiles) * SG;
-    let m = min(m0 + lane, m_total - 1u);
+    let g = t / otiles;
+    let m = min(tile_pixel(g, lane), m_total - 1u);
     let ox = m % p.out_w;
     let tt = m / p.out_w;
     let oy = tt % p.out_h;
@@ -171,7 +195,7 @@ fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
             }
         }
     }
-    store_output_tile(m0, q, o4, array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7));
+    store_output_tile(g, q, o4, array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7));
 }
 
 // dinput[n,y,x,c] = Σ_{ky,kx,o} dout[n, y+pad-ky, x+pad-kx, o] · weight[ky,kx,c,o]: the lanes own

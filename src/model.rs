@@ -451,28 +451,58 @@ impl GpuModel {
         let param = |i: usize| layout.slice(&params, i);
         let grad = |i: usize| layout.slice(&grads, i);
 
+        // Conv → ReLU → pool: one kernel where the device runs the subgroup kernels, else a
+        // conv with fused ReLU and a pool.
+        let conv_relu_pool = |gpu: &Gpu,
+                              conv: &Conv2dParams,
+                              pool: &AvgPoolParams,
+                              x: BufSlice<'_>,
+                              (w, b): (usize, usize),
+                              (a, pooled): (&wgpu::Buffer, &wgpu::Buffer),
+                              names: (&str, &str)|
+         -> Vec<Dispatch> {
+            let conv = conv.with_relu();
+            let fused = (pool.k == 2)
+                .then(|| {
+                    conv2d::forward_pool2(
+                        gpu,
+                        &conv,
+                        x,
+                        param(w),
+                        param(b),
+                        a.into(),
+                        pooled.into(),
+                    )
+                })
+                .flatten();
+            match fused {
+                Some(d) => vec![d.in_layer(names.0)],
+                None => vec![
+                    conv2d::forward(gpu, &conv, x, param(w), param(b), a.into()).in_layer(names.0),
+                    avgpool::forward(gpu, pool, a.into(), pooled.into()).in_layer(names.1),
+                ],
+            }
+        };
         let forward = |gpu: &Gpu| -> Vec<Dispatch> {
-            vec![
-                conv2d::forward(
-                    gpu,
-                    &s.conv0.with_relu(),
-                    (&input).into(),
-                    param(0),
-                    param(1),
-                    (&a0).into(),
-                )
-                .in_layer("Conv_0"),
-                avgpool::forward(gpu, &s.pool0, (&a0).into(), (&p0).into()).in_layer("pool0"),
-                conv2d::forward(
-                    gpu,
-                    &s.conv1.with_relu(),
-                    (&p0).into(),
-                    param(2),
-                    param(3),
-                    (&a1).into(),
-                )
-                .in_layer("Conv_1"),
-                avgpool::forward(gpu, &s.pool1, (&a1).into(), (&p1).into()).in_layer("pool1"),
+            let mut v = conv_relu_pool(
+                gpu,
+                &s.conv0,
+                &s.pool0,
+                (&input).into(),
+                (0, 1),
+                (&a0, &p0),
+                ("Conv_0", "pool0"),
+            );
+            v.extend(conv_relu_pool(
+                gpu,
+                &s.conv1,
+                &s.pool1,
+                (&p0).into(),
+                (2, 3),
+                (&a1, &p1),
+                ("Conv_1", "pool1"),
+            ));
+            v.extend([
                 dense::forward(
                     gpu,
                     &s.dense0.with_relu(),
@@ -491,7 +521,8 @@ impl GpuModel {
                     (&logits).into(),
                 )
                 .in_layer("Dense_1"),
-            ]
+            ]);
+            v
         };
 
         let mut train = forward(gpu);

@@ -38,6 +38,10 @@ pub struct Conv2dParams {
     pub splits: u32,
     /// 1: the forward applies ReLU to its output (fused epilogue).
     pub relu: u32,
+    /// 1: the forward also writes its output average-pooled 2×2 (fused epilogue; subgroup
+    /// kernels only, see [`Conv2dParams::can_pool2`]).
+    pub pool: u32,
+    pub _pad: [u32; 3],
 }
 
 impl Conv2dParams {
@@ -74,6 +78,8 @@ impl Conv2dParams {
             chunk,
             splits,
             relu: 0,
+            pool: 0,
+            _pad: [0; 3],
         }
     }
     /// The same convolution with the weight gradient's split-K set to about `splits` partial
@@ -89,6 +95,19 @@ impl Conv2dParams {
     pub fn with_relu(mut self) -> Self {
         self.relu = 1;
         self
+    }
+    /// The same convolution whose forward also writes the 2×2 average pool of its output.
+    pub fn with_pool2(mut self) -> Self {
+        self.pool = 1;
+        self
+    }
+    /// Whether a 2×2 pool fits the subgroup kernels' 2×4-pixel tiles exactly.
+    pub fn can_pool2(&self) -> bool {
+        self.out_h.is_multiple_of(2) && self.out_w.is_multiple_of(4)
+    }
+    /// Elements of the pooled output (`[N, OH/2, OW/2, O]`).
+    pub fn pooled_len(&self) -> usize {
+        (self.n * (self.out_h / 2) * (self.out_w / 2) * self.o) as usize
     }
     pub fn input_len(&self) -> usize {
         (self.n * self.h * self.w * self.c) as usize

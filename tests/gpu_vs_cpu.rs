@@ -155,6 +155,87 @@ fn conv2d_all_directions_on(gpu: &Gpu) {
     }
 }
 
+/// Conv → ReLU → 2×2 average pool in one kernel (devices with 8-wide subgroups), against the
+/// CPU conv with ReLU and the CPU pool; elsewhere the launcher declines and nothing runs.
+#[test]
+fn conv2d_forward_pool2() {
+    let Some(gpu) = gpu() else { return };
+    for (si, &(n, h, w, c, o, k, pad)) in [
+        (2, 8, 8, 3, 32, 3, Padding::Same),
+        (3, 4, 12, 8, 36, 3, Padding::Same),
+        (1, 6, 4, 5, 8, 5, Padding::Same),
+        (2, 6, 10, 4, 12, 3, Padding::Valid),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let p = Conv2dParams::new(n, h, w, c, o, k, pad).with_relu();
+        assert!(p.can_pool2());
+        let what = format!("conv2d+relu+pool2 n{n} h{h} w{w} c{c} o{o} k{k} {pad:?}");
+        let mut r = rng(700 + si as u64);
+        let x = uniform(&mut r, p.input_len(), 1.0);
+        let wt = uniform(&mut r, p.weight_len(), 1.0);
+        let b = uniform(&mut r, o as usize, 1.0);
+        let (xb, wb, bb) = (
+            gpu.storage_from("x", &x),
+            gpu.storage_from("w", &wt),
+            gpu.storage_from("b", &b),
+        );
+        let yb = gpu.storage("y", p.output_len());
+        let pb = gpu.storage("pooled", p.pooled_len());
+        let d = conv2d::forward_pool2(
+            gpu,
+            &p,
+            (&xb).into(),
+            (&wb).into(),
+            (&bb).into(),
+            (&yb).into(),
+            (&pb).into(),
+        );
+        let Some(d) = d else {
+            assert_ne!(
+                gpu.subgroup_size,
+                Some(8),
+                "{what}: the fused kernel was declined"
+            );
+            continue;
+        };
+        gpu.run(&[&d]).unwrap();
+        let mut y = vec![0.0; p.output_len()];
+        cpu::conv2d::conv2d_forward(&p, &to_f64(&x), &to_f64(&wt), &to_f64(&b), &mut y);
+        assert_close(&format!("{what} output"), &read(gpu, &yb), &y, ATOL, RTOL);
+        let pp = AvgPoolParams::new(n, p.out_h, p.out_w, o, 2);
+        let mut pooled = vec![0.0; p.pooled_len()];
+        cpu::avgpool::avgpool_forward(&pp, &y, &mut pooled);
+        assert_close(
+            &format!("{what} pooled"),
+            &read(gpu, &pb),
+            &pooled,
+            ATOL,
+            RTOL,
+        );
+    }
+    // Shapes the 2×4-pixel tiles do not cover are declined.
+    let odd = Conv2dParams::new(1, 6, 6, 4, 8, 3, Padding::Same);
+    assert!(!odd.can_pool2());
+    let (xb, yb) = (
+        gpu.storage("x", odd.input_len()),
+        gpu.storage("y", odd.output_len()),
+    );
+    let (wb, bb) = (gpu.storage("w", odd.weight_len()), gpu.storage("b", 8));
+    let pb = gpu.storage("pooled", odd.pooled_len());
+    let d = conv2d::forward_pool2(
+        gpu,
+        &odd,
+        (&xb).into(),
+        (&wb).into(),
+        (&bb).into(),
+        (&yb).into(),
+        (&pb).into(),
+    );
+    assert!(d.is_none());
+}
+
 #[test]
 fn conv2d_weight_gradient_is_deterministic() {
     let Some(gpu) = gpu() else { return };

@@ -35,26 +35,9 @@ pub fn forward(
     let u = gpu.uniform("conv2d.params", p);
     let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len()) as u64;
     if subgroup8(gpu, p) {
-        let (entry, input_binding) = if p.c.is_multiple_of(4) {
-            ("conv2d_forward_sg_c4", 12)
-        } else {
-            ("conv2d_forward_sg", 1)
-        };
-        return Dispatch::new(
-            gpu,
-            SG_SHADER,
-            entry,
-            &u,
-            &[
-                (input_binding, input),
-                (10, weight),
-                (3, bias),
-                (14, output),
-            ],
-            sg_grid(p.o.div_ceil(32) * p.pixels().div_ceil(8)),
-            p.flops_forward(),
-            bytes,
-        );
+        // The pooled output is not written (p.pool = 0) but the entry point declares it.
+        let unused = gpu.storage("conv2d.unused_pool", 4);
+        return forward_sg(gpu, p, input, weight, bias, output, (&unused).into());
     }
     let (entry, weight_binding, tile_o) = if vec4(p) {
         ("conv2d_forward_vec4", 10, 8)
@@ -69,6 +52,67 @@ pub fn forward(
         &u,
         &[(1, input), (weight_binding, weight), (3, bias), (4, output)],
         grid(tiles),
+        p.flops_forward(),
+        bytes,
+    )
+}
+
+/// `output = conv(input, weight) + bias` (ReLU when `p.relu`) and `pooled = avgpool2×2(output)`
+/// in one kernel, on devices where the subgroup kernels run and the shape tiles exactly
+/// ([`Conv2dParams::can_pool2`]); `None` elsewhere (then run [`forward`] and a pool).
+pub fn forward_pool2(
+    gpu: &Gpu,
+    p: &Conv2dParams,
+    input: BufSlice<'_>,
+    weight: BufSlice<'_>,
+    bias: BufSlice<'_>,
+    output: BufSlice<'_>,
+    pooled: BufSlice<'_>,
+) -> Option<Dispatch> {
+    if !subgroup8(gpu, p) || !p.can_pool2() {
+        return None;
+    }
+    Some(forward_sg(
+        gpu,
+        &p.with_pool2(),
+        input,
+        weight,
+        bias,
+        output,
+        pooled,
+    ))
+}
+
+fn forward_sg(
+    gpu: &Gpu,
+    p: &Conv2dParams,
+    input: BufSlice<'_>,
+    weight: BufSlice<'_>,
+    bias: BufSlice<'_>,
+    output: BufSlice<'_>,
+    pooled: BufSlice<'_>,
+) -> Dispatch {
+    let u = gpu.uniform("conv2d.params", p);
+    let pooled_len = if p.pool != 0 { p.pooled_len() } else { 0 };
+    let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len() + pooled_len) as u64;
+    let (entry, input_binding) = if p.c.is_multiple_of(4) {
+        ("conv2d_forward_sg_c4", 12)
+    } else {
+        ("conv2d_forward_sg", 1)
+    };
+    Dispatch::new(
+        gpu,
+        SG_SHADER,
+        entry,
+        &u,
+        &[
+            (input_binding, input),
+            (10, weight),
+            (3, bias),
+            (14, output),
+            (18, pooled),
+        ],
+        sg_grid(p.o.div_ceil(32) * p.pixels().div_ceil(8)),
         p.flops_forward(),
         bytes,
     )
