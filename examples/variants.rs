@@ -51,6 +51,7 @@ fn main() {
         let y = gpu.storage("y", p.output_len());
         let part = gpu.storage("part", p.partials_len());
         let u = gpu.uniform("p", &p);
+        let nopool = gpu.storage("nopool", 4);
         fn s(b: &wgpu::Buffer) -> BufSlice<'_> {
             b.into()
         }
@@ -68,13 +69,25 @@ fn main() {
             ),
             (
                 "conv2d_forward_sg",
-                vec![(1, s(&x)), (10, s(&w)), (3, s(&b)), (14, s(&y))],
+                vec![
+                    (1, s(&x)),
+                    (10, s(&w)),
+                    (3, s(&b)),
+                    (14, s(&y)),
+                    (18, s(&nopool)),
+                ],
                 p.o.div_ceil(32) * p.pixels().div_ceil(8) * 8,
             ),
             (
                 "conv2d_forward_sg_c4",
-                vec![(12, s(&x)), (10, s(&w)), (3, s(&b)), (14, s(&y))],
-                p.o.div_ceil(32) * p.pixels().div_ceil(8) * 8,
+                vec![
+                    (12, s(&x)),
+                    (10, s(&w)),
+                    (3, s(&b)),
+                    (14, s(&y)),
+                    (18, s(&nopool)),
+                ],
+                p.o.div_ceil(32) * p.pixels().div_ceil(16) * 8,
             ),
             (
                 "conv2d_backward_input",
@@ -114,7 +127,7 @@ fn main() {
         ];
         for (entry, binds, tiles) in cases {
             if !want(entry)
-                || ((entry.ends_with("_c4") || entry == "conv2d_backward_input_sg") && p.c % 4 != 0)
+                || ((entry.contains("_c4") || entry == "conv2d_backward_input_sg") && p.c % 4 != 0)
             {
                 continue;
             }

@@ -165,6 +165,8 @@ fn conv2d_forward_pool2() {
         (3, 4, 12, 8, 36, 3, Padding::Same),
         (1, 6, 4, 5, 8, 5, Padding::Same),
         (2, 6, 10, 4, 12, 3, Padding::Valid),
+        // An odd number of 2×4 tiles: the second tile of the last subgroup is past the end.
+        (1, 6, 4, 4, 8, 3, Padding::Same),
     ]
     .iter()
     .enumerate()

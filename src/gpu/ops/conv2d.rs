@@ -95,10 +95,11 @@ fn forward_sg(
     let u = gpu.uniform("conv2d.params", p);
     let pooled_len = if p.pool != 0 { p.pooled_len() } else { 0 };
     let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len() + pooled_len) as u64;
-    let (entry, input_binding) = if p.c.is_multiple_of(4) {
-        ("conv2d_forward_sg_c4", 12)
+    // (entry, input binding, 8-pixel tiles per subgroup)
+    let (entry, input_binding, pixel_tiles) = if p.c.is_multiple_of(4) {
+        ("conv2d_forward_sg_c4", 12, 2)
     } else {
-        ("conv2d_forward_sg", 1)
+        ("conv2d_forward_sg", 1, 1)
     };
     Dispatch::new(
         gpu,
@@ -112,7 +113,7 @@ fn forward_sg(
             (14, output),
             (18, pooled),
         ],
-        sg_grid(p.o.div_ceil(32) * p.pixels().div_ceil(8)),
+        sg_grid(p.o.div_ceil(32) * p.pixels().div_ceil(8).div_ceil(pixel_tiles)),
         p.flops_forward(),
         bytes,
     )
