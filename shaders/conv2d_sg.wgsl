@@ -215,9 +215,37 @@ fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
     store_output_tile(g + 1u, q, o4, array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7));
 }
 
+// (Σ_k b[k]·w_j[k])_j for 4 weight rows w_j: one broadcast vec4 of dout against the 4 channels.
+fn dot4(b: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
+}
+
+// Input pixel m as (x, y, first output row of its image).
+fn in_pixel(m: u32) -> vec3<u32> {
+    let t = m / p.w;
+    return vec3<u32>(m % p.w, t % p.h, (t / p.h) * p.out_h);
+}
+
+// dout4 offset of the tap (ky, kx) of input pixel q, and whether it is inside the output.
+fn dout_tap(q: vec3<u32>, ky: u32, kx: u32, o4: u32) -> vec2<u32> {
+    let oy = i32(q.y + p.pad) - i32(ky);
+    let ox = i32(q.x + p.pad) - i32(kx);
+    let ok = oy >= 0 && oy < i32(p.out_h) && ox >= 0 && ox < i32(p.out_w);
+    return vec2<u32>(select(0u, ((q.z + u32(oy)) * p.out_w + u32(ox)) * o4, ok), u32(ok));
+}
+
+fn store_dinput_tile(m0: u32, q: u32, cq: u32, acc: array<vec4<f32>, 8>) {
+    let m_total = p.n * p.h * p.w;
+    if (q >= cq) { return; }
+    for (var i = 0u; i < SG; i++) {
+        if (m0 + i < m_total) { dinput4[(m0 + i) * cq + q] = acc[i]; }
+    }
+}
+
 // dinput[n,y,x,c] = Σ_{ky,kx,o} dout[n, y+pad-ky, x+pad-kx, o] · weight[ky,kx,c,o]: the lanes own
-// 4 input channels each; the reduction runs over output channels 4 at a time (vec4 of dout,
-// broadcast from the lane of its pixel, dotted with 4 weight rows of the lane's channels).
+// 4 input channels each, a subgroup 16 pixels (two tiles of 8, as conv2d_forward_sg_c4); the
+// reduction runs over output channels 4 at a time (a vec4 of dout, broadcast from the lane of
+// its pixel, dotted with 4 weight rows of the lane's channels).
 @compute @workgroup_size(64)
 fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
                             @builtin(num_workgroups) nwg: vec3<u32>,
@@ -227,16 +255,13 @@ fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
     let cq = p.c / 4u;
     let ctiles = (cq + SG - 1u) / SG;
     let t = tile_id(wid, nwg, lid);
-    if (t >= ctiles * ((m_total + SG - 1u) / SG)) { return; }
+    if (t >= ctiles * ((m_total + 2u * SG - 1u) / (2u * SG))) { return; }
     let lane = lid % SG;
     let q = (t % ctiles) * SG + lane;
     let qc = min(q, cq - 1u);
-    let m0 = (t / ctiles) * SG;
-    let m = min(m0 + lane, m_total - 1u);
-    let x = m % p.w;
-    let tt = m / p.w;
-    let y = tt % p.h;
-    let nb = (tt / p.h) * p.out_h;
+    let m0 = (t / ctiles) * 2u * SG;
+    let pa = in_pixel(min(m0 + lane, m_total - 1u));
+    let pb = in_pixel(min(m0 + SG + lane, m_total - 1u));
     let z = vec4<f32>(0.0);
     var a0 = z;
     var a1 = z;
@@ -246,46 +271,49 @@ fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
     var a5 = z;
     var a6 = z;
     var a7 = z;
+    var b0 = z;
+    var b1 = z;
+    var b2 = z;
+    var b3 = z;
+    var b4 = z;
+    var b5 = z;
+    var b6 = z;
+    var b7 = z;
     for (var ky = 0u; ky < p.k; ky++) {
-        let oy = i32(y + p.pad) - i32(ky);
         for (var kx = 0u; kx < p.k; kx++) {
-            let ox = i32(x + p.pad) - i32(kx);
-            let ok = oy >= 0 && oy < i32(p.out_h) && ox >= 0 && ox < i32(p.out_w);
-            let off = select(0u, ((nb + u32(oy)) * p.out_w + u32(ox)) * o4, ok);
+            let ta = dout_tap(pa, ky, kx, o4);
+            let tb = dout_tap(pb, ky, kx, o4);
             // Rows of this lane's 4 channels at this tap, o-quad 0.
             var wr = ((ky * p.k + kx) * p.c + 4u * qc) * o4;
             for (var oq = 0u; oq < o4; oq++) {
-                let d = select(z, dout4[off + oq], ok);
+                let d = select(z, dout4[ta.x + oq], ta.y != 0u);
+                let e = select(z, dout4[tb.x + oq], tb.y != 0u);
                 let w0 = weight4[wr];
                 let w1 = weight4[wr + o4];
                 let w2 = weight4[wr + 2u * o4];
                 let w3 = weight4[wr + 3u * o4];
                 wr += 1u;
-                var b = subgroupBroadcast(d, 0u);
-                a0 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
-                b = subgroupBroadcast(d, 1u);
-                a1 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
-                b = subgroupBroadcast(d, 2u);
-                a2 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
-                b = subgroupBroadcast(d, 3u);
-                a3 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
-                b = subgroupBroadcast(d, 4u);
-                a4 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
-                b = subgroupBroadcast(d, 5u);
-                a5 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
-                b = subgroupBroadcast(d, 6u);
-                a6 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
-                b = subgroupBroadcast(d, 7u);
-                a7 += vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
+                a0 += dot4(subgroupBroadcast(d, 0u), w0, w1, w2, w3);
+                a1 += dot4(subgroupBroadcast(d, 1u), w0, w1, w2, w3);
+                a2 += dot4(subgroupBroadcast(d, 2u), w0, w1, w2, w3);
+                a3 += dot4(subgroupBroadcast(d, 3u), w0, w1, w2, w3);
+                a4 += dot4(subgroupBroadcast(d, 4u), w0, w1, w2, w3);
+                a5 += dot4(subgroupBroadcast(d, 5u), w0, w1, w2, w3);
+                a6 += dot4(subgroupBroadcast(d, 6u), w0, w1, w2, w3);
+                a7 += dot4(subgroupBroadcast(d, 7u), w0, w1, w2, w3);
+                b0 += dot4(subgroupBroadcast(e, 0u), w0, w1, w2, w3);
+                b1 += dot4(subgroupBroadcast(e, 1u), w0, w1, w2, w3);
+                b2 += dot4(subgroupBroadcast(e, 2u), w0, w1, w2, w3);
+                b3 += dot4(subgroupBroadcast(e, 3u), w0, w1, w2, w3);
+                b4 += dot4(subgroupBroadcast(e, 4u), w0, w1, w2, w3);
+                b5 += dot4(subgroupBroadcast(e, 5u), w0, w1, w2, w3);
+                b6 += dot4(subgroupBroadcast(e, 6u), w0, w1, w2, w3);
+                b7 += dot4(subgroupBroadcast(e, 7u), w0, w1, w2, w3);
             }
         }
     }
-    if (q < cq) {
-        let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
-        for (var i = 0u; i < SG; i++) {
-            if (m0 + i < m_total) { dinput4[(m0 + i) * cq + q] = acc[i]; }
-        }
-    }
+    store_dinput_tile(m0, q, cq, array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7));
+    store_dinput_tile(m0 + SG, q, cq, array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7));
 }
 
 // partials[s, r, o] = Σ_{m in split s} A[m, r] · dout[m, o] as in conv2d.wgsl (row K·K·C is the

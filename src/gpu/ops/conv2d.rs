@@ -136,7 +136,7 @@ pub fn backward_input(
             "conv2d_backward_input_sg",
             &u,
             &[(11, dout), (10, weight), (16, dinput)],
-            sg_grid(p.c.div_ceil(32) * (p.n * p.h * p.w).div_ceil(8)),
+            sg_grid(p.c.div_ceil(32) * (p.n * p.h * p.w).div_ceil(16)),
             p.flops_forward(),
             bytes,
         );
