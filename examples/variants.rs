@@ -107,7 +107,7 @@ fn main() {
             (
                 "conv2d_backward_weight_sg",
                 vec![(1, s(&x)), (11, s(&y)), (17, s(&part))],
-                p.o.div_ceil(32) * rows.div_ceil(8) * p.splits * 8,
+                p.o.div_ceil(32) * rows.div_ceil(16) * p.splits * 8,
             ),
             (
                 "conv2d_backward_weight",

@@ -341,6 +341,31 @@ fn tap(q: Pixel, dy: i32, dx: i32, c: u32, is_w: bool, fill: f32) -> f32 {
     return select(fill, input[off], ok);
 }
 
+// Row r's coordinates for the weight gradient: (dy, dx) of its tap, its channel, and what it
+// reads outside the image: 1 for the bias row (r = K·K·C), else 0.
+struct Row { dy: i32, dx: i32, c: u32, is_w: bool, fill: f32 }
+
+fn weight_row(r: u32) -> Row {
+    let kkc = p.k * p.k * p.c;
+    let is_w = r < kkc;
+    let rc = select(0u, r, is_w);
+    return Row(i32(rc / (p.c * p.k)) - i32(p.pad), i32((rc / p.c) % p.k) - i32(p.pad), rc % p.c,
+               is_w, select(0.0, 1.0, r == kkc));
+}
+
+fn row_tap(q: Pixel, w: Row) -> f32 {
+    return tap(q, w.dy, w.dx, w.c, w.is_w, w.fill);
+}
+
+fn store_partial_tile(s: u32, r0: u32, q: u32, o4: u32, acc: array<vec4<f32>, 8>) {
+    let rows = p.k * p.k * p.c + 1u;
+    if (q >= o4) { return; }
+    for (var i = 0u; i < SG; i++) {
+        if (r0 + i < rows) { partials4[(s * rows + r0 + i) * o4 + q] = acc[i]; }
+    }
+}
+
+// A subgroup owns 16 rows (two tiles of 8) × 32 output channels.
 @compute @workgroup_size(64)
 fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
                              @builtin(num_workgroups) nwg: vec3<u32>,
@@ -349,23 +374,17 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
     let rows = kkc + 1u;
     let o4 = p.o / 4u;
     let otiles = (o4 + SG - 1u) / SG;
-    let rtiles = (rows + SG - 1u) / SG;
+    let rtiles = (rows + 2u * SG - 1u) / (2u * SG);
     let t = tile_id(wid, nwg, lid);
     if (t >= otiles * rtiles * p.splits) { return; }
     let lane = lid % SG;
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
-    let r0 = ((t / otiles) % rtiles) * SG;
+    let r0 = ((t / otiles) % rtiles) * 2u * SG;
     let s = t / (otiles * rtiles);
-
-    // The row this lane loads: r = (ky·K + kx)·C + c, the bias row, or past the end (zeros).
-    let r = r0 + lane;
-    let is_w = r < kkc;
-    let rc = select(0u, r, is_w);
-    let c = rc % p.c;
-    let dy = i32(rc / (p.c * p.k)) - i32(p.pad);
-    let dx = i32((rc / p.c) % p.k) - i32(p.pad);
-    let fill = select(0.0, 1.0, r == kkc);
+    // The rows this lane loads (a weight row, the bias row, or past the end: zeros).
+    let ra = weight_row(r0 + lane);
+    let rb = weight_row(r0 + SG + lane);
 
     let m_total = p.n * p.out_h * p.out_w;
     let m_begin = s * p.chunk;
@@ -380,15 +399,27 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
     var a5 = z;
     var a6 = z;
     var a7 = z;
+    var b0 = z;
+    var b1 = z;
+    var b2 = z;
+    var b3 = z;
+    var b4 = z;
+    var b5 = z;
+    var b6 = z;
+    var b7 = z;
     var mi = m_begin;
     for (; mi + 4u <= m_end; mi += 4u) {
         let p1 = next_pixel(px);
         let p2 = next_pixel(p1);
         let p3 = next_pixel(p2);
-        let e0 = tap(px, dy, dx, c, is_w, fill);
-        let e1 = tap(p1, dy, dx, c, is_w, fill);
-        let e2 = tap(p2, dy, dx, c, is_w, fill);
-        let e3 = tap(p3, dy, dx, c, is_w, fill);
+        let e0 = row_tap(px, ra);
+        let e1 = row_tap(p1, ra);
+        let e2 = row_tap(p2, ra);
+        let e3 = row_tap(p3, ra);
+        let f0 = row_tap(px, rb);
+        let f1 = row_tap(p1, rb);
+        let f2 = row_tap(p2, rb);
+        let f3 = row_tap(p3, rb);
         px = next_pixel(p3);
         let d0 = dout4[mi * o4 + qc];
         let d1 = dout4[(mi + 1u) * o4 + qc];
@@ -410,9 +441,26 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
             + subgroupBroadcast(e2, 6u) * d2 + subgroupBroadcast(e3, 6u) * d3;
         a7 += subgroupBroadcast(e0, 7u) * d0 + subgroupBroadcast(e1, 7u) * d1
             + subgroupBroadcast(e2, 7u) * d2 + subgroupBroadcast(e3, 7u) * d3;
+        b0 += subgroupBroadcast(f0, 0u) * d0 + subgroupBroadcast(f1, 0u) * d1
+            + subgroupBroadcast(f2, 0u) * d2 + subgroupBroadcast(f3, 0u) * d3;
+        b1 += subgroupBroadcast(f0, 1u) * d0 + subgroupBroadcast(f1, 1u) * d1
+            + subgroupBroadcast(f2, 1u) * d2 + subgroupBroadcast(f3, 1u) * d3;
+        b2 += subgroupBroadcast(f0, 2u) * d0 + subgroupBroadcast(f1, 2u) * d1
+            + subgroupBroadcast(f2, 2u) * d2 + subgroupBroadcast(f3, 2u) * d3;
+        b3 += subgroupBroadcast(f0, 3u) * d0 + subgroupBroadcast(f1, 3u) * d1
+            + subgroupBroadcast(f2, 3u) * d2 + subgroupBroadcast(f3, 3u) * d3;
+        b4 += subgroupBroadcast(f0, 4u) * d0 + subgroupBroadcast(f1, 4u) * d1
+            + subgroupBroadcast(f2, 4u) * d2 + subgroupBroadcast(f3, 4u) * d3;
+        b5 += subgroupBroadcast(f0, 5u) * d0 + subgroupBroadcast(f1, 5u) * d1
+            + subgroupBroadcast(f2, 5u) * d2 + subgroupBroadcast(f3, 5u) * d3;
+        b6 += subgroupBroadcast(f0, 6u) * d0 + subgroupBroadcast(f1, 6u) * d1
+            + subgroupBroadcast(f2, 6u) * d2 + subgroupBroadcast(f3, 6u) * d3;
+        b7 += subgroupBroadcast(f0, 7u) * d0 + subgroupBroadcast(f1, 7u) * d1
+            + subgroupBroadcast(f2, 7u) * d2 + subgroupBroadcast(f3, 7u) * d3;
     }
     for (; mi < m_end; mi++) {
-        let e = tap(px, dy, dx, c, is_w, fill);
+        let e = row_tap(px, ra);
+        let f = row_tap(px, rb);
         px = next_pixel(px);
         let d = dout4[mi * o4 + qc];
         a0 += subgroupBroadcast(e, 0u) * d;
@@ -423,12 +471,15 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
         a5 += subgroupBroadcast(e, 5u) * d;
         a6 += subgroupBroadcast(e, 6u) * d;
         a7 += subgroupBroadcast(e, 7u) * d;
+        b0 += subgroupBroadcast(f, 0u) * d;
+        b1 += subgroupBroadcast(f, 1u) * d;
+        b2 += subgroupBroadcast(f, 2u) * d;
+        b3 += subgroupBroadcast(f, 3u) * d;
+        b4 += subgroupBroadcast(f, 4u) * d;
+        b5 += subgroupBroadcast(f, 5u) * d;
+        b6 += subgroupBroadcast(f, 6u) * d;
+        b7 += subgroupBroadcast(f, 7u) * d;
     }
-    if (q < o4) {
-        let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
-        for (var i = 0u; i < SG; i++) {
-            if (r0 + i < rows) { partials4[(s * rows + r0 + i) * o4 + q] = acc[i]; }
-        }
-    }
+    store_partial_tile(s, r0, q, o4, array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7));
+    store_partial_tile(s, r0 + SG, q, o4, array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7));
 }
-

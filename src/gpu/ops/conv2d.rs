@@ -215,7 +215,7 @@ pub fn backward_weight_split(
         "conv2d_backward_weight_sg",
         &u,
         &[(1, input), (11, dout), (17, partials)],
-        sg_grid(p.o.div_ceil(32) * rows.div_ceil(8) * p.splits),
+        sg_grid(p.o.div_ceil(32) * rows.div_ceil(16) * p.splits),
         p.flops_forward() + 2 * (p.pixels() * p.o) as u64,
         4 * (p.input_len() + p.output_len() + p.partials_len()) as u64,
     )
