@@ -76,7 +76,7 @@ fn main() {
                     (14, s(&y)),
                     (18, s(&nopool)),
                 ],
-                p.o.div_ceil(32) * p.pixels().div_ceil(8) * 8,
+                p.o.div_ceil(32) * p.pixels().div_ceil(16) * 8,
             ),
             (
                 "conv2d_forward_sg_c4",

@@ -83,6 +83,23 @@ fn store_output_tile(g: u32, q: u32, o4: u32, acc_in: array<vec4<f32>, 8>) {
     }
 }
 
+// Input pixel m's window origin: (x, y) of its top-left tap (may be negative), first input
+// row of its image.
+fn window(m: u32) -> vec3<i32> {
+    let t = m / p.out_w;
+    return vec3<i32>(i32(m % p.out_w) - i32(p.pad), i32(t % p.out_h) - i32(p.pad),
+                     i32(t / p.out_h * p.h));
+}
+
+// Offset of tap (ky, kx) of window `o` in the input, or -1 in the padding.
+fn window_tap(o: vec3<i32>, ky: u32, kx: u32) -> i32 {
+    let iy = o.y + i32(ky);
+    let ix = o.x + i32(kx);
+    let ok = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+    return select(-1, ((o.z + iy) * i32(p.w) + ix) * i32(p.c), ok);
+}
+
+// Any C (the seed's first layer has C = 3), two 8-pixel tiles per subgroup.
 @compute @workgroup_size(64)
 fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>,
                      @builtin(num_workgroups) nwg: vec3<u32>,
@@ -91,17 +108,14 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>,
     let o4 = p.o / 4u;
     let otiles = (o4 + SG - 1u) / SG;
     let t = tile_id(wid, nwg, lid);
-    if (t >= otiles * ((m_total + SG - 1u) / SG)) { return; }
+    if (t >= otiles * ((m_total + 2u * SG - 1u) / (2u * SG))) { return; }
     let lane = lid % SG;
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
-    let g = t / otiles;
-    // This lane loads the input of pixel `lane` of the tile.
-    let m = min(tile_pixel(g, lane), m_total - 1u);
-    let ox = m % p.out_w;
-    let tt = m / p.out_w;
-    let oy = tt % p.out_h;
-    let nb = (tt / p.out_h) * p.h;
+    let g = (t / otiles) * 2u;
+    // This lane loads the input of pixel `lane` of each of the two tiles.
+    let wa = window(min(tile_pixel(g, lane), m_total - 1u));
+    let wb = window(min(tile_pixel(g + 1u, lane), m_total - 1u));
     let z = vec4<f32>(0.0);
     var a0 = z;
     var a1 = z;
@@ -111,15 +125,24 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>,
     var a5 = z;
     var a6 = z;
     var a7 = z;
+    var b0 = z;
+    var b1 = z;
+    var b2 = z;
+    var b3 = z;
+    var b4 = z;
+    var b5 = z;
+    var b6 = z;
+    var b7 = z;
     for (var ky = 0u; ky < p.k; ky++) {
-        let iy = i32(oy + ky) - i32(p.pad);
         for (var kx = 0u; kx < p.k; kx++) {
-            let ix = i32(ox + kx) - i32(p.pad);
-            let ok = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
-            let off = select(0u, ((nb + u32(iy)) * p.w + u32(ix)) * p.c, ok);
+            let oa = window_tap(wa, ky, kx);
+            let ob = window_tap(wb, ky, kx);
+            let ua = u32(max(oa, 0));
+            let ub = u32(max(ob, 0));
             var wr = (ky * p.k + kx) * p.c * o4 + qc;
             for (var c = 0u; c < p.c; c++) {
-                let x = select(0.0, input[off + c], ok);
+                let x = select(0.0, input[ua + c], oa >= 0);
+                let y = select(0.0, input[ub + c], ob >= 0);
                 let w = weight4[wr];
                 wr += o4;
                 a0 += subgroupBroadcast(x, 0u) * w;
@@ -130,10 +153,19 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>,
                 a5 += subgroupBroadcast(x, 5u) * w;
                 a6 += subgroupBroadcast(x, 6u) * w;
                 a7 += subgroupBroadcast(x, 7u) * w;
+                b0 += subgroupBroadcast(y, 0u) * w;
+                b1 += subgroupBroadcast(y, 1u) * w;
+                b2 += subgroupBroadcast(y, 2u) * w;
+                b3 += subgroupBroadcast(y, 3u) * w;
+                b4 += subgroupBroadcast(y, 4u) * w;
+                b5 += subgroupBroadcast(y, 5u) * w;
+                b6 += subgroupBroadcast(y, 6u) * w;
+                b7 += subgroupBroadcast(y, 7u) * w;
             }
         }
     }
     store_output_tile(g, q, o4, array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7));
+    store_output_tile(g + 1u, q, o4, array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7));
 }
 
 // One broadcast pixel (4 input channels) times 4 weight rows, summed in a fixed order.

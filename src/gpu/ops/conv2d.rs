@@ -99,7 +99,7 @@ fn forward_sg(
     let (entry, input_binding, pixel_tiles) = if p.c.is_multiple_of(4) {
         ("conv2d_forward_sg_c4", 12, 2)
     } else {
-        ("conv2d_forward_sg", 1, 1)
+        ("conv2d_forward_sg", 1, 2)
     };
     Dispatch::new(
         gpu,
