@@ -281,6 +281,9 @@ fn avgpool_both_directions() {
         (2, 8, 6, 3, 2),
         (1, 9, 10, 4, 3),
         (2, 4, 4, 1, 1),
+        // k = 2, even sizes, C % 4 == 0: the straight-line vec4 backward.
+        (3, 6, 4, 8, 2),
+        (1, 2, 10, 4, 2),
     ]
     .iter()
     .enumerate()
@@ -300,6 +303,8 @@ fn avgpool_both_directions() {
         // x plays the ReLU output whose sign masks the fused backward.
         let dxrb = gpu.storage("dx_relu", p.input_len());
         let br = avgpool::backward_relu(gpu, &p, (&dyb).into(), (&xb).into(), (&dxrb).into());
+        let k2 = k == 2 && h % 2 == 0 && w % 2 == 0 && c % 4 == 0;
+        assert_eq!(br.entry == "avgpool_backward_relu_k2", k2, "{what}");
         gpu.run(&[&f, &b, &br]).unwrap();
         let mut y = vec![0.0; p.output_len()];
         cpu::avgpool::avgpool_forward(&p, &to_f64(&x), &mut y);

@@ -67,6 +67,7 @@ fn entry_points_match_launchers() {
                 "avgpool_forward",
                 "avgpool_backward",
                 "avgpool_backward_relu",
+                "avgpool_backward_relu_k2",
             ],
         ),
         (

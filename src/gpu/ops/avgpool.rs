@@ -66,13 +66,27 @@ pub fn backward_relu(
     dinput: BufSlice<'_>,
 ) -> Dispatch {
     let u = gpu.uniform("avgpool.params", p);
+    let k2 = p.k == 2 && p.h.is_multiple_of(2) && p.w.is_multiple_of(2) && p.c.is_multiple_of(4);
+    let (entry, bindings, threads) = if k2 {
+        (
+            "avgpool_backward_relu_k2",
+            [(6, dout), (7, relu_output), (8, dinput)],
+            p.output_len() as u32 / 4,
+        )
+    } else {
+        (
+            "avgpool_backward_relu",
+            [(3, dout), (5, relu_output), (4, dinput)],
+            threads(p, true),
+        )
+    };
     Dispatch::new(
         gpu,
         SHADER,
-        "avgpool_backward_relu",
+        entry,
         &u,
-        &[(3, dout), (5, relu_output), (4, dinput)],
-        grid(threads(p, true)),
+        &bindings,
+        grid(threads),
         2 * p.input_len() as u64,
         4 * (2 * p.input_len() + p.output_len()) as u64,
     )
