@@ -44,6 +44,8 @@ fn main() {
             "Conv_0",
             Conv2dParams::new(128, 32, 32, 3, 32, 3, Padding::Same).with_splits(splits),
         ),
+        // Dense_0 as the 1×1 convolution the subgroup kernels run it as (one split).
+        ("Dense_0", DenseParams::new(128, 4096, 256).as_conv()),
     ] {
         let x = gpu.storage("x", p.input_len());
         let w = gpu.storage("w", p.weight_len());

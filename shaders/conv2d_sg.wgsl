@@ -3,25 +3,34 @@
 // subgroup is one 8-lane SIMD register. Same math, layouts and parameters as conv2d.wgsl
 // (NHWC, HWIO, output[n,y,x,o] = bias[o] + Σ input · weight); only the work split differs.
 //
-// Why: lavapipe loads a storage-buffer element one lane at a time (a bounds check and an insert
-// per lane) unless the address is a compile-time constant, so a kernel's speed is set by how
-// many elements each lane loads per multiply-add. Here the 8 lanes of a subgroup each load a
-// different element and share it with subgroupBroadcast (one register permute): a subgroup
-// computes an 8-pixel × 32-channel tile, every lane owning 4 channels (one vec4) of all 8 pixels,
-// so one pixel value and one vec4 of weights per lane feed 32 multiply-adds (conv2d.wgsl's 4×8
-// register tiles: 12 loads per 32).
+// Why: lavapipe loads a storage-buffer element one lane at a time (a bounds check, a branch and
+// an insert per lane) unless the address is a compile-time constant — loop counters never are —
+// so a kernel's speed is set by how many elements each lane loads per multiply-add. Here the 8
+// lanes of a subgroup each load a different element and share it with subgroupBroadcast (one
+// register permute). A subgroup computes a tile of 8 pixels × 32 channels, every lane owning
+// 4 channels (one vec4) of all 8 pixels: one pixel value and one vec4 of weights per lane feed
+// 32 multiply-adds (conv2d.wgsl's 4×8 register tiles load 12 per 32). The kernels below take
+// two such tiles per subgroup (16 pixels, or 16 weight rows for the weight gradient) so that
+// each weight (or dout) load feeds both; three or four tiles spill more than they save.
+// Inner loops chain 4 products per accumulator update: lavapipe blends every register written
+// inside a loop with the loop's mask, so fewer updates mean fewer blends.
+// lavapipe has no fused multiply-add (a·b + c is a multiply and an add), which caps these
+// kernels near 80 GFLOP/s on 2 AVX2 cores; they reach 35–52 (`examples/variants.rs`).
 //
 // Entry points (the launcher picks them only when the device's subgroup size is 8):
 //   conv2d_forward_sg          output = conv(input, weight) + bias (then ReLU when p.relu = 1)
 //                              O % 4 == 0; any C
 //   conv2d_forward_sg_c4       the same for C % 4 == 0: 4 input channels per step, one vec4 load
-//   (both with p.pool = 1: also pooled = avgpool 2×2 of the output, written from registers)
+//   (both with p.pool = 1: also pooled = avgpool 2×2 of the output, from registers; the pixel
+//   tiles are then 2 rows × 4 columns, OH even and OW a multiple of 4)
 //   conv2d_backward_input_sg   dinput = conv_transpose(dout, weight); O % 4 == 0, C % 4 == 0
 //   conv2d_backward_weight_sg  partials[s] as conv2d_backward_weight (rows K·K·C plus the bias
 //                              row, split-K over output pixels); O % 4 == 0. The reduction is
-//                              conv2d.wgsl's conv2d_backward_weight_reduce.
+//                              conv2d.wgsl's conv2d_backward_weight_reduce (with one split, as
+//                              for dense layers, the partials are the gradients themselves).
 // Lanes past the end of a tensor load clamped indices and store nothing; a subgroup past the end
-// of the grid returns as a whole, so every broadcast reads an active lane.
+// of the grid returns as a whole, so every broadcast reads an active lane. No float atomics:
+// results are bitwise reproducible.
 
 struct Conv2dParams {
     n: u32, h: u32, w: u32, c: u32,
@@ -203,8 +212,22 @@ fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
     let oyb = ttb % p.out_h;
     let nbb = (ttb / p.out_h) * p.h;
     let z = vec4<f32>(0.0);
-    var a0 = z; var a1 = z; var a2 = z; var a3 = z; var a4 = z; var a5 = z; var a6 = z; var a7 = z;
-    var b0 = z; var b1 = z; var b2 = z; var b3 = z; var b4 = z; var b5 = z; var b6 = z; var b7 = z;
+    var a0 = z;
+    var a1 = z;
+    var a2 = z;
+    var a3 = z;
+    var a4 = z;
+    var a5 = z;
+    var a6 = z;
+    var a7 = z;
+    var b0 = z;
+    var b1 = z;
+    var b2 = z;
+    var b3 = z;
+    var b4 = z;
+    var b5 = z;
+    var b6 = z;
+    var b7 = z;
     for (var ky = 0u; ky < p.k; ky++) {
         let iy = i32(oy + ky) - i32(p.pad);
         let iyb = i32(oyb + ky) - i32(p.pad);
