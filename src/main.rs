@@ -158,6 +158,9 @@ struct TrainArgs {
     /// Continue a run from its checkpoint (last.safetensors).
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Start a new run in an --out folder that already holds one, replacing its files.
+    #[arg(long)]
+    overwrite: bool,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -238,6 +241,15 @@ impl TrainArgs {
             cfg.out = v.clone();
         }
         cfg.validate()?;
+        let existing = cfg.out.join("last.safetensors");
+        if !resuming && !self.overwrite && existing.exists() {
+            anyhow::bail!(
+                "{} already holds a run; continue it with --resume {}, choose another --out, \
+                 or pass --overwrite to replace it",
+                cfg.out.display(),
+                existing.display()
+            );
+        }
         Ok(cfg)
     }
 }

@@ -180,6 +180,28 @@ fn bad_flags_are_rejected() {
         &train_args(d, "/proc/version/run", &[]),
         "/proc/version/run",
     );
+    if gpu().is_some() {
+        // A folder that holds a run is not overwritten silently: --resume or --overwrite.
+        let run = dir.join("run");
+        let run = run.to_str().unwrap();
+        let small = ["--batch-size", "10", "--test-limit", "10"];
+        let (code, o, e) = cli(&train_args(d, run, &small));
+        assert_eq!(code, 0, "{o}\n{e}");
+        let before = std::fs::read(dir.join("run/last.safetensors")).unwrap();
+        assert_error(&train_args(d, run, &small), "already holds a run");
+        assert_eq!(
+            std::fs::read(dir.join("run/last.safetensors")).unwrap(),
+            before
+        );
+        let mut again = small.to_vec();
+        again.extend(["--overwrite", "--seed", "7"]);
+        let (code, o, e) = cli(&train_args(d, run, &again));
+        assert_eq!(code, 0, "{o}\n{e}");
+        assert_ne!(
+            std::fs::read(dir.join("run/last.safetensors")).unwrap(),
+            before
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
