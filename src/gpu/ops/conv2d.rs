@@ -1,4 +1,5 @@
-//! Launcher for `shaders/conv2d.wgsl`.
+//! Launcher for `shaders/conv2d.wgsl` (register tiles, any device) and `shaders/conv2d_sg.wgsl`
+//! (devices with 8-wide subgroups).
 
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
@@ -13,7 +14,7 @@ fn vec4(p: &Conv2dParams) -> bool {
 }
 
 /// The `conv2d_sg.wgsl` variants: devices with 8-wide subgroups (lavapipe on AVX2), where they
-/// run 1.8–2.4× faster than the register-tiled kernels (`examples/variants.rs`).
+/// run 2–3× faster than the register-tiled kernels (`examples/variants.rs`, docs/benchmarks.md).
 fn subgroup8(gpu: &Gpu, p: &Conv2dParams) -> bool {
     gpu.subgroup_size == Some(8) && vec4(p)
 }
@@ -32,13 +33,13 @@ pub fn forward(
     bias: BufSlice<'_>,
     output: BufSlice<'_>,
 ) -> Dispatch {
-    let u = gpu.uniform("conv2d.params", p);
-    let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len()) as u64;
     if subgroup8(gpu, p) {
         // The pooled output is not written (p.pool = 0) but the entry point declares it.
         let unused = gpu.storage("conv2d.unused_pool", 4);
         return forward_sg(gpu, p, input, weight, bias, output, (&unused).into());
     }
+    let u = gpu.uniform("conv2d.params", p);
+    let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len()) as u64;
     let (entry, weight_binding, tile_o) = if vec4(p) {
         ("conv2d_forward_vec4", 10, 8)
     } else {
