@@ -538,3 +538,18 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
     store_partial_tile(s, r0, q, o4, array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7));
     store_partial_tile(s, r0 + SG, q, o4, array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7));
 }
+
+// Checks the lane layout every kernel above assumes (run once when a device is opened; the
+// subgroup kernels are used only if every invocation writes 1): subgroups of 8 consecutive
+// invocations, lane = local_invocation_index % 8, and subgroupBroadcast reading the named lane.
+@group(0) @binding(19) var<storage, read_write> probe: array<u32>;
+
+@compute @workgroup_size(64)
+fn subgroup_layout_probe(@builtin(local_invocation_index) lid: u32,
+                         @builtin(subgroup_invocation_id) sid: u32,
+                         @builtin(subgroup_size) size: u32) {
+    let first = subgroupBroadcast(lid, 0u);
+    let ok = size == SG && sid == lid % SG && first == lid - lid % SG;
+    // + p.pool (0 here): the params uniform is part of every dispatch's bindings.
+    probe[lid] = select(0u, 1u, ok) + p.pool;
+}

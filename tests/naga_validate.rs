@@ -59,6 +59,7 @@ fn entry_points_match_launchers() {
                 "conv2d_forward_sg_c4",
                 "conv2d_backward_input_sg",
                 "conv2d_backward_weight_sg",
+                "subgroup_layout_probe",
             ],
         ),
         (

@@ -240,7 +240,7 @@ impl Gpu {
                 v.push(e.to_string());
             }
         }));
-        Ok(Gpu {
+        let mut gpu = Gpu {
             instance: None,
             info,
             limits,
@@ -251,7 +251,33 @@ impl Gpu {
             errors,
             bounds_checks,
             subgroup_size,
-        })
+        };
+        if gpu.subgroup_size == Some(8) && !gpu.subgroup_layout_ok() {
+            gpu.subgroup_size = None;
+        }
+        Ok(gpu)
+    }
+
+    /// Whether this device's subgroups are laid out as the `conv2d_sg.wgsl` kernels assume
+    /// (8 consecutive invocations, broadcast from the named lane): one probe dispatch.
+    pub fn subgroup_layout_ok(&self) -> bool {
+        let p = crate::params::Conv2dParams::new(1, 1, 1, 1, 4, 1, crate::params::Padding::Valid);
+        let u = self.uniform("subgroup_probe.params", &p);
+        let out = self.storage("subgroup_probe", 64);
+        let d = super::Dispatch::new(
+            self,
+            "conv2d_sg",
+            "subgroup_layout_probe",
+            &u,
+            &[(19, (&out).into())],
+            [1, 1, 1],
+            0,
+            0,
+        );
+        self.run(&[&d]).is_ok()
+            && self
+                .read::<u32>((&out).into())
+                .is_ok_and(|v| v.iter().all(|&x| x == 1))
     }
 
     /// `name (backend, type, driver)` of the adapter in use.
