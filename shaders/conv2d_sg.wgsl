@@ -126,22 +126,8 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>,
     let wa = window(min(tile_pixel(g, lane), m_total - 1u));
     let wb = window(min(tile_pixel(g + 1u, lane), m_total - 1u));
     let z = vec4<f32>(0.0);
-    var a0 = z;
-    var a1 = z;
-    var a2 = z;
-    var a3 = z;
-    var a4 = z;
-    var a5 = z;
-    var a6 = z;
-    var a7 = z;
-    var b0 = z;
-    var b1 = z;
-    var b2 = z;
-    var b3 = z;
-    var b4 = z;
-    var b5 = z;
-    var b6 = z;
-    var b7 = z;
+    var a = array<vec4<f32>, 8>();
+    var b = array<vec4<f32>, 8>();
     for (var ky = 0u; ky < p.k; ky++) {
         for (var kx = 0u; kx < p.k; kx++) {
             let oa = window_tap(wa, ky, kx);
@@ -154,27 +140,27 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>,
                 let y = select(0.0, input[ub + c], ob >= 0);
                 let w = weight4[wr];
                 wr += o4;
-                a0 += subgroupBroadcast(x, 0u) * w;
-                a1 += subgroupBroadcast(x, 1u) * w;
-                a2 += subgroupBroadcast(x, 2u) * w;
-                a3 += subgroupBroadcast(x, 3u) * w;
-                a4 += subgroupBroadcast(x, 4u) * w;
-                a5 += subgroupBroadcast(x, 5u) * w;
-                a6 += subgroupBroadcast(x, 6u) * w;
-                a7 += subgroupBroadcast(x, 7u) * w;
-                b0 += subgroupBroadcast(y, 0u) * w;
-                b1 += subgroupBroadcast(y, 1u) * w;
-                b2 += subgroupBroadcast(y, 2u) * w;
-                b3 += subgroupBroadcast(y, 3u) * w;
-                b4 += subgroupBroadcast(y, 4u) * w;
-                b5 += subgroupBroadcast(y, 5u) * w;
-                b6 += subgroupBroadcast(y, 6u) * w;
-                b7 += subgroupBroadcast(y, 7u) * w;
+                a[0] += subgroupBroadcast(x, 0u) * w;
+                a[1] += subgroupBroadcast(x, 1u) * w;
+                a[2] += subgroupBroadcast(x, 2u) * w;
+                a[3] += subgroupBroadcast(x, 3u) * w;
+                a[4] += subgroupBroadcast(x, 4u) * w;
+                a[5] += subgroupBroadcast(x, 5u) * w;
+                a[6] += subgroupBroadcast(x, 6u) * w;
+                a[7] += subgroupBroadcast(x, 7u) * w;
+                b[0] += subgroupBroadcast(y, 0u) * w;
+                b[1] += subgroupBroadcast(y, 1u) * w;
+                b[2] += subgroupBroadcast(y, 2u) * w;
+                b[3] += subgroupBroadcast(y, 3u) * w;
+                b[4] += subgroupBroadcast(y, 4u) * w;
+                b[5] += subgroupBroadcast(y, 5u) * w;
+                b[6] += subgroupBroadcast(y, 6u) * w;
+                b[7] += subgroupBroadcast(y, 7u) * w;
             }
         }
     }
-    store_output_tile(g, q, o4, array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7));
-    store_output_tile(g + 1u, q, o4, array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7));
+    store_output_tile(g, q, o4, a);
+    store_output_tile(g + 1u, q, o4, b);
 }
 
 // One broadcast pixel (4 input channels) times 4 weight rows, summed in a fixed order.
@@ -212,22 +198,8 @@ fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
     let oyb = ttb % p.out_h;
     let nbb = (ttb / p.out_h) * p.h;
     let z = vec4<f32>(0.0);
-    var a0 = z;
-    var a1 = z;
-    var a2 = z;
-    var a3 = z;
-    var a4 = z;
-    var a5 = z;
-    var a6 = z;
-    var a7 = z;
-    var b0 = z;
-    var b1 = z;
-    var b2 = z;
-    var b3 = z;
-    var b4 = z;
-    var b5 = z;
-    var b6 = z;
-    var b7 = z;
+    var a = array<vec4<f32>, 8>();
+    var b = array<vec4<f32>, 8>();
     for (var ky = 0u; ky < p.k; ky++) {
         let iy = i32(oy + ky) - i32(p.pad);
         let iyb = i32(oyb + ky) - i32(p.pad);
@@ -247,27 +219,27 @@ fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
                 let w2 = weight4[wr + 2u * o4];
                 let w3 = weight4[wr + 3u * o4];
                 wr += 4u * o4;
-                a0 = mac4(a0, subgroupBroadcast(x, 0u), w0, w1, w2, w3);
-                a1 = mac4(a1, subgroupBroadcast(x, 1u), w0, w1, w2, w3);
-                a2 = mac4(a2, subgroupBroadcast(x, 2u), w0, w1, w2, w3);
-                a3 = mac4(a3, subgroupBroadcast(x, 3u), w0, w1, w2, w3);
-                a4 = mac4(a4, subgroupBroadcast(x, 4u), w0, w1, w2, w3);
-                a5 = mac4(a5, subgroupBroadcast(x, 5u), w0, w1, w2, w3);
-                a6 = mac4(a6, subgroupBroadcast(x, 6u), w0, w1, w2, w3);
-                a7 = mac4(a7, subgroupBroadcast(x, 7u), w0, w1, w2, w3);
-                b0 = mac4(b0, subgroupBroadcast(xb, 0u), w0, w1, w2, w3);
-                b1 = mac4(b1, subgroupBroadcast(xb, 1u), w0, w1, w2, w3);
-                b2 = mac4(b2, subgroupBroadcast(xb, 2u), w0, w1, w2, w3);
-                b3 = mac4(b3, subgroupBroadcast(xb, 3u), w0, w1, w2, w3);
-                b4 = mac4(b4, subgroupBroadcast(xb, 4u), w0, w1, w2, w3);
-                b5 = mac4(b5, subgroupBroadcast(xb, 5u), w0, w1, w2, w3);
-                b6 = mac4(b6, subgroupBroadcast(xb, 6u), w0, w1, w2, w3);
-                b7 = mac4(b7, subgroupBroadcast(xb, 7u), w0, w1, w2, w3);
+                a[0] = mac4(a[0], subgroupBroadcast(x, 0u), w0, w1, w2, w3);
+                a[1] = mac4(a[1], subgroupBroadcast(x, 1u), w0, w1, w2, w3);
+                a[2] = mac4(a[2], subgroupBroadcast(x, 2u), w0, w1, w2, w3);
+                a[3] = mac4(a[3], subgroupBroadcast(x, 3u), w0, w1, w2, w3);
+                a[4] = mac4(a[4], subgroupBroadcast(x, 4u), w0, w1, w2, w3);
+                a[5] = mac4(a[5], subgroupBroadcast(x, 5u), w0, w1, w2, w3);
+                a[6] = mac4(a[6], subgroupBroadcast(x, 6u), w0, w1, w2, w3);
+                a[7] = mac4(a[7], subgroupBroadcast(x, 7u), w0, w1, w2, w3);
+                b[0] = mac4(b[0], subgroupBroadcast(xb, 0u), w0, w1, w2, w3);
+                b[1] = mac4(b[1], subgroupBroadcast(xb, 1u), w0, w1, w2, w3);
+                b[2] = mac4(b[2], subgroupBroadcast(xb, 2u), w0, w1, w2, w3);
+                b[3] = mac4(b[3], subgroupBroadcast(xb, 3u), w0, w1, w2, w3);
+                b[4] = mac4(b[4], subgroupBroadcast(xb, 4u), w0, w1, w2, w3);
+                b[5] = mac4(b[5], subgroupBroadcast(xb, 5u), w0, w1, w2, w3);
+                b[6] = mac4(b[6], subgroupBroadcast(xb, 6u), w0, w1, w2, w3);
+                b[7] = mac4(b[7], subgroupBroadcast(xb, 7u), w0, w1, w2, w3);
             }
         }
     }
-    store_output_tile(g, q, o4, array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7));
-    store_output_tile(g + 1u, q, o4, array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7));
+    store_output_tile(g, q, o4, a);
+    store_output_tile(g + 1u, q, o4, b);
 }
 
 // (Σ_k b[k]·w_j[k])_j for 4 weight rows w_j: one broadcast vec4 of dout against the 4 channels.
@@ -318,22 +290,8 @@ fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
     let pa = in_pixel(min(m0 + lane, m_total - 1u));
     let pb = in_pixel(min(m0 + SG + lane, m_total - 1u));
     let z = vec4<f32>(0.0);
-    var a0 = z;
-    var a1 = z;
-    var a2 = z;
-    var a3 = z;
-    var a4 = z;
-    var a5 = z;
-    var a6 = z;
-    var a7 = z;
-    var b0 = z;
-    var b1 = z;
-    var b2 = z;
-    var b3 = z;
-    var b4 = z;
-    var b5 = z;
-    var b6 = z;
-    var b7 = z;
+    var a = array<vec4<f32>, 8>();
+    var b = array<vec4<f32>, 8>();
     for (var ky = 0u; ky < p.k; ky++) {
         for (var kx = 0u; kx < p.k; kx++) {
             let ta = dout_tap(pa, ky, kx, o4);
@@ -348,27 +306,27 @@ fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
                 let w2 = weight4[wr + 2u * o4];
                 let w3 = weight4[wr + 3u * o4];
                 wr += 1u;
-                a0 += dot4(subgroupBroadcast(d, 0u), w0, w1, w2, w3);
-                a1 += dot4(subgroupBroadcast(d, 1u), w0, w1, w2, w3);
-                a2 += dot4(subgroupBroadcast(d, 2u), w0, w1, w2, w3);
-                a3 += dot4(subgroupBroadcast(d, 3u), w0, w1, w2, w3);
-                a4 += dot4(subgroupBroadcast(d, 4u), w0, w1, w2, w3);
-                a5 += dot4(subgroupBroadcast(d, 5u), w0, w1, w2, w3);
-                a6 += dot4(subgroupBroadcast(d, 6u), w0, w1, w2, w3);
-                a7 += dot4(subgroupBroadcast(d, 7u), w0, w1, w2, w3);
-                b0 += dot4(subgroupBroadcast(e, 0u), w0, w1, w2, w3);
-                b1 += dot4(subgroupBroadcast(e, 1u), w0, w1, w2, w3);
-                b2 += dot4(subgroupBroadcast(e, 2u), w0, w1, w2, w3);
-                b3 += dot4(subgroupBroadcast(e, 3u), w0, w1, w2, w3);
-                b4 += dot4(subgroupBroadcast(e, 4u), w0, w1, w2, w3);
-                b5 += dot4(subgroupBroadcast(e, 5u), w0, w1, w2, w3);
-                b6 += dot4(subgroupBroadcast(e, 6u), w0, w1, w2, w3);
-                b7 += dot4(subgroupBroadcast(e, 7u), w0, w1, w2, w3);
+                a[0] += dot4(subgroupBroadcast(d, 0u), w0, w1, w2, w3);
+                a[1] += dot4(subgroupBroadcast(d, 1u), w0, w1, w2, w3);
+                a[2] += dot4(subgroupBroadcast(d, 2u), w0, w1, w2, w3);
+                a[3] += dot4(subgroupBroadcast(d, 3u), w0, w1, w2, w3);
+                a[4] += dot4(subgroupBroadcast(d, 4u), w0, w1, w2, w3);
+                a[5] += dot4(subgroupBroadcast(d, 5u), w0, w1, w2, w3);
+                a[6] += dot4(subgroupBroadcast(d, 6u), w0, w1, w2, w3);
+                a[7] += dot4(subgroupBroadcast(d, 7u), w0, w1, w2, w3);
+                b[0] += dot4(subgroupBroadcast(e, 0u), w0, w1, w2, w3);
+                b[1] += dot4(subgroupBroadcast(e, 1u), w0, w1, w2, w3);
+                b[2] += dot4(subgroupBroadcast(e, 2u), w0, w1, w2, w3);
+                b[3] += dot4(subgroupBroadcast(e, 3u), w0, w1, w2, w3);
+                b[4] += dot4(subgroupBroadcast(e, 4u), w0, w1, w2, w3);
+                b[5] += dot4(subgroupBroadcast(e, 5u), w0, w1, w2, w3);
+                b[6] += dot4(subgroupBroadcast(e, 6u), w0, w1, w2, w3);
+                b[7] += dot4(subgroupBroadcast(e, 7u), w0, w1, w2, w3);
             }
         }
     }
-    store_dinput_tile(m0, q, cq, array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7));
-    store_dinput_tile(m0 + SG, q, cq, array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7));
+    store_dinput_tile(m0, q, cq, a);
+    store_dinput_tile(m0 + SG, q, cq, b);
 }
 
 // partials[s, r, o] = Σ_{m in split s} A[m, r] · dout[m, o] as in conv2d.wgsl (row K·K·C is the
@@ -446,22 +404,8 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
     let m_end = min(m_begin + p.chunk, m_total);
     var px = Pixel(m_begin % p.out_w, (m_begin / p.out_w) % p.out_h, m_begin / (p.out_w * p.out_h));
     let z = vec4<f32>(0.0);
-    var a0 = z;
-    var a1 = z;
-    var a2 = z;
-    var a3 = z;
-    var a4 = z;
-    var a5 = z;
-    var a6 = z;
-    var a7 = z;
-    var b0 = z;
-    var b1 = z;
-    var b2 = z;
-    var b3 = z;
-    var b4 = z;
-    var b5 = z;
-    var b6 = z;
-    var b7 = z;
+    var a = array<vec4<f32>, 8>();
+    var b = array<vec4<f32>, 8>();
     var mi = m_begin;
     for (; mi + 4u <= m_end; mi += 4u) {
         let p1 = next_pixel(px);
@@ -480,37 +424,37 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
         let d1 = dout4[(mi + 1u) * o4 + qc];
         let d2 = dout4[(mi + 2u) * o4 + qc];
         let d3 = dout4[(mi + 3u) * o4 + qc];
-        a0 += subgroupBroadcast(e0, 0u) * d0 + subgroupBroadcast(e1, 0u) * d1
+        a[0] += subgroupBroadcast(e0, 0u) * d0 + subgroupBroadcast(e1, 0u) * d1
             + subgroupBroadcast(e2, 0u) * d2 + subgroupBroadcast(e3, 0u) * d3;
-        a1 += subgroupBroadcast(e0, 1u) * d0 + subgroupBroadcast(e1, 1u) * d1
+        a[1] += subgroupBroadcast(e0, 1u) * d0 + subgroupBroadcast(e1, 1u) * d1
             + subgroupBroadcast(e2, 1u) * d2 + subgroupBroadcast(e3, 1u) * d3;
-        a2 += subgroupBroadcast(e0, 2u) * d0 + subgroupBroadcast(e1, 2u) * d1
+        a[2] += subgroupBroadcast(e0, 2u) * d0 + subgroupBroadcast(e1, 2u) * d1
             + subgroupBroadcast(e2, 2u) * d2 + subgroupBroadcast(e3, 2u) * d3;
-        a3 += subgroupBroadcast(e0, 3u) * d0 + subgroupBroadcast(e1, 3u) * d1
+        a[3] += subgroupBroadcast(e0, 3u) * d0 + subgroupBroadcast(e1, 3u) * d1
             + subgroupBroadcast(e2, 3u) * d2 + subgroupBroadcast(e3, 3u) * d3;
-        a4 += subgroupBroadcast(e0, 4u) * d0 + subgroupBroadcast(e1, 4u) * d1
+        a[4] += subgroupBroadcast(e0, 4u) * d0 + subgroupBroadcast(e1, 4u) * d1
             + subgroupBroadcast(e2, 4u) * d2 + subgroupBroadcast(e3, 4u) * d3;
-        a5 += subgroupBroadcast(e0, 5u) * d0 + subgroupBroadcast(e1, 5u) * d1
+        a[5] += subgroupBroadcast(e0, 5u) * d0 + subgroupBroadcast(e1, 5u) * d1
             + subgroupBroadcast(e2, 5u) * d2 + subgroupBroadcast(e3, 5u) * d3;
-        a6 += subgroupBroadcast(e0, 6u) * d0 + subgroupBroadcast(e1, 6u) * d1
+        a[6] += subgroupBroadcast(e0, 6u) * d0 + subgroupBroadcast(e1, 6u) * d1
             + subgroupBroadcast(e2, 6u) * d2 + subgroupBroadcast(e3, 6u) * d3;
-        a7 += subgroupBroadcast(e0, 7u) * d0 + subgroupBroadcast(e1, 7u) * d1
+        a[7] += subgroupBroadcast(e0, 7u) * d0 + subgroupBroadcast(e1, 7u) * d1
             + subgroupBroadcast(e2, 7u) * d2 + subgroupBroadcast(e3, 7u) * d3;
-        b0 += subgroupBroadcast(f0, 0u) * d0 + subgroupBroadcast(f1, 0u) * d1
+        b[0] += subgroupBroadcast(f0, 0u) * d0 + subgroupBroadcast(f1, 0u) * d1
             + subgroupBroadcast(f2, 0u) * d2 + subgroupBroadcast(f3, 0u) * d3;
-        b1 += subgroupBroadcast(f0, 1u) * d0 + subgroupBroadcast(f1, 1u) * d1
+        b[1] += subgroupBroadcast(f0, 1u) * d0 + subgroupBroadcast(f1, 1u) * d1
             + subgroupBroadcast(f2, 1u) * d2 + subgroupBroadcast(f3, 1u) * d3;
-        b2 += subgroupBroadcast(f0, 2u) * d0 + subgroupBroadcast(f1, 2u) * d1
+        b[2] += subgroupBroadcast(f0, 2u) * d0 + subgroupBroadcast(f1, 2u) * d1
             + subgroupBroadcast(f2, 2u) * d2 + subgroupBroadcast(f3, 2u) * d3;
-        b3 += subgroupBroadcast(f0, 3u) * d0 + subgroupBroadcast(f1, 3u) * d1
+        b[3] += subgroupBroadcast(f0, 3u) * d0 + subgroupBroadcast(f1, 3u) * d1
             + subgroupBroadcast(f2, 3u) * d2 + subgroupBroadcast(f3, 3u) * d3;
-        b4 += subgroupBroadcast(f0, 4u) * d0 + subgroupBroadcast(f1, 4u) * d1
+        b[4] += subgroupBroadcast(f0, 4u) * d0 + subgroupBroadcast(f1, 4u) * d1
             + subgroupBroadcast(f2, 4u) * d2 + subgroupBroadcast(f3, 4u) * d3;
-        b5 += subgroupBroadcast(f0, 5u) * d0 + subgroupBroadcast(f1, 5u) * d1
+        b[5] += subgroupBroadcast(f0, 5u) * d0 + subgroupBroadcast(f1, 5u) * d1
             + subgroupBroadcast(f2, 5u) * d2 + subgroupBroadcast(f3, 5u) * d3;
-        b6 += subgroupBroadcast(f0, 6u) * d0 + subgroupBroadcast(f1, 6u) * d1
+        b[6] += subgroupBroadcast(f0, 6u) * d0 + subgroupBroadcast(f1, 6u) * d1
             + subgroupBroadcast(f2, 6u) * d2 + subgroupBroadcast(f3, 6u) * d3;
-        b7 += subgroupBroadcast(f0, 7u) * d0 + subgroupBroadcast(f1, 7u) * d1
+        b[7] += subgroupBroadcast(f0, 7u) * d0 + subgroupBroadcast(f1, 7u) * d1
             + subgroupBroadcast(f2, 7u) * d2 + subgroupBroadcast(f3, 7u) * d3;
     }
     for (; mi < m_end; mi++) {
@@ -518,25 +462,25 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
         let f = row_tap(px, rb);
         px = next_pixel(px);
         let d = dout4[mi * o4 + qc];
-        a0 += subgroupBroadcast(e, 0u) * d;
-        a1 += subgroupBroadcast(e, 1u) * d;
-        a2 += subgroupBroadcast(e, 2u) * d;
-        a3 += subgroupBroadcast(e, 3u) * d;
-        a4 += subgroupBroadcast(e, 4u) * d;
-        a5 += subgroupBroadcast(e, 5u) * d;
-        a6 += subgroupBroadcast(e, 6u) * d;
-        a7 += subgroupBroadcast(e, 7u) * d;
-        b0 += subgroupBroadcast(f, 0u) * d;
-        b1 += subgroupBroadcast(f, 1u) * d;
-        b2 += subgroupBroadcast(f, 2u) * d;
-        b3 += subgroupBroadcast(f, 3u) * d;
-        b4 += subgroupBroadcast(f, 4u) * d;
-        b5 += subgroupBroadcast(f, 5u) * d;
-        b6 += subgroupBroadcast(f, 6u) * d;
-        b7 += subgroupBroadcast(f, 7u) * d;
+        a[0] += subgroupBroadcast(e, 0u) * d;
+        a[1] += subgroupBroadcast(e, 1u) * d;
+        a[2] += subgroupBroadcast(e, 2u) * d;
+        a[3] += subgroupBroadcast(e, 3u) * d;
+        a[4] += subgroupBroadcast(e, 4u) * d;
+        a[5] += subgroupBroadcast(e, 5u) * d;
+        a[6] += subgroupBroadcast(e, 6u) * d;
+        a[7] += subgroupBroadcast(e, 7u) * d;
+        b[0] += subgroupBroadcast(f, 0u) * d;
+        b[1] += subgroupBroadcast(f, 1u) * d;
+        b[2] += subgroupBroadcast(f, 2u) * d;
+        b[3] += subgroupBroadcast(f, 3u) * d;
+        b[4] += subgroupBroadcast(f, 4u) * d;
+        b[5] += subgroupBroadcast(f, 5u) * d;
+        b[6] += subgroupBroadcast(f, 6u) * d;
+        b[7] += subgroupBroadcast(f, 7u) * d;
     }
-    store_partial_tile(s, r0, q, o4, array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7));
-    store_partial_tile(s, r0 + SG, q, o4, array<vec4<f32>, 8>(b0, b1, b2, b3, b4, b5, b6, b7));
+    store_partial_tile(s, r0, q, o4, a);
+    store_partial_tile(s, r0 + SG, q, o4, b);
 }
 
 // Checks the lane layout every kernel above assumes (run once when a device is opened; the
