@@ -63,10 +63,18 @@ fn tile_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 // 2×2 pooling windows.
 fn tile_pixel(g: u32, i: u32) -> u32 {
     if (p.pool == 0u) { return g * SG + i; }
+    // Tile g covers rows 2t, 2t+1 (t = g / (OW/4) counts row pairs across images, OH being
+    // even) and columns 4·(g mod OW/4) + 0..3. One division: lavapipe divides lane by lane.
     let qw = p.out_w / 4u;
-    let hh = p.out_h / 2u;
     let t = g / qw;
-    return ((t / hh) * p.out_h + (t % hh) * 2u + i / 4u) * p.out_w + (g % qw) * 4u + i % 4u;
+    return (2u * t + i / 4u) * p.out_w + (g - t * qw) * 4u + i % 4u;
+}
+
+// With p.pool = 1: the pooled pixel of tile g's left window (the right one is the next).
+fn pooled_pixel(g: u32) -> u32 {
+    let qw = p.out_w / 4u;
+    let t = g / qw;
+    return t * (p.out_w / 2u) + (g - t * qw) * 2u;
 }
 
 fn store_output_tile(g: u32, q: u32, o4: u32, acc_in: array<vec4<f32>, 8>) {
@@ -74,19 +82,18 @@ fn store_output_tile(g: u32, q: u32, o4: u32, acc_in: array<vec4<f32>, 8>) {
     let m_total = p.n * p.out_h * p.out_w;
     let b = vec4<f32>(bias[4u * q], bias[4u * q + 1u], bias[4u * q + 2u], bias[4u * q + 3u]);
     let relu = p.relu != 0u;
+    let pool = p.pool != 0u;
+    let m0 = tile_pixel(g, 0u);
     var acc = acc_in;
     for (var i = 0u; i < SG; i++) {
-        let m = tile_pixel(g, i);
+        let m = m0 + select(i, (i / 4u) * p.out_w + i % 4u, pool);
         let v = acc[i] + b;
         acc[i] = select(v, max(v, vec4<f32>(0.0)), relu);
         if (m < m_total) { output4[m * o4 + q] = acc[i]; }
     }
-    if (p.pool != 0u && tile_pixel(g, 0u) < m_total) {
-        // Windows (columns 0-1 and 2-3 of the tile): pooled pixel (n, y/2, x/2) of its top-left.
-        let m = tile_pixel(g, 0u);
-        let x = m % p.out_w;
-        let t = m / p.out_w;
-        let pm = (t / p.out_h * (p.out_h / 2u) + t % p.out_h / 2u) * (p.out_w / 2u) + x / 2u;
+    if (pool && m0 < m_total) {
+        // Windows: columns 0-1 and 2-3 of the tile's two rows.
+        let pm = pooled_pixel(g);
         pooled4[pm * o4 + q] = (acc[0] + acc[1] + acc[4] + acc[5]) * 0.25;
         pooled4[(pm + 1u) * o4 + q] = (acc[2] + acc[3] + acc[6] + acc[7]) * 0.25;
     }
