@@ -194,29 +194,20 @@ fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
     let g = (t / otiles) * 2u;
-    let m = min(tile_pixel(g, lane), m_total - 1u);
-    let mb = min(tile_pixel(g + 1u, lane), m_total - 1u);
-    let ox = m % p.out_w;
-    let tt = m / p.out_w;
-    let oy = tt % p.out_h;
-    let nb = (tt / p.out_h) * p.h;
-    let oxb = mb % p.out_w;
-    let ttb = mb / p.out_w;
-    let oyb = ttb % p.out_h;
-    let nbb = (ttb / p.out_h) * p.h;
+    let wa = window(min(tile_pixel(g, lane), m_total - 1u));
+    let wb = window(min(tile_pixel(g + 1u, lane), m_total - 1u));
     let z = vec4<f32>(0.0);
     var a = array<vec4<f32>, 8>();
     var b = array<vec4<f32>, 8>();
     for (var ky = 0u; ky < p.k; ky++) {
-        let iy = i32(oy + ky) - i32(p.pad);
-        let iyb = i32(oyb + ky) - i32(p.pad);
         for (var kx = 0u; kx < p.k; kx++) {
-            let ix = i32(ox + kx) - i32(p.pad);
-            let ixb = i32(oxb + kx) - i32(p.pad);
-            let ok = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
-            let okb = iyb >= 0 && iyb < i32(p.h) && ixb >= 0 && ixb < i32(p.w);
-            let off = select(0u, ((nb + u32(iy)) * p.w + u32(ix)) * cq, ok);
-            let offb = select(0u, ((nbb + u32(iyb)) * p.w + u32(ixb)) * cq, okb);
+            // window_tap counts floats; C % 4 == 0 makes it a whole number of vec4s.
+            let oa = window_tap(wa, ky, kx);
+            let ob = window_tap(wb, ky, kx);
+            let ok = oa >= 0;
+            let okb = ob >= 0;
+            let off = u32(max(oa, 0)) / 4u;
+            let offb = u32(max(ob, 0)) / 4u;
             var wr = (ky * p.k + kx) * p.c * o4 + qc;
             for (var c = 0u; c < cq; c++) {
                 let x = select(z, input4[off + c], ok);
