@@ -1,6 +1,7 @@
 use std::time::Instant;
 use wgpu_cnn::gpu::{Gpu, GpuOptions};
-use wgpu_cnn::model::{self, GpuModel};
+use wgpu_cnn::graph::zoo;
+use wgpu_cnn::model::GpuModel;
 fn main() {
     let gpu = Gpu::new(&GpuOptions {
         bounds_checks: std::env::var("CHECKS").is_ok(),
@@ -8,9 +9,11 @@ fn main() {
     })
     .unwrap();
     let b = 128;
-    let init = model::init_params(0);
-    let mut m = GpuModel::new(&gpu, b, &init, 1e-4).unwrap();
-    let x = vec![0.5f32; b as usize * model::IMAGE_LEN];
+    let desc = zoo::preset(&std::env::var("MODEL").unwrap_or_else(|_| zoo::DEFAULT.into()))
+        .expect("MODEL names a preset");
+    let init = wgpu_cnn::plan::ParamLayout::of(&desc).unwrap().init(0);
+    let mut m = GpuModel::new(&gpu, &desc, b, &init, 1e-4).unwrap();
+    let x = vec![0.5f32; b as usize * desc.input.iter().product::<u32>() as usize];
     let l = vec![1u32; b as usize];
     m.upload_batch(&gpu, &x, &l);
     m.train_step(&gpu);

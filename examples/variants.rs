@@ -57,7 +57,7 @@ fn main() {
         fn s(b: &wgpu::Buffer) -> BufSlice<'_> {
             b.into()
         }
-        let rows = p.k * p.k * p.c + 1;
+        let rows = p.weight_rows() + 1;
         let cases: Vec<Case<'_>> = vec![
             (
                 "conv2d_forward",

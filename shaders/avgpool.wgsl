@@ -1,20 +1,24 @@
-// avgpool.wgsl — 2-D average pooling, window = stride = k, no padding (Flax avg_pool default);
-// rows/columns past the last full window are dropped (out = floor(in / k)).
+// avgpool.wgsl — 2-D average pooling as Flax's avg_pool: any window KH×KW, stride SH×SW and
+// padding (top/left given, bottom/right implied by OH, OW); padding counts as zeros and every
+// window divides by KH·KW (count_include_pad=True, Flax's default).
 //
-// Layouts: input/dinput NHWC [N,H,W,C], output/dout NHWC [N,H/k,W/k,C].
-//   avgpool_forward        output[n,y,x,c] = mean_{i,j<k} input[n, y·k+i, x·k+j, c]       (=)
-//   avgpool_backward       dinput[n,y,x,c] = dout[n, y/k, x/k, c] / k² inside a window, else 0 (=)
+// Layouts: input/dinput NHWC [N,H,W,C], output/dout NHWC [N,OH,OW,C].
+//   avgpool_forward        output[n,y,x,c] = Σ_{i<KH,j<KW} input[n, y·SH+i−pad_t, x·SW+j−pad_l, c] / (KH·KW)  (=)
+//   avgpool_backward       dinput[n,y,x,c] = Σ over the windows holding (y, x) of dout / (KH·KW)  (=)
+//                          a gather, so overlapping windows (stride < window) need no atomics;
+//                          the windows are visited in output order, as the CPU reference adds them
 //   avgpool_backward_relu  as avgpool_backward, times [fwd_output > 0]: the backward of the
 //                          ReLU before the pool, fused (fwd_output = that ReLU's output)        (=)
-//   avgpool_backward_relu_k2  the same for k = 2, even H, W and C % 4 == 0 (the seed's pools),
-//                          straight-line vec4 code, 2-3× faster on lavapipe                   (=)
-// Each invocation owns one window (ceil(H/k)·ceil(W/k) of them, partial windows at the border
-// included so backward zeroes every dropped element) and 4 channels: index arithmetic — integer
-// division is slow on CPU-type adapters — is paid once per 4·k² elements.
+//   avgpool_backward_relu_k2  the same for 2×2 windows of stride 2 without padding, even H, W
+//                          and C % 4 == 0 (the seed's pools), straight-line vec4 code, 2-3×
+//                          faster on lavapipe                                                  (=)
+// Each invocation owns one pixel and 4 channels: index arithmetic — integer division is slow on
+// CPU-type adapters — is paid once per 4 channels.
 
 struct AvgPoolParams {
     n: u32, h: u32, w: u32, c: u32,
-    k: u32, out_h: u32, out_w: u32, _pad0: u32,
+    kh: u32, kw: u32, sh: u32, sw: u32,
+    pad_t: u32, pad_l: u32, out_h: u32, out_w: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: AvgPoolParams;
@@ -33,79 +37,92 @@ fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
 
-// (n, window row, window column, first channel) of invocation `idx`, or n = N when idle.
-fn window(idx: u32, wins_h: u32, wins_w: u32) -> vec4<u32> {
+// (n, row, column, first channel) of invocation `idx` over an [N, rows, cols, C/4] grid, or
+// n = N when idle.
+fn pixel(idx: u32, rows: u32, cols: u32) -> vec4<u32> {
     let cgroups = (p.c + 3u) / 4u;
     let c0 = (idx % cgroups) * 4u;
     let t = idx / cgroups;
-    let wx = t % wins_w;
-    let t2 = t / wins_w;
-    return vec4<u32>(t2 / wins_h, t2 % wins_h, wx, c0);
+    let x = t % cols;
+    let t2 = t / cols;
+    return vec4<u32>(t2 / rows, t2 % rows, x, c0);
 }
 
 @compute @workgroup_size(64)
 fn avgpool_forward(@builtin(global_invocation_id) gid: vec3<u32>,
                    @builtin(num_workgroups) nwg: vec3<u32>) {
-    let win = window(flat_id(gid, nwg), p.out_h, p.out_w);
-    if (win.x >= p.n) { return; }
-    let scale = 1.0 / f32(p.k * p.k);
-    let obase = ((win.x * p.out_h + win.y) * p.out_w + win.z) * p.c;
-    for (var c = win.w; c < min(win.w + 4u, p.c); c++) {
+    let px = pixel(flat_id(gid, nwg), p.out_h, p.out_w);
+    if (px.x >= p.n) { return; }
+    let scale = 1.0 / f32(p.kh * p.kw);
+    let obase = ((px.x * p.out_h + px.y) * p.out_w + px.z) * p.c;
+    let y0 = i32(px.y * p.sh) - i32(p.pad_t);
+    let x0 = i32(px.z * p.sw) - i32(p.pad_l);
+    // The window clipped to the image (padding adds zeros).
+    let ya = u32(max(y0, 0));
+    let yb = u32(clamp(y0 + i32(p.kh), 0, i32(p.h)));
+    let xa = u32(max(x0, 0));
+    let xb = u32(clamp(x0 + i32(p.kw), 0, i32(p.w)));
+    for (var c = px.w; c < min(px.w + 4u, p.c); c++) {
         var sum = 0.0;
-        for (var i = 0u; i < p.k; i++) {
-            let row = (win.x * p.h + win.y * p.k + i) * p.w + win.z * p.k;
-            for (var j = 0u; j < p.k; j++) {
-                sum += input[(row + j) * p.c + c];
+        for (var y = ya; y < yb; y++) {
+            let row = (px.x * p.h + y) * p.w;
+            for (var x = xa; x < xb; x++) {
+                sum += input[(row + x) * p.c + c];
             }
         }
         output[obase + c] = sum * scale;
     }
 }
 
-// The window of backward invocation `idx` (partial border windows included), or n = N when idle.
-fn backward_window(idx: u32) -> vec4<u32> {
-    return window(idx, (p.h + p.k - 1u) / p.k, (p.w + p.k - 1u) / p.k);
+// The output windows holding input coordinate `i` along an axis: [lo, hi), from
+// o·S − pad ≤ i < o·S − pad + K.
+fn windows_of(i: u32, pad: u32, k: u32, s: u32, out: u32) -> vec2<u32> {
+    let a = i32(i + pad) - i32(k) + 1;
+    let lo = select(0u, u32(a + i32(s) - 1) / s, a > 0);
+    let hi = min((i + pad) / s + 1u, out);
+    return vec2<u32>(lo, max(hi, lo));
 }
 
-// dout[window]/k² for channel c, or 0 for a partial border window (dropped by the forward).
-fn window_grad(win: vec4<u32>, c: u32) -> f32 {
-    let full = win.y < p.out_h && win.z < p.out_w;
-    let o = ((win.x * p.out_h + min(win.y, p.out_h - 1u)) * p.out_w + min(win.z, p.out_w - 1u)) * p.c;
-    return select(0.0, dout[o + c] / f32(p.k * p.k), full);
+// Σ over the windows holding input pixel px of dout[window, c] / (KH·KW).
+fn gathered(px: vec4<u32>, c: u32, scale: f32) -> f32 {
+    let ys = windows_of(px.y, p.pad_t, p.kh, p.sh, p.out_h);
+    let xs = windows_of(px.z, p.pad_l, p.kw, p.sw, p.out_w);
+    var g = 0.0;
+    for (var oy = ys.x; oy < ys.y; oy++) {
+        let row = (px.x * p.out_h + oy) * p.out_w;
+        for (var ox = xs.x; ox < xs.y; ox++) {
+            g += dout[(row + ox) * p.c + c] * scale;
+        }
+    }
+    return g;
 }
 
 @compute @workgroup_size(64)
 fn avgpool_backward(@builtin(global_invocation_id) gid: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>) {
-    let win = backward_window(flat_id(gid, nwg));
-    if (win.x >= p.n) { return; }
-    for (var c = win.w; c < min(win.w + 4u, p.c); c++) {
-        let g = window_grad(win, c);
-        for (var y = win.y * p.k; y < min(win.y * p.k + p.k, p.h); y++) {
-            for (var x = win.z * p.k; x < min(win.z * p.k + p.k, p.w); x++) {
-                dinput[((win.x * p.h + y) * p.w + x) * p.c + c] = g;
-            }
-        }
+    let px = pixel(flat_id(gid, nwg), p.h, p.w);
+    if (px.x >= p.n) { return; }
+    let scale = 1.0 / f32(p.kh * p.kw);
+    let base = ((px.x * p.h + px.y) * p.w + px.z) * p.c;
+    for (var c = px.w; c < min(px.w + 4u, p.c); c++) {
+        dinput[base + c] = gathered(px, c, scale);
     }
 }
 
 @compute @workgroup_size(64)
 fn avgpool_backward_relu(@builtin(global_invocation_id) gid: vec3<u32>,
                          @builtin(num_workgroups) nwg: vec3<u32>) {
-    let win = backward_window(flat_id(gid, nwg));
-    if (win.x >= p.n) { return; }
-    for (var c = win.w; c < min(win.w + 4u, p.c); c++) {
-        let g = window_grad(win, c);
-        for (var y = win.y * p.k; y < min(win.y * p.k + p.k, p.h); y++) {
-            for (var x = win.z * p.k; x < min(win.z * p.k + p.k, p.w); x++) {
-                let at = ((win.x * p.h + y) * p.w + x) * p.c + c;
-                dinput[at] = select(0.0, g, fwd_output[at] > 0.0);
-            }
-        }
+    let px = pixel(flat_id(gid, nwg), p.h, p.w);
+    if (px.x >= p.n) { return; }
+    let scale = 1.0 / f32(p.kh * p.kw);
+    let base = ((px.x * p.h + px.y) * p.w + px.z) * p.c;
+    for (var c = px.w; c < min(px.w + 4u, p.c); c++) {
+        let g = gathered(px, c, scale);
+        dinput[base + c] = select(0.0, g, fwd_output[base + c] > 0.0);
     }
 }
 
-// avgpool_backward_relu for k = 2, even H and W, C % 4 == 0 (every window full): one invocation
+// avgpool_backward_relu for 2×2 windows of stride 2 without padding, even H and W, C % 4 == 0 (every window full): one invocation
 // per pooled pixel and 4 channels, straight-line vec4 code (no loops: on CPU-type adapters each
 // loop costs a mask blend per update).
 @compute @workgroup_size(64)

@@ -1,8 +1,10 @@
-// conv2d.wgsl — stride-1 2-D convolution with odd square kernel K, SAME or VALID padding.
+// conv2d.wgsl — 2-D convolution with any kernel KH×KW, stride SH×SW and padding (top/left given,
+// bottom/right implied by OH, OW), with or without bias.
 //
-// Layouts: input/dinput NHWC [N,H,W,C]; weight HWIO [K,K,C,O] (= a row-major [K·K·C, O] matrix);
-// bias [O]; output/dout NHWC [N,OH,OW,O].
-//   output[n,y,x,o] = bias[o] + Σ_{ky,kx,c} input[n, y+ky-pad, x+kx-pad, c] · weight[ky,kx,c,o]
+// Layouts: input/dinput NHWC [N,H,W,C]; weight HWIO [KH,KW,C,O] (= a row-major [KH·KW·C, O]
+// matrix); bias [O]; output/dout NHWC [N,OH,OW,O].
+//   output[n,y,x,o] = bias[o] + Σ_{ky,kx,c} input[n, y·SH+ky−pad_t, x·SW+kx−pad_l, c] · weight[ky,kx,c,o]
+// (bias[o] read only when p.bias = 1; without a bias the weight gradient leaves dbias alone).
 // Every entry point is an implicit GEMM over those indices, never materialising an im2col matrix.
 // Forward keeps nothing for backward beyond its input (the caller keeps it).
 //
@@ -28,9 +30,10 @@
 
 struct Conv2dParams {
     n: u32, h: u32, w: u32, c: u32,
-    o: u32, k: u32, pad: u32, out_h: u32,
+    o: u32, kh: u32, kw: u32, sh: u32,
+    sw: u32, pad_t: u32, pad_l: u32, out_h: u32,
     out_w: u32, chunk: u32, splits: u32, relu: u32,
-    pool: u32, _p0: u32, _p1: u32, _p2: u32,
+    pool: u32, bias: u32, _p0: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
@@ -88,23 +91,23 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>,
     let t = m / p.out_w;
     let oy = t % p.out_h;
     let nb = (t / p.out_h) * p.h;
-    let iy0 = vec4<i32>(oy) - i32(p.pad);
-    let ix0 = vec4<i32>(ox) - i32(p.pad);
+    let iy0 = vec4<i32>(oy * p.sh) - i32(p.pad_t);
+    let ix0 = vec4<i32>(ox * p.sw) - i32(p.pad_l);
     let cols = clamp4(o0, p.o - 1u);
 
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var ky = 0u; ky < p.k; ky++) {
+    for (var ky = 0u; ky < p.kh; ky++) {
         let iy = iy0 + i32(ky);
         let oky = (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(p.h)));
-        for (var kx = 0u; kx < p.k; kx++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
             let ix = ix0 + i32(kx);
             let ok = oky & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.w)));
             // Out-of-image taps read element 0.. and are zeroed by the select below.
             let off = select(vec4<u32>(0u), ((nb + vec4<u32>(iy)) * p.w + vec4<u32>(ix)) * p.c, ok);
-            let wrow = (ky * p.k + kx) * p.c;
+            let wrow = (ky * p.kw + kx) * p.c;
             for (var c = 0u; c < p.c; c++) {
                 let wv = load_weight_cols(wrow + c, cols);
                 let a = select(vec4<f32>(0.0),
@@ -116,7 +119,8 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>,
             }
         }
     }
-    let b = vec4<f32>(bias[cols.x], bias[cols.y], bias[cols.z], bias[cols.w]);
+    let b = select(vec4<f32>(0.0), vec4<f32>(bias[cols.x], bias[cols.y], bias[cols.z], bias[cols.w]),
+                   p.bias != 0u);
     store_output(m0, o0, acc0 + b);
     store_output(m0 + 1u, o0, acc1 + b);
     store_output(m0 + 2u, o0, acc2 + b);
@@ -139,8 +143,8 @@ fn conv2d_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let t = m / p.out_w;
     let oy = t % p.out_h;
     let nb = (t / p.out_h) * p.h;
-    let iy0 = vec4<i32>(oy) - i32(p.pad);
-    let ix0 = vec4<i32>(ox) - i32(p.pad);
+    let iy0 = vec4<i32>(oy * p.sh) - i32(p.pad_t);
+    let ix0 = vec4<i32>(ox * p.sw) - i32(p.pad_l);
     let o4 = p.o / 4u;
     let qa = o0 / 4u;
     let qb = min(qa + 1u, o4 - 1u);
@@ -152,14 +156,14 @@ fn conv2d_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     var b1 = vec4<f32>(0.0);
     var b2 = vec4<f32>(0.0);
     var b3 = vec4<f32>(0.0);
-    for (var ky = 0u; ky < p.k; ky++) {
+    for (var ky = 0u; ky < p.kh; ky++) {
         let iy = iy0 + i32(ky);
         let oky = (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(p.h)));
-        for (var kx = 0u; kx < p.k; kx++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
             let ix = ix0 + i32(kx);
             let ok = oky & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.w)));
             let off = select(vec4<u32>(0u), ((nb + vec4<u32>(iy)) * p.w + vec4<u32>(ix)) * p.c, ok);
-            var wrow = (ky * p.k + kx) * p.c * o4;
+            var wrow = (ky * p.kw + kx) * p.c * o4;
             for (var c = 0u; c < p.c; c++) {
                 let wa = weight4[wrow + qa];
                 let wb = weight4[wrow + qb];
@@ -179,8 +183,9 @@ fn conv2d_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     }
     let ca = clamp4(o0, p.o - 1u);
     let cb = clamp4(o0 + 4u, p.o - 1u);
-    let ba = vec4<f32>(bias[ca.x], bias[ca.y], bias[ca.z], bias[ca.w]);
-    let bb = vec4<f32>(bias[cb.x], bias[cb.y], bias[cb.z], bias[cb.w]);
+    let hb = p.bias != 0u;
+    let ba = select(vec4<f32>(0.0), vec4<f32>(bias[ca.x], bias[ca.y], bias[ca.z], bias[ca.w]), hb);
+    let bb = select(vec4<f32>(0.0), vec4<f32>(bias[cb.x], bias[cb.y], bias[cb.z], bias[cb.w]), hb);
     store_output(m0, o0, a0 + ba);
     store_output(m0 + 1u, o0, a1 + ba);
     store_output(m0 + 2u, o0, a2 + ba);
@@ -201,7 +206,9 @@ fn store_dinput(m: u32, c0: u32, v: vec4<f32>) {
     }
 }
 
-// dinput[n,y,x,c] = Σ_{ky,kx,o} dout[n, y+pad-ky, x+pad-kx, o] · weight[ky,kx,c,o]
+// dinput[n,y,x,c] = Σ_{ky,kx,o} dout[n, oy, ox, o] · weight[ky,kx,c,o] over the taps with
+// oy·SH + ky − pad_t = y (and the same in x). With y + pad_t = qy·SH + ry (once per pixel) and
+// ky = kq·SH + kr (uniform), a tap hits iff kr = ry, and then oy = qy − kq: no division per tap.
 @compute @workgroup_size(64)
 fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
                          @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -217,22 +224,25 @@ fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
     let t = m / p.w;
     let y = t % p.h;
     let nb = (t / p.h) * p.out_h;
-    let oy0 = vec4<i32>(y) + i32(p.pad);
-    let ox0 = vec4<i32>(x) + i32(p.pad);
+    let qy = vec4<i32>((y + p.pad_t) / p.sh);
+    let ry = (y + p.pad_t) % p.sh;
+    let qx = vec4<i32>((x + p.pad_l) / p.sw);
+    let rx = (x + p.pad_l) % p.sw;
     let chans = clamp4(c0, p.c - 1u);
 
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var ky = 0u; ky < p.k; ky++) {
-        let oy = oy0 - i32(ky);
-        let oky = (oy >= vec4<i32>(0)) & (oy < vec4<i32>(i32(p.out_h)));
-        for (var kx = 0u; kx < p.k; kx++) {
-            let ox = ox0 - i32(kx);
-            let ok = oky & (ox >= vec4<i32>(0)) & (ox < vec4<i32>(i32(p.out_w)));
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let oy = qy - i32(ky / p.sh);
+        let oky = (ry == vec4<u32>(ky % p.sh)) & (oy >= vec4<i32>(0)) & (oy < vec4<i32>(i32(p.out_h)));
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let ox = qx - i32(kx / p.sw);
+            let ok = oky & (rx == vec4<u32>(kx % p.sw)) & (ox >= vec4<i32>(0))
+                & (ox < vec4<i32>(i32(p.out_w)));
             let off = select(vec4<u32>(0u), ((nb + vec4<u32>(oy)) * p.out_w + vec4<u32>(ox)) * p.o, ok);
-            let wb = ((ky * p.k + kx) * p.c + chans) * p.o;
+            let wb = ((ky * p.kw + kx) * p.c + chans) * p.o;
             for (var o = 0u; o < p.o; o++) {
                 let wv = vec4<f32>(weight[wb.x + o], weight[wb.y + o], weight[wb.z + o], weight[wb.w + o]);
                 let a = select(vec4<f32>(0.0),
@@ -268,8 +278,10 @@ fn conv2d_backward_input_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let t = m / p.w;
     let y = t % p.h;
     let nb = (t / p.h) * p.out_h;
-    let oy0 = vec4<i32>(y) + i32(p.pad);
-    let ox0 = vec4<i32>(x) + i32(p.pad);
+    let qy = vec4<i32>((y + p.pad_t) / p.sh);
+    let ry = (y + p.pad_t) % p.sh;
+    let qx = vec4<i32>((x + p.pad_l) / p.sw);
+    let rx = (x + p.pad_l) % p.sw;
     let ca = clamp4(c0, p.c - 1u);
     let cb = clamp4(c0 + 4u, p.c - 1u);
     let o4 = p.o / 4u;
@@ -283,14 +295,15 @@ fn conv2d_backward_input_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     var b1 = z;
     var b2 = z;
     var b3 = z;
-    for (var ky = 0u; ky < p.k; ky++) {
-        let oy = oy0 - i32(ky);
-        let oky = (oy >= vec4<i32>(0)) & (oy < vec4<i32>(i32(p.out_h)));
-        for (var kx = 0u; kx < p.k; kx++) {
-            let ox = ox0 - i32(kx);
-            let ok = oky & (ox >= vec4<i32>(0)) & (ox < vec4<i32>(i32(p.out_w)));
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let oy = qy - i32(ky / p.sh);
+        let oky = (ry == vec4<u32>(ky % p.sh)) & (oy >= vec4<i32>(0)) & (oy < vec4<i32>(i32(p.out_h)));
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let ox = qx - i32(kx / p.sw);
+            let ok = oky & (rx == vec4<u32>(kx % p.sw)) & (ox >= vec4<i32>(0))
+                & (ox < vec4<i32>(i32(p.out_w)));
             let off = select(vec4<u32>(0u), ((nb + vec4<u32>(oy)) * p.out_w + vec4<u32>(ox)) * o4, ok);
-            let tap = (ky * p.k + kx) * p.c;
+            let tap = (ky * p.kw + kx) * p.c;
             let wa = (tap + ca) * o4;
             let wb = (tap + cb) * o4;
             for (var q = 0u; q < o4; q++) {
@@ -330,7 +343,7 @@ fn conv2d_backward_input_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
 }
 
 fn store_partial(s: u32, r: u32, o0: u32, v: vec4<f32>) {
-    let rows = p.k * p.k * p.c + 1u;
+    let rows = p.kh * p.kw * p.c + 1u;
     if (r >= rows) { return; }
     let b = (s * rows + r) * p.o;
     for (var j = 0u; j < 4u; j++) {
@@ -338,13 +351,13 @@ fn store_partial(s: u32, r: u32, o0: u32, v: vec4<f32>) {
     }
 }
 
-// partials[s, r, o] = Σ_{m in split s} A[m, r] · dout[m, o], where r walks the K·K·C weight rows
+// partials[s, r, o] = Σ_{m in split s} A[m, r] · dout[m, o], where r walks the KH·KW·C weight rows
 // (A = the input tap of row r at output pixel m, 0 in the padding) plus one last row of ones
 // whose sum is the bias gradient.
 @compute @workgroup_size(64)
 fn conv2d_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>,
                           @builtin(num_workgroups) nwg: vec3<u32>) {
-    let kkc = p.k * p.k * p.c;
+    let kkc = p.kh * p.kw * p.c;
     let otiles = (p.o + 3u) / 4u;
     let rtiles = (kkc + 1u + 3u) / 4u;
     let idx = flat_id(gid, nwg);
@@ -358,10 +371,10 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>,
     let is_w = r < vec4<u32>(kkc);
     let rc = select(vec4<u32>(0u), r, is_w);
     let c = rc % p.c;
-    let kx = vec4<i32>((rc / p.c) % p.k);
-    let ky = vec4<i32>(rc / (p.c * p.k));
-    let dy = ky - i32(p.pad);
-    let dx = kx - i32(p.pad);
+    let kx = vec4<i32>((rc / p.c) % p.kw);
+    let ky = vec4<i32>(rc / (p.c * p.kw));
+    let dy = ky - i32(p.pad_t);
+    let dx = kx - i32(p.pad_l);
     let one = select(vec4<f32>(1.0), vec4<f32>(0.0), is_w);
     let cols = clamp4(o0, p.o - 1u);
 
@@ -378,8 +391,8 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>,
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     for (var mi = m_begin; mi < m_end; mi++) {
-        let iy = i32(y) + dy;
-        let ix = i32(x) + dx;
+        let iy = i32(y * p.sh) + dy;
+        let ix = i32(x * p.sw) + dx;
         let ok = is_w & (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(p.h)))
             & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.w)));
         let off = select(vec4<u32>(0u), ((n * p.h + vec4<u32>(iy)) * p.w + vec4<u32>(ix)) * p.c + c, ok);
@@ -409,7 +422,7 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(64)
 fn conv2d_backward_weight_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
                                @builtin(num_workgroups) nwg: vec3<u32>) {
-    let kkc = p.k * p.k * p.c;
+    let kkc = p.kh * p.kw * p.c;
     let otiles = (p.o + 7u) / 8u;
     let rtiles = (kkc + 1u + 3u) / 4u;
     let idx = flat_id(gid, nwg);
@@ -422,8 +435,8 @@ fn conv2d_backward_weight_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let is_w = r < vec4<u32>(kkc);
     let rc = select(vec4<u32>(0u), r, is_w);
     let c = rc % p.c;
-    let dy = vec4<i32>(rc / (p.c * p.k)) - i32(p.pad);
-    let dx = vec4<i32>((rc / p.c) % p.k) - i32(p.pad);
+    let dy = vec4<i32>(rc / (p.c * p.kw)) - i32(p.pad_t);
+    let dx = vec4<i32>((rc / p.c) % p.kw) - i32(p.pad_l);
     let one = select(vec4<f32>(1.0), vec4<f32>(0.0), is_w);
     let o4 = p.o / 4u;
     let qa = o0 / 4u;
@@ -445,8 +458,8 @@ fn conv2d_backward_weight_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     var b2 = vec4<f32>(0.0);
     var b3 = vec4<f32>(0.0);
     for (var mi = m_begin; mi < m_end; mi++) {
-        let iy = i32(y) + dy;
-        let ix = i32(x) + dx;
+        let iy = i32(y * p.sh) + dy;
+        let ix = i32(x * p.sw) + dx;
         let ok = is_w & (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(p.h)))
             & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.w)));
         let off = select(vec4<u32>(0u), ((n * p.h + vec4<u32>(iy)) * p.w + vec4<u32>(ix)) * p.c + c, ok);
@@ -485,7 +498,7 @@ fn conv2d_backward_weight_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(64)
 fn conv2d_backward_weight_c4(@builtin(global_invocation_id) gid: vec3<u32>,
                              @builtin(num_workgroups) nwg: vec3<u32>) {
-    let kkc = p.k * p.k * p.c;
+    let kkc = p.kh * p.kw * p.c;
     let otiles = (p.o + 7u) / 8u;
     let rtiles = kkc / 4u + 1u;
     let idx = flat_id(gid, nwg);
@@ -497,8 +510,8 @@ fn conv2d_backward_weight_c4(@builtin(global_invocation_id) gid: vec3<u32>,
     let is_w = r0 < kkc;
     let rc = select(0u, r0, is_w);
     let c4 = rc % p.c / 4u;
-    let dy = i32(rc / (p.c * p.k)) - i32(p.pad);
-    let dx = i32((rc / p.c) % p.k) - i32(p.pad);
+    let dy = i32(rc / (p.c * p.kw)) - i32(p.pad_t);
+    let dx = i32((rc / p.c) % p.kw) - i32(p.pad_l);
     let bias_row = select(vec4<f32>(1.0, 0.0, 0.0, 0.0), vec4<f32>(0.0), is_w);
     let o4 = p.o / 4u;
     let qa = o0 / 4u;
@@ -521,8 +534,8 @@ fn conv2d_backward_weight_c4(@builtin(global_invocation_id) gid: vec3<u32>,
     var b2 = vec4<f32>(0.0);
     var b3 = vec4<f32>(0.0);
     for (var mi = m_begin; mi < m_end; mi++) {
-        let iy = i32(y) + dy;
-        let ix = i32(x) + dx;
+        let iy = i32(y * p.sh) + dy;
+        let ix = i32(x * p.sw) + dx;
         let ok = is_w && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
         let off = select(0u, ((n * p.h + u32(iy)) * p.w + u32(ix)) * cq + c4, ok);
         let a = select(bias_row, input4[off], ok);
@@ -555,11 +568,11 @@ fn conv2d_backward_weight_c4(@builtin(global_invocation_id) gid: vec3<u32>,
     }
 }
 
-// dweight[r, o] (r < K·K·C) and dbias[o] (row K·K·C) = Σ_{s = 0..splits} partials[s, r, o].
+// dweight[r, o] (r < KH·KW·C) and dbias[o] (row KH·KW·C, only with a bias) = Σ_{s = 0..splits} partials[s, r, o].
 @compute @workgroup_size(64)
 fn conv2d_backward_weight_reduce(@builtin(global_invocation_id) gid: vec3<u32>,
                                  @builtin(num_workgroups) nwg: vec3<u32>) {
-    let kkc = p.k * p.k * p.c;
+    let kkc = p.kh * p.kw * p.c;
     let per_split = (kkc + 1u) * p.o;
     let idx = flat_id(gid, nwg);
     if (idx >= per_split) { return; }
@@ -569,7 +582,7 @@ fn conv2d_backward_weight_reduce(@builtin(global_invocation_id) gid: vec3<u32>,
     }
     if (idx < kkc * p.o) {
         dweight[idx] = sum;
-    } else {
+    } else if (p.bias != 0u) {
         dbias[idx - kkc * p.o] = sum;
     }
 }

@@ -1,7 +1,8 @@
 // conv2d_sg.wgsl — conv2d (and, with K = 1 and H = W = 1, dense) kernels for devices whose
 // subgroups are exactly 8 invocations wide: CPU-type adapters such as lavapipe on AVX2, where a
 // subgroup is one 8-lane SIMD register. Same math, layouts and parameters as conv2d.wgsl
-// (NHWC, HWIO, output[n,y,x,o] = bias[o] + Σ input · weight); only the work split differs.
+// (NHWC, HWIO, any kernel, stride and padding, output[n,y,x,o] = bias[o] + Σ input · weight, the
+// bias only when p.bias = 1); only the work split differs.
 //
 // Why: lavapipe loads a storage-buffer element one lane at a time (a bounds check, a branch and
 // an insert per lane) unless the address is a compile-time constant — loop counters never are —
@@ -24,7 +25,7 @@
 //   (both with p.pool = 1: also pooled = avgpool 2×2 of the output, from registers; the pixel
 //   tiles are then 2 rows × 4 columns, OH even and OW a multiple of 4)
 //   conv2d_backward_input_sg   dinput = conv_transpose(dout, weight); O % 4 == 0, C % 4 == 0
-//   conv2d_backward_weight_sg  partials[s] as conv2d_backward_weight (rows K·K·C plus the bias
+//   conv2d_backward_weight_sg  partials[s] as conv2d_backward_weight (rows KH·KW·C plus the bias
 //                              row, split-K over output pixels); O % 4 == 0. The reduction is
 //                              conv2d.wgsl's conv2d_backward_weight_reduce (with one split, as
 //                              for dense layers, the partials are the gradients themselves).
@@ -34,9 +35,10 @@
 
 struct Conv2dParams {
     n: u32, h: u32, w: u32, c: u32,
-    o: u32, k: u32, pad: u32, out_h: u32,
+    o: u32, kh: u32, kw: u32, sh: u32,
+    sw: u32, pad_t: u32, pad_l: u32, out_h: u32,
     out_w: u32, chunk: u32, splits: u32, relu: u32,
-    pool: u32, _p0: u32, _p1: u32, _p2: u32,
+    pool: u32, bias: u32, _p0: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
@@ -80,7 +82,8 @@ fn pooled_pixel(g: u32) -> u32 {
 fn store_output_tile(g: u32, q: u32, o4: u32, acc_in: array<vec4<f32>, 8>) {
     if (q >= o4) { return; }
     let m_total = p.n * p.out_h * p.out_w;
-    let b = vec4<f32>(bias[4u * q], bias[4u * q + 1u], bias[4u * q + 2u], bias[4u * q + 3u]);
+    let b = select(vec4<f32>(0.0),
+        vec4<f32>(bias[4u * q], bias[4u * q + 1u], bias[4u * q + 2u], bias[4u * q + 3u]), p.bias != 0u);
     let relu = p.relu != 0u;
     let pool = p.pool != 0u;
     let m0 = tile_pixel(g, 0u);
@@ -99,11 +102,11 @@ fn store_output_tile(g: u32, q: u32, o4: u32, acc_in: array<vec4<f32>, 8>) {
     }
 }
 
-// Input pixel m's window origin: (x, y) of its top-left tap (may be negative), first input
+// Output pixel m's window origin: (x, y) of its top-left tap (may be negative), first input
 // row of its image.
 fn window(m: u32) -> vec3<i32> {
     let t = m / p.out_w;
-    return vec3<i32>(i32(m % p.out_w) - i32(p.pad), i32(t % p.out_h) - i32(p.pad),
+    return vec3<i32>(i32(m % p.out_w * p.sw) - i32(p.pad_l), i32(t % p.out_h * p.sh) - i32(p.pad_t),
                      i32(t / p.out_h * p.h));
 }
 
@@ -135,13 +138,13 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>,
     let z = vec4<f32>(0.0);
     var a = array<vec4<f32>, 8>();
     var b = array<vec4<f32>, 8>();
-    for (var ky = 0u; ky < p.k; ky++) {
-        for (var kx = 0u; kx < p.k; kx++) {
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
             let oa = window_tap(wa, ky, kx);
             let ob = window_tap(wb, ky, kx);
             let ua = u32(max(oa, 0));
             let ub = u32(max(ob, 0));
-            var wr = (ky * p.k + kx) * p.c * o4 + qc;
+            var wr = (ky * p.kw + kx) * p.c * o4 + qc;
             for (var c = 0u; c < p.c; c++) {
                 let x = select(0.0, input[ua + c], oa >= 0);
                 let y = select(0.0, input[ub + c], ob >= 0);
@@ -199,8 +202,8 @@ fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
     let z = vec4<f32>(0.0);
     var a = array<vec4<f32>, 8>();
     var b = array<vec4<f32>, 8>();
-    for (var ky = 0u; ky < p.k; ky++) {
-        for (var kx = 0u; kx < p.k; kx++) {
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
             // window_tap counts floats; C % 4 == 0 makes it a whole number of vec4s.
             let oa = window_tap(wa, ky, kx);
             let ob = window_tap(wb, ky, kx);
@@ -208,7 +211,7 @@ fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
             let okb = ob >= 0;
             let off = u32(max(oa, 0)) / 4u;
             let offb = u32(max(ob, 0)) / 4u;
-            var wr = (ky * p.k + kx) * p.c * o4 + qc;
+            var wr = (ky * p.kw + kx) * p.c * o4 + qc;
             for (var c = 0u; c < cq; c++) {
                 let x = select(z, input4[off + c], ok);
                 let xb = select(z, input4[offb + c], okb);
@@ -245,18 +248,26 @@ fn dot4(b: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>
     return vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
 }
 
-// Input pixel m as (x, y, first output row of its image).
-fn in_pixel(m: u32) -> vec3<u32> {
+// Input pixel m with its padded coordinates split by the stride: x + pad_l = qx·SW + rx,
+// y + pad_t = qy·SH + ry (the divisions once per pixel), and the first output row of its image.
+struct InPixel { qx: i32, qy: i32, rx: u32, ry: u32, nb: u32 }
+
+fn in_pixel(m: u32) -> InPixel {
     let t = m / p.w;
-    return vec3<u32>(m % p.w, t % p.h, (t / p.h) * p.out_h);
+    let x = m % p.w + p.pad_l;
+    let y = t % p.h + p.pad_t;
+    return InPixel(i32(x / p.sw), i32(y / p.sh), x % p.sw, y % p.sh, (t / p.h) * p.out_h);
 }
 
-// dout4 offset of the tap (ky, kx) of input pixel q, and whether it is inside the output.
-fn dout_tap(q: vec3<u32>, ky: u32, kx: u32, o4: u32) -> vec2<u32> {
-    let oy = i32(q.y + p.pad) - i32(ky);
-    let ox = i32(q.x + p.pad) - i32(kx);
-    let ok = oy >= 0 && oy < i32(p.out_h) && ox >= 0 && ox < i32(p.out_w);
-    return vec2<u32>(select(0u, ((q.z + u32(oy)) * p.out_w + u32(ox)) * o4, ok), u32(ok));
+// dout4 offset of the tap (ky, kx) of input pixel q, and whether that tap exists: the output
+// pixel oy = (y + pad_t − ky) / SH must divide exactly and lie inside the output. With
+// ky = kq·SH + kr (uniform, cheap) that is kr = ry and oy = qy − kq.
+fn dout_tap(q: InPixel, ky: u32, kx: u32, o4: u32) -> vec2<u32> {
+    let oy = q.qy - i32(ky / p.sh);
+    let ox = q.qx - i32(kx / p.sw);
+    let ok = q.ry == ky % p.sh && q.rx == kx % p.sw
+        && oy >= 0 && oy < i32(p.out_h) && ox >= 0 && ox < i32(p.out_w);
+    return vec2<u32>(select(0u, ((q.nb + u32(oy)) * p.out_w + u32(ox)) * o4, ok), u32(ok));
 }
 
 fn store_dinput_tile(m0: u32, q: u32, cq: u32, acc: array<vec4<f32>, 8>) {
@@ -267,7 +278,8 @@ fn store_dinput_tile(m0: u32, q: u32, cq: u32, acc: array<vec4<f32>, 8>) {
     }
 }
 
-// dinput[n,y,x,c] = Σ_{ky,kx,o} dout[n, y+pad-ky, x+pad-kx, o] · weight[ky,kx,c,o]: the lanes own
+// dinput[n,y,x,c] = Σ_{ky,kx,o} dout[n, oy, ox, o] · weight[ky,kx,c,o] over the taps with
+// oy·SH + ky − pad_t = y (and the same in x): the lanes own
 // 4 input channels each, a subgroup 16 pixels (two tiles of 8, as conv2d_forward_sg_c4); the
 // reduction runs over output channels 4 at a time (a vec4 of dout, broadcast from the lane of
 // its pixel, dotted with 4 weight rows of the lane's channels).
@@ -290,12 +302,12 @@ fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
     let z = vec4<f32>(0.0);
     var a = array<vec4<f32>, 8>();
     var b = array<vec4<f32>, 8>();
-    for (var ky = 0u; ky < p.k; ky++) {
-        for (var kx = 0u; kx < p.k; kx++) {
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
             let ta = dout_tap(pa, ky, kx, o4);
             let tb = dout_tap(pb, ky, kx, o4);
             // Rows of this lane's 4 channels at this tap, o-quad 0.
-            var wr = ((ky * p.k + kx) * p.c + 4u * qc) * o4;
+            var wr = ((ky * p.kw + kx) * p.c + 4u * qc) * o4;
             for (var oq = 0u; oq < o4; oq++) {
                 let d = select(z, dout4[ta.x + oq], ta.y != 0u);
                 let e = select(z, dout4[tb.x + oq], tb.y != 0u);
@@ -327,7 +339,7 @@ fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
     store_dinput_tile(m0 + SG, q, cq, b);
 }
 
-// partials[s, r, o] = Σ_{m in split s} A[m, r] · dout[m, o] as in conv2d.wgsl (row K·K·C is the
+// partials[s, r, o] = Σ_{m in split s} A[m, r] · dout[m, o] as in conv2d.wgsl (row KH·KW·C is the
 // bias row of ones). A subgroup owns 8 rows × 32 output channels: lane i loads row i's input
 // tap, broadcast to every lane, each lane loads its own vec4 of dout. Pixels go 4 per step
 // (one accumulator update per 4 products; the loop mask costs a blend per update).
@@ -345,34 +357,37 @@ fn next_pixel(q: Pixel) -> Pixel {
 
 // Row r's input tap at output pixel q (0 in the padding; `fill` for the bias row and past it).
 fn tap(q: Pixel, dy: i32, dx: i32, c: u32, is_w: bool, fill: f32) -> f32 {
-    let iy = i32(q.y) + dy;
-    let ix = i32(q.x) + dx;
+    let iy = i32(q.y * p.sh) + dy;
+    let ix = i32(q.x * p.sw) + dx;
     let ok = is_w && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
     let off = select(0u, ((q.n * p.h + u32(iy)) * p.w + u32(ix)) * p.c + c, ok);
     return select(fill, input[off], ok);
 }
 
 // Row r's coordinates for the weight gradient: (dy, dx) of its tap, its channel, and what it
-// reads outside the image: 1 for the bias row (r = K·K·C), else 0.
+// reads outside the image: 1 for the bias row (r = KH·KW·C), else 0.
 struct Row { dy: i32, dx: i32, c: u32, is_w: bool, fill: f32 }
 
 fn weight_row(r: u32) -> Row {
-    let kkc = p.k * p.k * p.c;
+    let kkc = p.kh * p.kw * p.c;
     let is_w = r < kkc;
     let rc = select(0u, r, is_w);
-    return Row(i32(rc / (p.c * p.k)) - i32(p.pad), i32((rc / p.c) % p.k) - i32(p.pad), rc % p.c,
-               is_w, select(0.0, 1.0, r == kkc));
+    return Row(i32(rc / (p.c * p.kw)) - i32(p.pad_t), i32((rc / p.c) % p.kw) - i32(p.pad_l),
+               rc % p.c, is_w, select(0.0, 1.0, r == kkc));
 }
 
 fn row_tap(q: Pixel, w: Row) -> f32 {
     return tap(q, w.dy, w.dx, w.c, w.is_w, w.fill);
 }
 
+// Rows are laid out KH·KW·C + 1 per split; the bias row is stored only with a bias (with one
+// split and no bias the partials are exactly the weight gradient, nothing after it).
 fn store_partial_tile(s: u32, r0: u32, q: u32, o4: u32, acc: array<vec4<f32>, 8>) {
-    let rows = p.k * p.k * p.c + 1u;
+    let rows = p.kh * p.kw * p.c + 1u;
+    let stored = rows - 1u + p.bias;
     if (q >= o4) { return; }
     for (var i = 0u; i < SG; i++) {
-        if (r0 + i < rows) { partials4[(s * rows + r0 + i) * o4 + q] = acc[i]; }
+        if (r0 + i < stored) { partials4[(s * rows + r0 + i) * o4 + q] = acc[i]; }
     }
 }
 
@@ -381,7 +396,7 @@ fn store_partial_tile(s: u32, r0: u32, q: u32, o4: u32, acc: array<vec4<f32>, 8>
 fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
                              @builtin(num_workgroups) nwg: vec3<u32>,
                              @builtin(local_invocation_index) lid: u32) {
-    let kkc = p.k * p.k * p.c;
+    let kkc = p.kh * p.kw * p.c;
     let rows = kkc + 1u;
     let o4 = p.o / 4u;
     let otiles = (o4 + SG - 1u) / SG;

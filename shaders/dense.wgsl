@@ -1,4 +1,5 @@
-// dense.wgsl — fully connected layer y = x · w + b.
+// dense.wgsl — fully connected layer y = x · w + b (b only when p.bias = 1; without a bias the
+// launcher does not run dense_backward_bias).
 //
 // Layouts: x/dx [M,K] (M = batch, K = inputs), w/dw [K,N] (Flax Dense.kernel), b/db [N],
 // y/dy [M,N]; all row-major.
@@ -19,6 +20,7 @@
 
 struct DenseParams {
     m: u32, k: u32, n: u32, relu: u32,
+    bias: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: DenseParams;
@@ -53,7 +55,8 @@ fn dense_forward(@builtin(global_invocation_id) gid: vec3<u32>,
     let m0 = (idx / ntiles) * 4u;
     let rows = clamp4(m0, p.m - 1u) * p.k;
     let cols = clamp4(n0, p.n - 1u);
-    var acc0 = vec4<f32>(b[cols.x], b[cols.y], b[cols.z], b[cols.w]);
+    var acc0 = select(vec4<f32>(0.0), vec4<f32>(b[cols.x], b[cols.y], b[cols.z], b[cols.w]),
+                      p.bias != 0u);
     var acc1 = acc0;
     var acc2 = acc0;
     var acc3 = acc0;
@@ -148,8 +151,10 @@ fn dense_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let n4 = p.n / 4u;
     let qa = n0 / 4u;
     let qb = min(qa + 1u, n4 - 1u);
-    let ba = vec4<f32>(b[4u * qa], b[4u * qa + 1u], b[4u * qa + 2u], b[4u * qa + 3u]);
-    let bb = vec4<f32>(b[4u * qb], b[4u * qb + 1u], b[4u * qb + 2u], b[4u * qb + 3u]);
+    let hb = p.bias != 0u;
+    let z = vec4<f32>(0.0);
+    let ba = select(z, vec4<f32>(b[4u * qa], b[4u * qa + 1u], b[4u * qa + 2u], b[4u * qa + 3u]), hb);
+    let bb = select(z, vec4<f32>(b[4u * qb], b[4u * qb + 1u], b[4u * qb + 2u], b[4u * qb + 3u]), hb);
     var a0 = ba;
     var a1 = ba;
     var a2 = ba;

@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use crate::data::{self, GpuDataset, Split, IMAGE_BYTES};
 use crate::gpu::{Gpu, GpuOptions};
-use crate::model;
 use crate::train::Runner;
 
 /// Random images and labels in the CIFAR-10 layout.
@@ -50,6 +49,7 @@ fn median(v: &mut [f64]) -> f64 {
 /// Runs the benchmark; `launched` is when the process started (for `startup_s`).
 pub fn bench(
     device: &GpuOptions,
+    desc: &crate::graph::Description,
     batch: u32,
     warmup: usize,
     steps: usize,
@@ -57,7 +57,9 @@ pub fn bench(
 ) -> Result<BenchResult> {
     let gpu = Gpu::new(device)?;
     let split = synthetic_split(1024.max(batch as usize), 7);
-    let mut runner = Runner::new(&gpu, batch, &model::init_params(0), 1e-4)?;
+    crate::train::check_model_fits_data(desc)?;
+    let layout = crate::plan::ParamLayout::of(desc)?;
+    let mut runner = Runner::new(&gpu, desc, batch, &layout.init(0), 1e-4)?;
     let ds = GpuDataset::upload(&gpu, &split, "synthetic")?;
     let aug = runner.augment_from(&gpu, &ds);
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
@@ -99,7 +101,7 @@ pub fn bench(
         })
         .collect::<Result<_>>()?;
     let eval_s = median(&mut evals);
-    let flops = model::Shapes::new(batch).train_flops() as f64;
+    let flops = runner.model.plan.train_flops() as f64;
     Ok(BenchResult {
         adapter: gpu.describe(),
         batch_size: batch,

@@ -1,7 +1,8 @@
 //! Checkpoints: safetensors, float32, with Flax's parameter names and layouts
 //! (`Conv_0.kernel` [3,3,3,32] HWIO, …, `Dense_0.kernel` [4096,256] with inputs in (H,W,C)
 //! order), Adam's moments as `adam.mu.<name>` / `adam.nu.<name>`, and the training position
-//! (step, epoch, RNG seed, …) as string metadata. Written atomically (temporary file, fsync,
+//! (step, epoch, RNG seed, …) as string metadata, the model description (TOML) as metadata
+//! `model` (checkpoints without it are the seed model, `flax-cifar10`). Written atomically (temporary file, fsync,
 //! rename), so a kill at any moment leaves the previous checkpoint intact.
 
 use std::collections::HashMap;
@@ -10,12 +11,17 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
 
-use crate::model::{param_specs, Moments};
+use crate::graph::{zoo, Description};
+use crate::model::Moments;
+use crate::plan::{ParamLayout, ParamSpec};
 
 /// Parameters, optionally Adam's state, and metadata.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Checkpoint {
-    /// Per tensor, in `param_specs()` order.
+    /// The model and its description's text (metadata `model`).
+    pub model: Description,
+    pub model_text: String,
+    /// Per tensor, in the model's [`ParamLayout`] order.
     pub params: Vec<Vec<f32>>,
     /// Adam's (mu, nu) per tensor, when present.
     pub adam: Option<Moments>,
@@ -25,6 +31,25 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// A checkpoint of `model` (described by `model_text`) without metadata.
+    pub fn new(model: Description, model_text: String, params: Vec<Vec<f32>>) -> Self {
+        Checkpoint {
+            model,
+            model_text,
+            params,
+            adam: None,
+            metadata: HashMap::new(),
+            unknown: Vec::new(),
+        }
+    }
+
+    /// The parameter names and shapes of the checkpoint's model.
+    pub fn specs(&self) -> Vec<ParamSpec> {
+        ParamLayout::of(&self.model)
+            .expect("a checkpoint's model was checked when it was made")
+            .specs
+    }
+
     pub fn meta<T: std::str::FromStr>(&self, key: &str) -> Option<T> {
         self.metadata.get(key).and_then(|v| v.parse().ok())
     }
@@ -55,7 +80,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 pub fn save(path: &Path, ck: &Checkpoint) -> Result<()> {
-    let specs = param_specs();
+    let specs = ck.specs();
     let mut data: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (s, t) in specs.iter().zip(&ck.params) {
         data.push((s.name.to_string(), s.shape.clone(), bytes_of(t)));
@@ -72,7 +97,9 @@ pub fn save(path: &Path, ck: &Checkpoint) -> Result<()> {
         .iter()
         .map(|(n, shape, b)| Ok((n.clone(), TensorView::new(Dtype::F32, shape.clone(), b)?)))
         .collect::<Result<_, safetensors::SafeTensorError>>()?;
-    let bytes = safetensors::serialize(views, Some(ck.metadata.clone()))?;
+    let mut meta = ck.metadata.clone();
+    meta.insert("model".into(), ck.model_text.clone());
+    let bytes = safetensors::serialize(views, Some(meta))?;
     write_atomic(path, &bytes)
 }
 
@@ -88,7 +115,24 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         .map_err(|e| anyhow::anyhow!("{shown}: not a valid safetensors file ({e})"))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow::anyhow!("{shown}: not a valid safetensors file ({e})"))?;
-    let specs = param_specs();
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let (model, model_text) = match metadata.get("model") {
+        Some(t) => (
+            Description::parse(t)
+                .map_err(|e| anyhow::anyhow!("{shown}: its model description: {e}"))?,
+            t.clone(),
+        ),
+        None => {
+            let t = zoo::text(zoo::DEFAULT).expect("the default preset exists");
+            (
+                Description::parse(t).expect("presets are valid"),
+                t.to_string(),
+            )
+        }
+    };
+    let specs = ParamLayout::of(&model)
+        .map_err(|e| anyhow::anyhow!("{shown}: its model description: {e}"))?
+        .specs;
     let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
         let t = st
             .tensor(name)
@@ -121,16 +165,16 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     };
     let params = specs
         .iter()
-        .map(|s| read(s.name, &s.shape))
+        .map(|s| read(&s.name, &s.shape))
         .collect::<Result<Vec<_>>>()?;
     let has_adam = specs.iter().all(|s| {
         st.names()
             .iter()
-            .any(|n| *n == format!("adam.mu.{}", s.name))
+            .any(|n| **n == format!("adam.mu.{}", s.name))
             && st
                 .names()
                 .iter()
-                .any(|n| *n == format!("adam.nu.{}", s.name))
+                .any(|n| **n == format!("adam.nu.{}", s.name))
     });
     let adam = if has_adam {
         let mu = specs
@@ -163,9 +207,11 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         .collect();
     unknown.sort();
     Ok(Checkpoint {
+        model,
+        model_text,
         params,
         adam,
-        metadata: header.metadata().clone().unwrap_or_default(),
+        metadata,
         unknown,
     })
 }

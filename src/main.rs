@@ -50,8 +50,27 @@ enum Command {
         #[command(flatten)]
         device: DeviceArgs,
     },
-    /// Train the CIFAR-10 CNN (defaults: the Flax tutorial's recipe).
+    /// Train a model on CIFAR-10 (defaults: the Flax tutorial's CNN and recipe).
     Train(TrainArgs),
+    /// List the preset models, print one as TOML, or print the plan of a model on this adapter.
+    Models {
+        /// A preset name or a model file (TOML); without it, list the presets.
+        model: Option<String>,
+        /// Print the model's description (a starting point for one's own).
+        #[arg(long)]
+        toml: bool,
+        /// Print the plan: nodes, output shapes, kernels on this adapter, fusions, buffers, memory.
+        #[arg(long)]
+        plan: bool,
+        /// Batch size of the plan.
+        #[arg(long, default_value_t = 128)]
+        batch_size: u32,
+        /// Plan for inference (eval and predict) instead of training.
+        #[arg(long)]
+        inference: bool,
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
     /// Evaluate a checkpoint on the CIFAR-10 test set.
     Eval {
         /// Checkpoint (.safetensors) to evaluate.
@@ -80,6 +99,9 @@ enum Command {
     },
     /// Benchmark the training step (median of synced steps), eval throughput, memory, startup.
     Bench {
+        /// A preset name or a model file (TOML).
+        #[arg(long, default_value = wgpu_cnn::graph::zoo::DEFAULT)]
+        model: String,
         #[arg(long, default_value_t = 128)]
         batch_size: u32,
         /// Steps run before timing.
@@ -93,6 +115,9 @@ enum Command {
     },
     /// Per-kernel GPU time of training steps (timestamp queries), GFLOP/s and GB/s per kernel.
     Profile {
+        /// A preset name or a model file (TOML).
+        #[arg(long, default_value = wgpu_cnn::graph::zoo::DEFAULT)]
+        model: String,
         #[arg(long, default_value_t = 128)]
         batch_size: u32,
         #[arg(long, default_value_t = 3)]
@@ -119,6 +144,9 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct TrainArgs {
+    /// The model: a preset (`wgpu-cnn models` lists them) or a TOML file [default: flax-cifar10].
+    #[arg(long)]
+    model: Option<String>,
     /// Folder holding the CIFAR-10 binary files (downloaded there when it is the default and empty).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -200,9 +228,15 @@ impl TrainArgs {
                 || self.train_limit.is_some()
                 || self.no_augment
                 || self.no_shuffle
-                || self.init.is_some())
+                || self.init.is_some()
+                || self.model.is_some())
         {
             anyhow::bail!("--resume continues a run with its own settings; only --epochs, --data and --out may change");
+        }
+        if let Some(v) = &self.model {
+            // Checked here so that a bad model file fails before anything else.
+            wgpu_cnn::graph::zoo::resolve(v)?;
+            cfg.model = v.clone();
         }
         if let Some(v) = &self.data {
             cfg.data = v.clone();
@@ -281,6 +315,75 @@ fn devices(backend: Backend) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `wgpu-cnn models [NAME|FILE] [--toml] [--plan]`.
+fn models(
+    model: Option<&str>,
+    toml: bool,
+    plan: bool,
+    batch: u32,
+    inference: bool,
+    device: &DeviceArgs,
+) -> anyhow::Result<()> {
+    use wgpu_cnn::graph::zoo;
+    use wgpu_cnn::plan::{Mode, ParamLayout, Plan};
+    let Some(model) = model else {
+        if toml || plan {
+            anyhow::bail!("--toml and --plan need a model: a preset name or a file");
+        }
+        println!(
+            "{:<14} {:>10} {:>14}  layers",
+            "preset", "params", "MFLOP/image"
+        );
+        for name in zoo::NAMES {
+            let d = zoo::preset(name).expect("presets are valid");
+            let params = ParamLayout::of(&d)?.count();
+            let flops =
+                Plan::new(&d, 1, &wgpu_cnn::plan::Caps::gpu32(), Mode::Inference)?.forward_flops();
+            println!(
+                "{name:<14} {params:>10} {:>14.2}  {}",
+                flops as f64 / 1e6,
+                d.summary()
+            );
+        }
+        println!(
+            "(`wgpu-cnn models NAME --toml` prints one as TOML; `--plan` shows how it runs here)"
+        );
+        return Ok(());
+    };
+    let (desc, text) = zoo::resolve(model)?;
+    if toml {
+        print!("{text}");
+        if !text.ends_with('\n') {
+            println!();
+        }
+        if !plan {
+            return Ok(());
+        }
+    }
+    if plan {
+        if batch == 0 {
+            anyhow::bail!("--batch-size must be at least 1");
+        }
+        let gpu = Gpu::new(&device.options())?;
+        println!("adapter: {}", gpu.describe());
+        let caps = gpu.caps();
+        let mode = if inference {
+            Mode::Inference
+        } else {
+            Mode::Train
+        };
+        let p = Plan::new(&desc, batch, &caps, mode)?;
+        print!(
+            "{}",
+            p.render(&|s| wgpu_cnn::gpu::ops::kernel_of(&caps, &p, s))
+        );
+        return Ok(());
+    }
+    let params = ParamLayout::of(&desc)?.count();
+    println!("{model}: {params} parameters; {}", desc.summary());
+    Ok(())
+}
+
 fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
     match cli.command {
         Command::Devices { backend } => devices(backend),
@@ -338,7 +441,16 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Models {
+            model,
+            toml,
+            plan,
+            batch_size,
+            inference,
+            device,
+        } => models(model.as_deref(), toml, plan, batch_size, inference, &device),
         Command::Bench {
+            model,
             batch_size,
             warmup,
             steps,
@@ -347,7 +459,16 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
             if batch_size == 0 || steps == 0 {
                 anyhow::bail!("--batch-size and --steps must be at least 1");
             }
-            let r = wgpu_cnn::bench::bench(&device.options(), batch_size, warmup, steps, launched)?;
+            let (desc, _) = wgpu_cnn::graph::zoo::resolve(&model)?;
+            let r = wgpu_cnn::bench::bench(
+                &device.options(),
+                &desc,
+                batch_size,
+                warmup,
+                steps,
+                launched,
+            )?;
+            println!("model:                {model}");
             println!("adapter:              {}", r.adapter);
             println!("batch size:           {}", r.batch_size);
             println!(
@@ -374,6 +495,7 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Profile {
+            model,
             batch_size,
             steps,
             trace,
@@ -382,8 +504,9 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
             if batch_size == 0 || steps == 0 {
                 anyhow::bail!("--batch-size and --steps must be at least 1");
             }
+            let (desc, _) = wgpu_cnn::graph::zoo::resolve(&model)?;
             let (spans, clock, adapter) =
-                wgpu_cnn::profile::profile_training(&device.options(), batch_size, steps)?;
+                wgpu_cnn::profile::profile_training(&device.options(), &desc, batch_size, steps)?;
             println!("adapter: {adapter}, batch size {batch_size}");
             print!("{}", wgpu_cnn::profile::table(&spans, clock));
             println!(

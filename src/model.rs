@@ -1,349 +1,22 @@
-//! The seed model, Flax's CIFAR-10 CNN, expressed with the engine's ops:
-//!
-//! ```text
-//! x [N,32,32,3] ─ Conv_0 3×3×3→32 SAME ─ ReLU ─ AvgPool 2 ─ Conv_1 3×3×32→64 SAME ─ ReLU ─ AvgPool 2
-//!   ─ flatten [N,4096] (H,W,C order) ─ Dense_0 4096→256 ─ ReLU ─ Dense_1 256→10 ─ softmax CE
-//! ```
-//!
-//! All activations are NHWC f32 (see `params.rs`). Parameters use Flax's names and layouts and
-//! live in one flat buffer (each tensor at a 256-byte aligned offset) so that a single Adam
-//! dispatch updates all of them; gradients, Adam's mu and nu share that layout.
-//!
-//! [`GpuModel`] turns the model into two fixed schedules of dispatches (train step, eval step)
-//! with every buffer and bind group created once; [`cpu_loss_and_grads`] and [`cpu_adam_step`]
-//! are the same step on the CPU reference.
+//! A planned model on the GPU: [`GpuModel`] allocates the buffers of a [`Plan`] once and records
+//! its schedules as fixed dispatch lists (train step: forward, loss, backward, Adam; eval step:
+//! forward and loss). Parameters use Flax's names and layouts and live in one flat buffer
+//! ([`ParamLayout`]) so that a single Adam dispatch updates all of them; gradients, Adam's mu and
+//! nu share that layout. The CPU reference of the same plan is `cpu::reference`.
 
-use rand::{Rng, SeedableRng};
-use rand_distr::StandardNormal;
-
-use crate::cpu::{self, Real};
 use crate::gpu::ops::softmax_ce::SoftmaxCeBuffers;
 use crate::gpu::ops::{adam, avgpool, conv2d, dense, relu, softmax_ce};
 use crate::gpu::{BufSlice, Dispatch, Gpu, GpuError};
-use crate::params::{
-    AdamParams, AvgPoolParams, Conv2dParams, DenseParams, ElementwiseParams, Padding,
-    SoftmaxCeParams,
-};
+use crate::graph::Description;
+use crate::params::{AdamParams, SoftmaxCeParams};
+use crate::plan::{Mode, Plan, Step, TensorId};
 
-pub const IMAGE_H: u32 = 32;
-pub const IMAGE_W: u32 = 32;
-pub const IMAGE_C: u32 = 3;
-pub const IMAGE_LEN: usize = (IMAGE_H * IMAGE_W * IMAGE_C) as usize;
-pub const CLASSES: u32 = 10;
-
-/// One parameter tensor: Flax name, shape, fan-in (for lecun_normal).
-#[derive(Clone, Debug)]
-pub struct ParamSpec {
-    pub name: &'static str,
-    pub shape: Vec<usize>,
-    pub fan_in: usize,
-}
-
-impl ParamSpec {
-    pub fn len(&self) -> usize {
-        self.shape.iter().product()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    pub fn is_bias(&self) -> bool {
-        self.shape.len() == 1
-    }
-}
-
-/// The parameters of the model in Flax's order and layout.
-pub fn param_specs() -> Vec<ParamSpec> {
-    let s = |name, shape: &[usize], fan_in| ParamSpec {
-        name,
-        shape: shape.to_vec(),
-        fan_in,
-    };
-    vec![
-        s("Conv_0.kernel", &[3, 3, 3, 32], 27),
-        s("Conv_0.bias", &[32], 0),
-        s("Conv_1.kernel", &[3, 3, 32, 64], 288),
-        s("Conv_1.bias", &[64], 0),
-        s("Dense_0.kernel", &[4096, 256], 4096),
-        s("Dense_0.bias", &[256], 0),
-        s("Dense_1.kernel", &[256, 10], 256),
-        s("Dense_1.bias", &[10], 0),
-    ]
-}
-
-/// Offsets of each tensor inside the flat parameter (and gradient, mu, nu) buffer.
-#[derive(Clone, Debug)]
-pub struct ParamLayout {
-    pub specs: Vec<ParamSpec>,
-    pub offsets: Vec<usize>,
-    pub total: usize,
-}
-
-/// Tensors start at multiples of 64 floats = 256 bytes, WebGPU's largest allowed
-/// `min_storage_buffer_offset_alignment`, so the layout binds on every adapter.
-const ALIGN: usize = 64;
+pub use crate::plan::{ParamLayout, ParamSpec};
 
 impl ParamLayout {
-    pub fn new(specs: Vec<ParamSpec>) -> Self {
-        let mut offsets = Vec::with_capacity(specs.len());
-        let mut at = 0;
-        for s in &specs {
-            offsets.push(at);
-            at = (at + s.len()).div_ceil(ALIGN) * ALIGN;
-        }
-        ParamLayout {
-            specs,
-            offsets,
-            total: at,
-        }
-    }
-    pub fn seed() -> Self {
-        Self::new(param_specs())
-    }
-    pub fn count(&self) -> usize {
-        self.specs.iter().map(|s| s.len()).sum()
-    }
-    /// Packs per-tensor vectors into the flat layout (padding is zero).
-    pub fn flatten<T: Real>(&self, tensors: &[Vec<T>]) -> Vec<T> {
-        let mut flat = vec![T::zero(); self.total];
-        for ((t, &off), s) in tensors.iter().zip(&self.offsets).zip(&self.specs) {
-            flat[off..off + s.len()].copy_from_slice(&t[..s.len()]);
-        }
-        flat
-    }
-    /// Splits a flat buffer into per-tensor vectors.
-    pub fn unflatten<T: Real>(&self, flat: &[T]) -> Vec<Vec<T>> {
-        self.specs
-            .iter()
-            .zip(&self.offsets)
-            .map(|(s, &off)| flat[off..off + s.len()].to_vec())
-            .collect()
-    }
+    /// Tensor `i` of a buffer in this layout.
     pub fn slice<'a>(&self, buffer: &'a wgpu::Buffer, i: usize) -> BufSlice<'a> {
         BufSlice::elems(buffer, self.offsets[i], self.specs[i].len())
-    }
-}
-
-/// Flax's default init: kernels lecun_normal (truncated normal in ±2σ, variance 1/fan_in),
-/// biases zero.
-pub fn init_params(seed: u64) -> Vec<Vec<f32>> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    param_specs()
-        .iter()
-        .map(|s| {
-            if s.is_bias() {
-                return vec![0.0; s.len()];
-            }
-            // Std of a standard normal truncated to [-2, 2] is 0.87962566; divide it out.
-            let std = (1.0 / s.fan_in as f64).sqrt() / 0.879_625_661_034_239_8;
-            (0..s.len())
-                .map(|_| loop {
-                    let z: f64 = rng.sample(StandardNormal);
-                    if z.abs() <= 2.0 {
-                        break (z * std) as f32;
-                    }
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// Shapes of every layer at batch size `n`.
-#[derive(Clone, Copy, Debug)]
-pub struct Shapes {
-    pub n: u32,
-    pub conv0: Conv2dParams,
-    pub pool0: AvgPoolParams,
-    pub conv1: Conv2dParams,
-    pub pool1: AvgPoolParams,
-    pub dense0: DenseParams,
-    pub dense1: DenseParams,
-    pub loss: SoftmaxCeParams,
-}
-
-impl Shapes {
-    pub fn new(n: u32) -> Self {
-        let conv0 = Conv2dParams::new(n, IMAGE_H, IMAGE_W, IMAGE_C, 32, 3, Padding::Same);
-        let pool0 = AvgPoolParams::new(n, conv0.out_h, conv0.out_w, 32, 2);
-        let conv1 = Conv2dParams::new(n, pool0.out_h, pool0.out_w, 32, 64, 3, Padding::Same);
-        let pool1 = AvgPoolParams::new(n, conv1.out_h, conv1.out_w, 64, 2);
-        let flat = pool1.out_h * pool1.out_w * 64;
-        let dense0 = DenseParams::new(n, flat, 256);
-        let dense1 = DenseParams::new(n, 256, CLASSES);
-        Shapes {
-            n,
-            conv0,
-            pool0,
-            conv1,
-            pool1,
-            dense0,
-            dense1,
-            loss: SoftmaxCeParams::new(n, CLASSES),
-        }
-    }
-    /// Both convolutions' weight gradients split into about `splits` partial sums.
-    pub fn with_splits(mut self, splits: u32) -> Self {
-        self.conv0 = self.conv0.with_splits(splits);
-        self.conv1 = self.conv1.with_splits(splits);
-        self
-    }
-
-    /// Bytes of the largest activation buffer: it must fit one storage binding.
-    pub fn largest_buffer_bytes(&self) -> u64 {
-        4 * self
-            .conv0
-            .output_len()
-            .max(self.conv0.partials_len())
-            .max(self.conv1.partials_len()) as u64
-    }
-
-    /// FLOPs of one training step by the 3×-forward rule (padding taps included).
-    pub fn train_flops(&self) -> u64 {
-        3 * (self.conv0.flops_forward()
-            + self.conv1.flops_forward()
-            + self.dense0.flops_forward()
-            + self.dense1.flops_forward())
-    }
-}
-
-/// Forward activations of the CPU reference (kept for backward).
-pub struct CpuForward<T> {
-    pub z0: Vec<T>,
-    pub a0: Vec<T>,
-    pub p0: Vec<T>,
-    pub z1: Vec<T>,
-    pub a1: Vec<T>,
-    pub p1: Vec<T>,
-    pub z2: Vec<T>,
-    pub a2: Vec<T>,
-    pub logits: Vec<T>,
-}
-
-/// The model's forward pass on the CPU reference; `x` is [n,32,32,3] NHWC.
-pub fn cpu_forward<T: Real>(params: &[Vec<T>], x: &[T], n: u32) -> CpuForward<T> {
-    let s = Shapes::new(n);
-    let z = |len: usize| vec![T::zero(); len];
-    let mut f = CpuForward {
-        z0: z(s.conv0.output_len()),
-        a0: z(s.conv0.output_len()),
-        p0: z(s.pool0.output_len()),
-        z1: z(s.conv1.output_len()),
-        a1: z(s.conv1.output_len()),
-        p1: z(s.pool1.output_len()),
-        z2: z((n * 256) as usize),
-        a2: z((n * 256) as usize),
-        logits: z((n * CLASSES) as usize),
-    };
-    cpu::conv2d::conv2d_forward(&s.conv0, x, &params[0], &params[1], &mut f.z0);
-    cpu::relu::relu_forward(&f.z0, &mut f.a0);
-    cpu::avgpool::avgpool_forward(&s.pool0, &f.a0, &mut f.p0);
-    cpu::conv2d::conv2d_forward(&s.conv1, &f.p0, &params[2], &params[3], &mut f.z1);
-    cpu::relu::relu_forward(&f.z1, &mut f.a1);
-    cpu::avgpool::avgpool_forward(&s.pool1, &f.a1, &mut f.p1);
-    cpu::dense::dense_forward(&s.dense0, &f.p1, &params[4], &params[5], &mut f.z2);
-    cpu::relu::relu_forward(&f.z2, &mut f.a2);
-    cpu::dense::dense_forward(&s.dense1, &f.a2, &params[6], &params[7], &mut f.logits);
-    f
-}
-
-/// Mean loss of the CPU reference.
-pub fn cpu_loss<T: Real>(params: &[Vec<T>], x: &[T], labels: &[u32]) -> T {
-    let n = labels.len() as u32;
-    let f = cpu_forward(params, x, n);
-    cpu::softmax_ce::softmax_ce_forward(&Shapes::new(n).loss, &f.logits, labels).0
-}
-
-/// Result of one forward + backward on the CPU reference.
-pub struct CpuStep<T> {
-    pub loss: T,
-    pub correct: u32,
-    pub logits: Vec<T>,
-    pub grads: Vec<Vec<T>>,
-}
-
-/// Loss, logits and the gradient of the mean loss w.r.t. every parameter.
-pub fn cpu_loss_and_grads<T: Real>(params: &[Vec<T>], x: &[T], labels: &[u32]) -> CpuStep<T> {
-    let n = labels.len() as u32;
-    let s = Shapes::new(n);
-    let f = cpu_forward(params, x, n);
-    let z = |len: usize| vec![T::zero(); len];
-    let mut grads: Vec<Vec<T>> = param_specs().iter().map(|p| z(p.len())).collect();
-    let mut dlogits = z(f.logits.len());
-    let (loss, correct) =
-        cpu::softmax_ce::softmax_ce_backward(&s.loss, &f.logits, labels, &mut dlogits);
-
-    let (mut da2, mut dz2) = (z(f.a2.len()), z(f.z2.len()));
-    let [g0, g1, g2, g3, g4, g5, g6, g7] = &mut grads[..] else {
-        unreachable!()
-    };
-    cpu::dense::dense_backward_weight(&s.dense1, &f.a2, &dlogits, g6, g7);
-    cpu::dense::dense_backward_input(&s.dense1, &dlogits, &params[6], &mut da2);
-    cpu::relu::relu_backward(&da2, &f.a2, &mut dz2);
-    let mut dp1 = z(f.p1.len());
-    cpu::dense::dense_backward_weight(&s.dense0, &f.p1, &dz2, g4, g5);
-    cpu::dense::dense_backward_input(&s.dense0, &dz2, &params[4], &mut dp1);
-    let (mut da1, mut dz1) = (z(f.a1.len()), z(f.z1.len()));
-    cpu::avgpool::avgpool_backward(&s.pool1, &dp1, &mut da1);
-    cpu::relu::relu_backward(&da1, &f.a1, &mut dz1);
-    let mut dp0 = z(f.p0.len());
-    cpu::conv2d::conv2d_backward_weight(&s.conv1, &f.p0, &dz1, g2, g3);
-    cpu::conv2d::conv2d_backward_input(&s.conv1, &dz1, &params[2], &mut dp0);
-    let (mut da0, mut dz0) = (z(f.a0.len()), z(f.z0.len()));
-    cpu::avgpool::avgpool_backward(&s.pool0, &dp0, &mut da0);
-    cpu::relu::relu_backward(&da0, &f.a0, &mut dz0);
-    // The first layer needs no input gradient.
-    cpu::conv2d::conv2d_backward_weight(&s.conv0, x, &dz0, g0, g1);
-    CpuStep {
-        loss,
-        correct,
-        logits: f.logits,
-        grads,
-    }
-}
-
-/// Adam state of the CPU reference: (mu, nu) per tensor.
-pub struct CpuAdam<T> {
-    pub mu: Vec<Vec<T>>,
-    pub nu: Vec<Vec<T>>,
-    pub step: u32,
-}
-
-impl<T: Real> CpuAdam<T> {
-    pub fn new() -> Self {
-        let z: Vec<Vec<T>> = param_specs()
-            .iter()
-            .map(|s| vec![T::zero(); s.len()])
-            .collect();
-        CpuAdam {
-            mu: z.clone(),
-            nu: z,
-            step: 0,
-        }
-    }
-}
-
-impl<T: Real> Default for CpuAdam<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// One Adam step on every tensor of the CPU reference.
-pub fn cpu_adam_step<T: Real>(
-    params: &mut [Vec<T>],
-    grads: &[Vec<T>],
-    state: &mut CpuAdam<T>,
-    lr: f32,
-) {
-    state.step += 1;
-    for i in 0..params.len() {
-        let p = AdamParams::new(params[i].len() as u32, lr, state.step);
-        cpu::adam::adam_update(
-            &p,
-            &mut params[i],
-            &grads[i],
-            &mut state.mu[i],
-            &mut state.nu[i],
-        );
     }
 }
 
@@ -367,18 +40,17 @@ pub struct Totals {
     pub first_bad_batch: u32,
 }
 
-/// The seed model on the GPU at a fixed batch size: weights, Adam state, activations and
-/// gradients live in buffers allocated once; each step replays a recorded schedule.
+/// A planned model on the GPU at a fixed batch size: weights, Adam state, activations and
+/// gradients live in buffers allocated once (the plan's); each step replays a recorded schedule.
 pub struct GpuModel {
-    pub shapes: Shapes,
+    pub plan: Plan,
     pub layout: ParamLayout,
     pub lr: f32,
     /// Adam steps taken so far.
     pub step: u32,
     pub params: wgpu::Buffer,
-    pub grads: wgpu::Buffer,
-    pub mu: wgpu::Buffer,
-    pub nu: wgpu::Buffer,
+    /// Gradients and Adam's moments (train plans only).
+    train_state: Option<TrainState>,
     pub input: wgpu::Buffer,
     pub labels: wgpu::Buffer,
     pub logits: wgpu::Buffer,
@@ -392,247 +64,243 @@ pub struct GpuModel {
     eval_loss_index: usize,
 }
 
+struct TrainState {
+    grads: wgpu::Buffer,
+    mu: wgpu::Buffer,
+    nu: wgpu::Buffer,
+}
+
 impl GpuModel {
-    /// Allocates every buffer for batch size `batch` and records both schedules.
-    pub fn new(gpu: &Gpu, batch: u32, init: &[Vec<f32>], lr: f32) -> Result<Self, GpuError> {
-        // Split-K of the conv weight gradients: a CPU-type adapter has few lanes to fill and
-        // pays for the partials' traffic (Conv_1: 98 vs 103 ms + 0.3 vs 4.6 ms reduce on
-        // lavapipe at 16 vs 256 splits); a GPU wants many independent sums.
-        let splits = if gpu.info.device_type == wgpu::DeviceType::Cpu {
-            32
-        } else {
-            256
-        };
-        let s = Shapes::new(batch).with_splits(splits);
-        let layout = ParamLayout::seed();
-        let n = batch as usize;
+    /// Plans `desc` for training at batch size `batch` on `gpu`, allocates every buffer and
+    /// records the train and eval schedules.
+    pub fn new(
+        gpu: &Gpu,
+        desc: &Description,
+        batch: u32,
+        init: &[Vec<f32>],
+        lr: f32,
+    ) -> anyhow::Result<Self> {
+        let plan = Plan::new(desc, batch, &gpu.caps(), Mode::Train)?;
+        Ok(Self::from_plan(gpu, plan, init, lr)?)
+    }
+
+    /// Plans `desc` for inference (forward and loss only: no gradient, Adam or split-K
+    /// buffers).
+    pub fn inference(
+        gpu: &Gpu,
+        desc: &Description,
+        batch: u32,
+        params: &[Vec<f32>],
+    ) -> anyhow::Result<Self> {
+        let plan = Plan::new(desc, batch, &gpu.caps(), Mode::Inference)?;
+        Ok(Self::from_plan(gpu, plan, params, 0.0)?)
+    }
+
+    /// Allocates the plan's buffers and records its schedules.
+    pub fn from_plan(gpu: &Gpu, plan: Plan, init: &[Vec<f32>], lr: f32) -> Result<Self, GpuError> {
+        let layout = plan.layout.clone();
+        assert_eq!(
+            init.len(),
+            layout.specs.len(),
+            "one init tensor per parameter"
+        );
+        let n = plan.batch as usize;
         let mut all = Vec::new();
         let mut buf = |label: &str, len: usize| {
-            let b = gpu.storage(label, len);
+            let b = gpu.storage(label, len.max(1));
             all.push(b.clone());
             b
         };
         let params = buf("params", layout.total);
         gpu.queue
             .write_buffer(&params, 0, bytemuck::cast_slice(&layout.flatten(init)));
-        let grads = buf("grads", layout.total);
-        let mu = buf("adam.mu", layout.total);
-        let nu = buf("adam.nu", layout.total);
-        let input = buf("input", n * IMAGE_LEN);
-        let labels = buf("labels", n);
-        // Forward: ReLU is fused into the conv and dense epilogues, so each layer keeps only
-        // its activated output (which the ReLU backward needs: output > 0 ⇔ input > 0).
-        let a0 = buf("Conv_0.out", s.conv0.output_len());
-        let p0 = buf("pool0.out", s.pool0.output_len());
-        let a1 = buf("Conv_1.out", s.conv1.output_len());
-        let p1 = buf("pool1.out", s.pool1.output_len());
-        let a2 = buf("Dense_0.out", n * 256);
-        let logits = buf("logits", n * CLASSES as usize);
-        let dlogits = buf("dlogits", n * CLASSES as usize);
-        let da2 = buf("Dense_0.dout", n * 256);
-        let dz2 = buf("Dense_0.dpre", n * 256);
-        let dp1 = buf("pool1.dout", s.pool1.output_len());
-        let dz1 = buf("Conv_1.dpre", s.conv1.output_len());
-        let dp0 = buf("pool0.dout", s.pool0.output_len());
-        let dz0 = buf("Conv_0.dpre", s.conv0.output_len());
-        let part0 = buf("Conv_0.partials", s.conv0.partials_len());
-        let part1 = buf("Conv_1.partials", s.conv1.partials_len());
+        let train_state = (plan.mode == Mode::Train).then(|| TrainState {
+            grads: buf("grads", layout.total),
+            mu: buf("adam.mu", layout.total),
+            nu: buf("adam.nu", layout.total),
+        });
+        let buffers: Vec<wgpu::Buffer> =
+            plan.buffers.iter().map(|b| buf(&b.label, b.len)).collect();
         let row_stats = buf("loss.rows", 2 * n);
         let stats = buf("loss.stats", 3);
         let totals = buf("loss.totals", 4);
-
+        let tensor =
+            |t: TensorId| BufSlice::elems(&buffers[plan.tensors[t].buffer], 0, plan.tensors[t].len);
         let ce = SoftmaxCeBuffers {
-            logits: (&logits).into(),
-            labels: (&labels).into(),
+            logits: tensor(plan.logits),
+            labels: tensor(plan.labels),
             row_stats: (&row_stats).into(),
             stats: (&stats).into(),
             totals: (&totals).into(),
         };
         let param = |i: usize| layout.slice(&params, i);
-        let grad = |i: usize| layout.slice(&grads, i);
-
-        // Conv → ReLU → pool: one kernel where the device runs the subgroup kernels, else a
-        // conv with fused ReLU and a pool.
-        let conv_relu_pool = |gpu: &Gpu,
-                              conv: &Conv2dParams,
-                              pool: &AvgPoolParams,
-                              x: BufSlice<'_>,
-                              (w, b): (usize, usize),
-                              (a, pooled): (&wgpu::Buffer, &wgpu::Buffer),
-                              names: (&str, &str)|
-         -> Vec<Dispatch> {
-            let conv = conv.with_relu();
-            let fused = (pool.k == 2)
-                .then(|| {
-                    conv2d::forward_pool2(
+        let grads = train_state.as_ref().map(|s| &s.grads);
+        let grad = |i: usize| layout.slice(grads.expect("a train plan"), i);
+        let record = |step: &Step| -> Vec<Dispatch> {
+            let v: Vec<Dispatch> = match step {
+                Step::Conv {
+                    p,
+                    x,
+                    w,
+                    b,
+                    y,
+                    pooled,
+                    ..
+                } => {
+                    let bias = b.map(param);
+                    vec![match pooled {
+                        Some(q) => conv2d::forward_pool2(
+                            gpu,
+                            p,
+                            tensor(*x),
+                            param(*w),
+                            bias,
+                            tensor(*y),
+                            tensor(*q),
+                        )
+                        .expect("the planner fuses the pool only where the kernel runs"),
+                        None => conv2d::forward(gpu, p, tensor(*x), param(*w), bias, tensor(*y)),
+                    }]
+                }
+                Step::Dense { p, x, w, b, y, .. } => {
+                    vec![dense::forward(
                         gpu,
-                        &conv,
-                        x,
-                        param(w),
-                        param(b),
-                        a.into(),
-                        pooled.into(),
-                    )
-                })
-                .flatten();
-            match fused {
-                Some(d) => vec![d.in_layer(names.0)],
-                None => vec![
-                    conv2d::forward(gpu, &conv, x, param(w), param(b), a.into()).in_layer(names.0),
-                    avgpool::forward(gpu, pool, a.into(), pooled.into()).in_layer(names.1),
-                ],
+                        p,
+                        tensor(*x),
+                        param(*w),
+                        b.map(param),
+                        tensor(*y),
+                    )]
+                }
+                Step::Relu { p, x, y, .. } => vec![relu::forward(gpu, p, tensor(*x), tensor(*y))],
+                Step::AvgPool { p, x, y, .. } => {
+                    vec![avgpool::forward(gpu, p, tensor(*x), tensor(*y))]
+                }
+                Step::Loss { p, dlogits, .. } => match dlogits {
+                    Some(d) => softmax_ce::backward(gpu, p, &ce, tensor(*d))
+                        .into_iter()
+                        .collect(),
+                    None => softmax_ce::forward(gpu, p, &ce).into_iter().collect(),
+                },
+                Step::ReluBackward {
+                    p, dout, out, din, ..
+                } => {
+                    vec![relu::backward(
+                        gpu,
+                        p,
+                        tensor(*dout),
+                        tensor(*out),
+                        tensor(*din),
+                    )]
+                }
+                Step::AvgPoolBackward {
+                    p,
+                    dout,
+                    relu_out,
+                    din,
+                    ..
+                } => vec![match relu_out {
+                    Some(r) => {
+                        avgpool::backward_relu(gpu, p, tensor(*dout), tensor(*r), tensor(*din))
+                    }
+                    None => avgpool::backward(gpu, p, tensor(*dout), tensor(*din)),
+                }],
+                Step::ConvBackwardWeight {
+                    p,
+                    x,
+                    dout,
+                    partials,
+                    w,
+                    b,
+                    ..
+                } => conv2d::backward_weight(
+                    gpu,
+                    p,
+                    tensor(*x),
+                    tensor(*dout),
+                    tensor(*partials),
+                    grad(*w),
+                    b.map(grad),
+                )
+                .into_iter()
+                .collect(),
+                Step::ConvBackwardInput {
+                    p, dout, w, din, ..
+                } => {
+                    vec![conv2d::backward_input(
+                        gpu,
+                        p,
+                        tensor(*dout),
+                        param(*w),
+                        tensor(*din),
+                    )]
+                }
+                Step::DenseBackwardWeight {
+                    p,
+                    x,
+                    dout,
+                    w,
+                    b,
+                    partials,
+                    ..
+                } => dense::backward_weight(
+                    gpu,
+                    p,
+                    tensor(*x),
+                    tensor(*dout),
+                    grad(*w),
+                    b.map(grad),
+                    partials.map(tensor),
+                ),
+                Step::DenseBackwardInput {
+                    p, dout, w, din, ..
+                } => {
+                    vec![dense::backward_input(
+                        gpu,
+                        p,
+                        tensor(*dout),
+                        param(*w),
+                        tensor(*din),
+                    )]
+                }
+                Step::Adam => {
+                    let s = train_state.as_ref().expect("a train plan");
+                    vec![adam::update(
+                        gpu,
+                        &AdamParams::new(layout.total as u32, lr, 1),
+                        (&params).into(),
+                        (&s.grads).into(),
+                        (&s.mu).into(),
+                        (&s.nu).into(),
+                    )]
+                }
+            };
+            v.into_iter().map(|d| d.in_layer(step.layer())).collect()
+        };
+        let mut train: Vec<Dispatch> = Vec::new();
+        let mut adam_index = 0;
+        if plan.mode == Mode::Train {
+            for s in plan.forward.iter().chain(&plan.backward) {
+                if matches!(s, Step::Adam) {
+                    adam_index = train.len();
+                }
+                train.extend(record(s));
             }
-        };
-        let forward = |gpu: &Gpu| -> Vec<Dispatch> {
-            let mut v = conv_relu_pool(
-                gpu,
-                &s.conv0,
-                &s.pool0,
-                (&input).into(),
-                (0, 1),
-                (&a0, &p0),
-                ("Conv_0", "pool0"),
-            );
-            v.extend(conv_relu_pool(
-                gpu,
-                &s.conv1,
-                &s.pool1,
-                (&p0).into(),
-                (2, 3),
-                (&a1, &p1),
-                ("Conv_1", "pool1"),
-            ));
-            v.extend([
-                dense::forward(
-                    gpu,
-                    &s.dense0.with_relu(),
-                    (&p1).into(),
-                    param(4),
-                    param(5),
-                    (&a2).into(),
-                )
-                .in_layer("Dense_0"),
-                dense::forward(
-                    gpu,
-                    &s.dense1,
-                    (&a2).into(),
-                    param(6),
-                    param(7),
-                    (&logits).into(),
-                )
-                .in_layer("Dense_1"),
-            ]);
-            v
-        };
-
-        let mut train = forward(gpu);
-        train.extend(
-            softmax_ce::backward(gpu, &s.loss, &ce, (&dlogits).into()).map(|d| d.in_layer("loss")),
-        );
-        train.extend(
-            dense::backward_weight(
-                gpu,
-                &s.dense1,
-                (&a2).into(),
-                (&dlogits).into(),
-                grad(6),
-                grad(7),
-            )
-            .into_iter()
-            .map(|d| d.in_layer("Dense_1")),
-        );
-        train.push(
-            dense::backward_input(gpu, &s.dense1, (&dlogits).into(), param(6), (&da2).into())
-                .in_layer("Dense_1"),
-        );
-        let e = ElementwiseParams::new((n * 256) as u32);
-        train.push(
-            relu::backward(gpu, &e, (&da2).into(), (&a2).into(), (&dz2).into()).in_layer("Dense_0"),
-        );
-        train.extend(
-            dense::backward_weight(
-                gpu,
-                &s.dense0,
-                (&p1).into(),
-                (&dz2).into(),
-                grad(4),
-                grad(5),
-            )
-            .into_iter()
-            .map(|d| d.in_layer("Dense_0")),
-        );
-        train.push(
-            dense::backward_input(gpu, &s.dense0, (&dz2).into(), param(4), (&dp1).into())
-                .in_layer("Dense_0"),
-        );
-        // Pool backward fused with the backward of the ReLU before it.
-        train.push(
-            avgpool::backward_relu(gpu, &s.pool1, (&dp1).into(), (&a1).into(), (&dz1).into())
-                .in_layer("pool1"),
-        );
-        train.extend(
-            conv2d::backward_weight(
-                gpu,
-                &s.conv1,
-                (&p0).into(),
-                (&dz1).into(),
-                (&part1).into(),
-                grad(2),
-                grad(3),
-            )
-            .map(|d| d.in_layer("Conv_1")),
-        );
-        train.push(
-            conv2d::backward_input(gpu, &s.conv1, (&dz1).into(), param(2), (&dp0).into())
-                .in_layer("Conv_1"),
-        );
-        train.push(
-            avgpool::backward_relu(gpu, &s.pool0, (&dp0).into(), (&a0).into(), (&dz0).into())
-                .in_layer("pool0"),
-        );
-        // The first layer computes no input gradient.
-        train.extend(
-            conv2d::backward_weight(
-                gpu,
-                &s.conv0,
-                (&input).into(),
-                (&dz0).into(),
-                (&part0).into(),
-                grad(0),
-                grad(1),
-            )
-            .map(|d| d.in_layer("Conv_0")),
-        );
-        let adam_index = train.len();
-        train.push(
-            adam::update(
-                gpu,
-                &AdamParams::new(layout.total as u32, lr, 1),
-                (&params).into(),
-                (&grads).into(),
-                (&mu).into(),
-                (&nu).into(),
-            )
-            .in_layer("adam"),
-        );
-
-        let mut eval = forward(gpu);
+        }
+        let mut eval: Vec<Dispatch> = plan.forward.iter().flat_map(&record).collect();
         let eval_loss_index = eval.len();
-        eval.extend(softmax_ce::forward(gpu, &s.loss, &ce).map(|d| d.in_layer("loss")));
+        eval.extend(record(&plan.eval_loss()));
         gpu.take_errors()?;
-
+        let io = |t: TensorId| buffers[plan.tensors[t].buffer].clone();
         Ok(GpuModel {
-            shapes: s,
+            input: io(plan.input),
+            labels: io(plan.labels),
+            logits: io(plan.logits),
             layout,
             lr,
             step: 0,
             params,
-            grads,
-            mu,
-            nu,
-            input,
-            labels,
-            logits,
+            train_state,
             stats,
             totals,
             buffers: all,
@@ -640,11 +308,27 @@ impl GpuModel {
             eval,
             adam_index,
             eval_loss_index,
+            plan,
         })
     }
 
+    fn state(&self) -> &TrainState {
+        self.train_state
+            .as_ref()
+            .expect("a train-mode model (GpuModel::new)")
+    }
+
+    /// The gradient buffer (train plans).
+    pub fn grads(&self) -> &wgpu::Buffer {
+        &self.state().grads
+    }
+
     pub fn batch(&self) -> u32 {
-        self.shapes.n
+        self.plan.batch
+    }
+
+    pub fn classes(&self) -> u32 {
+        self.plan.desc.classes
     }
 
     /// Bytes of GPU memory in the model's buffers (uniforms excluded).
@@ -708,7 +392,7 @@ impl GpuModel {
     /// Makes the eval loss count only the first `valid` rows of the batch (a partial last
     /// batch); `valid = batch` restores it. Takes effect from the next submit.
     pub fn set_eval_rows(&self, gpu: &Gpu, valid: u32) {
-        let p = SoftmaxCeParams::new(valid.clamp(1, self.batch()), CLASSES);
+        let p = SoftmaxCeParams::new(valid.clamp(1, self.batch()), self.classes());
         gpu.queue.write_buffer(
             &self.eval[self.eval_loss_index].uniform,
             0,
@@ -727,18 +411,19 @@ impl GpuModel {
 
     /// Replaces Adam's state: moments and the number of steps taken.
     pub fn write_adam(&mut self, gpu: &Gpu, mu: &[Vec<f32>], nu: &[Vec<f32>], step: u32) {
+        let s = self.state();
         gpu.queue
-            .write_buffer(&self.mu, 0, bytemuck::cast_slice(&self.layout.flatten(mu)));
+            .write_buffer(&s.mu, 0, bytemuck::cast_slice(&self.layout.flatten(mu)));
         gpu.queue
-            .write_buffer(&self.nu, 0, bytemuck::cast_slice(&self.layout.flatten(nu)));
+            .write_buffer(&s.nu, 0, bytemuck::cast_slice(&self.layout.flatten(nu)));
         self.step = step;
     }
 
     /// Adam's moments (mu, nu) per tensor.
     pub fn read_adam(&self, gpu: &Gpu) -> Result<Moments, GpuError> {
         Ok((
-            self.layout.unflatten(&gpu.read_f32(&self.mu)?),
-            self.layout.unflatten(&gpu.read_f32(&self.nu)?),
+            self.layout.unflatten(&gpu.read_f32(&self.state().mu)?),
+            self.layout.unflatten(&gpu.read_f32(&self.state().nu)?),
         ))
     }
 
@@ -770,7 +455,7 @@ impl GpuModel {
     }
 
     pub fn read_grads(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>, GpuError> {
-        Ok(self.layout.unflatten(&gpu.read_f32(&self.grads)?))
+        Ok(self.layout.unflatten(&gpu.read_f32(self.grads())?))
     }
 
     pub fn read_logits(&self, gpu: &Gpu) -> Result<Vec<f32>, GpuError> {
@@ -814,23 +499,38 @@ fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::zoo;
+
+    fn seed_plan() -> Plan {
+        Plan::new(
+            &zoo::preset("flax-cifar10").unwrap(),
+            128,
+            &crate::plan::Caps::subgroup8_cpu(),
+            Mode::Train,
+        )
+        .unwrap()
+    }
 
     #[test]
     fn layout_aligns_tensors_and_round_trips() {
-        let l = ParamLayout::seed();
-        assert!(l.offsets.iter().all(|o| o % ALIGN == 0));
+        let l = seed_plan().layout;
+        assert!(l
+            .offsets
+            .iter()
+            .all(|o| o % crate::plan::layout::ALIGN == 0));
         assert_eq!(
             l.count(),
             27 * 32 + 32 + 288 * 64 + 64 + 4096 * 256 + 256 + 2560 + 10
         );
-        let t = init_params(7);
+        let t = l.init(7);
         assert_eq!(l.unflatten(&l.flatten(&t)), t);
     }
 
     #[test]
     fn init_is_lecun_normal_truncated() {
-        let t = init_params(1);
-        for (s, v) in param_specs().iter().zip(&t) {
+        let l = seed_plan().layout;
+        let t = l.init(1);
+        for (s, v) in l.specs.iter().zip(&t) {
             if s.is_bias() {
                 assert!(v.iter().all(|&x| x == 0.0));
                 continue;
@@ -852,11 +552,11 @@ mod tests {
                 s.name
             );
         }
-        assert_ne!(init_params(1), init_params(2));
+        assert_ne!(l.init(1), l.init(2));
     }
 
     #[test]
     fn train_flops_match_the_headline_count() {
-        assert_eq!(Shapes::new(128).train_flops(), 5_110_628_352);
+        assert_eq!(seed_plan().train_flops(), 5_110_628_352);
     }
 }

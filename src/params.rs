@@ -7,19 +7,86 @@
 //! - conv weights: HWIO (`[ky][kx][c][o]`), exactly Flax's `Conv.kernel`; conv bias `[o]`;
 //! - dense weights: `[in][out]` (Flax's `Dense.kernel`), bias `[out]`;
 //! - a flattened NHWC activation feeds a dense layer in (H, W, C) order, as `x.reshape(n, -1)` in Flax.
+//!
+//! Window geometry (convolutions and pools) follows `lax.conv_general_dilated` / `lax.reduce_window`:
+//! output pixel `oy` reads input rows `oy·stride − pad_top + ky` for `ky < kernel`; rows outside the
+//! image are padding (zero for convolutions and average pools).
 
 use bytemuck::{Pod, Zeroable};
 
-/// Padding of a stride-1 convolution.
+/// Padding of a convolution or pool along both spatial axes, as Flax accepts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Padding {
-    /// Output has the input's height and width (odd kernels: `pad = (k - 1) / 2` on each side).
+    /// `lax`'s SAME: output `ceil(in / stride)`, total padding `max((out − 1)·stride + k − in, 0)`,
+    /// the smaller half on top/left.
     Same,
-    /// No padding: `out = in - k + 1`.
+    /// No padding: `out = (in − k) / stride + 1`.
     Valid,
+    /// Explicit `[[top, bottom], [left, right]]`.
+    Explicit([[u32; 2]; 2]),
 }
 
-/// Shape of a stride-1 2-D convolution, NHWC input, HWIO weight, NHWC output.
+impl Padding {
+    /// (before, after) padding of one axis of length `size` with window `k` and stride `s`
+    /// (`axis` 0: rows, 1: columns).
+    pub fn resolve(&self, axis: usize, size: u32, k: u32, s: u32) -> (u32, u32) {
+        match *self {
+            Padding::Valid => (0, 0),
+            Padding::Explicit(p) => (p[axis][0], p[axis][1]),
+            Padding::Same => {
+                let out = size.div_ceil(s);
+                let total = ((out.max(1) - 1) * s + k).saturating_sub(size);
+                (total / 2, total - total / 2)
+            }
+        }
+    }
+}
+
+/// The geometry of one sliding-window op along both axes: input size, window, stride, padding
+/// (already resolved) and the output size. `None` when the padded input is smaller than the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub kernel: [u32; 2],
+    pub stride: [u32; 2],
+    /// `[[top, bottom], [left, right]]`.
+    pub pad: [[u32; 2]; 2],
+    pub out: [u32; 2],
+}
+
+impl Window {
+    pub fn new(
+        h: u32,
+        w: u32,
+        kernel: [u32; 2],
+        stride: [u32; 2],
+        padding: Padding,
+    ) -> Option<Self> {
+        let mut pad = [[0; 2]; 2];
+        let mut out = [0; 2];
+        for (axis, size) in [h, w].into_iter().enumerate() {
+            let (k, s) = (kernel[axis], stride[axis]);
+            if k == 0 || s == 0 {
+                return None;
+            }
+            let (lo, hi) = padding.resolve(axis, size, k, s);
+            let padded = size + lo + hi;
+            if padded < k {
+                return None;
+            }
+            pad[axis] = [lo, hi];
+            out[axis] = (padded - k) / s + 1;
+        }
+        Some(Window {
+            kernel,
+            stride,
+            pad,
+            out,
+        })
+    }
+}
+
+/// Shape of a 2-D convolution (any kernel, stride and padding), NHWC input, HWIO weight, NHWC
+/// output.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Conv2dParams {
@@ -28,8 +95,13 @@ pub struct Conv2dParams {
     pub w: u32,
     pub c: u32,
     pub o: u32,
-    pub k: u32,
-    pub pad: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub sh: u32,
+    pub sw: u32,
+    /// Padding above and left of the input (below and right follow from `out_h`, `out_w`).
+    pub pad_t: u32,
+    pub pad_l: u32,
     pub out_h: u32,
     pub out_w: u32,
     /// Split-K for the weight gradient: rows of the `N·OH·OW` reduction each partial sum covers.
@@ -41,7 +113,9 @@ pub struct Conv2dParams {
     /// 1: the forward also writes its output average-pooled 2×2 (fused epilogue; subgroup
     /// kernels only, see [`Conv2dParams::can_pool2`]).
     pub pool: u32,
-    pub _pad: [u32; 3],
+    /// 1: the layer has a bias (forward adds it, the weight gradient writes its gradient).
+    pub bias: u32,
+    pub _pad: [u32; 2],
 }
 
 impl Conv2dParams {
@@ -49,38 +123,54 @@ impl Conv2dParams {
     const MAX_SPLITS: u32 = 256;
     const MIN_CHUNK: u32 = 64;
 
+    /// A square stride-1 convolution with bias.
     pub fn new(n: u32, h: u32, w: u32, c: u32, o: u32, k: u32, padding: Padding) -> Self {
-        assert!(k % 2 == 1, "conv2d supports odd kernel sizes, got {k}");
-        assert!(n > 0 && c > 0 && o > 0, "conv2d needs n, c, o > 0");
-        let pad = match padding {
-            Padding::Same => (k - 1) / 2,
-            Padding::Valid => 0,
-        };
-        assert!(
-            h + 2 * pad >= k && w + 2 * pad >= k,
-            "conv2d kernel larger than padded input"
-        );
-        let out_h = h + 2 * pad - k + 1;
-        let out_w = w + 2 * pad - k + 1;
-        let m = n * out_h * out_w;
-        let chunk = m.div_ceil(Self::MAX_SPLITS).max(Self::MIN_CHUNK);
-        let splits = m.div_ceil(chunk);
-        Self {
+        Self::general(n, h, w, c, o, [k, k], [1, 1], padding)
+            .expect("conv2d kernel larger than padded input")
+    }
+
+    /// Any kernel, stride and padding, with bias; `None` when the padded input is smaller than
+    /// the kernel or a size is zero.
+    #[allow(clippy::too_many_arguments)]
+    pub fn general(
+        n: u32,
+        h: u32,
+        w: u32,
+        c: u32,
+        o: u32,
+        kernel: [u32; 2],
+        stride: [u32; 2],
+        padding: Padding,
+    ) -> Option<Self> {
+        if n == 0 || h == 0 || w == 0 || c == 0 || o == 0 {
+            return None;
+        }
+        let win = Window::new(h, w, kernel, stride, padding)?;
+        let mut p = Self {
             n,
             h,
             w,
             c,
             o,
-            k,
-            pad,
-            out_h,
-            out_w,
-            chunk,
-            splits,
+            kh: kernel[0],
+            kw: kernel[1],
+            sh: stride[0],
+            sw: stride[1],
+            pad_t: win.pad[0][0],
+            pad_l: win.pad[1][0],
+            out_h: win.out[0],
+            out_w: win.out[1],
+            chunk: 1,
+            splits: 1,
             relu: 0,
             pool: 0,
-            _pad: [0; 3],
-        }
+            bias: 1,
+            _pad: [0; 2],
+        };
+        let m = p.pixels();
+        p.chunk = m.div_ceil(Self::MAX_SPLITS).max(Self::MIN_CHUNK);
+        p.splits = m.div_ceil(p.chunk);
+        Some(p)
     }
     /// The same convolution with the weight gradient's split-K set to about `splits` partial
     /// sums (each at least 64 pixels): more keeps a big GPU busy, fewer saves a CPU-type
@@ -96,6 +186,11 @@ impl Conv2dParams {
         self.relu = 1;
         self
     }
+    /// The same convolution without a bias.
+    pub fn without_bias(mut self) -> Self {
+        self.bias = 0;
+        self
+    }
     /// The same convolution whose forward also writes the 2×2 average pool of its output.
     pub fn with_pool2(mut self) -> Self {
         self.pool = 1;
@@ -107,34 +202,40 @@ impl Conv2dParams {
     }
     /// Elements of the pooled output (`[N, OH/2, OW/2, O]`).
     pub fn pooled_len(&self) -> usize {
-        (self.n * (self.out_h / 2) * (self.out_w / 2) * self.o) as usize
+        self.n as usize * (self.out_h / 2) as usize * (self.out_w / 2) as usize * self.o as usize
     }
     pub fn input_len(&self) -> usize {
-        (self.n * self.h * self.w * self.c) as usize
+        self.n as usize * self.h as usize * self.w as usize * self.c as usize
+    }
+    /// Rows of the weight matrix: `KH·KW·C`.
+    pub fn weight_rows(&self) -> u32 {
+        self.kh * self.kw * self.c
     }
     pub fn weight_len(&self) -> usize {
-        (self.k * self.k * self.c * self.o) as usize
+        self.weight_rows() as usize * self.o as usize
     }
     pub fn output_len(&self) -> usize {
-        (self.n * self.out_h * self.out_w * self.o) as usize
+        self.pixels() as usize * self.o as usize
     }
     /// Output pixels, the M of the implicit GEMM.
     pub fn pixels(&self) -> u32 {
         self.n * self.out_h * self.out_w
     }
-    /// Length of the split-K scratch buffer of the weight gradient: `[splits][K·K·C + 1][O]`,
-    /// the extra row holding the bias gradient.
+    /// Length of the split-K scratch buffer of the weight gradient: `[splits][KH·KW·C + 1][O]`,
+    /// the extra row holding the bias gradient (unused without a bias).
     pub fn partials_len(&self) -> usize {
-        (self.splits * (self.k * self.k * self.c + 1) * self.o) as usize
+        self.splits as usize * (self.weight_rows() as usize + 1) * self.o as usize
     }
     /// Multiply-adds of the forward pass counted over every kernel tap, padding taps included
-    /// (the convention of the 3×-forward FLOP rule): 2·N·OH·OW·O·K·K·C.
+    /// (the convention of the 3×-forward FLOP rule): 2·N·OH·OW·O·KH·KW·C.
     pub fn flops_forward(&self) -> u64 {
-        2 * self.pixels() as u64 * self.o as u64 * (self.k * self.k * self.c) as u64
+        2 * self.pixels() as u64 * self.o as u64 * self.weight_rows() as u64
     }
 }
 
-/// Average pooling with window = stride = `k`, no padding (Flax `avg_pool` default).
+/// Average pooling (Flax `avg_pool`): any window, stride and padding; the sum over the window
+/// (padding counts as zeros) divided by the full window size, as Flax's default
+/// `count_include_pad=True`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct AvgPoolParams {
@@ -142,34 +243,68 @@ pub struct AvgPoolParams {
     pub h: u32,
     pub w: u32,
     pub c: u32,
-    pub k: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub sh: u32,
+    pub sw: u32,
+    pub pad_t: u32,
+    pub pad_l: u32,
     pub out_h: u32,
     pub out_w: u32,
-    pub _pad0: u32,
 }
 
 impl AvgPoolParams {
+    /// Window = stride = `k`, no padding (Flax's `avg_pool(x, (k, k), (k, k))`).
     pub fn new(n: u32, h: u32, w: u32, c: u32, k: u32) -> Self {
-        assert!(
-            k >= 1 && h >= k && w >= k,
-            "avgpool window {k} larger than {h}x{w}"
-        );
-        Self {
+        Self::general(n, h, w, c, [k, k], [k, k], Padding::Valid)
+            .unwrap_or_else(|| panic!("avgpool window {k} larger than {h}x{w}"))
+    }
+    /// Any window, stride and padding; `None` when the padded input is smaller than the window.
+    pub fn general(
+        n: u32,
+        h: u32,
+        w: u32,
+        c: u32,
+        window: [u32; 2],
+        stride: [u32; 2],
+        padding: Padding,
+    ) -> Option<Self> {
+        if n == 0 || h == 0 || w == 0 || c == 0 {
+            return None;
+        }
+        let win = Window::new(h, w, window, stride, padding)?;
+        Some(Self {
             n,
             h,
             w,
             c,
-            k,
-            out_h: h / k,
-            out_w: w / k,
-            _pad0: 0,
-        }
+            kh: window[0],
+            kw: window[1],
+            sh: stride[0],
+            sw: stride[1],
+            pad_t: win.pad[0][0],
+            pad_l: win.pad[1][0],
+            out_h: win.out[0],
+            out_w: win.out[1],
+        })
+    }
+    /// Whether this is the 2×2, stride-2, unpadded pool of even sizes with whole vec4s of
+    /// channels, which has straight-line kernels.
+    pub fn is_k2(&self) -> bool {
+        self.kh == 2
+            && self.kw == 2
+            && self.sh == 2
+            && self.sw == 2
+            && self.pad_t == 0
+            && self.pad_l == 0
+            && self.h.is_multiple_of(2)
+            && self.w.is_multiple_of(2)
     }
     pub fn input_len(&self) -> usize {
-        (self.n * self.h * self.w * self.c) as usize
+        self.n as usize * self.h as usize * self.w as usize * self.c as usize
     }
     pub fn output_len(&self) -> usize {
-        (self.n * self.out_h * self.out_w * self.c) as usize
+        self.n as usize * self.out_h as usize * self.out_w as usize * self.c as usize
     }
 }
 
@@ -182,16 +317,31 @@ pub struct DenseParams {
     pub n: u32,
     /// 1: the forward applies ReLU to its output (fused epilogue).
     pub relu: u32,
+    /// 1: the layer has a bias.
+    pub bias: u32,
+    pub _pad: [u32; 3],
 }
 
 impl DenseParams {
     pub fn new(m: u32, k: u32, n: u32) -> Self {
         assert!(m > 0 && k > 0 && n > 0, "dense needs m, k, n > 0");
-        Self { m, k, n, relu: 0 }
+        Self {
+            m,
+            k,
+            n,
+            relu: 0,
+            bias: 1,
+            _pad: [0; 3],
+        }
     }
     /// The same layer with ReLU fused into the forward's output.
     pub fn with_relu(mut self) -> Self {
         self.relu = 1;
+        self
+    }
+    /// The same layer without a bias.
+    pub fn without_bias(mut self) -> Self {
+        self.bias = 0;
         self
     }
     pub fn flops_forward(&self) -> u64 {
@@ -203,6 +353,7 @@ impl DenseParams {
         let mut c =
             Conv2dParams::new(self.m, 1, 1, self.k, self.n, 1, Padding::Valid).with_splits(1);
         c.relu = self.relu;
+        c.bias = self.bias;
         c
     }
 }
@@ -331,11 +482,25 @@ mod tests {
     #[test]
     fn padding_gives_the_expected_output_size() {
         let same = Conv2dParams::new(2, 7, 9, 3, 4, 5, Padding::Same);
-        assert_eq!((same.out_h, same.out_w, same.pad), (7, 9, 2));
+        assert_eq!(
+            (same.out_h, same.out_w, same.pad_t, same.pad_l),
+            (7, 9, 2, 2)
+        );
         let valid = Conv2dParams::new(2, 7, 9, 3, 4, 5, Padding::Valid);
-        assert_eq!((valid.out_h, valid.out_w, valid.pad), (3, 5, 0));
+        assert_eq!((valid.out_h, valid.out_w, valid.pad_t), (3, 5, 0));
         let pool = AvgPoolParams::new(1, 7, 8, 3, 2);
         assert_eq!((pool.out_h, pool.out_w), (3, 4));
+        // lax SAME: out = ceil(in / s), the smaller half of the padding on top/left.
+        let even = Conv2dParams::general(1, 7, 8, 3, 4, [2, 4], [2, 3], Padding::Same).unwrap();
+        assert_eq!((even.out_h, even.out_w), (4, 3));
+        // rows: total (4-1)·2+2-7 = 1 -> (0, 1); cols: (3-1)·3+4-8 = 2 -> (1, 1)
+        assert_eq!((even.pad_t, even.pad_l), (0, 1));
+        let explicit = Padding::Explicit([[2, 0], [1, 3]]);
+        let e = Conv2dParams::general(1, 5, 5, 1, 1, [3, 3], [2, 1], explicit).unwrap();
+        assert_eq!((e.out_h, e.out_w, e.pad_t, e.pad_l), (3, 7, 2, 1));
+        assert!(Conv2dParams::general(1, 2, 2, 1, 1, [5, 5], [1, 1], Padding::Valid).is_none());
+        let p = AvgPoolParams::general(1, 5, 5, 2, [3, 3], [2, 2], Padding::Same).unwrap();
+        assert_eq!((p.out_h, p.out_w, p.pad_t, p.pad_l), (3, 3, 1, 1));
     }
 
     #[test]

@@ -186,13 +186,16 @@ pub fn write_trace(spans: &[Span], path: &Path) -> Result<()> {
 /// the spans, the clock used and the adapter's description.
 pub fn profile_training(
     device: &crate::gpu::GpuOptions,
+    desc: &crate::graph::Description,
     batch: u32,
     steps: usize,
 ) -> Result<(Vec<Span>, Clock, String)> {
     use rand::{Rng, SeedableRng};
     let gpu = Gpu::new(device)?;
     let split = crate::bench::synthetic_split(1024.max(batch as usize), 7);
-    let mut runner = crate::train::Runner::new(&gpu, batch, &crate::model::init_params(0), 1e-4)?;
+    crate::train::check_model_fits_data(desc)?;
+    let layout = crate::plan::ParamLayout::of(desc)?;
+    let mut runner = crate::train::Runner::new(&gpu, desc, batch, &layout.init(0), 1e-4)?;
     let ds = crate::data::GpuDataset::upload(&gpu, &split, "synthetic")?;
     let aug = runner.augment_from(&gpu, &ds);
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);

@@ -21,7 +21,8 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::data::{self, Crop, GpuDataset, Split};
 use crate::gpu::ops::augment;
 use crate::gpu::{Dispatch, Gpu, GpuOptions};
-use crate::model::{self, GpuModel, ParamLayout, Totals};
+use crate::graph::{zoo, Description};
+use crate::model::{GpuModel, ParamLayout, Totals};
 use crate::report::{self, EpochMetrics, EvalResult};
 
 /// Set by the Ctrl-C handler: the training loop checkpoints and stops at the next step.
@@ -30,6 +31,9 @@ pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// Every setting of a run (written to config.json and into checkpoints).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// `--model`: a preset name or a TOML file (runs before this setting: the seed model).
+    #[serde(default = "default_model")]
+    pub model: String,
     pub data: PathBuf,
     pub epochs: u32,
     pub batch_size: u32,
@@ -46,10 +50,15 @@ pub struct TrainConfig {
     pub out: PathBuf,
 }
 
+fn default_model() -> String {
+    zoo::DEFAULT.to_string()
+}
+
 impl Default for TrainConfig {
     /// The seed recipe.
     fn default() -> Self {
         TrainConfig {
+            model: default_model(),
             data: data::default_data_dir(),
             epochs: 100,
             batch_size: 128,
@@ -130,21 +139,29 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(gpu: &Gpu, batch: u32, params: &[Vec<f32>], lr: f32) -> Result<Self> {
-        let shapes = model::Shapes::new(batch);
-        let max = gpu.limits.max_storage_buffer_binding_size;
-        if shapes.largest_buffer_bytes() > max {
-            let per_image = shapes.largest_buffer_bytes() / batch as u64;
-            bail!(
-                "batch size {batch} needs a {} MiB buffer, over this adapter's {} MiB storage binding \
-                 limit; the largest batch that fits is {}",
-                shapes.largest_buffer_bytes() >> 20,
-                max >> 20,
-                max / per_image
-            );
-        }
-        let model = GpuModel::new(gpu, batch, params, lr)?;
-        let crops = gpu.storage("crops", 8 * batch as usize);
+    /// A model planned for training (`desc` at batch size `batch`, Adam at rate `lr`).
+    pub fn new(
+        gpu: &Gpu,
+        desc: &Description,
+        batch: u32,
+        params: &[Vec<f32>],
+        lr: f32,
+    ) -> Result<Self> {
+        Self::with_model(gpu, GpuModel::new(gpu, desc, batch, params, lr)?)
+    }
+
+    /// A model planned for inference: eval steps only.
+    pub fn inference(
+        gpu: &Gpu,
+        desc: &Description,
+        batch: u32,
+        params: &[Vec<f32>],
+    ) -> Result<Self> {
+        Self::with_model(gpu, GpuModel::inference(gpu, desc, batch, params)?)
+    }
+
+    fn with_model(gpu: &Gpu, model: GpuModel) -> Result<Self> {
+        let crops = gpu.storage("crops", 8 * model.batch() as usize);
         Ok(Runner {
             model,
             crops,
@@ -185,7 +202,7 @@ impl Runner {
         labels: Option<&[u8]>,
     ) -> Result<EvalResult> {
         let b = self.model.batch() as usize;
-        let classes = model::CLASSES as usize;
+        let classes = self.model.classes() as usize;
         if labels.is_some() {
             let need = (indices.len() * classes * 4) as u64;
             if self.preds.as_ref().is_none_or(|p| p.size() < need) {
@@ -274,6 +291,7 @@ pub fn load_data(dir: &Path, progress: bool) -> Result<data::Cifar10> {
 fn checkpoint_of(
     gpu: &Gpu,
     m: &GpuModel,
+    model_text: &str,
     cfg: &TrainConfig,
     pos: Position,
     adapter: &str,
@@ -313,12 +331,10 @@ fn checkpoint_of(
         meta.insert("best_val_accuracy".into(), a.to_string());
         meta.insert("best_epoch".into(), e.to_string());
     }
-    Ok(Checkpoint {
-        params,
-        adam: Some(adam),
-        metadata: meta,
-        unknown: Vec::new(),
-    })
+    let mut ck = Checkpoint::new(m.plan.desc.clone(), model_text.to_string(), params);
+    ck.adam = Some(adam);
+    ck.metadata = meta;
+    Ok(ck)
 }
 
 /// Reads the loss totals back without stalling the GPU: a copy recorded into a step's command
@@ -414,9 +430,30 @@ fn check_finite(t: &Totals, epoch: u32, out: &Path) -> Result<()> {
     )
 }
 
-/// Bytes of one checkpoint with Adam's state (three copies of the parameters, float32).
-fn checkpoint_bytes() -> u64 {
-    3 * 4 * ParamLayout::seed().count() as u64
+/// Bytes of one checkpoint of `layout` with Adam's state (three copies of the parameters,
+/// float32).
+fn checkpoint_bytes(layout: &ParamLayout) -> u64 {
+    3 * 4 * layout.count() as u64
+}
+
+/// The data this engine reads today: CIFAR-10's 32×32×3 images in 10 classes.
+pub fn check_model_fits_data(desc: &Description) -> Result<()> {
+    let side = data::IMAGE_SIDE;
+    if desc.input != [side, side, 3] {
+        bail!(
+            "the model's input {}x{}x{} does not match the data's {side}x{side}x3 images (key `input`)",
+            desc.input[0],
+            desc.input[1],
+            desc.input[2]
+        );
+    }
+    if desc.classes != 10 {
+        bail!(
+            "the model has {} classes, the data has 10 (key `classes`)",
+            desc.classes
+        );
+    }
+    Ok(())
 }
 
 fn parse_totals(s: &str) -> Option<Totals> {
@@ -524,6 +561,8 @@ struct Run {
     val_idx: Vec<u32>,
     steps: usize,
     runner: Runner,
+    /// The model description's text (checkpoint metadata `model`).
+    model_text: String,
     train_data: GpuDataset,
     test_data: GpuDataset,
     aug_train: Dispatch,
@@ -538,6 +577,13 @@ impl Run {
         cfg.validate()?;
         let progress = std::io::stderr().is_terminal();
         let resumed = resume.map(checkpoint::load).transpose()?;
+        // The model: the resumed checkpoint's, else `--model`.
+        let (desc, model_text) = match &resumed {
+            Some(ck) => (ck.model.clone(), ck.model_text.clone()),
+            None => zoo::resolve(&cfg.model)?,
+        };
+        check_model_fits_data(&desc)?;
+        let layout = ParamLayout::of(&desc)?;
         std::fs::create_dir_all(&cfg.out)
             .with_context(|| format!("cannot create output folder {}", cfg.out.display()))?;
         // Fail before training when the output folder is not writable.
@@ -546,7 +592,7 @@ impl Run {
         let _ = std::fs::remove_file(cfg.out.join(".write-test"));
         // Room for two checkpoints (last and best, each written next to its temporary copy)
         // plus the reports, before any training time is spent.
-        let need = 4 * checkpoint_bytes() + (8 << 20);
+        let need = 4 * checkpoint_bytes(&layout) + (8 << 20);
         if let Ok(free) = fs4::available_space(&cfg.out) {
             if free < need {
                 bail!(
@@ -604,9 +650,17 @@ impl Run {
                 Some(path) => {
                     let ck = checkpoint::load(path)?;
                     warn_unknown(path, &ck);
+                    if ParamLayout::of(&ck.model)?.specs != layout.specs {
+                        bail!(
+                            "{}: its model ({}) is not the one being trained ({}); --init needs the same parameters",
+                            path.display(),
+                            ck.model.summary(),
+                            desc.summary()
+                        );
+                    }
                     (ck.params, Position::default())
                 }
-                None => (model::init_params(cfg.seed), Position::default()),
+                None => (layout.init(cfg.seed), Position::default()),
             },
         };
         // Adam runs in f32 on the GPU; the setting keeps the value as typed.
@@ -633,7 +687,7 @@ impl Run {
                 bail!("{shown}: Adam step count out of range");
             }
         }
-        let mut runner = Runner::new(&gpu, cfg.batch_size, &init, cfg.lr as f32)?;
+        let mut runner = Runner::new(&gpu, &desc, cfg.batch_size, &init, cfg.lr as f32)?;
         if let Some(ck) = &resumed {
             let Some((mu, nu)) = &ck.adam else {
                 bail!(
@@ -684,6 +738,7 @@ impl Run {
             val_idx,
             steps,
             runner,
+            model_text,
             train_data,
             test_data,
             aug_train,
@@ -759,6 +814,7 @@ impl Run {
                     &checkpoint_of(
                         gpu,
                         &self.runner.model,
+                        &self.model_text,
                         cfg,
                         self.pos,
                         &self.adapter,
@@ -836,6 +892,7 @@ impl Run {
         let ck = checkpoint_of(
             gpu,
             &self.runner.model,
+            &self.model_text,
             cfg,
             self.pos,
             &self.adapter,
@@ -927,8 +984,9 @@ pub fn eval(
     let test: Split = data::load_test(data_dir)?;
     let gpu = Gpu::new(device)?;
     println!("adapter: {}", gpu.describe());
+    check_model_fits_data(&ck.model).with_context(|| checkpoint_path.display().to_string())?;
     let batch = batch.min(test.len() as u32).max(1);
-    let mut runner = Runner::new(&gpu, batch, &ck.params, 1e-4)?;
+    let mut runner = Runner::inference(&gpu, &ck.model, batch, &ck.params)?;
     let test_data = GpuDataset::upload(&gpu, &test, "test")?;
     let aug = runner.augment_from(&gpu, &test_data);
     let idx: Vec<u32> = (0..test.len() as u32).collect();
@@ -960,8 +1018,8 @@ pub struct Prediction {
 }
 
 /// Reads an image of any size and format `image` knows (grayscale and RGBA converted to RGB),
-/// resizes it to 32×32 and normalises it, NHWC.
-pub fn load_image(path: &Path) -> Result<Vec<f32>> {
+/// resizes it to the model's `h`×`w` and normalises it, NHWC.
+pub fn load_image(path: &Path, h: u32, w: u32) -> Result<Vec<f32>> {
     if path.is_dir() {
         bail!("{}: is a directory, expected an image", path.display());
     }
@@ -975,8 +1033,8 @@ pub fn load_image(path: &Path) -> Result<Vec<f32>> {
         bail!("{}: image has zero size", path.display());
     }
     let rgb = img.to_rgb8();
-    let small = image::imageops::resize(&rgb, 32, 32, image::imageops::FilterType::Triangle);
-    let mut out = Vec::with_capacity(model::IMAGE_LEN);
+    let small = image::imageops::resize(&rgb, w, h, image::imageops::FilterType::Triangle);
+    let mut out = Vec::with_capacity((h * w * 3) as usize);
     for p in small.pixels() {
         for c in 0..3 {
             out.push((p[c] as f32 / 255.0 - data::MEAN[c]) / data::STD[c]);
@@ -997,26 +1055,28 @@ pub fn predict(
     }
     let ck = checkpoint::load(checkpoint_path)?;
     warn_unknown(checkpoint_path, &ck);
+    check_model_fits_data(&ck.model).with_context(|| checkpoint_path.display().to_string())?;
+    let [h, w, c] = ck.model.input;
     let inputs = images
         .iter()
-        .map(|p| load_image(p))
+        .map(|p| load_image(p, h, w))
         .collect::<Result<Vec<_>>>()?;
     let gpu = Gpu::new(device)?;
     // At most 256 images per forward pass, so any number of images fits the adapter's limits.
     let batch = images.len().min(256);
-    let m = GpuModel::new(&gpu, batch as u32, &ck.params, 1e-4)?;
-    let classes = model::CLASSES as usize;
+    let m = GpuModel::inference(&gpu, &ck.model, batch as u32, &ck.params)?;
+    let classes = m.classes() as usize;
     let mut logits = Vec::with_capacity(images.len() * classes);
     for chunk in inputs.chunks(batch) {
         let mut x = chunk.concat();
-        x.resize(batch * model::IMAGE_LEN, 0.0);
+        x.resize(batch * (h * w * c) as usize, 0.0);
         m.upload_batch(&gpu, &x, &vec![0u32; batch]);
         m.eval_step(&gpu);
         logits.extend_from_slice(&m.read_logits(&gpu)?[..chunk.len() * classes]);
     }
     Ok(images
         .iter()
-        .zip(logits.chunks_exact(model::CLASSES as usize))
+        .zip(logits.chunks_exact(classes))
         .map(|(path, row)| {
             let mx = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
             let sum: f32 = row.iter().map(|v| (v - mx).exp()).sum();

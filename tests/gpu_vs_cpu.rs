@@ -60,10 +60,59 @@ fn conv2d_all_directions_tiled() {
     conv2d_all_directions_on(gpu);
 }
 
+/// Any kernel, stride and padding, with and without bias: (n, h, w, c, o, kernel, stride,
+/// padding, bias). Even and rectangular kernels, strides 2 and 3 (input pixels no tap reaches,
+/// taps that skip output pixels), asymmetric explicit padding, SAME with a stride.
+type ConvCase = (u32, u32, u32, u32, u32, [u32; 2], [u32; 2], Padding, bool);
+const CONV_GENERAL: &[ConvCase] = &[
+    (2, 7, 8, 3, 5, [2, 2], [1, 1], Padding::Same, true),
+    (1, 9, 7, 4, 8, [4, 3], [2, 2], Padding::Same, false),
+    (
+        3,
+        8,
+        8,
+        5,
+        12,
+        [3, 3],
+        [2, 1],
+        Padding::Explicit([[2, 0], [1, 3]]),
+        true,
+    ),
+    (2, 11, 10, 8, 8, [5, 2], [3, 2], Padding::Valid, true),
+    (1, 6, 9, 4, 4, [1, 1], [2, 3], Padding::Valid, false),
+    (2, 7, 7, 12, 36, [6, 6], [1, 1], Padding::Same, true),
+    (
+        3,
+        5,
+        6,
+        2,
+        3,
+        [7, 4],
+        [1, 2],
+        Padding::Explicit([[3, 3], [0, 1]]),
+        false,
+    ),
+    (2, 10, 10, 8, 16, [3, 3], [2, 2], Padding::Same, true),
+];
+
 fn conv2d_all_directions_on(gpu: &Gpu) {
-    for (si, &(n, h, w, c, o, k, pad)) in CONV_SHAPES.iter().enumerate() {
+    let general = CONV_GENERAL
+        .iter()
+        .map(|&(n, h, w, c, o, k, s, pad, bias)| {
+            let p = Conv2dParams::general(n, h, w, c, o, k, s, pad).unwrap();
+            (p, if bias { p } else { p.without_bias() }, pad)
+        });
+    let square = CONV_SHAPES.iter().map(|&(n, h, w, c, o, k, pad)| {
         let p = Conv2dParams::new(n, h, w, c, o, k, pad);
-        let what = format!("conv2d n{n} h{h} w{w} c{c} o{o} k{k} {pad:?}");
+        (p, p, pad)
+    });
+    for (si, (_, p, pad)) in square.chain(general).enumerate() {
+        let (n, h, w, c, o) = (p.n, p.h, p.w, p.c, p.o);
+        let has_bias = p.bias != 0;
+        let what = format!(
+            "conv2d n{n} h{h} w{w} c{c} o{o} k{}x{} s{}x{} {pad:?} bias {has_bias}",
+            p.kh, p.kw, p.sh, p.sw
+        );
         let mut r = rng(100 + si as u64);
         let x = uniform(&mut r, p.input_len(), 1.0);
         let wt = uniform(&mut r, p.weight_len(), 1.0);
@@ -80,15 +129,10 @@ fn conv2d_all_directions_on(gpu: &Gpu) {
         let dxb = gpu.storage("dx", p.input_len());
         let partb = gpu.storage("partials", p.partials_len());
         let dwb = gpu.storage("dw", p.weight_len());
-        let dbb = gpu.storage("db", o as usize);
-        let fwd = conv2d::forward(
-            gpu,
-            &p,
-            (&xb).into(),
-            (&wb).into(),
-            (&bb).into(),
-            (&yb).into(),
-        );
+        // Without a bias the db buffer must come back untouched.
+        let dbb = gpu.storage_from("db", &vec![7.0f32; o as usize]);
+        let bias = has_bias.then(|| (&bb).into());
+        let fwd = conv2d::forward(gpu, &p, (&xb).into(), (&wb).into(), bias, (&yb).into());
         let bwi = conv2d::backward_input(gpu, &p, (&dyb).into(), (&wb).into(), (&dxb).into());
         let [bww, red] = conv2d::backward_weight(
             gpu,
@@ -97,18 +141,11 @@ fn conv2d_all_directions_on(gpu: &Gpu) {
             (&dyb).into(),
             (&partb).into(),
             (&dwb).into(),
-            (&dbb).into(),
+            has_bias.then(|| (&dbb).into()),
         );
         let yrb = gpu.storage("y_relu", p.output_len());
         let pr = p.with_relu();
-        let fwd_relu = conv2d::forward(
-            gpu,
-            &pr,
-            (&xb).into(),
-            (&wb).into(),
-            (&bb).into(),
-            (&yrb).into(),
-        );
+        let fwd_relu = conv2d::forward(gpu, &pr, (&xb).into(), (&wb).into(), bias, (&yrb).into());
         if gpu.subgroup_size == Some(8) && o % 4 == 0 {
             assert!(fwd.entry.ends_with("_sg") || fwd.entry.ends_with("_sg_c4"));
             assert!(bww.entry.ends_with("_sg"));
@@ -151,13 +188,20 @@ fn conv2d_all_directions_on(gpu: &Gpu) {
             ATOL * terms.sqrt(),
             RTOL,
         );
-        assert_close(
-            &format!("{what} backward_bias"),
-            &read(gpu, &dbb),
-            &db,
-            ATOL * terms.sqrt(),
-            RTOL,
-        );
+        if has_bias {
+            assert_close(
+                &format!("{what} backward_bias"),
+                &read(gpu, &dbb),
+                &db,
+                ATOL * terms.sqrt(),
+                RTOL,
+            );
+        } else {
+            assert!(
+                read(gpu, &dbb).iter().all(|&v| v == 7.0),
+                "{what}: db written"
+            );
+        }
     }
 }
 
@@ -196,7 +240,7 @@ fn conv2d_forward_pool2() {
             &p,
             (&xb).into(),
             (&wb).into(),
-            (&bb).into(),
+            Some((&bb).into()),
             (&yb).into(),
             (&pb).into(),
         );
@@ -237,7 +281,7 @@ fn conv2d_forward_pool2() {
         &odd,
         (&xb).into(),
         (&wb).into(),
-        (&bb).into(),
+        Some((&bb).into()),
         (&yb).into(),
         (&pb).into(),
     );
@@ -264,7 +308,7 @@ fn conv2d_weight_gradient_is_deterministic() {
             (&dyb).into(),
             (&partb).into(),
             (&dwb).into(),
-            (&dbb).into(),
+            Some((&dbb).into()),
         );
         gpu.run(&[&a, &b]).unwrap();
         let bits: Vec<u32> = read(gpu, &dwb)
@@ -282,7 +326,7 @@ fn conv2d_weight_gradient_is_deterministic() {
 fn avgpool_both_directions() {
     let Some(gpu) = gpu() else { return };
     // (n, h, w, c, k): odd sizes drop the last row/column, as Flax's VALID pooling.
-    for (si, &(n, h, w, c, k)) in [
+    let square = [
         (3, 7, 7, 5, 2),
         (2, 8, 6, 3, 2),
         (1, 9, 10, 4, 3),
@@ -291,11 +335,31 @@ fn avgpool_both_directions() {
         (3, 6, 4, 8, 2),
         (1, 2, 10, 4, 2),
     ]
-    .iter()
-    .enumerate()
-    {
-        let p = AvgPoolParams::new(n, h, w, c, k);
-        let what = format!("avgpool n{n} h{h} w{w} c{c} k{k}");
+    .map(|(n, h, w, c, k)| AvgPoolParams::new(n, h, w, c, k));
+    // Overlapping (stride < window), gapped (stride > window), padded (SAME and asymmetric
+    // explicit: padding counts as zeros, the divisor is the full window), rectangular.
+    let general = [
+        (2, 7, 7, 3, [3, 3], [2, 2], Padding::Same),
+        (1, 8, 9, 4, [3, 2], [1, 1], Padding::Valid),
+        (2, 6, 7, 5, [2, 2], [3, 3], Padding::Valid),
+        (
+            3,
+            5,
+            6,
+            8,
+            [2, 3],
+            [2, 1],
+            Padding::Explicit([[1, 0], [0, 2]]),
+        ),
+        (1, 9, 5, 2, [1, 1], [2, 2], Padding::Same),
+    ]
+    .map(|(n, h, w, c, k, s, pad)| AvgPoolParams::general(n, h, w, c, k, s, pad).unwrap());
+    for (si, p) in square.into_iter().chain(general).enumerate() {
+        let (n, h, w, c, k) = (p.n, p.h, p.w, p.c, p.kh);
+        let what = format!(
+            "avgpool n{n} h{h} w{w} c{c} k{}x{} s{}x{} pad t{} l{}",
+            p.kh, p.kw, p.sh, p.sw, p.pad_t, p.pad_l
+        );
         let mut r = rng(200 + si as u64);
         let x = uniform(&mut r, p.input_len(), 1.0);
         let dy = uniform(&mut r, p.output_len(), 1.0);
@@ -309,7 +373,7 @@ fn avgpool_both_directions() {
         // x plays the ReLU output whose sign masks the fused backward.
         let dxrb = gpu.storage("dx_relu", p.input_len());
         let br = avgpool::backward_relu(gpu, &p, (&dyb).into(), (&xb).into(), (&dxrb).into());
-        let k2 = k == 2 && h % 2 == 0 && w % 2 == 0 && c % 4 == 0;
+        let k2 = p.is_k2() && k == 2 && h % 2 == 0 && w % 2 == 0 && c % 4 == 0;
         assert_eq!(br.entry == "avgpool_backward_relu_k2", k2, "{what}");
         gpu.run(&[&f, &b, &br]).unwrap();
         let mut y = vec![0.0; p.output_len()];
@@ -367,8 +431,14 @@ fn dense_all_directions_on(gpu: &Gpu) {
     .iter()
     .enumerate()
     {
-        let p = DenseParams::new(m, k, n);
-        let what = format!("dense m{m} k{k} n{n}");
+        // Every third shape without a bias.
+        let has_bias = si % 3 != 1;
+        let p = if has_bias {
+            DenseParams::new(m, k, n)
+        } else {
+            DenseParams::new(m, k, n).without_bias()
+        };
+        let what = format!("dense m{m} k{k} n{n} bias {has_bias}");
         let mut r = rng(300 + si as u64);
         let (mu, ku, nu) = (m as usize, k as usize, n as usize);
         let x = uniform(&mut r, mu * ku, 1.0);
@@ -385,7 +455,8 @@ fn dense_all_directions_on(gpu: &Gpu) {
         // db right after dw in one buffer where the 256-byte binding alignment allows.
         let shared = (ku * nu) % 64 == 0;
         let gb = gpu.storage("dw+db", ku * nu + if shared { nu } else { 0 });
-        let dbb = gpu.storage("db", nu);
+        let dbb = gpu.storage_from("db", &vec![7.0f32; nu]);
+        let partb = gpu.storage("partials", p.as_conv().partials_len());
         let (dw_s, db_s) = if shared {
             (
                 BufSlice::elems(&gb, 0, ku * nu),
@@ -394,30 +465,26 @@ fn dense_all_directions_on(gpu: &Gpu) {
         } else {
             (BufSlice::elems(&gb, 0, ku * nu), (&dbb).into())
         };
-        let f = dense::forward(
+        let bias = has_bias.then(|| (&bb).into());
+        let f = dense::forward(gpu, &p, (&xb).into(), (&wb).into(), bias, (&yb).into());
+        let bi = dense::backward_input(gpu, &p, (&dyb).into(), (&wb).into(), (&dxb).into());
+        let bw = dense::backward_weight(
             gpu,
             &p,
             (&xb).into(),
-            (&wb).into(),
-            (&bb).into(),
-            (&yb).into(),
+            (&dyb).into(),
+            dw_s,
+            has_bias.then_some(db_s),
+            Some((&partb).into()),
         );
-        let bi = dense::backward_input(gpu, &p, (&dyb).into(), (&wb).into(), (&dxb).into());
-        let bw = dense::backward_weight(gpu, &p, (&xb).into(), (&dyb).into(), dw_s, db_s);
         if gpu.subgroup_size == Some(8) && n % 4 == 0 {
             assert!(f.entry.contains("_sg"));
-            assert_eq!(bw.len(), if shared { 1 } else { 2 });
+            // db after dw (or no db): one kernel; else split-K into scratch and a reduction.
+            assert_eq!(bw.len(), if shared || !has_bias { 1 } else { 2 });
         }
         let yrb = gpu.storage("y_relu", mu * nu);
         let pr = p.with_relu();
-        let fr = dense::forward(
-            gpu,
-            &pr,
-            (&xb).into(),
-            (&wb).into(),
-            (&bb).into(),
-            (&yrb).into(),
-        );
+        let fr = dense::forward(gpu, &pr, (&xb).into(), (&wb).into(), bias, (&yrb).into());
         let mut all = vec![&f, &fr, &bi];
         all.extend(bw.iter());
         gpu.run(&all).unwrap();
@@ -457,7 +524,12 @@ fn dense_all_directions_on(gpu: &Gpu) {
         } else {
             read(gpu, &dbb)
         };
-        assert_close(&format!("{what} backward_bias"), &gdb, &db, ATOL, RTOL);
+        if has_bias {
+            assert_close(&format!("{what} backward_bias"), &gdb, &db, ATOL, RTOL);
+        } else {
+            let untouched = if shared { 0.0 } else { 7.0 };
+            assert!(gdb.iter().all(|&v| v == untouched), "{what}: db written");
+        }
     }
 }
 
@@ -663,7 +735,7 @@ fn slices_bind_tensors_inside_a_bigger_buffer() {
         &p,
         (&xb).into(),
         BufSlice::elems(&fb, 64, 20),
-        BufSlice::elems(&fb, 128, 4),
+        Some(BufSlice::elems(&fb, 128, 4)),
         BufSlice::elems(&out, 64, 12),
     );
     gpu.run(&[&f]).unwrap();

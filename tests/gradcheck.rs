@@ -8,8 +8,10 @@ mod common;
 use common::{check_grad, rng};
 use rand::Rng;
 use wgpu_cnn::cpu;
-use wgpu_cnn::model;
+use wgpu_cnn::cpu::reference;
+use wgpu_cnn::graph::{zoo, Description};
 use wgpu_cnn::params::*;
+use wgpu_cnn::plan::{Caps, Mode, Plan};
 
 fn randn(r: &mut impl Rng, len: usize) -> Vec<f64> {
     (0..len).map(|_| r.random_range(-1.0..1.0)).collect()
@@ -28,9 +30,37 @@ fn conv2d_backward_matches_finite_differences() {
         (1, 8, 7, 3, 2, 5, Padding::Valid),
         (3, 4, 5, 3, 5, 1, Padding::Same),
     ];
-    for (si, &(n, h, w, c, o, k, pad)) in shapes.iter().enumerate() {
-        let p = Conv2dParams::new(n, h, w, c, o, k, pad);
-        let what = format!("conv2d n{n} h{h} w{w} c{c} o{o} k{k} {pad:?}");
+    // Even and rectangular kernels, strides, asymmetric padding, no bias.
+    let general = [
+        (2, 7, 8, 3, 4, [2, 2], [1, 1], Padding::Same, true),
+        (1, 9, 7, 2, 3, [4, 3], [2, 2], Padding::Same, false),
+        (
+            2,
+            8,
+            8,
+            3,
+            2,
+            [3, 3],
+            [2, 1],
+            Padding::Explicit([[2, 0], [1, 3]]),
+            true,
+        ),
+        (1, 11, 10, 2, 3, [5, 2], [3, 2], Padding::Valid, true),
+    ]
+    .map(|(n, h, w, c, o, k, s, pad, bias)| {
+        let p = Conv2dParams::general(n, h, w, c, o, k, s, pad).unwrap();
+        (if bias { p } else { p.without_bias() }, pad)
+    });
+    let all = shapes
+        .map(|(n, h, w, c, o, k, pad)| (Conv2dParams::new(n, h, w, c, o, k, pad), pad))
+        .into_iter()
+        .chain(general);
+    for (si, (p, pad)) in all.enumerate() {
+        let (n, h, w, c, o) = (p.n, p.h, p.w, p.c, p.o);
+        let what = format!(
+            "conv2d n{n} h{h} w{w} c{c} o{o} k{}x{} s{}x{} {pad:?} bias {}",
+            p.kh, p.kw, p.sh, p.sw, p.bias
+        );
         let mut r = rng(1000 + si as u64);
         let mut x = randn(&mut r, p.input_len());
         let mut wt = randn(&mut r, p.weight_len());
@@ -66,24 +96,44 @@ fn conv2d_backward_matches_finite_differences() {
                 dot(&y, &dy)
             },
         );
-        check_grad(
-            &format!("{what} dbias"),
-            &mut b,
-            &db,
-            40,
-            &mut r,
-            &mut |b| {
-                cpu::conv2d::conv2d_forward(&p, &x0, &w0, b, &mut y);
-                dot(&y, &dy)
-            },
-        );
+        if p.bias != 0 {
+            check_grad(
+                &format!("{what} dbias"),
+                &mut b,
+                &db,
+                40,
+                &mut r,
+                &mut |b| {
+                    cpu::conv2d::conv2d_forward(&p, &x0, &w0, b, &mut y);
+                    dot(&y, &dy)
+                },
+            );
+        }
     }
 }
 
 #[test]
 fn avgpool_backward_matches_finite_differences() {
-    for (si, &(n, h, w, c, k)) in [(2, 7, 6, 3, 2), (1, 9, 9, 2, 3)].iter().enumerate() {
-        let p = AvgPoolParams::new(n, h, w, c, k);
+    let general = [
+        (2, 7, 7, 3, [3, 3], [2, 2], Padding::Same),
+        (1, 8, 9, 2, [3, 2], [1, 1], Padding::Valid),
+        (
+            2,
+            5,
+            6,
+            2,
+            [2, 3],
+            [2, 1],
+            Padding::Explicit([[1, 0], [0, 2]]),
+        ),
+    ]
+    .map(|(n, h, w, c, k, s, pad)| AvgPoolParams::general(n, h, w, c, k, s, pad).unwrap());
+    let all = [(2, 7, 6, 3, 2), (1, 9, 9, 2, 3)]
+        .map(|(n, h, w, c, k)| AvgPoolParams::new(n, h, w, c, k))
+        .into_iter()
+        .chain(general);
+    for (si, p) in all.enumerate() {
+        let (n, h, w, c, k) = (p.n, p.h, p.w, p.c, p.kh);
         let mut r = rng(1100 + si as u64);
         let mut x = randn(&mut r, p.input_len());
         let dy = randn(&mut r, p.output_len());
@@ -184,26 +234,34 @@ fn softmax_ce_backward_matches_finite_differences() {
     }
 }
 
-#[test]
-fn whole_model_loss_gradient_matches_finite_differences() {
-    let n = 2;
-    let mut r = rng(1500);
-    let mut params: Vec<Vec<f64>> = model::init_params(3).iter().map(|t| cpu::cast(t)).collect();
+/// The whole model's loss gradient (the CPU reference of a plan, f64) against central
+/// differences at sampled entries of every parameter tensor, and at each tensor's largest entry.
+fn whole_model_fd(desc: &Description, n: u32, seed: u64) {
+    let plan = Plan::new(desc, n, &Caps::gpu32(), Mode::Train).unwrap();
+    let mut r = rng(seed);
+    let mut params: Vec<Vec<f64>> = plan
+        .layout
+        .init(seed)
+        .iter()
+        .map(|t| cpu::cast(t))
+        .collect();
     // Non-zero biases so their gradients are exercised away from the init.
-    for (t, s) in params.iter_mut().zip(model::param_specs()) {
+    for (t, s) in params.iter_mut().zip(&plan.layout.specs) {
         if s.is_bias() {
             t.iter_mut().for_each(|v| *v = r.random_range(-0.1..0.1));
         }
     }
-    let x = randn(&mut r, n * model::IMAGE_LEN);
-    let labels = [3u32, 8];
-    let step = model::cpu_loss_and_grads(&params, &x, &labels);
+    let len = desc.input.iter().product::<u32>() as usize;
+    let x = randn(&mut r, n as usize * len);
+    let labels: Vec<u32> = (0..n).map(|i| (3 + 5 * i) % desc.classes).collect();
+    let step = reference::loss_and_grads(&plan, &params, &x, &labels);
     assert!(step.loss.is_finite());
-    for (i, spec) in model::param_specs().iter().enumerate() {
+    let summary = desc.summary();
+    for (i, spec) in plan.layout.specs.iter().enumerate() {
         let mut t = params[i].clone();
         let analytic = step.grads[i].clone();
         check_grad(
-            &format!("model d{}", spec.name),
+            &format!("{summary}: d{}", spec.name),
             &mut t,
             &analytic,
             6,
@@ -211,7 +269,7 @@ fn whole_model_loss_gradient_matches_finite_differences() {
             &mut |t| {
                 let mut p = params.clone();
                 p[i] = t.to_vec();
-                model::cpu_loss(&p, &x, &labels)
+                reference::loss(&plan, &p, &x, &labels)
             },
         );
         // And the entry with the largest gradient, where a wrong factor shows most.
@@ -223,15 +281,27 @@ fn whole_model_loss_gradient_matches_finite_differences() {
         let fd = common::central_diff(&mut t, imax, 1e-6, &mut |t| {
             let mut p = params.clone();
             p[i] = t.to_vec();
-            model::cpu_loss(&p, &x, &labels)
+            reference::loss(&plan, &p, &x, &labels)
         });
         let err = (fd - analytic[imax]).abs();
         assert!(
             err <= 1e-7 + 1e-5 * fd.abs(),
-            "model d{}[{imax}]: fd {fd:e} vs {:e}",
+            "{summary}: d{}[{imax}]: fd {fd:e} vs {:e}",
             spec.name,
             analytic[imax]
         );
         params[i] = t;
+    }
+}
+
+#[test]
+fn whole_model_loss_gradient_matches_finite_differences() {
+    for name in zoo::NAMES {
+        whole_model_fd(&zoo::preset(name).unwrap(), 2, 1500);
+    }
+    // Random descriptions: strides, even kernels, every padding, pools, no-bias layers.
+    let mut r = rng(77);
+    for i in 0..4 {
+        whole_model_fd(&common::random_description(&mut r), 2, 1600 + i);
     }
 }

@@ -8,7 +8,6 @@ use common::{cifar_dir, cli, gpu, rng, temp_dir};
 use rand::Rng;
 use wgpu_cnn::checkpoint::{self, Checkpoint};
 use wgpu_cnn::data::{self, RECORD_BYTES};
-use wgpu_cnn::model;
 
 /// Asserts a failed run: exit code 1, an `error:` line naming `needle`, no panic.
 fn assert_error(args: &[&str], needle: &str) {
@@ -218,8 +217,22 @@ fn save_raw(path: &Path, tensors: Vec<(String, safetensors::Dtype, Vec<usize>, V
     std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
 }
 
+fn seed_layout() -> wgpu_cnn::plan::ParamLayout {
+    wgpu_cnn::plan::ParamLayout::of(&wgpu_cnn::graph::zoo::preset("flax-cifar10").unwrap()).unwrap()
+}
+
+fn seed_checkpoint(params: Vec<Vec<f32>>) -> Checkpoint {
+    let text = wgpu_cnn::graph::zoo::text("flax-cifar10").unwrap();
+    Checkpoint::new(
+        wgpu_cnn::graph::Description::parse(text).unwrap(),
+        text.to_string(),
+        params,
+    )
+}
+
 fn params_raw(params: &[Vec<f32>]) -> Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> {
-    model::param_specs()
+    seed_layout()
+        .specs
         .iter()
         .zip(params)
         .map(|(s, t)| {
@@ -242,15 +255,8 @@ fn bad_checkpoints_and_images_are_named() {
         .unwrap();
     let img = img.to_str().unwrap();
     let good = dir.join("good.safetensors");
-    let params = model::init_params(1);
-    checkpoint::save(
-        &good,
-        &Checkpoint {
-            params: params.clone(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let params = seed_layout().init(1);
+    checkpoint::save(&good, &seed_checkpoint(params.clone())).unwrap();
     let predict = |ck: &Path, needle: &str| {
         assert_error(
             &["predict", "--checkpoint", ck.to_str().unwrap(), img],
@@ -405,15 +411,8 @@ fn corrupted_files_give_errors_never_panics() {
 
     let dir = temp_dir("fuzz-ck");
     let good = dir.join("good.safetensors");
-    let params = model::init_params(2);
-    checkpoint::save(
-        &good,
-        &Checkpoint {
-            params: params.clone(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let params = seed_layout().init(2);
+    checkpoint::save(&good, &seed_checkpoint(params.clone())).unwrap();
     let bytes = std::fs::read(&good).unwrap();
     let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let p = dir.join("c.safetensors");

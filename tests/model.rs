@@ -1,18 +1,28 @@
-//! The whole seed model, GPU vs CPU reference (f64) on one fixed batch: logits, loss, every
-//! parameter gradient, and the parameters after 10 Adam steps.
+//! Whole models through the planner, GPU schedule vs the CPU reference of the same plan (f64):
+//! logits, loss, every parameter gradient on one batch, and the parameters after Adam steps — for
+//! every preset and for random descriptions from a fixed-seed generator, on both kernel families
+//! (the subgroup kernels lavapipe runs and the register-tiled kernels of every other device).
 
 mod common;
 
-use common::{assert_close, gpu, rng, uniform};
-use wgpu_cnn::cpu;
-use wgpu_cnn::model::{self, GpuModel};
+use common::{assert_close, gpu, gpu_tiled, random_description, rng, uniform};
+use wgpu_cnn::cpu::{self, reference};
+use wgpu_cnn::gpu::Gpu;
+use wgpu_cnn::graph::{zoo, Description};
+use wgpu_cnn::model::GpuModel;
+use wgpu_cnn::plan::{Mode, Plan};
 
 const LR: f32 = 1e-3;
 
-fn batch(n: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+fn seed() -> Description {
+    zoo::preset("flax-cifar10").unwrap()
+}
+
+fn batch(desc: &Description, n: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
     let mut r = rng(seed);
-    let x = uniform(&mut r, n * model::IMAGE_LEN, 2.0);
-    let labels = (0..n as u32).map(|i| (i * 3 + 1) % 10).collect();
+    let len = desc.input.iter().product::<u32>() as usize;
+    let x = uniform(&mut r, n * len, 2.0);
+    let labels = (0..n as u32).map(|i| (i * 3 + 1) % desc.classes).collect();
     (x, labels)
 }
 
@@ -23,94 +33,153 @@ fn close_scaled(what: &str, got: &[f32], want: &[f64], rel: f64) {
     assert_close(what, got, want, rel * scale, 1e-4);
 }
 
-#[test]
-fn one_step_logits_loss_and_gradients_match_cpu() {
-    let Some(gpu) = gpu() else { return };
-    for (n, seed) in [(3usize, 1u64), (1, 2)] {
-        let init = model::init_params(seed);
-        let (x, labels) = batch(n, 10 + seed);
-        let mut m = GpuModel::new(gpu, n as u32, &init, LR).unwrap();
-        m.upload_batch(gpu, &x, &labels);
-        m.train_step(gpu);
-        gpu.wait().unwrap();
+fn plan(gpu: &Gpu, desc: &Description, n: u32) -> Plan {
+    Plan::new(desc, n, &gpu.caps(), Mode::Train).unwrap()
+}
 
-        let p64: Vec<Vec<f64>> = init.iter().map(|t| cpu::cast(t)).collect();
-        let want = model::cpu_loss_and_grads(&p64, &cpu::cast(&x), &labels);
+/// One train step on the GPU vs the CPU reference: logits, loss, correct count, gradients.
+fn check_one_step(gpu: &Gpu, desc: &Description, n: usize, seed: u64, rel: f64, what: &str) {
+    let p = plan(gpu, desc, n as u32);
+    let init = p.layout.init(seed);
+    let (x, labels) = batch(desc, n, 10 + seed);
+    let mut m = GpuModel::from_plan(gpu, p.clone(), &init, LR).unwrap();
+    m.upload_batch(gpu, &x, &labels);
+    m.train_step(gpu);
+    gpu.wait().unwrap();
+
+    let p64: Vec<Vec<f64>> = init.iter().map(|t| cpu::cast(t)).collect();
+    let want = reference::loss_and_grads(&p, &p64, &cpu::cast(&x), &labels);
+    close_scaled(
+        &format!("{what} logits"),
+        &m.read_logits(gpu).unwrap(),
+        &want.logits,
+        rel,
+    );
+    let stats = m.read_stats(gpu).unwrap();
+    assert_close(
+        &format!("{what} loss"),
+        &[stats.loss],
+        &[want.loss],
+        1e-5,
+        1e-5,
+    );
+    assert_eq!(stats.correct, want.correct as f32, "{what} correct");
+    let grads = m.read_grads(gpu).unwrap();
+    for (i, spec) in p.layout.specs.iter().enumerate() {
         close_scaled(
-            &format!("model n{n} logits"),
-            &m.read_logits(gpu).unwrap(),
-            &want.logits,
-            1e-5,
+            &format!("{what} d{}", spec.name),
+            &grads[i],
+            &want.grads[i],
+            2.0 * rel,
         );
-        let stats = m.read_stats(gpu).unwrap();
-        assert_close(
-            &format!("model n{n} loss"),
-            &[stats.loss],
-            &[want.loss],
-            1e-5,
-            1e-5,
-        );
-        assert_eq!(stats.correct, want.correct as f32);
-        let grads = m.read_grads(gpu).unwrap();
-        for (i, spec) in model::param_specs().iter().enumerate() {
-            close_scaled(
-                &format!("model n{n} d{}", spec.name),
-                &grads[i],
-                &want.grads[i],
-                2e-5,
-            );
-        }
     }
 }
 
-#[test]
-fn ten_adam_steps_match_cpu() {
-    let Some(gpu) = gpu() else { return };
-    let n = 4;
-    let init = model::init_params(5);
-    let (x, labels) = batch(n, 50);
-    let mut m = GpuModel::new(gpu, n as u32, &init, LR).unwrap();
+/// `steps` Adam steps on one batch, GPU vs CPU: losses and parameters.
+fn check_adam_steps(gpu: &Gpu, desc: &Description, n: usize, steps: usize, seed: u64, what: &str) {
+    let p = plan(gpu, desc, n as u32);
+    let init = p.layout.init(seed);
+    let (x, labels) = batch(desc, n, 50 + seed);
+    let mut m = GpuModel::from_plan(gpu, p.clone(), &init, LR).unwrap();
     m.upload_batch(gpu, &x, &labels);
     let mut p64: Vec<Vec<f64>> = init.iter().map(|t| cpu::cast(t)).collect();
-    let mut adam = model::CpuAdam::new();
+    let mut adam = reference::Adam::new(&p);
     let x64 = cpu::cast(&x);
     let mut losses = (Vec::new(), Vec::new());
-    for _ in 0..10 {
+    for _ in 0..steps {
         m.train_step(gpu);
         losses.0.push(m.read_stats(gpu).unwrap().loss);
-        let step = model::cpu_loss_and_grads(&p64, &x64, &labels);
+        let step = reference::loss_and_grads(&p, &p64, &x64, &labels);
         losses.1.push(step.loss);
-        model::cpu_adam_step(&mut p64, &step.grads, &mut adam, LR);
+        adam.step(&mut p64, &step.grads, LR);
     }
-    // Same batch ten times: the loss must fall.
-    assert!(
-        losses.1[9] < losses.1[0] && losses.0[9] < losses.0[0],
-        "loss did not fall: {losses:?}"
-    );
-    assert_close("model 10 steps losses", &losses.0, &losses.1, 1e-4, 1e-4);
+    assert_close(&format!("{what} losses"), &losses.0, &losses.1, 1e-4, 1e-4);
     let params = m.read_params(gpu).unwrap();
-    for (i, spec) in model::param_specs().iter().enumerate() {
-        // Adam moves a weight by at most ~lr per step, 10·lr over the run; allow 1% of that for
-        // the f32 (GPU) vs f64 (CPU) gap, which also covers elements whose gradient is pure
+    for (i, spec) in p.layout.specs.iter().enumerate() {
+        // Adam moves a weight by at most ~lr per step; allow 1% of the run's total for the
+        // f32 (GPU) vs f64 (CPU) gap, which also covers elements whose gradient is pure
         // rounding noise (Adam normalises those to full-size steps of either sign).
         assert_close(
-            &format!("model after 10 steps {}", spec.name),
+            &format!("{what} after {steps} steps {}", spec.name),
             &params[i],
             &p64[i],
-            0.01 * 10.0 * LR as f64,
+            0.01 * steps as f64 * LR as f64,
             1e-4,
         );
     }
 }
 
 #[test]
+fn presets_one_step_match_cpu_on_both_kernel_families() {
+    let (Some(sg), Some(tiled)) = (gpu(), gpu_tiled()) else {
+        return;
+    };
+    for name in zoo::NAMES {
+        let d = zoo::preset(name).unwrap();
+        for (n, seed) in [(3usize, 1u64), (1, 2)] {
+            check_one_step(sg, &d, n, seed, 1e-5, &format!("{name} n{n}"));
+            check_one_step(tiled, &d, n, seed, 1e-5, &format!("{name} tiled n{n}"));
+        }
+    }
+}
+
+#[test]
+fn seed_ten_adam_steps_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let d = seed();
+    check_adam_steps(gpu, &d, 4, 10, 5, "flax-cifar10");
+    // The loss falls on a repeated batch.
+    let p = plan(gpu, &d, 4);
+    let mut m = GpuModel::from_plan(gpu, p.clone(), &p.layout.init(5), LR).unwrap();
+    let (x, labels) = batch(&d, 4, 55);
+    m.upload_batch(gpu, &x, &labels);
+    m.train_step(gpu);
+    let first = m.read_stats(gpu).unwrap().loss;
+    for _ in 0..9 {
+        m.train_step(gpu);
+    }
+    assert!(m.read_stats(gpu).unwrap().loss < first, "loss did not fall");
+}
+
+#[test]
+fn lenet5_adam_steps_match_cpu_on_both_families() {
+    let (Some(sg), Some(tiled)) = (gpu(), gpu_tiled()) else {
+        return;
+    };
+    let d = zoo::preset("lenet5").unwrap();
+    check_adam_steps(sg, &d, 3, 5, 6, "lenet5");
+    check_adam_steps(tiled, &d, 3, 5, 6, "lenet5 tiled");
+}
+
+#[test]
+fn random_descriptions_match_cpu_on_both_kernel_families() {
+    let (Some(sg), Some(tiled)) = (gpu(), gpu_tiled()) else {
+        return;
+    };
+    let mut r = rng(2026);
+    for i in 0..24 {
+        let d = random_description(&mut r);
+        let what = format!("random #{i} ({})", d.summary());
+        let n = [1usize, 2, 3][i % 3];
+        check_one_step(sg, &d, n, i as u64, 2e-5, &what);
+        check_one_step(tiled, &d, n, i as u64, 2e-5, &format!("{what} tiled"));
+        if i % 4 == 0 {
+            check_adam_steps(sg, &d, n, 5, i as u64, &what);
+            check_adam_steps(tiled, &d, n, 5, i as u64, &format!("{what} tiled"));
+        }
+    }
+}
+
+#[test]
 fn train_step_is_bitwise_deterministic() {
     let Some(gpu) = gpu() else { return };
-    let init = model::init_params(9);
-    let (x, labels) = batch(5, 90);
+    let d = seed();
+    let p = plan(gpu, &d, 5);
+    let init = p.layout.init(9);
+    let (x, labels) = batch(&d, 5, 90);
     let mut runs = Vec::new();
     for _ in 0..2 {
-        let mut m = GpuModel::new(gpu, 5, &init, LR).unwrap();
+        let mut m = GpuModel::from_plan(gpu, p.clone(), &init, LR).unwrap();
         m.upload_batch(gpu, &x, &labels);
         for _ in 0..3 {
             m.train_step(gpu);
@@ -130,29 +199,34 @@ fn train_step_is_bitwise_deterministic() {
 }
 
 #[test]
-fn eval_step_matches_train_forward() {
+fn eval_step_matches_train_forward_and_inference_plan() {
     let Some(gpu) = gpu() else { return };
-    let init = model::init_params(11);
-    let (x, labels) = batch(7, 110);
-    let m = GpuModel::new(gpu, 7, &init, LR).unwrap();
-    m.upload_batch(gpu, &x, &labels);
-    m.reset_totals(gpu);
-    m.eval_step(gpu);
-    m.eval_step(gpu);
-    let stats = m.read_stats(gpu).unwrap();
-    let totals = m.read_totals(gpu).unwrap();
+    let d = seed();
+    let p = plan(gpu, &d, 7);
+    let init = p.layout.init(11);
+    let (x, labels) = batch(&d, 7, 110);
     let p64: Vec<Vec<f64>> = init.iter().map(|t| cpu::cast(t)).collect();
-    let loss = model::cpu_loss(&p64, &cpu::cast(&x), &labels);
-    assert_close("eval loss", &[stats.loss], &[loss], 1e-5, 1e-5);
-    assert_eq!(totals.count, 14.0);
-    assert_close(
-        "eval totals",
-        &[totals.loss_sum],
-        &[14.0 * loss],
-        1e-4,
-        1e-5,
-    );
-    // Eval does not touch the parameters.
-    let after = m.read_params(gpu).unwrap();
-    assert_eq!(after, init);
+    let loss = reference::loss(&p, &p64, &cpu::cast(&x), &labels);
+    let train = GpuModel::from_plan(gpu, p, &init, LR).unwrap();
+    let inference = GpuModel::inference(gpu, &d, 7, &init).unwrap();
+    assert!(inference.gpu_bytes() < train.gpu_bytes());
+    for m in [&train, &inference] {
+        m.upload_batch(gpu, &x, &labels);
+        m.reset_totals(gpu);
+        m.eval_step(gpu);
+        m.eval_step(gpu);
+        let stats = m.read_stats(gpu).unwrap();
+        let totals = m.read_totals(gpu).unwrap();
+        assert_close("eval loss", &[stats.loss], &[loss], 1e-5, 1e-5);
+        assert_eq!(totals.count, 14.0);
+        assert_close(
+            "eval totals",
+            &[totals.loss_sum],
+            &[14.0 * loss],
+            1e-4,
+            1e-5,
+        );
+        // Eval does not touch the parameters.
+        assert_eq!(m.read_params(gpu).unwrap(), init);
+    }
 }

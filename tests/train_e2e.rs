@@ -6,7 +6,7 @@ mod common;
 
 use common::{cifar_dir, cli, gpu, temp_dir};
 use wgpu_cnn::checkpoint;
-use wgpu_cnn::model::{self, GpuModel};
+use wgpu_cnn::model::GpuModel;
 use wgpu_cnn::report::EpochMetrics;
 
 #[test]
@@ -111,9 +111,10 @@ fn train_eval_predict_on_a_slice_of_cifar10() {
     assert_eq!(ck.params, ck2.params);
     assert_eq!(ck.adam, ck2.adam);
     let mut r = common::rng(1);
-    let x = common::uniform(&mut r, 4 * model::IMAGE_LEN, 2.0);
+    let x = common::uniform(&mut r, 4 * 32 * 32 * 3, 2.0);
+    assert_eq!(ck2.model, ck.model);
     let logits = |params: &[Vec<f32>]| {
-        let m = GpuModel::new(gpu, 4, params, 1e-4).unwrap();
+        let m = GpuModel::inference(gpu, &ck2.model, 4, params).unwrap();
         m.upload_batch(gpu, &x, &[0, 1, 2, 3]);
         m.eval_step(gpu);
         m.read_logits(gpu).unwrap()

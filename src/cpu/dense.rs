@@ -1,5 +1,5 @@
 //! Reference for `shaders/dense.wgsl`: y[M,N] = x[M,K] · w[K,N] + b[N], then ReLU when
-//! `p.relu = 1` (fused).
+//! `p.relu = 1` (fused); without a bias (`p.bias = 0`) b is neither read nor written.
 
 use super::Real;
 use crate::params::DenseParams;
@@ -8,7 +8,11 @@ pub fn dense_forward<T: Real>(p: &DenseParams, x: &[T], w: &[T], b: &[T], y: &mu
     let (m, k, n) = (p.m as usize, p.k as usize, p.n as usize);
     for i in 0..m {
         let row = &mut y[i * n..][..n];
-        row.copy_from_slice(&b[..n]);
+        if p.bias != 0 {
+            row.copy_from_slice(&b[..n]);
+        } else {
+            row.iter_mut().for_each(|v| *v = T::zero());
+        }
         for kk in 0..k {
             let a = x[i * k + kk];
             for (acc, &wv) in row.iter_mut().zip(&w[kk * n..][..n]) {
@@ -35,7 +39,7 @@ pub fn dense_backward_input<T: Real>(p: &DenseParams, dy: &[T], w: &[T], dx: &mu
     }
 }
 
-/// dw = xᵀ · dy, db = Σ_m dy (=).
+/// dw = xᵀ · dy, db = Σ_m dy (=; db only with a bias).
 pub fn dense_backward_weight<T: Real>(
     p: &DenseParams,
     x: &[T],
@@ -44,12 +48,17 @@ pub fn dense_backward_weight<T: Real>(
     db: &mut [T],
 ) {
     let (m, k, n) = (p.m as usize, p.k as usize, p.n as usize);
-    dw.iter_mut().for_each(|v| *v = T::zero());
-    db.iter_mut().for_each(|v| *v = T::zero());
+    dw[..k * n].iter_mut().for_each(|v| *v = T::zero());
+    let has_bias = p.bias != 0;
+    if has_bias {
+        db[..n].iter_mut().for_each(|v| *v = T::zero());
+    }
     for i in 0..m {
         let d = &dy[i * n..][..n];
-        for (acc, &g) in db.iter_mut().zip(d) {
-            *acc = *acc + g;
+        if has_bias {
+            for (acc, &g) in db.iter_mut().zip(d) {
+                *acc = *acc + g;
+            }
         }
         for kk in 0..k {
             let a = x[i * k + kk];

@@ -258,6 +258,18 @@ impl Gpu {
         Ok(gpu)
     }
 
+    /// What the planner needs to know about this device.
+    pub fn caps(&self) -> crate::plan::Caps {
+        crate::plan::Caps {
+            subgroup_size: self.subgroup_size,
+            cpu: self.info.device_type == wgpu::DeviceType::Cpu,
+            max_binding: self.limits.max_storage_buffer_binding_size,
+            max_buffer: self.limits.max_buffer_size,
+            offset_align: self.limits.min_storage_buffer_offset_alignment,
+            max_storage_buffers: self.limits.max_storage_buffers_per_shader_stage,
+        }
+    }
+
     /// Whether this device's subgroups are laid out as the `conv2d_sg.wgsl` kernels assume
     /// (8 consecutive invocations, broadcast from the named lane): one probe dispatch.
     pub fn subgroup_layout_ok(&self) -> bool {

@@ -6,6 +6,8 @@ use std::sync::OnceLock;
 
 use rand::{Rng, SeedableRng};
 use wgpu_cnn::gpu::{Gpu, GpuOptions};
+use wgpu_cnn::graph::{Description, Layer};
+use wgpu_cnn::params::Padding;
 
 /// Set to 1 to let GPU tests pass without an adapter (they then check nothing). Without it, a
 /// machine with no adapter fails every GPU test with the install hint.
@@ -198,4 +200,110 @@ pub fn cli(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A random padding: SAME, VALID, an integer or explicit asymmetric pairs.
+fn random_padding(r: &mut impl Rng, max: u32) -> Padding {
+    match r.random_range(0..4) {
+        0 => Padding::Same,
+        1 => Padding::Valid,
+        2 => {
+            let p = r.random_range(0..=max);
+            Padding::Explicit([[p, p], [p, p]])
+        }
+        _ => Padding::Explicit([
+            [r.random_range(0..=max), r.random_range(0..=max)],
+            [r.random_range(0..=max), r.random_range(0..=max)],
+        ]),
+    }
+}
+
+fn random_pair(r: &mut impl Rng, lo: u32, hi: u32) -> [u32; 2] {
+    if r.random_bool(0.6) {
+        let k = r.random_range(lo..=hi);
+        [k, k]
+    } else {
+        [r.random_range(lo..=hi), r.random_range(lo..=hi)]
+    }
+}
+
+/// A random valid description: conv blocks (kernels 1–7 odd and even, strides 1–3, every
+/// padding form, with and without bias, some without ReLU), pools (padded, overlapping,
+/// strided), ReLUs in odd places, an occasional dense on the spatial axes, a flatten, several
+/// dense layers.
+pub fn random_description(r: &mut impl Rng) -> Description {
+    loop {
+        let h = r.random_range(5..=12);
+        let w = r.random_range(5..=12);
+        let c = [1, 2, 3, 4, 8][r.random_range(0..5)];
+        let classes = r.random_range(2..=10);
+        let mut layers = Vec::new();
+        for _ in 0..r.random_range(1..=3) {
+            layers.push(Layer::Conv {
+                features: [3, 4, 5, 8, 12][r.random_range(0..5)],
+                kernel: random_pair(r, 1, 7),
+                stride: if r.random_bool(0.6) {
+                    [1, 1]
+                } else {
+                    random_pair(r, 1, 3)
+                },
+                padding: random_padding(r, 3),
+                bias: r.random_bool(0.7),
+            });
+            if r.random_bool(0.8) {
+                layers.push(Layer::Relu);
+            }
+            if r.random_bool(0.6) {
+                let window = random_pair(r, 1, 3);
+                layers.push(Layer::AvgPool {
+                    window,
+                    stride: if r.random_bool(0.5) {
+                        window
+                    } else {
+                        random_pair(r, 1, 3)
+                    },
+                    padding: if r.random_bool(0.5) {
+                        Padding::Valid
+                    } else {
+                        random_padding(r, 1)
+                    },
+                });
+                if r.random_bool(0.2) {
+                    layers.push(Layer::Relu);
+                }
+            }
+        }
+        if r.random_bool(0.2) {
+            layers.push(Layer::Dense {
+                features: [4, 6][r.random_range(0..2)],
+                bias: r.random_bool(0.5),
+            });
+            layers.push(Layer::Relu);
+        }
+        layers.push(Layer::Flatten);
+        for _ in 0..r.random_range(0..=2) {
+            layers.push(Layer::Dense {
+                features: [3, 8, 12, 16][r.random_range(0..4)],
+                bias: r.random_bool(0.7),
+            });
+            if r.random_bool(0.7) {
+                layers.push(Layer::Relu);
+            }
+        }
+        layers.push(Layer::Dense {
+            features: classes,
+            bias: r.random_bool(0.8),
+        });
+        let d = Description {
+            input: [h, w, c],
+            classes,
+            layers,
+        };
+        // Keep the descriptions that describe a model (shapes that do not shrink to zero),
+        // and check the text form describes the same one.
+        if d.shapes().is_ok() {
+            assert_eq!(Description::parse(&d.to_toml()).unwrap(), d);
+            return d;
+        }
+    }
 }

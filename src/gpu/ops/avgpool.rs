@@ -6,14 +6,14 @@ use crate::params::AvgPoolParams;
 
 const SHADER: &str = "avgpool";
 
-/// Invocations: one per window (partial border windows included for backward) and 4 channels.
+/// Invocations: one per pixel (output pixels forward, input pixels backward) and 4 channels.
 fn threads(p: &AvgPoolParams, backward: bool) -> u32 {
-    let (wh, ww) = if backward {
-        (p.h.div_ceil(p.k), p.w.div_ceil(p.k))
+    let (h, w) = if backward {
+        (p.h, p.w)
     } else {
         (p.out_h, p.out_w)
     };
-    p.n * wh * ww * p.c.div_ceil(4)
+    p.n * h * w * p.c.div_ceil(4)
 }
 
 /// `output = avgpool(input)` (=).
@@ -66,7 +66,7 @@ pub fn backward_relu(
     dinput: BufSlice<'_>,
 ) -> Dispatch {
     let u = gpu.uniform("avgpool.params", p);
-    let k2 = p.k == 2 && p.h.is_multiple_of(2) && p.w.is_multiple_of(2) && p.c.is_multiple_of(4);
+    let k2 = p.is_k2() && p.c.is_multiple_of(4);
     let (entry, bindings, threads) = if k2 {
         (
             "avgpool_backward_relu_k2",

@@ -4,9 +4,46 @@
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::params::Conv2dParams;
+use crate::plan::Caps;
 
 const SHADER: &str = "conv2d";
 const SG_SHADER: &str = "conv2d_sg";
+
+/// The forward kernel for `p` on a device with `caps` (pure: the planner prints it, the
+/// launcher binds it).
+pub fn select_forward(caps: &Caps, p: &Conv2dParams) -> &'static str {
+    match (caps.conv_sg(p), p.c.is_multiple_of(4), vec4(p)) {
+        (true, true, _) => "conv2d_forward_sg_c4",
+        (true, false, _) => "conv2d_forward_sg",
+        (false, _, true) => "conv2d_forward_vec4",
+        (false, _, false) => "conv2d_forward",
+    }
+}
+
+/// The input-gradient kernel.
+pub fn select_backward_input(caps: &Caps, p: &Conv2dParams) -> &'static str {
+    if caps.conv_sg(p) && p.c.is_multiple_of(4) {
+        "conv2d_backward_input_sg"
+    } else if vec4(p) && p.c >= 8 {
+        // With few input channels the 8-wide channel tiles are mostly idle: keep 4×4 there.
+        "conv2d_backward_input_vec4"
+    } else {
+        "conv2d_backward_input"
+    }
+}
+
+/// The split-K kernel of the weight gradient (then `conv2d_backward_weight_reduce`).
+pub fn select_backward_weight(caps: &Caps, p: &Conv2dParams) -> &'static str {
+    if caps.conv_sg(p) {
+        "conv2d_backward_weight_sg"
+    } else if vec4(p) && p.c.is_multiple_of(4) {
+        "conv2d_backward_weight_c4"
+    } else if vec4(p) {
+        "conv2d_backward_weight_vec4"
+    } else {
+        "conv2d_backward_weight"
+    }
+}
 
 /// The vec4 variants need the output channels in whole vec4s.
 fn vec4(p: &Conv2dParams) -> bool {
@@ -16,12 +53,26 @@ fn vec4(p: &Conv2dParams) -> bool {
 /// The `conv2d_sg.wgsl` variants: devices with 8-wide subgroups (lavapipe on AVX2), where they
 /// run 2–3× faster than the register-tiled kernels (`examples/variants.rs`, docs/benchmarks.md).
 fn subgroup8(gpu: &Gpu, p: &Conv2dParams) -> bool {
-    gpu.subgroup_size == Some(8) && vec4(p)
+    gpu.caps().conv_sg(p)
 }
 
 /// Grid for `tiles` subgroup tiles of 8 invocations.
 fn sg_grid(tiles: u32) -> [u32; 3] {
     grid(tiles * 8)
+}
+
+/// The bias binding: the bias, or (without one, `p.bias = 0`, never read) the weight.
+fn bias_or<'a>(
+    p: &Conv2dParams,
+    bias: Option<BufSlice<'a>>,
+    fallback: BufSlice<'a>,
+) -> BufSlice<'a> {
+    assert_eq!(
+        bias.is_some(),
+        p.bias != 0,
+        "conv2d: a bias buffer exactly when p.bias = 1"
+    );
+    bias.unwrap_or(fallback)
 }
 
 /// `output = conv(input, weight) + bias` (=).
@@ -30,9 +81,10 @@ pub fn forward(
     p: &Conv2dParams,
     input: BufSlice<'_>,
     weight: BufSlice<'_>,
-    bias: BufSlice<'_>,
+    bias: Option<BufSlice<'_>>,
     output: BufSlice<'_>,
 ) -> Dispatch {
+    let bias = bias_or(p, bias, weight);
     if subgroup8(gpu, p) {
         // The pooled output is not written (p.pool = 0) but the entry point declares it.
         let unused = gpu.storage("conv2d.unused_pool", 4);
@@ -40,10 +92,11 @@ pub fn forward(
     }
     let u = gpu.uniform("conv2d.params", p);
     let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len()) as u64;
-    let (entry, weight_binding, tile_o) = if vec4(p) {
-        ("conv2d_forward_vec4", 10, 8)
+    let entry = select_forward(&gpu.caps(), p);
+    let (weight_binding, tile_o) = if entry == "conv2d_forward_vec4" {
+        (10, 8)
     } else {
-        ("conv2d_forward", 2, 4)
+        (2, 4)
     };
     let tiles = p.o.div_ceil(tile_o) * p.pixels().div_ceil(4);
     Dispatch::new(
@@ -66,10 +119,11 @@ pub fn forward_pool2(
     p: &Conv2dParams,
     input: BufSlice<'_>,
     weight: BufSlice<'_>,
-    bias: BufSlice<'_>,
+    bias: Option<BufSlice<'_>>,
     output: BufSlice<'_>,
     pooled: BufSlice<'_>,
 ) -> Option<Dispatch> {
+    let bias = bias_or(p, bias, weight);
     if !subgroup8(gpu, p) || !p.can_pool2() {
         return None;
     }
@@ -97,10 +151,11 @@ fn forward_sg(
     let pooled_len = if p.pool != 0 { p.pooled_len() } else { 0 };
     let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len() + pooled_len) as u64;
     // (entry, input binding, 8-pixel tiles per subgroup)
-    let (entry, input_binding, pixel_tiles) = if p.c.is_multiple_of(4) {
-        ("conv2d_forward_sg_c4", 12, 2)
+    let entry = select_forward(&gpu.caps(), p);
+    let (input_binding, pixel_tiles) = if entry == "conv2d_forward_sg_c4" {
+        (12, 2)
     } else {
-        ("conv2d_forward_sg", 1, 2)
+        (1, 2)
     };
     Dispatch::new(
         gpu,
@@ -130,11 +185,12 @@ pub fn backward_input(
 ) -> Dispatch {
     let u = gpu.uniform("conv2d.params", p);
     let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len()) as u64;
-    if subgroup8(gpu, p) && p.c.is_multiple_of(4) {
+    let entry = select_backward_input(&gpu.caps(), p);
+    if entry == "conv2d_backward_input_sg" {
         return Dispatch::new(
             gpu,
             SG_SHADER,
-            "conv2d_backward_input_sg",
+            entry,
             &u,
             &[(11, dout), (10, weight), (16, dinput)],
             sg_grid(p.c.div_ceil(32) * (p.n * p.h * p.w).div_ceil(16)),
@@ -142,11 +198,10 @@ pub fn backward_input(
             bytes,
         );
     }
-    // With few input channels the 8-wide channel tiles are mostly idle: keep 4×4 there.
-    let (entry, dout_binding, weight_binding, tile_c) = if vec4(p) && p.c >= 8 {
-        ("conv2d_backward_input_vec4", 11, 10, 8)
+    let (dout_binding, weight_binding, tile_c) = if entry == "conv2d_backward_input_vec4" {
+        (11, 10, 8)
     } else {
-        ("conv2d_backward_input", 5, 2, 4)
+        (5, 2, 4)
     };
     let tiles = p.c.div_ceil(tile_c) * (p.n * p.h * p.w).div_ceil(4);
     Dispatch::new(
@@ -161,8 +216,8 @@ pub fn backward_input(
     )
 }
 
-/// `dweight`, `dbias` (=) by a deterministic split-K: partial sums into `partials`
-/// (`p.partials_len()` elements), then a fixed-order reduction.
+/// `dweight`, `dbias` (=; `dbias` only with a bias) by a deterministic split-K: partial sums
+/// into `partials` (`p.partials_len()` elements), then a fixed-order reduction.
 pub fn backward_weight(
     gpu: &Gpu,
     p: &Conv2dParams,
@@ -170,10 +225,11 @@ pub fn backward_weight(
     dout: BufSlice<'_>,
     partials: BufSlice<'_>,
     dweight: BufSlice<'_>,
-    dbias: BufSlice<'_>,
+    dbias: Option<BufSlice<'_>>,
 ) -> [Dispatch; 2] {
+    let dbias = bias_or(p, dbias, dweight);
     let u = gpu.uniform("conv2d.params", p);
-    let rows = p.k * p.k * p.c + 1;
+    let rows = p.weight_rows() + 1;
     let partial_bytes = 4 * p.partials_len() as u64;
     let flops = p.flops_forward() + 2 * (p.pixels() * p.o) as u64;
     let bytes = 4 * (p.input_len() + p.output_len()) as u64 + partial_bytes;
@@ -196,7 +252,8 @@ pub fn backward_weight(
 }
 
 /// The split-K step alone on a subgroup-8 device (`partials`, `p.partials_len()` elements: with
-/// one split, the weight gradient followed by the bias gradient).
+/// one split, the weight gradient followed by the bias gradient when `p.bias = 1`, nothing
+/// after the weight gradient otherwise).
 pub fn backward_weight_split(
     gpu: &Gpu,
     p: &Conv2dParams,
@@ -209,7 +266,7 @@ pub fn backward_weight_split(
         "backward_weight_split needs 8-wide subgroups and O % 4 == 0"
     );
     let u = gpu.uniform("conv2d.params", p);
-    let rows = p.k * p.k * p.c + 1;
+    let rows = p.weight_rows() + 1;
     Dispatch::new(
         gpu,
         SG_SHADER,
@@ -234,13 +291,18 @@ fn split_k(
     flops: u64,
     bytes: u64,
 ) -> Dispatch {
-    let rows = p.k * p.k * p.c + 1;
-    let (entry, input_binding, dout_binding, tile_o) = if vec4(p) && p.c.is_multiple_of(4) {
-        ("conv2d_backward_weight_c4", 12, 11, 8)
-    } else if vec4(p) {
-        ("conv2d_backward_weight_vec4", 1, 11, 8)
-    } else {
-        ("conv2d_backward_weight", 1, 5, 4)
+    let rows = p.weight_rows() + 1;
+    let entry = select_backward_weight(
+        &Caps {
+            subgroup_size: None,
+            ..gpu.caps()
+        },
+        p,
+    );
+    let (input_binding, dout_binding, tile_o) = match entry {
+        "conv2d_backward_weight_c4" => (12, 11, 8),
+        "conv2d_backward_weight_vec4" => (1, 11, 8),
+        _ => (1, 5, 4),
     };
     let tiles = p.o.div_ceil(tile_o) * rows.div_ceil(4) * p.splits;
     Dispatch::new(

@@ -3,6 +3,7 @@
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::params::DenseParams;
+use crate::plan::Caps;
 
 const SHADER: &str = "dense";
 
@@ -14,25 +15,66 @@ fn vec4(p: &DenseParams) -> bool {
 /// Devices with 8-wide subgroups run dense layers as 1×1 convolutions through
 /// `conv2d_sg.wgsl` (2× faster on lavapipe than the register tiles below).
 fn subgroup8(gpu: &Gpu, p: &DenseParams) -> bool {
-    gpu.subgroup_size == Some(8) && vec4(p)
+    gpu.caps().dense_as_conv(p)
+}
+
+/// The kernels of a dense layer's forward, input gradient and weight gradient on a device with
+/// `caps` (pure; `follows`: the bias gradient starts right after the weight gradient).
+pub fn select(caps: &Caps, p: &DenseParams, follows: bool) -> [String; 3] {
+    if caps.dense_as_conv(p) {
+        let c = p.as_conv();
+        let input = if p.k.is_multiple_of(4) {
+            super::conv2d::select_backward_input(caps, &c).to_string()
+        } else if vec4(p) {
+            "dense_backward_input_vec4".to_string()
+        } else {
+            "dense_backward_input".to_string()
+        };
+        let weight = super::conv2d::select_backward_weight(caps, &c).to_string();
+        return [
+            super::conv2d::select_forward(caps, &c).to_string(),
+            input,
+            if follows {
+                weight
+            } else {
+                format!("{weight} + reduce")
+            },
+        ];
+    }
+    let v = if vec4(p) { "_vec4" } else { "" };
+    [
+        format!("dense_forward{v}"),
+        format!("dense_backward_input{v}"),
+        format!(
+            "dense_backward_weight{v}{}",
+            if p.bias != 0 { " + bias" } else { "" }
+        ),
+    ]
 }
 
 fn bytes(p: &DenseParams) -> u64 {
     4 * (p.m * p.k + p.k * p.n + p.m * p.n) as u64
 }
 
-/// `y = x · w + b` (=).
+/// `y = x · w + b` (=; `b` exactly when `p.bias = 1`).
 pub fn forward(
     gpu: &Gpu,
     p: &DenseParams,
     x: BufSlice<'_>,
     w: BufSlice<'_>,
-    b: BufSlice<'_>,
+    b: Option<BufSlice<'_>>,
     y: BufSlice<'_>,
 ) -> Dispatch {
+    assert_eq!(
+        b.is_some(),
+        p.bias != 0,
+        "dense: a bias buffer exactly when p.bias = 1"
+    );
     if subgroup8(gpu, p) {
         return super::conv2d::forward(gpu, &p.as_conv(), x, w, b, y);
     }
+    // Without a bias the binding is never read.
+    let b = b.unwrap_or(w);
     let u = gpu.uniform("dense.params", p);
     let (entry, wb, tile) = if vec4(p) {
         ("dense_forward_vec4", 10, 8)
@@ -80,26 +122,42 @@ pub fn backward_input(
     )
 }
 
-/// `dw = xᵀ · dy` and `db = Σ_m dy` (=).
+/// `dw = xᵀ · dy` and `db = Σ_m dy` (=; `db` exactly when `p.bias = 1`). On devices where dense
+/// layers run as 1×1 convolutions and `db` does not start right after `dw`, the subgroup kernel
+/// writes into `partials` (`p.as_conv().partials_len()` elements) and a reduction copies out.
 pub fn backward_weight(
     gpu: &Gpu,
     p: &DenseParams,
     x: BufSlice<'_>,
     dy: BufSlice<'_>,
     dw: BufSlice<'_>,
-    db: BufSlice<'_>,
+    db: Option<BufSlice<'_>>,
+    partials: Option<BufSlice<'_>>,
 ) -> Vec<Dispatch> {
-    // With db right after dw (as in a model's flat gradient buffer) both come out of one
-    // subgroup kernel: its bias row of ones lands on db.
-    let contiguous = dw.buffer == db.buffer && db.offset == dw.offset + 4 * (p.k * p.n) as u64;
+    assert_eq!(
+        db.is_some(),
+        p.bias != 0,
+        "dense: a bias buffer exactly when p.bias = 1"
+    );
+    // With db right after dw (as the planner lays out a dense layer's gradients) both come out
+    // of one subgroup kernel: its bias row of ones lands on db. Without a bias, dw alone.
+    let contiguous = db
+        .is_none_or(|db| dw.buffer == db.buffer && db.offset == dw.offset + 4 * (p.k * p.n) as u64);
     if subgroup8(gpu, p) && contiguous {
         let both = BufSlice {
             buffer: dw.buffer,
             offset: dw.offset,
-            size: 4 * ((p.k + 1) * p.n) as u64,
+            size: 4 * ((p.k + p.bias) * p.n) as u64,
         };
         let c = p.as_conv();
         return vec![super::conv2d::backward_weight_split(gpu, &c, x, dy, both)];
+    }
+    if subgroup8(gpu, p) {
+        let partials =
+            partials.expect("dense weight gradient: split-K scratch where db does not follow dw");
+        return super::conv2d::backward_weight(gpu, &p.as_conv(), x, dy, partials, dw, db)
+            .into_iter()
+            .collect();
     }
     let u = gpu.uniform("dense.params", p);
     let (entry, dyb, tile) = if vec4(p) {
@@ -117,6 +175,9 @@ pub fn backward_weight(
         p.flops_forward(),
         bytes(p),
     );
+    let Some(db) = db else {
+        return vec![weight];
+    };
     let bias = Dispatch::new(
         gpu,
         SHADER,

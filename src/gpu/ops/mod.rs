@@ -8,3 +8,41 @@ pub mod conv2d;
 pub mod dense;
 pub mod relu;
 pub mod softmax_ce;
+
+/// The kernel (entry point) a plan step runs on a device with `caps`, from the launchers' pure
+/// selection functions (what `wgpu-cnn models --plan` prints).
+pub fn kernel_of(
+    caps: &crate::plan::Caps,
+    plan: &crate::plan::Plan,
+    step: &crate::plan::Step,
+) -> String {
+    use crate::plan::Step;
+    match step {
+        Step::Conv { p, .. } => conv2d::select_forward(caps, p).to_string(),
+        Step::ConvBackwardInput { p, .. } => conv2d::select_backward_input(caps, p).to_string(),
+        Step::ConvBackwardWeight { p, .. } => {
+            format!("{} + reduce", conv2d::select_backward_weight(caps, p))
+        }
+        Step::Dense { p, .. } => dense::select(caps, p, true)[0].clone(),
+        Step::DenseBackwardInput { p, .. } => dense::select(caps, p, true)[1].clone(),
+        Step::DenseBackwardWeight { p, w, b, .. } => {
+            let follows = b.is_none_or(|b| plan.layout.follows(*w, b));
+            dense::select(caps, p, follows)[2].clone()
+        }
+        Step::Relu { .. } => "relu_forward".into(),
+        Step::ReluBackward { .. } => "relu_backward".into(),
+        Step::AvgPool { .. } => "avgpool_forward".into(),
+        Step::AvgPoolBackward { p, relu_out, .. } => match relu_out {
+            Some(_) if p.is_k2() && p.c.is_multiple_of(4) => "avgpool_backward_relu_k2".into(),
+            Some(_) => "avgpool_backward_relu".into(),
+            None => "avgpool_backward".into(),
+        },
+        Step::Loss { dlogits, .. } => if dlogits.is_some() {
+            "softmax_ce_backward + reduce"
+        } else {
+            "softmax_ce_forward + reduce"
+        }
+        .into(),
+        Step::Adam => "adam_update".into(),
+    }
+}

@@ -1,0 +1,612 @@
+//! Model descriptions: the TOML format users write (a contract: see README "Model files"), shape
+//! inference, Flax's automatic parameter names, and the preset zoo.
+//!
+//! ```toml
+//! input = [32, 32, 3]      # H, W, C of one image
+//! classes = 10
+//! [[layer]]
+//! type = "conv"            # nn.Conv: features, kernel, stride (1), padding ("SAME"), bias (true)
+//! features = 32
+//! kernel = 3
+//! ```
+//! Layer kinds mirror Flax's modules and their arguments: `conv` (nn.Conv), `dense` (nn.Dense on
+//! the last axis), `relu` (nn.relu), `avg_pool` (nn.avg_pool: window, stride = window, padding
+//! "VALID"), `flatten` (`x.reshape(n, -1)`, (H, W, C) order). Parameters are named as Flax names
+//! the submodules of one inline `nn.compact` method: per module type in order of first call
+//! (`Conv_0`, `Conv_1`, `Dense_0`, …).
+
+pub mod zoo;
+
+use std::fmt;
+
+use crate::params::Padding;
+
+/// One layer of a description.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layer {
+    Conv {
+        features: u32,
+        kernel: [u32; 2],
+        stride: [u32; 2],
+        padding: Padding,
+        bias: bool,
+    },
+    Dense {
+        features: u32,
+        bias: bool,
+    },
+    Relu,
+    AvgPool {
+        window: [u32; 2],
+        stride: [u32; 2],
+        padding: Padding,
+    },
+    Flatten,
+}
+
+impl Layer {
+    /// The `type` key.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Layer::Conv { .. } => "conv",
+            Layer::Dense { .. } => "dense",
+            Layer::Relu => "relu",
+            Layer::AvgPool { .. } => "avg_pool",
+            Layer::Flatten => "flatten",
+        }
+    }
+
+    /// Flax's module class name, for layers with parameters.
+    pub fn module(&self) -> Option<&'static str> {
+        match self {
+            Layer::Conv { .. } => Some("Conv"),
+            Layer::Dense { .. } => Some("Dense"),
+            _ => None,
+        }
+    }
+
+    /// One-word summary (`conv3x3/2 32`, `dense 10`, `avg_pool2`, …).
+    pub fn summary(&self) -> String {
+        let k = |k: [u32; 2]| {
+            if k[0] == k[1] {
+                format!("{}", k[0])
+            } else {
+                format!("{}x{}", k[0], k[1])
+            }
+        };
+        match self {
+            Layer::Conv {
+                features,
+                kernel,
+                stride,
+                ..
+            } => {
+                let s = if *stride == [1, 1] {
+                    String::new()
+                } else {
+                    format!("/{}", k(*stride))
+                };
+                format!("conv{}x{}{s} {features}", kernel[0], kernel[1])
+            }
+            Layer::Dense { features, .. } => format!("dense {features}"),
+            Layer::Relu => "relu".into(),
+            Layer::AvgPool { window, stride, .. } => {
+                if window == stride {
+                    format!("avg_pool{}", k(*window))
+                } else {
+                    format!("avg_pool{}/{}", k(*window), k(*stride))
+                }
+            }
+            Layer::Flatten => "flatten".into(),
+        }
+    }
+}
+
+/// A model: input shape, classes and layers, plus the TOML text it came from (stored in
+/// checkpoints as metadata `model`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Description {
+    /// H, W, C of one image.
+    pub input: [u32; 3],
+    pub classes: u32,
+    pub layers: Vec<Layer>,
+}
+
+/// The shape of one image's activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// `[H, W, C]`.
+    Spatial { h: u32, w: u32, c: u32 },
+    /// `[F]`.
+    Flat(u32),
+}
+
+impl Shape {
+    pub fn len(&self) -> usize {
+        match *self {
+            Shape::Spatial { h, w, c } => h as usize * w as usize * c as usize,
+            Shape::Flat(f) => f as usize,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The last axis.
+    pub fn channels(&self) -> u32 {
+        match *self {
+            Shape::Spatial { c, .. } => c,
+            Shape::Flat(f) => f,
+        }
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shape::Spatial { h, w, c } => write!(f, "{h}x{w}x{c}"),
+            Shape::Flat(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// A description error: one line naming the layer (its index) and the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescError(pub String);
+
+impl fmt::Display for DescError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DescError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, DescError> {
+    Err(DescError(msg.into()))
+}
+
+/// Where a key lives, for messages: `layer 3 (conv)` or `the model`.
+struct At<'a> {
+    index: Option<usize>,
+    kind: &'a str,
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "layer {i} ({})", self.kind),
+            None => f.write_str("the model"),
+        }
+    }
+}
+
+fn positive(v: &toml::Value, at: &At, key: &str) -> Result<u32, DescError> {
+    match v.as_integer() {
+        Some(i) if i >= 1 && i <= u32::MAX as i64 => Ok(i as u32),
+        Some(i) => err(format!("{at}: key `{key}` must be positive, got {i}")),
+        None => err(format!(
+            "{at}: key `{key}` must be a positive integer, got {}",
+            v.type_str()
+        )),
+    }
+}
+
+/// An integer `k` or a pair `[a, b]` of positive integers.
+fn pair(v: &toml::Value, at: &At, key: &str) -> Result<[u32; 2], DescError> {
+    if let Some(a) = v.as_array() {
+        if a.len() != 2 {
+            return err(format!(
+                "{at}: key `{key}` must be an integer or a pair [a, b], got {} values",
+                a.len()
+            ));
+        }
+        return Ok([positive(&a[0], at, key)?, positive(&a[1], at, key)?]);
+    }
+    let k = positive(v, at, key)?;
+    Ok([k, k])
+}
+
+fn padding(v: &toml::Value, at: &At) -> Result<Padding, DescError> {
+    let bad = || {
+        DescError(format!(
+            "{at}: key `padding` must be \"SAME\", \"VALID\", an integer or [[top, bottom], [left, right]]"
+        ))
+    };
+    let non_neg = |v: &toml::Value| match v.as_integer() {
+        Some(i) if (0..=u32::MAX as i64).contains(&i) => Ok(i as u32),
+        Some(i) => err(format!("{at}: key `padding` must not be negative, got {i}")),
+        None => Err(bad()),
+    };
+    match v {
+        toml::Value::String(s) => match s.to_ascii_uppercase().as_str() {
+            "SAME" => Ok(Padding::Same),
+            "VALID" => Ok(Padding::Valid),
+            _ => err(format!(
+                "{at}: key `padding` must be \"SAME\" or \"VALID\", got \"{s}\""
+            )),
+        },
+        toml::Value::Integer(_) => {
+            let p = non_neg(v)?;
+            Ok(Padding::Explicit([[p, p], [p, p]]))
+        }
+        toml::Value::Array(rows) if rows.len() == 2 => {
+            let mut out = [[0; 2]; 2];
+            for (axis, r) in rows.iter().enumerate() {
+                match r.as_array() {
+                    Some(r) if r.len() == 2 => {
+                        out[axis] = [non_neg(&r[0])?, non_neg(&r[1])?];
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+            Ok(Padding::Explicit(out))
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn boolean(v: &toml::Value, at: &At, key: &str) -> Result<bool, DescError> {
+    v.as_bool().map_or_else(
+        || {
+            err(format!(
+                "{at}: key `{key}` must be true or false, got {}",
+                v.type_str()
+            ))
+        },
+        Ok,
+    )
+}
+
+fn parse_layer(i: usize, t: &toml::Table) -> Result<Layer, DescError> {
+    let kind = match t.get("type") {
+        Some(toml::Value::String(s)) => s.as_str(),
+        Some(v) => {
+            return err(format!(
+                "layer {i}: key `type` must be a string, got {}",
+                v.type_str()
+            ))
+        }
+        None => return err(format!("layer {i}: missing key `type`")),
+    };
+    let at = At {
+        index: Some(i),
+        kind,
+    };
+    let allowed: &[&str] = match kind {
+        "conv" => &["type", "features", "kernel", "stride", "padding", "bias"],
+        "dense" => &["type", "features", "bias"],
+        "relu" | "flatten" => &["type"],
+        "avg_pool" => &["type", "window", "stride", "padding"],
+        "max_pool" | "batch_norm" | "dropout" | "gelu" | "global_avg_pool" | "residual" => {
+            return err(format!(
+                "layer {i}: layer type \"{kind}\" is not supported yet (supported: conv, dense, relu, avg_pool, flatten)"
+            ))
+        }
+        _ => {
+            return err(format!(
+                "layer {i}: unknown layer type \"{kind}\" (supported: conv, dense, relu, avg_pool, flatten)"
+            ))
+        }
+    };
+    if let Some(k) = t.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return err(format!(
+            "{at}: unknown key `{k}` (allowed: {})",
+            allowed[1..].join(", ")
+        ));
+    }
+    let req = |key: &str| {
+        t.get(key)
+            .ok_or_else(|| DescError(format!("{at}: missing key `{key}`")))
+    };
+    let opt_bool = |key: &str| t.get(key).map_or(Ok(true), |v| boolean(v, &at, key));
+    Ok(match kind {
+        "conv" => Layer::Conv {
+            features: positive(req("features")?, &at, "features")?,
+            kernel: pair(req("kernel")?, &at, "kernel")?,
+            stride: t
+                .get("stride")
+                .map_or(Ok([1, 1]), |v| pair(v, &at, "stride"))?,
+            padding: t
+                .get("padding")
+                .map_or(Ok(Padding::Same), |v| padding(v, &at))?,
+            bias: opt_bool("bias")?,
+        },
+        "dense" => Layer::Dense {
+            features: positive(req("features")?, &at, "features")?,
+            bias: opt_bool("bias")?,
+        },
+        "relu" => Layer::Relu,
+        "flatten" => Layer::Flatten,
+        "avg_pool" => {
+            let window = pair(req("window")?, &at, "window")?;
+            Layer::AvgPool {
+                window,
+                stride: t
+                    .get("stride")
+                    .map_or(Ok(window), |v| pair(v, &at, "stride"))?,
+                padding: t
+                    .get("padding")
+                    .map_or(Ok(Padding::Valid), |v| padding(v, &at))?,
+            }
+        }
+        _ => unreachable!("kinds checked above"),
+    })
+}
+
+impl Description {
+    /// Parses and checks a description (TOML 1.0). Errors are one line naming the layer and key;
+    /// TOML syntax errors give the line.
+    pub fn parse(text: &str) -> Result<Self, DescError> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let msg = e.message().trim().replace('\n', " ");
+            DescError(match line {
+                Some(l) => format!("TOML syntax error at line {l}: {msg}"),
+                None => format!("TOML syntax error: {msg}"),
+            })
+        })?;
+        let model = At {
+            index: None,
+            kind: "",
+        };
+        if let Some(k) = table
+            .keys()
+            .find(|k| !["input", "classes", "layer"].contains(&k.as_str()))
+        {
+            return err(format!(
+                "the model: unknown key `{k}` (allowed: input, classes, layer)"
+            ));
+        }
+        let input = match table.get("input") {
+            Some(toml::Value::Array(a)) if a.len() == 3 => [
+                positive(&a[0], &model, "input")?,
+                positive(&a[1], &model, "input")?,
+                positive(&a[2], &model, "input")?,
+            ],
+            Some(_) => return err("the model: key `input` must be [H, W, C] of positive integers"),
+            None => return err("the model: missing key `input` ([H, W, C] of one image)"),
+        };
+        let classes = match table.get("classes") {
+            Some(v) => positive(v, &model, "classes")?,
+            None => return err("the model: missing key `classes`"),
+        };
+        let layers = match table.get("layer") {
+            Some(toml::Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v.as_table() {
+                    Some(t) => parse_layer(i, t),
+                    None => err(format!(
+                        "layer {i}: must be a table ({{ type = \"...\", ... }}), got {}",
+                        v.type_str()
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return err("the model: key `layer` must be an array of tables ([[layer]])"),
+            None => return err("the model: no layers (add [[layer]] tables)"),
+        };
+        if layers.is_empty() {
+            return err("the model: no layers (add [[layer]] tables)");
+        }
+        let d = Description {
+            input,
+            classes,
+            layers,
+        };
+        d.shapes()?;
+        Ok(d)
+    }
+
+    /// The output shape of every layer (one image), checking that each layer fits its input and
+    /// that the model ends in `classes` features.
+    pub fn shapes(&self) -> Result<Vec<Shape>, DescError> {
+        let [h, w, c] = self.input;
+        let mut s = Shape::Spatial { h, w, c };
+        let mut out = Vec::with_capacity(self.layers.len());
+        for (i, l) in self.layers.iter().enumerate() {
+            let at = At {
+                index: Some(i),
+                kind: l.kind(),
+            };
+            s = match (l, s) {
+                (
+                    Layer::Conv {
+                        features,
+                        kernel,
+                        stride,
+                        padding,
+                        ..
+                    },
+                    Shape::Spatial { h, w, .. },
+                ) => {
+                    let win = crate::params::Window::new(h, w, *kernel, *stride, *padding)
+                        .ok_or_else(|| {
+                            DescError(format!(
+                                "{at}: key `kernel`: a {}x{} kernel does not fit the padded {h}x{w} input (the shape shrinks to zero)",
+                                kernel[0], kernel[1]
+                            ))
+                        })?;
+                    Shape::Spatial {
+                        h: win.out[0],
+                        w: win.out[1],
+                        c: *features,
+                    }
+                }
+                (Layer::Conv { .. }, Shape::Flat(_)) | (Layer::AvgPool { .. }, Shape::Flat(_)) => {
+                    return err(format!(
+                        "{at}: needs an [H, W, C] input, got a flat one (a `flatten` comes before it)"
+                    ))
+                }
+                (Layer::AvgPool {
+                    window,
+                    stride,
+                    padding,
+                }, Shape::Spatial { h, w, c }) => {
+                    let win = crate::params::Window::new(h, w, *window, *stride, *padding)
+                        .ok_or_else(|| {
+                            DescError(format!(
+                                "{at}: key `window`: a {}x{} window does not fit the padded {h}x{w} input (the shape shrinks to zero)",
+                                window[0], window[1]
+                            ))
+                        })?;
+                    Shape::Spatial {
+                        h: win.out[0],
+                        w: win.out[1],
+                        c,
+                    }
+                }
+                (Layer::Dense { features, .. }, Shape::Spatial { h, w, .. }) => Shape::Spatial {
+                    h,
+                    w,
+                    c: *features,
+                },
+                (Layer::Dense { features, .. }, Shape::Flat(_)) => Shape::Flat(*features),
+                (Layer::Relu, s) => s,
+                (Layer::Flatten, s) => Shape::Flat(s.len() as u32),
+            };
+            if s.len() > u32::MAX as usize / 4 {
+                return err(format!(
+                    "{at}: the activation of one image has {} elements, too many",
+                    s.len()
+                ));
+            }
+            out.push(s);
+        }
+        match s {
+            Shape::Flat(f) if f == self.classes => Ok(out),
+            Shape::Flat(f) => err(format!(
+                "layer {} ({}): the last layer must output `classes` = {} features, got {f}",
+                self.layers.len() - 1,
+                self.layers.last().map_or("", |l| l.kind()),
+                self.classes
+            )),
+            Shape::Spatial { .. } => err(format!(
+                "layer {} ({}): the model must end in [{}] logits, got a {s} image (add a flatten and a dense layer)",
+                self.layers.len() - 1,
+                self.layers.last().map_or("", |l| l.kind()),
+                self.classes
+            )),
+        }
+    }
+
+    /// Flax's automatic name of each layer with parameters (`Conv_0`, `Dense_1`, …), `None` for
+    /// the others.
+    pub fn module_names(&self) -> Vec<Option<String>> {
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        self.layers
+            .iter()
+            .map(|l| {
+                let m = l.module()?;
+                let n = match counts.iter_mut().find(|(k, _)| *k == m) {
+                    Some((_, n)) => {
+                        *n += 1;
+                        *n - 1
+                    }
+                    None => {
+                        counts.push((m, 1));
+                        0
+                    }
+                };
+                Some(format!("{m}_{n}"))
+            })
+            .collect()
+    }
+
+    /// The description as canonical TOML (every key written out).
+    pub fn to_toml(&self) -> String {
+        let pair = |p: [u32; 2]| {
+            if p[0] == p[1] {
+                p[0].to_string()
+            } else {
+                format!("[{}, {}]", p[0], p[1])
+            }
+        };
+        let pad = |p: &Padding| match p {
+            Padding::Same => "\"SAME\"".to_string(),
+            Padding::Valid => "\"VALID\"".to_string(),
+            Padding::Explicit([[t, b], [l, r]]) => format!("[[{t}, {b}], [{l}, {r}]]"),
+        };
+        let mut s = format!(
+            "input = [{}, {}, {}]\nclasses = {}\n",
+            self.input[0], self.input[1], self.input[2], self.classes
+        );
+        for l in &self.layers {
+            s.push_str(&format!("\n[[layer]]\ntype = \"{}\"\n", l.kind()));
+            match l {
+                Layer::Conv {
+                    features,
+                    kernel,
+                    stride,
+                    padding,
+                    bias,
+                } => s.push_str(&format!(
+                    "features = {features}\nkernel = {}\nstride = {}\npadding = {}\nbias = {bias}\n",
+                    pair(*kernel),
+                    pair(*stride),
+                    pad(padding)
+                )),
+                Layer::Dense { features, bias } => {
+                    s.push_str(&format!("features = {features}\nbias = {bias}\n"))
+                }
+                Layer::AvgPool {
+                    window,
+                    stride,
+                    padding,
+                } => s.push_str(&format!(
+                    "window = {}\nstride = {}\npadding = {}\n",
+                    pair(*window),
+                    pair(*stride),
+                    pad(padding)
+                )),
+                Layer::Relu | Layer::Flatten => {}
+            }
+        }
+        s
+    }
+
+    /// One line: `conv3x3 32 - relu - avg_pool2 - ...`.
+    pub fn summary(&self) -> String {
+        self.layers
+            .iter()
+            .map(|l| l.summary())
+            .collect::<Vec<_>>()
+            .join(" - ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_flax_inline_numbering() {
+        let d = zoo::preset("flax-cifar10").unwrap();
+        let names: Vec<_> = d.module_names().into_iter().flatten().collect();
+        assert_eq!(names, ["Conv_0", "Conv_1", "Dense_0", "Dense_1"]);
+    }
+
+    #[test]
+    fn canonical_toml_round_trips() {
+        for name in zoo::NAMES {
+            let d = zoo::preset(name).unwrap();
+            assert_eq!(Description::parse(&d.to_toml()).unwrap(), d, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_array_form_is_the_same_model() {
+        let a = Description::parse(
+            "input = [8, 8, 1]\nclasses = 3\nlayer = [ { type = \"conv\", features = 4, kernel = [2, 3], stride = 2, padding = [[1, 0], [0, 2]] }, { type = \"flatten\" }, { type = \"dense\", features = 3, bias = false } ]\n",
+        )
+        .unwrap();
+        let b = Description::parse(
+            "input = [8, 8, 1]\nclasses = 3\n[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = [2, 3]\nstride = [2, 2]\npadding = [[1, 0], [0, 2]]\n[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nfeatures = 3\nbias = false\n",
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        // rows (8 + 1 - 2) / 2 + 1 = 4, cols (8 + 2 - 3) / 2 + 1 = 4
+        assert_eq!(a.shapes().unwrap()[0], Shape::Spatial { h: 4, w: 4, c: 4 });
+    }
+}

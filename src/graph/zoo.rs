@@ -1,0 +1,42 @@
+//! The preset models (`wgpu-cnn models`): descriptions in `assets/models/*.toml`, compiled in.
+
+use super::{DescError, Description};
+
+/// Preset names, the default first.
+pub const NAMES: [&str; 2] = ["flax-cifar10", "lenet5"];
+
+/// The default model: Flax's CIFAR-10 tutorial CNN.
+pub const DEFAULT: &str = "flax-cifar10";
+
+/// The TOML text of a preset.
+pub fn text(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "flax-cifar10" => include_str!("../../assets/models/flax-cifar10.toml"),
+        "lenet5" => include_str!("../../assets/models/lenet5.toml"),
+        _ => return None,
+    })
+}
+
+/// A preset's description.
+pub fn preset(name: &str) -> Option<Description> {
+    text(name).map(|t| Description::parse(t).expect("presets are valid"))
+}
+
+/// A model named by `--model`: a preset name or a TOML file. Returns the description and its
+/// text (what checkpoints store).
+pub fn resolve(model: &str) -> Result<(Description, String), DescError> {
+    if let Some(t) = text(model) {
+        return Ok((Description::parse(t)?, t.to_string()));
+    }
+    let path = std::path::Path::new(model);
+    if !path.is_file() {
+        return Err(DescError(format!(
+            "--model {model}: neither a preset ({}) nor a readable file",
+            NAMES.join(", ")
+        )));
+    }
+    let t = std::fs::read_to_string(path)
+        .map_err(|e| DescError(format!("--model {model}: cannot read: {e}")))?;
+    let d = Description::parse(&t).map_err(|e| DescError(format!("{model}: {e}")))?;
+    Ok((d, t))
+}

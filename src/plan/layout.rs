@@ -1,0 +1,172 @@
+//! The flat parameter layout: Flax's names and shapes in Flax's order, each tensor at a 256-byte
+//! aligned offset of one buffer (gradients, Adam's mu and nu share it, so one Adam dispatch
+//! updates everything).
+
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+use crate::cpu::Real;
+
+/// One parameter tensor: Flax name, shape, fan-in (for lecun_normal; 0 for biases).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub fan_in: usize,
+}
+
+impl ParamSpec {
+    pub fn new(name: String, shape: Vec<usize>, fan_in: usize) -> Self {
+        ParamSpec {
+            name,
+            shape,
+            fan_in,
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn is_bias(&self) -> bool {
+        self.shape.len() == 1
+    }
+}
+
+/// Offsets of each tensor inside the flat parameter (and gradient, mu, nu) buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamLayout {
+    pub specs: Vec<ParamSpec>,
+    pub offsets: Vec<usize>,
+    pub total: usize,
+}
+
+/// Tensors start at multiples of 64 floats = 256 bytes, WebGPU's largest allowed
+/// `min_storage_buffer_offset_alignment`, so the layout binds on every adapter.
+pub const ALIGN: usize = 64;
+
+impl ParamLayout {
+    pub fn new(specs: Vec<ParamSpec>) -> Self {
+        let mut offsets = Vec::with_capacity(specs.len());
+        let mut at = 0;
+        for s in &specs {
+            offsets.push(at);
+            at = (at + s.len()).div_ceil(ALIGN) * ALIGN;
+        }
+        ParamLayout {
+            specs,
+            offsets,
+            total: at,
+        }
+    }
+    pub fn count(&self) -> usize {
+        self.specs.iter().map(|s| s.len()).sum()
+    }
+    /// Whether tensor `b` starts right where tensor `a` ends (a dense bias after its kernel when
+    /// the kernel is a whole number of 64-float blocks): one kernel can then write both
+    /// gradients.
+    pub fn follows(&self, a: usize, b: usize) -> bool {
+        self.offsets[b] == self.offsets[a] + self.specs[a].len()
+    }
+    /// Index of the tensor named `name`.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.specs.iter().position(|s| s.name == name)
+    }
+    /// Packs per-tensor vectors into the flat layout (padding is zero).
+    pub fn flatten<T: Real>(&self, tensors: &[Vec<T>]) -> Vec<T> {
+        let mut flat = vec![T::zero(); self.total];
+        for ((t, &off), s) in tensors.iter().zip(&self.offsets).zip(&self.specs) {
+            flat[off..off + s.len()].copy_from_slice(&t[..s.len()]);
+        }
+        flat
+    }
+    /// Splits a flat buffer into per-tensor vectors.
+    pub fn unflatten<T: Real>(&self, flat: &[T]) -> Vec<Vec<T>> {
+        self.specs
+            .iter()
+            .zip(&self.offsets)
+            .map(|(s, &off)| flat[off..off + s.len()].to_vec())
+            .collect()
+    }
+    /// Flax's default init: kernels lecun_normal (truncated normal in ±2σ, variance 1/fan_in),
+    /// biases zero; one RNG stream over the tensors in order.
+    pub fn init(&self, seed: u64) -> Vec<Vec<f32>> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        self.specs
+            .iter()
+            .map(|s| {
+                if s.is_bias() {
+                    return vec![0.0; s.len()];
+                }
+                // Std of a standard normal truncated to [-2, 2] is 0.87962566; divide it out.
+                let std = (1.0 / s.fan_in as f64).sqrt() / 0.879_625_661_034_239_8;
+                (0..s.len())
+                    .map(|_| loop {
+                        let z: f64 = rng.sample(StandardNormal);
+                        if z.abs() <= 2.0 {
+                            break (z * std) as f32;
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+    /// Zeros per tensor (Adam's initial moments, gradient accumulators).
+    pub fn zeros<T: Real>(&self) -> Vec<Vec<T>> {
+        self.specs
+            .iter()
+            .map(|s| vec![T::zero(); s.len()])
+            .collect()
+    }
+}
+
+impl ParamLayout {
+    /// The parameters of a description in Flax's order: per layer with parameters, `kernel`
+    /// (conv HWIO `[KH, KW, C, O]`, fan-in KH·KW·C; dense `[in, out]`, fan-in `in`) then `bias`.
+    pub fn of(desc: &crate::graph::Description) -> Result<Self, crate::graph::DescError> {
+        use crate::graph::{Layer, Shape};
+        let shapes = desc.shapes()?;
+        let names = desc.module_names();
+        let [h, w, c] = desc.input;
+        let mut prev = Shape::Spatial { h, w, c };
+        let mut specs = Vec::new();
+        for ((l, name), &shape) in desc.layers.iter().zip(&names).zip(&shapes) {
+            let (kernel, bias) = match (l, prev) {
+                (
+                    Layer::Conv {
+                        features,
+                        kernel,
+                        bias,
+                        ..
+                    },
+                    s,
+                ) => {
+                    let (kh, kw, c) = (
+                        kernel[0] as usize,
+                        kernel[1] as usize,
+                        s.channels() as usize,
+                    );
+                    (
+                        Some((vec![kh, kw, c, *features as usize], kh * kw * c)),
+                        *bias,
+                    )
+                }
+                (Layer::Dense { features, bias }, s) => {
+                    let k = s.channels() as usize;
+                    (Some((vec![k, *features as usize], k)), *bias)
+                }
+                _ => (None, false),
+            };
+            if let (Some((shape, fan_in)), Some(name)) = (kernel, name) {
+                let o = *shape.last().expect("a kernel has dimensions");
+                specs.push(ParamSpec::new(format!("{name}.kernel"), shape, fan_in));
+                if bias {
+                    specs.push(ParamSpec::new(format!("{name}.bias"), vec![o], 0));
+                }
+            }
+            prev = shape;
+        }
+        Ok(ParamLayout::new(specs))
+    }
+}
