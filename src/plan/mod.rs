@@ -254,6 +254,22 @@ impl Step {
         }
     }
 
+    /// The tensors the step writes (the others of [`Step::tensors`] it only reads).
+    pub fn writes(&self) -> Vec<TensorId> {
+        match self {
+            Step::Conv { y, pooled, .. } => [Some(*y), *pooled].into_iter().flatten().collect(),
+            Step::Dense { y, .. } | Step::Relu { y, .. } | Step::AvgPool { y, .. } => vec![*y],
+            Step::Loss { dlogits, .. } => dlogits.iter().copied().collect(),
+            Step::ReluBackward { din, .. }
+            | Step::AvgPoolBackward { din, .. }
+            | Step::ConvBackwardInput { din, .. }
+            | Step::DenseBackwardInput { din, .. } => vec![*din],
+            Step::ConvBackwardWeight { partials, .. } => vec![*partials],
+            Step::DenseBackwardWeight { partials, .. } => partials.iter().copied().collect(),
+            Step::Adam => vec![],
+        }
+    }
+
     /// FLOPs of the step by the usual rule (2 per multiply-add; 1 per element for the others).
     pub fn flops(&self) -> u64 {
         match self {

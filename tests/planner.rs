@@ -1,0 +1,376 @@
+//! The planner without a GPU (made-up device capabilities: a subgroup-8 CPU, a 32-wide GPU, a
+//! small binding limit), the description format's errors through the CLI (one `error:` line
+//! naming the layer and the key, exit 1, nothing written), and checkpoints with and without a
+//! model description.
+
+mod common;
+
+use common::{cli, random_description, rng, temp_dir};
+use wgpu_cnn::checkpoint::{self, Checkpoint};
+use wgpu_cnn::graph::{zoo, Description};
+use wgpu_cnn::plan::{Caps, Mode, Plan, Step, TensorKind};
+
+fn seed() -> Description {
+    zoo::preset("flax-cifar10").unwrap()
+}
+
+/// Replays a plan's train schedule (then its eval schedule) tracking which tensor each buffer
+/// holds: every tensor a step reads must still be in its buffer, and no step reads and writes
+/// one buffer.
+fn check_buffer_sharing(plan: &Plan) {
+    let buffer = |t: usize| plan.tensors[t].buffer;
+    let mut holds = vec![usize::MAX; plan.buffers.len()];
+    for t in [plan.input, plan.labels] {
+        holds[buffer(t)] = t;
+    }
+    let eval_loss = plan.eval_loss();
+    let train: Vec<&Step> = plan.forward.iter().chain(&plan.backward).collect();
+    let eval: Vec<&Step> = plan.forward.iter().chain([&eval_loss]).collect();
+    for schedule in [train, eval] {
+        for step in schedule {
+            let writes = step.writes();
+            let reads: Vec<usize> = step
+                .tensors()
+                .into_iter()
+                .filter(|t| !writes.contains(t))
+                .collect();
+            for &r in &reads {
+                assert_eq!(
+                    holds[buffer(r)],
+                    r,
+                    "{}: {} reads {} but its buffer holds {}",
+                    plan.desc.summary(),
+                    step.layer(),
+                    plan.tensors[r].name,
+                    plan.tensors
+                        .get(holds[buffer(r)])
+                        .map_or("nothing", |t| t.name.as_str())
+                );
+                assert!(
+                    writes.iter().all(|&w| buffer(w) != buffer(r)),
+                    "{}: reads and writes one buffer",
+                    step.layer()
+                );
+            }
+            for w in writes {
+                assert!(plan.buffers[buffer(w)].len >= plan.tensors[w].len);
+                holds[buffer(w)] = w;
+            }
+        }
+    }
+}
+
+#[test]
+fn seed_plan_on_a_subgroup8_cpu_fuses_conv_relu_pool() {
+    let p = Plan::new(&seed(), 128, &Caps::subgroup8_cpu(), Mode::Train).unwrap();
+    let fused: Vec<_> = p
+        .forward
+        .iter()
+        .filter_map(|s| match s {
+            Step::Conv {
+                layer,
+                fused,
+                pooled,
+                ..
+            } => Some((layer.as_str(), fused.len(), pooled.is_some())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fused, [("Conv_0", 2, true), ("Conv_1", 2, true)]);
+    // Two convs and two dense layers: four forward steps, no standalone ReLU or pool.
+    assert_eq!(p.forward.len(), 4);
+    // Backward: the ReLU backward of both convs is folded into the pool backward; Conv_0 (it
+    // reads the data) computes no input gradient.
+    let relu_pools = p
+        .backward
+        .iter()
+        .filter(|s| {
+            matches!(
+                s,
+                Step::AvgPoolBackward {
+                    relu_out: Some(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(relu_pools, 2);
+    assert!(!p
+        .backward
+        .iter()
+        .any(|s| matches!(s, Step::ConvBackwardInput { layer, .. } if layer == "Conv_0")));
+    assert_eq!(p.train_flops(), 5_110_628_352);
+    // The split-K size of a CPU-type adapter.
+    assert!(p
+        .backward
+        .iter()
+        .any(|s| matches!(s, Step::ConvBackwardWeight { p, .. } if p.splits <= 32)));
+    check_buffer_sharing(&p);
+}
+
+#[test]
+fn seed_plan_on_a_32_wide_gpu_runs_pools_separately() {
+    let p = Plan::new(&seed(), 128, &Caps::gpu32(), Mode::Train).unwrap();
+    let pools = p
+        .forward
+        .iter()
+        .filter(|s| matches!(s, Step::AvgPool { .. }))
+        .count();
+    assert_eq!(pools, 2, "no conv+pool kernel without 8-wide subgroups");
+    assert!(p.forward.iter().all(|s| !matches!(
+        s,
+        Step::Conv {
+            pooled: Some(_),
+            ..
+        }
+    )));
+    // ReLU still fused into the conv and dense epilogues.
+    assert!(!p.forward.iter().any(|s| matches!(s, Step::Relu { .. })));
+    assert!(p
+        .backward
+        .iter()
+        .any(|s| matches!(s, Step::ConvBackwardWeight { p, .. } if p.splits > 32)));
+    check_buffer_sharing(&p);
+    // The inference plan: no gradients or scratch, and less memory.
+    let inf = Plan::new(&seed(), 128, &Caps::gpu32(), Mode::Inference).unwrap();
+    assert!(inf.backward.is_empty());
+    assert!(inf
+        .tensors
+        .iter()
+        .all(|t| matches!(t.kind, TensorKind::Io | TensorKind::Activation)));
+    assert!(inf.gpu_bytes() < p.gpu_bytes() / 2);
+    check_buffer_sharing(&inf);
+}
+
+#[test]
+fn buffers_are_shared_only_between_disjoint_lifetimes() {
+    let mut r = rng(31);
+    for _ in 0..40 {
+        let d = random_description(&mut r);
+        for caps in [Caps::subgroup8_cpu(), Caps::gpu32()] {
+            for mode in [Mode::Train, Mode::Inference] {
+                check_buffer_sharing(&Plan::new(&d, 3, &caps, mode).unwrap());
+            }
+        }
+    }
+    for name in zoo::NAMES {
+        let p = Plan::new(&zoo::preset(name).unwrap(), 64, &Caps::gpu32(), Mode::Train).unwrap();
+        // Reuse pays: fewer buffers than tensors.
+        assert!(p.buffers.len() < p.tensors.len(), "{name}");
+    }
+}
+
+#[test]
+fn a_small_binding_limit_names_the_layer_and_the_largest_batch() {
+    let caps = Caps {
+        max_binding: 6 << 20,
+        ..Caps::gpu32()
+    };
+    let err = Plan::new(&seed(), 128, &caps, Mode::Train).unwrap_err().0;
+    // Conv_0's output is 128·32·32·32 floats = 16 MiB.
+    assert!(err.contains("layer 0 (conv, Conv_0)"), "{err}");
+    assert!(err.contains("the largest batch that fits is"), "{err}");
+    let best = Plan::max_batch(&seed(), &caps, Mode::Train).unwrap();
+    assert!(Plan::new(&seed(), best, &caps, Mode::Train).is_ok());
+    assert!(Plan::new(&seed(), best + 1, &caps, Mode::Train).is_err());
+    assert!(err.contains(&format!("is {best}")), "{err}");
+    // Parameters that cannot fit at any batch size.
+    let tiny = Caps {
+        max_binding: 1 << 20,
+        ..Caps::gpu32()
+    };
+    let err = Plan::new(&seed(), 1, &tiny, Mode::Train).unwrap_err().0;
+    assert!(err.contains("parameters"), "{err}");
+    assert_eq!(Plan::max_batch(&seed(), &tiny, Mode::Train), None);
+}
+
+#[test]
+fn checkpoints_carry_their_description_and_old_ones_load_as_the_seed() {
+    let dir = temp_dir("planner-ck");
+    let lenet_text = zoo::text("lenet5").unwrap();
+    let lenet = Description::parse(lenet_text).unwrap();
+    let layout = wgpu_cnn::plan::ParamLayout::of(&lenet).unwrap();
+    let path = dir.join("lenet.safetensors");
+    checkpoint::save(
+        &path,
+        &Checkpoint::new(lenet.clone(), lenet_text.to_string(), layout.init(1)),
+    )
+    .unwrap();
+    let ck = checkpoint::load(&path).unwrap();
+    assert_eq!(ck.model, lenet);
+    assert_eq!(ck.params, layout.init(1));
+
+    // A checkpoint written before descriptions existed: tensors only, no `model` metadata.
+    let seed_layout = wgpu_cnn::plan::ParamLayout::of(&seed()).unwrap();
+    let params = seed_layout.init(2);
+    let bytes: Vec<Vec<u8>> = params
+        .iter()
+        .map(|t| t.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = seed_layout
+        .specs
+        .iter()
+        .zip(&bytes)
+        .map(|(s, b)| {
+            (
+                s.name.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.shape.clone(), b)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let old = dir.join("old.safetensors");
+    std::fs::write(&old, safetensors::serialize(views, None).unwrap()).unwrap();
+    let ck = checkpoint::load(&old).unwrap();
+    assert_eq!(ck.model, seed());
+    assert_eq!(ck.params, params);
+
+    // Tensors that do not match the description: an error naming the tensor.
+    let bad = dir.join("mismatch.safetensors");
+    // Written by hand: lenet's description over the seed's tensors.
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("model".to_string(), lenet_text.to_string());
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = seed_layout
+        .specs
+        .iter()
+        .zip(&bytes)
+        .map(|(s, b)| {
+            (
+                s.name.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.shape.clone(), b)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(&bad, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
+    let err = format!("{:#}", checkpoint::load(&bad).unwrap_err());
+    assert!(err.contains("Conv_0.kernel has shape"), "{err}");
+    let (code, _, stderr) = cli(&["eval", "--checkpoint", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("error: ") && l.contains("Conv_0.kernel")),
+        "{stderr}"
+    );
+}
+
+/// `wgpu-cnn models FILE` and `train --model FILE` on a bad description: exit 1, one error line
+/// with `needle`, no panic, no run folder.
+fn bad_description(name: &str, text: &str, needle: &str) {
+    let dir = temp_dir(&format!("bad-desc-{name}"));
+    let file = dir.join("model.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = dir.join("run");
+    for args in [
+        vec!["models", file.to_str().unwrap()],
+        vec![
+            "train",
+            "--model",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ] {
+        let (code, stdout, stderr) = cli(&args);
+        assert_eq!(code, 1, "{name}: {args:?}\n{stdout}\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "{name}: {stderr}");
+        assert!(
+            errors[0].contains(needle),
+            "{name}: {:?} lacks {needle:?}",
+            errors[0]
+        );
+        assert!(!out.exists(), "{name}: wrote a run folder");
+    }
+}
+
+const HEAD: &str = "input = [32, 32, 3]\nclasses = 10\n";
+
+#[test]
+fn bad_descriptions_get_one_error_line_naming_layer_and_key() {
+    let tail = "[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nfeatures = 10\n";
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("syntax", format!("{HEAD}[[layer]]\ntype = \"conv\nfeatures = 3\n"), "line 4"),
+        ("unknown type", format!("{HEAD}[[layer]]\ntype = \"convolution\"\n{tail}"), "layer 0: unknown layer type \"convolution\""),
+        ("unknown key", format!("{HEAD}[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 3\nkernal = 3\n{tail}"), "layer 0 (conv): unknown key `kernal`"),
+        ("missing features", format!("{HEAD}[[layer]]\ntype = \"conv\"\nkernel = 3\n{tail}"), "layer 0 (conv): missing key `features`"),
+        ("zero features", format!("{HEAD}[[layer]]\ntype = \"conv\"\nfeatures = 0\nkernel = 3\n{tail}"), "layer 0 (conv): key `features` must be positive"),
+        ("negative kernel", format!("{HEAD}[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = -3\n{tail}"), "layer 0 (conv): key `kernel` must be positive"),
+        ("zero stride", format!("{HEAD}[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 3\nstride = [1, 0]\n{tail}"), "layer 0 (conv): key `stride` must be positive"),
+        ("missing window", format!("{HEAD}[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 3\n[[layer]]\ntype = \"avg_pool\"\n{tail}"), "layer 1 (avg_pool): missing key `window`"),
+        ("bad padding", format!("{HEAD}[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 3\npadding = \"FULL\"\n{tail}"), "layer 0 (conv): key `padding`"),
+        ("shrinks to zero", format!("{HEAD}[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 40\npadding = \"VALID\"\n{tail}"), "layer 0 (conv): key `kernel`"),
+        ("pool shrinks", format!("{HEAD}[[layer]]\ntype = \"avg_pool\"\nwindow = 64\n{tail}"), "layer 0 (avg_pool): key `window`"),
+        ("last layer", format!("{HEAD}[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nfeatures = 7\n"), "layer 1 (dense): the last layer must output `classes` = 10"),
+        ("conv after flatten", format!("{HEAD}[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 1\n{tail}"), "layer 1 (conv): needs an [H, W, C] input"),
+        ("no classes", "input = [32, 32, 3]\n[[layer]]\ntype = \"flatten\"\n".to_string(), "missing key `classes`"),
+        ("no layers", HEAD.to_string(), "no layers"),
+        ("wrong type", format!("{HEAD}[[layer]]\ntype = \"dense\"\nfeatures = \"ten\"\n"), "layer 0 (dense): key `features` must be a positive integer"),
+        ("not yet", format!("{HEAD}[[layer]]\ntype = \"batch_norm\"\n{tail}"), "layer 0: layer type \"batch_norm\" is not supported yet"),
+    ];
+    for (name, text, needle) in &cases {
+        bad_description(name, text, needle);
+    }
+}
+
+#[test]
+fn model_flags_and_data_mismatch_are_errors() {
+    let (code, _, err) = cli(&["train", "--model", "no-such-model"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("neither a preset"), "{err}");
+    let (code, _, err) = cli(&["models", "no-such-model", "--toml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("neither a preset"), "{err}");
+    // A valid description whose input is not the data's 32x32x3.
+    let dir = temp_dir("mnist-shaped");
+    let file = dir.join("m.toml");
+    std::fs::write(
+        &file,
+        "input = [28, 28, 1]\nclasses = 10\n[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nfeatures = 10\n",
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let data = common::cifar_dir();
+    let (code, _, err) = cli(&[
+        "train",
+        "--model",
+        file.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("does not match the data"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn models_lists_prints_and_plans() {
+    let (code, out, _) = cli(&["models"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("flax-cifar10") && out.contains("1070794") && out.contains("lenet5"));
+    let (code, out, _) = cli(&["models", "lenet5", "--toml"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        Description::parse(&out).unwrap(),
+        zoo::preset("lenet5").unwrap()
+    );
+    let (code, out, err) = cli(&["models", "flax-cifar10", "--plan", "--batch-size", "16"]);
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "Conv_0",
+        "avg_pool_2",
+        "buffers:",
+        "total",
+        "largest batch",
+        "adam",
+    ] {
+        assert!(out.contains(needle), "plan lacks {needle}:\n{out}");
+    }
+}
