@@ -104,8 +104,15 @@ pub fn save(path: &Path, ck: &Checkpoint) -> Result<()> {
 }
 
 /// Loads and validates a checkpoint: every parameter present with its shape, float32, finite.
-/// Adam's state is read when complete. Unknown tensors are listed in `unknown`.
+/// Adam's state is read when complete. Unknown tensors are listed in `unknown`. A file without
+/// a model description (written before descriptions existed) is the seed model.
 pub fn load(path: &Path) -> Result<Checkpoint> {
+    load_as(path, None)
+}
+
+/// As [`load`], but a file without a model description (from an older wgpu-cnn, or written by
+/// Flax) holds the parameters of `model` when given, else of the seed model.
+pub fn load_as(path: &Path, model: Option<(&Description, &str)>) -> Result<Checkpoint> {
     let shown = path.display();
     if path.is_dir() {
         bail!("{shown}: is a directory, expected a .safetensors checkpoint");
@@ -122,13 +129,16 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
                 .map_err(|e| anyhow::anyhow!("{shown}: its model description: {e}"))?,
             t.clone(),
         ),
-        None => {
-            let t = zoo::text(zoo::DEFAULT).expect("the default preset exists");
-            (
-                Description::parse(t).expect("presets are valid"),
-                t.to_string(),
-            )
-        }
+        None => match model {
+            Some((d, t)) => (d.clone(), t.to_string()),
+            None => {
+                let t = zoo::text(zoo::DEFAULT).expect("the default preset exists");
+                (
+                    Description::parse(t).expect("presets are valid"),
+                    t.to_string(),
+                )
+            }
+        },
     };
     let specs = ParamLayout::of(&model)
         .map_err(|e| anyhow::anyhow!("{shown}: its model description: {e}"))?

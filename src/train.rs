@@ -648,7 +648,7 @@ impl Run {
             }
             None => match &cfg.init {
                 Some(path) => {
-                    let ck = checkpoint::load(path)?;
+                    let ck = checkpoint::load_as(path, Some((&desc, &model_text)))?;
                     warn_unknown(path, &ck);
                     if ParamLayout::of(&ck.model)?.specs != layout.specs {
                         bail!(

@@ -18,7 +18,7 @@ def load_description(path):
 
 
 def _pair(v):
-    return tuple(v) if isinstance(v, list) else (v, v)
+    return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
 
 
 def _padding(v, default):
