@@ -208,7 +208,8 @@ fn store_dinput(m: u32, c0: u32, v: vec4<f32>) {
 
 // dinput[n,y,x,c] = Σ_{ky,kx,o} dout[n, oy, ox, o] · weight[ky,kx,c,o] over the taps with
 // oy·SH + ky − pad_t = y (and the same in x). With y + pad_t = qy·SH + ry (once per pixel) and
-// ky = kq·SH + kr (uniform), a tap hits iff kr = ry, and then oy = qy − kq: no division per tap.
+// ky = kq·SH + kr (running counters), a tap hits iff kr = ry, and then oy = qy − kq: no division
+// per tap.
 @compute @workgroup_size(64)
 fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
                          @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -234,12 +235,17 @@ fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    // (ky, kx) = kq·(SH, SW) + kr, counted without dividing.
+    var kq = vec2<u32>(0u);
+    var kr = vec2<u32>(0u);
     for (var ky = 0u; ky < p.kh; ky++) {
-        let oy = qy - i32(ky / p.sh);
-        let oky = (ry == vec4<u32>(ky % p.sh)) & (oy >= vec4<i32>(0)) & (oy < vec4<i32>(i32(p.out_h)));
+        let oy = qy - i32(kq.y);
+        let oky = (ry == vec4<u32>(kr.y)) & (oy >= vec4<i32>(0)) & (oy < vec4<i32>(i32(p.out_h)));
+        kq.x = 0u;
+        kr.x = 0u;
         for (var kx = 0u; kx < p.kw; kx++) {
-            let ox = qx - i32(kx / p.sw);
-            let ok = oky & (rx == vec4<u32>(kx % p.sw)) & (ox >= vec4<i32>(0))
+            let ox = qx - i32(kq.x);
+            let ok = oky & (rx == vec4<u32>(kr.x)) & (ox >= vec4<i32>(0))
                 & (ox < vec4<i32>(i32(p.out_w)));
             let off = select(vec4<u32>(0u), ((nb + vec4<u32>(oy)) * p.out_w + vec4<u32>(ox)) * p.o, ok);
             let wb = ((ky * p.kw + kx) * p.c + chans) * p.o;
@@ -252,7 +258,11 @@ fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
                 acc2 += a.z * wv;
                 acc3 += a.w * wv;
             }
+            kr.x += 1u;
+            if (kr.x == p.sw) { kr.x = 0u; kq.x += 1u; }
         }
+        kr.y += 1u;
+        if (kr.y == p.sh) { kr.y = 0u; kq.y += 1u; }
     }
     store_dinput(m0, c0, acc0);
     store_dinput(m0 + 1u, c0, acc1);
@@ -295,12 +305,17 @@ fn conv2d_backward_input_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     var b1 = z;
     var b2 = z;
     var b3 = z;
+    // (ky, kx) = kq·(SH, SW) + kr, counted without dividing.
+    var kq = vec2<u32>(0u);
+    var kr = vec2<u32>(0u);
     for (var ky = 0u; ky < p.kh; ky++) {
-        let oy = qy - i32(ky / p.sh);
-        let oky = (ry == vec4<u32>(ky % p.sh)) & (oy >= vec4<i32>(0)) & (oy < vec4<i32>(i32(p.out_h)));
+        let oy = qy - i32(kq.y);
+        let oky = (ry == vec4<u32>(kr.y)) & (oy >= vec4<i32>(0)) & (oy < vec4<i32>(i32(p.out_h)));
+        kq.x = 0u;
+        kr.x = 0u;
         for (var kx = 0u; kx < p.kw; kx++) {
-            let ox = qx - i32(kx / p.sw);
-            let ok = oky & (rx == vec4<u32>(kx % p.sw)) & (ox >= vec4<i32>(0))
+            let ox = qx - i32(kq.x);
+            let ok = oky & (rx == vec4<u32>(kr.x)) & (ox >= vec4<i32>(0))
                 & (ox < vec4<i32>(i32(p.out_w)));
             let off = select(vec4<u32>(0u), ((nb + vec4<u32>(oy)) * p.out_w + vec4<u32>(ox)) * o4, ok);
             let tap = (ky * p.kw + kx) * p.c;
@@ -328,7 +343,11 @@ fn conv2d_backward_input_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
                 b2 += vec4<f32>(dot(d2, w4), dot(d2, w5), dot(d2, w6), dot(d2, w7));
                 b3 += vec4<f32>(dot(d3, w4), dot(d3, w5), dot(d3, w6), dot(d3, w7));
             }
+            kr.x += 1u;
+            if (kr.x == p.sw) { kr.x = 0u; kq.x += 1u; }
         }
+        kr.y += 1u;
+        if (kr.y == p.sh) { kr.y = 0u; kq.y += 1u; }
     }
     store_dinput(m0, c0, a0);
     store_dinput(m0 + 1u, c0, a1);

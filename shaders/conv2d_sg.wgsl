@@ -261,11 +261,12 @@ fn in_pixel(m: u32) -> InPixel {
 
 // dout4 offset of the tap (ky, kx) of input pixel q, and whether that tap exists: the output
 // pixel oy = (y + pad_t − ky) / SH must divide exactly and lie inside the output. With
-// ky = kq·SH + kr (uniform, cheap) that is kr = ry and oy = qy − kq.
-fn dout_tap(q: InPixel, ky: u32, kx: u32, o4: u32) -> vec2<u32> {
-    let oy = q.qy - i32(ky / p.sh);
-    let ox = q.qx - i32(kx / p.sw);
-    let ok = q.ry == ky % p.sh && q.rx == kx % p.sw
+// ky = kq.y·SH + kr.y (kept as running counters by the caller: no division per tap) that is
+// kr = ry and oy = qy − kq; the same in x.
+fn dout_tap(q: InPixel, kq: vec2<u32>, kr: vec2<u32>, o4: u32) -> vec2<u32> {
+    let oy = q.qy - i32(kq.y);
+    let ox = q.qx - i32(kq.x);
+    let ok = q.ry == kr.y && q.rx == kr.x
         && oy >= 0 && oy < i32(p.out_h) && ox >= 0 && ox < i32(p.out_w);
     return vec2<u32>(select(0u, ((q.nb + u32(oy)) * p.out_w + u32(ox)) * o4, ok), u32(ok));
 }
@@ -302,10 +303,15 @@ fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
     let z = vec4<f32>(0.0);
     var a = array<vec4<f32>, 8>();
     var b = array<vec4<f32>, 8>();
+    // (ky, kx) = kq·(SH, SW) + kr, counted without dividing.
+    var kq = vec2<u32>(0u);
+    var kr = vec2<u32>(0u);
     for (var ky = 0u; ky < p.kh; ky++) {
+        kq.x = 0u;
+        kr.x = 0u;
         for (var kx = 0u; kx < p.kw; kx++) {
-            let ta = dout_tap(pa, ky, kx, o4);
-            let tb = dout_tap(pb, ky, kx, o4);
+            let ta = dout_tap(pa, kq, kr, o4);
+            let tb = dout_tap(pb, kq, kr, o4);
             // Rows of this lane's 4 channels at this tap, o-quad 0.
             var wr = ((ky * p.kw + kx) * p.c + 4u * qc) * o4;
             for (var oq = 0u; oq < o4; oq++) {
@@ -333,7 +339,11 @@ fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
                 b[6] += dot4(subgroupBroadcast(e, 6u), w0, w1, w2, w3);
                 b[7] += dot4(subgroupBroadcast(e, 7u), w0, w1, w2, w3);
             }
+            kr.x += 1u;
+            if (kr.x == p.sw) { kr.x = 0u; kq.x += 1u; }
         }
+        kr.y += 1u;
+        if (kr.y == p.sh) { kr.y = 0u; kq.y += 1u; }
     }
     store_dinput_tile(m0, q, cq, a);
     store_dinput_tile(m0 + SG, q, cq, b);

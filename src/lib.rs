@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod data;
 pub mod gpu;
 pub mod graph;
+pub mod infer;
 pub mod model;
 pub mod params;
 pub mod plan;

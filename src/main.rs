@@ -417,7 +417,7 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
             batch_size,
             device,
         } => {
-            train::eval(
+            wgpu_cnn::infer::eval(
                 &checkpoint,
                 &data,
                 out.as_deref(),
@@ -431,7 +431,7 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
             images,
             device,
         } => {
-            for p in train::predict(&checkpoint, &images, 3, &device.options())? {
+            for p in wgpu_cnn::infer::predict(&checkpoint, &images, 3, &device.options())? {
                 let top: Vec<String> = p
                     .top
                     .iter()

@@ -40,6 +40,56 @@ pub struct Totals {
     pub first_bad_batch: u32,
 }
 
+impl Totals {
+    /// The `loss.totals` buffer's layout: four floats (the batch index as a float: exact below
+    /// 2^24 batches per epoch).
+    pub fn to_gpu(&self) -> [f32; 4] {
+        [
+            self.loss_sum,
+            self.correct,
+            self.count,
+            self.first_bad_batch as f32,
+        ]
+    }
+    pub fn from_gpu(v: &[f32]) -> Self {
+        Totals {
+            loss_sum: v[0],
+            correct: v[1],
+            count: v[2],
+            first_bad_batch: v[3] as u32,
+        }
+    }
+    /// Checkpoint metadata `totals`: the floats' bit patterns, so a resumed run continues with
+    /// exactly the same sums.
+    pub fn to_meta(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.loss_sum.to_bits(),
+            self.correct.to_bits(),
+            self.count.to_bits(),
+            self.first_bad_batch
+        )
+    }
+    /// Parses [`Totals::to_meta`] (older checkpoints wrote three numbers, without the batch).
+    pub fn from_meta(s: &str) -> Option<Self> {
+        let v: Vec<u32> = s
+            .split(' ')
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        let (a, b, c, bad) = match v[..] {
+            [a, b, c] => (a, b, c, 0),
+            [a, b, c, bad] => (a, b, c, bad),
+            _ => return None,
+        };
+        Some(Totals {
+            loss_sum: f32::from_bits(a),
+            correct: f32::from_bits(b),
+            count: f32::from_bits(c),
+            first_bad_batch: bad,
+        })
+    }
+}
+
 /// A planned model on the GPU at a fixed batch size: weights, Adam state, activations and
 /// gradients live in buffers allocated once (the plan's); each step replays a recorded schedule.
 pub struct GpuModel {
@@ -429,11 +479,8 @@ impl GpuModel {
 
     /// Sets the on-GPU totals (resuming mid-epoch).
     pub fn write_totals(&self, gpu: &Gpu, t: Totals) {
-        gpu.queue.write_buffer(
-            &self.totals,
-            0,
-            bytemuck::cast_slice(&[t.loss_sum, t.correct, t.count, t.first_bad_batch as f32]),
-        );
+        gpu.queue
+            .write_buffer(&self.totals, 0, bytemuck::cast_slice(&t.to_gpu()));
     }
 
     /// One training step on the uploaded batch, submitted without waiting.
@@ -471,13 +518,7 @@ impl GpuModel {
     }
 
     pub fn read_totals(&self, gpu: &Gpu) -> Result<Totals, GpuError> {
-        let v = gpu.read_f32(&self.totals)?;
-        Ok(Totals {
-            loss_sum: v[0],
-            correct: v[1],
-            count: v[2],
-            first_bad_batch: v[3] as u32,
-        })
+        Ok(Totals::from_gpu(&gpu.read_f32(&self.totals)?))
     }
 }
 

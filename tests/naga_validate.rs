@@ -157,3 +157,29 @@ fn params_structs_match_their_wgsl_twins() {
         assert_eq!(members.len() * 4, rust_size, "{shader}: field count");
     }
 }
+
+/// WebGPU's default (and what browsers and Metal enforce): at most 8 storage buffers per shader
+/// stage. Counted per entry point over the globals its function (and the functions it calls)
+/// actually use.
+#[test]
+fn every_entry_point_binds_at_most_8_storage_buffers() {
+    for s in SHADERS {
+        let (module, info) = parse(s.name, s.source);
+        for (i, ep) in module.entry_points.iter().enumerate() {
+            let used = info.get_entry_point(i);
+            let storage = module
+                .global_variables
+                .iter()
+                .filter(|(h, g)| {
+                    matches!(g.space, naga::AddressSpace::Storage { .. }) && !used[*h].is_empty()
+                })
+                .count();
+            assert!(
+                storage <= 8,
+                "{}.wgsl {}: {storage} storage buffers (WebGPU allows 8 per stage)",
+                s.name,
+                ep.name
+            );
+        }
+    }
+}
