@@ -516,6 +516,89 @@ pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Re
     })
 }
 
+/// Creates the run folder and checks, before any training time is spent, that it is writable
+/// and has room for two checkpoints of `checkpoint_bytes` (last and best, each written next to
+/// its temporary copy) plus the reports.
+fn prepare_out_folder(out: &Path, checkpoint_bytes: u64) -> Result<()> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create output folder {}", out.display()))?;
+    checkpoint::write_atomic(&out.join(".write-test"), b"ok")
+        .with_context(|| format!("output folder {} is not writable", out.display()))?;
+    let _ = std::fs::remove_file(out.join(".write-test"));
+    let need = 4 * checkpoint_bytes + (8 << 20);
+    if let Ok(free) = fs4::available_space(out) {
+        if free < need {
+            bail!(
+                "not enough free space in {}: {} MiB free, a run needs about {} MiB",
+                out.display(),
+                free >> 20,
+                need >> 20
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The training and validation indices of the run and the steps per epoch, checked.
+fn split_training_set(cfg: &TrainConfig, n_all: usize) -> Result<(Vec<u32>, Vec<u32>, usize)> {
+    if cfg.val_size >= n_all {
+        bail!(
+            "--val-size {} leaves no training images (the training set has {n_all})",
+            cfg.val_size
+        );
+    }
+    let (mut train_idx, val_idx) = data::split_indices(n_all, cfg.val_size, cfg.seed);
+    if let Some(limit) = cfg.train_limit {
+        if limit == 0 || limit > train_idx.len() {
+            bail!(
+                "--train-limit {limit} must be between 1 and the training split's {} images",
+                train_idx.len()
+            );
+        }
+        train_idx.truncate(limit);
+    }
+    let b = cfg.batch_size as usize;
+    let steps = train_idx.len() / b;
+    if steps == 0 {
+        bail!(
+            "the training split has {} images, fewer than one batch of {b}",
+            train_idx.len()
+        );
+    }
+    Ok((train_idx, val_idx, steps))
+}
+
+/// A resumed run must find the data it was trained on and a position inside it.
+fn check_resume(
+    ck: &Checkpoint,
+    shown: &str,
+    pos: &Position,
+    train_images: usize,
+    steps: usize,
+) -> Result<()> {
+    let same = |key: &str, now: usize| ck.meta::<usize>(key).is_none_or(|v| v == now);
+    if !same("train_images", train_images) || !same("steps_per_epoch", steps) {
+        bail!(
+            "{shown}: the run had {} training images in {} steps per epoch, the data now gives {} in {}; \
+             resume with the same data set",
+            ck.meta::<usize>("train_images").unwrap_or(0),
+            ck.meta::<usize>("steps_per_epoch").unwrap_or(0),
+            train_images,
+            steps
+        );
+    }
+    if pos.step_in_epoch as usize >= steps {
+        bail!(
+            "{shown}: step_in_epoch {} is past the epoch's {steps} steps",
+            pos.step_in_epoch
+        );
+    }
+    if ck.meta::<u32>("step").is_some_and(|t| t > i32::MAX as u32) {
+        bail!("{shown}: Adam step count out of range");
+    }
+    Ok(())
+}
+
 /// One training run: its settings, position, data, model and schedules.
 struct Run {
     cfg: TrainConfig,
@@ -552,52 +635,10 @@ impl Run {
         };
         check_model_fits_data(&desc)?;
         let layout = ParamLayout::of(&desc)?;
-        std::fs::create_dir_all(&cfg.out)
-            .with_context(|| format!("cannot create output folder {}", cfg.out.display()))?;
-        // Fail before training when the output folder is not writable.
-        checkpoint::write_atomic(&cfg.out.join(".write-test"), b"ok")
-            .with_context(|| format!("output folder {} is not writable", cfg.out.display()))?;
-        let _ = std::fs::remove_file(cfg.out.join(".write-test"));
-        // Room for two checkpoints (last and best, each written next to its temporary copy)
-        // plus the reports, before any training time is spent.
-        let need = 4 * checkpoint_bytes(&layout) + (8 << 20);
-        if let Ok(free) = fs4::available_space(&cfg.out) {
-            if free < need {
-                bail!(
-                    "not enough free space in {}: {} MiB free, a run needs about {} MiB",
-                    cfg.out.display(),
-                    free >> 20,
-                    need >> 20
-                );
-            }
-        }
+        prepare_out_folder(&cfg.out, checkpoint_bytes(&layout))?;
 
         let ds = load_data(&cfg.data, progress)?;
-        let n_all = ds.train.len();
-        if cfg.val_size >= n_all {
-            bail!(
-                "--val-size {} leaves no training images (the training set has {n_all})",
-                cfg.val_size
-            );
-        }
-        let (mut train_idx, val_idx) = data::split_indices(n_all, cfg.val_size, cfg.seed);
-        if let Some(limit) = cfg.train_limit {
-            if limit == 0 || limit > train_idx.len() {
-                bail!(
-                    "--train-limit {limit} must be between 1 and the training split's {} images",
-                    train_idx.len()
-                );
-            }
-            train_idx.truncate(limit);
-        }
-        let b = cfg.batch_size as usize;
-        let steps = train_idx.len() / b;
-        if steps == 0 {
-            bail!(
-                "the training split has {} images, fewer than one batch of {b}",
-                train_idx.len()
-            );
-        }
+        let (train_idx, val_idx, steps) = split_training_set(&cfg, ds.train.len())?;
 
         let gpu = Gpu::new(device)?;
         let adapter = gpu.describe();
@@ -631,29 +672,9 @@ impl Run {
                 None => (layout.init(cfg.seed), Position::default()),
             },
         };
-        // Adam runs in f32 on the GPU; the setting keeps the value as typed.
         if let Some(ck) = &resumed {
-            let shown = resume.unwrap_or(Path::new("")).display();
-            let same = |key: &str, now: usize| ck.meta::<usize>(key).is_none_or(|v| v == now);
-            if !same("train_images", train_idx.len()) || !same("steps_per_epoch", steps) {
-                bail!(
-                    "{shown}: the run had {} training images in {} steps per epoch, the data now gives {} in {}; \
-                     resume with the same data set",
-                    ck.meta::<usize>("train_images").unwrap_or(0),
-                    ck.meta::<usize>("steps_per_epoch").unwrap_or(0),
-                    train_idx.len(),
-                    steps
-                );
-            }
-            if pos.step_in_epoch as usize >= steps {
-                bail!(
-                    "{shown}: step_in_epoch {} is past the epoch's {steps} steps",
-                    pos.step_in_epoch
-                );
-            }
-            if ck.meta::<u32>("step").is_some_and(|t| t > i32::MAX as u32) {
-                bail!("{shown}: Adam step count out of range");
-            }
+            let shown = resume.unwrap_or(Path::new("")).display().to_string();
+            check_resume(ck, &shown, &pos, train_idx.len(), steps)?;
         }
         let mut runner = Runner::new(&gpu, &desc, cfg.batch_size, &init, cfg.lr as f32)?;
         if let Some(ck) = &resumed {

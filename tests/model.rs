@@ -96,17 +96,39 @@ fn check_adam_steps(gpu: &Gpu, desc: &Description, n: usize, steps: usize, seed:
     assert_close(&format!("{what} losses"), &losses.0, &losses.1, 1e-4, 1e-4);
     let params = m.read_params(gpu).unwrap();
     for (i, spec) in p.layout.specs.iter().enumerate() {
-        // Adam moves a weight by at most ~lr per step; allow 1% of the run's total for the
-        // f32 (GPU) vs f64 (CPU) gap, which also covers elements whose gradient is pure
-        // rounding noise (Adam normalises those to full-size steps of either sign).
-        assert_close(
+        assert_adam_close(
             &format!("{what} after {steps} steps {}", spec.name),
             &params[i],
             &p64[i],
-            0.01 * steps as f64 * LR as f64,
-            1e-4,
+            steps,
         );
     }
+}
+
+/// Parameters after `steps` Adam steps, GPU (f32) vs CPU (f64). Adam moves a weight by about lr
+/// per step, so 1 % of the run's total covers the f32 gap of every element whose gradient is
+/// signal. An element whose gradient is pure rounding noise (a sum that cancels to ~1e-9) is
+/// normalised by Adam into full-size steps of a sign the summation order decides: such
+/// elements may differ by up to Adam's bound (4·lr per step), and there may be at most one per
+/// 100,000 elements (at least one allowed per tensor).
+fn assert_adam_close(what: &str, got: &[f32], want: &[f64], steps: usize) {
+    let lr = LR as f64;
+    let tight = 0.01 * steps as f64 * lr;
+    let bound = 4.0 * steps as f64 * lr;
+    let flips: Vec<(usize, f64)> = got
+        .iter()
+        .zip(want)
+        .enumerate()
+        .map(|(i, (&g, &w))| (i, (g as f64 - w).abs()))
+        .filter(|&(i, e)| e > tight + 1e-4 * want[i].abs())
+        .collect();
+    let allowed = (got.len() / 100_000).max(1);
+    assert!(
+        flips.len() <= allowed && flips.iter().all(|&(_, e)| e <= bound),
+        "{what}: {} elements beyond {tight:e} (allowed {allowed}, each within {bound:e}): {:?}",
+        flips.len(),
+        &flips[..flips.len().min(8)]
+    );
 }
 
 #[test]
@@ -128,6 +150,9 @@ fn seed_ten_adam_steps_match_cpu() {
     let Some(gpu) = gpu() else { return };
     let d = seed();
     check_adam_steps(gpu, &d, 4, 10, 5, "flax-cifar10");
+    if let Some(tiled) = gpu_tiled() {
+        check_adam_steps(tiled, &d, 4, 5, 5, "flax-cifar10 tiled");
+    }
     // The loss falls on a repeated batch.
     let p = plan(gpu, &d, 4);
     let mut m = GpuModel::from_plan(gpu, p.clone(), &p.layout.init(5), LR).unwrap();
@@ -163,10 +188,8 @@ fn random_descriptions_match_cpu_on_both_kernel_families() {
         let n = [1usize, 2, 3][i % 3];
         check_one_step(sg, &d, n, i as u64, 2e-5, &what);
         check_one_step(tiled, &d, n, i as u64, 2e-5, &format!("{what} tiled"));
-        if i % 4 == 0 {
-            check_adam_steps(sg, &d, n, 5, i as u64, &what);
-            check_adam_steps(tiled, &d, n, 5, i as u64, &format!("{what} tiled"));
-        }
+        check_adam_steps(sg, &d, n, 5, i as u64, &what);
+        check_adam_steps(tiled, &d, n, 5, i as u64, &format!("{what} tiled"));
     }
 }
 

@@ -86,9 +86,13 @@ pub fn forward(
 ) -> Dispatch {
     let bias = bias_or(p, bias, weight);
     if subgroup8(gpu, p) {
-        // The pooled output is not written (p.pool = 0) but the entry point declares it.
-        let unused = gpu.storage("conv2d.unused_pool", 4);
-        return forward_sg(gpu, p, input, weight, bias, output, (&unused).into());
+        // The entry point declares the pooled output, which p.pool = 0 never writes: bind the
+        // output there too (no hidden buffer).
+        assert_eq!(
+            p.pool, 0,
+            "conv2d::forward: a pooled output goes through forward_pool2"
+        );
+        return forward_sg(gpu, p, input, weight, bias, output, output);
     }
     let u = gpu.uniform("conv2d.params", p);
     let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len()) as u64;
