@@ -1,6 +1,7 @@
 """Loads a wgpu-cnn checkpoint into the Flax model unchanged and evaluates it on the CIFAR-10
 test set: the proof that the checkpoint contract (names, shapes, HWIO kernels, (H, W, C)
-flattening) is Flax's.
+flattening) is Flax's. The model is the checkpoint's description (metadata `model`, built by
+flax_model.py), or the seed CNN for checkpoints without one.
 
     python tools/peers/flax_load.py CHECKPOINT.safetensors --data ../shared/cifar10/cifar-10-batches-bin
 """
@@ -11,8 +12,12 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tomllib
+
+from safetensors import safe_open
 from safetensors.numpy import load_file
 
+from flax_model import FlaxModel
 from jax_cnn import CNN
 
 MEAN = np.array([0.49139968, 0.48215841, 0.44653091], np.float32)
@@ -35,7 +40,10 @@ def main():
     labels = raw[:, 0].astype(np.int32)
     images = raw[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32) / 255.0
     images = (images - MEAN) / STD
-    apply = jax.jit(lambda x: CNN().apply({"params": params}, x))
+    with safe_open(args.checkpoint, "np") as f:
+        text = (f.metadata() or {}).get("model")
+    model = FlaxModel(tuple(tomllib.loads(text)["layer"])) if text else CNN()
+    apply = jax.jit(lambda x: model.apply({"params": params}, x))
     logits = np.concatenate([np.asarray(apply(images[i:i + 1000])) for i in range(0, len(images), 1000)])
     logp = logits - logits.max(1, keepdims=True)
     logp = logp - np.log(np.exp(logp).sum(1, keepdims=True))
