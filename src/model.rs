@@ -5,7 +5,7 @@
 //! nu share that layout. The CPU reference of the same plan is `cpu::reference`.
 
 use crate::gpu::ops::softmax_ce::SoftmaxCeBuffers;
-use crate::gpu::ops::{adam, avgpool, conv2d, dense, relu, softmax_ce};
+use crate::gpu::ops::{adam, avgpool, conv2d, dense, gelu, maxpool, relu, softmax_ce};
 use crate::gpu::{BufSlice, Dispatch, Gpu, GpuError};
 use crate::graph::Description;
 use crate::params::{AdamParams, SoftmaxCeParams};
@@ -225,6 +225,40 @@ impl GpuModel {
                 Step::Relu { p, x, y, .. } => vec![relu::forward(gpu, p, tensor(*x), tensor(*y))],
                 Step::AvgPool { p, x, y, .. } => {
                     vec![avgpool::forward(gpu, p, tensor(*x), tensor(*y))]
+                }
+                Step::MaxPool {
+                    p, x, y, argmax, ..
+                } => vec![maxpool::forward(
+                    gpu,
+                    p,
+                    tensor(*x),
+                    tensor(*y),
+                    tensor(*argmax),
+                )],
+                Step::Gelu { p, x, y, .. } => vec![gelu::forward(gpu, p, tensor(*x), tensor(*y))],
+                Step::MaxPoolBackward {
+                    p,
+                    dout,
+                    argmax,
+                    din,
+                    ..
+                } => vec![maxpool::backward(
+                    gpu,
+                    p,
+                    tensor(*dout),
+                    tensor(*argmax),
+                    tensor(*din),
+                )],
+                Step::GeluBackward {
+                    p, dout, x, din, ..
+                } => {
+                    vec![gelu::backward(
+                        gpu,
+                        p,
+                        tensor(*dout),
+                        tensor(*x),
+                        tensor(*din),
+                    )]
                 }
                 Step::Loss { p, dlogits, .. } => match dlogits {
                     Some(d) => softmax_ce::backward(gpu, p, &ce, tensor(*d))

@@ -308,6 +308,10 @@ impl AvgPoolParams {
     }
 }
 
+/// Max pooling (Flax `max_pool`) has the same window geometry as average pooling; its shader
+/// reads the same uniform (`PoolParams` in `maxpool.wgsl`).
+pub type MaxPoolParams = AvgPoolParams;
+
 /// Dense layer `y[M,N] = x[M,K] · w[K,N] + b[N]` (M = batch, K = inputs, N = outputs).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]

@@ -5,9 +5,10 @@
 mod common;
 
 use common::{assert_close, gpu, gpu_tiled, rng, to_f64, uniform};
+use rand::Rng;
 use wgpu_cnn::cpu;
 use wgpu_cnn::gpu::ops::softmax_ce::SoftmaxCeBuffers;
-use wgpu_cnn::gpu::ops::{adam, avgpool, conv2d, dense, relu, softmax_ce};
+use wgpu_cnn::gpu::ops::{adam, avgpool, conv2d, dense, gelu, maxpool, relu, softmax_ce};
 use wgpu_cnn::gpu::{BufSlice, Gpu};
 use wgpu_cnn::params::*;
 
@@ -395,6 +396,101 @@ fn avgpool_both_directions() {
             &dx,
             1e-6,
             1e-6,
+        );
+    }
+}
+
+#[test]
+fn maxpool_both_directions() {
+    let Some(gpu) = gpu() else { return };
+    // Square and rectangular windows, overlapping (stride < window), gapped, SAME (−inf
+    // padding), asymmetric explicit padding; odd sizes and channel counts.
+    let cases = [
+        (3, 7, 7, 5, [2, 2], [2, 2], Padding::Valid),
+        (2, 8, 6, 3, [3, 3], [2, 2], Padding::Same),
+        (1, 9, 10, 4, [3, 2], [1, 1], Padding::Valid),
+        (2, 6, 7, 8, [2, 2], [3, 3], Padding::Valid),
+        (
+            3,
+            5,
+            6,
+            2,
+            [2, 3],
+            [2, 1],
+            Padding::Explicit([[1, 0], [0, 2]]),
+        ),
+        (1, 4, 4, 1, [1, 1], [1, 1], Padding::Valid),
+    ];
+    for (si, &(n, h, w, c, k, s, pad)) in cases.iter().enumerate() {
+        let p = MaxPoolParams::general(n, h, w, c, k, s, pad).unwrap();
+        let what = format!("maxpool n{n} h{h} w{w} c{c} k{k:?} s{s:?} {pad:?}");
+        let mut r = rng(250 + si as u64);
+        // Values from a small set: many ties, where the gradient rule (first maximum in
+        // row-major window order) decides.
+        let x: Vec<f32> = (0..p.input_len())
+            .map(|_| r.random_range(-2i32..=2) as f32 * 0.5)
+            .collect();
+        let dy = uniform(&mut r, p.output_len(), 1.0);
+        let (xb, dyb) = (gpu.storage_from("x", &x), gpu.storage_from("dy", &dy));
+        let (yb, ab, dxb) = (
+            gpu.storage("y", p.output_len()),
+            gpu.storage("argmax", p.output_len()),
+            gpu.storage("dx", p.input_len()),
+        );
+        let f = maxpool::forward(gpu, &p, (&xb).into(), (&yb).into(), (&ab).into());
+        let b = maxpool::backward(gpu, &p, (&dyb).into(), (&ab).into(), (&dxb).into());
+        gpu.run(&[&f, &b]).unwrap();
+        let mut y = vec![0.0; p.output_len()];
+        cpu::maxpool::maxpool_forward(&p, &to_f64(&x), &mut y);
+        assert_close(&format!("{what} forward"), &read(gpu, &yb), &y, 0.0, 0.0);
+        let mut dx = vec![0.0; p.input_len()];
+        cpu::maxpool::maxpool_backward(&p, &to_f64(&x), &to_f64(&dy), &mut dx);
+        assert_close(
+            &format!("{what} backward"),
+            &read(gpu, &dxb),
+            &dx,
+            1e-6,
+            1e-6,
+        );
+    }
+}
+
+#[test]
+fn gelu_both_directions() {
+    let Some(gpu) = gpu() else { return };
+    for (si, &len) in [1usize, 63, 1000, 4099].iter().enumerate() {
+        let p = ElementwiseParams::new(len as u32);
+        let mut r = rng(450 + si as u64);
+        // Wide inputs: the tails (tanh saturating, large |x|) as well as the middle.
+        let mut x = uniform(&mut r, len, 6.0);
+        if len > 10 {
+            x[0] = 60.0;
+            x[1] = -60.0;
+            x[2] = 0.0;
+        }
+        let dy = uniform(&mut r, len, 1.0);
+        let (xb, dyb) = (gpu.storage_from("x", &x), gpu.storage_from("dy", &dy));
+        let (yb, dxb) = (gpu.storage("y", len), gpu.storage("dx", len));
+        let f = gelu::forward(gpu, &p, (&xb).into(), (&yb).into());
+        let b = gelu::backward(gpu, &p, (&dyb).into(), (&xb).into(), (&dxb).into());
+        gpu.run(&[&f, &b]).unwrap();
+        let mut y = vec![0.0; len];
+        cpu::gelu::gelu_forward(&to_f64(&x), &mut y);
+        assert_close(
+            &format!("gelu {len} forward"),
+            &read(gpu, &yb),
+            &y,
+            1e-6,
+            1e-5,
+        );
+        let mut dx = vec![0.0; len];
+        cpu::gelu::gelu_backward(&to_f64(&dy), &to_f64(&x), &mut dx);
+        assert_close(
+            &format!("gelu {len} backward"),
+            &read(gpu, &dxb),
+            &dx,
+            1e-6,
+            1e-5,
         );
     }
 }

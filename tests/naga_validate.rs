@@ -19,7 +19,7 @@ fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
 
 #[test]
 fn every_shader_parses_and_validates() {
-    assert_eq!(SHADERS.len(), 8);
+    assert_eq!(SHADERS.len(), 10);
     for s in SHADERS {
         parse(s.name, s.source);
     }
@@ -84,6 +84,8 @@ fn entry_points_match_launchers() {
             ],
         ),
         ("relu", &["relu_forward", "relu_backward"]),
+        ("gelu", &["gelu_forward", "gelu_backward"]),
+        ("maxpool", &["maxpool_forward", "maxpool_backward"]),
         (
             "softmax_ce",
             &[
@@ -118,6 +120,8 @@ fn params_structs_match_their_wgsl_twins() {
         ("avgpool", std::mem::size_of::<AvgPoolParams>()),
         ("dense", std::mem::size_of::<DenseParams>()),
         ("relu", std::mem::size_of::<ElementwiseParams>()),
+        ("gelu", std::mem::size_of::<ElementwiseParams>()),
+        ("maxpool", std::mem::size_of::<MaxPoolParams>()),
         ("softmax_ce", std::mem::size_of::<SoftmaxCeParams>()),
         ("adam", std::mem::size_of::<AdamParams>()),
         ("augment", std::mem::size_of::<AugmentParams>()),

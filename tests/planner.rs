@@ -312,6 +312,9 @@ fn bad_descriptions_get_one_error_line_naming_layer_and_key() {
         ("no layers", HEAD.to_string(), "no layers"),
         ("wrong type", format!("{HEAD}[[layer]]\ntype = \"dense\"\nfeatures = \"ten\"\n"), "layer 0 (dense): key `features` must be a positive integer"),
         ("not yet", format!("{HEAD}[[layer]]\ntype = \"batch_norm\"\n{tail}"), "layer 0: layer type \"batch_norm\" is not supported yet"),
+        ("max_pool all padding", format!("{HEAD}[[layer]]\ntype = \"max_pool\"\nwindow = 2\npadding = [[2, 0], [0, 0]]\n{tail}"), "layer 0 (max_pool): key `padding`"),
+        ("global pool of flat", format!("{HEAD}[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"global_avg_pool\"\n{tail}"), "layer 1 (global_avg_pool): needs an [H, W, C] input"),
+        ("key on gelu", format!("{HEAD}[[layer]]\ntype = \"gelu\"\napproximate = false\n{tail}"), "layer 0 (gelu): unknown key `approximate`"),
     ];
     for (name, text, needle) in &cases {
         bad_description(name, text, needle);

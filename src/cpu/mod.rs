@@ -8,6 +8,8 @@ pub mod augment;
 pub mod avgpool;
 pub mod conv2d;
 pub mod dense;
+pub mod gelu;
+pub mod maxpool;
 pub mod reference;
 pub mod relu;
 pub mod softmax_ce;

@@ -24,6 +24,8 @@ pub fn forward<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T]) -> Vec<Vec<T>> 
             }
             LayerOp::Relu { .. } => super::relu::relu_forward(input, &mut y),
             LayerOp::AvgPool { p } => super::avgpool::avgpool_forward(p, input, &mut y),
+            LayerOp::MaxPool { p } => super::maxpool::maxpool_forward(p, input, &mut y),
+            LayerOp::Gelu { .. } => super::gelu::gelu_forward(input, &mut y),
             LayerOp::Flatten => y.copy_from_slice(input),
         }
         outs.push(y);
@@ -92,6 +94,8 @@ pub fn loss_and_grads<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T], labels: 
             }
             LayerOp::Relu { .. } => super::relu::relu_backward(&d, &outs[i], &mut din),
             LayerOp::AvgPool { p } => super::avgpool::avgpool_backward(p, &d, &mut din),
+            LayerOp::MaxPool { p } => super::maxpool::maxpool_backward(p, input, &d, &mut din),
+            LayerOp::Gelu { .. } => super::gelu::gelu_backward(&d, input, &mut din),
             LayerOp::Flatten => din.copy_from_slice(&d),
         }
         d = din;

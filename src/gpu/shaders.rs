@@ -23,6 +23,8 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("avgpool"),
     shader!("dense"),
     shader!("relu"),
+    shader!("gelu"),
+    shader!("maxpool"),
     shader!("softmax_ce"),
     shader!("adam"),
     shader!("augment"),

@@ -41,6 +41,16 @@ pub enum Layer {
         stride: [u32; 2],
         padding: Padding,
     },
+    /// nn.max_pool: padding is −inf (never the maximum).
+    MaxPool {
+        window: [u32; 2],
+        stride: [u32; 2],
+        padding: Padding,
+    },
+    /// Mean over H and W: `[N,H,W,C] -> [N,C]` (`jnp.mean(x, axis=(1, 2))`).
+    GlobalAvgPool,
+    /// nn.gelu (tanh approximation, Flax's default).
+    Gelu,
     Flatten,
 }
 
@@ -52,6 +62,9 @@ impl Layer {
             Layer::Dense { .. } => "dense",
             Layer::Relu => "relu",
             Layer::AvgPool { .. } => "avg_pool",
+            Layer::MaxPool { .. } => "max_pool",
+            Layer::GlobalAvgPool => "global_avg_pool",
+            Layer::Gelu => "gelu",
             Layer::Flatten => "flatten",
         }
     }
@@ -90,13 +103,16 @@ impl Layer {
             }
             Layer::Dense { features, .. } => format!("dense {features}"),
             Layer::Relu => "relu".into(),
-            Layer::AvgPool { window, stride, .. } => {
+            Layer::AvgPool { window, stride, .. } | Layer::MaxPool { window, stride, .. } => {
+                let kind = self.kind();
                 if window == stride {
-                    format!("avg_pool{}", k(*window))
+                    format!("{kind}{}", k(*window))
                 } else {
-                    format!("avg_pool{}/{}", k(*window), k(*stride))
+                    format!("{kind}{}/{}", k(*window), k(*stride))
                 }
             }
+            Layer::GlobalAvgPool => "global_avg_pool".into(),
+            Layer::Gelu => "gelu".into(),
             Layer::Flatten => "flatten".into(),
         }
     }
@@ -257,6 +273,9 @@ fn boolean(v: &toml::Value, at: &At, key: &str) -> Result<bool, DescError> {
     )
 }
 
+/// The layer types this engine runs.
+const SUPPORTED: &str = "conv, dense, relu, gelu, avg_pool, max_pool, global_avg_pool, flatten";
+
 fn parse_layer(i: usize, t: &toml::Table) -> Result<Layer, DescError> {
     let kind = match t.get("type") {
         Some(toml::Value::String(s)) => s.as_str(),
@@ -275,16 +294,16 @@ fn parse_layer(i: usize, t: &toml::Table) -> Result<Layer, DescError> {
     let allowed: &[&str] = match kind {
         "conv" => &["type", "features", "kernel", "stride", "padding", "bias"],
         "dense" => &["type", "features", "bias"],
-        "relu" | "flatten" => &["type"],
-        "avg_pool" => &["type", "window", "stride", "padding"],
-        "max_pool" | "batch_norm" | "dropout" | "gelu" | "global_avg_pool" | "residual" => {
+        "relu" | "flatten" | "gelu" | "global_avg_pool" => &["type"],
+        "avg_pool" | "max_pool" => &["type", "window", "stride", "padding"],
+        "batch_norm" | "dropout" | "residual" => {
             return err(format!(
-                "layer {i}: layer type \"{kind}\" is not supported yet (supported: conv, dense, relu, avg_pool, flatten)"
+                "layer {i}: layer type \"{kind}\" is not supported yet (supported: {SUPPORTED})"
             ))
         }
         _ => {
             return err(format!(
-                "layer {i}: unknown layer type \"{kind}\" (supported: conv, dense, relu, avg_pool, flatten)"
+                "layer {i}: unknown layer type \"{kind}\" (supported: {SUPPORTED})"
             ))
         }
     };
@@ -316,17 +335,29 @@ fn parse_layer(i: usize, t: &toml::Table) -> Result<Layer, DescError> {
             bias: opt_bool("bias")?,
         },
         "relu" => Layer::Relu,
+        "gelu" => Layer::Gelu,
+        "global_avg_pool" => Layer::GlobalAvgPool,
         "flatten" => Layer::Flatten,
-        "avg_pool" => {
+        "avg_pool" | "max_pool" => {
             let window = pair(req("window")?, &at, "window")?;
-            Layer::AvgPool {
-                window,
-                stride: t
-                    .get("stride")
-                    .map_or(Ok(window), |v| pair(v, &at, "stride"))?,
-                padding: t
-                    .get("padding")
-                    .map_or(Ok(Padding::Valid), |v| padding(v, &at))?,
+            let stride = t
+                .get("stride")
+                .map_or(Ok(window), |v| pair(v, &at, "stride"))?;
+            let padding = t
+                .get("padding")
+                .map_or(Ok(Padding::Valid), |v| padding(v, &at))?;
+            if kind == "avg_pool" {
+                Layer::AvgPool {
+                    window,
+                    stride,
+                    padding,
+                }
+            } else {
+                Layer::MaxPool {
+                    window,
+                    stride,
+                    padding,
+                }
             }
         }
         _ => unreachable!("kinds checked above"),
@@ -434,16 +465,20 @@ impl Description {
                         c: *features,
                     }
                 }
-                (Layer::Conv { .. }, Shape::Flat(_)) | (Layer::AvgPool { .. }, Shape::Flat(_)) => {
-                    return err(format!(
-                        "{at}: needs an [H, W, C] input, got a flat one (a `flatten` comes before it)"
-                    ))
-                }
-                (Layer::AvgPool {
-                    window,
-                    stride,
-                    padding,
-                }, Shape::Spatial { h, w, c }) => {
+                (Layer::Conv { .. }, Shape::Flat(_))
+                | (Layer::AvgPool { .. }, Shape::Flat(_))
+                | (Layer::MaxPool { .. }, Shape::Flat(_))
+                | (Layer::GlobalAvgPool, Shape::Flat(_)) => return err(format!(
+                    "{at}: needs an [H, W, C] input, got a flat one (a `flatten` comes before it)"
+                )),
+                (
+                    Layer::AvgPool {
+                        window,
+                        stride,
+                        padding,
+                    },
+                    Shape::Spatial { h, w, c },
+                ) => {
                     let win = crate::params::Window::new(h, w, *window, *stride, *padding)
                         .ok_or_else(|| {
                             DescError(format!(
@@ -457,11 +492,44 @@ impl Description {
                         c,
                     }
                 }
-                (Layer::Dense { features, .. }, Shape::Spatial { h, w, .. }) => Shape::Spatial {
-                    h,
-                    w,
-                    c: *features,
-                },
+                (
+                    Layer::MaxPool {
+                        window,
+                        stride,
+                        padding,
+                    },
+                    Shape::Spatial { h, w, c },
+                ) => {
+                    let win = crate::params::Window::new(h, w, *window, *stride, *padding)
+                        .ok_or_else(|| {
+                            DescError(format!(
+                                "{at}: key `window`: a {}x{} window does not fit the padded {h}x{w} input (the shape shrinks to zero)",
+                                window[0], window[1]
+                            ))
+                        })?;
+                    // Padding is −inf: a window wholly in the padding would output −inf.
+                    if win
+                        .pad
+                        .iter()
+                        .zip(window)
+                        .any(|(p, &k)| p[0] >= k || p[1] >= k)
+                    {
+                        return err(format!(
+                            "{at}: key `padding`: padding of {:?} reaches a whole {}x{} window (max pooling pads with -inf)",
+                            win.pad, window[0], window[1]
+                        ));
+                    }
+                    Shape::Spatial {
+                        h: win.out[0],
+                        w: win.out[1],
+                        c,
+                    }
+                }
+                (Layer::GlobalAvgPool, Shape::Spatial { c, .. }) => Shape::Flat(c),
+                (Layer::Gelu, s) => s,
+                (Layer::Dense { features, .. }, Shape::Spatial { h, w, .. }) => {
+                    Shape::Spatial { h, w, c: *features }
+                }
                 (Layer::Dense { features, .. }, Shape::Flat(_)) => Shape::Flat(*features),
                 (Layer::Relu, s) => s,
                 (Layer::Flatten, s) => Shape::Flat(s.len() as u32),
@@ -554,13 +622,18 @@ impl Description {
                     window,
                     stride,
                     padding,
+                }
+                | Layer::MaxPool {
+                    window,
+                    stride,
+                    padding,
                 } => s.push_str(&format!(
                     "window = {}\nstride = {}\npadding = {}\n",
                     pair(*window),
                     pair(*stride),
                     pad(padding)
                 )),
-                Layer::Relu | Layer::Flatten => {}
+                Layer::Relu | Layer::Gelu | Layer::GlobalAvgPool | Layer::Flatten => {}
             }
         }
         s

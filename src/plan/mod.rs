@@ -27,7 +27,10 @@ pub use caps::Caps;
 pub use layout::{ParamLayout, ParamSpec};
 
 use crate::graph::{Description, Layer, Shape};
-use crate::params::{AvgPoolParams, Conv2dParams, DenseParams, ElementwiseParams, SoftmaxCeParams};
+use crate::params::{
+    AvgPoolParams, Conv2dParams, DenseParams, ElementwiseParams, MaxPoolParams, Padding,
+    SoftmaxCeParams,
+};
 
 /// Which schedules a plan is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +93,12 @@ pub enum LayerOp {
     AvgPool {
         p: AvgPoolParams,
     },
+    MaxPool {
+        p: MaxPoolParams,
+    },
+    Gelu {
+        p: ElementwiseParams,
+    },
     Flatten,
 }
 
@@ -139,6 +148,20 @@ pub enum Step {
         x: TensorId,
         y: TensorId,
     },
+    /// `y = maxpool(x)`; `argmax` (u32, one per output element) for the backward.
+    MaxPool {
+        layer: String,
+        p: MaxPoolParams,
+        x: TensorId,
+        y: TensorId,
+        argmax: TensorId,
+    },
+    Gelu {
+        layer: String,
+        p: ElementwiseParams,
+        x: TensorId,
+        y: TensorId,
+    },
     /// Train: softmax CE forward and backward (writes `dlogits`); eval: forward only.
     Loss {
         p: SoftmaxCeParams,
@@ -158,6 +181,21 @@ pub enum Step {
         p: AvgPoolParams,
         dout: TensorId,
         relu_out: Option<TensorId>,
+        din: TensorId,
+    },
+    MaxPoolBackward {
+        layer: String,
+        p: MaxPoolParams,
+        dout: TensorId,
+        argmax: TensorId,
+        din: TensorId,
+    },
+    /// From the forward input `x`.
+    GeluBackward {
+        layer: String,
+        p: ElementwiseParams,
+        dout: TensorId,
+        x: TensorId,
         din: TensorId,
     },
     ConvBackwardWeight {
@@ -205,6 +243,10 @@ impl Step {
             | Step::Dense { layer, .. }
             | Step::Relu { layer, .. }
             | Step::AvgPool { layer, .. }
+            | Step::MaxPool { layer, .. }
+            | Step::Gelu { layer, .. }
+            | Step::MaxPoolBackward { layer, .. }
+            | Step::GeluBackward { layer, .. }
             | Step::ReluBackward { layer, .. }
             | Step::AvgPoolBackward { layer, .. }
             | Step::ConvBackwardWeight { layer, .. }
@@ -223,9 +265,15 @@ impl Step {
                 .into_iter()
                 .flatten()
                 .collect(),
-            Step::Dense { x, y, .. } | Step::Relu { x, y, .. } | Step::AvgPool { x, y, .. } => {
-                vec![*x, *y]
-            }
+            Step::Dense { x, y, .. }
+            | Step::Relu { x, y, .. }
+            | Step::AvgPool { x, y, .. }
+            | Step::Gelu { x, y, .. } => vec![*x, *y],
+            Step::MaxPool { x, y, argmax, .. } => vec![*x, *y, *argmax],
+            Step::MaxPoolBackward {
+                dout, argmax, din, ..
+            } => vec![*dout, *argmax, *din],
+            Step::GeluBackward { dout, x, din, .. } => vec![*dout, *x, *din],
             Step::Loss {
                 logits, dlogits, ..
             } => [Some(*logits), *dlogits].into_iter().flatten().collect(),
@@ -258,7 +306,12 @@ impl Step {
     pub fn writes(&self) -> Vec<TensorId> {
         match self {
             Step::Conv { y, pooled, .. } => [Some(*y), *pooled].into_iter().flatten().collect(),
-            Step::Dense { y, .. } | Step::Relu { y, .. } | Step::AvgPool { y, .. } => vec![*y],
+            Step::Dense { y, .. }
+            | Step::Relu { y, .. }
+            | Step::AvgPool { y, .. }
+            | Step::Gelu { y, .. } => vec![*y],
+            Step::MaxPool { y, argmax, .. } => vec![*y, *argmax],
+            Step::MaxPoolBackward { din, .. } | Step::GeluBackward { din, .. } => vec![*din],
             Step::Loss { dlogits, .. } => dlogits.iter().copied().collect(),
             Step::ReluBackward { din, .. }
             | Step::AvgPoolBackward { din, .. }
@@ -280,6 +333,9 @@ impl Step {
             | Step::DenseBackwardInput { p, .. } => p.flops_forward(),
             Step::Relu { p, .. } | Step::ReluBackward { p, .. } => p.count as u64,
             Step::AvgPool { p, .. } | Step::AvgPoolBackward { p, .. } => p.input_len() as u64,
+            Step::MaxPool { p, .. } => (p.output_len() * (p.kh * p.kw) as usize) as u64,
+            Step::MaxPoolBackward { p, .. } => p.input_len() as u64,
+            Step::Gelu { p, .. } | Step::GeluBackward { p, .. } => 16 * p.count as u64,
             Step::Loss { p, .. } => 5 * (p.n * p.classes) as u64,
             Step::Adam => 0,
         }
@@ -329,6 +385,31 @@ impl Step {
                 t(y)
             ),
             Step::Relu { x, y, .. } => format!("relu: {} -> {}", t(x), t(y)),
+            Step::Gelu { x, y, .. } => format!("gelu: {} -> {}", t(x), t(y)),
+            Step::MaxPool {
+                p, x, y, argmax, ..
+            } => format!(
+                "max_pool {}x{}/{}x{} pad t{} l{}: {} -> {}, {}",
+                p.kh,
+                p.kw,
+                p.sh,
+                p.sw,
+                p.pad_t,
+                p.pad_l,
+                t(x),
+                t(y),
+                t(argmax)
+            ),
+            Step::MaxPoolBackward { dout, din, .. } => {
+                format!(
+                    "max_pool backward (to each window's argmax): {} -> {}",
+                    t(dout),
+                    t(din)
+                )
+            }
+            Step::GeluBackward { dout, din, .. } => {
+                format!("gelu backward: {} -> {}", t(dout), t(din))
+            }
             Step::AvgPool { p, x, y, .. } => format!(
                 "avg_pool {}x{}/{}x{}: {} -> {}",
                 p.kh,
@@ -535,6 +616,27 @@ impl Plan {
                     p: AvgPoolParams::general(n, h, w, c, *window, *stride, *padding)
                         .ok_or_else(|| too_big("the pool"))?,
                 },
+                (
+                    Layer::MaxPool {
+                        window,
+                        stride,
+                        padding,
+                    },
+                    Shape::Spatial { h, w, c },
+                ) => LayerOp::MaxPool {
+                    p: MaxPoolParams::general(n, h, w, c, *window, *stride, *padding)
+                        .ok_or_else(|| too_big("the pool"))?,
+                },
+                // The mean over H and W is the average pool whose window is the whole image.
+                (Layer::GlobalAvgPool, Shape::Spatial { h, w, c }) => LayerOp::AvgPool {
+                    p: AvgPoolParams::general(n, h, w, c, [h, w], [h, w], Padding::Valid)
+                        .ok_or_else(|| too_big("the pool"))?,
+                },
+                (Layer::Gelu, s) => LayerOp::Gelu {
+                    p: ElementwiseParams::new(
+                        u32::try_from(nz * s.len()).map_err(|_| too_big("the activation"))?,
+                    ),
+                },
                 (Layer::Flatten, _) => LayerOp::Flatten,
                 _ => unreachable!("shapes() checked the layer inputs"),
             };
@@ -692,6 +794,57 @@ impl Plan {
                         TensorKind::Activation,
                     );
                     forward.push(Step::AvgPool {
+                        layer: l.name.clone(),
+                        p: *p,
+                        x: cur,
+                        y,
+                    });
+                    units.push(Unit {
+                        first: i,
+                        x: cur,
+                        y,
+                    });
+                    out_of[i] = y;
+                    cur = y;
+                    i += 1;
+                }
+                LayerOp::MaxPool { p } => {
+                    let y = add(
+                        &mut tensors,
+                        format!("{}.out", l.name),
+                        act_len,
+                        TensorKind::Activation,
+                    );
+                    let argmax = add(
+                        &mut tensors,
+                        format!("{}.argmax", l.name),
+                        act_len,
+                        TensorKind::Activation,
+                    );
+                    forward.push(Step::MaxPool {
+                        layer: l.name.clone(),
+                        p: *p,
+                        x: cur,
+                        y,
+                        argmax,
+                    });
+                    units.push(Unit {
+                        first: i,
+                        x: cur,
+                        y,
+                    });
+                    out_of[i] = y;
+                    cur = y;
+                    i += 1;
+                }
+                LayerOp::Gelu { p } => {
+                    let y = add(
+                        &mut tensors,
+                        format!("{}.out", l.name),
+                        act_len,
+                        TensorKind::Activation,
+                    );
+                    forward.push(Step::Gelu {
                         layer: l.name.clone(),
                         p: *p,
                         x: cur,
@@ -900,6 +1053,45 @@ impl Plan {
                                 p: *p,
                                 dout: dcur,
                                 out: u.y,
+                                din,
+                            });
+                            dcur = din;
+                        }
+                        skip_relu = false;
+                        dcur_pre = false;
+                    }
+                    LayerOp::MaxPool { p } => {
+                        if ui > first_param {
+                            let argmax = match forward
+                                .iter()
+                                .find(|s| matches!(s, Step::MaxPool { y, .. } if *y == u.y))
+                            {
+                                Some(Step::MaxPool { argmax, .. }) => *argmax,
+                                _ => unreachable!("a max pool unit has its forward step"),
+                            };
+                            let din = grad(&mut tensors, &l.name, u.x);
+                            tensors[din].name = format!("{}.dinput", l.name);
+                            backward.push(Step::MaxPoolBackward {
+                                layer: l.name.clone(),
+                                p: *p,
+                                dout: dcur,
+                                argmax,
+                                din,
+                            });
+                            dcur = din;
+                        }
+                        skip_relu = false;
+                        dcur_pre = false;
+                    }
+                    LayerOp::Gelu { p } => {
+                        if ui > first_param {
+                            let din = grad(&mut tensors, &l.name, u.x);
+                            tensors[din].name = format!("{}.dinput", l.name);
+                            backward.push(Step::GeluBackward {
+                                layer: l.name.clone(),
+                                p: *p,
+                                dout: dcur,
+                                x: u.x,
                                 din,
                             });
                             dcur = din;

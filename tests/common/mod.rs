@@ -228,9 +228,9 @@ fn random_pair(r: &mut impl Rng, lo: u32, hi: u32) -> [u32; 2] {
 }
 
 /// A random valid description: conv blocks (kernels 1–7 odd and even, strides 1–3, every
-/// padding form, with and without bias, some without ReLU), pools (padded, overlapping,
-/// strided), ReLUs in odd places, an occasional dense on the spatial axes, a flatten, several
-/// dense layers.
+/// padding form, with and without bias; ReLU, GELU or nothing after), average and max pools
+/// (padded, overlapping, strided), activations in odd places, an occasional dense on the
+/// spatial axes, a flatten or a global average pool, several dense layers.
 pub fn random_description(r: &mut impl Rng) -> Description {
     loop {
         let h = r.random_range(5..=12);
@@ -250,26 +250,40 @@ pub fn random_description(r: &mut impl Rng) -> Description {
                 padding: random_padding(r, 3),
                 bias: r.random_bool(0.7),
             });
-            if r.random_bool(0.8) {
-                layers.push(Layer::Relu);
+            match r.random_range(0..10) {
+                0..=6 => layers.push(Layer::Relu),
+                7 => layers.push(Layer::Gelu),
+                _ => {}
             }
             if r.random_bool(0.6) {
                 let window = random_pair(r, 1, 3);
-                layers.push(Layer::AvgPool {
-                    window,
-                    stride: if r.random_bool(0.5) {
-                        window
-                    } else {
-                        random_pair(r, 1, 3)
-                    },
-                    padding: if r.random_bool(0.5) {
-                        Padding::Valid
-                    } else {
-                        random_padding(r, 1)
-                    },
+                let stride = if r.random_bool(0.5) {
+                    window
+                } else {
+                    random_pair(r, 1, 3)
+                };
+                let padding = if r.random_bool(0.5) {
+                    Padding::Valid
+                } else {
+                    random_padding(r, 1)
+                };
+                layers.push(if r.random_bool(0.5) {
+                    Layer::AvgPool {
+                        window,
+                        stride,
+                        padding,
+                    }
+                } else {
+                    Layer::MaxPool {
+                        window,
+                        stride,
+                        padding,
+                    }
                 });
-                if r.random_bool(0.2) {
-                    layers.push(Layer::Relu);
+                match r.random_range(0..5) {
+                    0 => layers.push(Layer::Relu),
+                    1 => layers.push(Layer::Gelu),
+                    _ => {}
                 }
             }
         }
@@ -280,7 +294,11 @@ pub fn random_description(r: &mut impl Rng) -> Description {
             });
             layers.push(Layer::Relu);
         }
-        layers.push(Layer::Flatten);
+        layers.push(if r.random_bool(0.25) {
+            Layer::GlobalAvgPool
+        } else {
+            Layer::Flatten
+        });
         for _ in 0..r.random_range(0..=2) {
             layers.push(Layer::Dense {
                 features: [3, 8, 12, 16][r.random_range(0..4)],

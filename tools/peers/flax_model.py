@@ -50,6 +50,17 @@ class FlaxModel(nn.Module):
                 x = nn.Dense(features=layer["features"], use_bias=layer.get("bias", True))(x)
             elif kind == "relu":
                 x = nn.relu(x)
+            elif kind == "gelu":
+                x = nn.gelu(x)  # approximate=True (tanh), Flax's default
+            elif kind == "max_pool":
+                x = nn.max_pool(
+                    x,
+                    window_shape=_pair(layer["window"]),
+                    strides=_pair(layer.get("stride", layer["window"])),
+                    padding=_padding(layer.get("padding"), "VALID"),
+                )
+            elif kind == "global_avg_pool":
+                x = x.mean(axis=(1, 2))
             elif kind == "avg_pool":
                 window = _pair(layer["window"])
                 x = nn.avg_pool(

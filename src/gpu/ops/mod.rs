@@ -6,6 +6,8 @@ pub mod augment;
 pub mod avgpool;
 pub mod conv2d;
 pub mod dense;
+pub mod gelu;
+pub mod maxpool;
 pub mod relu;
 pub mod softmax_ce;
 
@@ -30,6 +32,10 @@ pub fn kernel_of(
             dense::select(caps, p, follows)[2].clone()
         }
         Step::Relu { .. } => "relu_forward".into(),
+        Step::Gelu { .. } => "gelu_forward".into(),
+        Step::GeluBackward { .. } => "gelu_backward".into(),
+        Step::MaxPool { .. } => "maxpool_forward".into(),
+        Step::MaxPoolBackward { .. } => "maxpool_backward".into(),
         Step::ReluBackward { .. } => "relu_backward".into(),
         Step::AvgPool { .. } => "avgpool_forward".into(),
         Step::AvgPoolBackward { p, relu_out, .. } => match relu_out {
