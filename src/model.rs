@@ -5,10 +5,10 @@
 //! nu share that layout. The CPU reference of the same plan is `cpu::reference`.
 
 use crate::gpu::ops::softmax_ce::SoftmaxCeBuffers;
-use crate::gpu::ops::{adam, avgpool, conv2d, dense, gelu, maxpool, relu, softmax_ce};
+use crate::gpu::ops::{adam, avgpool, conv2d, dense, dropout, gelu, maxpool, relu, softmax_ce};
 use crate::gpu::{BufSlice, Dispatch, Gpu, GpuError};
 use crate::graph::Description;
-use crate::params::{AdamParams, SoftmaxCeParams};
+use crate::params::{AdamParams, DropoutParams, SoftmaxCeParams};
 use crate::plan::{Mode, Plan, Step, TensorId};
 
 pub use crate::plan::{ParamLayout, ParamSpec};
@@ -111,6 +111,11 @@ pub struct GpuModel {
     train: Vec<Dispatch>,
     eval: Vec<Dispatch>,
     adam_index: usize,
+    /// The dropout dispatches of the train schedule (index, params): each train step writes
+    /// its step number into their uniforms.
+    dropouts: Vec<(usize, DropoutParams)>,
+    /// The seed of the dropout masks (the run's `--seed`; 0 unless set).
+    pub dropout_seed: u32,
     eval_loss_index: usize,
 }
 
@@ -186,8 +191,15 @@ impl GpuModel {
         let param = |i: usize| layout.slice(&params, i);
         let grads = train_state.as_ref().map(|s| &s.grads);
         let grad = |i: usize| layout.slice(grads.expect("a train plan"), i);
-        let record = |step: &Step| -> Vec<Dispatch> {
+        let record = |step: &Step, eval: bool| -> Vec<Dispatch> {
             let v: Vec<Dispatch> = match step {
+                Step::Dropout { p, x, y, .. } => {
+                    let p = if eval { p.eval() } else { *p };
+                    vec![dropout::forward(gpu, &p, tensor(*x), tensor(*y))]
+                }
+                Step::DropoutBackward { p, dout, din, .. } => {
+                    vec![dropout::backward(gpu, p, tensor(*dout), tensor(*din))]
+                }
                 Step::Conv {
                     p,
                     x,
@@ -363,17 +375,22 @@ impl GpuModel {
         };
         let mut train: Vec<Dispatch> = Vec::new();
         let mut adam_index = 0;
+        let mut dropouts = Vec::new();
         if plan.mode == Mode::Train {
             for s in plan.forward.iter().chain(&plan.backward) {
-                if matches!(s, Step::Adam) {
-                    adam_index = train.len();
+                match s {
+                    Step::Adam => adam_index = train.len(),
+                    Step::Dropout { p, .. } | Step::DropoutBackward { p, .. } => {
+                        dropouts.push((train.len(), *p))
+                    }
+                    _ => {}
                 }
-                train.extend(record(s));
+                train.extend(record(s, false));
             }
         }
-        let mut eval: Vec<Dispatch> = plan.forward.iter().flat_map(&record).collect();
+        let mut eval: Vec<Dispatch> = plan.forward.iter().flat_map(|s| record(s, true)).collect();
         let eval_loss_index = eval.len();
-        eval.extend(record(&plan.eval_loss()));
+        eval.extend(record(&plan.eval_loss(), true));
         gpu.take_errors()?;
         let io = |t: TensorId| buffers[plan.tensors[t].buffer].clone();
         Ok(GpuModel {
@@ -391,6 +408,8 @@ impl GpuModel {
             train,
             eval,
             adam_index,
+            dropouts,
+            dropout_seed: 0,
             eval_loss_index,
             plan,
         })
@@ -466,6 +485,11 @@ impl GpuModel {
             0,
             bytemuck::bytes_of(&adam),
         );
+        for &(i, p) in &self.dropouts {
+            let p = p.at(self.dropout_seed, self.step);
+            gpu.queue
+                .write_buffer(&self.train[i].uniform, 0, bytemuck::bytes_of(&p));
+        }
     }
 
     /// Records the eval step (forward and loss, no gradients) into `encoder`.

@@ -677,6 +677,8 @@ impl Run {
             check_resume(ck, &shown, &pos, train_idx.len(), steps)?;
         }
         let mut runner = Runner::new(&gpu, &desc, cfg.batch_size, &init, cfg.lr as f32)?;
+        // Dropout masks follow the run's seed (and the step, which a resumed run restores).
+        runner.model.dropout_seed = (cfg.seed ^ (cfg.seed >> 32)) as u32;
         if let Some(ck) = &resumed {
             let Some((mu, nu)) = &ck.adam else {
                 bail!(

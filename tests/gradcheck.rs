@@ -194,6 +194,30 @@ fn maxpool_backward_matches_finite_differences() {
 }
 
 #[test]
+fn dropout_backward_matches_finite_differences() {
+    let mut r = rng(1180);
+    for (rate, step) in [(0.3f32, 1u32), (0.7, 9)] {
+        let p = DropoutParams::new(300, rate, 2).at(5, step);
+        let mut x = randn(&mut r, 300);
+        let dy = randn(&mut r, 300);
+        let mut dx = vec![0.0; 300];
+        cpu::dropout::dropout_backward(&p, &dy, &mut dx);
+        let mut y = vec![0.0; 300];
+        check_grad(
+            &format!("dropout {rate} dinput"),
+            &mut x,
+            &dx,
+            300,
+            &mut r,
+            &mut |x| {
+                cpu::dropout::dropout_forward(&p, x, &mut y);
+                dot(&y, &dy)
+            },
+        );
+    }
+}
+
+#[test]
 fn gelu_backward_matches_finite_differences() {
     let mut r = rng(1170);
     let mut x: Vec<f64> = (0..200).map(|_| r.random_range(-5.0..5.0)).collect();
@@ -322,7 +346,7 @@ fn whole_model_fd(desc: &Description, n: u32, seed: u64) {
             &mut |t| {
                 let mut p = params.clone();
                 p[i] = t.to_vec();
-                reference::loss(&plan, &p, &x, &labels)
+                reference::loss_in(&plan, &p, &x, &labels, reference::FIRST_STEP)
             },
         );
         // And the entry with the largest gradient, where a wrong factor shows most.
@@ -334,7 +358,7 @@ fn whole_model_fd(desc: &Description, n: u32, seed: u64) {
         let fd = common::central_diff(&mut t, imax, 1e-6, &mut |t| {
             let mut p = params.clone();
             p[i] = t.to_vec();
-            reference::loss(&plan, &p, &x, &labels)
+            reference::loss_in(&plan, &p, &x, &labels, reference::FIRST_STEP)
         });
         let err = (fd - analytic[imax]).abs();
         assert!(

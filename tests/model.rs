@@ -89,7 +89,12 @@ fn check_adam_steps(gpu: &Gpu, desc: &Description, n: usize, steps: usize, seed:
     for _ in 0..steps {
         m.train_step(gpu);
         losses.0.push(m.read_stats(gpu).unwrap().loss);
-        let step = reference::loss_and_grads(&p, &p64, &x64, &labels);
+        // The GPU's k-th train step draws dropout masks for step k (seed 0).
+        let phase = reference::Phase::Train {
+            seed: 0,
+            step: adam.step + 1,
+        };
+        let step = reference::loss_and_grads_in(&p, &p64, &x64, &labels, phase);
         losses.1.push(step.loss);
         adam.step(&mut p64, &step.grads, LR);
     }

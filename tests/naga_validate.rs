@@ -19,7 +19,7 @@ fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
 
 #[test]
 fn every_shader_parses_and_validates() {
-    assert_eq!(SHADERS.len(), 10);
+    assert_eq!(SHADERS.len(), 11);
     for s in SHADERS {
         parse(s.name, s.source);
     }
@@ -86,6 +86,7 @@ fn entry_points_match_launchers() {
         ("relu", &["relu_forward", "relu_backward"]),
         ("gelu", &["gelu_forward", "gelu_backward"]),
         ("maxpool", &["maxpool_forward", "maxpool_backward"]),
+        ("dropout", &["dropout_forward", "dropout_backward"]),
         (
             "softmax_ce",
             &[
@@ -122,6 +123,7 @@ fn params_structs_match_their_wgsl_twins() {
         ("relu", std::mem::size_of::<ElementwiseParams>()),
         ("gelu", std::mem::size_of::<ElementwiseParams>()),
         ("maxpool", std::mem::size_of::<MaxPoolParams>()),
+        ("dropout", std::mem::size_of::<DropoutParams>()),
         ("softmax_ce", std::mem::size_of::<SoftmaxCeParams>()),
         ("adam", std::mem::size_of::<AdamParams>()),
         ("augment", std::mem::size_of::<AugmentParams>()),

@@ -314,6 +314,9 @@ fn bad_descriptions_get_one_error_line_naming_layer_and_key() {
         ("not yet", format!("{HEAD}[[layer]]\ntype = \"batch_norm\"\n{tail}"), "layer 0: layer type \"batch_norm\" is not supported yet"),
         ("max_pool all padding", format!("{HEAD}[[layer]]\ntype = \"max_pool\"\nwindow = 2\npadding = [[2, 0], [0, 0]]\n{tail}"), "layer 0 (max_pool): key `padding`"),
         ("global pool of flat", format!("{HEAD}[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"global_avg_pool\"\n{tail}"), "layer 1 (global_avg_pool): needs an [H, W, C] input"),
+        ("dropout rate 1", format!("{HEAD}[[layer]]\ntype = \"dropout\"\nrate = 1.0\n{tail}"), "layer 0 (dropout): key `rate` must be in [0, 1)"),
+        ("dropout rate negative", format!("{HEAD}[[layer]]\ntype = \"dropout\"\nrate = -0.1\n{tail}"), "layer 0 (dropout): key `rate` must be in [0, 1)"),
+        ("dropout no rate", format!("{HEAD}[[layer]]\ntype = \"dropout\"\n{tail}"), "layer 0 (dropout): missing key `rate`"),
         ("key on gelu", format!("{HEAD}[[layer]]\ntype = \"gelu\"\napproximate = false\n{tail}"), "layer 0 (gelu): unknown key `approximate`"),
     ];
     for (name, text, needle) in &cases {

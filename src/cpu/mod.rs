@@ -8,6 +8,7 @@ pub mod augment;
 pub mod avgpool;
 pub mod conv2d;
 pub mod dense;
+pub mod dropout;
 pub mod gelu;
 pub mod maxpool;
 pub mod reference;

@@ -6,8 +6,32 @@ use super::Real;
 use crate::params::AdamParams;
 use crate::plan::{LayerOp, Plan};
 
-/// Every layer's output (index = layer) for `x` (`[plan.batch, H, W, C]` NHWC).
+/// Training or evaluation: only dropout differs (a mask drawn from the run's seed and the
+/// train step, as the GPU's `GpuModel` numbers its steps from 1; identity in evaluation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Eval,
+    Train { seed: u32, step: u32 },
+}
+
+/// What a fresh `GpuModel`'s first train step uses (dropout seed 0, step 1).
+pub const FIRST_STEP: Phase = Phase::Train { seed: 0, step: 1 };
+
+fn dropout_params(p: &crate::params::DropoutParams, phase: Phase) -> crate::params::DropoutParams {
+    match phase {
+        Phase::Eval => p.eval(),
+        Phase::Train { seed, step } => p.at(seed, step),
+    }
+}
+
+/// Every layer's output (index = layer) for `x` (`[plan.batch, H, W, C]` NHWC), in evaluation
+/// mode.
 pub fn forward<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T]) -> Vec<Vec<T>> {
+    forward_in(plan, params, x, Phase::Eval)
+}
+
+/// Every layer's output in `phase`.
+pub fn forward_in<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T], phase: Phase) -> Vec<Vec<T>> {
     let n = plan.batch as usize;
     let mut outs: Vec<Vec<T>> = Vec::with_capacity(plan.layers.len());
     for l in &plan.layers {
@@ -26,6 +50,9 @@ pub fn forward<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T]) -> Vec<Vec<T>> 
             LayerOp::AvgPool { p } => super::avgpool::avgpool_forward(p, input, &mut y),
             LayerOp::MaxPool { p } => super::maxpool::maxpool_forward(p, input, &mut y),
             LayerOp::Gelu { .. } => super::gelu::gelu_forward(input, &mut y),
+            LayerOp::Dropout { p } => {
+                super::dropout::dropout_forward(&dropout_params(p, phase), input, &mut y)
+            }
             LayerOp::Flatten => y.copy_from_slice(input),
         }
         outs.push(y);
@@ -33,9 +60,20 @@ pub fn forward<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T]) -> Vec<Vec<T>> 
     outs
 }
 
-/// Mean softmax cross-entropy of the logits for `labels`.
+/// Mean softmax cross-entropy of the logits for `labels`, in evaluation mode.
 pub fn loss<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T], labels: &[u32]) -> T {
-    let outs = forward(plan, params, x);
+    loss_in(plan, params, x, labels, Phase::Eval)
+}
+
+/// Mean softmax cross-entropy in `phase` (the function a train step differentiates).
+pub fn loss_in<T: Real>(
+    plan: &Plan,
+    params: &[Vec<T>],
+    x: &[T],
+    labels: &[u32],
+    phase: Phase,
+) -> T {
+    let outs = forward_in(plan, params, x, phase);
     let logits = outs.last().expect("a plan has layers");
     super::softmax_ce::softmax_ce_forward(&loss_params(plan), logits, labels).0
 }
@@ -52,10 +90,22 @@ pub struct Step<T> {
     pub grads: Vec<Vec<T>>,
 }
 
-/// Loss, logits and the gradient of the mean loss w.r.t. every parameter.
+/// Loss, logits and the gradient of the mean loss w.r.t. every parameter, as a fresh
+/// `GpuModel`'s first train step computes them ([`FIRST_STEP`]).
 pub fn loss_and_grads<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T], labels: &[u32]) -> Step<T> {
+    loss_and_grads_in(plan, params, x, labels, FIRST_STEP)
+}
+
+/// Loss, logits and gradients in `phase`.
+pub fn loss_and_grads_in<T: Real>(
+    plan: &Plan,
+    params: &[Vec<T>],
+    x: &[T],
+    labels: &[u32],
+    phase: Phase,
+) -> Step<T> {
     assert_eq!(labels.len(), plan.batch as usize, "one label per image");
-    let outs = forward(plan, params, x);
+    let outs = forward_in(plan, params, x, phase);
     let logits = outs.last().expect("a plan has layers").clone();
     let mut grads: Vec<Vec<T>> = plan.layout.zeros();
     let mut d = vec![T::zero(); logits.len()];
@@ -96,6 +146,9 @@ pub fn loss_and_grads<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T], labels: 
             LayerOp::AvgPool { p } => super::avgpool::avgpool_backward(p, &d, &mut din),
             LayerOp::MaxPool { p } => super::maxpool::maxpool_backward(p, input, &d, &mut din),
             LayerOp::Gelu { .. } => super::gelu::gelu_backward(&d, input, &mut din),
+            LayerOp::Dropout { p } => {
+                super::dropout::dropout_backward(&dropout_params(p, phase), &d, &mut din)
+            }
             LayerOp::Flatten => din.copy_from_slice(&d),
         }
         d = din;

@@ -25,6 +25,7 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("relu"),
     shader!("gelu"),
     shader!("maxpool"),
+    shader!("dropout"),
     shader!("softmax_ce"),
     shader!("adam"),
     shader!("augment"),

@@ -22,7 +22,7 @@ use std::fmt;
 use crate::params::Padding;
 
 /// One layer of a description.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Layer {
     Conv {
         features: u32,
@@ -51,6 +51,10 @@ pub enum Layer {
     GlobalAvgPool,
     /// nn.gelu (tanh approximation, Flax's default).
     Gelu,
+    /// nn.Dropout(rate): training only (evaluation is the identity).
+    Dropout {
+        rate: f32,
+    },
     Flatten,
 }
 
@@ -65,6 +69,7 @@ impl Layer {
             Layer::MaxPool { .. } => "max_pool",
             Layer::GlobalAvgPool => "global_avg_pool",
             Layer::Gelu => "gelu",
+            Layer::Dropout { .. } => "dropout",
             Layer::Flatten => "flatten",
         }
     }
@@ -113,6 +118,7 @@ impl Layer {
             }
             Layer::GlobalAvgPool => "global_avg_pool".into(),
             Layer::Gelu => "gelu".into(),
+            Layer::Dropout { rate } => format!("dropout{rate}"),
             Layer::Flatten => "flatten".into(),
         }
     }
@@ -120,7 +126,7 @@ impl Layer {
 
 /// A model: input shape, classes and layers, plus the TOML text it came from (stored in
 /// checkpoints as metadata `model`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Description {
     /// H, W, C of one image.
     pub input: [u32; 3],
@@ -274,7 +280,8 @@ fn boolean(v: &toml::Value, at: &At, key: &str) -> Result<bool, DescError> {
 }
 
 /// The layer types this engine runs.
-const SUPPORTED: &str = "conv, dense, relu, gelu, avg_pool, max_pool, global_avg_pool, flatten";
+const SUPPORTED: &str =
+    "conv, dense, relu, gelu, avg_pool, max_pool, global_avg_pool, dropout, flatten";
 
 fn parse_layer(i: usize, t: &toml::Table) -> Result<Layer, DescError> {
     let kind = match t.get("type") {
@@ -296,7 +303,8 @@ fn parse_layer(i: usize, t: &toml::Table) -> Result<Layer, DescError> {
         "dense" => &["type", "features", "bias"],
         "relu" | "flatten" | "gelu" | "global_avg_pool" => &["type"],
         "avg_pool" | "max_pool" => &["type", "window", "stride", "padding"],
-        "batch_norm" | "dropout" | "residual" => {
+        "dropout" => &["type", "rate"],
+        "batch_norm" | "residual" => {
             return err(format!(
                 "layer {i}: layer type \"{kind}\" is not supported yet (supported: {SUPPORTED})"
             ))
@@ -336,6 +344,22 @@ fn parse_layer(i: usize, t: &toml::Table) -> Result<Layer, DescError> {
         },
         "relu" => Layer::Relu,
         "gelu" => Layer::Gelu,
+        "dropout" => {
+            let v = req("rate")?;
+            let rate = v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
+            match rate {
+                Some(r) if (0.0..1.0).contains(&r) && (r as f32) < 1.0 => {
+                    Layer::Dropout { rate: r as f32 }
+                }
+                Some(r) => return err(format!("{at}: key `rate` must be in [0, 1), got {r}")),
+                None => {
+                    return err(format!(
+                        "{at}: key `rate` must be a number in [0, 1), got {}",
+                        v.type_str()
+                    ))
+                }
+            }
+        }
         "global_avg_pool" => Layer::GlobalAvgPool,
         "flatten" => Layer::Flatten,
         "avg_pool" | "max_pool" => {
@@ -468,9 +492,11 @@ impl Description {
                 (Layer::Conv { .. }, Shape::Flat(_))
                 | (Layer::AvgPool { .. }, Shape::Flat(_))
                 | (Layer::MaxPool { .. }, Shape::Flat(_))
-                | (Layer::GlobalAvgPool, Shape::Flat(_)) => return err(format!(
+                | (Layer::GlobalAvgPool, Shape::Flat(_)) => {
+                    return err(format!(
                     "{at}: needs an [H, W, C] input, got a flat one (a `flatten` comes before it)"
-                )),
+                ))
+                }
                 (
                     Layer::AvgPool {
                         window,
@@ -526,7 +552,7 @@ impl Description {
                     }
                 }
                 (Layer::GlobalAvgPool, Shape::Spatial { c, .. }) => Shape::Flat(c),
-                (Layer::Gelu, s) => s,
+                (Layer::Gelu, s) | (Layer::Dropout { .. }, s) => s,
                 (Layer::Dense { features, .. }, Shape::Spatial { h, w, .. }) => {
                     Shape::Spatial { h, w, c: *features }
                 }
@@ -633,6 +659,7 @@ impl Description {
                     pair(*stride),
                     pad(padding)
                 )),
+                Layer::Dropout { rate } => s.push_str(&format!("rate = {rate:?}\n")),
                 Layer::Relu | Layer::Gelu | Layer::GlobalAvgPool | Layer::Flatten => {}
             }
         }

@@ -28,8 +28,8 @@ pub use layout::{ParamLayout, ParamSpec};
 
 use crate::graph::{Description, Layer, Shape};
 use crate::params::{
-    AvgPoolParams, Conv2dParams, DenseParams, ElementwiseParams, MaxPoolParams, Padding,
-    SoftmaxCeParams,
+    AvgPoolParams, Conv2dParams, DenseParams, DropoutParams, ElementwiseParams, MaxPoolParams,
+    Padding, SoftmaxCeParams,
 };
 
 /// Which schedules a plan is for.
@@ -99,6 +99,10 @@ pub enum LayerOp {
     Gelu {
         p: ElementwiseParams,
     },
+    /// Training mode (`p.train = 1`) at step 1, seed 0; see [`DropoutParams::at`].
+    Dropout {
+        p: DropoutParams,
+    },
     Flatten,
 }
 
@@ -162,6 +166,14 @@ pub enum Step {
         x: TensorId,
         y: TensorId,
     },
+    /// Training: the mask of the step (the runner writes the step into the uniform); the eval
+    /// schedule records it with `p.eval()` (a copy).
+    Dropout {
+        layer: String,
+        p: DropoutParams,
+        x: TensorId,
+        y: TensorId,
+    },
     /// Train: softmax CE forward and backward (writes `dlogits`); eval: forward only.
     Loss {
         p: SoftmaxCeParams,
@@ -188,6 +200,13 @@ pub enum Step {
         p: MaxPoolParams,
         dout: TensorId,
         argmax: TensorId,
+        din: TensorId,
+    },
+    /// The same mask drawn again (no mask buffer).
+    DropoutBackward {
+        layer: String,
+        p: DropoutParams,
+        dout: TensorId,
         din: TensorId,
     },
     /// From the forward input `x`.
@@ -247,6 +266,8 @@ impl Step {
             | Step::Gelu { layer, .. }
             | Step::MaxPoolBackward { layer, .. }
             | Step::GeluBackward { layer, .. }
+            | Step::Dropout { layer, .. }
+            | Step::DropoutBackward { layer, .. }
             | Step::ReluBackward { layer, .. }
             | Step::AvgPoolBackward { layer, .. }
             | Step::ConvBackwardWeight { layer, .. }
@@ -268,7 +289,9 @@ impl Step {
             Step::Dense { x, y, .. }
             | Step::Relu { x, y, .. }
             | Step::AvgPool { x, y, .. }
-            | Step::Gelu { x, y, .. } => vec![*x, *y],
+            | Step::Gelu { x, y, .. }
+            | Step::Dropout { x, y, .. } => vec![*x, *y],
+            Step::DropoutBackward { dout, din, .. } => vec![*dout, *din],
             Step::MaxPool { x, y, argmax, .. } => vec![*x, *y, *argmax],
             Step::MaxPoolBackward {
                 dout, argmax, din, ..
@@ -309,7 +332,9 @@ impl Step {
             Step::Dense { y, .. }
             | Step::Relu { y, .. }
             | Step::AvgPool { y, .. }
-            | Step::Gelu { y, .. } => vec![*y],
+            | Step::Gelu { y, .. }
+            | Step::Dropout { y, .. } => vec![*y],
+            Step::DropoutBackward { din, .. } => vec![*din],
             Step::MaxPool { y, argmax, .. } => vec![*y, *argmax],
             Step::MaxPoolBackward { din, .. } | Step::GeluBackward { din, .. } => vec![*din],
             Step::Loss { dlogits, .. } => dlogits.iter().copied().collect(),
@@ -336,6 +361,7 @@ impl Step {
             Step::MaxPool { p, .. } => (p.output_len() * (p.kh * p.kw) as usize) as u64,
             Step::MaxPoolBackward { p, .. } => p.input_len() as u64,
             Step::Gelu { p, .. } | Step::GeluBackward { p, .. } => 16 * p.count as u64,
+            Step::Dropout { p, .. } | Step::DropoutBackward { p, .. } => p.count as u64,
             Step::Loss { p, .. } => 5 * (p.n * p.classes) as u64,
             Step::Adam => 0,
         }
@@ -386,6 +412,12 @@ impl Step {
             ),
             Step::Relu { x, y, .. } => format!("relu: {} -> {}", t(x), t(y)),
             Step::Gelu { x, y, .. } => format!("gelu: {} -> {}", t(x), t(y)),
+            Step::Dropout { p, x, y, .. } => {
+                format!("dropout {} (eval: copy): {} -> {}", p.rate, t(x), t(y))
+            }
+            Step::DropoutBackward { dout, din, .. } => {
+                format!("dropout backward: {} -> {}", t(dout), t(din))
+            }
             Step::MaxPool {
                 p, x, y, argmax, ..
             } => format!(
@@ -637,6 +669,13 @@ impl Plan {
                         u32::try_from(nz * s.len()).map_err(|_| too_big("the activation"))?,
                     ),
                 },
+                (Layer::Dropout { rate }, s) => LayerOp::Dropout {
+                    p: DropoutParams::new(
+                        u32::try_from(nz * s.len()).map_err(|_| too_big("the activation"))?,
+                        *rate,
+                        i as u32,
+                    ),
+                },
                 (Layer::Flatten, _) => LayerOp::Flatten,
                 _ => unreachable!("shapes() checked the layer inputs"),
             };
@@ -845,6 +884,28 @@ impl Plan {
                         TensorKind::Activation,
                     );
                     forward.push(Step::Gelu {
+                        layer: l.name.clone(),
+                        p: *p,
+                        x: cur,
+                        y,
+                    });
+                    units.push(Unit {
+                        first: i,
+                        x: cur,
+                        y,
+                    });
+                    out_of[i] = y;
+                    cur = y;
+                    i += 1;
+                }
+                LayerOp::Dropout { p } => {
+                    let y = add(
+                        &mut tensors,
+                        format!("{}.out", l.name),
+                        act_len,
+                        TensorKind::Activation,
+                    );
+                    forward.push(Step::Dropout {
                         layer: l.name.clone(),
                         p: *p,
                         x: cur,
@@ -1092,6 +1153,21 @@ impl Plan {
                                 p: *p,
                                 dout: dcur,
                                 x: u.x,
+                                din,
+                            });
+                            dcur = din;
+                        }
+                        skip_relu = false;
+                        dcur_pre = false;
+                    }
+                    LayerOp::Dropout { p } => {
+                        if ui > first_param {
+                            let din = grad(&mut tensors, &l.name, u.x);
+                            tensors[din].name = format!("{}.dinput", l.name);
+                            backward.push(Step::DropoutBackward {
+                                layer: l.name.clone(),
+                                p: *p,
+                                dout: dcur,
                                 din,
                             });
                             dcur = din;

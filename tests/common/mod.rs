@@ -307,6 +307,11 @@ pub fn random_description(r: &mut impl Rng) -> Description {
             if r.random_bool(0.7) {
                 layers.push(Layer::Relu);
             }
+            if r.random_bool(0.3) {
+                layers.push(Layer::Dropout {
+                    rate: [0.0, 0.25, 0.5][r.random_range(0..3)],
+                });
+            }
         }
         layers.push(Layer::Dense {
             features: classes,

@@ -61,6 +61,10 @@ class FlaxModel(nn.Module):
                 )
             elif kind == "global_avg_pool":
                 x = x.mean(axis=(1, 2))
+            elif kind == "dropout":
+                # Evaluation mode. wgpu-cnn draws its masks from its own counter-based hash, not
+                # JAX's PRNG, so training steps with dropout are compared with rate 0 only.
+                x = nn.Dropout(rate=layer["rate"], deterministic=True)(x)
             elif kind == "avg_pool":
                 window = _pair(layer["window"])
                 x = nn.avg_pool(

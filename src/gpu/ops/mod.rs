@@ -6,6 +6,7 @@ pub mod augment;
 pub mod avgpool;
 pub mod conv2d;
 pub mod dense;
+pub mod dropout;
 pub mod gelu;
 pub mod maxpool;
 pub mod relu;
@@ -33,6 +34,8 @@ pub fn kernel_of(
         }
         Step::Relu { .. } => "relu_forward".into(),
         Step::Gelu { .. } => "gelu_forward".into(),
+        Step::Dropout { .. } => "dropout_forward".into(),
+        Step::DropoutBackward { .. } => "dropout_backward".into(),
         Step::GeluBackward { .. } => "gelu_backward".into(),
         Step::MaxPool { .. } => "maxpool_forward".into(),
         Step::MaxPoolBackward { .. } => "maxpool_backward".into(),
