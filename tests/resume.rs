@@ -116,3 +116,83 @@ fn resume_equals_uninterrupted_run() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A model of one's own (from a file, with dropout, max pooling and GELU) through the whole CLI:
+/// train, resume from an epoch boundary to the same bits (dropout masks follow the seed and the
+/// step, both restored), then `eval` and `predict` read the model from the checkpoint alone.
+#[test]
+fn own_model_with_dropout_trains_resumes_evaluates_and_predicts() {
+    if gpu().is_none() {
+        return;
+    }
+    let data = cifar_dir();
+    let data = data.to_str().unwrap();
+    let dir = temp_dir("own-model");
+    let model = dir.join("mine.toml");
+    std::fs::write(
+        &model,
+        "input = [32, 32, 3]\nclasses = 10\nlayer = [\n\
+         { type = \"conv\", features = 8, kernel = 3, stride = 2 },\n\
+         { type = \"gelu\" },\n\
+         { type = \"max_pool\", window = 3, stride = 2, padding = \"SAME\" },\n\
+         { type = \"flatten\" },\n\
+         { type = \"dense\", features = 32 },\n\
+         { type = \"relu\" },\n\
+         { type = \"dropout\", rate = 0.5 },\n\
+         { type = \"dense\", features = 10 },\n]\n",
+    )
+    .unwrap();
+    let model = model.to_str().unwrap();
+    let run = |out: &Path, epochs: &str, resume: Option<&Path>| {
+        let mut a = args(data, out.to_str().unwrap(), epochs);
+        match resume {
+            Some(ck) => {
+                // A resumed run keeps its own settings and model.
+                a = vec!["train", "--data", data, "--epochs", epochs];
+                a.extend(["--resume", ck.to_str().unwrap()]);
+            }
+            None => a.extend(["--model", model]),
+        }
+        let (code, stdout, stderr) = cli(&a);
+        assert_eq!(code, 0, "{a:?}\n{stdout}\n{stderr}");
+        stdout
+    };
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    run(&a, "2", None);
+    let want = state(&a.join("last.safetensors"));
+    run(&b, "1", None);
+    run(&b, "2", Some(&b.join("last.safetensors")));
+    assert!(
+        state(&b.join("last.safetensors")) == want,
+        "resumed own-model run differs from the uninterrupted one"
+    );
+    let ck = wgpu_cnn::checkpoint::load(&a.join("last.safetensors")).unwrap();
+    assert_eq!(
+        ck.model,
+        wgpu_cnn::graph::zoo::resolve(model).unwrap().0,
+        "the checkpoint carries the description"
+    );
+    // eval and predict without --model.
+    let ckp = a.join("last.safetensors");
+    let (code, stdout, stderr) = cli(&[
+        "eval",
+        "--checkpoint",
+        ckp.to_str().unwrap(),
+        "--data",
+        data,
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("test: loss:"), "{stdout}");
+    let img = dir.join("img.png");
+    image::RgbImage::from_pixel(40, 24, image::Rgb([200, 30, 60]))
+        .save(&img)
+        .unwrap();
+    let (code, stdout, stderr) = cli(&[
+        "predict",
+        "--checkpoint",
+        ckp.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+}
