@@ -14,12 +14,17 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT
 $B/wgpu-cnn devices | tee -a "$OUT/gpu.txt"
 # Correctness on the NVIDIA adapter: the same GPU-vs-CPU tests as CI.
 export WGPU_CNN_ADAPTER=nvidia
-for t in gpu_vs_cpu model; do
+for t in gpu_vs_cpu model planner; do
   $B/test_$t --test-threads 4 2>&1 | tail -n 4 | tee -a "$OUT/tests.txt"
 done
 # Only the shader tests of data.rs: the others run the CLI from this machine's build path.
 $B/test_data augmentation 2>&1 | tail -n 4 | tee -a "$OUT/tests.txt"
+# The plans on this adapter: kernels chosen, fusions, buffers, the largest batch.
+for m in flax-cifar10 lenet5; do
+  $B/wgpu-cnn models $m --plan --adapter nvidia 2>&1 | tee -a "$OUT/plans.txt"
+done
 $B/wgpu-cnn bench --adapter nvidia --warmup 20 --steps 100 2>&1 | tee "$OUT/bench.txt"
+$B/wgpu-cnn bench --adapter nvidia --model lenet5 --warmup 20 --steps 100 2>&1 | tee -a "$OUT/bench.txt"
 $B/wgpu-cnn bench --adapter nvidia --batch-size 512 --warmup 10 --steps 50 2>&1 | tee -a "$OUT/bench.txt"
 $B/wgpu-cnn profile --adapter nvidia --steps 5 --trace "$OUT/trace.json" 2>&1 | tee "$OUT/profile.txt"
 python3 tools/peers/jax_cnn.py --warmup 20 --steps 100 2>&1 | tail -n 2 | tee "$OUT/jax.txt"

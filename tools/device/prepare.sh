@@ -15,7 +15,7 @@ cargo test --release --no-run --message-format=json 2>/dev/null \
 import json, shutil, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("gpu_vs_cpu", "model", "data"):
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("gpu_vs_cpu", "model", "data", "planner"):
         shutil.copy(m["executable"], "tools/device/bin/test_" + m["target"]["name"])
 '
 ls -la tools/device/bin
