@@ -14,9 +14,11 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT
 $B/wgpu-cnn devices | tee -a "$OUT/gpu.txt"
 # Correctness on the NVIDIA adapter: the same GPU-vs-CPU tests as CI.
 export WGPU_CNN_ADAPTER=nvidia
-for t in gpu_vs_cpu model planner; do
+for t in gpu_vs_cpu model; do
   $B/test_$t --test-threads 4 2>&1 | tail -n 4 | tee -a "$OUT/tests.txt"
 done
+# The planner tests that run no CLI (the others call this machine's build path).
+$B/test_planner seed_plan buffers_are_shared a_small_binding 2>&1 | tail -n 4 | tee -a "$OUT/tests.txt"
 # Only the shader tests of data.rs: the others run the CLI from this machine's build path.
 $B/test_data augmentation 2>&1 | tail -n 4 | tee -a "$OUT/tests.txt"
 # The plans on this adapter: kernels chosen, fusions, buffers, the largest batch.
