@@ -66,32 +66,30 @@ fn every_entry_point_translates_to_every_backend() {
                 .write(&module, &info, None)
                 .unwrap_or_else(|e| panic!("{what}: HLSL: {e}"));
             // GLSL (wgpu's GL backend): ES 3.1 and desktop 4.30 compute.
-            {
-                for version in [
-                    naga::back::glsl::Version::new_gles(310),
-                    naga::back::glsl::Version::Desktop(430),
-                ] {
-                    let options = naga::back::glsl::Options {
-                        version,
-                        ..Default::default()
-                    };
-                    let pipeline = naga::back::glsl::PipelineOptions {
-                        shader_stage: stage,
-                        entry_point: ep.name.clone(),
-                        multiview: None,
-                    };
-                    let mut out = String::new();
-                    naga::back::glsl::Writer::new(
-                        &mut out,
-                        &module,
-                        &info,
-                        &options,
-                        &pipeline,
-                        naga::proc::BoundsCheckPolicies::default(),
-                    )
-                    .and_then(|mut w| w.write())
-                    .unwrap_or_else(|e| panic!("{what}: GLSL {version:?}: {e}"));
-                }
+            for version in [
+                naga::back::glsl::Version::new_gles(310),
+                naga::back::glsl::Version::Desktop(430),
+            ] {
+                let options = naga::back::glsl::Options {
+                    version,
+                    ..Default::default()
+                };
+                let pipeline = naga::back::glsl::PipelineOptions {
+                    shader_stage: stage,
+                    entry_point: ep.name.clone(),
+                    multiview: None,
+                };
+                let mut out = String::new();
+                naga::back::glsl::Writer::new(
+                    &mut out,
+                    &module,
+                    &info,
+                    &options,
+                    &pipeline,
+                    naga::proc::BoundsCheckPolicies::default(),
+                )
+                .and_then(|mut w| w.write())
+                .unwrap_or_else(|e| panic!("{what}: GLSL {version:?}: {e}"));
             }
             translated += 1;
         }
