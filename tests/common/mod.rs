@@ -13,12 +13,27 @@ use wgpu_cnn::params::Padding;
 /// machine with no adapter fails every GPU test with the install hint.
 pub const SKIP_VAR: &str = "WGPU_CNN_SKIP_GPU_TESTS";
 
+/// The options of the device under test: `WGPU_CNN_ADAPTER` (index or name substring) and
+/// `WGPU_CNN_BACKEND` (`vulkan`, `metal`, `dx12`, `gl`; default: wgpu-cnn's choice).
+pub fn test_options() -> GpuOptions {
+    let backend = std::env::var("WGPU_CNN_BACKEND").ok().map(|b| {
+        <wgpu_cnn::gpu::Backend as clap::ValueEnum>::from_str(&b, true)
+            .unwrap_or_else(|e| panic!("WGPU_CNN_BACKEND={b}: {e}"))
+    });
+    GpuOptions {
+        adapter: std::env::var("WGPU_CNN_ADAPTER").ok(),
+        backend: backend.unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
 /// The adapter all GPU tests of one test binary share (wgpu-cnn's default choice, or the one
-/// named by `WGPU_CNN_ADAPTER`). `None` only when the user opted out with `SKIP_VAR=1`.
+/// named by `WGPU_CNN_ADAPTER` / `WGPU_CNN_BACKEND`). `None` only when the user opted out with
+/// `SKIP_VAR=1`.
 pub fn gpu() -> Option<&'static Gpu> {
     static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
     GPU.get_or_init(|| {
-        let opts = GpuOptions { adapter: std::env::var("WGPU_CNN_ADAPTER").ok(), ..Default::default() };
+        let opts = test_options();
         match Gpu::new(&opts) {
             Ok(g) => {
                 eprintln!("GPU tests on: {}", g.describe());
@@ -44,11 +59,7 @@ pub fn gpu_tiled() -> Option<&'static Gpu> {
     static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
     GPU.get_or_init(|| {
         gpu()?;
-        let opts = GpuOptions {
-            adapter: std::env::var("WGPU_CNN_ADAPTER").ok(),
-            ..Default::default()
-        };
-        let mut g = Gpu::new(&opts).expect("the adapter opened once already");
+        let mut g = Gpu::new(&test_options()).expect("the adapter opened once already");
         g.subgroup_size = None;
         Some(g)
     })
