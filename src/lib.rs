@@ -13,4 +13,5 @@ pub mod params;
 pub mod plan;
 pub mod profile;
 pub mod report;
+pub mod schedule;
 pub mod train;

@@ -51,7 +51,7 @@ enum Command {
         device: DeviceArgs,
     },
     /// Train a model on CIFAR-10 (defaults: the Flax tutorial's CNN and recipe).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// List the preset models, print one as TOML, or print the plan of a model on this adapter.
     Models {
         /// A preset name or a model file (TOML); without it, list the presets.
@@ -156,9 +156,25 @@ struct TrainArgs {
     /// Batch size [default: 128].
     #[arg(long)]
     batch_size: Option<u32>,
-    /// Adam learning rate [default: 1e-4].
+    /// Adam learning rate (the schedule's peak) [default: 1e-4].
     #[arg(long)]
     lr: Option<f64>,
+    /// Learning-rate schedule, optax's: constant, cosine, warmup-cosine, piecewise
+    /// [default: constant].
+    #[arg(long)]
+    schedule: Option<String>,
+    /// warmup-cosine: steps of linear warmup from 0.
+    #[arg(long)]
+    warmup_steps: Option<u64>,
+    /// cosine, warmup-cosine: the final learning rate [default: 0].
+    #[arg(long)]
+    end_lr: Option<f64>,
+    /// piecewise: comma-separated steps where the rate is multiplied by the matching --scales.
+    #[arg(long)]
+    boundaries: Option<String>,
+    /// piecewise: comma-separated factors, one per boundary.
+    #[arg(long)]
+    scales: Option<String>,
     /// Seed of the split, the init and every epoch's shuffle and augmentation [default: 42].
     #[arg(long)]
     seed: Option<u64>,
@@ -229,7 +245,12 @@ impl TrainArgs {
                 || self.no_augment
                 || self.no_shuffle
                 || self.init.is_some()
-                || self.model.is_some())
+                || self.model.is_some()
+                || self.schedule.is_some()
+                || self.warmup_steps.is_some()
+                || self.end_lr.is_some()
+                || self.boundaries.is_some()
+                || self.scales.is_some())
         {
             anyhow::bail!("--resume continues a run with its own settings; only --epochs, --data and --out may change");
         }
@@ -249,6 +270,19 @@ impl TrainArgs {
         }
         if let Some(v) = self.lr {
             cfg.lr = v;
+        }
+        let schedule_flags = self.warmup_steps.is_some()
+            || self.end_lr.is_some()
+            || self.boundaries.is_some()
+            || self.scales.is_some();
+        if self.schedule.is_some() || schedule_flags {
+            cfg.schedule = wgpu_cnn::schedule::Schedule::from_flags(
+                self.schedule.as_deref().unwrap_or("constant"),
+                self.warmup_steps,
+                self.end_lr,
+                self.boundaries.as_deref(),
+                self.scales.as_deref(),
+            )?;
         }
         if let Some(v) = self.seed {
             cfg.seed = v;

@@ -116,6 +116,9 @@ pub struct GpuModel {
     dropouts: Vec<(usize, DropoutParams)>,
     /// The seed of the dropout masks (the run's `--seed`; 0 unless set).
     pub dropout_seed: u32,
+    /// The learning-rate schedule over a run of `total_steps` Adam steps (constant unless set).
+    pub schedule: crate::schedule::Schedule,
+    pub total_steps: u64,
     eval_loss_index: usize,
 }
 
@@ -410,6 +413,8 @@ impl GpuModel {
             adam_index,
             dropouts,
             dropout_seed: 0,
+            schedule: Default::default(),
+            total_steps: 0,
             eval_loss_index,
             plan,
         })
@@ -479,7 +484,11 @@ impl GpuModel {
     /// [`train_schedule`](Self::train_schedule) by hand (the profiler does).
     pub fn begin_train_step(&mut self, gpu: &Gpu) {
         self.step = self.step.saturating_add(1);
-        let adam = AdamParams::new(self.layout.total as u32, self.lr, self.step);
+        // optax evaluates the schedule at the count of updates done before this one.
+        let lr = self
+            .schedule
+            .lr(self.lr as f64, self.step as u64 - 1, self.total_steps) as f32;
+        let adam = AdamParams::new(self.layout.total as u32, lr, self.step);
         gpu.queue.write_buffer(
             &self.train[self.adam_index].uniform,
             0,

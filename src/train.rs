@@ -38,6 +38,9 @@ pub struct TrainConfig {
     pub epochs: u32,
     pub batch_size: u32,
     pub lr: f64,
+    /// The learning-rate schedule (optax semantics; runs before this setting: constant).
+    #[serde(default)]
+    pub schedule: crate::schedule::Schedule,
     pub seed: u64,
     pub val_size: usize,
     pub train_limit: Option<usize>,
@@ -63,6 +66,7 @@ impl Default for TrainConfig {
             epochs: 100,
             batch_size: 128,
             lr: 1e-4,
+            schedule: Default::default(),
             seed: 42,
             val_size: 5000,
             train_limit: None,
@@ -679,6 +683,17 @@ impl Run {
         let mut runner = Runner::new(&gpu, &desc, cfg.batch_size, &init, cfg.lr as f32)?;
         // Dropout masks follow the run's seed (and the step, which a resumed run restores).
         runner.model.dropout_seed = (cfg.seed ^ (cfg.seed >> 32)) as u32;
+        let total = cfg.epochs as u64 * steps as u64;
+        cfg.schedule.validate(total)?;
+        runner.model.schedule = cfg.schedule.clone();
+        if cfg.schedule != crate::schedule::Schedule::Constant {
+            println!(
+                "learning rate: {} from {} over {total} steps",
+                cfg.schedule.describe(),
+                cfg.lr
+            );
+        }
+        runner.model.total_steps = total;
         if let Some(ck) = &resumed {
             let Some((mu, nu)) = &ck.adam else {
                 bail!(

@@ -258,3 +258,46 @@ fn eval_step_matches_train_forward_and_inference_plan() {
         assert_eq!(m.read_params(gpu).unwrap(), init);
     }
 }
+
+/// The learning-rate schedule reaches the GPU's Adam step by step: step t uses the schedule at
+/// optax's count t − 1 (a warmup from 0 leaves the weights of the first step untouched, and the
+/// GPU matches the CPU reference stepping with the same rates).
+#[test]
+fn schedules_drive_the_gpu_adam_steps() {
+    let Some(gpu) = gpu() else { return };
+    let d = zoo::preset("lenet5").unwrap();
+    let p = plan(gpu, &d, 3);
+    let init = p.layout.init(21);
+    let (x, labels) = batch(&d, 3, 210);
+    let schedule = wgpu_cnn::schedule::Schedule::WarmupCosine {
+        warmup_steps: 2,
+        end_lr: 1e-5,
+    };
+    let total = 6;
+    let mut m = GpuModel::from_plan(gpu, p.clone(), &init, LR).unwrap();
+    m.schedule = schedule.clone();
+    m.total_steps = total;
+    m.upload_batch(gpu, &x, &labels);
+    // Step 1 runs at count 0 of the warmup: rate 0, the weights do not move.
+    m.train_step(gpu);
+    assert_eq!(
+        m.read_params(gpu).unwrap(),
+        init,
+        "warmup count 0 must be rate 0"
+    );
+    let mut p64: Vec<Vec<f64>> = init.iter().map(|t| cpu::cast(t)).collect();
+    let mut adam = reference::Adam::new(&p);
+    let x64 = cpu::cast(&x);
+    let step = reference::loss_and_grads(&p, &p64, &x64, &labels);
+    adam.step(&mut p64, &step.grads, 0.0);
+    for t in 2..=total {
+        m.train_step(gpu);
+        let lr = schedule.lr(LR as f64, t - 1, total) as f32;
+        let step = reference::loss_and_grads(&p, &p64, &x64, &labels);
+        adam.step(&mut p64, &step.grads, lr);
+    }
+    let params = m.read_params(gpu).unwrap();
+    for (i, spec) in p.layout.specs.iter().enumerate() {
+        assert_adam_close(&format!("scheduled {}", spec.name), &params[i], &p64[i], 5);
+    }
+}
