@@ -228,6 +228,25 @@ fn pair(v: &toml::Value, at: &At, key: &str) -> Result<[u32; 2], DescError> {
     Ok([k, k])
 }
 
+/// The window of a conv or pool over an `h`×`w` input, or an error naming `key` when the padded
+/// input is smaller than the window (the shape would shrink to zero).
+fn fit(
+    at: &At,
+    key: &str,
+    h: u32,
+    w: u32,
+    k: [u32; 2],
+    stride: [u32; 2],
+    padding: Padding,
+) -> Result<crate::params::Window, DescError> {
+    crate::params::Window::new(h, w, k, stride, padding).ok_or_else(|| {
+        DescError(format!(
+            "{at}: key `{key}`: a {}x{} {key} does not fit the padded {h}x{w} input (the shape shrinks to zero)",
+            k[0], k[1]
+        ))
+    })
+}
+
 fn padding(v: &toml::Value, at: &At) -> Result<Padding, DescError> {
     let bad = || {
         DescError(format!(
@@ -476,13 +495,7 @@ impl Description {
                     },
                     Shape::Spatial { h, w, .. },
                 ) => {
-                    let win = crate::params::Window::new(h, w, *kernel, *stride, *padding)
-                        .ok_or_else(|| {
-                            DescError(format!(
-                                "{at}: key `kernel`: a {}x{} kernel does not fit the padded {h}x{w} input (the shape shrinks to zero)",
-                                kernel[0], kernel[1]
-                            ))
-                        })?;
+                    let win = fit(&at, "kernel", h, w, *kernel, *stride, *padding)?;
                     Shape::Spatial {
                         h: win.out[0],
                         w: win.out[1],
@@ -502,44 +515,22 @@ impl Description {
                         window,
                         stride,
                         padding,
-                    },
-                    Shape::Spatial { h, w, c },
-                ) => {
-                    let win = crate::params::Window::new(h, w, *window, *stride, *padding)
-                        .ok_or_else(|| {
-                            DescError(format!(
-                                "{at}: key `window`: a {}x{} window does not fit the padded {h}x{w} input (the shape shrinks to zero)",
-                                window[0], window[1]
-                            ))
-                        })?;
-                    Shape::Spatial {
-                        h: win.out[0],
-                        w: win.out[1],
-                        c,
                     }
-                }
-                (
-                    Layer::MaxPool {
+                    | Layer::MaxPool {
                         window,
                         stride,
                         padding,
                     },
                     Shape::Spatial { h, w, c },
                 ) => {
-                    let win = crate::params::Window::new(h, w, *window, *stride, *padding)
-                        .ok_or_else(|| {
-                            DescError(format!(
-                                "{at}: key `window`: a {}x{} window does not fit the padded {h}x{w} input (the shape shrinks to zero)",
-                                window[0], window[1]
-                            ))
-                        })?;
-                    // Padding is −inf: a window wholly in the padding would output −inf.
-                    if win
+                    let win = fit(&at, "window", h, w, *window, *stride, *padding)?;
+                    // Max pooling pads with −inf: a window wholly in the padding would output −inf.
+                    let whole = win
                         .pad
                         .iter()
                         .zip(window)
-                        .any(|(p, &k)| p[0] >= k || p[1] >= k)
-                    {
+                        .any(|(p, &k)| p[0] >= k || p[1] >= k);
+                    if matches!(l, Layer::MaxPool { .. }) && whole {
                         return err(format!(
                             "{at}: key `padding`: padding of {:?} reaches a whole {}x{} window (max pooling pads with -inf)",
                             win.pad, window[0], window[1]

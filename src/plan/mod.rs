@@ -803,119 +803,42 @@ impl Plan {
                     cur = y;
                     i = last + 1;
                 }
-                LayerOp::Relu { p } => {
+                LayerOp::Relu { .. }
+                | LayerOp::AvgPool { .. }
+                | LayerOp::MaxPool { .. }
+                | LayerOp::Gelu { .. }
+                | LayerOp::Dropout { .. } => {
+                    // One input, one new output tensor (plus a max pool's argmax).
                     let y = add(
                         &mut tensors,
                         format!("{}.out", l.name),
                         act_len,
                         TensorKind::Activation,
                     );
-                    forward.push(Step::Relu {
-                        layer: l.name.clone(),
-                        p: *p,
-                        x: cur,
-                        y,
+                    let (layer, x) = (l.name.clone(), cur);
+                    forward.push(match &l.op {
+                        LayerOp::Relu { p } => Step::Relu { layer, p: *p, x, y },
+                        LayerOp::AvgPool { p } => Step::AvgPool { layer, p: *p, x, y },
+                        LayerOp::Gelu { p } => Step::Gelu { layer, p: *p, x, y },
+                        LayerOp::Dropout { p } => Step::Dropout { layer, p: *p, x, y },
+                        LayerOp::MaxPool { p } => {
+                            let argmax = add(
+                                &mut tensors,
+                                format!("{}.argmax", l.name),
+                                act_len,
+                                TensorKind::Activation,
+                            );
+                            Step::MaxPool {
+                                layer,
+                                p: *p,
+                                x,
+                                y,
+                                argmax,
+                            }
+                        }
+                        _ => unreachable!("the arms above"),
                     });
-                    units.push(Unit {
-                        first: i,
-                        x: cur,
-                        y,
-                    });
-                    out_of[i] = y;
-                    cur = y;
-                    i += 1;
-                }
-                LayerOp::AvgPool { p } => {
-                    let y = add(
-                        &mut tensors,
-                        format!("{}.out", l.name),
-                        act_len,
-                        TensorKind::Activation,
-                    );
-                    forward.push(Step::AvgPool {
-                        layer: l.name.clone(),
-                        p: *p,
-                        x: cur,
-                        y,
-                    });
-                    units.push(Unit {
-                        first: i,
-                        x: cur,
-                        y,
-                    });
-                    out_of[i] = y;
-                    cur = y;
-                    i += 1;
-                }
-                LayerOp::MaxPool { p } => {
-                    let y = add(
-                        &mut tensors,
-                        format!("{}.out", l.name),
-                        act_len,
-                        TensorKind::Activation,
-                    );
-                    let argmax = add(
-                        &mut tensors,
-                        format!("{}.argmax", l.name),
-                        act_len,
-                        TensorKind::Activation,
-                    );
-                    forward.push(Step::MaxPool {
-                        layer: l.name.clone(),
-                        p: *p,
-                        x: cur,
-                        y,
-                        argmax,
-                    });
-                    units.push(Unit {
-                        first: i,
-                        x: cur,
-                        y,
-                    });
-                    out_of[i] = y;
-                    cur = y;
-                    i += 1;
-                }
-                LayerOp::Gelu { p } => {
-                    let y = add(
-                        &mut tensors,
-                        format!("{}.out", l.name),
-                        act_len,
-                        TensorKind::Activation,
-                    );
-                    forward.push(Step::Gelu {
-                        layer: l.name.clone(),
-                        p: *p,
-                        x: cur,
-                        y,
-                    });
-                    units.push(Unit {
-                        first: i,
-                        x: cur,
-                        y,
-                    });
-                    out_of[i] = y;
-                    cur = y;
-                    i += 1;
-                }
-                LayerOp::Dropout { p } => {
-                    let y = add(
-                        &mut tensors,
-                        format!("{}.out", l.name),
-                        act_len,
-                        TensorKind::Activation,
-                    );
-                    forward.push(Step::Dropout {
-                        layer: l.name.clone(),
-                        p: *p,
-                        x: cur,
-                        y,
-                    });
-                    units.push(Unit {
-                        first: i,
-                        x: cur,
-                        y,
-                    });
+                    units.push(Unit { first: i, x, y });
                     out_of[i] = y;
                     cur = y;
                     i += 1;
@@ -1105,70 +1028,54 @@ impl Plan {
                             dcur_pre = relu_below && !standalone;
                         }
                     }
-                    LayerOp::Relu { p } => {
-                        if !skip_relu && ui > first_param {
+                    LayerOp::Relu { .. }
+                    | LayerOp::MaxPool { .. }
+                    | LayerOp::Gelu { .. }
+                    | LayerOp::Dropout { .. } => {
+                        // A ReLU folded into the pool above it is done already.
+                        let folded = skip_relu && matches!(l.op, LayerOp::Relu { .. });
+                        if !folded && ui > first_param {
                             let din = grad(&mut tensors, &l.name, u.x);
                             tensors[din].name = format!("{}.dinput", l.name);
-                            backward.push(Step::ReluBackward {
-                                layer: l.name.clone(),
-                                p: *p,
-                                dout: dcur,
-                                out: u.y,
-                                din,
-                            });
-                            dcur = din;
-                        }
-                        skip_relu = false;
-                        dcur_pre = false;
-                    }
-                    LayerOp::MaxPool { p } => {
-                        if ui > first_param {
-                            let argmax = match forward
-                                .iter()
-                                .find(|s| matches!(s, Step::MaxPool { y, .. } if *y == u.y))
-                            {
-                                Some(Step::MaxPool { argmax, .. }) => *argmax,
-                                _ => unreachable!("a max pool unit has its forward step"),
-                            };
-                            let din = grad(&mut tensors, &l.name, u.x);
-                            tensors[din].name = format!("{}.dinput", l.name);
-                            backward.push(Step::MaxPoolBackward {
-                                layer: l.name.clone(),
-                                p: *p,
-                                dout: dcur,
-                                argmax,
-                                din,
-                            });
-                            dcur = din;
-                        }
-                        skip_relu = false;
-                        dcur_pre = false;
-                    }
-                    LayerOp::Gelu { p } => {
-                        if ui > first_param {
-                            let din = grad(&mut tensors, &l.name, u.x);
-                            tensors[din].name = format!("{}.dinput", l.name);
-                            backward.push(Step::GeluBackward {
-                                layer: l.name.clone(),
-                                p: *p,
-                                dout: dcur,
-                                x: u.x,
-                                din,
-                            });
-                            dcur = din;
-                        }
-                        skip_relu = false;
-                        dcur_pre = false;
-                    }
-                    LayerOp::Dropout { p } => {
-                        if ui > first_param {
-                            let din = grad(&mut tensors, &l.name, u.x);
-                            tensors[din].name = format!("{}.dinput", l.name);
-                            backward.push(Step::DropoutBackward {
-                                layer: l.name.clone(),
-                                p: *p,
-                                dout: dcur,
-                                din,
+                            let (layer, dout) = (l.name.clone(), dcur);
+                            backward.push(match &l.op {
+                                LayerOp::Relu { p } => Step::ReluBackward {
+                                    layer,
+                                    p: *p,
+                                    dout,
+                                    out: u.y,
+                                    din,
+                                },
+                                LayerOp::Gelu { p } => Step::GeluBackward {
+                                    layer,
+                                    p: *p,
+                                    dout,
+                                    x: u.x,
+                                    din,
+                                },
+                                LayerOp::Dropout { p } => Step::DropoutBackward {
+                                    layer,
+                                    p: *p,
+                                    dout,
+                                    din,
+                                },
+                                LayerOp::MaxPool { p } => {
+                                    let argmax = match forward
+                                        .iter()
+                                        .find(|s| matches!(s, Step::MaxPool { y, .. } if *y == u.y))
+                                    {
+                                        Some(Step::MaxPool { argmax, .. }) => *argmax,
+                                        _ => unreachable!("a max pool unit has its forward step"),
+                                    };
+                                    Step::MaxPoolBackward {
+                                        layer,
+                                        p: *p,
+                                        dout,
+                                        argmax,
+                                        din,
+                                    }
+                                }
+                                _ => unreachable!("the arms above"),
                             });
                             dcur = din;
                         }

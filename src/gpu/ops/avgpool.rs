@@ -6,8 +6,9 @@ use crate::params::AvgPoolParams;
 
 const SHADER: &str = "avgpool";
 
-/// Invocations: one per pixel (output pixels forward, input pixels backward) and 4 channels.
-fn threads(p: &AvgPoolParams, backward: bool) -> u32 {
+/// Invocations: one per pixel (output pixels forward, input pixels backward) and 4 channels
+/// (also maxpool.wgsl's layout).
+pub(super) fn threads(p: &AvgPoolParams, backward: bool) -> u32 {
     let (h, w) = if backward {
         (p.h, p.w)
     } else {

@@ -1,20 +1,11 @@
 //! Launcher for `shaders/maxpool.wgsl`.
 
+use super::avgpool::threads;
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::params::MaxPoolParams;
 
 const SHADER: &str = "maxpool";
-
-/// Invocations: one per pixel (output pixels forward, input pixels backward) and 4 channels.
-fn threads(p: &MaxPoolParams, backward: bool) -> u32 {
-    let (h, w) = if backward {
-        (p.h, p.w)
-    } else {
-        (p.out_h, p.out_w)
-    };
-    p.n * h * w * p.c.div_ceil(4)
-}
 
 /// `output = maxpool(input)`, `argmax` = each window's maximal input pixel (=).
 pub fn forward(
