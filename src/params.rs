@@ -425,6 +425,99 @@ impl DropoutParams {
     }
 }
 
+/// Batch normalisation (Flax `nn.BatchNorm`) over `rows` rows of `c` channels: an NHWC activation
+/// is N·H·W rows, a flat `[N, F]` one N rows of F. Training reduces each channel over all rows
+/// in `chunks` chunks of `chunk` rows (the last one may be shorter): a partial kernel per
+/// (chunk, channel), then a fixed-order combination per channel, so the result is the same bits
+/// every run and no float atomics are needed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct BatchNormParams {
+    pub rows: u32,
+    pub c: u32,
+    /// Rows per partial-reduction chunk.
+    pub chunk: u32,
+    /// `ceil(rows / chunk)`: no chunk is empty.
+    pub chunks: u32,
+    /// Running statistics: `running = momentum·running + (1 − momentum)·batch` (Flax's form).
+    pub momentum: f32,
+    pub epsilon: f32,
+    /// 1: ReLU fused into the forward's output (and the backward masks with it).
+    pub relu: u32,
+    pub _pad: u32,
+}
+
+impl BatchNormParams {
+    /// Flax's defaults.
+    pub const MOMENTUM: f32 = 0.99;
+    pub const EPSILON: f32 = 1e-5;
+    /// Partial-reduction invocations (chunks × channels) to aim for: enough to fill a GPU.
+    const TARGET_INVOCATIONS: u32 = 8192;
+    /// Fewest rows per chunk: each invocation does real work, and the scratch stays at most
+    /// 1/16 of the activation.
+    const MIN_CHUNK: u32 = 32;
+
+    pub fn new(rows: u32, c: u32, momentum: f32, epsilon: f32) -> Self {
+        assert!(rows > 0 && c > 0, "batchnorm needs rows, c > 0");
+        assert!(
+            (rows as u64) * (c as u64) <= u32::MAX as u64,
+            "batchnorm: rows·c must fit in u32"
+        );
+        let want = Self::TARGET_INVOCATIONS.div_ceil(c);
+        let chunks = want.min(rows.div_ceil(Self::MIN_CHUNK)).max(1);
+        let chunk = rows.div_ceil(chunks);
+        Self {
+            rows,
+            c,
+            chunk,
+            chunks: rows.div_ceil(chunk),
+            momentum,
+            epsilon,
+            relu: 0,
+            _pad: 0,
+        }
+    }
+    /// The same layer with ReLU fused into the forward's output.
+    pub fn with_relu(mut self) -> Self {
+        self.relu = 1;
+        self
+    }
+    /// Elements of the activation: `rows·c`.
+    pub fn count(&self) -> usize {
+        self.rows as usize * self.c as usize
+    }
+    /// f32 elements of the reduction scratch: two values per (chunk, channel).
+    pub fn partials_len(&self) -> usize {
+        2 * self.chunks as usize * self.c as usize
+    }
+}
+
+/// Element-wise `y = a + b` over `count` values, optionally followed by ReLU (residual
+/// connections, gradient accumulation).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct AddParams {
+    pub count: u32,
+    /// 1: `y = max(a + b, 0)`.
+    pub relu: u32,
+    pub _pad: [u32; 2],
+}
+
+impl AddParams {
+    pub fn new(count: u32) -> Self {
+        Self {
+            count,
+            relu: 0,
+            _pad: [0; 2],
+        }
+    }
+    /// The same sum followed by ReLU.
+    pub fn with_relu(mut self) -> Self {
+        self.relu = 1;
+        self
+    }
+}
+
 /// Softmax cross-entropy over `n` rows of `classes` logits with integer labels.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
@@ -551,6 +644,32 @@ mod tests {
         assert!(Conv2dParams::general(1, 2, 2, 1, 1, [5, 5], [1, 1], Padding::Valid).is_none());
         let p = AvgPoolParams::general(1, 5, 5, 2, [3, 3], [2, 2], Padding::Same).unwrap();
         assert_eq!((p.out_h, p.out_w, p.pad_t, p.pad_l), (3, 3, 1, 1));
+    }
+
+    #[test]
+    fn batchnorm_chunks_cover_every_row_once() {
+        for (rows, c) in [
+            (1, 1),
+            (70, 3),
+            (70, 1),
+            (9, 37),
+            (969, 5),
+            (128 * 32 * 32, 16),
+            (128 * 8 * 8, 64),
+            (128, 4096),
+            (1 << 20, 1),
+        ] {
+            let p = BatchNormParams::new(rows, c, 0.99, 1e-5);
+            assert!(p.chunk >= 1 && p.chunks >= 1, "{p:?}");
+            assert!(p.chunks * p.chunk >= rows, "{p:?}");
+            assert!((p.chunks - 1) * p.chunk < rows, "an empty chunk: {p:?}");
+            assert!(
+                p.partials_len() <= 2 * (8192 + c as usize).max(p.count() / 16),
+                "{p:?}"
+            );
+        }
+        let p = BatchNormParams::new(128 * 32 * 32, 16, 0.99, 1e-5);
+        assert!(p.chunks * p.c >= 4096, "too few invocations: {p:?}");
     }
 
     #[test]
