@@ -1,0 +1,240 @@
+// batchnorm.wgsl — batch normalisation with Flax `nn.BatchNorm` semantics over `rows` rows of `c`
+// channels (NHWC flattened: rows = N·H·W; a flat [N, F] input is rows = N, c = F). M = rows.
+//
+// Training forward (three dispatches):
+//   batchnorm_stats            per (chunk k, channel): chunk mean m_k and M2_k = Σ (x − m_k)²,
+//                              two passes over the chunk (the second from cache)       (= partials)
+//   batchnorm_stats_finalize   per channel: Chan's parallel combination of the chunks in chunk
+//                              order → mean, biased var = M2 / M; saved = [mean | invstd]  (=),
+//                              running = momentum·running + (1 − momentum)·batch stat  (in place)
+//   batchnorm_forward[_vec4]   y = (x − mean)·(invstd·scale) + bias, then max(y, 0) if p.relu (=)
+// Evaluation forward:
+//   batchnorm_forward_eval[_vec4]  as above with running_mean and rsqrt(running_var + eps)   (=)
+// Backward (training statistics), g = dout·[relu_out > 0] when p.relu, else dout;
+// xhat = (x − mean)·invstd:
+//   batchnorm_backward_stats   per (chunk, channel): Σ g and Σ g·(x − mean)           (= partials)
+//   batchnorm_backward_finalize per channel, chunks in order: dbias = Σ g, dscale = invstd·Σ g·(x − mean) (=)
+//   batchnorm_backward_input[_vec4]  dx = scale·invstd·(g − dbias/M − xhat·dscale/M)   (=)
+// Forward keeps `saved` (mean and invstd, 2·c floats) for backward; with p.relu the backward
+// reads the forward output y as relu_out. Partials: [first value of every (k, ch) | second],
+// index k·c + ch. No float atomics: every sum has one fixed order, so results are bitwise
+// reproducible. The variance never forms E[x²] − E[x]² (catastrophic cancellation when
+// |mean| ≫ std): each chunk is centred on its own mean before squaring.
+//
+// Invocation i of the chunked kernels is (k = i / c, ch = i % c): neighbouring invocations read
+// neighbouring channels of the same row (coalesced). Element-wise kernels: one element (or one
+// vec4 of channels when c % 4 == 0) per invocation, 64 per workgroup, memory-bound.
+
+struct BatchNormParams {
+    rows: u32, c: u32, chunk: u32, chunks: u32,
+    momentum: f32, epsilon: f32, relu: u32, _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: BatchNormParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> scale: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(5) var<storage, read_write> saved_out: array<f32>;
+@group(0) @binding(6) var<storage, read> saved: array<f32>;
+@group(0) @binding(7) var<storage, read_write> running_mean: array<f32>;
+@group(0) @binding(8) var<storage, read_write> running_var: array<f32>;
+@group(0) @binding(9) var<storage, read_write> y: array<f32>;
+@group(0) @binding(10) var<storage, read> dout: array<f32>;
+@group(0) @binding(11) var<storage, read> relu_out: array<f32>;
+@group(0) @binding(12) var<storage, read_write> dscale: array<f32>;
+@group(0) @binding(13) var<storage, read_write> dbias: array<f32>;
+@group(0) @binding(14) var<storage, read> dscale_in: array<f32>;
+@group(0) @binding(15) var<storage, read> dbias_in: array<f32>;
+@group(0) @binding(16) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(17) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(18) var<storage, read_write> y4: array<vec4<f32>>;
+@group(0) @binding(19) var<storage, read> dout4: array<vec4<f32>>;
+@group(0) @binding(20) var<storage, read> relu_out4: array<vec4<f32>>;
+@group(0) @binding(21) var<storage, read_write> dx4: array<vec4<f32>>;
+@group(0) @binding(22) var<storage, read> mean_in: array<f32>;
+@group(0) @binding(23) var<storage, read> var_in: array<f32>;
+
+const WG: u32 = 64u;
+
+fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * WG;
+}
+
+// Rows [r0, r1) of chunk k.
+fn chunk_rows(k: u32) -> vec2<u32> {
+    let r0 = k * p.chunk;
+    return vec2<u32>(r0, min(r0 + p.chunk, p.rows));
+}
+
+// Four consecutive channels of a per-channel vector (WGSL passes no storage pointers).
+fn saved4(i: u32) -> vec4<f32> { return vec4<f32>(saved[i], saved[i + 1u], saved[i + 2u], saved[i + 3u]); }
+fn scale4(i: u32) -> vec4<f32> { return vec4<f32>(scale[i], scale[i + 1u], scale[i + 2u], scale[i + 3u]); }
+fn bias4(i: u32) -> vec4<f32> { return vec4<f32>(bias[i], bias[i + 1u], bias[i + 2u], bias[i + 3u]); }
+fn mean_in4(i: u32) -> vec4<f32> { return vec4<f32>(mean_in[i], mean_in[i + 1u], mean_in[i + 2u], mean_in[i + 3u]); }
+fn var_in4(i: u32) -> vec4<f32> { return vec4<f32>(var_in[i], var_in[i + 1u], var_in[i + 2u], var_in[i + 3u]); }
+fn dscale_in4(i: u32) -> vec4<f32> { return vec4<f32>(dscale_in[i], dscale_in[i + 1u], dscale_in[i + 2u], dscale_in[i + 3u]); }
+fn dbias_in4(i: u32) -> vec4<f32> { return vec4<f32>(dbias_in[i], dbias_in[i + 1u], dbias_in[i + 2u], dbias_in[i + 3u]); }
+
+@compute @workgroup_size(64)
+fn batchnorm_stats(@builtin(global_invocation_id) gid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= p.chunks * p.c) { return; }
+    let k = i / p.c;
+    let ch = i - k * p.c;
+    let r = chunk_rows(k);
+    var s = 0.0;
+    for (var j = r.x * p.c + ch; j < r.y * p.c; j += p.c) {
+        s += x[j];
+    }
+    let m = s / f32(r.y - r.x);
+    var m2 = 0.0;
+    for (var j = r.x * p.c + ch; j < r.y * p.c; j += p.c) {
+        let d = x[j] - m;
+        m2 += d * d;
+    }
+    partials[i] = m;
+    partials[p.chunks * p.c + i] = m2;
+}
+
+@compute @workgroup_size(64)
+fn batchnorm_stats_finalize(@builtin(global_invocation_id) gid: vec3<u32>,
+                            @builtin(num_workgroups) nwg: vec3<u32>) {
+    let ch = flat_id(gid, nwg);
+    if (ch >= p.c) { return; }
+    let second = p.chunks * p.c;
+    // Chan et al.: merging (n_a, mean_a, M2_a) with (n_b, mean_b, M2_b), δ = mean_b − mean_a:
+    // mean = mean_a + δ·n_b/n, M2 = M2_a + M2_b + δ²·n_a·n_b/n.
+    var n = 0.0;
+    var mean = 0.0;
+    var m2 = 0.0;
+    for (var k = 0u; k < p.chunks; k++) {
+        let r = chunk_rows(k);
+        let nb = f32(r.y - r.x);
+        let tot = n + nb;
+        let delta = partials[k * p.c + ch] - mean;
+        mean += delta * (nb / tot);
+        m2 += partials[second + k * p.c + ch] + delta * delta * (n * nb / tot);
+        n = tot;
+    }
+    let v = m2 / f32(p.rows);
+    saved_out[ch] = mean;
+    saved_out[p.c + ch] = inverseSqrt(v + p.epsilon);
+    running_mean[ch] = p.momentum * running_mean[ch] + (1.0 - p.momentum) * mean;
+    running_var[ch] = p.momentum * running_var[ch] + (1.0 - p.momentum) * v;
+}
+
+@compute @workgroup_size(64)
+fn batchnorm_forward(@builtin(global_invocation_id) gid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= p.rows * p.c) { return; }
+    let ch = i % p.c;
+    let mul = saved[p.c + ch] * scale[ch];
+    var v = (x[i] - saved[ch]) * mul + bias[ch];
+    if (p.relu != 0u) { v = max(v, 0.0); }
+    y[i] = v;
+}
+
+@compute @workgroup_size(64)
+fn batchnorm_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
+                          @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= p.rows * p.c / 4u) { return; }
+    let ch = (i % (p.c / 4u)) * 4u;
+    let mul = saved4(p.c + ch) * scale4(ch);
+    var v = (x4[i] - saved4(ch)) * mul + bias4(ch);
+    if (p.relu != 0u) { v = max(v, vec4<f32>(0.0)); }
+    y4[i] = v;
+}
+
+@compute @workgroup_size(64)
+fn batchnorm_forward_eval(@builtin(global_invocation_id) gid: vec3<u32>,
+                          @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= p.rows * p.c) { return; }
+    let ch = i % p.c;
+    let mul = inverseSqrt(var_in[ch] + p.epsilon) * scale[ch];
+    var v = (x[i] - mean_in[ch]) * mul + bias[ch];
+    if (p.relu != 0u) { v = max(v, 0.0); }
+    y[i] = v;
+}
+
+@compute @workgroup_size(64)
+fn batchnorm_forward_eval_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
+                               @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= p.rows * p.c / 4u) { return; }
+    let ch = (i % (p.c / 4u)) * 4u;
+    let mul = inverseSqrt(var_in4(ch) + p.epsilon) * scale4(ch);
+    var v = (x4[i] - mean_in4(ch)) * mul + bias4(ch);
+    if (p.relu != 0u) { v = max(v, vec4<f32>(0.0)); }
+    y4[i] = v;
+}
+
+@compute @workgroup_size(64)
+fn batchnorm_backward_stats(@builtin(global_invocation_id) gid: vec3<u32>,
+                            @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= p.chunks * p.c) { return; }
+    let k = i / p.c;
+    let ch = i - k * p.c;
+    let r = chunk_rows(k);
+    let mean = saved[ch];
+    var sg = 0.0;
+    var sgx = 0.0;
+    for (var j = r.x * p.c + ch; j < r.y * p.c; j += p.c) {
+        var g = dout[j];
+        if (p.relu != 0u && !(relu_out[j] > 0.0)) { g = 0.0; }
+        sg += g;
+        sgx += g * (x[j] - mean);
+    }
+    partials[i] = sg;
+    partials[p.chunks * p.c + i] = sgx;
+}
+
+@compute @workgroup_size(64)
+fn batchnorm_backward_finalize(@builtin(global_invocation_id) gid: vec3<u32>,
+                               @builtin(num_workgroups) nwg: vec3<u32>) {
+    let ch = flat_id(gid, nwg);
+    if (ch >= p.c) { return; }
+    let second = p.chunks * p.c;
+    var sg = 0.0;
+    var sgx = 0.0;
+    for (var k = 0u; k < p.chunks; k++) {
+        sg += partials[k * p.c + ch];
+        sgx += partials[second + k * p.c + ch];
+    }
+    dbias[ch] = sg;
+    dscale[ch] = sgx * saved[p.c + ch];
+}
+
+@compute @workgroup_size(64)
+fn batchnorm_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
+                            @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= p.rows * p.c) { return; }
+    let ch = i % p.c;
+    let inv = saved[p.c + ch];
+    let inv_m = 1.0 / f32(p.rows);
+    var g = dout[i];
+    if (p.relu != 0u && !(relu_out[i] > 0.0)) { g = 0.0; }
+    let xhat = (x[i] - saved[ch]) * inv;
+    dx[i] = scale[ch] * inv * (g - dbias_in[ch] * inv_m - xhat * (dscale_in[ch] * inv_m));
+}
+
+@compute @workgroup_size(64)
+fn batchnorm_backward_input_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
+                                 @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= p.rows * p.c / 4u) { return; }
+    let ch = (i % (p.c / 4u)) * 4u;
+    let inv = saved4(p.c + ch);
+    let inv_m = 1.0 / f32(p.rows);
+    var g = dout4[i];
+    if (p.relu != 0u) { g = select(vec4<f32>(0.0), g, relu_out4[i] > vec4<f32>(0.0)); }
+    let xhat = (x4[i] - saved4(ch)) * inv;
+    dx4[i] = scale4(ch) * inv
+        * (g - dbias_in4(ch) * inv_m - xhat * (dscale_in4(ch) * inv_m));
+}

@@ -1,0 +1,217 @@
+//! Launcher for `shaders/batchnorm.wgsl` (Flax `nn.BatchNorm`). Training runs three dispatches
+//! forward (partial statistics, finalize, normalise) and up to three backward (partial sums,
+//! finalize, dx); `partials` is the scratch of `p.partials_len()` elements both share.
+
+use crate::gpu::dispatch::grid;
+use crate::gpu::{BufSlice, Dispatch, Gpu};
+use crate::params::BatchNormParams;
+
+const SHADER: &str = "batchnorm";
+
+/// The tensors of a batch-norm forward: `x` and `y` hold `p.count()` values, the rest `p.c`.
+/// `running_mean` and `running_var` are updated in place by a training forward and only read by
+/// an evaluation forward.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormBuffers<'a> {
+    pub x: BufSlice<'a>,
+    pub scale: BufSlice<'a>,
+    pub bias: BufSlice<'a>,
+    pub running_mean: BufSlice<'a>,
+    pub running_var: BufSlice<'a>,
+    pub y: BufSlice<'a>,
+}
+
+/// The tensors of a batch-norm backward. `relu_out` (the forward output) is given exactly when
+/// `p.relu = 1`; `saved` is the training forward's [mean | invstd] (`2·p.c` values); `dscale`
+/// and `dbias` may be slices of one gradient buffer; `dx` is skipped when `None`.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormBackwardBuffers<'a> {
+    pub dout: BufSlice<'a>,
+    pub relu_out: Option<BufSlice<'a>>,
+    pub x: BufSlice<'a>,
+    pub scale: BufSlice<'a>,
+    pub saved: BufSlice<'a>,
+    pub dscale: BufSlice<'a>,
+    pub dbias: BufSlice<'a>,
+    pub dx: Option<BufSlice<'a>>,
+}
+
+/// Whether the element-wise kernels run four channels per invocation (`*_vec4`).
+pub fn vec4(p: &BatchNormParams) -> bool {
+    p.c.is_multiple_of(4)
+}
+
+/// The element-wise entry points for `p`: (train forward, eval forward, backward input).
+pub fn select(p: &BatchNormParams) -> [&'static str; 3] {
+    if vec4(p) {
+        [
+            "batchnorm_forward_vec4",
+            "batchnorm_forward_eval_vec4",
+            "batchnorm_backward_input_vec4",
+        ]
+    } else {
+        [
+            "batchnorm_forward",
+            "batchnorm_forward_eval",
+            "batchnorm_backward_input",
+        ]
+    }
+}
+
+fn elementwise_threads(p: &BatchNormParams) -> u32 {
+    if vec4(p) {
+        p.rows * p.c / 4
+    } else {
+        p.rows * p.c
+    }
+}
+
+/// Training forward: [partial statistics, finalize (`saved` =, running statistics updated in
+/// place), `y` = normalised (+ReLU)].
+pub fn forward_train(
+    gpu: &Gpu,
+    p: &BatchNormParams,
+    b: &BatchNormBuffers<'_>,
+    partials: BufSlice<'_>,
+    saved: BufSlice<'_>,
+) -> Vec<Dispatch> {
+    let u = gpu.uniform("batchnorm.params", p);
+    let (n, c, pl) = (p.count() as u64, p.c as u64, p.partials_len() as u64);
+    let stats = Dispatch::new(
+        gpu,
+        SHADER,
+        "batchnorm_stats",
+        &u,
+        &[(1, b.x), (4, partials)],
+        grid(p.chunks * p.c),
+        4 * n,
+        // Two passes over x (the second mostly from cache) and the partials.
+        4 * (2 * n + pl),
+    );
+    let finalize = Dispatch::new(
+        gpu,
+        SHADER,
+        "batchnorm_stats_finalize",
+        &u,
+        &[
+            (4, partials),
+            (5, saved),
+            (7, b.running_mean),
+            (8, b.running_var),
+        ],
+        grid(p.c),
+        8 * pl,
+        4 * (pl + 6 * c),
+    );
+    let entry = select(p)[0];
+    let (xb, yb) = if vec4(p) { (17, 18) } else { (1, 9) };
+    let normalise = Dispatch::new(
+        gpu,
+        SHADER,
+        entry,
+        &u,
+        &[(xb, b.x), (2, b.scale), (3, b.bias), (6, saved), (yb, b.y)],
+        grid(elementwise_threads(p)),
+        (3 + p.relu as u64) * n,
+        4 * (2 * n + 4 * c),
+    );
+    vec![stats, finalize, normalise]
+}
+
+/// Evaluation forward: `y` = normalised with the running statistics (+ReLU) (=).
+pub fn forward_eval(gpu: &Gpu, p: &BatchNormParams, b: &BatchNormBuffers<'_>) -> Dispatch {
+    let u = gpu.uniform("batchnorm.params", p);
+    let n = p.count() as u64;
+    let (xb, yb) = if vec4(p) { (17, 18) } else { (1, 9) };
+    Dispatch::new(
+        gpu,
+        SHADER,
+        select(p)[1],
+        &u,
+        &[
+            (xb, b.x),
+            (2, b.scale),
+            (3, b.bias),
+            (22, b.running_mean),
+            (23, b.running_var),
+            (yb, b.y),
+        ],
+        grid(elementwise_threads(p)),
+        (3 + p.relu as u64) * n,
+        4 * (2 * n + 4 * p.c as u64),
+    )
+}
+
+/// Training backward: [partial sums of g and g·(x − mean), finalize (`dscale`, `dbias` =),
+/// `dx` (=; only when `b.dx` is given)].
+pub fn backward(
+    gpu: &Gpu,
+    p: &BatchNormParams,
+    b: &BatchNormBackwardBuffers<'_>,
+    partials: BufSlice<'_>,
+) -> Vec<Dispatch> {
+    assert_eq!(
+        b.relu_out.is_some(),
+        p.relu != 0,
+        "batchnorm backward: relu_out must be given exactly when the ReLU is fused"
+    );
+    let u = gpu.uniform("batchnorm.params", p);
+    let (n, c, pl) = (p.count() as u64, p.c as u64, p.partials_len() as u64);
+    // Without the ReLU the shader never reads relu_out: bind dout in its place.
+    let relu_out = b.relu_out.unwrap_or(b.dout);
+    let reads = if b.relu_out.is_some() { 3 } else { 2 };
+    let stats = Dispatch::new(
+        gpu,
+        SHADER,
+        "batchnorm_backward_stats",
+        &u,
+        &[
+            (10, b.dout),
+            (11, relu_out),
+            (1, b.x),
+            (6, b.saved),
+            (4, partials),
+        ],
+        grid(p.chunks * p.c),
+        4 * n,
+        4 * (reads * n + pl),
+    );
+    let finalize = Dispatch::new(
+        gpu,
+        SHADER,
+        "batchnorm_backward_finalize",
+        &u,
+        &[(4, partials), (6, b.saved), (12, b.dscale), (13, b.dbias)],
+        grid(p.c),
+        pl,
+        4 * (pl + 3 * c),
+    );
+    let mut out = vec![stats, finalize];
+    if let Some(dx) = b.dx {
+        let [dout_b, relu_b, x_b, dx_b] = if vec4(p) {
+            [19, 20, 17, 21]
+        } else {
+            [10, 11, 1, 16]
+        };
+        out.push(Dispatch::new(
+            gpu,
+            SHADER,
+            select(p)[2],
+            &u,
+            &[
+                (dout_b, b.dout),
+                (relu_b, relu_out),
+                (x_b, b.x),
+                (2, b.scale),
+                (6, b.saved),
+                (14, b.dscale),
+                (15, b.dbias),
+                (dx_b, dx),
+            ],
+            grid(elementwise_threads(p)),
+            8 * n,
+            4 * ((reads + 1) * n + 5 * c),
+        ));
+    }
+    out
+}
