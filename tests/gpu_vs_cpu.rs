@@ -7,8 +7,11 @@ mod common;
 use common::{assert_close, gpu, gpu_tiled, rng, to_f64, uniform};
 use rand::Rng;
 use wgpu_cnn::cpu;
+use wgpu_cnn::gpu::ops::batchnorm::{BatchNormBackwardBuffers, BatchNormBuffers};
 use wgpu_cnn::gpu::ops::softmax_ce::SoftmaxCeBuffers;
-use wgpu_cnn::gpu::ops::{adam, avgpool, conv2d, dense, dropout, gelu, maxpool, relu, softmax_ce};
+use wgpu_cnn::gpu::ops::{
+    adam, add, avgpool, batchnorm, conv2d, dense, dropout, gelu, maxpool, relu, softmax_ce,
+};
 use wgpu_cnn::gpu::{BufSlice, Gpu};
 use wgpu_cnn::params::*;
 
@@ -972,4 +975,438 @@ fn wgpu_validation_errors_surface_as_errors() {
     // The device stays usable afterwards.
     let ok = relu::forward(gpu, &p, (&x).into(), (&y).into());
     gpu.run(&[&ok]).unwrap();
+}
+
+/// Elements per 256-byte binding-offset step: per-channel tensors of one layer sit at multiples
+/// of it inside shared buffers, as a model lays out its parameters.
+const SLOT: usize = 64;
+
+fn slot(n: usize) -> usize {
+    n.div_ceil(SLOT) * SLOT
+}
+
+/// Two per-channel tensors of `c` values at offsets 0 and `slot(c)` of one buffer.
+fn pair_buffer(gpu: &Gpu, label: &str, a: &[f32], b: &[f32]) -> wgpu::Buffer {
+    let c = a.len();
+    let mut flat = vec![7.0f32; 2 * slot(c)];
+    flat[..c].copy_from_slice(a);
+    flat[slot(c)..slot(c) + c].copy_from_slice(b);
+    gpu.storage_from(label, &flat)
+}
+
+fn pair_slices(b: &wgpu::Buffer, c: usize) -> (BufSlice<'_>, BufSlice<'_>) {
+    (BufSlice::elems(b, 0, c), BufSlice::elems(b, slot(c), c))
+}
+
+/// `data` at offset SLOT of a buffer whose other elements are 7.0.
+fn guarded(gpu: &Gpu, label: &str, data: &[f32]) -> wgpu::Buffer {
+    let mut flat = vec![7.0f32; SLOT + data.len() + SLOT];
+    flat[SLOT..SLOT + data.len()].copy_from_slice(data);
+    gpu.storage_from(label, &flat)
+}
+
+fn inner(b: &wgpu::Buffer, len: usize) -> BufSlice<'_> {
+    BufSlice::elems(b, SLOT, len)
+}
+
+/// Reads `len` values at offset SLOT and checks the guard elements around them are untouched.
+fn read_guarded(gpu: &Gpu, what: &str, b: &wgpu::Buffer, len: usize) -> Vec<f32> {
+    let all = read(gpu, b);
+    assert!(
+        all[..SLOT]
+            .iter()
+            .chain(&all[SLOT + len..])
+            .all(|&v| v == 7.0),
+        "{what}: wrote outside its slice"
+    );
+    all[SLOT..SLOT + len].to_vec()
+}
+
+/// Reads the two per-channel tensors of a `pair_buffer`, checking the padding is untouched.
+fn read_pair(gpu: &Gpu, what: &str, b: &wgpu::Buffer, c: usize) -> (Vec<f32>, Vec<f32>) {
+    let all = read(gpu, b);
+    assert!(
+        all[c..slot(c)]
+            .iter()
+            .chain(&all[slot(c) + c..])
+            .all(|&v| v == 7.0),
+        "{what}: wrote outside its slices"
+    );
+    (all[..c].to_vec(), all[slot(c)..slot(c) + c].to_vec())
+}
+
+/// Random batch-norm inputs: per-channel offsets and spreads (so means and variances differ by
+/// channel), scale of both signs away from 0, bias, running statistics, dout.
+struct BnInputs {
+    x: Vec<f32>,
+    scale: Vec<f32>,
+    bias: Vec<f32>,
+    running_mean: Vec<f32>,
+    running_var: Vec<f32>,
+    dout: Vec<f32>,
+}
+
+fn bn_inputs(p: &BatchNormParams, seed: u64) -> BnInputs {
+    let mut r = rng(seed);
+    let c = p.c as usize;
+    let offset = uniform(&mut r, c, 2.0);
+    let spread: Vec<f32> = (0..c).map(|_| r.random_range(0.5..2.0)).collect();
+    let x = (0..p.count())
+        .map(|i| offset[i % c] + spread[i % c] * r.random_range(-1.0f32..1.0))
+        .collect();
+    let scale = (0..c)
+        .map(|_| {
+            let v: f32 = r.random_range(0.5..1.5);
+            if r.random_bool(0.3) {
+                -v
+            } else {
+                v
+            }
+        })
+        .collect();
+    BnInputs {
+        x,
+        scale,
+        bias: uniform(&mut r, c, 0.5),
+        running_mean: uniform(&mut r, c, 1.0),
+        running_var: (0..c).map(|_| r.random_range(0.5..1.5)).collect(),
+        dout: uniform(&mut r, p.count(), 1.0),
+    }
+}
+
+/// (rows, c): rows = N·H·W of NHWC activations and a flat [N, F] input; c = 1, odd, and
+/// multiples of 4 (the vec4 kernels); several chunks with a short last one (969 rows), and
+/// channels enough that the chunk count is capped by the invocation target (300).
+const BN_SHAPES: &[(u32, u32)] = &[
+    (2 * 5 * 7, 3),
+    (2 * 5 * 7, 13),
+    (2 * 5 * 7, 16),
+    (2 * 5 * 7, 1),
+    (9, 37),
+    (3 * 17 * 19, 5),
+    (2 * 8 * 8, 64),
+    (4 * 3 * 3, 20),
+    (2000, 300),
+];
+
+#[test]
+fn batchnorm_train_eval_backward() {
+    let Some(gpu) = gpu() else { return };
+    for (si, &(rows, c)) in BN_SHAPES.iter().enumerate() {
+        for relu in [false, true] {
+            let base = BatchNormParams::new(rows, c, 0.9, 1e-5);
+            let p = if relu { base.with_relu() } else { base };
+            let what = format!(
+                "batchnorm rows{rows} c{c} relu {relu} (chunks {}x{})",
+                p.chunks, p.chunk
+            );
+            let (n, cu) = (p.count(), c as usize);
+            let inp = bn_inputs(&p, 800 + si as u64);
+            let xb = guarded(gpu, "x", &inp.x);
+            let dyb = gpu.storage_from("dout", &inp.dout);
+            let yb = guarded(gpu, "y", &vec![0.0; n]);
+            let yeb = guarded(gpu, "y_eval", &vec![0.0; n]);
+            let dxb = guarded(gpu, "dx", &vec![0.0; n]);
+            let savedb = guarded(gpu, "saved", &vec![0.0; 2 * cu]);
+            let params = pair_buffer(gpu, "scale+bias", &inp.scale, &inp.bias);
+            let stats = pair_buffer(gpu, "batch_stats", &inp.running_mean, &inp.running_var);
+            let stats_eval = pair_buffer(gpu, "batch_stats", &inp.running_mean, &inp.running_var);
+            let grads = pair_buffer(gpu, "dscale+dbias", &vec![0.0; cu], &vec![0.0; cu]);
+            let partb = gpu.storage("partials", p.partials_len());
+            let (scale, bias) = pair_slices(&params, cu);
+            let (rm, rv) = pair_slices(&stats, cu);
+            let (rme, rve) = pair_slices(&stats_eval, cu);
+            let (dscale, dbias) = pair_slices(&grads, cu);
+            let train = BatchNormBuffers {
+                x: inner(&xb, n),
+                scale,
+                bias,
+                running_mean: rm,
+                running_var: rv,
+                y: inner(&yb, n),
+            };
+            let eval = BatchNormBuffers {
+                running_mean: rme,
+                running_var: rve,
+                y: inner(&yeb, n),
+                ..train
+            };
+            let fwd =
+                batchnorm::forward_train(gpu, &p, &train, (&partb).into(), inner(&savedb, 2 * cu));
+            let fe = batchnorm::forward_eval(gpu, &p, &eval);
+            let bwd = batchnorm::backward(
+                gpu,
+                &p,
+                &BatchNormBackwardBuffers {
+                    dout: (&dyb).into(),
+                    relu_out: relu.then(|| inner(&yb, n)),
+                    x: inner(&xb, n),
+                    scale,
+                    saved: inner(&savedb, 2 * cu),
+                    dscale,
+                    dbias,
+                    dx: Some(inner(&dxb, n)),
+                },
+                (&partb).into(),
+            );
+            assert_eq!((fwd.len(), bwd.len()), (3, 3));
+            assert_eq!(fwd[2].entry.ends_with("_vec4"), c % 4 == 0);
+            assert_eq!(fe.entry.ends_with("_vec4"), c % 4 == 0);
+            assert_eq!(bwd[2].entry.ends_with("_vec4"), c % 4 == 0);
+            let all: Vec<&_> = fwd.iter().chain([&fe]).chain(&bwd).collect();
+            gpu.run(&all).unwrap();
+
+            let x64 = to_f64(&inp.x);
+            let (scale64, bias64) = (to_f64(&inp.scale), to_f64(&inp.bias));
+            let (mut rm64, mut rv64) = (to_f64(&inp.running_mean), to_f64(&inp.running_var));
+            let mut saved = vec![0.0; 2 * cu];
+            let mut y = vec![0.0; n];
+            let mut ye = vec![0.0; n];
+            cpu::batchnorm::batchnorm_forward_eval(
+                &p, &x64, &scale64, &bias64, &rm64, &rv64, &mut ye,
+            );
+            cpu::batchnorm::batchnorm_forward_train(
+                &p, &x64, &scale64, &bias64, &mut rm64, &mut rv64, &mut saved, &mut y,
+            );
+            if relu {
+                assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0));
+            }
+            let got_saved = read_guarded(gpu, &what, &savedb, 2 * cu);
+            assert_close(
+                &format!("{what} mean"),
+                &got_saved[..cu],
+                &saved[..cu],
+                ATOL,
+                RTOL,
+            );
+            assert_close(
+                &format!("{what} invstd"),
+                &got_saved[cu..],
+                &saved[cu..],
+                ATOL,
+                RTOL,
+            );
+            let (grm, grv) = read_pair(gpu, &what, &stats, cu);
+            assert_close(&format!("{what} running_mean"), &grm, &rm64, ATOL, RTOL);
+            assert_close(&format!("{what} running_var"), &grv, &rv64, ATOL, RTOL);
+            assert_close(
+                &format!("{what} forward"),
+                &read_guarded(gpu, &what, &yb, n),
+                &y,
+                ATOL,
+                RTOL,
+            );
+            assert_close(
+                &format!("{what} forward_eval"),
+                &read_guarded(gpu, &what, &yeb, n),
+                &ye,
+                ATOL,
+                RTOL,
+            );
+            // Evaluation leaves the running statistics alone.
+            let (erm, erv) = read_pair(gpu, &what, &stats_eval, cu);
+            assert_eq!(
+                (erm, erv),
+                (inp.running_mean.clone(), inp.running_var.clone())
+            );
+
+            let (mut ds, mut db, mut dx) = (vec![0.0; cu], vec![0.0; cu], vec![0.0; n]);
+            cpu::batchnorm::batchnorm_backward(
+                &p,
+                &to_f64(&inp.dout),
+                relu.then_some(&y[..]),
+                &x64,
+                &scale64,
+                &saved,
+                &mut ds,
+                &mut db,
+                Some(&mut dx),
+            );
+            // dscale and dbias sum `rows` terms: atol grows with √rows as for conv weights.
+            let terms = (rows as f64).sqrt();
+            let (gds, gdb) = read_pair(gpu, &what, &grads, cu);
+            assert_close(&format!("{what} dscale"), &gds, &ds, ATOL * terms, RTOL);
+            assert_close(&format!("{what} dbias"), &gdb, &db, ATOL * terms, RTOL);
+            assert_close(
+                &format!("{what} dx"),
+                &read_guarded(gpu, &what, &dxb, n),
+                &dx,
+                ATOL,
+                RTOL,
+            );
+        }
+    }
+}
+
+/// Every output of a training step, bit for bit, over two runs on fresh buffers (no atomics,
+/// fixed reduction order); and the backward without dx computes the same parameter gradients.
+#[test]
+fn batchnorm_is_deterministic() {
+    let Some(gpu) = gpu() else { return };
+    for (rows, c, relu) in [(5000u32, 13u32, false), (4096, 16, true)] {
+        let base = BatchNormParams::new(rows, c, 0.99, 1e-5);
+        let p = if relu { base.with_relu() } else { base };
+        assert!(p.chunks > 100, "{p:?}");
+        let (n, cu) = (p.count(), c as usize);
+        let inp = bn_inputs(&p, 900 + c as u64);
+        let run = |with_dx: bool| -> Vec<u32> {
+            let xb = gpu.storage_from("x", &inp.x);
+            let dyb = gpu.storage_from("dout", &inp.dout);
+            let (scb, bib) = (
+                gpu.storage_from("scale", &inp.scale),
+                gpu.storage_from("bias", &inp.bias),
+            );
+            let rmb = gpu.storage_from("running_mean", &inp.running_mean);
+            let rvb = gpu.storage_from("running_var", &inp.running_var);
+            let (yb, dxb) = (gpu.storage("y", n), gpu.storage("dx", n));
+            let savedb = gpu.storage("saved", 2 * cu);
+            let grads = gpu.storage("grads", 2 * slot(cu));
+            let partb = gpu.storage("partials", p.partials_len());
+            let (dscale, dbias) = pair_slices(&grads, cu);
+            let b = BatchNormBuffers {
+                x: (&xb).into(),
+                scale: (&scb).into(),
+                bias: (&bib).into(),
+                running_mean: (&rmb).into(),
+                running_var: (&rvb).into(),
+                y: (&yb).into(),
+            };
+            let mut d = batchnorm::forward_train(gpu, &p, &b, (&partb).into(), (&savedb).into());
+            let bwd = batchnorm::backward(
+                gpu,
+                &p,
+                &BatchNormBackwardBuffers {
+                    dout: (&dyb).into(),
+                    relu_out: relu.then(|| (&yb).into()),
+                    x: (&xb).into(),
+                    scale: (&scb).into(),
+                    saved: (&savedb).into(),
+                    dscale,
+                    dbias,
+                    dx: with_dx.then(|| (&dxb).into()),
+                },
+                (&partb).into(),
+            );
+            assert_eq!(bwd.len(), if with_dx { 3 } else { 2 });
+            d.extend(bwd);
+            gpu.run(&d.iter().collect::<Vec<_>>()).unwrap();
+            let mut out = Vec::new();
+            for b in [&savedb, &rmb, &rvb, &grads] {
+                out.extend(read(gpu, b));
+            }
+            if with_dx {
+                out.extend(read(gpu, &yb));
+                out.extend(read(gpu, &dxb));
+            }
+            out.iter().map(|v| v.to_bits()).collect()
+        };
+        let (a, b) = (run(true), run(true));
+        assert!(a == b, "batchnorm rows{rows} c{c}: two runs differ");
+        let without_dx = run(false);
+        assert_eq!(without_dx[..], a[..without_dx.len()]);
+    }
+}
+
+/// Inputs with mean 100 and std 0.1: E[x²] − E[x]² in f32 loses every digit of the variance
+/// (ulp(E[x²]) = ulp(10⁴) ≈ 1e-3 against var = 1e-2); the chunked two-pass + Chan combination
+/// keeps it to ~1e-4 relative of the f64 variance of the same f32 inputs.
+#[test]
+fn batchnorm_variance_is_robust_to_a_large_mean() {
+    let Some(gpu) = gpu() else { return };
+    let (rows, c) = (4 * 32 * 32u32, 3u32);
+    // momentum 0: the running statistics become exactly the batch mean and variance.
+    let p = BatchNormParams::new(rows, c, 0.0, 1e-5);
+    let (n, cu) = (p.count(), c as usize);
+    let mut r = rng(950);
+    // Uniform of half-width 0.1·√3: std 0.1.
+    let x: Vec<f32> = (0..n)
+        .map(|_| 100.0 + r.random_range(-0.173_205_08f32..0.173_205_08))
+        .collect();
+    let xb = gpu.storage_from("x", &x);
+    let (scb, bib) = (
+        gpu.storage_from("scale", &vec![1.0f32; cu]),
+        gpu.storage("bias", cu),
+    );
+    let (rmb, rvb) = (
+        gpu.storage("running_mean", cu),
+        gpu.storage("running_var", cu),
+    );
+    let (yb, savedb) = (gpu.storage("y", n), gpu.storage("saved", 2 * cu));
+    let partb = gpu.storage("partials", p.partials_len());
+    let b = BatchNormBuffers {
+        x: (&xb).into(),
+        scale: (&scb).into(),
+        bias: (&bib).into(),
+        running_mean: (&rmb).into(),
+        running_var: (&rvb).into(),
+        y: (&yb).into(),
+    };
+    let d = batchnorm::forward_train(gpu, &p, &b, (&partb).into(), (&savedb).into());
+    gpu.run(&d.iter().collect::<Vec<_>>()).unwrap();
+
+    let x64 = to_f64(&x);
+    let (mut rm, mut rv, mut saved, mut y) = (
+        vec![0.0; cu],
+        vec![0.0; cu],
+        vec![0.0; 2 * cu],
+        vec![0.0; n],
+    );
+    cpu::batchnorm::batchnorm_forward_train(
+        &p, &x64, &[1.0; 3], &[0.0; 3], &mut rm, &mut rv, &mut saved, &mut y,
+    );
+    assert!(rv.iter().all(|&v| (v - 0.01).abs() < 1e-3), "{rv:?}");
+    assert_close("mean-100 batch mean", &read(gpu, &rmb), &rm, 0.0, 1e-6);
+    assert_close("mean-100 batch variance", &read(gpu, &rvb), &rv, 0.0, 1e-4);
+    assert_close(
+        "mean-100 invstd",
+        &read(gpu, &savedb)[cu..],
+        &saved[cu..],
+        0.0,
+        1e-4,
+    );
+    // The tolerance has teeth: the textbook one-pass formula in f32 misses by far more.
+    for ch in 0..cu {
+        let (mut s, mut s2) = (0.0f32, 0.0f32);
+        for row in 0..rows as usize {
+            let v = x[row * cu + ch];
+            s += v;
+            s2 += v * v;
+        }
+        let mean = s / rows as f32;
+        let naive = s2 / rows as f32 - mean * mean;
+        assert!(
+            ((naive as f64 - rv[ch]) / rv[ch]).abs() > 1e-2,
+            "E[x²] − E[x]² happened to be accurate ({naive} vs {})",
+            rv[ch]
+        );
+    }
+}
+
+#[test]
+fn add_with_and_without_relu() {
+    let Some(gpu) = gpu() else { return };
+    for (si, &len) in [1usize, 3, 63, 64, 1001, 4096, 4099].iter().enumerate() {
+        for relu in [false, true] {
+            let p = if relu {
+                AddParams::new(len as u32).with_relu()
+            } else {
+                AddParams::new(len as u32)
+            };
+            let mut r = rng(980 + si as u64);
+            let (a, b) = (uniform(&mut r, len, 1.0), uniform(&mut r, len, 1.0));
+            let (ab, bb) = (guarded(gpu, "a", &a), gpu.storage_from("b", &b));
+            let yb = guarded(gpu, "y", &vec![0.0; len]);
+            let f = add::forward(gpu, &p, inner(&ab, len), (&bb).into(), inner(&yb, len));
+            assert_eq!(f.entry.ends_with("_vec4"), len % 4 == 0);
+            gpu.run(&[&f]).unwrap();
+            let mut y = vec![0.0; len];
+            cpu::add::add_forward(&p, &to_f64(&a), &to_f64(&b), &mut y);
+            if relu && len > 10 {
+                assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0));
+            }
+            // One f32 rounding of the exact sum: half an ulp.
+            let what = format!("add n{len} relu {relu}");
+            assert_close(&what, &read_guarded(gpu, &what, &yb, len), &y, 0.0, 6e-8);
+        }
+    }
 }

@@ -19,7 +19,7 @@ fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
 
 #[test]
 fn every_shader_parses_and_validates() {
-    assert_eq!(SHADERS.len(), 11);
+    assert_eq!(SHADERS.len(), 13);
     for s in SHADERS {
         parse(s.name, s.source);
     }
@@ -97,6 +97,22 @@ fn entry_points_match_launchers() {
         ),
         ("adam", &["adam_update"]),
         ("augment", &["augment_batch"]),
+        (
+            "batchnorm",
+            &[
+                "batchnorm_stats",
+                "batchnorm_stats_finalize",
+                "batchnorm_forward",
+                "batchnorm_forward_vec4",
+                "batchnorm_forward_eval",
+                "batchnorm_forward_eval_vec4",
+                "batchnorm_backward_stats",
+                "batchnorm_backward_finalize",
+                "batchnorm_backward_input",
+                "batchnorm_backward_input_vec4",
+            ],
+        ),
+        ("add", &["add_forward", "add_forward_vec4"]),
     ];
     for (shader, entries) in want {
         let src = wgpu_cnn::gpu::shaders::source(shader).unwrap();
@@ -127,6 +143,8 @@ fn params_structs_match_their_wgsl_twins() {
         ("softmax_ce", std::mem::size_of::<SoftmaxCeParams>()),
         ("adam", std::mem::size_of::<AdamParams>()),
         ("augment", std::mem::size_of::<AugmentParams>()),
+        ("batchnorm", std::mem::size_of::<BatchNormParams>()),
+        ("add", std::mem::size_of::<AddParams>()),
     ];
     for &(shader, rust_size) in sizes {
         let src = wgpu_cnn::gpu::shaders::source(shader).unwrap();

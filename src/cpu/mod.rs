@@ -4,8 +4,10 @@
 //! loops in the most obvious order, no tiling.
 
 pub mod adam;
+pub mod add;
 pub mod augment;
 pub mod avgpool;
+pub mod batchnorm;
 pub mod conv2d;
 pub mod dense;
 pub mod dropout;

@@ -29,6 +29,8 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("softmax_ce"),
     shader!("adam"),
     shader!("augment"),
+    shader!("batchnorm"),
+    shader!("add"),
 ];
 
 /// The WGSL source of shader `name`.

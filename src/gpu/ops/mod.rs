@@ -2,8 +2,10 @@
 //! slices into [`Dispatch`](super::Dispatch)es with the right bind group and grid.
 
 pub mod adam;
+pub mod add;
 pub mod augment;
 pub mod avgpool;
+pub mod batchnorm;
 pub mod conv2d;
 pub mod dense;
 pub mod dropout;
