@@ -22,8 +22,9 @@
 // |mean| ≫ std): each chunk is centred on its own mean before squaring.
 //
 // Invocation i of the chunked kernels is (k = i / c, ch = i % c): neighbouring invocations read
-// neighbouring channels of the same row (coalesced). Element-wise kernels: one element (or one
-// vec4 of channels when c % 4 == 0) per invocation, 64 per workgroup, memory-bound.
+// neighbouring channels of the same row (coalesced). Element-wise kernels: one channel (or vec4
+// of channels when c % 4 == 0) over ROWS_PER rows per invocation (see row_stride), 64 per
+// workgroup, memory-bound.
 
 struct BatchNormParams {
     rows: u32, c: u32, chunk: u32, chunks: u32,
@@ -59,6 +60,16 @@ const WG: u32 = 64u;
 
 fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
+}
+
+// Element-wise kernels: invocation j owns channel (or vec4 of channels) j % w, w = c or c/4, at
+// rows j / w + t·S, S = ceil(rows / ROWS_PER), t = 0, 1, …: the per-channel values are loaded
+// once per ROWS_PER rows (on a CPU device those scattered loads cost more than the data), and at
+// every step neighbouring invocations touch neighbouring words (j + t·S·w).
+const ROWS_PER: u32 = 8u;
+
+fn row_stride() -> u32 {
+    return (p.rows + ROWS_PER - 1u) / ROWS_PER;
 }
 
 // Rows [r0, r1) of chunk k.
@@ -128,49 +139,71 @@ fn batchnorm_stats_finalize(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(64)
 fn batchnorm_forward(@builtin(global_invocation_id) gid: vec3<u32>,
                      @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
-    if (i >= p.rows * p.c) { return; }
-    let ch = i % p.c;
+    let j = flat_id(gid, nwg);
+    let step = row_stride() * p.c;
+    if (j >= step) { return; }
+    let ch = j % p.c;
+    let mean = saved[ch];
     let mul = saved[p.c + ch] * scale[ch];
-    var v = (x[i] - saved[ch]) * mul + bias[ch];
-    if (p.relu != 0u) { v = max(v, 0.0); }
-    y[i] = v;
+    let b = bias[ch];
+    for (var i = j; i < p.rows * p.c; i += step) {
+        var v = (x[i] - mean) * mul + b;
+        if (p.relu != 0u) { v = max(v, 0.0); }
+        y[i] = v;
+    }
 }
 
 @compute @workgroup_size(64)
 fn batchnorm_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
                           @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
-    if (i >= p.rows * p.c / 4u) { return; }
-    let ch = (i % (p.c / 4u)) * 4u;
+    let j = flat_id(gid, nwg);
+    let w = p.c / 4u;
+    let step = row_stride() * w;
+    if (j >= step) { return; }
+    let ch = (j % w) * 4u;
+    let mean = saved4(ch);
     let mul = saved4(p.c + ch) * scale4(ch);
-    var v = (x4[i] - saved4(ch)) * mul + bias4(ch);
-    if (p.relu != 0u) { v = max(v, vec4<f32>(0.0)); }
-    y4[i] = v;
+    let b = bias4(ch);
+    for (var i = j; i < p.rows * w; i += step) {
+        var v = (x4[i] - mean) * mul + b;
+        if (p.relu != 0u) { v = max(v, vec4<f32>(0.0)); }
+        y4[i] = v;
+    }
 }
 
 @compute @workgroup_size(64)
 fn batchnorm_forward_eval(@builtin(global_invocation_id) gid: vec3<u32>,
                           @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
-    if (i >= p.rows * p.c) { return; }
-    let ch = i % p.c;
+    let j = flat_id(gid, nwg);
+    let step = row_stride() * p.c;
+    if (j >= step) { return; }
+    let ch = j % p.c;
+    let mean = mean_in[ch];
     let mul = inverseSqrt(var_in[ch] + p.epsilon) * scale[ch];
-    var v = (x[i] - mean_in[ch]) * mul + bias[ch];
-    if (p.relu != 0u) { v = max(v, 0.0); }
-    y[i] = v;
+    let b = bias[ch];
+    for (var i = j; i < p.rows * p.c; i += step) {
+        var v = (x[i] - mean) * mul + b;
+        if (p.relu != 0u) { v = max(v, 0.0); }
+        y[i] = v;
+    }
 }
 
 @compute @workgroup_size(64)
 fn batchnorm_forward_eval_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
                                @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
-    if (i >= p.rows * p.c / 4u) { return; }
-    let ch = (i % (p.c / 4u)) * 4u;
+    let j = flat_id(gid, nwg);
+    let w = p.c / 4u;
+    let step = row_stride() * w;
+    if (j >= step) { return; }
+    let ch = (j % w) * 4u;
+    let mean = mean_in4(ch);
     let mul = inverseSqrt(var_in4(ch) + p.epsilon) * scale4(ch);
-    var v = (x4[i] - mean_in4(ch)) * mul + bias4(ch);
-    if (p.relu != 0u) { v = max(v, vec4<f32>(0.0)); }
-    y4[i] = v;
+    let b = bias4(ch);
+    for (var i = j; i < p.rows * w; i += step) {
+        var v = (x4[i] - mean) * mul + b;
+        if (p.relu != 0u) { v = max(v, vec4<f32>(0.0)); }
+        y4[i] = v;
+    }
 }
 
 @compute @workgroup_size(64)
@@ -213,28 +246,42 @@ fn batchnorm_backward_finalize(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(64)
 fn batchnorm_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
                             @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
-    if (i >= p.rows * p.c) { return; }
-    let ch = i % p.c;
+    let j = flat_id(gid, nwg);
+    let step = row_stride() * p.c;
+    if (j >= step) { return; }
+    let ch = j % p.c;
+    let mean = saved[ch];
     let inv = saved[p.c + ch];
+    let k = scale[ch] * inv;
     let inv_m = 1.0 / f32(p.rows);
-    var g = dout[i];
-    if (p.relu != 0u && !(relu_out[i] > 0.0)) { g = 0.0; }
-    let xhat = (x[i] - saved[ch]) * inv;
-    dx[i] = scale[ch] * inv * (g - dbias_in[ch] * inv_m - xhat * (dscale_in[ch] * inv_m));
+    let db = dbias_in[ch] * inv_m;
+    let ds = dscale_in[ch] * inv_m;
+    for (var i = j; i < p.rows * p.c; i += step) {
+        var g = dout[i];
+        if (p.relu != 0u && !(relu_out[i] > 0.0)) { g = 0.0; }
+        let xhat = (x[i] - mean) * inv;
+        dx[i] = k * (g - db - xhat * ds);
+    }
 }
 
 @compute @workgroup_size(64)
 fn batchnorm_backward_input_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
                                  @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
-    if (i >= p.rows * p.c / 4u) { return; }
-    let ch = (i % (p.c / 4u)) * 4u;
+    let j = flat_id(gid, nwg);
+    let w = p.c / 4u;
+    let step = row_stride() * w;
+    if (j >= step) { return; }
+    let ch = (j % w) * 4u;
+    let mean = saved4(ch);
     let inv = saved4(p.c + ch);
+    let k = scale4(ch) * inv;
     let inv_m = 1.0 / f32(p.rows);
-    var g = dout4[i];
-    if (p.relu != 0u) { g = select(vec4<f32>(0.0), g, relu_out4[i] > vec4<f32>(0.0)); }
-    let xhat = (x4[i] - saved4(ch)) * inv;
-    dx4[i] = scale4(ch) * inv
-        * (g - dbias_in4(ch) * inv_m - xhat * (dscale_in4(ch) * inv_m));
+    let db = dbias_in4(ch) * inv_m;
+    let ds = dscale_in4(ch) * inv_m;
+    for (var i = j; i < p.rows * w; i += step) {
+        var g = dout4[i];
+        if (p.relu != 0u) { g = select(vec4<f32>(0.0), g, relu_out4[i] > vec4<f32>(0.0)); }
+        let xhat = (x4[i] - mean) * inv;
+        dx4[i] = k * (g - db - xhat * ds);
+    }
 }

@@ -1075,8 +1075,9 @@ fn bn_inputs(p: &BatchNormParams, seed: u64) -> BnInputs {
 }
 
 /// (rows, c): rows = N·H·W of NHWC activations and a flat [N, F] input; c = 1, odd, and
-/// multiples of 4 (the vec4 kernels); several chunks with a short last one (969 rows), and
-/// channels enough that the chunk count is capped by the invocation target (300).
+/// multiples of 4 (the vec4 kernels); several chunks with a short last one (969 rows), channels
+/// enough that the chunk count is capped by the invocation target (300), and row counts that
+/// are not multiples of the 8 rows each element-wise invocation covers.
 const BN_SHAPES: &[(u32, u32)] = &[
     (2 * 5 * 7, 3),
     (2 * 5 * 7, 13),
@@ -1087,6 +1088,9 @@ const BN_SHAPES: &[(u32, u32)] = &[
     (2 * 8 * 8, 64),
     (4 * 3 * 3, 20),
     (2000, 300),
+    // Fewer rows than an element-wise invocation covers (8).
+    (3, 8),
+    (5, 7),
 ];
 
 #[test]

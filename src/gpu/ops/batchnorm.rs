@@ -58,12 +58,12 @@ pub fn select(p: &BatchNormParams) -> [&'static str; 3] {
     }
 }
 
+/// Rows each invocation of the element-wise kernels handles (`ROWS_PER` in the shader).
+const ROWS_PER: u32 = 8;
+
 fn elementwise_threads(p: &BatchNormParams) -> u32 {
-    if vec4(p) {
-        p.rows * p.c / 4
-    } else {
-        p.rows * p.c
-    }
+    let width = if vec4(p) { p.c / 4 } else { p.c };
+    p.rows.div_ceil(ROWS_PER) * width
 }
 
 /// Training forward: [partial statistics, finalize (`saved` =, running statistics updated in
