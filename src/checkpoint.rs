@@ -1,6 +1,8 @@
 //! Checkpoints: safetensors, float32, with Flax's parameter names and layouts
 //! (`Conv_0.kernel` [3,3,3,32] HWIO, …, `Dense_0.kernel` [4096,256] with inputs in (H,W,C)
-//! order), Adam's moments as `adam.mu.<name>` / `adam.nu.<name>`, and the training position
+//! order), batch-norm running statistics as `batch_stats.<name>` (Flax's `batch_stats`
+//! collection: `batch_stats.BatchNorm_0.mean` / `.var`), Adam's moments as `adam.mu.<name>` /
+//! `adam.nu.<name>`, and the training position
 //! (step, epoch, RNG seed, …) as string metadata, the model description (TOML) as metadata
 //! `model` (checkpoints without it are the seed model, `flax-cifar10`). Written atomically (temporary file, fsync,
 //! rename), so a kill at any moment leaves the previous checkpoint intact.
@@ -23,6 +25,9 @@ pub struct Checkpoint {
     pub model_text: String,
     /// Per tensor, in the model's [`ParamLayout`] order.
     pub params: Vec<Vec<f32>>,
+    /// Batch-norm running statistics per tensor, in the model's [`ParamLayout::stats_of`] order
+    /// (empty without batch norm).
+    pub batch_stats: Vec<Vec<f32>>,
     /// Adam's (mu, nu) per tensor, when present.
     pub adam: Option<Moments>,
     pub metadata: HashMap<String, String>,
@@ -32,8 +37,13 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// A checkpoint of `model` (described by `model_text`) without metadata.
+    /// Its batch statistics are the initial ones (means 0, variances 1).
     pub fn new(model: Description, model_text: String, params: Vec<Vec<f32>>) -> Self {
+        let batch_stats = ParamLayout::stats_of(&model)
+            .expect("a checkpoint's model is a valid description")
+            .init(0);
         Checkpoint {
+            batch_stats,
             model,
             model_text,
             params,
@@ -46,6 +56,13 @@ impl Checkpoint {
     /// The parameter names and shapes of the checkpoint's model.
     pub fn specs(&self) -> Vec<ParamSpec> {
         ParamLayout::of(&self.model)
+            .expect("a checkpoint's model was checked when it was made")
+            .specs
+    }
+
+    /// The batch-statistics names and shapes of the checkpoint's model.
+    pub fn stats_specs(&self) -> Vec<ParamSpec> {
+        ParamLayout::stats_of(&self.model)
             .expect("a checkpoint's model was checked when it was made")
             .specs
     }
@@ -84,6 +101,13 @@ pub fn save(path: &Path, ck: &Checkpoint) -> Result<()> {
     let mut data: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (s, t) in specs.iter().zip(&ck.params) {
         data.push((s.name.to_string(), s.shape.clone(), bytes_of(t)));
+    }
+    for (s, t) in ck.stats_specs().iter().zip(&ck.batch_stats) {
+        data.push((
+            format!("batch_stats.{}", s.name),
+            s.shape.clone(),
+            bytes_of(t),
+        ));
     }
     if let Some((mu, nu)) = &ck.adam {
         for (s, t) in specs.iter().zip(mu) {
@@ -143,6 +167,8 @@ pub fn load_as(path: &Path, model: Option<(&Description, &str)>) -> Result<Check
     let specs = ParamLayout::of(&model)
         .map_err(|e| anyhow::anyhow!("{shown}: its model description: {e}"))?
         .specs;
+    let stats_layout = ParamLayout::stats_of(&model)
+        .map_err(|e| anyhow::anyhow!("{shown}: its model description: {e}"))?;
     let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
         let t = st
             .tensor(name)
@@ -177,6 +203,27 @@ pub fn load_as(path: &Path, model: Option<(&Description, &str)>) -> Result<Check
         .iter()
         .map(|s| read(&s.name, &s.shape))
         .collect::<Result<Vec<_>>>()?;
+    // Batch statistics: all of them, or none (a file from Flax's `params` alone: the initial
+    // statistics).
+    let stat_names: Vec<String> = stats_layout
+        .specs
+        .iter()
+        .map(|s| format!("batch_stats.{}", s.name))
+        .collect();
+    let present = stat_names
+        .iter()
+        .filter(|n| st.names().iter().any(|m| *m == *n))
+        .count();
+    let batch_stats = if present == 0 {
+        stats_layout.init(0)
+    } else {
+        stats_layout
+            .specs
+            .iter()
+            .zip(&stat_names)
+            .map(|(s, n)| read(n, &s.shape))
+            .collect::<Result<Vec<_>>>()?
+    };
     let has_adam = specs.iter().all(|s| {
         st.names()
             .iter()
@@ -208,6 +255,7 @@ pub fn load_as(path: &Path, model: Option<(&Description, &str)>) -> Result<Check
                 format!("adam.nu.{}", s.name),
             ]
         })
+        .chain(stat_names)
         .collect();
     let mut unknown: Vec<String> = st
         .names()
@@ -220,6 +268,7 @@ pub fn load_as(path: &Path, model: Option<(&Description, &str)>) -> Result<Check
         model,
         model_text,
         params,
+        batch_stats,
         adam,
         metadata,
         unknown,

@@ -28,6 +28,7 @@ pub fn eval(
     check_model_fits_data(&ck.model).with_context(|| checkpoint_path.display().to_string())?;
     let batch = batch.min(test.len() as u32).max(1);
     let mut runner = Runner::inference(&gpu, &ck.model, batch, &ck.params)?;
+    runner.model.write_batch_stats(&gpu, &ck.batch_stats);
     let test_data = GpuDataset::upload(&gpu, &test, "test")?;
     let aug = runner.augment_from(&gpu, &test_data);
     let idx: Vec<u32> = (0..test.len() as u32).collect();
@@ -106,6 +107,7 @@ pub fn predict(
     // At most 256 images per forward pass, so any number of images fits the adapter's limits.
     let batch = images.len().min(256);
     let m = GpuModel::inference(&gpu, &ck.model, batch as u32, &ck.params)?;
+    m.write_batch_stats(&gpu, &ck.batch_stats);
     let classes = m.classes() as usize;
     let mut logits = Vec::with_capacity(images.len() * classes);
     for chunk in inputs.chunks(batch) {

@@ -5,7 +5,9 @@
 //! nu share that layout. The CPU reference of the same plan is `cpu::reference`.
 
 use crate::gpu::ops::softmax_ce::SoftmaxCeBuffers;
-use crate::gpu::ops::{adam, avgpool, conv2d, dense, dropout, gelu, maxpool, relu, softmax_ce};
+use crate::gpu::ops::{
+    adam, add, avgpool, batchnorm, conv2d, dense, dropout, gelu, maxpool, relu, softmax_ce,
+};
 use crate::gpu::{BufSlice, Dispatch, Gpu, GpuError};
 use crate::graph::Description;
 use crate::params::{AdamParams, DropoutParams, SoftmaxCeParams};
@@ -99,6 +101,8 @@ pub struct GpuModel {
     /// Adam steps taken so far.
     pub step: u32,
     pub params: wgpu::Buffer,
+    /// Batch-norm running statistics ([`Plan::stats`] layout; one float without batch norm).
+    pub batch_stats: wgpu::Buffer,
     /// Gradients and Adam's moments (train plans only).
     train_state: Option<TrainState>,
     pub input: wgpu::Buffer,
@@ -172,6 +176,12 @@ impl GpuModel {
         let params = buf("params", layout.total);
         gpu.queue
             .write_buffer(&params, 0, bytemuck::cast_slice(&layout.flatten(init)));
+        let batch_stats = buf("batch_stats", plan.stats.total);
+        gpu.queue.write_buffer(
+            &batch_stats,
+            0,
+            bytemuck::cast_slice(&plan.stats.flatten(&plan.stats.init(0))),
+        );
         let train_state = (plan.mode == Mode::Train).then(|| TrainState {
             grads: buf("grads", layout.total),
             mu: buf("adam.mu", layout.total),
@@ -192,6 +202,7 @@ impl GpuModel {
             totals: (&totals).into(),
         };
         let param = |i: usize| layout.slice(&params, i);
+        let stat = |i: usize| plan.stats.slice(&batch_stats, i);
         let grads = train_state.as_ref().map(|s| &s.grads);
         let grad = |i: usize| layout.slice(grads.expect("a train plan"), i);
         let record = |step: &Step, eval: bool| -> Vec<Dispatch> {
@@ -199,6 +210,66 @@ impl GpuModel {
                 Step::Dropout { p, x, y, .. } => {
                     let p = if eval { p.eval() } else { *p };
                     vec![dropout::forward(gpu, &p, tensor(*x), tensor(*y))]
+                }
+                Step::BatchNorm {
+                    p,
+                    x,
+                    scale,
+                    bias,
+                    mean,
+                    var,
+                    saved,
+                    partials,
+                    y,
+                    ..
+                } => {
+                    let bufs = batchnorm::BatchNormBuffers {
+                        x: tensor(*x),
+                        scale: param(*scale),
+                        bias: param(*bias),
+                        running_mean: stat(*mean),
+                        running_var: stat(*var),
+                        y: tensor(*y),
+                    };
+                    match (eval, saved, partials) {
+                        (false, Some(saved), Some(partials)) => batchnorm::forward_train(
+                            gpu,
+                            p,
+                            &bufs,
+                            tensor(*partials),
+                            tensor(*saved),
+                        ),
+                        _ => vec![batchnorm::forward_eval(gpu, p, &bufs)],
+                    }
+                }
+                Step::BatchNormBackward {
+                    p,
+                    dout,
+                    relu_out,
+                    x,
+                    saved,
+                    partials,
+                    scale,
+                    bias,
+                    din,
+                    ..
+                } => batchnorm::backward(
+                    gpu,
+                    p,
+                    &batchnorm::BatchNormBackwardBuffers {
+                        dout: tensor(*dout),
+                        relu_out: relu_out.map(tensor),
+                        x: tensor(*x),
+                        scale: param(*scale),
+                        saved: tensor(*saved),
+                        dscale: grad(*scale),
+                        dbias: grad(*bias),
+                        dx: din.map(tensor),
+                    },
+                    tensor(*partials),
+                ),
+                Step::Add { p, a, b, y, .. } => {
+                    vec![add::forward(gpu, p, tensor(*a), tensor(*b), tensor(*y))]
                 }
                 Step::DropoutBackward { p, dout, din, .. } => {
                     vec![dropout::backward(gpu, p, tensor(*dout), tensor(*din))]
@@ -404,6 +475,7 @@ impl GpuModel {
             lr,
             step: 0,
             params,
+            batch_stats,
             train_state,
             stats,
             totals,
@@ -566,6 +638,20 @@ impl GpuModel {
 
     pub fn read_params(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>, GpuError> {
         Ok(self.layout.unflatten(&gpu.read_f32(&self.params)?))
+    }
+
+    /// The batch-norm running statistics per tensor ([`Plan::stats`] order).
+    pub fn read_batch_stats(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>, GpuError> {
+        Ok(self.plan.stats.unflatten(&gpu.read_f32(&self.batch_stats)?))
+    }
+
+    /// Replaces the batch-norm running statistics.
+    pub fn write_batch_stats(&self, gpu: &Gpu, stats: &[Vec<f32>]) {
+        gpu.queue.write_buffer(
+            &self.batch_stats,
+            0,
+            bytemuck::cast_slice(&self.plan.stats.flatten(stats)),
+        );
     }
 
     pub fn read_grads(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>, GpuError> {

@@ -327,6 +327,7 @@ fn checkpoint_of(
         meta.insert("best_epoch".into(), e.to_string());
     }
     let mut ck = Checkpoint::new(m.plan.desc.clone(), model_text.to_string(), params);
+    ck.batch_stats = m.read_batch_stats(gpu)?;
     ck.adam = Some(adam);
     ck.metadata = meta;
     Ok(ck)
@@ -638,6 +639,10 @@ impl Run {
             None => zoo::resolve(&cfg.model)?,
         };
         check_model_fits_data(&desc)?;
+        // What the batch size decides about the model, whatever the adapter (limits come later).
+        let mut any = crate::plan::Caps::gpu32();
+        (any.max_binding, any.max_buffer) = (u64::MAX, u64::MAX);
+        crate::plan::Plan::new(&desc, cfg.batch_size, &any, crate::plan::Mode::Train)?;
         let layout = ParamLayout::of(&desc)?;
         prepare_out_folder(&cfg.out, checkpoint_bytes(&layout))?;
 
@@ -648,7 +653,7 @@ impl Run {
         let adapter = gpu.describe();
         println!("adapter: {adapter}");
 
-        let (init, pos) = match &resumed {
+        let (init, stats, pos) = match &resumed {
             Some(ck) => {
                 let pos = Position {
                     epoch: ck.meta("epoch").unwrap_or(0),
@@ -657,7 +662,7 @@ impl Run {
                     best_val_accuracy: ck.meta("best_val_accuracy"),
                     best_epoch: ck.meta("best_epoch"),
                 };
-                (ck.params.clone(), pos)
+                (ck.params.clone(), ck.batch_stats.clone(), pos)
             }
             None => match &cfg.init {
                 Some(path) => {
@@ -671,9 +676,13 @@ impl Run {
                             desc.summary()
                         );
                     }
-                    (ck.params, Position::default())
+                    (ck.params, ck.batch_stats, Position::default())
                 }
-                None => (layout.init(cfg.seed), Position::default()),
+                None => (
+                    layout.init(cfg.seed),
+                    ParamLayout::stats_of(&desc)?.init(0),
+                    Position::default(),
+                ),
             },
         };
         if let Some(ck) = &resumed {
@@ -681,6 +690,7 @@ impl Run {
             check_resume(ck, &shown, &pos, train_idx.len(), steps)?;
         }
         let mut runner = Runner::new(&gpu, &desc, cfg.batch_size, &init, cfg.lr as f32)?;
+        runner.model.write_batch_stats(&gpu, &stats);
         // Dropout masks follow the run's seed (and the step, which a resumed run restores).
         runner.model.dropout_seed = (cfg.seed ^ (cfg.seed >> 32)) as u32;
         let total = cfg.epochs as u64 * steps as u64;
@@ -929,6 +939,7 @@ impl Run {
         let best = match checkpoint::load(&cfg.out.join("best.safetensors")) {
             Ok(ck) => {
                 self.runner.model.write_params(gpu, &ck.params);
+                self.runner.model.write_batch_stats(gpu, &ck.batch_stats);
                 let r = self
                     .runner
                     .evaluate(gpu, &self.aug_test, &test_idx, Some(&test.labels))?;

@@ -311,7 +311,15 @@ fn bad_descriptions_get_one_error_line_naming_layer_and_key() {
         ("no classes", "input = [32, 32, 3]\n[[layer]]\ntype = \"flatten\"\n".to_string(), "missing key `classes`"),
         ("no layers", HEAD.to_string(), "no layers"),
         ("wrong type", format!("{HEAD}[[layer]]\ntype = \"dense\"\nfeatures = \"ten\"\n"), "layer 0 (dense): key `features` must be a positive integer"),
-        ("not yet", format!("{HEAD}[[layer]]\ntype = \"batch_norm\"\n{tail}"), "layer 0: layer type \"batch_norm\" is not supported yet"),
+        ("residual shapes", format!("{HEAD}[[layer]]\ntype = \"residual\"\nbody = [ {{ type = \"conv\", features = 4, kernel = 3, stride = 2 }}, {{ type = \"batch_norm\" }}, {{ type = \"relu\" }}, {{ type = \"conv\", features = 4, kernel = 3 }} ]\n{tail}"), "layer 0 (residual): the body ends in a 16x16x4 output (layer 0 (residual) body[3] (conv)) but the shortcut in a 32x32x3 one (the identity shortcut)"),
+        ("residual projection shapes", format!("{HEAD}[[layer]]\ntype = \"residual\"\nbody = [ {{ type = \"conv\", features = 4, kernel = 3, stride = 2 }} ]\nshortcut = [ {{ type = \"conv\", features = 4, kernel = 1 }}, {{ type = \"batch_norm\" }} ]\n{tail}"), "but the shortcut in a 32x32x4 one (layer 0 (residual) shortcut[1] (batch_norm))"),
+        ("nested path", format!("{HEAD}[[layer]]\ntype = \"residual\"\nbody = [ {{ type = \"relu\" }}, {{ type = \"residual\", body = [ {{ type = \"conv\", features = 3, kernel = 40, padding = \"VALID\" }} ] }} ]\n{tail}"), "layer 0 (residual) body[1] (residual) body[0] (conv): key `kernel`"),
+        ("nested unknown key", format!("{HEAD}[[layer]]\ntype = \"residual\"\nbody = [ {{ type = \"conv\", features = 3, kernel = 3, kernal = 1 }} ]\n{tail}"), "layer 0 (residual) body[0] (conv): unknown key `kernal`"),
+        ("empty body", format!("{HEAD}[[layer]]\ntype = \"residual\"\nbody = []\n{tail}"), "layer 0 (residual): key `body` must hold at least one layer"),
+        ("body not a list", format!("{HEAD}[[layer]]\ntype = \"residual\"\nbody = 3\n{tail}"), "layer 0 (residual): key `body` must be an array of layer tables"),
+        ("bn momentum", format!("{HEAD}[[layer]]\ntype = \"batch_norm\"\nmomentum = 2\n{tail}"), "layer 0 (batch_norm): key `momentum` must be in [0, 1]"),
+        ("bn epsilon", format!("{HEAD}[[layer]]\ntype = \"batch_norm\"\nepsilon = 0\n{tail}"), "layer 0 (batch_norm): key `epsilon` must be positive"),
+        ("bn unknown key", format!("{HEAD}[[layer]]\ntype = \"batch_norm\"\nuse_running_average = true\n{tail}"), "layer 0 (batch_norm): unknown key `use_running_average`"),
         ("max_pool all padding", format!("{HEAD}[[layer]]\ntype = \"max_pool\"\nwindow = 2\npadding = [[2, 0], [0, 0]]\n{tail}"), "layer 0 (max_pool): key `padding`"),
         ("global pool of flat", format!("{HEAD}[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"global_avg_pool\"\n{tail}"), "layer 1 (global_avg_pool): needs an [H, W, C] input"),
         ("dropout rate 1", format!("{HEAD}[[layer]]\ntype = \"dropout\"\nrate = 1.0\n{tail}"), "layer 0 (dropout): key `rate` must be in [0, 1)"),
@@ -322,6 +330,51 @@ fn bad_descriptions_get_one_error_line_naming_layer_and_key() {
     for (name, text, needle) in &cases {
         bad_description(name, text, needle);
     }
+}
+
+/// Batch norm over one value per channel (a flat input at batch size 1) is refused when planning
+/// a train step, naming the layer; evaluation plans accept it.
+#[test]
+fn batch_norm_on_a_one_element_batch_is_an_error() {
+    let dir = temp_dir("bn-batch-1");
+    let file = dir.join("model.toml");
+    let text = format!(
+        "{HEAD}[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nfeatures = 8\n[[layer]]\ntype = \"batch_norm\"\n[[layer]]\ntype = \"dense\"\nfeatures = 10\n"
+    );
+    std::fs::write(&file, text).unwrap();
+    let f = file.to_str().unwrap();
+    let out = dir.join("run");
+    for args in [
+        vec!["models", f, "--plan", "--batch-size", "1"],
+        vec![
+            "train",
+            "--model",
+            f,
+            "--batch-size",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ] {
+        let (code, _, stderr) = cli(&args);
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert!(
+            errors[0].contains("layer 2 (batch_norm): batch norm over a single value per channel"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert!(!out.exists());
+    let (code, stdout, stderr) = cli(&["models", f, "--plan", "--batch-size", "1", "--inference"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("batch_norm"), "{stdout}");
+    let (code, _, stderr) = cli(&["models", f, "--plan", "--batch-size", "2"]);
+    assert_eq!(code, 0, "{stderr}");
 }
 
 #[test]

@@ -1,13 +1,15 @@
-//! The CPU reference of a plan: interprets [`Plan::layers`] one layer at a time, unfused (a
-//! conv, then its ReLU, then its pool), in f32 or f64. Every fused GPU schedule is tested
-//! against it; it is also the whole-model function the finite-difference checks differentiate.
+//! The CPU reference of a plan: interprets [`Plan::layers`] (the flattened graph) one layer at a
+//! time, unfused (a conv, then its ReLU, then its pool), in f32 or f64, each layer reading its
+//! own input (a residual's add reads two). Every fused GPU schedule is tested against it; it is
+//! also the whole-model function the finite-difference checks differentiate.
 
 use super::Real;
 use crate::params::AdamParams;
-use crate::plan::{LayerOp, Plan};
+use crate::plan::{LayerOp, Plan, Src};
 
-/// Training or evaluation: only dropout differs (a mask drawn from the run's seed and the
-/// train step, as the GPU's `GpuModel` numbers its steps from 1; identity in evaluation).
+/// Training or evaluation: dropout (a mask drawn from the run's seed and the train step, as the
+/// GPU's `GpuModel` numbers its steps from 1; identity in evaluation) and batch norm (batch
+/// statistics, updating the running ones; running statistics in evaluation) differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     Eval,
@@ -24,19 +26,38 @@ fn dropout_params(p: &crate::params::DropoutParams, phase: Phase) -> crate::para
     }
 }
 
-/// Every layer's output (index = layer) for `x` (`[plan.batch, H, W, C]` NHWC), in evaluation
-/// mode.
-pub fn forward<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T]) -> Vec<Vec<T>> {
-    forward_in(plan, params, x, Phase::Eval)
+/// The initial running statistics of a plan's batch norms (means 0, variances 1).
+pub fn initial_stats<T: Real>(plan: &Plan) -> Vec<Vec<T>> {
+    plan.stats.init(0).iter().map(|v| super::cast(v)).collect()
 }
 
-/// Every layer's output in `phase`.
-pub fn forward_in<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T], phase: Phase) -> Vec<Vec<T>> {
+/// A forward pass: every layer's output, and each batch norm's saved (mean, 1/std) in training.
+struct Forward<T> {
+    outs: Vec<Vec<T>>,
+    saved: Vec<Vec<T>>,
+}
+
+fn input_of<'a, T>(outs: &'a [Vec<T>], x: &'a [T], s: Src) -> &'a [T] {
+    match s {
+        Src::Input => x,
+        Src::Node(j) => &outs[j],
+    }
+}
+
+fn run<T: Real>(
+    plan: &Plan,
+    params: &[Vec<T>],
+    stats: &mut [Vec<T>],
+    x: &[T],
+    phase: Phase,
+) -> Forward<T> {
     let n = plan.batch as usize;
     let mut outs: Vec<Vec<T>> = Vec::with_capacity(plan.layers.len());
+    let mut saved: Vec<Vec<T>> = Vec::with_capacity(plan.layers.len());
     for l in &plan.layers {
-        let input: &[T] = outs.last().map_or(x, |v| v.as_slice());
+        let input = input_of(&outs, x, l.input);
         let mut y = vec![T::zero(); n * l.shape.len()];
+        let mut keep = Vec::new();
         match &l.op {
             LayerOp::Conv { p, w, b } => {
                 let bias = b.map_or(&[][..], |b| params[b].as_slice());
@@ -54,10 +75,73 @@ pub fn forward_in<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T], phase: Phase
                 super::dropout::dropout_forward(&dropout_params(p, phase), input, &mut y)
             }
             LayerOp::Flatten => y.copy_from_slice(input),
+            LayerOp::Add { other, .. } => {
+                let b = input_of(&outs, x, *other);
+                for ((o, &a), &b) in y.iter_mut().zip(input).zip(b) {
+                    *o = a + b;
+                }
+            }
+            LayerOp::BatchNorm {
+                p,
+                scale,
+                bias,
+                mean,
+                var,
+            } => match phase {
+                Phase::Eval => super::batchnorm::batchnorm_forward_eval(
+                    p,
+                    input,
+                    &params[*scale],
+                    &params[*bias],
+                    &stats[*mean],
+                    &stats[*var],
+                    &mut y,
+                ),
+                Phase::Train { .. } => {
+                    keep = vec![T::zero(); 2 * p.c as usize];
+                    let (mut m, mut v) = (stats[*mean].clone(), stats[*var].clone());
+                    super::batchnorm::batchnorm_forward_train(
+                        p,
+                        input,
+                        &params[*scale],
+                        &params[*bias],
+                        &mut m,
+                        &mut v,
+                        &mut keep,
+                        &mut y,
+                    );
+                    stats[*mean] = m;
+                    stats[*var] = v;
+                }
+            },
         }
         outs.push(y);
+        saved.push(keep);
     }
-    outs
+    Forward { outs, saved }
+}
+
+/// Every layer's output (index = layer of [`Plan::layers`]) for `x` (`[plan.batch, H, W, C]`
+/// NHWC), in evaluation mode with the initial running statistics.
+pub fn forward<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T]) -> Vec<Vec<T>> {
+    forward_in(plan, params, x, Phase::Eval)
+}
+
+/// Every layer's output in `phase`, from the initial running statistics.
+pub fn forward_in<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T], phase: Phase) -> Vec<Vec<T>> {
+    let mut stats = initial_stats(plan);
+    run(plan, params, &mut stats, x, phase).outs
+}
+
+/// Every layer's output in `phase` with running statistics `stats` (updated in training).
+pub fn forward_with<T: Real>(
+    plan: &Plan,
+    params: &[Vec<T>],
+    stats: &mut [Vec<T>],
+    x: &[T],
+    phase: Phase,
+) -> Vec<Vec<T>> {
+    run(plan, params, stats, x, phase).outs
 }
 
 /// Mean softmax cross-entropy of the logits for `labels`, in evaluation mode.
@@ -65,7 +149,8 @@ pub fn loss<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T], labels: &[u32]) ->
     loss_in(plan, params, x, labels, Phase::Eval)
 }
 
-/// Mean softmax cross-entropy in `phase` (the function a train step differentiates).
+/// Mean softmax cross-entropy in `phase` (the function a train step differentiates), from the
+/// initial running statistics.
 pub fn loss_in<T: Real>(
     plan: &Plan,
     params: &[Vec<T>],
@@ -88,6 +173,8 @@ pub struct Step<T> {
     pub correct: u32,
     pub logits: Vec<T>,
     pub grads: Vec<Vec<T>>,
+    /// The running statistics after the forward (updated in training).
+    pub stats: Vec<Vec<T>>,
 }
 
 /// Loss, logits and the gradient of the mean loss w.r.t. every parameter, as a fresh
@@ -96,7 +183,7 @@ pub fn loss_and_grads<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T], labels: 
     loss_and_grads_in(plan, params, x, labels, FIRST_STEP)
 }
 
-/// Loss, logits and gradients in `phase`.
+/// Loss, logits and gradients in `phase`, from the initial running statistics.
 pub fn loss_and_grads_in<T: Real>(
     plan: &Plan,
     params: &[Vec<T>],
@@ -104,22 +191,57 @@ pub fn loss_and_grads_in<T: Real>(
     labels: &[u32],
     phase: Phase,
 ) -> Step<T> {
+    loss_and_grads_with(plan, params, &initial_stats(plan), x, labels, phase)
+}
+
+/// Loss, logits and gradients in `phase` with running statistics `stats`.
+pub fn loss_and_grads_with<T: Real>(
+    plan: &Plan,
+    params: &[Vec<T>],
+    stats: &[Vec<T>],
+    x: &[T],
+    labels: &[u32],
+    phase: Phase,
+) -> Step<T> {
     assert_eq!(labels.len(), plan.batch as usize, "one label per image");
-    let outs = forward_in(plan, params, x, phase);
+    let mut stats = stats.to_vec();
+    let Forward { outs, saved } = run(plan, params, &mut stats, x, phase);
     let logits = outs.last().expect("a plan has layers").clone();
     let mut grads: Vec<Vec<T>> = plan.layout.zeros();
     let mut d = vec![T::zero(); logits.len()];
     let (loss, correct) =
         super::softmax_ce::softmax_ce_backward(&loss_params(plan), &logits, labels, &mut d);
-    let first_param = plan
-        .layers
-        .iter()
-        .position(|l| matches!(l.op, LayerOp::Conv { .. } | LayerOp::Dense { .. }));
+    // Whether a layer's output depends on parameters (then it needs a gradient).
+    let mut needs = vec![false; plan.layers.len()];
+    for (i, l) in plan.layers.iter().enumerate() {
+        needs[i] = matches!(
+            l.op,
+            LayerOp::Conv { .. } | LayerOp::Dense { .. } | LayerOp::BatchNorm { .. }
+        ) || l
+            .srcs()
+            .iter()
+            .any(|s| matches!(s, Src::Node(j) if needs[*j]));
+    }
+    let wants = |s: Src| matches!(s, Src::Node(j) if needs[j]);
+    let mut dout: Vec<Option<Vec<T>>> = vec![None; plan.layers.len()];
+    *dout.last_mut().expect("a plan has layers") = Some(d);
+    let add_to = |dout: &mut [Option<Vec<T>>], s: Src, g: Vec<T>| {
+        if let Src::Node(j) = s {
+            match &mut dout[j] {
+                Some(acc) => acc.iter_mut().zip(&g).for_each(|(a, &b)| *a = *a + b),
+                slot => *slot = Some(g),
+            }
+        }
+    };
     for (i, l) in plan.layers.iter().enumerate().rev() {
-        let Some(first) = first_param.filter(|&f| i >= f) else {
-            break;
+        let Some(d) = dout[i].take() else {
+            continue;
         };
-        let input: &[T] = if i == 0 { x } else { &outs[i - 1] };
+        if !needs[i] {
+            continue;
+        }
+        let input = input_of(&outs, x, l.input);
+        let want = wants(l.input);
         let mut din = vec![T::zero(); input.len()];
         match &l.op {
             LayerOp::Conv { p, w, b } => {
@@ -128,7 +250,7 @@ pub fn loss_and_grads_in<T: Real>(
                 if let Some(b) = b {
                     grads[*b] = db;
                 }
-                if i > first {
+                if want {
                     super::conv2d::conv2d_backward_input(p, &d, &params[*w], &mut din);
                 }
             }
@@ -138,9 +260,52 @@ pub fn loss_and_grads_in<T: Real>(
                 if let Some(b) = b {
                     grads[*b] = db;
                 }
-                if i > first {
+                if want {
                     super::dense::dense_backward_input(p, &d, &params[*w], &mut din);
                 }
+            }
+            LayerOp::BatchNorm {
+                p,
+                scale,
+                bias,
+                mean,
+                var,
+            } => {
+                let c = p.c as usize;
+                let (mut ds, mut dbias) = (vec![T::zero(); c], vec![T::zero(); c]);
+                match phase {
+                    Phase::Train { .. } => super::batchnorm::batchnorm_backward(
+                        p,
+                        &d,
+                        None,
+                        input,
+                        &params[*scale],
+                        &saved[i],
+                        &mut ds,
+                        &mut dbias,
+                        want.then_some(&mut din[..]),
+                    ),
+                    Phase::Eval => super::batchnorm::batchnorm_backward_eval(
+                        p,
+                        &d,
+                        None,
+                        input,
+                        &params[*scale],
+                        &stats[*mean],
+                        &stats[*var],
+                        &mut ds,
+                        &mut dbias,
+                        &mut din,
+                    ),
+                }
+                grads[*scale] = ds;
+                grads[*bias] = dbias;
+            }
+            LayerOp::Add { other, .. } => {
+                if wants(*other) {
+                    add_to(&mut dout, *other, d.clone());
+                }
+                din = d;
             }
             LayerOp::Relu { .. } => super::relu::relu_backward(&d, &outs[i], &mut din),
             LayerOp::AvgPool { p } => super::avgpool::avgpool_backward(p, &d, &mut din),
@@ -151,13 +316,16 @@ pub fn loss_and_grads_in<T: Real>(
             }
             LayerOp::Flatten => din.copy_from_slice(&d),
         }
-        d = din;
+        if want {
+            add_to(&mut dout, l.input, din);
+        }
     }
     Step {
         loss,
         correct,
         logits,
         grads,
+        stats,
     }
 }
 

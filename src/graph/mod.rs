@@ -56,6 +56,17 @@ pub enum Layer {
         rate: f32,
     },
     Flatten,
+    /// nn.BatchNorm: batch statistics in training (running ones updated), running ones in
+    /// evaluation.
+    BatchNorm {
+        momentum: f32,
+        epsilon: f32,
+    },
+    /// `y = body(x) + shortcut(x)`; an empty shortcut is the identity.
+    Residual {
+        body: Vec<Layer>,
+        shortcut: Vec<Layer>,
+    },
 }
 
 impl Layer {
@@ -71,6 +82,8 @@ impl Layer {
             Layer::Gelu => "gelu",
             Layer::Dropout { .. } => "dropout",
             Layer::Flatten => "flatten",
+            Layer::BatchNorm { .. } => "batch_norm",
+            Layer::Residual { .. } => "residual",
         }
     }
 
@@ -79,6 +92,7 @@ impl Layer {
         match self {
             Layer::Conv { .. } => Some("Conv"),
             Layer::Dense { .. } => Some("Dense"),
+            Layer::BatchNorm { .. } => Some("BatchNorm"),
             _ => None,
         }
     }
@@ -120,6 +134,20 @@ impl Layer {
             Layer::Gelu => "gelu".into(),
             Layer::Dropout { rate } => format!("dropout{rate}"),
             Layer::Flatten => "flatten".into(),
+            Layer::BatchNorm { .. } => "bn".into(),
+            Layer::Residual { body, shortcut } => {
+                let list = |v: &[Layer]| {
+                    v.iter()
+                        .map(|l| l.summary())
+                        .collect::<Vec<_>>()
+                        .join(" - ")
+                };
+                if shortcut.is_empty() {
+                    format!("residual({})", list(body))
+                } else {
+                    format!("residual({} | {})", list(body), list(shortcut))
+                }
+            }
         }
     }
 }
@@ -187,18 +215,23 @@ fn err<T>(msg: impl Into<String>) -> Result<T, DescError> {
     Err(DescError(msg.into()))
 }
 
-/// Where a key lives, for messages: `layer 3 (conv)` or `the model`.
-struct At<'a> {
-    index: Option<usize>,
-    kind: &'a str,
+/// Where a key lives, for messages: `layer 3 (conv)`, `layer 4 (residual) body[1] (conv)` or
+/// `the model`.
+struct At {
+    path: String,
 }
 
-impl fmt::Display for At<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.index {
-            Some(i) => write!(f, "layer {i} ({})", self.kind),
-            None => f.write_str("the model"),
+impl At {
+    fn model() -> Self {
+        At {
+            path: "the model".into(),
         }
+    }
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.path)
     }
 }
 
@@ -299,23 +332,22 @@ fn boolean(v: &toml::Value, at: &At, key: &str) -> Result<bool, DescError> {
 }
 
 /// The layer types this engine runs.
-const SUPPORTED: &str =
-    "conv, dense, relu, gelu, avg_pool, max_pool, global_avg_pool, dropout, flatten";
+const SUPPORTED: &str = "conv, dense, relu, gelu, avg_pool, max_pool, global_avg_pool, dropout, batch_norm, residual, flatten";
 
-fn parse_layer(i: usize, t: &toml::Table) -> Result<Layer, DescError> {
+/// Parses one layer table; `prefix` is where it sits (`layer 3`, `layer 4 (residual) body[1]`).
+fn parse_layer(prefix: &str, t: &toml::Table) -> Result<Layer, DescError> {
     let kind = match t.get("type") {
         Some(toml::Value::String(s)) => s.as_str(),
         Some(v) => {
             return err(format!(
-                "layer {i}: key `type` must be a string, got {}",
+                "{prefix}: key `type` must be a string, got {}",
                 v.type_str()
             ))
         }
-        None => return err(format!("layer {i}: missing key `type`")),
+        None => return err(format!("{prefix}: missing key `type`")),
     };
     let at = At {
-        index: Some(i),
-        kind,
+        path: format!("{prefix} ({kind})"),
     };
     let allowed: &[&str] = match kind {
         "conv" => &["type", "features", "kernel", "stride", "padding", "bias"],
@@ -323,14 +355,11 @@ fn parse_layer(i: usize, t: &toml::Table) -> Result<Layer, DescError> {
         "relu" | "flatten" | "gelu" | "global_avg_pool" => &["type"],
         "avg_pool" | "max_pool" => &["type", "window", "stride", "padding"],
         "dropout" => &["type", "rate"],
-        "batch_norm" | "residual" => {
-            return err(format!(
-                "layer {i}: layer type \"{kind}\" is not supported yet (supported: {SUPPORTED})"
-            ))
-        }
+        "batch_norm" => &["type", "momentum", "epsilon"],
+        "residual" => &["type", "body", "shortcut"],
         _ => {
             return err(format!(
-                "layer {i}: unknown layer type \"{kind}\" (supported: {SUPPORTED})"
+                "{prefix}: unknown layer type \"{kind}\" (supported: {SUPPORTED})"
             ))
         }
     };
@@ -380,6 +409,69 @@ fn parse_layer(i: usize, t: &toml::Table) -> Result<Layer, DescError> {
             }
         }
         "global_avg_pool" => Layer::GlobalAvgPool,
+        "batch_norm" => {
+            let num = |key: &str, default: f64| -> Result<f64, DescError> {
+                match t.get(key) {
+                    None => Ok(default),
+                    Some(v) => v
+                        .as_float()
+                        .or_else(|| v.as_integer().map(|i| i as f64))
+                        .ok_or_else(|| {
+                            DescError(format!(
+                                "{at}: key `{key}` must be a number, got {}",
+                                v.type_str()
+                            ))
+                        }),
+                }
+            };
+            let momentum = num("momentum", 0.9)?;
+            if !(0.0..=1.0).contains(&momentum) {
+                return err(format!(
+                    "{at}: key `momentum` must be in [0, 1], got {momentum}"
+                ));
+            }
+            let epsilon = num("epsilon", 1e-5)?;
+            if !(epsilon > 0.0 && (epsilon as f32) > 0.0 && epsilon.is_finite()) {
+                return err(format!(
+                    "{at}: key `epsilon` must be positive, got {epsilon}"
+                ));
+            }
+            Layer::BatchNorm {
+                momentum: momentum as f32,
+                epsilon: epsilon as f32,
+            }
+        }
+        "residual" => {
+            let list = |key: &str| -> Result<Vec<Layer>, DescError> {
+                let Some(v) = t.get(key) else {
+                    return Ok(Vec::new());
+                };
+                let Some(a) = v.as_array() else {
+                    return err(format!(
+                        "{at}: key `{key}` must be an array of layer tables ([{{ type = \"...\", ... }}, ...]), got {}",
+                        v.type_str()
+                    ));
+                };
+                a.iter()
+                    .enumerate()
+                    .map(|(j, v)| match v.as_table() {
+                        Some(t) => parse_layer(&format!("{at} {key}[{j}]"), t),
+                        None => err(format!(
+                            "{at} {key}[{j}]: must be a table ({{ type = \"...\", ... }}), got {}",
+                            v.type_str()
+                        )),
+                    })
+                    .collect()
+            };
+            let body = list("body")?;
+            if body.is_empty() {
+                return err(format!("{at}: key `body` must hold at least one layer"));
+            }
+            Layer::Residual {
+                body,
+                shortcut: list("shortcut")?,
+            }
+        }
         "flatten" => Layer::Flatten,
         "avg_pool" | "max_pool" => {
             let window = pair(req("window")?, &at, "window")?;
@@ -407,6 +499,294 @@ fn parse_layer(i: usize, t: &toml::Table) -> Result<Layer, DescError> {
     })
 }
 
+/// Where a node reads from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Src {
+    /// The input images.
+    Input,
+    /// The output of node `i`.
+    Node(usize),
+}
+
+/// What a node computes: a leaf layer (never [`Layer::Residual`]) or a residual's add.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeOp {
+    Layer(Layer),
+    /// `input + other`.
+    Add {
+        other: Src,
+    },
+}
+
+/// One node of the flattened graph ([`Description::nodes`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// The top-level layer it belongs to.
+    pub index: usize,
+    /// `layer 4 (residual) body[3] (conv)`: where it is in the description.
+    pub path: String,
+    pub op: NodeOp,
+    pub input: Src,
+    pub in_shape: Shape,
+    pub shape: Shape,
+    /// Flax's automatic name (`Conv_0`, `BatchNorm_3`, …) for layers with parameters: per module
+    /// type in order of first call, a residual's body before its shortcut.
+    pub name: Option<String>,
+}
+
+impl Node {
+    /// The leaf layer (`None` for an add).
+    pub fn layer(&self) -> Option<&Layer> {
+        match &self.op {
+            NodeOp::Layer(l) => Some(l),
+            NodeOp::Add { .. } => None,
+        }
+    }
+    /// The kind (`conv`, …, `add`).
+    pub fn kind(&self) -> &'static str {
+        self.layer().map_or("add", |l| l.kind())
+    }
+    /// Every input.
+    pub fn srcs(&self) -> Vec<Src> {
+        match self.op {
+            NodeOp::Add { other } => vec![self.input, other],
+            NodeOp::Layer(_) => vec![self.input],
+        }
+    }
+}
+
+/// The walk of [`Description::nodes`].
+struct Walk {
+    nodes: Vec<Node>,
+    counts: Vec<(&'static str, usize)>,
+}
+
+impl Walk {
+    /// Adds layer `l` (at `prefix`) reading `src` of shape `s`; returns its output.
+    fn layer(
+        &mut self,
+        index: usize,
+        prefix: &str,
+        l: &Layer,
+        src: Src,
+        s: Shape,
+    ) -> Result<(Src, Shape), DescError> {
+        let at = At {
+            path: format!("{prefix} ({})", l.kind()),
+        };
+        if let Layer::Residual { body, shortcut } = l {
+            let branch = |g: &mut Walk, key: &str, list: &[Layer]| {
+                let (mut bs, mut bsh) = (src, s);
+                for (j, b) in list.iter().enumerate() {
+                    (bs, bsh) = g.layer(index, &format!("{at} {key}[{j}]"), b, bs, bsh)?;
+                }
+                Ok::<_, DescError>((bs, bsh))
+            };
+            let (b, bs) = branch(self, "body", body)?;
+            let (o, os) = branch(self, "shortcut", shortcut)?;
+            if bs != os {
+                let end = |key: &str, list: &[Layer]| match list.len() {
+                    0 => "the identity shortcut".to_string(),
+                    n => format!("{at} {key}[{}] ({})", n - 1, list[n - 1].kind()),
+                };
+                return err(format!(
+                    "{at}: the body ends in a {bs} output ({}) but the shortcut in a {os} one ({}); they must match to be added",
+                    end("body", body),
+                    end("shortcut", shortcut)
+                ));
+            }
+            self.nodes.push(Node {
+                index,
+                path: format!("{at} add"),
+                op: NodeOp::Add { other: o },
+                input: b,
+                in_shape: bs,
+                shape: bs,
+                name: None,
+            });
+            return Ok((Src::Node(self.nodes.len() - 1), bs));
+        }
+        let out = leaf_shape(l, s, &at)?;
+        if out.len() > u32::MAX as usize / 4 {
+            return err(format!(
+                "{at}: the activation of one image has {} elements, too many",
+                out.len()
+            ));
+        }
+        let name = l.module().map(|m| {
+            let n = match self.counts.iter_mut().find(|(k, _)| *k == m) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n - 1
+                }
+                None => {
+                    self.counts.push((m, 1));
+                    0
+                }
+            };
+            format!("{m}_{n}")
+        });
+        self.nodes.push(Node {
+            index,
+            path: at.path,
+            op: NodeOp::Layer(l.clone()),
+            input: src,
+            in_shape: s,
+            shape: out,
+            name,
+        });
+        Ok((Src::Node(self.nodes.len() - 1), out))
+    }
+}
+
+/// The output shape of leaf layer `l` on an input of shape `s`.
+fn leaf_shape(l: &Layer, s: Shape, at: &At) -> Result<Shape, DescError> {
+    Ok(match (l, s) {
+        (
+            Layer::Conv {
+                features,
+                kernel,
+                stride,
+                padding,
+                ..
+            },
+            Shape::Spatial { h, w, .. },
+        ) => {
+            let win = fit(at, "kernel", h, w, *kernel, *stride, *padding)?;
+            Shape::Spatial {
+                h: win.out[0],
+                w: win.out[1],
+                c: *features,
+            }
+        }
+        (Layer::Conv { .. }, Shape::Flat(_))
+        | (Layer::AvgPool { .. }, Shape::Flat(_))
+        | (Layer::MaxPool { .. }, Shape::Flat(_))
+        | (Layer::GlobalAvgPool, Shape::Flat(_)) => {
+            return err(format!(
+                "{at}: needs an [H, W, C] input, got a flat one (a `flatten` comes before it)"
+            ))
+        }
+        (
+            Layer::AvgPool {
+                window,
+                stride,
+                padding,
+            }
+            | Layer::MaxPool {
+                window,
+                stride,
+                padding,
+            },
+            Shape::Spatial { h, w, c },
+        ) => {
+            let win = fit(at, "window", h, w, *window, *stride, *padding)?;
+            // Max pooling pads with −inf: a window wholly in the padding would output −inf.
+            let whole = win
+                .pad
+                .iter()
+                .zip(window)
+                .any(|(p, &k)| p[0] >= k || p[1] >= k);
+            if matches!(l, Layer::MaxPool { .. }) && whole {
+                return err(format!(
+                    "{at}: key `padding`: padding of {:?} reaches a whole {}x{} window (max pooling pads with -inf)",
+                    win.pad, window[0], window[1]
+                ));
+            }
+            Shape::Spatial {
+                h: win.out[0],
+                w: win.out[1],
+                c,
+            }
+        }
+        (Layer::GlobalAvgPool, Shape::Spatial { c, .. }) => Shape::Flat(c),
+        (Layer::Gelu, s) | (Layer::Dropout { .. }, s) | (Layer::BatchNorm { .. }, s) => s,
+        (Layer::Dense { features, .. }, Shape::Spatial { h, w, .. }) => {
+            Shape::Spatial { h, w, c: *features }
+        }
+        (Layer::Dense { features, .. }, Shape::Flat(_)) => Shape::Flat(*features),
+        (Layer::Relu, s) => s,
+        (Layer::Flatten, s) => Shape::Flat(s.len() as u32),
+        (Layer::Residual { .. }, _) => unreachable!("Walk::layer expands residuals"),
+    })
+}
+
+/// A layer's keys and values as TOML (every key written out; residual bodies as inline tables).
+fn fields(l: &Layer) -> Vec<(&'static str, String)> {
+    let pair = |p: [u32; 2]| {
+        if p[0] == p[1] {
+            p[0].to_string()
+        } else {
+            format!("[{}, {}]", p[0], p[1])
+        }
+    };
+    let pad = |p: &Padding| match p {
+        Padding::Same => "\"SAME\"".to_string(),
+        Padding::Valid => "\"VALID\"".to_string(),
+        Padding::Explicit([[t, b], [l, r]]) => format!("[[{t}, {b}], [{l}, {r}]]"),
+    };
+    let inline = |list: &[Layer]| {
+        let tables: Vec<String> = list
+            .iter()
+            .map(|l| {
+                let kv: Vec<String> = fields(l)
+                    .into_iter()
+                    .map(|(k, v)| format!("{k} = {v}"))
+                    .collect();
+                format!("{{ {} }}", kv.join(", "))
+            })
+            .collect();
+        format!("[ {} ]", tables.join(", "))
+    };
+    let mut f = vec![("type", format!("\"{}\"", l.kind()))];
+    match l {
+        Layer::Conv {
+            features,
+            kernel,
+            stride,
+            padding,
+            bias,
+        } => f.extend([
+            ("features", features.to_string()),
+            ("kernel", pair(*kernel)),
+            ("stride", pair(*stride)),
+            ("padding", pad(padding)),
+            ("bias", bias.to_string()),
+        ]),
+        Layer::Dense { features, bias } => f.extend([
+            ("features", features.to_string()),
+            ("bias", bias.to_string()),
+        ]),
+        Layer::AvgPool {
+            window,
+            stride,
+            padding,
+        }
+        | Layer::MaxPool {
+            window,
+            stride,
+            padding,
+        } => f.extend([
+            ("window", pair(*window)),
+            ("stride", pair(*stride)),
+            ("padding", pad(padding)),
+        ]),
+        Layer::Dropout { rate } => f.push(("rate", format!("{rate:?}"))),
+        Layer::BatchNorm { momentum, epsilon } => f.extend([
+            ("momentum", format!("{momentum:?}")),
+            ("epsilon", format!("{epsilon:?}")),
+        ]),
+        Layer::Residual { body, shortcut } => {
+            f.push(("body", inline(body)));
+            if !shortcut.is_empty() {
+                f.push(("shortcut", inline(shortcut)));
+            }
+        }
+        Layer::Relu | Layer::Gelu | Layer::GlobalAvgPool | Layer::Flatten => {}
+    }
+    f
+}
+
 impl Description {
     /// Parses and checks a description (TOML 1.0). Errors are one line naming the layer and key;
     /// TOML syntax errors give the line.
@@ -421,10 +801,7 @@ impl Description {
                 None => format!("TOML syntax error: {msg}"),
             })
         })?;
-        let model = At {
-            index: None,
-            kind: "",
-        };
+        let model = At::model();
         if let Some(k) = table
             .keys()
             .find(|k| !["input", "classes", "layer"].contains(&k.as_str()))
@@ -451,7 +828,7 @@ impl Description {
                 .iter()
                 .enumerate()
                 .map(|(i, v)| match v.as_table() {
-                    Some(t) => parse_layer(i, t),
+                    Some(t) => parse_layer(&format!("layer {i}"), t),
                     None => err(format!(
                         "layer {i}: must be a table ({{ type = \"...\", ... }}), got {}",
                         v.type_str()
@@ -473,185 +850,67 @@ impl Description {
         Ok(d)
     }
 
-    /// The output shape of every layer (one image), checking that each layer fits its input and
-    /// that the model ends in `classes` features.
+    /// The output shape of every top-level layer (one image), checking that each layer fits its
+    /// input and that the model ends in `classes` features.
     pub fn shapes(&self) -> Result<Vec<Shape>, DescError> {
+        let nodes = self.nodes()?;
+        Ok((0..self.layers.len())
+            .map(|i| {
+                nodes
+                    .iter()
+                    .rev()
+                    .find(|n| n.index == i)
+                    .expect("every layer has a node")
+                    .shape
+            })
+            .collect())
+    }
+
+    /// The flattened graph: every leaf layer in order (a residual's body, then its shortcut,
+    /// then its add), with its input, shapes and Flax module name. Checks every shape.
+    pub fn nodes(&self) -> Result<Vec<Node>, DescError> {
         let [h, w, c] = self.input;
+        let mut g = Walk {
+            nodes: Vec::new(),
+            counts: Vec::new(),
+        };
+        let mut src = Src::Input;
         let mut s = Shape::Spatial { h, w, c };
-        let mut out = Vec::with_capacity(self.layers.len());
         for (i, l) in self.layers.iter().enumerate() {
-            let at = At {
-                index: Some(i),
-                kind: l.kind(),
-            };
-            s = match (l, s) {
-                (
-                    Layer::Conv {
-                        features,
-                        kernel,
-                        stride,
-                        padding,
-                        ..
-                    },
-                    Shape::Spatial { h, w, .. },
-                ) => {
-                    let win = fit(&at, "kernel", h, w, *kernel, *stride, *padding)?;
-                    Shape::Spatial {
-                        h: win.out[0],
-                        w: win.out[1],
-                        c: *features,
-                    }
-                }
-                (Layer::Conv { .. }, Shape::Flat(_))
-                | (Layer::AvgPool { .. }, Shape::Flat(_))
-                | (Layer::MaxPool { .. }, Shape::Flat(_))
-                | (Layer::GlobalAvgPool, Shape::Flat(_)) => {
-                    return err(format!(
-                    "{at}: needs an [H, W, C] input, got a flat one (a `flatten` comes before it)"
-                ))
-                }
-                (
-                    Layer::AvgPool {
-                        window,
-                        stride,
-                        padding,
-                    }
-                    | Layer::MaxPool {
-                        window,
-                        stride,
-                        padding,
-                    },
-                    Shape::Spatial { h, w, c },
-                ) => {
-                    let win = fit(&at, "window", h, w, *window, *stride, *padding)?;
-                    // Max pooling pads with −inf: a window wholly in the padding would output −inf.
-                    let whole = win
-                        .pad
-                        .iter()
-                        .zip(window)
-                        .any(|(p, &k)| p[0] >= k || p[1] >= k);
-                    if matches!(l, Layer::MaxPool { .. }) && whole {
-                        return err(format!(
-                            "{at}: key `padding`: padding of {:?} reaches a whole {}x{} window (max pooling pads with -inf)",
-                            win.pad, window[0], window[1]
-                        ));
-                    }
-                    Shape::Spatial {
-                        h: win.out[0],
-                        w: win.out[1],
-                        c,
-                    }
-                }
-                (Layer::GlobalAvgPool, Shape::Spatial { c, .. }) => Shape::Flat(c),
-                (Layer::Gelu, s) | (Layer::Dropout { .. }, s) => s,
-                (Layer::Dense { features, .. }, Shape::Spatial { h, w, .. }) => {
-                    Shape::Spatial { h, w, c: *features }
-                }
-                (Layer::Dense { features, .. }, Shape::Flat(_)) => Shape::Flat(*features),
-                (Layer::Relu, s) => s,
-                (Layer::Flatten, s) => Shape::Flat(s.len() as u32),
-            };
-            if s.len() > u32::MAX as usize / 4 {
-                return err(format!(
-                    "{at}: the activation of one image has {} elements, too many",
-                    s.len()
-                ));
-            }
-            out.push(s);
+            (src, s) = g.layer(i, &format!("layer {i}"), l, src, s)?;
         }
-        match s {
-            Shape::Flat(f) if f == self.classes => Ok(out),
-            Shape::Flat(f) => err(format!(
-                "layer {} ({}): the last layer must output `classes` = {} features, got {f}",
+        let last = || {
+            format!(
+                "layer {} ({})",
                 self.layers.len() - 1,
-                self.layers.last().map_or("", |l| l.kind()),
+                self.layers.last().map_or("", |l| l.kind())
+            )
+        };
+        match s {
+            Shape::Flat(f) if f == self.classes => Ok(g.nodes),
+            Shape::Flat(f) => err(format!(
+                "{}: the last layer must output `classes` = {} features, got {f}",
+                last(),
                 self.classes
             )),
             Shape::Spatial { .. } => err(format!(
-                "layer {} ({}): the model must end in [{}] logits, got a {s} image (add a flatten and a dense layer)",
-                self.layers.len() - 1,
-                self.layers.last().map_or("", |l| l.kind()),
+                "{}: the model must end in [{}] logits, got a {s} image (add a flatten and a dense layer)",
+                last(),
                 self.classes
             )),
         }
-    }
-
-    /// Flax's automatic name of each layer with parameters (`Conv_0`, `Dense_1`, …), `None` for
-    /// the others.
-    pub fn module_names(&self) -> Vec<Option<String>> {
-        let mut counts: Vec<(&str, usize)> = Vec::new();
-        self.layers
-            .iter()
-            .map(|l| {
-                let m = l.module()?;
-                let n = match counts.iter_mut().find(|(k, _)| *k == m) {
-                    Some((_, n)) => {
-                        *n += 1;
-                        *n - 1
-                    }
-                    None => {
-                        counts.push((m, 1));
-                        0
-                    }
-                };
-                Some(format!("{m}_{n}"))
-            })
-            .collect()
     }
 
     /// The description as canonical TOML (every key written out).
     pub fn to_toml(&self) -> String {
-        let pair = |p: [u32; 2]| {
-            if p[0] == p[1] {
-                p[0].to_string()
-            } else {
-                format!("[{}, {}]", p[0], p[1])
-            }
-        };
-        let pad = |p: &Padding| match p {
-            Padding::Same => "\"SAME\"".to_string(),
-            Padding::Valid => "\"VALID\"".to_string(),
-            Padding::Explicit([[t, b], [l, r]]) => format!("[[{t}, {b}], [{l}, {r}]]"),
-        };
         let mut s = format!(
             "input = [{}, {}, {}]\nclasses = {}\n",
             self.input[0], self.input[1], self.input[2], self.classes
         );
         for l in &self.layers {
-            s.push_str(&format!("\n[[layer]]\ntype = \"{}\"\n", l.kind()));
-            match l {
-                Layer::Conv {
-                    features,
-                    kernel,
-                    stride,
-                    padding,
-                    bias,
-                } => s.push_str(&format!(
-                    "features = {features}\nkernel = {}\nstride = {}\npadding = {}\nbias = {bias}\n",
-                    pair(*kernel),
-                    pair(*stride),
-                    pad(padding)
-                )),
-                Layer::Dense { features, bias } => {
-                    s.push_str(&format!("features = {features}\nbias = {bias}\n"))
-                }
-                Layer::AvgPool {
-                    window,
-                    stride,
-                    padding,
-                }
-                | Layer::MaxPool {
-                    window,
-                    stride,
-                    padding,
-                } => s.push_str(&format!(
-                    "window = {}\nstride = {}\npadding = {}\n",
-                    pair(*window),
-                    pair(*stride),
-                    pad(padding)
-                )),
-                Layer::Dropout { rate } => s.push_str(&format!("rate = {rate:?}\n")),
-                Layer::Relu | Layer::Gelu | Layer::GlobalAvgPool | Layer::Flatten => {}
+            s.push_str("\n[[layer]]\n");
+            for (k, v) in fields(l) {
+                s.push_str(&format!("{k} = {v}\n"));
             }
         }
         s
@@ -674,8 +933,77 @@ mod tests {
     #[test]
     fn names_follow_flax_inline_numbering() {
         let d = zoo::preset("flax-cifar10").unwrap();
-        let names: Vec<_> = d.module_names().into_iter().flatten().collect();
+        let names: Vec<_> = d
+            .nodes()
+            .unwrap()
+            .into_iter()
+            .filter_map(|n| n.name)
+            .collect();
         assert_eq!(names, ["Conv_0", "Conv_1", "Dense_0", "Dense_1"]);
+    }
+
+    #[test]
+    fn residual_names_body_before_shortcut_and_nest() {
+        let d = Description::parse(
+            "input = [8, 8, 3]\nclasses = 2\n[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 3\n[[layer]]\ntype = \"residual\"\nbody = [ { type = \"conv\", features = 6, kernel = 3, stride = 2, bias = false }, { type = \"batch_norm\" }, { type = \"residual\", body = [ { type = \"conv\", features = 6, kernel = 1 }, { type = \"batch_norm\", momentum = 0.5 } ] } ]\nshortcut = [ { type = \"conv\", features = 6, kernel = 1, stride = 2, bias = false }, { type = \"batch_norm\" } ]\n[[layer]]\ntype = \"global_avg_pool\"\n[[layer]]\ntype = \"dense\"\nfeatures = 2\n",
+        )
+        .unwrap();
+        let nodes = d.nodes().unwrap();
+        let names: Vec<_> = nodes.iter().filter_map(|n| n.name.clone()).collect();
+        assert_eq!(
+            names,
+            [
+                "Conv_0",
+                "Conv_1",
+                "BatchNorm_0",
+                "Conv_2",
+                "BatchNorm_1",
+                "Conv_3",
+                "BatchNorm_2",
+                "Dense_0"
+            ]
+        );
+        // conv, [conv, bn, [conv, bn, add], conv, bn, add], gap, dense
+        let kinds: Vec<_> = nodes.iter().map(|n| n.kind()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "conv",
+                "conv",
+                "batch_norm",
+                "conv",
+                "batch_norm",
+                "add",
+                "conv",
+                "batch_norm",
+                "add",
+                "global_avg_pool",
+                "dense"
+            ]
+        );
+        // The inner add reads the inner body's end and the inner block's input (node 2); the
+        // outer add the outer body's end (node 5) and the shortcut's (node 7).
+        assert_eq!(nodes[5].input, Src::Node(4));
+        assert_eq!(
+            nodes[5].op,
+            NodeOp::Add {
+                other: Src::Node(2)
+            }
+        );
+        assert_eq!(nodes[8].input, Src::Node(5));
+        assert_eq!(
+            nodes[8].op,
+            NodeOp::Add {
+                other: Src::Node(7)
+            }
+        );
+        assert_eq!(nodes[6].input, Src::Node(0));
+        assert_eq!(
+            nodes[3].path,
+            "layer 1 (residual) body[2] (residual) body[0] (conv)"
+        );
+        assert_eq!(d.shapes().unwrap()[1], Shape::Spatial { h: 4, w: 4, c: 6 });
+        assert_eq!(Description::parse(&d.to_toml()).unwrap(), d);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use super::{DescError, Description};
 
 /// Preset names, the default first.
-pub const NAMES: [&str; 2] = ["flax-cifar10", "lenet5"];
+pub const NAMES: [&str; 4] = ["flax-cifar10", "lenet5", "resnet20", "vgg11-bn"];
 
 /// The default model: Flax's CIFAR-10 tutorial CNN.
 pub const DEFAULT: &str = "flax-cifar10";
@@ -13,6 +13,8 @@ pub fn text(name: &str) -> Option<&'static str> {
     Some(match name {
         "flax-cifar10" => include_str!("../../assets/models/flax-cifar10.toml"),
         "lenet5" => include_str!("../../assets/models/lenet5.toml"),
+        "resnet20" => include_str!("../../assets/models/resnet20.toml"),
+        "vgg11-bn" => include_str!("../../assets/models/vgg11-bn.toml"),
         _ => return None,
     })
 }

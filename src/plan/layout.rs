@@ -7,20 +7,43 @@ use rand_distr::StandardNormal;
 
 use crate::cpu::Real;
 
-/// One parameter tensor: Flax name, shape, fan-in (for lecun_normal; 0 for biases).
+/// How a tensor starts (Flax's defaults per parameter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// lecun_normal: truncated normal, variance 1/fan_in (kernels).
+    Lecun,
+    /// Biases, batch-norm running means.
+    Zeros,
+    /// Batch-norm scales, running variances.
+    Ones,
+}
+
+/// One parameter tensor: Flax name, shape, fan-in (for lecun_normal; 0 otherwise), init.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParamSpec {
     pub name: String,
     pub shape: Vec<usize>,
     pub fan_in: usize,
+    pub init: Init,
 }
 
 impl ParamSpec {
+    /// A kernel (`fan_in > 0`: lecun_normal) or a bias (`fan_in = 0`: zeros).
     pub fn new(name: String, shape: Vec<usize>, fan_in: usize) -> Self {
         ParamSpec {
             name,
             shape,
             fan_in,
+            init: if fan_in > 0 { Init::Lecun } else { Init::Zeros },
+        }
+    }
+    /// A tensor of ones or zeros.
+    pub fn constant(name: String, len: usize, init: Init) -> Self {
+        ParamSpec {
+            name,
+            shape: vec![len],
+            fan_in: 0,
+            init,
         }
     }
     pub fn len(&self) -> usize {
@@ -90,14 +113,16 @@ impl ParamLayout {
             .collect()
     }
     /// Flax's default init: kernels lecun_normal (truncated normal in ±2σ, variance 1/fan_in),
-    /// biases zero; one RNG stream over the tensors in order.
+    /// biases zero, batch-norm scales one; one RNG stream over the kernels in order.
     pub fn init(&self, seed: u64) -> Vec<Vec<f32>> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         self.specs
             .iter()
             .map(|s| {
-                if s.is_bias() {
-                    return vec![0.0; s.len()];
+                match s.init {
+                    Init::Zeros => return vec![0.0; s.len()],
+                    Init::Ones => return vec![1.0; s.len()],
+                    Init::Lecun => {}
                 }
                 // Std of a standard normal truncated to [-2, 2] is 0.87962566; divide it out.
                 let std = (1.0 / s.fan_in as f64).sqrt() / 0.879_625_661_034_239_8;
@@ -122,50 +147,63 @@ impl ParamLayout {
 }
 
 impl ParamLayout {
-    /// The parameters of a description in Flax's order: per layer with parameters, `kernel`
-    /// (conv HWIO `[KH, KW, C, O]`, fan-in KH·KW·C; dense `[in, out]`, fan-in `in`) then `bias`.
+    /// The parameters of a description in Flax's order (the graph's node order): per module,
+    /// `kernel` (conv HWIO `[KH, KW, C, O]`, fan-in KH·KW·C; dense `[in, out]`, fan-in `in`) then
+    /// `bias`; batch norm `scale` (ones) then `bias`.
     pub fn of(desc: &crate::graph::Description) -> Result<Self, crate::graph::DescError> {
-        use crate::graph::{Layer, Shape};
-        let shapes = desc.shapes()?;
-        let names = desc.module_names();
-        let [h, w, c] = desc.input;
-        let mut prev = Shape::Spatial { h, w, c };
+        use crate::graph::Layer;
         let mut specs = Vec::new();
-        for ((l, name), &shape) in desc.layers.iter().zip(&names).zip(&shapes) {
-            let (kernel, bias) = match (l, prev) {
-                (
-                    Layer::Conv {
-                        features,
-                        kernel,
-                        bias,
-                        ..
-                    },
-                    s,
-                ) => {
-                    let (kh, kw, c) = (
-                        kernel[0] as usize,
-                        kernel[1] as usize,
-                        s.channels() as usize,
-                    );
-                    (
-                        Some((vec![kh, kw, c, *features as usize], kh * kw * c)),
-                        *bias,
-                    )
-                }
-                (Layer::Dense { features, bias }, s) => {
-                    let k = s.channels() as usize;
-                    (Some((vec![k, *features as usize], k)), *bias)
-                }
-                _ => (None, false),
+        for n in desc.nodes()? {
+            let (Some(l), Some(name)) = (n.layer(), n.name.clone()) else {
+                continue;
             };
-            if let (Some((shape, fan_in)), Some(name)) = (kernel, name) {
-                let o = *shape.last().expect("a kernel has dimensions");
-                specs.push(ParamSpec::new(format!("{name}.kernel"), shape, fan_in));
-                if bias {
-                    specs.push(ParamSpec::new(format!("{name}.bias"), vec![o], 0));
+            let c = n.in_shape.channels() as usize;
+            match l {
+                Layer::Conv {
+                    features,
+                    kernel,
+                    bias,
+                    ..
+                } => {
+                    let (kh, kw) = (kernel[0] as usize, kernel[1] as usize);
+                    let o = *features as usize;
+                    specs.push(ParamSpec::new(
+                        format!("{name}.kernel"),
+                        vec![kh, kw, c, o],
+                        kh * kw * c,
+                    ));
+                    if *bias {
+                        specs.push(ParamSpec::new(format!("{name}.bias"), vec![o], 0));
+                    }
                 }
+                Layer::Dense { features, bias } => {
+                    let o = *features as usize;
+                    specs.push(ParamSpec::new(format!("{name}.kernel"), vec![c, o], c));
+                    if *bias {
+                        specs.push(ParamSpec::new(format!("{name}.bias"), vec![o], 0));
+                    }
+                }
+                Layer::BatchNorm { .. } => {
+                    specs.push(ParamSpec::constant(format!("{name}.scale"), c, Init::Ones));
+                    specs.push(ParamSpec::constant(format!("{name}.bias"), c, Init::Zeros));
+                }
+                _ => {}
             }
-            prev = shape;
+        }
+        Ok(ParamLayout::new(specs))
+    }
+
+    /// The batch-norm running statistics (Flax's `batch_stats` collection): `BatchNorm_i.mean`
+    /// (zeros) and `BatchNorm_i.var` (ones), same flat aligned layout, no gradient.
+    pub fn stats_of(desc: &crate::graph::Description) -> Result<Self, crate::graph::DescError> {
+        let mut specs = Vec::new();
+        for n in desc.nodes()? {
+            if let (Some(crate::graph::Layer::BatchNorm { .. }), Some(name)) = (n.layer(), &n.name)
+            {
+                let c = n.in_shape.channels() as usize;
+                specs.push(ParamSpec::constant(format!("{name}.mean"), c, Init::Zeros));
+                specs.push(ParamSpec::constant(format!("{name}.var"), c, Init::Ones));
+            }
         }
         Ok(ParamLayout::new(specs))
     }

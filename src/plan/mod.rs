@@ -24,12 +24,13 @@ pub mod layout;
 use std::fmt::Write as _;
 
 pub use caps::Caps;
-pub use layout::{ParamLayout, ParamSpec};
+pub use layout::{Init, ParamLayout, ParamSpec};
 
-use crate::graph::{Description, Layer, Shape};
+pub use crate::graph::Src;
+use crate::graph::{Description, Layer, NodeOp, Shape};
 use crate::params::{
-    AvgPoolParams, Conv2dParams, DenseParams, DropoutParams, ElementwiseParams, MaxPoolParams,
-    Padding, SoftmaxCeParams,
+    AddParams, AvgPoolParams, BatchNormParams, Conv2dParams, DenseParams, DropoutParams,
+    ElementwiseParams, MaxPoolParams, Padding, SoftmaxCeParams,
 };
 
 /// Which schedules a plan is for.
@@ -104,17 +105,46 @@ pub enum LayerOp {
         p: DropoutParams,
     },
     Flatten,
+    /// `p.relu = 0`; `scale`, `bias` index the parameters, `mean`, `var` the running statistics
+    /// ([`Plan::stats`]).
+    BatchNorm {
+        p: BatchNormParams,
+        scale: usize,
+        bias: usize,
+        mean: usize,
+        var: usize,
+    },
+    /// The residual add: the layer's input plus `other`.
+    Add {
+        p: AddParams,
+        other: Src,
+    },
 }
 
-/// One layer of the plan: description index, Flax-style name, output shape, the op.
+/// One layer of the plan (a node of the flattened graph): description index, path, Flax-style
+/// name, output shape, input, the op.
 #[derive(Clone, Debug)]
 pub struct PlanLayer {
+    /// The top-level description layer it belongs to.
     pub index: usize,
+    /// `layer 4 (residual) body[1] (conv)`.
+    pub path: String,
     /// `Conv_0`, `Dense_1` for modules with parameters; `relu_3`, `avg_pool_2`, `flatten_6`
     /// (kind and description index) for the others.
     pub name: String,
     pub shape: Shape,
+    pub input: Src,
     pub op: LayerOp,
+}
+
+impl PlanLayer {
+    /// Every input (two for an add).
+    pub fn srcs(&self) -> Vec<Src> {
+        match self.op {
+            LayerOp::Add { other, .. } => vec![self.input, other],
+            _ => vec![self.input],
+        }
+    }
 }
 
 /// One GPU step: a launcher call (one or two dispatches).
@@ -173,6 +203,45 @@ pub enum Step {
         p: DropoutParams,
         x: TensorId,
         y: TensorId,
+    },
+    /// Train schedule: normalise with the batch statistics (saved as mean and 1/std in `saved`,
+    /// reduced through `partials`) and update the running ones; eval schedule (and inference
+    /// plans, where `saved`/`partials` are `None`): normalise with the running statistics.
+    BatchNorm {
+        layer: String,
+        fused: Vec<String>,
+        p: BatchNormParams,
+        x: TensorId,
+        scale: usize,
+        bias: usize,
+        mean: usize,
+        var: usize,
+        saved: Option<TensorId>,
+        partials: Option<TensorId>,
+        y: TensorId,
+    },
+    /// `y = a + b` (+ ReLU): a residual's add, or the sum of two gradients of one tensor.
+    Add {
+        layer: String,
+        fused: Vec<String>,
+        p: AddParams,
+        a: TensorId,
+        b: TensorId,
+        y: TensorId,
+    },
+    /// Scale and bias gradients, and the input gradient `din` where needed; with `relu_out`
+    /// (`p.relu = 1`) the gradient is masked by the fused ReLU's output first.
+    BatchNormBackward {
+        layer: String,
+        p: BatchNormParams,
+        dout: TensorId,
+        relu_out: Option<TensorId>,
+        x: TensorId,
+        saved: TensorId,
+        partials: TensorId,
+        scale: usize,
+        bias: usize,
+        din: Option<TensorId>,
     },
     /// Train: softmax CE forward and backward (writes `dlogits`); eval: forward only.
     Loss {
@@ -273,7 +342,10 @@ impl Step {
             | Step::ConvBackwardWeight { layer, .. }
             | Step::ConvBackwardInput { layer, .. }
             | Step::DenseBackwardWeight { layer, .. }
-            | Step::DenseBackwardInput { layer, .. } => layer,
+            | Step::DenseBackwardInput { layer, .. }
+            | Step::BatchNorm { layer, .. }
+            | Step::BatchNormBackward { layer, .. }
+            | Step::Add { layer, .. } => layer,
             Step::Loss { .. } => "loss",
             Step::Adam => "adam",
         }
@@ -321,6 +393,36 @@ impl Step {
                 .into_iter()
                 .flatten()
                 .collect(),
+            Step::BatchNorm {
+                x,
+                saved,
+                partials,
+                y,
+                ..
+            } => [Some(*x), *saved, *partials, Some(*y)]
+                .into_iter()
+                .flatten()
+                .collect(),
+            Step::Add { a, b, y, .. } => vec![*a, *b, *y],
+            Step::BatchNormBackward {
+                dout,
+                relu_out,
+                x,
+                saved,
+                partials,
+                din,
+                ..
+            } => [
+                Some(*dout),
+                *relu_out,
+                Some(*x),
+                Some(*saved),
+                Some(*partials),
+                *din,
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             Step::Adam => vec![],
         }
     }
@@ -344,6 +446,16 @@ impl Step {
             | Step::DenseBackwardInput { din, .. } => vec![*din],
             Step::ConvBackwardWeight { partials, .. } => vec![*partials],
             Step::DenseBackwardWeight { partials, .. } => partials.iter().copied().collect(),
+            Step::BatchNorm {
+                saved, partials, y, ..
+            } => [*saved, *partials, Some(*y)]
+                .into_iter()
+                .flatten()
+                .collect(),
+            Step::Add { y, .. } => vec![*y],
+            Step::BatchNormBackward { partials, din, .. } => {
+                [Some(*partials), *din].into_iter().flatten().collect()
+            }
             Step::Adam => vec![],
         }
     }
@@ -363,6 +475,9 @@ impl Step {
             Step::Gelu { p, .. } | Step::GeluBackward { p, .. } => 16 * p.count as u64,
             Step::Dropout { p, .. } | Step::DropoutBackward { p, .. } => p.count as u64,
             Step::Loss { p, .. } => 5 * (p.n * p.classes) as u64,
+            Step::BatchNorm { p, .. } => 5 * p.count() as u64,
+            Step::BatchNormBackward { p, .. } => 8 * p.count() as u64,
+            Step::Add { p, .. } => p.count as u64,
             Step::Adam => 0,
         }
     }
@@ -500,6 +615,35 @@ impl Step {
                 format!("dense input gradient: {} -> {}", t(dout), t(din))
             }
             Step::Adam => format!("adam over {} parameters", plan.layout.count()),
+            Step::BatchNorm { p, x, y, fused, .. } => format!(
+                "batch_norm {} channels x {} rows{} (eval: running statistics): {} -> {}",
+                p.c,
+                p.rows,
+                if fused.is_empty() {
+                    String::new()
+                } else {
+                    format!(" + {}", fused.join(" + "))
+                },
+                t(x),
+                t(y)
+            ),
+            Step::BatchNormBackward { dout, din, .. } => format!(
+                "batch_norm backward (scale, bias{}): {}{}",
+                if din.is_some() { ", input" } else { "" },
+                t(dout),
+                din.map_or(String::new(), |d| format!(" -> {}", t(&d)))
+            ),
+            Step::Add { a, b, y, fused, .. } => format!(
+                "add{}: {} + {} -> {}",
+                if fused.is_empty() {
+                    String::new()
+                } else {
+                    format!(" + {}", fused.join(" + "))
+                },
+                t(a),
+                t(b),
+                t(y)
+            ),
         }
     }
 }
@@ -524,6 +668,8 @@ pub struct Plan {
     pub caps: Caps,
     pub mode: Mode,
     pub layout: ParamLayout,
+    /// The batch-norm running statistics (Flax's `batch_stats`), same kind of flat layout.
+    pub stats: ParamLayout,
     /// The unfused layers (the CPU reference).
     pub layers: Vec<PlanLayer>,
     pub tensors: Vec<Tensor>,
@@ -538,14 +684,15 @@ pub struct Plan {
     pub backward: Vec<Step>,
 }
 
-/// What a layer's forward left behind: its output tensor, and whether a ReLU was fused into
-/// it (its output is then ReLU's output).
+/// What a fused forward step left behind: the layers it covers, its main input, its output, and
+/// whether a ReLU was fused into it (its output is then the ReLU's output).
 #[derive(Clone, Copy)]
 struct Unit {
     /// Index of the first layer of the unit.
     first: usize,
     x: TensorId,
     y: TensorId,
+    relu: bool,
 }
 
 impl Plan {
@@ -554,8 +701,7 @@ impl Plan {
         if batch == 0 {
             return Err(PlanError("the batch size must be at least 1".into()));
         }
-        let shapes = desc.shapes().map_err(|e| PlanError(e.0))?;
-        let names = desc.module_names();
+        let nodes = desc.nodes().map_err(|e| PlanError(e.0))?;
         let n = batch;
         let nz = batch as usize;
         let [ih, iw, ic] = desc.input;
@@ -572,31 +718,34 @@ impl Plan {
 
         // Parameters in Flax order, and the unfused layer list.
         let layout = ParamLayout::of(desc).map_err(|e| PlanError(e.0))?;
+        let stats = ParamLayout::stats_of(desc).map_err(|e| PlanError(e.0))?;
         let mut layers = Vec::new();
-        let mut prev = Shape::Spatial {
-            h: ih,
-            w: iw,
-            c: ic,
-        };
-        for (i, (l, &shape)) in desc.layers.iter().zip(&shapes).enumerate() {
-            let name = names[i]
+        for (i, node) in nodes.iter().enumerate() {
+            let name = node
+                .name
                 .clone()
-                .unwrap_or_else(|| format!("{}_{i}", l.kind()));
+                .unwrap_or_else(|| format!("{}_{i}", node.kind()));
             let too_big = |what: &str| {
                 PlanError(format!(
-                    "layer {i} ({}): {what} does not fit 32-bit indexing at batch {batch}",
-                    l.kind()
+                    "{}: {what} does not fit 32-bit indexing at batch {batch}",
+                    node.path
                 ))
             };
-            let op = match (l, prev) {
+            let count =
+                || u32::try_from(nz * node.in_shape.len()).map_err(|_| too_big("the activation"));
+            let op = match (&node.op, node.in_shape) {
+                (NodeOp::Add { other }, _) => LayerOp::Add {
+                    p: AddParams::new(count()?),
+                    other: *other,
+                },
                 (
-                    Layer::Conv {
+                    NodeOp::Layer(Layer::Conv {
                         features,
                         kernel,
                         stride,
                         padding,
                         bias,
-                    },
+                    }),
                     Shape::Spatial { h, w, c },
                 ) => {
                     let mut p =
@@ -613,7 +762,7 @@ impl Plan {
                         b: b_idx,
                     }
                 }
-                (Layer::Dense { features, bias }, s) => {
+                (NodeOp::Layer(Layer::Dense { features, bias }), s) => {
                     let (rows, k) = match s {
                         Shape::Spatial { h, w, c } => (n as u64 * h as u64 * w as u64, c),
                         Shape::Flat(f) => (n as u64, f),
@@ -632,61 +781,97 @@ impl Plan {
                         b: b_idx,
                     }
                 }
-                (Layer::Relu, s) => LayerOp::Relu {
-                    p: ElementwiseParams::new(
-                        u32::try_from(nz * s.len()).map_err(|_| too_big("the activation"))?,
-                    ),
+                (NodeOp::Layer(Layer::BatchNorm { momentum, epsilon }), s) => {
+                    let c = s.channels();
+                    let rows = count()? / c;
+                    if rows == 1 && mode == Mode::Train {
+                        return Err(PlanError(format!(
+                            "{}: batch norm over a single value per channel (batch size {batch}, {} input) normalises every output to its bias; train with a batch size above 1",
+                            node.path,
+                            if matches!(s, Shape::Flat(_)) { "flat" } else { "1x1" }
+                        )));
+                    }
+                    let idx = |l: &ParamLayout, what: &str| {
+                        l.index(&format!("{name}.{what}"))
+                            .expect("the layouts name every batch norm")
+                    };
+                    LayerOp::BatchNorm {
+                        p: BatchNormParams::new(rows, c, *momentum, *epsilon),
+                        scale: idx(&layout, "scale"),
+                        bias: idx(&layout, "bias"),
+                        mean: idx(&stats, "mean"),
+                        var: idx(&stats, "var"),
+                    }
+                }
+                (NodeOp::Layer(Layer::Relu), _) => LayerOp::Relu {
+                    p: ElementwiseParams::new(count()?),
                 },
                 (
-                    Layer::AvgPool {
+                    NodeOp::Layer(Layer::AvgPool {
                         window,
                         stride,
                         padding,
-                    },
+                    }),
                     Shape::Spatial { h, w, c },
                 ) => LayerOp::AvgPool {
                     p: AvgPoolParams::general(n, h, w, c, *window, *stride, *padding)
                         .ok_or_else(|| too_big("the pool"))?,
                 },
                 (
-                    Layer::MaxPool {
+                    NodeOp::Layer(Layer::MaxPool {
                         window,
                         stride,
                         padding,
-                    },
+                    }),
                     Shape::Spatial { h, w, c },
                 ) => LayerOp::MaxPool {
                     p: MaxPoolParams::general(n, h, w, c, *window, *stride, *padding)
                         .ok_or_else(|| too_big("the pool"))?,
                 },
                 // The mean over H and W is the average pool whose window is the whole image.
-                (Layer::GlobalAvgPool, Shape::Spatial { h, w, c }) => LayerOp::AvgPool {
-                    p: AvgPoolParams::general(n, h, w, c, [h, w], [h, w], Padding::Valid)
-                        .ok_or_else(|| too_big("the pool"))?,
+                (NodeOp::Layer(Layer::GlobalAvgPool), Shape::Spatial { h, w, c }) => {
+                    LayerOp::AvgPool {
+                        p: AvgPoolParams::general(n, h, w, c, [h, w], [h, w], Padding::Valid)
+                            .ok_or_else(|| too_big("the pool"))?,
+                    }
+                }
+                (NodeOp::Layer(Layer::Gelu), _) => LayerOp::Gelu {
+                    p: ElementwiseParams::new(count()?),
                 },
-                (Layer::Gelu, s) => LayerOp::Gelu {
-                    p: ElementwiseParams::new(
-                        u32::try_from(nz * s.len()).map_err(|_| too_big("the activation"))?,
-                    ),
+                (NodeOp::Layer(Layer::Dropout { rate }), _) => LayerOp::Dropout {
+                    p: DropoutParams::new(count()?, *rate, i as u32),
                 },
-                (Layer::Dropout { rate }, s) => LayerOp::Dropout {
-                    p: DropoutParams::new(
-                        u32::try_from(nz * s.len()).map_err(|_| too_big("the activation"))?,
-                        *rate,
-                        i as u32,
-                    ),
-                },
-                (Layer::Flatten, _) => LayerOp::Flatten,
-                _ => unreachable!("shapes() checked the layer inputs"),
+                (NodeOp::Layer(Layer::Flatten), _) => LayerOp::Flatten,
+                _ => unreachable!("nodes() checked the layer inputs"),
             };
             layers.push(PlanLayer {
-                index: i,
+                index: node.index,
+                path: node.path.clone(),
                 name,
-                shape,
+                shape: node.shape,
+                input: node.input,
                 op,
             });
-            prev = shape;
         }
+
+        // How many layers read each layer's output (the last one's: the loss).
+        let mut uses = vec![0usize; layers.len()];
+        for l in &layers {
+            for s in l.srcs() {
+                if let Src::Node(j) = s {
+                    uses[j] += 1;
+                }
+            }
+        }
+        if let Some(u) = uses.last_mut() {
+            *u += 1;
+        }
+        // Layer `j` is a ReLU reading only layer `i`, which nothing else reads.
+        let relu_after = |i: usize, j: usize| {
+            layers.get(j).is_some_and(|l| {
+                matches!(l.op, LayerOp::Relu { .. }) && l.input == Src::Node(i) && uses[i] == 1
+            })
+        };
 
         // Forward: fuse and name the tensors.
         let input = add(
@@ -700,32 +885,52 @@ impl Plan {
         let mut units: Vec<Unit> = Vec::new();
         // Per layer: the tensor holding its output.
         let mut out_of: Vec<TensorId> = vec![usize::MAX; layers.len()];
-        let mut cur = input;
+        let src = |out_of: &[TensorId], s: Src| match s {
+            Src::Input => input,
+            Src::Node(j) => out_of[j],
+        };
         let mut i = 0;
         while i < layers.len() {
             let l = &layers[i];
-            let next_relu = matches!(layers.get(i + 1).map(|l| &l.op), Some(LayerOp::Relu { .. }));
+            let x = src(&out_of, l.input);
             let act_len = nz * l.shape.len();
+            let relu = relu_after(i, i + 1)
+                && matches!(
+                    l.op,
+                    LayerOp::Conv { .. }
+                        | LayerOp::Dense { .. }
+                        | LayerOp::BatchNorm { .. }
+                        | LayerOp::Add { .. }
+                );
+            let last = if relu { i + 1 } else { i };
+            let fused: Vec<String> = if relu {
+                vec![layers[i + 1].name.clone()]
+            } else {
+                Vec::new()
+            };
+            let new_out = |tensors: &mut Vec<Tensor>| {
+                add(
+                    tensors,
+                    format!("{}.out", l.name),
+                    act_len,
+                    TensorKind::Activation,
+                )
+            };
             match &l.op {
                 LayerOp::Conv { p, w, b } => {
                     let mut p = *p;
-                    let mut fused = Vec::new();
-                    let mut last = i;
-                    if next_relu {
+                    let mut fused = fused;
+                    if relu {
                         p = p.with_relu();
-                        fused.push(layers[i + 1].name.clone());
-                        last = i + 1;
                     }
-                    let y = add(
-                        &mut tensors,
-                        format!("{}.out", l.name),
-                        act_len,
-                        TensorKind::Activation,
-                    );
-                    let pool = match layers.get(last + 1).map(|l| &l.op) {
-                        Some(LayerOp::AvgPool { p: pp }) if caps.conv_pool2(&p) && is_pool2(pp) => {
-                            Some(*pp)
-                        }
+                    let y = new_out(&mut tensors);
+                    let pool = match layers.get(last + 1) {
+                        Some(pl) if pl.input == Src::Node(last) && uses[last] == 1 => match pl.op {
+                            LayerOp::AvgPool { p: pp } if caps.conv_pool2(&p) && is_pool2(&pp) => {
+                                Some(pp)
+                            }
+                            _ => None,
+                        },
                         _ => None,
                     };
                     let pooled = pool.map(|pp| {
@@ -745,7 +950,7 @@ impl Plan {
                         layer: l.name.clone(),
                         fused,
                         p,
-                        x: cur,
+                        x,
                         w: *w,
                         b: *b,
                         y,
@@ -753,55 +958,110 @@ impl Plan {
                     });
                     units.push(Unit {
                         first: i,
-                        x: cur,
+                        x,
                         y,
+                        relu,
                     });
                     out_of[i..=last].fill(y);
-                    cur = y;
                     i = last + 1;
                     if let Some(pt) = pooled {
                         units.push(Unit {
                             first: i,
                             x: y,
                             y: pt,
+                            relu: false,
                         });
                         out_of[i] = pt;
-                        cur = pt;
                         i += 1;
                     }
+                    continue;
                 }
                 LayerOp::Dense { p, w, b } => {
-                    let mut p = *p;
-                    let mut fused = Vec::new();
-                    let mut last = i;
-                    if next_relu {
-                        p = p.with_relu();
-                        fused.push(layers[i + 1].name.clone());
-                        last = i + 1;
-                    }
-                    let y = add(
-                        &mut tensors,
-                        format!("{}.out", l.name),
-                        act_len,
-                        TensorKind::Activation,
-                    );
+                    let p = if relu { p.with_relu() } else { *p };
+                    let y = new_out(&mut tensors);
                     forward.push(Step::Dense {
                         layer: l.name.clone(),
                         fused,
                         p,
-                        x: cur,
+                        x,
                         w: *w,
                         b: *b,
                         y,
                     });
                     units.push(Unit {
                         first: i,
-                        x: cur,
+                        x,
                         y,
+                        relu,
                     });
                     out_of[i..=last].fill(y);
-                    cur = y;
-                    i = last + 1;
+                }
+                LayerOp::BatchNorm {
+                    p,
+                    scale,
+                    bias,
+                    mean,
+                    var,
+                } => {
+                    let p = if relu { p.with_relu() } else { *p };
+                    let y = new_out(&mut tensors);
+                    let train = mode == Mode::Train;
+                    let saved = train.then(|| {
+                        add(
+                            &mut tensors,
+                            format!("{}.saved", l.name),
+                            2 * p.c as usize,
+                            TensorKind::Activation,
+                        )
+                    });
+                    let partials = train.then(|| {
+                        add(
+                            &mut tensors,
+                            format!("{}.partials", l.name),
+                            p.partials_len(),
+                            TensorKind::Scratch,
+                        )
+                    });
+                    forward.push(Step::BatchNorm {
+                        layer: l.name.clone(),
+                        fused,
+                        p,
+                        x,
+                        scale: *scale,
+                        bias: *bias,
+                        mean: *mean,
+                        var: *var,
+                        saved,
+                        partials,
+                        y,
+                    });
+                    units.push(Unit {
+                        first: i,
+                        x,
+                        y,
+                        relu,
+                    });
+                    out_of[i..=last].fill(y);
+                }
+                LayerOp::Add { p, other } => {
+                    let p = if relu { p.with_relu() } else { *p };
+                    let y = new_out(&mut tensors);
+                    let b = src(&out_of, *other);
+                    forward.push(Step::Add {
+                        layer: l.name.clone(),
+                        fused,
+                        p,
+                        a: x,
+                        b,
+                        y,
+                    });
+                    units.push(Unit {
+                        first: i,
+                        x,
+                        y,
+                        relu,
+                    });
+                    out_of[i..=last].fill(y);
                 }
                 LayerOp::Relu { .. }
                 | LayerOp::AvgPool { .. }
@@ -809,13 +1069,8 @@ impl Plan {
                 | LayerOp::Gelu { .. }
                 | LayerOp::Dropout { .. } => {
                     // One input, one new output tensor (plus a max pool's argmax).
-                    let y = add(
-                        &mut tensors,
-                        format!("{}.out", l.name),
-                        act_len,
-                        TensorKind::Activation,
-                    );
-                    let (layer, x) = (l.name.clone(), cur);
+                    let y = new_out(&mut tensors);
+                    let layer = l.name.clone();
                     forward.push(match &l.op {
                         LayerOp::Relu { p } => Step::Relu { layer, p: *p, x, y },
                         LayerOp::AvgPool { p } => Step::AvgPool { layer, p: *p, x, y },
@@ -838,19 +1093,20 @@ impl Plan {
                         }
                         _ => unreachable!("the arms above"),
                     });
-                    units.push(Unit { first: i, x, y });
+                    units.push(Unit {
+                        first: i,
+                        x,
+                        y,
+                        relu: false,
+                    });
                     out_of[i] = y;
-                    cur = y;
-                    i += 1;
                 }
-                LayerOp::Flatten => {
-                    // A view: the same tensor.
-                    out_of[i] = cur;
-                    i += 1;
-                }
+                // A view: the same tensor.
+                LayerOp::Flatten => out_of[i] = x,
             }
+            i = last + 1;
         }
-        let logits = cur;
+        let logits = *out_of.last().expect("a description has layers");
         if logits == input {
             return Err(PlanError(
                 "the model has no layer that computes anything".into(),
@@ -860,13 +1116,34 @@ impl Plan {
         tensors[logits].name = "logits".into();
         let loss = SoftmaxCeParams::new(n, desc.classes);
 
-        // Backward, unit by unit in reverse.
+        // Backward, unit by unit in reverse (every consumer of a tensor comes after its
+        // producer, so a tensor's gradient is complete when its producer's turn comes).
         let mut backward = Vec::new();
         if mode == Mode::Train {
-            let first_param = units
-                .iter()
-                .position(|u| has_params(&layers[u.first].op))
-                .ok_or_else(|| PlanError("the model has no parameters to train".into()))?;
+            if layout.specs.is_empty() {
+                return Err(PlanError("the model has no parameters to train".into()));
+            }
+            // Whether a tensor depends on parameters (then it needs a gradient).
+            let mut needs = vec![false; tensors.len()];
+            for u in &units {
+                let l = &layers[u.first];
+                needs[u.y] = has_params(&l.op)
+                    || needs[u.x]
+                    || match l.op {
+                        LayerOp::Add { other, .. } => needs[src(&out_of, other)],
+                        _ => false,
+                    };
+            }
+            // Readers of each tensor (the logits: the loss).
+            let mut readers = vec![0usize; tensors.len()];
+            for u in &units {
+                readers[u.x] += 1;
+                if let LayerOp::Add { other, .. } = layers[u.first].op {
+                    readers[src(&out_of, other)] += 1;
+                }
+            }
+            readers[logits] += 1;
+            let producer = |t: TensorId| units.iter().position(|u| u.y == t);
             let logits_len = tensors[logits].len;
             let dlogits = add(
                 &mut tensors,
@@ -879,210 +1156,306 @@ impl Plan {
                 logits,
                 dlogits: Some(dlogits),
             });
-            let mut dcur = dlogits;
-            // Whether dcur is already the gradient before the unit's fused ReLU.
-            let mut dcur_pre = false;
-            // Whether the next (lower) unit's ReLU backward was folded into a pool backward.
-            let mut skip_relu = false;
-            for ui in (first_param..units.len()).rev() {
-                let u = units[ui];
-                let l = &layers[u.first];
-                let relu_fused = layers.get(u.first + 1).is_some_and(|r| {
-                    matches!(r.op, LayerOp::Relu { .. }) && out_of[u.first + 1] == u.y
-                }) && matches!(l.op, LayerOp::Conv { .. } | LayerOp::Dense { .. });
-                let grad = |tensors: &mut Vec<Tensor>, name: &str, of: TensorId| {
-                    let len = tensors[of].len;
-                    let t = add(
-                        tensors,
-                        format!("{name}.d{}", short(&tensors[of].name)),
-                        len,
-                        TensorKind::Gradient,
-                    );
-                    t
-                };
-                match &l.op {
-                    LayerOp::Conv { .. } | LayerOp::Dense { .. } => {
-                        let mut dpre = dcur;
-                        if relu_fused && !dcur_pre {
-                            let rl = &layers[u.first + 1];
-                            let LayerOp::Relu { p } = rl.op else {
-                                unreachable!()
-                            };
-                            let din = grad(&mut tensors, &rl.name, u.x);
-                            tensors[din].len = tensors[u.y].len;
-                            tensors[din].name = format!("{}.dpre", l.name);
-                            backward.push(Step::ReluBackward {
-                                layer: l.name.clone(),
-                                p,
-                                dout: dcur,
-                                out: u.y,
-                                din,
-                            });
-                            dpre = din;
-                        }
-                        let need_input = ui > first_param;
-                        match &l.op {
-                            LayerOp::Conv { p, w, b } => {
-                                let partials = add(
-                                    &mut tensors,
-                                    format!("{}.partials", l.name),
-                                    p.partials_len(),
-                                    TensorKind::Scratch,
-                                );
-                                backward.push(Step::ConvBackwardWeight {
-                                    layer: l.name.clone(),
-                                    p: *p,
-                                    x: u.x,
-                                    dout: dpre,
-                                    partials,
-                                    w: *w,
-                                    b: *b,
-                                });
-                                if need_input {
-                                    let din = grad(&mut tensors, &l.name, u.x);
-                                    tensors[din].name = format!("{}.dinput", l.name);
-                                    backward.push(Step::ConvBackwardInput {
-                                        layer: l.name.clone(),
-                                        p: *p,
-                                        dout: dpre,
-                                        w: *w,
-                                        din,
-                                    });
-                                    dcur = din;
-                                }
-                            }
-                            LayerOp::Dense { p, w, b } => {
-                                let follows = b.is_none_or(|b| layout.follows(*w, b));
-                                let partials = (caps.dense_as_conv(p) && !follows).then(|| {
-                                    add(
-                                        &mut tensors,
-                                        format!("{}.partials", l.name),
-                                        p.as_conv().partials_len(),
-                                        TensorKind::Scratch,
-                                    )
-                                });
-                                backward.push(Step::DenseBackwardWeight {
-                                    layer: l.name.clone(),
-                                    p: *p,
-                                    x: u.x,
-                                    dout: dpre,
-                                    w: *w,
-                                    b: *b,
-                                    partials,
-                                });
-                                if need_input {
-                                    let din = grad(&mut tensors, &l.name, u.x);
-                                    tensors[din].name = format!("{}.dinput", l.name);
-                                    backward.push(Step::DenseBackwardInput {
-                                        layer: l.name.clone(),
-                                        p: *p,
-                                        dout: dpre,
-                                        w: *w,
-                                        din,
-                                    });
-                                    dcur = din;
-                                }
-                            }
-                            _ => unreachable!(),
-                        }
-                        dcur_pre = false;
-                        skip_relu = false;
+            // The gradient of each tensor so far, and whether it is already the gradient before
+            // its producer's ReLU (folded into the backward of a pool that reads it).
+            let mut grads: Vec<Option<(TensorId, bool)>> = vec![None; tensors.len()];
+            grads[logits] = Some((dlogits, false));
+            let fresh = |tensors: &mut Vec<Tensor>, name: String, like: TensorId| {
+                let len = tensors[like].len;
+                add(tensors, name, len, TensorKind::Gradient)
+            };
+            // Adds gradient `g` to tensor `x`'s (a tensor read twice: a residual's input).
+            let accumulate = |tensors: &mut Vec<Tensor>,
+                              backward: &mut Vec<Step>,
+                              grads: &mut Vec<Option<(TensorId, bool)>>,
+                              layer: &str,
+                              x: TensorId,
+                              g: TensorId,
+                              pre: bool| {
+                grads[x] = Some(match grads[x] {
+                    None => (g, pre),
+                    Some((old, _)) => {
+                        let y = fresh(tensors, format!("{layer}.dsum"), x);
+                        backward.push(Step::Add {
+                            layer: layer.to_string(),
+                            fused: Vec::new(),
+                            p: AddParams::new(tensors[x].len as u32),
+                            a: old,
+                            b: g,
+                            y,
+                        });
+                        (y, false)
                     }
-                    LayerOp::AvgPool { p } => {
-                        // The unit below: a ReLU (standalone, or fused into a conv/dense) whose
-                        // output this pool reads folds its backward into the pool's.
-                        let below = ui.checked_sub(1).map(|b| units[b]);
-                        let relu_below = below.is_some_and(|b| {
-                            b.y == u.x
-                                && (matches!(layers[b.first].op, LayerOp::Relu { .. })
-                                    || layers.get(b.first + 1).is_some_and(|r| {
-                                        matches!(r.op, LayerOp::Relu { .. })
-                                            && out_of[b.first + 1] == b.y
-                                    }) && matches!(
-                                        layers[b.first].op,
-                                        LayerOp::Conv { .. } | LayerOp::Dense { .. }
-                                    ))
-                        }) && ui > first_param;
-                        if ui > first_param {
-                            let din = grad(&mut tensors, &l.name, u.x);
-                            let below = below.expect("a unit below the first parameter unit");
-                            let standalone = matches!(layers[below.first].op, LayerOp::Relu { .. });
-                            tensors[din].name = if relu_below && standalone {
-                                format!("{}.dinput", layers[below.first].name)
-                            } else if relu_below {
-                                format!("{}.dpre", layers[below.first].name)
-                            } else {
-                                format!("{}.dinput", l.name)
-                            };
-                            backward.push(Step::AvgPoolBackward {
-                                layer: l.name.clone(),
+                });
+            };
+            for u in units.iter().rev() {
+                let l = &layers[u.first];
+                let Some((dy, pre)) = grads[u.y] else {
+                    continue;
+                };
+                if !needs[u.y] {
+                    continue;
+                }
+                let name = l.name.clone();
+                // The gradient before a fused ReLU (BN applies the mask itself).
+                let dpre = |tensors: &mut Vec<Tensor>, backward: &mut Vec<Step>| {
+                    if !u.relu || pre {
+                        return dy;
+                    }
+                    let LayerOp::Relu { p } = layers[u.first + 1].op else {
+                        unreachable!("a fused ReLU follows its layer")
+                    };
+                    let din = fresh(tensors, format!("{name}.dpre"), u.y);
+                    backward.push(Step::ReluBackward {
+                        layer: name.clone(),
+                        p,
+                        dout: dy,
+                        out: u.y,
+                        din,
+                    });
+                    din
+                };
+                let need_x = needs[u.x];
+                match &l.op {
+                    LayerOp::Conv { p, w, b } => {
+                        let dout = dpre(&mut tensors, &mut backward);
+                        let partials = add(
+                            &mut tensors,
+                            format!("{name}.partials"),
+                            p.partials_len(),
+                            TensorKind::Scratch,
+                        );
+                        backward.push(Step::ConvBackwardWeight {
+                            layer: name.clone(),
+                            p: *p,
+                            x: u.x,
+                            dout,
+                            partials,
+                            w: *w,
+                            b: *b,
+                        });
+                        if need_x {
+                            let din = fresh(&mut tensors, format!("{name}.dinput"), u.x);
+                            backward.push(Step::ConvBackwardInput {
+                                layer: name.clone(),
                                 p: *p,
-                                dout: dcur,
-                                relu_out: relu_below.then_some(u.x),
+                                dout,
+                                w: *w,
                                 din,
                             });
-                            dcur = din;
-                            // A standalone ReLU below is done; a fused one hands a pre-ReLU
-                            // gradient to its conv/dense.
-                            skip_relu = relu_below && standalone;
-                            dcur_pre = relu_below && !standalone;
+                            accumulate(
+                                &mut tensors,
+                                &mut backward,
+                                &mut grads,
+                                &name,
+                                u.x,
+                                din,
+                                false,
+                            );
                         }
+                    }
+                    LayerOp::Dense { p, w, b } => {
+                        let dout = dpre(&mut tensors, &mut backward);
+                        let follows = b.is_none_or(|b| layout.follows(*w, b));
+                        let partials = (caps.dense_as_conv(p) && !follows).then(|| {
+                            add(
+                                &mut tensors,
+                                format!("{name}.partials"),
+                                p.as_conv().partials_len(),
+                                TensorKind::Scratch,
+                            )
+                        });
+                        backward.push(Step::DenseBackwardWeight {
+                            layer: name.clone(),
+                            p: *p,
+                            x: u.x,
+                            dout,
+                            w: *w,
+                            b: *b,
+                            partials,
+                        });
+                        if need_x {
+                            let din = fresh(&mut tensors, format!("{name}.dinput"), u.x);
+                            backward.push(Step::DenseBackwardInput {
+                                layer: name.clone(),
+                                p: *p,
+                                dout,
+                                w: *w,
+                                din,
+                            });
+                            accumulate(
+                                &mut tensors,
+                                &mut backward,
+                                &mut grads,
+                                &name,
+                                u.x,
+                                din,
+                                false,
+                            );
+                        }
+                    }
+                    LayerOp::BatchNorm { p, scale, bias, .. } => {
+                        let saved = match forward
+                            .iter()
+                            .find(|s| matches!(s, Step::BatchNorm { y, .. } if *y == u.y))
+                        {
+                            Some(Step::BatchNorm { saved, .. }) => {
+                                saved.expect("train plans save batch statistics")
+                            }
+                            _ => unreachable!("a batch norm unit has its forward step"),
+                        };
+                        let partials = add(
+                            &mut tensors,
+                            format!("{name}.dpartials"),
+                            p.partials_len(),
+                            TensorKind::Scratch,
+                        );
+                        let din =
+                            need_x.then(|| fresh(&mut tensors, format!("{name}.dinput"), u.x));
+                        backward.push(Step::BatchNormBackward {
+                            layer: name.clone(),
+                            p: if u.relu && !pre { p.with_relu() } else { *p },
+                            dout: dy,
+                            relu_out: (u.relu && !pre).then_some(u.y),
+                            x: u.x,
+                            saved,
+                            partials,
+                            scale: *scale,
+                            bias: *bias,
+                            din,
+                        });
+                        if let Some(din) = din {
+                            accumulate(
+                                &mut tensors,
+                                &mut backward,
+                                &mut grads,
+                                &name,
+                                u.x,
+                                din,
+                                false,
+                            );
+                        }
+                    }
+                    LayerOp::Add { other, .. } => {
+                        let g = dpre(&mut tensors, &mut backward);
+                        for t in [u.x, src(&out_of, *other)] {
+                            if needs[t] {
+                                accumulate(
+                                    &mut tensors,
+                                    &mut backward,
+                                    &mut grads,
+                                    &name,
+                                    t,
+                                    g,
+                                    false,
+                                );
+                            }
+                        }
+                    }
+                    LayerOp::AvgPool { p } if need_x => {
+                        // The producer of the pool's input: a ReLU (standalone, or fused) that
+                        // nothing else reads folds its backward into the pool's.
+                        let below = producer(u.x).map(|b| units[b]);
+                        let fold = readers[u.x] == 1
+                            && below.is_some_and(|b| {
+                                b.relu || matches!(layers[b.first].op, LayerOp::Relu { .. })
+                            });
+                        let din = fresh(
+                            &mut tensors,
+                            if fold {
+                                format!("{}.dpre", layers[below.expect("folded").first].name)
+                            } else {
+                                format!("{name}.dinput")
+                            },
+                            u.x,
+                        );
+                        backward.push(Step::AvgPoolBackward {
+                            layer: name.clone(),
+                            p: *p,
+                            dout: dy,
+                            relu_out: fold.then_some(u.x),
+                            din,
+                        });
+                        accumulate(
+                            &mut tensors,
+                            &mut backward,
+                            &mut grads,
+                            &name,
+                            u.x,
+                            din,
+                            fold,
+                        );
+                    }
+                    LayerOp::Relu { .. } if pre => {
+                        // Folded into the pool above: the gradient passes through.
+                        accumulate(
+                            &mut tensors,
+                            &mut backward,
+                            &mut grads,
+                            &name,
+                            u.x,
+                            dy,
+                            false,
+                        );
                     }
                     LayerOp::Relu { .. }
                     | LayerOp::MaxPool { .. }
                     | LayerOp::Gelu { .. }
-                    | LayerOp::Dropout { .. } => {
-                        // A ReLU folded into the pool above it is done already.
-                        let folded = skip_relu && matches!(l.op, LayerOp::Relu { .. });
-                        if !folded && ui > first_param {
-                            let din = grad(&mut tensors, &l.name, u.x);
-                            tensors[din].name = format!("{}.dinput", l.name);
-                            let (layer, dout) = (l.name.clone(), dcur);
-                            backward.push(match &l.op {
-                                LayerOp::Relu { p } => Step::ReluBackward {
+                    | LayerOp::Dropout { .. }
+                        if need_x =>
+                    {
+                        let din = fresh(&mut tensors, format!("{name}.dinput"), u.x);
+                        let (layer, dout) = (name.clone(), dy);
+                        backward.push(match &l.op {
+                            LayerOp::Relu { p } => Step::ReluBackward {
+                                layer,
+                                p: *p,
+                                dout,
+                                out: u.y,
+                                din,
+                            },
+                            LayerOp::Gelu { p } => Step::GeluBackward {
+                                layer,
+                                p: *p,
+                                dout,
+                                x: u.x,
+                                din,
+                            },
+                            LayerOp::Dropout { p } => Step::DropoutBackward {
+                                layer,
+                                p: *p,
+                                dout,
+                                din,
+                            },
+                            LayerOp::MaxPool { p } => {
+                                let argmax = match forward
+                                    .iter()
+                                    .find(|s| matches!(s, Step::MaxPool { y, .. } if *y == u.y))
+                                {
+                                    Some(Step::MaxPool { argmax, .. }) => *argmax,
+                                    _ => unreachable!("a max pool unit has its forward step"),
+                                };
+                                Step::MaxPoolBackward {
                                     layer,
                                     p: *p,
                                     dout,
-                                    out: u.y,
+                                    argmax,
                                     din,
-                                },
-                                LayerOp::Gelu { p } => Step::GeluBackward {
-                                    layer,
-                                    p: *p,
-                                    dout,
-                                    x: u.x,
-                                    din,
-                                },
-                                LayerOp::Dropout { p } => Step::DropoutBackward {
-                                    layer,
-                                    p: *p,
-                                    dout,
-                                    din,
-                                },
-                                LayerOp::MaxPool { p } => {
-                                    let argmax = match forward
-                                        .iter()
-                                        .find(|s| matches!(s, Step::MaxPool { y, .. } if *y == u.y))
-                                    {
-                                        Some(Step::MaxPool { argmax, .. }) => *argmax,
-                                        _ => unreachable!("a max pool unit has its forward step"),
-                                    };
-                                    Step::MaxPoolBackward {
-                                        layer,
-                                        p: *p,
-                                        dout,
-                                        argmax,
-                                        din,
-                                    }
                                 }
-                                _ => unreachable!("the arms above"),
-                            });
-                            dcur = din;
-                        }
-                        skip_relu = false;
-                        dcur_pre = false;
+                            }
+                            _ => unreachable!("the arms above"),
+                        });
+                        accumulate(
+                            &mut tensors,
+                            &mut backward,
+                            &mut grads,
+                            &name,
+                            u.x,
+                            din,
+                            false,
+                        );
                     }
-                    LayerOp::Flatten => {}
+                    _ => {}
                 }
             }
             backward.push(Step::Adam);
@@ -1094,6 +1467,7 @@ impl Plan {
             caps: *caps,
             mode,
             layout,
+            stats,
             layers,
             tensors,
             buffers: Vec::new(),
@@ -1435,14 +1809,13 @@ fn param_indices(layout: &ParamLayout, name: &str, bias: bool) -> (usize, Option
 }
 
 fn has_params(op: &LayerOp) -> bool {
-    matches!(op, LayerOp::Conv { .. } | LayerOp::Dense { .. })
+    matches!(
+        op,
+        LayerOp::Conv { .. } | LayerOp::Dense { .. } | LayerOp::BatchNorm { .. }
+    )
 }
 
 /// The 2×2, stride-2, unpadded pool the fused conv kernel computes.
 fn is_pool2(p: &AvgPoolParams) -> bool {
     p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.pad_t == 0 && p.pad_l == 0
-}
-
-fn short(name: &str) -> &str {
-    name.rsplit('.').next().unwrap_or(name)
 }

@@ -214,17 +214,21 @@ pub fn cli(args: &[&str]) -> (i32, String, String) {
 }
 
 /// A random padding: SAME, VALID, an integer or explicit asymmetric pairs.
-fn random_padding(r: &mut impl Rng, max: u32) -> Padding {
+/// Explicit padding is at most `max` and smaller than the window `k` on each axis: an output
+/// that sees only padding is a constant (the bias, or 0), which after a few Adam steps sits at
+/// rounding noise around a ReLU's kink, where f32 and f64 legitimately disagree.
+fn random_padding(r: &mut impl Rng, max: u32, k: [u32; 2]) -> Padding {
+    let m = [max.min(k[0] - 1), max.min(k[1] - 1)];
     match r.random_range(0..4) {
         0 => Padding::Same,
         1 => Padding::Valid,
         2 => {
-            let p = r.random_range(0..=max);
+            let p = r.random_range(0..=m[0].min(m[1]));
             Padding::Explicit([[p, p], [p, p]])
         }
         _ => Padding::Explicit([
-            [r.random_range(0..=max), r.random_range(0..=max)],
-            [r.random_range(0..=max), r.random_range(0..=max)],
+            [r.random_range(0..=m[0]), r.random_range(0..=m[0])],
+            [r.random_range(0..=m[1]), r.random_range(0..=m[1])],
         ]),
     }
 }
@@ -238,6 +242,126 @@ fn random_pair(r: &mut impl Rng, lo: u32, hi: u32) -> [u32; 2] {
     }
 }
 
+/// Conv and dense layers that reach a batch norm through linear layers only get `bias = false`
+/// (as in ResNets): their bias gradient is zero by construction (batch norm subtracts the
+/// batch mean, and a bias shifts every row alike), so f32 and f64 would only compare rounding
+/// noise, which Adam then normalises into full-size steps of random sign (and the running
+/// means follow those biases). The generator puts an activation after every batch norm and
+/// residual block, so no batch norm's own bias reaches another one linearly.
+fn no_bias_before_batch_norm(layers: &mut [Layer]) {
+    for i in 0..layers.len() {
+        let linear = linear_to_batch_norm(&layers[i + 1..]);
+        match &mut layers[i] {
+            Layer::Conv { bias, .. } | Layer::Dense { bias, .. } if linear => *bias = false,
+            Layer::Residual { body, shortcut } => {
+                no_bias_before_batch_norm(body);
+                no_bias_before_batch_norm(shortcut);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether every path from the start of `layers` reaches a batch norm through linear layers
+/// (a residual: its body and a non-identity shortcut both do).
+fn linear_to_batch_norm(layers: &[Layer]) -> bool {
+    match layers.first() {
+        Some(Layer::BatchNorm { .. }) => true,
+        Some(
+            Layer::Conv { .. }
+            | Layer::Dense { .. }
+            | Layer::AvgPool { .. }
+            | Layer::GlobalAvgPool
+            | Layer::Flatten,
+        ) => linear_to_batch_norm(&layers[1..]),
+        Some(Layer::Residual { body, shortcut }) => {
+            linear_to_batch_norm(body) && !shortcut.is_empty() && linear_to_batch_norm(shortcut)
+        }
+        _ => false,
+    }
+}
+
+/// A residual block on `c` channels (He et al.'s basic block and variants): body conv (stride 1
+/// or 2, SAME) – batch norm – ReLU/GELU – conv – batch norm, sometimes a nested identity block
+/// inside; a projection shortcut (1×1 conv, batch norm) where the shape changes, otherwise the
+/// identity or, sometimes, a projection anyway. Returns the block and its output channels.
+fn random_residual(r: &mut impl Rng, c: u32, depth: u32) -> (Layer, u32) {
+    let stride = if r.random_bool(0.4) { 2 } else { 1 };
+    let f = if r.random_bool(0.5) {
+        c
+    } else {
+        [4, 6, 8][r.random_range(0..3)]
+    };
+    let bn = |r: &mut _| Layer::BatchNorm {
+        momentum: [0.9, 0.8][Rng::random_range(r, 0..2)],
+        epsilon: 1e-5,
+    };
+    let conv = |k: u32, s: u32, bias: bool| Layer::Conv {
+        features: f,
+        kernel: [k, k],
+        stride: [s, s],
+        padding: Padding::Same,
+        bias,
+    };
+    let mut body = vec![conv(
+        [1, 3][r.random_range(0..2)],
+        stride,
+        r.random_bool(0.3),
+    )];
+    if r.random_bool(0.8) {
+        body.push(bn(r));
+    }
+    body.push(if r.random_bool(0.8) {
+        Layer::Relu
+    } else {
+        Layer::Gelu
+    });
+    if depth == 0 && r.random_bool(0.3) {
+        let (inner, _) = random_residual_identity(r, f);
+        body.push(inner);
+    }
+    body.push(conv(3, 1, false));
+    if r.random_bool(0.8) {
+        body.push(bn(r));
+    }
+    let shortcut = if stride != 1 || f != c || r.random_bool(0.2) {
+        let mut s = vec![conv(1, stride, r.random_bool(0.3))];
+        if r.random_bool(0.7) {
+            s.push(bn(r));
+        }
+        s
+    } else {
+        Vec::new()
+    };
+    (Layer::Residual { body, shortcut }, f)
+}
+
+/// An identity residual block on `c` channels (nested inside another block's body).
+fn random_residual_identity(r: &mut impl Rng, c: u32) -> (Layer, u32) {
+    let body = vec![
+        Layer::Conv {
+            features: c,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: Padding::Same,
+            bias: false,
+        },
+        Layer::BatchNorm {
+            momentum: 0.9,
+            epsilon: 1e-5,
+        },
+        Layer::Relu,
+    ];
+    let _ = r;
+    (
+        Layer::Residual {
+            body,
+            shortcut: Vec::new(),
+        },
+        c,
+    )
+}
+
 /// A random valid description: conv blocks (kernels 1–7 odd and even, strides 1–3, every
 /// padding form, with and without bias; ReLU, GELU or nothing after), average and max pools
 /// (padded, overlapping, strided), activations in odd places, an occasional dense on the
@@ -249,19 +373,38 @@ pub fn random_description(r: &mut impl Rng) -> Description {
         let c = [1, 2, 3, 4, 8][r.random_range(0..5)];
         let classes = r.random_range(2..=10);
         let mut layers = Vec::new();
+        let mut chan = c;
         for _ in 0..r.random_range(1..=3) {
+            let features = [3, 4, 5, 8, 12][r.random_range(0..5)];
+            let cur_c = features;
+            let kernel = random_pair(r, 1, 7);
+            let fan_in = kernel[0] * kernel[1] * chan;
+            chan = features;
             layers.push(Layer::Conv {
-                features: [3, 4, 5, 8, 12][r.random_range(0..5)],
-                kernel: random_pair(r, 1, 7),
+                features,
+                kernel,
                 stride: if r.random_bool(0.6) {
                     [1, 1]
                 } else {
                     random_pair(r, 1, 3)
                 },
-                padding: random_padding(r, 3),
+                padding: random_padding(r, 3, kernel),
                 bias: r.random_bool(0.7),
             });
+            // A batch norm is always followed by an activation (see no_bias_before_batch_norm).
+            // Batch norm makes its input layer's output scale-invariant: with a fan-in of 1
+            // every kernel gradient is in that null direction (zero up to epsilon), which f32
+            // cannot resolve, so batch norm follows convs with a fan-in of 4 or more.
+            let bn = fan_in >= 4 && r.random_bool(0.3);
+            if bn {
+                layers.push(Layer::BatchNorm {
+                    momentum: [0.9, 0.5][r.random_range(0..2)],
+                    epsilon: 1e-5,
+                });
+            }
             match r.random_range(0..10) {
+                _ if bn && r.random_bool(0.2) => layers.push(Layer::Gelu),
+                _ if bn => layers.push(Layer::Relu),
                 0..=6 => layers.push(Layer::Relu),
                 7 => layers.push(Layer::Gelu),
                 _ => {}
@@ -276,7 +419,7 @@ pub fn random_description(r: &mut impl Rng) -> Description {
                 let padding = if r.random_bool(0.5) {
                     Padding::Valid
                 } else {
-                    random_padding(r, 1)
+                    random_padding(r, 1, window)
                 };
                 layers.push(if r.random_bool(0.5) {
                     Layer::AvgPool {
@@ -297,6 +440,15 @@ pub fn random_description(r: &mut impl Rng) -> Description {
                     _ => {}
                 }
             }
+            if r.random_bool(0.4) {
+                let (block, _) = random_residual(r, cur_c, 0);
+                layers.push(block);
+                layers.push(if r.random_bool(0.8) {
+                    Layer::Relu
+                } else {
+                    Layer::Gelu
+                });
+            }
         }
         if r.random_bool(0.2) {
             layers.push(Layer::Dense {
@@ -315,7 +467,14 @@ pub fn random_description(r: &mut impl Rng) -> Description {
                 features: [3, 8, 12, 16][r.random_range(0..4)],
                 bias: r.random_bool(0.7),
             });
-            if r.random_bool(0.7) {
+            let bn = r.random_bool(0.25);
+            if bn {
+                layers.push(Layer::BatchNorm {
+                    momentum: 0.9,
+                    epsilon: 1e-3,
+                });
+            }
+            if bn || r.random_bool(0.7) {
                 layers.push(Layer::Relu);
             }
             if r.random_bool(0.3) {
@@ -328,6 +487,7 @@ pub fn random_description(r: &mut impl Rng) -> Description {
             features: classes,
             bias: r.random_bool(0.8),
         });
+        no_bias_before_batch_norm(&mut layers);
         let d = Description {
             input: [h, w, c],
             classes,

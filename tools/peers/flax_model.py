@@ -1,20 +1,102 @@
 """A wgpu-cnn model description (TOML, the format of README "Model files") as a Flax module:
 the Flax twin of any model wgpu-cnn trains. Layers map one to one onto Flax's modules with the
 same arguments, called inline in one `nn.compact` method, so Flax names the parameters exactly
-as wgpu-cnn does (Conv_0, Conv_1, Dense_0, ...).
+as wgpu-cnn does (Conv_0, Conv_1, Dense_0, BatchNorm_0, ...).
+
+Residual blocks (`type = "residual"`, `body`, optional `shortcut`, nesting allowed) are inlined
+too: body first, then the shortcut, then the sum, so per module type the numbering follows the
+order of first call through the nesting. Batch norm is nn.BatchNorm(use_running_average=not
+train): its scale and bias are params (`BatchNorm_0.scale`), its running mean and variance the
+`batch_stats` collection (`batch_stats.BatchNorm_0.mean`, `.var`, see `flatten`).
 
     from flax_model import load_description, FlaxModel
     desc = load_description("assets/models/lenet5.toml")
-    model = FlaxModel(desc["layer"])
+    model = FlaxModel(tuple(desc["layer"]))
+    variables = model.init(jax.random.PRNGKey(0), jnp.ones((1, 32, 32, 3)))
+    logits = model.apply(variables, x)                      # eval: running statistics
+    logits, upd = model.apply(variables, x, train=True, mutable=["batch_stats"])
 """
+import os
 import tomllib
 
+import numpy as np
 from flax import linen as nn
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def load_description(path):
+    """A description from a TOML file, or from a preset name (assets/models/NAME.toml)."""
+    if not os.path.isfile(path):
+        preset = os.path.join(ROOT, "assets", "models", f"{path}.toml")
+        if os.path.isfile(preset):
+            path = preset
     with open(path, "rb") as f:
         return tomllib.load(f)
+
+
+def flatten(variables, prefix=""):
+    """Flax variables as wgpu-cnn's checkpoint names: `params` unprefixed (`Conv_0.kernel`),
+    every other collection prefixed with its name (`batch_stats.BatchNorm_0.mean`). Accepts the
+    whole variables dict (with a `params` key) or a params tree alone. Arrays come back as
+    float32 numpy arrays (float64 ones stay float64)."""
+    if prefix == "" and "params" in variables:
+        out = flatten(variables["params"])
+        for col, tree in variables.items():
+            if col != "params":
+                out.update(flatten(tree, col))
+        return out
+    out = {}
+    for k, v in variables.items():
+        name = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict) or hasattr(v, "items"):
+            out.update(flatten(v, name))
+        else:
+            a = np.asarray(v)
+            out[name] = a if a.dtype == np.float64 else a.astype(np.float32)
+    return out
+
+
+def unflatten(tensors):
+    """The inverse of `flatten`: checkpoint tensors as Flax variables {"params": ..., "batch_stats":
+    ...}; optimizer state (`adam.*`) is skipped."""
+    variables = {}
+    for name, value in tensors.items():
+        parts = name.split(".")
+        if parts[0] == "adam":
+            continue
+        if parts[0] != "batch_stats":
+            parts = ["params"] + parts
+        node = variables
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return variables
+
+
+def forward_flops(model, variables, x_shape):
+    """Multiply-add FLOPs of one forward pass over conv and dense layers, padding taps included
+    (wgpu-cnn's convention: 2·N·OH·OW·O·KH·KW·C per conv, 2·M·K·N per dense)."""
+    import jax
+    import jax.numpy as jnp
+
+    total = [0]
+
+    def count(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        m = context.module
+        if context.method_name == "__call__" and isinstance(m, (nn.Conv, nn.Dense)):
+            x = args[0]
+            if isinstance(m, nn.Conv):
+                kh, kw = m.kernel_size
+                total[0] += 2 * int(np.prod(out.shape)) * kh * kw * x.shape[-1]
+            else:
+                total[0] += 2 * int(np.prod(out.shape)) * x.shape[-1]
+        return out
+
+    with nn.intercept_methods(count):
+        jax.eval_shape(lambda v: model.apply(v, jnp.zeros(x_shape)), variables)
+    return total[0]
 
 
 def _pair(v):
@@ -31,50 +113,74 @@ def _padding(v, default):
     return tuple(tuple(p) for p in v)
 
 
+def _layers(layers, x, train):
+    """Runs `layers` inline in the caller's compact method (a plain function, not a method, so
+    every module it creates belongs to the FlaxModel and is named in order of first call)."""
+    for layer in layers:
+        kind = layer["type"]
+        if kind == "residual":
+            y = _layers(layer["body"], x, train)
+            s = _layers(layer["shortcut"], x, train) if "shortcut" in layer else x
+            x = y + s
+        elif kind == "batch_norm":
+            x = nn.BatchNorm(
+                use_running_average=not train,
+                momentum=layer.get("momentum", 0.9),
+                epsilon=layer.get("epsilon", 1e-5),
+            )(x)
+        else:
+            x = _layer(layer, x)
+    return x
+
+
+def _layer(layer, x):
+    """One layer other than residual and batch norm."""
+    kind = layer["type"]
+    if kind == "conv":
+        x = nn.Conv(
+            features=layer["features"],
+            kernel_size=_pair(layer["kernel"]),
+            strides=_pair(layer.get("stride", 1)),
+            padding=_padding(layer.get("padding"), "SAME"),
+            use_bias=layer.get("bias", True),
+        )(x)
+    elif kind == "dense":
+        x = nn.Dense(features=layer["features"], use_bias=layer.get("bias", True))(x)
+    elif kind == "relu":
+        x = nn.relu(x)
+    elif kind == "gelu":
+        x = nn.gelu(x)  # approximate=True (tanh), Flax's default
+    elif kind == "max_pool":
+        x = nn.max_pool(
+            x,
+            window_shape=_pair(layer["window"]),
+            strides=_pair(layer.get("stride", layer["window"])),
+            padding=_padding(layer.get("padding"), "VALID"),
+        )
+    elif kind == "global_avg_pool":
+        x = x.mean(axis=(1, 2))
+    elif kind == "dropout":
+        # Evaluation mode. wgpu-cnn draws its masks from its own counter-based hash, not
+        # JAX's PRNG, so training steps with dropout are compared with rate 0 only.
+        x = nn.Dropout(rate=layer["rate"], deterministic=True)(x)
+    elif kind == "avg_pool":
+        window = _pair(layer["window"])
+        x = nn.avg_pool(
+            x,
+            window_shape=window,
+            strides=_pair(layer.get("stride", layer["window"])),
+            padding=_padding(layer.get("padding"), "VALID"),
+        )
+    elif kind == "flatten":
+        x = x.reshape((x.shape[0], -1))
+    else:
+        raise ValueError(f"layer type {kind!r} has no Flax twin here yet")
+    return x
+
+
 class FlaxModel(nn.Module):
     layers: tuple
 
     @nn.compact
-    def __call__(self, x):
-        for layer in self.layers:
-            kind = layer["type"]
-            if kind == "conv":
-                x = nn.Conv(
-                    features=layer["features"],
-                    kernel_size=_pair(layer["kernel"]),
-                    strides=_pair(layer.get("stride", 1)),
-                    padding=_padding(layer.get("padding"), "SAME"),
-                    use_bias=layer.get("bias", True),
-                )(x)
-            elif kind == "dense":
-                x = nn.Dense(features=layer["features"], use_bias=layer.get("bias", True))(x)
-            elif kind == "relu":
-                x = nn.relu(x)
-            elif kind == "gelu":
-                x = nn.gelu(x)  # approximate=True (tanh), Flax's default
-            elif kind == "max_pool":
-                x = nn.max_pool(
-                    x,
-                    window_shape=_pair(layer["window"]),
-                    strides=_pair(layer.get("stride", layer["window"])),
-                    padding=_padding(layer.get("padding"), "VALID"),
-                )
-            elif kind == "global_avg_pool":
-                x = x.mean(axis=(1, 2))
-            elif kind == "dropout":
-                # Evaluation mode. wgpu-cnn draws its masks from its own counter-based hash, not
-                # JAX's PRNG, so training steps with dropout are compared with rate 0 only.
-                x = nn.Dropout(rate=layer["rate"], deterministic=True)(x)
-            elif kind == "avg_pool":
-                window = _pair(layer["window"])
-                x = nn.avg_pool(
-                    x,
-                    window_shape=window,
-                    strides=_pair(layer.get("stride", layer["window"])),
-                    padding=_padding(layer.get("padding"), "VALID"),
-                )
-            elif kind == "flatten":
-                x = x.reshape((x.shape[0], -1))
-            else:
-                raise ValueError(f"layer type {kind!r} has no Flax twin here yet")
-        return x
+    def __call__(self, x, train: bool = False):
+        return _layers(self.layers, x, train)

@@ -55,5 +55,15 @@ pub fn kernel_of(
         }
         .into(),
         Step::Adam => "adam_update".into(),
+        Step::BatchNorm { .. } => {
+            "batchnorm_stats + finalize + normalize (eval: batchnorm_eval)".into()
+        }
+        Step::BatchNormBackward { din, .. } => if din.is_some() {
+            "batchnorm_backward_stats + finalize + input"
+        } else {
+            "batchnorm_backward_stats + finalize"
+        }
+        .into(),
+        Step::Add { .. } => "add_forward".into(),
     }
 }
