@@ -27,12 +27,13 @@ fn args<'a>(data: &'a str, out: &'a str, epochs: &'a str) -> Vec<&'a str> {
     ]
 }
 
-/// Parameters and Adam state of a checkpoint, as bits.
+/// Parameters, batch-norm running statistics and Adam state of a checkpoint, as bits.
 fn state(path: &Path) -> Vec<u32> {
     let ck = wgpu_cnn::checkpoint::load(path).unwrap();
     let (mu, nu) = ck.adam.unwrap();
     ck.params
         .iter()
+        .chain(&ck.batch_stats)
         .chain(&mu)
         .chain(&nu)
         .flatten()
@@ -117,7 +118,8 @@ fn resume_equals_uninterrupted_run() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A model of one's own (from a file, with dropout, max pooling and GELU) through the whole CLI:
+/// A model of one's own (from a file, with batch norm, a residual block, dropout, max pooling and
+/// GELU) through the whole CLI:
 /// train, resume from an epoch boundary to the same bits (dropout masks follow the seed and the
 /// step, both restored), then `eval` and `predict` read the model from the checkpoint alone.
 #[test]
@@ -132,8 +134,10 @@ fn own_model_with_dropout_trains_resumes_evaluates_and_predicts() {
     std::fs::write(
         &model,
         "input = [32, 32, 3]\nclasses = 10\nlayer = [\n\
-         { type = \"conv\", features = 8, kernel = 3, stride = 2 },\n\
+         { type = \"conv\", features = 8, kernel = 3, stride = 2, bias = false },\n\
+         { type = \"batch_norm\" },\n\
          { type = \"gelu\" },\n\
+         { type = \"residual\", body = [ { type = \"conv\", features = 8, kernel = 3, bias = false }, { type = \"batch_norm\", momentum = 0.5 }, { type = \"relu\" } ] },\n\
          { type = \"max_pool\", window = 3, stride = 2, padding = \"SAME\" },\n\
          { type = \"flatten\" },\n\
          { type = \"dense\", features = 32 },\n\
@@ -167,6 +171,9 @@ fn own_model_with_dropout_trains_resumes_evaluates_and_predicts() {
         "resumed own-model run differs from the uninterrupted one"
     );
     let ck = wgpu_cnn::checkpoint::load(&a.join("last.safetensors")).unwrap();
+    // The running statistics were trained and saved (means start at 0).
+    assert_eq!(ck.batch_stats.len(), 4);
+    assert!(ck.batch_stats[0].iter().any(|&m| m != 0.0));
     assert_eq!(
         ck.model,
         wgpu_cnn::graph::zoo::resolve(model).unwrap().0,
