@@ -6,9 +6,12 @@
 // zeroed by the host. "First bad batch" is the 1-based index, among the batches accumulated,
 // of the first one whose loss was not finite (0: none), so the host can name the step without
 // reading the loss back every step.
-//   loss_i    = logsumexp(logits_i) - logits_i[label_i]
+// Targets are smoothed as optax.smooth_labels with α = p.smoothing (0: the one-hot labels):
+//   q_i       = (1 - α)·onehot(label_i) + α/classes
+//   loss_i    = logsumexp(logits_i) - Σ_j q_ij·logits_ij
+//             = logsumexp(logits_i) - (1 - α)·logits_i[label_i] - (α/classes)·Σ_j logits_ij
 //   correct_i = argmax(logits_i) == label_i (first maximum wins, as jnp.argmax)
-//   dlogits_i = (softmax(logits_i) - onehot(label_i)) / N        (= , gradient of the mean loss)
+//   dlogits_i = (softmax(logits_i) - q_i) / N        (= , gradient of the mean loss)
 //
 // Entry points:
 //   softmax_ce_forward   row_stats                 (evaluation: no gradient)
@@ -18,7 +21,7 @@
 // One row per invocation: rows are short (10 classes).
 
 struct SoftmaxCeParams {
-    n: u32, classes: u32, inv_n: f32, _pad0: u32,
+    n: u32, classes: u32, inv_n: f32, smoothing: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: SoftmaxCeParams;
@@ -47,10 +50,18 @@ fn row_loss(i: u32) -> vec2<f32> {
         if (v > mx) { mx = v; arg = j; }
     }
     var sum = 0.0;
+    var total = 0.0;
     for (var j = 0u; j < p.classes; j++) {
-        sum += exp(logits[base + j] - mx);
+        let v = logits[base + j];
+        sum += exp(v - mx);
+        total += v;
     }
-    row_stats[2u * i] = mx + log(sum) - logits[base + label];
+    let a = p.smoothing;
+    var picked = logits[base + label];
+    if (a != 0.0) {
+        picked = (1.0 - a) * picked + a / f32(p.classes) * total;
+    }
+    row_stats[2u * i] = mx + log(sum) - picked;
     row_stats[2u * i + 1u] = select(0.0, 1.0, arg == label);
     return vec2<f32>(mx, sum);
 }
@@ -72,9 +83,11 @@ fn softmax_ce_backward(@builtin(global_invocation_id) gid: vec3<u32>,
     let base = i * p.classes;
     let label = min(labels[i], p.classes - 1u);
     let scale = p.inv_n / ms.y;
+    let off = p.inv_n * p.smoothing / f32(p.classes);
+    let on = p.inv_n * (1.0 - p.smoothing) + off;
     for (var j = 0u; j < p.classes; j++) {
-        let onehot = select(0.0, p.inv_n, j == label);
-        dlogits[base + j] = exp(logits[base + j] - ms.x) * scale - onehot;
+        let q = select(off, on, j == label);
+        dlogits[base + j] = exp(logits[base + j] - ms.x) * scale - q;
     }
 }
 

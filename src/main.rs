@@ -175,6 +175,10 @@ struct TrainArgs {
     /// piecewise: comma-separated factors, one per boundary.
     #[arg(long)]
     scales: Option<String>,
+    /// Label smoothing α of the training loss, as optax.smooth_labels: targets
+    /// (1 − α)·onehot + α/classes [default: 0]. Validation and test losses stay plain.
+    #[arg(long)]
+    label_smoothing: Option<f64>,
     /// Seed of the split, the init and every epoch's shuffle and augmentation [default: 42].
     #[arg(long)]
     seed: Option<u64>,
@@ -250,7 +254,8 @@ impl TrainArgs {
                 || self.warmup_steps.is_some()
                 || self.end_lr.is_some()
                 || self.boundaries.is_some()
-                || self.scales.is_some())
+                || self.scales.is_some()
+                || self.label_smoothing.is_some())
         {
             anyhow::bail!("--resume continues a run with its own settings; only --epochs, --data and --out may change");
         }
@@ -283,6 +288,9 @@ impl TrainArgs {
                 self.boundaries.as_deref(),
                 self.scales.as_deref(),
             )?;
+        }
+        if let Some(v) = self.label_smoothing {
+            cfg.label_smoothing = v;
         }
         if let Some(v) = self.seed {
             cfg.seed = v;

@@ -124,6 +124,8 @@ pub struct GpuModel {
     pub schedule: crate::schedule::Schedule,
     pub total_steps: u64,
     eval_loss_index: usize,
+    /// The train schedule's softmax CE dispatch (label smoothing goes into its uniform).
+    train_loss_index: usize,
 }
 
 struct TrainState {
@@ -449,11 +451,13 @@ impl GpuModel {
         };
         let mut train: Vec<Dispatch> = Vec::new();
         let mut adam_index = 0;
+        let mut train_loss_index = 0;
         let mut dropouts = Vec::new();
         if plan.mode == Mode::Train {
             for s in plan.forward.iter().chain(&plan.backward) {
                 match s {
                     Step::Adam => adam_index = train.len(),
+                    Step::Loss { .. } => train_loss_index = train.len(),
                     Step::Dropout { p, .. } | Step::DropoutBackward { p, .. } => {
                         dropouts.push((train.len(), *p))
                     }
@@ -488,6 +492,7 @@ impl GpuModel {
             schedule: Default::default(),
             total_steps: 0,
             eval_loss_index,
+            train_loss_index,
             plan,
         })
     }
@@ -584,6 +589,17 @@ impl GpuModel {
         let p = SoftmaxCeParams::new(valid.clamp(1, self.batch()), self.classes());
         gpu.queue.write_buffer(
             &self.eval[self.eval_loss_index].uniform,
+            0,
+            bytemuck::bytes_of(&p),
+        );
+    }
+
+    /// Trains against targets smoothed by `alpha` (optax.smooth_labels; 0: one-hot). The eval
+    /// schedule keeps the plain cross-entropy. Takes effect from the next submit.
+    pub fn set_label_smoothing(&self, gpu: &Gpu, alpha: f32) {
+        let p = SoftmaxCeParams::new(self.batch(), self.classes()).with_smoothing(alpha);
+        gpu.queue.write_buffer(
+            &self.train[self.train_loss_index].uniform,
             0,
             bytemuck::bytes_of(&p),
         );

@@ -528,7 +528,8 @@ pub struct SoftmaxCeParams {
     pub classes: u32,
     /// `1 / n`, the scale of the mean loss and of its gradient.
     pub inv_n: f32,
-    pub _pad0: u32,
+    /// Label smoothing α (optax.smooth_labels): targets `(1 − α)·onehot + α/classes`.
+    pub smoothing: f32,
 }
 
 impl SoftmaxCeParams {
@@ -538,8 +539,13 @@ impl SoftmaxCeParams {
             n,
             classes,
             inv_n: 1.0 / n as f32,
-            _pad0: 0,
+            smoothing: 0.0,
         }
+    }
+    /// The same loss against smoothed targets (training with `--label-smoothing`).
+    pub fn with_smoothing(mut self, alpha: f32) -> Self {
+        self.smoothing = alpha;
+        self
     }
 }
 

@@ -41,6 +41,9 @@ pub struct TrainConfig {
     /// The learning-rate schedule (optax semantics; runs before this setting: constant).
     #[serde(default)]
     pub schedule: crate::schedule::Schedule,
+    /// Label smoothing α of the training loss (optax.smooth_labels; runs before this setting: 0).
+    #[serde(default)]
+    pub label_smoothing: f64,
     pub seed: u64,
     pub val_size: usize,
     pub train_limit: Option<usize>,
@@ -67,6 +70,7 @@ impl Default for TrainConfig {
             batch_size: 128,
             lr: 1e-4,
             schedule: Default::default(),
+            label_smoothing: 0.0,
             seed: 42,
             val_size: 5000,
             train_limit: None,
@@ -92,6 +96,12 @@ impl TrainConfig {
         }
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            bail!(
+                "--label-smoothing must be in [0, 1), got {}",
+                self.label_smoothing
+            );
         }
         Ok(())
     }
@@ -691,6 +701,9 @@ impl Run {
         }
         let mut runner = Runner::new(&gpu, &desc, cfg.batch_size, &init, cfg.lr as f32)?;
         runner.model.write_batch_stats(&gpu, &stats);
+        runner
+            .model
+            .set_label_smoothing(&gpu, cfg.label_smoothing as f32);
         // Dropout masks follow the run's seed (and the step, which a resumed run restores).
         runner.model.dropout_seed = (cfg.seed ^ (cfg.seed >> 32)) as u32;
         let total = cfg.epochs as u64 * steps as u64;

@@ -743,12 +743,21 @@ fn relu_both_directions() {
 fn softmax_ce_forward_backward_reduce() {
     let Some(gpu) = gpu() else { return };
     // n > 256 exercises the strided part of the one-workgroup reduction.
-    for (si, &(n, classes)) in [(1u32, 10u32), (3, 10), (300, 7), (37, 1)]
-        .iter()
-        .enumerate()
+    // Label smoothing (optax.smooth_labels) 0, 0.1 and 0.3.
+    for (si, &(n, classes, alpha)) in [
+        (1u32, 10u32, 0.0f32),
+        (3, 10, 0.0),
+        (300, 7, 0.0),
+        (37, 1, 0.0),
+        (3, 10, 0.1),
+        (300, 7, 0.3),
+        (37, 1, 0.1),
+    ]
+    .iter()
+    .enumerate()
     {
-        let p = SoftmaxCeParams::new(n, classes);
-        let what = format!("softmax_ce n{n} classes{classes}");
+        let p = SoftmaxCeParams::new(n, classes).with_smoothing(alpha);
+        let what = format!("softmax_ce n{n} classes{classes} smoothing {alpha}");
         let mut r = rng(500 + si as u64);
         let logits = uniform(&mut r, (n * classes) as usize, 4.0);
         let labels: Vec<u32> = (0..n).map(|i| (i * 7 + si as u32) % classes).collect();

@@ -123,6 +123,10 @@ fn bad_flags_are_rejected() {
     assert_error(&train_args(d, out, &["--lr=-1"]), "--lr");
     assert_error(&train_args(d, out, &["--lr", "NaN"]), "--lr");
     assert_error(&train_args(d, out, &["--epochs", "0"]), "--epochs");
+    assert_error(
+        &train_args(d, out, &["--label-smoothing", "1"]),
+        "--label-smoothing must be in [0, 1)",
+    );
     assert_error(&train_args(d, out, &["--val-size", "150"]), "--val-size");
     assert_error(
         &train_args(d, out, &["--train-limit", "100000"]),

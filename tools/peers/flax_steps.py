@@ -51,6 +51,9 @@ def main():
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--label-smoothing", type=float, default=0.0,
+                    help="optax.smooth_labels(onehot, α) + softmax_cross_entropy in Flax, "
+                         "--label-smoothing α in wgpu-cnn")
     ap.add_argument("--bin", default="target/release/wgpu-cnn")
     ap.add_argument("--test-limit", type=int, default=10000,
                     help="test images for the eval-mode accuracy of both results (0: skip)")
@@ -82,7 +85,13 @@ def main():
             def loss_fn(p):
                 logits, upd = model.apply({"params": p, "batch_stats": st}, x, train=True,
                                           mutable=["batch_stats"])
-                loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+                if args.label_smoothing:
+                    k = logits.shape[-1]
+                    targets = optax.smooth_labels(jax.nn.one_hot(y, k, dtype=logits.dtype),
+                                                  args.label_smoothing)
+                    loss = optax.softmax_cross_entropy(logits, targets).mean()
+                else:
+                    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
                 return loss, upd.get("batch_stats", {})
 
             (loss, st), grads = jax.value_and_grad(loss_fn, has_aux=True)(p)
@@ -111,6 +120,8 @@ def main():
                "--no-augment", "--no-shuffle", "--val-size", "0", "--train-limit", str(n),
                "--epochs", "1", "--batch-size", str(args.batch_size), "--lr", str(args.lr),
                "--test-limit", str(args.batch_size), "--out", out]
+        if args.label_smoothing:
+            cmd += ["--label-smoothing", str(args.label_smoothing)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         ours = load_file(os.path.join(out, "last.safetensors"))
 
