@@ -267,7 +267,7 @@ pub fn curves_png(history: &[EpochMetrics], path: &Path) -> Result<()> {
                 .margin(15)
                 .x_label_area_size(40)
                 .y_label_area_size(60)
-                .build_cartesian_2d(0.0..last.max(1.0), (lo - pad)..(hi + pad))
+                .build_cartesian_2d(-0.2..last.max(1.0) + 0.2, (lo - pad)..(hi + pad))
                 .map_err(plot_err(path))?;
             chart
                 .configure_mesh()
@@ -275,17 +275,24 @@ pub fn curves_png(history: &[EpochMetrics], path: &Path) -> Result<()> {
                 .label_style(("sans-serif", 14))
                 .draw()
                 .map_err(plot_err(path))?;
+            // Lines and a marker per epoch, so a run of one or two epochs shows its points.
             chart
-                .draw_series(LineSeries::new(train, BLUE.stroke_width(2)))
+                .draw_series(LineSeries::new(train.clone(), BLUE.stroke_width(2)))
                 .map_err(plot_err(path))?
                 .label("train")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+            chart
+                .draw_series(train.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))
+                .map_err(plot_err(path))?;
             if !val.is_empty() {
                 chart
-                    .draw_series(LineSeries::new(val, RED.stroke_width(2)))
+                    .draw_series(LineSeries::new(val.clone(), RED.stroke_width(2)))
                     .map_err(plot_err(path))?
                     .label("validation")
                     .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+                chart
+                    .draw_series(val.iter().map(|&p| Circle::new(p, 4, RED.filled())))
+                    .map_err(plot_err(path))?;
             }
             chart
                 .configure_series_labels()

@@ -302,6 +302,7 @@ pub fn load_data(dir: &Path, progress: bool) -> Result<data::Cifar10> {
     data::load(dir)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn checkpoint_of(
     gpu: &Gpu,
     m: &GpuModel,
@@ -310,6 +311,7 @@ fn checkpoint_of(
     pos: Position,
     adapter: &str,
     shape: (usize, usize),
+    history: &[EpochMetrics],
 ) -> Result<Checkpoint> {
     let params = m.read_params(gpu)?;
     let adam = m.read_adam(gpu)?;
@@ -332,6 +334,9 @@ fn checkpoint_of(
     if let Some(t) = pos.totals {
         meta.insert("totals".into(), t.to_meta());
     }
+    // The epochs' metrics (metrics.jsonl's lines): the checkpoint commits an epoch, the log
+    // follows it, and a resumed run rewrites the log from here.
+    meta.insert("history".into(), history_text(history)?);
     if let (Some(a), Some(e)) = (pos.best_val_accuracy, pos.best_epoch) {
         meta.insert("best_val_accuracy".into(), a.to_string());
         meta.insert("best_epoch".into(), e.to_string());
@@ -467,13 +472,17 @@ fn read_history(path: &Path) -> Vec<EpochMetrics> {
         .unwrap_or_default()
 }
 
-fn write_history(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+fn history_text(history: &[EpochMetrics]) -> Result<String> {
     let mut s = String::new();
     for m in history {
         s += &serde_json::to_string(m)?;
         s.push('\n');
     }
-    checkpoint::write_atomic(path, s.as_bytes())
+    Ok(s)
+}
+
+fn write_history(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+    checkpoint::write_atomic(path, history_text(history)?.as_bytes())
 }
 
 /// What `train` returns: final evaluations and where the outputs are.
@@ -748,13 +757,22 @@ impl Run {
             }))?
             .as_bytes(),
         )?;
-        // A resumed run keeps the metrics of the epochs its checkpoint includes.
-        let mut history = if resumed.is_some() {
-            read_history(&cfg.out.join("metrics.jsonl"))
-        } else {
-            Vec::new()
+        // A resumed run keeps the metrics of the epochs its checkpoint includes: the
+        // checkpoint's own copy (older checkpoints: metrics.jsonl), written back to the log.
+        let mut history = match &resumed {
+            Some(ck) => match ck.metadata.get("history") {
+                Some(h) => h
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect(),
+                None => read_history(&cfg.out.join("metrics.jsonl")),
+            },
+            None => Vec::new(),
         };
-        history.retain(|m| m.epoch < pos.epoch);
+        history.retain(|m: &EpochMetrics| m.epoch < pos.epoch);
+        if resumed.is_some() {
+            write_history(&cfg.out.join("metrics.jsonl"), &history)?;
+        }
         Ok(Run {
             cfg,
             pos,
@@ -848,6 +866,7 @@ impl Run {
                         self.pos,
                         &self.adapter,
                         (self.train_idx.len(), self.steps),
+                        &self.history,
                     )?,
                 )?;
                 bar.finish_and_clear();
@@ -908,7 +927,6 @@ impl Run {
             m.images_per_second
         );
         self.history.push(m);
-        write_history(&cfg.out.join("metrics.jsonl"), &self.history)?;
 
         self.pos.epoch += 1;
         self.pos.step_in_epoch = 0;
@@ -926,11 +944,14 @@ impl Run {
             self.pos,
             &self.adapter,
             (self.train_idx.len(), self.steps),
+            &self.history,
         )?;
+        // The checkpoint commits the epoch; only then does the log claim it.
         checkpoint::save(&cfg.out.join("last.safetensors"), &ck)?;
         if is_best {
             checkpoint::save(&cfg.out.join("best.safetensors"), &ck)?;
         }
+        write_history(&cfg.out.join("metrics.jsonl"), &self.history)?;
         Ok(())
     }
 
