@@ -179,6 +179,9 @@ struct TrainArgs {
     /// (1 − α)·onehot + α/classes [default: 0]. Validation and test losses stay plain.
     #[arg(long)]
     label_smoothing: Option<f64>,
+    /// Clip the gradients to this global norm before each update (optax.clip_by_global_norm).
+    #[arg(long)]
+    clip_grad_norm: Option<f64>,
     /// Seed of the split, the init and every epoch's shuffle and augmentation [default: 42].
     #[arg(long)]
     seed: Option<u64>,
@@ -255,7 +258,8 @@ impl TrainArgs {
                 || self.end_lr.is_some()
                 || self.boundaries.is_some()
                 || self.scales.is_some()
-                || self.label_smoothing.is_some())
+                || self.label_smoothing.is_some()
+                || self.clip_grad_norm.is_some())
         {
             anyhow::bail!("--resume continues a run with its own settings; only --epochs, --data and --out may change");
         }
@@ -291,6 +295,9 @@ impl TrainArgs {
         }
         if let Some(v) = self.label_smoothing {
             cfg.label_smoothing = v;
+        }
+        if self.clip_grad_norm.is_some() {
+            cfg.clip_grad_norm = self.clip_grad_norm;
         }
         if let Some(v) = self.seed {
             cfg.seed = v;

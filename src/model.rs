@@ -6,11 +6,11 @@
 
 use crate::gpu::ops::softmax_ce::SoftmaxCeBuffers;
 use crate::gpu::ops::{
-    adam, add, avgpool, batchnorm, conv2d, dense, dropout, gelu, maxpool, relu, softmax_ce,
+    adam, add, avgpool, batchnorm, clip, conv2d, dense, dropout, gelu, maxpool, relu, softmax_ce,
 };
 use crate::gpu::{BufSlice, Dispatch, Gpu, GpuError};
 use crate::graph::Description;
-use crate::params::{AdamParams, DropoutParams, SoftmaxCeParams};
+use crate::params::{AdamParams, ClipParams, DropoutParams, SoftmaxCeParams};
 use crate::plan::{Mode, Plan, Step, TensorId};
 
 pub use crate::plan::{ParamLayout, ParamSpec};
@@ -592,6 +592,26 @@ impl GpuModel {
             0,
             bytemuck::bytes_of(&p),
         );
+    }
+
+    /// Clips the gradients to a global norm of at most `max_norm` before each update
+    /// (optax.clip_by_global_norm, chained before the optimizer): three dispatches recorded
+    /// into the train schedule before Adam. Call once, before training.
+    pub fn clip_grad_norm(&mut self, gpu: &Gpu, max_norm: f32) -> Result<(), GpuError> {
+        let p = ClipParams::new(self.layout.total as u32, max_norm);
+        let partials = gpu.storage("clip.partials", p.chunks as usize);
+        let norm = gpu.storage("clip.norm", 1);
+        let grads = self.state().grads.clone();
+        let d: Vec<Dispatch> =
+            clip::clip_by_global_norm(gpu, &p, (&grads).into(), (&partials).into(), (&norm).into())
+                .into_iter()
+                .map(|d| d.in_layer("clip"))
+                .collect();
+        let k = d.len();
+        self.train.splice(self.adam_index..self.adam_index, d);
+        self.adam_index += k;
+        self.buffers.extend([partials, norm]);
+        gpu.take_errors()
     }
 
     /// Trains against targets smoothed by `alpha` (optax.smooth_labels; 0: one-hot). The eval

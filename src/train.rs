@@ -44,6 +44,9 @@ pub struct TrainConfig {
     /// Label smoothing α of the training loss (optax.smooth_labels; runs before this setting: 0).
     #[serde(default)]
     pub label_smoothing: f64,
+    /// optax.clip_by_global_norm before the update (runs before this setting: none).
+    #[serde(default)]
+    pub clip_grad_norm: Option<f64>,
     pub seed: u64,
     pub val_size: usize,
     pub train_limit: Option<usize>,
@@ -71,6 +74,7 @@ impl Default for TrainConfig {
             lr: 1e-4,
             schedule: Default::default(),
             label_smoothing: 0.0,
+            clip_grad_norm: None,
             seed: 42,
             val_size: 5000,
             train_limit: None,
@@ -96,6 +100,11 @@ impl TrainConfig {
         }
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");
+        }
+        if let Some(c) = self.clip_grad_norm {
+            if !(c.is_finite() && c > 0.0 && (c as f32) > 0.0) {
+                bail!("--clip-grad-norm must be a positive finite number, got {c}");
+            }
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             bail!(
@@ -713,6 +722,9 @@ impl Run {
         runner
             .model
             .set_label_smoothing(&gpu, cfg.label_smoothing as f32);
+        if let Some(c) = cfg.clip_grad_norm {
+            runner.model.clip_grad_norm(&gpu, c as f32)?;
+        }
         // Dropout masks follow the run's seed (and the step, which a resumed run restores).
         runner.model.dropout_seed = (cfg.seed ^ (cfg.seed >> 32)) as u32;
         let total = cfg.epochs as u64 * steps as u64;

@@ -127,6 +127,10 @@ fn bad_flags_are_rejected() {
         &train_args(d, out, &["--label-smoothing", "1"]),
         "--label-smoothing must be in [0, 1)",
     );
+    assert_error(
+        &train_args(d, out, &["--clip-grad-norm", "0"]),
+        "--clip-grad-norm must be a positive finite number",
+    );
     assert_error(&train_args(d, out, &["--val-size", "150"]), "--val-size");
     assert_error(
         &train_args(d, out, &["--train-limit", "100000"]),

@@ -571,3 +571,66 @@ fn batch_norm_and_dropout_evaluate_with_running_statistics() {
         );
     }
 }
+
+/// `--clip-grad-norm`: the train step clips the gradients to the global norm (optax's
+/// clip_by_global_norm chained before Adam): the GPU's gradients after the step and its
+/// parameters match the CPU reference's gradients clipped by the CPU twin, then Adam.
+#[test]
+fn clipped_gradients_drive_adam() {
+    let Some(gpu) = gpu() else { return };
+    let d = zoo::preset("lenet5").unwrap();
+    let p = plan(gpu, &d, 3);
+    let init = p.layout.init(31);
+    let (x, labels) = batch(&d, 3, 131);
+    let p64: Vec<Vec<f64>> = init.iter().map(|t| cpu::cast(t)).collect();
+    let mut step = reference::loss_and_grads(&p, &p64, &cpu::cast(&x), &labels);
+    let norm: f64 = step
+        .grads
+        .iter()
+        .flatten()
+        .map(|g| g * g)
+        .sum::<f64>()
+        .sqrt();
+    let max = (0.3 * norm) as f32;
+    let n = cpu::clip::clip_by_global_norm(&mut step.grads, max as f64);
+    assert!((n - norm).abs() < 1e-12);
+    let mut m = GpuModel::from_plan(gpu, p.clone(), &init, LR).unwrap();
+    m.clip_grad_norm(gpu, max).unwrap();
+    m.upload_batch(gpu, &x, &labels);
+    m.train_step(gpu);
+    let grads = m.read_grads(gpu).unwrap();
+    let scales = layer_scales(&p, &step.grads);
+    let clipped: f64 = grads
+        .iter()
+        .flatten()
+        .map(|&g| (g as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    assert!(
+        (clipped / max as f64 - 1.0).abs() < 1e-5,
+        "norm after clipping {clipped} vs {max}"
+    );
+    for (i, s) in p.layout.specs.iter().enumerate() {
+        assert_close(
+            &format!("clipped d{}", s.name),
+            &grads[i],
+            &step.grads[i],
+            2e-5 * scales[i],
+            1e-4,
+        );
+    }
+    let mut want = p64.clone();
+    let mut adam = reference::Adam::new(&p);
+    adam.step(&mut want, &step.grads, LR);
+    let got = m.read_params(gpu).unwrap();
+    for (i, s) in p.layout.specs.iter().enumerate() {
+        let none = vec![false; s.len()];
+        assert_adam_close(
+            &format!("clipped step {}", s.name),
+            &got[i],
+            &want[i],
+            &none,
+            1,
+        );
+    }
+}

@@ -19,7 +19,7 @@ fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
 
 #[test]
 fn every_shader_parses_and_validates() {
-    assert_eq!(SHADERS.len(), 13);
+    assert_eq!(SHADERS.len(), 14);
     for s in SHADERS {
         parse(s.name, s.source);
     }
@@ -96,6 +96,7 @@ fn entry_points_match_launchers() {
             ],
         ),
         ("adam", &["adam_update"]),
+        ("clip", &["clip_partial", "clip_finalize", "clip_scale"]),
         ("augment", &["augment_batch"]),
         (
             "batchnorm",
@@ -142,6 +143,7 @@ fn params_structs_match_their_wgsl_twins() {
         ("dropout", std::mem::size_of::<DropoutParams>()),
         ("softmax_ce", std::mem::size_of::<SoftmaxCeParams>()),
         ("adam", std::mem::size_of::<AdamParams>()),
+        ("clip", std::mem::size_of::<ClipParams>()),
         ("augment", std::mem::size_of::<AugmentParams>()),
         ("batchnorm", std::mem::size_of::<BatchNormParams>()),
         ("add", std::mem::size_of::<AddParams>()),

@@ -8,6 +8,7 @@ pub mod add;
 pub mod augment;
 pub mod avgpool;
 pub mod batchnorm;
+pub mod clip;
 pub mod conv2d;
 pub mod dense;
 pub mod dropout;

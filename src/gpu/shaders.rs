@@ -28,6 +28,7 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("dropout"),
     shader!("softmax_ce"),
     shader!("adam"),
+    shader!("clip"),
     shader!("augment"),
     shader!("batchnorm"),
     shader!("add"),

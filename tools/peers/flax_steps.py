@@ -51,6 +51,9 @@ def main():
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--clip-grad-norm", type=float, default=None,
+                    help="optax.chain(optax.clip_by_global_norm(X), adam) in Flax, "
+                         "--clip-grad-norm X in wgpu-cnn")
     ap.add_argument("--label-smoothing", type=float, default=0.0,
                     help="optax.smooth_labels(onehot, α) + softmax_cross_entropy in Flax, "
                          "--label-smoothing α in wgpu-cnn")
@@ -72,6 +75,8 @@ def main():
     images, labels = load_cifar(args.data, "data_batch_1.bin", n)
 
     tx = optax.adam(args.lr)
+    if args.clip_grad_norm:
+        tx = optax.chain(optax.clip_by_global_norm(args.clip_grad_norm), tx)
 
     def train(dtype):
         """The steps in Flax with every array in `dtype`: (variables after, flat variables after,
@@ -104,7 +109,10 @@ def main():
             p, st, opt, loss = step(p, st, opt, jnp.asarray(images[sl], dtype), labels[sl])
             losses.append(float(loss))
         after = {"params": p, **({"batch_stats": st} if st else {})}
-        return after, flatten(after), flatten(opt[0].mu), losses
+        # Adam's state inside whatever chain (clip_by_global_norm first when asked).
+        adam_state = next(x for x in jax.tree_util.tree_leaves(
+            opt, is_leaf=lambda x: hasattr(x, "mu")) if hasattr(x, "mu"))
+        return after, flatten(after), flatten(adam_state.mu), losses
 
     flax_vars, flax_after, flax_mu, losses = train(jnp.float32)
     reference = args.reference == "on" or (args.reference == "auto" and bool(stats))
@@ -122,6 +130,8 @@ def main():
                "--test-limit", str(args.batch_size), "--out", out]
         if args.label_smoothing:
             cmd += ["--label-smoothing", str(args.label_smoothing)]
+        if args.clip_grad_norm:
+            cmd += ["--clip-grad-norm", str(args.clip_grad_norm)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         ours = load_file(os.path.join(out, "last.safetensors"))
 
