@@ -217,6 +217,100 @@ struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// With `--resume`: every flag given must equal the resumed run's setting (only
+    /// `--epochs`, `--data`, `--out` and `--test-limit` may change); names the first conflict.
+    fn check_resume_flags(&self, saved: &TrainConfig, cfg: &TrainConfig) -> anyhow::Result<()> {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+        let path = |v: &Option<PathBuf>| opt(v.as_ref().map(|p| p.display().to_string()));
+        let schedule_flag = self.schedule.is_some()
+            || self.warmup_steps.is_some()
+            || self.end_lr.is_some()
+            || self.boundaries.is_some()
+            || self.scales.is_some();
+        let checks: [(&str, bool, String, String); 12] = [
+            (
+                "--model",
+                self.model.is_some(),
+                saved.model.clone(),
+                cfg.model.clone(),
+            ),
+            (
+                "--batch-size",
+                self.batch_size.is_some(),
+                saved.batch_size.to_string(),
+                cfg.batch_size.to_string(),
+            ),
+            (
+                "--lr",
+                self.lr.is_some(),
+                saved.lr.to_string(),
+                cfg.lr.to_string(),
+            ),
+            (
+                "--schedule",
+                schedule_flag,
+                saved.schedule.describe(),
+                cfg.schedule.describe(),
+            ),
+            (
+                "--label-smoothing",
+                self.label_smoothing.is_some(),
+                saved.label_smoothing.to_string(),
+                cfg.label_smoothing.to_string(),
+            ),
+            (
+                "--clip-grad-norm",
+                self.clip_grad_norm.is_some(),
+                opt(saved.clip_grad_norm.map(|v| v.to_string())),
+                opt(cfg.clip_grad_norm.map(|v| v.to_string())),
+            ),
+            (
+                "--seed",
+                self.seed.is_some(),
+                saved.seed.to_string(),
+                cfg.seed.to_string(),
+            ),
+            (
+                "--val-size",
+                self.val_size.is_some(),
+                saved.val_size.to_string(),
+                cfg.val_size.to_string(),
+            ),
+            (
+                "--train-limit",
+                self.train_limit.is_some(),
+                opt(saved.train_limit.map(|v| v.to_string())),
+                opt(cfg.train_limit.map(|v| v.to_string())),
+            ),
+            (
+                "--no-augment",
+                self.no_augment,
+                format!("augmentation {}", if saved.augment { "on" } else { "off" }),
+                "augmentation off".into(),
+            ),
+            (
+                "--no-shuffle",
+                self.no_shuffle,
+                format!("shuffling {}", if saved.shuffle { "on" } else { "off" }),
+                "shuffling off".into(),
+            ),
+            (
+                "--init",
+                self.init.is_some(),
+                path(&saved.init),
+                path(&cfg.init),
+            ),
+        ];
+        for (flag, given, was, now) in checks {
+            if given && was != now {
+                anyhow::bail!(
+                    "{flag} ({now}) conflicts with the run being resumed ({was}): a resumed run keeps its settings; only --epochs, --data, --out and --test-limit may change"
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The run's settings: defaults (or the resumed run's), overridden by the flags given.
     fn config(&self) -> anyhow::Result<TrainConfig> {
         let mut cfg = match &self.resume {
@@ -243,26 +337,9 @@ impl TrainArgs {
             },
         };
         let resuming = self.resume.is_some();
-        if resuming
-            && (self.batch_size.is_some()
-                || self.lr.is_some()
-                || self.seed.is_some()
-                || self.val_size.is_some()
-                || self.train_limit.is_some()
-                || self.no_augment
-                || self.no_shuffle
-                || self.init.is_some()
-                || self.model.is_some()
-                || self.schedule.is_some()
-                || self.warmup_steps.is_some()
-                || self.end_lr.is_some()
-                || self.boundaries.is_some()
-                || self.scales.is_some()
-                || self.label_smoothing.is_some()
-                || self.clip_grad_norm.is_some())
-        {
-            anyhow::bail!("--resume continues a run with its own settings; only --epochs, --data and --out may change");
-        }
+        // A resumed run keeps its settings: the run's own command line repeated is fine, a
+        // flag that changes a setting is refused below.
+        let saved = cfg.clone();
         if let Some(v) = &self.model {
             // Checked here so that a bad model file fails before anything else.
             wgpu_cnn::graph::zoo::resolve(v)?;
@@ -322,6 +399,9 @@ impl TrainArgs {
         }
         if let Some(v) = &self.out {
             cfg.out = v.clone();
+        }
+        if resuming {
+            self.check_resume_flags(&saved, &cfg)?;
         }
         cfg.validate()?;
         let existing = cfg.out.join("last.safetensors");

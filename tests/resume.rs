@@ -178,6 +178,19 @@ fn own_model_with_dropout_trains_resumes_evaluates_and_predicts() {
         state(&b.join("last.safetensors")) == want,
         "resumed own-model run differs from the uninterrupted one"
     );
+    // The run's own command line repeated with --resume is accepted (--epochs may grow); a flag
+    // that changes a setting is refused, naming it and both values.
+    let ckb = b.join("last.safetensors");
+    let mut again = args(data, b.to_str().unwrap(), "2");
+    again.extend(["--model", model, "--resume", ckb.to_str().unwrap()]);
+    let (code, stdout, stderr) = cli(&again);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let (code, _, stderr) = cli(&["train", "--resume", ckb.to_str().unwrap(), "--lr", "0.5"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("error: --lr (0.5) conflicts with the run being resumed (0.0001)"),
+        "{stderr}"
+    );
     let ck = wgpu_cnn::checkpoint::load(&a.join("last.safetensors")).unwrap();
     // The running statistics were trained and saved (means start at 0).
     assert_eq!(ck.batch_stats.len(), 4);
