@@ -1,8 +1,9 @@
 //! Checkpoints: safetensors, float32, with Flax's parameter names and layouts
 //! (`Conv_0.kernel` [3,3,3,32] HWIO, …, `Dense_0.kernel` [4096,256] with inputs in (H,W,C)
 //! order), batch-norm running statistics as `batch_stats.<name>` (Flax's `batch_stats`
-//! collection: `batch_stats.BatchNorm_0.mean` / `.var`), Adam's moments as `adam.mu.<name>` /
-//! `adam.nu.<name>`, and the training position
+//! collection: `batch_stats.BatchNorm_0.mean` / `.var`), the optimizer's state as
+//! `opt.<slot>.<name>` (Adam/AdamW: `opt.mu`, `opt.nu`; SGD: `opt.trace`; older files'
+//! `adam.mu` / `adam.nu` still load), and the training position
 //! (step, epoch, RNG seed, …) as string metadata, the model description (TOML) as metadata
 //! `model` (checkpoints without it are the seed model, `flax-cifar10`). Written atomically (temporary file, fsync,
 //! rename), so a kill at any moment leaves the previous checkpoint intact.
@@ -110,11 +111,22 @@ pub fn save(path: &Path, ck: &Checkpoint) -> Result<()> {
         ));
     }
     if let Some((mu, nu)) = &ck.adam {
-        for (s, t) in specs.iter().zip(mu) {
-            data.push((format!("adam.mu.{}", s.name), s.shape.clone(), bytes_of(t)));
-        }
-        for (s, t) in specs.iter().zip(nu) {
-            data.push((format!("adam.nu.{}", s.name), s.shape.clone(), bytes_of(t)));
+        // The optimizer's state slots: SGD's momentum trace, or Adam's two moments.
+        if ck.metadata.get("optimizer").map(String::as_str) == Some("sgd") {
+            for (s, t) in specs.iter().zip(mu) {
+                data.push((
+                    format!("opt.trace.{}", s.name),
+                    s.shape.clone(),
+                    bytes_of(t),
+                ));
+            }
+        } else {
+            for (s, t) in specs.iter().zip(mu) {
+                data.push((format!("opt.mu.{}", s.name), s.shape.clone(), bytes_of(t)));
+            }
+            for (s, t) in specs.iter().zip(nu) {
+                data.push((format!("opt.nu.{}", s.name), s.shape.clone(), bytes_of(t)));
+            }
         }
     }
     let views: Vec<(String, TensorView<'_>)> = data
@@ -224,25 +236,28 @@ pub fn load_as(path: &Path, model: Option<(&Description, &str)>) -> Result<Check
             .map(|(s, n)| read(n, &s.shape))
             .collect::<Result<Vec<_>>>()?
     };
-    let has_adam = specs.iter().all(|s| {
-        st.names()
-            .iter()
-            .any(|n| **n == format!("adam.mu.{}", s.name))
-            && st
-                .names()
+    // The optimizer state: `opt.mu.*` / `opt.nu.*` (Adam, AdamW), `opt.trace.*` (SGD; the second
+    // slot zero), or the older `adam.mu.*` / `adam.nu.*`; complete or absent.
+    let has = |prefix: &str| {
+        specs.iter().all(|s| {
+            st.names()
                 .iter()
-                .any(|n| **n == format!("adam.nu.{}", s.name))
-    });
-    let adam = if has_adam {
-        let mu = specs
+                .any(|n| **n == format!("{prefix}.{}", s.name))
+        })
+    };
+    let slot = |prefix: &str| {
+        specs
             .iter()
-            .map(|s| read(&format!("adam.mu.{}", s.name), &s.shape))
-            .collect::<Result<Vec<_>>>()?;
-        let nu = specs
-            .iter()
-            .map(|s| read(&format!("adam.nu.{}", s.name), &s.shape))
-            .collect::<Result<Vec<_>>>()?;
-        Some((mu, nu))
+            .map(|s| read(&format!("{prefix}.{}", s.name), &s.shape))
+            .collect::<Result<Vec<_>>>()
+    };
+    let adam = if has("opt.mu") && has("opt.nu") {
+        Some((slot("opt.mu")?, slot("opt.nu")?))
+    } else if has("opt.trace") {
+        let zeros = specs.iter().map(|s| vec![0.0; s.len()]).collect();
+        Some((slot("opt.trace")?, zeros))
+    } else if has("adam.mu") && has("adam.nu") {
+        Some((slot("adam.mu")?, slot("adam.nu")?))
     } else {
         None
     };
@@ -251,6 +266,9 @@ pub fn load_as(path: &Path, model: Option<(&Description, &str)>) -> Result<Check
         .flat_map(|s| {
             [
                 s.name.to_string(),
+                format!("opt.mu.{}", s.name),
+                format!("opt.nu.{}", s.name),
+                format!("opt.trace.{}", s.name),
                 format!("adam.mu.{}", s.name),
                 format!("adam.nu.{}", s.name),
             ]

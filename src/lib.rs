@@ -9,6 +9,7 @@ pub mod gpu;
 pub mod graph;
 pub mod infer;
 pub mod model;
+pub mod optim;
 pub mod params;
 pub mod plan;
 pub mod profile;

@@ -179,6 +179,32 @@ struct TrainArgs {
     /// (1 − α)·onehot + α/classes [default: 0]. Validation and test losses stay plain.
     #[arg(long)]
     label_smoothing: Option<f64>,
+    /// Optimizer, optax's: adam, adamw (decoupled weight decay, default 1e-4), sgd
+    /// [default: adam].
+    #[arg(long)]
+    optimizer: Option<String>,
+    /// Adam/AdamW: exponential decay of the first moment [default: 0.9].
+    #[arg(long)]
+    b1: Option<f64>,
+    /// Adam/AdamW: exponential decay of the second moment [default: 0.999].
+    #[arg(long)]
+    b2: Option<f64>,
+    /// Adam/AdamW: epsilon [default: 1e-8].
+    #[arg(long)]
+    eps: Option<f64>,
+    /// SGD: momentum (optax.trace) [default: none].
+    #[arg(long)]
+    momentum: Option<f64>,
+    /// SGD: Nesterov momentum.
+    #[arg(long)]
+    nesterov: bool,
+    /// AdamW: decoupled weight decay [default: 1e-4]; SGD: decay added to the gradient
+    /// (optax.add_decayed_weights before sgd).
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Which parameters decay: all, kernels (not biases or batch-norm parameters) [default: all].
+    #[arg(long)]
+    decay_mask: Option<String>,
     /// Clip the gradients to this global norm before each update (optax.clip_by_global_norm).
     #[arg(long)]
     clip_grad_norm: Option<f64>,
@@ -217,6 +243,19 @@ struct TrainArgs {
 }
 
 impl TrainArgs {
+    fn optimizer_flags(&self) -> wgpu_cnn::optim::Flags<'_> {
+        wgpu_cnn::optim::Flags {
+            optimizer: self.optimizer.as_deref(),
+            b1: self.b1,
+            b2: self.b2,
+            eps: self.eps,
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            weight_decay: self.weight_decay,
+            decay_mask: self.decay_mask.as_deref(),
+        }
+    }
+
     /// With `--resume`: every flag given must equal the resumed run's setting (only
     /// `--epochs`, `--data`, `--out` and `--test-limit` may change); names the first conflict.
     fn check_resume_flags(&self, saved: &TrainConfig, cfg: &TrainConfig) -> anyhow::Result<()> {
@@ -227,7 +266,13 @@ impl TrainArgs {
             || self.end_lr.is_some()
             || self.boundaries.is_some()
             || self.scales.is_some();
-        let checks: [(&str, bool, String, String); 12] = [
+        let checks: [(&str, bool, String, String); 13] = [
+            (
+                "--optimizer",
+                self.optimizer_flags().any(),
+                saved.optimizer.describe(),
+                cfg.optimizer.describe(),
+            ),
             (
                 "--model",
                 self.model.is_some(),
@@ -375,6 +420,10 @@ impl TrainArgs {
         }
         if self.clip_grad_norm.is_some() {
             cfg.clip_grad_norm = self.clip_grad_norm;
+        }
+        let opt_flags = self.optimizer_flags();
+        if opt_flags.any() {
+            cfg.optimizer = wgpu_cnn::optim::Optimizer::from_flags(&opt_flags)?;
         }
         if let Some(v) = self.seed {
             cfg.seed = v;

@@ -123,6 +123,8 @@ pub struct GpuModel {
     /// The learning-rate schedule over a run of `total_steps` Adam steps (constant unless set).
     pub schedule: crate::schedule::Schedule,
     pub total_steps: u64,
+    /// The optimizer (Adam unless [`GpuModel::set_optimizer`]).
+    pub optimizer: crate::optim::Optimizer,
     eval_loss_index: usize,
     /// The train schedule's softmax CE dispatch (label smoothing goes into its uniform).
     train_loss_index: usize,
@@ -130,8 +132,12 @@ pub struct GpuModel {
 
 struct TrainState {
     grads: wgpu::Buffer,
+    /// Adam's first moment, or SGD's momentum trace.
     mu: wgpu::Buffer,
     nu: wgpu::Buffer,
+    /// The weight-decay mask (one float per parameter) where `--decay-mask kernels`, else one
+    /// unused float.
+    mask: wgpu::Buffer,
 }
 
 impl GpuModel {
@@ -188,6 +194,7 @@ impl GpuModel {
             grads: buf("grads", layout.total),
             mu: buf("adam.mu", layout.total),
             nu: buf("adam.nu", layout.total),
+            mask: buf("opt.mask", 1),
         });
         let buffers: Vec<wgpu::Buffer> =
             plan.buffers.iter().map(|b| buf(&b.label, b.len)).collect();
@@ -440,10 +447,14 @@ impl GpuModel {
                     vec![adam::update(
                         gpu,
                         &AdamParams::new(layout.total as u32, lr, 1),
-                        (&params).into(),
-                        (&s.grads).into(),
-                        (&s.mu).into(),
-                        (&s.nu).into(),
+                        &adam::OptimizerBuffers {
+                            param: (&params).into(),
+                            grad: (&s.grads).into(),
+                            mu: (&s.mu).into(),
+                            nu: (&s.nu).into(),
+                            mask: (&s.mask).into(),
+                        },
+                        false,
                     )]
                 }
             };
@@ -491,6 +502,7 @@ impl GpuModel {
             dropout_seed: 0,
             schedule: Default::default(),
             total_steps: 0,
+            optimizer: Default::default(),
             eval_loss_index,
             train_loss_index,
             plan,
@@ -565,7 +577,9 @@ impl GpuModel {
         let lr = self
             .schedule
             .lr(self.lr as f64, self.step as u64 - 1, self.total_steps) as f32;
-        let adam = AdamParams::new(self.layout.total as u32, lr, self.step);
+        let adam = self
+            .optimizer
+            .params(self.layout.total as u32, lr, self.step);
         gpu.queue.write_buffer(
             &self.train[self.adam_index].uniform,
             0,
@@ -592,6 +606,43 @@ impl GpuModel {
             0,
             bytemuck::bytes_of(&p),
         );
+    }
+
+    /// Trains with `opt` (Adam, AdamW or SGD; optax semantics): re-records the update dispatch
+    /// and, for `--decay-mask kernels`, uploads the mask. Call before training.
+    pub fn set_optimizer(
+        &mut self,
+        gpu: &Gpu,
+        opt: crate::optim::Optimizer,
+    ) -> Result<(), GpuError> {
+        let total = self.layout.total;
+        let s = self.train_state.as_mut().expect("a train-mode model");
+        if opt.params(1, 0.0, 1).masked != 0 {
+            let mask: Vec<Vec<f32>> = self
+                .layout
+                .specs
+                .iter()
+                .map(|spec| vec![opt.mask_of(spec); spec.len()])
+                .collect();
+            s.mask = gpu.storage_from("opt.mask", &self.layout.flatten(&mask));
+            self.buffers.push(s.mask.clone());
+        }
+        let d = adam::update(
+            gpu,
+            &opt.params(total as u32, self.lr, 1),
+            &adam::OptimizerBuffers {
+                param: (&self.params).into(),
+                grad: (&s.grads).into(),
+                mu: (&s.mu).into(),
+                nu: (&s.nu).into(),
+                mask: (&s.mask).into(),
+            },
+            opt.is_sgd(),
+        )
+        .in_layer("adam");
+        self.train[self.adam_index] = d;
+        self.optimizer = opt;
+        gpu.take_errors()
     }
 
     /// Clips the gradients to a global norm of at most `max_norm` before each update

@@ -574,7 +574,9 @@ impl ClipParams {
     }
 }
 
-/// One Adam step over `count` parameters, optax defaults; `bc1 = 1 - b1^t`, `bc2 = 1 - b2^t`.
+/// One optimizer step over `count` parameters (`adam.wgsl`): Adam (optax defaults unless set;
+/// `bc1 = 1 - b1^t`, `bc2 = 1 - b2^t`), AdamW's decoupled weight decay `wd`, or SGD with a
+/// momentum trace (`sgd_update`); `masked = 1`: the decay of element i is scaled by the decay mask.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
 pub struct AdamParams {
@@ -585,6 +587,10 @@ pub struct AdamParams {
     pub eps: f32,
     pub bc1: f32,
     pub bc2: f32,
+    pub wd: f32,
+    pub masked: u32,
+    pub momentum: f32,
+    pub nesterov: u32,
     pub _pad0: u32,
 }
 
@@ -604,6 +610,10 @@ impl AdamParams {
             eps: Self::EPS,
             bc1: 1.0 - Self::B1.powi(t),
             bc2: 1.0 - Self::B2.powi(t),
+            wd: 0.0,
+            masked: 0,
+            momentum: 0.0,
+            nesterov: 0,
             _pad0: 0,
         }
     }

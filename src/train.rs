@@ -44,6 +44,9 @@ pub struct TrainConfig {
     /// Label smoothing α of the training loss (optax.smooth_labels; runs before this setting: 0).
     #[serde(default)]
     pub label_smoothing: f64,
+    /// The optimizer (runs before this setting: Adam with optax's defaults).
+    #[serde(default)]
+    pub optimizer: crate::optim::Optimizer,
     /// optax.clip_by_global_norm before the update (runs before this setting: none).
     #[serde(default)]
     pub clip_grad_norm: Option<f64>,
@@ -75,6 +78,7 @@ impl Default for TrainConfig {
             schedule: Default::default(),
             label_smoothing: 0.0,
             clip_grad_norm: None,
+            optimizer: Default::default(),
             seed: 42,
             val_size: 5000,
             train_limit: None,
@@ -101,6 +105,7 @@ impl TrainConfig {
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");
         }
+        self.optimizer.validate()?;
         if let Some(c) = self.clip_grad_norm {
             if !(c.is_finite() && c > 0.0 && (c as f32) > 0.0) {
                 bail!("--clip-grad-norm must be a positive finite number, got {c}");
@@ -328,6 +333,10 @@ fn checkpoint_of(
     meta.insert("format".into(), "wgpu-cnn checkpoint 1".into());
     meta.insert("version".into(), env!("CARGO_PKG_VERSION").into());
     meta.insert("step".into(), m.step.to_string());
+    meta.insert(
+        "optimizer".into(),
+        if m.optimizer.is_sgd() { "sgd" } else { "adam" }.into(),
+    );
     meta.insert("epoch".into(), pos.epoch.to_string());
     meta.insert("step_in_epoch".into(), pos.step_in_epoch.to_string());
     meta.insert(
@@ -722,6 +731,10 @@ impl Run {
         runner
             .model
             .set_label_smoothing(&gpu, cfg.label_smoothing as f32);
+        if cfg.optimizer != crate::optim::Optimizer::default() {
+            runner.model.set_optimizer(&gpu, cfg.optimizer.clone())?;
+            println!("optimizer: {}", cfg.optimizer.describe());
+        }
         if let Some(c) = cfg.clip_grad_norm {
             runner.model.clip_grad_norm(&gpu, c as f32)?;
         }
@@ -741,7 +754,7 @@ impl Run {
         if let Some(ck) = &resumed {
             let Some((mu, nu)) = &ck.adam else {
                 bail!(
-                    "{}: has no Adam state (adam.mu.*, adam.nu.*), cannot resume from it",
+                    "{}: has no optimizer state (opt.mu.* and opt.nu.*, or opt.trace.*), cannot resume from it",
                     resume.unwrap_or(Path::new("")).display()
                 );
             };

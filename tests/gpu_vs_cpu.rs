@@ -827,70 +827,113 @@ fn softmax_ce_forward_backward_reduce() {
 }
 
 #[test]
-fn adam_matches_optax_reference() {
+fn optimizers_match_their_cpu_twins() {
     let Some(gpu) = gpu() else { return };
-    for (si, &len) in [1usize, 7, 1000, 4099].iter().enumerate() {
-        let mut r = rng(600 + si as u64);
-        let param = uniform(&mut r, len, 1.0);
-        let (pb, gb) = (gpu.storage_from("param", &param), gpu.storage("grad", len));
-        let (mb, vb) = (gpu.storage("mu", len), gpu.storage("nu", len));
-        let (mut p64, mut m64, mut v64) = (to_f64(&param), vec![0.0; len], vec![0.0; len]);
-        for t in 1..=3 {
-            // Gradients over many magnitudes, zero included.
-            let mut g = uniform(&mut r, len, 1.0);
-            for (i, v) in g.iter_mut().enumerate() {
-                *v *= 10f32.powi(i as i32 % 7 - 4);
+    use wgpu_cnn::optim::{DecayMask, Kind, Optimizer};
+    let adamw = Optimizer {
+        kind: Kind::AdamW,
+        b1: 0.8,
+        b2: 0.99,
+        eps: 1e-6,
+        weight_decay: 0.05,
+        decay_mask: DecayMask::Kernels,
+        ..Optimizer::default()
+    };
+    let sgd = |momentum: f64, nesterov: bool, wd: f64| Optimizer {
+        kind: Kind::Sgd,
+        momentum,
+        nesterov,
+        weight_decay: wd,
+        decay_mask: if wd > 0.0 {
+            DecayMask::Kernels
+        } else {
+            DecayMask::All
+        },
+        ..Optimizer::default()
+    };
+    let cases = [
+        ("adam", Optimizer::default()),
+        ("adamw", adamw),
+        ("sgd", sgd(0.0, false, 0.0)),
+        ("sgd momentum", sgd(0.9, false, 0.0)),
+        ("sgd nesterov", sgd(0.9, true, 0.0)),
+        ("sgd nesterov decay", sgd(0.9, true, 0.01)),
+    ];
+    for (name, opt) in cases {
+        for (si, &len) in [1usize, 7, 1000, 4099].iter().enumerate() {
+            let what = format!("{name} n{len}");
+            let mut r = rng(600 + si as u64);
+            let param = uniform(&mut r, len, 1.0);
+            // A mask of whole runs of 0 and 1, as kernels and biases alternate in the layout.
+            let mask: Vec<f32> = (0..len).map(|i| ((i / 3) % 2) as f32).collect();
+            let (pb, gb) = (gpu.storage_from("param", &param), gpu.storage("grad", len));
+            let (mb, vb) = (gpu.storage("mu", len), gpu.storage("nu", len));
+            let kb = gpu.storage_from("mask", &mask);
+            let (mut p64, mut m64, mut v64) = (to_f64(&param), vec![0.0; len], vec![0.0; len]);
+            let k64 = to_f64(&mask);
+            for t in 1..=3 {
+                // Gradients over many magnitudes, zero included.
+                let mut g = uniform(&mut r, len, 1.0);
+                for (i, v) in g.iter_mut().enumerate() {
+                    *v *= 10f32.powi(i as i32 % 7 - 4);
+                }
+                g[0] = 0.0;
+                gpu.queue.write_buffer(&gb, 0, bytemuck::cast_slice(&g));
+                let ap = opt.params(len as u32, 1e-3, t);
+                let d = adam::update(
+                    gpu,
+                    &ap,
+                    &adam::OptimizerBuffers {
+                        param: (&pb).into(),
+                        grad: (&gb).into(),
+                        mu: (&mb).into(),
+                        nu: (&vb).into(),
+                        mask: (&kb).into(),
+                    },
+                    opt.is_sgd(),
+                );
+                gpu.run(&[&d]).unwrap();
+                if opt.is_sgd() {
+                    cpu::adam::sgd_update(&ap, &mut p64, &to_f64(&g), &mut m64, &k64);
+                } else {
+                    cpu::adam::adam_update(&ap, &mut p64, &to_f64(&g), &mut m64, &mut v64, &k64);
+                }
             }
-            g[0] = 0.0;
-            gpu.queue.write_buffer(&gb, 0, bytemuck::cast_slice(&g));
-            let ap = AdamParams::new(len as u32, 1e-3, t);
-            let d = adam::update(
-                gpu,
-                &ap,
-                (&pb).into(),
-                (&gb).into(),
-                (&mb).into(),
-                (&vb).into(),
+            assert_close(&format!("{what} param"), &read(gpu, &pb), &p64, 1e-6, 1e-6);
+            // mu and nu mix gradients of both signs (cancellation), so their error scales with
+            // the gradient magnitude of each element, not with the result: compare them
+            // normalised.
+            let scale = |i: usize| 10f64.powi(i as i32 % 7 - 4);
+            let norm = |v: &[f32], pow: i32| -> Vec<f32> {
+                v.iter()
+                    .enumerate()
+                    .map(|(i, &x)| (x as f64 / scale(i).powi(pow)) as f32)
+                    .collect()
+            };
+            let norm64 = |v: &[f64], pow: i32| -> Vec<f64> {
+                v.iter()
+                    .enumerate()
+                    .map(|(i, &x)| x / scale(i).powi(pow))
+                    .collect()
+            };
+            let pow = 1;
+            assert_close(
+                &format!("{what} mu"),
+                &norm(&read(gpu, &mb), pow),
+                &norm64(&m64, pow),
+                1e-6,
+                1e-5,
             );
-            gpu.run(&[&d]).unwrap();
-            cpu::adam::adam_update(&ap, &mut p64, &to_f64(&g), &mut m64, &mut v64);
+            if !opt.is_sgd() {
+                assert_close(
+                    &format!("{what} nu"),
+                    &norm(&read(gpu, &vb), 2),
+                    &norm64(&v64, 2),
+                    1e-6,
+                    1e-5,
+                );
+            }
         }
-        assert_close(
-            &format!("adam n{len} param"),
-            &read(gpu, &pb),
-            &p64,
-            1e-6,
-            1e-6,
-        );
-        // mu and nu mix gradients of both signs (cancellation), so their error scales with the
-        // gradient magnitude of each element, not with the result: compare them normalised.
-        let scale = |i: usize| 10f64.powi(i as i32 % 7 - 4);
-        let norm = |v: &[f32], pow: i32| -> Vec<f32> {
-            v.iter()
-                .enumerate()
-                .map(|(i, &x)| (x as f64 / scale(i).powi(pow)) as f32)
-                .collect()
-        };
-        let norm64 = |v: &[f64], pow: i32| -> Vec<f64> {
-            v.iter()
-                .enumerate()
-                .map(|(i, &x)| x / scale(i).powi(pow))
-                .collect()
-        };
-        assert_close(
-            &format!("adam n{len} mu/|g|"),
-            &norm(&read(gpu, &mb), 1),
-            &norm64(&m64, 1),
-            1e-6,
-            1e-5,
-        );
-        assert_close(
-            &format!("adam n{len} nu/g²"),
-            &norm(&read(gpu, &vb), 2),
-            &norm64(&v64, 2),
-            1e-6,
-            1e-5,
-        );
     }
 }
 

@@ -128,6 +128,26 @@ fn bad_flags_are_rejected() {
         "--label-smoothing must be in [0, 1)",
     );
     assert_error(
+        &train_args(d, out, &["--optimizer", "lamb"]),
+        "--optimizer must be adam, adamw or sgd",
+    );
+    assert_error(
+        &train_args(d, out, &["--momentum", "0.9"]),
+        "--momentum and --nesterov are SGD's",
+    );
+    assert_error(
+        &train_args(d, out, &["--optimizer", "sgd", "--nesterov"]),
+        "--nesterov needs a --momentum above 0",
+    );
+    assert_error(
+        &train_args(d, out, &["--weight-decay", "0.1"]),
+        "--weight-decay needs --optimizer adamw",
+    );
+    assert_error(
+        &train_args(d, out, &["--optimizer", "adamw", "--b2", "1"]),
+        "--b2 must be in [0, 1)",
+    );
+    assert_error(
         &train_args(d, out, &["--clip-grad-norm", "0"]),
         "--clip-grad-norm must be a positive finite number",
     );

@@ -634,3 +634,80 @@ fn clipped_gradients_drive_adam() {
         );
     }
 }
+
+/// AdamW, SGD (plain, momentum, Nesterov with weight decay on kernels) drive 5 GPU steps as the
+/// CPU reference's steps (optax's formulas): parameters and the state slots, on a model with
+/// batch norm and a residual (biases and batch-norm parameters outside the kernel mask).
+#[test]
+fn optimizers_drive_the_gpu_steps() {
+    let Some(gpu) = gpu() else { return };
+    use wgpu_cnn::optim::{DecayMask, Kind, Optimizer};
+    let d = Description::parse(
+        "input = [6, 6, 3]\nclasses = 5\nlayer = [ { type = \"conv\", features = 8, kernel = 3 }, { type = \"relu\" }, { type = \"residual\", body = [ { type = \"conv\", features = 8, kernel = 3, bias = false }, { type = \"batch_norm\" }, { type = \"relu\" } ] }, { type = \"flatten\" }, { type = \"dense\", features = 5 } ]\n",
+    )
+    .unwrap();
+    let sgd = |momentum: f64, nesterov: bool, wd: f64| Optimizer {
+        kind: Kind::Sgd,
+        momentum,
+        nesterov,
+        weight_decay: wd,
+        decay_mask: DecayMask::Kernels,
+        ..Optimizer::default()
+    };
+    let cases = [
+        (
+            "adamw",
+            Optimizer {
+                kind: Kind::AdamW,
+                weight_decay: 0.1,
+                ..Optimizer::default()
+            },
+            1e-3f32,
+        ),
+        ("sgd", sgd(0.0, false, 0.0), 0.05),
+        ("sgd momentum", sgd(0.9, false, 0.0), 0.05),
+        ("sgd nesterov decay", sgd(0.9, true, 5e-2), 0.05),
+    ];
+    let n = 4;
+    for (name, opt, lr) in cases {
+        let p = plan(gpu, &d, n as u32);
+        let init = p.layout.init(41);
+        let (x, labels) = posed_batch(1e-5, &p, &init, &d, n, 141, 1);
+        let mut m = GpuModel::from_plan(gpu, p.clone(), &init, lr).unwrap();
+        m.set_optimizer(gpu, opt.clone()).unwrap();
+        m.upload_batch(gpu, &x, &labels);
+        let x64 = cpu::cast(&x);
+        let mut p64: Vec<Vec<f64>> = init.iter().map(|t| cpu::cast(t)).collect();
+        let mut stats: Vec<Vec<f64>> = reference::initial_stats(&p);
+        let mut state = reference::Adam::with(&p, opt.clone());
+        for _ in 0..5 {
+            m.train_step(gpu);
+            let phase = reference::Phase::Train {
+                seed: 0,
+                step: state.step + 1,
+            };
+            let step = reference::loss_and_grads_with(&p, &p64, &stats, &x64, &labels, phase);
+            stats = step.stats;
+            state.step(&mut p64, &step.grads, lr);
+        }
+        let params = m.read_params(gpu).unwrap();
+        let (mu, _) = m.read_adam(gpu).unwrap();
+        for (i, s) in p.layout.specs.iter().enumerate() {
+            let what = format!("{name}: {}", s.name);
+            if opt.is_sgd() {
+                // SGD moves by lr·gradient: relative to the movement, as for the gradients.
+                let moved: Vec<f64> = p64[i]
+                    .iter()
+                    .zip(&init[i])
+                    .map(|(a, &b)| a - b as f64)
+                    .collect();
+                let got: Vec<f32> = params[i].iter().zip(&init[i]).map(|(a, b)| a - b).collect();
+                close_scaled(&format!("{what} change"), &got, &moved, 1e-3);
+                close_scaled(&format!("{what} trace"), &mu[i], &state.mu[i], 1e-3);
+            } else {
+                let none = vec![false; s.len()];
+                assert_adam_close(&what, &params[i], &p64[i], &none, 5);
+            }
+        }
+    }
+}

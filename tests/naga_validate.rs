@@ -95,7 +95,7 @@ fn entry_points_match_launchers() {
                 "softmax_ce_reduce",
             ],
         ),
-        ("adam", &["adam_update"]),
+        ("adam", &["adam_update", "sgd_update"]),
         ("clip", &["clip_partial", "clip_finalize", "clip_scale"]),
         ("augment", &["augment_batch"]),
         (

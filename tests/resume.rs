@@ -126,6 +126,21 @@ fn resume_equals_uninterrupted_run() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The own-model run's optimizer: SGD with Nesterov momentum and weight decay on kernels (its
+/// trace is the checkpoint's `opt.trace.*`).
+const SGD: [&str; 10] = [
+    "--optimizer",
+    "sgd",
+    "--momentum",
+    "0.9",
+    "--nesterov",
+    "--weight-decay",
+    "5e-4",
+    "--decay-mask",
+    "kernels",
+    "--lr=0.01",
+];
+
 /// A model of one's own (from a file, with batch norm, a residual block, dropout, max pooling and
 /// GELU) through the whole CLI:
 /// train, resume from an epoch boundary to the same bits (dropout masks follow the seed and the
@@ -165,6 +180,9 @@ fn own_model_with_dropout_trains_resumes_evaluates_and_predicts() {
             }
             None => a.extend(["--model", model]),
         }
+        if resume.is_none() {
+            a.extend(SGD);
+        }
         let (code, stdout, stderr) = cli(&a);
         assert_eq!(code, 0, "{a:?}\n{stdout}\n{stderr}");
         stdout
@@ -183,15 +201,34 @@ fn own_model_with_dropout_trains_resumes_evaluates_and_predicts() {
     let ckb = b.join("last.safetensors");
     let mut again = args(data, b.to_str().unwrap(), "2");
     again.extend(["--model", model, "--resume", ckb.to_str().unwrap()]);
+    again.extend(SGD);
     let (code, stdout, stderr) = cli(&again);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let (code, _, stderr) = cli(&["train", "--resume", ckb.to_str().unwrap(), "--lr", "0.5"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains("error: --lr (0.5) conflicts with the run being resumed (0.0001)"),
+        stderr.contains("error: --lr (0.5) conflicts with the run being resumed (0.01)"),
         "{stderr}"
     );
     let ck = wgpu_cnn::checkpoint::load(&a.join("last.safetensors")).unwrap();
+    // SGD's state is its momentum trace.
+    let bytes = std::fs::read(a.join("last.safetensors")).unwrap();
+    let names = safetensors::SafeTensors::deserialize(&bytes)
+        .unwrap()
+        .names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>();
+    assert!(
+        names.iter().any(|n| n == "opt.trace.Conv_0.kernel"),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("opt.nu.") || n.starts_with("adam.")),
+        "{names:?}"
+    );
     // The running statistics were trained and saved (means start at 0).
     assert_eq!(ck.batch_stats.len(), 4);
     assert!(ck.batch_stats[0].iter().any(|&m| m != 0.0));

@@ -90,11 +90,11 @@ fn train_eval_predict_on_a_slice_of_cifar10() {
         assert_eq!(t.shape(), shape.as_slice(), "{name}");
         assert_eq!(t.dtype(), safetensors::Dtype::F32);
         assert_eq!(
-            st.tensor(&format!("adam.mu.{name}")).unwrap().shape(),
+            st.tensor(&format!("opt.mu.{name}")).unwrap().shape(),
             shape.as_slice()
         );
         assert_eq!(
-            st.tensor(&format!("adam.nu.{name}")).unwrap().shape(),
+            st.tensor(&format!("opt.nu.{name}")).unwrap().shape(),
             shape.as_slice()
         );
     }

@@ -329,34 +329,61 @@ pub fn loss_and_grads_with<T: Real>(
     }
 }
 
-/// Adam state of the CPU reference: (mu, nu) per tensor.
+/// Optimizer state of the CPU reference: (mu, nu) per tensor (SGD: mu is the momentum
+/// trace), for [`crate::optim::Optimizer`] (Adam unless [`Adam::with`]).
 pub struct Adam<T> {
     pub mu: Vec<Vec<T>>,
     pub nu: Vec<Vec<T>>,
     pub step: u32,
+    pub optimizer: crate::optim::Optimizer,
+    mask: Vec<Vec<T>>,
 }
 
 impl<T: Real> Adam<T> {
+    /// optax.adam's defaults.
     pub fn new(plan: &Plan) -> Self {
+        Self::with(plan, crate::optim::Optimizer::default())
+    }
+
+    pub fn with(plan: &Plan, optimizer: crate::optim::Optimizer) -> Self {
+        let mask = plan
+            .layout
+            .specs
+            .iter()
+            .map(|s| vec![T::of(optimizer.mask_of(s) as f64); s.len()])
+            .collect();
         Adam {
             mu: plan.layout.zeros(),
             nu: plan.layout.zeros(),
             step: 0,
+            optimizer,
+            mask,
         }
     }
 
-    /// One Adam step on every tensor (optax defaults).
+    /// One step on every tensor.
     pub fn step(&mut self, params: &mut [Vec<T>], grads: &[Vec<T>], lr: f32) {
         self.step += 1;
         for i in 0..params.len() {
-            let p = AdamParams::new(params[i].len() as u32, lr, self.step);
-            super::adam::adam_update(
-                &p,
-                &mut params[i],
-                &grads[i],
-                &mut self.mu[i],
-                &mut self.nu[i],
-            );
+            let p: AdamParams = self.optimizer.params(params[i].len() as u32, lr, self.step);
+            if self.optimizer.is_sgd() {
+                super::adam::sgd_update(
+                    &p,
+                    &mut params[i],
+                    &grads[i],
+                    &mut self.mu[i],
+                    &self.mask[i],
+                );
+            } else {
+                super::adam::adam_update(
+                    &p,
+                    &mut params[i],
+                    &grads[i],
+                    &mut self.mu[i],
+                    &mut self.nu[i],
+                    &self.mask[i],
+                );
+            }
         }
     }
 }

@@ -59,11 +59,11 @@ def flatten(variables, prefix=""):
 
 def unflatten(tensors):
     """The inverse of `flatten`: checkpoint tensors as Flax variables {"params": ..., "batch_stats":
-    ...}; optimizer state (`adam.*`) is skipped."""
+    ...}; optimizer state (`opt.*`, older `adam.*`) is skipped."""
     variables = {}
     for name, value in tensors.items():
         parts = name.split(".")
-        if parts[0] == "adam":
+        if parts[0] in ("adam", "opt"):
             continue
         if parts[0] != "batch_stats":
             parts = ["params"] + parts

@@ -23,7 +23,7 @@ op by op) differ by ~4e-2 after 4 steps. For such models (`--reference auto`: th
 norm) the same steps also run in float64 Flax; the check then passes when wgpu-cnn is as close to
 the float64 result as Flax's own f32 run is (≤ max(1e-3, 2 × Flax f32's distance), per group
 params / running statistics), besides the plain ≤ 1e-3 against Flax f32. Adam's first moment
-(`adam.mu.*`, = 0.1·gradient after one step: `--steps 1` compares gradients) is compared too
+(`opt.mu.*`, = 0.1·gradient after one step: `--steps 1` compares gradients) is compared too
 where the checkpoint has it.
 """
 import argparse
@@ -51,6 +51,11 @@ def main():
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
+    ap.add_argument("--momentum", type=float, default=None)
+    ap.add_argument("--nesterov", action="store_true")
+    ap.add_argument("--weight-decay", type=float, default=None)
+    ap.add_argument("--decay-mask", default="all", choices=["all", "kernels"])
     ap.add_argument("--clip-grad-norm", type=float, default=None,
                     help="optax.chain(optax.clip_by_global_norm(X), adam) in Flax, "
                          "--clip-grad-norm X in wgpu-cnn")
@@ -74,7 +79,20 @@ def main():
     n = args.steps * args.batch_size
     images, labels = load_cifar(args.data, "data_batch_1.bin", n)
 
-    tx = optax.adam(args.lr)
+    def kernels_only(params):
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: getattr(path[-1], "key", None) == "kernel", params)
+
+    mask = kernels_only if args.decay_mask == "kernels" else None
+    if args.optimizer == "adam":
+        tx = optax.adam(args.lr)
+    elif args.optimizer == "adamw":
+        tx = optax.adamw(args.lr, weight_decay=args.weight_decay if args.weight_decay is not None
+                         else 1e-4, mask=mask)
+    else:
+        tx = optax.sgd(args.lr, momentum=args.momentum, nesterov=args.nesterov)
+        if args.weight_decay:
+            tx = optax.chain(optax.add_decayed_weights(args.weight_decay, mask), tx)
     if args.clip_grad_norm:
         tx = optax.chain(optax.clip_by_global_norm(args.clip_grad_norm), tx)
 
@@ -110,9 +128,11 @@ def main():
             losses.append(float(loss))
         after = {"params": p, **({"batch_stats": st} if st else {})}
         # Adam's state inside whatever chain (clip_by_global_norm first when asked).
-        adam_state = next(x for x in jax.tree_util.tree_leaves(
-            opt, is_leaf=lambda x: hasattr(x, "mu")) if hasattr(x, "mu"))
-        return after, flatten(after), flatten(adam_state.mu), losses
+        slot = "mu" if args.optimizer != "sgd" else "trace"
+        states = [x for x in jax.tree_util.tree_leaves(
+            opt, is_leaf=lambda x: hasattr(x, slot)) if hasattr(x, slot)]
+        mu = flatten(getattr(states[0], slot)) if states else {}
+        return after, flatten(after), mu, losses
 
     flax_vars, flax_after, flax_mu, losses = train(jnp.float32)
     reference = args.reference == "on" or (args.reference == "auto" and bool(stats))
@@ -132,6 +152,16 @@ def main():
             cmd += ["--label-smoothing", str(args.label_smoothing)]
         if args.clip_grad_norm:
             cmd += ["--clip-grad-norm", str(args.clip_grad_norm)]
+        if args.optimizer != "adam":
+            cmd += ["--optimizer", args.optimizer]
+            if args.momentum is not None:
+                cmd += ["--momentum", str(args.momentum)]
+            if args.nesterov:
+                cmd += ["--nesterov"]
+            if args.weight_decay is not None:
+                cmd += ["--weight-decay", str(args.weight_decay)]
+            if args.decay_mask != "all":
+                cmd += ["--decay-mask", args.decay_mask]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         ours = load_file(os.path.join(out, "last.safetensors"))
 
@@ -175,15 +205,16 @@ def main():
             line += f"  vs f64: flax {f:.2e} ours {o:.2e}"
         print(line)
     mu_worst, mu_ok = None, True
-    if all(f"adam.mu.{k}" in ours for k in flax_mu):
-        mu_worst = max((float(np.linalg.norm(ours[f"adam.mu.{k}"] - m.astype(np.float64))
+    slot = "opt.trace" if args.optimizer == "sgd" else "opt.mu"
+    if flax_mu and all(f"{slot}.{k}" in ours for k in flax_mu):
+        mu_worst = max((float(np.linalg.norm(ours[f"{slot}.{k}"] - m.astype(np.float64))
                               / max(np.linalg.norm(m.astype(np.float64)), 1e-30)), k)
                        for k, m in flax_mu.items())
         line = f"worst relative difference of Adam's first moment (adam.mu): {mu_worst[0]:.2e} ({mu_worst[1]})"
         if reference:
             mf = max(float(np.linalg.norm(flax_mu[k] - m) / max(np.linalg.norm(m), 1e-30))
                      for k, m in ref_mu.items())
-            mo = max(float(np.linalg.norm(ours[f"adam.mu.{k}"] - m) / max(np.linalg.norm(m), 1e-30))
+            mo = max(float(np.linalg.norm(ours[f"{slot}.{k}"] - m) / max(np.linalg.norm(m), 1e-30))
                      for k, m in ref_mu.items())
             line += f"; vs f64: flax {mf:.2e} ours {mo:.2e}"
         print(line)
