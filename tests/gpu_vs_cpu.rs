@@ -42,6 +42,12 @@ const CONV_SHAPES: &[(u32, u32, u32, u32, u32, u32, Padding)] = &[
     // More than one 32-channel tile of the subgroup kernels, partial ones included.
     (2, 5, 4, 36, 40, 3, Padding::Same),
     (3, 4, 5, 7, 68, 1, Padding::Valid),
+    // 16-channel tiles of the subgroup kernels (O <= 16, C <= 16): ResNet-20's first stage at
+    // odd sizes, K = 1, and with the other side wider than 16 (32-channel tiles there).
+    (3, 9, 7, 16, 16, 3, Padding::Same),
+    (5, 7, 5, 16, 16, 1, Padding::Valid),
+    (3, 5, 7, 16, 32, 3, Padding::Same),
+    (1, 5, 9, 32, 16, 3, Padding::Valid),
 ];
 
 /// The default kernels: on a device with 8-wide subgroups (lavapipe) those of conv2d_sg.wgsl.
@@ -100,6 +106,20 @@ const CONV_GENERAL: &[ConvCase] = &[
         false,
     ),
     (2, 10, 10, 8, 16, [3, 3], [2, 2], Padding::Same, true),
+    // 16-channel tiles with stride 2 (ResNet-20's downsampling conv reads 16 channels).
+    (3, 9, 7, 16, 16, [3, 3], [2, 2], Padding::Same, true),
+    (
+        1,
+        7,
+        9,
+        16,
+        12,
+        [3, 3],
+        [2, 2],
+        Padding::Explicit([[1, 1], [0, 2]]),
+        false,
+    ),
+    (3, 7, 7, 16, 32, [1, 1], [2, 2], Padding::Valid, false),
 ];
 
 fn conv2d_all_directions_on(gpu: &Gpu) {
@@ -154,9 +174,14 @@ fn conv2d_all_directions_on(gpu: &Gpu) {
         let pr = p.with_relu();
         let fwd_relu = conv2d::forward(gpu, &pr, (&xb).into(), (&wb).into(), bias, (&yrb).into());
         if gpu.subgroup_size == Some(8) && o % 4 == 0 {
-            assert!(fwd.entry.ends_with("_sg") || fwd.entry.ends_with("_sg_c4"));
-            assert!(bww.entry.ends_with("_sg"));
-            assert_eq!(bwi.entry.ends_with("_sg"), c % 4 == 0);
+            // 16-channel tiles exactly where the channels they span number at most 16.
+            let tile16 = |e: &str| e.ends_with("_o16") || e.ends_with("_c16");
+            assert!(fwd.entry.contains("_sg") && bww.entry.contains("_sg"));
+            assert_eq!(fwd_relu.entry, fwd.entry);
+            assert_eq!(tile16(fwd.entry), c % 4 == 0 && o <= 16, "{what}");
+            assert_eq!(tile16(bww.entry), o <= 16, "{what}");
+            assert_eq!(bwi.entry.contains("_sg"), c % 4 == 0);
+            assert_eq!(tile16(bwi.entry), c % 4 == 0 && c <= 16, "{what}");
         } else {
             assert!(!fwd.entry.contains("_sg") && !bww.entry.contains("_sg"));
         }
@@ -293,6 +318,88 @@ fn conv2d_forward_pool2() {
         (&pb).into(),
     );
     assert!(d.is_none());
+}
+
+/// The 16-channel-tile kernels sum in the order of the 32-channel ones: bitwise equal results.
+#[test]
+fn conv2d_sg_16_channel_tiles_match_32_bitwise() {
+    let Some(gpu) = gpu() else { return };
+    if gpu.subgroup_size != Some(8) {
+        return;
+    }
+    let p = Conv2dParams::general(3, 9, 7, 16, 16, [3, 3], [1, 1], Padding::Same)
+        .unwrap()
+        .with_relu();
+    let mut r = rng(17);
+    let buf = |r: &mut _, len| gpu.storage_from("t", &uniform(r, len, 1.0));
+    let (xb, wb, bb, dyb) = (
+        buf(&mut r, p.input_len()),
+        buf(&mut r, p.weight_len()),
+        buf(&mut r, p.o as usize),
+        buf(&mut r, p.output_len()),
+    );
+    let rows = p.weight_rows() + 1;
+    let sg = |entry, binds: &[(u32, BufSlice<'_>)], tiles: u32| {
+        let u = gpu.uniform("p", &p);
+        let grid = wgpu_cnn::gpu::dispatch::grid(tiles * 8);
+        wgpu_cnn::gpu::Dispatch::new(gpu, "conv2d_sg", entry, &u, binds, grid, 0, 0)
+    };
+    // (16-channel entry, 32-channel entry, output length) in the launchers' bindings.
+    let (y16, y32) = (
+        gpu.storage("y", p.output_len()),
+        gpu.storage("y", p.output_len()),
+    );
+    let (dx16, dx32) = (
+        gpu.storage("dx", p.input_len()),
+        gpu.storage("dx", p.input_len()),
+    );
+    let (pt16, pt32) = (
+        gpu.storage("pt", p.partials_len()),
+        gpu.storage("pt", p.partials_len()),
+    );
+    let pixels = p.pixels().div_ceil(16);
+    let inputs = (p.n * p.h * p.w).div_ceil(16);
+    let (x, w, b, dy) = ((&xb).into(), (&wb).into(), (&bb).into(), (&dyb).into());
+    let ds = [
+        conv2d::forward(gpu, &p, x, w, Some(b), (&y16).into()),
+        sg(
+            "conv2d_forward_sg_c4",
+            &[
+                (12, x),
+                (10, w),
+                (3, b),
+                (14, (&y32).into()),
+                (18, (&y32).into()),
+            ],
+            pixels,
+        ),
+        conv2d::backward_input(gpu, &p, dy, w, (&dx16).into()),
+        sg(
+            "conv2d_backward_input_sg",
+            &[(11, dy), (10, w), (16, (&dx32).into())],
+            inputs,
+        ),
+        conv2d::backward_weight_split(gpu, &p, x, dy, (&pt16).into()),
+        sg(
+            "conv2d_backward_weight_sg",
+            &[(1, x), (11, dy), (17, (&pt32).into())],
+            rows.div_ceil(16) * p.splits,
+        ),
+    ];
+    assert_eq!(ds[0].entry, "conv2d_forward_sg_c4_o16");
+    assert_eq!(ds[2].entry, "conv2d_backward_input_sg_c16");
+    assert_eq!(ds[4].entry, "conv2d_backward_weight_sg_o16");
+    gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+    for (what, a, b) in [
+        ("forward", &y16, &y32),
+        ("backward_input", &dx16, &dx32),
+        ("backward_weight partials", &pt16, &pt32),
+    ] {
+        let (a, b) = (read(gpu, a), read(gpu, b));
+        assert!(a.iter().any(|&v| v != 0.0), "{what}");
+        let same = a.iter().zip(&b).all(|(u, v)| u.to_bits() == v.to_bits());
+        assert!(same, "{what}: 16- and 32-channel tiles differ");
+    }
 }
 
 #[test]

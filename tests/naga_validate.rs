@@ -57,8 +57,11 @@ fn entry_points_match_launchers() {
             &[
                 "conv2d_forward_sg",
                 "conv2d_forward_sg_c4",
+                "conv2d_forward_sg_c4_o16",
                 "conv2d_backward_input_sg",
+                "conv2d_backward_input_sg_c16",
                 "conv2d_backward_weight_sg",
+                "conv2d_backward_weight_sg_o16",
                 "subgroup_layout_probe",
             ],
         ),

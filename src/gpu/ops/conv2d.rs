@@ -13,6 +13,8 @@ const SG_SHADER: &str = "conv2d_sg";
 /// launcher binds it).
 pub fn select_forward(caps: &Caps, p: &Conv2dParams) -> &'static str {
     match (caps.conv_sg(p), p.c.is_multiple_of(4), vec4(p)) {
+        // At most 16 output channels: 16-channel tiles (the 2×2-pool path keeps 32).
+        (true, true, _) if p.o <= 16 && p.pool == 0 => "conv2d_forward_sg_c4_o16",
         (true, true, _) => "conv2d_forward_sg_c4",
         (true, false, _) => "conv2d_forward_sg",
         (false, _, true) => "conv2d_forward_vec4",
@@ -22,7 +24,10 @@ pub fn select_forward(caps: &Caps, p: &Conv2dParams) -> &'static str {
 
 /// The input-gradient kernel.
 pub fn select_backward_input(caps: &Caps, p: &Conv2dParams) -> &'static str {
-    if caps.conv_sg(p) && p.c.is_multiple_of(4) {
+    if caps.conv_sg(p) && p.c.is_multiple_of(4) && p.c <= 16 {
+        // 16-channel tiles: the 32-channel ones would leave half the lanes idle or more.
+        "conv2d_backward_input_sg_c16"
+    } else if caps.conv_sg(p) && p.c.is_multiple_of(4) {
         "conv2d_backward_input_sg"
     } else if vec4(p) && p.c >= 8 {
         // With few input channels the 8-wide channel tiles are mostly idle: keep 4×4 there.
@@ -34,7 +39,9 @@ pub fn select_backward_input(caps: &Caps, p: &Conv2dParams) -> &'static str {
 
 /// The split-K kernel of the weight gradient (then `conv2d_backward_weight_reduce`).
 pub fn select_backward_weight(caps: &Caps, p: &Conv2dParams) -> &'static str {
-    if caps.conv_sg(p) {
+    if caps.conv_sg(p) && p.o <= 16 {
+        "conv2d_backward_weight_sg_o16"
+    } else if caps.conv_sg(p) {
         "conv2d_backward_weight_sg"
     } else if vec4(p) && p.c.is_multiple_of(4) {
         "conv2d_backward_weight_c4"
@@ -154,8 +161,21 @@ fn forward_sg(
     let u = gpu.uniform("conv2d.params", p);
     let pooled_len = if p.pool != 0 { p.pooled_len() } else { 0 };
     let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len() + pooled_len) as u64;
-    // (entry, input binding, 8-pixel tiles per subgroup)
     let entry = select_forward(&gpu.caps(), p);
+    if entry == "conv2d_forward_sg_c4_o16" {
+        // 16 pixels × 16 channels per subgroup, vec2 views of weight and output; no pooled output.
+        return Dispatch::new(
+            gpu,
+            SG_SHADER,
+            entry,
+            &u,
+            &[(12, input), (20, weight), (3, bias), (21, output)],
+            sg_grid(p.o.div_ceil(16) * p.pixels().div_ceil(16)),
+            p.flops_forward(),
+            bytes,
+        );
+    }
+    // (entry, input binding, 8-pixel tiles per subgroup)
     let (input_binding, pixel_tiles) = if entry == "conv2d_forward_sg_c4" {
         (12, 2)
     } else {
@@ -190,14 +210,20 @@ pub fn backward_input(
     let u = gpu.uniform("conv2d.params", p);
     let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len()) as u64;
     let entry = select_backward_input(&gpu.caps(), p);
-    if entry == "conv2d_backward_input_sg" {
+    if entry == "conv2d_backward_input_sg" || entry == "conv2d_backward_input_sg_c16" {
+        // (dinput binding, channels per tile); 16 input pixels per subgroup either way.
+        let (dinput_binding, tile_c) = if entry == "conv2d_backward_input_sg_c16" {
+            (22, 16)
+        } else {
+            (16, 32)
+        };
         return Dispatch::new(
             gpu,
             SG_SHADER,
             entry,
             &u,
-            &[(11, dout), (10, weight), (16, dinput)],
-            sg_grid(p.c.div_ceil(32) * (p.n * p.h * p.w).div_ceil(16)),
+            &[(11, dout), (10, weight), (dinput_binding, dinput)],
+            sg_grid(p.c.div_ceil(tile_c) * (p.n * p.h * p.w).div_ceil(16)),
             p.flops_forward(),
             bytes,
         );
@@ -271,13 +297,24 @@ pub fn backward_weight_split(
     );
     let u = gpu.uniform("conv2d.params", p);
     let rows = p.weight_rows() + 1;
+    let entry = select_backward_weight(&gpu.caps(), p);
+    // (dout binding, partials binding, output channels per tile); 16 rows per subgroup.
+    let (dout_binding, partials_binding, tile_o) = if entry == "conv2d_backward_weight_sg_o16" {
+        (23, 24, 16)
+    } else {
+        (11, 17, 32)
+    };
     Dispatch::new(
         gpu,
         SG_SHADER,
-        "conv2d_backward_weight_sg",
+        entry,
         &u,
-        &[(1, input), (11, dout), (17, partials)],
-        sg_grid(p.o.div_ceil(32) * rows.div_ceil(16) * p.splits),
+        &[
+            (1, input),
+            (dout_binding, dout),
+            (partials_binding, partials),
+        ],
+        sg_grid(p.o.div_ceil(tile_o) * rows.div_ceil(16) * p.splits),
         p.flops_forward() + 2 * (p.pixels() * p.o) as u64,
         4 * (p.input_len() + p.output_len() + p.partials_len()) as u64,
     )
