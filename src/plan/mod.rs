@@ -1197,6 +1197,9 @@ impl Plan {
                     continue;
                 }
                 let name = l.name.clone();
+                // The gradients this unit hands to its inputs: (input, gradient, whether it is
+                // already the gradient before the input's own ReLU).
+                let mut to: Vec<(TensorId, TensorId, bool)> = Vec::new();
                 // The gradient before a fused ReLU (BN applies the mask itself).
                 let dpre = |tensors: &mut Vec<Tensor>, backward: &mut Vec<Step>| {
                     if !u.relu || pre {
@@ -1243,15 +1246,7 @@ impl Plan {
                                 w: *w,
                                 din,
                             });
-                            accumulate(
-                                &mut tensors,
-                                &mut backward,
-                                &mut grads,
-                                &name,
-                                u.x,
-                                din,
-                                false,
-                            );
+                            to.push((u.x, din, false));
                         }
                     }
                     LayerOp::Dense { p, w, b } => {
@@ -1283,15 +1278,7 @@ impl Plan {
                                 w: *w,
                                 din,
                             });
-                            accumulate(
-                                &mut tensors,
-                                &mut backward,
-                                &mut grads,
-                                &name,
-                                u.x,
-                                din,
-                                false,
-                            );
+                            to.push((u.x, din, false));
                         }
                     }
                     LayerOp::BatchNorm { p, scale, bias, .. } => {
@@ -1325,30 +1312,14 @@ impl Plan {
                             din,
                         });
                         if let Some(din) = din {
-                            accumulate(
-                                &mut tensors,
-                                &mut backward,
-                                &mut grads,
-                                &name,
-                                u.x,
-                                din,
-                                false,
-                            );
+                            to.push((u.x, din, false));
                         }
                     }
                     LayerOp::Add { other, .. } => {
                         let g = dpre(&mut tensors, &mut backward);
                         for t in [u.x, src(&out_of, *other)] {
                             if needs[t] {
-                                accumulate(
-                                    &mut tensors,
-                                    &mut backward,
-                                    &mut grads,
-                                    &name,
-                                    t,
-                                    g,
-                                    false,
-                                );
+                                to.push((t, g, false));
                             }
                         }
                     }
@@ -1376,27 +1347,11 @@ impl Plan {
                             relu_out: fold.then_some(u.x),
                             din,
                         });
-                        accumulate(
-                            &mut tensors,
-                            &mut backward,
-                            &mut grads,
-                            &name,
-                            u.x,
-                            din,
-                            fold,
-                        );
+                        to.push((u.x, din, fold));
                     }
                     LayerOp::Relu { .. } if pre => {
                         // Folded into the pool above: the gradient passes through.
-                        accumulate(
-                            &mut tensors,
-                            &mut backward,
-                            &mut grads,
-                            &name,
-                            u.x,
-                            dy,
-                            false,
-                        );
+                        to.push((u.x, dy, false));
                     }
                     LayerOp::Relu { .. }
                     | LayerOp::MaxPool { .. }
@@ -1445,17 +1400,12 @@ impl Plan {
                             }
                             _ => unreachable!("the arms above"),
                         });
-                        accumulate(
-                            &mut tensors,
-                            &mut backward,
-                            &mut grads,
-                            &name,
-                            u.x,
-                            din,
-                            false,
-                        );
+                        to.push((u.x, din, false));
                     }
                     _ => {}
+                }
+                for (x, g, pre) in to {
+                    accumulate(&mut tensors, &mut backward, &mut grads, &name, x, g, pre);
                 }
             }
             backward.push(Step::Adam);
