@@ -8,16 +8,41 @@ use anyhow::Result;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::data::{self, GpuDataset, Split, IMAGE_BYTES};
+use crate::data::{self, GpuDataset, Split};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::train::Runner;
 
-/// Random images and labels in the CIFAR-10 layout.
-pub fn synthetic_split(n: usize, seed: u64) -> Split {
+/// Random images shaped as `desc`'s input, with labels of its classes.
+pub fn synthetic_split(desc: &crate::graph::Description, n: usize, seed: u64) -> Split {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let shape = data::ImageShape::of_input(desc.input);
     Split {
-        images: (0..n * IMAGE_BYTES).map(|_| rng.random::<u8>()).collect(),
-        labels: (0..n).map(|_| rng.random_range(0..10u8)).collect(),
+        shape,
+        images: (0..n * shape.bytes()).map(|_| rng.random::<u8>()).collect(),
+        labels: (0..n).map(|_| rng.random_range(0..desc.classes)).collect(),
+    }
+}
+
+/// The seed's augmentation (flip + RandomResizedCrop) of random records of `split`, and the
+/// normalisation used with synthetic data.
+pub fn synthetic_crops(rng: &mut impl Rng, split: &Split, batch: u32) -> Vec<[u32; 8]> {
+    let aug = data::augment::AugmentConfig::default()
+        .parsed()
+        .expect("the default augmentation parses");
+    (0..batch)
+        .map(|_| {
+            let record = rng.random_range(0..split.len() as u32);
+            aug.draw(rng, record, split.shape).words()
+        })
+        .collect()
+}
+
+/// Normalisation for synthetic data: CIFAR-10's where it has 3 channels.
+pub fn synthetic_norm(split: &Split) -> data::Normalization {
+    if split.shape.c == 3 {
+        data::Normalization::cifar10()
+    } else {
+        data::Normalization::none(split.shape.c)
     }
 }
 
@@ -56,20 +81,14 @@ pub fn bench(
     launched: Instant,
 ) -> Result<BenchResult> {
     let gpu = Gpu::new(device)?;
-    let split = synthetic_split(1024.max(batch as usize), 7);
-    crate::train::check_model_fits_data(desc)?;
+    let split = synthetic_split(desc, 1024.max(batch as usize), 7);
     let layout = crate::plan::ParamLayout::of(desc)?;
     let mut runner = Runner::new(&gpu, desc, batch, &layout.init(0), 1e-4)?;
     let ds = GpuDataset::upload(&gpu, &split, "synthetic")?;
-    let aug = runner.augment_from(&gpu, &ds);
+    let aug = runner.augment_from(&gpu, &ds, &synthetic_norm(&split));
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let step = |gpu: &Gpu, runner: &mut Runner, rng: &mut rand::rngs::StdRng| -> Result<f64> {
-        let crops: Vec<[u32; 8]> = (0..batch)
-            .map(|_| {
-                let record = rng.random_range(0..split.len() as u32);
-                data::train_crop(rng, record).words()
-            })
-            .collect();
+        let crops = synthetic_crops(rng, &split, batch);
         let t = Instant::now();
         runner.write_crops(gpu, &crops);
         let mut enc = gpu.device.create_command_encoder(&Default::default());

@@ -6,44 +6,94 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::checkpoint;
-use crate::data::{self, GpuDataset, Split};
+use crate::data::{self, GpuDataset};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::model::GpuModel;
 use crate::report::{self, EvalResult};
-use crate::train::{check_model_fits_data, warn_unknown, Runner};
+use crate::train::{
+    check_model_fits_data, checkpoint_normalization, warn_unknown, Runner, TrainConfig,
+};
 
-/// `wgpu-cnn eval`: the test set on a checkpoint's parameters.
+/// How `eval` reads its data: `--data` and `--dataset`, the rest as the checkpoint's run did.
+pub struct EvalData<'a> {
+    /// `None`: the folder the checkpoint's run read.
+    pub dir: Option<&'a Path>,
+    pub kind: Option<data::Kind>,
+}
+
+/// The run settings stored in a checkpoint (none: the defaults).
+fn checkpoint_config(ck: &checkpoint::Checkpoint) -> TrainConfig {
+    ck.metadata
+        .get("config")
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+/// `wgpu-cnn eval`: the test set on a checkpoint's parameters, normalised as the checkpoint
+/// was trained (checkpoints without that record: CIFAR-10's statistics).
 pub fn eval(
     checkpoint_path: &Path,
-    data_dir: &Path,
+    source: EvalData<'_>,
     out: Option<&Path>,
     batch: u32,
     device: &GpuOptions,
 ) -> Result<EvalResult> {
     let ck = checkpoint::load(checkpoint_path)?;
     warn_unknown(checkpoint_path, &ck);
-    let test: Split = data::load_test(data_dir)?;
+    let cfg = checkpoint_config(&ck);
+    let input = data::ImageShape::of_input(ck.model.input);
+    let opts = data::DataOptions {
+        kind: source.kind.or(cfg.dataset),
+        labels: cfg.labels,
+        shape: match cfg.image_size {
+            Some([h, w]) => data::ImageShape { h, w, c: input.c },
+            None => input,
+        },
+        test_size: cfg.test_size,
+        seed: cfg.seed,
+        cache: cfg.cache.clone(),
+        skip_bad_images: cfg.skip_bad_images,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let dir = source
+        .dir
+        .map(Path::to_path_buf)
+        .unwrap_or(cfg.data.clone());
+    let ds = crate::train::load_dataset(&dir, &opts)?;
+    let test = &ds.test;
+    check_model_fits_data(&ck.model, ds.shape(), ds.classes.len())
+        .with_context(|| checkpoint_path.display().to_string())?;
+    let norm = checkpoint_normalization(&ck).unwrap_or_else(data::Normalization::cifar10);
+    norm.check(ds.shape().c)
+        .with_context(|| checkpoint_path.display().to_string())?;
     let gpu = Gpu::new(device)?;
     println!("adapter: {}", gpu.describe());
-    check_model_fits_data(&ck.model).with_context(|| checkpoint_path.display().to_string())?;
+    println!(
+        "data: {}, {} test images; normalisation {}",
+        ds.name,
+        test.len(),
+        norm.describe()
+    );
     let batch = batch.min(test.len() as u32).max(1);
     let mut runner = Runner::inference(&gpu, &ck.model, batch, &ck.params)?;
     runner.model.write_batch_stats(&gpu, &ck.batch_stats);
-    let test_data = GpuDataset::upload(&gpu, &test, "test")?;
-    let aug = runner.augment_from(&gpu, &test_data);
+    let test_data = GpuDataset::upload(&gpu, test, "test")?;
+    let aug = runner.augment_from(&gpu, &test_data, &norm);
     let idx: Vec<u32> = (0..test.len() as u32).collect();
-    let r = runner.evaluate(&gpu, &aug, &idx, Some(&test.labels))?;
+    let mut r = runner.evaluate(&gpu, &aug, &idx, Some(&test.labels))?;
+    r.classes = ds.classes.clone();
     println!("test: {}", r.line());
     print!("{}", report::confusion_table(&r));
     if let Some(out) = out {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
         let mut json = r.to_json();
         json["checkpoint"] = checkpoint_path.display().to_string().into();
+        json["data"] = ds.name.clone().into();
         checkpoint::write_atomic(
             &out.join("test.json"),
             serde_json::to_string_pretty(&json)?.as_bytes(),
         )?;
-        report::confusion_png(&r, "CIFAR-10 test", &out.join("confusion.png"))?;
+        report::confusion_png(&r, &format!("{} test", ds.name), &out.join("confusion.png"))?;
         println!(
             "wrote {} and {}",
             out.join("test.json").display(),
@@ -56,33 +106,30 @@ pub fn eval(
 /// One prediction: the top classes with probabilities.
 pub struct Prediction {
     pub path: PathBuf,
+    /// (class index, probability), most probable first.
     pub top: Vec<(usize, f32)>,
+    /// The names of `top`'s classes (the checkpoint's data set's).
+    pub names: Vec<String>,
 }
 
-/// Reads an image of any size and format `image` knows (grayscale and RGBA converted to RGB),
-/// resizes it to the model's `h`×`w` and normalises it, NHWC.
-pub fn load_image(path: &Path, h: u32, w: u32) -> Result<Vec<f32>> {
+/// Reads an image of any size and format `image` knows, converts it to the model's channels
+/// (RGB, or luma for one channel), resizes it to `shape` as image folders are, and normalises
+/// it with `norm`, NHWC.
+pub fn load_image(
+    path: &Path,
+    shape: data::ImageShape,
+    norm: &data::Normalization,
+) -> Result<Vec<f32>> {
     if path.is_dir() {
         bail!("{}: is a directory, expected an image", path.display());
     }
-    let img = image::ImageReader::open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .decode()
-        .map_err(|e| anyhow::anyhow!("{}: not a readable image ({e})", path.display()))?;
-    if img.width() == 0 || img.height() == 0 {
-        bail!("{}: image has zero size", path.display());
-    }
-    let rgb = img.to_rgb8();
-    let small = image::imageops::resize(&rgb, w, h, image::imageops::FilterType::Triangle);
-    let mut out = Vec::with_capacity((h * w * 3) as usize);
-    for p in small.pixels() {
-        for c in 0..3 {
-            out.push((p[c] as f32 / 255.0 - data::MEAN[c]) / data::STD[c]);
-        }
-    }
-    Ok(out)
+    let bytes = data::folder::decode(path, shape)?;
+    let c = shape.c as usize;
+    Ok(bytes
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| (b as f32 / 255.0 - norm.mean[i % c]) / norm.std[i % c])
+        .collect())
 }
 
 /// `wgpu-cnn predict`: top-`k` classes of each image.
@@ -97,11 +144,14 @@ pub fn predict(
     }
     let ck = checkpoint::load(checkpoint_path)?;
     warn_unknown(checkpoint_path, &ck);
-    check_model_fits_data(&ck.model).with_context(|| checkpoint_path.display().to_string())?;
     let [h, w, c] = ck.model.input;
+    let shape = data::ImageShape { h, w, c };
+    let norm = checkpoint_normalization(&ck).unwrap_or_else(data::Normalization::cifar10);
+    norm.check(c)
+        .with_context(|| checkpoint_path.display().to_string())?;
     let inputs = images
         .iter()
-        .map(|p| load_image(p, h, w))
+        .map(|p| load_image(p, shape, &norm))
         .collect::<Result<Vec<_>>>()?;
     let gpu = Gpu::new(device)?;
     // At most 256 images per forward pass, so any number of images fits the adapter's limits.
@@ -109,6 +159,7 @@ pub fn predict(
     let m = GpuModel::inference(&gpu, &ck.model, batch as u32, &ck.params)?;
     m.write_batch_stats(&gpu, &ck.batch_stats);
     let classes = m.classes() as usize;
+    let names = report::class_names(&crate::train::checkpoint_classes(&ck), classes);
     let mut logits = Vec::with_capacity(images.len() * classes);
     for chunk in inputs.chunks(batch) {
         let mut x = chunk.concat();
@@ -132,6 +183,7 @@ pub fn predict(
             probs.truncate(k);
             Prediction {
                 path: path.clone(),
+                names: probs.iter().map(|(c, _)| names[*c].clone()).collect(),
                 top: probs,
             }
         })

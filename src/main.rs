@@ -3,7 +3,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use wgpu_cnn::data::CLASS_NAMES;
 use wgpu_cnn::gpu::{context, Backend, Gpu, GpuOptions};
 use wgpu_cnn::train::{self, TrainConfig};
 
@@ -50,7 +49,7 @@ enum Command {
         #[command(flatten)]
         device: DeviceArgs,
     },
-    /// Train a model on CIFAR-10 (defaults: the Flax tutorial's CNN and recipe).
+    /// Train a model (defaults: the Flax tutorial's CNN and recipe on CIFAR-10).
     Train(Box<TrainArgs>),
     /// List the preset models, print one as TOML, or print the plan of a model on this adapter.
     Models {
@@ -71,14 +70,17 @@ enum Command {
         #[command(flatten)]
         device: DeviceArgs,
     },
-    /// Evaluate a checkpoint on the CIFAR-10 test set.
+    /// Evaluate a checkpoint on the test split of a data set (normalised as it was trained).
     Eval {
         /// Checkpoint (.safetensors) to evaluate.
         #[arg(long)]
         checkpoint: PathBuf,
-        /// Folder holding the CIFAR-10 binary files.
-        #[arg(long, default_value = "data/cifar-10-batches-bin")]
-        data: PathBuf,
+        /// The data set's folder [default: the one the checkpoint's run read].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The kind of data set (cifar10, cifar100, mnist, folder) [default: detected].
+        #[arg(long)]
+        dataset: Option<String>,
         /// Where to write test.json and confusion.png.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -87,7 +89,7 @@ enum Command {
         #[command(flatten)]
         device: DeviceArgs,
     },
-    /// Classify images (PNG/JPEG of any size, resized to 32x32): top-3 classes.
+    /// Classify images (PNG/JPEG of any size, resized to the model's input): top-3 classes.
     Predict {
         #[arg(long)]
         checkpoint: PathBuf,
@@ -147,9 +149,45 @@ struct TrainArgs {
     /// The model: a preset (`wgpu-cnn models` lists them) or a TOML file [default: flax-cifar10].
     #[arg(long)]
     model: Option<String>,
-    /// Folder holding the CIFAR-10 binary files (downloaded there when it is the default and empty).
+    /// The data set's folder: CIFAR-10 or CIFAR-100 binary files, MNIST IDX files, or an image
+    /// folder (one subfolder per class) [default: data/cifar-10-batches-bin, or the --dataset's
+    /// default folder; downloaded there when empty].
     #[arg(long)]
     data: Option<PathBuf>,
+    /// The kind of data set: cifar10, cifar100, mnist, folder [default: detected from the files].
+    #[arg(long)]
+    dataset: Option<String>,
+    /// CIFAR-100: fine (100 classes) or coarse (20 superclasses) labels [default: fine].
+    #[arg(long)]
+    labels: Option<String>,
+    /// Image folders: resize every image to H or HxW pixels [default: the model's input].
+    #[arg(long)]
+    image_size: Option<String>,
+    /// Image folders without test/: the test images drawn from the rest, a count or a fraction
+    /// [default: 0.1].
+    #[arg(long)]
+    test_size: Option<String>,
+    /// Input normalisation: dataset (the training split's per-channel mean/std), none, cifar10,
+    /// or MEANS/STDS such as 0.5,0.5,0.5/0.25,0.25,0.25 [default: cifar10 on CIFAR-10, else dataset].
+    #[arg(long)]
+    normalize: Option<String>,
+    /// Training augmentation, comma-separated: flip, rrc, crop:PAD[:reflect], translate:PX, none
+    /// [default: flip,rrc].
+    #[arg(long)]
+    augment: Option<String>,
+    /// rrc: the crop's area range as a fraction of the image, LOW,HIGH [default: 0.8,1.0].
+    #[arg(long)]
+    rrc_scale: Option<String>,
+    /// rrc: the crop's aspect-ratio range, LOW,HIGH [default: 0.9,1.1].
+    #[arg(long)]
+    rrc_ratio: Option<String>,
+    /// Image folders: where the decoded-image cache goes [default: next to the folder].
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Image folders: leave out files that are not readable images (and count them) instead of
+    /// stopping at the first.
+    #[arg(long)]
+    skip_bad_images: bool,
     /// Epochs [default: 100].
     #[arg(long)]
     epochs: Option<u32>,
@@ -211,16 +249,17 @@ struct TrainArgs {
     /// Seed of the split, the init and every epoch's shuffle and augmentation [default: 42].
     #[arg(long)]
     seed: Option<u64>,
-    /// Training images held out for validation [default: 5000].
+    /// Training images held out for validation, a count or a fraction [default: 5000, image
+    /// folders 0.1; a data set's own val/ split replaces it].
     #[arg(long)]
-    val_size: Option<usize>,
+    val_size: Option<String>,
     /// Train on the first N images of the training split only.
     #[arg(long)]
     train_limit: Option<usize>,
     /// Test the final weights on the first N test images only (quick runs).
     #[arg(long)]
     test_limit: Option<usize>,
-    /// No flip or crop augmentation.
+    /// No augmentation (the same as --augment none).
     #[arg(long)]
     no_augment: bool,
     /// Keep the training images in order (with --val-size 0: the files' order).
@@ -266,7 +305,44 @@ impl TrainArgs {
             || self.end_lr.is_some()
             || self.boundaries.is_some()
             || self.scales.is_some();
-        let checks: [(&str, bool, String, String); 13] = [
+        let size = |v: &Option<wgpu_cnn::data::SplitSize>| opt(v.map(|v| v.describe()));
+        let checks: Vec<(&str, bool, String, String)> = vec![
+            (
+                "--dataset",
+                self.dataset.is_some(),
+                opt(saved.dataset.map(|k| k.name().to_string())),
+                opt(cfg.dataset.map(|k| k.name().to_string())),
+            ),
+            (
+                "--labels",
+                self.labels.is_some(),
+                saved.labels.name().into(),
+                cfg.labels.name().into(),
+            ),
+            (
+                "--image-size",
+                self.image_size.is_some(),
+                opt(saved.image_size.map(|[h, w]| format!("{h}x{w}"))),
+                opt(cfg.image_size.map(|[h, w]| format!("{h}x{w}"))),
+            ),
+            (
+                "--test-size",
+                self.test_size.is_some(),
+                size(&saved.test_size),
+                size(&cfg.test_size),
+            ),
+            (
+                "--normalize",
+                self.normalize.is_some(),
+                opt(saved.normalize.clone()),
+                opt(cfg.normalize.clone()),
+            ),
+            (
+                "--augment",
+                self.augment.is_some() || self.rrc_scale.is_some() || self.rrc_ratio.is_some(),
+                format!("{:?}", saved.augment),
+                format!("{:?}", cfg.augment),
+            ),
             (
                 "--optimizer",
                 self.optimizer_flags().any(),
@@ -318,8 +394,8 @@ impl TrainArgs {
             (
                 "--val-size",
                 self.val_size.is_some(),
-                saved.val_size.to_string(),
-                cfg.val_size.to_string(),
+                size(&saved.val_size),
+                size(&cfg.val_size),
             ),
             (
                 "--train-limit",
@@ -330,8 +406,8 @@ impl TrainArgs {
             (
                 "--no-augment",
                 self.no_augment,
-                format!("augmentation {}", if saved.augment { "on" } else { "off" }),
-                "augmentation off".into(),
+                format!("augmentation {}", saved.augment.list),
+                "augmentation none".into(),
             ),
             (
                 "--no-shuffle",
@@ -390,8 +466,52 @@ impl TrainArgs {
             wgpu_cnn::graph::zoo::resolve(v)?;
             cfg.model = v.clone();
         }
+        if let Some(v) = &self.dataset {
+            let kind = wgpu_cnn::data::Kind::parse(v)?;
+            cfg.dataset = Some(kind);
+            if self.data.is_none() && !resuming {
+                cfg.data = kind.default_dir();
+            }
+        }
         if let Some(v) = &self.data {
             cfg.data = v.clone();
+        }
+        if let Some(v) = &self.labels {
+            cfg.labels = wgpu_cnn::data::Labels::parse(v)?;
+        }
+        if let Some(v) = &self.image_size {
+            let parse = |t: &str| {
+                t.trim().parse::<u32>().map_err(|_| {
+                    anyhow::anyhow!("--image-size must be H or HxW in pixels, got `{v}`")
+                })
+            };
+            cfg.image_size = Some(match v.split_once('x') {
+                Some((h, w)) => [parse(h)?, parse(w)?],
+                None => [parse(v)?, parse(v)?],
+            });
+        }
+        if let Some(v) = &self.test_size {
+            cfg.test_size = Some(wgpu_cnn::data::SplitSize::parse("--test-size", v)?);
+        }
+        if let Some(v) = &self.normalize {
+            cfg.normalize = Some(v.clone());
+        }
+        if let Some(v) = &self.augment {
+            cfg.augment.list = v.clone();
+        }
+        if let Some(v) = &self.rrc_scale {
+            cfg.augment.rrc_scale = wgpu_cnn::data::augment::parse_pair("--rrc-scale", v)?;
+        }
+        if let Some(v) = &self.rrc_ratio {
+            cfg.augment.rrc_ratio = wgpu_cnn::data::augment::parse_pair("--rrc-ratio", v)?;
+        }
+        // Stored canonical, so that the same list in another order is the same setting.
+        cfg.augment.list = cfg.augment.parsed()?.canonical();
+        if let Some(v) = &self.cache {
+            cfg.cache = Some(v.clone());
+        }
+        if self.skip_bad_images {
+            cfg.skip_bad_images = true;
         }
         if let Some(v) = self.epochs {
             cfg.epochs = v;
@@ -428,8 +548,8 @@ impl TrainArgs {
         if let Some(v) = self.seed {
             cfg.seed = v;
         }
-        if let Some(v) = self.val_size {
-            cfg.val_size = v;
+        if let Some(v) = &self.val_size {
+            cfg.val_size = Some(wgpu_cnn::data::SplitSize::parse("--val-size", v)?);
         }
         if self.train_limit.is_some() {
             cfg.train_limit = self.train_limit;
@@ -438,7 +558,10 @@ impl TrainArgs {
             cfg.test_limit = self.test_limit;
         }
         if self.no_augment {
-            cfg.augment = false;
+            if self.augment.is_some() {
+                anyhow::bail!("--no-augment and --augment contradict each other");
+            }
+            cfg.augment.list = "none".into();
         }
         if self.no_shuffle {
             cfg.shuffle = false;
@@ -591,13 +714,20 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
         Command::Eval {
             checkpoint,
             data,
+            dataset,
             out,
             batch_size,
             device,
         } => {
             wgpu_cnn::infer::eval(
                 &checkpoint,
-                &data,
+                wgpu_cnn::infer::EvalData {
+                    dir: data.as_deref(),
+                    kind: dataset
+                        .as_deref()
+                        .map(wgpu_cnn::data::Kind::parse)
+                        .transpose()?,
+                },
                 out.as_deref(),
                 batch_size,
                 &device.options(),
@@ -613,7 +743,8 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
                 let top: Vec<String> = p
                     .top
                     .iter()
-                    .map(|(c, prob)| format!("{} {:.3}", CLASS_NAMES[*c], prob))
+                    .zip(&p.names)
+                    .map(|((_, prob), name)| format!("{name} {prob:.3}"))
                     .collect();
                 println!("{}: {}", p.path.display(), top.join(", "));
             }

@@ -190,23 +190,16 @@ pub fn profile_training(
     batch: u32,
     steps: usize,
 ) -> Result<(Vec<Span>, Clock, String)> {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let gpu = Gpu::new(device)?;
-    let split = crate::bench::synthetic_split(1024.max(batch as usize), 7);
-    crate::train::check_model_fits_data(desc)?;
+    let split = crate::bench::synthetic_split(desc, 1024.max(batch as usize), 7);
     let layout = crate::plan::ParamLayout::of(desc)?;
     let mut runner = crate::train::Runner::new(&gpu, desc, batch, &layout.init(0), 1e-4)?;
     let ds = crate::data::GpuDataset::upload(&gpu, &split, "synthetic")?;
-    let aug = runner.augment_from(&gpu, &ds);
+    let aug = runner.augment_from(&gpu, &ds, &crate::bench::synthetic_norm(&split));
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    let mut crops = move || -> Vec<[u32; 8]> {
-        (0..batch)
-            .map(|_| {
-                let record = rng.random_range(0..split.len() as u32);
-                crate::data::train_crop(&mut rng, record).words()
-            })
-            .collect()
-    };
+    let mut crops =
+        move || -> Vec<[u32; 8]> { crate::bench::synthetic_crops(&mut rng, &split, batch) };
     // Warm-up step: pipelines compiled, caches filled.
     runner.write_crops(&gpu, &crops());
     runner.model.train_step(&gpu);

@@ -21,9 +21,32 @@ pub struct EvalResult {
     /// `confusion[true][predicted]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confusion: Option<Vec<Vec<u64>>>,
+    /// The data set's class names (empty: CIFAR-10's, or `class i`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+}
+
+/// Names for `n` classes: `given` when it has `n`, CIFAR-10's for 10, else `class i`.
+pub fn class_names(given: &[String], n: usize) -> Vec<String> {
+    if given.len() == n {
+        given.to_vec()
+    } else if n == CLASS_NAMES.len() {
+        CLASS_NAMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        (0..n).map(|i| format!("class {i}")).collect()
+    }
 }
 
 impl EvalResult {
+    /// The class names of the confusion matrix's rows.
+    pub fn names(&self) -> Vec<String> {
+        let n = self
+            .confusion
+            .as_ref()
+            .map_or(self.classes.len(), |m| m.len());
+        class_names(&self.classes, n)
+    }
+
     pub fn per_class_accuracy(&self) -> Option<Vec<f64>> {
         self.confusion.as_ref().map(|m| {
             m.iter()
@@ -57,13 +80,14 @@ impl EvalResult {
             "total": self.total,
         });
         if let (Some(pc), Some(m)) = (self.per_class_accuracy(), &self.confusion) {
-            let per: serde_json::Map<String, serde_json::Value> = CLASS_NAMES
+            let names = self.names();
+            let per: serde_json::Map<String, serde_json::Value> = names
                 .iter()
                 .zip(pc)
-                .map(|(n, a)| (n.to_string(), a.into()))
+                .map(|(n, a)| (n.clone(), a.into()))
                 .collect();
             v["per_class_accuracy"] = per.into();
-            v["classes"] = CLASS_NAMES.to_vec().into();
+            v["classes"] = names.into();
             v["confusion"] = serde_json::to_value(m).unwrap_or_default();
         }
         v
@@ -75,17 +99,26 @@ pub fn confusion_table(r: &EvalResult) -> String {
     let (Some(m), Some(pc)) = (&r.confusion, r.per_class_accuracy()) else {
         return String::new();
     };
+    let names = r.names();
+    let width = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(10);
     let mut s = String::from("per-class accuracy:\n");
-    for (name, a) in CLASS_NAMES.iter().zip(&pc) {
-        s += &format!("  {name:<10} {a:.4}\n");
+    for (name, a) in names.iter().zip(&pc) {
+        s += &format!("  {name:<width$} {a:.4}\n");
     }
+    let short = |n: &str| n.chars().take(6).collect::<String>();
     s += "confusion matrix (rows: true class, columns: predicted):\n";
     s += &format!("{:>12}", "");
-    for name in CLASS_NAMES {
-        s += &format!(" {:>6}", &name[..name.len().min(6)]);
+    for name in &names {
+        s += &format!(" {:>6}", short(name));
     }
     s += "\n";
-    for (name, row) in CLASS_NAMES.iter().zip(m) {
+    for (name, row) in names.iter().zip(m) {
+        let name: String = name.chars().take(12).collect();
         s += &format!("{name:>12}");
         for v in row {
             s += &format!(" {v:>6}");
@@ -125,7 +158,10 @@ pub fn confusion_png(r: &EvalResult, title: &str, path: &Path) -> Result<()> {
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err(path))?;
-        let n = CLASS_NAMES.len() as i32;
+        let names = r.names();
+        let n = names.len() as i32;
+        // Many classes: no counts in the cells, and labels only where they fit.
+        let counts = n <= 20;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 24))
             .margin(20)
@@ -137,13 +173,16 @@ pub fn confusion_png(r: &EvalResult, title: &str, path: &Path) -> Result<()> {
         const SHORT: [&str; 10] = [
             "plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
         ];
+        let cifar = names.iter().map(String::as_str).eq(CLASS_NAMES);
         let name = |v: &SegmentValue<i32>, flip: bool| match v {
             SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
                 let i = if flip { n - 1 - *i } else { *i };
-                let names: &[&str] = if flip { &CLASS_NAMES } else { &SHORT };
+                if !flip && cifar {
+                    return SHORT[i as usize % 10].to_string();
+                }
                 names
                     .get(i as usize)
-                    .map(|s| s.to_string())
+                    .map(|s| s.chars().take(if flip { 14 } else { 7 }).collect())
                     .unwrap_or_default()
             }
             SegmentValue::Last => String::new(),
@@ -151,8 +190,8 @@ pub fn confusion_png(r: &EvalResult, title: &str, path: &Path) -> Result<()> {
         chart
             .configure_mesh()
             .disable_mesh()
-            .x_labels(CLASS_NAMES.len())
-            .y_labels(CLASS_NAMES.len())
+            .x_labels(names.len().min(20))
+            .y_labels(names.len().min(40))
             .x_desc("predicted")
             .y_desc("true")
             .x_label_formatter(&|v| name(v, false))
@@ -177,6 +216,9 @@ pub fn confusion_png(r: &EvalResult, title: &str, path: &Path) -> Result<()> {
                         RGBColor(shade, shade, 255).filled(),
                     )))
                     .map_err(plot_err(path))?;
+                if !counts {
+                    continue;
+                }
                 let text_color = if frac > 0.5 { WHITE } else { BLACK };
                 let style = ("sans-serif", 15)
                     .into_font()

@@ -51,12 +51,39 @@ pub struct TrainConfig {
     #[serde(default)]
     pub clip_grad_norm: Option<f64>,
     pub seed: u64,
-    pub val_size: usize,
+    /// `--dataset`: the kind of data in `data` (`None`: detected from the files).
+    #[serde(default)]
+    pub dataset: Option<data::Kind>,
+    /// CIFAR-100's label set.
+    #[serde(default)]
+    pub labels: data::Labels,
+    /// Image folders: resize to H×W (default: the model's input).
+    #[serde(default)]
+    pub image_size: Option<[u32; 2]>,
+    /// Validation images held out of the training split (default: 5000, image folders 10 %;
+    /// ignored where the data set brings a `val/` split).
+    #[serde(default)]
+    pub val_size: Option<data::SplitSize>,
+    /// Image folders without `test/`: the test images drawn from the rest (default 10 %).
+    #[serde(default)]
+    pub test_size: Option<data::SplitSize>,
+    /// `--normalize`: dataset, none, cifar10 or MEANS/STDS (default: cifar10 for CIFAR-10,
+    /// the data set's own statistics otherwise).
+    #[serde(default)]
+    pub normalize: Option<String>,
+    /// Image folders: where the decoded-image cache goes (default: next to the folder).
+    #[serde(default)]
+    pub cache: Option<PathBuf>,
+    /// Image folders: leave files that are not readable images out (counted) instead of failing.
+    #[serde(default)]
+    pub skip_bad_images: bool,
     pub train_limit: Option<usize>,
     /// Evaluate the final weights on the first N test images only (quick runs).
     #[serde(default)]
     pub test_limit: Option<usize>,
-    pub augment: bool,
+    /// Training augmentation (runs before this setting stored `true`/`false`).
+    #[serde(deserialize_with = "de_augment")]
+    pub augment: data::augment::AugmentConfig,
     pub shuffle: bool,
     pub init: Option<PathBuf>,
     pub out: PathBuf,
@@ -64,6 +91,22 @@ pub struct TrainConfig {
 
 fn default_model() -> String {
     zoo::DEFAULT.to_string()
+}
+
+/// `augment` as runs before `--augment LIST` stored it (a bool) or as now (a table).
+fn de_augment<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<data::augment::AugmentConfig, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Flag(bool),
+        Config(data::augment::AugmentConfig),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Flag(on) => data::augment::AugmentConfig::from_flag(on),
+        Either::Config(c) => c,
+    })
 }
 
 impl Default for TrainConfig {
@@ -80,10 +123,17 @@ impl Default for TrainConfig {
             clip_grad_norm: None,
             optimizer: Default::default(),
             seed: 42,
-            val_size: 5000,
+            dataset: None,
+            labels: Default::default(),
+            image_size: None,
+            val_size: None,
+            test_size: None,
+            normalize: None,
+            cache: None,
+            skip_bad_images: false,
             train_limit: None,
             test_limit: None,
-            augment: true,
+            augment: Default::default(),
             shuffle: true,
             init: None,
             out: PathBuf::from("runs"),
@@ -109,6 +159,12 @@ impl TrainConfig {
         if let Some(c) = self.clip_grad_norm {
             if !(c.is_finite() && c > 0.0 && (c as f32) > 0.0) {
                 bail!("--clip-grad-norm must be a positive finite number, got {c}");
+            }
+        }
+        self.augment.parsed()?;
+        if let Some([h, w]) = self.image_size {
+            if h == 0 || w == 0 || h > 4096 || w > 4096 {
+                bail!("--image-size must be between 1 and 4096 pixels per side, got {h}x{w}");
             }
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
@@ -140,7 +196,14 @@ fn epoch_rng(seed: u64, epoch: u32) -> rand::rngs::StdRng {
 }
 
 /// The crops of every training step of `epoch`, in order (`steps · batch` of them).
-fn epoch_crops(cfg: &TrainConfig, train_idx: &[u32], epoch: u32, steps: usize) -> Vec<[u32; 8]> {
+pub fn epoch_crops(
+    cfg: &TrainConfig,
+    aug: &data::Augment,
+    shape: data::ImageShape,
+    train_idx: &[u32],
+    epoch: u32,
+    steps: usize,
+) -> Vec<[u32; 8]> {
     let mut rng = epoch_rng(cfg.seed, epoch);
     let mut order = train_idx.to_vec();
     if cfg.shuffle {
@@ -148,14 +211,7 @@ fn epoch_crops(cfg: &TrainConfig, train_idx: &[u32], epoch: u32, steps: usize) -
     }
     order[..steps * cfg.batch_size as usize]
         .iter()
-        .map(|&r| {
-            if cfg.augment {
-                data::train_crop(&mut rng, r)
-            } else {
-                Crop::identity(r)
-            }
-            .words()
-        })
+        .map(|&r| aug.draw(&mut rng, r, shape).words())
         .collect()
 }
 
@@ -197,12 +253,19 @@ impl Runner {
         })
     }
 
-    /// The augmentation dispatch that fills the model's input from `data`.
-    pub fn augment_from(&self, gpu: &Gpu, data: &GpuDataset) -> Dispatch {
+    /// The augmentation dispatch that fills the model's input from `data`, normalised with
+    /// `norm`.
+    pub fn augment_from(
+        &self,
+        gpu: &Gpu,
+        data: &GpuDataset,
+        norm: &data::Normalization,
+    ) -> Dispatch {
         augment::batch(
             gpu,
             self.model.batch(),
             data,
+            norm,
             (&self.crops).into(),
             (&self.model.input).into(),
             (&self.model.labels).into(),
@@ -227,8 +290,9 @@ impl Runner {
         gpu: &Gpu,
         aug: &Dispatch,
         indices: &[u32],
-        labels: Option<&[u8]>,
+        labels: Option<&[u32]>,
     ) -> Result<EvalResult> {
+        let shape = data::ImageShape::of_input(self.model.plan.desc.input);
         let b = self.model.batch() as usize;
         let classes = self.model.classes() as usize;
         if labels.is_some() {
@@ -242,7 +306,7 @@ impl Runner {
             // A partial last batch is padded with its first image; the loss counts only the
             // real rows.
             let crops: Vec<[u32; 8]> = (0..b)
-                .map(|j| Crop::identity(*chunk.get(j).unwrap_or(&chunk[0])).words())
+                .map(|j| Crop::identity(*chunk.get(j).unwrap_or(&chunk[0]), shape).words())
                 .collect();
             self.write_crops(gpu, &crops);
             if chunk.len() < b {
@@ -273,6 +337,7 @@ impl Runner {
             correct: t.correct as u64,
             total: t.count as u64,
             confusion: None,
+            classes: Vec::new(),
         };
         if let (Some(p), Some(labels)) = (&self.preds, labels) {
             let logits: Vec<f32> = gpu.read(crate::gpu::BufSlice {
@@ -301,19 +366,37 @@ pub fn argmax(row: &[f32]) -> usize {
     best
 }
 
-/// Loads the data set, downloading it when the default location is empty.
-pub fn load_data(dir: &Path, progress: bool) -> Result<data::Cifar10> {
-    if !data::is_present(dir) && dir == data::default_data_dir() {
-        let root = dir.parent().unwrap_or(Path::new("."));
-        eprintln!(
-            "CIFAR-10 not found in {}; downloading {}",
-            dir.display(),
-            data::download::URL
-        );
-        data::download::download(data::download::URL, data::download::MD5, root, progress)
-            .map_err(|e| anyhow::anyhow!("{e:#}; {}", data::missing_data_hint(dir)))?;
+/// Loads the data set in `dir` as `opts` says; the default folder of a kind with an official
+/// URL (CIFAR-10, CIFAR-100, MNIST) is downloaded first when it holds no data.
+pub fn load_dataset(dir: &Path, opts: &data::DataOptions) -> Result<data::Dataset> {
+    let default_kind = [data::Kind::Cifar10, data::Kind::Cifar100, data::Kind::Mnist]
+        .into_iter()
+        .find(|k| k.default_dir() == dir && opts.kind.is_none_or(|o| o == *k));
+    if let Some(kind) = default_kind {
+        let present = match kind {
+            data::Kind::Cifar10 => data::cifar::is_cifar10(dir),
+            data::Kind::Cifar100 => data::cifar::is_cifar100(dir),
+            _ => data::mnist::is_mnist(dir),
+        };
+        if !present {
+            eprintln!(
+                "{} not found in {}; downloading it (checksum verified)",
+                kind.name(),
+                dir.display()
+            );
+            data::download::download_kind(kind, dir, opts.progress).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e:#}; pass --data DIR pointing at a copy of the data set{}",
+                    if kind == data::Kind::Cifar10 {
+                        format!(" ({})", data::missing_data_hint(dir))
+                    } else {
+                        String::new()
+                    }
+                )
+            })?;
+        }
     }
-    data::load(dir)
+    data::load(dir, opts)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -326,6 +409,7 @@ fn checkpoint_of(
     adapter: &str,
     shape: (usize, usize),
     history: &[EpochMetrics],
+    extra: &[(&str, String)],
 ) -> Result<Checkpoint> {
     let params = m.read_params(gpu)?;
     let adam = m.read_adam(gpu)?;
@@ -355,6 +439,9 @@ fn checkpoint_of(
     // The epochs' metrics (metrics.jsonl's lines): the checkpoint commits an epoch, the log
     // follows it, and a resumed run rewrites the log from here.
     meta.insert("history".into(), history_text(history)?);
+    for (k, v) in extra {
+        meta.insert(k.to_string(), v.clone());
+    }
     if let (Some(a), Some(e)) = (pos.best_val_accuracy, pos.best_epoch) {
         meta.insert("best_val_accuracy".into(), a.to_string());
         meta.insert("best_epoch".into(), e.to_string());
@@ -460,20 +547,29 @@ fn checkpoint_bytes(layout: &ParamLayout) -> u64 {
     3 * 4 * layout.count() as u64
 }
 
-/// The data this engine reads today: CIFAR-10's 32×32×3 images in 10 classes.
-pub fn check_model_fits_data(desc: &Description) -> Result<()> {
-    let side = data::IMAGE_SIDE;
-    if desc.input != [side, side, 3] {
+/// The model must take the data's images and predict its classes.
+pub fn check_model_fits_data(
+    desc: &Description,
+    shape: data::ImageShape,
+    classes: usize,
+) -> Result<()> {
+    if desc.input != [shape.h, shape.w, shape.c] {
         bail!(
-            "the model's input {}x{}x{} does not match the data's {side}x{side}x3 images (key `input`)",
+            "the model's input {}x{}x{} does not match the data's {} images (key `input`{})",
             desc.input[0],
             desc.input[1],
-            desc.input[2]
+            desc.input[2],
+            shape.describe(),
+            if desc.input[2] == shape.c {
+                "; image folders take --image-size"
+            } else {
+                ""
+            }
         );
     }
-    if desc.classes != 10 {
+    if desc.classes as usize != classes {
         bail!(
-            "the model has {} classes, the data has 10 (key `classes`)",
+            "the model has {} classes, the data has {classes} (key `classes`)",
             desc.classes
         );
     }
@@ -581,15 +677,41 @@ fn prepare_out_folder(out: &Path, checkpoint_bytes: u64) -> Result<()> {
     Ok(())
 }
 
-/// The training and validation indices of the run and the steps per epoch, checked.
-fn split_training_set(cfg: &TrainConfig, n_all: usize) -> Result<(Vec<u32>, Vec<u32>, usize)> {
-    if cfg.val_size >= n_all {
-        bail!(
-            "--val-size {} leaves no training images (the training set has {n_all})",
-            cfg.val_size
-        );
-    }
-    let (mut train_idx, val_idx) = data::split_indices(n_all, cfg.val_size, cfg.seed);
+/// The training and validation indices of the run and the steps per epoch, checked. A
+/// validation split the data set brings is appended to its training images (indices after
+/// them); otherwise `--val-size` images are held out of the training split.
+fn split_training_set(
+    cfg: &TrainConfig,
+    ds: &mut data::Dataset,
+) -> Result<(Vec<u32>, Vec<u32>, usize)> {
+    let (mut train_idx, val_idx) = match ds.val.take() {
+        Some(val) => {
+            if cfg.val_size.is_some() {
+                println!(
+                    "validation: the data set's own {} images (--val-size does not apply)",
+                    val.len()
+                );
+            }
+            let n = ds.train.len() as u32;
+            ds.train.append(&val);
+            ((0..n).collect(), (n..ds.train.len() as u32).collect())
+        }
+        None => {
+            let n_all = ds.train.len();
+            let size = cfg.val_size.unwrap_or(match ds.kind {
+                data::Kind::Folder => data::SplitSize::Fraction(0.1),
+                _ => data::SplitSize::Count(5000),
+            });
+            let val_size = size.of(n_all);
+            if val_size >= n_all {
+                bail!(
+                    "--val-size {} leaves no training images (the training set has {n_all})",
+                    size.describe()
+                );
+            }
+            data::split_indices(n_all, val_size, cfg.seed)
+        }
+    };
     if let Some(limit) = cfg.train_limit {
         if limit == 0 || limit > train_idx.len() {
             bail!(
@@ -608,6 +730,42 @@ fn split_training_set(cfg: &TrainConfig, n_all: usize) -> Result<(Vec<u32>, Vec<
         );
     }
     Ok((train_idx, val_idx, steps))
+}
+
+/// The run's normalisation: the resumed checkpoint's, else `--normalize` (default: CIFAR-10's
+/// constants for CIFAR-10, the training split's statistics otherwise).
+fn resolve_normalization(
+    cfg: &TrainConfig,
+    ds: &data::Dataset,
+    train_idx: &[u32],
+    resumed: Option<&Checkpoint>,
+) -> Result<data::Normalization> {
+    if let Some(n) = resumed.and_then(checkpoint_normalization) {
+        return Ok(n);
+    }
+    let spec = cfg.normalize.clone().unwrap_or_else(|| {
+        match ds.kind {
+            data::Kind::Cifar10 => "cifar10",
+            _ => "dataset",
+        }
+        .into()
+    });
+    data::Normalization::parse(&spec, ds.shape().c, || ds.channel_stats(train_idx))
+}
+
+/// The normalisation a checkpoint was trained with (none recorded: CIFAR-10's).
+pub fn checkpoint_normalization(ck: &Checkpoint) -> Option<data::Normalization> {
+    ck.metadata
+        .get("normalization")
+        .and_then(|s| serde_json::from_str(s).ok())
+}
+
+/// The class names a checkpoint was trained with.
+pub fn checkpoint_classes(ck: &Checkpoint) -> Vec<String> {
+    ck.metadata
+        .get("classes")
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
 }
 
 /// A resumed run must find the data it was trained on and a position inside it.
@@ -649,7 +807,9 @@ struct Run {
     progress: bool,
     gpu: Gpu,
     adapter: String,
-    ds: data::Cifar10,
+    ds: data::Dataset,
+    norm: data::Normalization,
+    aug: data::Augment,
     train_idx: Vec<u32>,
     val_idx: Vec<u32>,
     steps: usize,
@@ -675,7 +835,6 @@ impl Run {
             Some(ck) => (ck.model.clone(), ck.model_text.clone()),
             None => zoo::resolve(&cfg.model)?,
         };
-        check_model_fits_data(&desc)?;
         // What the batch size decides about the model, whatever the adapter (limits come later).
         let mut any = crate::plan::Caps::gpu32();
         (any.max_binding, any.max_buffer) = (u64::MAX, u64::MAX);
@@ -683,8 +842,40 @@ impl Run {
         let layout = ParamLayout::of(&desc)?;
         prepare_out_folder(&cfg.out, checkpoint_bytes(&layout))?;
 
-        let ds = load_data(&cfg.data, progress)?;
-        let (train_idx, val_idx, steps) = split_training_set(&cfg, ds.train.len())?;
+        let input = data::ImageShape::of_input(desc.input);
+        let opts = data::DataOptions {
+            kind: cfg.dataset,
+            labels: cfg.labels,
+            shape: match cfg.image_size {
+                Some([h, w]) => data::ImageShape { h, w, c: input.c },
+                None => input,
+            },
+            test_size: cfg.test_size,
+            seed: cfg.seed,
+            cache: cfg.cache.clone(),
+            skip_bad_images: cfg.skip_bad_images,
+            progress,
+        };
+        let mut ds = load_dataset(&cfg.data, &opts)?;
+        for n in &ds.notes {
+            println!("{n}");
+        }
+        check_model_fits_data(&desc, ds.shape(), ds.classes.len())?;
+        let aug = cfg.augment.parsed()?;
+        aug.check(ds.shape())?;
+        let (train_idx, val_idx, steps) = split_training_set(&cfg, &mut ds)?;
+        let norm = resolve_normalization(&cfg, &ds, &train_idx, resumed.as_ref())?;
+        println!(
+            "data: {}, {} images, {} classes; {} training, {} validation, {} test; normalisation {}; augmentation {}",
+            ds.name,
+            ds.shape().describe(),
+            ds.classes.len(),
+            train_idx.len(),
+            val_idx.len(),
+            ds.test.len(),
+            norm.describe(),
+            aug.canonical()
+        );
 
         let gpu = Gpu::new(device)?;
         let adapter = gpu.describe();
@@ -764,8 +955,8 @@ impl Run {
         }
         let train_data = GpuDataset::upload(&gpu, &ds.train, "train")?;
         let test_data = GpuDataset::upload(&gpu, &ds.test, "test")?;
-        let aug_train = runner.augment_from(&gpu, &train_data);
-        let aug_test = runner.augment_from(&gpu, &test_data);
+        let aug_train = runner.augment_from(&gpu, &train_data, &norm);
+        let aug_test = runner.augment_from(&gpu, &test_data, &norm);
         let probe = TotalsProbe::new(&gpu);
         gpu.take_errors()?;
 
@@ -775,6 +966,15 @@ impl Run {
                 "config": &cfg,
                 "adapter": &adapter,
                 "version": env!("CARGO_PKG_VERSION"),
+                "data": {
+                    "kind": ds.kind,
+                    "name": &ds.name,
+                    "shape": ds.shape(),
+                    "classes": &ds.classes,
+                    "test_images": ds.test.len(),
+                },
+                "normalization": &norm,
+                "augmentation": aug.canonical(),
                 "train_images": train_idx.len(),
                 "val_images": val_idx.len(),
                 "steps_per_epoch": steps,
@@ -806,6 +1006,8 @@ impl Run {
             gpu,
             adapter,
             ds,
+            norm,
+            aug,
             train_idx,
             val_idx,
             steps,
@@ -819,12 +1021,28 @@ impl Run {
         })
     }
 
+    /// What checkpoints record about the data: class names, normalisation, the data set.
+    fn data_meta(&self) -> Result<Vec<(&'static str, String)>> {
+        Ok(vec![
+            ("classes", serde_json::to_string(&self.ds.classes)?),
+            ("normalization", serde_json::to_string(&self.norm)?),
+            ("data", self.ds.name.clone()),
+        ])
+    }
+
     /// The training steps of the current epoch, from `pos.step_in_epoch`. Returns false when
     /// Ctrl-C stopped it (a checkpoint of the exact position is then written).
     fn train_epoch(&mut self) -> Result<bool> {
         let (gpu, cfg) = (&self.gpu, &self.cfg);
         let (epoch, b, steps) = (self.pos.epoch, cfg.batch_size as usize, self.steps);
-        let crops = epoch_crops(cfg, &self.train_idx, epoch, steps);
+        let crops = epoch_crops(
+            cfg,
+            &self.aug,
+            self.ds.shape(),
+            &self.train_idx,
+            epoch,
+            steps,
+        );
         match self.pos.totals.take() {
             Some(t) if self.pos.step_in_epoch > 0 => self.runner.model.write_totals(gpu, t),
             _ => self.runner.model.reset_totals(gpu),
@@ -892,6 +1110,7 @@ impl Run {
                         &self.adapter,
                         (self.train_idx.len(), self.steps),
                         &self.history,
+                        &self.data_meta()?,
                     )?,
                 )?;
                 bar.finish_and_clear();
@@ -970,6 +1189,7 @@ impl Run {
             &self.adapter,
             (self.train_idx.len(), self.steps),
             &self.history,
+            &self.data_meta()?,
         )?;
         // The checkpoint commits the epoch; only then does the log claim it.
         checkpoint::save(&cfg.out.join("last.safetensors"), &ck)?;
@@ -986,9 +1206,10 @@ impl Run {
         let (gpu, cfg, test) = (&self.gpu, &self.cfg, &self.ds.test);
         let test_n = cfg.test_limit.unwrap_or(test.len()).clamp(1, test.len());
         let test_idx: Vec<u32> = (0..test_n as u32).collect();
-        let last = self
+        let mut last = self
             .runner
             .evaluate(gpu, &self.aug_test, &test_idx, Some(&test.labels))?;
+        last.classes = self.ds.classes.clone();
         let last_epoch = cfg.epochs - 1;
         println!(
             "test, last weights (epoch {last_epoch:03}): {}",
@@ -999,9 +1220,10 @@ impl Run {
             Ok(ck) => {
                 self.runner.model.write_params(gpu, &ck.params);
                 self.runner.model.write_batch_stats(gpu, &ck.batch_stats);
-                let r = self
-                    .runner
-                    .evaluate(gpu, &self.aug_test, &test_idx, Some(&test.labels))?;
+                let mut r =
+                    self.runner
+                        .evaluate(gpu, &self.aug_test, &test_idx, Some(&test.labels))?;
+                r.classes = self.ds.classes.clone();
                 let e: u32 = ck.meta("best_epoch").unwrap_or(last_epoch);
                 let what = if self.val_idx.is_empty() {
                     "best train accuracy"
@@ -1029,7 +1251,7 @@ impl Run {
         )?;
         report::confusion_png(
             &last,
-            "CIFAR-10 test, last weights",
+            &format!("{} test, last weights", self.ds.name),
             &cfg.out.join("confusion.png"),
         )?;
         println!("outputs in {}", cfg.out.display());

@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use common::{assert_close, gpu, rng};
+use common::{gpu, rng};
 use rand::Rng;
 use wgpu_cnn::cpu;
 use wgpu_cnn::data::{self, Crop, GpuDataset, Split, IMAGE_BYTES, RECORD_BYTES};
@@ -30,7 +30,13 @@ fn parses_records_and_rejects_bad_files() {
     let s = data::parse_records(&bytes, "x.bin").unwrap();
     assert_eq!(s.len(), 3);
     assert_eq!(s.labels, vec![0, 1, 2]);
-    assert_eq!(s.image(1), &bytes[RECORD_BYTES + 1..2 * RECORD_BYTES]);
+    // Planar in the file, interleaved HWC in memory.
+    let planar = &bytes[RECORD_BYTES + 1..2 * RECORD_BYTES];
+    for p in [0, 1, 517, 1023] {
+        for c in 0..3 {
+            assert_eq!(s.image(1)[p * 3 + c], planar[c * 1024 + p]);
+        }
+    }
 
     let err = data::parse_records(&bytes[..bytes.len() - 1], "x.bin")
         .unwrap_err()
@@ -63,15 +69,23 @@ fn split_is_seeded_disjoint_and_complete() {
     assert_eq!(data::split_indices(5, 0, 42).0, vec![0, 1, 2, 3, 4]);
 }
 
+const CIFAR: data::ImageShape = data::ImageShape { h: 32, w: 32, c: 3 };
+
+fn seed_augment() -> data::Augment {
+    data::augment::AugmentConfig::default().parsed().unwrap()
+}
+
 #[test]
 fn random_resized_crop_follows_torchvision() {
     let mut r = rng(2);
     let mut flips = 0;
+    let aug = seed_augment();
     for i in 0..5000 {
-        let c = data::train_crop(&mut r, i);
+        let c = aug.draw(&mut r, i, CIFAR);
         flips += c.flip as u32;
+        assert!(c.h >= 1 && c.w >= 1 && c.top >= 0 && c.left >= 0, "{c:?}");
         assert!(
-            c.h >= 1 && c.w >= 1 && c.top + c.h <= 32 && c.left + c.w <= 32,
+            c.top as u32 + c.h <= 32 && c.left as u32 + c.w <= 32,
             "{c:?}"
         );
         // Area in [0.8, 1.0]·1024 and aspect ratio in [0.9, 1.1] up to the rounding of sides.
@@ -84,48 +98,107 @@ fn random_resized_crop_follows_torchvision() {
         assert!((0.9 - 0.04..=1.1 + 0.04).contains(&ratio), "{c:?}");
     }
     assert!((2300..2700).contains(&flips), "flip rate {flips}/5000");
+    let rrc = data::augment::random_resized_crop;
     // Scale 1 and ratio 1: the only crop is the whole image.
     assert_eq!(
-        data::random_resized_crop(&mut r, (1.0, 1.0 + 1e-12), (1.0, 1.0 + 1e-12)),
+        rrc(&mut r, CIFAR, (1.0, 1.0 + 1e-12), (1.0, 1.0 + 1e-12)),
         (0, 0, 32, 32)
     );
     // Impossible scale: the fallback central crop, clamped to the ratio range.
-    assert_eq!(
-        data::random_resized_crop(&mut r, (5.0, 6.0), (0.9, 1.1)),
-        (0, 0, 32, 32)
-    );
-    assert_eq!(
-        data::random_resized_crop(&mut r, (5.0, 6.0), (2.0, 3.0)),
-        (8, 0, 16, 32)
-    );
+    assert_eq!(rrc(&mut r, CIFAR, (5.0, 6.0), (0.9, 1.1)), (0, 0, 32, 32));
+    assert_eq!(rrc(&mut r, CIFAR, (5.0, 6.0), (2.0, 3.0)), (8, 0, 16, 32));
+    // A rectangular image: the fallback keeps the ratio range.
+    let wide = data::ImageShape { h: 10, w: 40, c: 1 };
+    assert_eq!(rrc(&mut r, wide, (5.0, 6.0), (0.9, 1.1)), (0, 14, 10, 11));
 }
 
 #[test]
-fn augmentation_shader_matches_cpu() {
-    let Some(gpu) = gpu() else { return };
-    // 40 records; a tiny binding limit is not available, so exercise the second chunk by
-    // uploading two data sets: one whole, one split by hand below.
-    let split = data::parse_records(&records(40, 3), "synthetic").unwrap();
-    let ds = GpuDataset::upload(gpu, &split, "test").unwrap();
-    let mut r = rng(4);
-    let batch = 37u32;
-    let mut crops: Vec<Crop> = (0..batch)
-        .map(|i| data::train_crop(&mut r, (i * 7 + 3) % 40))
-        .collect();
-    crops[0] = Crop::identity(5);
-    crops[1] = Crop {
-        record: 6,
-        flip: true,
-        ..Crop::identity(6)
-    };
+fn augment_lists_parse_and_draw_within_bounds() {
+    let parse = |s: &str| data::Augment::parse(s, (0.8, 1.0), (0.9, 1.1));
+    assert_eq!(parse("rrc,flip").unwrap().canonical(), "flip,rrc");
+    assert_eq!(parse("crop:4,flip").unwrap().canonical(), "flip,crop:4");
+    assert_eq!(
+        parse("crop:4:reflect").unwrap().canonical(),
+        "crop:4:reflect"
+    );
+    assert_eq!(parse("translate:3").unwrap().canonical(), "translate:3");
+    assert_eq!(parse("none").unwrap().canonical(), "none");
+    for (bad, says) in [
+        ("blur", "unknown augmentation `blur`"),
+        ("crop:x", "not a pixel count"),
+        ("rrc,crop:4", "at most one of"),
+        ("none,flip", "cannot be combined"),
+        ("flip,flip", "twice"),
+    ] {
+        let err = parse(bad).unwrap_err().to_string();
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+    let small = data::ImageShape { h: 5, w: 7, c: 1 };
+    assert!(parse("crop:5:reflect").unwrap().check(small).is_err());
+    assert!(parse("crop:4:reflect").unwrap().check(small).is_ok());
+
+    // Pad-4 crops: offsets uniform over [-4, 4], the window the image's size.
+    let mut r = rng(9);
+    let crop = parse("crop:4,flip").unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..4000 {
+        let c = crop.draw(&mut r, i, CIFAR);
+        assert!(
+            (-4..=4).contains(&c.top) && (-4..=4).contains(&c.left),
+            "{c:?}"
+        );
+        assert_eq!((c.h, c.w, c.fill), (32, 32, data::Fill::Zero));
+        seen.insert((c.top, c.left));
+    }
+    assert_eq!(seen.len(), 81, "every offset drawn");
+    let t = parse("translate:2").unwrap().draw(&mut r, 0, CIFAR);
+    assert_eq!(t.fill, data::Fill::Mean);
+    // The seed's list draws exactly the seed's sequence (flip, then RandomResizedCrop).
+    let (mut a, mut b) = (rng(11), rng(11));
+    let seed = seed_augment();
+    for i in 0..100 {
+        let c = seed.draw(&mut a, i, CIFAR);
+        let flip = rand::Rng::random_bool(&mut b, 0.5);
+        let (top, left, h, w) =
+            data::augment::random_resized_crop(&mut b, CIFAR, (0.8, 1.0), (0.9, 1.1));
+        assert_eq!(
+            (c.flip, c.top, c.left, c.h, c.w),
+            (flip, top as i32, left as i32, h, w)
+        );
+    }
+}
+
+/// Random HWC images of `shape` with labels `i % classes`.
+fn random_split(n: usize, shape: data::ImageShape, classes: u32, seed: u64) -> Split {
+    let mut r = rng(seed);
+    Split {
+        shape,
+        images: (0..n * shape.bytes()).map(|_| r.random::<u8>()).collect(),
+        labels: (0..n as u32).map(|i| i % classes).collect(),
+    }
+}
+
+/// Runs the augmentation shader on `crops` of `ds` (uploaded from `split`) and compares it
+/// bit for bit with the CPU twin; returns the GPU's output.
+fn check_augment(
+    gpu: &wgpu_cnn::gpu::Gpu,
+    split: &Split,
+    ds: &GpuDataset,
+    crops: &[Crop],
+    norm: &data::Normalization,
+    what: &str,
+) -> Vec<f32> {
+    let batch = crops.len() as u32;
+    let per = split.shape.bytes();
     let words: Vec<[u32; 8]> = crops.iter().map(|c| c.words()).collect();
     let crop_buf = gpu.storage_from("crops", &words);
-    let input = gpu.storage("input", batch as usize * 3072);
-    let labels = gpu.storage("labels", batch as usize);
+    let input = gpu.storage("input", crops.len() * per);
+    let labels = gpu.storage("labels", crops.len());
     let d = augment::batch(
         gpu,
         batch,
-        &ds,
+        ds,
+        norm,
         (&crop_buf).into(),
         (&input).into(),
         (&labels).into(),
@@ -136,89 +209,187 @@ fn augmentation_shader_matches_cpu() {
     for (i, c) in crops.iter().enumerate() {
         cpu::augment::augment_image(
             split.image(c.record as usize),
+            split.shape,
+            norm,
             c,
-            &mut want[i * 3072..(i + 1) * 3072],
+            &mut want[i * per..(i + 1) * per],
         );
     }
-    assert_close("augment vs cpu", &got, &common::to_f64(&want), 1e-5, 1e-5);
+    let bad = got
+        .iter()
+        .zip(&want)
+        .position(|(a, b)| a.to_bits() != b.to_bits());
+    assert!(
+        bad.is_none(),
+        "{what}: GPU and CPU twin differ at {bad:?}: {:?} vs {:?}",
+        bad.map(|i| got[i]),
+        bad.map(|i| want[i])
+    );
     let got_labels: Vec<u32> = gpu.read(wgpu_cnn::gpu::BufSlice::from(&labels)).unwrap();
     let want_labels: Vec<u32> = crops
         .iter()
-        .map(|c| split.labels[c.record as usize] as u32)
+        .map(|c| split.labels[c.record as usize])
         .collect();
-    assert_eq!(got_labels, want_labels);
+    assert_eq!(got_labels, want_labels, "{what}: labels");
+    got
+}
+
+#[test]
+fn augmentation_shader_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let split = data::parse_records(&records(40, 3), "synthetic").unwrap();
+    let ds = GpuDataset::upload(gpu, &split, "test").unwrap();
+    let mut r = rng(4);
+    let seed = seed_augment();
+    let mut crops: Vec<Crop> = (0..37)
+        .map(|i| seed.draw(&mut r, (i * 7 + 3) % 40, CIFAR))
+        .collect();
+    crops[0] = Crop::identity(5, CIFAR);
+    crops[1] = Crop {
+        record: 6,
+        flip: true,
+        ..Crop::identity(6, CIFAR)
+    };
+    let norm = data::Normalization::cifar10();
+    let got = check_augment(gpu, &split, &ds, &crops, &norm, "seed augmentation");
 
     // The identity crop reproduces the normalised pixels exactly; the flip mirrors columns.
     let img = split.image(5);
+    let img6 = split.image(6);
     for (y, x, c) in [(0usize, 0usize, 0usize), (31, 31, 2), (7, 19, 1)] {
-        let v = img[c * 1024 + y * 32 + x] as f32;
-        let norm = (v / 255.0 - data::MEAN[c]) * (1.0 / data::STD[c]);
-        assert_eq!(got[(y * 32 + x) * 3 + c], norm);
-        let flipped = split.image(6)[c * 1024 + y * 32 + (31 - x)] as f32;
-        let normf = (flipped / 255.0 - data::MEAN[c]) * (1.0 / data::STD[c]);
-        assert_eq!(got[3072 + (y * 32 + x) * 3 + c], normf);
+        let v = img[(y * 32 + x) * 3 + c] as f32;
+        let want = (v / 255.0 - data::MEAN[c]) * (1.0 / data::STD[c]);
+        assert_eq!(got[(y * 32 + x) * 3 + c], want);
+        let flipped = img6[(y * 32 + 31 - x) * 3 + c] as f32;
+        let wantf = (flipped / 255.0 - data::MEAN[c]) * (1.0 / data::STD[c]);
+        assert_eq!(got[3072 + (y * 32 + x) * 3 + c], wantf);
+    }
+}
+
+/// Every augmentation on odd shapes (one and three channels, rectangular), bit for bit
+/// against the CPU twin; pad and translate checked pixel by pixel against their definition.
+#[test]
+fn every_augmentation_matches_its_cpu_twin() {
+    let Some(gpu) = gpu() else { return };
+    for (shape, classes) in [
+        (data::ImageShape { h: 7, w: 9, c: 3 }, 5),
+        (data::ImageShape { h: 11, w: 6, c: 1 }, 3),
+    ] {
+        let split = random_split(23, shape, classes, 7 + shape.c as u64);
+        let ds = GpuDataset::upload(gpu, &split, "odd").unwrap();
+        let norm = data::Normalization {
+            mean: (0..shape.c).map(|c| 0.3 + 0.1 * c as f32).collect(),
+            std: (0..shape.c).map(|c| 0.2 + 0.05 * c as f32).collect(),
+        };
+        for list in [
+            "flip,rrc",
+            "rrc",
+            "flip,crop:3",
+            "crop:4:reflect,flip",
+            "translate:2,flip",
+            "flip",
+            "none",
+        ] {
+            let aug = data::Augment::parse(list, (0.3, 1.0), (0.5, 2.0)).unwrap();
+            let mut r = rng(13);
+            let crops: Vec<Crop> = (0..29).map(|i| aug.draw(&mut r, i % 23, shape)).collect();
+            let got = check_augment(
+                gpu,
+                &split,
+                &ds,
+                &crops,
+                &norm,
+                &format!("{list} {shape:?}"),
+            );
+            // Whole-pixel windows by definition: output (y, x) reads stored pixel
+            // (y + top, x' + left) of the flipped image, outside: 0 byte / mirror / mean.
+            if list.contains("crop") || list.contains("translate") {
+                let (h, w, ch) = (shape.h as i32, shape.w as i32, shape.c as usize);
+                for (i, c) in crops.iter().enumerate() {
+                    let img = split.image(c.record as usize);
+                    for y in 0..h {
+                        for x in 0..w {
+                            let mut sy = y + c.top;
+                            let mut sx = x + c.left;
+                            if c.flip {
+                                sx = w - 1 - sx;
+                            }
+                            let outside = sy < 0 || sx < 0 || sy >= h || sx >= w;
+                            for k in 0..ch {
+                                let o = i * shape.bytes() + ((y * w + x) as usize) * ch + k;
+                                let want = match c.fill {
+                                    data::Fill::Mean if outside => 0.0,
+                                    data::Fill::Reflect => {
+                                        let m = |v: i32, n: i32| {
+                                            if v < 0 {
+                                                -v
+                                            } else if v >= n {
+                                                2 * (n - 1) - v
+                                            } else {
+                                                v
+                                            }
+                                        };
+                                        sy = m(sy, h);
+                                        sx = m(sx, w);
+                                        let v = img[((sy * w + sx) as usize) * ch + k] as f32;
+                                        (v / 255.0 - norm.mean[k]) * (1.0 / norm.std[k])
+                                    }
+                                    _ => {
+                                        let v = if outside {
+                                            0.0
+                                        } else {
+                                            img[((sy * w + sx) as usize) * ch + k] as f32
+                                        };
+                                        (v / 255.0 - norm.mean[k]) * (1.0 / norm.std[k])
+                                    }
+                                };
+                                assert_eq!(got[o], want, "{list}: image {i} ({y},{x},{k}) {c:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
 #[test]
-fn augmentation_reads_both_image_bindings() {
+fn augmentation_reads_every_image_binding() {
     let Some(gpu) = gpu() else { return };
-    // Upload the same records as two data sets: one in a single binding, one whose images
-    // are split across both bindings by a hand-made GpuDataset.
-    let split = data::parse_records(&records(9, 5), "synthetic").unwrap();
+    // The same images in one binding and spread over all four by a hand-made GpuDataset
+    // (3 images per binding, the last holding the rest).
+    let shape = data::ImageShape { h: 5, w: 3, c: 3 };
+    let split = random_split(11, shape, 4, 5);
     let pack = |b: &[u8]| -> Vec<u32> {
-        b.chunks(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
+        let mut v: Vec<u32> = b
+            .chunks(4)
+            .map(|c| c.iter().rev().fold(0u32, |acc, &x| (acc << 8) | x as u32))
+            .collect();
+        v.push(0);
+        v
     };
-    let two = GpuDataset {
-        chunks: [
-            gpu.storage_from("a", &pack(&split.images[..4 * IMAGE_BYTES])),
-            gpu.storage_from("b", &pack(&split.images[4 * IMAGE_BYTES..])),
-        ],
-        chunk_images: 4,
-        labels: gpu.storage_from(
-            "l",
-            &split.labels.iter().map(|&l| l as u32).collect::<Vec<_>>(),
-        ),
-        len: 9,
+    let per = shape.bytes();
+    let four = GpuDataset {
+        chunks: (0..4)
+            .map(|k| {
+                let (a, b) = ((3 * k).min(11), (3 * k + 3).min(11));
+                let b = if k == 3 { 11 } else { b };
+                gpu.storage_from("chunk", &pack(&split.images[a * per..b * per]))
+            })
+            .collect(),
+        chunk_images: 3,
+        labels: gpu.storage_from("l", &split.labels),
+        len: 11,
+        shape,
     };
+    let one = GpuDataset::upload(gpu, &split, "one").unwrap();
+    let aug = data::Augment::parse("flip,crop:2:reflect", (0.8, 1.0), (0.9, 1.1)).unwrap();
     let mut r = rng(6);
-    let crops: Vec<[u32; 8]> = (0..9)
-        .map(|i| data::train_crop(&mut r, i).words())
-        .collect();
-    let crop_buf = gpu.storage_from("crops", &crops);
-    let input = gpu.storage("input", 9 * 3072);
-    let labels = gpu.storage("labels", 9);
-    let d = augment::batch(
-        gpu,
-        9,
-        &two,
-        (&crop_buf).into(),
-        (&input).into(),
-        (&labels).into(),
-    );
-    gpu.run(&[&d]).unwrap();
-    let got = gpu.read_f32(&input).unwrap();
-    let mut want = vec![0f32; got.len()];
-    for (i, w) in crops.iter().enumerate() {
-        let c = Crop {
-            record: w[0],
-            flip: w[1] != 0,
-            top: w[2],
-            left: w[3],
-            h: w[4],
-            w: w[5],
-        };
-        cpu::augment::augment_image(split.image(i), &c, &mut want[i * 3072..(i + 1) * 3072]);
-    }
-    assert_close(
-        "augment two bindings",
-        &got,
-        &common::to_f64(&want),
-        1e-5,
-        1e-5,
-    );
+    let crops: Vec<Crop> = (0..11).map(|i| aug.draw(&mut r, i, shape)).collect();
+    let norm = data::Normalization::none(3);
+    let a = check_augment(gpu, &split, &four, &crops, &norm, "four bindings");
+    let b = check_augment(gpu, &split, &one, &crops, &norm, "one binding");
+    assert_eq!(a, b);
 }
 
 /// A tar.gz holding `cifar-10-batches-bin/` with tiny but valid files.
@@ -227,9 +398,9 @@ fn tiny_tarball() -> Vec<u8> {
         Vec::new(),
         flate2::Compression::fast(),
     ));
-    let files = data::TRAIN_FILES
+    let files = data::cifar::TRAIN_FILES
         .iter()
-        .chain([&data::TEST_FILE])
+        .chain([&data::cifar::TEST_FILE])
         .chain([&"batches.meta.txt"]);
     for (i, f) in files.enumerate() {
         let body = if f.ends_with(".txt") {
@@ -295,7 +466,7 @@ fn download_verifies_checksum_and_extracts() {
 
     let out = data::download::download(&url, &md5, &dir, false).unwrap();
     assert!(data::is_present(&out));
-    let ds = data::load(&out).unwrap();
+    let ds = data::load(&out, &Default::default()).unwrap();
     assert_eq!((ds.train.len(), ds.test.len()), (10, 2));
 
     // The CLI's download command does the same.
@@ -319,10 +490,21 @@ fn download_verifies_checksum_and_extracts() {
 
 #[test]
 fn missing_data_says_how_to_get_it() {
-    let err = data::load(std::path::Path::new("/nonexistent/cifar"))
-        .err()
-        .unwrap()
-        .to_string();
+    let opts = data::DataOptions {
+        kind: Some(data::Kind::Cifar10),
+        ..Default::default()
+    };
+    let dir = std::env::temp_dir().join(format!("wgpu-cnn-nodata-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = data::load(&dir, &opts).err().unwrap().to_string();
     assert!(err.contains("wgpu-cnn download"), "{err}");
-    let _ = Split::default();
+    let err = data::load(
+        std::path::Path::new("/nonexistent/cifar"),
+        &Default::default(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("no such folder"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

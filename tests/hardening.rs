@@ -34,7 +34,10 @@ fn assert_error(args: &[&str], needle: &str) {
 fn data_slice(dir: &Path, n: usize) -> PathBuf {
     let src = cifar_dir();
     std::fs::create_dir_all(dir).unwrap();
-    for f in data::TRAIN_FILES.iter().chain([&data::TEST_FILE]) {
+    for f in data::cifar::TRAIN_FILES
+        .iter()
+        .chain([&data::cifar::TEST_FILE])
+    {
         let bytes = std::fs::read(src.join(f)).unwrap();
         std::fs::write(dir.join(f), &bytes[..n * RECORD_BYTES]).unwrap();
     }

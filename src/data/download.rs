@@ -15,6 +15,62 @@ pub const FOLDER: &str = "cifar-10-batches-bin";
 /// `cifar-10-batches-bin` folder. The tarball is written to a temporary name and only renamed
 /// into place once its checksum matches; a failed download leaves nothing behind.
 pub fn download(url: &str, md5: &str, dir: &Path, progress: bool) -> Result<PathBuf> {
+    let tarball = fetch(url, md5, dir, progress)?;
+    extract(&tarball, dir)?;
+    let out = dir.join(FOLDER);
+    if !super::is_present(&out) {
+        bail!(
+            "{} did not contain {FOLDER}/ with the CIFAR-10 binary files",
+            tarball.display()
+        );
+    }
+    Ok(out)
+}
+
+pub const CIFAR100_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz";
+pub const CIFAR100_MD5: &str = "03b5dce01913d631647c71ecec9e9cb8";
+
+/// Fetches the data set `kind` into its default folder `dir` (official URLs, md5-checked):
+/// CIFAR-10 and CIFAR-100 tarballs extracted next to `dir`, MNIST's four gzipped IDX files
+/// (Fashion-MNIST's when `dir`'s path says fashion) into `dir`.
+pub fn download_kind(kind: super::Kind, dir: &Path, progress: bool) -> Result<()> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    match kind {
+        super::Kind::Cifar10 => {
+            download(URL, MD5, parent, progress)?;
+        }
+        super::Kind::Cifar100 => {
+            let tarball = fetch(CIFAR100_URL, CIFAR100_MD5, parent, progress)?;
+            extract(&tarball, parent)?;
+            if !super::cifar::is_cifar100(dir) {
+                bail!(
+                    "{} did not contain {} with train.bin and test.bin",
+                    tarball.display(),
+                    dir.display()
+                );
+            }
+        }
+        super::Kind::Mnist => {
+            let (base, files) = if super::mnist::is_fashion(dir) {
+                super::mnist::FASHION_FILES
+            } else {
+                super::mnist::MNIST_FILES
+            };
+            for (file, md5) in files {
+                fetch(&format!("{base}{file}"), md5, dir, progress)?;
+            }
+        }
+        super::Kind::Folder => bail!(
+            "{}: an image folder has no download; pass --data DIR",
+            dir.display()
+        ),
+    }
+    Ok(())
+}
+
+/// Downloads `url` into `dir` under its own name and checks `md5`; returns the file. A failed
+/// download or a checksum mismatch leaves nothing behind.
+pub fn fetch(url: &str, md5: &str, dir: &Path, progress: bool) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let name = url
         .rsplit('/')
@@ -75,18 +131,10 @@ pub fn download(url: &str, md5: &str, dir: &Path, progress: bool) -> Result<Path
         .collect();
     if got != md5 {
         let _ = std::fs::remove_file(&partial);
-        bail!("checksum mismatch for {url}: md5 {got}, expected {md5}; the download is corrupt or not CIFAR-10");
+        bail!("checksum mismatch for {url}: md5 {got}, expected {md5}; the download is corrupt or not the expected file");
     }
     std::fs::rename(&partial, &tarball)?;
-    extract(&tarball, dir)?;
-    let out = dir.join(FOLDER);
-    if !super::is_present(&out) {
-        bail!(
-            "{} did not contain {FOLDER}/ with the CIFAR-10 binary files",
-            tarball.display()
-        );
-    }
-    Ok(out)
+    Ok(tarball)
 }
 
 /// Extracts a .tar.gz into `dir` (entries stay inside `dir`).

@@ -1,57 +1,72 @@
-//! CIFAR-10: the official binary files, the train/validation split, augmentation parameters,
-//! and the GPU-resident copy of the data set.
+//! Data sets: CIFAR-10 and CIFAR-100 (binary files), MNIST / Fashion-MNIST (IDX files, also
+//! gzipped) and image folders (torchvision's `ImageFolder` layout); their splits, per-channel
+//! normalisation, augmentation parameters, and the GPU-resident copy.
 //!
-//! Data path: bytes on disk → [`Split`] (records as in the file) → [`GpuDataset`] (packed bytes
-//! on the GPU, uploaded once) → `augment.wgsl` builds each batch from per-image [`Crop`]s.
+//! Data path: files → [`Split`] (images as interleaved HWC bytes, labels as u32) →
+//! [`GpuDataset`] (packed bytes on the GPU, uploaded once, across up to four storage bindings)
+//! → `augment.wgsl` builds each batch from per-image [`Crop`]s.
 
+pub mod augment;
+pub mod cifar;
 pub mod download;
+pub mod folder;
+pub mod mnist;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+pub use augment::{Augment, Crop, Fill};
+pub use cifar::{
+    parse_records, read_file, Labels, CLASS_NAMES, IMAGE_BYTES, MEAN, RECORD_BYTES, STD,
+};
 
 use crate::gpu::Gpu;
 
-pub const IMAGE_SIDE: u32 = 32;
-pub const RECORD_PIXELS: usize = 1024;
-/// Bytes of one image in the file (planar R, G, B).
-pub const IMAGE_BYTES: usize = 3 * RECORD_PIXELS;
-/// Bytes of one record: label + image.
-pub const RECORD_BYTES: usize = 1 + IMAGE_BYTES;
-pub const TRAIN_FILES: [&str; 5] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-];
-pub const TEST_FILE: &str = "test_batch.bin";
-pub const CLASS_NAMES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
-/// Per-channel mean and std of the CIFAR-10 training images (the seed's normalisation).
-pub const MEAN: [f32; 3] = [0.491_399_68, 0.482_158_4, 0.446_530_9];
-pub const STD: [f32; 3] = [0.247_032_23, 0.243_485_13, 0.261_587_84];
+/// Height, width and channels of the images of a data set (and of a model's input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageShape {
+    pub h: u32,
+    pub w: u32,
+    pub c: u32,
+}
 
-/// Images (the file's planar bytes, `IMAGE_BYTES` each) and labels (0–9).
-#[derive(Clone, Debug, Default)]
+impl ImageShape {
+    /// Bytes of one image.
+    pub fn bytes(&self) -> usize {
+        (self.h * self.w * self.c) as usize
+    }
+    pub fn describe(&self) -> String {
+        format!("{}x{}x{}", self.h, self.w, self.c)
+    }
+    pub fn of_input(input: [u32; 3]) -> Self {
+        ImageShape {
+            h: input[0],
+            w: input[1],
+            c: input[2],
+        }
+    }
+}
+
+/// Images (interleaved HWC bytes, `shape.bytes()` each) and their labels.
+#[derive(Clone, Debug)]
 pub struct Split {
+    pub shape: ImageShape,
     pub images: Vec<u8>,
-    pub labels: Vec<u8>,
+    pub labels: Vec<u32>,
 }
 
 impl Split {
+    pub fn empty(shape: ImageShape) -> Self {
+        Split {
+            shape,
+            images: Vec::new(),
+            labels: Vec::new(),
+        }
+    }
     pub fn len(&self) -> usize {
         self.labels.len()
     }
@@ -59,64 +74,389 @@ impl Split {
         self.labels.is_empty()
     }
     pub fn image(&self, i: usize) -> &[u8] {
-        &self.images[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES]
+        let b = self.shape.bytes();
+        &self.images[i * b..(i + 1) * b]
     }
-}
-
-/// Parses one CIFAR-10 binary file's bytes; errors name the file and the record.
-pub fn parse_records(bytes: &[u8], name: &str) -> Result<Split> {
-    if bytes.is_empty() {
-        bail!("{name}: file is empty");
+    pub fn append(&mut self, other: &Split) {
+        self.images.extend_from_slice(&other.images);
+        self.labels.extend_from_slice(&other.labels);
     }
-    if !bytes.len().is_multiple_of(RECORD_BYTES) {
-        bail!(
-            "{name}: size {} is not a multiple of the {RECORD_BYTES}-byte CIFAR-10 record \
-             (truncated or not a CIFAR-10 binary file)",
-            bytes.len()
-        );
-    }
-    let n = bytes.len() / RECORD_BYTES;
-    let mut split = Split {
-        images: Vec::with_capacity(n * IMAGE_BYTES),
-        labels: Vec::with_capacity(n),
-    };
-    for (i, rec) in bytes.chunks_exact(RECORD_BYTES).enumerate() {
-        if rec[0] > 9 {
-            bail!(
-                "{name}: record {i}: label byte {} is not a class (0-9)",
-                rec[0]
-            );
+    /// The images at `indices`, in that order.
+    pub fn select(&self, indices: &[u32]) -> Split {
+        let mut out = Split::empty(self.shape);
+        for &i in indices {
+            out.images.extend_from_slice(self.image(i as usize));
+            out.labels.push(self.labels[i as usize]);
         }
-        split.labels.push(rec[0]);
-        split.images.extend_from_slice(&rec[1..]);
+        out
     }
-    Ok(split)
 }
 
-/// Reads one CIFAR-10 binary file.
-pub fn read_file(path: &Path) -> Result<Split> {
-    if path.is_dir() {
+/// The kinds of data set `--data` can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Cifar10,
+    Cifar100,
+    Mnist,
+    Folder,
+}
+
+impl Kind {
+    pub const NAMES: &'static str = "cifar10, cifar100, mnist, folder";
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "cifar10" => Kind::Cifar10,
+            "cifar100" => Kind::Cifar100,
+            "mnist" => Kind::Mnist,
+            "folder" => Kind::Folder,
+            _ => bail!("unknown --dataset `{s}` (known: {})", Self::NAMES),
+        })
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Cifar10 => "cifar10",
+            Kind::Cifar100 => "cifar100",
+            Kind::Mnist => "mnist",
+            Kind::Folder => "folder",
+        }
+    }
+    /// Where the data set goes when `--data` is not given (downloaded there when empty).
+    pub fn default_dir(&self) -> PathBuf {
+        PathBuf::from(match self {
+            Kind::Cifar10 => "data/cifar-10-batches-bin",
+            Kind::Cifar100 => "data/cifar-100-binary",
+            Kind::Mnist => "data/mnist",
+            Kind::Folder => "data/images",
+        })
+    }
+}
+
+pub fn default_data_dir() -> PathBuf {
+    Kind::Cifar10.default_dir()
+}
+
+/// Which kind of data set `dir` holds, from its files.
+pub fn detect(dir: &Path) -> Result<Kind> {
+    if !dir.exists() {
+        bail!("{}: no such folder", dir.display());
+    }
+    if !dir.is_dir() {
         bail!(
-            "{}: is a directory, expected a CIFAR-10 .bin file",
-            path.display()
+            "{}: is a file; --data takes the folder that holds the data set",
+            dir.display()
         );
     }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse_records(&bytes, &path.display().to_string())
+    if cifar::is_cifar10(dir) || dir.join("data_batch_1.bin").is_file() {
+        return Ok(Kind::Cifar10);
+    }
+    if cifar::is_cifar100(dir) {
+        return Ok(Kind::Cifar100);
+    }
+    if mnist::is_mnist(dir) {
+        return Ok(Kind::Mnist);
+    }
+    if std::fs::read_dir(dir)
+        .map(|mut it| it.any(|e| e.is_ok_and(|e| e.path().is_dir())))
+        .unwrap_or(false)
+    {
+        return Ok(Kind::Folder);
+    }
+    bail!(
+        "{}: cannot tell which data set this is: expected CIFAR-10 (data_batch_1.bin …), \
+         CIFAR-100 (train.bin, test.bin), MNIST (train-images-idx3-ubyte[.gz] …) or an image \
+         folder (one subfolder per class); --dataset names the kind",
+        dir.display()
+    )
 }
 
-/// The 50,000 training images (data_batch_1 first) and the 10,000 test images.
-pub struct Cifar10 {
+/// A split's size: a count, or a fraction of the images it is taken from.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SplitSize {
+    Count(usize),
+    Fraction(f64),
+}
+
+impl SplitSize {
+    /// "500" or "0.1" (a fraction in [0, 1)).
+    pub fn parse(flag: &str, s: &str) -> Result<Self> {
+        if let Ok(n) = s.parse::<usize>() {
+            return Ok(SplitSize::Count(n));
+        }
+        match s.parse::<f64>() {
+            Ok(f) if (0.0..1.0).contains(&f) => Ok(SplitSize::Fraction(f)),
+            _ => bail!(
+                "{flag} must be a count (e.g. 5000) or a fraction in [0, 1) (e.g. 0.1), got `{s}`"
+            ),
+        }
+    }
+    /// Images taken from `n`: a fraction rounds to the nearest count.
+    pub fn of(&self, n: usize) -> usize {
+        match *self {
+            SplitSize::Count(c) => c,
+            SplitSize::Fraction(f) => (f * n as f64).round() as usize,
+        }
+    }
+    pub fn describe(&self) -> String {
+        match self {
+            SplitSize::Count(c) => c.to_string(),
+            SplitSize::Fraction(f) => f.to_string(),
+        }
+    }
+}
+
+/// How `load` reads a data set.
+#[derive(Clone, Debug)]
+pub struct DataOptions {
+    /// `--dataset`; `None`: detected from the files.
+    pub kind: Option<Kind>,
+    /// CIFAR-100's label set.
+    pub labels: Labels,
+    /// Image folders: the size images are resized to (default the model's input) and the
+    /// channels (the model's).
+    pub shape: ImageShape,
+    /// Image folders without `test/`: the test images taken from the rest (default 10 %).
+    pub test_size: Option<SplitSize>,
+    /// Seeds the test split of image folders without `test/`.
+    pub seed: u64,
+    pub cache: Option<PathBuf>,
+    pub skip_bad_images: bool,
+    pub progress: bool,
+}
+
+impl Default for DataOptions {
+    fn default() -> Self {
+        DataOptions {
+            kind: None,
+            labels: Labels::Fine,
+            shape: cifar::SHAPE,
+            test_size: None,
+            seed: 42,
+            cache: None,
+            skip_bad_images: false,
+            progress: false,
+        }
+    }
+}
+
+/// A data set as a run uses it.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub kind: Kind,
+    /// "CIFAR-10", "Fashion-MNIST", "image folder flowers" …
+    pub name: String,
+    pub classes: Vec<String>,
     pub train: Split,
+    /// A validation split the data set brings (an image folder's `val/`); otherwise validation
+    /// images are held out of `train` by `--val-size`.
+    pub val: Option<Split>,
     pub test: Split,
+    /// Lines worth printing (cache use, skipped files).
+    pub notes: Vec<String>,
 }
 
-/// True when `dir` holds every CIFAR-10 binary file.
-pub fn is_present(dir: &Path) -> bool {
-    TRAIN_FILES
+impl Dataset {
+    pub fn shape(&self) -> ImageShape {
+        self.train.shape
+    }
+    /// The per-channel mean and std of `indices` of the training images, each in [0, 1]
+    /// units (population std, accumulated in f64).
+    pub fn channel_stats(&self, indices: &[u32]) -> (Vec<f32>, Vec<f32>) {
+        channel_stats(&self.train, indices)
+    }
+}
+
+/// Per-channel mean and (population) std of `indices` of `split`, in [0, 1] units.
+pub fn channel_stats(split: &Split, indices: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    let c = split.shape.c as usize;
+    let mut sum = vec![0u64; c];
+    let mut sq = vec![0u64; c];
+    for &i in indices {
+        for (k, &b) in split.image(i as usize).iter().enumerate() {
+            sum[k % c] += b as u64;
+            sq[k % c] += (b as u64) * (b as u64);
+        }
+    }
+    let n = (indices.len() * (split.shape.h * split.shape.w) as usize).max(1) as f64;
+    let mean: Vec<f64> = sum.iter().map(|&s| s as f64 / n / 255.0).collect();
+    let std = sq
         .iter()
-        .chain([&TEST_FILE])
-        .all(|f| dir.join(f).is_file())
+        .zip(&mean)
+        .map(|(&q, m)| ((q as f64 / n / 65025.0 - m * m).max(0.0)).sqrt() as f32)
+        .collect();
+    (mean.into_iter().map(|m| m as f32).collect(), std)
+}
+
+/// Loads the data set in `dir` (downloading it first when `dir` is the kind's default folder
+/// and empty, for the kinds with an official URL).
+pub fn load(dir: &Path, opts: &DataOptions) -> Result<Dataset> {
+    let kind = match opts.kind {
+        Some(k) => k,
+        None => detect(dir)?,
+    };
+    if !dir.is_dir() {
+        bail!("{}: no such folder", dir.display());
+    }
+    let ds = match kind {
+        Kind::Cifar10 => {
+            if !cifar::is_cifar10(dir) {
+                bail!("{}", missing_data_hint(dir));
+            }
+            let (train, test) = cifar::load10(dir)?;
+            Dataset {
+                kind,
+                name: "CIFAR-10".into(),
+                classes: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+                train,
+                val: None,
+                test,
+                notes: Vec::new(),
+            }
+        }
+        Kind::Cifar100 => {
+            let (train, test, classes) = cifar::load100(dir, opts.labels)?;
+            Dataset {
+                kind,
+                name: format!("CIFAR-100 ({} labels)", opts.labels.name()),
+                classes,
+                train,
+                val: None,
+                test,
+                notes: Vec::new(),
+            }
+        }
+        Kind::Mnist => {
+            let (train, test, classes, name) = mnist::load(dir)?;
+            Dataset {
+                kind,
+                name: name.into(),
+                classes,
+                train,
+                val: None,
+                test,
+                notes: Vec::new(),
+            }
+        }
+        Kind::Folder => load_folder(dir, opts)?,
+    };
+    let ds = with_class_file(dir, ds)?;
+    if ds.train.is_empty() {
+        bail!("{}: the training split holds no images", dir.display());
+    }
+    if ds.test.is_empty() {
+        bail!("{}: the test split holds no images", dir.display());
+    }
+    Ok(ds)
+}
+
+/// A `classes.txt` in the data folder (one name per line) names the classes of any kind.
+fn with_class_file(dir: &Path, mut ds: Dataset) -> Result<Dataset> {
+    let path = dir.join("classes.txt");
+    if ds.kind == Kind::Folder || !path.is_file() {
+        return Ok(ds);
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let names: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if names.len() != ds.classes.len() {
+        bail!(
+            "{}: {} names for the data set's {} classes",
+            path.display(),
+            names.len(),
+            ds.classes.len()
+        );
+    }
+    ds.classes = names;
+    Ok(ds)
+}
+
+fn load_folder(dir: &Path, opts: &DataOptions) -> Result<Dataset> {
+    let loaded = folder::load(
+        dir,
+        opts.shape,
+        opts.cache.as_deref(),
+        opts.skip_bad_images,
+        opts.progress,
+    )?;
+    let mut notes = Vec::new();
+    if loaded.from_cache {
+        notes.push(format!(
+            "images from the cache {}",
+            folder::cache_path(dir, opts.shape, opts.cache.as_deref()).display()
+        ));
+    }
+    if !loaded.skipped.is_empty() {
+        notes.push(format!(
+            "skipped {} files that are not readable images (first: {})",
+            loaded.skipped.len(),
+            loaded.skipped[0]
+        ));
+    }
+    let mut subsets = loaded.subsets;
+    let mut take = |name: &str| {
+        subsets
+            .iter()
+            .position(|(n, _)| n == name)
+            .map(|i| subsets.remove(i).1)
+    };
+    let (train, val, test) = match take("all") {
+        Some(all) => {
+            let (train, test) = carve_test(all, opts)?;
+            (train, None, test)
+        }
+        None => {
+            let train = take("train").expect("a split layout has train/");
+            let val = take("val");
+            match take("test") {
+                Some(test) => (train, val, test),
+                None => {
+                    let (train, test) = carve_test(train, opts)?;
+                    (train, val, test)
+                }
+            }
+        }
+    };
+    let name = std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| dir.display().to_string());
+    Ok(Dataset {
+        kind: Kind::Folder,
+        name: format!("image folder {name}"),
+        classes: loaded.classes,
+        train,
+        val,
+        test,
+        notes,
+    })
+}
+
+/// The test images of a folder without `test/`: a seeded draw of `--test-size` (default 10 %)
+/// of `all`; both parts keep the folder's order.
+fn carve_test(all: Split, opts: &DataOptions) -> Result<(Split, Split)> {
+    let size = opts.test_size.unwrap_or(SplitSize::Fraction(0.1));
+    let n_test = size.of(all.len());
+    if n_test == 0 || n_test >= all.len() {
+        bail!(
+            "--test-size {} takes {n_test} of the folder's {} images; it must leave at least one for testing and one for training",
+            size.describe(),
+            all.len()
+        );
+    }
+    let mut idx: Vec<u32> = (0..all.len() as u32).collect();
+    // A seed of its own, so the test images do not depend on --val-size.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed ^ 0x7E57_5E7D_0000_0001);
+    idx.shuffle(&mut rng);
+    let mut test_idx = idx.split_off(all.len() - n_test);
+    test_idx.sort_unstable();
+    idx.sort_unstable();
+    Ok((all.select(&idx), all.select(&test_idx)))
 }
 
 pub fn missing_data_hint(dir: &Path) -> String {
@@ -130,39 +470,99 @@ pub fn missing_data_hint(dir: &Path) -> String {
     )
 }
 
-pub fn load(dir: &Path) -> Result<Cifar10> {
-    if !dir.is_dir() {
-        bail!("{}", missing_data_hint(dir));
-    }
-    let mut train = Split::default();
-    for f in TRAIN_FILES {
-        let path = dir.join(f);
-        if !path.exists() {
-            bail!("{}: missing; {}", path.display(), missing_data_hint(dir));
+/// True when `dir` holds every CIFAR-10 binary file.
+pub fn is_present(dir: &Path) -> bool {
+    cifar::is_cifar10(dir)
+}
+
+/// Normalisation of the network's input: `(x/255 − mean) / std` per channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Normalization {
+    /// The seed's: CIFAR-10's training-set statistics.
+    pub fn cifar10() -> Self {
+        Normalization {
+            mean: MEAN.to_vec(),
+            std: STD.to_vec(),
         }
-        let s = read_file(&path)?;
-        train.images.extend_from_slice(&s.images);
-        train.labels.extend_from_slice(&s.labels);
     }
-    let path = dir.join(TEST_FILE);
-    if !path.exists() {
-        bail!("{}: missing; {}", path.display(), missing_data_hint(dir));
+    pub fn none(c: u32) -> Self {
+        Normalization {
+            mean: vec![0.0; c as usize],
+            std: vec![1.0; c as usize],
+        }
     }
-    let test = read_file(&path)?;
-    Ok(Cifar10 { train, test })
-}
-
-/// Only the test images (for `eval`).
-pub fn load_test(dir: &Path) -> Result<Split> {
-    let path = dir.join(TEST_FILE);
-    if !path.exists() {
-        bail!("{}: missing; {}", path.display(), missing_data_hint(dir));
+    /// `--normalize`: `dataset`, `none`, `cifar10` or `m1,m2,m3/s1,s2,s3` (one pair for one
+    /// channel). `stats` computes the data set's when asked for.
+    pub fn parse(
+        spec: &str,
+        channels: u32,
+        stats: impl FnOnce() -> (Vec<f32>, Vec<f32>),
+    ) -> Result<Self> {
+        let n = match spec {
+            "dataset" => {
+                let (mean, std) = stats();
+                Normalization { mean, std }
+            }
+            "none" => Self::none(channels),
+            "cifar10" => Self::cifar10(),
+            _ => {
+                let Some((m, s)) = spec.split_once('/') else {
+                    bail!(
+                        "--normalize must be dataset, none, cifar10 or MEANS/STDS (e.g. 0.5,0.5,0.5/0.25,0.25,0.25), got `{spec}`"
+                    );
+                };
+                let nums = |t: &str| -> Result<Vec<f32>> {
+                    t.split(',')
+                        .map(|v| {
+                            v.trim()
+                                .parse::<f32>()
+                                .map_err(|_| anyhow::anyhow!("--normalize: `{v}` is not a number"))
+                        })
+                        .collect()
+                };
+                Normalization {
+                    mean: nums(m)?,
+                    std: nums(s)?,
+                }
+            }
+        };
+        n.check(channels)?;
+        Ok(n)
     }
-    read_file(&path)
-}
-
-pub fn default_data_dir() -> PathBuf {
-    PathBuf::from("data/cifar-10-batches-bin")
+    pub fn check(&self, channels: u32) -> Result<()> {
+        let c = channels as usize;
+        if self.mean.len() != c || self.std.len() != c {
+            bail!(
+                "--normalize gives {} means and {} stds for images with {c} channels",
+                self.mean.len(),
+                self.std.len()
+            );
+        }
+        if self.mean.iter().any(|m| !m.is_finite())
+            || self.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            bail!(
+                "--normalize needs finite means and positive stds, got {:?}/{:?}",
+                self.mean,
+                self.std
+            );
+        }
+        Ok(())
+    }
+    pub fn describe(&self) -> String {
+        let f = |v: &[f32]| {
+            v.iter()
+                .map(|x| format!("{x:.4}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!("mean {} std {}", f(&self.mean), f(&self.std))
+    }
 }
 
 /// Train/validation indices into the training images: a permutation seeded with `seed`, the
@@ -179,137 +579,68 @@ pub fn split_indices(n: usize, val_size: usize, seed: u64) -> (Vec<u32>, Vec<u32
     (idx, val)
 }
 
-/// One image's augmentation: which record, flip, and the crop (in the flipped image).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Crop {
-    pub record: u32,
-    pub flip: bool,
-    pub top: u32,
-    pub left: u32,
-    pub h: u32,
-    pub w: u32,
-}
+/// Storage bindings the augmentation shader reads images from.
+pub const IMAGE_BINDINGS: usize = 4;
 
-impl Crop {
-    /// The whole image, unflipped: evaluation.
-    pub fn identity(record: u32) -> Self {
-        Crop {
-            record,
-            flip: false,
-            top: 0,
-            left: 0,
-            h: IMAGE_SIDE,
-            w: IMAGE_SIDE,
-        }
-    }
-    /// The 8 u32 the shader reads.
-    pub fn words(&self) -> [u32; 8] {
-        [
-            self.record,
-            self.flip as u32,
-            self.top,
-            self.left,
-            self.h,
-            self.w,
-            0,
-            0,
-        ]
-    }
-}
-
-/// RandomResizedCrop parameters with torchvision's semantics: 10 tries of a target area
-/// uniform in `scale`·area and a log-uniform aspect ratio, sides rounded (half to even, as
-/// Python's round), then the fallback central crop clamped to `ratio`.
-pub fn random_resized_crop(
-    rng: &mut impl Rng,
-    scale: (f64, f64),
-    ratio: (f64, f64),
-) -> (u32, u32, u32, u32) {
-    let (height, width) = (IMAGE_SIDE as f64, IMAGE_SIDE as f64);
-    let area = height * width;
-    let (lr0, lr1) = (ratio.0.ln(), ratio.1.ln());
-    for _ in 0..10 {
-        let target_area = area * rng.random_range(scale.0..scale.1);
-        let aspect = rng.random_range(lr0..lr1).exp();
-        let w = (target_area * aspect).sqrt().round_ties_even();
-        let h = (target_area / aspect).sqrt().round_ties_even();
-        if w > 0.0 && w <= width && h > 0.0 && h <= height {
-            let (h, w) = (h as u32, w as u32);
-            let top = rng.random_range(0..=IMAGE_SIDE - h);
-            let left = rng.random_range(0..=IMAGE_SIDE - w);
-            return (top, left, h, w);
-        }
-    }
-    let in_ratio = width / height;
-    let (h, w) = if in_ratio < ratio.0 {
-        (width / ratio.0, width)
-    } else if in_ratio > ratio.1 {
-        (height, height * ratio.1)
-    } else {
-        (height, width)
-    };
-    let (h, w) = (h.round_ties_even() as u32, w.round_ties_even() as u32);
-    ((IMAGE_SIDE - h) / 2, (IMAGE_SIDE - w) / 2, h, w)
-}
-
-/// The seed's training augmentation: flip with p = 0.5, then RandomResizedCrop(32,
-/// scale (0.8, 1.0), ratio (0.9, 1.1)).
-pub fn train_crop(rng: &mut impl Rng, record: u32) -> Crop {
-    let flip = rng.random_bool(0.5);
-    let (top, left, h, w) = random_resized_crop(rng, (0.8, 1.0), (0.9, 1.1));
-    Crop {
-        record,
-        flip,
-        top,
-        left,
-        h,
-        w,
-    }
-}
-
-/// A data set resident on the GPU: packed image bytes in up to two bindings, labels as u32.
+/// A data set resident on the GPU: packed image bytes across up to [`IMAGE_BINDINGS`] storage
+/// bindings (whole images in each), labels as u32.
 pub struct GpuDataset {
-    pub chunks: [wgpu::Buffer; 2],
+    pub chunks: Vec<wgpu::Buffer>,
+    /// Images per binding (the last holds the rest).
     pub chunk_images: u32,
     pub labels: wgpu::Buffer,
     pub len: usize,
+    pub shape: ImageShape,
 }
 
 impl GpuDataset {
-    /// Uploads `split` once. Images are split across two storage bindings so that each stays
-    /// under the adapter's `max_storage_buffer_binding_size` (128 MiB by default).
+    /// Bytes one binding may hold on `gpu`.
+    pub fn binding_bytes(gpu: &Gpu) -> u64 {
+        gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size)
+    }
+
+    /// Uploads `split` once, its images split across storage bindings so that each stays
+    /// under the adapter's limits; a data set too large for them is an error naming the sizes.
     pub fn upload(gpu: &Gpu, split: &Split, label: &str) -> Result<Self> {
-        let max_binding = gpu.limits.max_storage_buffer_binding_size as usize;
-        let per_chunk = (max_binding / IMAGE_BYTES).min(split.len().max(1));
-        if per_chunk * 2 < split.len() {
+        let image = split.shape.bytes();
+        let max_binding = Self::binding_bytes(gpu) as usize;
+        let per_chunk = (max_binding / image).min(split.len().max(1));
+        if per_chunk == 0 || per_chunk * IMAGE_BINDINGS < split.len() {
             bail!(
-                "{label}: {} images do not fit in two storage bindings of {} MiB on this adapter",
+                "{label}: {} images of {} ({} MiB) do not fit in the {IMAGE_BINDINGS} storage bindings of {} MiB this adapter allows; use a smaller --image-size",
                 split.len(),
+                split.shape.describe(),
+                (split.images.len() as u64) >> 20,
                 max_binding >> 20
             );
         }
         let pack = |bytes: &[u8]| -> Vec<u32> {
-            bytes
+            let mut v: Vec<u32> = bytes
                 .chunks(4)
                 .map(|c| c.iter().rev().fold(0u32, |acc, &b| (acc << 8) | b as u32))
-                .collect()
+                .collect();
+            if v.is_empty() {
+                v.push(0);
+            }
+            v
         };
-        let first = per_chunk.min(split.len());
-        let c0 = gpu.storage_from(
-            &format!("{label}.images0"),
-            &pack(&split.images[..first * IMAGE_BYTES]),
-        );
-        let c1 = gpu.storage_from(
-            &format!("{label}.images1"),
-            &pack(&split.images[first * IMAGE_BYTES..]),
-        );
-        let labels: Vec<u32> = split.labels.iter().map(|&l| l as u32).collect();
-        let labels = gpu.storage_from(&format!("{label}.labels"), &labels);
+        let chunks = (0..IMAGE_BINDINGS)
+            .map(|k| {
+                let from = (k * per_chunk).min(split.len());
+                let to = ((k + 1) * per_chunk).min(split.len());
+                gpu.storage_from(
+                    &format!("{label}.images{k}"),
+                    &pack(&split.images[from * image..to * image]),
+                )
+            })
+            .collect();
+        let labels = gpu.storage_from(&format!("{label}.labels"), &split.labels);
         Ok(GpuDataset {
-            chunks: [c0, c1],
-            chunk_images: first as u32,
+            chunks,
+            chunk_images: per_chunk as u32,
             labels,
             len: split.len(),
+            shape: split.shape,
         })
     }
 

@@ -1,23 +1,25 @@
 //! Launcher for `shaders/augment.wgsl`.
 
-use crate::data::GpuDataset;
+use crate::data::{GpuDataset, Normalization};
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::params::AugmentParams;
 
 /// Builds `batch` inputs (NHWC f32) and labels from `data` and the crops in `crops`
-/// (`8·batch` u32, see `data::Crop::words`).
+/// (`8·batch` u32, see `data::Crop::words`), normalised with `norm`.
 pub fn batch(
     gpu: &Gpu,
     batch: u32,
     data: &GpuDataset,
+    norm: &Normalization,
     crops: BufSlice<'_>,
     input: BufSlice<'_>,
     labels: BufSlice<'_>,
 ) -> Dispatch {
-    let p = AugmentParams::new(batch, data.chunk_images);
+    let p = AugmentParams::new(batch, data.chunk_images, data.shape, norm);
     let u = gpu.uniform("augment.params", &p);
-    let pixels = batch * 32 * 32;
+    let pixels = batch * data.shape.h * data.shape.w;
+    let c = data.shape.c as u64;
     Dispatch::new(
         gpu,
         "augment",
@@ -26,14 +28,16 @@ pub fn batch(
         &[
             (1, (&data.chunks[0]).into()),
             (2, (&data.chunks[1]).into()),
-            (3, (&data.labels).into()),
-            (4, crops),
-            (5, input),
-            (6, labels),
+            (3, (&data.chunks[2]).into()),
+            (4, (&data.chunks[3]).into()),
+            (5, (&data.labels).into()),
+            (6, crops),
+            (7, input),
+            (8, labels),
         ],
         grid(pixels),
-        // 3 channels × (bilinear 8 + normalise 2) per pixel.
-        30 * pixels as u64,
-        (pixels as u64) * (12 + 12) + 32 * batch as u64,
+        // C channels × (bilinear 8 + normalise 2) per pixel.
+        10 * c * pixels as u64,
+        (pixels as u64) * (4 * c + 4 * c) + 32 * batch as u64,
     )
 }
