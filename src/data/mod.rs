@@ -596,7 +596,9 @@ pub struct GpuDataset {
 impl GpuDataset {
     /// Bytes one binding may hold on `gpu`.
     pub fn binding_bytes(gpu: &Gpu) -> u64 {
-        gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size)
+        gpu.limits
+            .max_storage_buffer_binding_size
+            .min(gpu.limits.max_buffer_size)
     }
 
     /// Uploads `split` once, its images split across storage bindings so that each stays

@@ -1,0 +1,618 @@
+//! The data-set readers on small files the tests write — CIFAR-100, MNIST IDX (plain and
+//! gzipped), image folders (mixed sizes, grayscale, RGBA, JPEG and PNG; the cache) — their
+//! errors through the CLI, and an image folder made from CIFAR-10 records training to the same
+//! weights as the binary loader.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+
+use common::{cli, rng, temp_dir};
+use rand::Rng;
+use wgpu_cnn::data::{self, DataOptions, ImageShape, Kind, Labels};
+
+fn assert_error(args: &[&str], needle: &str) {
+    let (code, out, err) = cli(args);
+    assert_eq!(
+        code, 1,
+        "{args:?} should fail\nstdout: {out}\nstderr: {err}"
+    );
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{args:?}: no error line: {err}"));
+    assert!(
+        line.contains(needle),
+        "{args:?}: error line {line:?} does not mention {needle:?}"
+    );
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn idx_images(n: u32, rows: u32, cols: u32, seed: u64) -> Vec<u8> {
+    let mut v = Vec::new();
+    for x in [0x0803u32, n, rows, cols] {
+        v.extend_from_slice(&x.to_be_bytes());
+    }
+    let mut r = rng(seed);
+    v.extend((0..n * rows * cols).map(|_| r.random::<u8>()));
+    v
+}
+
+fn idx_labels(labels: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for x in [0x0801u32, labels.len() as u32] {
+        v.extend_from_slice(&x.to_be_bytes());
+    }
+    v.extend_from_slice(labels);
+    v
+}
+
+/// An MNIST-style folder: `n_train`/`n_test` images of 28×28, labels i % 10.
+fn write_mnist(dir: &Path, n_train: u32, n_test: u32, gzipped: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    let put = |name: &str, bytes: Vec<u8>| {
+        if gzipped {
+            std::fs::write(dir.join(format!("{name}.gz")), gz(&bytes)).unwrap();
+        } else {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    };
+    let labels = |n: u32| (0..n).map(|i| (i % 10) as u8).collect::<Vec<_>>();
+    put("train-images-idx3-ubyte", idx_images(n_train, 28, 28, 1));
+    put("train-labels-idx1-ubyte", idx_labels(&labels(n_train)));
+    put("t10k-images-idx3-ubyte", idx_images(n_test, 28, 28, 2));
+    put("t10k-labels-idx1-ubyte", idx_labels(&labels(n_test)));
+}
+
+#[test]
+fn mnist_idx_files_plain_and_gzipped() {
+    let root = temp_dir("mnist");
+    for gzipped in [false, true] {
+        let dir = root.join(if gzipped { "gz" } else { "plain" });
+        write_mnist(&dir, 30, 12, gzipped);
+        assert_eq!(data::detect(&dir).unwrap(), Kind::Mnist);
+        let ds = data::load(&dir, &DataOptions::default()).unwrap();
+        assert_eq!(ds.shape(), ImageShape { h: 28, w: 28, c: 1 });
+        assert_eq!((ds.train.len(), ds.test.len()), (30, 12));
+        assert_eq!(ds.train.labels[13], 3);
+        assert_eq!(
+            ds.classes,
+            (0..10).map(|i| i.to_string()).collect::<Vec<_>>()
+        );
+        assert_eq!(ds.name, "MNIST");
+        let raw = idx_images(30, 28, 28, 1);
+        assert_eq!(ds.train.image(7), &raw[16 + 7 * 784..16 + 8 * 784]);
+    }
+    // Fashion-MNIST: recognised from the folder's name, its class names.
+    let fashion = root.join("fashion-mnist");
+    write_mnist(&fashion, 20, 10, true);
+    let ds = data::load(&fashion, &DataOptions::default()).unwrap();
+    assert_eq!(ds.name, "Fashion-MNIST");
+    assert_eq!(ds.classes[9], "Ankle boot");
+
+    // Broken files: one clear error each.
+    let bad = root.join("bad");
+    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+        (
+            "wrong magic",
+            Box::new(|d: &Path| {
+                let mut b = idx_images(20, 28, 28, 1);
+                b[3] = 0x01;
+                std::fs::write(d.join("train-images-idx3-ubyte"), b).unwrap();
+            }),
+            "magic number 0x00000801",
+        ),
+        (
+            "sizes disagree with the header",
+            Box::new(|d: &Path| {
+                let mut b = idx_images(20, 28, 28, 1);
+                b.truncate(b.len() - 5);
+                std::fs::write(d.join("train-images-idx3-ubyte"), b).unwrap();
+            }),
+            "the header promises 20 images of 28x28",
+        ),
+        (
+            "labels and images of different lengths",
+            Box::new(|d: &Path| {
+                std::fs::write(d.join("train-labels-idx1-ubyte"), idx_labels(&[1; 19])).unwrap();
+            }),
+            "holds 19 labels but",
+        ),
+        (
+            "not gzip",
+            Box::new(|d: &Path| {
+                std::fs::remove_file(d.join("t10k-labels-idx1-ubyte")).unwrap();
+                std::fs::write(d.join("t10k-labels-idx1-ubyte.gz"), b"not gzip").unwrap();
+            }),
+            "not a readable gzip file",
+        ),
+    ];
+    for (what, damage, says) in cases {
+        let _ = std::fs::remove_dir_all(&bad);
+        write_mnist(&bad, 20, 10, false);
+        damage(&bad);
+        let err = format!(
+            "{:#}",
+            data::load(&bad, &DataOptions::default()).unwrap_err()
+        );
+        assert!(err.contains(says), "{what}: {err}");
+        let out = root.join("run");
+        assert_error(
+            &[
+                "train",
+                "--data",
+                bad.to_str().unwrap(),
+                "--model",
+                "lenet5",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            says,
+        );
+        assert!(!out.exists(), "{what}: a failed run left {out:?} behind");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// CIFAR-100 records: coarse label i % 20, fine label i % 100, random image.
+fn cifar100_records(n: usize, seed: u64) -> Vec<u8> {
+    let mut r = rng(seed);
+    let mut v = Vec::new();
+    for i in 0..n {
+        v.push((i % 20) as u8);
+        v.push((i % 100) as u8);
+        v.extend((0..3072).map(|_| r.random::<u8>()));
+    }
+    v
+}
+
+#[test]
+fn cifar100_fine_and_coarse_labels() {
+    let dir = temp_dir("cifar100");
+    std::fs::write(dir.join("train.bin"), cifar100_records(130, 1)).unwrap();
+    std::fs::write(dir.join("test.bin"), cifar100_records(20, 2)).unwrap();
+    assert_eq!(data::detect(&dir).unwrap(), Kind::Cifar100);
+    let ds = data::load(&dir, &DataOptions::default()).unwrap();
+    assert_eq!(
+        (ds.train.len(), ds.test.len(), ds.classes.len()),
+        (130, 20, 100)
+    );
+    assert_eq!(ds.train.labels[117], 17);
+    assert_eq!(ds.classes[5], "class 5");
+    let names: Vec<String> = (0..20).map(|i| format!("super{i}")).collect();
+    std::fs::write(dir.join("coarse_label_names.txt"), names.join("\n") + "\n").unwrap();
+    let coarse = DataOptions {
+        labels: Labels::Coarse,
+        ..Default::default()
+    };
+    let ds = data::load(&dir, &coarse).unwrap();
+    assert_eq!(ds.classes.len(), 20);
+    assert_eq!(ds.train.labels[117], 117 % 20);
+    assert_eq!(ds.classes[3], "super3");
+    // Interleaved HWC from the planar record.
+    let rec = &cifar100_records(130, 1)[3 * 3074..4 * 3074];
+    assert_eq!(ds.train.image(3)[3 * 10 + 2], rec[2 + 2 * 1024 + 10]);
+
+    // A file of the wrong size.
+    std::fs::write(dir.join("test.bin"), &cifar100_records(2, 2)[..5000]).unwrap();
+    let err = format!(
+        "{:#}",
+        data::load(&dir, &DataOptions::default()).unwrap_err()
+    );
+    assert!(
+        err.contains("not a multiple of the 3074-byte CIFAR-100 record"),
+        "{err}"
+    );
+    assert_error(
+        &[
+            "train",
+            "--data",
+            dir.to_str().unwrap(),
+            "--out",
+            dir.join("run").to_str().unwrap(),
+        ],
+        "3074-byte CIFAR-100 record",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes `img` to `path` as PNG or JPEG (by extension).
+fn save(img: image::DynamicImage, path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    img.save(path).unwrap();
+}
+
+fn noise_rgb(w: u32, h: u32, seed: u64) -> image::RgbImage {
+    let mut r = rng(seed);
+    image::RgbImage::from_fn(w, h, |_, _| {
+        image::Rgb([r.random(), r.random(), r.random()])
+    })
+}
+
+/// A folder of 3 classes with mixed sizes and colour types, PNG and JPEG.
+fn mixed_folder(root: &Path) {
+    for (k, class) in ["cat", "dog", "emu"].iter().enumerate() {
+        for i in 0..6u64 {
+            let seed = k as u64 * 100 + i;
+            let dir = root.join(class);
+            let img = noise_rgb(20 + i as u32 * 3, 17 + k as u32, seed);
+            match i % 4 {
+                0 => save(
+                    image::DynamicImage::ImageRgb8(img),
+                    &dir.join(format!("{i}.png")),
+                ),
+                1 => save(
+                    image::DynamicImage::ImageRgb8(img).grayscale(),
+                    &dir.join(format!("{i}.png")),
+                ),
+                2 => save(
+                    image::DynamicImage::ImageRgba8(image::DynamicImage::ImageRgb8(img).to_rgba8()),
+                    &dir.join(format!("{i}.png")),
+                ),
+                _ => save(
+                    image::DynamicImage::ImageRgb8(img),
+                    &dir.join(format!("sub/{i}.jpg")),
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn image_folders_of_mixed_images() {
+    let root = temp_dir("folder-mixed");
+    let imgs = root.join("pets");
+    mixed_folder(&imgs);
+    std::fs::write(imgs.join("cat/.DS_Store"), b"hidden files are ignored").unwrap();
+    assert_eq!(data::detect(&imgs).unwrap(), Kind::Folder);
+    let shape = ImageShape { h: 12, w: 10, c: 3 };
+    let opts = DataOptions {
+        shape,
+        test_size: Some(data::SplitSize::Count(4)),
+        ..Default::default()
+    };
+    let ds = data::load(&imgs, &opts).unwrap();
+    assert_eq!(ds.classes, ["cat", "dog", "emu"]);
+    assert_eq!((ds.train.len(), ds.test.len()), (14, 4));
+    assert_eq!(ds.train.images.len(), 14 * shape.bytes());
+    // The same listing, the same seed: the same split; another seed, another.
+    let again = data::load(&imgs, &opts).unwrap();
+    assert!(
+        again.notes.iter().any(|n| n.contains("cache")),
+        "{:?}",
+        again.notes
+    );
+    assert_eq!(again.train.images, ds.train.images);
+    assert_eq!(again.test.labels, ds.test.labels);
+    let other = data::load(
+        &imgs,
+        &DataOptions {
+            seed: 7,
+            ..opts.clone()
+        },
+    )
+    .unwrap();
+    assert_ne!(other.test.images, ds.test.images);
+
+    // Decoding: a grayscale PNG becomes equal RGB channels; an image of the target size is
+    // not resampled; one channel is luma.
+    let gray =
+        data::folder::decode(&imgs.join("cat/1.png"), ImageShape { h: 17, w: 23, c: 3 }).unwrap();
+    assert!(gray.chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]));
+    let exact =
+        data::folder::decode(&imgs.join("cat/0.png"), ImageShape { h: 17, w: 20, c: 3 }).unwrap();
+    assert_eq!(exact, noise_rgb(20, 17, 0).into_raw());
+    let luma =
+        data::folder::decode(&imgs.join("dog/2.png"), ImageShape { h: 5, w: 5, c: 1 }).unwrap();
+    assert_eq!(luma.len(), 25);
+
+    // A changed file invalidates the cache.
+    save(
+        image::DynamicImage::ImageRgb8(noise_rgb(9, 9, 999)),
+        &imgs.join("emu/0.png"),
+    );
+    let changed = data::load(&imgs, &opts).unwrap();
+    assert!(
+        !changed.notes.iter().any(|n| n.contains("cache")),
+        "{:?}",
+        changed.notes
+    );
+
+    // train/val/test subfolders.
+    let split = root.join("split");
+    for (sub, n) in [("train", 4u64), ("val", 2), ("test", 3)] {
+        for class in ["a", "b"] {
+            for i in 0..n {
+                save(
+                    image::DynamicImage::ImageRgb8(noise_rgb(8, 8, i)),
+                    &split.join(format!("{sub}/{class}/{i}.png")),
+                );
+            }
+        }
+    }
+    let ds = data::load(
+        &split,
+        &DataOptions {
+            shape: ImageShape { h: 8, w: 8, c: 3 },
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            ds.train.len(),
+            ds.val.as_ref().map(|v| v.len()),
+            ds.test.len()
+        ),
+        (8, Some(4), 6)
+    );
+    assert_eq!(ds.test.labels, [0, 0, 0, 1, 1, 1]);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn bad_image_folders_give_one_clear_error() {
+    let root = temp_dir("folder-bad");
+    let run = root.join("run");
+    let run_s = run.to_str().unwrap().to_string();
+    let model = root.join("three.toml");
+    std::fs::write(
+        &model,
+        "input = [32, 32, 3]\nclasses = 3\n\n[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 3\n\n[[layer]]\ntype = \"relu\"\n\n[[layer]]\ntype = \"global_avg_pool\"\n\n[[layer]]\ntype = \"dense\"\nfeatures = 3\n",
+    )
+    .unwrap();
+    let model_s = model.to_str().unwrap().to_string();
+    let train = |dir: &Path, extra: &[&str]| {
+        let mut v = vec![
+            "train".to_string(),
+            "--data".into(),
+            dir.to_str().unwrap().into(),
+            "--out".into(),
+            run_s.clone(),
+            "--model".into(),
+            model_s.clone(),
+            "--epochs".into(),
+            "1".into(),
+            "--batch-size".into(),
+            "4".into(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let check = |args: Vec<String>, says: &str| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_error(&a, says);
+        assert!(!run.exists(), "a failed run left {run:?} behind");
+    };
+    // An empty folder.
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    check(
+        train(&empty, &["--dataset", "folder"]),
+        "holds no class folders",
+    );
+    // A class folder with no images.
+    let hollow = root.join("hollow");
+    mixed_folder(&hollow);
+    std::fs::create_dir_all(hollow.join("fox")).unwrap();
+    check(train(&hollow, &[]), "class folder holds no images");
+    // A file that is not an image: named, or skipped and counted with --skip-bad-images.
+    let junk = root.join("junk");
+    mixed_folder(&junk);
+    std::fs::write(junk.join("dog/notes.txt"), b"not an image").unwrap();
+    check(train(&junk, &[]), "notes.txt: not a readable image");
+    let a = train(
+        &junk,
+        &[
+            "--skip-bad-images",
+            "--image-size",
+            "32",
+            "--val-size",
+            "2",
+            "--test-size",
+            "3",
+        ],
+    );
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (code, out, err) = cli(&a);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("skipped 1 files"), "{out}");
+    let _ = std::fs::remove_dir_all(&run);
+    // The model's input must fit the data's images.
+    check(
+        train(&junk, &["--skip-bad-images", "--image-size", "28"]),
+        "does not match the data's 28x28x3 images",
+    );
+    // Unknown kinds and augmentations, bad sizes.
+    let junk = root.join("clean");
+    mixed_folder(&junk);
+    check(
+        train(&junk, &["--dataset", "imagenet"]),
+        "unknown --dataset `imagenet`",
+    );
+    check(
+        train(&junk, &["--augment", "mixup"]),
+        "unknown augmentation `mixup`",
+    );
+    check(
+        train(&junk, &["--val-size", "1.5"]),
+        "--val-size must be a count",
+    );
+    check(
+        train(&junk, &["--normalize", "0.5/0.2"]),
+        "1 means and 1 stds for images with 3 channels",
+    );
+    check(
+        train(&junk, &["--image-size", "0x9"]),
+        "--image-size must be between 1 and 4096",
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// CIFAR-10 records (label i % 10 for record i) as `n_train` + `n_test` binary records.
+fn cifar_records(n: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut r = rng(seed);
+    (0..n)
+        .map(|i| {
+            let mut rec = vec![(i * 7 % 10) as u8];
+            rec.extend((0..3072).map(|_| r.random::<u8>()));
+            rec
+        })
+        .collect()
+}
+
+/// Writes `records` (already in folder order) as PNGs `<sub>/<class>/<nnnnn>.png`.
+fn write_pngs(root: &Path, sub: &str, records: &[Vec<u8>]) {
+    for (i, rec) in records.iter().enumerate() {
+        let img = image::RgbImage::from_fn(32, 32, |x, y| {
+            let p = (y * 32 + x) as usize;
+            image::Rgb([rec[1 + p], rec[1 + 1024 + p], rec[1 + 2048 + p]])
+        });
+        let class = data::CLASS_NAMES[rec[0] as usize];
+        save(
+            image::DynamicImage::ImageRgb8(img),
+            &root.join(format!("{sub}/{class}/{i:05}.png")),
+        );
+    }
+}
+
+/// Binary records and an image folder with the same images in the same order (the folder's
+/// order: by class, then file name) train to bit-identical weights and equal test results.
+#[test]
+fn image_folder_trains_like_the_binary_loader() {
+    let root = temp_dir("folder-vs-bin");
+    let by_class = |mut v: Vec<Vec<u8>>| {
+        v.sort_by_key(|r| r[0]);
+        v
+    };
+    let train = by_class(cifar_records(100, 3));
+    let test = by_class(cifar_records(30, 4));
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (k, f) in data::cifar::TRAIN_FILES.iter().enumerate() {
+        std::fs::write(bin.join(f), train[k * 20..(k + 1) * 20].concat()).unwrap();
+    }
+    std::fs::write(bin.join(data::cifar::TEST_FILE), test.concat()).unwrap();
+    let folder = root.join("png");
+    write_pngs(&folder, "train", &train);
+    write_pngs(&folder, "test", &test);
+
+    let a = data::load(&bin, &DataOptions::default()).unwrap();
+    let b = data::load(&folder, &DataOptions::default()).unwrap();
+    assert_eq!(
+        a.train.images, b.train.images,
+        "the same images in the same order"
+    );
+    assert_eq!(a.train.labels, b.train.labels);
+    assert_eq!(a.test.images, b.test.images);
+    assert_eq!(a.classes, b.classes);
+
+    let mut results = Vec::new();
+    for (name, dir) in [("bin", &bin), ("png", &folder)] {
+        let out = root.join(format!("run-{name}"));
+        let (code, stdout, err) = cli(&[
+            "train",
+            "--data",
+            dir.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--val-size",
+            "20",
+            "--normalize",
+            "dataset",
+            "--augment",
+            "crop:4,flip",
+        ]);
+        assert_eq!(code, 0, "{name}: {stdout}\n{err}");
+        let ck = wgpu_cnn::checkpoint::load(&out.join("last.safetensors")).unwrap();
+        let test: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("test.json")).unwrap()).unwrap();
+        results.push((
+            ck.params,
+            ck.metadata.get("normalization").cloned(),
+            test["accuracy"].clone(),
+            test["confusion"].clone(),
+        ));
+    }
+    assert!(results[0].1.is_some());
+    assert_eq!(results[0], results[1], "binary and folder runs differ");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn eval_and_predict_use_the_checkpoint_data_set() {
+    // MNIST-shaped data with a LeNet for 28×28×1 written as a description file.
+    let root = temp_dir("mnist-run");
+    let dir = root.join("fashion");
+    write_mnist(&dir, 64, 16, true);
+    let model = root.join("lenet-mnist.toml");
+    std::fs::write(
+        &model,
+        "input = [28, 28, 1]\nclasses = 10\n\n[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 5\n\n[[layer]]\ntype = \"relu\"\n\n[[layer]]\ntype = \"max_pool\"\nwindow = 2\n\n[[layer]]\ntype = \"flatten\"\n\n[[layer]]\ntype = \"dense\"\nfeatures = 10\n",
+    )
+    .unwrap();
+    let out = root.join("run");
+    let (code, stdout, err) = cli(&[
+        "train",
+        "--data",
+        dir.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--val-size",
+        "16",
+        "--augment",
+        "translate:2",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    assert!(
+        stdout.contains("Fashion-MNIST") && stdout.contains("Ankle boot"),
+        "{stdout}"
+    );
+    let ck = out.join("last.safetensors");
+    let (code, ev, err) = cli(&["eval", "--checkpoint", ck.to_str().unwrap()]);
+    assert_eq!(code, 0, "{ev}\n{err}");
+    let line = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("test"))
+            .map(|l| l.split(": ").skip(1).collect::<Vec<_>>().join(": "))
+    };
+    let trained = stdout
+        .lines()
+        .find(|l| l.starts_with("test, last weights"))
+        .unwrap()
+        .to_string();
+    assert!(
+        trained.ends_with(&line(&ev).unwrap()),
+        "eval {ev} vs train {trained}"
+    );
+    // predict: a PNG of any size, converted to one channel, named with Fashion's classes.
+    let png = root.join("shirt.png");
+    save(image::DynamicImage::ImageRgb8(noise_rgb(40, 30, 5)), &png);
+    let (code, pred, err) = cli(&[
+        "predict",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        png.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{pred}\n{err}");
+    let names = data::mnist::FASHION_NAMES;
+    assert!(names.iter().any(|n| pred.contains(n)), "{pred}");
+    let _ = std::fs::remove_dir_all(&root);
+}
