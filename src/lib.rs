@@ -13,6 +13,7 @@ pub mod optim;
 pub mod params;
 pub mod plan;
 pub mod profile;
+pub mod recipe;
 pub mod report;
 pub mod schedule;
 pub mod train;

@@ -130,6 +130,11 @@ enum Command {
         #[command(flatten)]
         device: DeviceArgs,
     },
+    /// List the preset recipes, or print one (a starting point for one's own).
+    Recipes {
+        /// A preset recipe's name.
+        name: Option<String>,
+    },
     /// Download CIFAR-10 (binary version), verify its checksum and extract it.
     Download {
         /// Folder to extract into (creates DIR/cifar-10-batches-bin).
@@ -146,6 +151,17 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct TrainArgs {
+    /// A recipe: a preset (`wgpu-cnn recipes` lists them) or a TOML file holding any of the
+    /// settings below (keys as the flags, with underscores); flags given here override it.
+    #[arg(long)]
+    recipe: Option<String>,
+    /// Test-time augmentation of the final test: flip (mean softmax of each image and its
+    /// mirror) or none [default: none].
+    #[arg(long)]
+    tta: Option<String>,
+    /// The recipe's inline model description.
+    #[arg(skip)]
+    model_text: Option<String>,
     /// The model: a preset (`wgpu-cnn models` lists them) or a TOML file [default: flax-cifar10].
     #[arg(long)]
     model: Option<String>,
@@ -282,6 +298,91 @@ struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// Fills every setting not given as a flag from `--recipe`.
+    fn apply_recipe(&mut self) -> anyhow::Result<()> {
+        let Some(name) = &self.recipe else {
+            return Ok(());
+        };
+        let (r, _) = wgpu_cnn::recipe::Recipe::resolve(name)?;
+        fn fill<T>(flag: &mut Option<T>, v: Option<T>) {
+            if flag.is_none() {
+                *flag = v;
+            }
+        }
+        let join = |v: &[f64]| {
+            v.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        if self.model.is_none() {
+            match &r.model {
+                Some(wgpu_cnn::recipe::ModelRef::Name(n)) => self.model = Some(n.clone()),
+                Some(wgpu_cnn::recipe::ModelRef::Inline(_)) => self.model_text = r.model_text()?,
+                None => {}
+            }
+        }
+        fill(&mut self.epochs, r.epochs);
+        fill(&mut self.batch_size, r.batch_size);
+        fill(&mut self.seed, r.seed);
+        fill(&mut self.data, r.data.clone());
+        fill(&mut self.dataset, r.dataset.clone());
+        fill(&mut self.labels, r.labels.clone());
+        fill(&mut self.image_size, r.image_size.clone());
+        fill(&mut self.val_size, r.val_size.map(|v| v.describe()));
+        fill(&mut self.test_size, r.test_size.map(|v| v.describe()));
+        fill(&mut self.train_limit, r.train_limit);
+        fill(&mut self.test_limit, r.test_limit);
+        fill(&mut self.normalize, r.normalize.clone());
+        if !self.no_augment {
+            fill(&mut self.augment, r.augment.clone());
+        }
+        fill(&mut self.rrc_scale, r.rrc_scale.map(|v| join(&v)));
+        fill(&mut self.rrc_ratio, r.rrc_ratio.map(|v| join(&v)));
+        if r.shuffle == Some(false) {
+            self.no_shuffle = true;
+        }
+        fill(&mut self.cache, r.cache.clone());
+        if r.skip_bad_images == Some(true) {
+            self.skip_bad_images = true;
+        }
+        // The optimizer's flags come as a group: a flag of the other optimizer family must
+        // not mix with the recipe's (e.g. `--optimizer adam` over an SGD recipe).
+        if self.optimizer.is_none() {
+            self.optimizer = r.optimizer.clone();
+            fill(&mut self.b1, r.b1);
+            fill(&mut self.b2, r.b2);
+            fill(&mut self.eps, r.eps);
+            fill(&mut self.momentum, r.momentum);
+            if r.nesterov == Some(true) {
+                self.nesterov = true;
+            }
+            fill(&mut self.weight_decay, r.weight_decay);
+            fill(&mut self.decay_mask, r.decay_mask.clone());
+        }
+        fill(&mut self.lr, r.lr);
+        if self.schedule.is_none() {
+            self.schedule = r.schedule.clone();
+            fill(&mut self.warmup_steps, r.warmup_steps);
+            fill(&mut self.end_lr, r.end_lr);
+            fill(
+                &mut self.boundaries,
+                r.boundaries.as_ref().map(|v| {
+                    v.iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }),
+            );
+            fill(&mut self.scales, r.scales.as_ref().map(|v| join(v)));
+        }
+        fill(&mut self.label_smoothing, r.label_smoothing);
+        fill(&mut self.clip_grad_norm, r.clip_grad_norm);
+        fill(&mut self.init, r.init.clone());
+        fill(&mut self.tta, r.tta.clone());
+        Ok(())
+    }
+
     fn optimizer_flags(&self) -> wgpu_cnn::optim::Flags<'_> {
         wgpu_cnn::optim::Flags {
             optimizer: self.optimizer.as_deref(),
@@ -351,9 +452,9 @@ impl TrainArgs {
             ),
             (
                 "--model",
-                self.model.is_some(),
-                saved.model.clone(),
-                cfg.model.clone(),
+                self.model.is_some() || self.model_text.is_some(),
+                format!("{} {:?}", saved.model, saved.model_text),
+                format!("{} {:?}", cfg.model, cfg.model_text),
             ),
             (
                 "--batch-size",
@@ -465,6 +566,18 @@ impl TrainArgs {
             // Checked here so that a bad model file fails before anything else.
             wgpu_cnn::graph::zoo::resolve(v)?;
             cfg.model = v.clone();
+            cfg.model_text = None;
+        } else if let Some(t) = &self.model_text {
+            cfg.model = "inline".into();
+            cfg.model_text = Some(t.clone());
+            cfg.description()?;
+        }
+        if let Some(v) = &self.tta {
+            cfg.tta = match v.as_str() {
+                "flip" => true,
+                "none" => false,
+                _ => anyhow::bail!("--tta must be flip or none, got `{v}`"),
+            };
         }
         if let Some(v) = &self.dataset {
             let kind = wgpu_cnn::data::Kind::parse(v)?;
@@ -693,7 +806,8 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
             println!("adapter: {}", gpu.describe());
             Ok(())
         }
-        Command::Train(args) => {
+        Command::Train(mut args) => {
+            args.apply_recipe()?;
             let cfg = args.config()?;
             let device = args.device.options();
             let _ = ctrlc::set_handler(|| {
@@ -732,6 +846,27 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
                 batch_size,
                 &device.options(),
             )?;
+            Ok(())
+        }
+        Command::Recipes { name } => {
+            match name {
+                None => {
+                    for (n, text) in wgpu_cnn::recipe::PRESETS {
+                        println!("{n:<18} {}", wgpu_cnn::recipe::summary(text));
+                    }
+                    println!("\nprint one with `wgpu-cnn recipes NAME`, train with `wgpu-cnn train --recipe NAME`");
+                }
+                Some(n) => {
+                    let Some((_, text)) = wgpu_cnn::recipe::PRESETS.iter().find(|(p, _)| *p == n)
+                    else {
+                        anyhow::bail!(
+                            "unknown recipe `{n}` (presets: {})",
+                            wgpu_cnn::recipe::PRESETS.map(|p| p.0).join(", ")
+                        );
+                    };
+                    print!("{text}");
+                }
+            }
             Ok(())
         }
         Command::Predict {

@@ -34,6 +34,9 @@ pub struct TrainConfig {
     /// `--model`: a preset name or a TOML file (runs before this setting: the seed model).
     #[serde(default = "default_model")]
     pub model: String,
+    /// An inline model description (from a recipe's `[model]` table); `model` is then "inline".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_text: Option<String>,
     pub data: PathBuf,
     pub epochs: u32,
     pub batch_size: u32,
@@ -85,6 +88,10 @@ pub struct TrainConfig {
     #[serde(deserialize_with = "de_augment")]
     pub augment: data::augment::AugmentConfig,
     pub shuffle: bool,
+    /// Test-time augmentation of the final test: the mean of the softmax over each image and
+    /// its horizontal flip (`--tta flip`).
+    #[serde(default)]
+    pub tta: bool,
     pub init: Option<PathBuf>,
     pub out: PathBuf,
 }
@@ -114,6 +121,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             model: default_model(),
+            model_text: None,
             data: data::default_data_dir(),
             epochs: 100,
             batch_size: 128,
@@ -135,6 +143,7 @@ impl Default for TrainConfig {
             test_limit: None,
             augment: Default::default(),
             shuffle: true,
+            tta: false,
             init: None,
             out: PathBuf::from("runs"),
         }
@@ -142,6 +151,17 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The model: the inline description, else the preset or file `model` names.
+    pub fn description(&self) -> Result<(Description, String)> {
+        match &self.model_text {
+            Some(t) => Ok((
+                Description::parse(t).map_err(|e| anyhow::anyhow!("the recipe's [model]: {e}"))?,
+                t.clone(),
+            )),
+            None => Ok(zoo::resolve(&self.model)?),
+        }
+    }
+
     /// Rejects settings that cannot run, with one clear line.
     pub fn validate(&self) -> Result<()> {
         if self.batch_size == 0 {
@@ -833,7 +853,7 @@ impl Run {
         // The model: the resumed checkpoint's, else `--model`.
         let (desc, model_text) = match &resumed {
             Some(ck) => (ck.model.clone(), ck.model_text.clone()),
-            None => zoo::resolve(&cfg.model)?,
+            None => cfg.description()?,
         };
         // What the batch size decides about the model, whatever the adapter (limits come later).
         let mut any = crate::plan::Caps::gpu32();
@@ -857,15 +877,12 @@ impl Run {
             progress,
         };
         let mut ds = load_dataset(&cfg.data, &opts)?;
-        for n in &ds.notes {
-            println!("{n}");
-        }
         check_model_fits_data(&desc, ds.shape(), ds.classes.len())?;
         let aug = cfg.augment.parsed()?;
         aug.check(ds.shape())?;
         let (train_idx, val_idx, steps) = split_training_set(&cfg, &mut ds)?;
         let norm = resolve_normalization(&cfg, &ds, &train_idx, resumed.as_ref())?;
-        println!(
+        let data_line = format!(
             "data: {}, {} images, {} classes; {} training, {} validation, {} test; normalisation {}; augmentation {}",
             ds.name,
             ds.shape().describe(),
@@ -880,6 +897,10 @@ impl Run {
         let gpu = Gpu::new(device)?;
         let adapter = gpu.describe();
         println!("adapter: {adapter}");
+        for n in &ds.notes {
+            println!("{n}");
+        }
+        println!("{data_line}");
 
         let (init, stats, pos) = match &resumed {
             Some(ck) => {
@@ -981,6 +1002,12 @@ impl Run {
                 "gpu_bytes": runner.gpu_bytes() + train_data.bytes() + test_data.bytes(),
             }))?
             .as_bytes(),
+        )?;
+        checkpoint::write_atomic(
+            &cfg.out.join("recipe.toml"),
+            crate::recipe::Recipe::of(&cfg)?
+                .to_toml("every setting of this run: `wgpu-cnn train --recipe recipe.toml --out DIR` repeats it")?
+                .as_bytes(),
         )?;
         // A resumed run keeps the metrics of the epochs its checkpoint includes: the
         // checkpoint's own copy (older checkpoints: metrics.jsonl), written back to the log.

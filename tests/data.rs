@@ -505,6 +505,9 @@ fn missing_data_says_how_to_get_it() {
     .err()
     .unwrap()
     .to_string();
-    assert!(err.contains("no such folder"), "{err}");
+    assert!(
+        err.contains("no such folder") && err.contains("wgpu-cnn download"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

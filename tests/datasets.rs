@@ -71,6 +71,9 @@ fn write_mnist(dir: &Path, n_train: u32, n_test: u32, gzipped: bool) {
     put("t10k-labels-idx1-ubyte", idx_labels(&labels(n_test)));
 }
 
+/// (what, how the files are damaged, what the error says).
+type Damage = (&'static str, Box<dyn Fn(&Path)>, &'static str);
+
 #[test]
 fn mnist_idx_files_plain_and_gzipped() {
     let root = temp_dir("mnist");
@@ -99,7 +102,7 @@ fn mnist_idx_files_plain_and_gzipped() {
 
     // Broken files: one clear error each.
     let bad = root.join("bad");
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    let cases: Vec<Damage> = vec![
         (
             "wrong magic",
             Box::new(|d: &Path| {

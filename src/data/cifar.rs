@@ -139,7 +139,10 @@ fn read(path: &Path) -> Result<Vec<u8>> {
         bail!("{}: is a directory, expected a .bin file", path.display());
     }
     if !path.exists() {
-        bail!("{}: missing", path.display());
+        bail!(
+            "{}: missing; the folder must hold every file of the data set",
+            path.display()
+        );
     }
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }

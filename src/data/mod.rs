@@ -139,7 +139,7 @@ pub fn default_data_dir() -> PathBuf {
 /// Which kind of data set `dir` holds, from its files.
 pub fn detect(dir: &Path) -> Result<Kind> {
     if !dir.exists() {
-        bail!("{}: no such folder", dir.display());
+        bail!("{}", no_folder(dir));
     }
     if !dir.is_dir() {
         bail!(
@@ -147,7 +147,12 @@ pub fn detect(dir: &Path) -> Result<Kind> {
             dir.display()
         );
     }
-    if cifar::is_cifar10(dir) || dir.join("data_batch_1.bin").is_file() {
+    // Any CIFAR-10 file name (even a broken one) says CIFAR-10: its reader names what is wrong.
+    if cifar::TRAIN_FILES
+        .iter()
+        .chain([&cifar::TEST_FILE])
+        .any(|f| dir.join(f).exists())
+    {
         return Ok(Kind::Cifar10);
     }
     if cifar::is_cifar100(dir) {
@@ -296,11 +301,15 @@ pub fn load(dir: &Path, opts: &DataOptions) -> Result<Dataset> {
         None => detect(dir)?,
     };
     if !dir.is_dir() {
-        bail!("{}: no such folder", dir.display());
+        bail!("{}", no_folder(dir));
     }
     let ds = match kind {
         Kind::Cifar10 => {
-            if !cifar::is_cifar10(dir) {
+            if !cifar::TRAIN_FILES
+                .iter()
+                .chain([&cifar::TEST_FILE])
+                .any(|f| dir.join(f).exists())
+            {
                 bail!("{}", missing_data_hint(dir));
             }
             let (train, test) = cifar::load10(dir)?;
@@ -457,6 +466,13 @@ fn carve_test(all: Split, opts: &DataOptions) -> Result<(Split, Split)> {
     test_idx.sort_unstable();
     idx.sort_unstable();
     Ok((all.select(&idx), all.select(&test_idx)))
+}
+
+fn no_folder(dir: &Path) -> String {
+    format!(
+        "{}: no such folder; pass --data DIR pointing at a data set (CIFAR-10: `wgpu-cnn download --dir DIR` fetches it)",
+        dir.display()
+    )
 }
 
 pub fn missing_data_hint(dir: &Path) -> String {
