@@ -18,6 +18,8 @@ use crate::train::{
 pub struct EvalData<'a> {
     /// `None`: the folder the checkpoint's run read.
     pub dir: Option<&'a Path>,
+    /// Test-time augmentation: also report each image averaged with its mirror.
+    pub tta: bool,
     pub kind: Option<data::Kind>,
 }
 
@@ -84,11 +86,22 @@ pub fn eval(
     r.classes = ds.classes.clone();
     println!("test: {}", r.line());
     print!("{}", report::confusion_table(&r));
+    let tta = if source.tta {
+        let mut t = runner.evaluate_tta(&gpu, &aug, &idx, &test.labels)?;
+        t.classes = ds.classes.clone();
+        println!("test, test-time augmentation (flip): {}", t.line());
+        Some(t)
+    } else {
+        None
+    };
     if let Some(out) = out {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
         let mut json = r.to_json();
         json["checkpoint"] = checkpoint_path.display().to_string().into();
         json["data"] = ds.name.clone().into();
+        if let Some(t) = &tta {
+            json["tta_flip"] = t.to_json();
+        }
         checkpoint::write_atomic(
             &out.join("test.json"),
             serde_json::to_string_pretty(&json)?.as_bytes(),

@@ -81,6 +81,10 @@ enum Command {
         /// The kind of data set (cifar10, cifar100, mnist, folder) [default: detected].
         #[arg(long)]
         dataset: Option<String>,
+        /// Test-time augmentation: flip also reports the mean softmax of each image and its
+        /// mirror; none [default: none].
+        #[arg(long)]
+        tta: Option<String>,
         /// Where to write test.json and confusion.png.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -829,6 +833,7 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
             checkpoint,
             data,
             dataset,
+            tta,
             out,
             batch_size,
             device,
@@ -837,6 +842,11 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
                 &checkpoint,
                 wgpu_cnn::infer::EvalData {
                     dir: data.as_deref(),
+                    tta: match tta.as_deref() {
+                        None | Some("none") => false,
+                        Some("flip") => true,
+                        Some(v) => anyhow::bail!("--tta must be flip or none, got `{v}`"),
+                    },
                     kind: dataset
                         .as_deref()
                         .map(wgpu_cnn::data::Kind::parse)

@@ -312,6 +312,75 @@ impl Runner {
         indices: &[u32],
         labels: Option<&[u32]>,
     ) -> Result<EvalResult> {
+        Ok(self.eval_pass(gpu, aug, indices, labels, false)?.0)
+    }
+
+    /// Test-time augmentation: each image and its horizontal mirror, the mean of their softmax
+    /// probabilities (f64 on the CPU) decides the prediction; the loss is −ln of that mean at
+    /// the label.
+    pub fn evaluate_tta(
+        &mut self,
+        gpu: &Gpu,
+        aug: &Dispatch,
+        indices: &[u32],
+        labels: &[u32],
+    ) -> Result<EvalResult> {
+        let (_, a) = self.eval_pass(gpu, aug, indices, Some(labels), false)?;
+        let (_, b) = self.eval_pass(gpu, aug, indices, Some(labels), true)?;
+        let (Some(a), Some(b)) = (a, b) else {
+            bail!("test-time augmentation needs the logits");
+        };
+        let classes = self.model.classes() as usize;
+        let softmax = |row: &[f32]| -> Vec<f64> {
+            let m = row.iter().fold(f32::NEG_INFINITY, |x, &y| x.max(y)) as f64;
+            let e: Vec<f64> = row.iter().map(|&v| (v as f64 - m).exp()).collect();
+            let s: f64 = e.iter().sum();
+            e.into_iter().map(|v| v / s).collect()
+        };
+        let mut confusion = vec![vec![0u64; classes]; classes];
+        let (mut loss, mut correct) = (0.0f64, 0u64);
+        for ((ra, rb), &idx) in a
+            .chunks_exact(classes)
+            .zip(b.chunks_exact(classes))
+            .zip(indices)
+        {
+            let p: Vec<f64> = softmax(ra)
+                .iter()
+                .zip(softmax(rb))
+                .map(|(x, y)| 0.5 * (x + y))
+                .collect();
+            let mut best = 0;
+            for (j, &v) in p.iter().enumerate() {
+                if v > p[best] {
+                    best = j;
+                }
+            }
+            let label = labels[idx as usize] as usize;
+            loss -= p[label].max(f64::MIN_POSITIVE).ln();
+            correct += (best == label) as u64;
+            confusion[label][best] += 1;
+        }
+        let n = indices.len().max(1) as f64;
+        Ok(EvalResult {
+            loss: loss / n,
+            accuracy: correct as f64 / n,
+            correct,
+            total: indices.len() as u64,
+            confusion: Some(confusion),
+            classes: Vec::new(),
+        })
+    }
+
+    /// One pass over `indices` (mirrored with `flip`): the GPU totals, and with `labels` the
+    /// confusion matrix and the logits.
+    fn eval_pass(
+        &mut self,
+        gpu: &Gpu,
+        aug: &Dispatch,
+        indices: &[u32],
+        labels: Option<&[u32]>,
+        flip: bool,
+    ) -> Result<(EvalResult, Option<Vec<f32>>)> {
         let shape = data::ImageShape::of_input(self.model.plan.desc.input);
         let b = self.model.batch() as usize;
         let classes = self.model.classes() as usize;
@@ -326,7 +395,13 @@ impl Runner {
             // A partial last batch is padded with its first image; the loss counts only the
             // real rows.
             let crops: Vec<[u32; 8]> = (0..b)
-                .map(|j| Crop::identity(*chunk.get(j).unwrap_or(&chunk[0]), shape).words())
+                .map(|j| {
+                    Crop {
+                        flip,
+                        ..Crop::identity(*chunk.get(j).unwrap_or(&chunk[0]), shape)
+                    }
+                    .words()
+                })
                 .collect();
             self.write_crops(gpu, &crops);
             if chunk.len() < b {
@@ -370,8 +445,9 @@ impl Runner {
                 m[labels[idx as usize] as usize][argmax(row)] += 1;
             }
             r.confusion = Some(m);
+            return Ok((r, Some(logits)));
         }
-        Ok(r)
+        Ok((r, None))
     }
 }
 
@@ -1243,6 +1319,19 @@ impl Run {
             last.line()
         );
         print!("{}", report::confusion_table(&last));
+        let tta = if cfg.tta {
+            let mut r = self
+                .runner
+                .evaluate_tta(gpu, &self.aug_test, &test_idx, &test.labels)?;
+            r.classes = self.ds.classes.clone();
+            println!(
+                "test, last weights, test-time augmentation (flip): {}",
+                r.line()
+            );
+            Some(r)
+        } else {
+            None
+        };
         let best = match checkpoint::load(&cfg.out.join("best.safetensors")) {
             Ok(ck) => {
                 self.runner.model.write_params(gpu, &ck.params);
@@ -1267,6 +1356,9 @@ impl Run {
         };
         let mut json = last.to_json();
         json["epoch"] = last_epoch.into();
+        if let Some(t) = &tta {
+            json["tta_flip"] = t.to_json();
+        }
         if let Some((r, e)) = &best {
             let mut b = r.to_json();
             b["epoch"] = (*e).into();

@@ -589,7 +589,13 @@ fn eval_and_predict_use_the_checkpoint_data_set() {
         "{stdout}"
     );
     let ck = out.join("last.safetensors");
-    let (code, ev, err) = cli(&["eval", "--checkpoint", ck.to_str().unwrap()]);
+    let (code, ev, err) = cli(&[
+        "eval",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--tta",
+        "flip",
+    ]);
     assert_eq!(code, 0, "{ev}\n{err}");
     let line = |s: &str| {
         s.lines()
@@ -618,4 +624,92 @@ fn eval_and_predict_use_the_checkpoint_data_set() {
     let names = data::mnist::FASHION_NAMES;
     assert!(names.iter().any(|n| pred.contains(n)), "{pred}");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Test-time augmentation on the GPU against the CPU reference: the mean softmax of each image
+/// and its mirror, its loss and predictions.
+#[test]
+fn tta_matches_the_cpu_reference() {
+    let Some(gpu) = common::gpu() else { return };
+    let desc = wgpu_cnn::graph::Description::parse(
+        "input = [9, 7, 3]\nclasses = 4\n\n[[layer]]\ntype = \"conv\"\nfeatures = 5\nkernel = 3\n\n[[layer]]\ntype = \"relu\"\n\n[[layer]]\ntype = \"flatten\"\n\n[[layer]]\ntype = \"dense\"\nfeatures = 4\n",
+    )
+    .unwrap();
+    let shape = ImageShape { h: 9, w: 7, c: 3 };
+    let n = 13;
+    let mut r = rng(21);
+    let split = data::Split {
+        shape,
+        images: (0..n * shape.bytes()).map(|_| r.random::<u8>()).collect(),
+        labels: (0..n as u32).map(|i| i % 4).collect(),
+    };
+    let params = wgpu_cnn::plan::ParamLayout::of(&desc).unwrap().init(3);
+    let norm = data::Normalization::cifar10();
+    let mut runner = wgpu_cnn::train::Runner::inference(gpu, &desc, 5, &params).unwrap();
+    let ds = data::GpuDataset::upload(gpu, &split, "tta").unwrap();
+    let aug = runner.augment_from(gpu, &ds, &norm);
+    let idx: Vec<u32> = (0..n as u32).collect();
+    let got = runner.evaluate_tta(gpu, &aug, &idx, &split.labels).unwrap();
+
+    let plan = wgpu_cnn::plan::Plan::new(
+        &desc,
+        n as u32,
+        &gpu.caps(),
+        wgpu_cnn::plan::Mode::Inference,
+    )
+    .unwrap();
+    let p64: Vec<Vec<f64>> = params.iter().map(|p| wgpu_cnn::cpu::cast(p)).collect();
+    let logits = |flip: bool| -> Vec<f64> {
+        let mut x = vec![0f32; n * shape.bytes()];
+        for i in 0..n {
+            let crop = data::Crop {
+                flip,
+                ..data::Crop::identity(i as u32, shape)
+            };
+            wgpu_cnn::cpu::augment::augment_image(
+                split.image(i),
+                shape,
+                &norm,
+                &crop,
+                &mut x[i * shape.bytes()..(i + 1) * shape.bytes()],
+            );
+        }
+        let mut stats = wgpu_cnn::cpu::reference::initial_stats::<f64>(&plan);
+        let outs = wgpu_cnn::cpu::reference::forward_with(
+            &plan,
+            &p64,
+            &mut stats,
+            &wgpu_cnn::cpu::cast::<f32, f64>(&x),
+            wgpu_cnn::cpu::reference::Phase::Eval,
+        );
+        outs.last().unwrap().clone()
+    };
+    let (a, b) = (logits(false), logits(true));
+    assert_ne!(a, b, "the mirror must change the logits");
+    let softmax = |row: &[f64]| {
+        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = row.iter().map(|v| (v - m).exp()).collect();
+        let s: f64 = e.iter().sum();
+        e.into_iter().map(|v| v / s).collect::<Vec<_>>()
+    };
+    let (mut loss, mut confusion) = (0.0, vec![vec![0u64; 4]; 4]);
+    for i in 0..n {
+        let p: Vec<f64> = softmax(&a[i * 4..i * 4 + 4])
+            .iter()
+            .zip(softmax(&b[i * 4..i * 4 + 4]))
+            .map(|(x, y)| 0.5 * (x + y))
+            .collect();
+        let label = split.labels[i] as usize;
+        loss -= p[label].ln();
+        let best = (0..4).fold(0, |bst, j| if p[j] > p[bst] { j } else { bst });
+        confusion[label][best] += 1;
+    }
+    loss /= n as f64;
+    assert!(
+        (got.loss - loss).abs() < 1e-5 * loss.max(1.0),
+        "{} vs {loss}",
+        got.loss
+    );
+    assert_eq!(got.confusion.as_ref().unwrap(), &confusion);
+    assert_eq!(got.total, n as u64);
 }
