@@ -134,6 +134,31 @@ enum Command {
         #[command(flatten)]
         device: DeviceArgs,
     },
+    /// Write a data set out as an image folder (PNG, train/ test/, one subfolder per class) or
+    /// as CIFAR-10 binary files, in the loader's order.
+    Export {
+        /// The data set's folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// The kind of data set (cifar10, cifar100, mnist, folder) [default: detected].
+        #[arg(long)]
+        dataset: Option<String>,
+        /// CIFAR-100: fine or coarse labels [default: fine].
+        #[arg(long)]
+        labels: Option<String>,
+        /// Image folders: the size images are read at, H or HxW [default: 32].
+        #[arg(long)]
+        image_size: Option<String>,
+        /// Image folders: channels (1 or 3) [default: 3].
+        #[arg(long, default_value_t = 3)]
+        channels: u32,
+        /// folder or cifar10.
+        #[arg(long, default_value = "folder")]
+        format: String,
+        /// Where to write (must not exist yet).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List the preset recipes, or print one (a starting point for one's own).
     Recipes {
         /// A preset recipe's name.
@@ -856,6 +881,78 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
                 batch_size,
                 &device.options(),
             )?;
+            Ok(())
+        }
+        Command::Export {
+            data,
+            dataset,
+            labels,
+            image_size,
+            channels,
+            format,
+            out,
+        } => {
+            if format != "folder" && format != "cifar10" {
+                anyhow::bail!("--format must be folder or cifar10, got `{format}`");
+            }
+            if out.exists() {
+                anyhow::bail!("{}: already exists; choose a new --out", out.display());
+            }
+            if channels != 1 && channels != 3 {
+                anyhow::bail!("--channels must be 1 or 3, got {channels}");
+            }
+            let [h, w] = match image_size.as_deref() {
+                None => [32, 32],
+                Some(v) => {
+                    let p = |t: &str| {
+                        t.trim()
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|&x| (1..=4096).contains(&x))
+                            .ok_or_else(|| {
+                                anyhow::anyhow!(
+                                    "--image-size must be H or HxW in pixels, got `{v}`"
+                                )
+                            })
+                    };
+                    match v.split_once('x') {
+                        Some((a, b)) => [p(a)?, p(b)?],
+                        None => [p(v)?, p(v)?],
+                    }
+                }
+            };
+            let opts = wgpu_cnn::data::DataOptions {
+                kind: dataset
+                    .as_deref()
+                    .map(wgpu_cnn::data::Kind::parse)
+                    .transpose()?,
+                labels: labels
+                    .as_deref()
+                    .map(wgpu_cnn::data::Labels::parse)
+                    .transpose()?
+                    .unwrap_or_default(),
+                shape: wgpu_cnn::data::ImageShape { h, w, c: channels },
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                ..Default::default()
+            };
+            let ds = wgpu_cnn::data::load(&data, &opts)?;
+            let res = if format == "folder" {
+                wgpu_cnn::data::export::to_folder(&ds, &out)
+            } else {
+                wgpu_cnn::data::export::to_cifar10(&ds, &out)
+            };
+            if let Err(e) = res {
+                let _ = std::fs::remove_dir_all(&out);
+                return Err(e);
+            }
+            println!(
+                "wrote {} ({}: {} training, {} test images) to {}",
+                format,
+                ds.name,
+                ds.train.len() + ds.val.as_ref().map_or(0, |v| v.len()),
+                ds.test.len(),
+                out.display()
+            );
             Ok(())
         }
         Command::Recipes { name } => {

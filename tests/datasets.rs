@@ -713,3 +713,76 @@ fn tta_matches_the_cpu_reference() {
     assert_eq!(got.confusion.as_ref().unwrap(), &confusion);
     assert_eq!(got.total, n as u64);
 }
+
+/// `wgpu-cnn export`: CIFAR-10 records → image folder → CIFAR-10 binary files give back the
+/// same records (in the folder's order), and MNIST exports as one-channel PNGs.
+#[test]
+fn export_round_trips() {
+    let root = temp_dir("export");
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let recs = cifar_records(60, 8);
+    for (k, f) in data::cifar::TRAIN_FILES.iter().enumerate() {
+        std::fs::write(bin.join(f), recs[k * 10..(k + 1) * 10].concat()).unwrap();
+    }
+    std::fs::write(bin.join(data::cifar::TEST_FILE), recs[50..].concat()).unwrap();
+    let png = root.join("png");
+    let back = root.join("back");
+    for (args, dir) in [
+        (vec!["--data", bin.to_str().unwrap()], &png),
+        (
+            vec!["--data", png.to_str().unwrap(), "--format", "cifar10"],
+            &back,
+        ),
+    ] {
+        let mut a = vec!["export", "--out", dir.to_str().unwrap()];
+        a.extend(args);
+        let (code, out, err) = cli(&a);
+        assert_eq!(code, 0, "{out}\n{err}");
+    }
+    let a = data::load(&bin, &DataOptions::default()).unwrap();
+    let b = data::load(&back, &DataOptions::default()).unwrap();
+    let sorted = |s: &data::Split| {
+        let mut v: Vec<(u32, Vec<u8>)> = (0..s.len())
+            .map(|i| (s.labels[i], s.image(i).to_vec()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&a.train), sorted(&b.train));
+    assert_eq!(sorted(&a.test), sorted(&b.test));
+    // The folder's order: by class.
+    assert!(b.train.labels.windows(2).all(|w| w[0] <= w[1]));
+    // Exporting over an existing folder is refused; MNIST writes grayscale PNGs.
+    let (code, _, err) = cli(&[
+        "export",
+        "--data",
+        bin.to_str().unwrap(),
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already exists"), "{err}");
+    let mnist = root.join("mnist");
+    write_mnist(&mnist, 12, 4, false);
+    let mpng = root.join("mpng");
+    let (code, out, err) = cli(&[
+        "export",
+        "--data",
+        mnist.to_str().unwrap(),
+        "--out",
+        mpng.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let m = data::load(
+        &mpng,
+        &DataOptions {
+            shape: ImageShape { h: 28, w: 28, c: 1 },
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let orig = data::load(&mnist, &DataOptions::default()).unwrap();
+    assert_eq!(sorted(&m.test), sorted(&orig.test));
+    let _ = std::fs::remove_dir_all(&root);
+}

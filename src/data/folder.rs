@@ -86,7 +86,8 @@ pub fn list(root: &Path) -> Result<Listing> {
             base.display()
         );
     }
-    let subset = |dir: &Path| -> Result<Vec<(PathBuf, u32)>> {
+    // A class without images is an error in the training images; val/ and test/ may lack one.
+    let subset = |dir: &Path, need_all: bool| -> Result<Vec<(PathBuf, u32)>> {
         let mut out = Vec::new();
         for name in class_dirs(dir)? {
             let Some(label) = classes.iter().position(|c| *c == name) else {
@@ -112,11 +113,11 @@ pub fn list(root: &Path) -> Result<Listing> {
     if split_layout {
         for name in ["train", "val", "test"] {
             if root.join(name).is_dir() {
-                subsets.push((name.to_string(), subset(&root.join(name))?));
+                subsets.push((name.to_string(), subset(&root.join(name), name == "train")?));
             }
         }
     } else {
-        subsets.push(("all".to_string(), subset(root)?));
+        subsets.push(("all".to_string(), subset(root, true)?));
     }
     Ok(Listing {
         root: root.to_path_buf(),

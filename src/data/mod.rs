@@ -9,6 +9,7 @@
 pub mod augment;
 pub mod cifar;
 pub mod download;
+pub mod export;
 pub mod folder;
 pub mod mnist;
 
