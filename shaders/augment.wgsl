@@ -17,8 +17,8 @@
 struct AugmentParams {
     batch: u32, chunk_images: u32, h: u32, w: u32,
     c: u32, image_bytes: u32, _pad0: u32, _pad1: u32,
-    mean: vec4<f32>,
-    inv_std: vec4<f32>,
+    mean0: f32, mean1: f32, mean2: f32, mean3: f32,
+    inv_std0: f32, inv_std1: f32, inv_std2: f32, inv_std3: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: AugmentParams;
@@ -104,6 +104,8 @@ fn augment_batch(@builtin(global_invocation_id) gid: vec3<u32>,
         c0 = i32(p.w) - 1 - c0;
         c1 = i32(p.w) - 1 - c1;
     }
+    let mean = vec4<f32>(p.mean0, p.mean1, p.mean2, p.mean3);
+    let inv_std = vec4<f32>(p.inv_std0, p.inv_std1, p.inv_std2, p.inv_std3);
     let out = idx * p.c;
     if (fill == 2u && (r0 < 0 || c0 < 0 || r0 >= i32(p.h) || c0 >= i32(p.w))) {
         for (var c = 0u; c < p.c; c++) {
@@ -120,7 +122,7 @@ fn augment_batch(@builtin(global_invocation_id) gid: vec3<u32>,
             let top_row = (1.0 - lx) * tap(rec, r0, c0, c) + lx * tap(rec, r0, c1, c);
             let bot_row = (1.0 - lx) * tap(rec, r1, c0, c) + lx * tap(rec, r1, c1, c);
             let v = (1.0 - ly) * top_row + ly * bot_row;
-            input[out + c] = (v / 255.0 - p.mean[c]) * p.inv_std[c];
+            input[out + c] = (v / 255.0 - mean[c]) * inv_std[c];
         }
     }
     if (x == 0u && y == 0u) {

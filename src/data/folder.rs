@@ -99,7 +99,7 @@ pub fn list(root: &Path) -> Result<Listing> {
             };
             let mut files = Vec::new();
             files_under(&dir.join(&name), &mut files)?;
-            if files.is_empty() {
+            if files.is_empty() && need_all {
                 bail!(
                     "{}: class folder holds no images",
                     dir.join(&name).display()
