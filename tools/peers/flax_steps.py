@@ -62,6 +62,13 @@ def main():
     ap.add_argument("--label-smoothing", type=float, default=0.0,
                     help="optax.smooth_labels(onehot, α) + softmax_cross_entropy in Flax, "
                          "--label-smoothing α in wgpu-cnn")
+    ap.add_argument("--schedule", default="constant",
+                    choices=["constant", "cosine", "warmup-cosine"],
+                    help="optax.cosine_decay_schedule(lr, steps, end/lr) or "
+                         "warmup_cosine_decay_schedule(0, lr, warmup, steps, end) over the "
+                         "run's steps in Flax; --schedule in wgpu-cnn (total = 1 epoch of steps)")
+    ap.add_argument("--warmup-steps", type=int, default=0)
+    ap.add_argument("--end-lr", type=float, default=0.0)
     ap.add_argument("--bin", default="target/release/wgpu-cnn")
     ap.add_argument("--test-limit", type=int, default=10000,
                     help="test images for the eval-mode accuracy of both results (0: skip)")
@@ -84,13 +91,20 @@ def main():
             lambda path, _: getattr(path[-1], "key", None) == "kernel", params)
 
     mask = kernels_only if args.decay_mask == "kernels" else None
+    if args.schedule == "cosine":
+        lr = optax.cosine_decay_schedule(args.lr, args.steps, args.end_lr / args.lr)
+    elif args.schedule == "warmup-cosine":
+        lr = optax.warmup_cosine_decay_schedule(0.0, args.lr, args.warmup_steps, args.steps,
+                                                args.end_lr)
+    else:
+        lr = args.lr
     if args.optimizer == "adam":
-        tx = optax.adam(args.lr)
+        tx = optax.adam(lr)
     elif args.optimizer == "adamw":
-        tx = optax.adamw(args.lr, weight_decay=args.weight_decay if args.weight_decay is not None
+        tx = optax.adamw(lr, weight_decay=args.weight_decay if args.weight_decay is not None
                          else 1e-4, mask=mask)
     else:
-        tx = optax.sgd(args.lr, momentum=args.momentum, nesterov=args.nesterov)
+        tx = optax.sgd(lr, momentum=args.momentum, nesterov=args.nesterov)
         if args.weight_decay:
             tx = optax.chain(optax.add_decayed_weights(args.weight_decay, mask), tx)
     if args.clip_grad_norm:
@@ -150,6 +164,10 @@ def main():
                "--test-limit", str(args.batch_size), "--out", out]
         if args.label_smoothing:
             cmd += ["--label-smoothing", str(args.label_smoothing)]
+        if args.schedule != "constant":
+            cmd += ["--schedule", args.schedule, "--end-lr", str(args.end_lr)]
+            if args.schedule == "warmup-cosine":
+                cmd += ["--warmup-steps", str(args.warmup_steps)]
         if args.clip_grad_norm:
             cmd += ["--clip-grad-norm", str(args.clip_grad_norm)]
         if args.optimizer != "adam":
