@@ -1052,6 +1052,14 @@ impl Run {
         }
         let train_data = GpuDataset::upload(&gpu, &ds.train, "train")?;
         let test_data = GpuDataset::upload(&gpu, &ds.test, "test")?;
+        println!(
+            "GPU memory: model {:.1} MiB, data {:.1} MiB (training images in {} of {} storage bindings of at most {} MiB)",
+            runner.gpu_bytes() as f64 / 1048576.0,
+            (train_data.bytes() + test_data.bytes()) as f64 / 1048576.0,
+            train_data.bindings_used(),
+            data::IMAGE_BINDINGS,
+            GpuDataset::binding_bytes(&gpu) >> 20
+        );
         let aug_train = runner.augment_from(&gpu, &train_data, &norm);
         let aug_test = runner.augment_from(&gpu, &test_data, &norm);
         let probe = TotalsProbe::new(&gpu);

@@ -383,6 +383,18 @@ fn augmentation_reads_every_image_binding() {
         shape,
     };
     let one = GpuDataset::upload(gpu, &split, "one").unwrap();
+    // upload splits by the binding limit: 3 images of 45 bytes per 140-byte binding.
+    let split_up = GpuDataset::upload_within(gpu, &split, "split", 140).unwrap();
+    assert_eq!((split_up.chunk_images, split_up.bindings_used()), (3, 4));
+    // Too large for four bindings: an error naming the sizes, never a truncation.
+    let err = GpuDataset::upload_within(gpu, &split, "big", 100)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("do not fit in the 4 storage bindings"),
+        "{err}"
+    );
     let aug = data::Augment::parse("flip,crop:2:reflect", (0.8, 1.0), (0.9, 1.1)).unwrap();
     let mut r = rng(6);
     let crops: Vec<Crop> = (0..11).map(|i| aug.draw(&mut r, i, shape)).collect();
@@ -390,6 +402,8 @@ fn augmentation_reads_every_image_binding() {
     let a = check_augment(gpu, &split, &four, &crops, &norm, "four bindings");
     let b = check_augment(gpu, &split, &one, &crops, &norm, "one binding");
     assert_eq!(a, b);
+    let c = check_augment(gpu, &split, &split_up, &crops, &norm, "split by upload");
+    assert_eq!(a, c);
 }
 
 /// A tar.gz holding `cifar-10-batches-bin/` with tiny but valid files.

@@ -261,3 +261,100 @@ fn own_model_with_dropout_trains_resumes_evaluates_and_predicts() {
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
 }
+
+/// Every optimizer with a learning-rate schedule, stopped by Ctrl-C during the warmup and
+/// resumed, ends bit-identical (parameters, running statistics, optimizer state) to the
+/// uninterrupted run: the step count, and with it the schedule's position, come back from the
+/// checkpoint.
+#[test]
+fn every_optimizer_resumes_mid_warmup_bit_exactly() {
+    if gpu().is_none() {
+        return;
+    }
+    let data = cifar_dir();
+    let data = data.to_str().unwrap();
+    let dir = temp_dir("resume-schedules");
+    // 12 steps per epoch, 2 epochs; the warmup covers 20 of the 24 steps.
+    let sched = [
+        "--schedule",
+        "warmup-cosine",
+        "--warmup-steps",
+        "20",
+        "--end-lr",
+        "1e-5",
+    ];
+    let optimizers: [(&str, &[&str]); 3] = [
+        ("adam", &["--lr", "2e-3"]),
+        (
+            "adamw",
+            &[
+                "--optimizer",
+                "adamw",
+                "--weight-decay",
+                "1e-2",
+                "--lr",
+                "2e-3",
+            ],
+        ),
+        ("sgd", &SGD),
+    ];
+    for (name, opt) in optimizers {
+        let (a, b) = (dir.join(format!("{name}-a")), dir.join(format!("{name}-b")));
+        let run = |out: &Path| -> Vec<String> {
+            let mut v: Vec<String> = args(data, out.to_str().unwrap(), "2")
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            v.extend(["--model", "lenet5"].iter().map(|s| s.to_string()));
+            v.extend(sched.iter().map(|s| s.to_string()));
+            v.extend(opt.iter().map(|s| s.to_string()));
+            v
+        };
+        let full = run(&a);
+        let full: Vec<&str> = full.iter().map(String::as_str).collect();
+        let (code, out, err) = cli(&full);
+        assert_eq!(code, 0, "{name}: {out}\n{err}");
+        let want = state(&a.join("last.safetensors"));
+
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
+            .args(run(&b))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let first_ck = b.join("last.safetensors");
+        let t0 = std::time::Instant::now();
+        while !first_ck.exists() {
+            assert!(
+                t0.elapsed().as_secs() < 300,
+                "{name}: epoch 0 never finished"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // Usually stopped inside epoch 1 (exit 130); on a loaded machine the run may finish
+        // first, which still has to match.
+        assert!(
+            matches!(output.status.code(), Some(130) | Some(0)),
+            "{name}: {stderr}"
+        );
+        if output.status.code() == Some(130) {
+            let ck = wgpu_cnn::checkpoint::load(&first_ck).unwrap();
+            let step: u32 = ck.meta("step").unwrap();
+            assert!((12..24).contains(&step), "{name}: stopped at step {step}");
+            println!("{name}: interrupted after step {step} of 24 (warmup 20)");
+            let (code, out, err) = cli(&["train", "--resume", first_ck.to_str().unwrap()]);
+            assert_eq!(code, 0, "{name}: {out}\n{err}");
+        }
+        assert!(
+            state(&first_ck) == want,
+            "{name}: the resumed run differs from the uninterrupted one"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

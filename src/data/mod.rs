@@ -621,8 +621,14 @@ impl GpuDataset {
     /// Uploads `split` once, its images split across storage bindings so that each stays
     /// under the adapter's limits; a data set too large for them is an error naming the sizes.
     pub fn upload(gpu: &Gpu, split: &Split, label: &str) -> Result<Self> {
+        Self::upload_within(gpu, split, label, Self::binding_bytes(gpu))
+    }
+
+    /// `upload` with bindings of at most `max_binding` bytes (tests use small ones to
+    /// exercise the split on any adapter).
+    pub fn upload_within(gpu: &Gpu, split: &Split, label: &str, max_binding: u64) -> Result<Self> {
         let image = split.shape.bytes();
-        let max_binding = Self::binding_bytes(gpu) as usize;
+        let max_binding = max_binding.min(Self::binding_bytes(gpu)) as usize;
         let per_chunk = (max_binding / image).min(split.len().max(1));
         if per_chunk == 0 || per_chunk * IMAGE_BINDINGS < split.len() {
             bail!(
@@ -665,5 +671,10 @@ impl GpuDataset {
 
     pub fn bytes(&self) -> u64 {
         self.chunks.iter().map(|b| b.size()).sum::<u64>() + self.labels.size()
+    }
+
+    /// Bindings that hold images.
+    pub fn bindings_used(&self) -> usize {
+        self.len.div_ceil(self.chunk_images.max(1) as usize).max(1)
     }
 }
