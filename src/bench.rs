@@ -53,6 +53,12 @@ pub struct BenchResult {
     pub startup_s: f64,
     pub step_ms_median: f64,
     pub step_ms_min: f64,
+    /// CPU time of one synced step: writing its inputs, recording and submitting it.
+    pub cpu_ms_per_step: f64,
+    /// `steps` steps in one submit (train's `--steps-per-submit`): wall time per step.
+    pub batched_step_ms: f64,
+    /// … and the CPU time per step of uploading their inputs, recording and submitting.
+    pub batched_cpu_ms_per_step: f64,
     pub steps: usize,
     pub images_per_second: f64,
     pub gflops_per_second: f64,
@@ -87,26 +93,56 @@ pub fn bench(
     let ds = GpuDataset::upload(&gpu, &split, "synthetic")?;
     let aug = runner.augment_from(&gpu, &ds, &synthetic_norm(&split));
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    let step = |gpu: &Gpu, runner: &mut Runner, rng: &mut rand::rngs::StdRng| -> Result<f64> {
-        let crops = synthetic_crops(rng, &split, batch);
-        let t = Instant::now();
-        runner.write_crops(gpu, &crops);
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        runner.model.encode_train_step(gpu, &mut enc, &[&aug]);
-        gpu.queue.submit([enc.finish()]);
-        gpu.wait()?;
-        Ok(t.elapsed().as_secs_f64())
-    };
+    // One synced step: (wall time, CPU time to write its inputs, record and submit it).
+    let step =
+        |gpu: &Gpu, runner: &mut Runner, rng: &mut rand::rngs::StdRng| -> Result<(f64, f64)> {
+            let crops = synthetic_crops(rng, &split, batch);
+            let t = Instant::now();
+            runner.write_crops(gpu, &crops);
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            runner.model.encode_train_step(gpu, &mut enc, &[&aug]);
+            gpu.queue.submit([enc.finish()]);
+            let cpu = t.elapsed().as_secs_f64();
+            gpu.wait()?;
+            Ok((t.elapsed().as_secs_f64(), cpu))
+        };
     step(&gpu, &mut runner, &mut rng)?;
     let startup_s = launched.elapsed().as_secs_f64();
     for _ in 0..warmup {
         step(&gpu, &mut runner, &mut rng)?;
     }
-    let mut times: Vec<f64> = (0..steps)
+    let timed: Vec<(f64, f64)> = (0..steps)
         .map(|_| step(&gpu, &mut runner, &mut rng))
         .collect::<Result<_>>()?;
+    let mut times: Vec<f64> = timed.iter().map(|t| t.0).collect();
+    let mut cpu_times: Vec<f64> = timed.iter().map(|t| t.1).collect();
     let step_s = median(&mut times);
     let step_min = times.iter().cloned().fold(f64::INFINITY, f64::min);
+    let cpu_s = median(&mut cpu_times);
+
+    // The same number of steps recorded into one submit, as `train --steps-per-submit`:
+    // crops and per-step uniforms uploaded once, copied into place by the GPU.
+    let crops_all = gpu.storage("crops.epoch", steps * 8 * batch as usize);
+    let table = gpu.storage(
+        "steps.table",
+        steps * runner.model.step_record_bytes() as usize / 4,
+    );
+    let words: Vec<[u32; 8]> = (0..steps)
+        .flat_map(|_| synthetic_crops(&mut rng, &split, batch))
+        .collect();
+    let t = Instant::now();
+    gpu.queue
+        .write_buffer(&crops_all, 0, bytemuck::cast_slice(&words));
+    gpu.queue
+        .write_buffer(&table, 0, &runner.model.step_records(steps));
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    for j in 0..steps {
+        runner.encode_train_step_from(&mut enc, &aug, &crops_all, &table, j);
+    }
+    gpu.queue.submit([enc.finish()]);
+    let batched_cpu_s = t.elapsed().as_secs_f64() / steps as f64;
+    gpu.wait()?;
+    let batched_s = t.elapsed().as_secs_f64() / steps as f64;
 
     // Eval: forward + loss on unaugmented images, same batch.
     let idx: Vec<u32> = (0..split.len() as u32).collect();
@@ -127,6 +163,9 @@ pub fn bench(
         startup_s,
         step_ms_median: step_s * 1e3,
         step_ms_min: step_min * 1e3,
+        cpu_ms_per_step: cpu_s * 1e3,
+        batched_step_ms: batched_s * 1e3,
+        batched_cpu_ms_per_step: batched_cpu_s * 1e3,
         steps,
         images_per_second: batch as f64 / step_s,
         gflops_per_second: flops / step_s / 1e9,

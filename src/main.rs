@@ -188,6 +188,10 @@ struct TrainArgs {
     /// mirror) or none [default: none].
     #[arg(long)]
     tta: Option<String>,
+    /// Train steps recorded into one GPU submit (their inputs and uniforms are filled once per
+    /// epoch); the same weights for any value; Ctrl-C stops at a submit boundary [default: 8].
+    #[arg(long)]
+    steps_per_submit: Option<u32>,
     /// The recipe's inline model description.
     #[arg(skip)]
     model_text: Option<String>,
@@ -409,6 +413,7 @@ impl TrainArgs {
         fill(&mut self.clip_grad_norm, r.clip_grad_norm);
         fill(&mut self.init, r.init.clone());
         fill(&mut self.tta, r.tta.clone());
+        fill(&mut self.steps_per_submit, r.steps_per_submit);
         Ok(())
     }
 
@@ -600,6 +605,9 @@ impl TrainArgs {
             cfg.model = "inline".into();
             cfg.model_text = Some(t.clone());
             cfg.description()?;
+        }
+        if let Some(v) = self.steps_per_submit {
+            cfg.steps_per_submit = v;
         }
         if let Some(v) = &self.tta {
             cfg.tta = match v.as_str() {
@@ -1029,6 +1037,14 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
             println!(
                 "train step (median):  {:.1} ms over {} steps (min {:.1} ms)",
                 r.step_ms_median, r.steps, r.step_ms_min
+            );
+            println!(
+                "CPU time per step:    {:.3} ms (write inputs, record, submit)",
+                r.cpu_ms_per_step
+            );
+            println!(
+                "{:>3} steps per submit: {:.1} ms per step, CPU {:.3} ms per step",
+                r.steps, r.batched_step_ms, r.batched_cpu_ms_per_step
             );
             println!(
                 "train throughput:     {:.0} images/s, {:.2} GFLOP/s ({:.4} GFLOP/step)",

@@ -592,6 +592,56 @@ impl GpuModel {
         }
     }
 
+    /// Bytes of one step's record in a step table: the optimizer's uniform, then each dropout
+    /// layer's.
+    pub fn step_record_bytes(&self) -> u64 {
+        (std::mem::size_of::<crate::params::AdamParams>()
+            + self.dropouts.len() * std::mem::size_of::<DropoutParams>()) as u64
+    }
+
+    /// The uniforms of the next `count` train steps (steps `self.step + 1 …`), one record each:
+    /// what [`begin_train_step`](Self::begin_train_step) would write, computed ahead so that many
+    /// steps can be recorded into one command buffer.
+    pub fn step_records(&self, count: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(count * self.step_record_bytes() as usize);
+        for k in 1..=count as u32 {
+            let step = self.step.saturating_add(k);
+            let lr = self
+                .schedule
+                .lr(self.lr as f64, step as u64 - 1, self.total_steps) as f32;
+            let adam = self.optimizer.params(self.layout.total as u32, lr, step);
+            out.extend_from_slice(bytemuck::bytes_of(&adam));
+            for &(_, p) in &self.dropouts {
+                out.extend_from_slice(bytemuck::bytes_of(&p.at(self.dropout_seed, step)));
+            }
+        }
+        out
+    }
+
+    /// Records the next train step into `encoder` with its uniforms copied from record `index`
+    /// of `table` (written from [`step_records`](Self::step_records)) instead of written by the
+    /// queue: the same work as [`encode_train_step`](Self::encode_train_step), any number of
+    /// times per command buffer.
+    pub fn encode_train_step_from(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        prologue: &[&Dispatch],
+        table: &wgpu::Buffer,
+        index: u64,
+    ) {
+        self.step = self.step.saturating_add(1);
+        let mut at = index * self.step_record_bytes();
+        let adam = std::mem::size_of::<crate::params::AdamParams>() as u64;
+        encoder.copy_buffer_to_buffer(table, at, &self.train[self.adam_index].uniform, 0, adam);
+        at += adam;
+        let drop = std::mem::size_of::<DropoutParams>() as u64;
+        for &(i, _) in &self.dropouts {
+            encoder.copy_buffer_to_buffer(table, at, &self.train[i].uniform, 0, drop);
+            at += drop;
+        }
+        record(encoder, "train_step", prologue, &self.train);
+    }
+
     /// Records the eval step (forward and loss, no gradients) into `encoder`.
     pub fn encode_eval_step(&self, encoder: &mut wgpu::CommandEncoder, prologue: &[&Dispatch]) {
         record(encoder, "eval_step", prologue, &self.eval);

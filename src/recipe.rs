@@ -99,6 +99,8 @@ pub struct Recipe {
     pub init: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tta: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps_per_submit: Option<u32>,
     /// Last: an inline `[model]` table must follow the plain keys in TOML.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelRef>,
@@ -250,6 +252,7 @@ impl Recipe {
             clip_grad_norm: cfg.clip_grad_norm,
             init: cfg.init.clone(),
             tta: Some(if cfg.tta { "flip" } else { "none" }.into()),
+            steps_per_submit: Some(cfg.steps_per_submit),
             model: Some(model),
         })
     }

@@ -88,12 +88,21 @@ pub struct TrainConfig {
     #[serde(deserialize_with = "de_augment")]
     pub augment: data::augment::AugmentConfig,
     pub shuffle: bool,
+    /// Train steps recorded into one command buffer (their crops and uniforms come from
+    /// buffers filled once per epoch); 1 submits every step on its own. The weights are the
+    /// same bits either way.
+    #[serde(default = "default_steps_per_submit")]
+    pub steps_per_submit: u32,
     /// Test-time augmentation of the final test: the mean of the softmax over each image and
     /// its horizontal flip (`--tta flip`).
     #[serde(default)]
     pub tta: bool,
     pub init: Option<PathBuf>,
     pub out: PathBuf,
+}
+
+fn default_steps_per_submit() -> u32 {
+    8
 }
 
 fn default_model() -> String {
@@ -143,6 +152,7 @@ impl Default for TrainConfig {
             test_limit: None,
             augment: Default::default(),
             shuffle: true,
+            steps_per_submit: default_steps_per_submit(),
             tta: false,
             init: None,
             out: PathBuf::from("runs"),
@@ -174,6 +184,12 @@ impl TrainConfig {
         }
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");
+        }
+        if !(1..=1024).contains(&self.steps_per_submit) {
+            bail!(
+                "--steps-per-submit must be between 1 and 1024, got {}",
+                self.steps_per_submit
+            );
         }
         self.optimizer.validate()?;
         if let Some(c) = self.clip_grad_norm {
@@ -295,6 +311,22 @@ impl Runner {
     /// Bytes of GPU memory held by the model and the runner's own buffers.
     pub fn gpu_bytes(&self) -> u64 {
         self.model.gpu_bytes() + self.crops.size() + self.preds.as_ref().map_or(0, |p| p.size())
+    }
+
+    /// Records train step `index` of an epoch whose crops are in `crops_all` (one batch of
+    /// crop words per step) and whose uniforms are record `index` of `table`.
+    pub fn encode_train_step_from(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        aug: &Dispatch,
+        crops_all: &wgpu::Buffer,
+        table: &wgpu::Buffer,
+        index: usize,
+    ) {
+        let bytes = 32 * self.model.batch() as u64;
+        encoder.copy_buffer_to_buffer(crops_all, index as u64 * bytes, &self.crops, 0, bytes);
+        self.model
+            .encode_train_step_from(encoder, &[aug], table, index as u64);
     }
 
     pub fn write_crops(&self, gpu: &Gpu, crops: &[[u32; 8]]) {
@@ -917,6 +949,10 @@ struct Run {
     aug_train: Dispatch,
     aug_test: Dispatch,
     probe: TotalsProbe,
+    /// The epoch's crop words, one batch per step (filled once per epoch).
+    crops_all: wgpu::Buffer,
+    /// The epoch's per-step uniforms (`GpuModel::step_records`).
+    step_table: wgpu::Buffer,
 }
 
 impl Run {
@@ -1063,6 +1099,11 @@ impl Run {
         let aug_train = runner.augment_from(&gpu, &train_data, &norm);
         let aug_test = runner.augment_from(&gpu, &test_data, &norm);
         let probe = TotalsProbe::new(&gpu);
+        let crops_all = gpu.storage("crops.epoch", steps * 8 * cfg.batch_size as usize);
+        let step_table = gpu.storage(
+            "steps.table",
+            steps * runner.model.step_record_bytes() as usize / 4,
+        );
         gpu.take_errors()?;
 
         checkpoint::write_atomic(
@@ -1129,6 +1170,8 @@ impl Run {
             aug_train,
             aug_test,
             probe,
+            crops_all,
+            step_table,
         })
     }
 
@@ -1171,15 +1214,46 @@ impl Run {
         );
         bar.set_position(self.pos.step_in_epoch as u64);
         let mut in_flight: VecDeque<wgpu::SubmissionIndex> = VecDeque::new();
-        for s in self.pos.step_in_epoch as usize..steps {
-            self.runner.write_crops(gpu, &crops[s * b..(s + 1) * b]);
+        // The epoch's crops and per-step uniforms go to the GPU once; each submit then records
+        // `steps_per_submit` steps that copy theirs into place.
+        let first = self.pos.step_in_epoch as usize;
+        let chunk = cfg.steps_per_submit as usize;
+        if chunk > 1 {
+            gpu.queue.write_buffer(
+                &self.crops_all,
+                (first * b * 32) as u64,
+                bytemuck::cast_slice(&crops[first * b..steps * b]),
+            );
+            gpu.queue.write_buffer(
+                &self.step_table,
+                first as u64 * self.runner.model.step_record_bytes(),
+                &self.runner.model.step_records(steps - first),
+            );
+        }
+        let mut s = first;
+        while s < steps {
+            let end = (s + chunk).min(steps);
             let mut enc = gpu.device.create_command_encoder(&Default::default());
-            self.runner
-                .model
-                .encode_train_step(gpu, &mut enc, &[&self.aug_train]);
-            // Every 50 steps, a copy of the loss totals comes back asynchronously: a diverged
-            // run stops within about 50 steps without the GPU ever waiting for the CPU.
-            let probe_now = (s + 1) % 50 == 0 && self.probe.idle();
+            for j in s..end {
+                if chunk == 1 {
+                    // One submit per step: crops and uniforms written by the queue.
+                    self.runner.write_crops(gpu, &crops[j * b..(j + 1) * b]);
+                    self.runner
+                        .model
+                        .encode_train_step(gpu, &mut enc, &[&self.aug_train]);
+                } else {
+                    self.runner.encode_train_step_from(
+                        &mut enc,
+                        &self.aug_train,
+                        &self.crops_all,
+                        &self.step_table,
+                        j,
+                    );
+                }
+            }
+            // About every 50 steps, a copy of the loss totals comes back asynchronously: a
+            // diverged run stops within about 50 steps without the GPU ever waiting for the CPU.
+            let probe_now = (s / 50 != end / 50 || end == steps) && self.probe.idle();
             if probe_now {
                 self.probe.encode(&mut enc, &self.runner.model.totals);
             }
@@ -1187,7 +1261,7 @@ impl Run {
             if probe_now {
                 self.probe.start();
             }
-            // Keep at most two steps queued: bounds staging memory and drives the progress bar.
+            // Keep at most two submits queued: bounds staging memory and drives the progress bar.
             if in_flight.len() > 2 {
                 let idx = in_flight.pop_front();
                 gpu.device
@@ -1198,13 +1272,14 @@ impl Run {
                     .map_err(|e| anyhow::anyhow!("GPU error: {e}"))?;
                 gpu.take_errors()?;
             }
-            bar.set_position(s as u64 + 1);
+            bar.set_position(end as u64);
             if let Some(t) = self.probe.take() {
                 check_finite(&t, epoch, &cfg.out)?;
             }
-            if INTERRUPTED.load(Ordering::SeqCst) && s + 1 < steps {
+            s = end;
+            if INTERRUPTED.load(Ordering::SeqCst) && end < steps {
                 gpu.wait()?;
-                self.pos.step_in_epoch = (s + 1) as u32;
+                self.pos.step_in_epoch = end as u32;
                 let totals = self.runner.model.read_totals(gpu)?;
                 // Never replace the last good checkpoint with diverged weights.
                 check_finite(&totals, epoch, &cfg.out)?;
@@ -1227,7 +1302,7 @@ impl Run {
                 bar.finish_and_clear();
                 eprintln!(
                     "interrupted at epoch {epoch}, step {}: checkpoint written to {} (continue with --resume {})",
-                    s + 1,
+                    end,
                     path.display(),
                     path.display()
                 );

@@ -358,3 +358,46 @@ fn every_optimizer_resumes_mid_warmup_bit_exactly() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Many steps per submit (crops and per-step uniforms copied from buffers filled once per
+/// epoch) give the same bits as one submit per step (crops and uniforms written by the queue
+/// before each submit): two epochs of a model with batch norm,
+/// a residual block and dropout (whose per-step seeds come from the table), SGD with a schedule.
+#[test]
+fn steps_per_submit_do_not_change_the_weights() {
+    if gpu().is_none() {
+        return;
+    }
+    let data = cifar_dir();
+    let data = data.to_str().unwrap();
+    let dir = temp_dir("per-submit");
+    let model = dir.join("m.toml");
+    std::fs::write(
+        &model,
+        "input = [32, 32, 3]\nclasses = 10\nlayer = [ { type = \"conv\", features = 8, kernel = 3, stride = 2, bias = false }, { type = \"batch_norm\" }, { type = \"relu\" }, { type = \"residual\", body = [ { type = \"conv\", features = 8, kernel = 3, bias = false }, { type = \"batch_norm\" } ] }, { type = \"relu\" }, { type = \"max_pool\", window = 2 }, { type = \"flatten\" }, { type = \"dropout\", rate = 0.3 }, { type = \"dense\", features = 10 } ]\n",
+    )
+    .unwrap();
+    let mut states = Vec::new();
+    for per in ["1", "5", "64"] {
+        let out = dir.join(format!("per{per}"));
+        let mut a = args(data, out.to_str().unwrap(), "2");
+        a.extend([
+            "--model",
+            model.to_str().unwrap(),
+            "--steps-per-submit",
+            per,
+            "--schedule",
+            "cosine",
+        ]);
+        a.extend(SGD);
+        let (code, o, e) = cli(&a);
+        assert_eq!(code, 0, "{o}\n{e}");
+        states.push(state(&out.join("last.safetensors")));
+    }
+    assert!(states[0] == states[1], "5 steps per submit differ from 1");
+    assert!(
+        states[0] == states[2],
+        "a whole epoch per submit differs from 1 step"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
