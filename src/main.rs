@@ -67,6 +67,12 @@ enum Command {
         /// Plan for inference (eval and predict) instead of training.
         #[arg(long)]
         inference: bool,
+        /// With --plan: also the GPU memory of this data set (read at the model's input size).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The kind of data set at --data [default: detected].
+        #[arg(long)]
+        dataset: Option<String>,
         #[command(flatten)]
         device: DeviceArgs,
     },
@@ -773,6 +779,7 @@ fn models(
     plan: bool,
     batch: u32,
     inference: bool,
+    data: Option<(PathBuf, Option<wgpu_cnn::data::Kind>)>,
     device: &DeviceArgs,
 ) -> anyhow::Result<()> {
     use wgpu_cnn::graph::zoo;
@@ -828,6 +835,35 @@ fn models(
             "{}",
             p.render(&|s| wgpu_cnn::gpu::ops::kernel_of(&caps, &p, s))
         );
+        if let Some((dir, kind)) = data {
+            let opts = wgpu_cnn::data::DataOptions {
+                kind,
+                shape: wgpu_cnn::data::ImageShape::of_input(desc.input),
+                ..Default::default()
+            };
+            let ds = wgpu_cnn::data::load(&dir, &opts)?;
+            let max = wgpu_cnn::data::GpuDataset::binding_bytes(&gpu);
+            let mut total = 0u64;
+            for (what, split) in [("train", &ds.train), ("test", &ds.test)] {
+                let (per, used) =
+                    wgpu_cnn::data::GpuDataset::layout(what, split.len(), split.shape, max)?;
+                let bytes = split.images.len() as u64 + 4 * split.len() as u64;
+                total += bytes;
+                println!(
+                    "data {what}: {} images of {}: {:.1} MiB in {used} of {} storage bindings ({per} images, at most {} MiB, each)",
+                    split.len(),
+                    split.shape.describe(),
+                    bytes as f64 / 1048576.0,
+                    wgpu_cnn::data::IMAGE_BINDINGS,
+                    max >> 20
+                );
+            }
+            println!(
+                "data set {}: {:.1} MiB on the GPU besides the plan",
+                ds.name,
+                total as f64 / 1048576.0
+            );
+        }
         return Ok(());
     }
     let params = ParamLayout::of(&desc)?.count();
@@ -1006,8 +1042,30 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
             plan,
             batch_size,
             inference,
+            data,
+            dataset,
             device,
-        } => models(model.as_deref(), toml, plan, batch_size, inference, &device),
+        } => {
+            let data = match data {
+                Some(d) => Some((
+                    d,
+                    dataset
+                        .as_deref()
+                        .map(wgpu_cnn::data::Kind::parse)
+                        .transpose()?,
+                )),
+                None => None,
+            };
+            models(
+                model.as_deref(),
+                toml,
+                plan,
+                batch_size,
+                inference,
+                data,
+                &device,
+            )
+        }
         Command::Bench {
             model,
             batch_size,

@@ -786,3 +786,25 @@ fn export_round_trips() {
     assert_eq!(sorted(&m.test), sorted(&orig.test));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `models --plan --data` shows the data set's GPU memory and how it spreads over bindings.
+#[test]
+fn plan_shows_the_data_sets_memory() {
+    let data = common::cifar_dir();
+    let (code, out, err) = cli(&[
+        "models",
+        "lenet5",
+        "--plan",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("data train: 50000 images of 32x32x3: 146.7 MiB in"),
+        "{out}"
+    );
+    assert!(
+        out.contains("data set CIFAR-10: 176.0 MiB on the GPU"),
+        "{out}"
+    );
+}

@@ -624,21 +624,33 @@ impl GpuDataset {
         Self::upload_within(gpu, split, label, Self::binding_bytes(gpu))
     }
 
+    /// How `n` images of `shape` spread over bindings of at most `max_binding` bytes: (images
+    /// per binding, bindings used); an error naming the sizes when four do not hold them.
+    pub fn layout(
+        label: &str,
+        n: usize,
+        shape: ImageShape,
+        max_binding: u64,
+    ) -> Result<(usize, usize)> {
+        let image = shape.bytes();
+        let per_chunk = (max_binding as usize / image).min(n.max(1));
+        if per_chunk == 0 || per_chunk * IMAGE_BINDINGS < n {
+            bail!(
+                "{label}: {n} images of {} ({} MiB) do not fit in the {IMAGE_BINDINGS} storage bindings of {} MiB this adapter allows; use a smaller --image-size",
+                shape.describe(),
+                (n * image) as u64 >> 20,
+                max_binding >> 20
+            );
+        }
+        Ok((per_chunk, n.div_ceil(per_chunk).max(1)))
+    }
+
     /// `upload` with bindings of at most `max_binding` bytes (tests use small ones to
     /// exercise the split on any adapter).
     pub fn upload_within(gpu: &Gpu, split: &Split, label: &str, max_binding: u64) -> Result<Self> {
         let image = split.shape.bytes();
-        let max_binding = max_binding.min(Self::binding_bytes(gpu)) as usize;
-        let per_chunk = (max_binding / image).min(split.len().max(1));
-        if per_chunk == 0 || per_chunk * IMAGE_BINDINGS < split.len() {
-            bail!(
-                "{label}: {} images of {} ({} MiB) do not fit in the {IMAGE_BINDINGS} storage bindings of {} MiB this adapter allows; use a smaller --image-size",
-                split.len(),
-                split.shape.describe(),
-                (split.images.len() as u64) >> 20,
-                max_binding >> 20
-            );
-        }
+        let max_binding = max_binding.min(Self::binding_bytes(gpu));
+        let (per_chunk, _) = Self::layout(label, split.len(), split.shape, max_binding)?;
         let pack = |bytes: &[u8]| -> Vec<u32> {
             let mut v: Vec<u32> = bytes
                 .chunks(4)
