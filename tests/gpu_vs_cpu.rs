@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_close, gpu, gpu_tiled, rng, to_f64, uniform};
+use common::{assert_close, gpu, gpu_tiled, gpu_wg, rng, to_f64, uniform};
 use rand::Rng;
 use wgpu_cnn::cpu;
 use wgpu_cnn::gpu::ops::batchnorm::{BatchNormBackwardBuffers, BatchNormBuffers};
@@ -70,6 +70,13 @@ fn conv2d_all_directions() {
 #[test]
 fn conv2d_all_directions_tiled() {
     let Some(gpu) = gpu_tiled() else { return };
+    conv2d_all_directions_on(gpu);
+}
+
+/// The workgroup-tiled kernels of conv2d_wg.wgsl, which GPUs run.
+#[test]
+fn conv2d_all_directions_wg() {
+    let Some(gpu) = gpu_wg() else { return };
     conv2d_all_directions_on(gpu);
 }
 
@@ -173,7 +180,15 @@ fn conv2d_all_directions_on(gpu: &Gpu) {
         let yrb = gpu.storage("y_relu", p.output_len());
         let pr = p.with_relu();
         let fwd_relu = conv2d::forward(gpu, &pr, (&xb).into(), (&wb).into(), bias, (&yrb).into());
-        if gpu.subgroup_size == Some(8) && o % 4 == 0 {
+        if gpu.caps().workgroup_tiled() {
+            for e in [fwd.entry, bwi.entry, bww.entry] {
+                assert!(e.contains("_wg"), "{what}: {e}");
+            }
+            let vec4 = c % 4 == 0 && o % 4 == 0;
+            assert_eq!(fwd.entry.ends_with("_vec4"), vec4, "{what}");
+            assert_eq!(bww.entry.ends_with("_vec4"), vec4, "{what}");
+            assert_eq!(bwi.entry.ends_with("_vec4"), o % 4 == 0, "{what}");
+        } else if gpu.subgroup_size == Some(8) && o % 4 == 0 {
             // 16-channel tiles exactly where the channels they span number at most 16.
             let tile16 = |e: &str| e.ends_with("_o16") || e.ends_with("_c16");
             assert!(fwd.entry.contains("_sg") && bww.entry.contains("_sg"));
@@ -318,6 +333,125 @@ fn conv2d_forward_pool2() {
         (&pb).into(),
     );
     assert!(d.is_none());
+}
+
+/// The workgroup-tiled kernels: split-K chunks that are not a multiple of the 16-pixel K-slice
+/// (the last slice of each split is partial) against the CPU, and the vec4 variants bitwise equal
+/// to the scalar ones (same sums in the same order), run twice with bitwise equal results.
+#[test]
+fn conv2d_wg_odd_splits_and_vec4_variants_bitwise() {
+    let Some(gpu) = gpu_wg() else { return };
+    for (si, (p, chunk)) in [
+        (Conv2dParams::new(3, 7, 7, 8, 12, 3, Padding::Same), 23),
+        (
+            Conv2dParams::general(2, 9, 6, 4, 8, [4, 3], [2, 2], Padding::Same).unwrap(),
+            9,
+        ),
+        (Conv2dParams::new(2, 6, 5, 68, 72, 1, Padding::Valid), 60),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Chunks below `with_splits`' minimum of 64, set directly.
+        let mut p = p.with_relu();
+        p.chunk = chunk;
+        p.splits = p.pixels().div_ceil(chunk);
+        let what = format!("conv2d_wg #{si} splits {} chunk {}", p.splits, p.chunk);
+        let mut r = rng(900 + si as u64);
+        let x = uniform(&mut r, p.input_len(), 1.0);
+        let wt = uniform(&mut r, p.weight_len(), 1.0);
+        let b = uniform(&mut r, p.o as usize, 1.0);
+        let dy = uniform(&mut r, p.output_len(), 1.0);
+        let (xb, wb, bb, dyb) = (
+            gpu.storage_from("x", &x),
+            gpu.storage_from("w", &wt),
+            gpu.storage_from("b", &b),
+            gpu.storage_from("dy", &dy),
+        );
+        let (x_, w_, b_, dy_) = ((&xb).into(), (&wb).into(), (&bb).into(), (&dyb).into());
+        let out = |len: usize| gpu.storage("out", len);
+        let (y4, dx4, pt4) = (
+            out(p.output_len()),
+            out(p.input_len()),
+            out(p.partials_len()),
+        );
+        let (y1, dx1, pt1) = (
+            out(p.output_len()),
+            out(p.input_len()),
+            out(p.partials_len()),
+        );
+        let (dwb, dbb) = (out(p.weight_len()), out(p.o as usize));
+        let fwd = conv2d::forward(gpu, &p, x_, w_, Some(b_), (&y4).into());
+        let bwi = conv2d::backward_input(gpu, &p, dy_, w_, (&dx4).into());
+        let bww = conv2d::backward_weight_split(gpu, &p, x_, dy_, (&pt4).into());
+        let [_, red] = conv2d::backward_weight(
+            gpu,
+            &p,
+            x_,
+            dy_,
+            (&pt4).into(),
+            (&dwb).into(),
+            Some((&dbb).into()),
+        );
+        for e in [fwd.entry, bwi.entry, bww.entry] {
+            assert!(e.ends_with("_wg_vec4"), "{what}: {e}");
+        }
+        // The scalar entry points on the same inputs, with the launchers' grids.
+        let scalar = |entry, binds: &[(u32, BufSlice<'_>)], grid| {
+            let u = gpu.uniform("p", &p);
+            wgpu_cnn::gpu::Dispatch::new(gpu, "conv2d_wg", entry, &u, binds, grid, 0, 0)
+        };
+        let ds = [
+            scalar(
+                "conv2d_forward_wg",
+                &[(1, x_), (2, w_), (3, b_), (4, (&y1).into())],
+                fwd.workgroups,
+            ),
+            scalar(
+                "conv2d_backward_input_wg",
+                &[(5, dy_), (2, w_), (6, (&dx1).into())],
+                bwi.workgroups,
+            ),
+            scalar(
+                "conv2d_backward_weight_wg",
+                &[(1, x_), (5, dy_), (7, (&pt1).into())],
+                bww.workgroups,
+            ),
+        ];
+        gpu.run(&[&fwd, &bwi, &bww, &ds[0], &ds[1], &ds[2]])
+            .unwrap();
+        let bits =
+            |b: &wgpu::Buffer| -> Vec<u32> { read(gpu, b).iter().map(|v| v.to_bits()).collect() };
+        assert_eq!(bits(&y4), bits(&y1), "{what}: forward vec4 vs scalar");
+        assert_eq!(
+            bits(&dx4),
+            bits(&dx1),
+            "{what}: backward_input vec4 vs scalar"
+        );
+        assert_eq!(
+            bits(&pt4),
+            bits(&pt1),
+            "{what}: backward_weight vec4 vs scalar"
+        );
+        // Again: the same bits.
+        let first = (bits(&y4), bits(&dx4), bits(&pt4));
+        gpu.run(&[&fwd, &bwi, &bww]).unwrap();
+        assert_eq!(first, (bits(&y4), bits(&dx4), bits(&pt4)), "{what}: rerun");
+        // The weight gradient through the reduction against the CPU.
+        gpu.run(&[&bww, &red]).unwrap();
+        let (x64, dy64) = (to_f64(&x), to_f64(&dy));
+        let (mut dw, mut db) = (vec![0.0; p.weight_len()], vec![0.0; p.o as usize]);
+        cpu::conv2d::conv2d_backward_weight(&p, &x64, &dy64, &mut dw, &mut db);
+        let atol = ATOL * (p.pixels() as f64).sqrt();
+        assert_close(
+            &format!("{what} dweight"),
+            &read(gpu, &dwb),
+            &dw,
+            atol,
+            RTOL,
+        );
+        assert_close(&format!("{what} dbias"), &read(gpu, &dbb), &db, atol, RTOL);
+    }
 }
 
 /// The 16-channel-tile kernels sum in the order of the 32-channel ones: bitwise equal results.
@@ -688,6 +822,13 @@ fn dense_all_directions_tiled() {
     dense_all_directions_on(gpu);
 }
 
+/// Dense layers as 1×1 convolutions through the workgroup-tiled kernels, any shape.
+#[test]
+fn dense_all_directions_wg() {
+    let Some(gpu) = gpu_wg() else { return };
+    dense_all_directions_on(gpu);
+}
+
 fn dense_all_directions_on(gpu: &Gpu) {
     for (si, &(m, k, n)) in [
         (1, 1, 1),
@@ -754,7 +895,14 @@ fn dense_all_directions_on(gpu: &Gpu) {
             has_bias.then_some(db_s),
             Some((&partb).into()),
         );
-        if gpu.subgroup_size == Some(8) && n % 4 == 0 {
+        if gpu.caps().workgroup_tiled() {
+            assert!(
+                f.entry.contains("_wg") && bi.entry.contains("_wg"),
+                "{what}"
+            );
+            assert!(bw[0].entry.contains("_wg"), "{what}");
+            assert_eq!(bw.len(), if shared || !has_bias { 1 } else { 2 });
+        } else if gpu.subgroup_size == Some(8) && n % 4 == 0 {
             assert!(f.entry.contains("_sg"));
             // db after dw (or no db): one kernel; else split-K into scratch and a reduction.
             assert_eq!(bw.len(), if shared || !has_bias { 1 } else { 2 });

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_close, gpu, gpu_tiled, random_description, rng, uniform};
+use common::{assert_close, gpu, gpu_tiled, gpu_wg, random_description, rng, uniform};
 use wgpu_cnn::cpu::{self, reference};
 use wgpu_cnn::gpu::Gpu;
 use wgpu_cnn::graph::{zoo, Description};
@@ -282,8 +282,8 @@ fn assert_adam_close(what: &str, got: &[f32], want: &[f64], noise: &[bool], step
 }
 
 #[test]
-fn presets_one_step_match_cpu_on_both_kernel_families() {
-    let (Some(sg), Some(tiled)) = (gpu(), gpu_tiled()) else {
+fn presets_one_step_match_cpu_on_every_kernel_family() {
+    let (Some(sg), Some(tiled), Some(wg)) = (gpu(), gpu_tiled(), gpu_wg()) else {
         return;
     };
     for name in zoo::NAMES {
@@ -294,6 +294,7 @@ fn presets_one_step_match_cpu_on_both_kernel_families() {
         for (n, seed) in [(3usize, 1u64), (if bn { 2 } else { 1 }, 2)] {
             check_one_step(sg, &d, n, seed, 1e-5, 0.0, &format!("{name} n{n}"));
             check_one_step(tiled, &d, n, seed, 1e-5, 0.0, &format!("{name} tiled n{n}"));
+            check_one_step(wg, &d, n, seed, 1e-5, 0.0, &format!("{name} wg n{n}"));
         }
     }
 }
@@ -305,6 +306,9 @@ fn seed_ten_adam_steps_match_cpu() {
     check_adam_steps(gpu, &d, 4, 10, 5, 0.0, "flax-cifar10");
     if let Some(tiled) = gpu_tiled() {
         check_adam_steps(tiled, &d, 4, 5, 5, 0.0, "flax-cifar10 tiled");
+    }
+    if let Some(wg) = gpu_wg() {
+        check_adam_steps(wg, &d, 4, 5, 5, 0.0, "flax-cifar10 wg");
     }
     // The loss falls on a repeated batch.
     let p = plan(gpu, &d, 4);
@@ -320,18 +324,19 @@ fn seed_ten_adam_steps_match_cpu() {
 }
 
 #[test]
-fn lenet5_adam_steps_match_cpu_on_both_families() {
-    let (Some(sg), Some(tiled)) = (gpu(), gpu_tiled()) else {
+fn lenet5_adam_steps_match_cpu_on_every_family() {
+    let (Some(sg), Some(tiled), Some(wg)) = (gpu(), gpu_tiled(), gpu_wg()) else {
         return;
     };
     let d = zoo::preset("lenet5").unwrap();
     check_adam_steps(sg, &d, 3, 5, 6, 0.0, "lenet5");
     check_adam_steps(tiled, &d, 3, 5, 6, 0.0, "lenet5 tiled");
+    check_adam_steps(wg, &d, 3, 5, 6, 0.0, "lenet5 wg");
 }
 
 #[test]
-fn random_descriptions_match_cpu_on_both_kernel_families() {
-    let (Some(sg), Some(tiled)) = (gpu(), gpu_tiled()) else {
+fn random_descriptions_match_cpu_on_every_kernel_family() {
+    let (Some(sg), Some(tiled), Some(wg)) = (gpu(), gpu_tiled(), gpu_wg()) else {
         return;
     };
     let mut r = rng(2026);
@@ -361,6 +366,7 @@ fn random_descriptions_match_cpu_on_both_kernel_families() {
         let n = [1usize, 2, 3][i % 3] + if bn { 3 } else { 0 };
         check_one_step(sg, &d, n, i as u64, 2e-5, 1e-5, &what);
         check_one_step(tiled, &d, n, i as u64, 2e-5, 1e-5, &format!("{what} tiled"));
+        check_one_step(wg, &d, n, i as u64, 2e-5, 1e-5, &format!("{what} wg"));
         check_adam_steps(sg, &d, n, 5, i as u64, 1e-5, &what);
         check_adam_steps(tiled, &d, n, 5, i as u64, 1e-5, &format!("{what} tiled"));
     }

@@ -19,7 +19,7 @@ fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
 
 #[test]
 fn every_shader_parses_and_validates() {
-    assert_eq!(SHADERS.len(), 14);
+    assert_eq!(SHADERS.len(), 15);
     for s in SHADERS {
         parse(s.name, s.source);
     }
@@ -63,6 +63,17 @@ fn entry_points_match_launchers() {
                 "conv2d_backward_weight_sg",
                 "conv2d_backward_weight_sg_o16",
                 "subgroup_layout_probe",
+            ],
+        ),
+        (
+            "conv2d_wg",
+            &[
+                "conv2d_forward_wg",
+                "conv2d_forward_wg_vec4",
+                "conv2d_backward_input_wg",
+                "conv2d_backward_input_wg_vec4",
+                "conv2d_backward_weight_wg",
+                "conv2d_backward_weight_wg_vec4",
             ],
         ),
         (
@@ -138,6 +149,7 @@ fn params_structs_match_their_wgsl_twins() {
     let sizes: &[(&str, usize)] = &[
         ("conv2d", std::mem::size_of::<Conv2dParams>()),
         ("conv2d_sg", std::mem::size_of::<Conv2dParams>()),
+        ("conv2d_wg", std::mem::size_of::<Conv2dParams>()),
         ("avgpool", std::mem::size_of::<AvgPoolParams>()),
         ("dense", std::mem::size_of::<DenseParams>()),
         ("relu", std::mem::size_of::<ElementwiseParams>()),

@@ -8,7 +8,7 @@ mod common;
 use common::{cli, random_description, rng, temp_dir};
 use wgpu_cnn::checkpoint::{self, Checkpoint};
 use wgpu_cnn::graph::{zoo, Description};
-use wgpu_cnn::plan::{Caps, Mode, Plan, Step, TensorKind};
+use wgpu_cnn::plan::{Caps, Kernels, Mode, Plan, Step, TensorKind};
 
 fn seed() -> Description {
     zoo::preset("flax-cifar10").unwrap()
@@ -140,6 +140,86 @@ fn seed_plan_on_a_32_wide_gpu_runs_pools_separately() {
         .all(|t| matches!(t.kind, TensorKind::Io | TensorKind::Activation)));
     assert!(inf.gpu_bytes() < p.gpu_bytes() / 2);
     check_buffer_sharing(&inf);
+}
+
+/// The kernel family comes from capabilities only: 8-wide subgroups → subgroup kernels; other
+/// CPU-type adapters → register tiles; GPUs with room for 256 invocations and 8 KiB of
+/// workgroup memory → workgroup tiles (else register tiles). A forced family is honoured only
+/// where the device can run it.
+#[test]
+fn kernel_family_follows_capabilities() {
+    let gpu = Caps::gpu32();
+    let lavapipe = Caps::subgroup8_cpu();
+    let cpu = Caps {
+        subgroup_size: None,
+        ..lavapipe
+    };
+    assert_eq!(gpu.kernels(), Kernels::Workgroup);
+    assert_eq!(lavapipe.kernels(), Kernels::Subgroup);
+    assert_eq!(cpu.kernels(), Kernels::Registers);
+    let small = Caps {
+        workgroup_storage: 4 << 10,
+        ..gpu
+    };
+    let narrow = Caps {
+        workgroup_invocations: 128,
+        ..gpu
+    };
+    assert_eq!(small.kernels(), Kernels::Registers);
+    assert_eq!(narrow.kernels(), Kernels::Registers);
+    let force = |c: Caps, k| {
+        Caps {
+            force: Some(k),
+            ..c
+        }
+        .kernels()
+    };
+    assert_eq!(force(lavapipe, Kernels::Workgroup), Kernels::Workgroup);
+    assert_eq!(force(lavapipe, Kernels::Registers), Kernels::Registers);
+    assert_eq!(force(gpu, Kernels::Subgroup), Kernels::Workgroup);
+    assert_eq!(force(small, Kernels::Workgroup), Kernels::Registers);
+
+    // Every conv and dense step of the seed on a GPU names a conv2d_wg kernel; dense layers run
+    // as 1×1 convolutions. The weight gradients' split-K is sized by the tile count.
+    let p = Plan::new(&seed(), 128, &gpu, Mode::Train).unwrap();
+    let mut wg = 0;
+    for st in p.forward.iter().chain(&p.backward) {
+        let k = wgpu_cnn::gpu::ops::kernel_of(&gpu, &p, st);
+        match st {
+            Step::Conv { .. }
+            | Step::ConvBackwardInput { .. }
+            | Step::ConvBackwardWeight { .. }
+            | Step::Dense { .. }
+            | Step::DenseBackwardInput { .. }
+            | Step::DenseBackwardWeight { .. } => {
+                assert!(k.contains("_wg"), "{}: {k}", st.layer());
+                wg += 1;
+            }
+            _ => assert!(!k.contains("_wg"), "{}: {k}", st.layer()),
+        }
+        if let Step::ConvBackwardWeight { p, .. } = st {
+            let tiles = (p.weight_rows() + 1).div_ceil(64) * p.o.div_ceil(64);
+            // About 512 workgroups, at least 256 pixels per split.
+            assert!(p.chunk >= 256, "{}: chunk {}", st.layer(), p.chunk);
+            assert!(tiles * p.splits <= 512 + tiles, "{}", st.layer());
+            assert!(
+                tiles * p.splits >= 256 || p.chunk == 256,
+                "{}: {tiles} tiles × {} splits",
+                st.layer(),
+                p.splits
+            );
+        }
+    }
+    // Conv_0, Conv_1 (forward, weight gradient; Conv_1's input gradient), Dense_0, Dense_1 (3
+    // each).
+    assert_eq!(wg, 11);
+    check_buffer_sharing(&p);
+    // On lavapipe nothing changes.
+    let p = Plan::new(&seed(), 128, &lavapipe, Mode::Train).unwrap();
+    for st in p.forward.iter().chain(&p.backward) {
+        let k = wgpu_cnn::gpu::ops::kernel_of(&lavapipe, &p, st);
+        assert!(!k.contains("_wg"), "{}: {k}", st.layer());
+    }
 }
 
 #[test]

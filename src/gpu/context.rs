@@ -85,6 +85,22 @@ impl fmt::Display for GpuError {
 
 impl std::error::Error for GpuError {}
 
+/// The variable that asks for a kernel family by name (tests, benchmarks, profiles of a family
+/// the device would not pick).
+pub const KERNELS_VAR: &str = "WGPU_CNN_KERNELS";
+
+fn kernels_from_env() -> Result<Option<crate::plan::Kernels>, GpuError> {
+    match std::env::var(KERNELS_VAR) {
+        Err(_) => Ok(None),
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => crate::plan::Kernels::parse(&v).map(Some).ok_or_else(|| {
+            GpuError::Device(format!(
+                "{KERNELS_VAR}={v}: expected subgroup, registers or workgroup"
+            ))
+        }),
+    }
+}
+
 /// One line describing an adapter: `name (backend, type, driver)`.
 pub fn describe(info: &wgpu::AdapterInfo) -> String {
     let driver = [info.driver.as_str(), info.driver_info.as_str()]
@@ -153,6 +169,9 @@ pub struct Gpu {
     bounds_checks: bool,
     /// The subgroup size when the device has subgroup operations and a single, fixed size.
     pub subgroup_size: Option<u32>,
+    /// A kernel family asked for by name, from `WGPU_CNN_KERNELS` (`subgroup`, `registers`,
+    /// `workgroup`) at open; `None`: the planner's rule ([`crate::plan::Caps::kernels`]).
+    pub kernels: Option<crate::plan::Kernels>,
 }
 
 impl Gpu {
@@ -251,6 +270,7 @@ impl Gpu {
             errors,
             bounds_checks,
             subgroup_size,
+            kernels: kernels_from_env()?,
         };
         if gpu.subgroup_size == Some(8) && !gpu.subgroup_layout_ok() {
             gpu.subgroup_size = None;
@@ -267,6 +287,9 @@ impl Gpu {
             max_buffer: self.limits.max_buffer_size,
             offset_align: self.limits.min_storage_buffer_offset_alignment,
             max_storage_buffers: self.limits.max_storage_buffers_per_shader_stage,
+            workgroup_storage: self.limits.max_compute_workgroup_storage_size,
+            workgroup_invocations: self.limits.max_compute_invocations_per_workgroup,
+            force: self.kernels,
         }
     }
 

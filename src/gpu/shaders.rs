@@ -20,6 +20,7 @@ macro_rules! shader {
 pub const SHADERS: &[ShaderSource] = &[
     shader!("conv2d"),
     shader!("conv2d_sg"),
+    shader!("conv2d_wg"),
     shader!("avgpool"),
     shader!("dense"),
     shader!("relu"),

@@ -3,6 +3,37 @@
 
 use crate::params::{Conv2dParams, DenseParams};
 
+/// The three kernel families for convolutions and dense layers, one per kind of device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    /// `conv2d_sg.wgsl`: 8-wide subgroups (lavapipe on AVX2).
+    Subgroup,
+    /// `conv2d.wgsl`, `dense.wgsl`: register tiles, no workgroup memory (CPU-type adapters
+    /// without 8-wide subgroups, devices with small workgroups).
+    Registers,
+    /// `conv2d_wg.wgsl`: 64×64 output tiles staged through workgroup memory (GPUs).
+    Workgroup,
+}
+
+impl Kernels {
+    /// `subgroup`, `registers`, `workgroup` (the values of `WGPU_CNN_KERNELS`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "subgroup" | "sg" => Some(Kernels::Subgroup),
+            "registers" | "tiled" => Some(Kernels::Registers),
+            "workgroup" | "wg" => Some(Kernels::Workgroup),
+            _ => None,
+        }
+    }
+}
+
+/// Workgroup memory of the `conv2d_wg.wgsl` kernels (two 64×16 f32 slices) and their
+/// invocations per workgroup.
+pub const WG_STORAGE: u32 = 8 << 10;
+pub const WG_INVOCATIONS: u32 = 256;
+/// Workgroups the weight gradient's split-K aims for on the workgroup-tiled kernels.
+const WG_TARGET_GROUPS: u32 = 512;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Caps {
     /// The subgroup size when the device runs the `conv2d_sg.wgsl` kernels (8-wide subgroups
@@ -18,6 +49,13 @@ pub struct Caps {
     pub offset_align: u32,
     /// `max_storage_buffers_per_shader_stage`.
     pub max_storage_buffers: u32,
+    /// `max_compute_workgroup_storage_size` (bytes).
+    pub workgroup_storage: u32,
+    /// `max_compute_invocations_per_workgroup`.
+    pub workgroup_invocations: u32,
+    /// A kernel family asked for by name (`WGPU_CNN_KERNELS`: tests and benchmarks run a family
+    /// on a device that would not pick it); honoured where the device can run it.
+    pub force: Option<Kernels>,
 }
 
 impl Caps {
@@ -30,9 +68,13 @@ impl Caps {
             max_buffer: 256 << 20,
             offset_align: 256,
             max_storage_buffers: 8,
+            workgroup_storage: 16 << 10,
+            workgroup_invocations: 256,
+            force: None,
         }
     }
-    /// A discrete GPU with 32-wide subgroups (the register-tiled kernels).
+    /// A discrete GPU with 32-wide subgroups and 48 KiB of workgroup memory (the
+    /// workgroup-tiled kernels).
     pub fn gpu32() -> Self {
         Caps {
             subgroup_size: None,
@@ -41,17 +83,56 @@ impl Caps {
             max_buffer: 4 << 30,
             offset_align: 256,
             max_storage_buffers: 8,
+            workgroup_storage: 48 << 10,
+            workgroup_invocations: 1024,
+            force: None,
+        }
+    }
+    /// Whether the `conv2d_wg.wgsl` kernels fit: 256 invocations and two 4 KiB K-slices of
+    /// workgroup memory per workgroup.
+    pub fn workgroup_tiles_fit(&self) -> bool {
+        self.workgroup_storage >= WG_STORAGE && self.workgroup_invocations >= WG_INVOCATIONS
+    }
+    /// The kernel family of this device's convolutions and dense layers. By rule: 8-wide
+    /// subgroups whose layout the probe confirmed run the subgroup kernels (2–3× the register
+    /// tiles on lavapipe); other CPU-type adapters the register tiles (workgroup memory and
+    /// barriers are emulated there, and the caches already hold what the tiles would share:
+    /// 3–10× slower on lavapipe, docs/benchmarks.md); GPUs with room for the tiles the
+    /// workgroup-tiled GEMMs (64 multiply-adds per global load instead of 4–5); the rest the
+    /// register tiles. `force` overrides the rule where the device can run the family.
+    pub fn kernels(&self) -> Kernels {
+        let sg8 = self.subgroup_size == Some(8);
+        match self.force {
+            Some(Kernels::Subgroup) if sg8 => Kernels::Subgroup,
+            Some(Kernels::Workgroup) if self.workgroup_tiles_fit() => Kernels::Workgroup,
+            Some(Kernels::Registers) => Kernels::Registers,
+            _ if sg8 => Kernels::Subgroup,
+            _ if !self.cpu && self.workgroup_tiles_fit() => Kernels::Workgroup,
+            _ => Kernels::Registers,
         }
     }
     /// Whether the `conv2d_sg.wgsl` kernels run.
     pub fn subgroup8(&self) -> bool {
-        self.subgroup_size == Some(8)
+        self.kernels() == Kernels::Subgroup
+    }
+    /// Whether the `conv2d_wg.wgsl` kernels run.
+    pub fn workgroup_tiled(&self) -> bool {
+        self.kernels() == Kernels::Workgroup
     }
     /// Split-K partial sums of the conv weight gradients: a CPU-type adapter has few lanes to
     /// fill and pays for the partials' traffic (Conv_1: 98 vs 103 ms + 0.3 vs 4.6 ms reduce on
     /// lavapipe at 16 vs 256 splits); a GPU wants many independent sums.
-    pub fn conv_splits(&self) -> u32 {
-        if self.cpu {
+    /// The workgroup-tiled kernels size the split by their tile count: enough splits for
+    /// about 512 workgroups (4 per SM of the largest GPUs), each split at least 256 output
+    /// pixels (16 K-slices) so the partials' traffic stays small beside the multiply-adds.
+    pub fn conv_splits(&self, p: &Conv2dParams) -> u32 {
+        if self.workgroup_tiled() {
+            let tiles = (p.weight_rows() + 1).div_ceil(64) * p.o.div_ceil(64);
+            WG_TARGET_GROUPS
+                .div_ceil(tiles)
+                .min(p.pixels().div_ceil(256))
+                .max(1)
+        } else if self.cpu {
             32
         } else {
             256
@@ -65,16 +146,21 @@ impl Caps {
     pub fn conv_pool2(&self, p: &Conv2dParams) -> bool {
         self.conv_sg(p) && p.can_pool2()
     }
-    /// Whether a dense layer runs as a 1×1 convolution through the subgroup kernels.
+    /// Whether a dense layer runs as a 1×1 convolution through the conv kernels: the subgroup
+    /// ones (N % 4 == 0), or the workgroup-tiled ones (any shape).
     pub fn dense_as_conv(&self, p: &DenseParams) -> bool {
-        self.subgroup8() && p.n.is_multiple_of(4)
+        (self.subgroup8() && p.n.is_multiple_of(4)) || self.workgroup_tiled()
     }
     pub fn describe(&self) -> String {
         format!(
             "{}, {}, storage binding {} MiB, {} storage buffers per stage",
-            match self.subgroup_size {
-                Some(s) => format!("{s}-wide subgroups (subgroup kernels)"),
-                None => "register-tiled kernels".into(),
+            match self.kernels() {
+                Kernels::Subgroup => "8-wide subgroups (subgroup kernels)".into(),
+                Kernels::Workgroup => format!(
+                    "workgroup-tiled kernels ({} KiB workgroup storage)",
+                    self.workgroup_storage >> 10
+                ),
+                Kernels::Registers => "register-tiled kernels".to_string(),
             },
             if self.cpu { "CPU-type adapter" } else { "GPU" },
             self.max_binding >> 20,

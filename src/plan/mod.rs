@@ -23,7 +23,7 @@ pub mod layout;
 
 use std::fmt::Write as _;
 
-pub use caps::Caps;
+pub use caps::{Caps, Kernels};
 pub use layout::{Init, ParamLayout, ParamSpec};
 
 pub use crate::graph::Src;
@@ -755,7 +755,7 @@ impl Plan {
                     if !bias {
                         p = p.without_bias();
                     }
-                    p = p.with_splits(caps.conv_splits());
+                    p = p.with_splits(caps.conv_splits(&p));
                     LayerOp::Conv {
                         p,
                         w: w_idx,

@@ -66,6 +66,24 @@ pub fn gpu_tiled() -> Option<&'static Gpu> {
     .as_ref()
 }
 
+/// A third device on the same adapter that runs the workgroup-tiled kernels (`conv2d_wg.wgsl`),
+/// which the planner picks on GPUs (as `WGPU_CNN_KERNELS=workgroup` asks for them).
+pub fn gpu_wg() -> Option<&'static Gpu> {
+    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        gpu()?;
+        let mut g = Gpu::new(&test_options()).expect("the adapter opened once already");
+        g.kernels = Some(wgpu_cnn::plan::Kernels::Workgroup);
+        assert!(
+            g.caps().workgroup_tiled(),
+            "the adapter cannot run the workgroup-tiled kernels: {}",
+            g.caps().describe()
+        );
+        Some(g)
+    })
+    .as_ref()
+}
+
 pub fn rng(seed: u64) -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(seed)
 }

@@ -1,5 +1,6 @@
-//! Launcher for `shaders/conv2d.wgsl` (register tiles, any device) and `shaders/conv2d_sg.wgsl`
-//! (devices with 8-wide subgroups).
+//! Launcher for `shaders/conv2d.wgsl` (register tiles, any device), `shaders/conv2d_sg.wgsl`
+//! (devices with 8-wide subgroups) and `shaders/conv2d_wg.wgsl` (workgroup-memory tiles, GPUs);
+//! the family is [`Caps::kernels`].
 
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
@@ -8,10 +9,20 @@ use crate::plan::Caps;
 
 const SHADER: &str = "conv2d";
 const SG_SHADER: &str = "conv2d_sg";
+const WG_SHADER: &str = "conv2d_wg";
+/// Output tile of the `conv2d_wg.wgsl` kernels (rows × columns of the GEMM).
+const WG_TILE: u32 = 64;
 
 /// The forward kernel for `p` on a device with `caps` (pure: the planner prints it, the
 /// launcher binds it).
 pub fn select_forward(caps: &Caps, p: &Conv2dParams) -> &'static str {
+    if caps.workgroup_tiled() {
+        return if p.c.is_multiple_of(4) && vec4(p) {
+            "conv2d_forward_wg_vec4"
+        } else {
+            "conv2d_forward_wg"
+        };
+    }
     match (caps.conv_sg(p), p.c.is_multiple_of(4), vec4(p)) {
         // At most 16 output channels: 16-channel tiles (the 2×2-pool path keeps 32).
         (true, true, _) if p.o <= 16 && p.pool == 0 => "conv2d_forward_sg_c4_o16",
@@ -24,7 +35,13 @@ pub fn select_forward(caps: &Caps, p: &Conv2dParams) -> &'static str {
 
 /// The input-gradient kernel.
 pub fn select_backward_input(caps: &Caps, p: &Conv2dParams) -> &'static str {
-    if caps.conv_sg(p) && p.c.is_multiple_of(4) && p.c <= 16 {
+    if caps.workgroup_tiled() {
+        if vec4(p) {
+            "conv2d_backward_input_wg_vec4"
+        } else {
+            "conv2d_backward_input_wg"
+        }
+    } else if caps.conv_sg(p) && p.c.is_multiple_of(4) && p.c <= 16 {
         // 16-channel tiles: the 32-channel ones would leave half the lanes idle or more.
         "conv2d_backward_input_sg_c16"
     } else if caps.conv_sg(p) && p.c.is_multiple_of(4) {
@@ -39,7 +56,13 @@ pub fn select_backward_input(caps: &Caps, p: &Conv2dParams) -> &'static str {
 
 /// The split-K kernel of the weight gradient (then `conv2d_backward_weight_reduce`).
 pub fn select_backward_weight(caps: &Caps, p: &Conv2dParams) -> &'static str {
-    if caps.conv_sg(p) && p.o <= 16 {
+    if caps.workgroup_tiled() {
+        if p.c.is_multiple_of(4) && vec4(p) {
+            "conv2d_backward_weight_wg_vec4"
+        } else {
+            "conv2d_backward_weight_wg"
+        }
+    } else if caps.conv_sg(p) && p.o <= 16 {
         "conv2d_backward_weight_sg_o16"
     } else if caps.conv_sg(p) {
         "conv2d_backward_weight_sg"
@@ -61,6 +84,26 @@ fn vec4(p: &Conv2dParams) -> bool {
 /// run 2–3× faster than the register-tiled kernels (`examples/variants.rs`, docs/benchmarks.md).
 fn subgroup8(gpu: &Gpu, p: &Conv2dParams) -> bool {
     gpu.caps().conv_sg(p)
+}
+
+fn workgroup_tiled(gpu: &Gpu) -> bool {
+    gpu.caps().workgroup_tiled()
+}
+
+/// Grid for `groups` workgroups of the `conv2d_wg.wgsl` kernels (one output tile each), folded
+/// into y past 65,535 as [`grid`] does.
+fn wg_grid(groups: u32) -> [u32; 3] {
+    let groups = groups.max(1);
+    if groups <= 65_535 {
+        [groups, 1, 1]
+    } else {
+        [65_535, groups.div_ceil(65_535), 1]
+    }
+}
+
+/// Workgroups of a `conv2d_wg.wgsl` GEMM of `m` × `n` outputs.
+fn wg_tiles(m: u32, n: u32) -> u32 {
+    m.div_ceil(WG_TILE) * n.div_ceil(WG_TILE)
 }
 
 /// Grid for `tiles` subgroup tiles of 8 invocations.
@@ -92,6 +135,25 @@ pub fn forward(
     output: BufSlice<'_>,
 ) -> Dispatch {
     let bias = bias_or(p, bias, weight);
+    if workgroup_tiled(gpu) {
+        let u = gpu.uniform("conv2d.params", p);
+        let entry = select_forward(&gpu.caps(), p);
+        let views = if entry == "conv2d_forward_wg_vec4" {
+            [(12, input), (10, weight)]
+        } else {
+            [(1, input), (2, weight)]
+        };
+        return Dispatch::new(
+            gpu,
+            WG_SHADER,
+            entry,
+            &u,
+            &[views[0], views[1], (3, bias), (4, output)],
+            wg_grid(wg_tiles(p.pixels(), p.o)),
+            p.flops_forward(),
+            4 * (p.input_len() + p.weight_len() + p.output_len()) as u64,
+        );
+    }
     if subgroup8(gpu, p) {
         // The entry point declares the pooled output, which p.pool = 0 never writes: bind the
         // output there too (no hidden buffer).
@@ -210,6 +272,23 @@ pub fn backward_input(
     let u = gpu.uniform("conv2d.params", p);
     let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len()) as u64;
     let entry = select_backward_input(&gpu.caps(), p);
+    if workgroup_tiled(gpu) {
+        let views = if entry == "conv2d_backward_input_wg_vec4" {
+            [(11, dout), (10, weight)]
+        } else {
+            [(5, dout), (2, weight)]
+        };
+        return Dispatch::new(
+            gpu,
+            WG_SHADER,
+            entry,
+            &u,
+            &[views[0], views[1], (6, dinput)],
+            wg_grid(wg_tiles(p.n * p.h * p.w, p.c)),
+            p.flops_forward(),
+            bytes,
+        );
+    }
     if entry == "conv2d_backward_input_sg" || entry == "conv2d_backward_input_sg_c16" {
         // (dinput binding, channels per tile); 16 input pixels per subgroup either way.
         let (dinput_binding, tile_c) = if entry == "conv2d_backward_input_sg_c16" {
@@ -263,7 +342,7 @@ pub fn backward_weight(
     let partial_bytes = 4 * p.partials_len() as u64;
     let flops = p.flops_forward() + 2 * (p.pixels() * p.o) as u64;
     let bytes = 4 * (p.input_len() + p.output_len()) as u64 + partial_bytes;
-    let split = if subgroup8(gpu, p) {
+    let split = if subgroup8(gpu, p) || workgroup_tiled(gpu) {
         backward_weight_split(gpu, p, input, dout, partials)
     } else {
         split_k(gpu, p, &u, input, dout, partials, flops, bytes)
@@ -281,7 +360,7 @@ pub fn backward_weight(
     [split, reduce]
 }
 
-/// The split-K step alone on a subgroup-8 device (`partials`, `p.partials_len()` elements: with
+/// The split-K step alone on a subgroup-8 or workgroup-tiled device (`partials`, `p.partials_len()` elements: with
 /// one split, the weight gradient followed by the bias gradient when `p.bias = 1`, nothing
 /// after the weight gradient otherwise).
 pub fn backward_weight_split(
@@ -291,13 +370,30 @@ pub fn backward_weight_split(
     dout: BufSlice<'_>,
     partials: BufSlice<'_>,
 ) -> Dispatch {
-    assert!(
-        subgroup8(gpu, p),
-        "backward_weight_split needs 8-wide subgroups and O % 4 == 0"
-    );
     let u = gpu.uniform("conv2d.params", p);
     let rows = p.weight_rows() + 1;
     let entry = select_backward_weight(&gpu.caps(), p);
+    if workgroup_tiled(gpu) {
+        let views = if entry == "conv2d_backward_weight_wg_vec4" {
+            [(12, input), (11, dout)]
+        } else {
+            [(1, input), (5, dout)]
+        };
+        return Dispatch::new(
+            gpu,
+            WG_SHADER,
+            entry,
+            &u,
+            &[views[0], views[1], (7, partials)],
+            wg_grid(wg_tiles(rows, p.o) * p.splits),
+            p.flops_forward() + 2 * (p.pixels() * p.o) as u64,
+            4 * (p.input_len() + p.output_len() + p.partials_len()) as u64,
+        );
+    }
+    assert!(
+        subgroup8(gpu, p),
+        "backward_weight_split needs 8-wide subgroups and O % 4 == 0, or workgroup tiles"
+    );
     // (dout binding, partials binding, output channels per tile); 16 rows per subgroup.
     let (dout_binding, partials_binding, tile_o) = if entry == "conv2d_backward_weight_sg_o16" {
         (23, 24, 16)
@@ -335,7 +431,7 @@ fn split_k(
     let rows = p.weight_rows() + 1;
     let entry = select_backward_weight(
         &Caps {
-            subgroup_size: None,
+            force: Some(crate::plan::Kernels::Registers),
             ..gpu.caps()
         },
         p,

@@ -13,8 +13,9 @@ fn vec4(p: &DenseParams) -> bool {
 }
 
 /// Devices with 8-wide subgroups run dense layers as 1×1 convolutions through
-/// `conv2d_sg.wgsl` (2× faster on lavapipe than the register tiles below).
-fn subgroup8(gpu: &Gpu, p: &DenseParams) -> bool {
+/// `conv2d_sg.wgsl` (2× faster on lavapipe than the register tiles below), workgroup-tiled
+/// devices through `conv2d_wg.wgsl` (any shape).
+fn as_conv(gpu: &Gpu, p: &DenseParams) -> bool {
     gpu.caps().dense_as_conv(p)
 }
 
@@ -23,7 +24,7 @@ fn subgroup8(gpu: &Gpu, p: &DenseParams) -> bool {
 pub fn select(caps: &Caps, p: &DenseParams, follows: bool) -> [String; 3] {
     if caps.dense_as_conv(p) {
         let c = p.as_conv();
-        let input = if p.k.is_multiple_of(4) {
+        let input = if p.k.is_multiple_of(4) || caps.workgroup_tiled() {
             super::conv2d::select_backward_input(caps, &c).to_string()
         } else if vec4(p) {
             "dense_backward_input_vec4".to_string()
@@ -70,7 +71,7 @@ pub fn forward(
         p.bias != 0,
         "dense: a bias buffer exactly when p.bias = 1"
     );
-    if subgroup8(gpu, p) {
+    if as_conv(gpu, p) {
         return super::conv2d::forward(gpu, &p.as_conv(), x, w, b, y);
     }
     // Without a bias the binding is never read.
@@ -101,7 +102,7 @@ pub fn backward_input(
     w: BufSlice<'_>,
     dx: BufSlice<'_>,
 ) -> Dispatch {
-    if subgroup8(gpu, p) && p.k.is_multiple_of(4) {
+    if as_conv(gpu, p) && (p.k.is_multiple_of(4) || gpu.caps().workgroup_tiled()) {
         return super::conv2d::backward_input(gpu, &p.as_conv(), dy, w, dx);
     }
     let u = gpu.uniform("dense.params", p);
@@ -123,7 +124,7 @@ pub fn backward_input(
 }
 
 /// `dw = xᵀ · dy` and `db = Σ_m dy` (=; `db` exactly when `p.bias = 1`). On devices where dense
-/// layers run as 1×1 convolutions and `db` does not start right after `dw`, the subgroup kernel
+/// layers run as 1×1 convolutions and `db` does not start right after `dw`, the conv kernel
 /// writes into `partials` (`p.as_conv().partials_len()` elements) and a reduction copies out.
 pub fn backward_weight(
     gpu: &Gpu,
@@ -140,10 +141,10 @@ pub fn backward_weight(
         "dense: a bias buffer exactly when p.bias = 1"
     );
     // With db right after dw (as the planner lays out a dense layer's gradients) both come out
-    // of one subgroup kernel: its bias row of ones lands on db. Without a bias, dw alone.
+    // of one conv kernel: its bias row of ones lands on db. Without a bias, dw alone.
     let contiguous = db
         .is_none_or(|db| dw.buffer == db.buffer && db.offset == dw.offset + 4 * (p.k * p.n) as u64);
-    if subgroup8(gpu, p) && contiguous {
+    if as_conv(gpu, p) && contiguous {
         let both = BufSlice {
             buffer: dw.buffer,
             offset: dw.offset,
@@ -152,7 +153,7 @@ pub fn backward_weight(
         let c = p.as_conv();
         return vec![super::conv2d::backward_weight_split(gpu, &c, x, dy, both)];
     }
-    if subgroup8(gpu, p) {
+    if as_conv(gpu, p) {
         let partials =
             partials.expect("dense weight gradient: split-K scratch where db does not follow dw");
         return super::conv2d::backward_weight(gpu, &p.as_conv(), x, dy, partials, dw, db)
