@@ -97,7 +97,7 @@ impl Caps {
     /// subgroups whose layout the probe confirmed run the subgroup kernels (2–3× the register
     /// tiles on lavapipe); other CPU-type adapters the register tiles (workgroup memory and
     /// barriers are emulated there, and the caches already hold what the tiles would share:
-    /// 3–10× slower on lavapipe, docs/benchmarks.md); GPUs with room for the tiles the
+    /// about 2.7× slower than the register-tiled family on lavapipe, docs/benchmarks.md); GPUs with room for the tiles the
     /// workgroup-tiled GEMMs (64 multiply-adds per global load instead of 4–5); the rest the
     /// register tiles. `force` overrides the rule where the device can run the family.
     pub fn kernels(&self) -> Kernels {

@@ -68,10 +68,21 @@ pub fn gpu_tiled() -> Option<&'static Gpu> {
 
 /// A third device on the same adapter that runs the workgroup-tiled kernels (`conv2d_wg.wgsl`),
 /// which the planner picks on GPUs (as `WGPU_CNN_KERNELS=workgroup` asks for them).
+///
+/// Not on wgpu's GL backend: llvmpipe's GLSL compiler needs minutes per workgroup-tiled pipeline
+/// without a warm shader cache (over 10 minutes for the dense tests on a fresh machine), so the
+/// family is tested on Vulkan (lavapipe) only; the GL run says so once on stderr.
 pub fn gpu_wg() -> Option<&'static Gpu> {
     static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
     GPU.get_or_init(|| {
         gpu()?;
+        if test_options().backend == wgpu_cnn::gpu::Backend::Gl {
+            eprintln!(
+                "note: the workgroup-tiled kernels are not tested on the GL backend \
+                 (llvmpipe's GLSL compile time); they are tested on Vulkan"
+            );
+            return None;
+        }
         let mut g = Gpu::new(&test_options()).expect("the adapter opened once already");
         g.kernels = Some(wgpu_cnn::plan::Kernels::Workgroup);
         assert!(
