@@ -8,26 +8,9 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 
-use common::{cli, rng, temp_dir};
+use common::{assert_error, cli, rng, temp_dir};
 use rand::Rng;
 use wgpu_cnn::data::{self, DataOptions, ImageShape, Kind, Labels};
-
-fn assert_error(args: &[&str], needle: &str) {
-    let (code, out, err) = cli(args);
-    assert_eq!(
-        code, 1,
-        "{args:?} should fail\nstdout: {out}\nstderr: {err}"
-    );
-    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("{args:?}: no error line: {err}"));
-    assert!(
-        line.contains(needle),
-        "{args:?}: error line {line:?} does not mention {needle:?}"
-    );
-}
 
 fn gz(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

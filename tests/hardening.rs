@@ -4,31 +4,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{cifar_dir, cli, gpu, rng, temp_dir};
+use common::{assert_error, cifar_dir, cli, gpu, rng, temp_dir};
 use rand::Rng;
 use wgpu_cnn::checkpoint::{self, Checkpoint};
 use wgpu_cnn::data::{self, RECORD_BYTES};
-
-/// Asserts a failed run: exit code 1, an `error:` line naming `needle`, no panic.
-fn assert_error(args: &[&str], needle: &str) {
-    let (code, out, err) = cli(args);
-    assert_eq!(
-        code, 1,
-        "{args:?} should fail\nstdout: {out}\nstderr: {err}"
-    );
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "{args:?} panicked: {err}"
-    );
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("{args:?}: no error line: {err}"));
-    assert!(
-        line.contains(needle),
-        "{args:?}: error line {line:?} does not mention {needle:?}"
-    );
-}
 
 /// A data folder holding the first `n` records of each real file.
 fn data_slice(dir: &Path, n: usize) -> PathBuf {

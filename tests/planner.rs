@@ -264,6 +264,61 @@ fn a_small_binding_limit_names_the_layer_and_the_largest_batch() {
     assert_eq!(Plan::max_batch(&seed(), &tiny, Mode::Train), None);
 }
 
+/// The weight gradient's split-K partials never outgrow one binding: vgg11-bn's 512 → 512
+/// layers at batch 128 take fewer splits on a 128 MiB adapter instead of refusing the batch
+/// (32 splits of 4609 × 512 floats would be 288 MiB).
+#[test]
+fn split_k_partials_fit_the_binding_limit() {
+    let vgg = zoo::preset("vgg11-bn").unwrap();
+    for caps in [
+        Caps::subgroup8_cpu(),
+        Caps {
+            subgroup_size: None,
+            ..Caps::subgroup8_cpu()
+        },
+        Caps {
+            max_binding: 128 << 20,
+            ..Caps::gpu32()
+        },
+    ] {
+        let p = Plan::new(&vgg, 128, &caps, Mode::Train)
+            .unwrap_or_else(|e| panic!("{:?}: {}", caps.kernels(), e.0));
+        let mut capped = 0;
+        for st in &p.backward {
+            if let Step::ConvBackwardWeight { p: cp, .. } = st {
+                let bytes = |q: &wgpu_cnn::params::Conv2dParams| 4 * q.partials_len() as u64;
+                assert!(
+                    bytes(cp) <= caps.max_binding,
+                    "{}: {} bytes",
+                    st.layer(),
+                    bytes(cp)
+                );
+                if caps.cpu && cp.splits < cp.with_splits(32).splits {
+                    // Capped: as many splits as fit, not fewer.
+                    capped += 1;
+                    assert!(
+                        bytes(&cp.with_splits(cp.splits + 1)) > caps.max_binding,
+                        "{}",
+                        st.layer()
+                    );
+                }
+            }
+        }
+        assert!(
+            !caps.cpu || capped > 0,
+            "{:?}: no layer needed fewer splits",
+            caps.kernels()
+        );
+    }
+    // Splits of layers that fit are unchanged: the seed keeps its 32 on lavapipe.
+    let p = Plan::new(&seed(), 128, &Caps::subgroup8_cpu(), Mode::Train).unwrap();
+    for st in &p.backward {
+        if let Step::ConvBackwardWeight { p: cp, .. } = st {
+            assert_eq!(cp.splits, cp.with_splits(32).splits, "{}", st.layer());
+        }
+    }
+}
+
 #[test]
 fn checkpoints_carry_their_description_and_old_ones_load_as_the_seed() {
     let dir = temp_dir("planner-ck");

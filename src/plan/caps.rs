@@ -125,7 +125,14 @@ impl Caps {
     /// The workgroup-tiled kernels size the split by their tile count: enough splits for
     /// about 512 workgroups (4 per SM of the largest GPUs), each split at least 256 output
     /// pixels (16 K-slices) so the partials' traffic stays small beside the multiply-adds.
+    /// Never more splits than fit one storage binding (`[splits][KH·KW·C + 1][O]` floats): a
+    /// wide layer (VGG's 512 → 512) then takes fewer splits instead of failing to plan.
     pub fn conv_splits(&self, p: &Conv2dParams) -> u32 {
+        let per_split = 4 * (p.weight_rows() as u64 + 1) * p.o as u64;
+        let fit = (self.max_binding / per_split).clamp(1, u32::MAX as u64) as u32;
+        self.preferred_conv_splits(p).min(fit)
+    }
+    fn preferred_conv_splits(&self, p: &Conv2dParams) -> u32 {
         if self.workgroup_tiled() {
             let tiles = (p.weight_rows() + 1).div_ceil(64) * p.o.div_ceil(64);
             WG_TARGET_GROUPS

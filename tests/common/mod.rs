@@ -242,6 +242,27 @@ pub fn cli(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Asserts a failed run: exit code 1, an `error:` line naming `needle`, no panic.
+pub fn assert_error(args: &[&str], needle: &str) {
+    let (code, out, err) = cli(args);
+    assert_eq!(
+        code, 1,
+        "{args:?} should fail\nstdout: {out}\nstderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{args:?} panicked: {err}"
+    );
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{args:?}: no error line: {err}"));
+    assert!(
+        line.contains(needle),
+        "{args:?}: error line {line:?} does not mention {needle:?}"
+    );
+}
+
 /// A random padding: SAME, VALID, an integer or explicit asymmetric pairs.
 /// Explicit padding is at most `max` and smaller than the window `k` on each axis: an output
 /// that sees only padding is a constant (the bias, or 0), which after a few Adam steps sits at
