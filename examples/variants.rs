@@ -133,20 +133,51 @@ fn main() {
             {
                 continue;
             }
-            let d = Dispatch::new(
-                &gpu,
-                if entry.contains("_sg") {
-                    "conv2d_sg"
+            // The subgroup kernels read their weights (and the weight gradient its dout)
+            // through the launchers' textures.
+            let d = if entry.contains("_sg") {
+                let texture = if entry.contains("backward_weight") {
+                    (11, 31)
                 } else {
-                    "conv2d"
-                },
-                entry,
-                &u,
-                &binds,
-                grid(tiles),
-                p.flops_forward(),
-                0,
-            );
+                    (10, 30)
+                };
+                let rest: Vec<_> = binds
+                    .iter()
+                    .copied()
+                    .filter(|(b, _)| *b != texture.0)
+                    .collect();
+                let t: Vec<_> = binds
+                    .iter()
+                    .filter(|(b, _)| *b == texture.0)
+                    .map(|(_, v)| (texture.1, *v))
+                    .collect();
+                Dispatch::with_textures(
+                    &gpu,
+                    "conv2d_sg",
+                    entry,
+                    &u,
+                    &rest,
+                    &t,
+                    grid(tiles),
+                    p.flops_forward(),
+                    0,
+                )
+            } else {
+                Dispatch::new(
+                    &gpu,
+                    if entry.contains("_sg") {
+                        "conv2d_sg"
+                    } else {
+                        "conv2d"
+                    },
+                    entry,
+                    &u,
+                    &binds,
+                    grid(tiles),
+                    p.flops_forward(),
+                    0,
+                )
+            };
             report(name, entry, time(&gpu, &d, 5), p.flops_forward());
         }
         if want("reduce") {

@@ -13,10 +13,16 @@
 // 32 multiply-adds (conv2d.wgsl's 4×8 register tiles load 12 per 32). The kernels below take
 // two such tiles per subgroup (16 pixels, or 16 weight rows for the weight gradient) so that
 // each weight (or dout) load feeds both; three or four tiles spill more than they save.
+// The operand every lane loads for its own channels (nothing to share) comes through a texture
+// instead: the weights of the forward and input-gradient kernels (`weight_vec4`), the output
+// gradient of the weight-gradient kernels (`dout_vec4`). llvmpipe fetches texels for all 8
+// lanes without the per-lane loop: 1.2–1.7× per kernel (`examples/texfetch.rs`,
+// `examples/variants.rs`).
 // Inner loops chain 4 products per accumulator update: lavapipe blends every register written
 // inside a loop with the loop's mask, so fewer updates mean fewer blends.
 // lavapipe has no fused multiply-add (a·b + c is a multiply and an add), which caps these
-// kernels near 80 GFLOP/s on 2 AVX2 cores; they reach 35–52 (`examples/variants.rs`).
+// kernels near 80 GFLOP/s on 2 AVX2 cores; they reach 35–52 on an AVX-512 Xeon and 12–24 on
+// a 2-core AMD EPYC (`examples/variants.rs`).
 //
 // Entry points (the launcher picks them only when the device's subgroup size is 8):
 //   conv2d_forward_sg          output = conv(input, weight) + bias (then ReLU when p.relu = 1)
@@ -52,7 +58,6 @@ struct Conv2dParams {
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(10) var<storage, read> weight4: array<vec4<f32>>;
 @group(0) @binding(11) var<storage, read> dout4: array<vec4<f32>>;
 @group(0) @binding(12) var<storage, read> input4: array<vec4<f32>>;
 @group(0) @binding(14) var<storage, read_write> output4: array<vec4<f32>>;
@@ -60,13 +65,42 @@ struct Conv2dParams {
 @group(0) @binding(17) var<storage, read_write> partials4: array<vec4<f32>>;
 @group(0) @binding(18) var<storage, read_write> pooled4: array<vec4<f32>>;
 // The 16-channel-tile kernels' vec2 views (weight rows, dout rows, outputs of O/2 or C/2).
-@group(0) @binding(20) var<storage, read> weight2: array<vec2<f32>>;
 @group(0) @binding(21) var<storage, read_write> output2: array<vec2<f32>>;
 @group(0) @binding(22) var<storage, read_write> dinput2: array<vec2<f32>>;
-@group(0) @binding(23) var<storage, read> dout2: array<vec2<f32>>;
 @group(0) @binding(24) var<storage, read_write> partials2: array<vec2<f32>>;
 
 const SG: u32 = 8u;
+
+// The weights, HWIO, as vec4s (the launcher mirrors the weight tensor into this rgba32float
+// texture and refreshes it before every dispatch: gpu/dispatch.rs TextureMirror). lavapipe
+// fetches a texel for 8 lanes without its per-lane storage-load loop (bounds check, branch and
+// insert per lane and component): 1.3-1.6x on the forward kernels (examples/texfetch.rs).
+// Vec4 number i sits at (i % 4096, i / 4096).
+@group(0) @binding(30) var weight_texture: texture_2d<f32>;
+
+fn weight_vec4(i: u32) -> vec4<f32> {
+    return textureLoad(weight_texture, vec2<u32>(i % 4096u, i / 4096u), 0);
+}
+
+// Vec2 number i of the weights (the 16-channel-tile kernels): half of texel i / 2.
+fn weight_vec2(i: u32) -> vec2<f32> {
+    let t = weight_vec4(i / 2u);
+    return select(t.xy, t.zw, (i & 1u) == 1u);
+}
+
+// The output gradient of the weight-gradient kernels, which every lane loads for its own
+// channels, through a texture the same way (the input-gradient kernels load dout once per
+// subgroup and share it: storage there).
+@group(0) @binding(31) var dout_texture: texture_2d<f32>;
+
+fn dout_vec4(i: u32) -> vec4<f32> {
+    return textureLoad(dout_texture, vec2<u32>(i % 4096u, i / 4096u), 0);
+}
+
+fn dout_vec2(i: u32) -> vec2<f32> {
+    let t = dout_vec4(i / 2u);
+    return select(t.xy, t.zw, (i & 1u) == 1u);
+}
 
 // Index of this subgroup's tile in the whole grid (8 subgroups per group of 64; large grids
 // fold into y as in dispatch::grid).
@@ -162,7 +196,7 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>,
             for (var c = 0u; c < p.c; c++) {
                 let x = select(0.0, input[ua + c], oa >= 0);
                 let y = select(0.0, input[ub + c], ob >= 0);
-                let w = weight4[wr];
+                let w = weight_vec4(wr);
                 wr += o4;
                 a[0] += subgroupBroadcast(x, 0u) * w;
                 a[1] += subgroupBroadcast(x, 1u) * w;
@@ -229,10 +263,10 @@ fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
             for (var c = 0u; c < cq; c++) {
                 let x = select(z, input4[off + c], ok);
                 let xb = select(z, input4[offb + c], okb);
-                let w0 = weight4[wr];
-                let w1 = weight4[wr + o4];
-                let w2 = weight4[wr + 2u * o4];
-                let w3 = weight4[wr + 3u * o4];
+                let w0 = weight_vec4(wr);
+                let w1 = weight_vec4(wr + o4);
+                let w2 = weight_vec4(wr + 2u * o4);
+                let w3 = weight_vec4(wr + 3u * o4);
                 wr += 4u * o4;
                 a[0] = mac4(a[0], subgroupBroadcast(x, 0u), w0, w1, w2, w3);
                 a[1] = mac4(a[1], subgroupBroadcast(x, 1u), w0, w1, w2, w3);
@@ -310,10 +344,10 @@ fn conv2d_forward_sg_c4_o16(@builtin(workgroup_id) wid: vec3<u32>,
             for (var c = 0u; c < cq; c++) {
                 let x = select(z, input4[off + c], ok);
                 let xb = select(z, input4[offb + c], okb);
-                let w0 = weight2[wr];
-                let w1 = weight2[wr + o2];
-                let w2 = weight2[wr + 2u * o2];
-                let w3 = weight2[wr + 3u * o2];
+                let w0 = weight_vec2(wr);
+                let w1 = weight_vec2(wr + o2);
+                let w2 = weight_vec2(wr + 2u * o2);
+                let w3 = weight_vec2(wr + 3u * o2);
                 wr += 4u * o2;
                 a[0] = mac4x2(a[0], subgroupBroadcast(x, 0u), w0, w1, w2, w3);
                 a[1] = mac4x2(a[1], subgroupBroadcast(x, 1u), w0, w1, w2, w3);
@@ -412,10 +446,10 @@ fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
             for (var oq = 0u; oq < o4; oq++) {
                 let d = select(z, dout4[ta.x + oq], ta.y != 0u);
                 let e = select(z, dout4[tb.x + oq], tb.y != 0u);
-                let w0 = weight4[wr];
-                let w1 = weight4[wr + o4];
-                let w2 = weight4[wr + 2u * o4];
-                let w3 = weight4[wr + 3u * o4];
+                let w0 = weight_vec4(wr);
+                let w1 = weight_vec4(wr + o4);
+                let w2 = weight_vec4(wr + 2u * o4);
+                let w3 = weight_vec4(wr + 3u * o4);
                 wr += 1u;
                 a[0] += dot4(subgroupBroadcast(d, 0u), w0, w1, w2, w3);
                 a[1] += dot4(subgroupBroadcast(d, 1u), w0, w1, w2, w3);
@@ -492,8 +526,8 @@ fn conv2d_backward_input_sg_c16(@builtin(workgroup_id) wid: vec3<u32>,
             for (var oq = 0u; oq < o4; oq++) {
                 let d = select(z, dout4[ta.x + oq], ta.y != 0u);
                 let e = select(z, dout4[tb.x + oq], tb.y != 0u);
-                let w0 = weight4[wr];
-                let w1 = weight4[wr + o4];
+                let w0 = weight_vec4(wr);
+                let w1 = weight_vec4(wr + o4);
                 wr += 1u;
                 a[0] += dot2(subgroupBroadcast(d, 0u), w0, w1);
                 a[1] += dot2(subgroupBroadcast(d, 1u), w0, w1);
@@ -616,10 +650,10 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
         let f2 = row_tap(p2, rb);
         let f3 = row_tap(p3, rb);
         px = next_pixel(p3);
-        let d0 = dout4[mi * o4 + qc];
-        let d1 = dout4[(mi + 1u) * o4 + qc];
-        let d2 = dout4[(mi + 2u) * o4 + qc];
-        let d3 = dout4[(mi + 3u) * o4 + qc];
+        let d0 = dout_vec4(mi * o4 + qc);
+        let d1 = dout_vec4((mi + 1u) * o4 + qc);
+        let d2 = dout_vec4((mi + 2u) * o4 + qc);
+        let d3 = dout_vec4((mi + 3u) * o4 + qc);
         a[0] += subgroupBroadcast(e0, 0u) * d0 + subgroupBroadcast(e1, 0u) * d1
             + subgroupBroadcast(e2, 0u) * d2 + subgroupBroadcast(e3, 0u) * d3;
         a[1] += subgroupBroadcast(e0, 1u) * d0 + subgroupBroadcast(e1, 1u) * d1
@@ -657,7 +691,7 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
         let e = row_tap(px, ra);
         let f = row_tap(px, rb);
         px = next_pixel(px);
-        let d = dout4[mi * o4 + qc];
+        let d = dout_vec4(mi * o4 + qc);
         a[0] += subgroupBroadcast(e, 0u) * d;
         a[1] += subgroupBroadcast(e, 1u) * d;
         a[2] += subgroupBroadcast(e, 2u) * d;
@@ -731,10 +765,10 @@ fn conv2d_backward_weight_sg_o16(@builtin(workgroup_id) wid: vec3<u32>,
         let f2 = row_tap(p2, rb);
         let f3 = row_tap(p3, rb);
         px = next_pixel(p3);
-        let d0 = dout2[mi * o2 + qc];
-        let d1 = dout2[(mi + 1u) * o2 + qc];
-        let d2 = dout2[(mi + 2u) * o2 + qc];
-        let d3 = dout2[(mi + 3u) * o2 + qc];
+        let d0 = dout_vec2(mi * o2 + qc);
+        let d1 = dout_vec2((mi + 1u) * o2 + qc);
+        let d2 = dout_vec2((mi + 2u) * o2 + qc);
+        let d3 = dout_vec2((mi + 3u) * o2 + qc);
         a[0] += subgroupBroadcast(e0, 0u) * d0 + subgroupBroadcast(e1, 0u) * d1
             + subgroupBroadcast(e2, 0u) * d2 + subgroupBroadcast(e3, 0u) * d3;
         a[1] += subgroupBroadcast(e0, 1u) * d0 + subgroupBroadcast(e1, 1u) * d1
@@ -772,7 +806,7 @@ fn conv2d_backward_weight_sg_o16(@builtin(workgroup_id) wid: vec3<u32>,
         let e = row_tap(px, ra);
         let f = row_tap(px, rb);
         px = next_pixel(px);
-        let d = dout2[mi * o2 + qc];
+        let d = dout_vec2(mi * o2 + qc);
         a[0] += subgroupBroadcast(e, 0u) * d;
         a[1] += subgroupBroadcast(e, 1u) * d;
         a[2] += subgroupBroadcast(e, 2u) * d;

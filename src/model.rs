@@ -818,13 +818,7 @@ fn record(
     prologue: &[&Dispatch],
     schedule: &[Dispatch],
 ) {
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some(label),
-        timestamp_writes: None,
-    });
-    for d in prologue.iter().copied().chain(schedule) {
-        d.record(&mut pass);
-    }
+    crate::gpu::dispatch::record_passes(encoder, label, prologue.iter().copied().chain(schedule));
 }
 
 #[cfg(test)]

@@ -79,6 +79,10 @@ pub fn profile(
         before_step(gpu);
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         for (i, d) in schedule.iter().enumerate() {
+            // Outside the timed pass: the texture copies are not the kernel's time.
+            for t in &d.textures {
+                t.record_refresh(&mut enc);
+            }
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(d.entry),
                 timestamp_writes: Some(wgpu::ComputePassTimestampWrites {

@@ -473,11 +473,24 @@ fn conv2d_sg_16_channel_tiles_match_32_bitwise() {
         buf(&mut r, p.output_len()),
     );
     let rows = p.weight_rows() + 1;
-    let sg = |entry, binds: &[(u32, BufSlice<'_>)], tiles: u32| {
-        let u = gpu.uniform("p", &p);
-        let grid = wgpu_cnn::gpu::dispatch::grid(tiles * 8);
-        wgpu_cnn::gpu::Dispatch::new(gpu, "conv2d_sg", entry, &u, binds, grid, 0, 0)
-    };
+    // The tensors the kernel reads through textures (weights: 30, dout of the weight
+    // gradient: 31) as the launchers bind them.
+    let sg =
+        |entry, binds: &[(u32, BufSlice<'_>)], textures: &[(u32, BufSlice<'_>)], tiles: u32| {
+            let u = gpu.uniform("p", &p);
+            let grid = wgpu_cnn::gpu::dispatch::grid(tiles * 8);
+            wgpu_cnn::gpu::Dispatch::with_textures(
+                gpu,
+                "conv2d_sg",
+                entry,
+                &u,
+                binds,
+                textures,
+                grid,
+                0,
+                0,
+            )
+        };
     // (16-channel entry, 32-channel entry, output length) in the launchers' bindings.
     let (y16, y32) = (
         gpu.storage("y", p.output_len()),
@@ -498,25 +511,22 @@ fn conv2d_sg_16_channel_tiles_match_32_bitwise() {
         conv2d::forward(gpu, &p, x, w, Some(b), (&y16).into()),
         sg(
             "conv2d_forward_sg_c4",
-            &[
-                (12, x),
-                (10, w),
-                (3, b),
-                (14, (&y32).into()),
-                (18, (&y32).into()),
-            ],
+            &[(12, x), (3, b), (14, (&y32).into()), (18, (&y32).into())],
+            &[(30, w)],
             pixels,
         ),
         conv2d::backward_input(gpu, &p, dy, w, (&dx16).into()),
         sg(
             "conv2d_backward_input_sg",
-            &[(11, dy), (10, w), (16, (&dx32).into())],
+            &[(11, dy), (16, (&dx32).into())],
+            &[(30, w)],
             inputs,
         ),
         conv2d::backward_weight_split(gpu, &p, x, dy, (&pt16).into()),
         sg(
             "conv2d_backward_weight_sg",
-            &[(1, x), (11, dy), (17, (&pt32).into())],
+            &[(1, x), (17, (&pt32).into())],
+            &[(31, dy)],
             rows.div_ceil(16) * p.splits,
         ),
     ];

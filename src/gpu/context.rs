@@ -165,6 +165,9 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<(&'static str, &'static str), wgpu::ComputePipeline>>,
+    /// Textures of [`super::dispatch::TextureMirror`]s by (binding, rows): dispatches share them,
+    /// each refreshing its texture right before it runs.
+    mirrors: Mutex<HashMap<(u32, u32), (wgpu::Texture, wgpu::TextureView)>>,
     errors: Arc<Mutex<Vec<String>>>,
     bounds_checks: bool,
     /// The subgroup size when the device has subgroup operations and a single, fixed size.
@@ -267,6 +270,7 @@ impl Gpu {
             queue,
             modules: Mutex::default(),
             pipelines: Mutex::default(),
+            mirrors: Mutex::default(),
             errors,
             bounds_checks,
             subgroup_size,
@@ -335,6 +339,34 @@ impl Gpu {
     }
 
     /// The compute pipeline of `entry` in shader `shader`, compiled once and cached.
+    /// The rgba32float texture of `rows` × [`super::dispatch::TEXTURE_ROW`] texels that the
+    /// texture mirrors at `binding` share.
+    pub fn mirror_texture(&self, binding: u32, rows: u32) -> (wgpu::Texture, wgpu::TextureView) {
+        self.mirrors
+            .lock()
+            .expect("mirror textures")
+            .entry((binding, rows))
+            .or_insert_with(|| {
+                let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+                    label: Some("texture mirror"),
+                    size: wgpu::Extent3d {
+                        width: super::dispatch::TEXTURE_ROW,
+                        height: rows,
+                        depth_or_array_layers: 1,
+                    },
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format: wgpu::TextureFormat::Rgba32Float,
+                    usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                    view_formats: &[],
+                });
+                let view = texture.create_view(&Default::default());
+                (texture, view)
+            })
+            .clone()
+    }
+
     pub fn pipeline(&self, shader: &'static str, entry: &'static str) -> wgpu::ComputePipeline {
         let key = (shader, entry);
         if let Some(p) = self.pipelines.lock().expect("pipeline cache").get(&key) {
@@ -426,15 +458,7 @@ impl Gpu {
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("run"),
-                timestamp_writes: None,
-            });
-            for d in dispatches {
-                d.record(&mut pass);
-            }
-        }
+        super::dispatch::record_passes(&mut encoder, "run", dispatches.iter().copied());
         self.queue.submit([encoder.finish()]);
         self.wait()
     }

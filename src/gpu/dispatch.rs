@@ -1,5 +1,7 @@
 //! A recorded dispatch: pipeline, bind group and grid, built once and replayed every step.
 
+use std::sync::Arc;
+
 /// A byte range of a buffer bound as one shader variable (a tensor inside a bigger buffer).
 #[derive(Clone, Copy, Debug)]
 pub struct BufSlice<'a> {
@@ -36,6 +38,137 @@ impl<'a> From<&'a wgpu::Buffer> for BufSlice<'a> {
     }
 }
 
+/// Texels per row of a [`TextureMirror`]: the tensor's vec4 number i sits at
+/// (i % 4096, i / 4096), as `weight_vec4` in `conv2d_sg.wgsl` reads it.
+pub const TEXTURE_ROW: u32 = 4096;
+
+/// A tensor mirrored into an rgba32float texture for the kernels that load it lane by lane
+/// (`conv2d_sg.wgsl`: the weights of the forward and input-gradient kernels, the output
+/// gradient of the weight-gradient kernels): lavapipe loads a storage-buffer element one lane at
+/// a time with a bounds check and a branch each, but fetches texels without that loop (1.2–1.7×
+/// on the forward kernels, `examples/texfetch.rs`). The texture is refreshed by a copy recorded
+/// right before every dispatch that reads it ([`record_passes`]), so it holds the tensor as it
+/// is at that point of the command stream, whatever wrote it before. That also lets dispatches
+/// share one texture per (binding, size) ([`super::Gpu::mirror_texture`]).
+pub struct TextureMirror {
+    /// The shader binding the texture is bound at.
+    pub binding: u32,
+    source: wgpu::Buffer,
+    offset: u64,
+    size: u64,
+    /// A texel-aligned copy of the tensor when its slice is not (offset or size not a whole
+    /// number of 16-byte texels); texture copies need whole texels at 16-byte offsets.
+    staging: Option<wgpu::Buffer>,
+    texture: wgpu::Texture,
+    pub view: wgpu::TextureView,
+}
+
+impl TextureMirror {
+    pub fn new(gpu: &super::Gpu, binding: u32, tensor: BufSlice<'_>) -> Self {
+        let texels = tensor.size.div_ceil(16).max(1);
+        let rows = texels.div_ceil(TEXTURE_ROW as u64) as u32;
+        let (texture, view) = gpu.mirror_texture(binding, rows);
+        let aligned = tensor.offset.is_multiple_of(16) && tensor.size.is_multiple_of(16);
+        let staging = (!aligned).then(|| {
+            gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("texture mirror staging"),
+                size: texels * 16,
+                usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        TextureMirror {
+            binding,
+            source: tensor.buffer.clone(),
+            offset: tensor.offset,
+            size: tensor.size,
+            staging,
+            texture,
+            view,
+        }
+    }
+
+    /// Records the copies that bring the texture up to date with the weight buffer (outside
+    /// any pass).
+    pub fn record_refresh(&self, encoder: &mut wgpu::CommandEncoder) {
+        let (buffer, offset) = match &self.staging {
+            Some(s) => {
+                encoder.copy_buffer_to_buffer(&self.source, self.offset, s, 0, self.size);
+                (s, 0)
+            }
+            None => (&self.source, self.offset),
+        };
+        let texels = self.size.div_ceil(16);
+        let row = TEXTURE_ROW as u64;
+        // Whole rows, then the last partial row: neither reads past the tensor.
+        for (y, height, width) in [
+            (0, texels / row, row),
+            (
+                texels / row,
+                !texels.is_multiple_of(row) as u64,
+                texels % row,
+            ),
+        ] {
+            if height == 0 || width == 0 {
+                continue;
+            }
+            encoder.copy_buffer_to_texture(
+                wgpu::TexelCopyBufferInfo {
+                    buffer,
+                    layout: wgpu::TexelCopyBufferLayout {
+                        offset: offset + y * row * 16,
+                        bytes_per_row: Some(TEXTURE_ROW * 16),
+                        rows_per_image: None,
+                    },
+                },
+                wgpu::TexelCopyTextureInfo {
+                    texture: &self.texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d {
+                        x: 0,
+                        y: y as u32,
+                        z: 0,
+                    },
+                    aspect: wgpu::TextureAspect::All,
+                },
+                wgpu::Extent3d {
+                    width: width as u32,
+                    height: height as u32,
+                    depth_or_array_layers: 1,
+                },
+            );
+        }
+    }
+}
+
+/// Records `dispatches` in order into compute passes, ending the pass before each dispatch
+/// that reads a [`TextureMirror`] to record the texture's refresh (a copy cannot sit inside a
+/// pass).
+pub fn record_passes<'a>(
+    encoder: &mut wgpu::CommandEncoder,
+    label: &str,
+    dispatches: impl IntoIterator<Item = &'a Dispatch>,
+) {
+    let mut pass: Option<wgpu::ComputePass<'static>> = None;
+    for d in dispatches {
+        if !d.textures.is_empty() {
+            drop(pass.take());
+            for t in &d.textures {
+                t.record_refresh(encoder);
+            }
+        }
+        let p = pass.get_or_insert_with(|| {
+            encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(label),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime()
+        });
+        d.record(p);
+    }
+}
+
 /// Invocations per workgroup of every 1-D kernel (`WG` in the shaders).
 pub const WORKGROUP: u32 = 64;
 /// WebGPU's limit on workgroups per grid dimension.
@@ -66,6 +199,8 @@ pub struct Dispatch {
     pub bytes: u64,
     /// Keeps the params uniform alive as long as the dispatch.
     pub uniform: wgpu::Buffer,
+    /// The tensors this dispatch reads through textures, refreshed before it.
+    pub textures: Vec<Arc<TextureMirror>>,
 }
 
 impl Dispatch {
@@ -81,6 +216,80 @@ impl Dispatch {
         flops: u64,
         bytes: u64,
     ) -> Dispatch {
+        Self::build(
+            gpu,
+            shader,
+            entry,
+            uniform,
+            bindings,
+            Vec::new(),
+            workgroups,
+            flops,
+            bytes,
+        )
+    }
+
+    /// As [`Dispatch::new`], with `weight` read through a [`TextureMirror`] at binding 30.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_weight_texture(
+        gpu: &super::Gpu,
+        shader: &'static str,
+        entry: &'static str,
+        uniform: &wgpu::Buffer,
+        bindings: &[(u32, BufSlice<'_>)],
+        weight: BufSlice<'_>,
+        workgroups: [u32; 3],
+        flops: u64,
+        bytes: u64,
+    ) -> Dispatch {
+        Self::with_textures(
+            gpu,
+            shader,
+            entry,
+            uniform,
+            bindings,
+            &[(30, weight)],
+            workgroups,
+            flops,
+            bytes,
+        )
+    }
+
+    /// As [`Dispatch::new`], with each `(binding, tensor)` of `textures` read through a
+    /// [`TextureMirror`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_textures(
+        gpu: &super::Gpu,
+        shader: &'static str,
+        entry: &'static str,
+        uniform: &wgpu::Buffer,
+        bindings: &[(u32, BufSlice<'_>)],
+        textures: &[(u32, BufSlice<'_>)],
+        workgroups: [u32; 3],
+        flops: u64,
+        bytes: u64,
+    ) -> Dispatch {
+        let textures = textures
+            .iter()
+            .map(|(b, t)| Arc::new(TextureMirror::new(gpu, *b, *t)))
+            .collect();
+        Self::build(
+            gpu, shader, entry, uniform, bindings, textures, workgroups, flops, bytes,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        gpu: &super::Gpu,
+        shader: &'static str,
+        entry: &'static str,
+        uniform: &wgpu::Buffer,
+        bindings: &[(u32, BufSlice<'_>)],
+        textures: Vec<Arc<TextureMirror>>,
+        workgroups: [u32; 3],
+        flops: u64,
+        bytes: u64,
+    ) -> Dispatch {
         let pipeline = gpu.pipeline(shader, entry);
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
@@ -89,6 +298,10 @@ impl Dispatch {
         entries.extend(bindings.iter().map(|(b, s)| wgpu::BindGroupEntry {
             binding: *b,
             resource: s.binding(),
+        }));
+        entries.extend(textures.iter().map(|t| wgpu::BindGroupEntry {
+            binding: t.binding,
+            resource: wgpu::BindingResource::TextureView(&t.view),
         }));
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(entry),
@@ -104,6 +317,7 @@ impl Dispatch {
             flops,
             bytes,
             uniform: uniform.clone(),
+            textures,
         }
     }
 

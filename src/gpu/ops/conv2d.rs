@@ -226,12 +226,13 @@ fn forward_sg(
     let entry = select_forward(&gpu.caps(), p);
     if entry == "conv2d_forward_sg_c4_o16" {
         // 16 pixels × 16 channels per subgroup, vec2 views of weight and output; no pooled output.
-        return Dispatch::new(
+        return Dispatch::with_weight_texture(
             gpu,
             SG_SHADER,
             entry,
             &u,
-            &[(12, input), (20, weight), (3, bias), (21, output)],
+            &[(12, input), (3, bias), (21, output)],
+            weight,
             sg_grid(p.o.div_ceil(16) * p.pixels().div_ceil(16)),
             p.flops_forward(),
             bytes,
@@ -243,18 +244,18 @@ fn forward_sg(
     } else {
         (1, 2)
     };
-    Dispatch::new(
+    Dispatch::with_weight_texture(
         gpu,
         SG_SHADER,
         entry,
         &u,
         &[
             (input_binding, input),
-            (10, weight),
             (3, bias),
             (14, output),
             (18, pooled),
         ],
+        weight,
         sg_grid(p.o.div_ceil(32) * p.pixels().div_ceil(8).div_ceil(pixel_tiles)),
         p.flops_forward(),
         bytes,
@@ -296,12 +297,13 @@ pub fn backward_input(
         } else {
             (16, 32)
         };
-        return Dispatch::new(
+        return Dispatch::with_weight_texture(
             gpu,
             SG_SHADER,
             entry,
             &u,
-            &[(11, dout), (10, weight), (dinput_binding, dinput)],
+            &[(11, dout), (dinput_binding, dinput)],
+            weight,
             sg_grid(p.c.div_ceil(tile_c) * (p.n * p.h * p.w).div_ceil(16)),
             p.flops_forward(),
             bytes,
@@ -394,22 +396,20 @@ pub fn backward_weight_split(
         subgroup8(gpu, p),
         "backward_weight_split needs 8-wide subgroups and O % 4 == 0, or workgroup tiles"
     );
-    // (dout binding, partials binding, output channels per tile); 16 rows per subgroup.
-    let (dout_binding, partials_binding, tile_o) = if entry == "conv2d_backward_weight_sg_o16" {
-        (23, 24, 16)
+    // (partials binding, output channels per tile); 16 rows per subgroup; dout through a
+    // texture (binding 31).
+    let (partials_binding, tile_o) = if entry == "conv2d_backward_weight_sg_o16" {
+        (24, 16)
     } else {
-        (11, 17, 32)
+        (17, 32)
     };
-    Dispatch::new(
+    Dispatch::with_textures(
         gpu,
         SG_SHADER,
         entry,
         &u,
-        &[
-            (1, input),
-            (dout_binding, dout),
-            (partials_binding, partials),
-        ],
+        &[(1, input), (partials_binding, partials)],
+        &[(31, dout)],
         sg_grid(p.o.div_ceil(tile_o) * rows.div_ceil(16) * p.splits),
         p.flops_forward() + 2 * (p.pixels() * p.o) as u64,
         4 * (p.input_len() + p.output_len() + p.partials_len()) as u64,
