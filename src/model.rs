@@ -528,9 +528,11 @@ impl GpuModel {
         self.plan.desc.classes
     }
 
-    /// Bytes of GPU memory in the model's buffers (uniforms excluded).
+    /// Bytes of GPU memory in the model's buffers and its kernels' texture mirrors (uniforms
+    /// excluded).
     pub fn gpu_bytes(&self) -> u64 {
-        self.buffers.iter().map(|b| b.size()).sum()
+        self.buffers.iter().map(|b| b.size()).sum::<u64>()
+            + crate::gpu::dispatch::mirror_bytes(self.train.iter().chain(&self.eval))
     }
 
     /// The dispatches of one training step, in order (for the profiler).

@@ -848,3 +848,24 @@ fn every_optimizer_and_schedule_for_200_steps() {
         }
     }
 }
+
+/// The plan's memory report counts the texture mirrors of the subgroup kernels as the model
+/// holds them (one texture per binding and size), so `models --plan` and `bench` agree.
+#[test]
+fn the_plan_counts_the_texture_mirrors_the_model_holds() {
+    let Some(gpu) = gpu() else { return };
+    for (name, n) in [("flax-cifar10", 6), ("resnet20", 3), ("lenet5", 5)] {
+        let d = zoo::preset(name).unwrap();
+        let p = plan(gpu, &d, n);
+        let caps = gpu.caps();
+        let estimate = p.texture_mirror_bytes(&|st| wgpu_cnn::gpu::ops::kernel_of(&caps, &p, st));
+        let init = p.layout.init(3);
+        let m = GpuModel::from_plan(gpu, p, &init, LR).unwrap();
+        let held = wgpu_cnn::gpu::dispatch::mirror_bytes(
+            m.train_schedule().iter().chain(m.eval_schedule()),
+        );
+        assert_eq!(estimate, held, "{name}");
+        // On an adapter with 8-wide subgroups (lavapipe) the subgroup kernels use them.
+        assert_eq!(held > 0, caps.subgroup8(), "{name}: {held} bytes");
+    }
+}

@@ -88,6 +88,15 @@ impl TextureMirror {
         }
     }
 
+    /// The shared texture's key (binding, rows) and the bytes of this mirror's own staging
+    /// buffer (0 when the slice is texel-aligned).
+    pub fn footprint(&self) -> ((u32, u32), u64) {
+        (
+            (self.binding, self.texture.height()),
+            self.staging.as_ref().map_or(0, |b| b.size()),
+        )
+    }
+
     /// Records the copies that bring the texture up to date with the weight buffer (outside
     /// any pass).
     pub fn record_refresh(&self, encoder: &mut wgpu::CommandEncoder) {
@@ -139,6 +148,23 @@ impl TextureMirror {
             );
         }
     }
+}
+
+/// Bytes of GPU memory held by the texture mirrors of `dispatches`: each shared texture once,
+/// plus the staging buffers.
+pub fn mirror_bytes<'a>(dispatches: impl IntoIterator<Item = &'a Dispatch>) -> u64 {
+    let mut textures = std::collections::BTreeSet::new();
+    let mut mirrors = std::collections::BTreeMap::new();
+    for t in dispatches.into_iter().flat_map(|d| &d.textures) {
+        let (key, staging) = t.footprint();
+        textures.insert(key);
+        mirrors.insert(Arc::as_ptr(t) as usize, staging);
+    }
+    textures
+        .iter()
+        .map(|(_, rows)| *rows as u64 * TEXTURE_ROW as u64 * 16)
+        .sum::<u64>()
+        + mirrors.values().sum::<u64>()
 }
 
 /// Records `dispatches` in order into compute passes, ending the pass before each dispatch

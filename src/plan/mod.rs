@@ -1621,6 +1621,32 @@ impl Plan {
         bufs + copies * 4 * self.layout.total as u64 + 4 * (2 * self.batch as u64 + 3 + 4)
     }
 
+    /// Bytes of the textures through which the `conv2d_sg.wgsl` kernels read their per-lane
+    /// operand (the weights, or the weight gradient's dout; `gpu::dispatch::TextureMirror`):
+    /// one texture per binding and size, shared by the steps; `kernel` names each step's kernel
+    /// on the device as in [`Plan::render`]. Staging copies of unaligned slices not counted.
+    pub fn texture_mirror_bytes(&self, kernel: &dyn Fn(&Step) -> String) -> u64 {
+        let row = crate::gpu::dispatch::TEXTURE_ROW as u64;
+        let rows = |floats: usize| (floats as u64).div_ceil(4).div_ceil(row).max(1);
+        let mut seen = std::collections::BTreeSet::new();
+        for st in self.forward.iter().chain(&self.backward) {
+            if !kernel(st).contains("_sg") {
+                continue;
+            }
+            let (binding, floats) = match st {
+                Step::Conv { p, .. } | Step::ConvBackwardInput { p, .. } => (30, p.weight_len()),
+                Step::ConvBackwardWeight { p, .. } => (31, p.output_len()),
+                Step::Dense { p, .. } | Step::DenseBackwardInput { p, .. } => {
+                    (30, p.as_conv().weight_len())
+                }
+                Step::DenseBackwardWeight { p, .. } => (31, p.as_conv().output_len()),
+                _ => continue,
+            };
+            seen.insert((binding, rows(floats)));
+        }
+        seen.iter().map(|(_, r)| r * row * 16).sum()
+    }
+
     /// FLOPs of one training step by the 3×-forward rule (padding taps included).
     pub fn train_flops(&self) -> u64 {
         3 * self.forward_flops()
@@ -1729,7 +1755,19 @@ impl Plan {
                 b.label
             );
         }
-        let _ = writeln!(s, "  total {:.2} MiB of GPU memory", mib(self.gpu_bytes()));
+        let mirrors = self.texture_mirror_bytes(kernel);
+        if mirrors > 0 {
+            let _ = writeln!(
+                s,
+                "  {:>10}  textures of the subgroup kernels' per-lane operand (weights, dout)",
+                format!("{:.2} MiB", mib(mirrors))
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  total {:.2} MiB of GPU memory",
+            mib(self.gpu_bytes() + mirrors)
+        );
         match Plan::max_batch(&self.desc, &self.caps, self.mode) {
             Some(b) => {
                 let _ = writeln!(
