@@ -12,276 +12,107 @@ use wgpu_cnn::params::*;
 /// Texels per texture row: a linear vec4 index i sits at (i % TEX_W, i / TEX_W).
 const TEX_W: u32 = 4096;
 
-const TEX: &str = r#"
+/// Bindings and load helpers of the variants (beside `conv2d_sg.wgsl`'s own).
+const EXTRA: &str = r#"
 @group(0) @binding(10) var<storage, read> weight4: array<vec4<f32>>;
 @group(0) @binding(31) var xtex: texture_2d<f32>;
-fn tl(t: texture_2d<f32>, i: u32) -> vec4<f32> {
-    return textureLoad(t, vec2<u32>(i % 4096u, i / 4096u), 0);
-}
-@compute @workgroup_size(64)
-fn fwd_tex(@builtin(workgroup_id) wid: vec3<u32>,
-                          @builtin(num_workgroups) nwg: vec3<u32>,
-                          @builtin(local_invocation_index) lid: u32) {
-    let m_total = p.n * p.out_h * p.out_w;
-    let o4 = p.o / 4u;
-    let cq = p.c / 4u;
-    let otiles = (o4 + SG - 1u) / SG;
-    let t = tile_id(wid, nwg, lid);
-    if (t >= otiles * ((m_total + 15u) / 16u)) { return; }
-    let lane = lid % SG;
-    let q = (t % otiles) * SG + lane;
-    let qc = min(q, o4 - 1u);
-    let g = (t / otiles) * 2u;
-    let wa = window(min(tile_pixel(g, lane), m_total - 1u));
-    let wb = window(min(tile_pixel(g + 1u, lane), m_total - 1u));
-    let z = vec4<f32>(0.0);
-    var a = array<vec4<f32>, 8>();
-    var b = array<vec4<f32>, 8>();
-    for (var ky = 0u; ky < p.kh; ky++) {
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let oa = window_tap(wa, ky, kx);
-            let ob = window_tap(wb, ky, kx);
-            let ok = oa >= 0;
-            let okb = ob >= 0;
-            let off = u32(max(oa, 0)) / 4u;
-            let offb = u32(max(ob, 0)) / 4u;
-            var wr = (ky * p.kw + kx) * p.c * o4 + qc;
-            for (var c = 0u; c < cq; c++) {
-                let x = select(z, tl(xtex, off + c), ok);
-                let xb = select(z, tl(xtex, offb + c), okb);
-                let w0 = weight_vec4(wr);
-                let w1 = weight_vec4(wr + o4);
-                let w2 = weight_vec4(wr + 2u * o4);
-                let w3 = weight_vec4(wr + 3u * o4);
-                wr += 4u * o4;
-                a[0] = mac4(a[0], subgroupBroadcast(x, 0u), w0, w1, w2, w3);
-                a[1] = mac4(a[1], subgroupBroadcast(x, 1u), w0, w1, w2, w3);
-                a[2] = mac4(a[2], subgroupBroadcast(x, 2u), w0, w1, w2, w3);
-                a[3] = mac4(a[3], subgroupBroadcast(x, 3u), w0, w1, w2, w3);
-                a[4] = mac4(a[4], subgroupBroadcast(x, 4u), w0, w1, w2, w3);
-                a[5] = mac4(a[5], subgroupBroadcast(x, 5u), w0, w1, w2, w3);
-                a[6] = mac4(a[6], subgroupBroadcast(x, 6u), w0, w1, w2, w3);
-                a[7] = mac4(a[7], subgroupBroadcast(x, 7u), w0, w1, w2, w3);
-                b[0] = mac4(b[0], subgroupBroadcast(xb, 0u), w0, w1, w2, w3);
-                b[1] = mac4(b[1], subgroupBroadcast(xb, 1u), w0, w1, w2, w3);
-                b[2] = mac4(b[2], subgroupBroadcast(xb, 2u), w0, w1, w2, w3);
-                b[3] = mac4(b[3], subgroupBroadcast(xb, 3u), w0, w1, w2, w3);
-                b[4] = mac4(b[4], subgroupBroadcast(xb, 4u), w0, w1, w2, w3);
-                b[5] = mac4(b[5], subgroupBroadcast(xb, 5u), w0, w1, w2, w3);
-                b[6] = mac4(b[6], subgroupBroadcast(xb, 6u), w0, w1, w2, w3);
-                b[7] = mac4(b[7], subgroupBroadcast(xb, 7u), w0, w1, w2, w3);
-            }
-        }
-    }
-    store_output_tile(g, q, o4, a);
-    store_output_tile(g + 1u, q, o4, b);
-}
-@compute @workgroup_size(64)
-fn fwd_sg4(@builtin(workgroup_id) wid: vec3<u32>,
-                          @builtin(num_workgroups) nwg: vec3<u32>,
-                          @builtin(local_invocation_index) lid: u32) {
-    let m_total = p.n * p.out_h * p.out_w;
-    let o4 = p.o / 4u;
-    let cq = p.c / 4u;
-    let otiles = (o4 + SG - 1u) / SG;
-    let t = tile_id(wid, nwg, lid);
-    if (t >= otiles * ((m_total + 31u) / 32u)) { return; }
-    let lane = lid % SG;
-    let q = (t % otiles) * SG + lane;
-    let qc = min(q, o4 - 1u);
-    let g = (t / otiles) * 4u;
-    let wa = window(min(tile_pixel(g, lane), m_total - 1u));
-    let wb = window(min(tile_pixel(g + 1u, lane), m_total - 1u));
-    let wc = window(min(tile_pixel(g + 2u, lane), m_total - 1u));
-    let wd = window(min(tile_pixel(g + 3u, lane), m_total - 1u));
-    let z = vec4<f32>(0.0);
-    var a = array<vec4<f32>, 8>();
-    var b = array<vec4<f32>, 8>();
-    var cc = array<vec4<f32>, 8>();
-    var dd = array<vec4<f32>, 8>();
-    for (var ky = 0u; ky < p.kh; ky++) {
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let oa = window_tap(wa, ky, kx);
-            let ob = window_tap(wb, ky, kx);
-            let oc = window_tap(wc, ky, kx);
-            let od = window_tap(wd, ky, kx);
-            let okc = oc >= 0;
-            let okd = od >= 0;
-            let offc = u32(max(oc, 0)) / 4u;
-            let offd = u32(max(od, 0)) / 4u;
-            let ok = oa >= 0;
-            let okb = ob >= 0;
-            let off = u32(max(oa, 0)) / 4u;
-            let offb = u32(max(ob, 0)) / 4u;
-            var wr = (ky * p.kw + kx) * p.c * o4 + qc;
-            for (var c = 0u; c < cq; c++) {
-                let x = select(z, input4[off + c], ok);
-                let xb = select(z, input4[offb + c], okb);
-                let xc = select(z, input4[offc + c], okc);
-                let xd = select(z, input4[offd + c], okd);
-                let w0 = weight4[wr];
-                let w1 = weight4[wr + o4];
-                let w2 = weight4[wr + 2u * o4];
-                let w3 = weight4[wr + 3u * o4];
-                wr += 4u * o4;
-                a[0] = mac4(a[0], subgroupBroadcast(x, 0u), w0, w1, w2, w3);
-                a[1] = mac4(a[1], subgroupBroadcast(x, 1u), w0, w1, w2, w3);
-                a[2] = mac4(a[2], subgroupBroadcast(x, 2u), w0, w1, w2, w3);
-                a[3] = mac4(a[3], subgroupBroadcast(x, 3u), w0, w1, w2, w3);
-                a[4] = mac4(a[4], subgroupBroadcast(x, 4u), w0, w1, w2, w3);
-                a[5] = mac4(a[5], subgroupBroadcast(x, 5u), w0, w1, w2, w3);
-                a[6] = mac4(a[6], subgroupBroadcast(x, 6u), w0, w1, w2, w3);
-                a[7] = mac4(a[7], subgroupBroadcast(x, 7u), w0, w1, w2, w3);
-                b[0] = mac4(b[0], subgroupBroadcast(xb, 0u), w0, w1, w2, w3);
-                b[1] = mac4(b[1], subgroupBroadcast(xb, 1u), w0, w1, w2, w3);
-                b[2] = mac4(b[2], subgroupBroadcast(xb, 2u), w0, w1, w2, w3);
-                b[3] = mac4(b[3], subgroupBroadcast(xb, 3u), w0, w1, w2, w3);
-                b[4] = mac4(b[4], subgroupBroadcast(xb, 4u), w0, w1, w2, w3);
-                b[5] = mac4(b[5], subgroupBroadcast(xb, 5u), w0, w1, w2, w3);
-                b[6] = mac4(b[6], subgroupBroadcast(xb, 6u), w0, w1, w2, w3);
-                b[7] = mac4(b[7], subgroupBroadcast(xb, 7u), w0, w1, w2, w3);
-                cc[0] = mac4(cc[0], subgroupBroadcast(xc, 0u), w0, w1, w2, w3);
-                cc[1] = mac4(cc[1], subgroupBroadcast(xc, 1u), w0, w1, w2, w3);
-                cc[2] = mac4(cc[2], subgroupBroadcast(xc, 2u), w0, w1, w2, w3);
-                cc[3] = mac4(cc[3], subgroupBroadcast(xc, 3u), w0, w1, w2, w3);
-                cc[4] = mac4(cc[4], subgroupBroadcast(xc, 4u), w0, w1, w2, w3);
-                cc[5] = mac4(cc[5], subgroupBroadcast(xc, 5u), w0, w1, w2, w3);
-                cc[6] = mac4(cc[6], subgroupBroadcast(xc, 6u), w0, w1, w2, w3);
-                cc[7] = mac4(cc[7], subgroupBroadcast(xc, 7u), w0, w1, w2, w3);
-                dd[0] = mac4(dd[0], subgroupBroadcast(xd, 0u), w0, w1, w2, w3);
-                dd[1] = mac4(dd[1], subgroupBroadcast(xd, 1u), w0, w1, w2, w3);
-                dd[2] = mac4(dd[2], subgroupBroadcast(xd, 2u), w0, w1, w2, w3);
-                dd[3] = mac4(dd[3], subgroupBroadcast(xd, 3u), w0, w1, w2, w3);
-                dd[4] = mac4(dd[4], subgroupBroadcast(xd, 4u), w0, w1, w2, w3);
-                dd[5] = mac4(dd[5], subgroupBroadcast(xd, 5u), w0, w1, w2, w3);
-                dd[6] = mac4(dd[6], subgroupBroadcast(xd, 6u), w0, w1, w2, w3);
-                dd[7] = mac4(dd[7], subgroupBroadcast(xd, 7u), w0, w1, w2, w3);
-            }
-        }
-    }
-    store_output_tile(g, q, o4, a);
-    store_output_tile(g + 1u, q, o4, b);
-    store_output_tile(g + 2u, q, o4, cc);
-    store_output_tile(g + 3u, q, o4, dd);
-}
-@compute @workgroup_size(64)
-fn fwd_buf(@builtin(workgroup_id) wid: vec3<u32>,
-                          @builtin(num_workgroups) nwg: vec3<u32>,
-                          @builtin(local_invocation_index) lid: u32) {
-    let m_total = p.n * p.out_h * p.out_w;
-    let o4 = p.o / 4u;
-    let cq = p.c / 4u;
-    let otiles = (o4 + SG - 1u) / SG;
-    let t = tile_id(wid, nwg, lid);
-    if (t >= otiles * ((m_total + 15u) / 16u)) { return; }
-    let lane = lid % SG;
-    let q = (t % otiles) * SG + lane;
-    let qc = min(q, o4 - 1u);
-    let g = (t / otiles) * 2u;
-    let wa = window(min(tile_pixel(g, lane), m_total - 1u));
-    let wb = window(min(tile_pixel(g + 1u, lane), m_total - 1u));
-    let z = vec4<f32>(0.0);
-    var a = array<vec4<f32>, 8>();
-    var b = array<vec4<f32>, 8>();
-    for (var ky = 0u; ky < p.kh; ky++) {
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let oa = window_tap(wa, ky, kx);
-            let ob = window_tap(wb, ky, kx);
-            let ok = oa >= 0;
-            let okb = ob >= 0;
-            let off = u32(max(oa, 0)) / 4u;
-            let offb = u32(max(ob, 0)) / 4u;
-            var wr = (ky * p.kw + kx) * p.c * o4 + qc;
-            for (var c = 0u; c < cq; c++) {
-                let x = select(z, input4[off + c], ok);
-                let xb = select(z, input4[offb + c], okb);
-                let w0 = weight4[wr];
-                let w1 = weight4[wr + o4];
-                let w2 = weight4[wr + 2u * o4];
-                let w3 = weight4[wr + 3u * o4];
-                wr += 4u * o4;
-                a[0] = mac4(a[0], subgroupBroadcast(x, 0u), w0, w1, w2, w3);
-                a[1] = mac4(a[1], subgroupBroadcast(x, 1u), w0, w1, w2, w3);
-                a[2] = mac4(a[2], subgroupBroadcast(x, 2u), w0, w1, w2, w3);
-                a[3] = mac4(a[3], subgroupBroadcast(x, 3u), w0, w1, w2, w3);
-                a[4] = mac4(a[4], subgroupBroadcast(x, 4u), w0, w1, w2, w3);
-                a[5] = mac4(a[5], subgroupBroadcast(x, 5u), w0, w1, w2, w3);
-                a[6] = mac4(a[6], subgroupBroadcast(x, 6u), w0, w1, w2, w3);
-                a[7] = mac4(a[7], subgroupBroadcast(x, 7u), w0, w1, w2, w3);
-                b[0] = mac4(b[0], subgroupBroadcast(xb, 0u), w0, w1, w2, w3);
-                b[1] = mac4(b[1], subgroupBroadcast(xb, 1u), w0, w1, w2, w3);
-                b[2] = mac4(b[2], subgroupBroadcast(xb, 2u), w0, w1, w2, w3);
-                b[3] = mac4(b[3], subgroupBroadcast(xb, 3u), w0, w1, w2, w3);
-                b[4] = mac4(b[4], subgroupBroadcast(xb, 4u), w0, w1, w2, w3);
-                b[5] = mac4(b[5], subgroupBroadcast(xb, 5u), w0, w1, w2, w3);
-                b[6] = mac4(b[6], subgroupBroadcast(xb, 6u), w0, w1, w2, w3);
-                b[7] = mac4(b[7], subgroupBroadcast(xb, 7u), w0, w1, w2, w3);
-            }
-        }
-    }
-    store_output_tile(g, q, o4, a);
-    store_output_tile(g + 1u, q, o4, b);
-}
 @group(0) @binding(32) var<uniform> wub: array<vec4<f32>, 4096>;
-@compute @workgroup_size(64)
-fn fwd_ubo(@builtin(workgroup_id) wid: vec3<u32>,
-                          @builtin(num_workgroups) nwg: vec3<u32>,
-                          @builtin(local_invocation_index) lid: u32) {
-    let m_total = p.n * p.out_h * p.out_w;
-    let o4 = p.o / 4u;
-    let cq = p.c / 4u;
-    let otiles = (o4 + SG - 1u) / SG;
-    let t = tile_id(wid, nwg, lid);
-    if (t >= otiles * ((m_total + 15u) / 16u)) { return; }
-    let lane = lid % SG;
-    let q = (t % otiles) * SG + lane;
-    let qc = min(q, o4 - 1u);
-    let g = (t / otiles) * 2u;
-    let wa = window(min(tile_pixel(g, lane), m_total - 1u));
-    let wb = window(min(tile_pixel(g + 1u, lane), m_total - 1u));
-    let z = vec4<f32>(0.0);
-    var a = array<vec4<f32>, 8>();
-    var b = array<vec4<f32>, 8>();
-    for (var ky = 0u; ky < p.kh; ky++) {
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let oa = window_tap(wa, ky, kx);
-            let ob = window_tap(wb, ky, kx);
-            let ok = oa >= 0;
-            let okb = ob >= 0;
-            let off = u32(max(oa, 0)) / 4u;
-            let offb = u32(max(ob, 0)) / 4u;
-            var wr = (ky * p.kw + kx) * p.c * o4 + qc;
-            for (var c = 0u; c < cq; c++) {
-                let x = select(z, input4[off + c], ok);
-                let xb = select(z, input4[offb + c], okb);
-                let w0 = wub[wr];
-                let w1 = wub[wr + o4];
-                let w2 = wub[wr + 2u * o4];
-                let w3 = wub[wr + 3u * o4];
-                wr += 4u * o4;
-                a[0] = mac4(a[0], subgroupBroadcast(x, 0u), w0, w1, w2, w3);
-                a[1] = mac4(a[1], subgroupBroadcast(x, 1u), w0, w1, w2, w3);
-                a[2] = mac4(a[2], subgroupBroadcast(x, 2u), w0, w1, w2, w3);
-                a[3] = mac4(a[3], subgroupBroadcast(x, 3u), w0, w1, w2, w3);
-                a[4] = mac4(a[4], subgroupBroadcast(x, 4u), w0, w1, w2, w3);
-                a[5] = mac4(a[5], subgroupBroadcast(x, 5u), w0, w1, w2, w3);
-                a[6] = mac4(a[6], subgroupBroadcast(x, 6u), w0, w1, w2, w3);
-                a[7] = mac4(a[7], subgroupBroadcast(x, 7u), w0, w1, w2, w3);
-                b[0] = mac4(b[0], subgroupBroadcast(xb, 0u), w0, w1, w2, w3);
-                b[1] = mac4(b[1], subgroupBroadcast(xb, 1u), w0, w1, w2, w3);
-                b[2] = mac4(b[2], subgroupBroadcast(xb, 2u), w0, w1, w2, w3);
-                b[3] = mac4(b[3], subgroupBroadcast(xb, 3u), w0, w1, w2, w3);
-                b[4] = mac4(b[4], subgroupBroadcast(xb, 4u), w0, w1, w2, w3);
-                b[5] = mac4(b[5], subgroupBroadcast(xb, 5u), w0, w1, w2, w3);
-                b[6] = mac4(b[6], subgroupBroadcast(xb, 6u), w0, w1, w2, w3);
-                b[7] = mac4(b[7], subgroupBroadcast(xb, 7u), w0, w1, w2, w3);
-            }
-        }
-    }
-    store_output_tile(g, q, o4, a);
-    store_output_tile(g + 1u, q, o4, b);
-}
+fn weight_buf(i: u32) -> vec4<f32> { return weight4[i]; }
+fn weight_ubo(i: u32) -> vec4<f32> { return wub[i]; }
 "#;
+
+/// `conv2d_forward_sg_c4` as `conv2d_sg.wgsl` has it, renamed, with each `(from, to)` swapped in
+/// (every `from` must occur).
+fn variant(src: &str, name: &str, swaps: &[(&str, String)]) -> String {
+    let start = src
+        .find("@compute @workgroup_size(64)\nfn conv2d_forward_sg_c4(")
+        .expect("conv2d_forward_sg_c4 in conv2d_sg.wgsl");
+    let end = start + src[start..].find("\n}\n").expect("end of the kernel") + 3;
+    let mut k = src[start..end].replace("fn conv2d_forward_sg_c4(", &format!("fn {name}("));
+    for (from, to) in swaps {
+        assert!(k.contains(from), "{name}: no `{from}` in the kernel");
+        k = k.replace(from, to);
+    }
+    k
+}
+
+/// The variants: storage-buffer weights (the kernel before the textures), inputs through a
+/// texture too, weights through a uniform buffer, and four 8-pixel tiles per subgroup instead
+/// of two (storage weights).
+fn variants(src: &str) -> String {
+    let s = |v: &str| v.to_string();
+    let mut out = String::from(EXTRA);
+    out += &variant(src, "fwd_buf", &[("weight_vec4(", s("weight_buf("))]);
+    out += &variant(
+        src,
+        "fwd_tex",
+        &[
+            ("input4[off + c]", s("texel(xtex, off + c)")),
+            ("input4[offb + c]", s("texel(xtex, offb + c)")),
+        ],
+    );
+    out += &variant(src, "fwd_ubo", &[("weight_vec4(", s("weight_ubo("))]);
+    let macs = |acc: &str, x: &str| -> String {
+        (0..8)
+            .map(|i| {
+                format!("                {acc}[{i}] = mac4({acc}[{i}], subgroupBroadcast({x}, {i}u), w0, w1, w2, w3);\n")
+            })
+            .collect()
+    };
+    let last = "                b[7] = mac4(b[7], subgroupBroadcast(xb, 7u), w0, w1, w2, w3);\n";
+    out += &variant(
+        src,
+        "fwd_sg4",
+        &[
+            ("weight_vec4(", s("weight_buf(")),
+            ("((m_total + 15u) / 16u)", s("((m_total + 31u) / 32u)")),
+            (
+                "let g = (t / otiles) * 2u;",
+                s("let g = (t / otiles) * 4u;"),
+            ),
+            (
+                "    let wb = window(min(tile_pixel(g + 1u, lane), m_total - 1u));\n",
+                s(
+                    "    let wb = window(min(tile_pixel(g + 1u, lane), m_total - 1u));\n    \
+                   let wc = window(min(tile_pixel(g + 2u, lane), m_total - 1u));\n    \
+                   let wd = window(min(tile_pixel(g + 3u, lane), m_total - 1u));\n",
+                ),
+            ),
+            (
+                "    var b = array<vec4<f32>, 8>();\n",
+                s(
+                    "    var b = array<vec4<f32>, 8>();\n    var cc = array<vec4<f32>, 8>();\n    \
+                   var dd = array<vec4<f32>, 8>();\n",
+                ),
+            ),
+            (
+                "            let ob = window_tap(wb, ky, kx);\n",
+                s("            let ob = window_tap(wb, ky, kx);\n            \
+                   let oc = window_tap(wc, ky, kx);\n            \
+                   let od = window_tap(wd, ky, kx);\n"),
+            ),
+            (
+                "                let xb = select(z, input4[offb + c], okb);\n",
+                s(
+                    "                let xb = select(z, input4[offb + c], okb);\n                \
+                   let xc = select(z, input4[u32(max(oc, 0)) / 4u + c], oc >= 0);\n                \
+                   let xd = select(z, input4[u32(max(od, 0)) / 4u + c], od >= 0);\n",
+                ),
+            ),
+            (
+                last,
+                format!("{last}{}{}", macs("cc", "xc"), macs("dd", "xd")),
+            ),
+            (
+                "    store_output_tile(g + 1u, q, o4, b);\n",
+                s("    store_output_tile(g + 1u, q, o4, b);\n    \
+                   store_output_tile(g + 2u, q, o4, cc);\n    \
+                   store_output_tile(g + 3u, q, o4, dd);\n"),
+            ),
+        ],
+    );
+    out
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -294,10 +125,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
     let gpu = Gpu::new(&GpuOptions::default()).expect("adapter");
-    let src = wgpu_cnn::gpu::shaders::source("conv2d_sg")
-        .expect("conv2d_sg")
-        .to_string()
-        + TEX;
+    let base = wgpu_cnn::gpu::shaders::source("conv2d_sg").expect("conv2d_sg");
+    let src = base.to_string() + &variants(base);
     // SAFETY: as the registry's shaders (gpu/context.rs): loads clamp, stores are masked.
     let module = unsafe {
         gpu.device.create_shader_module_trusted(

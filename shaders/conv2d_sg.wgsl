@@ -78,29 +78,26 @@ const SG: u32 = 8u;
 // Vec4 number i sits at (i % 4096, i / 4096).
 @group(0) @binding(30) var weight_texture: texture_2d<f32>;
 
-fn weight_vec4(i: u32) -> vec4<f32> {
-    return textureLoad(weight_texture, vec2<u32>(i % 4096u, i / 4096u), 0);
+// Texel i of a mirror texture, and vec2 number i (half of texel i / 2).
+fn texel(t: texture_2d<f32>, i: u32) -> vec4<f32> {
+    return textureLoad(t, vec2<u32>(i % 4096u, i / 4096u), 0);
 }
 
-// Vec2 number i of the weights (the 16-channel-tile kernels): half of texel i / 2.
-fn weight_vec2(i: u32) -> vec2<f32> {
-    let t = weight_vec4(i / 2u);
-    return select(t.xy, t.zw, (i & 1u) == 1u);
+fn texel_half(t: texture_2d<f32>, i: u32) -> vec2<f32> {
+    let v = texel(t, i / 2u);
+    return select(v.xy, v.zw, (i & 1u) == 1u);
 }
+
+fn weight_vec4(i: u32) -> vec4<f32> { return texel(weight_texture, i); }
+fn weight_vec2(i: u32) -> vec2<f32> { return texel_half(weight_texture, i); }
 
 // The output gradient of the weight-gradient kernels, which every lane loads for its own
 // channels, through a texture the same way (the input-gradient kernels load dout once per
 // subgroup and share it: storage there).
 @group(0) @binding(31) var dout_texture: texture_2d<f32>;
 
-fn dout_vec4(i: u32) -> vec4<f32> {
-    return textureLoad(dout_texture, vec2<u32>(i % 4096u, i / 4096u), 0);
-}
-
-fn dout_vec2(i: u32) -> vec2<f32> {
-    let t = dout_vec4(i / 2u);
-    return select(t.xy, t.zw, (i & 1u) == 1u);
-}
+fn dout_vec4(i: u32) -> vec4<f32> { return texel(dout_texture, i); }
+fn dout_vec2(i: u32) -> vec2<f32> { return texel_half(dout_texture, i); }
 
 // Index of this subgroup's tile in the whole grid (8 subgroups per group of 64; large grids
 // fold into y as in dispatch::grid).

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from flax_model import FlaxModel, forward_flops, load_description  # noqa: E402
+from flax_model import FlaxModel, forward_flops, load_description, train_step_fn  # noqa: E402
 
 
 def main():
@@ -48,29 +48,18 @@ def main():
     tx = optax.adam(args.lr)
     opt = tx.init(params)
 
-    @jax.jit
-    def train_step(params, stats, opt, x, y):
-        def loss_fn(p):
-            logits, upd = model.apply({"params": p, "batch_stats": stats}, x, train=True,
-                                      mutable=["batch_stats"])
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-            return loss, upd.get("batch_stats", {})
-
-        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt = tx.update(grads, opt, params)
-        return optax.apply_updates(params, updates), stats, opt, loss
-
+    train_step = train_step_fn(model, tx)
     state = (params, stats, opt)
-    *state, loss = train_step(*state, images, labels)
+    *state, loss, _ = train_step(*state, images, labels)
     loss.block_until_ready()
     startup = time.perf_counter() - LAUNCHED
     for _ in range(args.warmup):
-        *state, loss = train_step(*state, images, labels)
+        *state, loss, _ = train_step(*state, images, labels)
         loss.block_until_ready()
     times = []
     for _ in range(args.steps):
         t = time.perf_counter()
-        *state, loss = train_step(*state, images, labels)
+        *state, loss, _ = train_step(*state, images, labels)
         jax.block_until_ready(state)
         times.append(time.perf_counter() - t)
     step = statistics.median(times)

@@ -184,3 +184,26 @@ class FlaxModel(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False):
         return _layers(self.layers, x, train)
+
+
+def train_step_fn(model, tx):
+    """One jitted training step of `model` with optimizer `tx`: forward in training mode (batch
+    statistics, running ones updated: mutable=["batch_stats"]), mean softmax cross-entropy,
+    backward, update. (params, stats, opt, x, y) -> (params, stats, opt, loss, correct)."""
+    import jax
+    import optax
+
+    @jax.jit
+    def step(params, stats, opt, x, y):
+        def loss_fn(p):
+            logits, upd = model.apply({"params": p, "batch_stats": stats}, x, train=True,
+                                      mutable=["batch_stats"])
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            return loss, (upd.get("batch_stats", {}), logits)
+
+        (loss, (stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt = tx.update(grads, opt, params)
+        correct = (logits.argmax(-1) == y).sum()
+        return optax.apply_updates(params, updates), stats, opt, loss, correct
+
+    return step

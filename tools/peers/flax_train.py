@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from flax_model import FlaxModel, load_description  # noqa: E402
+from flax_model import FlaxModel, load_description, train_step_fn  # noqa: E402
 
 TRAIN_FILES = [f"data_batch_{i}.bin" for i in range(1, 6)]
 
@@ -91,18 +91,7 @@ def main():
     tx = optax.adam(args.lr)
     opt = tx.init(params)
 
-    @jax.jit
-    def train_step(params, stats, opt, x, y):
-        def loss_fn(p):
-            logits, upd = model.apply({"params": p, "batch_stats": stats}, x, train=True,
-                                      mutable=["batch_stats"])
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-            return loss, (upd.get("batch_stats", {}), logits)
-
-        (loss, (stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt = tx.update(grads, opt, params)
-        correct = (logits.argmax(-1) == y).sum()
-        return optax.apply_updates(params, updates), stats, opt, loss, correct
+    train_step = train_step_fn(model, tx)
 
     @jax.jit
     def predict(params, stats, x):
