@@ -1236,6 +1236,139 @@ fn slices_bind_tensors_inside_a_bigger_buffer() {
     );
 }
 
+/// The subgroup kernels read the weights (and the weight gradient its dout) through texture
+/// mirrors: slices at offsets that are not whole 16-byte texels (the staging copy), tensors
+/// over one 4096-texel row with a partial last row, and mirrors shared by dispatches of the
+/// same size with different contents, all against the CPU twin. Elsewhere (storage bindings need
+/// 256-byte offsets) only the aligned slices run.
+#[test]
+fn texture_mirrors_read_unaligned_multi_row_and_shared_slices() {
+    let Some(gpu) = gpu() else { return };
+    let sg = gpu.caps().subgroup8();
+    // (N, H, W, C, O, K): 16-channel tiles with a weight of 432 floats; 32-channel tiles with
+    // a weight of 18,432 floats = 4,608 texels (two rows, the second partial).
+    for (si, &(n, h, w, c, o, k)) in [(2, 5, 5, 4, 12, 3), (1, 4, 4, 64, 32, 3)]
+        .iter()
+        .enumerate()
+    {
+        let p = Conv2dParams::new(n, h, w, c, o, k, Padding::Same);
+        let mut r = rng(900 + si as u64);
+        let x = uniform(&mut r, p.input_len(), 1.0);
+        let b = uniform(&mut r, o as usize, 1.0);
+        let (x64, b64) = (to_f64(&x), to_f64(&b));
+        let (xb, bb) = (gpu.storage_from("x", &x), gpu.storage_from("b", &b));
+        // Elements before the tensor: 1 (4 bytes: not a whole texel) or 64 (256 bytes).
+        let offsets: &[usize] = if sg { &[1, 64] } else { &[64] };
+        for &off in offsets {
+            // Two weights and two douts of the same size in one buffer each: their mirrors
+            // share a texture, refreshed before each dispatch.
+            let ws = [
+                uniform(&mut r, p.weight_len(), 1.0),
+                uniform(&mut r, p.weight_len(), 1.0),
+            ];
+            let dys = [
+                uniform(&mut r, p.output_len(), 1.0),
+                uniform(&mut r, p.output_len(), 1.0),
+            ];
+            let pack = |a: &[f32], b: &[f32]| {
+                let mut flat = vec![7.0f32; off + a.len() + 256 + b.len()];
+                flat[off..off + a.len()].copy_from_slice(a);
+                let second = off + a.len() + 256 - (off + a.len()) % 64;
+                flat[second..second + b.len()].copy_from_slice(b);
+                (flat, [off, second])
+            };
+            let (wflat, wat) = pack(&ws[0], &ws[1]);
+            let (dflat, dat) = pack(&dys[0], &dys[1]);
+            let (wb, db) = (
+                gpu.storage_from("w", &wflat),
+                gpu.storage_from("dy", &dflat),
+            );
+            let outs: Vec<_> = (0..2)
+                .map(|_| {
+                    (
+                        gpu.storage("y", p.output_len()),
+                        gpu.storage("dx", p.input_len()),
+                        gpu.storage("partials", p.partials_len()),
+                        gpu.storage("dw", p.weight_len()),
+                        gpu.storage("db", o as usize),
+                    )
+                })
+                .collect();
+            let mut ds = Vec::new();
+            for (i, (yb, dxb, pb, dwb, dbb)) in outs.iter().enumerate() {
+                let wsl = BufSlice::elems(&wb, wat[i], p.weight_len());
+                // dout is a storage binding of the input gradient: aligned there.
+                let dy_aligned = gpu.storage_from("dy", &dys[i]);
+                let dsl = BufSlice::elems(&db, dat[i], p.output_len());
+                let dsl = if sg { dsl } else { (&dy_aligned).into() };
+                ds.push(conv2d::forward(
+                    gpu,
+                    &p,
+                    (&xb).into(),
+                    wsl,
+                    Some((&bb).into()),
+                    yb.into(),
+                ));
+                ds.push(conv2d::backward_input(
+                    gpu,
+                    &p,
+                    (&dy_aligned).into(),
+                    wsl,
+                    dxb.into(),
+                ));
+                ds.extend(conv2d::backward_weight(
+                    gpu,
+                    &p,
+                    (&xb).into(),
+                    dsl,
+                    pb.into(),
+                    dwb.into(),
+                    Some(dbb.into()),
+                ));
+                if sg {
+                    assert!(ds
+                        .iter()
+                        .all(|d| d.entry.contains("_sg") || d.entry.contains("reduce")));
+                }
+            }
+            gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+            for (i, (yb, dxb, _, dwb, dbb)) in outs.iter().enumerate() {
+                let what = format!("shape {si} offset {off} tensor {i}");
+                let (w64, dy64) = (to_f64(&ws[i]), to_f64(&dys[i]));
+                let mut y = vec![0.0; p.output_len()];
+                cpu::conv2d::conv2d_forward(&p, &x64, &w64, &b64, &mut y);
+                assert_close(&format!("{what} forward"), &read(gpu, yb), &y, ATOL, RTOL);
+                let mut dx = vec![0.0; p.input_len()];
+                cpu::conv2d::conv2d_backward_input(&p, &dy64, &w64, &mut dx);
+                assert_close(
+                    &format!("{what} backward_input"),
+                    &read(gpu, dxb),
+                    &dx,
+                    ATOL,
+                    RTOL,
+                );
+                let (mut dw, mut dbias) = (vec![0.0; p.weight_len()], vec![0.0; o as usize]);
+                cpu::conv2d::conv2d_backward_weight(&p, &x64, &dy64, &mut dw, &mut dbias);
+                let atol = ATOL * (p.pixels() as f64).sqrt();
+                assert_close(
+                    &format!("{what} backward_weight"),
+                    &read(gpu, dwb),
+                    &dw,
+                    atol,
+                    RTOL,
+                );
+                assert_close(
+                    &format!("{what} backward_bias"),
+                    &read(gpu, dbb),
+                    &dbias,
+                    atol,
+                    RTOL,
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn softmax_ce_reports_the_first_non_finite_batch() {
     let Some(gpu) = gpu() else { return };
