@@ -7,7 +7,12 @@ statistics) and the run's wall time from launch.
 
     python tools/peers/flax_train.py --model resnet20 --data ../shared/cifar10/cifar-10-batches-bin \
         --epochs 10 --lr 1e-3 [--batch-size 128] [--val-size 5000] [--seed 42] \
-        [--train-limit N] [--test-limit N] [--out metrics.jsonl]
+        [--train-limit N] [--test-limit N] [--out metrics.jsonl] [--state run.pkl]
+
+With `--state FILE` the run saves its whole state after every epoch (parameters, batch statistics,
+Adam state, numpy's generator, the wall time so far; written to a temporary file and renamed) and
+a later launch with the same arguments continues from the last finished epoch, so a run longer
+than one session adds up; the final wall time is the sum over launches.
 
 The recipe of `wgpu-cnn train --model resnet20 --epochs 10 --optimizer adam --lr 1e-3
 --augment flip,crop:4 --normalize dataset` (batch 128, 5,000 validation images). The two
@@ -17,6 +22,7 @@ the shuffles and augmentation draw numpy's random numbers, the init is Flax's.
 import argparse
 import json
 import os
+import pickle
 import sys
 import time
 
@@ -65,6 +71,8 @@ def main():
     ap.add_argument("--train-limit", type=int, default=None)
     ap.add_argument("--test-limit", type=int, default=None)
     ap.add_argument("--out", default=None, help="write one JSON line per epoch here")
+    ap.add_argument("--state", default=None,
+                    help="save the run's state here after every epoch; resume from it if present")
     args = ap.parse_args()
 
     desc = load_description(args.model)
@@ -104,10 +112,21 @@ def main():
 
     b = args.batch_size
     steps = len(x_train) // b  # whole batches, as wgpu-cnn drops the last partial one
-    out = open(args.out, "w") if args.out else None
+    first, earlier_wall = 0, 0.0
+    if args.state and os.path.exists(args.state):
+        with open(args.state, "rb") as f:
+            saved = pickle.load(f)
+        if saved["args"] != {k: v for k, v in vars(args).items() if k != "epochs"}:
+            sys.exit(f"error: {args.state} was saved by a run with other arguments: {saved['args']}")
+        params, stats, opt = saved["params"], saved["stats"], saved["opt"]
+        rng.bit_generator.state = saved["rng"]
+        first, earlier_wall = saved["epoch"] + 1, saved["wall_s"]
+        print(f"resuming after epoch {saved['epoch']} from {args.state} "
+              f"({earlier_wall:.1f} s of earlier launches)")
+    out = open(args.out, "a" if first else "w") if args.out else None
     print(f"jax {jax.__version__} on {jax.devices()[0]}: {args.model}, {len(x_train)} training, "
           f"{len(x_val)} validation, {len(x_test)} test images; {steps} steps per epoch")
-    for epoch in range(args.epochs):
+    for epoch in range(first, args.epochs):
         t = time.perf_counter()
         perm = rng.permutation(len(x_train))
         loss_sum, correct = 0.0, 0
@@ -126,9 +145,19 @@ def main():
         if out:
             out.write(json.dumps(line) + "\n")
             out.flush()
+        if args.state:
+            state = {"args": {k: v for k, v in vars(args).items() if k != "epochs"},
+                     "epoch": epoch, "params": jax.device_get(params),
+                     "stats": jax.device_get(stats), "opt": jax.device_get(opt),
+                     "rng": rng.bit_generator.state,
+                     "wall_s": earlier_wall + time.perf_counter() - LAUNCHED}
+            with open(args.state + ".tmp", "wb") as f:
+                pickle.dump(state, f)
+            os.replace(args.state + ".tmp", args.state)
     test = accuracy(x_test, y_test)
-    wall = time.perf_counter() - LAUNCHED
-    print(f"test accuracy {test:.4f} ({len(x_test)} images), wall {wall:.1f} s from launch")
+    wall = earlier_wall + time.perf_counter() - LAUNCHED
+    print(f"test accuracy {test:.4f} ({len(x_test)} images), wall {wall:.1f} s from launch"
+          + (" (summed over launches)" if earlier_wall else ""))
     if out:
         out.write(json.dumps({"test_accuracy": test, "wall_s": wall}) + "\n")
 
