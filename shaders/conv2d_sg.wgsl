@@ -374,34 +374,71 @@ fn dot4(b: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>
     return vec4<f32>(dot(b, w0), dot(b, w1), dot(b, w2), dot(b, w3));
 }
 
-// Input pixel m with its padded coordinates split by the stride: x + pad_l = qx·SW + rx,
-// y + pad_t = qy·SH + ry (the divisions once per pixel), and the first output row of its image.
-struct InPixel { qx: i32, qy: i32, rx: u32, ry: u32, nb: u32 }
+// Input pixel m with its padded coordinates divided by the stride: x + pad_l = qx·SW + rx,
+// y + pad_t = qy·SH + ry (the remainders are its tile's phase; the divisions once per
+// pixel), and the first output row of its image.
+struct InPixel { qx: i32, qy: i32, nb: u32 }
 
 fn in_pixel(m: u32) -> InPixel {
     let t = m / p.w;
     let x = m % p.w + p.pad_l;
     let y = t % p.h + p.pad_t;
-    return InPixel(i32(x / p.sw), i32(y / p.sh), x % p.sw, y % p.sh, (t / p.h) * p.out_h);
+    return InPixel(i32(x / p.sw), i32(y / p.sh), (t / p.h) * p.out_h);
 }
 
-// dout4 offset of the tap (ky, kx) of input pixel q, and whether that tap exists: the output
-// pixel oy = (y + pad_t − ky) / SH must divide exactly and lie inside the output. With
-// ky = kq.y·SH + kr.y (kept as running counters by the caller: no division per tap) that is
-// kr = ry and oy = qy − kq; the same in x.
-fn dout_tap(q: InPixel, kq: vec2<u32>, kr: vec2<u32>, o4: u32) -> vec2<u32> {
+// Input pixels are tiled by stride phase: pixels whose padded coordinates share
+// (x + pad_l) mod SW and (y + pad_t) mod SH meet the same kernel taps (ky ≡ y + pad_t, kx ≡
+// x + pad_l mod the stride), so a subgroup whose 16 pixels share a phase runs only those taps,
+// KH·KW / (SH·SW) of them (an unstrided layer has one phase: every tap). Per image and phase
+// the pixels of the phase's sub-grid, row-major, ceil(H/SH) × ceil(W/SW) at most, 16 per tile
+// (a phase with fewer pixels leaves lanes idle). Tiles per layer: N·SH·SW·that (the launcher's
+// `Conv2dParams::input_phase_tiles`).
+struct PhaseTile { n: u32, ry: u32, rx: u32, first: u32 }
+
+fn phase_tile(pt: u32) -> PhaseTile {
+    let hq = (p.h + p.sh - 1u) / p.sh;
+    let wq = (p.w + p.sw - 1u) / p.sw;
+    let per = (hq * wq + 15u) / 16u;
+    let r = pt / per;
+    let ph = r % (p.sh * p.sw);
+    return PhaseTile(r / (p.sh * p.sw), ph / p.sw, ph % p.sw, (pt - r * per) * 16u);
+}
+
+// Pixel j of tile t's phase sub-grid (j = 0..15 from the tile's first), or N·H·W when past
+// the phase's pixels.
+fn phase_pixel(t: PhaseTile, j: u32) -> u32 {
+    let wq = (p.w + p.sw - 1u) / p.sw;
+    let k = t.first + j;
+    // The first y with (y + pad_t) mod SH = ry, then every SH-th; the same in x.
+    let y = (t.ry + p.sh - p.pad_t % p.sh) % p.sh + (k / wq) * p.sh;
+    let x = (t.rx + p.sw - p.pad_l % p.sw) % p.sw + (k % wq) * p.sw;
+    return select(p.n * p.h * p.w, (t.n * p.h + y) * p.w + x, y < p.h && x < p.w);
+}
+
+// dout4 offset of the tap (ky, kx) = kq·(SH, SW) + the tile's phase of input pixel q, and
+// whether that tap exists: the output pixel oy = (y + pad_t − ky) / SH = qy − kq.y must lie
+// inside the output (it divides exactly: the phase is the tap's remainder); the same in x.
+fn dout_tap(q: InPixel, kq: vec2<u32>, o4: u32) -> vec2<u32> {
     let oy = q.qy - i32(kq.y);
     let ox = q.qx - i32(kq.x);
-    let ok = q.ry == kr.y && q.rx == kr.x
-        && oy >= 0 && oy < i32(p.out_h) && ox >= 0 && ox < i32(p.out_w);
+    let ok = oy >= 0 && oy < i32(p.out_h) && ox >= 0 && ox < i32(p.out_w);
     return vec2<u32>(select(0u, ((q.nb + u32(oy)) * p.out_w + u32(ox)) * o4, ok), u32(ok));
 }
 
-fn store_dinput_tile(m0: u32, q: u32, cq: u32, acc: array<vec4<f32>, 8>) {
+// Every lane's `m`: the pixels of a tile whose lane i computed pixel i (call it with the
+// whole subgroup active).
+fn lane_pixels(m: u32) -> array<u32, 8> {
+    return array<u32, 8>(subgroupBroadcast(m, 0u), subgroupBroadcast(m, 1u),
+        subgroupBroadcast(m, 2u), subgroupBroadcast(m, 3u), subgroupBroadcast(m, 4u),
+        subgroupBroadcast(m, 5u), subgroupBroadcast(m, 6u), subgroupBroadcast(m, 7u));
+}
+
+// Stores a tile of pixels `m` (N·H·W: none).
+fn store_dinput_tile(m: array<u32, 8>, q: u32, cq: u32, acc: array<vec4<f32>, 8>) {
     let m_total = p.n * p.h * p.w;
     if (q >= cq) { return; }
     for (var i = 0u; i < SG; i++) {
-        if (m0 + i < m_total) { dinput4[(m0 + i) * cq + q] = acc[i]; }
+        if (m[i] < m_total) { dinput4[m[i] * cq + q] = acc[i]; }
     }
 }
 
@@ -419,25 +456,27 @@ fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
     let cq = p.c / 4u;
     let ctiles = (cq + SG - 1u) / SG;
     let t = tile_id(wid, nwg, lid);
-    if (t >= ctiles * ((m_total + 2u * SG - 1u) / (2u * SG))) { return; }
+    let hq = (p.h + p.sh - 1u) / p.sh;
+    let wq = (p.w + p.sw - 1u) / p.sw;
+    if (t >= ctiles * p.n * p.sh * p.sw * ((hq * wq + 15u) / 16u)) { return; }
     let lane = lid % SG;
     let q = (t % ctiles) * SG + lane;
     let qc = min(q, cq - 1u);
-    let m0 = (t / ctiles) * 2u * SG;
-    let pa = in_pixel(min(m0 + lane, m_total - 1u));
-    let pb = in_pixel(min(m0 + SG + lane, m_total - 1u));
+    let tile = phase_tile(t / ctiles);
+    let ma = phase_pixel(tile, lane);
+    let mb = phase_pixel(tile, SG + lane);
+    let pa = in_pixel(min(ma, m_total - 1u));
+    let pb = in_pixel(min(mb, m_total - 1u));
     let z = vec4<f32>(0.0);
     var a = array<vec4<f32>, 8>();
     var b = array<vec4<f32>, 8>();
-    // (ky, kx) = kq·(SH, SW) + kr, counted without dividing.
+    // The taps of the tile's phase: (ky, kx) = kq·(SH, SW) + (ry, rx).
     var kq = vec2<u32>(0u);
-    var kr = vec2<u32>(0u);
-    for (var ky = 0u; ky < p.kh; ky++) {
+    for (var ky = tile.ry; ky < p.kh; ky += p.sh) {
         kq.x = 0u;
-        kr.x = 0u;
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let ta = dout_tap(pa, kq, kr, o4);
-            let tb = dout_tap(pb, kq, kr, o4);
+        for (var kx = tile.rx; kx < p.kw; kx += p.sw) {
+            let ta = dout_tap(pa, kq, o4);
+            let tb = dout_tap(pb, kq, o4);
             // Rows of this lane's 4 channels at this tap, o-quad 0.
             var wr = ((ky * p.kw + kx) * p.c + 4u * qc) * o4;
             for (var oq = 0u; oq < o4; oq++) {
@@ -465,14 +504,12 @@ fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
                 b[6] += dot4(subgroupBroadcast(e, 6u), w0, w1, w2, w3);
                 b[7] += dot4(subgroupBroadcast(e, 7u), w0, w1, w2, w3);
             }
-            kr.x += 1u;
-            if (kr.x == p.sw) { kr.x = 0u; kq.x += 1u; }
+            kq.x += 1u;
         }
-        kr.y += 1u;
-        if (kr.y == p.sh) { kr.y = 0u; kq.y += 1u; }
+        kq.y += 1u;
     }
-    store_dinput_tile(m0, q, cq, a);
-    store_dinput_tile(m0 + SG, q, cq, b);
+    store_dinput_tile(lane_pixels(ma), q, cq, a);
+    store_dinput_tile(lane_pixels(mb), q, cq, b);
 }
 
 // 16-channel tiles of dinput: lane i owns input channels 2q, 2q + 1 (their two weight rows per
@@ -483,11 +520,11 @@ fn dot2(b: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>) -> vec2<f32> {
     return vec2<f32>(dot(b, w0), dot(b, w1));
 }
 
-fn store_dinput_tile2(m0: u32, q: u32, c2: u32, acc: array<vec2<f32>, 8>) {
+fn store_dinput_tile2(m: array<u32, 8>, q: u32, c2: u32, acc: array<vec2<f32>, 8>) {
     let m_total = p.n * p.h * p.w;
     if (q >= c2) { return; }
     for (var i = 0u; i < SG; i++) {
-        if (m0 + i < m_total) { dinput2[(m0 + i) * c2 + q] = acc[i]; }
+        if (m[i] < m_total) { dinput2[m[i] * c2 + q] = acc[i]; }
     }
 }
 
@@ -500,24 +537,27 @@ fn conv2d_backward_input_sg_c16(@builtin(workgroup_id) wid: vec3<u32>,
     let c2 = p.c / 2u;
     let ctiles = (c2 + SG - 1u) / SG;
     let t = tile_id(wid, nwg, lid);
-    if (t >= ctiles * ((m_total + 2u * SG - 1u) / (2u * SG))) { return; }
+    let hq = (p.h + p.sh - 1u) / p.sh;
+    let wq = (p.w + p.sw - 1u) / p.sw;
+    if (t >= ctiles * p.n * p.sh * p.sw * ((hq * wq + 15u) / 16u)) { return; }
     let lane = lid % SG;
     let q = (t % ctiles) * SG + lane;
     let qc = min(q, c2 - 1u);
-    let m0 = (t / ctiles) * 2u * SG;
-    let pa = in_pixel(min(m0 + lane, m_total - 1u));
-    let pb = in_pixel(min(m0 + SG + lane, m_total - 1u));
+    let tile = phase_tile(t / ctiles);
+    let ma = phase_pixel(tile, lane);
+    let mb = phase_pixel(tile, SG + lane);
+    let pa = in_pixel(min(ma, m_total - 1u));
+    let pb = in_pixel(min(mb, m_total - 1u));
     let z = vec4<f32>(0.0);
     var a = array<vec2<f32>, 8>();
     var b = array<vec2<f32>, 8>();
+    // The taps of the tile's phase: (ky, kx) = kq·(SH, SW) + (ry, rx).
     var kq = vec2<u32>(0u);
-    var kr = vec2<u32>(0u);
-    for (var ky = 0u; ky < p.kh; ky++) {
+    for (var ky = tile.ry; ky < p.kh; ky += p.sh) {
         kq.x = 0u;
-        kr.x = 0u;
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let ta = dout_tap(pa, kq, kr, o4);
-            let tb = dout_tap(pb, kq, kr, o4);
+        for (var kx = tile.rx; kx < p.kw; kx += p.sw) {
+            let ta = dout_tap(pa, kq, o4);
+            let tb = dout_tap(pb, kq, o4);
             // Rows of this lane's 2 channels at this tap, o-quad 0.
             var wr = ((ky * p.kw + kx) * p.c + 2u * qc) * o4;
             for (var oq = 0u; oq < o4; oq++) {
@@ -543,14 +583,12 @@ fn conv2d_backward_input_sg_c16(@builtin(workgroup_id) wid: vec3<u32>,
                 b[6] += dot2(subgroupBroadcast(e, 6u), w0, w1);
                 b[7] += dot2(subgroupBroadcast(e, 7u), w0, w1);
             }
-            kr.x += 1u;
-            if (kr.x == p.sw) { kr.x = 0u; kq.x += 1u; }
+            kq.x += 1u;
         }
-        kr.y += 1u;
-        if (kr.y == p.sh) { kr.y = 0u; kq.y += 1u; }
+        kq.y += 1u;
     }
-    store_dinput_tile2(m0, q, c2, a);
-    store_dinput_tile2(m0 + SG, q, c2, b);
+    store_dinput_tile2(lane_pixels(ma), q, c2, a);
+    store_dinput_tile2(lane_pixels(mb), q, c2, b);
 }
 
 // partials[s, r, o] = Σ_{m in split s} A[m, r] · dout[m, o] as in conv2d.wgsl (row KH·KW·C is the

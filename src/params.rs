@@ -221,6 +221,14 @@ impl Conv2dParams {
     pub fn pixels(&self) -> u32 {
         self.n * self.out_h * self.out_w
     }
+    /// Subgroup tiles of 16 input pixels of the subgroup input-gradient kernels: the pixels
+    /// of each image are tiled per stride phase ((y + pad_t) mod SH, (x + pad_l) mod SW), each
+    /// phase's sub-grid of at most ceil(H/SH) × ceil(W/SW) pixels on its own tiles
+    /// (`conv2d_sg.wgsl` `phase_tile`).
+    pub fn input_phase_tiles(&self) -> u32 {
+        let sub = self.h.div_ceil(self.sh) * self.w.div_ceil(self.sw);
+        self.n * self.sh * self.sw * sub.div_ceil(16)
+    }
     /// Length of the split-K scratch buffer of the weight gradient: `[splits][KH·KW·C + 1][O]`,
     /// the extra row holding the bias gradient (unused without a bias).
     pub fn partials_len(&self) -> usize {

@@ -461,9 +461,16 @@ fn conv2d_sg_16_channel_tiles_match_32_bitwise() {
     if gpu.subgroup_size != Some(8) {
         return;
     }
-    let p = Conv2dParams::general(3, 9, 7, 16, 16, [3, 3], [1, 1], Padding::Same)
-        .unwrap()
-        .with_relu();
+    // Unstrided, and strided (input-gradient tiles by stride phase, each running its taps).
+    for stride in [[1, 1], [2, 2], [3, 2]] {
+        let p = Conv2dParams::general(3, 9, 7, 16, 16, [3, 3], stride, Padding::Same)
+            .unwrap()
+            .with_relu();
+        sixteen_vs_32_channel_tiles(gpu, p);
+    }
+}
+
+fn sixteen_vs_32_channel_tiles(gpu: &Gpu, p: Conv2dParams) {
     let mut r = rng(17);
     let buf = |r: &mut _, len| gpu.storage_from("t", &uniform(r, len, 1.0));
     let (xb, wb, bb, dyb) = (
@@ -505,7 +512,7 @@ fn conv2d_sg_16_channel_tiles_match_32_bitwise() {
         gpu.storage("pt", p.partials_len()),
     );
     let pixels = p.pixels().div_ceil(16);
-    let inputs = (p.n * p.h * p.w).div_ceil(16);
+    let inputs = p.input_phase_tiles();
     let (x, w, b, dy) = ((&xb).into(), (&wb).into(), (&bb).into(), (&dyb).into());
     let ds = [
         conv2d::forward(gpu, &p, x, w, Some(b), (&y16).into()),
@@ -542,7 +549,11 @@ fn conv2d_sg_16_channel_tiles_match_32_bitwise() {
         let (a, b) = (read(gpu, a), read(gpu, b));
         assert!(a.iter().any(|&v| v != 0.0), "{what}");
         let same = a.iter().zip(&b).all(|(u, v)| u.to_bits() == v.to_bits());
-        assert!(same, "{what}: 16- and 32-channel tiles differ");
+        assert!(
+            same,
+            "{what}: 16- and 32-channel tiles differ ({}x{} stride)",
+            p.sh, p.sw
+        );
     }
 }
 

@@ -291,7 +291,8 @@ pub fn backward_input(
         );
     }
     if entry == "conv2d_backward_input_sg" || entry == "conv2d_backward_input_sg_c16" {
-        // (dinput binding, channels per tile); 16 input pixels per subgroup either way.
+        // (dinput binding, channels per tile); 16 input pixels of one stride phase per
+        // subgroup either way.
         let (dinput_binding, tile_c) = if entry == "conv2d_backward_input_sg_c16" {
             (22, 16)
         } else {
@@ -304,7 +305,7 @@ pub fn backward_input(
             &u,
             &[(11, dout), (dinput_binding, dinput)],
             weight,
-            sg_grid(p.c.div_ceil(tile_c) * (p.n * p.h * p.w).div_ceil(16)),
+            sg_grid(p.c.div_ceil(tile_c) * p.input_phase_tiles()),
             p.flops_forward(),
             bytes,
         );
