@@ -104,7 +104,7 @@ fn main() {
             (
                 "conv2d_backward_input_sg",
                 vec![(11, s(&y)), (10, s(&w)), (16, s(&x))],
-                p.c.div_ceil(32) * p.input_phase_tiles() * 8,
+                p.c.div_ceil(32) * p.input_phase_tiles(16) * 8,
             ),
             (
                 "conv2d_backward_weight_sg",

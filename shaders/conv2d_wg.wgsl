@@ -19,9 +19,10 @@
 //   conv2d_forward_wg          output = conv(input, weight) + bias (then ReLU when p.relu = 1)
 //                              M = N·OH·OW pixels, N = O, K = KH·KW·C (k = (ky·KW + kx)·C + c)
 //   conv2d_backward_input_wg   dinput = conv_transpose(dout, weight)
-//                              M = N·H·W pixels, N = C, K = KH·KW·O (k = (ky·KW + kx)·O + o); a
-//                              tap contributes only where y + pad_t − ky is a multiple of SH
-//                              inside the output (and the same in x), elsewhere it reads 0
+//                              M = N·H·W pixels, N = C, K = the taps of the tile's stride
+//                              phase × O (k = tap·O + o; every tap when unstrided): a tap
+//                              contributes only where y + pad_t − ky is a multiple of SH (and
+//                              the same in x), so pixels are tiled by that remainder
 //   conv2d_backward_weight_wg  partials[s] as conv2d_backward_weight (rows KH·KW·C plus the bias
 //                              row of ones, columns O), K = the output pixels of split s (split-K,
 //                              sized by the planner from the tile count); the fixed-order sum
@@ -247,6 +248,42 @@ fn conv2d_forward_wg_vec4(@builtin(workgroup_id) wid: vec3<u32>,
 
 // ---- input gradient ------------------------------------------------------------------------------
 
+// Input pixels are tiled by stride phase, as in conv2d_sg.wgsl: a workgroup's BM pixels share
+// (y + pad_t) mod SH and (x + pad_l) mod SW, so its K runs over only the taps that reach them,
+// (ky, kx) = (ry, rx) + (a·SH, b·SW): KH·KW / (SH·SW) of the taps for a strided layer, all of
+// them otherwise. Per image and phase the phase's sub-grid of at most ceil(H/SH) × ceil(W/SW)
+// pixels, row-major, BM per tile (Conv2dParams::input_phase_tiles). The sum over k keeps the
+// order of the taps that contribute (the skipped ones read 0): the same results.
+struct PhaseTile { n: u32, ry: u32, rx: u32, first: u32, taps_x: u32, k_total: u32 }
+
+fn phase_tile(pt: u32) -> PhaseTile {
+    let hq = (p.h + p.sh - 1u) / p.sh;
+    let wq = (p.w + p.sw - 1u) / p.sw;
+    let per = (hq * wq + BM - 1u) / BM;
+    let r = pt / per;
+    let ph = r % (p.sh * p.sw);
+    let ry = ph / p.sw;
+    let rx = ph % p.sw;
+    // Taps ry, ry + SH, … below KH (none when the stride exceeds the kernel); the same in x.
+    let taps_y = select(0u, (p.kh - ry + p.sh - 1u) / p.sh, ry < p.kh);
+    let taps_x = select(0u, (p.kw - rx + p.sw - 1u) / p.sw, rx < p.kw);
+    return PhaseTile(r / (p.sh * p.sw), ry, rx, (pt - r * per) * BM, taps_x, taps_y * taps_x * p.o);
+}
+
+// Pixel j of tile t's phase sub-grid, or N·H·W when past the phase's pixels.
+fn phase_pixel(t: PhaseTile, j: u32) -> u32 {
+    let wq = (p.w + p.sw - 1u) / p.sw;
+    let k = t.first + j;
+    let y = (t.ry + p.sh - p.pad_t % p.sh) % p.sh + (k / wq) * p.sh;
+    let x = (t.rx + p.sw - p.pad_l % p.sw) % p.sw + (k % wq) * p.sw;
+    return select(p.n * p.h * p.w, (t.n * p.h + y) * p.w + x, y < p.h && x < p.w);
+}
+
+// Tap number `tap` of tile t's phase as (ky, kx).
+fn phase_tap(t: PhaseTile, tap: u32) -> vec2<u32> {
+    return vec2<u32>(t.ry + (tap / t.taps_x) * p.sh, t.rx + (tap % t.taps_x) * p.sw);
+}
+
 // Input pixel m as (n·OH, y + pad_t, x + pad_l), and whether m is a pixel at all.
 struct InPixel { noh: u32, yp: i32, xp: i32, ok: bool }
 
@@ -259,20 +296,19 @@ fn in_pixel(m: u32) -> InPixel {
     return InPixel((t / p.h) * p.out_h, i32(y + p.pad_t), i32(x + p.pad_l), m < m_total);
 }
 
-// dout[n, oy, ox, o] for k = (ky·KW + kx)·O + o where oy·SH + ky = y + pad_t (and the same in x):
-// its offset, or -1 where the tap lands between output pixels, outside them, or past K.
-fn bwi_offset(px: InPixel, k: u32) -> i32 {
-    if (!px.ok || k >= p.kh * p.kw * p.o) { return -1; }
+// dout[n, oy, ox, o] for k = tap·O + o, (ky, kx) the tile's phase tap number `tap`, where
+// oy·SH + ky = y + pad_t (and the same in x): its offset, or -1 where the tap lands outside
+// the output or k is past the tile's K. (The phase makes y + pad_t − ky a multiple of SH.)
+fn bwi_offset(t: PhaseTile, px: InPixel, k: u32) -> i32 {
+    if (!px.ok || k >= t.k_total) { return -1; }
     let o = k % p.o;
-    let tap = k / p.o;
-    let dy = px.yp - i32(tap / p.kw);
-    let dx = px.xp - i32(tap % p.kw);
+    let kk = phase_tap(t, k / p.o);
+    let dy = px.yp - i32(kk.x);
+    let dx = px.xp - i32(kk.y);
     if (dy < 0 || dx < 0) { return -1; }
     let oy = u32(dy) / p.sh;
     let ox = u32(dx) / p.sw;
-    if (oy * p.sh != u32(dy) || ox * p.sw != u32(dx) || oy >= p.out_h || ox >= p.out_w) {
-        return -1;
-    }
+    if (oy >= p.out_h || ox >= p.out_w) { return -1; }
     return i32(((px.noh + oy) * p.out_w + ox) * p.o + o);
 }
 
@@ -280,19 +316,21 @@ fn dout_at(off: i32) -> f32 {
     return select(0.0, dout[max(off, 0)], off >= 0);
 }
 
-fn bwi_a(px: InPixel, k: u32) -> vec4<f32> {
-    return vec4<f32>(dout_at(bwi_offset(px, k)), dout_at(bwi_offset(px, k + 1u)),
-                     dout_at(bwi_offset(px, k + 2u)), dout_at(bwi_offset(px, k + 3u)));
+fn bwi_a(t: PhaseTile, px: InPixel, k: u32) -> vec4<f32> {
+    return vec4<f32>(dout_at(bwi_offset(t, px, k)), dout_at(bwi_offset(t, px, k + 1u)),
+                     dout_at(bwi_offset(t, px, k + 2u)), dout_at(bwi_offset(t, px, k + 3u)));
 }
-fn bwi_a4(px: InPixel, k: u32) -> vec4<f32> {
-    let off = bwi_offset(px, k);
+fn bwi_a4(t: PhaseTile, px: InPixel, k: u32) -> vec4<f32> {
+    let off = bwi_offset(t, px, k);
     return select(vec4<f32>(0.0), dout4[max(off, 0) / 4], off >= 0);
 }
 
-// B[k, c] = weight[ky, kx, c, o] for k = (ky·KW + kx)·O + o: the offset, or -1 outside.
-fn bwi_b_offset(k: u32, c: u32) -> i32 {
-    if (c >= p.c || k >= p.kh * p.kw * p.o) { return -1; }
-    return i32(((k / p.o) * p.c + c) * p.o + k % p.o);
+// B[k, c] = weight[ky, kx, c, o] for k = tap·O + o, (ky, kx) the tile's phase tap number
+// `tap`: the offset, or -1 outside.
+fn bwi_b_offset(t: PhaseTile, k: u32, c: u32) -> i32 {
+    if (c >= p.c || k >= t.k_total) { return -1; }
+    let kk = phase_tap(t, k / p.o);
+    return i32(((kk.x * p.kw + kk.y) * p.c + c) * p.o + k % p.o);
 }
 
 fn weight_at(off: i32) -> f32 {
@@ -300,12 +338,12 @@ fn weight_at(off: i32) -> f32 {
 }
 
 // B[k .. k + 3, c].
-fn bwi_b(k: u32, c: u32) -> vec4<f32> {
-    return vec4<f32>(weight_at(bwi_b_offset(k, c)), weight_at(bwi_b_offset(k + 1u, c)),
-                     weight_at(bwi_b_offset(k + 2u, c)), weight_at(bwi_b_offset(k + 3u, c)));
+fn bwi_b(t: PhaseTile, k: u32, c: u32) -> vec4<f32> {
+    return vec4<f32>(weight_at(bwi_b_offset(t, k, c)), weight_at(bwi_b_offset(t, k + 1u, c)),
+                     weight_at(bwi_b_offset(t, k + 2u, c)), weight_at(bwi_b_offset(t, k + 3u, c)));
 }
-fn bwi_b4(k: u32, c: u32) -> vec4<f32> {
-    let off = bwi_b_offset(k, c);
+fn bwi_b4(t: PhaseTile, k: u32, c: u32) -> vec4<f32> {
+    let off = bwi_b_offset(t, k, c);
     return select(vec4<f32>(0.0), weight4[max(off, 0) / 4], off >= 0);
 }
 
@@ -316,37 +354,37 @@ fn store_dinput(m: u32, c0: u32, v: vec4<f32>) {
     }
 }
 
-fn backward_input_epilogue(lid: u32, m0: u32, c0: u32) {
-    let m = m0 + 4u * (lid / 16u);
+fn backward_input_epilogue(lid: u32, t: PhaseTile, c0: u32) {
+    let j = 4u * (lid / 16u);
     let c = c0 + 4u * (lid % 16u);
-    store_dinput(m, c, acc0);
-    store_dinput(m + 1u, c, acc1);
-    store_dinput(m + 2u, c, acc2);
-    store_dinput(m + 3u, c, acc3);
+    store_dinput(phase_pixel(t, j), c, acc0);
+    store_dinput(phase_pixel(t, j + 1u), c, acc1);
+    store_dinput(phase_pixel(t, j + 2u), c, acc2);
+    store_dinput(phase_pixel(t, j + 3u), c, acc3);
 }
 
 @compute @workgroup_size(256)
 fn conv2d_backward_input_wg(@builtin(workgroup_id) wid: vec3<u32>,
                             @builtin(num_workgroups) nwg: vec3<u32>,
                             @builtin(local_invocation_index) lid: u32) {
-    let m_total = p.n * p.h * p.w;
-    let k_total = p.kh * p.kw * p.o;
     let ctiles = (p.c + BN - 1u) / BN;
     let t = tile_index(wid, nwg);
-    if (t >= ctiles * ((m_total + BM - 1u) / BM)) { return; }
+    let hq = (p.h + p.sh - 1u) / p.sh;
+    let wq = (p.w + p.sw - 1u) / p.sw;
+    if (t >= ctiles * p.n * p.sh * p.sw * ((hq * wq + BM - 1u) / BM)) { return; }
     let c0 = (t % ctiles) * BN;
-    let m0 = (t / ctiles) * BM;
-    let px = in_pixel(m0 + lid / 4u);
+    let tile = phase_tile(t / ctiles);
+    let px = in_pixel(phase_pixel(tile, lid / 4u));
     let c = c0 + lid / 4u;
-    for (var k0 = 0u; k0 < k_total; k0 += BK) {
+    for (var k0 = 0u; k0 < tile.k_total; k0 += BK) {
         let k = k0 + 4u * (lid % 4u);
-        put_a_col(lid, bwi_a(px, k));
-        put_b_col(lid, bwi_b(k, c));
+        put_a_col(lid, bwi_a(tile, px, k));
+        put_b_col(lid, bwi_b(tile, k, c));
         workgroupBarrier();
         multiply_slice(lid);
         workgroupBarrier();
     }
-    backward_input_epilogue(lid, m0, c0);
+    backward_input_epilogue(lid, tile, c0);
 }
 
 // O % 4 == 0.
@@ -354,24 +392,24 @@ fn conv2d_backward_input_wg(@builtin(workgroup_id) wid: vec3<u32>,
 fn conv2d_backward_input_wg_vec4(@builtin(workgroup_id) wid: vec3<u32>,
                                  @builtin(num_workgroups) nwg: vec3<u32>,
                                  @builtin(local_invocation_index) lid: u32) {
-    let m_total = p.n * p.h * p.w;
-    let k_total = p.kh * p.kw * p.o;
     let ctiles = (p.c + BN - 1u) / BN;
     let t = tile_index(wid, nwg);
-    if (t >= ctiles * ((m_total + BM - 1u) / BM)) { return; }
+    let hq = (p.h + p.sh - 1u) / p.sh;
+    let wq = (p.w + p.sw - 1u) / p.sw;
+    if (t >= ctiles * p.n * p.sh * p.sw * ((hq * wq + BM - 1u) / BM)) { return; }
     let c0 = (t % ctiles) * BN;
-    let m0 = (t / ctiles) * BM;
-    let px = in_pixel(m0 + lid / 4u);
+    let tile = phase_tile(t / ctiles);
+    let px = in_pixel(phase_pixel(tile, lid / 4u));
     let c = c0 + lid / 4u;
-    for (var k0 = 0u; k0 < k_total; k0 += BK) {
+    for (var k0 = 0u; k0 < tile.k_total; k0 += BK) {
         let k = k0 + 4u * (lid % 4u);
-        put_a_col(lid, bwi_a4(px, k));
-        put_b_col(lid, bwi_b4(k, c));
+        put_a_col(lid, bwi_a4(tile, px, k));
+        put_b_col(lid, bwi_b4(tile, k, c));
         workgroupBarrier();
         multiply_slice(lid);
         workgroupBarrier();
     }
-    backward_input_epilogue(lid, m0, c0);
+    backward_input_epilogue(lid, tile, c0);
 }
 
 // ---- weight gradient -----------------------------------------------------------------------------

@@ -221,13 +221,13 @@ impl Conv2dParams {
     pub fn pixels(&self) -> u32 {
         self.n * self.out_h * self.out_w
     }
-    /// Subgroup tiles of 16 input pixels of the subgroup input-gradient kernels: the pixels
-    /// of each image are tiled per stride phase ((y + pad_t) mod SH, (x + pad_l) mod SW), each
-    /// phase's sub-grid of at most ceil(H/SH) × ceil(W/SW) pixels on its own tiles
-    /// (`conv2d_sg.wgsl` `phase_tile`).
-    pub fn input_phase_tiles(&self) -> u32 {
+    /// Tiles of `tile` input pixels of the input-gradient kernels of `conv2d_sg.wgsl` (16)
+    /// and `conv2d_wg.wgsl` (64): the pixels of each image are tiled per stride phase
+    /// ((y + pad_t) mod SH, (x + pad_l) mod SW), each phase's sub-grid of at most
+    /// ceil(H/SH) × ceil(W/SW) pixels on its own tiles (`phase_tile` in the shaders).
+    pub fn input_phase_tiles(&self, tile: u32) -> u32 {
         let sub = self.h.div_ceil(self.sh) * self.w.div_ceil(self.sw);
-        self.n * self.sh * self.sw * sub.div_ceil(16)
+        self.n * self.sh * self.sw * sub.div_ceil(tile)
     }
     /// Length of the split-K scratch buffer of the weight gradient: `[splits][KH·KW·C + 1][O]`,
     /// the extra row holding the bias gradient (unused without a bias).

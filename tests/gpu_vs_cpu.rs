@@ -512,7 +512,7 @@ fn sixteen_vs_32_channel_tiles(gpu: &Gpu, p: Conv2dParams) {
         gpu.storage("pt", p.partials_len()),
     );
     let pixels = p.pixels().div_ceil(16);
-    let inputs = p.input_phase_tiles();
+    let inputs = p.input_phase_tiles(16);
     let (x, w, b, dy) = ((&xb).into(), (&wb).into(), (&bb).into(), (&dyb).into());
     let ds = [
         conv2d::forward(gpu, &p, x, w, Some(b), (&y16).into()),

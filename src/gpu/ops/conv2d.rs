@@ -285,7 +285,7 @@ pub fn backward_input(
             entry,
             &u,
             &[views[0], views[1], (6, dinput)],
-            wg_grid(wg_tiles(p.n * p.h * p.w, p.c)),
+            wg_grid(p.input_phase_tiles(WG_TILE) * p.c.div_ceil(WG_TILE)),
             p.flops_forward(),
             bytes,
         );
@@ -305,7 +305,7 @@ pub fn backward_input(
             &u,
             &[(11, dout), (dinput_binding, dinput)],
             weight,
-            sg_grid(p.c.div_ceil(tile_c) * p.input_phase_tiles()),
+            sg_grid(p.c.div_ceil(tile_c) * p.input_phase_tiles(16)),
             p.flops_forward(),
             bytes,
         );
