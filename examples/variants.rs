@@ -94,12 +94,12 @@ fn main() {
             (
                 "conv2d_backward_input",
                 vec![(5, s(&y)), (2, s(&w)), (6, s(&x))],
-                p.c.div_ceil(4) * (p.n * p.h * p.w).div_ceil(4),
+                p.c.div_ceil(4) * p.input_phase_tiles(4),
             ),
             (
                 "conv2d_backward_input_vec4",
                 vec![(11, s(&y)), (10, s(&w)), (6, s(&x))],
-                p.c.div_ceil(8) * (p.n * p.h * p.w).div_ceil(4),
+                p.c.div_ceil(8) * p.input_phase_tiles(4),
             ),
             (
                 "conv2d_backward_input_sg",

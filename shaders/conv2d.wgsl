@@ -206,47 +206,72 @@ fn store_dinput(m: u32, c0: u32, v: vec4<f32>) {
     }
 }
 
+// Input pixels by stride phase (as conv2d_sg.wgsl and conv2d_wg.wgsl tile them): an
+// invocation's 4 pixels share (y + pad_t) mod SH = ry and (x + pad_l) mod SW = rx, so they meet
+// the same taps, (ky, kx) = (ry, rx) + kq·(SH, SW), KH·KW / (SH·SW) of them for a strided layer.
+// A phase's pixels: N images of at most ceil(H/SH) × ceil(W/SW), row-major, 4 per invocation
+// (Conv2dParams::input_phase_tiles); an unstrided layer has one phase, the pixels in order.
+struct PhaseTile { ry: u32, rx: u32, first: u32 }
+
+fn phase_tile4(pt: u32) -> PhaseTile {
+    let hq = (p.h + p.sh - 1u) / p.sh;
+    let wq = (p.w + p.sw - 1u) / p.sw;
+    let per = (p.n * hq * wq + 3u) / 4u;
+    let ph = pt / per;
+    return PhaseTile(ph / p.sw, ph % p.sw, (pt - ph * per) * 4u);
+}
+
+// The 4 pixels of tile t (N·H·W for those past the phase's pixels).
+fn phase_pixels4(t: PhaseTile) -> vec4<u32> {
+    let hq = (p.h + p.sh - 1u) / p.sh;
+    let wq = (p.w + p.sw - 1u) / p.sw;
+    let k = vec4<u32>(t.first) + vec4<u32>(0u, 1u, 2u, 3u);
+    let row = k / wq;
+    let y = (t.ry + p.sh - p.pad_t % p.sh) % p.sh + (row % hq) * p.sh;
+    let x = (t.rx + p.sw - p.pad_l % p.sw) % p.sw + (k - row * wq) * p.sw;
+    let n = row / hq;
+    let ok = n < vec4<u32>(p.n) & y < vec4<u32>(p.h) & x < vec4<u32>(p.w);
+    return select(vec4<u32>(p.n * p.h * p.w), (n * p.h + y) * p.w + x, ok);
+}
+
 // dinput[n,y,x,c] = Σ_{ky,kx,o} dout[n, oy, ox, o] · weight[ky,kx,c,o] over the taps with
-// oy·SH + ky − pad_t = y (and the same in x). With y + pad_t = qy·SH + ry (once per pixel) and
-// ky = kq·SH + kr (running counters), a tap hits iff kr = ry, and then oy = qy − kq: no division
-// per tap.
+// oy·SH + ky − pad_t = y (and the same in x): the taps of the pixels' phase, where with
+// y + pad_t = qy·SH + ry (once per pixel) oy = qy − kq.y: no division per tap.
 @compute @workgroup_size(64)
 fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
                          @builtin(num_workgroups) nwg: vec3<u32>) {
     let m_total = p.n * p.h * p.w;
     let ctiles = (p.c + 3u) / 4u;
     let idx = flat_id(gid, nwg);
-    if (idx >= ctiles * ((m_total + 3u) / 4u)) { return; }
+    let hq = (p.h + p.sh - 1u) / p.sh;
+    let wq = (p.w + p.sw - 1u) / p.sw;
+    if (idx >= ctiles * p.sh * p.sw * ((p.n * hq * wq + 3u) / 4u)) { return; }
     let c0 = (idx % ctiles) * 4u;
-    let m0 = (idx / ctiles) * 4u;
+    let tile = phase_tile4(idx / ctiles);
+    let ms = phase_pixels4(tile);
 
-    let m = clamp4(m0, m_total - 1u);
+    let m = min(ms, vec4<u32>(m_total - 1u));
     let x = m % p.w;
     let t = m / p.w;
     let y = t % p.h;
     let nb = (t / p.h) * p.out_h;
     let qy = vec4<i32>((y + p.pad_t) / p.sh);
-    let ry = (y + p.pad_t) % p.sh;
     let qx = vec4<i32>((x + p.pad_l) / p.sw);
-    let rx = (x + p.pad_l) % p.sw;
     let chans = clamp4(c0, p.c - 1u);
 
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    // (ky, kx) = kq·(SH, SW) + kr, counted without dividing.
+    // The taps of the phase: (ky, kx) = (ry, rx) + kq·(SH, SW).
     var kq = vec2<u32>(0u);
-    var kr = vec2<u32>(0u);
-    for (var ky = 0u; ky < p.kh; ky++) {
+    for (var ky = tile.ry; ky < p.kh; ky += p.sh) {
         let oy = qy - i32(kq.y);
-        let oky = (ry == vec4<u32>(kr.y)) & (oy >= vec4<i32>(0)) & (oy < vec4<i32>(i32(p.out_h)));
+        let oky = (oy >= vec4<i32>(0)) & (oy < vec4<i32>(i32(p.out_h)));
         kq.x = 0u;
-        kr.x = 0u;
-        for (var kx = 0u; kx < p.kw; kx++) {
+        for (var kx = tile.rx; kx < p.kw; kx += p.sw) {
             let ox = qx - i32(kq.x);
-            let ok = oky & (rx == vec4<u32>(kr.x)) & (ox >= vec4<i32>(0))
-                & (ox < vec4<i32>(i32(p.out_w)));
+            let ok = oky & (ox >= vec4<i32>(0)) & (ox < vec4<i32>(i32(p.out_w)));
             let off = select(vec4<u32>(0u), ((nb + vec4<u32>(oy)) * p.out_w + vec4<u32>(ox)) * p.o, ok);
             let wb = ((ky * p.kw + kx) * p.c + chans) * p.o;
             for (var o = 0u; o < p.o; o++) {
@@ -258,16 +283,14 @@ fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
                 acc2 += a.z * wv;
                 acc3 += a.w * wv;
             }
-            kr.x += 1u;
-            if (kr.x == p.sw) { kr.x = 0u; kq.x += 1u; }
+            kq.x += 1u;
         }
-        kr.y += 1u;
-        if (kr.y == p.sh) { kr.y = 0u; kq.y += 1u; }
+        kq.y += 1u;
     }
-    store_dinput(m0, c0, acc0);
-    store_dinput(m0 + 1u, c0, acc1);
-    store_dinput(m0 + 2u, c0, acc2);
-    store_dinput(m0 + 3u, c0, acc3);
+    store_dinput(ms.x, c0, acc0);
+    store_dinput(ms.y, c0, acc1);
+    store_dinput(ms.z, c0, acc2);
+    store_dinput(ms.w, c0, acc3);
 }
 
 // conv2d_backward_input for O % 4 == 0: 4 pixels × 8 input channels per invocation; the
@@ -279,19 +302,20 @@ fn conv2d_backward_input_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let m_total = p.n * p.h * p.w;
     let ctiles = (p.c + 7u) / 8u;
     let idx = flat_id(gid, nwg);
-    if (idx >= ctiles * ((m_total + 3u) / 4u)) { return; }
+    let hq = (p.h + p.sh - 1u) / p.sh;
+    let wq = (p.w + p.sw - 1u) / p.sw;
+    if (idx >= ctiles * p.sh * p.sw * ((p.n * hq * wq + 3u) / 4u)) { return; }
     let c0 = (idx % ctiles) * 8u;
-    let m0 = (idx / ctiles) * 4u;
+    let tile = phase_tile4(idx / ctiles);
+    let ms = phase_pixels4(tile);
 
-    let m = clamp4(m0, m_total - 1u);
+    let m = min(ms, vec4<u32>(m_total - 1u));
     let x = m % p.w;
     let t = m / p.w;
     let y = t % p.h;
     let nb = (t / p.h) * p.out_h;
     let qy = vec4<i32>((y + p.pad_t) / p.sh);
-    let ry = (y + p.pad_t) % p.sh;
     let qx = vec4<i32>((x + p.pad_l) / p.sw);
-    let rx = (x + p.pad_l) % p.sw;
     let ca = clamp4(c0, p.c - 1u);
     let cb = clamp4(c0 + 4u, p.c - 1u);
     let o4 = p.o / 4u;
@@ -305,18 +329,15 @@ fn conv2d_backward_input_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     var b1 = z;
     var b2 = z;
     var b3 = z;
-    // (ky, kx) = kq·(SH, SW) + kr, counted without dividing.
+    // The taps of the phase: (ky, kx) = (ry, rx) + kq·(SH, SW).
     var kq = vec2<u32>(0u);
-    var kr = vec2<u32>(0u);
-    for (var ky = 0u; ky < p.kh; ky++) {
+    for (var ky = tile.ry; ky < p.kh; ky += p.sh) {
         let oy = qy - i32(kq.y);
-        let oky = (ry == vec4<u32>(kr.y)) & (oy >= vec4<i32>(0)) & (oy < vec4<i32>(i32(p.out_h)));
+        let oky = (oy >= vec4<i32>(0)) & (oy < vec4<i32>(i32(p.out_h)));
         kq.x = 0u;
-        kr.x = 0u;
-        for (var kx = 0u; kx < p.kw; kx++) {
+        for (var kx = tile.rx; kx < p.kw; kx += p.sw) {
             let ox = qx - i32(kq.x);
-            let ok = oky & (rx == vec4<u32>(kr.x)) & (ox >= vec4<i32>(0))
-                & (ox < vec4<i32>(i32(p.out_w)));
+            let ok = oky & (ox >= vec4<i32>(0)) & (ox < vec4<i32>(i32(p.out_w)));
             let off = select(vec4<u32>(0u), ((nb + vec4<u32>(oy)) * p.out_w + vec4<u32>(ox)) * o4, ok);
             let tap = (ky * p.kw + kx) * p.c;
             let wa = (tap + ca) * o4;
@@ -343,21 +364,19 @@ fn conv2d_backward_input_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
                 b2 += vec4<f32>(dot(d2, w4), dot(d2, w5), dot(d2, w6), dot(d2, w7));
                 b3 += vec4<f32>(dot(d3, w4), dot(d3, w5), dot(d3, w6), dot(d3, w7));
             }
-            kr.x += 1u;
-            if (kr.x == p.sw) { kr.x = 0u; kq.x += 1u; }
+            kq.x += 1u;
         }
-        kr.y += 1u;
-        if (kr.y == p.sh) { kr.y = 0u; kq.y += 1u; }
+        kq.y += 1u;
     }
-    store_dinput(m0, c0, a0);
-    store_dinput(m0 + 1u, c0, a1);
-    store_dinput(m0 + 2u, c0, a2);
-    store_dinput(m0 + 3u, c0, a3);
+    store_dinput(ms.x, c0, a0);
+    store_dinput(ms.y, c0, a1);
+    store_dinput(ms.z, c0, a2);
+    store_dinput(ms.w, c0, a3);
     if (c0 + 4u < p.c) {
-        store_dinput(m0, c0 + 4u, b0);
-        store_dinput(m0 + 1u, c0 + 4u, b1);
-        store_dinput(m0 + 2u, c0 + 4u, b2);
-        store_dinput(m0 + 3u, c0 + 4u, b3);
+        store_dinput(ms.x, c0 + 4u, b0);
+        store_dinput(ms.y, c0 + 4u, b1);
+        store_dinput(ms.z, c0 + 4u, b2);
+        store_dinput(ms.w, c0 + 4u, b3);
     }
 }
 

@@ -389,30 +389,32 @@ fn in_pixel(m: u32) -> InPixel {
 // Input pixels are tiled by stride phase: pixels whose padded coordinates share
 // (x + pad_l) mod SW and (y + pad_t) mod SH meet the same kernel taps (ky ≡ y + pad_t, kx ≡
 // x + pad_l mod the stride), so a subgroup whose 16 pixels share a phase runs only those taps,
-// KH·KW / (SH·SW) of them (an unstrided layer has one phase: every tap). Per image and phase
-// the pixels of the phase's sub-grid, row-major, ceil(H/SH) × ceil(W/SW) at most, 16 per tile
-// (a phase with fewer pixels leaves lanes idle). Tiles per layer: N·SH·SW·that (the launcher's
-// `Conv2dParams::input_phase_tiles`).
-struct PhaseTile { n: u32, ry: u32, rx: u32, first: u32 }
+// KH·KW / (SH·SW) of them (an unstrided layer has one phase: every tap, the pixels in order).
+// A phase's pixels: N images of at most ceil(H/SH) × ceil(W/SW), row-major, 16 per tile (a
+// phase with fewer rows or columns leaves lanes idle). Tiles per layer: SH·SW times that
+// (`Conv2dParams::input_phase_tiles`).
+struct PhaseTile { ry: u32, rx: u32, first: u32 }
 
 fn phase_tile(pt: u32) -> PhaseTile {
     let hq = (p.h + p.sh - 1u) / p.sh;
     let wq = (p.w + p.sw - 1u) / p.sw;
-    let per = (hq * wq + 15u) / 16u;
-    let r = pt / per;
-    let ph = r % (p.sh * p.sw);
-    return PhaseTile(r / (p.sh * p.sw), ph / p.sw, ph % p.sw, (pt - r * per) * 16u);
+    let per = (p.n * hq * wq + 15u) / 16u;
+    let ph = pt / per;
+    return PhaseTile(ph / p.sw, ph % p.sw, (pt - ph * per) * 16u);
 }
 
-// Pixel j of tile t's phase sub-grid (j = 0..15 from the tile's first), or N·H·W when past
-// the phase's pixels.
+// Pixel j of tile t's phase (j = 0..15 from the tile's first), or N·H·W when past the
+// phase's pixels.
 fn phase_pixel(t: PhaseTile, j: u32) -> u32 {
+    let hq = (p.h + p.sh - 1u) / p.sh;
     let wq = (p.w + p.sw - 1u) / p.sw;
     let k = t.first + j;
+    let row = k / wq;
     // The first y with (y + pad_t) mod SH = ry, then every SH-th; the same in x.
-    let y = (t.ry + p.sh - p.pad_t % p.sh) % p.sh + (k / wq) * p.sh;
-    let x = (t.rx + p.sw - p.pad_l % p.sw) % p.sw + (k % wq) * p.sw;
-    return select(p.n * p.h * p.w, (t.n * p.h + y) * p.w + x, y < p.h && x < p.w);
+    let y = (t.ry + p.sh - p.pad_t % p.sh) % p.sh + (row % hq) * p.sh;
+    let x = (t.rx + p.sw - p.pad_l % p.sw) % p.sw + (k - row * wq) * p.sw;
+    let n = row / hq;
+    return select(p.n * p.h * p.w, (n * p.h + y) * p.w + x, n < p.n && y < p.h && x < p.w);
 }
 
 // dout4 offset of the tap (ky, kx) = kq·(SH, SW) + the tile's phase of input pixel q, and
@@ -458,7 +460,7 @@ fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
     let t = tile_id(wid, nwg, lid);
     let hq = (p.h + p.sh - 1u) / p.sh;
     let wq = (p.w + p.sw - 1u) / p.sw;
-    if (t >= ctiles * p.n * p.sh * p.sw * ((hq * wq + 15u) / 16u)) { return; }
+    if (t >= ctiles * p.sh * p.sw * ((p.n * hq * wq + 15u) / 16u)) { return; }
     let lane = lid % SG;
     let q = (t % ctiles) * SG + lane;
     let qc = min(q, cq - 1u);
@@ -539,7 +541,7 @@ fn conv2d_backward_input_sg_c16(@builtin(workgroup_id) wid: vec3<u32>,
     let t = tile_id(wid, nwg, lid);
     let hq = (p.h + p.sh - 1u) / p.sh;
     let wq = (p.w + p.sw - 1u) / p.sw;
-    if (t >= ctiles * p.n * p.sh * p.sw * ((hq * wq + 15u) / 16u)) { return; }
+    if (t >= ctiles * p.sh * p.sw * ((p.n * hq * wq + 15u) / 16u)) { return; }
     let lane = lid % SG;
     let q = (t % ctiles) * SG + lane;
     let qc = min(q, c2 - 1u);

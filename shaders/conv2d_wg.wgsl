@@ -251,32 +251,34 @@ fn conv2d_forward_wg_vec4(@builtin(workgroup_id) wid: vec3<u32>,
 // Input pixels are tiled by stride phase, as in conv2d_sg.wgsl: a workgroup's BM pixels share
 // (y + pad_t) mod SH and (x + pad_l) mod SW, so its K runs over only the taps that reach them,
 // (ky, kx) = (ry, rx) + (a·SH, b·SW): KH·KW / (SH·SW) of the taps for a strided layer, all of
-// them otherwise. Per image and phase the phase's sub-grid of at most ceil(H/SH) × ceil(W/SW)
-// pixels, row-major, BM per tile (Conv2dParams::input_phase_tiles). The sum over k keeps the
-// order of the taps that contribute (the skipped ones read 0): the same results.
-struct PhaseTile { n: u32, ry: u32, rx: u32, first: u32, taps_x: u32, k_total: u32 }
+// them otherwise (one phase, the pixels in order). A phase's pixels: N images of at most
+// ceil(H/SH) × ceil(W/SW), row-major, BM per tile (Conv2dParams::input_phase_tiles). The sum
+// over k keeps the order of the taps that contribute (the skipped ones read 0): the same results.
+struct PhaseTile { ry: u32, rx: u32, first: u32, taps_x: u32, k_total: u32 }
 
 fn phase_tile(pt: u32) -> PhaseTile {
     let hq = (p.h + p.sh - 1u) / p.sh;
     let wq = (p.w + p.sw - 1u) / p.sw;
-    let per = (hq * wq + BM - 1u) / BM;
-    let r = pt / per;
-    let ph = r % (p.sh * p.sw);
+    let per = (p.n * hq * wq + BM - 1u) / BM;
+    let ph = pt / per;
     let ry = ph / p.sw;
     let rx = ph % p.sw;
     // Taps ry, ry + SH, … below KH (none when the stride exceeds the kernel); the same in x.
     let taps_y = select(0u, (p.kh - ry + p.sh - 1u) / p.sh, ry < p.kh);
     let taps_x = select(0u, (p.kw - rx + p.sw - 1u) / p.sw, rx < p.kw);
-    return PhaseTile(r / (p.sh * p.sw), ry, rx, (pt - r * per) * BM, taps_x, taps_y * taps_x * p.o);
+    return PhaseTile(ry, rx, (pt - ph * per) * BM, taps_x, taps_y * taps_x * p.o);
 }
 
-// Pixel j of tile t's phase sub-grid, or N·H·W when past the phase's pixels.
+// Pixel j of tile t's phase, or N·H·W when past the phase's pixels.
 fn phase_pixel(t: PhaseTile, j: u32) -> u32 {
+    let hq = (p.h + p.sh - 1u) / p.sh;
     let wq = (p.w + p.sw - 1u) / p.sw;
     let k = t.first + j;
-    let y = (t.ry + p.sh - p.pad_t % p.sh) % p.sh + (k / wq) * p.sh;
-    let x = (t.rx + p.sw - p.pad_l % p.sw) % p.sw + (k % wq) * p.sw;
-    return select(p.n * p.h * p.w, (t.n * p.h + y) * p.w + x, y < p.h && x < p.w);
+    let row = k / wq;
+    let y = (t.ry + p.sh - p.pad_t % p.sh) % p.sh + (row % hq) * p.sh;
+    let x = (t.rx + p.sw - p.pad_l % p.sw) % p.sw + (k - row * wq) * p.sw;
+    let n = row / hq;
+    return select(p.n * p.h * p.w, (n * p.h + y) * p.w + x, n < p.n && y < p.h && x < p.w);
 }
 
 // Tap number `tap` of tile t's phase as (ky, kx).
@@ -371,7 +373,7 @@ fn conv2d_backward_input_wg(@builtin(workgroup_id) wid: vec3<u32>,
     let t = tile_index(wid, nwg);
     let hq = (p.h + p.sh - 1u) / p.sh;
     let wq = (p.w + p.sw - 1u) / p.sw;
-    if (t >= ctiles * p.n * p.sh * p.sw * ((hq * wq + BM - 1u) / BM)) { return; }
+    if (t >= ctiles * p.sh * p.sw * ((p.n * hq * wq + BM - 1u) / BM)) { return; }
     let c0 = (t % ctiles) * BN;
     let tile = phase_tile(t / ctiles);
     let px = in_pixel(phase_pixel(tile, lid / 4u));
@@ -396,7 +398,7 @@ fn conv2d_backward_input_wg_vec4(@builtin(workgroup_id) wid: vec3<u32>,
     let t = tile_index(wid, nwg);
     let hq = (p.h + p.sh - 1u) / p.sh;
     let wq = (p.w + p.sw - 1u) / p.sw;
-    if (t >= ctiles * p.n * p.sh * p.sw * ((hq * wq + BM - 1u) / BM)) { return; }
+    if (t >= ctiles * p.sh * p.sw * ((p.n * hq * wq + BM - 1u) / BM)) { return; }
     let c0 = (t % ctiles) * BN;
     let tile = phase_tile(t / ctiles);
     let px = in_pixel(phase_pixel(tile, lid / 4u));

@@ -222,12 +222,13 @@ impl Conv2dParams {
         self.n * self.out_h * self.out_w
     }
     /// Tiles of `tile` input pixels of the input-gradient kernels of `conv2d_sg.wgsl` (16)
-    /// and `conv2d_wg.wgsl` (64): the pixels of each image are tiled per stride phase
-    /// ((y + pad_t) mod SH, (x + pad_l) mod SW), each phase's sub-grid of at most
-    /// ceil(H/SH) × ceil(W/SW) pixels on its own tiles (`phase_tile` in the shaders).
+    /// and `conv2d_wg.wgsl` (64), `conv2d.wgsl` (4): the pixels are tiled per stride phase
+    /// ((y + pad_t) mod SH, (x + pad_l) mod SW), each phase's pixels (N images of at most
+    /// ceil(H/SH) × ceil(W/SW)) on their own tiles (`phase_tile` in the shaders). Unstrided:
+    /// one phase, `ceil(N·H·W / tile)` tiles as without phases.
     pub fn input_phase_tiles(&self, tile: u32) -> u32 {
         let sub = self.h.div_ceil(self.sh) * self.w.div_ceil(self.sw);
-        self.n * self.sh * self.sw * sub.div_ceil(tile)
+        self.sh * self.sw * (self.n * sub).div_ceil(tile)
     }
     /// Length of the split-K scratch buffer of the weight gradient: `[splits][KH·KW·C + 1][O]`,
     /// the extra row holding the bias gradient (unused without a bias).
@@ -742,6 +743,35 @@ mod tests {
         }
         let p = BatchNormParams::new(128 * 32 * 32, 16, 0.99, 1e-5);
         assert!(p.chunks * p.c >= 4096, "too few invocations: {p:?}");
+    }
+
+    /// Input-gradient tiles by stride phase: unstrided layers (dense ones as 1×1 convs on 1×1
+    /// images included) keep ceil(N·H·W / tile) tiles, strided ones cover every phase's pixels
+    /// with at most one partial tile per phase.
+    #[test]
+    fn input_phase_tiles_cover_the_pixels_without_waste() {
+        let dense = DenseParams::new(128, 4096, 256).as_conv();
+        assert_eq!(dense.input_phase_tiles(16), 8);
+        for (p, tile) in [
+            (Conv2dParams::new(128, 16, 16, 32, 64, 3, Padding::Same), 16),
+            (Conv2dParams::new(3, 9, 7, 5, 8, 3, Padding::Valid), 4),
+        ] {
+            assert_eq!(p.input_phase_tiles(tile), (p.n * p.h * p.w).div_ceil(tile));
+        }
+        for (stride, tile) in [([2, 2], 16), ([3, 2], 64), ([2, 3], 4), ([1, 2], 16)] {
+            let p =
+                Conv2dParams::general(128, 32, 31, 16, 32, [3, 3], stride, Padding::Same).unwrap();
+            let phases = p.sh * p.sw;
+            let sub = p.n * p.h.div_ceil(p.sh) * p.w.div_ceil(p.sw);
+            let tiles = p.input_phase_tiles(tile);
+            assert!(tiles * tile >= p.n * p.h * p.w, "{stride:?}: too few lanes");
+            assert!(tiles <= phases * sub.div_ceil(tile), "{stride:?}");
+            assert!(
+                (tiles * tile) as f64 <= 1.25 * (p.n * p.h * p.w) as f64,
+                "{stride:?}: {tiles} tiles of {tile} for {} pixels",
+                p.n * p.h * p.w
+            );
+        }
     }
 
     #[test]

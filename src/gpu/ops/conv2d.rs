@@ -315,7 +315,7 @@ pub fn backward_input(
     } else {
         (5, 2, 4)
     };
-    let tiles = p.c.div_ceil(tile_c) * (p.n * p.h * p.w).div_ceil(4);
+    let tiles = p.c.div_ceil(tile_c) * p.input_phase_tiles(4);
     Dispatch::new(
         gpu,
         SHADER,
