@@ -198,6 +198,11 @@ struct TrainArgs {
     /// epoch); the same weights for any value; Ctrl-C stops at a submit boundary [default: 8].
     #[arg(long)]
     steps_per_submit: Option<u32>,
+    /// Also checkpoint inside an epoch every M minutes (last.safetensors, atomically), so a run
+    /// killed without Ctrl-C loses at most that much; --resume continues it bit-exactly. Not
+    /// stored with the run: give it again when resuming.
+    #[arg(long, value_name = "M")]
+    checkpoint_minutes: Option<f64>,
     /// The recipe's inline model description.
     #[arg(skip)]
     model_text: Option<String>,
@@ -615,6 +620,7 @@ impl TrainArgs {
         if let Some(v) = self.steps_per_submit {
             cfg.steps_per_submit = v;
         }
+        cfg.checkpoint_minutes = self.checkpoint_minutes;
         if let Some(v) = &self.tta {
             cfg.tta = match v.as_str() {
                 "flip" => true,

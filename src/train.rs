@@ -99,6 +99,12 @@ pub struct TrainConfig {
     pub tta: bool,
     pub init: Option<PathBuf>,
     pub out: PathBuf,
+    /// `--checkpoint-minutes`: also write `last.safetensors` inside an epoch whenever this many
+    /// minutes passed since the last checkpoint (a run killed without Ctrl-C then loses at most
+    /// that much). How a run is kept, not what it computes: not stored with the run (give it
+    /// again with `--resume`), and the weights are the same bits with or without it.
+    #[serde(skip)]
+    pub checkpoint_minutes: Option<f64>,
 }
 
 fn default_steps_per_submit() -> u32 {
@@ -156,6 +162,7 @@ impl Default for TrainConfig {
             tta: false,
             init: None,
             out: PathBuf::from("runs"),
+            checkpoint_minutes: None,
         }
     }
 }
@@ -184,6 +191,11 @@ impl TrainConfig {
         }
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");
+        }
+        if let Some(m) = self.checkpoint_minutes {
+            if !(m.is_finite() && m > 0.0) {
+                bail!("--checkpoint-minutes must be a positive number of minutes, got {m}");
+            }
         }
         if !(1..=1024).contains(&self.steps_per_submit) {
             bail!(
@@ -1230,6 +1242,10 @@ impl Run {
                 &self.runner.model.step_records(steps - first),
             );
         }
+        let every = cfg
+            .checkpoint_minutes
+            .map(|m| std::time::Duration::from_secs_f64(m * 60.0));
+        let mut last_save = Instant::now();
         let mut s = first;
         while s < steps {
             let end = (s + chunk).min(steps);
@@ -1277,41 +1293,55 @@ impl Run {
                 check_finite(&t, epoch, &cfg.out)?;
             }
             s = end;
-            if INTERRUPTED.load(Ordering::SeqCst) && end < steps {
+            let interrupted = INTERRUPTED.load(Ordering::SeqCst) && end < steps;
+            let due = end < steps && every.is_some_and(|d| last_save.elapsed() >= d);
+            if interrupted || due {
                 gpu.wait()?;
                 self.pos.step_in_epoch = end as u32;
                 let totals = self.runner.model.read_totals(gpu)?;
                 // Never replace the last good checkpoint with diverged weights.
                 check_finite(&totals, epoch, &cfg.out)?;
                 self.pos.totals = Some(totals);
-                let path = cfg.out.join("last.safetensors");
-                checkpoint::save(
-                    &path,
-                    &checkpoint_of(
-                        gpu,
-                        &self.runner.model,
-                        &self.model_text,
-                        cfg,
-                        self.pos,
-                        &self.adapter,
-                        (self.train_idx.len(), self.steps),
-                        &self.history,
-                        &self.data_meta()?,
-                    )?,
-                )?;
-                bar.finish_and_clear();
-                eprintln!(
-                    "interrupted at epoch {epoch}, step {}: checkpoint written to {} (continue with --resume {})",
-                    end,
-                    path.display(),
-                    path.display()
-                );
-                return Ok(false);
+                let path = self.save_last()?;
+                // The totals so far belong to this checkpoint only; the epoch's own stay on
+                // the GPU.
+                self.pos.totals = None;
+                if interrupted {
+                    bar.finish_and_clear();
+                    eprintln!(
+                        "interrupted at epoch {epoch}, step {}: checkpoint written to {} (continue with --resume {})",
+                        end,
+                        path.display(),
+                        path.display()
+                    );
+                    return Ok(false);
+                }
+                last_save = Instant::now();
             }
         }
         gpu.wait()?;
         bar.finish_and_clear();
         Ok(true)
+    }
+
+    /// Writes `last.safetensors` at the run's position (atomically) and returns its path.
+    fn save_last(&self) -> Result<PathBuf> {
+        let path = self.cfg.out.join("last.safetensors");
+        checkpoint::save(
+            &path,
+            &checkpoint_of(
+                &self.gpu,
+                &self.runner.model,
+                &self.model_text,
+                &self.cfg,
+                self.pos,
+                &self.adapter,
+                (self.train_idx.len(), self.steps),
+                &self.history,
+                &self.data_meta()?,
+            )?,
+        )?;
+        Ok(path)
     }
 
     /// After an epoch's steps (the first of them `first`, started at `t0`): loss and accuracy,

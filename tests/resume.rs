@@ -126,6 +126,103 @@ fn resume_equals_uninterrupted_run() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--checkpoint-minutes`: checkpoints inside epochs leave the weights' bits alone, and a run
+/// killed with SIGKILL (no handler, no Ctrl-C checkpoint) resumes from the last of them to the
+/// uninterrupted run's bits.
+#[test]
+fn periodic_checkpoints_survive_kill_9() {
+    if gpu().is_none() {
+        return;
+    }
+    let data = cifar_dir();
+    let data = data.to_str().unwrap();
+    let dir = temp_dir("periodic");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let (code, out, err) = cli(&args(data, a.to_str().unwrap(), "3"));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let want = state(&a.join("last.safetensors"));
+
+    // A checkpoint at every submit boundary (4 steps, 12 per epoch): 6 ms is always due.
+    let mut periodic = args(data, b.to_str().unwrap(), "3");
+    periodic.extend(["--steps-per-submit", "4", "--checkpoint-minutes", "0.0001"]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
+        .args(&periodic)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill as soon as a checkpoint inside epoch 1 is on disk (reads race the writes: each
+    // write is a rename, so every read sees a whole checkpoint).
+    let ck = b.join("last.safetensors");
+    let t0 = std::time::Instant::now();
+    loop {
+        assert!(t0.elapsed().as_secs() < 300, "no checkpoint inside epoch 1");
+        if let Ok(c) = wgpu_cnn::checkpoint::load(&ck) {
+            if c.meta::<u32>("epoch") == Some(1) && c.meta::<u32>("step_in_epoch").unwrap() > 0 {
+                break;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before a checkpoint inside epoch 1 was seen"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let c = wgpu_cnn::checkpoint::load(&ck).unwrap();
+    let (epoch, step) = (
+        c.meta::<u32>("epoch").unwrap(),
+        c.meta::<u32>("step_in_epoch").unwrap(),
+    );
+    assert!(epoch >= 1, "epoch {epoch} step {step}");
+    let (code, out, err) = cli(&[
+        "train",
+        "--resume",
+        ck.to_str().unwrap(),
+        "--checkpoint-minutes",
+        "0.0001",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        state(&ck) == want,
+        "run resumed from a periodic checkpoint (epoch {epoch}, step {step}) differs from the uninterrupted one"
+    );
+    // The log holds whole epochs only, each once, with the uninterrupted run's training loss
+    // and accuracy (the killed epoch's totals so far came back from the checkpoint).
+    let metrics = |dir: &Path| -> Vec<(u64, f64, f64)> {
+        std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["epoch"].as_u64().unwrap(),
+                    v["train_loss"].as_f64().unwrap(),
+                    v["train_accuracy"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(metrics(&b), metrics(&a));
+    assert_eq!(metrics(&b).len(), 3);
+    let (code, _, err) = cli(&[
+        "train",
+        "--resume",
+        ck.to_str().unwrap(),
+        "--epochs",
+        "4",
+        "--checkpoint-minutes",
+        "0",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: --checkpoint-minutes must be a positive number"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The own-model run's optimizer: SGD with Nesterov momentum and weight decay on kernels (its
 /// trace is the checkpoint's `opt.trace.*`).
 const SGD: [&str; 10] = [
