@@ -81,6 +81,17 @@ fn main() {
                 p.o.div_ceil(32) * p.pixels().div_ceil(16) * 8,
             ),
             (
+                "conv2d_forward_sg_c3",
+                vec![
+                    (1, s(&x)),
+                    (10, s(&w)),
+                    (3, s(&b)),
+                    (14, s(&y)),
+                    (18, s(&nopool)),
+                ],
+                p.o.div_ceil(32) * p.pixels().div_ceil(16) * 8,
+            ),
+            (
                 "conv2d_forward_sg_c4",
                 vec![
                     (12, s(&x)),
@@ -130,6 +141,7 @@ fn main() {
         for (entry, binds, tiles) in cases {
             if !want(entry)
                 || ((entry.contains("_c4") || entry == "conv2d_backward_input_sg") && p.c % 4 != 0)
+                || (entry.ends_with("_c3") && p.c != 3)
             {
                 continue;
             }

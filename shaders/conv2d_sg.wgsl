@@ -27,6 +27,7 @@
 // Entry points (the launcher picks them only when the device's subgroup size is 8):
 //   conv2d_forward_sg          output = conv(input, weight) + bias (then ReLU when p.relu = 1)
 //                              O % 4 == 0; any C
+//   conv2d_forward_sg_c3       the same for C == 3 (RGB input), the channel loop unrolled
 //   conv2d_forward_sg_c4       the same for C % 4 == 0: 4 input channels per step, one vec4 load
 //   (both with p.pool = 1: also pooled = avgpool 2×2 of the output, from registers; the pixel
 //   tiles are then 2 rows × 4 columns, OH even and OW a multiple of 4)
@@ -212,6 +213,67 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>,
                 b[6] += subgroupBroadcast(y, 6u) * w;
                 b[7] += subgroupBroadcast(y, 7u) * w;
             }
+        }
+    }
+    store_output_tile(g, q, o4, a);
+    store_output_tile(g + 1u, q, o4, b);
+}
+
+// One broadcast pixel (3 input channels) times 3 weight rows, in conv2d_forward_sg's order.
+fn mac3(acc: vec4<f32>, x: vec3<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>) -> vec4<f32> {
+    return acc + x.x * w0 + x.y * w1 + x.z * w2;
+}
+
+// C == 3 (RGB images into a first layer): conv2d_forward_sg with the channel loop unrolled, a
+// tap's 3 products chained into one accumulator update (lavapipe blends every accumulator
+// written inside a loop once per update) and one vec3 broadcast per pixel. The same sums in
+// the same order as conv2d_forward_sg: bitwise equal results.
+@compute @workgroup_size(64)
+fn conv2d_forward_sg_c3(@builtin(workgroup_id) wid: vec3<u32>,
+                        @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_index) lid: u32) {
+    let m_total = p.n * p.out_h * p.out_w;
+    let o4 = p.o / 4u;
+    let otiles = (o4 + SG - 1u) / SG;
+    let t = tile_id(wid, nwg, lid);
+    if (t >= otiles * ((m_total + 2u * SG - 1u) / (2u * SG))) { return; }
+    let lane = lid % SG;
+    let q = (t % otiles) * SG + lane;
+    let qc = min(q, o4 - 1u);
+    let g = (t / otiles) * 2u;
+    let wa = window(min(tile_pixel(g, lane), m_total - 1u));
+    let wb = window(min(tile_pixel(g + 1u, lane), m_total - 1u));
+    let z = vec3<f32>(0.0);
+    var a = array<vec4<f32>, 8>();
+    var b = array<vec4<f32>, 8>();
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let oa = window_tap(wa, ky, kx);
+            let ob = window_tap(wb, ky, kx);
+            let ua = u32(max(oa, 0));
+            let ub = u32(max(ob, 0));
+            let x = select(z, vec3<f32>(input[ua], input[ua + 1u], input[ua + 2u]), oa >= 0);
+            let y = select(z, vec3<f32>(input[ub], input[ub + 1u], input[ub + 2u]), ob >= 0);
+            let wr = (ky * p.kw + kx) * 3u * o4 + qc;
+            let w0 = weight_vec4(wr);
+            let w1 = weight_vec4(wr + o4);
+            let w2 = weight_vec4(wr + 2u * o4);
+            a[0] = mac3(a[0], subgroupBroadcast(x, 0u), w0, w1, w2);
+            a[1] = mac3(a[1], subgroupBroadcast(x, 1u), w0, w1, w2);
+            a[2] = mac3(a[2], subgroupBroadcast(x, 2u), w0, w1, w2);
+            a[3] = mac3(a[3], subgroupBroadcast(x, 3u), w0, w1, w2);
+            a[4] = mac3(a[4], subgroupBroadcast(x, 4u), w0, w1, w2);
+            a[5] = mac3(a[5], subgroupBroadcast(x, 5u), w0, w1, w2);
+            a[6] = mac3(a[6], subgroupBroadcast(x, 6u), w0, w1, w2);
+            a[7] = mac3(a[7], subgroupBroadcast(x, 7u), w0, w1, w2);
+            b[0] = mac3(b[0], subgroupBroadcast(y, 0u), w0, w1, w2);
+            b[1] = mac3(b[1], subgroupBroadcast(y, 1u), w0, w1, w2);
+            b[2] = mac3(b[2], subgroupBroadcast(y, 2u), w0, w1, w2);
+            b[3] = mac3(b[3], subgroupBroadcast(y, 3u), w0, w1, w2);
+            b[4] = mac3(b[4], subgroupBroadcast(y, 4u), w0, w1, w2);
+            b[5] = mac3(b[5], subgroupBroadcast(y, 5u), w0, w1, w2);
+            b[6] = mac3(b[6], subgroupBroadcast(y, 6u), w0, w1, w2);
+            b[7] = mac3(b[7], subgroupBroadcast(y, 7u), w0, w1, w2);
         }
     }
     store_output_tile(g, q, o4, a);

@@ -454,6 +454,87 @@ fn conv2d_wg_odd_splits_and_vec4_variants_bitwise() {
     }
 }
 
+/// The C == 3 forward kernel sums in the order of the any-C one: bitwise equal outputs (and
+/// pooled outputs), also with a stride and with ReLU + 2×2 pooling fused.
+#[test]
+fn conv2d_sg_c3_matches_any_c_bitwise() {
+    let Some(gpu) = gpu() else { return };
+    if gpu.subgroup_size != Some(8) {
+        return;
+    }
+    for (si, p) in [
+        Conv2dParams::new(3, 9, 7, 3, 36, 3, Padding::Same),
+        Conv2dParams::general(2, 11, 10, 3, 8, [5, 3], [2, 1], Padding::Valid).unwrap(),
+        Conv2dParams::new(2, 8, 12, 3, 32, 3, Padding::Same)
+            .with_relu()
+            .with_pool2(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = rng(40 + si as u64);
+        let buf = |r: &mut _, len| gpu.storage_from("t", &uniform(r, len, 1.0));
+        let (xb, wb, bb) = (
+            buf(&mut r, p.input_len()),
+            buf(&mut r, p.weight_len()),
+            buf(&mut r, p.o as usize),
+        );
+        let pooled_len = if p.pool != 0 { p.pooled_len() } else { 4 };
+        let outs: Vec<_> = (0..4)
+            .map(|i| {
+                gpu.storage(
+                    "y",
+                    if i % 2 == 0 {
+                        p.output_len()
+                    } else {
+                        pooled_len
+                    },
+                )
+            })
+            .collect();
+        let (x, w, b) = ((&xb).into(), (&wb).into(), (&bb).into());
+        let c3 = if p.pool != 0 {
+            conv2d::forward_pool2(gpu, &p, x, w, Some(b), (&outs[0]).into(), (&outs[1]).into())
+                .unwrap()
+        } else {
+            conv2d::forward(gpu, &p, x, w, Some(b), (&outs[0]).into())
+        };
+        assert_eq!(c3.entry, "conv2d_forward_sg_c3");
+        let u = gpu.uniform("p", &p);
+        let any_c = wgpu_cnn::gpu::Dispatch::with_textures(
+            gpu,
+            "conv2d_sg",
+            "conv2d_forward_sg",
+            &u,
+            &[
+                (1, x),
+                (3, b),
+                (14, (&outs[2]).into()),
+                (18, (&outs[3]).into()),
+            ],
+            &[(30, w)],
+            c3.workgroups,
+            0,
+            0,
+        );
+        gpu.run(&[&c3, &any_c]).unwrap();
+        let bits =
+            |b: &wgpu::Buffer| -> Vec<u32> { read(gpu, b).iter().map(|v| v.to_bits()).collect() };
+        let y = read(gpu, &outs[0]);
+        assert!(y.iter().any(|&v| v != 0.0), "case {si}");
+        assert!(
+            bits(&outs[0]) == bits(&outs[2]),
+            "case {si}: outputs differ"
+        );
+        if p.pool != 0 {
+            assert!(
+                bits(&outs[1]) == bits(&outs[3]),
+                "case {si}: pooled outputs differ"
+            );
+        }
+    }
+}
+
 /// The 16-channel-tile kernels sum in the order of the 32-channel ones: bitwise equal results.
 #[test]
 fn conv2d_sg_16_channel_tiles_match_32_bitwise() {

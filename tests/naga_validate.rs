@@ -56,6 +56,7 @@ fn entry_points_match_launchers() {
             "conv2d_sg",
             &[
                 "conv2d_forward_sg",
+                "conv2d_forward_sg_c3",
                 "conv2d_forward_sg_c4",
                 "conv2d_forward_sg_c4_o16",
                 "conv2d_backward_input_sg",

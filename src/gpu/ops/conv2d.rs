@@ -27,6 +27,7 @@ pub fn select_forward(caps: &Caps, p: &Conv2dParams) -> &'static str {
         // At most 16 output channels: 16-channel tiles (the 2×2-pool path keeps 32).
         (true, true, _) if p.o <= 16 && p.pool == 0 => "conv2d_forward_sg_c4_o16",
         (true, true, _) => "conv2d_forward_sg_c4",
+        (true, false, _) if p.c == 3 => "conv2d_forward_sg_c3",
         (true, false, _) => "conv2d_forward_sg",
         (false, _, true) => "conv2d_forward_vec4",
         (false, _, false) => "conv2d_forward",
