@@ -29,7 +29,7 @@
 //                              O % 4 == 0; any C
 //   conv2d_forward_sg_c3       the same for C == 3 (RGB input), the channel loop unrolled
 //   conv2d_forward_sg_c4       the same for C % 4 == 0: 4 input channels per step, one vec4 load
-//   (both with p.pool = 1: also pooled = avgpool 2×2 of the output, from registers; the pixel
+//   (all three with p.pool = 1: also pooled = avgpool 2×2 of the output, from registers; the pixel
 //   tiles are then 2 rows × 4 columns, OH even and OW a multiple of 4)
 //   conv2d_backward_input_sg   dinput = conv_transpose(dout, weight); O % 4 == 0, C % 4 == 0
 //   conv2d_backward_weight_sg  partials[s] as conv2d_backward_weight (rows KH·KW·C plus the bias
@@ -481,7 +481,8 @@ fn phase_pixel(t: PhaseTile, j: u32) -> u32 {
 
 // dout4 offset of the tap (ky, kx) = kq·(SH, SW) + the tile's phase of input pixel q, and
 // whether that tap exists: the output pixel oy = (y + pad_t − ky) / SH = qy − kq.y must lie
-// inside the output (it divides exactly: the phase is the tap's remainder); the same in x.
+// inside the output (it divides exactly: the phase is the tap's remainder; lanes past the
+// phase's pixels read a clamped pixel of any phase, in bounds, and store nothing); the same in x.
 fn dout_tap(q: InPixel, kq: vec2<u32>, o4: u32) -> vec2<u32> {
     let oy = q.qy - i32(kq.y);
     let ox = q.qx - i32(kq.x);

@@ -198,9 +198,9 @@ struct TrainArgs {
     /// epoch); the same weights for any value; Ctrl-C stops at a submit boundary [default: 8].
     #[arg(long)]
     steps_per_submit: Option<u32>,
-    /// Also checkpoint inside an epoch every M minutes (last.safetensors, atomically), so a run
-    /// killed without Ctrl-C loses at most that much; --resume continues it bit-exactly. Not
-    /// stored with the run: give it again when resuming.
+    /// Also checkpoint inside an epoch every M minutes (last.safetensors, atomically; checked
+    /// between submits), so a run killed without Ctrl-C loses about that much; --resume
+    /// continues it bit-exactly. Not stored with the run: give it again when resuming.
     #[arg(long, value_name = "M")]
     checkpoint_minutes: Option<f64>,
     /// The recipe's inline model description.

@@ -100,8 +100,8 @@ pub struct TrainConfig {
     pub init: Option<PathBuf>,
     pub out: PathBuf,
     /// `--checkpoint-minutes`: also write `last.safetensors` inside an epoch whenever this many
-    /// minutes passed since the last checkpoint (a run killed without Ctrl-C then loses at most
-    /// that much). How a run is kept, not what it computes: not stored with the run (give it
+    /// minutes passed since the last checkpoint or the epoch's start, checked between submits
+    /// (a run killed without Ctrl-C then loses about that much). How a run is kept, not what it computes: not stored with the run (give it
     /// again with `--resume`), and the weights are the same bits with or without it.
     #[serde(skip)]
     pub checkpoint_minutes: Option<f64>,
@@ -193,7 +193,7 @@ impl TrainConfig {
             bail!("--epochs must be at least 1");
         }
         if let Some(m) = self.checkpoint_minutes {
-            if !(m.is_finite() && m > 0.0) {
+            if !(m > 0.0 && std::time::Duration::try_from_secs_f64(m * 60.0).is_ok()) {
                 bail!("--checkpoint-minutes must be a positive number of minutes, got {m}");
             }
         }
@@ -1242,9 +1242,9 @@ impl Run {
                 &self.runner.model.step_records(steps - first),
             );
         }
-        let every = cfg
-            .checkpoint_minutes
-            .map(|m| std::time::Duration::from_secs_f64(m * 60.0));
+        let every = cfg.checkpoint_minutes.map(|m| {
+            std::time::Duration::try_from_secs_f64(m * 60.0).unwrap_or(std::time::Duration::MAX)
+        });
         let mut last_save = Instant::now();
         let mut s = first;
         while s < steps {

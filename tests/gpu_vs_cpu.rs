@@ -160,7 +160,9 @@ fn conv2d_all_directions_on(gpu: &Gpu) {
             gpu.storage_from("dy", &dy),
         );
         let yb = gpu.storage("y", p.output_len());
-        let dxb = gpu.storage("dx", p.input_len());
+        // Every input-gradient element must be written (=), zeros included (the stride phases
+        // no tap reaches): a sentinel shows one that is not.
+        let dxb = gpu.storage_from("dx", &vec![7.0f32; p.input_len()]);
         let partb = gpu.storage("partials", p.partials_len());
         let dwb = gpu.storage("dw", p.weight_len());
         // Without a bias the db buffer must come back untouched.

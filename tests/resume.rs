@@ -142,40 +142,62 @@ fn periodic_checkpoints_survive_kill_9() {
     assert_eq!(code, 0, "{out}\n{err}");
     let want = state(&a.join("last.safetensors"));
 
-    // A checkpoint at every submit boundary (4 steps, 12 per epoch): 6 ms is always due.
+    // A checkpoint at every submit boundary inside an epoch (4 steps, 12 per epoch): 60 µs
+    // is always due, even where a submit returns before its work is done (recording 4 steps
+    // takes longer).
     let mut periodic = args(data, b.to_str().unwrap(), "3");
-    periodic.extend(["--steps-per-submit", "4", "--checkpoint-minutes", "0.0001"]);
+    periodic.extend([
+        "--steps-per-submit",
+        "4",
+        "--checkpoint-minutes",
+        "0.000001",
+    ]);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
         .args(&periodic)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Kill as soon as a checkpoint inside epoch 1 is on disk (reads race the writes: each
-    // write is a rename, so every read sees a whole checkpoint).
+    // Kill once the checkpoint on disk is inside an epoch after the first (reads race the
+    // writes: each write is a rename, so every read sees a whole checkpoint). The run is stopped
+    // (SIGSTOP) before the decisive read, so the checkpoint read is the one resumed from.
     let ck = b.join("last.safetensors");
+    let pid = child.id().to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {sig}");
+    };
+    let inside = |c: &wgpu_cnn::checkpoint::Checkpoint| {
+        c.meta::<u32>("epoch").unwrap() >= 1 && c.meta::<u32>("step_in_epoch").unwrap() > 0
+    };
     let t0 = std::time::Instant::now();
-    loop {
-        assert!(t0.elapsed().as_secs() < 300, "no checkpoint inside epoch 1");
-        if let Ok(c) = wgpu_cnn::checkpoint::load(&ck) {
-            if c.meta::<u32>("epoch") == Some(1) && c.meta::<u32>("step_in_epoch").unwrap() > 0 {
-                break;
+    let (epoch, step) = loop {
+        assert!(
+            t0.elapsed().as_secs() < 300,
+            "no checkpoint inside epoch 1 or 2"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before a checkpoint inside epoch 1 or 2 was seen"
+        );
+        if wgpu_cnn::checkpoint::load(&ck).is_ok_and(|c| inside(&c)) {
+            signal("-STOP");
+            let c = wgpu_cnn::checkpoint::load(&ck).unwrap();
+            if inside(&c) {
+                break (
+                    c.meta::<u32>("epoch").unwrap(),
+                    c.meta::<u32>("step_in_epoch").unwrap(),
+                );
             }
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the run ended before a checkpoint inside epoch 1 was seen"
-            );
+            signal("-CONT");
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    };
     child.kill().unwrap();
     child.wait().unwrap();
-    let c = wgpu_cnn::checkpoint::load(&ck).unwrap();
-    let (epoch, step) = (
-        c.meta::<u32>("epoch").unwrap(),
-        c.meta::<u32>("step_in_epoch").unwrap(),
-    );
-    assert!(epoch >= 1, "epoch {epoch} step {step}");
     let (code, out, err) = cli(&[
         "train",
         "--resume",
@@ -206,20 +228,22 @@ fn periodic_checkpoints_survive_kill_9() {
     };
     assert_eq!(metrics(&b), metrics(&a));
     assert_eq!(metrics(&b).len(), 3);
-    let (code, _, err) = cli(&[
-        "train",
-        "--resume",
-        ck.to_str().unwrap(),
-        "--epochs",
-        "4",
-        "--checkpoint-minutes",
-        "0",
-    ]);
-    assert_eq!(code, 1);
-    assert!(
-        err.starts_with("error: --checkpoint-minutes must be a positive number"),
-        "{err}"
-    );
+    for bad in ["0", "-1", "nan", "1e300"] {
+        let flag = format!("--checkpoint-minutes={bad}");
+        let (code, _, err) = cli(&[
+            "train",
+            "--resume",
+            ck.to_str().unwrap(),
+            "--epochs",
+            "4",
+            &flag,
+        ]);
+        assert_eq!(code, 1, "{bad}");
+        assert!(
+            err.starts_with("error: --checkpoint-minutes must be a positive number"),
+            "{bad}: {err}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

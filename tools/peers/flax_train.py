@@ -123,7 +123,18 @@ def main():
         first, earlier_wall = saved["epoch"] + 1, saved["wall_s"]
         print(f"resuming after epoch {saved['epoch']} from {args.state} "
               f"({earlier_wall:.1f} s of earlier launches)")
-    out = open(args.out, "a" if first else "w") if args.out else None
+    out = None
+    if args.out:
+        # A resumed run keeps the log's lines of the epochs its state includes and rewrites the
+        # rest (an epoch logged but killed before its state was saved runs again, once).
+        kept = []
+        if first and os.path.exists(args.out):
+            with open(args.out) as f:
+                kept = [line for line in f
+                        if json.loads(line).get("epoch", first) < first]
+        out = open(args.out, "w")
+        out.writelines(kept)
+        out.flush()
     print(f"jax {jax.__version__} on {jax.devices()[0]}: {args.model}, {len(x_train)} training, "
           f"{len(x_val)} validation, {len(x_test)} test images; {steps} steps per epoch")
     for epoch in range(first, args.epochs):
