@@ -761,9 +761,22 @@ mod tests {
         for (stride, tile) in [([2, 2], 16), ([3, 2], 64), ([2, 3], 4), ([1, 2], 16)] {
             let p =
                 Conv2dParams::general(128, 32, 31, 16, 32, [3, 3], stride, Padding::Same).unwrap();
-            let phases = p.sh * p.sw;
-            let sub = p.n * p.h.div_ceil(p.sh) * p.w.div_ceil(p.sw);
             let tiles = p.input_phase_tiles(tile);
+            // Every pixel's slot in its phase (the shaders' layout: images of ceil(H/SH) ×
+            // ceil(W/SW), row-major) falls inside that phase's share of the tiles.
+            let (hq, wq) = (p.h.div_ceil(p.sh), p.w.div_ceil(p.sw));
+            let per = tiles / (p.sh * p.sw);
+            for n in 0..p.n {
+                for y in 0..p.h {
+                    for x in 0..p.w {
+                        // The first row (column) of this pixel's phase, then its index there.
+                        let y0 = ((y + p.pad_t) % p.sh + p.sh - p.pad_t % p.sh) % p.sh;
+                        let x0 = ((x + p.pad_l) % p.sw + p.sw - p.pad_l % p.sw) % p.sw;
+                        let slot = (n * hq + (y - y0) / p.sh) * wq + (x - x0) / p.sw;
+                        assert!(slot < per * tile, "{stride:?}: pixel {n},{y},{x}");
+                    }
+                }
+            }
             assert!(tiles * tile >= p.n * p.h * p.w, "{stride:?}: too few lanes");
             assert!(
                 (tiles * tile) as f64 <= 1.25 * (p.n * p.h * p.w) as f64,
