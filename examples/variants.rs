@@ -27,6 +27,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(256);
+    let reps: usize = std::env::var("REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let filter: Vec<String> = std::env::args().skip(1).collect();
     let want = |e: &str| filter.is_empty() || filter.iter().any(|f| e.contains(f.as_str()));
     let report = |name: &str, entry: &str, ms: f64, flops: u64| {
@@ -43,6 +47,11 @@ fn main() {
         (
             "Conv_0",
             Conv2dParams::new(128, 32, 32, 3, 32, 3, Padding::Same).with_splits(splits),
+        ),
+        // ResNet-20's first stage.
+        (
+            "R20_s1",
+            Conv2dParams::new(128, 32, 32, 16, 16, 3, Padding::Same).with_splits(splits),
         ),
         // Dense_0 as the 1×1 convolution the subgroup kernels run it as (one split).
         ("Dense_0", DenseParams::new(128, 4096, 256).as_conv()),
@@ -103,6 +112,11 @@ fn main() {
                 p.o.div_ceil(32) * p.pixels().div_ceil(16) * 8,
             ),
             (
+                "conv2d_forward_sg_c4_o16",
+                vec![(12, s(&x)), (10, s(&w)), (3, s(&b)), (21, s(&y))],
+                p.o.div_ceil(16) * p.pixels().div_ceil(16) * 8,
+            ),
+            (
                 "conv2d_backward_input",
                 vec![(5, s(&y)), (2, s(&w)), (6, s(&x))],
                 p.c.div_ceil(4) * p.input_phase_tiles(4),
@@ -142,16 +156,18 @@ fn main() {
             if !want(entry)
                 || ((entry.contains("_c4") || entry == "conv2d_backward_input_sg") && p.c % 4 != 0)
                 || (entry.ends_with("_c3") && p.c != 3)
+                || (entry.contains("_o16") && p.o > 16)
             {
                 continue;
             }
             // The subgroup kernels read their weights (and the weight gradient its dout)
             // through the launchers' textures.
             let d = if entry.contains("_sg") {
+                let rg = entry.contains("_o16");
                 let texture = if entry.contains("backward_weight") {
-                    (11, 31)
+                    (11, if rg { 33 } else { 31 })
                 } else {
-                    (10, 30)
+                    (10, if rg { 32 } else { 30 })
                 };
                 let rest: Vec<_> = binds
                     .iter()
@@ -190,7 +206,7 @@ fn main() {
                     0,
                 )
             };
-            report(name, entry, time(&gpu, &d, 5), p.flops_forward());
+            report(name, entry, time(&gpu, &d, reps), p.flops_forward());
         }
         if want("reduce") {
             let dw = gpu.storage("dw", p.weight_len());

@@ -42,7 +42,9 @@
 //                              where the 32-channel tiles above leave half the lanes idle or more.
 //                              Same loads per step (vec2 instead of vec4 weights or dout), half
 //                              the multiply-adds per lane: 1.6–1.8× faster at 16 channels on
-//                              lavapipe. Summation order is that of the 32-channel kernels, so the
+//                              lavapipe. The 16-output-channel ones read their vec2 operand from
+//                              rg32float mirrors (bindings 32, 33): ~5–8 % faster than halves of
+//                              rgba32float texels (a whole fetch and a select each). Summation order is that of the 32-channel kernels, so the
 //                              results are bitwise equal to theirs. No pooled output.
 // Lanes past the end of a tensor load clamped indices and store nothing; a subgroup past the end
 // of the grid returns as a whole, so every broadcast reads an active lane. No float atomics:
@@ -79,18 +81,22 @@ const SG: u32 = 8u;
 // Vec4 number i sits at (i % 4096, i / 4096).
 @group(0) @binding(30) var weight_texture: texture_2d<f32>;
 
-// Texel i of a mirror texture, and vec2 number i (half of texel i / 2).
+// Texel i of a mirror texture.
 fn texel(t: texture_2d<f32>, i: u32) -> vec4<f32> {
     return textureLoad(t, vec2<u32>(i % 4096u, i / 4096u), 0);
 }
 
-fn texel_half(t: texture_2d<f32>, i: u32) -> vec2<f32> {
-    let v = texel(t, i / 2u);
-    return select(v.xy, v.zw, (i & 1u) == 1u);
+fn weight_vec4(i: u32) -> vec4<f32> { return texel(weight_texture, i); }
+
+// The same tensor as vec2s for the 16-channel-tile kernels, from an rg32float mirror (vec2
+// number i at (i % 4096, i / 4096)): half an rgba32float texel costs a whole fetch and a select.
+@group(0) @binding(32) var weight_texture2: texture_2d<f32>;
+
+fn texel2(t: texture_2d<f32>, i: u32) -> vec2<f32> {
+    return textureLoad(t, vec2<u32>(i % 4096u, i / 4096u), 0).xy;
 }
 
-fn weight_vec4(i: u32) -> vec4<f32> { return texel(weight_texture, i); }
-fn weight_vec2(i: u32) -> vec2<f32> { return texel_half(weight_texture, i); }
+fn weight_vec2(i: u32) -> vec2<f32> { return texel2(weight_texture2, i); }
 
 // The output gradient of the weight-gradient kernels, which every lane loads for its own
 // channels, through a texture the same way (the input-gradient kernels load dout once per
@@ -98,7 +104,10 @@ fn weight_vec2(i: u32) -> vec2<f32> { return texel_half(weight_texture, i); }
 @group(0) @binding(31) var dout_texture: texture_2d<f32>;
 
 fn dout_vec4(i: u32) -> vec4<f32> { return texel(dout_texture, i); }
-fn dout_vec2(i: u32) -> vec2<f32> { return texel_half(dout_texture, i); }
+
+@group(0) @binding(33) var dout_texture2: texture_2d<f32>;
+
+fn dout_vec2(i: u32) -> vec2<f32> { return texel2(dout_texture2, i); }
 
 // Index of this subgroup's tile in the whole grid (8 subgroups per group of 64; large grids
 // fold into y as in dispatch::grid).

@@ -1340,10 +1340,16 @@ fn texture_mirrors_read_unaligned_multi_row_and_shared_slices() {
     let Some(gpu) = gpu() else { return };
     let sg = gpu.caps().subgroup8();
     // (N, H, W, C, O, K): 16-channel tiles with a weight of 432 floats; 32-channel tiles with
-    // a weight of 18,432 floats = 4,608 texels (two rows, the second partial).
-    for (si, &(n, h, w, c, o, k)) in [(2, 5, 5, 4, 12, 3), (1, 4, 4, 64, 32, 3)]
-        .iter()
-        .enumerate()
+    // a weight of 18,432 floats = 4,608 texels (two rows, the second partial); 16-channel tiles
+    // with a dout of 9,248 floats = 4,624 rg32float texels (the vec2 mirrors of the
+    // 16-output-channel kernels: two rows, the second partial).
+    for (si, &(n, h, w, c, o, k)) in [
+        (2, 5, 5, 4, 12, 3),
+        (1, 4, 4, 64, 32, 3),
+        (2, 17, 17, 4, 16, 3),
+    ]
+    .iter()
+    .enumerate()
     {
         let p = Conv2dParams::new(n, h, w, c, o, k, Padding::Same);
         let mut r = rng(900 + si as u64);
@@ -1351,8 +1357,9 @@ fn texture_mirrors_read_unaligned_multi_row_and_shared_slices() {
         let b = uniform(&mut r, o as usize, 1.0);
         let (x64, b64) = (to_f64(&x), to_f64(&b));
         let (xb, bb) = (gpu.storage_from("x", &x), gpu.storage_from("b", &b));
-        // Elements before the tensor: 1 (4 bytes: not a whole texel) or 64 (256 bytes).
-        let offsets: &[usize] = if sg { &[1, 64] } else { &[64] };
+        // Elements before the tensor: 1 (4 bytes: not a whole texel), 2 (8 bytes: a whole
+        // rg32float texel, half an rgba32float one) or 64 (256 bytes).
+        let offsets: &[usize] = if sg { &[1, 2, 64] } else { &[64] };
         for &off in offsets {
             // Two weights and two douts of the same size in one buffer each: their mirrors
             // share a texture, refreshed before each dispatch.
@@ -1423,6 +1430,14 @@ fn texture_mirrors_read_unaligned_multi_row_and_shared_slices() {
                     assert!(ds
                         .iter()
                         .all(|d| d.entry.contains("_sg") || d.entry.contains("reduce")));
+                    // O <= 16: the forward and weight-gradient kernels read rg32float mirrors.
+                    let o16 = ds.iter().filter(|d| d.entry.ends_with("_o16")).count();
+                    assert_eq!(
+                        o16 > 0,
+                        o <= 16,
+                        "{:?}",
+                        ds.iter().map(|d| d.entry).collect::<Vec<_>>()
+                    );
                 }
             }
             gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();

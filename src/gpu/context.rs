@@ -339,8 +339,8 @@ impl Gpu {
     }
 
     /// The compute pipeline of `entry` in shader `shader`, compiled once and cached.
-    /// The rgba32float texture of `rows` × [`super::dispatch::TEXTURE_ROW`] texels that the
-    /// texture mirrors at `binding` share.
+    /// The rgba32float (rg32float at [`super::dispatch::RG_MIRRORS`]) texture of `rows` ×
+    /// [`super::dispatch::TEXTURE_ROW`] texels that the texture mirrors at `binding` share.
     pub fn mirror_texture(&self, binding: u32, rows: u32) -> (wgpu::Texture, wgpu::TextureView) {
         self.mirrors
             .lock()
@@ -357,7 +357,11 @@ impl Gpu {
                     mip_level_count: 1,
                     sample_count: 1,
                     dimension: wgpu::TextureDimension::D2,
-                    format: wgpu::TextureFormat::Rgba32Float,
+                    format: if super::dispatch::RG_MIRRORS.contains(&binding) {
+                        wgpu::TextureFormat::Rg32Float
+                    } else {
+                        wgpu::TextureFormat::Rgba32Float
+                    },
                     usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
                     view_formats: &[],
                 });

@@ -42,14 +42,30 @@ impl<'a> From<&'a wgpu::Buffer> for BufSlice<'a> {
 /// (i % 4096, i / 4096), as `weight_vec4` in `conv2d_sg.wgsl` reads it.
 pub const TEXTURE_ROW: u32 = 4096;
 
-/// A tensor mirrored into an rgba32float texture for the kernels that load it lane by lane
-/// (`conv2d_sg.wgsl`: the weights of the forward and input-gradient kernels, the output
-/// gradient of the weight-gradient kernels): lavapipe loads a storage-buffer element one lane at
-/// a time with a bounds check and a branch each, but fetches texels without that loop (1.2–1.7×
-/// on the forward kernels, `examples/texfetch.rs`). The texture is refreshed by a copy recorded
-/// right before every dispatch that reads it ([`record_passes`]), so it holds the tensor as it
-/// is at that point of the command stream, whatever wrote it before. That also lets dispatches
-/// share one texture per (binding, size) ([`super::Gpu::mirror_texture`]).
+/// The mirror bindings whose textures are rg32float (8-byte texels, one vec2 each) rather than
+/// rgba32float: the 16-channel-tile kernels of `conv2d_sg.wgsl`, whose lanes own 2 channels,
+/// read their weights (32) and output gradients (33) as vec2s. A half of an rgba32float texel
+/// costs a whole fetch plus a select; an rg32float fetch moves half the data.
+pub const RG_MIRRORS: [u32; 2] = [32, 33];
+
+/// Bytes per texel of the mirror textures at `binding`.
+pub fn mirror_texel_bytes(binding: u32) -> u64 {
+    if RG_MIRRORS.contains(&binding) {
+        8
+    } else {
+        16
+    }
+}
+
+/// A tensor mirrored into an rgba32float (or rg32float, [`RG_MIRRORS`]) texture for the
+/// kernels that load it lane by lane (`conv2d_sg.wgsl`: the weights of the forward and
+/// input-gradient kernels, the output gradient of the weight-gradient kernels): lavapipe loads
+/// a storage-buffer element one lane at a time with a bounds check and a branch each, but
+/// fetches texels without that loop (1.2–1.7× on the forward kernels, `examples/texfetch.rs`).
+/// The texture is refreshed by a copy recorded right before every dispatch that reads it
+/// ([`record_passes`]), so it holds the tensor as it is at that point of the command stream,
+/// whatever wrote it before. That also lets dispatches share one texture per (binding, size)
+/// ([`super::Gpu::mirror_texture`]).
 pub struct TextureMirror {
     /// The shader binding the texture is bound at.
     pub binding: u32,
@@ -57,7 +73,7 @@ pub struct TextureMirror {
     offset: u64,
     size: u64,
     /// A texel-aligned copy of the tensor when its slice is not (offset or size not a whole
-    /// number of 16-byte texels); texture copies need whole texels at 16-byte offsets.
+    /// number of texels); texture copies need whole texels at texel-aligned offsets.
     staging: Option<wgpu::Buffer>,
     texture: wgpu::Texture,
     pub view: wgpu::TextureView,
@@ -65,14 +81,15 @@ pub struct TextureMirror {
 
 impl TextureMirror {
     pub fn new(gpu: &super::Gpu, binding: u32, tensor: BufSlice<'_>) -> Self {
-        let texels = tensor.size.div_ceil(16).max(1);
+        let tb = mirror_texel_bytes(binding);
+        let texels = tensor.size.div_ceil(tb).max(1);
         let rows = texels.div_ceil(TEXTURE_ROW as u64) as u32;
         let (texture, view) = gpu.mirror_texture(binding, rows);
-        let aligned = tensor.offset.is_multiple_of(16) && tensor.size.is_multiple_of(16);
+        let aligned = tensor.offset.is_multiple_of(tb) && tensor.size.is_multiple_of(tb);
         let staging = (!aligned).then(|| {
             gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("texture mirror staging"),
-                size: texels * 16,
+                size: texels * tb,
                 usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             })
@@ -107,7 +124,8 @@ impl TextureMirror {
             }
             None => (&self.source, self.offset),
         };
-        let texels = self.size.div_ceil(16);
+        let tb = mirror_texel_bytes(self.binding);
+        let texels = self.size.div_ceil(tb);
         let row = TEXTURE_ROW as u64;
         // Whole rows, then the last partial row: neither reads past the tensor.
         for (y, height, width) in [
@@ -125,8 +143,8 @@ impl TextureMirror {
                 wgpu::TexelCopyBufferInfo {
                     buffer,
                     layout: wgpu::TexelCopyBufferLayout {
-                        offset: offset + y * row * 16,
-                        bytes_per_row: Some(TEXTURE_ROW * 16),
+                        offset: offset + y * row * tb,
+                        bytes_per_row: Some(TEXTURE_ROW * tb as u32),
                         rows_per_image: None,
                     },
                 },
@@ -162,7 +180,7 @@ pub fn mirror_bytes<'a>(dispatches: impl IntoIterator<Item = &'a Dispatch>) -> u
     }
     textures
         .iter()
-        .map(|(_, rows)| *rows as u64 * TEXTURE_ROW as u64 * 16)
+        .map(|(binding, rows)| *rows as u64 * TEXTURE_ROW as u64 * mirror_texel_bytes(*binding))
         .sum::<u64>()
         + mirrors.values().sum::<u64>()
 }

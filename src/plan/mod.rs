@@ -1626,13 +1626,23 @@ impl Plan {
     /// one texture per binding and size, shared by the steps; `kernel` names each step's kernel
     /// on the device as in [`Plan::render`]. Staging copies of unaligned slices not counted.
     pub fn texture_mirror_bytes(&self, kernel: &dyn Fn(&Step) -> String) -> u64 {
-        let row = crate::gpu::dispatch::TEXTURE_ROW as u64;
-        let rows = |floats: usize| (floats as u64).div_ceil(4).div_ceil(row).max(1);
+        use crate::gpu::dispatch::{mirror_texel_bytes, TEXTURE_ROW};
+        let row = TEXTURE_ROW as u64;
+        let rows = |binding: u32, floats: usize| {
+            (4 * floats as u64)
+                .div_ceil(mirror_texel_bytes(binding))
+                .div_ceil(row)
+                .max(1)
+        };
         let mut seen = std::collections::BTreeSet::new();
         for st in self.forward.iter().chain(&self.backward) {
-            if !kernel(st).contains("_sg") {
+            let name = kernel(st);
+            if !name.contains("_sg") {
                 continue;
             }
+            // The 16-output-channel-tile kernels read vec2 mirrors (rg32float, bindings 32
+            // and 33).
+            let rg = name.contains("_o16");
             let (binding, floats) = match st {
                 Step::Conv { p, .. } | Step::ConvBackwardInput { p, .. } => (30, p.weight_len()),
                 Step::ConvBackwardWeight { p, .. } => (31, p.output_len()),
@@ -1642,9 +1652,12 @@ impl Plan {
                 Step::DenseBackwardWeight { p, .. } => (31, p.as_conv().output_len()),
                 _ => continue,
             };
-            seen.insert((binding, rows(floats)));
+            let binding = if rg { binding + 2 } else { binding };
+            seen.insert((binding, rows(binding, floats)));
         }
-        seen.iter().map(|(_, r)| r * row * 16).sum()
+        seen.iter()
+            .map(|&(b, r)| r * row * mirror_texel_bytes(b))
+            .sum()
     }
 
     /// FLOPs of one training step by the 3×-forward rule (padding taps included).

@@ -227,13 +227,13 @@ fn forward_sg(
     let entry = select_forward(&gpu.caps(), p);
     if entry == "conv2d_forward_sg_c4_o16" {
         // 16 pixels × 16 channels per subgroup, vec2 views of weight and output; no pooled output.
-        return Dispatch::with_weight_texture(
+        return Dispatch::with_textures(
             gpu,
             SG_SHADER,
             entry,
             &u,
             &[(12, input), (3, bias), (21, output)],
-            weight,
+            &[(32, weight)],
             sg_grid(p.o.div_ceil(16) * p.pixels().div_ceil(16)),
             p.flops_forward(),
             bytes,
@@ -299,13 +299,13 @@ pub fn backward_input(
         } else {
             (16, 32)
         };
-        return Dispatch::with_weight_texture(
+        return Dispatch::with_textures(
             gpu,
             SG_SHADER,
             entry,
             &u,
             &[(11, dout), (dinput_binding, dinput)],
-            weight,
+            &[(30, weight)],
             sg_grid(p.c.div_ceil(tile_c) * p.input_phase_tiles(16)),
             p.flops_forward(),
             bytes,
@@ -398,12 +398,12 @@ pub fn backward_weight_split(
         subgroup8(gpu, p),
         "backward_weight_split needs 8-wide subgroups and O % 4 == 0, or workgroup tiles"
     );
-    // (partials binding, output channels per tile); 16 rows per subgroup; dout through a
-    // texture (binding 31).
-    let (partials_binding, tile_o) = if entry == "conv2d_backward_weight_sg_o16" {
-        (24, 16)
+    // (partials binding, output channels per tile, dout texture); 16 rows per subgroup; dout
+    // through a texture (rg32float for the 16-channel tiles).
+    let (partials_binding, tile_o, texture) = if entry == "conv2d_backward_weight_sg_o16" {
+        (24, 16, 33)
     } else {
-        (17, 32)
+        (17, 32, 31)
     };
     Dispatch::with_textures(
         gpu,
@@ -411,7 +411,7 @@ pub fn backward_weight_split(
         entry,
         &u,
         &[(1, input), (partials_binding, partials)],
-        &[(31, dout)],
+        &[(texture, dout)],
         sg_grid(p.o.div_ceil(tile_o) * rows.div_ceil(16) * p.splits),
         p.flops_forward() + 2 * (p.pixels() * p.o) as u64,
         4 * (p.input_len() + p.output_len() + p.partials_len()) as u64,
