@@ -28,15 +28,7 @@
 // is a multiple of every common SIMD/warp width. Indices past the end are clamped for loads and
 // masked for stores, so any N, H, W, C, O work.
 
-struct Conv2dParams {
-    n: u32, h: u32, w: u32, c: u32,
-    o: u32, kh: u32, kw: u32, sh: u32,
-    sw: u32, pad_t: u32, pad_l: u32, out_h: u32,
-    out_w: u32, chunk: u32, splits: u32, relu: u32,
-    pool: u32, bias: u32, _p0: u32, _p1: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Conv2dParams;
+// Conv2dParams and the uniform p: conv2d_common.wgsl.
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -206,32 +198,13 @@ fn store_dinput(m: u32, c0: u32, v: vec4<f32>) {
     }
 }
 
-// Input pixels by stride phase (as conv2d_sg.wgsl and conv2d_wg.wgsl tile them): an
-// invocation's 4 pixels share (y + pad_t) mod SH = ry and (x + pad_l) mod SW = rx, so they meet
-// the same taps, (ky, kx) = (ry, rx) + kq·(SH, SW), KH·KW / (SH·SW) of them for a strided layer.
-// A phase's pixels: N images of at most ceil(H/SH) × ceil(W/SW), row-major, 4 per invocation
-// (Conv2dParams::input_phase_tiles); an unstrided layer has one phase, the pixels in order.
-struct PhaseTile { ry: u32, rx: u32, first: u32 }
-
-fn phase_tile4(pt: u32) -> PhaseTile {
-    let hq = (p.h + p.sh - 1u) / p.sh;
-    let wq = (p.w + p.sw - 1u) / p.sw;
-    let per = (p.n * hq * wq + 3u) / 4u;
-    let ph = pt / per;
-    return PhaseTile(ph / p.sw, ph % p.sw, (pt - ph * per) * 4u);
-}
+// Input pixels tiled by stride phase (conv2d_common.wgsl), 4 per invocation.
+fn phase_tile4(pt: u32) -> Phase { return stride_phase(pt, 4u); }
 
 // The 4 pixels of tile t (N·H·W for those past the phase's pixels).
-fn phase_pixels4(t: PhaseTile) -> vec4<u32> {
-    let hq = (p.h + p.sh - 1u) / p.sh;
-    let wq = (p.w + p.sw - 1u) / p.sw;
-    let k = vec4<u32>(t.first) + vec4<u32>(0u, 1u, 2u, 3u);
-    let row = k / wq;
-    let y = (t.ry + p.sh - p.pad_t % p.sh) % p.sh + (row % hq) * p.sh;
-    let x = (t.rx + p.sw - p.pad_l % p.sw) % p.sw + (k - row * wq) * p.sw;
-    let n = row / hq;
-    let ok = n < vec4<u32>(p.n) & y < vec4<u32>(p.h) & x < vec4<u32>(p.w);
-    return select(vec4<u32>(p.n * p.h * p.w), (n * p.h + y) * p.w + x, ok);
+fn phase_pixels4(t: Phase) -> vec4<u32> {
+    return vec4<u32>(phase_pixel_at(t.ry, t.rx, t.first), phase_pixel_at(t.ry, t.rx, t.first + 1u),
+                     phase_pixel_at(t.ry, t.rx, t.first + 2u), phase_pixel_at(t.ry, t.rx, t.first + 3u));
 }
 
 // dinput[n,y,x,c] = Σ_{ky,kx,o} dout[n, oy, ox, o] · weight[ky,kx,c,o] over the taps with

@@ -50,15 +50,7 @@
 // of the grid returns as a whole, so every broadcast reads an active lane. No float atomics:
 // results are bitwise reproducible.
 
-struct Conv2dParams {
-    n: u32, h: u32, w: u32, c: u32,
-    o: u32, kh: u32, kw: u32, sh: u32,
-    sw: u32, pad_t: u32, pad_l: u32, out_h: u32,
-    out_w: u32, chunk: u32, splits: u32, relu: u32,
-    pool: u32, bias: u32, _p0: u32, _p1: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Conv2dParams;
+// Conv2dParams and the uniform p: conv2d_common.wgsl.
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(11) var<storage, read> dout4: array<vec4<f32>>;
@@ -457,36 +449,12 @@ fn in_pixel(m: u32) -> InPixel {
     return InPixel(i32(x / p.sw), i32(y / p.sh), (t / p.h) * p.out_h);
 }
 
-// Input pixels are tiled by stride phase: pixels whose padded coordinates share
-// (x + pad_l) mod SW and (y + pad_t) mod SH meet the same kernel taps (ky ≡ y + pad_t, kx ≡
-// x + pad_l mod the stride), so a subgroup whose 16 pixels share a phase runs only those taps,
-// KH·KW / (SH·SW) of them (an unstrided layer has one phase: every tap, the pixels in order).
-// A phase's pixels: N images of at most ceil(H/SH) × ceil(W/SW), row-major, 16 per tile (a
-// phase with fewer rows or columns leaves lanes idle). Tiles per layer: SH·SW times that
-// (`Conv2dParams::input_phase_tiles`).
-struct PhaseTile { ry: u32, rx: u32, first: u32 }
-
-fn phase_tile(pt: u32) -> PhaseTile {
-    let hq = (p.h + p.sh - 1u) / p.sh;
-    let wq = (p.w + p.sw - 1u) / p.sw;
-    let per = (p.n * hq * wq + 15u) / 16u;
-    let ph = pt / per;
-    return PhaseTile(ph / p.sw, ph % p.sw, (pt - ph * per) * 16u);
-}
+// Input pixels tiled by stride phase (conv2d_common.wgsl), 16 per subgroup.
+fn phase_tile(pt: u32) -> Phase { return stride_phase(pt, 16u); }
 
 // Pixel j of tile t's phase (j = 0..15 from the tile's first), or N·H·W when past the
 // phase's pixels.
-fn phase_pixel(t: PhaseTile, j: u32) -> u32 {
-    let hq = (p.h + p.sh - 1u) / p.sh;
-    let wq = (p.w + p.sw - 1u) / p.sw;
-    let k = t.first + j;
-    let row = k / wq;
-    // The first y with (y + pad_t) mod SH = ry, then every SH-th; the same in x.
-    let y = (t.ry + p.sh - p.pad_t % p.sh) % p.sh + (row % hq) * p.sh;
-    let x = (t.rx + p.sw - p.pad_l % p.sw) % p.sw + (k - row * wq) * p.sw;
-    let n = row / hq;
-    return select(p.n * p.h * p.w, (n * p.h + y) * p.w + x, n < p.n && y < p.h && x < p.w);
-}
+fn phase_pixel(t: Phase, j: u32) -> u32 { return phase_pixel_at(t.ry, t.rx, t.first + j); }
 
 // dout4 offset of the tap (ky, kx) = kq·(SH, SW) + the tile's phase of input pixel q, and
 // whether that tap exists: the output pixel oy = (y + pad_t − ky) / SH = qy − kq.y must lie

@@ -38,15 +38,7 @@
 // Loads past the end of a tensor (or in the padding) read 0, stores past the end are masked, so
 // any shape works; a workgroup past the end of the grid returns at once (grids fold into y).
 
-struct Conv2dParams {
-    n: u32, h: u32, w: u32, c: u32,
-    o: u32, kh: u32, kw: u32, sh: u32,
-    sw: u32, pad_t: u32, pad_l: u32, out_h: u32,
-    out_w: u32, chunk: u32, splits: u32, relu: u32,
-    pool: u32, bias: u32, _p0: u32, _p1: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Conv2dParams;
+// Conv2dParams and the uniform p: conv2d_common.wgsl.
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -248,38 +240,21 @@ fn conv2d_forward_wg_vec4(@builtin(workgroup_id) wid: vec3<u32>,
 
 // ---- input gradient ------------------------------------------------------------------------------
 
-// Input pixels are tiled by stride phase, as in conv2d_sg.wgsl: a workgroup's BM pixels share
-// (y + pad_t) mod SH and (x + pad_l) mod SW, so its K runs over only the taps that reach them,
-// (ky, kx) = (ry, rx) + (a·SH, b·SW): KH·KW / (SH·SW) of the taps for a strided layer, all of
-// them otherwise (one phase, the pixels in order). A phase's pixels: N images of at most
-// ceil(H/SH) × ceil(W/SW), row-major, BM per tile (Conv2dParams::input_phase_tiles). The sum
-// over k keeps the order of the taps that contribute (the skipped ones read 0): the same results.
+// Input pixels tiled by stride phase (conv2d_common.wgsl), BM per workgroup: its K runs over
+// only the taps that reach them, (ky, kx) = (ry, rx) + (a·SH, b·SW). The sum over k keeps the
+// order of the taps that contribute (the skipped ones read 0): the same results.
 struct PhaseTile { ry: u32, rx: u32, first: u32, taps_x: u32, k_total: u32 }
 
 fn phase_tile(pt: u32) -> PhaseTile {
-    let hq = (p.h + p.sh - 1u) / p.sh;
-    let wq = (p.w + p.sw - 1u) / p.sw;
-    let per = (p.n * hq * wq + BM - 1u) / BM;
-    let ph = pt / per;
-    let ry = ph / p.sw;
-    let rx = ph % p.sw;
+    let ph = stride_phase(pt, BM);
     // Taps ry, ry + SH, … below KH (none when the stride exceeds the kernel); the same in x.
-    let taps_y = select(0u, (p.kh - ry + p.sh - 1u) / p.sh, ry < p.kh);
-    let taps_x = select(0u, (p.kw - rx + p.sw - 1u) / p.sw, rx < p.kw);
-    return PhaseTile(ry, rx, (pt - ph * per) * BM, taps_x, taps_y * taps_x * p.o);
+    let taps_y = select(0u, (p.kh - ph.ry + p.sh - 1u) / p.sh, ph.ry < p.kh);
+    let taps_x = select(0u, (p.kw - ph.rx + p.sw - 1u) / p.sw, ph.rx < p.kw);
+    return PhaseTile(ph.ry, ph.rx, ph.first, taps_x, taps_y * taps_x * p.o);
 }
 
 // Pixel j of tile t's phase, or N·H·W when past the phase's pixels.
-fn phase_pixel(t: PhaseTile, j: u32) -> u32 {
-    let hq = (p.h + p.sh - 1u) / p.sh;
-    let wq = (p.w + p.sw - 1u) / p.sw;
-    let k = t.first + j;
-    let row = k / wq;
-    let y = (t.ry + p.sh - p.pad_t % p.sh) % p.sh + (row % hq) * p.sh;
-    let x = (t.rx + p.sw - p.pad_l % p.sw) % p.sw + (k - row * wq) * p.sw;
-    let n = row / hq;
-    return select(p.n * p.h * p.w, (n * p.h + y) * p.w + x, n < p.n && y < p.h && x < p.w);
-}
+fn phase_pixel(t: PhaseTile, j: u32) -> u32 { return phase_pixel_at(t.ry, t.rx, t.first + j); }
 
 // Tap number `tap` of tile t's phase as (ky, kx).
 fn phase_tap(t: PhaseTile, tap: u32) -> vec2<u32> {

@@ -1,7 +1,7 @@
 //! Every shader parses and validates with naga (no adapter needed), declares the entry points
 //! its launcher uses, and its params uniform has the size and alignment of the Rust struct.
 
-use wgpu_cnn::gpu::shaders::SHADERS;
+use wgpu_cnn::gpu::shaders::{PRELUDES, SHADERS};
 use wgpu_cnn::params::*;
 
 fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
@@ -23,11 +23,21 @@ fn every_shader_parses_and_validates() {
     for s in SHADERS {
         parse(s.name, s.source);
     }
-    // Every .wgsl file on disk is in the registry.
+    // Every .wgsl file on disk is in the registry, or a prelude that the shaders after it begin
+    // with.
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
     for e in std::fs::read_dir(dir).unwrap() {
         let path = e.unwrap().path();
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+        if PRELUDES.contains(&stem.as_str()) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let users = SHADERS
+                .iter()
+                .filter(|s| s.source.starts_with(text.as_str()))
+                .count();
+            assert!(users > 0, "prelude {stem} is in front of no shader");
+            continue;
+        }
         assert!(
             SHADERS.iter().any(|s| s.name == stem),
             "{} is not in the shader registry",

@@ -1,5 +1,6 @@
 //! Shader registry: every WGSL file is compiled into the binary, and looked up by its stem, the
-//! same stem as its launcher in `gpu/ops/` and its reference in `cpu/`.
+//! same stem as its launcher in `gpu/ops/` and its reference in `cpu/`. The three convolution
+//! shaders share `conv2d_common.wgsl` (parameters, stride-phase tiling), put in front of each.
 
 /// One WGSL source file.
 pub struct ShaderSource {
@@ -14,13 +15,27 @@ macro_rules! shader {
             source: include_str!(concat!("../../shaders/", $name, ".wgsl")),
         }
     };
+    // A shader with a shared prelude in front (WGSL has no includes).
+    ($name:literal after $prelude:literal) => {
+        ShaderSource {
+            name: $name,
+            source: concat!(
+                include_str!(concat!("../../shaders/", $prelude, ".wgsl")),
+                "\n",
+                include_str!(concat!("../../shaders/", $name, ".wgsl")),
+            ),
+        }
+    };
 }
+
+/// The WGSL files that are no shader of their own but a prelude of some (see `shader!`).
+pub const PRELUDES: &[&str] = &["conv2d_common"];
 
 /// Every shader of the engine.
 pub const SHADERS: &[ShaderSource] = &[
-    shader!("conv2d"),
-    shader!("conv2d_sg"),
-    shader!("conv2d_wg"),
+    shader!("conv2d" after "conv2d_common"),
+    shader!("conv2d_sg" after "conv2d_common"),
+    shader!("conv2d_wg" after "conv2d_common"),
     shader!("avgpool"),
     shader!("dense"),
     shader!("relu"),
