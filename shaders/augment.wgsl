@@ -37,18 +37,24 @@ fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
 
-// Byte `offset` of image `rec`, as f32.
-fn byte_at(rec: u32, offset: u32) -> f32 {
+// Bytes `offset` .. `offset` + 3 of image `rec` (C ≤ 4 channels of one pixel), as f32: the two
+// words that hold them, one load each (the second clamped to the buffer; bytes past C unused).
+fn pixel_bytes(rec: u32, offset: u32) -> vec4<f32> {
     let k = rec / p.chunk_images;
     let i = (rec - k * p.chunk_images) * p.image_bytes + offset;
-    var word: u32;
+    let w = i / 4u;
+    var lo: u32;
+    var hi: u32;
     switch k {
-        case 0u: { word = images0[i / 4u]; }
-        case 1u: { word = images1[i / 4u]; }
-        case 2u: { word = images2[i / 4u]; }
-        default: { word = images3[i / 4u]; }
+        case 0u: { lo = images0[w]; hi = images0[min(w + 1u, arrayLength(&images0) - 1u)]; }
+        case 1u: { lo = images1[w]; hi = images1[min(w + 1u, arrayLength(&images1) - 1u)]; }
+        case 2u: { lo = images2[w]; hi = images2[min(w + 1u, arrayLength(&images2) - 1u)]; }
+        default: { lo = images3[w]; hi = images3[min(w + 1u, arrayLength(&images3) - 1u)]; }
     }
-    return f32((word >> ((i % 4u) * 8u)) & 0xffu);
+    // Byte j of the pixel is byte (i mod 4) + j of the pair lo, hi.
+    let pos = vec4<u32>(i % 4u) + vec4<u32>(0u, 1u, 2u, 3u);
+    let word = select(vec4<u32>(lo), vec4<u32>(hi), pos >= vec4<u32>(4u));
+    return vec4<f32>((word >> ((pos % 4u) * 8u)) & vec4<u32>(0xffu));
 }
 
 // Source coordinate of output pixel `o` when resizing `size_in` → `size_out` (PyTorch's
@@ -65,10 +71,10 @@ fn reflect(i: i32, n: i32) -> i32 {
     return i;
 }
 
-// Channel `ch` of pixel (r, col) of image `rec`; outside the image: byte 0.
-fn tap(rec: u32, r: i32, col: i32, ch: u32) -> f32 {
-    if (r < 0 || col < 0 || r >= i32(p.h) || col >= i32(p.w)) { return 0.0; }
-    return byte_at(rec, (u32(r) * p.w + u32(col)) * p.c + ch);
+// The channels of pixel (r, col) of image `rec`; outside the image: bytes 0.
+fn tap(rec: u32, r: i32, col: i32) -> vec4<f32> {
+    if (r < 0 || col < 0 || r >= i32(p.h) || col >= i32(p.w)) { return vec4<f32>(0.0); }
+    return pixel_bytes(rec, (u32(r) * p.w + u32(col)) * p.c);
 }
 
 @compute @workgroup_size(64)
@@ -118,11 +124,12 @@ fn augment_batch(@builtin(global_invocation_id) gid: vec3<u32>,
             c0 = reflect(c0, i32(p.w));
             c1 = reflect(c1, i32(p.w));
         }
+        // All channels at once: the same arithmetic per channel as one at a time.
+        let top_row = (1.0 - lx) * tap(rec, r0, c0) + lx * tap(rec, r0, c1);
+        let bot_row = (1.0 - lx) * tap(rec, r1, c0) + lx * tap(rec, r1, c1);
+        let v = (((1.0 - ly) * top_row + ly * bot_row) / 255.0 - mean) * inv_std;
         for (var c = 0u; c < p.c; c++) {
-            let top_row = (1.0 - lx) * tap(rec, r0, c0, c) + lx * tap(rec, r0, c1, c);
-            let bot_row = (1.0 - lx) * tap(rec, r1, c0, c) + lx * tap(rec, r1, c1, c);
-            let v = (1.0 - ly) * top_row + ly * bot_row;
-            input[out + c] = (v / 255.0 - mean[c]) * inv_std[c];
+            input[out + c] = v[c];
         }
     }
     if (x == 0u && y == 0u) {
