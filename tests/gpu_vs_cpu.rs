@@ -1065,8 +1065,12 @@ fn dense_all_directions_on(gpu: &Gpu) {
 #[test]
 fn relu_both_directions() {
     let Some(gpu) = gpu() else { return };
-    // The last size needs more than 65,535 workgroups: the grid folds into y.
-    for (si, &len) in [1usize, 63, 65, 1000, 65_535 * 64 + 7].iter().enumerate() {
+    // The last size needs more than 65,535 workgroups: the grid folds into y. Counts that are
+    // a multiple of 4 (1000, 4096) take the vec4 entry points.
+    for (si, &len) in [1usize, 63, 65, 1000, 4096, 65_535 * 64 + 7]
+        .iter()
+        .enumerate()
+    {
         let p = ElementwiseParams::new(len as u32);
         let mut r = rng(400 + si as u64);
         let mut x = uniform(&mut r, len, 1.0);
@@ -1076,6 +1080,9 @@ fn relu_both_directions() {
         let (yb, dxb) = (gpu.storage("y", len), gpu.storage("dx", len));
         let f = relu::forward(gpu, &p, (&xb).into(), (&yb).into());
         let b = relu::backward(gpu, &p, (&dyb).into(), (&yb).into(), (&dxb).into());
+        for d in [&f, &b] {
+            assert_eq!(d.entry.ends_with("_vec4"), len % 4 == 0, "{}", d.entry);
+        }
         gpu.run(&[&f, &b]).unwrap();
         let mut y = vec![0.0; len];
         cpu::relu::relu_forward(&to_f64(&x), &mut y);

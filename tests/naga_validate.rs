@@ -108,7 +108,15 @@ fn entry_points_match_launchers() {
                 "dense_backward_bias",
             ],
         ),
-        ("relu", &["relu_forward", "relu_backward"]),
+        (
+            "relu",
+            &[
+                "relu_forward",
+                "relu_backward",
+                "relu_forward_vec4",
+                "relu_backward_vec4",
+            ],
+        ),
         ("gelu", &["gelu_forward", "gelu_backward"]),
         ("maxpool", &["maxpool_forward", "maxpool_backward"]),
         ("dropout", &["dropout_forward", "dropout_backward"]),

@@ -35,14 +35,14 @@ pub fn kernel_of(
             let follows = b.is_none_or(|b| plan.layout.follows(*w, b));
             dense::select(caps, p, follows)[2].clone()
         }
-        Step::Relu { .. } => "relu_forward".into(),
+        Step::Relu { p, .. } => relu::select(p)[0].into(),
         Step::Gelu { .. } => "gelu_forward".into(),
         Step::Dropout { .. } => "dropout_forward".into(),
         Step::DropoutBackward { .. } => "dropout_backward".into(),
         Step::GeluBackward { .. } => "gelu_backward".into(),
         Step::MaxPool { .. } => "maxpool_forward".into(),
         Step::MaxPoolBackward { .. } => "maxpool_backward".into(),
-        Step::ReluBackward { .. } => "relu_backward".into(),
+        Step::ReluBackward { p, .. } => relu::select(p)[1].into(),
         Step::AvgPool { .. } => "avgpool_forward".into(),
         Step::AvgPoolBackward { p, relu_out, .. } => match relu_out {
             Some(_) if p.is_k2() && p.c.is_multiple_of(4) => "avgpool_backward_relu_k2".into(),

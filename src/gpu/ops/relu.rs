@@ -6,6 +6,16 @@ use crate::params::ElementwiseParams;
 
 const SHADER: &str = "relu";
 
+/// The entry points for `p` (forward, backward): four values per invocation when the count
+/// allows.
+pub fn select(p: &ElementwiseParams) -> [&'static str; 2] {
+    if p.count.is_multiple_of(4) {
+        ["relu_forward_vec4", "relu_backward_vec4"]
+    } else {
+        ["relu_forward", "relu_backward"]
+    }
+}
+
 /// `output = max(input, 0)` (=).
 pub fn forward(
     gpu: &Gpu,
@@ -14,13 +24,19 @@ pub fn forward(
     output: BufSlice<'_>,
 ) -> Dispatch {
     let u = gpu.uniform("relu.params", p);
+    let entry = select(p)[0];
+    let (bindings, threads) = if entry == "relu_forward_vec4" {
+        ([(11, input), (12, output)], p.count / 4)
+    } else {
+        ([(1, input), (2, output)], p.count)
+    };
     Dispatch::new(
         gpu,
         SHADER,
-        "relu_forward",
+        entry,
         &u,
-        &[(1, input), (2, output)],
-        grid(p.count),
+        &bindings,
+        grid(threads),
         p.count as u64,
         8 * p.count as u64,
     )
@@ -35,13 +51,19 @@ pub fn backward(
     dinput: BufSlice<'_>,
 ) -> Dispatch {
     let u = gpu.uniform("relu.params", p);
+    let entry = select(p)[1];
+    let (bindings, threads) = if entry == "relu_backward_vec4" {
+        ([(13, dout), (15, output), (14, dinput)], p.count / 4)
+    } else {
+        ([(3, dout), (5, output), (4, dinput)], p.count)
+    };
     Dispatch::new(
         gpu,
         SHADER,
-        "relu_backward",
+        entry,
         &u,
-        &[(3, dout), (5, output), (4, dinput)],
-        grid(p.count),
+        &bindings,
+        grid(threads),
         p.count as u64,
         12 * p.count as u64,
     )
