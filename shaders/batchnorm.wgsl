@@ -164,10 +164,14 @@ fn batchnorm_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let mean = saved4(ch);
     let mul = saved4(p.c + ch) * scale4(ch);
     let b = bias4(ch);
+    if (p.relu != 0u) {
+        for (var i = j; i < p.rows * w; i += step) {
+            y4[i] = max((x4[i] - mean) * mul + b, vec4<f32>(0.0));
+        }
+        return;
+    }
     for (var i = j; i < p.rows * w; i += step) {
-        var v = (x4[i] - mean) * mul + b;
-        if (p.relu != 0u) { v = max(v, vec4<f32>(0.0)); }
-        y4[i] = v;
+        y4[i] = (x4[i] - mean) * mul + b;
     }
 }
 
@@ -217,11 +221,18 @@ fn batchnorm_backward_stats(@builtin(global_invocation_id) gid: vec3<u32>,
     let mean = saved[ch];
     var sg = 0.0;
     var sgx = 0.0;
-    for (var j = r.x * p.c + ch; j < r.y * p.c; j += p.c) {
-        var g = dout[j];
-        if (p.relu != 0u && !(relu_out[j] > 0.0)) { g = 0.0; }
-        sg += g;
-        sgx += g * (x[j] - mean);
+    if (p.relu != 0u) {
+        for (var j = r.x * p.c + ch; j < r.y * p.c; j += p.c) {
+            let g = select(0.0, dout[j], relu_out[j] > 0.0);
+            sg += g;
+            sgx += g * (x[j] - mean);
+        }
+    } else {
+        for (var j = r.x * p.c + ch; j < r.y * p.c; j += p.c) {
+            let g = dout[j];
+            sg += g;
+            sgx += g * (x[j] - mean);
+        }
     }
     partials[i] = sg;
     partials[p.chunks * p.c + i] = sgx;
@@ -278,9 +289,18 @@ fn batchnorm_backward_input_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let inv_m = 1.0 / f32(p.rows);
     let db = dbias_in4(ch) * inv_m;
     let ds = dscale_in4(ch) * inv_m;
+    // The fused ReLU's mask in a loop of its own: no branch inside the loop (lavapipe blends
+    // every value written under one).
+    if (p.relu != 0u) {
+        for (var i = j; i < p.rows * w; i += step) {
+            let g = select(vec4<f32>(0.0), dout4[i], relu_out4[i] > vec4<f32>(0.0));
+            let xhat = (x4[i] - mean) * inv;
+            dx4[i] = k * (g - db - xhat * ds);
+        }
+        return;
+    }
     for (var i = j; i < p.rows * w; i += step) {
-        var g = dout4[i];
-        if (p.relu != 0u) { g = select(vec4<f32>(0.0), g, relu_out4[i] > vec4<f32>(0.0)); }
+        let g = dout4[i];
         let xhat = (x4[i] - mean) * inv;
         dx4[i] = k * (g - db - xhat * ds);
     }
