@@ -12,6 +12,11 @@
 //     param -= lr · (nesterov ? g' + momentum·trace : trace)
 // mask = decay_mask[i] when p.masked = 1 (0 or 1 per element: e.g. kernels only), else 1.
 // param and the state are updated in place; grads are read. One element per invocation.
+// adam_update_vec4 / sgd_update_vec4: the same, four elements per invocation (lavapipe loads
+// and stores element-wise kernels' vec4s for about the cost of one scalar each), over
+// ceil(count / 4) vec4s. The launcher picks them only when every buffer holds that many whole
+// vec4s, the elements past `count` being zero pads (the model allocates its flat buffers so):
+// a zero pad stays zero (mu = nu = 0, update 0 / (0 + eps) = 0, decay 0 · 0).
 
 struct AdamParams {
     count: u32, lr: f32, b1: f32, b2: f32,
@@ -73,4 +78,52 @@ fn sgd_update(@builtin(global_invocation_id) gid: vec3<u32>,
         u = g + p.momentum * t;
     }
     param[i] -= p.lr * u;
+}
+
+@group(0) @binding(11) var<storage, read_write> param4: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read> grad4: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read_write> mu4: array<vec4<f32>>;
+@group(0) @binding(14) var<storage, read_write> nu4: array<vec4<f32>>;
+@group(0) @binding(15) var<storage, read> decay_mask4: array<vec4<f32>>;
+
+fn decay4(i: u32) -> vec4<f32> {
+    if (p.masked != 0u) {
+        return p.wd * decay_mask4[i];
+    }
+    return vec4<f32>(p.wd);
+}
+
+@compute @workgroup_size(64)
+fn adam_update_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= (p.count + 3u) / 4u) { return; }
+    let g = grad4[i];
+    let m = p.b1 * mu4[i] + (1.0 - p.b1) * g;
+    let v = p.b2 * nu4[i] + (1.0 - p.b2) * g * g;
+    mu4[i] = m;
+    nu4[i] = v;
+    var u = (m / p.bc1) / (sqrt(v / p.bc2) + p.eps);
+    if (p.wd != 0.0) {
+        u += decay4(i) * param4[i];
+    }
+    param4[i] -= p.lr * u;
+}
+
+@compute @workgroup_size(64)
+fn sgd_update_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= (p.count + 3u) / 4u) { return; }
+    var g = grad4[i];
+    if (p.wd != 0.0) {
+        g += decay4(i) * param4[i];
+    }
+    let t = g + p.momentum * mu4[i];
+    mu4[i] = t;
+    var u = t;
+    if (p.nesterov != 0u) {
+        u = g + p.momentum * t;
+    }
+    param4[i] -= p.lr * u;
 }

@@ -181,7 +181,9 @@ impl GpuModel {
             all.push(b.clone());
             b
         };
-        let params = buf("params", layout.total);
+        // The flat buffers the optimizer updates are padded to whole vec4s (adam::padded_len).
+        let flat = adam::padded_len(layout.total);
+        let params = buf("params", flat);
         gpu.queue
             .write_buffer(&params, 0, bytemuck::cast_slice(&layout.flatten(init)));
         let batch_stats = buf("batch_stats", plan.stats.total);
@@ -191,10 +193,10 @@ impl GpuModel {
             bytemuck::cast_slice(&plan.stats.flatten(&plan.stats.init(0))),
         );
         let train_state = (plan.mode == Mode::Train).then(|| TrainState {
-            grads: buf("grads", layout.total),
-            mu: buf("adam.mu", layout.total),
-            nu: buf("adam.nu", layout.total),
-            mask: buf("opt.mask", 1),
+            grads: buf("grads", flat),
+            mu: buf("adam.mu", flat),
+            nu: buf("adam.nu", flat),
+            mask: buf("opt.mask", 4),
         });
         let buffers: Vec<wgpu::Buffer> =
             plan.buffers.iter().map(|b| buf(&b.label, b.len)).collect();
@@ -676,7 +678,9 @@ impl GpuModel {
                 .iter()
                 .map(|spec| vec![opt.mask_of(spec); spec.len()])
                 .collect();
-            s.mask = gpu.storage_from("opt.mask", &self.layout.flatten(&mask));
+            let mut flat = self.layout.flatten(&mask);
+            flat.resize(adam::padded_len(total), 0.0);
+            s.mask = gpu.storage_from("opt.mask", &flat);
             self.buffers.push(s.mask.clone());
         }
         let d = adam::update(

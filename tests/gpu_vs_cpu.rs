@@ -1226,15 +1226,30 @@ fn optimizers_match_their_cpu_twins() {
         ("sgd nesterov decay", sgd(0.9, true, 0.01)),
     ];
     for (name, opt) in cases {
-        for (si, &len) in [1usize, 7, 1000, 4099].iter().enumerate() {
-            let what = format!("{name} n{len}");
+        // Unpadded buffers take the scalar entry points unless len % 4 == 0; buffers padded to
+        // whole vec4s (as the model allocates them) take the vec4 ones, tails included.
+        for (si, &len, padded) in [1usize, 7, 1000, 4099]
+            .iter()
+            .enumerate()
+            .flat_map(|(si, len)| [(si, len, false), (si, len, true)])
+        {
+            let what = format!("{name} n{len}{}", if padded { " padded" } else { "" });
+            let alen = if padded { adam::padded_len(len) } else { len };
             let mut r = rng(600 + si as u64);
             let param = uniform(&mut r, len, 1.0);
             // A mask of whole runs of 0 and 1, as kernels and biases alternate in the layout.
             let mask: Vec<f32> = (0..len).map(|i| ((i / 3) % 2) as f32).collect();
-            let (pb, gb) = (gpu.storage_from("param", &param), gpu.storage("grad", len));
-            let (mb, vb) = (gpu.storage("mu", len), gpu.storage("nu", len));
-            let kb = gpu.storage_from("mask", &mask);
+            let pad = |v: &[f32]| {
+                let mut v = v.to_vec();
+                v.resize(alen, 0.0);
+                v
+            };
+            let (pb, gb) = (
+                gpu.storage_from("param", &pad(&param)),
+                gpu.storage("grad", alen),
+            );
+            let (mb, vb) = (gpu.storage("mu", alen), gpu.storage("nu", alen));
+            let kb = gpu.storage_from("mask", &pad(&mask));
             let (mut p64, mut m64, mut v64) = (to_f64(&param), vec![0.0; len], vec![0.0; len]);
             let k64 = to_f64(&mask);
             for t in 1..=3 {
@@ -1258,6 +1273,8 @@ fn optimizers_match_their_cpu_twins() {
                     },
                     opt.is_sgd(),
                 );
+                let vec4 = padded || len % 4 == 0;
+                assert_eq!(d.entry.ends_with("_vec4"), vec4, "{what}: {}", d.entry);
                 gpu.run(&[&d]).unwrap();
                 if opt.is_sgd() {
                     cpu::adam::sgd_update(&ap, &mut p64, &to_f64(&g), &mut m64, &k64);
@@ -1265,7 +1282,13 @@ fn optimizers_match_their_cpu_twins() {
                     cpu::adam::adam_update(&ap, &mut p64, &to_f64(&g), &mut m64, &mut v64, &k64);
                 }
             }
-            assert_close(&format!("{what} param"), &read(gpu, &pb), &p64, 1e-6, 1e-6);
+            assert_close(
+                &format!("{what} param"),
+                &read(gpu, &pb)[..len],
+                &p64,
+                1e-6,
+                1e-6,
+            );
             // mu and nu mix gradients of both signs (cancellation), so their error scales with
             // the gradient magnitude of each element, not with the result: compare them
             // normalised.
@@ -1285,15 +1308,21 @@ fn optimizers_match_their_cpu_twins() {
             let pow = 1;
             assert_close(
                 &format!("{what} mu"),
-                &norm(&read(gpu, &mb), pow),
+                &norm(&read(gpu, &mb)[..len], pow),
                 &norm64(&m64, pow),
                 1e-6,
                 1e-5,
             );
+            for (slot, b) in [("param", &pb), ("mu", &mb), ("nu", &vb)] {
+                assert!(
+                    read(gpu, b)[len..].iter().all(|&v| v == 0.0),
+                    "{what}: the {slot} pads stay zero"
+                );
+            }
             if !opt.is_sgd() {
                 assert_close(
                     &format!("{what} nu"),
-                    &norm(&read(gpu, &vb), 2),
+                    &norm(&read(gpu, &vb)[..len], 2),
                     &norm64(&v64, 2),
                     1e-6,
                     1e-5,

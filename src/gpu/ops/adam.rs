@@ -18,19 +18,47 @@ pub struct OptimizerBuffers<'a> {
 
 /// One step of Adam/AdamW (`adam_update`) or SGD (`sgd_update`, `sgd = true`) over flat buffers
 /// of `p.count` elements. The returned dispatch's `uniform` is rewritten before each step.
+/// When every buffer holds ceil(count / 4) whole vec4s (the elements past `count` zero pads, as
+/// [`padded_len`] allocates them; the mask needs them only when `p.masked = 1`), the `_vec4`
+/// entry points run instead: same values, four elements per invocation.
 pub fn update(gpu: &Gpu, p: &AdamParams, b: &OptimizerBuffers<'_>, sgd: bool) -> Dispatch {
     let u = gpu.uniform("adam.params", p);
-    let entry = if sgd { "sgd_update" } else { "adam_update" };
+    let padded = 4 * padded_len(p.count as usize) as u64;
+    let vec4 = [b.param, b.grad, b.mu]
+        .iter()
+        .chain(if sgd { None } else { Some(&b.nu) })
+        .all(|s| s.size >= padded)
+        && b.mask.size >= if p.masked != 0 { padded } else { 16 };
+    let entry = match (sgd, vec4) {
+        (false, false) => "adam_update",
+        (true, false) => "sgd_update",
+        (false, true) => "adam_update_vec4",
+        (true, true) => "sgd_update_vec4",
+    };
     // SGD has one state slot: nu is not bound.
-    let all = [(1, b.param), (2, b.grad), (3, b.mu), (5, b.mask), (4, b.nu)];
+    let base = if vec4 { 10 } else { 0 };
+    let all = [
+        (base + 1, b.param),
+        (base + 2, b.grad),
+        (base + 3, b.mu),
+        (base + 5, b.mask),
+        (base + 4, b.nu),
+    ];
+    let threads = if vec4 { p.count.div_ceil(4) } else { p.count };
     Dispatch::new(
         gpu,
         "adam",
         entry,
         &u,
         &all[..if sgd { 4 } else { 5 }],
-        grid(p.count),
+        grid(threads),
         10 * p.count as u64,
         4 * 7 * p.count as u64,
     )
+}
+
+/// Elements to allocate for a flat optimizer buffer of `len` elements so that the vec4 update
+/// runs: `len` rounded up to whole vec4s (the extra elements zero).
+pub fn padded_len(len: usize) -> usize {
+    len.max(1).next_multiple_of(4)
 }
