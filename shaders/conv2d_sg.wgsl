@@ -36,6 +36,9 @@
 //                              row, split-K over output pixels); O % 4 == 0. The reduction is
 //                              conv2d.wgsl's conv2d_backward_weight_reduce (with one split, as
 //                              for dense layers, the partials are the gradients themselves).
+//   conv2d_backward_weight_sg_c4  the same for C % 4 == 0: input taps loaded as vec4s (4 rows of
+//                              one tap per lane), bitwise equal to conv2d_backward_weight_sg;
+//                              conv2d_backward_weight_sg_o16_c4 likewise for the 16-channel tiles
 //   conv2d_forward_sg_c4_o16, conv2d_backward_input_sg_c16, conv2d_backward_weight_sg_o16:
 //                              the same with 16-channel tiles (every lane owns 2 channels, one
 //                              vec2) for tensors of at most 16 channels (ResNet-20's first stage),
@@ -790,6 +793,134 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
     store_partial_tile(s, r0 + SG, q, o4, b);
 }
 
+// C % 4 == 0: the same sums, with the input taps loaded as vec4s. Rows r0 + 4h .. r0 + 4h + 3
+// (r0 a multiple of 16) are 4 channels of one tap, so lane 2k + h loads them at pixel k of the
+// step in one vec4 where conv2d_backward_weight_sg has every lane load its own row at each of
+// the 4 pixels (4 scalar loads, each a per-lane loop on lavapipe): 2 vec4 loads per step
+// instead of 8 scalar ones. Same values in the same order: bitwise equal to it.
+fn row4_tap(q: Pixel, w: Row) -> vec4<f32> {
+    let iy = i32(q.y * p.sh) + w.dy;
+    let ix = i32(q.x * p.sw) + w.dx;
+    let ok = w.is_w && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+    let off = select(0u, (((q.n * p.h + u32(iy)) * p.w + u32(ix)) * p.c + w.c) / 4u, ok);
+    // Outside the image 0; the bias row (r = KH·KW·C, a multiple of 4) 1, the rows after it 0.
+    return select(vec4<f32>(w.fill, 0.0, 0.0, 0.0), input4[off], ok);
+}
+
+// One row's tap from the vec4 view (the single-pixel tail).
+fn row_tap4(q: Pixel, w: Row) -> f32 {
+    let iy = i32(q.y * p.sh) + w.dy;
+    let ix = i32(q.x * p.sw) + w.dx;
+    let ok = w.is_w && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+    let off = select(0u, ((q.n * p.h + u32(iy)) * p.w + u32(ix)) * p.c + w.c, ok);
+    return select(w.fill, input4[off / 4u][off % 4u], ok);
+}
+
+@compute @workgroup_size(64)
+fn conv2d_backward_weight_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
+                                @builtin(num_workgroups) nwg: vec3<u32>,
+                                @builtin(local_invocation_index) lid: u32) {
+    let kkc = p.kh * p.kw * p.c;
+    let rows = kkc + 1u;
+    let o4 = p.o / 4u;
+    let otiles = (o4 + SG - 1u) / SG;
+    let rtiles = (rows + 2u * SG - 1u) / (2u * SG);
+    let t = tile_id(wid, nwg, lid);
+    if (t >= otiles * rtiles * p.splits) { return; }
+    let lane = lid % SG;
+    let q = (t % otiles) * SG + lane;
+    let qc = min(q, o4 - 1u);
+    let r0 = ((t / otiles) % rtiles) * 2u * SG;
+    let s = t / (otiles * rtiles);
+    // The pixel of the step this lane loads (k) and which 4 rows of each tile (h).
+    let k = lane / 2u;
+    let h = lane % 2u;
+    let ra4 = weight_row(r0 + 4u * h);
+    let rb4 = weight_row(r0 + SG + 4u * h);
+    let ra = weight_row(r0 + lane);
+    let rb = weight_row(r0 + SG + lane);
+
+    let m_total = p.n * p.out_h * p.out_w;
+    let m_begin = s * p.chunk;
+    let m_end = min(m_begin + p.chunk, m_total);
+    var px = Pixel(m_begin % p.out_w, (m_begin / p.out_w) % p.out_h, m_begin / (p.out_w * p.out_h));
+    var a = array<vec4<f32>, 8>();
+    var b = array<vec4<f32>, 8>();
+    var mi = m_begin;
+    for (; mi + 4u <= m_end; mi += 4u) {
+        let p1 = next_pixel(px);
+        let p2 = next_pixel(p1);
+        let p3 = next_pixel(p2);
+        let pk = Pixel(select(select(select(px.x, p1.x, k == 1u), p2.x, k == 2u), p3.x, k == 3u),
+                       select(select(select(px.y, p1.y, k == 1u), p2.y, k == 2u), p3.y, k == 3u),
+                       select(select(select(px.n, p1.n, k == 1u), p2.n, k == 2u), p3.n, k == 3u));
+        let e = row4_tap(pk, ra4);
+        let f = row4_tap(pk, rb4);
+        px = next_pixel(p3);
+        let d0 = dout_vec4(mi * o4 + qc);
+        let d1 = dout_vec4((mi + 1u) * o4 + qc);
+        let d2 = dout_vec4((mi + 2u) * o4 + qc);
+        let d3 = dout_vec4((mi + 3u) * o4 + qc);
+        // Row i of pixel j: component i % 4 of lane 2j + i / 4.
+        a[0] += subgroupBroadcast(e.x, 0u) * d0 + subgroupBroadcast(e.x, 2u) * d1
+            + subgroupBroadcast(e.x, 4u) * d2 + subgroupBroadcast(e.x, 6u) * d3;
+        a[1] += subgroupBroadcast(e.y, 0u) * d0 + subgroupBroadcast(e.y, 2u) * d1
+            + subgroupBroadcast(e.y, 4u) * d2 + subgroupBroadcast(e.y, 6u) * d3;
+        a[2] += subgroupBroadcast(e.z, 0u) * d0 + subgroupBroadcast(e.z, 2u) * d1
+            + subgroupBroadcast(e.z, 4u) * d2 + subgroupBroadcast(e.z, 6u) * d3;
+        a[3] += subgroupBroadcast(e.w, 0u) * d0 + subgroupBroadcast(e.w, 2u) * d1
+            + subgroupBroadcast(e.w, 4u) * d2 + subgroupBroadcast(e.w, 6u) * d3;
+        a[4] += subgroupBroadcast(e.x, 1u) * d0 + subgroupBroadcast(e.x, 3u) * d1
+            + subgroupBroadcast(e.x, 5u) * d2 + subgroupBroadcast(e.x, 7u) * d3;
+        a[5] += subgroupBroadcast(e.y, 1u) * d0 + subgroupBroadcast(e.y, 3u) * d1
+            + subgroupBroadcast(e.y, 5u) * d2 + subgroupBroadcast(e.y, 7u) * d3;
+        a[6] += subgroupBroadcast(e.z, 1u) * d0 + subgroupBroadcast(e.z, 3u) * d1
+            + subgroupBroadcast(e.z, 5u) * d2 + subgroupBroadcast(e.z, 7u) * d3;
+        a[7] += subgroupBroadcast(e.w, 1u) * d0 + subgroupBroadcast(e.w, 3u) * d1
+            + subgroupBroadcast(e.w, 5u) * d2 + subgroupBroadcast(e.w, 7u) * d3;
+        b[0] += subgroupBroadcast(f.x, 0u) * d0 + subgroupBroadcast(f.x, 2u) * d1
+            + subgroupBroadcast(f.x, 4u) * d2 + subgroupBroadcast(f.x, 6u) * d3;
+        b[1] += subgroupBroadcast(f.y, 0u) * d0 + subgroupBroadcast(f.y, 2u) * d1
+            + subgroupBroadcast(f.y, 4u) * d2 + subgroupBroadcast(f.y, 6u) * d3;
+        b[2] += subgroupBroadcast(f.z, 0u) * d0 + subgroupBroadcast(f.z, 2u) * d1
+            + subgroupBroadcast(f.z, 4u) * d2 + subgroupBroadcast(f.z, 6u) * d3;
+        b[3] += subgroupBroadcast(f.w, 0u) * d0 + subgroupBroadcast(f.w, 2u) * d1
+            + subgroupBroadcast(f.w, 4u) * d2 + subgroupBroadcast(f.w, 6u) * d3;
+        b[4] += subgroupBroadcast(f.x, 1u) * d0 + subgroupBroadcast(f.x, 3u) * d1
+            + subgroupBroadcast(f.x, 5u) * d2 + subgroupBroadcast(f.x, 7u) * d3;
+        b[5] += subgroupBroadcast(f.y, 1u) * d0 + subgroupBroadcast(f.y, 3u) * d1
+            + subgroupBroadcast(f.y, 5u) * d2 + subgroupBroadcast(f.y, 7u) * d3;
+        b[6] += subgroupBroadcast(f.z, 1u) * d0 + subgroupBroadcast(f.z, 3u) * d1
+            + subgroupBroadcast(f.z, 5u) * d2 + subgroupBroadcast(f.z, 7u) * d3;
+        b[7] += subgroupBroadcast(f.w, 1u) * d0 + subgroupBroadcast(f.w, 3u) * d1
+            + subgroupBroadcast(f.w, 5u) * d2 + subgroupBroadcast(f.w, 7u) * d3;
+    }
+    for (; mi < m_end; mi++) {
+        let e = row_tap4(px, ra);
+        let f = row_tap4(px, rb);
+        px = next_pixel(px);
+        let d = dout_vec4(mi * o4 + qc);
+        a[0] += subgroupBroadcast(e, 0u) * d;
+        a[1] += subgroupBroadcast(e, 1u) * d;
+        a[2] += subgroupBroadcast(e, 2u) * d;
+        a[3] += subgroupBroadcast(e, 3u) * d;
+        a[4] += subgroupBroadcast(e, 4u) * d;
+        a[5] += subgroupBroadcast(e, 5u) * d;
+        a[6] += subgroupBroadcast(e, 6u) * d;
+        a[7] += subgroupBroadcast(e, 7u) * d;
+        b[0] += subgroupBroadcast(f, 0u) * d;
+        b[1] += subgroupBroadcast(f, 1u) * d;
+        b[2] += subgroupBroadcast(f, 2u) * d;
+        b[3] += subgroupBroadcast(f, 3u) * d;
+        b[4] += subgroupBroadcast(f, 4u) * d;
+        b[5] += subgroupBroadcast(f, 5u) * d;
+        b[6] += subgroupBroadcast(f, 6u) * d;
+        b[7] += subgroupBroadcast(f, 7u) * d;
+    }
+    store_partial_tile(s, r0, q, o4, a);
+    store_partial_tile(s, r0 + SG, q, o4, b);
+}
+
 fn store_partial_tile2(s: u32, r0: u32, q: u32, o2: u32, acc: array<vec2<f32>, 8>) {
     let rows = p.kh * p.kw * p.c + 1u;
     let stored = rows - 1u + p.bias;
@@ -882,6 +1013,113 @@ fn conv2d_backward_weight_sg_o16(@builtin(workgroup_id) wid: vec3<u32>,
     for (; mi < m_end; mi++) {
         let e = row_tap(px, ra);
         let f = row_tap(px, rb);
+        px = next_pixel(px);
+        let d = dout_vec2(mi * o2 + qc);
+        a[0] += subgroupBroadcast(e, 0u) * d;
+        a[1] += subgroupBroadcast(e, 1u) * d;
+        a[2] += subgroupBroadcast(e, 2u) * d;
+        a[3] += subgroupBroadcast(e, 3u) * d;
+        a[4] += subgroupBroadcast(e, 4u) * d;
+        a[5] += subgroupBroadcast(e, 5u) * d;
+        a[6] += subgroupBroadcast(e, 6u) * d;
+        a[7] += subgroupBroadcast(e, 7u) * d;
+        b[0] += subgroupBroadcast(f, 0u) * d;
+        b[1] += subgroupBroadcast(f, 1u) * d;
+        b[2] += subgroupBroadcast(f, 2u) * d;
+        b[3] += subgroupBroadcast(f, 3u) * d;
+        b[4] += subgroupBroadcast(f, 4u) * d;
+        b[5] += subgroupBroadcast(f, 5u) * d;
+        b[6] += subgroupBroadcast(f, 6u) * d;
+        b[7] += subgroupBroadcast(f, 7u) * d;
+    }
+    store_partial_tile2(s, r0, q, o2, a);
+    store_partial_tile2(s, r0 + SG, q, o2, b);
+}
+
+// The 16-channel tiles of conv2d_backward_weight_sg_o16 with the input taps of the `_c4` kernel
+// above (C % 4 == 0): bitwise equal to conv2d_backward_weight_sg_o16.
+@compute @workgroup_size(64)
+fn conv2d_backward_weight_sg_o16_c4(@builtin(workgroup_id) wid: vec3<u32>,
+                                    @builtin(num_workgroups) nwg: vec3<u32>,
+                                    @builtin(local_invocation_index) lid: u32) {
+    let kkc = p.kh * p.kw * p.c;
+    let rows = kkc + 1u;
+    let o2 = p.o / 2u;
+    let otiles = (o2 + SG - 1u) / SG;
+    let rtiles = (rows + 2u * SG - 1u) / (2u * SG);
+    let t = tile_id(wid, nwg, lid);
+    if (t >= otiles * rtiles * p.splits) { return; }
+    let lane = lid % SG;
+    let q = (t % otiles) * SG + lane;
+    let qc = min(q, o2 - 1u);
+    let r0 = ((t / otiles) % rtiles) * 2u * SG;
+    let s = t / (otiles * rtiles);
+    // The pixel of the step this lane loads (k) and which 4 rows of each tile (h).
+    let k = lane / 2u;
+    let h = lane % 2u;
+    let ra4 = weight_row(r0 + 4u * h);
+    let rb4 = weight_row(r0 + SG + 4u * h);
+    let ra = weight_row(r0 + lane);
+    let rb = weight_row(r0 + SG + lane);
+
+    let m_total = p.n * p.out_h * p.out_w;
+    let m_begin = s * p.chunk;
+    let m_end = min(m_begin + p.chunk, m_total);
+    var px = Pixel(m_begin % p.out_w, (m_begin / p.out_w) % p.out_h, m_begin / (p.out_w * p.out_h));
+    var a = array<vec2<f32>, 8>();
+    var b = array<vec2<f32>, 8>();
+    var mi = m_begin;
+    for (; mi + 4u <= m_end; mi += 4u) {
+        let p1 = next_pixel(px);
+        let p2 = next_pixel(p1);
+        let p3 = next_pixel(p2);
+        let pk = Pixel(select(select(select(px.x, p1.x, k == 1u), p2.x, k == 2u), p3.x, k == 3u),
+                       select(select(select(px.y, p1.y, k == 1u), p2.y, k == 2u), p3.y, k == 3u),
+                       select(select(select(px.n, p1.n, k == 1u), p2.n, k == 2u), p3.n, k == 3u));
+        let e = row4_tap(pk, ra4);
+        let f = row4_tap(pk, rb4);
+        px = next_pixel(p3);
+        let d0 = dout_vec2(mi * o2 + qc);
+        let d1 = dout_vec2((mi + 1u) * o2 + qc);
+        let d2 = dout_vec2((mi + 2u) * o2 + qc);
+        let d3 = dout_vec2((mi + 3u) * o2 + qc);
+        // Row i of pixel j: component i % 4 of lane 2j + i / 4.
+        a[0] += subgroupBroadcast(e.x, 0u) * d0 + subgroupBroadcast(e.x, 2u) * d1
+            + subgroupBroadcast(e.x, 4u) * d2 + subgroupBroadcast(e.x, 6u) * d3;
+        a[1] += subgroupBroadcast(e.y, 0u) * d0 + subgroupBroadcast(e.y, 2u) * d1
+            + subgroupBroadcast(e.y, 4u) * d2 + subgroupBroadcast(e.y, 6u) * d3;
+        a[2] += subgroupBroadcast(e.z, 0u) * d0 + subgroupBroadcast(e.z, 2u) * d1
+            + subgroupBroadcast(e.z, 4u) * d2 + subgroupBroadcast(e.z, 6u) * d3;
+        a[3] += subgroupBroadcast(e.w, 0u) * d0 + subgroupBroadcast(e.w, 2u) * d1
+            + subgroupBroadcast(e.w, 4u) * d2 + subgroupBroadcast(e.w, 6u) * d3;
+        a[4] += subgroupBroadcast(e.x, 1u) * d0 + subgroupBroadcast(e.x, 3u) * d1
+            + subgroupBroadcast(e.x, 5u) * d2 + subgroupBroadcast(e.x, 7u) * d3;
+        a[5] += subgroupBroadcast(e.y, 1u) * d0 + subgroupBroadcast(e.y, 3u) * d1
+            + subgroupBroadcast(e.y, 5u) * d2 + subgroupBroadcast(e.y, 7u) * d3;
+        a[6] += subgroupBroadcast(e.z, 1u) * d0 + subgroupBroadcast(e.z, 3u) * d1
+            + subgroupBroadcast(e.z, 5u) * d2 + subgroupBroadcast(e.z, 7u) * d3;
+        a[7] += subgroupBroadcast(e.w, 1u) * d0 + subgroupBroadcast(e.w, 3u) * d1
+            + subgroupBroadcast(e.w, 5u) * d2 + subgroupBroadcast(e.w, 7u) * d3;
+        b[0] += subgroupBroadcast(f.x, 0u) * d0 + subgroupBroadcast(f.x, 2u) * d1
+            + subgroupBroadcast(f.x, 4u) * d2 + subgroupBroadcast(f.x, 6u) * d3;
+        b[1] += subgroupBroadcast(f.y, 0u) * d0 + subgroupBroadcast(f.y, 2u) * d1
+            + subgroupBroadcast(f.y, 4u) * d2 + subgroupBroadcast(f.y, 6u) * d3;
+        b[2] += subgroupBroadcast(f.z, 0u) * d0 + subgroupBroadcast(f.z, 2u) * d1
+            + subgroupBroadcast(f.z, 4u) * d2 + subgroupBroadcast(f.z, 6u) * d3;
+        b[3] += subgroupBroadcast(f.w, 0u) * d0 + subgroupBroadcast(f.w, 2u) * d1
+            + subgroupBroadcast(f.w, 4u) * d2 + subgroupBroadcast(f.w, 6u) * d3;
+        b[4] += subgroupBroadcast(f.x, 1u) * d0 + subgroupBroadcast(f.x, 3u) * d1
+            + subgroupBroadcast(f.x, 5u) * d2 + subgroupBroadcast(f.x, 7u) * d3;
+        b[5] += subgroupBroadcast(f.y, 1u) * d0 + subgroupBroadcast(f.y, 3u) * d1
+            + subgroupBroadcast(f.y, 5u) * d2 + subgroupBroadcast(f.y, 7u) * d3;
+        b[6] += subgroupBroadcast(f.z, 1u) * d0 + subgroupBroadcast(f.z, 3u) * d1
+            + subgroupBroadcast(f.z, 5u) * d2 + subgroupBroadcast(f.z, 7u) * d3;
+        b[7] += subgroupBroadcast(f.w, 1u) * d0 + subgroupBroadcast(f.w, 3u) * d1
+            + subgroupBroadcast(f.w, 5u) * d2 + subgroupBroadcast(f.w, 7u) * d3;
+    }
+    for (; mi < m_end; mi++) {
+        let e = row_tap4(px, ra);
+        let f = row_tap4(px, rb);
         px = next_pixel(px);
         let d = dout_vec2(mi * o2 + qc);
         a[0] += subgroupBroadcast(e, 0u) * d;

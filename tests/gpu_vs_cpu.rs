@@ -622,7 +622,7 @@ fn sixteen_vs_32_channel_tiles(gpu: &Gpu, p: Conv2dParams) {
     ];
     assert_eq!(ds[0].entry, "conv2d_forward_sg_c4_o16");
     assert_eq!(ds[2].entry, "conv2d_backward_input_sg_c16");
-    assert_eq!(ds[4].entry, "conv2d_backward_weight_sg_o16");
+    assert_eq!(ds[4].entry, "conv2d_backward_weight_sg_o16_c4");
     gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
     for (what, a, b) in [
         ("forward", &y16, &y32),
@@ -636,6 +636,72 @@ fn sixteen_vs_32_channel_tiles(gpu: &Gpu, p: Conv2dParams) {
             same,
             "{what}: 16- and 32-channel tiles differ ({}x{} stride)",
             p.sh, p.sw
+        );
+    }
+}
+
+/// `conv2d_backward_weight_sg_c4` and `_o16_c4` (input taps as vec4s, C % 4 == 0) sum what
+/// `conv2d_backward_weight_sg` sums in the same order: bitwise equal partials, including tiles
+/// whose two row halves lie in different taps (C = 4, 12), strides, the bias row, several
+/// splits and a pixel count per split that is no multiple of 4.
+#[test]
+fn conv2d_sg_weight_gradient_c4_matches_scalar_taps_bitwise() {
+    let Some(gpu) = gpu() else { return };
+    if gpu.subgroup_size != Some(8) {
+        return;
+    }
+    for (n, h, w, c, o, k, stride, pad) in [
+        (3, 9, 7, 12, 36, [3, 3], [1, 1], Padding::Same),
+        (2, 11, 10, 8, 32, [3, 3], [2, 2], Padding::Same),
+        (2, 6, 5, 4, 20, [1, 1], [2, 1], Padding::Valid),
+        (1, 5, 5, 32, 64, [3, 3], [1, 1], Padding::Same),
+        // 16-channel tiles (`conv2d_backward_weight_sg_o16_c4`), against the 32-channel kernel.
+        (2, 7, 9, 12, 16, [3, 3], [1, 1], Padding::Same),
+        (2, 8, 8, 4, 8, [3, 3], [2, 2], Padding::Same),
+    ] {
+        let p = Conv2dParams::general(n, h, w, c, o, k, stride, pad).unwrap();
+        let mut r = rng(23);
+        let xb = gpu.storage_from("x", &uniform(&mut r, p.input_len(), 1.0));
+        let dyb = gpu.storage_from("dy", &uniform(&mut r, p.output_len(), 1.0));
+        let (pa, pb) = (
+            gpu.storage("pt", p.partials_len()),
+            gpu.storage("pt", p.partials_len()),
+        );
+        let (x, dy) = ((&xb).into(), (&dyb).into());
+        let c4 = conv2d::backward_weight_split(gpu, &p, x, dy, (&pa).into());
+        let want = if o <= 16 {
+            "conv2d_backward_weight_sg_o16_c4"
+        } else {
+            "conv2d_backward_weight_sg_c4"
+        };
+        assert_eq!(c4.entry, want);
+        let u = gpu.uniform("p", &p);
+        let rows = p.weight_rows() + 1;
+        let scalar = wgpu_cnn::gpu::Dispatch::with_textures(
+            gpu,
+            "conv2d_sg",
+            "conv2d_backward_weight_sg",
+            &u,
+            &[(1, x), (17, (&pb).into())],
+            &[(31, dy)],
+            wgpu_cnn::gpu::dispatch::grid(p.o.div_ceil(32) * rows.div_ceil(16) * p.splits * 8),
+            0,
+            0,
+        );
+        gpu.run(&[&c4, &scalar]).unwrap();
+        let (a, b) = (read(gpu, &pa), read(gpu, &pb));
+        assert!(a.iter().any(|&v| v != 0.0));
+        let differ = a
+            .iter()
+            .zip(&b)
+            .filter(|(u, v)| u.to_bits() != v.to_bits())
+            .count();
+        assert_eq!(
+            differ,
+            0,
+            "C = {c}, O = {o}, stride {stride:?}, {} splits: {differ} of {} partials differ",
+            p.splits,
+            a.len()
         );
     }
 }

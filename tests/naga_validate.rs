@@ -72,7 +72,9 @@ fn entry_points_match_launchers() {
                 "conv2d_backward_input_sg",
                 "conv2d_backward_input_sg_c16",
                 "conv2d_backward_weight_sg",
+                "conv2d_backward_weight_sg_c4",
                 "conv2d_backward_weight_sg_o16",
+                "conv2d_backward_weight_sg_o16_c4",
                 "subgroup_layout_probe",
             ],
         ),
@@ -128,7 +130,15 @@ fn entry_points_match_launchers() {
                 "softmax_ce_reduce",
             ],
         ),
-        ("adam", &["adam_update", "sgd_update"]),
+        (
+            "adam",
+            &[
+                "adam_update",
+                "adam_update_vec4",
+                "sgd_update",
+                "sgd_update_vec4",
+            ],
+        ),
         ("clip", &["clip_partial", "clip_finalize", "clip_scale"]),
         ("augment", &["augment_batch"]),
         (

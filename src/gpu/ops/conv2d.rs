@@ -63,8 +63,12 @@ pub fn select_backward_weight(caps: &Caps, p: &Conv2dParams) -> &'static str {
         } else {
             "conv2d_backward_weight_wg"
         }
+    } else if caps.conv_sg(p) && p.o <= 16 && p.c.is_multiple_of(4) {
+        "conv2d_backward_weight_sg_o16_c4"
     } else if caps.conv_sg(p) && p.o <= 16 {
         "conv2d_backward_weight_sg_o16"
+    } else if caps.conv_sg(p) && p.c.is_multiple_of(4) {
+        "conv2d_backward_weight_sg_c4"
     } else if caps.conv_sg(p) {
         "conv2d_backward_weight_sg"
     } else if vec4(p) && p.c.is_multiple_of(4) {
@@ -400,7 +404,8 @@ pub fn backward_weight_split(
     );
     // (partials binding, output channels per tile, dout texture); 16 rows per subgroup; dout
     // through a texture (rg32float for the 16-channel tiles).
-    let (partials_binding, tile_o, texture) = if entry == "conv2d_backward_weight_sg_o16" {
+    let (partials_binding, tile_o, texture) = if entry.starts_with("conv2d_backward_weight_sg_o16")
+    {
         (24, 16, 33)
     } else {
         (17, 32, 31)
@@ -410,7 +415,11 @@ pub fn backward_weight_split(
         SG_SHADER,
         entry,
         &u,
-        &[(1, input), (partials_binding, partials)],
+        // The `_c4` kernel reads the input as vec4s (C % 4 == 0 makes it whole vec4s).
+        &[
+            (if entry.ends_with("_c4") { 12 } else { 1 }, input),
+            (partials_binding, partials),
+        ],
         &[(texture, dout)],
         sg_grid(p.o.div_ceil(tile_o) * rows.div_ceil(16) * p.splits),
         p.flops_forward() + 2 * (p.pixels() * p.o) as u64,
