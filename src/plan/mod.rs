@@ -1730,7 +1730,7 @@ impl Plan {
             for st in list {
                 let _ = writeln!(
                     s,
-                    "  {:<12} {:<34} {:>9.3} GFLOP  {}",
+                    "  {:<12} {:<42} {:>9.3} GFLOP  {}",
                     st.layer(),
                     kernel(st),
                     st.flops() as f64 / 1e9,

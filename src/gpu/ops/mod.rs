@@ -55,7 +55,7 @@ pub fn kernel_of(
             "softmax_ce_forward + reduce"
         }
         .into(),
-        Step::Adam => "adam_update".into(),
+        Step::Adam => "adam_update_vec4".into(),
         Step::BatchNorm { .. } => {
             "batchnorm_stats + finalize + normalize (eval: batchnorm_eval)".into()
         }
