@@ -137,8 +137,18 @@ fn main() {
                 p.o.div_ceil(32) * rows.div_ceil(16) * p.splits * 8,
             ),
             (
+                "conv2d_backward_weight_sg_c4",
+                vec![(12, s(&x)), (11, s(&y)), (17, s(&part))],
+                p.o.div_ceil(32) * rows.div_ceil(16) * p.splits * 8,
+            ),
+            (
                 "conv2d_backward_weight_sg_o16",
                 vec![(1, s(&x)), (11, s(&y)), (24, s(&part))],
+                p.o.div_ceil(16) * rows.div_ceil(16) * p.splits * 8,
+            ),
+            (
+                "conv2d_backward_weight_sg_o16_c4",
+                vec![(12, s(&x)), (11, s(&y)), (24, s(&part))],
                 p.o.div_ceil(16) * rows.div_ceil(16) * p.splits * 8,
             ),
             (
