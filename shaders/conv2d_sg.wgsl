@@ -807,6 +807,13 @@ fn row4_tap(q: Pixel, w: Row) -> vec4<f32> {
     return select(vec4<f32>(w.fill, 0.0, 0.0, 0.0), input4[off], ok);
 }
 
+// Pixel k (0..3) of a 4-pixel step.
+fn step_pixel(p0: Pixel, p1: Pixel, p2: Pixel, p3: Pixel, k: u32) -> Pixel {
+    return Pixel(select(select(select(p0.x, p1.x, k == 1u), p2.x, k == 2u), p3.x, k == 3u),
+                 select(select(select(p0.y, p1.y, k == 1u), p2.y, k == 2u), p3.y, k == 3u),
+                 select(select(select(p0.n, p1.n, k == 1u), p2.n, k == 2u), p3.n, k == 3u));
+}
+
 // One row's tap from the vec4 view (the single-pixel tail).
 fn row_tap4(q: Pixel, w: Row) -> f32 {
     let iy = i32(q.y * p.sh) + w.dy;
@@ -851,9 +858,7 @@ fn conv2d_backward_weight_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
         let p1 = next_pixel(px);
         let p2 = next_pixel(p1);
         let p3 = next_pixel(p2);
-        let pk = Pixel(select(select(select(px.x, p1.x, k == 1u), p2.x, k == 2u), p3.x, k == 3u),
-                       select(select(select(px.y, p1.y, k == 1u), p2.y, k == 2u), p3.y, k == 3u),
-                       select(select(select(px.n, p1.n, k == 1u), p2.n, k == 2u), p3.n, k == 3u));
+        let pk = step_pixel(px, p1, p2, p3, k);
         let e = row4_tap(pk, ra4);
         let f = row4_tap(pk, rb4);
         px = next_pixel(p3);
@@ -1073,9 +1078,7 @@ fn conv2d_backward_weight_sg_o16_c4(@builtin(workgroup_id) wid: vec3<u32>,
         let p1 = next_pixel(px);
         let p2 = next_pixel(p1);
         let p3 = next_pixel(p2);
-        let pk = Pixel(select(select(select(px.x, p1.x, k == 1u), p2.x, k == 2u), p3.x, k == 3u),
-                       select(select(select(px.y, p1.y, k == 1u), p2.y, k == 2u), p3.y, k == 3u),
-                       select(select(select(px.n, p1.n, k == 1u), p2.n, k == 2u), p3.n, k == 3u));
+        let pk = step_pixel(px, p1, p2, p3, k);
         let e = row4_tap(pk, ra4);
         let f = row4_tap(pk, rb4);
         px = next_pixel(p3);
