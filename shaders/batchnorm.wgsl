@@ -8,8 +8,13 @@
 //                              order → mean, biased var = M2 / M; saved = [mean | invstd]  (=),
 //                              running = momentum·running + (1 − momentum)·batch stat  (in place)
 //   batchnorm_forward[_vec4]   y = (x − mean)·(invstd·scale) + bias, then max(y, 0) if p.relu (=)
+//   batchnorm_forward_add[_vec4]  a residual's add fused into the normalisation that produces the
+//                              body's (or shortcut's) output: y = ((x − mean)·(invstd·scale) +
+//                              bias) + res, then max(y, 0) if p.relu — the same roundings as
+//                              batchnorm_forward then add_forward, one pass instead of two (=)
 // Evaluation forward:
 //   batchnorm_forward_eval[_vec4]  as above with running_mean and rsqrt(running_var + eps)   (=)
+//   batchnorm_forward_eval_add[_vec4]  the same plus res (then the ReLU)                     (=)
 // Backward (training statistics), g = dout·[relu_out > 0] when p.relu, else dout;
 // xhat = (x − mean)·invstd:
 //   batchnorm_backward_stats   per (chunk, channel): Σ g and Σ g·(x − mean)           (= partials)
@@ -55,6 +60,8 @@ struct BatchNormParams {
 @group(0) @binding(21) var<storage, read_write> dx4: array<vec4<f32>>;
 @group(0) @binding(22) var<storage, read> mean_in: array<f32>;
 @group(0) @binding(23) var<storage, read> var_in: array<f32>;
+@group(0) @binding(24) var<storage, read> res: array<f32>;
+@group(0) @binding(25) var<storage, read> res4: array<vec4<f32>>;
 
 const WG: u32 = 64u;
 
@@ -176,6 +183,48 @@ fn batchnorm_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
 }
 
 @compute @workgroup_size(64)
+fn batchnorm_forward_add(@builtin(global_invocation_id) gid: vec3<u32>,
+                         @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = flat_id(gid, nwg);
+    let step = row_stride() * p.c;
+    if (j >= step) { return; }
+    let ch = j % p.c;
+    let mean = saved[ch];
+    let mul = saved[p.c + ch] * scale[ch];
+    let b = bias[ch];
+    for (var i = j; i < p.rows * p.c; i += step) {
+        let n = (x[i] - mean) * mul + b;
+        var v = n + res[i];
+        if (p.relu != 0u) { v = max(v, 0.0); }
+        y[i] = v;
+    }
+}
+
+@compute @workgroup_size(64)
+fn batchnorm_forward_add_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
+                              @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = flat_id(gid, nwg);
+    let w = p.c / 4u;
+    let step = row_stride() * w;
+    if (j >= step) { return; }
+    let ch = (j % w) * 4u;
+    let mean = saved4(ch);
+    let mul = saved4(p.c + ch) * scale4(ch);
+    let b = bias4(ch);
+    if (p.relu != 0u) {
+        for (var i = j; i < p.rows * w; i += step) {
+            let n = (x4[i] - mean) * mul + b;
+            y4[i] = max(n + res4[i], vec4<f32>(0.0));
+        }
+        return;
+    }
+    for (var i = j; i < p.rows * w; i += step) {
+        let n = (x4[i] - mean) * mul + b;
+        y4[i] = n + res4[i];
+    }
+}
+
+@compute @workgroup_size(64)
 fn batchnorm_forward_eval(@builtin(global_invocation_id) gid: vec3<u32>,
                           @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = flat_id(gid, nwg);
@@ -205,6 +254,43 @@ fn batchnorm_forward_eval_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let b = bias4(ch);
     for (var i = j; i < p.rows * w; i += step) {
         var v = (x4[i] - mean) * mul + b;
+        if (p.relu != 0u) { v = max(v, vec4<f32>(0.0)); }
+        y4[i] = v;
+    }
+}
+
+@compute @workgroup_size(64)
+fn batchnorm_forward_eval_add(@builtin(global_invocation_id) gid: vec3<u32>,
+                              @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = flat_id(gid, nwg);
+    let step = row_stride() * p.c;
+    if (j >= step) { return; }
+    let ch = j % p.c;
+    let mean = mean_in[ch];
+    let mul = inverseSqrt(var_in[ch] + p.epsilon) * scale[ch];
+    let b = bias[ch];
+    for (var i = j; i < p.rows * p.c; i += step) {
+        let n = (x[i] - mean) * mul + b;
+        var v = n + res[i];
+        if (p.relu != 0u) { v = max(v, 0.0); }
+        y[i] = v;
+    }
+}
+
+@compute @workgroup_size(64)
+fn batchnorm_forward_eval_add_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
+                                   @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = flat_id(gid, nwg);
+    let w = p.c / 4u;
+    let step = row_stride() * w;
+    if (j >= step) { return; }
+    let ch = (j % w) * 4u;
+    let mean = mean_in4(ch);
+    let mul = inverseSqrt(var_in4(ch) + p.epsilon) * scale4(ch);
+    let b = bias4(ch);
+    for (var i = j; i < p.rows * w; i += step) {
+        let n = (x4[i] - mean) * mul + b;
+        var v = n + res4[i];
         if (p.relu != 0u) { v = max(v, vec4<f32>(0.0)); }
         y4[i] = v;
     }

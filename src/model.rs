@@ -231,11 +231,13 @@ impl GpuModel {
                     var,
                     saved,
                     partials,
+                    residual,
                     y,
                     ..
                 } => {
                     let bufs = batchnorm::BatchNormBuffers {
                         x: tensor(*x),
+                        residual: residual.map(tensor),
                         scale: param(*scale),
                         bias: param(*bias),
                         running_mean: stat(*mean),
@@ -279,9 +281,14 @@ impl GpuModel {
                     },
                     tensor(*partials),
                 ),
-                Step::Add { p, a, b, y, .. } => {
-                    vec![add::forward(gpu, p, tensor(*a), tensor(*b), tensor(*y))]
-                }
+                Step::Add {
+                    p, a, b, mask, y, ..
+                } => vec![match mask {
+                    Some(m) => {
+                        add::relu_backward(gpu, p, tensor(*a), tensor(*b), tensor(*m), tensor(*y))
+                    }
+                    None => add::forward(gpu, p, tensor(*a), tensor(*b), tensor(*y)),
+                }],
                 Step::DropoutBackward { p, dout, din, .. } => {
                     vec![dropout::backward(gpu, p, tensor(*dout), tensor(*din))]
                 }

@@ -1784,6 +1784,7 @@ fn batchnorm_train_eval_backward() {
             let (dscale, dbias) = pair_slices(&grads, cu);
             let train = BatchNormBuffers {
                 x: inner(&xb, n),
+                residual: None,
                 scale,
                 bias,
                 running_mean: rm,
@@ -1930,6 +1931,7 @@ fn batchnorm_is_deterministic() {
             let (dscale, dbias) = pair_slices(&grads, cu);
             let b = BatchNormBuffers {
                 x: (&xb).into(),
+                residual: None,
                 scale: (&scb).into(),
                 bias: (&bib).into(),
                 running_mean: (&rmb).into(),
@@ -2000,6 +2002,7 @@ fn batchnorm_variance_is_robust_to_a_large_mean() {
     let partb = gpu.storage("partials", p.partials_len());
     let b = BatchNormBuffers {
         x: (&xb).into(),
+        residual: None,
         scale: (&scb).into(),
         bias: (&bib).into(),
         running_mean: (&rmb).into(),
@@ -2073,6 +2076,172 @@ fn add_with_and_without_relu() {
             let what = format!("add n{len} relu {relu}");
             assert_close(&what, &read_guarded(gpu, &what, &yb, len), &y, 0.0, 6e-8);
         }
+    }
+}
+
+/// A residual's add fused into the batch norm that produces one operand
+/// (`batchnorm_forward[_eval]_add[_vec4]`): against the CPU twin (batch norm, then the add with
+/// its ReLU) and bit for bit against the unfused GPU pair (batch norm, then `add_forward`), in
+/// training and evaluation, with and without the ReLU, on every batch-norm shape.
+#[test]
+fn batchnorm_with_fused_residual_add() {
+    let Some(gpu) = gpu() else { return };
+    for (si, &(rows, c)) in BN_SHAPES.iter().enumerate() {
+        for relu in [false, true] {
+            let bn = BatchNormParams::new(rows, c, 0.9, 1e-5);
+            let p = if relu { bn.with_relu() } else { bn };
+            let (n, cu) = (p.count(), c as usize);
+            let addp = AddParams::new(n as u32);
+            let addp = if relu { addp.with_relu() } else { addp };
+            let what = format!("batchnorm + residual rows{rows} c{c} relu {relu}");
+            let inp = bn_inputs(&p, 1900 + si as u64);
+            let res = uniform(&mut rng(1950 + si as u64), n, 2.0);
+            let xb = guarded(gpu, "x", &inp.x);
+            let rb = guarded(gpu, "residual", &res);
+            let params = pair_buffer(gpu, "scale+bias", &inp.scale, &inp.bias);
+            let (scale, bias) = pair_slices(&params, cu);
+            // [fused train, fused eval, unfused train, unfused eval]: each its own running
+            // statistics (a training forward updates them).
+            // Then the unfused batch norms' own outputs (train, eval).
+            let outs: Vec<wgpu::Buffer> =
+                (0..6).map(|_| guarded(gpu, "y", &vec![0.0; n])).collect();
+            let stats: Vec<wgpu::Buffer> = (0..4)
+                .map(|_| pair_buffer(gpu, "stats", &inp.running_mean, &inp.running_var))
+                .collect();
+            let saved: Vec<wgpu::Buffer> = (0..2).map(|_| gpu.storage("saved", 2 * cu)).collect();
+            let partb = gpu.storage("partials", p.partials_len());
+            let bufs = |k: usize, y: usize, residual: bool| {
+                let (running_mean, running_var) = pair_slices(&stats[k], cu);
+                BatchNormBuffers {
+                    x: inner(&xb, n),
+                    residual: residual.then(|| inner(&rb, n)),
+                    scale,
+                    bias,
+                    running_mean,
+                    running_var,
+                    y: inner(&outs[y], n),
+                }
+            };
+            let mut all = batchnorm::forward_train(
+                gpu,
+                &p,
+                &bufs(0, 0, true),
+                (&partb).into(),
+                (&saved[0]).into(),
+            );
+            all.push(batchnorm::forward_eval(gpu, &p, &bufs(1, 1, true)));
+            assert!(all[2].entry.contains("_add") && all[3].entry.contains("_eval_add"));
+            assert_eq!(all[3].entry.ends_with("_vec4"), c % 4 == 0, "{what}");
+            all.extend(batchnorm::forward_train(
+                gpu,
+                &bn,
+                &bufs(2, 4, false),
+                (&partb).into(),
+                (&saved[1]).into(),
+            ));
+            all.push(batchnorm::forward_eval(gpu, &bn, &bufs(3, 5, false)));
+            for k in 0..2 {
+                all.push(add::forward(
+                    gpu,
+                    &addp,
+                    inner(&outs[4 + k], n),
+                    inner(&rb, n),
+                    inner(&outs[2 + k], n),
+                ));
+            }
+            gpu.run(&all.iter().collect::<Vec<_>>()).unwrap();
+
+            let x64 = to_f64(&inp.x);
+            let (scale64, bias64) = (to_f64(&inp.scale), to_f64(&inp.bias));
+            let (mut rm, mut rv) = (to_f64(&inp.running_mean), to_f64(&inp.running_var));
+            let (mut y, mut ye) = (vec![0.0; n], vec![0.0; n]);
+            cpu::batchnorm::batchnorm_forward_eval(&bn, &x64, &scale64, &bias64, &rm, &rv, &mut ye);
+            let mut sv = vec![0.0; 2 * cu];
+            cpu::batchnorm::batchnorm_forward_train(
+                &bn, &x64, &scale64, &bias64, &mut rm, &mut rv, &mut sv, &mut y,
+            );
+            let res64 = to_f64(&res);
+            for (k, (mode, bn64)) in [("train", &y), ("eval", &ye)].into_iter().enumerate() {
+                let mut want = vec![0.0; n];
+                cpu::add::add_forward(&addp, bn64, &res64, &mut want);
+                if relu {
+                    assert!(want.contains(&0.0) && want.iter().any(|&v| v > 0.0));
+                }
+                let got = read_guarded(gpu, &what, &outs[k], n);
+                assert_close(&format!("{what} {mode}"), &got, &want, ATOL, RTOL);
+                let unfused = read_guarded(gpu, &what, &outs[2 + k], n);
+                assert!(
+                    got.iter()
+                        .zip(&unfused)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{what} {mode}: fused and unfused differ in bits"
+                );
+            }
+            // The fused forward updates the running statistics as the plain one does.
+            assert_eq!(
+                read_pair(gpu, &what, &stats[0], cu),
+                read_pair(gpu, &what, &stats[2], cu)
+            );
+        }
+    }
+}
+
+/// `add_relu_backward[_vec4]`: the sum of two gradients through a ReLU's backward, against the
+/// CPU twin (add, then relu_backward) and bit for bit against the two GPU passes it replaces.
+#[test]
+fn add_relu_backward_matches_add_then_relu_backward() {
+    let Some(gpu) = gpu() else { return };
+    for (si, &len) in [1usize, 3, 63, 64, 1001, 4096, 4099].iter().enumerate() {
+        let p = AddParams::new(len as u32);
+        let mut r = rng(2000 + si as u64);
+        let (a, b) = (uniform(&mut r, len, 1.0), uniform(&mut r, len, 1.0));
+        // A ReLU's output: zeros and positive values.
+        let out: Vec<f32> = uniform(&mut r, len, 1.0)
+            .iter()
+            .map(|v| v.max(0.0))
+            .collect();
+        let (ab, bb, ob) = (
+            guarded(gpu, "a", &a),
+            gpu.storage_from("b", &b),
+            gpu.storage_from("out", &out),
+        );
+        let yb = guarded(gpu, "y", &vec![0.0; len]);
+        let (sum, y2) = (gpu.storage("sum", len), gpu.storage("y2", len));
+        let fused = add::relu_backward(
+            gpu,
+            &p,
+            inner(&ab, len),
+            (&bb).into(),
+            (&ob).into(),
+            inner(&yb, len),
+        );
+        assert_eq!(fused.entry.ends_with("_vec4"), len % 4 == 0);
+        let plain = add::forward(gpu, &p, inner(&ab, len), (&bb).into(), (&sum).into());
+        let mask = relu::backward(
+            gpu,
+            &ElementwiseParams::new(len as u32),
+            (&sum).into(),
+            (&ob).into(),
+            (&y2).into(),
+        );
+        gpu.run(&[&fused, &plain, &mask]).unwrap();
+        let mut s = vec![0.0; len];
+        cpu::add::add_forward(&p, &to_f64(&a), &to_f64(&b), &mut s);
+        let mut want = vec![0.0; len];
+        cpu::relu::relu_backward(&s, &to_f64(&out), &mut want);
+        let what = format!("add_relu_backward n{len}");
+        let got = read_guarded(gpu, &what, &yb, len);
+        if len > 10 {
+            assert!(want.contains(&0.0) && want.iter().any(|&v| v != 0.0));
+        }
+        assert_close(&what, &got, &want, 0.0, 6e-8);
+        let two = read(gpu, &y2);
+        assert!(
+            got.iter()
+                .zip(&two)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{what}: fused and two-pass differ in bits"
+        );
     }
 }
 

@@ -10,7 +10,7 @@ use wgpu_cnn::cpu::{self, reference};
 use wgpu_cnn::gpu::Gpu;
 use wgpu_cnn::graph::{zoo, Description};
 use wgpu_cnn::model::GpuModel;
-use wgpu_cnn::plan::{Mode, Plan};
+use wgpu_cnn::plan::{Mode, Plan, Step};
 
 const LR: f32 = 1e-3;
 
@@ -371,6 +371,27 @@ fn random_descriptions_match_cpu_on_every_kernel_family() {
         // 1/std of a few samples): models with batch norm train on batches of 4 to 6.
         let bn = d.to_toml().contains("batch_norm");
         let n = [1usize, 2, 3][i % 3] + if bn { 3 } else { 0 };
+        // The residual fusions the plans use (the batch norm's at both kernel widths; the
+        // gradient sums here all hold whole vec4s, gpu_vs_cpu tests the scalar kernel).
+        let pl = plan(sg, &d, n as u32);
+        for s in pl.forward.iter().chain(&pl.backward) {
+            let k = match s {
+                Step::BatchNorm {
+                    p,
+                    residual: Some(_),
+                    ..
+                } if p.c % 4 == 0 => "batch norm + add (vec4)",
+                Step::BatchNorm {
+                    residual: Some(_), ..
+                } => "batch norm + add",
+                Step::Add {
+                    p, mask: Some(_), ..
+                } if p.count % 4 == 0 => "add + relu backward (vec4)",
+                Step::Add { mask: Some(_), .. } => "add + relu backward",
+                _ => continue,
+            };
+            *kinds.entry(k).or_insert(0) += 1;
+        }
         check_one_step(sg, &d, n, i as u64, 2e-5, 1e-5, &what);
         check_one_step(tiled, &d, n, i as u64, 2e-5, 1e-5, &format!("{what} tiled"));
         if let Some(wg) = wg {
@@ -381,7 +402,7 @@ fn random_descriptions_match_cpu_on_every_kernel_family() {
     }
     println!("kinds in the random descriptions: {kinds:?}");
     assert!(
-        kinds.values().all(|&c| c >= 2) && kinds.len() == 8,
+        kinds.values().all(|&c| c >= 2) && kinds.len() == 11,
         "{kinds:?}"
     );
 }

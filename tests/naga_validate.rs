@@ -150,13 +150,25 @@ fn entry_points_match_launchers() {
                 "batchnorm_forward_vec4",
                 "batchnorm_forward_eval",
                 "batchnorm_forward_eval_vec4",
+                "batchnorm_forward_add",
+                "batchnorm_forward_add_vec4",
+                "batchnorm_forward_eval_add",
+                "batchnorm_forward_eval_add_vec4",
                 "batchnorm_backward_stats",
                 "batchnorm_backward_finalize",
                 "batchnorm_backward_input",
                 "batchnorm_backward_input_vec4",
             ],
         ),
-        ("add", &["add_forward", "add_forward_vec4"]),
+        (
+            "add",
+            &[
+                "add_forward",
+                "add_forward_vec4",
+                "add_relu_backward",
+                "add_relu_backward_vec4",
+            ],
+        ),
     ];
     for (shader, entries) in want {
         let src = wgpu_cnn::gpu::shaders::source(shader).unwrap();

@@ -222,6 +222,79 @@ fn kernel_family_follows_capabilities() {
     }
 }
 
+/// A residual's add is fused into the batch norm that produces one of its operands (its ReLU
+/// too), and the sum of the two gradients of a ReLU's output passes through that ReLU's
+/// backward in the same step: resnet20 runs no standalone add, ReLU or ReLU backward.
+#[test]
+fn residual_adds_fuse_into_batch_norms_and_gradient_sums_into_relu_backwards() {
+    let d = zoo::preset("resnet20").unwrap();
+    for caps in [Caps::subgroup8_cpu(), Caps::gpu32()] {
+        for mode in [Mode::Train, Mode::Inference] {
+            let p = Plan::new(&d, 16, &caps, mode).unwrap();
+            let fused: Vec<(&str, &[String])> = p
+                .forward
+                .iter()
+                .filter_map(|s| match s {
+                    Step::BatchNorm {
+                        layer,
+                        fused,
+                        residual: Some(r),
+                        ..
+                    } => {
+                        // The other operand: the block's input (identity shortcut) or the
+                        // body's last batch norm (projection shortcut).
+                        let other = &p.tensors[*r].name;
+                        assert!(
+                            other.starts_with("add_")
+                                || other.starts_with("BatchNorm_")
+                                || other == "BatchNorm_0.out",
+                            "{layer}: {other}"
+                        );
+                        Some((layer.as_str(), fused.as_slice()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(fused.len(), 9, "{fused:?}");
+            assert!(fused
+                .iter()
+                .all(|(_, f)| f.len() == 2 && f[0].starts_with("add_")));
+            // Projection blocks: the add follows the shortcut's batch norm.
+            assert!(fused.iter().any(|(l, _)| *l == "BatchNorm_9"));
+            assert!(!p
+                .forward
+                .iter()
+                .any(|s| matches!(s, Step::Add { .. } | Step::Relu { .. })));
+            let masked = p
+                .backward
+                .iter()
+                .filter(|s| matches!(s, Step::Add { mask: Some(_), .. }))
+                .count();
+            assert_eq!(masked, if mode == Mode::Train { 9 } else { 0 });
+            assert!(!p
+                .backward
+                .iter()
+                .any(|s| matches!(s, Step::Add { mask: None, .. } | Step::ReluBackward { .. })));
+            check_buffer_sharing(&p);
+        }
+    }
+    // A batch norm whose output something else reads as well keeps its own output.
+    let d = Description::parse(
+        "input = [6, 6, 3]\nclasses = 2\nlayer = [ { type = \"conv\", features = 4, kernel = 3 }, { type = \"batch_norm\" }, { type = \"residual\", body = [ { type = \"conv\", features = 4, kernel = 3 } ] }, { type = \"flatten\" }, { type = \"dense\", features = 2 } ]\n",
+    )
+    .unwrap();
+    let p = Plan::new(&d, 4, &Caps::subgroup8_cpu(), Mode::Train).unwrap();
+    assert!(p.forward.iter().all(|s| !matches!(
+        s,
+        Step::BatchNorm {
+            residual: Some(_),
+            ..
+        }
+    )));
+    assert!(p.forward.iter().any(|s| matches!(s, Step::Add { .. })));
+    check_buffer_sharing(&p);
+}
+
 #[test]
 fn buffers_are_shared_only_between_disjoint_lifetimes() {
     let mut r = rng(31);

@@ -10,6 +10,10 @@
 //!   output tiles exactly ([`Conv2dParams::can_pool2`]). The backward of a ReLU whose output feeds
 //!   an average pool is folded into the pool's backward. Flatten is a view (NHWC is already in
 //!   (H, W, C) order).
+//!   A residual's add (and its ReLU) is fused into the batch norm that produces one of its
+//!   operands when nothing else reads that batch norm's output (`batchnorm_forward_add`); the
+//!   sum of the two gradients of a ReLU's output passes through that ReLU's backward in the same
+//!   step (`add_relu_backward`).
 //! - **Gradients.** No input gradient for the first layer with parameters, and no backward at all
 //!   before it.
 //! - **Buffers.** Tensors share a buffer when their lifetimes (first to last step that touches
@@ -218,15 +222,20 @@ pub enum Step {
         var: usize,
         saved: Option<TensorId>,
         partials: Option<TensorId>,
+        /// A residual's other operand, added before the ReLU (the add fused into the batch
+        /// norm that produces one of its operands).
+        residual: Option<TensorId>,
         y: TensorId,
     },
-    /// `y = a + b` (+ ReLU): a residual's add, or the sum of two gradients of one tensor.
+    /// `y = a + b` (+ ReLU): a residual's add, or the sum of two gradients of one tensor; with
+    /// `mask` (backward) `y = (a + b)·[mask > 0]`, the sum through a ReLU's backward.
     Add {
         layer: String,
         fused: Vec<String>,
         p: AddParams,
         a: TensorId,
         b: TensorId,
+        mask: Option<TensorId>,
         y: TensorId,
     },
     /// Scale and bias gradients, and the input gradient `din` where needed; with `relu_out`
@@ -397,13 +406,17 @@ impl Step {
                 x,
                 saved,
                 partials,
+                residual,
                 y,
                 ..
-            } => [Some(*x), *saved, *partials, Some(*y)]
+            } => [Some(*x), *saved, *partials, *residual, Some(*y)]
                 .into_iter()
                 .flatten()
                 .collect(),
-            Step::Add { a, b, y, .. } => vec![*a, *b, *y],
+            Step::Add { a, b, mask, y, .. } => [Some(*a), Some(*b), *mask, Some(*y)]
+                .into_iter()
+                .flatten()
+                .collect(),
             Step::BatchNormBackward {
                 dout,
                 relu_out,
@@ -475,9 +488,11 @@ impl Step {
             Step::Gelu { p, .. } | Step::GeluBackward { p, .. } => 16 * p.count as u64,
             Step::Dropout { p, .. } | Step::DropoutBackward { p, .. } => p.count as u64,
             Step::Loss { p, .. } => 5 * (p.n * p.classes) as u64,
-            Step::BatchNorm { p, .. } => 5 * p.count() as u64,
+            Step::BatchNorm { p, residual, .. } => {
+                (5 + residual.is_some() as u64) * p.count() as u64
+            }
             Step::BatchNormBackward { p, .. } => 8 * p.count() as u64,
-            Step::Add { p, .. } => p.count as u64,
+            Step::Add { p, mask, .. } => (1 + mask.is_some() as u64) * p.count as u64,
             Step::Adam => 0,
         }
     }
@@ -615,8 +630,15 @@ impl Step {
                 format!("dense input gradient: {} -> {}", t(dout), t(din))
             }
             Step::Adam => format!("adam over {} parameters", plan.layout.count()),
-            Step::BatchNorm { p, x, y, fused, .. } => format!(
-                "batch_norm {} channels x {} rows{} (eval: running statistics): {} -> {}",
+            Step::BatchNorm {
+                p,
+                x,
+                residual,
+                y,
+                fused,
+                ..
+            } => format!(
+                "batch_norm {} channels x {} rows{} (eval: running statistics): {}{} -> {}",
                 p.c,
                 p.rows,
                 if fused.is_empty() {
@@ -625,6 +647,7 @@ impl Step {
                     format!(" + {}", fused.join(" + "))
                 },
                 t(x),
+                residual.map_or(String::new(), |r| format!(" + {}", t(&r))),
                 t(y)
             ),
             Step::BatchNormBackward { dout, din, .. } => format!(
@@ -633,15 +656,24 @@ impl Step {
                 t(dout),
                 din.map_or(String::new(), |d| format!(" -> {}", t(&d)))
             ),
-            Step::Add { a, b, y, fused, .. } => format!(
-                "add{}: {} + {} -> {}",
+            Step::Add {
+                a,
+                b,
+                mask,
+                y,
+                fused,
+                ..
+            } => format!(
+                "add{}{}: {} + {}{} -> {}",
                 if fused.is_empty() {
                     String::new()
                 } else {
                     format!(" + {}", fused.join(" + "))
                 },
+                if mask.is_some() { " backward" } else { "" },
                 t(a),
                 t(b),
+                mask.map_or(String::new(), |m| format!(" (where {} > 0)", t(&m))),
                 t(y)
             ),
         }
@@ -684,8 +716,9 @@ pub struct Plan {
     pub backward: Vec<Step>,
 }
 
-/// What a fused forward step left behind: the layers it covers, its main input, its output, and
-/// whether a ReLU was fused into it (its output is then the ReLU's output).
+/// What a fused forward step left behind: the layers it covers, its main input, its output,
+/// whether a ReLU was fused into it (its output is then the ReLU's output) and the other operand
+/// of a residual add it computes (an add, or a batch norm with the add fused).
 #[derive(Clone, Copy)]
 struct Unit {
     /// Index of the first layer of the unit.
@@ -693,6 +726,9 @@ struct Unit {
     x: TensorId,
     y: TensorId,
     relu: bool,
+    /// The fused ReLU layer (when `relu`).
+    relu_layer: usize,
+    residual: Option<TensorId>,
 }
 
 impl Plan {
@@ -961,6 +997,8 @@ impl Plan {
                         x,
                         y,
                         relu,
+                        relu_layer: i + 1,
+                        residual: None,
                     });
                     out_of[i..=last].fill(y);
                     i = last + 1;
@@ -970,6 +1008,8 @@ impl Plan {
                             x: y,
                             y: pt,
                             relu: false,
+                            relu_layer: i,
+                            residual: None,
                         });
                         out_of[i] = pt;
                         i += 1;
@@ -993,6 +1033,8 @@ impl Plan {
                         x,
                         y,
                         relu,
+                        relu_layer: i + 1,
+                        residual: None,
                     });
                     out_of[i..=last].fill(y);
                 }
@@ -1003,8 +1045,43 @@ impl Plan {
                     mean,
                     var,
                 } => {
+                    // A residual's add that reads this batch norm's output (and nothing else
+                    // does) is fused into it: y = bn(x) + other, then the add's ReLU.
+                    let res_add = layers.get(i + 1).and_then(|a| match a.op {
+                        LayerOp::Add { other, .. } if uses[i] == 1 => {
+                            let me = Src::Node(i);
+                            if a.input == me && other != me {
+                                Some(other)
+                            } else if other == me && a.input != me {
+                                Some(a.input)
+                            } else {
+                                None
+                            }
+                        }
+                        _ => None,
+                    });
+                    let (relu, last, fused, residual) = match res_add {
+                        Some(other) => {
+                            let relu = relu_after(i + 1, i + 2);
+                            let mut fused = vec![layers[i + 1].name.clone()];
+                            if relu {
+                                fused.push(layers[i + 2].name.clone());
+                            }
+                            let last = if relu { i + 2 } else { i + 1 };
+                            (relu, last, fused, Some(src(&out_of, other)))
+                        }
+                        None => (relu, last, fused, None),
+                    };
                     let p = if relu { p.with_relu() } else { *p };
-                    let y = new_out(&mut tensors);
+                    let y = match residual {
+                        Some(_) => add(
+                            &mut tensors,
+                            format!("{}.out", layers[i + 1].name),
+                            act_len,
+                            TensorKind::Activation,
+                        ),
+                        None => new_out(&mut tensors),
+                    };
                     let train = mode == Mode::Train;
                     let saved = train.then(|| {
                         add(
@@ -1033,6 +1110,7 @@ impl Plan {
                         var: *var,
                         saved,
                         partials,
+                        residual,
                         y,
                     });
                     units.push(Unit {
@@ -1040,8 +1118,12 @@ impl Plan {
                         x,
                         y,
                         relu,
+                        relu_layer: last,
+                        residual,
                     });
                     out_of[i..=last].fill(y);
+                    i = last + 1;
+                    continue;
                 }
                 LayerOp::Add { p, other } => {
                     let p = if relu { p.with_relu() } else { *p };
@@ -1053,6 +1135,7 @@ impl Plan {
                         p,
                         a: x,
                         b,
+                        mask: None,
                         y,
                     });
                     units.push(Unit {
@@ -1060,6 +1143,8 @@ impl Plan {
                         x,
                         y,
                         relu,
+                        relu_layer: i + 1,
+                        residual: Some(b),
                     });
                     out_of[i..=last].fill(y);
                 }
@@ -1098,6 +1183,8 @@ impl Plan {
                         x,
                         y,
                         relu: false,
+                        relu_layer: i,
+                        residual: None,
                     });
                     out_of[i] = y;
                 }
@@ -1127,19 +1214,15 @@ impl Plan {
             let mut needs = vec![false; tensors.len()];
             for u in &units {
                 let l = &layers[u.first];
-                needs[u.y] = has_params(&l.op)
-                    || needs[u.x]
-                    || match l.op {
-                        LayerOp::Add { other, .. } => needs[src(&out_of, other)],
-                        _ => false,
-                    };
+                needs[u.y] =
+                    has_params(&l.op) || needs[u.x] || u.residual.is_some_and(|r| needs[r]);
             }
             // Readers of each tensor (the logits: the loss).
             let mut readers = vec![0usize; tensors.len()];
             for u in &units {
                 readers[u.x] += 1;
-                if let LayerOp::Add { other, .. } = layers[u.first].op {
-                    readers[src(&out_of, other)] += 1;
+                if let Some(r) = u.residual {
+                    readers[r] += 1;
                 }
             }
             readers[logits] += 1;
@@ -1182,6 +1265,7 @@ impl Plan {
                             p: AddParams::new(tensors[x].len as u32),
                             a: old,
                             b: g,
+                            mask: None,
                             y,
                         });
                         (y, false)
@@ -1197,6 +1281,24 @@ impl Plan {
                     continue;
                 }
                 let name = l.name.clone();
+                // A gradient summed from two readers passes through the backward of this unit's
+                // ReLU in the same pass (add_relu_backward): then it is already the gradient
+                // before the ReLU.
+                let pre = pre
+                    || (u.relu
+                        && match backward
+                            .iter_mut()
+                            .rev()
+                            .find(|s| matches!(s, Step::Add { y, .. } if *y == dy))
+                        {
+                            Some(Step::Add { mask, fused, .. }) if mask.is_none() => {
+                                *mask = Some(u.y);
+                                fused.push(layers[u.relu_layer].name.clone());
+                                tensors[dy].name = format!("{name}.dpre");
+                                true
+                            }
+                            _ => false,
+                        });
                 // The gradients this unit hands to its inputs: (input, gradient, whether it is
                 // already the gradient before the input's own ReLU).
                 let mut to: Vec<(TensorId, TensorId, bool)> = Vec::new();
@@ -1205,7 +1307,7 @@ impl Plan {
                     if !u.relu || pre {
                         return dy;
                     }
-                    let LayerOp::Relu { p } = layers[u.first + 1].op else {
+                    let LayerOp::Relu { p } = layers[u.relu_layer].op else {
                         unreachable!("a fused ReLU follows its layer")
                     };
                     let din = fresh(tensors, format!("{name}.dpre"), u.y);
@@ -1297,13 +1399,19 @@ impl Plan {
                             p.partials_len(),
                             TensorKind::Scratch,
                         );
+                        // With a fused residual add the gradient before the ReLU goes to both
+                        // operands: formed once; otherwise the batch norm masks it itself.
+                        let (dout, relu) = match u.residual {
+                            Some(_) => (dpre(&mut tensors, &mut backward), false),
+                            None => (dy, u.relu && !pre),
+                        };
                         let din =
                             need_x.then(|| fresh(&mut tensors, format!("{name}.dinput"), u.x));
                         backward.push(Step::BatchNormBackward {
                             layer: name.clone(),
-                            p: if u.relu && !pre { p.with_relu() } else { *p },
-                            dout: dy,
-                            relu_out: (u.relu && !pre).then_some(u.y),
+                            p: if relu { p.with_relu() } else { *p },
+                            dout,
+                            relu_out: relu.then_some(u.y),
                             x: u.x,
                             saved,
                             partials,
@@ -1314,10 +1422,13 @@ impl Plan {
                         if let Some(din) = din {
                             to.push((u.x, din, false));
                         }
+                        if let Some(r) = u.residual.filter(|&r| needs[r]) {
+                            to.push((r, dout, false));
+                        }
                     }
-                    LayerOp::Add { other, .. } => {
+                    LayerOp::Add { .. } => {
                         let g = dpre(&mut tensors, &mut backward);
-                        for t in [u.x, src(&out_of, *other)] {
+                        for t in [Some(u.x), u.residual].into_iter().flatten() {
                             if needs[t] {
                                 to.push((t, g, false));
                             }

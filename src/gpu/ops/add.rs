@@ -41,3 +41,40 @@ pub fn forward(
         12 * p.count as u64,
     )
 }
+
+/// `y = (a + b)·[out > 0]` (=): the sum of a tensor's two gradients through the backward of the
+/// ReLU whose output `out` the tensor is. `y` must not alias `a`, `b` or `out`.
+pub fn relu_backward(
+    gpu: &Gpu,
+    p: &AddParams,
+    a: BufSlice<'_>,
+    b: BufSlice<'_>,
+    out: BufSlice<'_>,
+    y: BufSlice<'_>,
+) -> Dispatch {
+    let u = gpu.uniform("add.params", p);
+    let vec4 = p.count.is_multiple_of(4);
+    let (entry, bindings, threads) = if vec4 {
+        (
+            "add_relu_backward_vec4",
+            [(4, a), (5, b), (8, out), (6, y)],
+            p.count / 4,
+        )
+    } else {
+        (
+            "add_relu_backward",
+            [(1, a), (2, b), (7, out), (3, y)],
+            p.count,
+        )
+    };
+    Dispatch::new(
+        gpu,
+        SHADER,
+        entry,
+        &u,
+        &bindings,
+        grid(threads),
+        2 * p.count as u64,
+        16 * p.count as u64,
+    )
+}

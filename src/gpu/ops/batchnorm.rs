@@ -10,10 +10,13 @@ const SHADER: &str = "batchnorm";
 
 /// The tensors of a batch-norm forward: `x` and `y` hold `p.count()` values, the rest `p.c`.
 /// `running_mean` and `running_var` are updated in place by a training forward and only read by
-/// an evaluation forward.
+/// an evaluation forward. With `residual` (`p.count()` values) the forward adds it to the
+/// normalised value before the ReLU: a residual block's add fused into the batch norm that
+/// produces one of its operands (`*_add` entry points).
 #[derive(Clone, Copy, Debug)]
 pub struct BatchNormBuffers<'a> {
     pub x: BufSlice<'a>,
+    pub residual: Option<BufSlice<'a>>,
     pub scale: BufSlice<'a>,
     pub bias: BufSlice<'a>,
     pub running_mean: BufSlice<'a>,
@@ -56,6 +59,27 @@ pub fn select(p: &BatchNormParams) -> [&'static str; 3] {
             "batchnorm_backward_input",
         ]
     }
+}
+
+/// The forward entry points (train, eval) for `p`, with the residual add fused or not.
+pub fn forward_entries(p: &BatchNormParams, residual: bool) -> [&'static str; 2] {
+    match (vec4(p), residual) {
+        (true, false) => ["batchnorm_forward_vec4", "batchnorm_forward_eval_vec4"],
+        (false, false) => ["batchnorm_forward", "batchnorm_forward_eval"],
+        (true, true) => [
+            "batchnorm_forward_add_vec4",
+            "batchnorm_forward_eval_add_vec4",
+        ],
+        (false, true) => ["batchnorm_forward_add", "batchnorm_forward_eval_add"],
+    }
+}
+
+/// The element-wise forward's bindings: x, y and (when given) the residual.
+fn forward_io<'a>(p: &BatchNormParams, b: &BatchNormBuffers<'a>) -> Vec<(u32, BufSlice<'a>)> {
+    let [xb, yb, rb] = if vec4(p) { [17, 18, 25] } else { [1, 9, 24] };
+    let mut io = vec![(xb, b.x), (yb, b.y)];
+    io.extend(b.residual.map(|r| (rb, r)));
+    io
 }
 
 /// Rows each invocation of the element-wise kernels handles (`ROWS_PER` in the shader).
@@ -103,42 +127,44 @@ pub fn forward_train(
         8 * pl,
         4 * (pl + 6 * c),
     );
-    let entry = select(p)[0];
-    let (xb, yb) = if vec4(p) { (17, 18) } else { (1, 9) };
+    let entry = forward_entries(p, b.residual.is_some())[0];
+    let res = b.residual.is_some() as u64;
+    let mut bindings = forward_io(p, b);
+    bindings.extend([(2, b.scale), (3, b.bias), (6, saved)]);
     let normalise = Dispatch::new(
         gpu,
         SHADER,
         entry,
         &u,
-        &[(xb, b.x), (2, b.scale), (3, b.bias), (6, saved), (yb, b.y)],
+        &bindings,
         grid(elementwise_threads(p)),
-        (3 + p.relu as u64) * n,
-        4 * (2 * n + 4 * c),
+        (3 + res + p.relu as u64) * n,
+        4 * ((2 + res) * n + 4 * c),
     );
     vec![stats, finalize, normalise]
 }
 
-/// Evaluation forward: `y` = normalised with the running statistics (+ReLU) (=).
+/// Evaluation forward: `y` = normalised with the running statistics (+ residual) (+ReLU) (=).
 pub fn forward_eval(gpu: &Gpu, p: &BatchNormParams, b: &BatchNormBuffers<'_>) -> Dispatch {
     let u = gpu.uniform("batchnorm.params", p);
     let n = p.count() as u64;
-    let (xb, yb) = if vec4(p) { (17, 18) } else { (1, 9) };
+    let res = b.residual.is_some() as u64;
+    let mut bindings = forward_io(p, b);
+    bindings.extend([
+        (2, b.scale),
+        (3, b.bias),
+        (22, b.running_mean),
+        (23, b.running_var),
+    ]);
     Dispatch::new(
         gpu,
         SHADER,
-        select(p)[1],
+        forward_entries(p, b.residual.is_some())[1],
         &u,
-        &[
-            (xb, b.x),
-            (2, b.scale),
-            (3, b.bias),
-            (22, b.running_mean),
-            (23, b.running_var),
-            (yb, b.y),
-        ],
+        &bindings,
         grid(elementwise_threads(p)),
-        (3 + p.relu as u64) * n,
-        4 * (2 * n + 4 * p.c as u64),
+        (3 + res + p.relu as u64) * n,
+        4 * ((2 + res) * n + 4 * p.c as u64),
     )
 }
 

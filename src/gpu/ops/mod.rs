@@ -56,15 +56,23 @@ pub fn kernel_of(
         }
         .into(),
         Step::Adam => "adam_update_vec4".into(),
-        Step::BatchNorm { .. } => {
-            "batchnorm_stats + finalize + normalize (eval: batchnorm_eval)".into()
+        Step::BatchNorm { residual, .. } => if residual.is_some() {
+            "batchnorm_stats + finalize + normalize_add (eval: batchnorm_eval_add)"
+        } else {
+            "batchnorm_stats + finalize + normalize (eval: batchnorm_eval)"
         }
+        .into(),
         Step::BatchNormBackward { din, .. } => if din.is_some() {
             "batchnorm_backward_stats + finalize + input"
         } else {
             "batchnorm_backward_stats + finalize"
         }
         .into(),
-        Step::Add { .. } => "add_forward".into(),
+        Step::Add { p, mask, .. } => match mask {
+            Some(_) if p.count.is_multiple_of(4) => "add_relu_backward_vec4",
+            Some(_) => "add_relu_backward",
+            None => add::select(p),
+        }
+        .into(),
     }
 }
