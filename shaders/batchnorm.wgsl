@@ -4,6 +4,8 @@
 // Training forward (three dispatches):
 //   batchnorm_stats            per (chunk k, channel): chunk mean m_k and M2_k = Σ (x − m_k)²,
 //                              two passes over the chunk (the second from cache)       (= partials)
+//   batchnorm_stats_vec4       the same for 4 channels per invocation (c % 4 == 0): the same
+//                              sums in the same order, a quarter of the load instructions (=)
 //   batchnorm_stats_finalize   per channel: Chan's parallel combination of the chunks in chunk
 //                              order → mean, biased var = M2 / M; saved = [mean | invstd]  (=),
 //                              running = momentum·running + (1 − momentum)·batch stat  (in place)
@@ -18,6 +20,7 @@
 // Backward (training statistics), g = dout·[relu_out > 0] when p.relu, else dout;
 // xhat = (x − mean)·invstd:
 //   batchnorm_backward_stats   per (chunk, channel): Σ g and Σ g·(x − mean)           (= partials)
+//   batchnorm_backward_stats_vec4  the same, 4 channels per invocation (c % 4 == 0)      (=)
 //   batchnorm_backward_finalize per channel, chunks in order: dbias = Σ g, dscale = invstd·Σ g·(x − mean) (=)
 //   batchnorm_backward_input[_vec4]  dx = scale·invstd·(g − dbias/M − xhat·dscale/M)   (=)
 // Forward keeps `saved` (mean and invstd, 2·c floats) for backward; with p.relu the backward
@@ -62,6 +65,7 @@ struct BatchNormParams {
 @group(0) @binding(23) var<storage, read> var_in: array<f32>;
 @group(0) @binding(24) var<storage, read> res: array<f32>;
 @group(0) @binding(25) var<storage, read> res4: array<vec4<f32>>;
+@group(0) @binding(26) var<storage, read_write> partials4: array<vec4<f32>>;
 
 const WG: u32 = 64u;
 
@@ -114,6 +118,32 @@ fn batchnorm_stats(@builtin(global_invocation_id) gid: vec3<u32>,
     }
     partials[i] = m;
     partials[p.chunks * p.c + i] = m2;
+}
+
+// Four channels per invocation (c % 4 == 0): invocation i is (k = i / w, channels 4·(i % w) …),
+// w = c / 4; each channel's sums run over the same rows in the same order as batchnorm_stats,
+// so the partials are bitwise equal to its.
+@compute @workgroup_size(64)
+fn batchnorm_stats_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
+                        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    let w = p.c / 4u;
+    if (i >= p.chunks * w) { return; }
+    let k = i / w;
+    let q = i - k * w;
+    let r = chunk_rows(k);
+    var s = vec4<f32>(0.0);
+    for (var j = r.x * w + q; j < r.y * w; j += w) {
+        s += x4[j];
+    }
+    let m = s / f32(r.y - r.x);
+    var m2 = vec4<f32>(0.0);
+    for (var j = r.x * w + q; j < r.y * w; j += w) {
+        let d = x4[j] - m;
+        m2 += d * d;
+    }
+    partials4[i] = m;
+    partials4[p.chunks * w + i] = m2;
 }
 
 @compute @workgroup_size(64)
@@ -322,6 +352,35 @@ fn batchnorm_backward_stats(@builtin(global_invocation_id) gid: vec3<u32>,
     }
     partials[i] = sg;
     partials[p.chunks * p.c + i] = sgx;
+}
+
+@compute @workgroup_size(64)
+fn batchnorm_backward_stats_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
+                                 @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    let w = p.c / 4u;
+    if (i >= p.chunks * w) { return; }
+    let k = i / w;
+    let q = i - k * w;
+    let r = chunk_rows(k);
+    let mean = saved4(4u * q);
+    var sg = vec4<f32>(0.0);
+    var sgx = vec4<f32>(0.0);
+    if (p.relu != 0u) {
+        for (var j = r.x * w + q; j < r.y * w; j += w) {
+            let g = select(vec4<f32>(0.0), dout4[j], relu_out4[j] > vec4<f32>(0.0));
+            sg += g;
+            sgx += g * (x4[j] - mean);
+        }
+    } else {
+        for (var j = r.x * w + q; j < r.y * w; j += w) {
+            let g = dout4[j];
+            sg += g;
+            sgx += g * (x4[j] - mean);
+        }
+    }
+    partials4[i] = sg;
+    partials4[p.chunks * w + i] = sgx;
 }
 
 @compute @workgroup_size(64)

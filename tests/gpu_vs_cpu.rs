@@ -2079,6 +2079,114 @@ fn add_with_and_without_relu() {
     }
 }
 
+/// The vec4 statistics kernels (`batchnorm_stats_vec4`, `batchnorm_backward_stats_vec4`, with
+/// and without the ReLU mask) write the scalar kernels' partial sums bit for bit: the same sums
+/// in the same order, four channels per invocation.
+#[test]
+fn batchnorm_vec4_statistics_match_the_scalar_kernels_bitwise() {
+    let Some(gpu) = gpu() else { return };
+    for (si, &(rows, c)) in BN_SHAPES.iter().enumerate().filter(|(_, s)| s.1 % 4 == 0) {
+        for relu in [false, true] {
+            let bn = BatchNormParams::new(rows, c, 0.9, 1e-5);
+            let p = if relu { bn.with_relu() } else { bn };
+            let (n, cu) = (p.count(), c as usize);
+            let inp = bn_inputs(&p, 2200 + si as u64);
+            let xb = gpu.storage_from("x", &inp.x);
+            let dyb = gpu.storage_from("dout", &inp.dout);
+            let yb = gpu.storage("y", n);
+            let params = pair_buffer(gpu, "scale+bias", &inp.scale, &inp.bias);
+            let stats = pair_buffer(gpu, "stats", &inp.running_mean, &inp.running_var);
+            let grads = pair_buffer(gpu, "grads", &vec![0.0; cu], &vec![0.0; cu]);
+            let (scale, bias) = pair_slices(&params, cu);
+            let (running_mean, running_var) = pair_slices(&stats, cu);
+            let (dscale, dbias) = pair_slices(&grads, cu);
+            let saved = gpu.storage("saved", 2 * cu);
+            let parts: Vec<wgpu::Buffer> = (0..4)
+                .map(|_| gpu.storage("partials", p.partials_len()))
+                .collect();
+            let fwd = batchnorm::forward_train(
+                gpu,
+                &p,
+                &BatchNormBuffers {
+                    x: (&xb).into(),
+                    residual: None,
+                    scale,
+                    bias,
+                    running_mean,
+                    running_var,
+                    y: (&yb).into(),
+                },
+                (&parts[0]).into(),
+                (&saved).into(),
+            );
+            let bwd = batchnorm::backward(
+                gpu,
+                &p,
+                &BatchNormBackwardBuffers {
+                    dout: (&dyb).into(),
+                    relu_out: relu.then(|| (&yb).into()),
+                    x: (&xb).into(),
+                    scale,
+                    saved: (&saved).into(),
+                    dscale,
+                    dbias,
+                    dx: None,
+                },
+                (&parts[2]).into(),
+            );
+            assert_eq!(fwd[0].entry, "batchnorm_stats_vec4");
+            assert_eq!(bwd[0].entry, "batchnorm_backward_stats_vec4");
+            let u = gpu.uniform("p", &p);
+            let threads = wgpu_cnn::gpu::dispatch::grid(p.chunks * p.c);
+            let scalar_fwd = wgpu_cnn::gpu::Dispatch::new(
+                gpu,
+                "batchnorm",
+                "batchnorm_stats",
+                &u,
+                &[(1, (&xb).into()), (4, (&parts[1]).into())],
+                threads,
+                0,
+                0,
+            );
+            let scalar_bwd = wgpu_cnn::gpu::Dispatch::new(
+                gpu,
+                "batchnorm",
+                "batchnorm_backward_stats",
+                &u,
+                &[
+                    (10, (&dyb).into()),
+                    (11, (&yb).into()),
+                    (1, (&xb).into()),
+                    (6, (&saved).into()),
+                    (4, (&parts[3]).into()),
+                ],
+                threads,
+                0,
+                0,
+            );
+            // The forward's statistics, then both backward statistics from its outputs.
+            let all: Vec<&_> = fwd
+                .iter()
+                .chain([&scalar_fwd, &bwd[0], &scalar_bwd])
+                .collect();
+            gpu.run(&all).unwrap();
+            for (what, k) in [("forward", 0), ("backward", 2)] {
+                let (a, b) = (read(gpu, &parts[k]), read(gpu, &parts[k + 1]));
+                assert!(a.iter().any(|&v| v != 0.0));
+                let differ = a
+                    .iter()
+                    .zip(&b)
+                    .filter(|(u, v)| u.to_bits() != v.to_bits())
+                    .count();
+                assert_eq!(
+                    differ, 0,
+                    "rows {rows} c {c} relu {relu} {what}: {differ} partials differ"
+                );
+            }
+        }
+    }
+}
+
 /// A residual's add fused into the batch norm that produces one operand
 /// (`batchnorm_forward[_eval]_add[_vec4]`): against the CPU twin (batch norm, then the add with
 /// its ReLU) and bit for bit against the unfused GPU pair (batch norm, then `add_forward`), in

@@ -145,6 +145,7 @@ fn entry_points_match_launchers() {
             "batchnorm",
             &[
                 "batchnorm_stats",
+                "batchnorm_stats_vec4",
                 "batchnorm_stats_finalize",
                 "batchnorm_forward",
                 "batchnorm_forward_vec4",
@@ -155,6 +156,7 @@ fn entry_points_match_launchers() {
                 "batchnorm_forward_eval_add",
                 "batchnorm_forward_eval_add_vec4",
                 "batchnorm_backward_stats",
+                "batchnorm_backward_stats_vec4",
                 "batchnorm_backward_finalize",
                 "batchnorm_backward_input",
                 "batchnorm_backward_input_vec4",

@@ -101,13 +101,22 @@ pub fn forward_train(
 ) -> Vec<Dispatch> {
     let u = gpu.uniform("batchnorm.params", p);
     let (n, c, pl) = (p.count() as u64, p.c as u64, p.partials_len() as u64);
+    let (entry, bindings, threads) = if vec4(p) {
+        (
+            "batchnorm_stats_vec4",
+            [(17, b.x), (26, partials)],
+            p.chunks * p.c / 4,
+        )
+    } else {
+        ("batchnorm_stats", [(1, b.x), (4, partials)], p.chunks * p.c)
+    };
     let stats = Dispatch::new(
         gpu,
         SHADER,
-        "batchnorm_stats",
+        entry,
         &u,
-        &[(1, b.x), (4, partials)],
-        grid(p.chunks * p.c),
+        &bindings,
+        grid(threads),
         4 * n,
         // Two passes over x (the second mostly from cache) and the partials.
         4 * (2 * n + pl),
@@ -186,19 +195,28 @@ pub fn backward(
     // Without the ReLU the shader never reads relu_out: bind dout in its place.
     let relu_out = b.relu_out.unwrap_or(b.dout);
     let reads = if b.relu_out.is_some() { 3 } else { 2 };
+    let (entry, [dout_b, relu_b, x_b, part_b], threads) = if vec4(p) {
+        (
+            "batchnorm_backward_stats_vec4",
+            [19, 20, 17, 26],
+            p.chunks * p.c / 4,
+        )
+    } else {
+        ("batchnorm_backward_stats", [10, 11, 1, 4], p.chunks * p.c)
+    };
     let stats = Dispatch::new(
         gpu,
         SHADER,
-        "batchnorm_backward_stats",
+        entry,
         &u,
         &[
-            (10, b.dout),
-            (11, relu_out),
-            (1, b.x),
+            (dout_b, b.dout),
+            (relu_b, relu_out),
+            (x_b, b.x),
             (6, b.saved),
-            (4, partials),
+            (part_b, partials),
         ],
-        grid(p.chunks * p.c),
+        grid(threads),
         4 * n,
         4 * (reads * n + pl),
     );
