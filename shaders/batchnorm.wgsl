@@ -17,14 +17,15 @@
 // Evaluation forward:
 //   batchnorm_forward_eval[_vec4]  as above with running_mean and rsqrt(running_var + eps)   (=)
 //   batchnorm_forward_eval_add[_vec4]  the same plus res (then the ReLU)                     (=)
-// Backward (training statistics), g = dout·[relu_out > 0] when p.relu, else dout;
+// Backward (training statistics), g = dout·[y > 0] when p.relu (the forward's output before its
+// ReLU, y = (x − mean)·(invstd·scale) + bias, recomputed with the forward's roundings: the same
+// mask as reading the forward's output back, one tensor fewer to read), else dout;
 // xhat = (x − mean)·invstd:
 //   batchnorm_backward_stats   per (chunk, channel): Σ g and Σ g·(x − mean)           (= partials)
 //   batchnorm_backward_stats_vec4  the same, 4 channels per invocation (c % 4 == 0)      (=)
 //   batchnorm_backward_finalize per channel, chunks in order: dbias = Σ g, dscale = invstd·Σ g·(x − mean) (=)
 //   batchnorm_backward_input[_vec4]  dx = scale·invstd·(g − dbias/M − xhat·dscale/M)   (=)
-// Forward keeps `saved` (mean and invstd, 2·c floats) for backward; with p.relu the backward
-// reads the forward output y as relu_out. Partials: [first value of every (k, ch) | second],
+// Forward keeps `saved` (mean and invstd, 2·c floats) for backward. Partials: [first value of every (k, ch) | second],
 // index k·c + ch. No float atomics: every sum has one fixed order, so results are bitwise
 // reproducible. The variance never forms E[x²] − E[x]² (catastrophic cancellation when
 // |mean| ≫ std): each chunk is centred on its own mean before squaring.
@@ -50,7 +51,6 @@ struct BatchNormParams {
 @group(0) @binding(8) var<storage, read_write> running_var: array<f32>;
 @group(0) @binding(9) var<storage, read_write> y: array<f32>;
 @group(0) @binding(10) var<storage, read> dout: array<f32>;
-@group(0) @binding(11) var<storage, read> relu_out: array<f32>;
 @group(0) @binding(12) var<storage, read_write> dscale: array<f32>;
 @group(0) @binding(13) var<storage, read_write> dbias: array<f32>;
 @group(0) @binding(14) var<storage, read> dscale_in: array<f32>;
@@ -59,7 +59,6 @@ struct BatchNormParams {
 @group(0) @binding(17) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(18) var<storage, read_write> y4: array<vec4<f32>>;
 @group(0) @binding(19) var<storage, read> dout4: array<vec4<f32>>;
-@group(0) @binding(20) var<storage, read> relu_out4: array<vec4<f32>>;
 @group(0) @binding(21) var<storage, read_write> dx4: array<vec4<f32>>;
 @group(0) @binding(22) var<storage, read> mean_in: array<f32>;
 @group(0) @binding(23) var<storage, read> var_in: array<f32>;
@@ -338,10 +337,13 @@ fn batchnorm_backward_stats(@builtin(global_invocation_id) gid: vec3<u32>,
     var sg = 0.0;
     var sgx = 0.0;
     if (p.relu != 0u) {
+        let mul = scale[ch] * saved[p.c + ch];
+        let b = bias[ch];
         for (var j = r.x * p.c + ch; j < r.y * p.c; j += p.c) {
-            let g = select(0.0, dout[j], relu_out[j] > 0.0);
+            let xc = x[j] - mean;
+            let g = select(0.0, dout[j], xc * mul + b > 0.0);
             sg += g;
-            sgx += g * (x[j] - mean);
+            sgx += g * xc;
         }
     } else {
         for (var j = r.x * p.c + ch; j < r.y * p.c; j += p.c) {
@@ -367,10 +369,13 @@ fn batchnorm_backward_stats_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     var sg = vec4<f32>(0.0);
     var sgx = vec4<f32>(0.0);
     if (p.relu != 0u) {
+        let mul = scale4(4u * q) * saved4(p.c + 4u * q);
+        let b = bias4(4u * q);
         for (var j = r.x * w + q; j < r.y * w; j += w) {
-            let g = select(vec4<f32>(0.0), dout4[j], relu_out4[j] > vec4<f32>(0.0));
+            let xc = x4[j] - mean;
+            let g = select(vec4<f32>(0.0), dout4[j], xc * mul + b > vec4<f32>(0.0));
             sg += g;
-            sgx += g * (x4[j] - mean);
+            sgx += g * xc;
         }
     } else {
         for (var j = r.x * w + q; j < r.y * w; j += w) {
@@ -412,10 +417,12 @@ fn batchnorm_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
     let inv_m = 1.0 / f32(p.rows);
     let db = dbias_in[ch] * inv_m;
     let ds = dscale_in[ch] * inv_m;
+    let b = bias[ch];
     for (var i = j; i < p.rows * p.c; i += step) {
+        let xc = x[i] - mean;
         var g = dout[i];
-        if (p.relu != 0u && !(relu_out[i] > 0.0)) { g = 0.0; }
-        let xhat = (x[i] - mean) * inv;
+        if (p.relu != 0u && !(xc * k + b > 0.0)) { g = 0.0; }
+        let xhat = xc * inv;
         dx[i] = k * (g - db - xhat * ds);
     }
 }
@@ -437,10 +444,11 @@ fn batchnorm_backward_input_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     // The fused ReLU's mask in a loop of its own: no branch inside the loop (lavapipe blends
     // every value written under one).
     if (p.relu != 0u) {
+        let b = bias4(ch);
         for (var i = j; i < p.rows * w; i += step) {
-            let g = select(vec4<f32>(0.0), dout4[i], relu_out4[i] > vec4<f32>(0.0));
-            let xhat = (x4[i] - mean) * inv;
-            dx4[i] = k * (g - db - xhat * ds);
+            let xc = x4[i] - mean;
+            let g = select(vec4<f32>(0.0), dout4[i], xc * k + b > vec4<f32>(0.0));
+            dx4[i] = k * (g - db - (xc * inv) * ds);
         }
         return;
     }

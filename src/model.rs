@@ -258,7 +258,6 @@ impl GpuModel {
                 Step::BatchNormBackward {
                     p,
                     dout,
-                    relu_out,
                     x,
                     saved,
                     partials,
@@ -271,9 +270,9 @@ impl GpuModel {
                     p,
                     &batchnorm::BatchNormBackwardBuffers {
                         dout: tensor(*dout),
-                        relu_out: relu_out.map(tensor),
                         x: tensor(*x),
                         scale: param(*scale),
+                        bias: param(*bias),
                         saved: tensor(*saved),
                         dscale: grad(*scale),
                         dbias: grad(*bias),

@@ -1805,9 +1805,9 @@ fn batchnorm_train_eval_backward() {
                 &p,
                 &BatchNormBackwardBuffers {
                     dout: (&dyb).into(),
-                    relu_out: relu.then(|| inner(&yb, n)),
                     x: inner(&xb, n),
                     scale,
+                    bias,
                     saved: inner(&savedb, 2 * cu),
                     dscale,
                     dbias,
@@ -1944,9 +1944,9 @@ fn batchnorm_is_deterministic() {
                 &p,
                 &BatchNormBackwardBuffers {
                     dout: (&dyb).into(),
-                    relu_out: relu.then(|| (&yb).into()),
                     x: (&xb).into(),
                     scale: (&scb).into(),
+                    bias: (&bib).into(),
                     saved: (&savedb).into(),
                     dscale,
                     dbias,
@@ -2124,9 +2124,9 @@ fn batchnorm_vec4_statistics_match_the_scalar_kernels_bitwise() {
                 &p,
                 &BatchNormBackwardBuffers {
                     dout: (&dyb).into(),
-                    relu_out: relu.then(|| (&yb).into()),
                     x: (&xb).into(),
                     scale,
+                    bias,
                     saved: (&saved).into(),
                     dscale,
                     dbias,
@@ -2155,8 +2155,9 @@ fn batchnorm_vec4_statistics_match_the_scalar_kernels_bitwise() {
                 &u,
                 &[
                     (10, (&dyb).into()),
-                    (11, (&yb).into()),
                     (1, (&xb).into()),
+                    (2, scale),
+                    (3, bias),
                     (6, (&saved).into()),
                     (4, (&parts[3]).into()),
                 ],
@@ -2183,6 +2184,88 @@ fn batchnorm_vec4_statistics_match_the_scalar_kernels_bitwise() {
                     "rows {rows} c {c} relu {relu} {what}: {differ} partials differ"
                 );
             }
+        }
+    }
+}
+
+/// With the ReLU fused, the backward recomputes the ReLU's input from x instead of reading the
+/// forward's output: its gradients equal, bit for bit, those of the plain backward fed the
+/// gradient masked by the GPU forward's output (`relu_backward`), on every shape.
+#[test]
+fn batchnorm_backward_recomputes_the_forward_relu_mask_exactly() {
+    let Some(gpu) = gpu() else { return };
+    for (si, &(rows, c)) in BN_SHAPES.iter().enumerate() {
+        let bn = BatchNormParams::new(rows, c, 0.9, 1e-5);
+        let p = bn.with_relu();
+        let (n, cu) = (p.count(), c as usize);
+        let inp = bn_inputs(&p, 2300 + si as u64);
+        let xb = gpu.storage_from("x", &inp.x);
+        let dyb = gpu.storage_from("dout", &inp.dout);
+        let (yb, masked) = (gpu.storage("y", n), gpu.storage("masked", n));
+        let params = pair_buffer(gpu, "scale+bias", &inp.scale, &inp.bias);
+        let stats = pair_buffer(gpu, "stats", &inp.running_mean, &inp.running_var);
+        let (scale, bias) = pair_slices(&params, cu);
+        let (running_mean, running_var) = pair_slices(&stats, cu);
+        let saved = gpu.storage("saved", 2 * cu);
+        let partb = gpu.storage("partials", p.partials_len().max(1));
+        let grads: Vec<wgpu::Buffer> = (0..2).map(|_| gpu.storage("grads", 2 * slot(cu))).collect();
+        let dxs: Vec<wgpu::Buffer> = (0..2).map(|_| gpu.storage("dx", n)).collect();
+        let mut all = batchnorm::forward_train(
+            gpu,
+            &p,
+            &BatchNormBuffers {
+                x: (&xb).into(),
+                residual: None,
+                scale,
+                bias,
+                running_mean,
+                running_var,
+                y: (&yb).into(),
+            },
+            (&partb).into(),
+            (&saved).into(),
+        );
+        all.push(relu::backward(
+            gpu,
+            &ElementwiseParams::new(n as u32),
+            (&dyb).into(),
+            (&yb).into(),
+            (&masked).into(),
+        ));
+        for (k, (q, dout)) in [(p, &dyb), (bn, &masked)].into_iter().enumerate() {
+            let (dscale, dbias) = pair_slices(&grads[k], cu);
+            all.extend(batchnorm::backward(
+                gpu,
+                &q,
+                &BatchNormBackwardBuffers {
+                    dout: dout.into(),
+                    x: (&xb).into(),
+                    scale,
+                    bias,
+                    saved: (&saved).into(),
+                    dscale,
+                    dbias,
+                    dx: Some((&dxs[k]).into()),
+                },
+                (&partb).into(),
+            ));
+        }
+        gpu.run(&all.iter().collect::<Vec<_>>()).unwrap();
+        let y = read(gpu, &yb);
+        assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0));
+        for (what, a, b) in [
+            ("dscale, dbias", read(gpu, &grads[0]), read(gpu, &grads[1])),
+            ("dx", read(gpu, &dxs[0]), read(gpu, &dxs[1])),
+        ] {
+            let differ = a
+                .iter()
+                .zip(&b)
+                .filter(|(u, v)| u.to_bits() != v.to_bits())
+                .count();
+            assert_eq!(
+                differ, 0,
+                "rows {rows} c {c} {what}: {differ} values differ"
+            );
         }
     }
 }

@@ -238,13 +238,12 @@ pub enum Step {
         mask: Option<TensorId>,
         y: TensorId,
     },
-    /// Scale and bias gradients, and the input gradient `din` where needed; with `relu_out`
-    /// (`p.relu = 1`) the gradient is masked by the fused ReLU's output first.
+    /// Scale and bias gradients, and the input gradient `din` where needed; with `p.relu = 1`
+    /// the gradient is masked by the fused ReLU first (its input recomputed from `x`).
     BatchNormBackward {
         layer: String,
         p: BatchNormParams,
         dout: TensorId,
-        relu_out: Option<TensorId>,
         x: TensorId,
         saved: TensorId,
         partials: TensorId,
@@ -419,23 +418,15 @@ impl Step {
                 .collect(),
             Step::BatchNormBackward {
                 dout,
-                relu_out,
                 x,
                 saved,
                 partials,
                 din,
                 ..
-            } => [
-                Some(*dout),
-                *relu_out,
-                Some(*x),
-                Some(*saved),
-                Some(*partials),
-                *din,
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
+            } => [Some(*dout), Some(*x), Some(*saved), Some(*partials), *din]
+                .into_iter()
+                .flatten()
+                .collect(),
             Step::Adam => vec![],
         }
     }
@@ -1411,7 +1402,6 @@ impl Plan {
                             layer: name.clone(),
                             p: if relu { p.with_relu() } else { *p },
                             dout,
-                            relu_out: relu.then_some(u.y),
                             x: u.x,
                             saved,
                             partials,

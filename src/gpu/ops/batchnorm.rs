@@ -24,15 +24,16 @@ pub struct BatchNormBuffers<'a> {
     pub y: BufSlice<'a>,
 }
 
-/// The tensors of a batch-norm backward. `relu_out` (the forward output) is given exactly when
-/// `p.relu = 1`; `saved` is the training forward's [mean | invstd] (`2·p.c` values); `dscale`
-/// and `dbias` may be slices of one gradient buffer; `dx` is skipped when `None`.
+/// The tensors of a batch-norm backward. With `p.relu = 1` the gradient is masked by the fused
+/// ReLU, whose input the kernels recompute from `x`, `saved`, `scale` and `bias` with the
+/// forward's roundings; `saved` is the training forward's [mean | invstd] (`2·p.c` values);
+/// `dscale` and `dbias` may be slices of one gradient buffer; `dx` is skipped when `None`.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchNormBackwardBuffers<'a> {
     pub dout: BufSlice<'a>,
-    pub relu_out: Option<BufSlice<'a>>,
     pub x: BufSlice<'a>,
     pub scale: BufSlice<'a>,
+    pub bias: BufSlice<'a>,
     pub saved: BufSlice<'a>,
     pub dscale: BufSlice<'a>,
     pub dbias: BufSlice<'a>,
@@ -185,24 +186,17 @@ pub fn backward(
     b: &BatchNormBackwardBuffers<'_>,
     partials: BufSlice<'_>,
 ) -> Vec<Dispatch> {
-    assert_eq!(
-        b.relu_out.is_some(),
-        p.relu != 0,
-        "batchnorm backward: relu_out must be given exactly when the ReLU is fused"
-    );
     let u = gpu.uniform("batchnorm.params", p);
     let (n, c, pl) = (p.count() as u64, p.c as u64, p.partials_len() as u64);
-    // Without the ReLU the shader never reads relu_out: bind dout in its place.
-    let relu_out = b.relu_out.unwrap_or(b.dout);
-    let reads = if b.relu_out.is_some() { 3 } else { 2 };
-    let (entry, [dout_b, relu_b, x_b, part_b], threads) = if vec4(p) {
+    let reads = 2;
+    let (entry, [dout_b, x_b, part_b], threads) = if vec4(p) {
         (
             "batchnorm_backward_stats_vec4",
-            [19, 20, 17, 26],
+            [19, 17, 26],
             p.chunks * p.c / 4,
         )
     } else {
-        ("batchnorm_backward_stats", [10, 11, 1, 4], p.chunks * p.c)
+        ("batchnorm_backward_stats", [10, 1, 4], p.chunks * p.c)
     };
     let stats = Dispatch::new(
         gpu,
@@ -211,8 +205,9 @@ pub fn backward(
         &u,
         &[
             (dout_b, b.dout),
-            (relu_b, relu_out),
             (x_b, b.x),
+            (2, b.scale),
+            (3, b.bias),
             (6, b.saved),
             (part_b, partials),
         ],
@@ -232,11 +227,7 @@ pub fn backward(
     );
     let mut out = vec![stats, finalize];
     if let Some(dx) = b.dx {
-        let [dout_b, relu_b, x_b, dx_b] = if vec4(p) {
-            [19, 20, 17, 21]
-        } else {
-            [10, 11, 1, 16]
-        };
+        let [dout_b, x_b, dx_b] = if vec4(p) { [19, 17, 21] } else { [10, 1, 16] };
         out.push(Dispatch::new(
             gpu,
             SHADER,
@@ -244,9 +235,9 @@ pub fn backward(
             &u,
             &[
                 (dout_b, b.dout),
-                (relu_b, relu_out),
                 (x_b, b.x),
                 (2, b.scale),
+                (3, b.bias),
                 (6, b.saved),
                 (14, b.dscale),
                 (15, b.dbias),
