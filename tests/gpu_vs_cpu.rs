@@ -2079,6 +2079,82 @@ fn add_with_and_without_relu() {
     }
 }
 
+/// `conv2d_backward_weight_reduce_vec4` (O % 4 == 0) sums the split-K partials into the same
+/// bits as the scalar reduction, with and without a bias row, on every kernel family's split.
+#[test]
+fn conv2d_weight_reduce_vec4_matches_the_scalar_reduce_bitwise() {
+    let Some(gpu) = gpu() else { return };
+    for (i, (n, h, w, c, o, k, bias)) in [
+        (2u32, 7u32, 6u32, 3u32, 8u32, 3u32, true),
+        (3, 9, 7, 12, 36, 3, false),
+        (1, 5, 5, 5, 4, 1, true),
+        (2, 8, 8, 16, 16, 3, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut p = Conv2dParams::general(n, h, w, c, o, [k, k], [1, 1], Padding::Same).unwrap();
+        if !bias {
+            p = p.without_bias();
+        }
+        for splits in [1, 3, 7] {
+            let p = p.with_splits(splits);
+            let mut r = rng(2400 + i as u64);
+            let xb = gpu.storage_from("x", &uniform(&mut r, p.input_len(), 1.0));
+            let dyb = gpu.storage_from("dy", &uniform(&mut r, p.output_len(), 1.0));
+            let partb = gpu.storage("partials", p.partials_len());
+            let rows = p.weight_rows() as usize;
+            let ol = o as usize;
+            let outs: Vec<wgpu::Buffer> = (0..4).map(|_| gpu.storage("out", rows * ol)).collect();
+            let biases: Vec<wgpu::Buffer> = (0..2).map(|_| gpu.storage("db", ol)).collect();
+            let [split, red] = conv2d::backward_weight(
+                gpu,
+                &p,
+                (&xb).into(),
+                (&dyb).into(),
+                (&partb).into(),
+                (&outs[0]).into(),
+                bias.then(|| (&biases[0]).into()),
+            );
+            assert_eq!(red.entry, "conv2d_backward_weight_reduce_vec4");
+            let u = gpu.uniform("p", &p);
+            let scalar = wgpu_cnn::gpu::Dispatch::new(
+                gpu,
+                "conv2d",
+                "conv2d_backward_weight_reduce",
+                &u,
+                &[
+                    (7, (&partb).into()),
+                    (8, (&outs[1]).into()),
+                    (
+                        9,
+                        if bias {
+                            (&biases[1]).into()
+                        } else {
+                            (&outs[2]).into()
+                        },
+                    ),
+                ],
+                wgpu_cnn::gpu::dispatch::grid((p.weight_rows() + 1) * o),
+                0,
+                0,
+            );
+            gpu.run(&[&split, &red, &scalar]).unwrap();
+            let mut pairs = vec![(read(gpu, &outs[0]), read(gpu, &outs[1]))];
+            if bias {
+                pairs.push((read(gpu, &biases[0]), read(gpu, &biases[1])));
+            }
+            for (a, b) in pairs {
+                assert!(a.iter().any(|&v| v != 0.0));
+                assert!(
+                    a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "C {c} O {o} bias {bias} splits {splits}: vec4 and scalar reductions differ"
+                );
+            }
+        }
+    }
+}
+
 /// The vec4 statistics kernels (`batchnorm_stats_vec4`, `batchnorm_backward_stats_vec4`, with
 /// and without the ReLU mask) write the scalar kernels' partial sums bit for bit: the same sums
 /// in the same order, four channels per invocation.

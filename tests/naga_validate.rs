@@ -60,6 +60,7 @@ fn entry_points_match_launchers() {
                 "conv2d_backward_weight_vec4",
                 "conv2d_backward_weight_c4",
                 "conv2d_backward_weight_reduce",
+                "conv2d_backward_weight_reduce_vec4",
             ],
         ),
         (

@@ -355,13 +355,26 @@ pub fn backward_weight(
     } else {
         split_k(gpu, p, &u, input, dout, partials, flops, bytes)
     };
+    let (entry, bindings, threads) = if p.o.is_multiple_of(4) {
+        (
+            "conv2d_backward_weight_reduce_vec4",
+            [(26, partials), (27, dweight), (28, dbias)],
+            rows * p.o / 4,
+        )
+    } else {
+        (
+            "conv2d_backward_weight_reduce",
+            [(7, partials), (8, dweight), (9, dbias)],
+            rows * p.o,
+        )
+    };
     let reduce = Dispatch::new(
         gpu,
         SHADER,
-        "conv2d_backward_weight_reduce",
+        entry,
         &u,
-        &[(7, partials), (8, dweight), (9, dbias)],
-        grid(rows * p.o),
+        &bindings,
+        grid(threads),
         p.partials_len() as u64,
         partial_bytes + 4 * (rows * p.o) as u64,
     );
