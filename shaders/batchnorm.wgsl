@@ -211,6 +211,34 @@ fn batchnorm_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     }
 }
 
+// Rows j, j + step, … of y = ((x − mean)·mul + b) + res, then max(y, 0) if p.relu: the
+// element-wise part of the `_add` kernels (one loop per case: lavapipe blends every value
+// written under a branch inside a loop).
+fn normalize_add_rows(j: u32, step: u32, mean: f32, mul: f32, b: f32) {
+    if (p.relu != 0u) {
+        for (var i = j; i < p.rows * p.c; i += step) {
+            y[i] = max(((x[i] - mean) * mul + b) + res[i], 0.0);
+        }
+        return;
+    }
+    for (var i = j; i < p.rows * p.c; i += step) {
+        y[i] = ((x[i] - mean) * mul + b) + res[i];
+    }
+}
+
+fn normalize_add_rows4(j: u32, step: u32, mean: vec4<f32>, mul: vec4<f32>, b: vec4<f32>) {
+    let w = p.c / 4u;
+    if (p.relu != 0u) {
+        for (var i = j; i < p.rows * w; i += step) {
+            y4[i] = max(((x4[i] - mean) * mul + b) + res4[i], vec4<f32>(0.0));
+        }
+        return;
+    }
+    for (var i = j; i < p.rows * w; i += step) {
+        y4[i] = ((x4[i] - mean) * mul + b) + res4[i];
+    }
+}
+
 @compute @workgroup_size(64)
 fn batchnorm_forward_add(@builtin(global_invocation_id) gid: vec3<u32>,
                          @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -218,15 +246,7 @@ fn batchnorm_forward_add(@builtin(global_invocation_id) gid: vec3<u32>,
     let step = row_stride() * p.c;
     if (j >= step) { return; }
     let ch = j % p.c;
-    let mean = saved[ch];
-    let mul = saved[p.c + ch] * scale[ch];
-    let b = bias[ch];
-    for (var i = j; i < p.rows * p.c; i += step) {
-        let n = (x[i] - mean) * mul + b;
-        var v = n + res[i];
-        if (p.relu != 0u) { v = max(v, 0.0); }
-        y[i] = v;
-    }
+    normalize_add_rows(j, step, saved[ch], saved[p.c + ch] * scale[ch], bias[ch]);
 }
 
 @compute @workgroup_size(64)
@@ -237,20 +257,7 @@ fn batchnorm_forward_add_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let step = row_stride() * w;
     if (j >= step) { return; }
     let ch = (j % w) * 4u;
-    let mean = saved4(ch);
-    let mul = saved4(p.c + ch) * scale4(ch);
-    let b = bias4(ch);
-    if (p.relu != 0u) {
-        for (var i = j; i < p.rows * w; i += step) {
-            let n = (x4[i] - mean) * mul + b;
-            y4[i] = max(n + res4[i], vec4<f32>(0.0));
-        }
-        return;
-    }
-    for (var i = j; i < p.rows * w; i += step) {
-        let n = (x4[i] - mean) * mul + b;
-        y4[i] = n + res4[i];
-    }
+    normalize_add_rows4(j, step, saved4(ch), saved4(p.c + ch) * scale4(ch), bias4(ch));
 }
 
 @compute @workgroup_size(64)
@@ -295,15 +302,8 @@ fn batchnorm_forward_eval_add(@builtin(global_invocation_id) gid: vec3<u32>,
     let step = row_stride() * p.c;
     if (j >= step) { return; }
     let ch = j % p.c;
-    let mean = mean_in[ch];
     let mul = inverseSqrt(var_in[ch] + p.epsilon) * scale[ch];
-    let b = bias[ch];
-    for (var i = j; i < p.rows * p.c; i += step) {
-        let n = (x[i] - mean) * mul + b;
-        var v = n + res[i];
-        if (p.relu != 0u) { v = max(v, 0.0); }
-        y[i] = v;
-    }
+    normalize_add_rows(j, step, mean_in[ch], mul, bias[ch]);
 }
 
 @compute @workgroup_size(64)
@@ -314,15 +314,8 @@ fn batchnorm_forward_eval_add_vec4(@builtin(global_invocation_id) gid: vec3<u32>
     let step = row_stride() * w;
     if (j >= step) { return; }
     let ch = (j % w) * 4u;
-    let mean = mean_in4(ch);
     let mul = inverseSqrt(var_in4(ch) + p.epsilon) * scale4(ch);
-    let b = bias4(ch);
-    for (var i = j; i < p.rows * w; i += step) {
-        let n = (x4[i] - mean) * mul + b;
-        var v = n + res4[i];
-        if (p.relu != 0u) { v = max(v, vec4<f32>(0.0)); }
-        y4[i] = v;
-    }
+    normalize_add_rows4(j, step, mean_in4(ch), mul, bias4(ch));
 }
 
 @compute @workgroup_size(64)

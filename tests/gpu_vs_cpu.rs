@@ -23,6 +23,15 @@ fn read(gpu: &Gpu, b: &wgpu::Buffer) -> Vec<f32> {
     gpu.read_f32(b).expect("readback")
 }
 
+/// How many values of `a` and `b` differ in their bits.
+fn bits_differ(a: &[f32], b: &[f32]) -> usize {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .filter(|(u, v)| u.to_bits() != v.to_bits())
+        .count()
+}
+
 /// (n, h, w, c, o, k, padding): odd sizes, K = 1, 3, 5, both paddings, several split-K splits.
 const CONV_SHAPES: &[(u32, u32, u32, u32, u32, u32, Padding)] = &[
     (1, 5, 5, 1, 1, 1, Padding::Same),
@@ -631,7 +640,7 @@ fn sixteen_vs_32_channel_tiles(gpu: &Gpu, p: Conv2dParams) {
     ] {
         let (a, b) = (read(gpu, a), read(gpu, b));
         assert!(a.iter().any(|&v| v != 0.0), "{what}");
-        let same = a.iter().zip(&b).all(|(u, v)| u.to_bits() == v.to_bits());
+        let same = bits_differ(&a, &b) == 0;
         assert!(
             same,
             "{what}: 16- and 32-channel tiles differ ({}x{} stride)",
@@ -691,11 +700,7 @@ fn conv2d_sg_weight_gradient_c4_matches_scalar_taps_bitwise() {
         gpu.run(&[&c4, &scalar]).unwrap();
         let (a, b) = (read(gpu, &pa), read(gpu, &pb));
         assert!(a.iter().any(|&v| v != 0.0));
-        let differ = a
-            .iter()
-            .zip(&b)
-            .filter(|(u, v)| u.to_bits() != v.to_bits())
-            .count();
+        let differ = bits_differ(&a, &b);
         assert_eq!(
             differ,
             0,
@@ -2147,7 +2152,7 @@ fn conv2d_weight_reduce_vec4_matches_the_scalar_reduce_bitwise() {
             for (a, b) in pairs {
                 assert!(a.iter().any(|&v| v != 0.0));
                 assert!(
-                    a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    bits_differ(&a, &b) == 0,
                     "C {c} O {o} bias {bias} splits {splits}: vec4 and scalar reductions differ"
                 );
             }
@@ -2250,11 +2255,7 @@ fn batchnorm_vec4_statistics_match_the_scalar_kernels_bitwise() {
             for (what, k) in [("forward", 0), ("backward", 2)] {
                 let (a, b) = (read(gpu, &parts[k]), read(gpu, &parts[k + 1]));
                 assert!(a.iter().any(|&v| v != 0.0));
-                let differ = a
-                    .iter()
-                    .zip(&b)
-                    .filter(|(u, v)| u.to_bits() != v.to_bits())
-                    .count();
+                let differ = bits_differ(&a, &b);
                 assert_eq!(
                     differ, 0,
                     "rows {rows} c {c} relu {relu} {what}: {differ} partials differ"
@@ -2333,11 +2334,7 @@ fn batchnorm_backward_recomputes_the_forward_relu_mask_exactly() {
             ("dscale, dbias", read(gpu, &grads[0]), read(gpu, &grads[1])),
             ("dx", read(gpu, &dxs[0]), read(gpu, &dxs[1])),
         ] {
-            let differ = a
-                .iter()
-                .zip(&b)
-                .filter(|(u, v)| u.to_bits() != v.to_bits())
-                .count();
+            let differ = bits_differ(&a, &b);
             assert_eq!(
                 differ, 0,
                 "rows {rows} c {c} {what}: {differ} values differ"
@@ -2438,9 +2435,7 @@ fn batchnorm_with_fused_residual_add() {
                 assert_close(&format!("{what} {mode}"), &got, &want, ATOL, RTOL);
                 let unfused = read_guarded(gpu, &what, &outs[2 + k], n);
                 assert!(
-                    got.iter()
-                        .zip(&unfused)
-                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    bits_differ(&got, &unfused) == 0,
                     "{what} {mode}: fused and unfused differ in bits"
                 );
             }
@@ -2504,9 +2499,7 @@ fn add_relu_backward_matches_add_then_relu_backward() {
         assert_close(&what, &got, &want, 0.0, 6e-8);
         let two = read(gpu, &y2);
         assert!(
-            got.iter()
-                .zip(&two)
-                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            bits_differ(&got, &two) == 0,
             "{what}: fused and two-pass differ in bits"
         );
     }
