@@ -49,6 +49,9 @@
 //                              rg32float mirrors (bindings 32, 33): ~5–8 % faster than halves of
 //                              rgba32float texels (a whole fetch and a select each). Summation order is that of the 32-channel kernels, so the
 //                              results are bitwise equal to theirs. No pooled output.
+// Each entry point is a loop around its `_tile` function: a subgroup computes the tile at its
+// place in the grid, or (p.queue = 1, CPU-type adapters) tile after tile from the tile queue
+// until none is left (see `tile_queue`); either way a tile's sums are the same, in the same order.
 // Lanes past the end of a tensor load clamped indices and store nothing; a subgroup past the end
 // of the grid returns as a whole, so every broadcast reads an active lane. No float atomics:
 // results are bitwise reproducible.
@@ -110,6 +113,66 @@ fn tile_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * 8u + lid / SG;
 }
 
+// The tile queue (p.queue = 1; the launcher sets it on CPU-type adapters). llvmpipe hands each
+// of its threads an equal share of a dispatch's workgroups up front, so a dispatch lasts as long
+// as its slowest thread: on a 2-vCPU VM whose cores are preempted now and then, the other
+// thread idles at the end of every dispatch. With the queue the launcher starts a few
+// workgroups per CPU and every subgroup takes the next free tile from a counter until none is
+// left: whichever thread is running takes the work. Each tile is computed exactly as from its
+// place in the grid, so results are bitwise the same; only which thread computes it changes.
+// [0]: the next free tile; [1]: subgroups done. The last subgroup out zeroes both, so the next
+// dispatch (the launcher binds one queue to every dispatch of a device, and dispatches run one
+// after another) starts from a clean queue.
+@group(0) @binding(40) var<storage, read_write> tile_queue: array<atomic<u32>, 2>;
+
+// This subgroup's first tile: its place in the grid, or the first one it takes from the queue.
+fn first_tile(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    if (p.queue == 0u) { return tile_id(wid, nwg, lid); }
+    return take_tile(lid);
+}
+
+// The subgroup's next tile from the queue; past every tile (0xffffffff) without the queue.
+fn next_tile(lid: u32) -> u32 {
+    if (p.queue == 0u) { return 0xffffffffu; }
+    return take_tile(lid);
+}
+
+// Lane 0 takes a tile and shares it: the whole subgroup works on one tile (its broadcasts need
+// every lane).
+fn take_tile(lid: u32) -> u32 {
+    var t = 0u;
+    if (lid % SG == 0u) { t = atomicAdd(&tile_queue[0], 1u); }
+    return subgroupBroadcast(t, 0u);
+}
+
+// Called by every subgroup once it found the queue empty: the last one resets it.
+fn leave_queue(nwg: vec3<u32>, lid: u32) {
+    if (p.queue == 0u || lid % SG != 0u) { return; }
+    let subgroups = nwg.x * nwg.y * nwg.z * (64u / SG);
+    if (atomicAdd(&tile_queue[1], 1u) + 1u == subgroups) {
+        atomicStore(&tile_queue[0], 0u);
+        atomicStore(&tile_queue[1], 0u);
+    }
+}
+
+// Subgroup tiles of the forward kernels (8 lanes × `ch` output channels by 16 pixels), the
+// input-gradient kernels (8 lanes × `ch` input channels by 16 pixels of one stride phase) and
+// the weight-gradient kernels (8 lanes × `ch` output channels by 16 weight rows, per split).
+fn forward_tiles(ch: u32) -> u32 {
+    return ((p.o / ch + SG - 1u) / SG) * ((p.n * p.out_h * p.out_w + 15u) / 16u);
+}
+
+fn input_tiles(ch: u32) -> u32 {
+    let hq = (p.h + p.sh - 1u) / p.sh;
+    let wq = (p.w + p.sw - 1u) / p.sw;
+    return ((p.c / ch + SG - 1u) / SG) * p.sh * p.sw * ((p.n * hq * wq + 15u) / 16u);
+}
+
+fn weight_tiles(ch: u32) -> u32 {
+    let rows = p.kh * p.kw * p.c + 1u;
+    return ((p.o / ch + SG - 1u) / SG) * ((rows + 2u * SG - 1u) / (2u * SG)) * p.splits;
+}
+
 // Output pixel of lane/pixel i of pixel tile g: 8 consecutive pixels, or with p.pool = 1 a
 // block of 2 rows × 4 columns (OH even, OW a multiple of 4), so that the tile holds two whole
 // 2×2 pooling windows.
@@ -169,16 +232,10 @@ fn window_tap(o: vec3<i32>, ky: u32, kx: u32) -> i32 {
 }
 
 // Any C (the seed's first layer has C = 3), two 8-pixel tiles per subgroup.
-@compute @workgroup_size(64)
-fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>,
-                     @builtin(num_workgroups) nwg: vec3<u32>,
-                     @builtin(local_invocation_index) lid: u32) {
+fn conv2d_forward_sg_tile(t: u32, lane: u32) {
     let m_total = p.n * p.out_h * p.out_w;
     let o4 = p.o / 4u;
     let otiles = (o4 + SG - 1u) / SG;
-    let t = tile_id(wid, nwg, lid);
-    if (t >= otiles * ((m_total + 2u * SG - 1u) / (2u * SG))) { return; }
-    let lane = lid % SG;
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
     let g = (t / otiles) * 2u;
@@ -223,6 +280,17 @@ fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>,
     store_output_tile(g + 1u, q, o4, b);
 }
 
+@compute @workgroup_size(64)
+fn conv2d_forward_sg(@builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let tiles = forward_tiles(4u);
+    for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
+        conv2d_forward_sg_tile(t, lid % SG);
+    }
+    leave_queue(nwg, lid);
+}
+
 // One broadcast pixel (3 input channels) times 3 weight rows, in conv2d_forward_sg's order.
 fn mac3(acc: vec4<f32>, x: vec3<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>) -> vec4<f32> {
     return acc + x.x * w0 + x.y * w1 + x.z * w2;
@@ -232,16 +300,10 @@ fn mac3(acc: vec4<f32>, x: vec3<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32
 // tap's 3 products chained into one accumulator update (lavapipe blends every accumulator
 // written inside a loop once per update) and one vec3 broadcast per pixel. The same sums in
 // the same order as conv2d_forward_sg: bitwise equal results.
-@compute @workgroup_size(64)
-fn conv2d_forward_sg_c3(@builtin(workgroup_id) wid: vec3<u32>,
-                        @builtin(num_workgroups) nwg: vec3<u32>,
-                        @builtin(local_invocation_index) lid: u32) {
+fn conv2d_forward_sg_c3_tile(t: u32, lane: u32) {
     let m_total = p.n * p.out_h * p.out_w;
     let o4 = p.o / 4u;
     let otiles = (o4 + SG - 1u) / SG;
-    let t = tile_id(wid, nwg, lid);
-    if (t >= otiles * ((m_total + 2u * SG - 1u) / (2u * SG))) { return; }
-    let lane = lid % SG;
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
     let g = (t / otiles) * 2u;
@@ -284,6 +346,17 @@ fn conv2d_forward_sg_c3(@builtin(workgroup_id) wid: vec3<u32>,
     store_output_tile(g + 1u, q, o4, b);
 }
 
+@compute @workgroup_size(64)
+fn conv2d_forward_sg_c3(@builtin(workgroup_id) wid: vec3<u32>,
+                        @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_index) lid: u32) {
+    let tiles = forward_tiles(4u);
+    for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
+        conv2d_forward_sg_c3_tile(t, lid % SG);
+    }
+    leave_queue(nwg, lid);
+}
+
 // One broadcast pixel (4 input channels) times 4 weight rows, summed in a fixed order.
 fn mac4(acc: vec4<f32>, x: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>,
         w3: vec4<f32>) -> vec4<f32> {
@@ -294,17 +367,11 @@ fn mac4(acc: vec4<f32>, x: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32
 // subgroup (16 pixels × 32 channels, 64 accumulators): weights loaded once feed both tiles.
 // 48 GFLOP/s on lavapipe for the seed's Conv_1 against 37 with one tile and 43 with four
 // (`examples/variants.rs`: more accumulators spill).
-@compute @workgroup_size(64)
-fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
-                          @builtin(num_workgroups) nwg: vec3<u32>,
-                          @builtin(local_invocation_index) lid: u32) {
+fn conv2d_forward_sg_c4_tile(t: u32, lane: u32) {
     let m_total = p.n * p.out_h * p.out_w;
     let o4 = p.o / 4u;
     let cq = p.c / 4u;
     let otiles = (o4 + SG - 1u) / SG;
-    let t = tile_id(wid, nwg, lid);
-    if (t >= otiles * ((m_total + 15u) / 16u)) { return; }
-    let lane = lid % SG;
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
     let g = (t / otiles) * 2u;
@@ -354,6 +421,17 @@ fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
     store_output_tile(g + 1u, q, o4, b);
 }
 
+@compute @workgroup_size(64)
+fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
+                          @builtin(num_workgroups) nwg: vec3<u32>,
+                          @builtin(local_invocation_index) lid: u32) {
+    let tiles = forward_tiles(4u);
+    for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
+        conv2d_forward_sg_c4_tile(t, lid % SG);
+    }
+    leave_queue(nwg, lid);
+}
+
 // 16-channel tiles: lane i owns output channels 2q, 2q + 1 (q = tile·8 + i) of 16 pixels (two
 // tiles of 8, as conv2d_forward_sg_c4), accumulated in the same order as mac4.
 fn mac4x2(acc: vec2<f32>, x: vec4<f32>, w0: vec2<f32>, w1: vec2<f32>, w2: vec2<f32>,
@@ -376,17 +454,11 @@ fn store_output_tile2(m0: u32, q: u32, o2: u32, acc: array<vec2<f32>, 8>) {
 
 // C % 4 == 0, O % 2 == 0 (the launcher: O <= 16), p.pool = 0. 1.8× conv2d_forward_sg_c4 on
 // lavapipe at 128×32×32×16 → 16 (3×3); four pixel tiles per subgroup measured the same.
-@compute @workgroup_size(64)
-fn conv2d_forward_sg_c4_o16(@builtin(workgroup_id) wid: vec3<u32>,
-                            @builtin(num_workgroups) nwg: vec3<u32>,
-                            @builtin(local_invocation_index) lid: u32) {
+fn conv2d_forward_sg_c4_o16_tile(t: u32, lane: u32) {
     let m_total = p.n * p.out_h * p.out_w;
     let o2 = p.o / 2u;
     let cq = p.c / 4u;
     let otiles = (o2 + SG - 1u) / SG;
-    let t = tile_id(wid, nwg, lid);
-    if (t >= otiles * ((m_total + 15u) / 16u)) { return; }
-    let lane = lid % SG;
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o2 - 1u);
     let m0 = (t / otiles) * 16u;
@@ -433,6 +505,17 @@ fn conv2d_forward_sg_c4_o16(@builtin(workgroup_id) wid: vec3<u32>,
     }
     store_output_tile2(m0, q, o2, a);
     store_output_tile2(m0 + SG, q, o2, b);
+}
+
+@compute @workgroup_size(64)
+fn conv2d_forward_sg_c4_o16(@builtin(workgroup_id) wid: vec3<u32>,
+                            @builtin(num_workgroups) nwg: vec3<u32>,
+                            @builtin(local_invocation_index) lid: u32) {
+    let tiles = forward_tiles(2u);
+    for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
+        conv2d_forward_sg_c4_o16_tile(t, lid % SG);
+    }
+    leave_queue(nwg, lid);
 }
 
 // (Σ_k b[k]·w_j[k])_j for 4 weight rows w_j: one broadcast vec4 of dout against the 4 channels.
@@ -492,19 +575,13 @@ fn store_dinput_tile(m: array<u32, 8>, q: u32, cq: u32, acc: array<vec4<f32>, 8>
 // 4 input channels each, a subgroup 16 pixels (two tiles of 8, as conv2d_forward_sg_c4); the
 // reduction runs over output channels 4 at a time (a vec4 of dout, broadcast from the lane of
 // its pixel, dotted with 4 weight rows of the lane's channels).
-@compute @workgroup_size(64)
-fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
-                            @builtin(num_workgroups) nwg: vec3<u32>,
-                            @builtin(local_invocation_index) lid: u32) {
+fn conv2d_backward_input_sg_tile(t: u32, lane: u32) {
     let m_total = p.n * p.h * p.w;
     let o4 = p.o / 4u;
     let cq = p.c / 4u;
     let ctiles = (cq + SG - 1u) / SG;
-    let t = tile_id(wid, nwg, lid);
     let hq = (p.h + p.sh - 1u) / p.sh;
     let wq = (p.w + p.sw - 1u) / p.sw;
-    if (t >= ctiles * p.sh * p.sw * ((p.n * hq * wq + 15u) / 16u)) { return; }
-    let lane = lid % SG;
     let q = (t % ctiles) * SG + lane;
     let qc = min(q, cq - 1u);
     let tile = phase_tile(t / ctiles);
@@ -557,6 +634,17 @@ fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
     store_dinput_tile(lane_pixels(mb), q, cq, b);
 }
 
+@compute @workgroup_size(64)
+fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
+                            @builtin(num_workgroups) nwg: vec3<u32>,
+                            @builtin(local_invocation_index) lid: u32) {
+    let tiles = input_tiles(4u);
+    for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
+        conv2d_backward_input_sg_tile(t, lid % SG);
+    }
+    leave_queue(nwg, lid);
+}
+
 // 16-channel tiles of dinput: lane i owns input channels 2q, 2q + 1 (their two weight rows per
 // o-quad) of 16 pixels; the same reduction order as conv2d_backward_input_sg. C % 2 == 0 (the
 // launcher: C % 4 == 0, C <= 16), O % 4 == 0. 1.6× conv2d_backward_input_sg at C = 16 on
@@ -573,19 +661,13 @@ fn store_dinput_tile2(m: array<u32, 8>, q: u32, c2: u32, acc: array<vec2<f32>, 8
     }
 }
 
-@compute @workgroup_size(64)
-fn conv2d_backward_input_sg_c16(@builtin(workgroup_id) wid: vec3<u32>,
-                                @builtin(num_workgroups) nwg: vec3<u32>,
-                                @builtin(local_invocation_index) lid: u32) {
+fn conv2d_backward_input_sg_c16_tile(t: u32, lane: u32) {
     let m_total = p.n * p.h * p.w;
     let o4 = p.o / 4u;
     let c2 = p.c / 2u;
     let ctiles = (c2 + SG - 1u) / SG;
-    let t = tile_id(wid, nwg, lid);
     let hq = (p.h + p.sh - 1u) / p.sh;
     let wq = (p.w + p.sw - 1u) / p.sw;
-    if (t >= ctiles * p.sh * p.sw * ((p.n * hq * wq + 15u) / 16u)) { return; }
-    let lane = lid % SG;
     let q = (t % ctiles) * SG + lane;
     let qc = min(q, c2 - 1u);
     let tile = phase_tile(t / ctiles);
@@ -634,6 +716,17 @@ fn conv2d_backward_input_sg_c16(@builtin(workgroup_id) wid: vec3<u32>,
     }
     store_dinput_tile2(lane_pixels(ma), q, c2, a);
     store_dinput_tile2(lane_pixels(mb), q, c2, b);
+}
+
+@compute @workgroup_size(64)
+fn conv2d_backward_input_sg_c16(@builtin(workgroup_id) wid: vec3<u32>,
+                                @builtin(num_workgroups) nwg: vec3<u32>,
+                                @builtin(local_invocation_index) lid: u32) {
+    let tiles = input_tiles(2u);
+    for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
+        conv2d_backward_input_sg_c16_tile(t, lid % SG);
+    }
+    leave_queue(nwg, lid);
 }
 
 // partials[s, r, o] = Σ_{m in split s} A[m, r] · dout[m, o] as in conv2d.wgsl (row KH·KW·C is the
@@ -689,18 +782,12 @@ fn store_partial_tile(s: u32, r0: u32, q: u32, o4: u32, acc: array<vec4<f32>, 8>
 }
 
 // A subgroup owns 16 rows (two tiles of 8) × 32 output channels.
-@compute @workgroup_size(64)
-fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
-                             @builtin(num_workgroups) nwg: vec3<u32>,
-                             @builtin(local_invocation_index) lid: u32) {
+fn conv2d_backward_weight_sg_tile(t: u32, lane: u32) {
     let kkc = p.kh * p.kw * p.c;
     let rows = kkc + 1u;
     let o4 = p.o / 4u;
     let otiles = (o4 + SG - 1u) / SG;
     let rtiles = (rows + 2u * SG - 1u) / (2u * SG);
-    let t = tile_id(wid, nwg, lid);
-    if (t >= otiles * rtiles * p.splits) { return; }
-    let lane = lid % SG;
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
     let r0 = ((t / otiles) % rtiles) * 2u * SG;
@@ -793,6 +880,17 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
     store_partial_tile(s, r0 + SG, q, o4, b);
 }
 
+@compute @workgroup_size(64)
+fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
+                             @builtin(num_workgroups) nwg: vec3<u32>,
+                             @builtin(local_invocation_index) lid: u32) {
+    let tiles = weight_tiles(4u);
+    for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
+        conv2d_backward_weight_sg_tile(t, lid % SG);
+    }
+    leave_queue(nwg, lid);
+}
+
 // C % 4 == 0: the same sums, with the input taps loaded as vec4s. Rows r0 + 4h .. r0 + 4h + 3
 // (r0 a multiple of 16) are 4 channels of one tap, so lane 2k + h loads them at pixel k of the
 // step in one vec4 where conv2d_backward_weight_sg has every lane load its own row at each of
@@ -823,18 +921,12 @@ fn row_tap4(q: Pixel, w: Row) -> f32 {
     return select(w.fill, input4[off / 4u][off % 4u], ok);
 }
 
-@compute @workgroup_size(64)
-fn conv2d_backward_weight_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
-                                @builtin(num_workgroups) nwg: vec3<u32>,
-                                @builtin(local_invocation_index) lid: u32) {
+fn conv2d_backward_weight_sg_c4_tile(t: u32, lane: u32) {
     let kkc = p.kh * p.kw * p.c;
     let rows = kkc + 1u;
     let o4 = p.o / 4u;
     let otiles = (o4 + SG - 1u) / SG;
     let rtiles = (rows + 2u * SG - 1u) / (2u * SG);
-    let t = tile_id(wid, nwg, lid);
-    if (t >= otiles * rtiles * p.splits) { return; }
-    let lane = lid % SG;
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
     let r0 = ((t / otiles) % rtiles) * 2u * SG;
@@ -926,6 +1018,17 @@ fn conv2d_backward_weight_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
     store_partial_tile(s, r0 + SG, q, o4, b);
 }
 
+@compute @workgroup_size(64)
+fn conv2d_backward_weight_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
+                                @builtin(num_workgroups) nwg: vec3<u32>,
+                                @builtin(local_invocation_index) lid: u32) {
+    let tiles = weight_tiles(4u);
+    for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
+        conv2d_backward_weight_sg_c4_tile(t, lid % SG);
+    }
+    leave_queue(nwg, lid);
+}
+
 fn store_partial_tile2(s: u32, r0: u32, q: u32, o2: u32, acc: array<vec2<f32>, 8>) {
     let rows = p.kh * p.kw * p.c + 1u;
     let stored = rows - 1u + p.bias;
@@ -939,18 +1042,12 @@ fn store_partial_tile2(s: u32, r0: u32, q: u32, o2: u32, acc: array<vec2<f32>, 8
 // (one vec2 of dout per pixel); the same order as conv2d_backward_weight_sg. O % 2 == 0 (the
 // launcher: O <= 16). 1.7× conv2d_backward_weight_sg at O = 16 on lavapipe; 32 rows per
 // subgroup measured slower.
-@compute @workgroup_size(64)
-fn conv2d_backward_weight_sg_o16(@builtin(workgroup_id) wid: vec3<u32>,
-                                 @builtin(num_workgroups) nwg: vec3<u32>,
-                                 @builtin(local_invocation_index) lid: u32) {
+fn conv2d_backward_weight_sg_o16_tile(t: u32, lane: u32) {
     let kkc = p.kh * p.kw * p.c;
     let rows = kkc + 1u;
     let o2 = p.o / 2u;
     let otiles = (o2 + SG - 1u) / SG;
     let rtiles = (rows + 2u * SG - 1u) / (2u * SG);
-    let t = tile_id(wid, nwg, lid);
-    if (t >= otiles * rtiles * p.splits) { return; }
-    let lane = lid % SG;
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o2 - 1u);
     let r0 = ((t / otiles) % rtiles) * 2u * SG;
@@ -1041,20 +1138,25 @@ fn conv2d_backward_weight_sg_o16(@builtin(workgroup_id) wid: vec3<u32>,
     store_partial_tile2(s, r0 + SG, q, o2, b);
 }
 
+@compute @workgroup_size(64)
+fn conv2d_backward_weight_sg_o16(@builtin(workgroup_id) wid: vec3<u32>,
+                                 @builtin(num_workgroups) nwg: vec3<u32>,
+                                 @builtin(local_invocation_index) lid: u32) {
+    let tiles = weight_tiles(2u);
+    for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
+        conv2d_backward_weight_sg_o16_tile(t, lid % SG);
+    }
+    leave_queue(nwg, lid);
+}
+
 // The 16-channel tiles of conv2d_backward_weight_sg_o16 with the input taps of the `_c4` kernel
 // above (C % 4 == 0): bitwise equal to conv2d_backward_weight_sg_o16.
-@compute @workgroup_size(64)
-fn conv2d_backward_weight_sg_o16_c4(@builtin(workgroup_id) wid: vec3<u32>,
-                                    @builtin(num_workgroups) nwg: vec3<u32>,
-                                    @builtin(local_invocation_index) lid: u32) {
+fn conv2d_backward_weight_sg_o16_c4_tile(t: u32, lane: u32) {
     let kkc = p.kh * p.kw * p.c;
     let rows = kkc + 1u;
     let o2 = p.o / 2u;
     let otiles = (o2 + SG - 1u) / SG;
     let rtiles = (rows + 2u * SG - 1u) / (2u * SG);
-    let t = tile_id(wid, nwg, lid);
-    if (t >= otiles * rtiles * p.splits) { return; }
-    let lane = lid % SG;
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o2 - 1u);
     let r0 = ((t / otiles) % rtiles) * 2u * SG;
@@ -1144,6 +1246,17 @@ fn conv2d_backward_weight_sg_o16_c4(@builtin(workgroup_id) wid: vec3<u32>,
     }
     store_partial_tile2(s, r0, q, o2, a);
     store_partial_tile2(s, r0 + SG, q, o2, b);
+}
+
+@compute @workgroup_size(64)
+fn conv2d_backward_weight_sg_o16_c4(@builtin(workgroup_id) wid: vec3<u32>,
+                                    @builtin(num_workgroups) nwg: vec3<u32>,
+                                    @builtin(local_invocation_index) lid: u32) {
+    let tiles = weight_tiles(2u);
+    for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
+        conv2d_backward_weight_sg_o16_c4_tile(t, lid % SG);
+    }
+    leave_queue(nwg, lid);
 }
 
 // Checks the lane layout every kernel above assumes (run once when a device is opened; the

@@ -115,7 +115,10 @@ pub struct Conv2dParams {
     pub pool: u32,
     /// 1: the layer has a bias (forward adds it, the weight gradient writes its gradient).
     pub bias: u32,
-    pub _pad: [u32; 2],
+    /// 1: the `conv2d_sg.wgsl` kernels take their tiles from the device's tile queue instead
+    /// of from their place in the grid (set by the launcher on CPU-type adapters).
+    pub queue: u32,
+    pub _pad: u32,
 }
 
 impl Conv2dParams {
@@ -165,7 +168,8 @@ impl Conv2dParams {
             relu: 0,
             pool: 0,
             bias: 1,
-            _pad: [0; 2],
+            queue: 0,
+            _pad: 0,
         };
         let m = p.pixels();
         p.chunk = m.div_ceil(Self::MAX_SPLITS).max(Self::MIN_CHUNK);

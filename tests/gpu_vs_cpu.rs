@@ -263,6 +263,161 @@ fn conv2d_all_directions_on(gpu: &Gpu) {
     }
 }
 
+/// Every output of the subgroup conv kernels for `p` on `gpu` as bits: forward, forward with
+/// ReLU, forward with the 2×2 pool when the shape allows it, input gradient, split-K partials
+/// and reduced weight gradient. Each dispatch runs twice in one submission (the second run
+/// starts from the queue the first one left).
+fn conv_sg_outputs(gpu: &Gpu, p: &Conv2dParams, seed: u64) -> (Vec<&'static str>, Vec<Vec<u32>>) {
+    let mut r = rng(seed);
+    let x = gpu.storage_from("x", &uniform(&mut r, p.input_len(), 1.0));
+    let w = gpu.storage_from("w", &uniform(&mut r, p.weight_len(), 1.0));
+    let b = gpu.storage_from("b", &uniform(&mut r, p.o as usize, 1.0));
+    let dy = gpu.storage_from("dy", &uniform(&mut r, p.output_len(), 1.0));
+    let outs: Vec<wgpu::Buffer> = [
+        p.output_len(),
+        p.output_len(),
+        p.output_len(),
+        p.pooled_len(),
+        p.input_len(),
+        p.partials_len(),
+        p.weight_len(),
+        p.o as usize,
+    ]
+    .iter()
+    .map(|&n| gpu.storage_from("out", &vec![7.0f32; n.max(1)]))
+    .collect();
+    let bias = (p.bias != 0).then(|| (&b).into());
+    let mut ds = vec![
+        conv2d::forward(gpu, p, (&x).into(), (&w).into(), bias, (&outs[0]).into()),
+        conv2d::forward(
+            gpu,
+            &p.with_relu(),
+            (&x).into(),
+            (&w).into(),
+            bias,
+            (&outs[1]).into(),
+        ),
+        conv2d::backward_input(gpu, p, (&dy).into(), (&w).into(), (&outs[4]).into()),
+    ];
+    ds.extend(conv2d::backward_weight(
+        gpu,
+        p,
+        (&x).into(),
+        (&dy).into(),
+        (&outs[5]).into(),
+        (&outs[6]).into(),
+        bias.map(|_| (&outs[7]).into()),
+    ));
+    if let Some(d) = conv2d::forward_pool2(
+        gpu,
+        &p.with_relu(),
+        (&x).into(),
+        (&w).into(),
+        bias,
+        (&outs[2]).into(),
+        (&outs[3]).into(),
+    ) {
+        ds.push(d);
+    }
+    let twice: Vec<&wgpu_cnn::gpu::Dispatch> = ds.iter().chain(&ds).collect();
+    gpu.run(&twice).unwrap();
+    let entries = ds.iter().map(|d| d.entry).collect();
+    let bits = outs
+        .iter()
+        .map(|o| read(gpu, o).iter().map(|v| v.to_bits()).collect())
+        .collect();
+    (entries, bits)
+}
+
+/// The tile queue of the subgroup kernels (on CPU-type adapters every subgroup takes the next
+/// free tile from a counter until none is left, instead of the tile at its place in the grid)
+/// gives bitwise the grid's results for every entry point, with the launcher's few workgroups
+/// per CPU and with one workgroup (its 8 subgroups then take every tile between them), and
+/// leaves the queue empty for the next dispatch.
+#[test]
+fn conv2d_sg_tile_queue_matches_the_grid_bitwise() {
+    let Some(gpu) = gpu() else { return };
+    if gpu.subgroup_size != Some(8) {
+        return;
+    }
+    if gpu.info.device_type == wgpu::DeviceType::Cpu
+        && std::env::var("WGPU_CNN_TILE_QUEUE").is_err()
+    {
+        assert!(
+            gpu.queue_groups.is_some(),
+            "a CPU adapter takes tiles from the queue"
+        );
+    }
+    let open = |groups: Option<u32>| {
+        let mut g = Gpu::new(&common::test_options()).expect("the adapter opened once already");
+        g.queue_groups = groups;
+        g
+    };
+    let (grid, one) = (open(None), open(Some(1)));
+    let queued = open(Some(4));
+    let general = CONV_GENERAL
+        .iter()
+        .map(|&(n, h, w, c, o, k, s, pad, bias)| {
+            let p = Conv2dParams::general(n, h, w, c, o, k, s, pad).unwrap();
+            if bias {
+                p
+            } else {
+                p.without_bias()
+            }
+        });
+    let square = CONV_SHAPES
+        .iter()
+        .map(|&(n, h, w, c, o, k, pad)| Conv2dParams::new(n, h, w, c, o, k, pad));
+    let pooled = [
+        (2, 8, 8, 3, 32, 3),
+        (3, 4, 12, 8, 36, 3),
+        (1, 6, 4, 4, 8, 3),
+    ]
+    .iter()
+    .map(|&(n, h, w, c, o, k)| Conv2dParams::new(n, h, w, c, o, k, Padding::Same));
+    let mut seen = std::collections::BTreeSet::new();
+    for (si, p) in square.chain(general).chain(pooled).enumerate() {
+        if !gpu.caps().conv_sg(&p) {
+            continue;
+        }
+        let what = format!(
+            "n{} h{} w{} c{} o{} k{}x{} s{}x{}",
+            p.n, p.h, p.w, p.c, p.o, p.kh, p.kw, p.sh, p.sw
+        );
+        let (entries, want) = conv_sg_outputs(&grid, &p, 900 + si as u64);
+        for g in [&queued, &one] {
+            let (e, got) = conv_sg_outputs(g, &p, 900 + si as u64);
+            assert_eq!(e, entries, "{what}");
+            for (k, (a, b)) in want.iter().zip(&got).enumerate() {
+                let differ = a.iter().zip(b).filter(|(u, v)| u != v).count();
+                assert_eq!(
+                    differ,
+                    0,
+                    "{what}: output {k} differs in {differ} of {}",
+                    a.len()
+                );
+            }
+            let queue = g.read::<u32>((&g.tile_queue).into()).unwrap();
+            assert_eq!(queue, [0, 0], "{what}: the queue is left empty");
+        }
+        seen.extend(entries.into_iter().filter(|e| e.contains("_sg")));
+    }
+    let all = [
+        "conv2d_forward_sg",
+        "conv2d_forward_sg_c3",
+        "conv2d_forward_sg_c4",
+        "conv2d_forward_sg_c4_o16",
+        "conv2d_backward_input_sg",
+        "conv2d_backward_input_sg_c16",
+        "conv2d_backward_weight_sg",
+        "conv2d_backward_weight_sg_c4",
+        "conv2d_backward_weight_sg_o16",
+        "conv2d_backward_weight_sg_o16_c4",
+    ];
+    let missing: Vec<_> = all.iter().filter(|e| !seen.contains(**e)).collect();
+    assert!(missing.is_empty(), "entries not covered: {missing:?}");
+}
+
 /// Conv → ReLU → 2×2 average pool in one kernel (devices with 8-wide subgroups), against the
 /// CPU conv with ReLU and the CPU pool; elsewhere the launcher declines and nothing runs.
 #[test]
@@ -524,7 +679,8 @@ fn conv2d_sg_c3_matches_any_c_bitwise() {
                 (18, (&outs[3]).into()),
             ],
             &[(30, w)],
-            c3.workgroups,
+            // The grid: one subgroup per 16-pixel tile (p.queue = 0).
+            wgpu_cnn::gpu::dispatch::grid(p.o.div_ceil(32) * p.pixels().div_ceil(16) * 8),
             0,
             0,
         );

@@ -101,6 +101,24 @@ fn kernels_from_env() -> Result<Option<crate::plan::Kernels>, GpuError> {
     }
 }
 
+const TILE_QUEUE_VAR: &str = "WGPU_CNN_TILE_QUEUE";
+
+/// Whether the subgroup kernels take their tiles from the tile queue: on CPU-type adapters
+/// unless `WGPU_CNN_TILE_QUEUE` says otherwise (`0` or `1`).
+fn tile_queue_from_env(cpu: bool) -> Result<bool, GpuError> {
+    match std::env::var(TILE_QUEUE_VAR) {
+        Err(_) => Ok(cpu),
+        Ok(v) => match v.trim() {
+            "" => Ok(cpu),
+            "0" => Ok(false),
+            "1" => Ok(true),
+            _ => Err(GpuError::Device(format!(
+                "{TILE_QUEUE_VAR}={v}: expected 0 or 1"
+            ))),
+        },
+    }
+}
+
 /// One line describing an adapter: `name (backend, type, driver)`.
 pub fn describe(info: &wgpu::AdapterInfo) -> String {
     let driver = [info.driver.as_str(), info.driver_info.as_str()]
@@ -175,6 +193,13 @@ pub struct Gpu {
     /// A kernel family asked for by name, from `WGPU_CNN_KERNELS` (`subgroup`, `registers`,
     /// `workgroup`) at open; `None`: the planner's rule ([`crate::plan::Caps::kernels`]).
     pub kernels: Option<crate::plan::Kernels>,
+    /// The tile queue of the `conv2d_sg.wgsl` kernels (two u32 counters, zero between
+    /// dispatches), bound to every one of their dispatches.
+    pub tile_queue: wgpu::Buffer,
+    /// Workgroups per dispatch when the subgroup kernels take their tiles from the queue (a
+    /// few per CPU; CPU-type adapters), `None` when each subgroup computes the tile at its place
+    /// in the grid. `WGPU_CNN_TILE_QUEUE=0` turns the queue off, `=1` on.
+    pub queue_groups: Option<u32>,
 }
 
 impl Gpu {
@@ -262,6 +287,18 @@ impl Gpu {
                 v.push(e.to_string());
             }
         }));
+        let tile_queue = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("tile queue"),
+            size: 8,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let queue_groups =
+            tile_queue_from_env(info.device_type == wgpu::DeviceType::Cpu)?.then(|| {
+                // llvmpipe runs one thread per CPU; a few workgroups each keep every thread
+                // busy whatever the count.
+                4 * std::thread::available_parallelism().map_or(4, |n| n.get() as u32)
+            });
         let mut gpu = Gpu {
             instance: None,
             info,
@@ -275,6 +312,8 @@ impl Gpu {
             bounds_checks,
             subgroup_size,
             kernels: kernels_from_env()?,
+            tile_queue,
+            queue_groups,
         };
         if gpu.subgroup_size == Some(8) && !gpu.subgroup_layout_ok() {
             gpu.subgroup_size = None;

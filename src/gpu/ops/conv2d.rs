@@ -116,6 +116,19 @@ fn sg_grid(tiles: u32) -> [u32; 3] {
     grid(tiles * 8)
 }
 
+/// The params uniform and grid of a `conv2d_sg.wgsl` dispatch of `tiles` subgroup tiles: with
+/// the device's tile queue ([`Gpu::queue_groups`], CPU-type adapters) a few workgroups whose
+/// subgroups take tiles until none is left, otherwise one subgroup per tile.
+fn sg_launch(gpu: &Gpu, p: &Conv2dParams, tiles: u32) -> (wgpu::Buffer, [u32; 3]) {
+    match gpu.queue_groups {
+        Some(groups) => (
+            gpu.uniform("conv2d.params", &Conv2dParams { queue: 1, ..*p }),
+            [tiles.div_ceil(8).clamp(1, groups), 1, 1],
+        ),
+        None => (gpu.uniform("conv2d.params", p), sg_grid(tiles)),
+    }
+}
+
 /// The bias binding: the bias, or (without one, `p.bias = 0`, never read) the weight.
 fn bias_or<'a>(
     p: &Conv2dParams,
@@ -225,12 +238,12 @@ fn forward_sg(
     output: BufSlice<'_>,
     pooled: BufSlice<'_>,
 ) -> Dispatch {
-    let u = gpu.uniform("conv2d.params", p);
     let pooled_len = if p.pool != 0 { p.pooled_len() } else { 0 };
     let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len() + pooled_len) as u64;
     let entry = select_forward(&gpu.caps(), p);
     if entry == "conv2d_forward_sg_c4_o16" {
         // 16 pixels × 16 channels per subgroup, vec2 views of weight and output; no pooled output.
+        let (u, groups) = sg_launch(gpu, p, p.o.div_ceil(16) * p.pixels().div_ceil(16));
         return Dispatch::with_textures(
             gpu,
             SG_SHADER,
@@ -238,7 +251,7 @@ fn forward_sg(
             &u,
             &[(12, input), (3, bias), (21, output)],
             &[(32, weight)],
-            sg_grid(p.o.div_ceil(16) * p.pixels().div_ceil(16)),
+            groups,
             p.flops_forward(),
             bytes,
         );
@@ -249,6 +262,11 @@ fn forward_sg(
     } else {
         (1, 2)
     };
+    let (u, groups) = sg_launch(
+        gpu,
+        p,
+        p.o.div_ceil(32) * p.pixels().div_ceil(8).div_ceil(pixel_tiles),
+    );
     Dispatch::with_weight_texture(
         gpu,
         SG_SHADER,
@@ -261,7 +279,7 @@ fn forward_sg(
             (18, pooled),
         ],
         weight,
-        sg_grid(p.o.div_ceil(32) * p.pixels().div_ceil(8).div_ceil(pixel_tiles)),
+        groups,
         p.flops_forward(),
         bytes,
     )
@@ -303,6 +321,7 @@ pub fn backward_input(
         } else {
             (16, 32)
         };
+        let (u, groups) = sg_launch(gpu, p, p.c.div_ceil(tile_c) * p.input_phase_tiles(16));
         return Dispatch::with_textures(
             gpu,
             SG_SHADER,
@@ -310,7 +329,7 @@ pub fn backward_input(
             &u,
             &[(11, dout), (dinput_binding, dinput)],
             &[(30, weight)],
-            sg_grid(p.c.div_ceil(tile_c) * p.input_phase_tiles(16)),
+            groups,
             p.flops_forward(),
             bytes,
         );
@@ -423,6 +442,7 @@ pub fn backward_weight_split(
     } else {
         (17, 32, 31)
     };
+    let (u, groups) = sg_launch(gpu, p, p.o.div_ceil(tile_o) * rows.div_ceil(16) * p.splits);
     Dispatch::with_textures(
         gpu,
         SG_SHADER,
@@ -434,7 +454,7 @@ pub fn backward_weight_split(
             (partials_binding, partials),
         ],
         &[(texture, dout)],
-        sg_grid(p.o.div_ceil(tile_o) * rows.div_ceil(16) * p.splits),
+        groups,
         p.flops_forward() + 2 * (p.pixels() * p.o) as u64,
         4 * (p.input_len() + p.output_len() + p.partials_len()) as u64,
     )
