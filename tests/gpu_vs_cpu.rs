@@ -931,6 +931,10 @@ fn avgpool_both_directions() {
             Padding::Explicit([[1, 0], [0, 2]]),
         ),
         (1, 9, 5, 2, [1, 1], [2, 2], Padding::Same),
+        // global_avg_pool: the window is the whole (odd, rectangular) image, as the planner
+        // lowers it; C % 4 == 0 and not.
+        (3, 7, 5, 6, [7, 5], [7, 5], Padding::Valid),
+        (2, 8, 8, 12, [8, 8], [8, 8], Padding::Valid),
     ]
     .map(|(n, h, w, c, k, s, pad)| AvgPoolParams::general(n, h, w, c, k, s, pad).unwrap());
     for (si, p) in square.into_iter().chain(general).enumerate() {

@@ -514,6 +514,7 @@ fn bad_descriptions_get_one_error_line_naming_layer_and_key() {
         ("bad padding", format!("{HEAD}[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 3\npadding = \"FULL\"\n{tail}"), "layer 0 (conv): key `padding`"),
         ("shrinks to zero", format!("{HEAD}[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 40\npadding = \"VALID\"\n{tail}"), "layer 0 (conv): key `kernel`"),
         ("pool shrinks", format!("{HEAD}[[layer]]\ntype = \"avg_pool\"\nwindow = 64\n{tail}"), "layer 0 (avg_pool): key `window`"),
+        ("max pool shrinks", format!("{HEAD}[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 3\n[[layer]]\ntype = \"max_pool\"\nwindow = 33\n{tail}"), "layer 1 (max_pool): key `window`"),
         ("last layer", format!("{HEAD}[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nfeatures = 7\n"), "layer 1 (dense): the last layer must output `classes` = 10"),
         ("conv after flatten", format!("{HEAD}[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 1\n{tail}"), "layer 1 (conv): needs an [H, W, C] input"),
         ("no classes", "input = [32, 32, 3]\n[[layer]]\ntype = \"flatten\"\n".to_string(), "missing key `classes`"),
@@ -622,6 +623,20 @@ fn models_lists_prints_and_plans() {
     let (code, out, _) = cli(&["models"]);
     assert_eq!(code, 0);
     assert!(out.contains("flax-cifar10") && out.contains("1070794") && out.contains("lenet5"));
+    // The presets' parameter counts (Flax's: kernels, biases, batch-norm scales and biases;
+    // He et al.'s ResNet-20 has 0.27 M).
+    let count = |name: &str| -> String {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(count("resnet20 "), "272474", "{out}");
+    assert_eq!(count("vgg11-bn "), "9228362", "{out}");
     let (code, out, _) = cli(&["models", "lenet5", "--toml"]);
     assert_eq!(code, 0);
     assert_eq!(

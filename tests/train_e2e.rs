@@ -189,3 +189,104 @@ fn train_eval_predict_on_a_slice_of_cifar10() {
     }
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `--init` starts from a checkpoint's parameters *and* its batch-norm running statistics.
+/// With a learning rate too small to move any weight (1e-30), the running statistics after k
+/// steps are momentum^k · (initial ones) + the same batch terms, so two runs initialised with
+/// the same weights and different statistics must differ by exactly momentum^k times the
+/// difference of their initial statistics, per batch-norm layer (momenta 0.8, 0.9 and 0.99 in
+/// this model).
+#[test]
+fn init_reads_parameters_and_batch_statistics() {
+    if gpu().is_none() {
+        return;
+    }
+    let data = cifar_dir();
+    let out = temp_dir("init-stats");
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tools/peers/models/residual-bn.toml");
+    let train = |dir: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--train-limit",
+            "64",
+            "--val-size",
+            "32",
+            "--test-limit",
+            "32",
+            "--batch-size",
+            "32",
+            "--epochs",
+            "1",
+            "--out",
+            dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (code, stdout, stderr) = cli(&args);
+        assert_eq!(code, 0, "train failed:\n{stdout}\n{stderr}");
+        checkpoint::load(&dir.join("last.safetensors")).unwrap()
+    };
+    // A checkpoint with trained weights and statistics, and a copy whose statistics differ.
+    let a = train(&out.join("a"), &[]);
+    let mut c = checkpoint::load(&out.join("a/last.safetensors")).unwrap();
+    assert_eq!(c.batch_stats.len(), 8, "4 batch norms: mean and var each");
+    for (i, t) in c.batch_stats.iter_mut().enumerate() {
+        for v in t.iter_mut() {
+            *v = if i % 2 == 0 { *v + 0.25 } else { *v * 1.5 };
+        }
+    }
+    let c_path = out.join("c.safetensors");
+    checkpoint::save(&c_path, &c).unwrap();
+    let a_path = out.join("a/last.safetensors");
+    let b = train(
+        &out.join("b"),
+        &["--init", a_path.to_str().unwrap(), "--lr", "1e-30"],
+    );
+    let d = train(
+        &out.join("d"),
+        &["--init", c_path.to_str().unwrap(), "--lr", "1e-30"],
+    );
+    // The weights are the init's (two Adam steps of at most 1e-30 each).
+    for (pa, pb) in a.params.iter().zip(&b.params) {
+        for (x, y) in pa.iter().zip(pb) {
+            assert!((x - y).abs() <= 1e-25, "weights moved: {x} -> {y}");
+        }
+    }
+    assert_eq!(b.params, d.params, "same init weights, same steps");
+    // 64 images in batches of 32: two updates of the running statistics.
+    let mut found = Vec::new();
+    for (i, (((sa, sc), sb), sd)) in a
+        .batch_stats
+        .iter()
+        .zip(&c.batch_stats)
+        .zip(&b.batch_stats)
+        .zip(&d.batch_stats)
+        .enumerate()
+    {
+        let ratios: Vec<f64> = (0..sa.len())
+            .map(|j| (sd[j] as f64 - sb[j] as f64) / (sc[j] as f64 - sa[j] as f64))
+            .collect();
+        let momentum = [0.8f64, 0.9, 0.99]
+            .into_iter()
+            .find(|m| (ratios[0] - m * m).abs() < 1e-3)
+            .unwrap_or_else(|| panic!("stats tensor {i}: ratio {} is no momentum²", ratios[0]));
+        for (j, r) in ratios.iter().enumerate() {
+            assert!(
+                (r - momentum * momentum).abs() < 2e-3,
+                "stats tensor {i} element {j}: {r} vs {momentum}²"
+            );
+        }
+        found.push(momentum);
+    }
+    // Per batch norm (mean, var): BatchNorm_0 0.8, BatchNorm_2 0.99, the others the default.
+    assert_eq!(
+        found,
+        [0.8, 0.8, 0.9, 0.9, 0.99, 0.99, 0.9, 0.9],
+        "{found:?}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
