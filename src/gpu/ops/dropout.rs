@@ -5,6 +5,9 @@ use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::params::DropoutParams;
 
+/// Elements per invocation (`PER` in the shader).
+const PER: u32 = 8;
+
 const SHADER: &str = "dropout";
 
 /// Training: `output = input · mask`; evaluation (`p.train = 0`): a copy (=).
@@ -21,7 +24,7 @@ pub fn forward(
         "dropout_forward",
         &u,
         &[(1, input), (2, output)],
-        grid(p.count),
+        grid(p.count.div_ceil(PER)),
         p.count as u64,
         8 * p.count as u64,
     )
@@ -41,7 +44,7 @@ pub fn backward(
         "dropout_backward",
         &u,
         &[(3, dout), (4, dinput)],
-        grid(p.count),
+        grid(p.count.div_ceil(PER)),
         p.count as u64,
         8 * p.count as u64,
     )

@@ -5,6 +5,8 @@ use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::params::ElementwiseParams;
 
 const SHADER: &str = "gelu";
+/// Elements per invocation (`PER` in the shader).
+const PER: u32 = 8;
 
 /// `output = gelu(input)` (=).
 pub fn forward(
@@ -20,7 +22,7 @@ pub fn forward(
         "gelu_forward",
         &u,
         &[(1, input), (2, output)],
-        grid(p.count),
+        grid(p.count.div_ceil(PER)),
         12 * p.count as u64,
         8 * p.count as u64,
     )
@@ -41,7 +43,7 @@ pub fn backward(
         "gelu_backward",
         &u,
         &[(3, dout), (1, input), (4, dinput)],
-        grid(p.count),
+        grid(p.count.div_ceil(PER)),
         20 * p.count as u64,
         12 * p.count as u64,
     )
