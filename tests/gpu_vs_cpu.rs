@@ -402,19 +402,18 @@ fn conv2d_sg_tile_queue_matches_the_grid_bitwise() {
         }
         seen.extend(entries.into_iter().filter(|e| e.contains("_sg")));
     }
-    let all = [
-        "conv2d_forward_sg",
-        "conv2d_forward_sg_c3",
-        "conv2d_forward_sg_c4",
-        "conv2d_forward_sg_c4_o16",
-        "conv2d_backward_input_sg",
-        "conv2d_backward_input_sg_c16",
-        "conv2d_backward_weight_sg",
-        "conv2d_backward_weight_sg_c4",
-        "conv2d_backward_weight_sg_o16",
-        "conv2d_backward_weight_sg_o16_c4",
-    ];
-    let missing: Vec<_> = all.iter().filter(|e| !seen.contains(**e)).collect();
+    // Every tile-computing entry point of the shader (all but the layout probe), read from
+    // the shader itself so that a new one is covered or this fails.
+    let source = wgpu_cnn::gpu::shaders::source("conv2d_sg").expect("conv2d_sg");
+    let module = naga::front::wgsl::parse_str(source).expect("conv2d_sg parses");
+    let all: Vec<String> = module
+        .entry_points
+        .iter()
+        .map(|e| e.name.clone())
+        .filter(|n| n != "subgroup_layout_probe")
+        .collect();
+    assert_eq!(all.len(), 10, "{all:?}");
+    let missing: Vec<_> = all.iter().filter(|e| !seen.contains(e.as_str())).collect();
     assert!(missing.is_empty(), "entries not covered: {missing:?}");
 }
 
