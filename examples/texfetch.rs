@@ -9,6 +9,9 @@ use wgpu_cnn::gpu::dispatch::grid;
 use wgpu_cnn::gpu::{Dispatch, Gpu, GpuOptions};
 use wgpu_cnn::params::*;
 
+/// The tiles of `conv2d_forward_sg_c4`: 8 lanes × 4 channels by 16 pixels.
+const TILES: &str = "forward_tiles(4u)";
+
 /// Texels per texture row: a linear vec4 index i sits at (i % TEX_W, i / TEX_W).
 const TEX_W: u32 = 4096;
 
@@ -21,19 +24,32 @@ fn weight_buf(i: u32) -> vec4<f32> { return weight4[i]; }
 fn weight_ubo(i: u32) -> vec4<f32> { return wub[i]; }
 "#;
 
-/// `conv2d_forward_sg_c4` as `conv2d_sg.wgsl` has it, renamed, with each `(from, to)` swapped in
-/// (every `from` must occur).
-fn variant(src: &str, name: &str, swaps: &[(&str, String)]) -> String {
+/// `conv2d_forward_sg_c4`'s tile function as `conv2d_sg.wgsl` has it, renamed, with each
+/// `(from, to)` swapped in (every `from` must occur), and an entry point that runs tile
+/// `tile_id` of the grid when it is below `tiles` (a WGSL expression; no tile queue).
+fn variant(src: &str, name: &str, tiles: &str, swaps: &[(&str, String)]) -> String {
     let start = src
-        .find("@compute @workgroup_size(64)\nfn conv2d_forward_sg_c4(")
-        .expect("conv2d_forward_sg_c4 in conv2d_sg.wgsl");
-    let end = start + src[start..].find("\n}\n").expect("end of the kernel") + 3;
-    let mut k = src[start..end].replace("fn conv2d_forward_sg_c4(", &format!("fn {name}("));
+        .find("fn conv2d_forward_sg_c4_tile(")
+        .expect("conv2d_forward_sg_c4_tile in conv2d_sg.wgsl");
+    let end = start
+        + src[start..]
+            .find("\n}\n")
+            .expect("end of the tile function")
+        + 3;
+    let mut k =
+        src[start..end].replace("fn conv2d_forward_sg_c4_tile(", &format!("fn {name}_tile("));
     for (from, to) in swaps {
         assert!(k.contains(from), "{name}: no `{from}` in the kernel");
         k = k.replace(from, to);
     }
-    k
+    k + &format!(
+        "\n@compute @workgroup_size(64)\n\
+         fn {name}(@builtin(workgroup_id) wid: vec3<u32>, \
+         @builtin(num_workgroups) nwg: vec3<u32>, \
+         @builtin(local_invocation_index) lid: u32) {{\n    \
+         let t = tile_id(wid, nwg, lid);\n    \
+         if (t < {tiles}) {{ {name}_tile(t, lid % SG); }}\n}}\n"
+    )
 }
 
 /// The variants: storage-buffer weights (the kernel before the textures), inputs through a
@@ -42,16 +58,17 @@ fn variant(src: &str, name: &str, swaps: &[(&str, String)]) -> String {
 fn variants(src: &str) -> String {
     let s = |v: &str| v.to_string();
     let mut out = String::from(EXTRA);
-    out += &variant(src, "fwd_buf", &[("weight_vec4(", s("weight_buf("))]);
+    out += &variant(src, "fwd_buf", TILES, &[("weight_vec4(", s("weight_buf("))]);
     out += &variant(
         src,
         "fwd_tex",
+        TILES,
         &[
             ("input4[off + c]", s("texel(xtex, off + c)")),
             ("input4[offb + c]", s("texel(xtex, offb + c)")),
         ],
     );
-    out += &variant(src, "fwd_ubo", &[("weight_vec4(", s("weight_ubo("))]);
+    out += &variant(src, "fwd_ubo", TILES, &[("weight_vec4(", s("weight_ubo("))]);
     let macs = |acc: &str, x: &str| -> String {
         (0..8)
             .map(|i| {
@@ -63,9 +80,9 @@ fn variants(src: &str) -> String {
     out += &variant(
         src,
         "fwd_sg4",
+        "((p.o / 4u + SG - 1u) / SG) * ((p.n * p.out_h * p.out_w + 31u) / 32u)",
         &[
             ("weight_vec4(", s("weight_buf(")),
-            ("((m_total + 15u) / 16u)", s("((m_total + 31u) / 32u)")),
             (
                 "let g = (t / otiles) * 2u;",
                 s("let g = (t / otiles) * 4u;"),
