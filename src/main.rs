@@ -1103,6 +1103,10 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
                 r.step_ms_median, r.steps, r.step_ms_min
             );
             println!(
+                "  without augmentation: {:.1} ms (forward, backward, optimizer: what the peers time)",
+                r.model_step_ms_median
+            );
+            println!(
                 "CPU time per step:    {:.3} ms (write inputs, record, submit)",
                 r.cpu_ms_per_step
             );
@@ -1160,6 +1164,13 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let launched = std::time::Instant::now();
+    // A reader that closes the pipe (`wgpu-cnn bench | head`) ends the process quietly, as it
+    // does any Unix tool, instead of `println!` panicking on the broken pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli, launched) {
         Ok(()) => ExitCode::SUCCESS,

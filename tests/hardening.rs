@@ -513,3 +513,27 @@ fn long_run_memory_stays_flat() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A reader that has closed the pipe ends the process as it does any Unix tool (SIGPIPE),
+/// without a panic message.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
+        .arg("recipes")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run wgpu-cnn");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "status {:?}, stderr {stderr}",
+        out.status
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
