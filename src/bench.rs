@@ -53,6 +53,8 @@ pub struct BenchResult {
     pub startup_s: f64,
     pub step_ms_median: f64,
     pub step_ms_min: f64,
+    /// The step without its augmentation prologue (forward, backward, optimizer), median.
+    pub model_step_ms_median: f64,
     /// CPU time of one synced step: writing its inputs, recording and submitting it.
     pub cpu_ms_per_step: f64,
     /// `steps` steps in one submit (train's `--steps-per-submit`): wall time per step.
@@ -106,19 +108,36 @@ pub fn bench(
             gpu.wait()?;
             Ok((t.elapsed().as_secs_f64(), cpu))
         };
+    // The same step without its augmentation prologue (the batch stays what the last
+    // augmentation wrote): forward, backward and the optimizer, what a peer's jitted step on
+    // ready-made batches times.
+    let model_step = |gpu: &Gpu, runner: &mut Runner| -> Result<f64> {
+        let t = Instant::now();
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        runner.model.encode_train_step(gpu, &mut enc, &[]);
+        gpu.queue.submit([enc.finish()]);
+        gpu.wait()?;
+        Ok(t.elapsed().as_secs_f64())
+    };
     step(&gpu, &mut runner, &mut rng)?;
     let startup_s = launched.elapsed().as_secs_f64();
     for _ in 0..warmup {
         step(&gpu, &mut runner, &mut rng)?;
+        model_step(&gpu, &mut runner)?;
     }
-    let timed: Vec<(f64, f64)> = (0..steps)
-        .map(|_| step(&gpu, &mut runner, &mut rng))
-        .collect::<Result<_>>()?;
+    // Alternated, so that both see the same machine.
+    let mut timed: Vec<(f64, f64)> = Vec::with_capacity(steps);
+    let mut model_times: Vec<f64> = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        timed.push(step(&gpu, &mut runner, &mut rng)?);
+        model_times.push(model_step(&gpu, &mut runner)?);
+    }
     let mut times: Vec<f64> = timed.iter().map(|t| t.0).collect();
     let mut cpu_times: Vec<f64> = timed.iter().map(|t| t.1).collect();
     let step_s = median(&mut times);
     let step_min = times.iter().cloned().fold(f64::INFINITY, f64::min);
     let cpu_s = median(&mut cpu_times);
+    let model_step_s = median(&mut model_times);
 
     // The same number of steps recorded into one submit, as `train --steps-per-submit`:
     // crops and per-step uniforms uploaded once, copied into place by the GPU.
@@ -163,6 +182,7 @@ pub fn bench(
         startup_s,
         step_ms_median: step_s * 1e3,
         step_ms_min: step_min * 1e3,
+        model_step_ms_median: model_step_s * 1e3,
         cpu_ms_per_step: cpu_s * 1e3,
         batched_step_ms: batched_s * 1e3,
         batched_cpu_ms_per_step: batched_cpu_s * 1e3,
