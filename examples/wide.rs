@@ -8,18 +8,29 @@
 //! GFLOP/s on the seed's Conv_1, the 32→32 shape and ResNet-20's last stage at batch 128.
 //! A negative result, kept as its record (docs/benchmarks.md, tenth session): on a Zen 5 EPYC
 //! 16 lanes at 512 bits ran Conv_1 at 19 GFLOP/s against 46 for 8 lanes at 256 bits.
+//! `CH8=1`: every lane owns 8 output channels (two vec4s), so each broadcast input feeds twice
+//! the multiply-adds but every weight load half as many: 42 GFLOP/s on Conv_1 against 46.
 use std::time::Instant;
 use wgpu_cnn::gpu::{Gpu, GpuOptions};
 use wgpu_cnn::params::*;
 
-fn kernel(w: u32) -> String {
+fn kernel(w: u32, ch8: bool) -> String {
     let macs: String = (0..w)
         .map(|i| {
-            format!(
-                "            a[{i}] = mac4(a[{i}], subgroupBroadcast(x, {i}u), w0, w1, w2, w3);\n"
-            )
+            if ch8 {
+                format!(
+                    "            let x{i} = subgroupBroadcast(x, {i}u);\n            \
+                     a[{i}] = mac4(a[{i}], x{i}, w0, w1, w2, w3);\n            \
+                     b[{i}] = mac4(b[{i}], x{i}, v0, v1, v2, v3);\n"
+                )
+            } else {
+                format!(
+                    "            a[{i}] = mac4(a[{i}], subgroupBroadcast(x, {i}u), w0, w1, w2, w3);\n"
+                )
+            }
         })
         .collect();
+    let k = if ch8 { 2 } else { 1 };
     format!(
         r#"
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -27,6 +38,7 @@ fn kernel(w: u32) -> String {
 @group(0) @binding(12) var<storage, read> input4: array<vec4<f32>>;
 @group(0) @binding(14) var<storage, read_write> output4: array<vec4<f32>>;
 const W: u32 = {w}u;
+const K: u32 = {k}u; // vec4s of output channels per lane
 
 fn mac4(acc: vec4<f32>, x: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>,
         w3: vec4<f32>) -> vec4<f32> {{
@@ -50,13 +62,14 @@ fn tile(t: u32, lane: u32) {{
     let m_total = p.n * p.out_h * p.out_w;
     let o4 = p.o / 4u;
     let cq = p.c / 4u;
-    let otiles = (o4 + W - 1u) / W;
-    let q = (t % otiles) * W + lane;
-    let qc = min(q, o4 - 1u);
+    let otiles = (o4 / K + W - 1u) / W;
+    let q = ((t % otiles) * W + lane) * K;
+    let qc = min(q, o4 - K);
     let g = t / otiles;
     let wa = window(min(g * W + lane, m_total - 1u));
     let z = vec4<f32>(0.0);
     var a = array<vec4<f32>, {w}>();
+    var b = array<vec4<f32>, {w}>();
     for (var ky = 0u; ky < p.kh; ky++) {{
         for (var kx = 0u; kx < p.kw; kx++) {{
             let oa = window_tap(wa, ky, kx);
@@ -69,15 +82,24 @@ fn tile(t: u32, lane: u32) {{
             let w1 = weight4[wr + o4];
             let w2 = weight4[wr + 2u * o4];
             let w3 = weight4[wr + 3u * o4];
+            let v0 = weight4[wr + select(0u, 1u, K == 2u)];
+            let v1 = weight4[wr + o4 + select(0u, 1u, K == 2u)];
+            let v2 = weight4[wr + 2u * o4 + select(0u, 1u, K == 2u)];
+            let v3 = weight4[wr + 3u * o4 + select(0u, 1u, K == 2u)];
             wr += 4u * o4;
 {macs}            }}
         }}
     }}
     if (q >= o4) {{ return; }}
-    let b = vec4<f32>(bias[4u * q], bias[4u * q + 1u], bias[4u * q + 2u], bias[4u * q + 3u]);
+    let ba = vec4<f32>(bias[4u * q], bias[4u * q + 1u], bias[4u * q + 2u], bias[4u * q + 3u]);
+    let q1 = q + K - 1u;
+    let bb = vec4<f32>(bias[4u * q1], bias[4u * q1 + 1u], bias[4u * q1 + 2u], bias[4u * q1 + 3u]);
     for (var i = 0u; i < W; i++) {{
         let m = g * W + i;
-        if (m < m_total) {{ output4[m * o4 + q] = a[i] + b; }}
+        if (m < m_total) {{
+            output4[m * o4 + q] = a[i] + ba;
+            if (K == 2u) {{ output4[m * o4 + q1] = b[i] + bb; }}
+        }}
     }}
 }}
 
@@ -85,7 +107,7 @@ fn tile(t: u32, lane: u32) {{
 fn wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {{
     let t = (wid.x + wid.y * nwg.x) * (64u / W) + lid / W;
-    let tiles = ((p.o / 4u + W - 1u) / W) * ((p.n * p.out_h * p.out_w + W - 1u) / W);
+    let tiles = ((p.o / 4u / K + W - 1u) / W) * ((p.n * p.out_h * p.out_w + W - 1u) / W);
     if (t < tiles) {{ tile(t, lid % W); }}
 }}
 "#
@@ -99,8 +121,10 @@ fn main() {
         .unwrap_or(7);
     let gpu = Gpu::new(&GpuOptions::default()).expect("adapter");
     let w = gpu.subgroup_size.unwrap_or(8);
+    // CH8=1: every lane owns 8 output channels (two vec4s) instead of 4.
+    let ch8 = std::env::var("CH8").is_ok();
     println!("adapter: {}, subgroup width {w}", gpu.describe());
-    let src = include_str!("../shaders/conv2d_common.wgsl").to_string() + &kernel(w);
+    let src = include_str!("../shaders/conv2d_common.wgsl").to_string() + &kernel(w, ch8);
     let module = gpu
         .device
         .create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -158,7 +182,7 @@ fn main() {
                 entry(14, y.as_entire_binding()),
             ],
         });
-        let tiles = (p.o / 4).div_ceil(w) * p.pixels().div_ceil(w);
+        let tiles = (p.o / 4 / if ch8 { 2 } else { 1 }).div_ceil(w) * p.pixels().div_ceil(w);
         let d = wgpu_cnn::gpu::Dispatch {
             entry: "wide",
             layer: String::new(),
