@@ -1000,6 +1000,10 @@ impl Run {
             skip_bad_images: cfg.skip_bad_images,
             progress,
         };
+        // Before any image is decoded (or a folder's cache written): a size the model cannot take.
+        if opts.shape != input {
+            check_model_fits_data(&desc, opts.shape, desc.classes as usize)?;
+        }
         let mut ds = load_dataset(&cfg.data, &opts)?;
         check_model_fits_data(&desc, ds.shape(), ds.classes.len())?;
         let aug = cfg.augment.parsed()?;

@@ -186,6 +186,33 @@ fn cifar100_fine_and_coarse_labels() {
     let rec = &cifar100_records(130, 1)[3 * 3074..4 * 3074];
     assert_eq!(ds.train.image(3)[3 * 10 + 2], rec[2 + 2 * 1024 + 10]);
 
+    // `--labels` reaches the loader through the CLI: the seed model's 10 classes against the
+    // 20 superclasses. Coarse labels of a data set other than CIFAR-100 are refused.
+    let run = dir.join("run");
+    let train = |data: &Path, labels: &str| {
+        vec![
+            "train".to_string(),
+            "--data".into(),
+            data.to_str().unwrap().into(),
+            "--out".into(),
+            run.to_str().unwrap().into(),
+            "--labels".into(),
+            labels.into(),
+        ]
+    };
+    let args = train(&dir, "coarse");
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_error(&a, "the model has 10 classes, the data has 20");
+    assert!(!run.exists());
+    let ten = temp_dir("cifar10-labels");
+    std::fs::write(ten.join("data_batch_1.bin"), vec![0u8; 3073 * 2]).unwrap();
+    std::fs::write(ten.join("test_batch.bin"), vec![0u8; 3073]).unwrap();
+    let args = train(&ten, "coarse");
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_error(&a, "only CIFAR-100 has coarse labels");
+    assert!(!run.exists());
+    let _ = std::fs::remove_dir_all(&ten);
+
     // A file of the wrong size.
     std::fs::write(dir.join("test.bin"), &cifar100_records(2, 2)[..5000]).unwrap();
     let err = format!(
@@ -394,6 +421,8 @@ fn bad_image_folders_give_one_clear_error() {
     mixed_folder(&junk);
     std::fs::write(junk.join("dog/notes.txt"), b"not an image").unwrap();
     check(train(&junk, &[]), "notes.txt: not a readable image");
+    // … into a --cache folder that does not exist yet, with given normalisation values.
+    let cache_dir = root.join("caches/new");
     let a = train(
         &junk,
         &[
@@ -404,18 +433,40 @@ fn bad_image_folders_give_one_clear_error() {
             "2",
             "--test-size",
             "3",
+            "--cache",
+            cache_dir.to_str().unwrap(),
+            "--normalize",
+            "0.5,0.25,0.125/0.2,0.3,0.4",
         ],
     );
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let (code, out, err) = cli(&a);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("skipped 1 files"), "{out}");
+    assert!(!err.contains("warning"), "{err}");
+    let shape32 = ImageShape { h: 32, w: 32, c: 3 };
+    assert!(data::folder::cache_path(&junk, shape32, Some(&cache_dir)).is_file());
+    assert!(!data::folder::cache_path(&junk, shape32, None).exists());
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let norm: data::Normalization =
+        serde_json::from_value(config["normalization"].clone()).unwrap();
+    assert_eq!(norm.mean, [0.5, 0.25, 0.125], "{config}");
+    assert_eq!(norm.std, [0.2, 0.3, 0.4], "{config}");
+    // The second run reads the cache.
     let _ = std::fs::remove_dir_all(&run);
-    // The model's input must fit the data's images.
+    let (code, out, err) = cli(&a);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("cache"), "{out}");
+    let _ = std::fs::remove_dir_all(&run);
+    // The model's input must fit the data's images: refused before any image is decoded, so
+    // no cache is written at the size the model cannot take.
     check(
         train(&junk, &["--skip-bad-images", "--image-size", "28"]),
         "does not match the data's 28x28x3 images",
     );
+    let shape28 = ImageShape { h: 28, w: 28, c: 3 };
+    assert!(!data::folder::cache_path(&junk, shape28, None).exists());
     // Unknown kinds and augmentations, bad sizes.
     let junk = root.join("clean");
     mixed_folder(&junk);
@@ -565,6 +616,8 @@ fn eval_and_predict_use_the_checkpoint_data_set() {
         "16",
         "--augment",
         "translate:2",
+        "--tta",
+        "flip",
     ]);
     assert_eq!(code, 0, "{stdout}\n{err}");
     assert!(
@@ -593,6 +646,22 @@ fn eval_and_predict_use_the_checkpoint_data_set() {
     assert!(
         trained.ends_with(&line(&ev).unwrap()),
         "eval {ev} vs train {trained}"
+    );
+    // The flip TTA result of `eval` is the one `train --tta flip` printed at its end.
+    let after = |s: &str, prefix: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(str::to_string)
+    };
+    let tta_eval = after(&ev, "test, test-time augmentation (flip): ");
+    assert!(tta_eval.is_some(), "{ev}");
+    assert_eq!(
+        tta_eval,
+        after(
+            &stdout,
+            "test, last weights, test-time augmentation (flip): "
+        ),
+        "eval {ev} vs train {stdout}"
     );
     // predict: a PNG of any size, converted to one channel, named with Fashion's classes.
     let png = root.join("shirt.png");

@@ -1,5 +1,6 @@
 //! `--resume` continues a run to the same final weights, bit for bit, as an uninterrupted run:
-//! from an epoch boundary, and from a Ctrl-C (SIGINT) in the middle of an epoch.
+//! from an epoch boundary (a checkpoint with the older `adam.mu` / `adam.nu` names among them),
+//! and from a Ctrl-C (SIGINT) in the middle of an epoch.
 
 mod common;
 
@@ -41,6 +42,29 @@ fn state(path: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// Rewrites a checkpoint with the Adam state under its older names (`adam.mu.*`, `adam.nu.*`,
+/// as written before the optimizer slots became `opt.<slot>.*`), metadata unchanged.
+fn rename_to_old_adam_names(path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut renamed = 0;
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            let old = n
+                .replace("opt.mu.", "adam.mu.")
+                .replace("opt.nu.", "adam.nu.");
+            renamed += (old != n) as usize;
+            (old, v)
+        })
+        .collect();
+    assert!(renamed > 0, "no opt.mu / opt.nu tensors in {path:?}");
+    let out = safetensors::serialize(views, meta.metadata().clone()).unwrap();
+    std::fs::write(path, out).unwrap();
+}
+
 #[test]
 fn resume_equals_uninterrupted_run() {
     if gpu().is_none() {
@@ -62,6 +86,8 @@ fn resume_equals_uninterrupted_run() {
     // epoch and carries its metrics, so the resumed log is whole again.
     std::fs::write(b.join("metrics.jsonl"), "").unwrap();
     let ck = b.join("last.safetensors");
+    // … from a checkpoint whose Adam state has the older names: they still load.
+    rename_to_old_adam_names(&ck);
     let (code, out, err) = cli(&["train", "--resume", ck.to_str().unwrap(), "--epochs", "3"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(

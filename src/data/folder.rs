@@ -237,6 +237,10 @@ fn read_cache(path: &Path, fp: &str) -> Option<(CacheHeader, Vec<Split>)> {
 }
 
 fn write_cache(path: &Path, header: &CacheHeader, splits: &[Split]) -> Result<()> {
+    // `--cache DIR` need not exist yet.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let mut out = Vec::new();
     out.extend_from_slice(MAGIC);
     serde_json::to_writer(&mut out, header)?;
