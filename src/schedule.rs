@@ -58,15 +58,18 @@ impl Schedule {
                 unused("--warmup-steps", warmup_steps.is_some())?;
                 unused("--end-lr", end_lr.is_some())?;
                 unused("--boundaries", boundaries.is_some())?;
+                unused("--scales", scales.is_some())?;
                 Schedule::Constant
             }
             "cosine" => {
                 unused("--warmup-steps", warmup_steps.is_some())?;
                 unused("--boundaries", boundaries.is_some())?;
+                unused("--scales", scales.is_some())?;
                 Schedule::Cosine { end_lr: end }
             }
             "warmup-cosine" => {
                 unused("--boundaries", boundaries.is_some())?;
+                unused("--scales", scales.is_some())?;
                 Schedule::WarmupCosine {
                     warmup_steps: warmup_steps.unwrap_or(0),
                     end_lr: end,
@@ -242,6 +245,30 @@ mod tests {
                 "--warmup-steps does not apply",
             ),
             ("piecewise", None, None, None, None, "needs --boundaries"),
+            (
+                "cosine",
+                None,
+                None,
+                None,
+                Some("0.1"),
+                "--scales does not apply to --schedule cosine",
+            ),
+            (
+                "warmup-cosine",
+                Some(5),
+                None,
+                Some("5"),
+                None,
+                "--boundaries does not apply",
+            ),
+            (
+                "constant",
+                None,
+                None,
+                None,
+                Some("0.1"),
+                "--scales does not apply",
+            ),
             (
                 "piecewise",
                 None,
