@@ -688,6 +688,16 @@ fn checkpoint_bytes(layout: &ParamLayout) -> u64 {
 }
 
 /// The model must take the data's images and predict its classes.
+/// Tests only: `WGPU_CNN_INTERRUPT_AT_STEP=N` acts as a Ctrl-C that lands once the run has done
+/// N steps in all (at the end of the submit that reaches it), so that resume tests stop inside
+/// an epoch at a known step on any machine, however fast.
+fn interrupt_for_test(done: u64) -> bool {
+    std::env::var("WGPU_CNN_INTERRUPT_AT_STEP")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| done >= n)
+}
+
 pub fn check_model_fits_data(
     desc: &Description,
     shape: data::ImageShape,
@@ -1297,7 +1307,9 @@ impl Run {
                 check_finite(&t, epoch, &cfg.out)?;
             }
             s = end;
-            let interrupted = INTERRUPTED.load(Ordering::SeqCst) && end < steps;
+            let interrupted = (INTERRUPTED.load(Ordering::SeqCst)
+                || interrupt_for_test(epoch as u64 * steps as u64 + end as u64))
+                && end < steps;
             let due = end < steps && every.is_some_and(|d| last_save.elapsed() >= d);
             if interrupted || due {
                 gpu.wait()?;
