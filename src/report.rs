@@ -348,3 +348,41 @@ pub fn curves_png(history: &[EpochMetrics], path: &Path) -> Result<()> {
     }
     save_png(path, w, h, buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pixels of exactly `rgb` in the PNG at `path`.
+    fn count(path: &Path, rgb: [u8; 3]) -> usize {
+        let img = image::open(path).unwrap().to_rgb8();
+        img.pixels().filter(|p| p.0 == rgb).count()
+    }
+
+    #[test]
+    fn curves_of_one_epoch_show_its_points() {
+        let dir = std::env::temp_dir().join(format!("wgpu-cnn-curves-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("curves.png");
+        let epoch = EpochMetrics {
+            epoch: 0,
+            train_loss: 1.8,
+            train_accuracy: 0.35,
+            val_loss: Some(1.6),
+            val_accuracy: Some(0.41),
+            seconds: 1.0,
+            images_per_second: 1.0,
+            rss_bytes: None,
+            gpu_bytes: None,
+            live_buffers: None,
+        };
+        curves_png(std::slice::from_ref(&epoch), &path).unwrap();
+        // A line through one point draws nothing: what shows is the marker (a filled circle of
+        // radius 4, ~49 pixels) in each of the two charts, besides the legend's 21-pixel
+        // stroke per chart.
+        let (blue, red) = (count(&path, [0, 0, 255]), count(&path, [255, 0, 0]));
+        assert!(blue >= 42 + 2 * 40, "{blue} blue pixels");
+        assert!(red >= 42 + 2 * 40, "{red} red pixels");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
