@@ -290,3 +290,71 @@ fn init_reads_parameters_and_batch_statistics() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `bench` reports the step (with and without its augmentation), its CPU time and the batched
+/// submit; `profile` names every kernel of the step and writes its trace.
+#[test]
+fn bench_and_profile_report_the_step() {
+    if gpu().is_none() {
+        return;
+    }
+    let (code, out, err) = cli(&[
+        "bench",
+        "--model",
+        "lenet5",
+        "--batch-size",
+        "8",
+        "--warmup",
+        "1",
+        "--steps",
+        "3",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let num = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+    for k in [
+        "step_ms_median",
+        "step_ms_min",
+        "model_step_ms_median",
+        "cpu_ms_per_step",
+        "batched_step_ms",
+        "batched_cpu_ms_per_step",
+        "images_per_second",
+        "gflops_per_second",
+        "gflop_per_step",
+        "eval_images_per_second",
+        "gpu_bytes",
+    ] {
+        assert!(num(k) > 0.0, "{k} in {r}");
+    }
+    // A synced step's CPU part (write inputs, record, submit) is part of its wall time.
+    assert!(num("cpu_ms_per_step") < num("step_ms_median"), "{r}");
+    assert!(num("step_ms_min") <= num("step_ms_median"), "{r}");
+    assert_eq!(r["batch_size"], 8);
+    assert_eq!(r["steps"], 3);
+    assert!(out.contains("without augmentation:"), "{out}");
+
+    let dir = temp_dir("profile");
+    let trace = dir.join("trace.json");
+    let (code, out, err) = cli(&[
+        "profile",
+        "--model",
+        "lenet5",
+        "--batch-size",
+        "8",
+        "--steps",
+        "2",
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for kernel in ["augment_batch", "softmax_ce_backward", "adam_update"] {
+        assert!(out.contains(kernel), "{kernel} missing:\n{out}");
+    }
+    assert!(out.contains("2 steps, "), "{out}");
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+    let events = t["traceEvents"].as_array().unwrap();
+    assert!(events.len() > 10, "{t}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
