@@ -180,8 +180,14 @@ fn load_split(dir: &Path, split: &str) -> Result<Split> {
     Ok(s)
 }
 
-/// Whether `dir` looks like Fashion-MNIST: a path component that says so.
+/// Whether `dir` holds Fashion-MNIST: its official gzipped training labels (by checksum,
+/// wherever they are), or a path component that says fashion (for unpacked files).
 pub fn is_fashion(dir: &Path) -> bool {
+    let (_, files) = FASHION_FILES;
+    let (labels, md5) = files[1];
+    if has_file_with_md5(&dir.join(labels), md5) {
+        return true;
+    }
     let full = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     full.components().any(|c| {
         c.as_os_str()
@@ -191,8 +197,20 @@ pub fn is_fashion(dir: &Path) -> bool {
     })
 }
 
+/// Whether `path` is a file whose MD5 is `md5` (lowercase hex).
+fn has_file_with_md5(path: &Path, md5: &str) -> bool {
+    use md5::{Digest, Md5};
+    std::fs::read(path).is_ok_and(|bytes| {
+        Md5::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+            == md5
+    })
+}
+
 /// Training and test splits, the class count (the largest label + 1, at least 10) and the
-/// names: Fashion-MNIST's when the folder's path says fashion, digits otherwise.
+/// names: Fashion-MNIST's when the files are Fashion-MNIST's ([`is_fashion`]), digits otherwise.
 pub fn load(dir: &Path) -> Result<(Split, Split, Vec<String>, &'static str)> {
     let train = load_split(dir, "train")?;
     let test = load_split(dir, "t10k")?;
@@ -220,4 +238,28 @@ pub fn load(dir: &Path) -> Result<(Split, Split, Vec<String>, &'static str)> {
     };
     let name = if fashion { "Fashion-MNIST" } else { "MNIST" };
     Ok((train, test, names, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_recognised_by_its_md5() {
+        let dir = std::env::temp_dir().join(format!("wgpu-cnn-md5-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("labels.gz");
+        std::fs::write(&f, b"abc").unwrap();
+        // RFC 1321's test vector.
+        assert!(has_file_with_md5(&f, "900150983cd24fb0d6963f7d28e17f72"));
+        assert!(!has_file_with_md5(&f, "900150983cd24fb0d6963f7d28e17f73"));
+        assert!(!has_file_with_md5(
+            &dir.join("absent"),
+            "900150983cd24fb0d6963f7d28e17f72"
+        ));
+        // Files that are not Fashion-MNIST's, in a folder whose path does not say fashion.
+        std::fs::write(dir.join(FASHION_FILES.1[1].0), b"not the labels").unwrap();
+        assert!(!is_fashion(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
