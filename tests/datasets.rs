@@ -233,6 +233,7 @@ fn cifar100_fine_and_coarse_labels() {
         ],
         "3074-byte CIFAR-100 record",
     );
+    assert!(!run.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

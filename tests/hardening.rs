@@ -100,6 +100,11 @@ fn bad_flags_are_rejected() {
     let d = d.to_str().unwrap();
     let out = dir.join("out");
     let out = out.to_str().unwrap();
+    // A refused run leaves no output folder.
+    let assert_error = |args: &[&str], needle: &str| {
+        assert_error(args, needle);
+        assert!(!Path::new(out).exists(), "{args:?} left {out} behind");
+    };
     assert_error(&train_args(d, out, &["--batch-size", "0"]), "--batch-size");
     assert_error(&train_args(d, out, &["--lr", "0"]), "--lr");
     assert_error(&train_args(d, out, &["--lr=-1"]), "--lr");
@@ -170,8 +175,9 @@ fn bad_flags_are_rejected() {
         );
     }
     if gpu().is_some() {
-        // A huge learning rate: the run stops, naming the epoch and the step.
-        assert_error(
+        // A huge learning rate: the run stops, naming the epoch and the step (it ran, so its
+        // folder stays, without a checkpoint of diverged weights).
+        common::assert_error(
             &train_args(
                 d,
                 out,
@@ -179,6 +185,8 @@ fn bad_flags_are_rejected() {
             ),
             "non-finite loss at epoch 0, step",
         );
+        assert!(!Path::new(out).join("last.safetensors").exists());
+        std::fs::remove_dir_all(out).unwrap();
     }
     // clap rejects an unknown backend with its usage error (exit code 2).
     let (code, _, err) = cli(&["devices", "--backend", "quantum"]);

@@ -257,6 +257,12 @@ pub fn assert_error(args: &[&str], needle: &str) {
         .lines()
         .find(|l| l.starts_with("error: "))
         .unwrap_or_else(|| panic!("{args:?}: no error line: {err}"));
+    // One clear line: nothing else on stderr (warnings before it aside).
+    let rest: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.trim().is_empty() && *l != line && !l.starts_with("warning: "))
+        .collect();
+    assert!(rest.is_empty(), "{args:?}: more than one error line: {err}");
     assert!(
         line.contains(needle),
         "{args:?}: error line {line:?} does not mention {needle:?}"
