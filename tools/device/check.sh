@@ -56,6 +56,13 @@ $B/test_planner seed_plan buffers_are_shared a_small_binding 2>&1 | tail -n 4 | 
 # Only the shader tests of data.rs: the others run the CLI from this machine's build path.
 $B/test_data augmentation 2>&1 | tail -n 4 | tee -a "$OUT/tests.txt"
 
+# wgpu's GL backend on the same adapter (EGL; "GL too if it runs"): the kernel tests, one at a
+# time as in CI, bounded so that a slow first shader compile cannot eat the call.
+section "tests on GL"
+WGPU_CNN_BACKEND=gl timeout "${GL_TIMEOUT:-90}" $B/test_gpu_vs_cpu --test-threads 1 2>&1 \
+  | tail -n 4 | tee "$OUT/tests-gl.txt"
+echo "GL backend: exit ${PIPESTATUS[0]} (124: stopped at ${GL_TIMEOUT:-90} s)" | tee -a "$OUT/tests-gl.txt"
+
 section "plans"
 for m in flax-cifar10 lenet5 resnet20; do
   $B/wgpu-cnn models $m --plan --adapter "$ADAPTER" 2>&1 | tee -a "$OUT/plans.txt"
