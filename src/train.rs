@@ -1122,6 +1122,16 @@ impl Run {
             data::IMAGE_BINDINGS,
             GpuDataset::binding_bytes(&gpu) >> 20
         );
+        if let Some(path) = resume {
+            println!(
+                "resumed from {}: epoch {}, step {} of {steps} ({} of {} epochs done)",
+                path.display(),
+                pos.epoch,
+                pos.step_in_epoch,
+                pos.epoch,
+                cfg.epochs
+            );
+        }
         let aug_train = runner.augment_from(&gpu, &train_data, &norm);
         let aug_test = runner.augment_from(&gpu, &test_data, &norm);
         let probe = TotalsProbe::new(&gpu);

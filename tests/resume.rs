@@ -95,6 +95,11 @@ fn resume_equals_uninterrupted_run() {
         "{out}"
     );
     assert!(
+        out.contains("resumed from ")
+            && out.contains(": epoch 1, step 0 of 12 (1 of 3 epochs done)"),
+        "{out}"
+    );
+    assert!(
         state(&b.join("last.safetensors")) == want,
         "resumed run differs from the uninterrupted one"
     );
