@@ -1164,14 +1164,18 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let launched = std::time::Instant::now();
-    // A reader that closes the pipe (`wgpu-cnn bench | head`) ends the process quietly, as it
-    // does any Unix tool, instead of `println!` panicking on the broken pipe.
-    #[cfg(unix)]
-    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let cli = Cli::parse();
+    // A reader that closes the pipe (`wgpu-cnn bench | head`) ends the process quietly, as it
+    // does any Unix tool, instead of `println!` panicking on the broken pipe. Not `train`: its
+    // Ctrl-C handler prints, and a `| tee` that the same Ctrl-C ended must not kill the run
+    // before it writes its checkpoint.
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Train { .. }) {
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(cli, launched) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

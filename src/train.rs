@@ -687,7 +687,6 @@ fn checkpoint_bytes(layout: &ParamLayout) -> u64 {
     3 * 4 * layout.count() as u64
 }
 
-/// The model must take the data's images and predict its classes.
 /// Tests only: `WGPU_CNN_INTERRUPT_AT_STEP=N` acts as a Ctrl-C that lands once the run has done
 /// N steps in all (at the end of the submit that reaches it), so that resume tests stop inside
 /// an epoch at a known step on any machine, however fast.
@@ -698,6 +697,7 @@ fn interrupt_for_test(done: u64) -> bool {
         .is_some_and(|n| done >= n)
 }
 
+/// The model must take the data's images and predict its classes.
 pub fn check_model_fits_data(
     desc: &Description,
     shape: data::ImageShape,
@@ -1010,11 +1010,20 @@ impl Run {
             skip_bad_images: cfg.skip_bad_images,
             progress,
         };
-        // Before any image is decoded (or a folder's cache written): a size the model cannot take.
-        if opts.shape != input {
+        // An image folder is resized to `--image-size`: a size the model cannot take is refused
+        // before any image is decoded (or the folder's cache written). Other kinds ignore it.
+        let folder = opts.kind.or_else(|| data::detect(&cfg.data).ok()) == Some(data::Kind::Folder);
+        if folder && opts.shape != input {
             check_model_fits_data(&desc, opts.shape, desc.classes as usize)?;
         }
         let mut ds = load_dataset(&cfg.data, &opts)?;
+        if cfg.labels == data::Labels::Coarse && ds.kind != data::Kind::Cifar100 {
+            bail!(
+                "--labels coarse: only CIFAR-100 has coarse labels; {} is {}",
+                cfg.data.display(),
+                ds.name
+            );
+        }
         check_model_fits_data(&desc, ds.shape(), ds.classes.len())?;
         let aug = cfg.augment.parsed()?;
         aug.check(ds.shape())?;
@@ -1407,7 +1416,7 @@ impl Run {
             Some(v) => format!(", val loss: {:.4}, val accuracy: {:.4}", v.loss, v.accuracy),
             None => String::new(),
         };
-        println!(
+        let line = format!(
             "epoch: {epoch:03}, train loss: {train_loss:.4}, train accuracy: {train_acc:.4}{val_text}, \
              {seconds:.1} s, {:.0} images/s",
             m.images_per_second
@@ -1439,6 +1448,8 @@ impl Run {
             checkpoint::save(&cfg.out.join("best.safetensors"), &ck)?;
         }
         write_history(&cfg.out.join("metrics.jsonl"), &self.history)?;
+        // Printed last: a reader that has gone away cannot cost the epoch.
+        println!("{line}");
         Ok(())
     }
 

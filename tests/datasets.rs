@@ -205,7 +205,9 @@ fn cifar100_fine_and_coarse_labels() {
     assert_error(&a, "the model has 10 classes, the data has 20");
     assert!(!run.exists());
     let ten = temp_dir("cifar10-labels");
-    std::fs::write(ten.join("data_batch_1.bin"), vec![0u8; 3073 * 2]).unwrap();
+    for i in 1..=5 {
+        std::fs::write(ten.join(format!("data_batch_{i}.bin")), vec![0u8; 3073 * 2]).unwrap();
+    }
     std::fs::write(ten.join("test_batch.bin"), vec![0u8; 3073]).unwrap();
     let args = train(&ten, "coarse");
     let a: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -304,13 +304,6 @@ pub fn load(dir: &Path, opts: &DataOptions) -> Result<Dataset> {
     if !dir.is_dir() {
         bail!("{}", no_folder(dir));
     }
-    if opts.labels == cifar::Labels::Coarse && kind != Kind::Cifar100 {
-        bail!(
-            "--labels coarse: only CIFAR-100 has coarse labels; {} is {}",
-            dir.display(),
-            kind.name()
-        );
-    }
     let ds = match kind {
         Kind::Cifar10 => {
             if !cifar::TRAIN_FILES

@@ -61,5 +61,6 @@ peer = json.load(open(os.path.join(d, first + '.json')))['step_ms_median']
 print(f"ratio ours/{first} step time: {ours['step_ms_median'] / peer:.2f}")
 # The peers time a jitted (or eager) step on ready-made batches; ours above includes the
 # on-GPU augmentation of the batch. Like for like: the step without it.
-print(f"ratio ours/{first} step time without our augmentation: {ours['model_step_ms_median'] / peer:.2f}")
+if "model_step_ms_median" in ours:  # builds before 2026-11-29 do not report it
+    print(f"ratio ours/{first} step time without our augmentation: {ours['model_step_ms_median'] / peer:.2f}")
 PY
