@@ -894,7 +894,10 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
                     // Second Ctrl-C: give up at once.
                     std::process::exit(130);
                 }
-                eprintln!(
+                // Not eprintln!: a stderr whose reader the same Ctrl-C ended must not panic here.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
                     "\ninterrupt: writing a checkpoint after this step (Ctrl-C again to quit now)"
                 );
             });
@@ -1166,9 +1169,9 @@ fn main() -> ExitCode {
     let launched = std::time::Instant::now();
     let cli = Cli::parse();
     // A reader that closes the pipe (`wgpu-cnn bench | head`) ends the process quietly, as it
-    // does any Unix tool, instead of `println!` panicking on the broken pipe. Not `train`: its
-    // Ctrl-C handler prints, and a `| tee` that the same Ctrl-C ended must not kill the run
-    // before it writes its checkpoint.
+    // does any Unix tool, instead of `println!` panicking on the broken pipe. Not `train`: a run
+    // whose reader went away (a `| tee` that the same Ctrl-C ended) keeps training and writes
+    // its checkpoints; its log lines ignore write errors (`say!` in train.rs).
     #[cfg(unix)]
     if !matches!(cli.command, Command::Train { .. }) {
         // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.

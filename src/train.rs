@@ -25,6 +25,23 @@ use crate::graph::{zoo, Description};
 use crate::model::{GpuModel, ParamLayout, Totals};
 use crate::report::{self, EpochMetrics, EvalResult};
 
+/// `println!` that a closed stdout cannot stop: a run whose reader went away (`| head`, a `tee`
+/// ended by the same Ctrl-C) goes on training and checkpointing.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` likewise for stderr.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Set by the Ctrl-C handler: the training loop checkpoints and stops at the next step.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -519,7 +536,7 @@ pub fn load_dataset(dir: &Path, opts: &data::DataOptions) -> Result<data::Datase
             _ => data::mnist::is_mnist(dir),
         };
         if !present {
-            eprintln!(
+            say_err!(
                 "{} not found in {}; downloading it (checksum verified)",
                 kind.name(),
                 dir.display()
@@ -780,7 +797,7 @@ pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Re
         // Ctrl-C during the last step of an epoch or during validation: the end-of-epoch
         // checkpoint just written is where the run continues.
         if INTERRUPTED.load(Ordering::SeqCst) && run.pos.epoch < run.cfg.epochs {
-            eprintln!(
+            say_err!(
                 "interrupted after epoch {}: continue with --resume {}",
                 run.pos.epoch - 1,
                 run.cfg.out.join("last.safetensors").display()
@@ -837,7 +854,7 @@ fn split_training_set(
     let (mut train_idx, val_idx) = match ds.val.take() {
         Some(val) => {
             if cfg.val_size.is_some() {
-                println!(
+                say!(
                     "validation: the data set's own {} images (--val-size does not apply)",
                     val.len()
                 );
@@ -1043,11 +1060,11 @@ impl Run {
 
         let gpu = Gpu::new(device)?;
         let adapter = gpu.describe();
-        println!("adapter: {adapter}");
+        say!("adapter: {adapter}");
         for n in &ds.notes {
-            println!("{n}");
+            say!("{n}");
         }
-        println!("{data_line}");
+        say!("{data_line}");
 
         let (init, stats, pos) = match &resumed {
             Some(ck) => {
@@ -1092,7 +1109,7 @@ impl Run {
             .set_label_smoothing(&gpu, cfg.label_smoothing as f32);
         if cfg.optimizer != crate::optim::Optimizer::default() {
             runner.model.set_optimizer(&gpu, cfg.optimizer.clone())?;
-            println!("optimizer: {}", cfg.optimizer.describe());
+            say!("optimizer: {}", cfg.optimizer.describe());
         }
         if let Some(c) = cfg.clip_grad_norm {
             runner.model.clip_grad_norm(&gpu, c as f32)?;
@@ -1103,7 +1120,7 @@ impl Run {
         cfg.schedule.validate(total)?;
         runner.model.schedule = cfg.schedule.clone();
         if cfg.schedule != crate::schedule::Schedule::Constant {
-            println!(
+            say!(
                 "learning rate: {} from {} over {total} steps",
                 cfg.schedule.describe(),
                 cfg.lr
@@ -1123,7 +1140,7 @@ impl Run {
         }
         let train_data = GpuDataset::upload(&gpu, &ds.train, "train")?;
         let test_data = GpuDataset::upload(&gpu, &ds.test, "test")?;
-        println!(
+        say!(
             "GPU memory: model {:.1} MiB, data {:.1} MiB (training images in {} of {} storage bindings of at most {} MiB)",
             runner.gpu_bytes() as f64 / 1048576.0,
             (train_data.bytes() + test_data.bytes()) as f64 / 1048576.0,
@@ -1132,7 +1149,7 @@ impl Run {
             GpuDataset::binding_bytes(&gpu) >> 20
         );
         if let Some(path) = resume {
-            println!(
+            say!(
                 "resumed from {}: epoch {}, step {} of {steps} ({} of {} epochs done)",
                 path.display(),
                 pos.epoch,
@@ -1343,7 +1360,7 @@ impl Run {
                 self.pos.totals = None;
                 if interrupted {
                     bar.finish_and_clear();
-                    eprintln!(
+                    say_err!(
                         "interrupted at epoch {epoch}, step {}: checkpoint written to {} (continue with --resume {})",
                         end,
                         path.display(),
@@ -1449,7 +1466,7 @@ impl Run {
         }
         write_history(&cfg.out.join("metrics.jsonl"), &self.history)?;
         // Printed last: a reader that has gone away cannot cost the epoch.
-        println!("{line}");
+        say!("{line}");
         Ok(())
     }
 
@@ -1464,17 +1481,20 @@ impl Run {
             .evaluate(gpu, &self.aug_test, &test_idx, Some(&test.labels))?;
         last.classes = self.ds.classes.clone();
         let last_epoch = cfg.epochs - 1;
-        println!(
+        say!(
             "test, last weights (epoch {last_epoch:03}): {}",
             last.line()
         );
-        print!("{}", report::confusion_table(&last));
+        {
+            use std::io::Write as _;
+            let _ = write!(std::io::stdout(), "{}", report::confusion_table(&last));
+        }
         let tta = if cfg.tta {
             let mut r = self
                 .runner
                 .evaluate_tta(gpu, &self.aug_test, &test_idx, &test.labels)?;
             r.classes = self.ds.classes.clone();
-            println!(
+            say!(
                 "test, last weights, test-time augmentation (flip): {}",
                 r.line()
             );
@@ -1496,11 +1516,11 @@ impl Run {
                 } else {
                     "best validation accuracy"
                 };
-                println!("test, {what} checkpoint (epoch {e:03}): {}", r.line());
+                say!("test, {what} checkpoint (epoch {e:03}): {}", r.line());
                 Some((r, e))
             }
             Err(e) => {
-                eprintln!("warning: cannot evaluate the best checkpoint: {e:#}");
+                say_err!("warning: cannot evaluate the best checkpoint: {e:#}");
                 None
             }
         };
@@ -1523,14 +1543,14 @@ impl Run {
             &format!("{} test, last weights", self.ds.name),
             &cfg.out.join("confusion.png"),
         )?;
-        println!("outputs in {}", cfg.out.display());
+        say!("outputs in {}", cfg.out.display());
         Ok((Some(last), best.map(|b| b.0)))
     }
 }
 
 pub fn warn_unknown(path: &Path, ck: &Checkpoint) {
     if !ck.unknown.is_empty() {
-        eprintln!(
+        say_err!(
             "warning: {}: ignoring unknown tensors: {}",
             path.display(),
             ck.unknown.join(", ")

@@ -523,7 +523,7 @@ fn long_run_memory_stays_flat() {
 }
 
 /// A reader that has closed the pipe ends the process as it does any Unix tool (SIGPIPE),
-/// without a panic message.
+/// without a panic message; `train` instead goes on to the end of its run.
 #[cfg(unix)]
 #[test]
 fn a_closed_stdout_ends_quietly() {
@@ -544,4 +544,34 @@ fn a_closed_stdout_ends_quietly() {
         out.status
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // `train` whose stdout and stderr readers are gone keeps training and checkpoints.
+    if gpu().is_none() {
+        return;
+    }
+    let dir = temp_dir("closed-stdout");
+    let d = data_slice(&dir.join("data"), 30);
+    let run = dir.join("run");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let (ereader, ewriter) = std::io::pipe().expect("pipe");
+    drop(ereader);
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
+        .args(train_args(
+            d.to_str().unwrap(),
+            run.to_str().unwrap(),
+            &["--epochs", "2", "--test-limit", "10"],
+        ))
+        .env(
+            "XDG_RUNTIME_DIR",
+            std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
+        )
+        .stdout(writer)
+        .stderr(ewriter)
+        .status()
+        .expect("run wgpu-cnn");
+    assert!(status.success(), "{status:?}");
+    let ck = checkpoint::load(&run.join("last.safetensors")).unwrap();
+    assert_eq!(ck.meta::<u32>("epoch"), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -359,7 +359,9 @@ pub fn load(
     };
     let splits: Vec<Split> = subsets.iter().map(|(_, s)| s.clone()).collect();
     if let Err(e) = write_cache(&cache, &header, &splits) {
-        eprintln!(
+        // A closed stderr must not stop a run over a warning.
+        let _ = writeln!(
+            std::io::stderr(),
             "warning: cannot write the image cache {}: {e:#}",
             cache.display()
         );
