@@ -92,7 +92,7 @@ pub fn bench(
     let split = synthetic_split(desc, 1024.max(batch as usize), 7);
     let layout = crate::plan::ParamLayout::of(desc)?;
     let mut runner = Runner::new(&gpu, desc, batch, &layout.init(0), 1e-4)?;
-    let ds = GpuDataset::upload(&gpu, &split, "synthetic")?;
+    let ds = GpuDataset::upload(&gpu, &split, "synthetic", None)?;
     let aug = runner.augment_from(&gpu, &ds, &synthetic_norm(&split));
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     // One synced step: (wall time, CPU time to write its inputs, record and submit it).
@@ -165,12 +165,17 @@ pub fn bench(
 
     // Eval: forward + loss on unaugmented images, same batch.
     let idx: Vec<u32> = (0..split.len() as u32).collect();
-    runner.evaluate(&gpu, &aug, &idx[..batch as usize], None)?;
+    let feed = crate::train::Feed {
+        aug: &aug,
+        data: &ds,
+        host: &split,
+    };
+    runner.evaluate(&gpu, feed, &idx[..batch as usize], None)?;
     let mut evals: Vec<f64> = (0..steps.max(3))
         .map(|_| {
             let t = Instant::now();
             runner
-                .evaluate(&gpu, &aug, &idx, None)
+                .evaluate(&gpu, feed, &idx, None)
                 .map(|_| t.elapsed().as_secs_f64())
         })
         .collect::<Result<_>>()?;

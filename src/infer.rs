@@ -79,15 +79,25 @@ pub fn eval(
     let batch = batch.min(test.len() as u32).max(1);
     let mut runner = Runner::inference(&gpu, &ck.model, batch, &ck.params)?;
     runner.model.write_batch_stats(&gpu, &ck.batch_stats);
-    let test_data = GpuDataset::upload(&gpu, test, "test")?;
+    let test_data = GpuDataset::upload(
+        &gpu,
+        test,
+        "test",
+        Some(data::Streaming::when_needed(batch as usize, 1)),
+    )?;
     let aug = runner.augment_from(&gpu, &test_data, &norm);
+    let feed = crate::train::Feed {
+        aug: &aug,
+        data: &test_data,
+        host: test,
+    };
     let idx: Vec<u32> = (0..test.len() as u32).collect();
-    let mut r = runner.evaluate(&gpu, &aug, &idx, Some(&test.labels))?;
+    let mut r = runner.evaluate(&gpu, feed, &idx, Some(&test.labels))?;
     r.classes = ds.classes.clone();
     println!("test: {}", r.line());
     print!("{}", report::confusion_table(&r));
     let tta = if source.tta {
-        let mut t = runner.evaluate_tta(&gpu, &aug, &idx, &test.labels)?;
+        let mut t = runner.evaluate_tta(&gpu, feed, &idx, &test.labels)?;
         t.classes = ds.classes.clone();
         println!("test, test-time augmentation (flip): {}", t.line());
         Some(t)

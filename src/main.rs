@@ -198,6 +198,11 @@ struct TrainArgs {
     /// epoch); the same weights for any value; Ctrl-C stops at a submit boundary [default: 8].
     #[arg(long)]
     steps_per_submit: Option<u32>,
+    /// Keep the training and test images in host memory and copy each submit's into a window
+    /// on the GPU (a data set too large for the adapter's storage bindings is streamed without
+    /// it); the same weights either way.
+    #[arg(long)]
+    stream_data: bool,
     /// Also checkpoint inside an epoch every M minutes (last.safetensors, atomically; checked
     /// between submits), so a run killed without Ctrl-C loses about that much; --resume
     /// continues it bit-exactly. Not stored with the run: give it again when resuming.
@@ -425,6 +430,9 @@ impl TrainArgs {
         fill(&mut self.init, r.init.clone());
         fill(&mut self.tta, r.tta.clone());
         fill(&mut self.steps_per_submit, r.steps_per_submit);
+        if r.stream_data == Some(true) {
+            self.stream_data = true;
+        }
         Ok(())
     }
 
@@ -619,6 +627,9 @@ impl TrainArgs {
         }
         if let Some(v) = self.steps_per_submit {
             cfg.steps_per_submit = v;
+        }
+        if self.stream_data {
+            cfg.stream_data = true;
         }
         cfg.checkpoint_minutes = self.checkpoint_minutes;
         if let Some(v) = &self.tta {
@@ -850,19 +861,47 @@ fn models(
             let ds = wgpu_cnn::data::load(&dir, &opts)?;
             let max = wgpu_cnn::data::GpuDataset::binding_bytes(&gpu);
             let mut total = 0u64;
-            for (what, split) in [("train", &ds.train), ("test", &ds.test)] {
-                let (per, used) =
-                    wgpu_cnn::data::GpuDataset::layout(what, split.len(), split.shape, max)?;
-                let bytes = split.images.len() as u64 + 4 * split.len() as u64;
-                total += bytes;
-                println!(
-                    "data {what}: {} images of {}: {:.1} MiB in {used} of {} storage bindings ({per} images, at most {} MiB, each)",
+            let submit = wgpu_cnn::train::TrainConfig::default_steps_per_submit() as usize;
+            for (what, split, steps) in [("train", &ds.train, submit), ("test", &ds.test, 1)] {
+                let streaming = wgpu_cnn::data::Streaming::when_needed(batch as usize, steps);
+                let layout = wgpu_cnn::data::GpuDataset::layout(
+                    what,
                     split.len(),
-                    split.shape.describe(),
-                    bytes as f64 / 1048576.0,
-                    wgpu_cnn::data::IMAGE_BINDINGS,
-                    max >> 20
-                );
+                    split.shape,
+                    max,
+                    Some(streaming),
+                )?;
+                let mib = |b: u64| b as f64 / 1048576.0;
+                match layout {
+                    wgpu_cnn::data::Layout::Resident {
+                        per_binding,
+                        bindings,
+                    } => {
+                        let bytes = split.images.len() as u64 + 4 * split.len() as u64;
+                        total += bytes;
+                        println!(
+                            "data {what}: {} images of {}: {:.1} MiB in {bindings} of {} storage bindings ({per_binding} images, at most {} MiB, each)",
+                            split.len(),
+                            split.shape.describe(),
+                            mib(bytes),
+                            wgpu_cnn::data::IMAGE_BINDINGS,
+                            max >> 20
+                        );
+                    }
+                    wgpu_cnn::data::Layout::Streamed { window } => {
+                        let bytes = (window * (split.shape.bytes() + 4)) as u64;
+                        total += bytes;
+                        println!(
+                            "data {what}: {} images of {}: {:.1} MiB, more than {} storage bindings of {} MiB hold: streamed through a window of {window} images ({:.1} MiB) refilled before each submit",
+                            split.len(),
+                            split.shape.describe(),
+                            mib(split.images.len() as u64),
+                            wgpu_cnn::data::IMAGE_BINDINGS,
+                            max >> 20,
+                            mib(bytes)
+                        );
+                    }
+                }
             }
             println!(
                 "data set {}: {:.1} MiB on the GPU besides the plan",

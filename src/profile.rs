@@ -199,7 +199,7 @@ pub fn profile_training(
     let split = crate::bench::synthetic_split(desc, 1024.max(batch as usize), 7);
     let layout = crate::plan::ParamLayout::of(desc)?;
     let mut runner = crate::train::Runner::new(&gpu, desc, batch, &layout.init(0), 1e-4)?;
-    let ds = crate::data::GpuDataset::upload(&gpu, &split, "synthetic")?;
+    let ds = crate::data::GpuDataset::upload(&gpu, &split, "synthetic", None)?;
     let aug = runner.augment_from(&gpu, &ds, &crate::bench::synthetic_norm(&split));
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let mut crops =

@@ -101,6 +101,8 @@ pub struct Recipe {
     pub tta: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps_per_submit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_data: Option<bool>,
     /// Last: an inline `[model]` table must follow the plain keys in TOML.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelRef>,
@@ -253,6 +255,7 @@ impl Recipe {
             init: cfg.init.clone(),
             tta: Some(if cfg.tta { "flip" } else { "none" }.into()),
             steps_per_submit: Some(cfg.steps_per_submit),
+            stream_data: cfg.stream_data.then_some(true),
             model: Some(model),
         })
     }

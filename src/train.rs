@@ -110,6 +110,11 @@ pub struct TrainConfig {
     /// same bits either way.
     #[serde(default = "default_steps_per_submit")]
     pub steps_per_submit: u32,
+    /// `--stream-data`: keep the training images in host memory and copy each submit's into a
+    /// window on the GPU, even where the data set would fit (one too large for the adapter's
+    /// storage bindings is streamed anyway). The weights are the same bits either way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream_data: bool,
     /// Test-time augmentation of the final test: the mean of the softmax over each image and
     /// its horizontal flip (`--tta flip`).
     #[serde(default)]
@@ -125,7 +130,7 @@ pub struct TrainConfig {
 }
 
 fn default_steps_per_submit() -> u32 {
-    8
+    TrainConfig::default_steps_per_submit()
 }
 
 fn default_model() -> String {
@@ -176,6 +181,7 @@ impl Default for TrainConfig {
             augment: Default::default(),
             shuffle: true,
             steps_per_submit: default_steps_per_submit(),
+            stream_data: false,
             tta: false,
             init: None,
             out: PathBuf::from("runs"),
@@ -185,6 +191,11 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// `--steps-per-submit` when not given.
+    pub const fn default_steps_per_submit() -> u32 {
+        8
+    }
+
     /// The model: the inline description, else the preset or file `model` names.
     pub fn description(&self) -> Result<(Description, String)> {
         match &self.model_text {
@@ -280,6 +291,16 @@ pub fn epoch_crops(
         .collect()
 }
 
+/// Where an evaluation pass's images come from: the augmentation dispatch made for `data`
+/// (by [`Runner::augment_from`]) and the split `data` was uploaded from, which a streamed
+/// data set copies each batch from.
+#[derive(Clone, Copy)]
+pub struct Feed<'a> {
+    pub aug: &'a Dispatch,
+    pub data: &'a GpuDataset,
+    pub host: &'a data::Split,
+}
+
 /// A model plus the buffers and dispatches that feed it from GPU-resident data sets.
 pub struct Runner {
     pub model: GpuModel,
@@ -369,11 +390,11 @@ impl Runner {
     pub fn evaluate(
         &mut self,
         gpu: &Gpu,
-        aug: &Dispatch,
+        feed: Feed,
         indices: &[u32],
         labels: Option<&[u32]>,
     ) -> Result<EvalResult> {
-        Ok(self.eval_pass(gpu, aug, indices, labels, false)?.0)
+        Ok(self.eval_pass(gpu, feed, indices, labels, false)?.0)
     }
 
     /// Test-time augmentation: each image and its horizontal mirror, the mean of their softmax
@@ -382,12 +403,12 @@ impl Runner {
     pub fn evaluate_tta(
         &mut self,
         gpu: &Gpu,
-        aug: &Dispatch,
+        feed: Feed,
         indices: &[u32],
         labels: &[u32],
     ) -> Result<EvalResult> {
-        let (_, a) = self.eval_pass(gpu, aug, indices, Some(labels), false)?;
-        let (_, b) = self.eval_pass(gpu, aug, indices, Some(labels), true)?;
+        let (_, a) = self.eval_pass(gpu, feed, indices, Some(labels), false)?;
+        let (_, b) = self.eval_pass(gpu, feed, indices, Some(labels), true)?;
         let (Some(a), Some(b)) = (a, b) else {
             bail!("test-time augmentation needs the logits");
         };
@@ -437,7 +458,7 @@ impl Runner {
     fn eval_pass(
         &mut self,
         gpu: &Gpu,
-        aug: &Dispatch,
+        feed: Feed,
         indices: &[u32],
         labels: Option<&[u32]>,
         flip: bool,
@@ -455,7 +476,7 @@ impl Runner {
         for (i, chunk) in indices.chunks(b).enumerate() {
             // A partial last batch is padded with its first image; the loss counts only the
             // real rows.
-            let crops: Vec<[u32; 8]> = (0..b)
+            let mut crops: Vec<[u32; 8]> = (0..b)
                 .map(|j| {
                     Crop {
                         flip,
@@ -464,12 +485,13 @@ impl Runner {
                     .words()
                 })
                 .collect();
+            feed.data.stage(gpu, feed.host, &mut crops)?;
             self.write_crops(gpu, &crops);
             if chunk.len() < b {
                 self.model.set_eval_rows(gpu, chunk.len() as u32);
             }
             let mut enc = gpu.device.create_command_encoder(&Default::default());
-            self.model.encode_eval_step(&mut enc, &[aug]);
+            self.model.encode_eval_step(&mut enc, &[feed.aug]);
             if let (Some(p), Some(_)) = (&self.preds, labels) {
                 let bytes = (chunk.len() * classes * 4) as u64;
                 enc.copy_buffer_to_buffer(
@@ -1138,15 +1160,30 @@ impl Run {
                 .model
                 .write_adam(&gpu, mu, nu, ck.meta("step").unwrap_or(0));
         }
-        let train_data = GpuDataset::upload(&gpu, &ds.train, "train")?;
-        let test_data = GpuDataset::upload(&gpu, &ds.test, "test")?;
+        let b = cfg.batch_size as usize;
+        let train_data = GpuDataset::upload(
+            &gpu,
+            &ds.train,
+            "train",
+            Some(data::Streaming {
+                force: cfg.stream_data,
+                ..data::Streaming::when_needed(b, cfg.steps_per_submit as usize)
+            }),
+        )?;
+        let test_data = GpuDataset::upload(
+            &gpu,
+            &ds.test,
+            "test",
+            Some(data::Streaming {
+                force: cfg.stream_data,
+                ..data::Streaming::when_needed(b, 1)
+            }),
+        )?;
         say!(
-            "GPU memory: model {:.1} MiB, data {:.1} MiB (training images in {} of {} storage bindings of at most {} MiB)",
+            "GPU memory: model {:.1} MiB, data {:.1} MiB (training images {})",
             runner.gpu_bytes() as f64 / 1048576.0,
             (train_data.bytes() + test_data.bytes()) as f64 / 1048576.0,
-            train_data.bindings_used(),
-            data::IMAGE_BINDINGS,
-            GpuDataset::binding_bytes(&gpu) >> 20
+            train_data.describe(&gpu),
         );
         if let Some(path) = resume {
             say!(
@@ -1278,14 +1315,21 @@ impl Run {
         let mut in_flight: VecDeque<wgpu::SubmissionIndex> = VecDeque::new();
         // The epoch's crops and per-step uniforms go to the GPU once; each submit then records
         // `steps_per_submit` steps that copy theirs into place.
+        // A streamed data set refills its window before each submit: as many steps as it holds.
         let first = self.pos.step_in_epoch as usize;
-        let chunk = cfg.steps_per_submit as usize;
+        let streamed = self.train_data.window;
+        let chunk = match streamed {
+            Some(w) => (cfg.steps_per_submit as usize).min(w as usize / b).max(1),
+            None => cfg.steps_per_submit as usize,
+        };
         if chunk > 1 {
-            gpu.queue.write_buffer(
-                &self.crops_all,
-                (first * b * 32) as u64,
-                bytemuck::cast_slice(&crops[first * b..steps * b]),
-            );
+            if streamed.is_none() {
+                gpu.queue.write_buffer(
+                    &self.crops_all,
+                    (first * b * 32) as u64,
+                    bytemuck::cast_slice(&crops[first * b..steps * b]),
+                );
+            }
             gpu.queue.write_buffer(
                 &self.step_table,
                 first as u64 * self.runner.model.step_record_bytes(),
@@ -1299,11 +1343,25 @@ impl Run {
         let mut s = first;
         while s < steps {
             let end = (s + chunk).min(steps);
+            let mut staged;
+            let mut these = &crops[s * b..end * b];
+            if streamed.is_some() {
+                staged = these.to_vec();
+                self.train_data.stage(gpu, &self.ds.train, &mut staged)?;
+                these = &staged;
+                if chunk > 1 {
+                    gpu.queue.write_buffer(
+                        &self.crops_all,
+                        (s * b * 32) as u64,
+                        bytemuck::cast_slice(these),
+                    );
+                }
+            }
             let mut enc = gpu.device.create_command_encoder(&Default::default());
             for j in s..end {
                 if chunk == 1 {
                     // One submit per step: crops and uniforms written by the queue.
-                    self.runner.write_crops(gpu, &crops[j * b..(j + 1) * b]);
+                    self.runner.write_crops(gpu, these);
                     self.runner
                         .model
                         .encode_train_step(gpu, &mut enc, &[&self.aug_train]);
@@ -1408,10 +1466,16 @@ impl Run {
         let val = if self.val_idx.is_empty() {
             None
         } else {
-            Some(
-                self.runner
-                    .evaluate(gpu, &self.aug_train, &self.val_idx, None)?,
-            )
+            Some(self.runner.evaluate(
+                gpu,
+                Feed {
+                    aug: &self.aug_train,
+                    data: &self.train_data,
+                    host: &self.ds.train,
+                },
+                &self.val_idx,
+                None,
+            )?)
         };
         let seconds = t0.elapsed().as_secs_f64();
         let m = EpochMetrics {
@@ -1476,9 +1540,16 @@ impl Run {
         let (gpu, cfg, test) = (&self.gpu, &self.cfg, &self.ds.test);
         let test_n = cfg.test_limit.unwrap_or(test.len()).clamp(1, test.len());
         let test_idx: Vec<u32> = (0..test_n as u32).collect();
-        let mut last = self
-            .runner
-            .evaluate(gpu, &self.aug_test, &test_idx, Some(&test.labels))?;
+        let mut last = self.runner.evaluate(
+            gpu,
+            Feed {
+                aug: &self.aug_test,
+                data: &self.test_data,
+                host: &self.ds.test,
+            },
+            &test_idx,
+            Some(&test.labels),
+        )?;
         last.classes = self.ds.classes.clone();
         let last_epoch = cfg.epochs - 1;
         say!(
@@ -1490,9 +1561,16 @@ impl Run {
             let _ = write!(std::io::stdout(), "{}", report::confusion_table(&last));
         }
         let tta = if cfg.tta {
-            let mut r = self
-                .runner
-                .evaluate_tta(gpu, &self.aug_test, &test_idx, &test.labels)?;
+            let mut r = self.runner.evaluate_tta(
+                gpu,
+                Feed {
+                    aug: &self.aug_test,
+                    data: &self.test_data,
+                    host: &self.ds.test,
+                },
+                &test_idx,
+                &test.labels,
+            )?;
             r.classes = self.ds.classes.clone();
             say!(
                 "test, last weights, test-time augmentation (flip): {}",
@@ -1506,9 +1584,16 @@ impl Run {
             Ok(ck) => {
                 self.runner.model.write_params(gpu, &ck.params);
                 self.runner.model.write_batch_stats(gpu, &ck.batch_stats);
-                let mut r =
-                    self.runner
-                        .evaluate(gpu, &self.aug_test, &test_idx, Some(&test.labels))?;
+                let mut r = self.runner.evaluate(
+                    gpu,
+                    Feed {
+                        aug: &self.aug_test,
+                        data: &self.test_data,
+                        host: &self.ds.test,
+                    },
+                    &test_idx,
+                    Some(&test.labels),
+                )?;
                 r.classes = self.ds.classes.clone();
                 let e: u32 = ck.meta("best_epoch").unwrap_or(last_epoch);
                 let what = if self.val_idx.is_empty() {

@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 use common::{gpu, rng};
+use rand::seq::SliceRandom;
 use rand::Rng;
 use wgpu_cnn::cpu;
 use wgpu_cnn::data::{self, Crop, GpuDataset, Split, IMAGE_BYTES, RECORD_BYTES};
@@ -238,7 +239,7 @@ fn check_augment(
 fn augmentation_shader_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let split = data::parse_records(&records(40, 3), "synthetic").unwrap();
-    let ds = GpuDataset::upload(gpu, &split, "test").unwrap();
+    let ds = GpuDataset::upload(gpu, &split, "test", None).unwrap();
     let mut r = rng(4);
     let seed = seed_augment();
     let mut crops: Vec<Crop> = (0..37)
@@ -276,7 +277,7 @@ fn every_augmentation_matches_its_cpu_twin() {
         (data::ImageShape { h: 11, w: 6, c: 1 }, 3),
     ] {
         let split = random_split(23, shape, classes, 7 + shape.c as u64);
-        let ds = GpuDataset::upload(gpu, &split, "odd").unwrap();
+        let ds = GpuDataset::upload(gpu, &split, "odd", None).unwrap();
         let norm = data::Normalization {
             mean: (0..shape.c).map(|c| 0.3 + 0.1 * c as f32).collect(),
             std: (0..shape.c).map(|c| 0.2 + 0.05 * c as f32).collect(),
@@ -381,13 +382,14 @@ fn augmentation_reads_every_image_binding() {
         labels: gpu.storage_from("l", &split.labels),
         len: 11,
         shape,
+        window: None,
     };
-    let one = GpuDataset::upload(gpu, &split, "one").unwrap();
+    let one = GpuDataset::upload(gpu, &split, "one", None).unwrap();
     // upload splits by the binding limit: 3 images of 45 bytes per 140-byte binding.
-    let split_up = GpuDataset::upload_within(gpu, &split, "split", 140).unwrap();
+    let split_up = GpuDataset::upload_within(gpu, &split, "split", 140, None).unwrap();
     assert_eq!((split_up.chunk_images, split_up.bindings_used()), (3, 4));
     // Too large for four bindings: an error naming the sizes, never a truncation.
-    let err = GpuDataset::upload_within(gpu, &split, "big", 100)
+    let err = GpuDataset::upload_within(gpu, &split, "big", 100, None)
         .err()
         .unwrap()
         .to_string();
@@ -404,6 +406,177 @@ fn augmentation_reads_every_image_binding() {
     assert_eq!(a, b);
     let c = check_augment(gpu, &split, &split_up, &crops, &norm, "split by upload");
     assert_eq!(a, c);
+}
+
+/// Runs the augmentation shader over `words` of `ds`: the batch and its labels.
+fn augment_words(
+    gpu: &wgpu_cnn::gpu::Gpu,
+    ds: &GpuDataset,
+    words: &[[u32; 8]],
+    norm: &data::Normalization,
+) -> (Vec<f32>, Vec<u32>) {
+    let crop_buf = gpu.storage_from("crops", words);
+    let input = gpu.storage("input", words.len() * ds.shape.bytes());
+    let labels = gpu.storage("labels", words.len());
+    let d = augment::batch(
+        gpu,
+        words.len() as u32,
+        ds,
+        norm,
+        (&crop_buf).into(),
+        (&input).into(),
+        (&labels).into(),
+    );
+    gpu.run(&[&d]).unwrap();
+    (
+        gpu.read_f32(&input).unwrap(),
+        gpu.read(wgpu_cnn::gpu::BufSlice::from(&labels)).unwrap(),
+    )
+}
+
+/// A data set too large for the storage bindings is streamed: each stage copies the images
+/// its crops name into a window (images of 45 bytes, so they straddle words), and the shader
+/// reads the same pixels and labels as from a resident copy, stage after stage, with submits
+/// still in flight; streaming can be forced; a window holds what one binding holds.
+#[test]
+fn streamed_data_sets_stage_the_named_images() {
+    let Some(gpu) = gpu() else { return };
+    let shape = data::ImageShape { h: 5, w: 3, c: 3 };
+    let split = random_split(23, shape, 7, 8);
+    let norm = data::Normalization::none(3);
+    let resident = GpuDataset::upload(gpu, &split, "resident", None).unwrap();
+    assert_eq!(resident.window, None);
+    let want = data::Streaming {
+        min: 4,
+        want: 8,
+        force: false,
+    };
+    // Fits: resident even though streaming is allowed; forced: streamed.
+    let fits = GpuDataset::upload(gpu, &split, "fits", Some(want)).unwrap();
+    assert_eq!(fits.window, None);
+    let forced = GpuDataset::upload(
+        gpu,
+        &split,
+        "forced",
+        Some(data::Streaming {
+            force: true,
+            ..want
+        }),
+    )
+    .unwrap();
+    assert_eq!(forced.window, Some(8));
+    // 23 images of 45 bytes do not fit in four bindings of 200 bytes (4 images each): the
+    // window is capped at one binding's 4 images, at least one batch of 4.
+    let capped = GpuDataset::upload_within(gpu, &split, "capped", 200, Some(want)).unwrap();
+    assert_eq!((capped.window, capped.bindings_used()), (Some(4), 1));
+    let err = GpuDataset::upload_within(
+        gpu,
+        &split,
+        "tiny",
+        100,
+        Some(data::Streaming { min: 4, ..want }),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("one batch of 4 images of 5x3x3") && err.contains("--batch-size"),
+        "{err}"
+    );
+    assert!(
+        GpuDataset::upload_within(gpu, &split, "none", 200, None).is_err(),
+        "without streaming a data set that does not fit is an error"
+    );
+
+    let aug = data::Augment::parse("flip,crop:2:reflect", (0.8, 1.0), (0.9, 1.1)).unwrap();
+    let mut r = rng(9);
+    for (ds, n) in [(&forced, 8), (&capped, 4)] {
+        // Stages of records in a shuffled order, a record twice in one stage, staged one
+        // after the other into the same window.
+        let mut order: Vec<u32> = (0..23).collect();
+        order.shuffle(&mut r);
+        order.extend([order[0], order[0], 22, 0, 5]);
+        for stage in order.chunks(n) {
+            let words: Vec<[u32; 8]> = stage
+                .iter()
+                .map(|&i| aug.draw(&mut r, i, shape).words())
+                .collect();
+            let (want_x, want_l) = augment_words(gpu, &resident, &words, &norm);
+            let mut staged = words.clone();
+            ds.stage(gpu, &split, &mut staged).unwrap();
+            let slots: Vec<u32> = staged.iter().map(|w| w[0]).collect();
+            assert_eq!(slots, (0..stage.len() as u32).collect::<Vec<_>>());
+            assert_eq!(&staged[0][1..], &words[0][1..], "only the record changes");
+            let (got_x, got_l) = augment_words(gpu, ds, &staged, &norm);
+            assert_eq!(got_l, want_l, "labels of stage {stage:?}");
+            assert!(
+                got_x
+                    .iter()
+                    .zip(&want_x)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "pixels of stage {stage:?}"
+            );
+        }
+    }
+
+    // Stages queued behind submits that have not run yet: each submit sees its own stage.
+    let stages: Vec<Vec<[u32; 8]>> = [[3u32, 1, 4, 1], [5, 9, 2, 6], [22, 21, 0, 7]]
+        .iter()
+        .map(|s| {
+            s.iter()
+                .map(|&i| aug.draw(&mut r, i, shape).words())
+                .collect()
+        })
+        .collect();
+    let per = 4 * shape.bytes();
+    let input = gpu.storage("input", per);
+    let labels = gpu.storage("labels", 4);
+    let crops = gpu.storage("crops", 4 * 8);
+    let out = gpu.storage("out", stages.len() * per);
+    let out_labels = gpu.storage("out.labels", stages.len() * 4);
+    let d = augment::batch(
+        gpu,
+        4,
+        &capped,
+        &norm,
+        (&crops).into(),
+        (&input).into(),
+        (&labels).into(),
+    );
+    for (k, words) in stages.iter().enumerate() {
+        let mut staged = words.clone();
+        capped.stage(gpu, &split, &mut staged).unwrap();
+        gpu.queue
+            .write_buffer(&crops, 0, bytemuck::cast_slice(&staged));
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        wgpu_cnn::gpu::dispatch::record_passes(&mut enc, "stage", [&d]);
+        enc.copy_buffer_to_buffer(&input, 0, &out, (k * per * 4) as u64, (per * 4) as u64);
+        enc.copy_buffer_to_buffer(&labels, 0, &out_labels, (k * 16) as u64, 16);
+        gpu.queue.submit([enc.finish()]);
+    }
+    let got = gpu.read_f32(&out).unwrap();
+    let got_labels: Vec<u32> = gpu
+        .read(wgpu_cnn::gpu::BufSlice::from(&out_labels))
+        .unwrap();
+    for (k, words) in stages.iter().enumerate() {
+        let (want_x, want_l) = augment_words(gpu, &resident, words, &norm);
+        assert_eq!(
+            &got_labels[k * 4..k * 4 + 4],
+            &want_l[..],
+            "stage {k}: labels"
+        );
+        assert!(
+            got[k * per..(k + 1) * per]
+                .iter()
+                .zip(&want_x)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "stage {k}: pixels"
+        );
+    }
+    // A stage larger than the window is an error, not a truncation.
+    let mut five = stages[0].clone();
+    five.push(stages[1][0]);
+    assert!(capped.stage(gpu, &split, &mut five).is_err());
 }
 
 /// A tar.gz holding `cifar-10-batches-bin/` with tiny but valid files.

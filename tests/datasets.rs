@@ -701,10 +701,38 @@ fn tta_matches_the_cpu_reference() {
     let params = wgpu_cnn::plan::ParamLayout::of(&desc).unwrap().init(3);
     let norm = data::Normalization::cifar10();
     let mut runner = wgpu_cnn::train::Runner::inference(gpu, &desc, 5, &params).unwrap();
-    let ds = data::GpuDataset::upload(gpu, &split, "tta").unwrap();
+    let ds = data::GpuDataset::upload(gpu, &split, "tta", None).unwrap();
     let aug = runner.augment_from(gpu, &ds, &norm);
     let idx: Vec<u32> = (0..n as u32).collect();
-    let got = runner.evaluate_tta(gpu, &aug, &idx, &split.labels).unwrap();
+    let feed = wgpu_cnn::train::Feed {
+        aug: &aug,
+        data: &ds,
+        host: &split,
+    };
+    let got = runner.evaluate_tta(gpu, feed, &idx, &split.labels).unwrap();
+    // The same pass over a streamed copy (each batch of 5 copied into a window): the same bits.
+    let streamed = data::GpuDataset::upload(
+        gpu,
+        &split,
+        "tta.streamed",
+        Some(data::Streaming {
+            force: true,
+            ..data::Streaming::when_needed(5, 1)
+        }),
+    )
+    .unwrap();
+    assert_eq!(streamed.window, Some(5));
+    let aug_s = runner.augment_from(gpu, &streamed, &norm);
+    let feed_s = wgpu_cnn::train::Feed {
+        aug: &aug_s,
+        data: &streamed,
+        host: &split,
+    };
+    let got_s = runner
+        .evaluate_tta(gpu, feed_s, &idx, &split.labels)
+        .unwrap();
+    assert_eq!(got_s.loss.to_bits(), got.loss.to_bits());
+    assert_eq!(got_s.confusion, got.confusion);
 
     let plan = wgpu_cnn::plan::Plan::new(
         &desc,

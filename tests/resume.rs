@@ -530,8 +530,10 @@ fn every_optimizer_resumes_mid_warmup_bit_exactly() {
 /// epoch) give the same bits as one submit per step (crops and uniforms written by the queue
 /// before each submit): two epochs of a model with batch norm,
 /// a residual block and dropout (whose per-step seeds come from the table), SGD with a schedule.
+/// A streamed data set (`--stream-data`: each submit's images copied into a window) gives the
+/// same bits, the same validation and test results, and resumes bit-exactly.
 #[test]
-fn steps_per_submit_do_not_change_the_weights() {
+fn steps_per_submit_and_streaming_do_not_change_the_weights() {
     if gpu().is_none() {
         return;
     }
@@ -544,27 +546,105 @@ fn steps_per_submit_do_not_change_the_weights() {
         "input = [32, 32, 3]\nclasses = 10\nlayer = [ { type = \"conv\", features = 8, kernel = 3, stride = 2, bias = false }, { type = \"batch_norm\" }, { type = \"relu\" }, { type = \"residual\", body = [ { type = \"conv\", features = 8, kernel = 3, bias = false }, { type = \"batch_norm\" } ] }, { type = \"relu\" }, { type = \"max_pool\", window = 2 }, { type = \"flatten\" }, { type = \"dropout\", rate = 0.3 }, { type = \"dense\", features = 10 } ]\n",
     )
     .unwrap();
+    let run = |name: &str, per: &str, stream: bool, interrupt: Option<&str>| {
+        let out = dir.join(name);
+        let mut a: Vec<String> = args(data, out.to_str().unwrap(), "2")
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(
+            [
+                "--model",
+                model.to_str().unwrap(),
+                "--steps-per-submit",
+                per,
+                "--schedule",
+                "cosine",
+            ]
+            .iter()
+            .chain(SGD.iter())
+            .map(|s| s.to_string()),
+        );
+        if stream {
+            a.push("--stream-data".into());
+        }
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"));
+        cmd.args(&a).env(
+            "XDG_RUNTIME_DIR",
+            std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
+        );
+        if let Some(n) = interrupt {
+            cmd.env("WGPU_CNN_INTERRUPT_AT_STEP", n);
+        }
+        let o = cmd.output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        );
+        (o.status.code(), stdout, stderr, out)
+    };
+    // What a run reports besides timing: losses and accuracies per epoch, the test lines.
+    let results = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("test") || l.starts_with("epoch:"))
+            .map(|l| {
+                let f: Vec<&str> = l.split(", ").collect();
+                match l.starts_with("epoch:") {
+                    true => f[..f.len().saturating_sub(2)].join(", "),
+                    false => l.to_string(),
+                }
+            })
+            .collect()
+    };
     let mut states = Vec::new();
-    for per in ["1", "5", "64"] {
-        let out = dir.join(format!("per{per}"));
-        let mut a = args(data, out.to_str().unwrap(), "2");
-        a.extend([
-            "--model",
-            model.to_str().unwrap(),
-            "--steps-per-submit",
-            per,
-            "--schedule",
-            "cosine",
-        ]);
-        a.extend(SGD);
-        let (code, o, e) = cli(&a);
-        assert_eq!(code, 0, "{o}\n{e}");
+    let mut reports = Vec::new();
+    for (per, stream) in [
+        ("1", false),
+        ("5", false),
+        ("64", false),
+        ("1", true),
+        ("5", true),
+    ] {
+        let name = format!("per{per}{}", if stream { "-stream" } else { "" });
+        let (code, o, e, out) = run(&name, per, stream, None);
+        assert_eq!(code, Some(0), "{name}: {o}\n{e}");
+        assert_eq!(
+            o.contains("training images streamed: a window of"),
+            stream,
+            "{name}: {o}"
+        );
         states.push(state(&out.join("last.safetensors")));
+        reports.push(results(&o));
     }
+    assert!(reports[0].len() >= 4, "{:?}", reports[0]);
     assert!(states[0] == states[1], "5 steps per submit differ from 1");
     assert!(
         states[0] == states[2],
         "a whole epoch per submit differs from 1 step"
+    );
+    assert!(
+        states[0] == states[3],
+        "streamed, 1 step per submit, differs"
+    );
+    assert!(
+        states[0] == states[4],
+        "streamed, 5 steps per submit, differs"
+    );
+    for (i, r) in reports.iter().enumerate() {
+        assert_eq!(r, &reports[0], "run {i} reports other results");
+    }
+    // Streamed, interrupted inside epoch 1 and resumed: the same bits again.
+    let (code, _, e, out) = run("stream-resumed", "5", true, Some("15"));
+    assert_eq!(code, Some(130), "{e}");
+    let ck = out.join("last.safetensors");
+    assert!(state(&ck) != states[0], "stopped at the end");
+    let (code, o, e) = cli(&["train", "--resume", ck.to_str().unwrap()]);
+    assert_eq!(code, 0, "{o}\n{e}");
+    assert!(o.contains("training images streamed"), "{o}");
+    assert!(
+        state(&ck) == states[0],
+        "the resumed streamed run differs from the uninterrupted one"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

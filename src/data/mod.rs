@@ -3,8 +3,9 @@
 //! normalisation, augmentation parameters, and the GPU-resident copy.
 //!
 //! Data path: files → [`Split`] (images as interleaved HWC bytes, labels as u32) →
-//! [`GpuDataset`] (packed bytes on the GPU, uploaded once, across up to four storage bindings)
-//! → `augment.wgsl` builds each batch from per-image [`Crop`]s.
+//! [`GpuDataset`] (packed bytes on the GPU, uploaded once, across up to four storage bindings;
+//! a data set too large for them is streamed: a window refilled before each submit) →
+//! `augment.wgsl` builds each batch from per-image [`Crop`]s.
 
 pub mod augment;
 pub mod cifar;
@@ -599,15 +600,49 @@ pub fn split_indices(n: usize, val_size: usize, seed: u64) -> (Vec<u32>, Vec<u32
 /// Storage bindings the augmentation shader reads images from.
 pub const IMAGE_BINDINGS: usize = 4;
 
-/// A data set resident on the GPU: packed image bytes across up to [`IMAGE_BINDINGS`] storage
-/// bindings (whole images in each), labels as u32.
+/// How a caller can take a data set that is streamed rather than resident: each stage (one
+/// submit's images) holds at least `min` images (one batch) and at most `want` (the images
+/// of the steps one submit records); `force` streams even a data set that would fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Streaming {
+    pub min: usize,
+    pub want: usize,
+    pub force: bool,
+}
+
+impl Streaming {
+    /// Streams only what does not fit; a stage of `batch` to `batch · steps` images.
+    pub fn when_needed(batch: usize, steps: usize) -> Self {
+        Streaming {
+            min: batch,
+            want: batch * steps.max(1),
+            force: false,
+        }
+    }
+}
+
+/// Where a split's images live on the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// All of them, uploaded once: `per_binding` whole images in each of `bindings` bindings.
+    Resident { per_binding: usize, bindings: usize },
+    /// A window of `window` images (one binding) that each submit refills from host memory.
+    Streamed { window: usize },
+}
+
+/// A data set on the GPU: packed image bytes across up to [`IMAGE_BINDINGS`] storage
+/// bindings (whole images in each), labels as u32. Resident, the whole split is there and
+/// crops name its records; streamed, `chunks[0]` and `labels` hold a window that
+/// [`GpuDataset::stage`] fills with the records a submit's crops name.
 pub struct GpuDataset {
     pub chunks: Vec<wgpu::Buffer>,
-    /// Images per binding (the last holds the rest).
+    /// Images per binding (the last holds the rest); streamed: the window's size.
     pub chunk_images: u32,
     pub labels: wgpu::Buffer,
     pub len: usize,
     pub shape: ImageShape,
+    /// Streamed: the images one stage holds at most; `None`: resident.
+    pub window: Option<u32>,
 }
 
 impl GpuDataset {
@@ -618,39 +653,70 @@ impl GpuDataset {
             .min(gpu.limits.max_buffer_size)
     }
 
-    /// Uploads `split` once, its images split across storage bindings so that each stays
-    /// under the adapter's limits; a data set too large for them is an error naming the sizes.
-    pub fn upload(gpu: &Gpu, split: &Split, label: &str) -> Result<Self> {
-        Self::upload_within(gpu, split, label, Self::binding_bytes(gpu))
+    /// Uploads `split` under the adapter's limits: resident when its images fit in the
+    /// bindings (and streaming is not forced), else streamed where `streaming` allows it, else
+    /// an error naming the sizes.
+    pub fn upload(
+        gpu: &Gpu,
+        split: &Split,
+        label: &str,
+        streaming: Option<Streaming>,
+    ) -> Result<Self> {
+        Self::upload_within(gpu, split, label, Self::binding_bytes(gpu), streaming)
     }
 
-    /// How `n` images of `shape` spread over bindings of at most `max_binding` bytes: (images
-    /// per binding, bindings used); an error naming the sizes when four do not hold them.
+    /// Where `n` images of `shape` go with bindings of at most `max_binding` bytes.
     pub fn layout(
         label: &str,
         n: usize,
         shape: ImageShape,
         max_binding: u64,
-    ) -> Result<(usize, usize)> {
+        streaming: Option<Streaming>,
+    ) -> Result<Layout> {
         let image = shape.bytes();
-        let per_chunk = (max_binding as usize / image).min(n.max(1));
-        if per_chunk == 0 || per_chunk * IMAGE_BINDINGS < n {
-            bail!(
+        let fit = max_binding as usize / image;
+        let per_binding = fit.min(n.max(1));
+        let resident = per_binding > 0 && per_binding * IMAGE_BINDINGS >= n;
+        match streaming {
+            Some(s) if s.force || !resident => {
+                if fit < s.min.max(1) {
+                    bail!(
+                        "{label}: one batch of {} images of {} ({:.1} MiB) does not fit in one storage binding of {} MiB this adapter allows; use a smaller --batch-size or --image-size",
+                        s.min,
+                        shape.describe(),
+                        (s.min * image) as f64 / 1048576.0,
+                        max_binding >> 20
+                    );
+                }
+                Ok(Layout::Streamed {
+                    window: s.want.max(s.min).max(1).min(fit),
+                })
+            }
+            _ if resident => Ok(Layout::Resident {
+                per_binding,
+                bindings: n.div_ceil(per_binding).max(1),
+            }),
+            _ => bail!(
                 "{label}: {n} images of {} ({} MiB) do not fit in the {IMAGE_BINDINGS} storage bindings of {} MiB this adapter allows; use a smaller --image-size",
                 shape.describe(),
                 (n * image) as u64 >> 20,
                 max_binding >> 20
-            );
+            ),
         }
-        Ok((per_chunk, n.div_ceil(per_chunk).max(1)))
     }
 
     /// `upload` with bindings of at most `max_binding` bytes (tests use small ones to
-    /// exercise the split on any adapter).
-    pub fn upload_within(gpu: &Gpu, split: &Split, label: &str, max_binding: u64) -> Result<Self> {
+    /// exercise the split and the streaming on any adapter).
+    pub fn upload_within(
+        gpu: &Gpu,
+        split: &Split,
+        label: &str,
+        max_binding: u64,
+        streaming: Option<Streaming>,
+    ) -> Result<Self> {
         let image = split.shape.bytes();
         let max_binding = max_binding.min(Self::binding_bytes(gpu));
-        let (per_chunk, _) = Self::layout(label, split.len(), split.shape, max_binding)?;
+        let layout = Self::layout(label, split.len(), split.shape, max_binding, streaming)?;
         let pack = |bytes: &[u8]| -> Vec<u32> {
             let mut v: Vec<u32> = bytes
                 .chunks(4)
@@ -661,24 +727,87 @@ impl GpuDataset {
             }
             v
         };
-        let chunks = (0..IMAGE_BINDINGS)
-            .map(|k| {
-                let from = (k * per_chunk).min(split.len());
-                let to = ((k + 1) * per_chunk).min(split.len());
-                gpu.storage_from(
-                    &format!("{label}.images{k}"),
-                    &pack(&split.images[from * image..to * image]),
-                )
-            })
+        match layout {
+            Layout::Resident { per_binding, .. } => {
+                let chunks = (0..IMAGE_BINDINGS)
+                    .map(|k| {
+                        let from = (k * per_binding).min(split.len());
+                        let to = ((k + 1) * per_binding).min(split.len());
+                        gpu.storage_from(
+                            &format!("{label}.images{k}"),
+                            &pack(&split.images[from * image..to * image]),
+                        )
+                    })
+                    .collect();
+                let labels = gpu.storage_from(&format!("{label}.labels"), &split.labels);
+                Ok(GpuDataset {
+                    chunks,
+                    chunk_images: per_binding as u32,
+                    labels,
+                    len: split.len(),
+                    shape: split.shape,
+                    window: None,
+                })
+            }
+            Layout::Streamed { window } => {
+                let mut chunks =
+                    vec![gpu.storage(&format!("{label}.window"), (window * image).div_ceil(4))];
+                chunks.extend(
+                    (1..IMAGE_BINDINGS).map(|k| gpu.storage(&format!("{label}.images{k}"), 1)),
+                );
+                Ok(GpuDataset {
+                    chunks,
+                    chunk_images: window as u32,
+                    labels: gpu.storage(&format!("{label}.window.labels"), window),
+                    len: split.len(),
+                    shape: split.shape,
+                    window: Some(window as u32),
+                })
+            }
+        }
+    }
+
+    /// Before a submit whose crops are `crops`: a streamed data set copies the images and
+    /// labels they name from `host` (the split it was made from) into its window, in order,
+    /// and renames each crop's record to its slot there; a resident one has nothing to do.
+    /// The copy is ordered by the queue: submits already made read the window as it was.
+    pub fn stage(&self, gpu: &Gpu, host: &Split, crops: &mut [[u32; 8]]) -> Result<()> {
+        let Some(window) = self.window else {
+            return Ok(());
+        };
+        if crops.len() > window as usize {
+            bail!(
+                "a stage of {} images does not fit in the window of {window}",
+                crops.len()
+            );
+        }
+        let image = self.shape.bytes();
+        let mut bytes = Vec::with_capacity((crops.len() * image).next_multiple_of(4));
+        let mut labels = Vec::with_capacity(crops.len());
+        for (slot, c) in crops.iter_mut().enumerate() {
+            let r = c[0] as usize;
+            let (Some(img), Some(&l)) = (
+                host.images.get(r * image..(r + 1) * image),
+                host.labels.get(r),
+            ) else {
+                bail!("record {r} is not in the data set ({} images)", host.len());
+            };
+            bytes.extend_from_slice(img);
+            labels.push(l);
+            c[0] = slot as u32;
+        }
+        // Packed as `upload` packs (byte i of the image in bits 8·(i mod 4) of word i / 4).
+        let words: Vec<u32> = bytes
+            .chunks(4)
+            .map(|c| c.iter().rev().fold(0u32, |acc, &b| (acc << 8) | b as u32))
             .collect();
-        let labels = gpu.storage_from(&format!("{label}.labels"), &split.labels);
-        Ok(GpuDataset {
-            chunks,
-            chunk_images: per_chunk as u32,
-            labels,
-            len: split.len(),
-            shape: split.shape,
-        })
+        if !words.is_empty() {
+            gpu.queue
+                .write_buffer(&self.chunks[0], 0, bytemuck::cast_slice(&words));
+            gpu.queue
+                .write_buffer(&self.labels, 0, bytemuck::cast_slice(&labels));
+        }
+        Ok(())
     }
 
     pub fn bytes(&self) -> u64 {
@@ -687,6 +816,24 @@ impl GpuDataset {
 
     /// Bindings that hold images.
     pub fn bindings_used(&self) -> usize {
+        if self.window.is_some() {
+            return 1;
+        }
         self.len.div_ceil(self.chunk_images.max(1) as usize).max(1)
+    }
+
+    /// Where the images are, for the run's log: the bindings, or the streaming window.
+    pub fn describe(&self, gpu: &Gpu) -> String {
+        match self.window {
+            Some(w) => format!(
+                "streamed: a window of {w} images ({:.1} MiB) refilled from host memory before each submit",
+                (w as usize * self.shape.bytes()) as f64 / 1048576.0
+            ),
+            None => format!(
+                "in {} of {IMAGE_BINDINGS} storage bindings of at most {} MiB",
+                self.bindings_used(),
+                Self::binding_bytes(gpu) >> 20
+            ),
+        }
     }
 }
