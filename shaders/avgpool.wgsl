@@ -12,6 +12,10 @@
 //   avgpool_backward_relu_k2  the same for 2×2 windows of stride 2 without padding, even H, W
 //                          and C % 4 == 0 (the seed's pools), straight-line vec4 code, 2-3×
 //                          faster on lavapipe                                                  (=)
+//   avgpool_backward_disjoint(_relu)  the same for windows that tile the input exactly (stride =
+//                          window, no padding, H = OH·KH, W = OW·KW: global average pooling is
+//                          one) and C % 4 == 0: each input pixel is in one window, so one
+//                          straight-line vec4 read per pixel, no loops                          (=)
 // Each invocation owns one pixel and 4 channels: index arithmetic — integer division is slow on
 // CPU-type adapters — is paid once per 4 channels.
 
@@ -145,4 +149,36 @@ fn avgpool_backward_relu_k2(@builtin(global_invocation_id) gid: vec3<u32>,
     dinput4[a + cq] = select(z, g, fwd_output4[a + cq] > z);
     dinput4[b] = select(z, g, fwd_output4[b] > z);
     dinput4[b + cq] = select(z, g, fwd_output4[b + cq] > z);
+}
+
+// (n, y, x) of an input pixel and the index of its window's vec4 `q` in dout4, for windows
+// that tile the input (avgpool_backward_disjoint*): idx runs over [N, H, W, C/4].
+fn disjoint_window(idx: u32) -> u32 {
+    let cq = p.c / 4u;
+    let q = idx % cq;
+    let t = idx / cq;
+    let x = t % p.w;
+    let t2 = t / p.w;
+    let y = t2 % p.h;
+    let n = t2 / p.h;
+    return ((n * p.out_h + y / p.kh) * p.out_w + x / p.kw) * cq + q;
+}
+
+@compute @workgroup_size(64)
+fn avgpool_backward_disjoint(@builtin(global_invocation_id) gid: vec3<u32>,
+                             @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = flat_id(gid, nwg);
+    if (idx >= p.n * p.h * p.w * (p.c / 4u)) { return; }
+    let scale = 1.0 / f32(p.kh * p.kw);
+    dinput4[idx] = dout4[disjoint_window(idx)] * scale;
+}
+
+@compute @workgroup_size(64)
+fn avgpool_backward_disjoint_relu(@builtin(global_invocation_id) gid: vec3<u32>,
+                                  @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = flat_id(gid, nwg);
+    if (idx >= p.n * p.h * p.w * (p.c / 4u)) { return; }
+    let scale = 1.0 / f32(p.kh * p.kw);
+    let g = dout4[disjoint_window(idx)] * scale;
+    dinput4[idx] = select(vec4<f32>(0.0), g, fwd_output4[idx] > vec4<f32>(0.0));
 }

@@ -313,6 +313,18 @@ impl AvgPoolParams {
             && self.h.is_multiple_of(2)
             && self.w.is_multiple_of(2)
     }
+    /// Whether the windows tile the input exactly (stride = window, no padding, every row and
+    /// column in one window: global average pooling is one) with whole vec4s of channels,
+    /// which has straight-line backward kernels.
+    pub fn is_disjoint_vec4(&self) -> bool {
+        self.sh == self.kh
+            && self.sw == self.kw
+            && self.pad_t == 0
+            && self.pad_l == 0
+            && self.h == self.out_h * self.kh
+            && self.w == self.out_w * self.kw
+            && self.c.is_multiple_of(4)
+    }
     pub fn input_len(&self) -> usize {
         self.n as usize * self.h as usize * self.w as usize * self.c as usize
     }

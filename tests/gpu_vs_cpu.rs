@@ -934,6 +934,10 @@ fn avgpool_both_directions() {
         // lowers it; C % 4 == 0 and not.
         (3, 7, 5, 6, [7, 5], [7, 5], Padding::Valid),
         (2, 8, 8, 12, [8, 8], [8, 8], Padding::Valid),
+        (3, 5, 9, 4, [5, 9], [5, 9], Padding::Valid),
+        // Windows that tile the input (the straight-line vec4 backward), rectangular.
+        (2, 6, 9, 8, [3, 3], [3, 3], Padding::Valid),
+        (1, 4, 6, 4, [2, 3], [2, 3], Padding::Valid),
     ]
     .map(|(n, h, w, c, k, s, pad)| AvgPoolParams::general(n, h, w, c, k, s, pad).unwrap());
     for (si, p) in square.into_iter().chain(general).enumerate() {
@@ -957,6 +961,20 @@ fn avgpool_both_directions() {
         let br = avgpool::backward_relu(gpu, &p, (&dyb).into(), (&xb).into(), (&dxrb).into());
         let k2 = p.is_k2() && k == 2 && h % 2 == 0 && w % 2 == 0 && c % 4 == 0;
         assert_eq!(br.entry == "avgpool_backward_relu_k2", k2, "{what}");
+        // Windows that tile the input exactly, whole vec4s of channels (and not the k2 case).
+        let tiles = p.sh == p.kh
+            && p.sw == p.kw
+            && p.pad_t == 0
+            && p.pad_l == 0
+            && h % p.kh == 0
+            && w % p.kw == 0
+            && c % 4 == 0;
+        assert_eq!(b.entry == "avgpool_backward_disjoint", tiles, "{what}");
+        assert_eq!(
+            br.entry == "avgpool_backward_disjoint_relu",
+            tiles && !k2,
+            "{what}"
+        );
         gpu.run(&[&f, &b, &br]).unwrap();
         let mut y = vec![0.0; p.output_len()];
         cpu::avgpool::avgpool_forward(&p, &to_f64(&x), &mut y);

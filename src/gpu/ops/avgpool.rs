@@ -45,13 +45,26 @@ pub fn backward(
     dinput: BufSlice<'_>,
 ) -> Dispatch {
     let u = gpu.uniform("avgpool.params", p);
+    let (entry, bindings, threads) = if p.is_disjoint_vec4() {
+        (
+            "avgpool_backward_disjoint",
+            [(6, dout), (8, dinput)],
+            p.input_len() as u32 / 4,
+        )
+    } else {
+        (
+            "avgpool_backward",
+            [(3, dout), (4, dinput)],
+            threads(p, true),
+        )
+    };
     Dispatch::new(
         gpu,
         SHADER,
-        "avgpool_backward",
+        entry,
         &u,
-        &[(3, dout), (4, dinput)],
-        grid(threads(p, true)),
+        &bindings,
+        grid(threads),
         p.input_len() as u64,
         4 * (p.input_len() + p.output_len()) as u64,
     )
@@ -73,6 +86,12 @@ pub fn backward_relu(
             "avgpool_backward_relu_k2",
             [(6, dout), (7, relu_output), (8, dinput)],
             p.output_len() as u32 / 4,
+        )
+    } else if p.is_disjoint_vec4() {
+        (
+            "avgpool_backward_disjoint_relu",
+            [(6, dout), (7, relu_output), (8, dinput)],
+            p.input_len() as u32 / 4,
         )
     } else {
         (

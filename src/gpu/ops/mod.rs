@@ -46,7 +46,9 @@ pub fn kernel_of(
         Step::AvgPool { .. } => "avgpool_forward".into(),
         Step::AvgPoolBackward { p, relu_out, .. } => match relu_out {
             Some(_) if p.is_k2() && p.c.is_multiple_of(4) => "avgpool_backward_relu_k2".into(),
+            Some(_) if p.is_disjoint_vec4() => "avgpool_backward_disjoint_relu".into(),
             Some(_) => "avgpool_backward_relu".into(),
+            None if p.is_disjoint_vec4() => "avgpool_backward_disjoint".into(),
             None => "avgpool_backward".into(),
         },
         Step::Loss { dlogits, .. } => if dlogits.is_some() {
