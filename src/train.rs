@@ -1087,6 +1087,23 @@ impl Run {
             say!("{n}");
         }
         say!("{data_line}");
+        if let Some(n) = cfg.test_limit.filter(|&n| n < ds.test.len()) {
+            let classes = |labels: &[u32]| {
+                labels
+                    .iter()
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len()
+            };
+            let (some, all) = (
+                classes(&ds.test.labels[..n.max(1)]),
+                classes(&ds.test.labels),
+            );
+            if some < all {
+                say!(
+                    "note: --test-limit {n} tests the first {n} test images, which hold {some} of the test split's {all} classes (an image folder's test/ is in class order)"
+                );
+            }
+        }
 
         let (init, stats, pos) = match &resumed {
             Some(ck) => {

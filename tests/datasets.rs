@@ -587,6 +587,46 @@ fn image_folder_trains_like_the_binary_loader() {
     }
     assert!(results[0].1.is_some());
     assert_eq!(results[0], results[1], "binary and folder runs differ");
+    // A quick test on the first images of a test split in class order says what it holds.
+    let classes = |n: usize| {
+        test[..n]
+            .iter()
+            .map(|r| r[0])
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    for n in [4, 30] {
+        let out = root.join(format!("run-limit{n}"));
+        let limit = n.to_string();
+        let (code, stdout, err) = cli(&[
+            "train",
+            "--data",
+            folder.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--test-limit",
+            &limit,
+        ]);
+        assert_eq!(code, 0, "{stdout}\n{err}");
+        let (some, all) = (classes(n), classes(test.len()));
+        assert_eq!(some < all, n == 4, "the test records are sorted by class");
+        assert_eq!(
+            stdout.contains(&format!(
+                "note: --test-limit {n} tests the first {n} test images, which hold {some} of the test split's {all} classes"
+            )),
+            some < all,
+            "{stdout}"
+        );
+        assert_eq!(
+            stdout.contains("note: --test-limit"),
+            some < all,
+            "{stdout}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&root);
 }
 
