@@ -597,6 +597,15 @@ pub fn split_indices(n: usize, val_size: usize, seed: u64) -> (Vec<u32>, Vec<u32
     (idx, val)
 }
 
+/// Image bytes as the augmentation shader reads them: byte i in bits 8·(i mod 4) of word i / 4
+/// (the last word zero-padded).
+fn pack_bytes(bytes: &[u8]) -> Vec<u32> {
+    bytes
+        .chunks(4)
+        .map(|c| c.iter().rev().fold(0u32, |acc, &b| (acc << 8) | b as u32))
+        .collect()
+}
+
 /// Storage bindings the augmentation shader reads images from.
 pub const IMAGE_BINDINGS: usize = 4;
 
@@ -718,10 +727,7 @@ impl GpuDataset {
         let max_binding = max_binding.min(Self::binding_bytes(gpu));
         let layout = Self::layout(label, split.len(), split.shape, max_binding, streaming)?;
         let pack = |bytes: &[u8]| -> Vec<u32> {
-            let mut v: Vec<u32> = bytes
-                .chunks(4)
-                .map(|c| c.iter().rev().fold(0u32, |acc, &b| (acc << 8) | b as u32))
-                .collect();
+            let mut v = pack_bytes(bytes);
             if v.is_empty() {
                 v.push(0);
             }
@@ -796,11 +802,7 @@ impl GpuDataset {
             labels.push(l);
             c[0] = slot as u32;
         }
-        // Packed as `upload` packs (byte i of the image in bits 8·(i mod 4) of word i / 4).
-        let words: Vec<u32> = bytes
-            .chunks(4)
-            .map(|c| c.iter().rev().fold(0u32, |acc, &b| (acc << 8) | b as u32))
-            .collect();
+        let words = pack_bytes(&bytes);
         if !words.is_empty() {
             gpu.queue
                 .write_buffer(&self.chunks[0], 0, bytemuck::cast_slice(&words));
