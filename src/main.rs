@@ -579,7 +579,7 @@ impl TrainArgs {
         for (flag, given, was, now) in checks {
             if given && was != now {
                 anyhow::bail!(
-                    "{flag} ({now}) conflicts with the run being resumed ({was}): a resumed run keeps its settings; only --epochs, --data, --out and --test-limit may change"
+                    "{flag} ({now}) conflicts with the run being resumed ({was}): a resumed run keeps its settings; only --epochs, --data, --out and --test-limit may change (and how it runs: --steps-per-submit, --stream-data, --checkpoint-minutes)"
                 );
             }
         }
@@ -891,8 +891,12 @@ fn models(
                     wgpu_cnn::data::Layout::Streamed { window } => {
                         let bytes = (window * (split.shape.bytes() + 4)) as u64;
                         total += bytes;
+                        let per_submit = match steps {
+                            1 => "one batch per submit".to_string(),
+                            n => format!("up to {n} training steps per submit, the default"),
+                        };
                         println!(
-                            "data {what}: {} images of {}: {:.1} MiB, more than {} storage bindings of {} MiB hold: streamed through a window of {window} images ({:.1} MiB) refilled before each submit",
+                            "data {what}: {} images of {}: {:.1} MiB, more than {} storage bindings of {} MiB hold: streamed through a window of {window} images ({:.1} MiB; {per_submit}) refilled before each submit",
                             split.len(),
                             split.shape.describe(),
                             mib(split.images.len() as u64),

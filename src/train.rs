@@ -112,8 +112,10 @@ pub struct TrainConfig {
     pub steps_per_submit: u32,
     /// `--stream-data`: keep the training images in host memory and copy each submit's into a
     /// window on the GPU, even where the data set would fit (one too large for the adapter's
-    /// storage bindings is streamed anyway). The weights are the same bits either way.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// storage bindings is streamed anyway). How a run is fed, not what it computes (the
+    /// weights are the same bits either way): not stored with the run, as
+    /// `checkpoint_minutes`; a recipe may hold it.
+    #[serde(skip)]
     pub stream_data: bool,
     /// Test-time augmentation of the final test: the mean of the softmax over each image and
     /// its horizontal flip (`--tta flip`).
@@ -473,6 +475,9 @@ impl Runner {
             }
         }
         self.model.reset_totals(gpu);
+        // At most two submits queued: the staging copies of crops (and of a streamed data
+        // set's images) stay bounded however long the split.
+        let mut in_flight: VecDeque<wgpu::SubmissionIndex> = VecDeque::new();
         for (i, chunk) in indices.chunks(b).enumerate() {
             // A partial last batch is padded with its first image; the loss counts only the
             // real rows.
@@ -502,9 +507,18 @@ impl Runner {
                     bytes,
                 );
             }
-            gpu.queue.submit([enc.finish()]);
+            in_flight.push_back(gpu.queue.submit([enc.finish()]));
             if chunk.len() < b {
                 self.model.set_eval_rows(gpu, b as u32);
+            }
+            if in_flight.len() > 2 {
+                let idx = in_flight.pop_front();
+                gpu.device
+                    .poll(wgpu::PollType::Wait {
+                        submission_index: idx,
+                        timeout: None,
+                    })
+                    .map_err(|e| anyhow::anyhow!("GPU error: {e}"))?;
             }
         }
         gpu.wait()?;

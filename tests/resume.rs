@@ -634,17 +634,35 @@ fn steps_per_submit_and_streaming_do_not_change_the_weights() {
     for (i, r) in reports.iter().enumerate() {
         assert_eq!(r, &reports[0], "run {i} reports other results");
     }
-    // Streamed, interrupted inside epoch 1 and resumed: the same bits again.
+    // Streamed, interrupted inside epoch 1 and resumed, streamed again (`--stream-data` is not
+    // stored with the run, as `--checkpoint-minutes`) or resident: the same bits again.
     let (code, _, e, out) = run("stream-resumed", "5", true, Some("15"));
     assert_eq!(code, Some(130), "{e}");
     let ck = out.join("last.safetensors");
     assert!(state(&ck) != states[0], "stopped at the end");
-    let (code, o, e) = cli(&["train", "--resume", ck.to_str().unwrap()]);
-    assert_eq!(code, 0, "{o}\n{e}");
-    assert!(o.contains("training images streamed"), "{o}");
-    assert!(
-        state(&ck) == states[0],
-        "the resumed streamed run differs from the uninterrupted one"
-    );
+    let copy = dir.join("stream-resumed-resident");
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in [
+        "last.safetensors",
+        "best.safetensors",
+        "metrics.jsonl",
+        "config.json",
+    ] {
+        std::fs::copy(out.join(f), copy.join(f)).unwrap();
+    }
+    for (ck, flags, streamed) in [
+        (ck, &["--stream-data"][..], true),
+        (copy.join("last.safetensors"), &[][..], false),
+    ] {
+        let mut a = vec!["train", "--resume", ck.to_str().unwrap()];
+        a.extend(flags);
+        let (code, o, e) = cli(&a);
+        assert_eq!(code, 0, "{o}\n{e}");
+        assert_eq!(o.contains("training images streamed"), streamed, "{o}");
+        assert!(
+            state(&ck) == states[0],
+            "the resumed run (streamed: {streamed}) differs from the uninterrupted one"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -788,27 +788,50 @@ impl GpuDataset {
             );
         }
         let image = self.shape.bytes();
-        let mut bytes = Vec::with_capacity((crops.len() * image).next_multiple_of(4));
         let mut labels = Vec::with_capacity(crops.len());
-        for (slot, c) in crops.iter_mut().enumerate() {
+        for c in crops.iter() {
             let r = c[0] as usize;
-            let (Some(img), Some(&l)) = (
-                host.images.get(r * image..(r + 1) * image),
-                host.labels.get(r),
-            ) else {
-                bail!("record {r} is not in the data set ({} images)", host.len());
-            };
-            bytes.extend_from_slice(img);
-            labels.push(l);
+            match host.labels.get(r) {
+                Some(&l) if (r + 1) * image <= host.images.len() => labels.push(l),
+                _ => bail!("record {r} is not in the data set ({} images)", host.len()),
+            }
+        }
+        let Some(size) = wgpu::BufferSize::new((crops.len() * image).next_multiple_of(4) as u64)
+        else {
+            return Ok(());
+        };
+        // The images go straight into the queue's staging memory, in slot order, packed as
+        // `upload` packs them (on a little-endian host that is the bytes as they are).
+        let Some(mut view) = gpu.queue.write_buffer_with(&self.chunks[0], 0, size) else {
+            bail!(
+                "cannot stage {} images of {}",
+                crops.len(),
+                self.shape.describe()
+            );
+        };
+        let len = crops.len() * image;
+        if cfg!(target_endian = "little") {
+            for (slot, c) in crops.iter().enumerate() {
+                let r = c[0] as usize;
+                view.slice(slot * image..(slot + 1) * image)
+                    .copy_from_slice(&host.images[r * image..(r + 1) * image]);
+            }
+            view.slice(len..)
+                .copy_from_slice(&[0u8; 3][..size.get() as usize - len]);
+        } else {
+            let mut bytes = Vec::with_capacity(len);
+            for c in crops.iter() {
+                let r = c[0] as usize;
+                bytes.extend_from_slice(&host.images[r * image..(r + 1) * image]);
+            }
+            view.copy_from_slice(bytemuck::cast_slice(&pack_bytes(&bytes)));
+        }
+        for (slot, c) in crops.iter_mut().enumerate() {
             c[0] = slot as u32;
         }
-        let words = pack_bytes(&bytes);
-        if !words.is_empty() {
-            gpu.queue
-                .write_buffer(&self.chunks[0], 0, bytemuck::cast_slice(&words));
-            gpu.queue
-                .write_buffer(&self.labels, 0, bytemuck::cast_slice(&labels));
-        }
+        drop(view);
+        gpu.queue
+            .write_buffer(&self.labels, 0, bytemuck::cast_slice(&labels));
         Ok(())
     }
 
