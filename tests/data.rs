@@ -465,22 +465,38 @@ fn streamed_data_sets_stage_the_named_images() {
     )
     .unwrap();
     assert_eq!(forced.window, Some(8));
-    // 23 images of 45 bytes do not fit in four bindings of 200 bytes (4 images each): the
-    // window is capped at one binding's 4 images, at least one batch of 4.
-    let capped = GpuDataset::upload_within(gpu, &split, "capped", 200, Some(want)).unwrap();
-    assert_eq!((capped.window, capped.bindings_used()), (Some(4), 1));
+    // 23 images of 45 bytes do not fit in four bindings of 100 bytes (2 images each): the
+    // window of 8 spreads over all four; with 200 bytes (4 each) over two.
+    let spread = GpuDataset::upload_within(gpu, &split, "spread", 100, Some(want)).unwrap();
+    assert_eq!(
+        (spread.window, spread.chunk_images, spread.bindings_used()),
+        (Some(8), 2, 4)
+    );
+    let capped = GpuDataset::upload_within(
+        gpu,
+        &split,
+        "capped",
+        200,
+        Some(data::Streaming { want: 6, ..want }),
+    )
+    .unwrap();
+    assert_eq!(
+        (capped.window, capped.chunk_images, capped.bindings_used()),
+        (Some(6), 4, 2)
+    );
+    // Four bindings of 80 bytes hold one image each: a batch of 5 cannot stream.
     let err = GpuDataset::upload_within(
         gpu,
         &split,
         "tiny",
-        100,
-        Some(data::Streaming { min: 4, ..want }),
+        80,
+        Some(data::Streaming { min: 5, ..want }),
     )
     .err()
     .unwrap()
     .to_string();
     assert!(
-        err.contains("one batch of 4 images of 5x3x3") && err.contains("--batch-size"),
+        err.contains("one batch of 5 images of 5x3x3") && err.contains("--batch-size"),
         "{err}"
     );
     assert!(
@@ -490,7 +506,7 @@ fn streamed_data_sets_stage_the_named_images() {
 
     let aug = data::Augment::parse("flip,crop:2:reflect", (0.8, 1.0), (0.9, 1.1)).unwrap();
     let mut r = rng(9);
-    for (ds, n) in [(&forced, 8), (&capped, 4)] {
+    for (ds, n) in [(&forced, 8), (&spread, 8), (&spread, 5), (&capped, 6)] {
         // Stages of records in a shuffled order, a record twice in one stage, staged one
         // after the other into the same window.
         let mut order: Vec<u32> = (0..23).collect();
@@ -519,24 +535,30 @@ fn streamed_data_sets_stage_the_named_images() {
         }
     }
 
-    // Stages queued behind submits that have not run yet: each submit sees its own stage.
-    let stages: Vec<Vec<[u32; 8]>> = [[3u32, 1, 4, 1], [5, 9, 2, 6], [22, 21, 0, 7]]
-        .iter()
-        .map(|s| {
-            s.iter()
-                .map(|&i| aug.draw(&mut r, i, shape).words())
-                .collect()
-        })
-        .collect();
-    let per = 4 * shape.bytes();
+    // Stages queued behind submits that have not run yet: each submit sees its own stage
+    // (in both of the window's bindings).
+    let stages: Vec<Vec<[u32; 8]>> = [
+        [3u32, 1, 4, 1, 5, 9],
+        [2, 6, 5, 3, 5, 8],
+        [22, 21, 0, 7, 11, 13],
+    ]
+    .iter()
+    .map(|s| {
+        s.iter()
+            .map(|&i| aug.draw(&mut r, i, shape).words())
+            .collect()
+    })
+    .collect();
+    const B: usize = 6;
+    let per = B * shape.bytes();
     let input = gpu.storage("input", per);
-    let labels = gpu.storage("labels", 4);
-    let crops = gpu.storage("crops", 4 * 8);
+    let labels = gpu.storage("labels", B);
+    let crops = gpu.storage("crops", B * 8);
     let out = gpu.storage("out", stages.len() * per);
-    let out_labels = gpu.storage("out.labels", stages.len() * 4);
+    let out_labels = gpu.storage("out.labels", stages.len() * B);
     let d = augment::batch(
         gpu,
-        4,
+        B as u32,
         &capped,
         &norm,
         (&crops).into(),
@@ -551,7 +573,7 @@ fn streamed_data_sets_stage_the_named_images() {
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         wgpu_cnn::gpu::dispatch::record_passes(&mut enc, "stage", [&d]);
         enc.copy_buffer_to_buffer(&input, 0, &out, (k * per * 4) as u64, (per * 4) as u64);
-        enc.copy_buffer_to_buffer(&labels, 0, &out_labels, (k * 16) as u64, 16);
+        enc.copy_buffer_to_buffer(&labels, 0, &out_labels, (k * B * 4) as u64, (B * 4) as u64);
         gpu.queue.submit([enc.finish()]);
     }
     let got = gpu.read_f32(&out).unwrap();
@@ -561,7 +583,7 @@ fn streamed_data_sets_stage_the_named_images() {
     for (k, words) in stages.iter().enumerate() {
         let (want_x, want_l) = augment_words(gpu, &resident, words, &norm);
         assert_eq!(
-            &got_labels[k * 4..k * 4 + 4],
+            &got_labels[k * B..(k + 1) * B],
             &want_l[..],
             "stage {k}: labels"
         );
@@ -574,9 +596,9 @@ fn streamed_data_sets_stage_the_named_images() {
         );
     }
     // A stage larger than the window is an error, not a truncation.
-    let mut five = stages[0].clone();
-    five.push(stages[1][0]);
-    assert!(capped.stage(gpu, &split, &mut five).is_err());
+    let mut seven = stages[0].clone();
+    seven.push(stages[1][0]);
+    assert!(capped.stage(gpu, &split, &mut seven).is_err());
 }
 
 /// A tar.gz holding `cifar-10-batches-bin/` with tiny but valid files.

@@ -635,7 +635,8 @@ impl Streaming {
 pub enum Layout {
     /// All of them, uploaded once: `per_binding` whole images in each of `bindings` bindings.
     Resident { per_binding: usize, bindings: usize },
-    /// A window of `window` images (one binding) that each submit refills from host memory.
+    /// A window of `window` images (in as many bindings as it needs, each as full as the
+    /// limit allows) that each submit refills from host memory.
     Streamed { window: usize },
 }
 
@@ -688,9 +689,9 @@ impl GpuDataset {
         let resident = per_binding > 0 && per_binding * IMAGE_BINDINGS >= n;
         match streaming {
             Some(s) if s.force || !resident => {
-                if fit < s.min.max(1) {
+                if fit * IMAGE_BINDINGS < s.min.max(1) {
                     bail!(
-                        "{label}: one batch of {} images of {} ({:.1} MiB) does not fit in one storage binding of {} MiB this adapter allows; use a smaller --batch-size or --image-size",
+                        "{label}: one batch of {} images of {} ({:.1} MiB) does not fit in the {IMAGE_BINDINGS} storage bindings of {} MiB this adapter allows; use a smaller --batch-size or --image-size",
                         s.min,
                         shape.describe(),
                         (s.min * image) as f64 / 1048576.0,
@@ -698,7 +699,7 @@ impl GpuDataset {
                     );
                 }
                 Ok(Layout::Streamed {
-                    window: s.want.max(s.min).max(1).min(fit),
+                    window: s.want.max(s.min).max(1).min(fit * IMAGE_BINDINGS),
                 })
             }
             _ if resident => Ok(Layout::Resident {
@@ -756,14 +757,16 @@ impl GpuDataset {
                 })
             }
             Layout::Streamed { window } => {
-                let mut chunks =
-                    vec![gpu.storage(&format!("{label}.window"), (window * image).div_ceil(4))];
-                chunks.extend(
-                    (1..IMAGE_BINDINGS).map(|k| gpu.storage(&format!("{label}.images{k}"), 1)),
-                );
+                let per = window.min(max_binding as usize / image).max(1);
+                let chunks = (0..IMAGE_BINDINGS)
+                    .map(|k| {
+                        let slots = window.saturating_sub(k * per).min(per);
+                        gpu.storage(&format!("{label}.window{k}"), (slots * image).div_ceil(4))
+                    })
+                    .collect();
                 Ok(GpuDataset {
                     chunks,
-                    chunk_images: window as u32,
+                    chunk_images: per as u32,
                     labels: gpu.storage(&format!("{label}.window.labels"), window),
                     len: split.len(),
                     shape: split.shape,
@@ -781,6 +784,9 @@ impl GpuDataset {
         let Some(window) = self.window else {
             return Ok(());
         };
+        if crops.is_empty() {
+            return Ok(());
+        }
         if crops.len() > window as usize {
             bail!(
                 "a stage of {} images does not fit in the window of {window}",
@@ -796,40 +802,42 @@ impl GpuDataset {
                 _ => bail!("record {r} is not in the data set ({} images)", host.len()),
             }
         }
-        let Some(size) = wgpu::BufferSize::new((crops.len() * image).next_multiple_of(4) as u64)
-        else {
-            return Ok(());
-        };
-        // The images go straight into the queue's staging memory, in slot order, packed as
-        // `upload` packs them (on a little-endian host that is the bytes as they are).
-        let Some(mut view) = gpu.queue.write_buffer_with(&self.chunks[0], 0, size) else {
-            bail!(
-                "cannot stage {} images of {}",
-                crops.len(),
-                self.shape.describe()
-            );
-        };
-        let len = crops.len() * image;
-        if cfg!(target_endian = "little") {
-            for (slot, c) in crops.iter().enumerate() {
-                let r = c[0] as usize;
-                view.slice(slot * image..(slot + 1) * image)
-                    .copy_from_slice(&host.images[r * image..(r + 1) * image]);
+        // Slot s lives in binding s / chunk_images, as a resident record would. The images go
+        // straight into the queue's staging memory, packed as `upload` packs them (on a
+        // little-endian host that is the bytes as they are).
+        let per = self.chunk_images.max(1) as usize;
+        for (k, part) in crops.chunks(per).enumerate() {
+            let len = part.len() * image;
+            let Some(size) = wgpu::BufferSize::new(len.next_multiple_of(4) as u64) else {
+                continue;
+            };
+            let Some(mut view) = gpu.queue.write_buffer_with(&self.chunks[k], 0, size) else {
+                bail!(
+                    "cannot stage {} images of {}",
+                    part.len(),
+                    self.shape.describe()
+                );
+            };
+            if cfg!(target_endian = "little") {
+                for (slot, c) in part.iter().enumerate() {
+                    let r = c[0] as usize;
+                    view.slice(slot * image..(slot + 1) * image)
+                        .copy_from_slice(&host.images[r * image..(r + 1) * image]);
+                }
+                view.slice(len..)
+                    .copy_from_slice(&[0u8; 3][..size.get() as usize - len]);
+            } else {
+                let mut bytes = Vec::with_capacity(len);
+                for c in part {
+                    let r = c[0] as usize;
+                    bytes.extend_from_slice(&host.images[r * image..(r + 1) * image]);
+                }
+                view.copy_from_slice(bytemuck::cast_slice(&pack_bytes(&bytes)));
             }
-            view.slice(len..)
-                .copy_from_slice(&[0u8; 3][..size.get() as usize - len]);
-        } else {
-            let mut bytes = Vec::with_capacity(len);
-            for c in crops.iter() {
-                let r = c[0] as usize;
-                bytes.extend_from_slice(&host.images[r * image..(r + 1) * image]);
-            }
-            view.copy_from_slice(bytemuck::cast_slice(&pack_bytes(&bytes)));
         }
         for (slot, c) in crops.iter_mut().enumerate() {
             c[0] = slot as u32;
         }
-        drop(view);
         gpu.queue
             .write_buffer(&self.labels, 0, bytemuck::cast_slice(&labels));
         Ok(())
@@ -841,18 +849,18 @@ impl GpuDataset {
 
     /// Bindings that hold images.
     pub fn bindings_used(&self) -> usize {
-        if self.window.is_some() {
-            return 1;
-        }
-        self.len.div_ceil(self.chunk_images.max(1) as usize).max(1)
+        let images = self.window.map_or(self.len, |w| w as usize);
+        images.div_ceil(self.chunk_images.max(1) as usize).max(1)
     }
 
     /// Where the images are, for the run's log: the bindings, or the streaming window.
     pub fn describe(&self, gpu: &Gpu) -> String {
         match self.window {
             Some(w) => format!(
-                "streamed: a window of {w} images ({:.1} MiB) refilled from host memory before each submit",
-                (w as usize * self.shape.bytes()) as f64 / 1048576.0
+                "streamed: a window of {w} images ({:.1} MiB in {} storage binding{}) refilled from host memory before each submit",
+                (w as usize * self.shape.bytes()) as f64 / 1048576.0,
+                self.bindings_used(),
+                if self.bindings_used() == 1 { "" } else { "s" }
             ),
             None => format!(
                 "in {} of {IMAGE_BINDINGS} storage bindings of at most {} MiB",
