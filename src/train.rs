@@ -1571,16 +1571,14 @@ impl Run {
         let (gpu, cfg, test) = (&self.gpu, &self.cfg, &self.ds.test);
         let test_n = cfg.test_limit.unwrap_or(test.len()).clamp(1, test.len());
         let test_idx: Vec<u32> = (0..test_n as u32).collect();
-        let mut last = self.runner.evaluate(
-            gpu,
-            Feed {
-                aug: &self.aug_test,
-                data: &self.test_data,
-                host: &self.ds.test,
-            },
-            &test_idx,
-            Some(&test.labels),
-        )?;
+        let feed = Feed {
+            aug: &self.aug_test,
+            data: &self.test_data,
+            host: &self.ds.test,
+        };
+        let mut last = self
+            .runner
+            .evaluate(gpu, feed, &test_idx, Some(&test.labels))?;
         last.classes = self.ds.classes.clone();
         let last_epoch = cfg.epochs - 1;
         say!(
@@ -1592,16 +1590,9 @@ impl Run {
             let _ = write!(std::io::stdout(), "{}", report::confusion_table(&last));
         }
         let tta = if cfg.tta {
-            let mut r = self.runner.evaluate_tta(
-                gpu,
-                Feed {
-                    aug: &self.aug_test,
-                    data: &self.test_data,
-                    host: &self.ds.test,
-                },
-                &test_idx,
-                &test.labels,
-            )?;
+            let mut r = self
+                .runner
+                .evaluate_tta(gpu, feed, &test_idx, &test.labels)?;
             r.classes = self.ds.classes.clone();
             say!(
                 "test, last weights, test-time augmentation (flip): {}",
@@ -1615,16 +1606,9 @@ impl Run {
             Ok(ck) => {
                 self.runner.model.write_params(gpu, &ck.params);
                 self.runner.model.write_batch_stats(gpu, &ck.batch_stats);
-                let mut r = self.runner.evaluate(
-                    gpu,
-                    Feed {
-                        aug: &self.aug_test,
-                        data: &self.test_data,
-                        host: &self.ds.test,
-                    },
-                    &test_idx,
-                    Some(&test.labels),
-                )?;
+                let mut r = self
+                    .runner
+                    .evaluate(gpu, feed, &test_idx, Some(&test.labels))?;
                 r.classes = self.ds.classes.clone();
                 let e: u32 = ck.meta("best_epoch").unwrap_or(last_epoch);
                 let what = if self.val_idx.is_empty() {
