@@ -475,7 +475,7 @@ impl Runner {
             }
         }
         self.model.reset_totals(gpu);
-        // At most two submits queued: the staging copies of crops (and of a streamed data
+        // At most three submits queued: the staging copies of crops (and of a streamed data
         // set's images) stay bounded however long the split.
         let mut in_flight: VecDeque<wgpu::SubmissionIndex> = VecDeque::new();
         for (i, chunk) in indices.chunks(b).enumerate() {

@@ -437,7 +437,8 @@ fn augment_words(
 /// A data set too large for the storage bindings is streamed: each stage copies the images
 /// its crops name into a window (images of 45 bytes, so they straddle words), and the shader
 /// reads the same pixels and labels as from a resident copy, stage after stage, with submits
-/// still in flight; streaming can be forced; a window holds what one binding holds.
+/// still in flight; streaming can be forced; a window spreads over as many bindings as it
+/// needs.
 #[test]
 fn streamed_data_sets_stage_the_named_images() {
     let Some(gpu) = gpu() else { return };

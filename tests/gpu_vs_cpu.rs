@@ -938,6 +938,8 @@ fn avgpool_both_directions() {
         // Windows that tile the input (the straight-line vec4 backward), rectangular.
         (2, 6, 9, 8, [3, 3], [3, 3], Padding::Valid),
         (1, 4, 6, 4, [2, 3], [2, 3], Padding::Valid),
+        // Stride = window but SAME pads bottom and right: the general kernel.
+        (1, 5, 6, 4, [2, 3], [2, 3], Padding::Same),
     ]
     .map(|(n, h, w, c, k, s, pad)| AvgPoolParams::general(n, h, w, c, k, s, pad).unwrap());
     for (si, p) in square.into_iter().chain(general).enumerate() {
@@ -966,8 +968,8 @@ fn avgpool_both_directions() {
             && p.sw == p.kw
             && p.pad_t == 0
             && p.pad_l == 0
-            && h % p.kh == 0
-            && w % p.kw == 0
+            && h == p.out_h * p.kh
+            && w == p.out_w * p.kw
             && c % 4 == 0;
         assert_eq!(b.entry == "avgpool_backward_disjoint", tiles, "{what}");
         assert_eq!(

@@ -642,11 +642,11 @@ pub enum Layout {
 
 /// A data set on the GPU: packed image bytes across up to [`IMAGE_BINDINGS`] storage
 /// bindings (whole images in each), labels as u32. Resident, the whole split is there and
-/// crops name its records; streamed, `chunks[0]` and `labels` hold a window that
-/// [`GpuDataset::stage`] fills with the records a submit's crops name.
+/// crops name its records; streamed, the bindings (as many as the window needs) and `labels`
+/// hold a window that [`GpuDataset::stage`] fills with the records a submit's crops name.
 pub struct GpuDataset {
     pub chunks: Vec<wgpu::Buffer>,
-    /// Images per binding (the last holds the rest); streamed: the window's size.
+    /// Images per binding (the last holds the rest), resident or streamed.
     pub chunk_images: u32,
     pub labels: wgpu::Buffer,
     pub len: usize,
@@ -684,7 +684,8 @@ impl GpuDataset {
         streaming: Option<Streaming>,
     ) -> Result<Layout> {
         let image = shape.bytes();
-        let fit = max_binding as usize / image;
+        // Whole words: a binding's buffer is its images' bytes rounded up to 4.
+        let fit = (max_binding as usize & !3) / image;
         let per_binding = fit.min(n.max(1));
         let resident = per_binding > 0 && per_binding * IMAGE_BINDINGS >= n;
         match streaming {
