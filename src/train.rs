@@ -293,6 +293,22 @@ pub fn epoch_crops(
         .collect()
 }
 
+/// With more than two submits queued, waits for the oldest: the queue's staging copies (crops,
+/// uniforms, a streamed data set's images) stay bounded; surfaces GPU errors.
+fn bound_in_flight(gpu: &Gpu, in_flight: &mut VecDeque<wgpu::SubmissionIndex>) -> Result<()> {
+    if in_flight.len() > 2 {
+        let idx = in_flight.pop_front();
+        gpu.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: idx,
+                timeout: None,
+            })
+            .map_err(|e| anyhow::anyhow!("GPU error: {e}"))?;
+        gpu.take_errors()?;
+    }
+    Ok(())
+}
+
 /// Where an evaluation pass's images come from: the augmentation dispatch made for `data`
 /// (by [`Runner::augment_from`]) and the split `data` was uploaded from, which a streamed
 /// data set copies each batch from.
@@ -511,15 +527,7 @@ impl Runner {
             if chunk.len() < b {
                 self.model.set_eval_rows(gpu, b as u32);
             }
-            if in_flight.len() > 2 {
-                let idx = in_flight.pop_front();
-                gpu.device
-                    .poll(wgpu::PollType::Wait {
-                        submission_index: idx,
-                        timeout: None,
-                    })
-                    .map_err(|e| anyhow::anyhow!("GPU error: {e}"))?;
-            }
+            bound_in_flight(gpu, &mut in_flight)?;
         }
         gpu.wait()?;
         let t = self.model.read_totals(gpu)?;
@@ -1416,17 +1424,8 @@ impl Run {
             if probe_now {
                 self.probe.start();
             }
-            // Keep at most two submits queued: bounds staging memory and drives the progress bar.
-            if in_flight.len() > 2 {
-                let idx = in_flight.pop_front();
-                gpu.device
-                    .poll(wgpu::PollType::Wait {
-                        submission_index: idx,
-                        timeout: None,
-                    })
-                    .map_err(|e| anyhow::anyhow!("GPU error: {e}"))?;
-                gpu.take_errors()?;
-            }
+            // Few submits queued: bounds staging memory and drives the progress bar.
+            bound_in_flight(gpu, &mut in_flight)?;
             bar.set_position(end as u64);
             if let Some(t) = self.probe.take() {
                 check_finite(&t, epoch, &cfg.out)?;
