@@ -1,16 +1,20 @@
 //! Measures what lavapipe's load path costs: `conv2d_forward_sg_c4` (storage-buffer loads,
 //! which llvmpipe performs one lane and one component at a time, each with a bounds check and a
 //! branch) against the same loop with its weights and inputs read through `textureLoad` from
-//! rgba32float textures (llvmpipe fetches texels without per-lane branches). Same math, same
-//! summation order: the outputs must be bitwise equal. Seed shapes at batch 128:
-//! `cargo run --release --example texfetch`. Findings in docs/benchmarks.md.
+//! rgba32float textures (llvmpipe fetches texels without per-lane branches), and with two 8-pixel
+//! tiles per subgroup instead of the kernel's four. Same math, same summation order: the outputs
+//! must be bitwise equal. Seed shapes at batch 128: `cargo run --release --example texfetch`
+//! (`GALLIUM_OVERRIDE_CPU_CAPS=avx` makes llvmpipe generate code without AVX-512, 16 vector
+//! registers). Findings in docs/benchmarks.md.
 use std::time::Instant;
 use wgpu_cnn::gpu::dispatch::grid;
 use wgpu_cnn::gpu::{Dispatch, Gpu, GpuOptions};
 use wgpu_cnn::params::*;
 
-/// The tiles of `conv2d_forward_sg_c4`: 8 lanes × 4 channels by 16 pixels.
-const TILES: &str = "forward_tiles(4u)";
+/// The tiles of `conv2d_forward_sg_c4`: 8 lanes × 4 channels by 32 pixels.
+const TILES: &str = "forward_tiles_of(4u, 32u)";
+/// The tiles of the two-tile variants: 16 pixels.
+const TILES2: &str = "forward_tiles_of(4u, 16u)";
 
 /// Texels per texture row: a linear vec4 index i sits at (i % TEX_W, i / TEX_W).
 const TEX_W: u32 = 4096;
@@ -53,82 +57,74 @@ fn variant(src: &str, name: &str, tiles: &str, swaps: &[(&str, String)]) -> Stri
 }
 
 /// The variants: storage-buffer weights (the kernel before the textures), inputs through a
-/// texture too, weights through a uniform buffer, and four 8-pixel tiles per subgroup instead
-/// of two (storage weights).
+/// texture too, weights through a uniform buffer, and two 8-pixel tiles per subgroup instead of
+/// four (the kernel before the twelfth session), with texture and with storage weights.
 fn variants(src: &str) -> String {
     let s = |v: &str| v.to_string();
     let mut out = String::from(EXTRA);
     out += &variant(src, "fwd_buf", TILES, &[("weight_vec4(", s("weight_buf("))]);
-    out += &variant(
-        src,
-        "fwd_tex",
-        TILES,
-        &[
-            ("input4[off + c]", s("texel(xtex, off + c)")),
-            ("input4[offb + c]", s("texel(xtex, offb + c)")),
-        ],
-    );
+    let tex_inputs: Vec<(&str, String)> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|t| {
+            let from: &str = match *t {
+                "a" => "input4[offa + c]",
+                "b" => "input4[offb + c]",
+                "c" => "input4[offc + c]",
+                _ => "input4[offd + c]",
+            };
+            (from, format!("texel(xtex, off{t} + c)"))
+        })
+        .collect();
+    out += &variant(src, "fwd_tex", TILES, &tex_inputs);
     out += &variant(src, "fwd_ubo", TILES, &[("weight_vec4(", s("weight_ubo("))]);
-    let macs = |acc: &str, x: &str| -> String {
-        (0..8)
-            .map(|i| {
-                format!("                {acc}[{i}] = mac4({acc}[{i}], subgroupBroadcast({x}, {i}u), w0, w1, w2, w3);\n")
-            })
-            .collect()
-    };
-    let last = "                b[7] = mac4(b[7], subgroupBroadcast(xb, 7u), w0, w1, w2, w3);\n";
-    out += &variant(
-        src,
-        "fwd_sg4",
-        "((p.o / 4u + SG - 1u) / SG) * ((p.n * p.out_h * p.out_w + 31u) / 32u)",
-        &[
-            ("weight_vec4(", s("weight_buf(")),
-            (
-                "let g = (t / otiles) * 2u;",
-                s("let g = (t / otiles) * 4u;"),
-            ),
-            (
-                "    let wb = window(min(tile_pixel(g + 1u, lane), m_total - 1u));\n",
-                s(
-                    "    let wb = window(min(tile_pixel(g + 1u, lane), m_total - 1u));\n    \
-                   let wc = window(min(tile_pixel(g + 2u, lane), m_total - 1u));\n    \
-                   let wd = window(min(tile_pixel(g + 3u, lane), m_total - 1u));\n",
-                ),
-            ),
-            (
-                "    var b = array<vec4<f32>, 8>();\n",
-                s(
-                    "    var b = array<vec4<f32>, 8>();\n    var cc = array<vec4<f32>, 8>();\n    \
-                   var dd = array<vec4<f32>, 8>();\n",
-                ),
-            ),
-            (
-                "            let ob = window_tap(wb, ky, kx);\n",
-                s("            let ob = window_tap(wb, ky, kx);\n            \
-                   let oc = window_tap(wc, ky, kx);\n            \
-                   let od = window_tap(wd, ky, kx);\n"),
-            ),
-            (
-                "                let xb = select(z, input4[offb + c], okb);\n",
-                s(
-                    "                let xb = select(z, input4[offb + c], okb);\n                \
-                   let xc = select(z, input4[u32(max(oc, 0)) / 4u + c], oc >= 0);\n                \
-                   let xd = select(z, input4[u32(max(od, 0)) / 4u + c], od >= 0);\n",
-                ),
-            ),
-            (
-                last,
-                format!("{last}{}{}", macs("cc", "xc"), macs("dd", "xd")),
-            ),
-            (
-                "    store_output_tile(g + 1u, q, o4, b);\n",
-                s("    store_output_tile(g + 1u, q, o4, b);\n    \
-                   store_output_tile(g + 2u, q, o4, cc);\n    \
-                   store_output_tile(g + 3u, q, o4, dd);\n"),
-            ),
-        ],
-    );
+    // Two tiles: tiles c and d dropped.
+    let mut two: Vec<(&str, String)> = vec![
+        (
+            "let g = (t / otiles) * 4u;",
+            s("let g = (t / otiles) * 2u;"),
+        ),
+        (
+            "    let wc = window(min(tile_pixel(g + 2u, lane), m_total - 1u));\n",
+            s(""),
+        ),
+        (
+            "    let wd = window(min(tile_pixel(g + 3u, lane), m_total - 1u));\n",
+            s(""),
+        ),
+        ("    var c2 = array<vec4<f32>, 8>();\n", s("")),
+        ("    var d = array<vec4<f32>, 8>();\n", s("")),
+        ("            let oc = window_tap(wc, ky, kx);\n", s("")),
+        ("            let od = window_tap(wd, ky, kx);\n", s("")),
+        ("            let offc = u32(max(oc, 0)) / 4u;\n", s("")),
+        ("            let offd = u32(max(od, 0)) / 4u;\n", s("")),
+        (
+            "                let xc = select(z, input4[offc + c], oc >= 0);\n",
+            s(""),
+        ),
+        (
+            "                let xd = select(z, input4[offd + c], od >= 0);\n",
+            s(""),
+        ),
+        ("    store_output_tile(g + 2u, q, o4, c2);\n", s("")),
+        ("    store_output_tile(g + 3u, q, o4, d);\n", s("")),
+    ];
+    let macs: Vec<String> = (0..8)
+        .flat_map(|i| {
+            [
+                format!("                c2[{i}] = mac4(c2[{i}], subgroupBroadcast(xc, {i}u), w0, w1, w2, w3);\n"),
+                format!("                d[{i}] = mac4(d[{i}], subgroupBroadcast(xd, {i}u), w0, w1, w2, w3);\n"),
+            ]
+        })
+        .collect();
+    two.extend(macs.iter().map(|m| (m.as_str(), s(""))));
+    out += &variant(src, "fwd_2t", TILES2, &two);
+    two.push(("weight_vec4(", s("weight_buf(")));
+    out += &variant(src, "fwd_2b", TILES2, &two);
     out
+}
+
+fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry { binding, resource }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -207,97 +203,10 @@ fn main() {
         let xs = gpu.storage_from("x", &x);
         let ws = gpu.storage_from("w", &w);
         let b = gpu.storage("b", p.o as usize);
-        let y_buf = gpu.storage("y", p.output_len());
-        let y_tex = gpu.storage("y_tex", p.output_len());
         let nopool = gpu.storage("nopool", 4);
         let u = gpu.uniform("p", &p);
-        let tiles = p.o.div_ceil(32) * p.pixels().div_ceil(16) * 8;
-        let custom = |entry: &'static str, entries: &[wgpu::BindGroupEntry<'_>]| {
-            let pipeline = gpu
-                .device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
-                    layout: None,
-                    module: &module,
-                    entry_point: Some(entry),
-                    compilation_options: Default::default(),
-                    cache: None,
-                });
-            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(entry),
-                layout: &pipeline.get_bind_group_layout(0),
-                entries,
-            });
-            Dispatch {
-                entry,
-                layer: String::new(),
-                pipeline,
-                bind_group,
-                workgroups: grid(tiles),
-                flops: p.flops_forward(),
-                bytes: 0,
-                uniform: u.clone(),
-                textures: Vec::new(),
-            }
-        };
-        let entry = |binding, resource| wgpu::BindGroupEntry { binding, resource };
-        let y_sg4 = gpu.storage("y_sg4", p.output_len());
-        let mut sg4 = custom(
-            "fwd_sg4",
-            &[
-                entry(0, u.as_entire_binding()),
-                entry(3, b.as_entire_binding()),
-                entry(10, ws.as_entire_binding()),
-                entry(12, xs.as_entire_binding()),
-                entry(14, y_sg4.as_entire_binding()),
-                entry(18, nopool.as_entire_binding()),
-            ],
-        );
-        sg4.workgroups = grid(p.o.div_ceil(32) * p.pixels().div_ceil(32) * 8);
-        let y_texw = gpu.storage("y_texw", p.output_len());
-        // The kernel before its weights moved to a texture: storage-buffer loads throughout.
-        let buf = custom(
-            "fwd_buf",
-            &[
-                entry(0, u.as_entire_binding()),
-                entry(3, b.as_entire_binding()),
-                entry(10, ws.as_entire_binding()),
-                entry(12, xs.as_entire_binding()),
-                entry(14, y_buf.as_entire_binding()),
-                entry(18, nopool.as_entire_binding()),
-            ],
-        );
-        // Today's kernel: weights through the launcher's texture.
-        let texw = Dispatch::with_weight_texture(
-            &gpu,
-            "conv2d_sg",
-            "conv2d_forward_sg_c4",
-            &u,
-            &[
-                (12, (&xs).into()),
-                (3, (&b).into()),
-                (14, (&y_texw).into()),
-                (18, (&nopool).into()),
-            ],
-            (&ws).into(),
-            grid(tiles),
-            p.flops_forward(),
-            0,
-        );
-        let tex = custom(
-            "fwd_tex",
-            &[
-                entry(0, u.as_entire_binding()),
-                entry(3, b.as_entire_binding()),
-                entry(14, y_tex.as_entire_binding()),
-                entry(18, nopool.as_entire_binding()),
-                entry(30, wgpu::BindingResource::TextureView(&wt)),
-                entry(31, wgpu::BindingResource::TextureView(&xt)),
-            ],
-        );
-        // Weights through a uniform buffer (lavapipe gathers those with vector gathers): only
-        // where they fit one 64 KiB binding.
-        let y_ubo = gpu.storage("y_ubo", p.output_len());
+        let tiles = p.o.div_ceil(32) * p.pixels().div_ceil(32) * 8;
+        let tiles2 = p.o.div_ceil(32) * p.pixels().div_ceil(16) * 8;
         let wb = (w.len() <= 16384).then(|| {
             let mut padded = w.clone();
             padded.resize(16384, 0.0);
@@ -310,19 +219,120 @@ fn main() {
                 },
             )
         });
-        let ubo = wb.as_ref().map(|wb| {
-            custom(
-                "fwd_ubo",
+        // (label, dispatch, output) of every variant; the first is today's kernel.
+        let mut runs: Vec<(&str, Dispatch, wgpu::Buffer)> = Vec::new();
+        let y = gpu.storage("y", p.output_len());
+        runs.push((
+            "today: 4 tiles, texture weights",
+            Dispatch::with_weight_texture(
+                &gpu,
+                "conv2d_sg",
+                "conv2d_forward_sg_c4",
+                &u,
                 &[
+                    (12, (&xs).into()),
+                    (3, (&b).into()),
+                    (14, (&y).into()),
+                    (18, (&nopool).into()),
+                ],
+                (&ws).into(),
+                grid(tiles),
+                p.flops_forward(),
+                0,
+            ),
+            y,
+        ));
+        let mut custom = |label: &'static str,
+                          name: &'static str,
+                          weights: wgpu::BindingResource<'_>,
+                          wbind: u32,
+                          input: wgpu::BindingResource<'_>,
+                          ibind: u32,
+                          tiles: u32| {
+            let y = gpu.storage(name, p.output_len());
+            let pipeline = gpu
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(name),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some(name),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(name),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &[
                     entry(0, u.as_entire_binding()),
                     entry(3, b.as_entire_binding()),
-                    entry(12, xs.as_entire_binding()),
-                    entry(14, y_ubo.as_entire_binding()),
+                    entry(wbind, weights),
+                    entry(ibind, input),
+                    entry(14, y.as_entire_binding()),
                     entry(18, nopool.as_entire_binding()),
-                    entry(32, wb.as_entire_binding()),
                 ],
-            )
-        });
+            });
+            let d = Dispatch {
+                entry: name,
+                layer: String::new(),
+                pipeline,
+                bind_group,
+                workgroups: grid(tiles),
+                flops: p.flops_forward(),
+                bytes: 0,
+                uniform: u.clone(),
+                textures: Vec::new(),
+            };
+            runs.push((label, d, y));
+        };
+        let tex = |v| wgpu::BindingResource::TextureView(v);
+        custom(
+            "storage weights",
+            "fwd_buf",
+            ws.as_entire_binding(),
+            10,
+            xs.as_entire_binding(),
+            12,
+            tiles,
+        );
+        custom(
+            "+ texture inputs",
+            "fwd_tex",
+            tex(&wt),
+            30,
+            tex(&xt),
+            31,
+            tiles,
+        );
+        if let Some(wb) = &wb {
+            custom(
+                "uniform weights",
+                "fwd_ubo",
+                wb.as_entire_binding(),
+                32,
+                xs.as_entire_binding(),
+                12,
+                tiles,
+            );
+        }
+        custom(
+            "2 tiles, texture weights",
+            "fwd_2t",
+            tex(&wt),
+            30,
+            xs.as_entire_binding(),
+            12,
+            tiles2,
+        );
+        custom(
+            "2 tiles, storage weights",
+            "fwd_2b",
+            ws.as_entire_binding(),
+            10,
+            xs.as_entire_binding(),
+            12,
+            tiles2,
+        );
         let time = |d: &Dispatch| {
             gpu.run(&[d]).expect("run");
             median(
@@ -336,53 +346,23 @@ fn main() {
             )
         };
         // Alternate the variants so that all see the same machine load.
-        let (mut tb, mut tt, mut tu, mut t4, mut tw) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut times = vec![Vec::new(); runs.len()];
         for _ in 0..3 {
-            tb.push(time(&buf));
-            t4.push(time(&sg4));
-            tw.push(time(&texw));
-            tt.push(time(&tex));
-            if let Some(d) = &ubo {
-                tu.push(time(d));
+            for (k, (_, d, _)) in runs.iter().enumerate() {
+                times[k].push(time(d));
             }
         }
         let read = |y: &wgpu::Buffer| gpu.read_f32(y).expect("read");
-        let reference = read(&y_buf);
+        let reference = read(&runs[0].2);
         let gf = |ms: f64| p.flops_forward() as f64 / ms / 1e6;
-        let tb = median(tb);
-        println!(
-            "{name:<8} storage weights {tb:7.2} ms {:6.2} GFLOP/s",
-            gf(tb)
-        );
-        let t4 = median(t4);
-        println!(
-            "{name:<8} 4 pixel tiles  {t4:8.2} ms {:6.2} GFLOP/s  {:.2}x  bitwise equal: {}",
-            gf(t4),
-            tb / t4,
-            read(&y_sg4) == reference
-        );
-        let tw = median(tw);
-        println!(
-            "{name:<8} texture weights {tw:7.2} ms (today) {:6.2} GFLOP/s  {:.2}x  bitwise equal: {}",
-            gf(tw),
-            tb / tw,
-            read(&y_texw) == reference
-        );
-        let tt = median(tt);
-        println!(
-            "{name:<8} + texture inputs {tt:6.2} ms {:6.2} GFLOP/s  {:.2}x  bitwise equal: {}",
-            gf(tt),
-            tb / tt,
-            read(&y_tex) == reference
-        );
-        if !tu.is_empty() {
-            let tu = median(tu);
+        let today = median(times[0].clone());
+        for (k, (label, _, y)) in runs.iter().enumerate() {
+            let ms = median(times[k].clone());
             println!(
-                "{name:<8} uniform weights {tu:7.2} ms {:6.2} GFLOP/s  {:.2}x  bitwise equal: {}",
-                gf(tu),
-                tb / tu,
-                read(&y_ubo) == reference
+                "{name:<8} {label:<26} {ms:7.2} ms {:6.2} GFLOP/s  today {:.2}x as fast  bitwise equal: {}",
+                gf(ms),
+                ms / today,
+                read(y) == reference
             );
         }
     }

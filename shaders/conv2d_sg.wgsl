@@ -12,7 +12,8 @@
 // 4 channels (one vec4) of all 8 pixels: one pixel value and one vec4 of weights per lane feed
 // 32 multiply-adds (conv2d.wgsl's 4×8 register tiles load 12 per 32). The kernels below take
 // two such tiles per subgroup (16 pixels, or 16 weight rows for the weight gradient) so that
-// each weight (or dout) load feeds both; three or four tiles spill more than they save.
+// each weight (or dout) load feeds both, and conv2d_forward_sg_c4 takes four (its accumulators
+// spill, which costs less than the weight fetches saved: see that kernel).
 // The operand every lane loads for its own channels (nothing to share) comes through a texture
 // instead: the weights of the forward and input-gradient kernels (`weight_vec4`), the output
 // gradient of the weight-gradient kernels (`dout_vec4`). llvmpipe fetches texels for all 8
@@ -159,7 +160,12 @@ fn leave_queue(nwg: vec3<u32>, lid: u32) {
 // input-gradient kernels (8 lanes × `ch` input channels by 16 pixels of one stride phase) and
 // the weight-gradient kernels (8 lanes × `ch` output channels by 16 weight rows, per split).
 fn forward_tiles(ch: u32) -> u32 {
-    return ((p.o / ch + SG - 1u) / SG) * ((p.n * p.out_h * p.out_w + 15u) / 16u);
+    return forward_tiles_of(ch, 16u);
+}
+
+// The same with `px` pixels per subgroup (conv2d_forward_sg_c4: 32).
+fn forward_tiles_of(ch: u32, px: u32) -> u32 {
+    return ((p.o / ch + SG - 1u) / SG) * ((p.n * p.out_h * p.out_w + px - 1u) / px);
 }
 
 fn input_tiles(ch: u32) -> u32 {
@@ -363,10 +369,14 @@ fn mac4(acc: vec4<f32>, x: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32
     return acc + x.x * w0 + x.y * w1 + x.z * w2 + x.w * w3;
 }
 
-// C % 4 == 0: 4 input channels per step (one vec4 load per pixel) and two pixel tiles per
-// subgroup (16 pixels × 32 channels, 64 accumulators): weights loaded once feed both tiles.
-// 48 GFLOP/s on lavapipe for the seed's Conv_1 against 37 with one tile and 43 with four
-// (`examples/variants.rs`: more accumulators spill).
+// C % 4 == 0: 4 input channels per step (one vec4 load per pixel) and four pixel tiles per
+// subgroup (32 pixels × 32 channels, 128 accumulators per lane): the weights fetched once
+// feed all four tiles. The accumulators spill, but each weight fetch now feeds 4 tiles'
+// multiply-adds: 1.10–1.17× over two tiles on a Zen 5 EPYC with 32 vector registers and
+// 1.18–1.20× with 16 (`GALLIUM_OVERRIDE_CPU_CAPS=avx`), `examples/texfetch.rs` (on the earlier
+// AVX2 EPYC, with weights from storage, four tiles were slower: 43 against 48 GFLOP/s).
+// The tiles are independent: each pixel's sums are those of a one-tile kernel, in the same
+// order.
 fn conv2d_forward_sg_c4_tile(t: u32, lane: u32) {
     let m_total = p.n * p.out_h * p.out_w;
     let o4 = p.o / 4u;
@@ -374,38 +384,46 @@ fn conv2d_forward_sg_c4_tile(t: u32, lane: u32) {
     let otiles = (o4 + SG - 1u) / SG;
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
-    let g = (t / otiles) * 2u;
+    let g = (t / otiles) * 4u;
     let wa = window(min(tile_pixel(g, lane), m_total - 1u));
     let wb = window(min(tile_pixel(g + 1u, lane), m_total - 1u));
+    let wc = window(min(tile_pixel(g + 2u, lane), m_total - 1u));
+    let wd = window(min(tile_pixel(g + 3u, lane), m_total - 1u));
     let z = vec4<f32>(0.0);
     var a = array<vec4<f32>, 8>();
     var b = array<vec4<f32>, 8>();
+    var c2 = array<vec4<f32>, 8>();
+    var d = array<vec4<f32>, 8>();
     for (var ky = 0u; ky < p.kh; ky++) {
         for (var kx = 0u; kx < p.kw; kx++) {
             // window_tap counts floats; C % 4 == 0 makes it a whole number of vec4s.
             let oa = window_tap(wa, ky, kx);
             let ob = window_tap(wb, ky, kx);
-            let ok = oa >= 0;
-            let okb = ob >= 0;
-            let off = u32(max(oa, 0)) / 4u;
+            let oc = window_tap(wc, ky, kx);
+            let od = window_tap(wd, ky, kx);
+            let offa = u32(max(oa, 0)) / 4u;
             let offb = u32(max(ob, 0)) / 4u;
+            let offc = u32(max(oc, 0)) / 4u;
+            let offd = u32(max(od, 0)) / 4u;
             var wr = (ky * p.kw + kx) * p.c * o4 + qc;
             for (var c = 0u; c < cq; c++) {
-                let x = select(z, input4[off + c], ok);
-                let xb = select(z, input4[offb + c], okb);
+                let xa = select(z, input4[offa + c], oa >= 0);
+                let xb = select(z, input4[offb + c], ob >= 0);
+                let xc = select(z, input4[offc + c], oc >= 0);
+                let xd = select(z, input4[offd + c], od >= 0);
                 let w0 = weight_vec4(wr);
                 let w1 = weight_vec4(wr + o4);
                 let w2 = weight_vec4(wr + 2u * o4);
                 let w3 = weight_vec4(wr + 3u * o4);
                 wr += 4u * o4;
-                a[0] = mac4(a[0], subgroupBroadcast(x, 0u), w0, w1, w2, w3);
-                a[1] = mac4(a[1], subgroupBroadcast(x, 1u), w0, w1, w2, w3);
-                a[2] = mac4(a[2], subgroupBroadcast(x, 2u), w0, w1, w2, w3);
-                a[3] = mac4(a[3], subgroupBroadcast(x, 3u), w0, w1, w2, w3);
-                a[4] = mac4(a[4], subgroupBroadcast(x, 4u), w0, w1, w2, w3);
-                a[5] = mac4(a[5], subgroupBroadcast(x, 5u), w0, w1, w2, w3);
-                a[6] = mac4(a[6], subgroupBroadcast(x, 6u), w0, w1, w2, w3);
-                a[7] = mac4(a[7], subgroupBroadcast(x, 7u), w0, w1, w2, w3);
+                a[0] = mac4(a[0], subgroupBroadcast(xa, 0u), w0, w1, w2, w3);
+                a[1] = mac4(a[1], subgroupBroadcast(xa, 1u), w0, w1, w2, w3);
+                a[2] = mac4(a[2], subgroupBroadcast(xa, 2u), w0, w1, w2, w3);
+                a[3] = mac4(a[3], subgroupBroadcast(xa, 3u), w0, w1, w2, w3);
+                a[4] = mac4(a[4], subgroupBroadcast(xa, 4u), w0, w1, w2, w3);
+                a[5] = mac4(a[5], subgroupBroadcast(xa, 5u), w0, w1, w2, w3);
+                a[6] = mac4(a[6], subgroupBroadcast(xa, 6u), w0, w1, w2, w3);
+                a[7] = mac4(a[7], subgroupBroadcast(xa, 7u), w0, w1, w2, w3);
                 b[0] = mac4(b[0], subgroupBroadcast(xb, 0u), w0, w1, w2, w3);
                 b[1] = mac4(b[1], subgroupBroadcast(xb, 1u), w0, w1, w2, w3);
                 b[2] = mac4(b[2], subgroupBroadcast(xb, 2u), w0, w1, w2, w3);
@@ -414,18 +432,36 @@ fn conv2d_forward_sg_c4_tile(t: u32, lane: u32) {
                 b[5] = mac4(b[5], subgroupBroadcast(xb, 5u), w0, w1, w2, w3);
                 b[6] = mac4(b[6], subgroupBroadcast(xb, 6u), w0, w1, w2, w3);
                 b[7] = mac4(b[7], subgroupBroadcast(xb, 7u), w0, w1, w2, w3);
+                c2[0] = mac4(c2[0], subgroupBroadcast(xc, 0u), w0, w1, w2, w3);
+                c2[1] = mac4(c2[1], subgroupBroadcast(xc, 1u), w0, w1, w2, w3);
+                c2[2] = mac4(c2[2], subgroupBroadcast(xc, 2u), w0, w1, w2, w3);
+                c2[3] = mac4(c2[3], subgroupBroadcast(xc, 3u), w0, w1, w2, w3);
+                c2[4] = mac4(c2[4], subgroupBroadcast(xc, 4u), w0, w1, w2, w3);
+                c2[5] = mac4(c2[5], subgroupBroadcast(xc, 5u), w0, w1, w2, w3);
+                c2[6] = mac4(c2[6], subgroupBroadcast(xc, 6u), w0, w1, w2, w3);
+                c2[7] = mac4(c2[7], subgroupBroadcast(xc, 7u), w0, w1, w2, w3);
+                d[0] = mac4(d[0], subgroupBroadcast(xd, 0u), w0, w1, w2, w3);
+                d[1] = mac4(d[1], subgroupBroadcast(xd, 1u), w0, w1, w2, w3);
+                d[2] = mac4(d[2], subgroupBroadcast(xd, 2u), w0, w1, w2, w3);
+                d[3] = mac4(d[3], subgroupBroadcast(xd, 3u), w0, w1, w2, w3);
+                d[4] = mac4(d[4], subgroupBroadcast(xd, 4u), w0, w1, w2, w3);
+                d[5] = mac4(d[5], subgroupBroadcast(xd, 5u), w0, w1, w2, w3);
+                d[6] = mac4(d[6], subgroupBroadcast(xd, 6u), w0, w1, w2, w3);
+                d[7] = mac4(d[7], subgroupBroadcast(xd, 7u), w0, w1, w2, w3);
             }
         }
     }
     store_output_tile(g, q, o4, a);
     store_output_tile(g + 1u, q, o4, b);
+    store_output_tile(g + 2u, q, o4, c2);
+    store_output_tile(g + 3u, q, o4, d);
 }
 
 @compute @workgroup_size(64)
 fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
                           @builtin(num_workgroups) nwg: vec3<u32>,
                           @builtin(local_invocation_index) lid: u32) {
-    let tiles = forward_tiles(4u);
+    let tiles = forward_tiles_of(4u, 32u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_forward_sg_c4_tile(t, lid % SG);
     }

@@ -258,7 +258,7 @@ fn forward_sg(
     }
     // (entry, input binding, 8-pixel tiles per subgroup)
     let (input_binding, pixel_tiles) = if entry == "conv2d_forward_sg_c4" {
-        (12, 2)
+        (12, 4)
     } else {
         (1, 2)
     };
