@@ -169,9 +169,14 @@ fn forward_tiles_of(ch: u32, px: u32) -> u32 {
 }
 
 fn input_tiles(ch: u32) -> u32 {
+    return input_tiles_of(ch, 16u);
+}
+
+// The same with `px` pixels per subgroup (conv2d_backward_input_sg: 32).
+fn input_tiles_of(ch: u32, px: u32) -> u32 {
     let hq = (p.h + p.sh - 1u) / p.sh;
     let wq = (p.w + p.sw - 1u) / p.sw;
-    return ((p.c / ch + SG - 1u) / SG) * p.sh * p.sw * ((p.n * hq * wq + 15u) / 16u);
+    return ((p.c / ch + SG - 1u) / SG) * p.sh * p.sw * ((p.n * hq * wq + px - 1u) / px);
 }
 
 fn weight_tiles(ch: u32) -> u32 {
@@ -571,10 +576,11 @@ fn in_pixel(m: u32) -> InPixel {
     return InPixel(i32(x / p.sw), i32(y / p.sh), (t / p.h) * p.out_h);
 }
 
-// Input pixels tiled by stride phase (conv2d_common.wgsl), 16 per subgroup.
+// Input pixels tiled by stride phase (conv2d_common.wgsl), 16 per subgroup (the 16-channel
+// kernel; conv2d_backward_input_sg takes 32).
 fn phase_tile(pt: u32) -> Phase { return stride_phase(pt, 16u); }
 
-// Pixel j of tile t's phase (j = 0..15 from the tile's first), or N·H·W when past the
+// Pixel j of tile t's phase (j counts from the tile's first), or N·H·W when past the
 // phase's pixels.
 fn phase_pixel(t: Phase, j: u32) -> u32 { return phase_pixel_at(t.ry, t.rx, t.first + j); }
 
@@ -607,27 +613,31 @@ fn store_dinput_tile(m: array<u32, 8>, q: u32, cq: u32, acc: array<vec4<f32>, 8>
 }
 
 // dinput[n,y,x,c] = Σ_{ky,kx,o} dout[n, oy, ox, o] · weight[ky,kx,c,o] over the taps with
-// oy·SH + ky − pad_t = y (and the same in x): the lanes own
-// 4 input channels each, a subgroup 16 pixels (two tiles of 8, as conv2d_forward_sg_c4); the
-// reduction runs over output channels 4 at a time (a vec4 of dout, broadcast from the lane of
-// its pixel, dotted with 4 weight rows of the lane's channels).
+// oy·SH + ky − pad_t = y (and the same in x): the lanes own 4 input channels each, a subgroup
+// 32 pixels of one stride phase (four tiles of 8, as conv2d_forward_sg_c4: each weight fetch
+// feeds all four); the reduction runs over output channels 4 at a time (a vec4 of dout,
+// broadcast from the lane of its pixel, dotted with 4 weight rows of the lane's channels).
 fn conv2d_backward_input_sg_tile(t: u32, lane: u32) {
     let m_total = p.n * p.h * p.w;
     let o4 = p.o / 4u;
     let cq = p.c / 4u;
     let ctiles = (cq + SG - 1u) / SG;
-    let hq = (p.h + p.sh - 1u) / p.sh;
-    let wq = (p.w + p.sw - 1u) / p.sw;
     let q = (t % ctiles) * SG + lane;
     let qc = min(q, cq - 1u);
-    let tile = phase_tile(t / ctiles);
+    let tile = stride_phase(t / ctiles, 32u);
     let ma = phase_pixel(tile, lane);
     let mb = phase_pixel(tile, SG + lane);
+    let mc = phase_pixel(tile, 2u * SG + lane);
+    let md = phase_pixel(tile, 3u * SG + lane);
     let pa = in_pixel(min(ma, m_total - 1u));
     let pb = in_pixel(min(mb, m_total - 1u));
+    let pc = in_pixel(min(mc, m_total - 1u));
+    let pd = in_pixel(min(md, m_total - 1u));
     let z = vec4<f32>(0.0);
     var a = array<vec4<f32>, 8>();
     var b = array<vec4<f32>, 8>();
+    var c2 = array<vec4<f32>, 8>();
+    var d2 = array<vec4<f32>, 8>();
     // The taps of the tile's phase: (ky, kx) = kq·(SH, SW) + (ry, rx).
     var kq = vec2<u32>(0u);
     for (var ky = tile.ry; ky < p.kh; ky += p.sh) {
@@ -635,11 +645,15 @@ fn conv2d_backward_input_sg_tile(t: u32, lane: u32) {
         for (var kx = tile.rx; kx < p.kw; kx += p.sw) {
             let ta = dout_tap(pa, kq, o4);
             let tb = dout_tap(pb, kq, o4);
+            let tc = dout_tap(pc, kq, o4);
+            let td = dout_tap(pd, kq, o4);
             // Rows of this lane's 4 channels at this tap, o-quad 0.
             var wr = ((ky * p.kw + kx) * p.c + 4u * qc) * o4;
             for (var oq = 0u; oq < o4; oq++) {
                 let d = select(z, dout4[ta.x + oq], ta.y != 0u);
                 let e = select(z, dout4[tb.x + oq], tb.y != 0u);
+                let f = select(z, dout4[tc.x + oq], tc.y != 0u);
+                let g = select(z, dout4[td.x + oq], td.y != 0u);
                 let w0 = weight_vec4(wr);
                 let w1 = weight_vec4(wr + o4);
                 let w2 = weight_vec4(wr + 2u * o4);
@@ -661,6 +675,22 @@ fn conv2d_backward_input_sg_tile(t: u32, lane: u32) {
                 b[5] += dot4(subgroupBroadcast(e, 5u), w0, w1, w2, w3);
                 b[6] += dot4(subgroupBroadcast(e, 6u), w0, w1, w2, w3);
                 b[7] += dot4(subgroupBroadcast(e, 7u), w0, w1, w2, w3);
+                c2[0] += dot4(subgroupBroadcast(f, 0u), w0, w1, w2, w3);
+                c2[1] += dot4(subgroupBroadcast(f, 1u), w0, w1, w2, w3);
+                c2[2] += dot4(subgroupBroadcast(f, 2u), w0, w1, w2, w3);
+                c2[3] += dot4(subgroupBroadcast(f, 3u), w0, w1, w2, w3);
+                c2[4] += dot4(subgroupBroadcast(f, 4u), w0, w1, w2, w3);
+                c2[5] += dot4(subgroupBroadcast(f, 5u), w0, w1, w2, w3);
+                c2[6] += dot4(subgroupBroadcast(f, 6u), w0, w1, w2, w3);
+                c2[7] += dot4(subgroupBroadcast(f, 7u), w0, w1, w2, w3);
+                d2[0] += dot4(subgroupBroadcast(g, 0u), w0, w1, w2, w3);
+                d2[1] += dot4(subgroupBroadcast(g, 1u), w0, w1, w2, w3);
+                d2[2] += dot4(subgroupBroadcast(g, 2u), w0, w1, w2, w3);
+                d2[3] += dot4(subgroupBroadcast(g, 3u), w0, w1, w2, w3);
+                d2[4] += dot4(subgroupBroadcast(g, 4u), w0, w1, w2, w3);
+                d2[5] += dot4(subgroupBroadcast(g, 5u), w0, w1, w2, w3);
+                d2[6] += dot4(subgroupBroadcast(g, 6u), w0, w1, w2, w3);
+                d2[7] += dot4(subgroupBroadcast(g, 7u), w0, w1, w2, w3);
             }
             kq.x += 1u;
         }
@@ -668,13 +698,15 @@ fn conv2d_backward_input_sg_tile(t: u32, lane: u32) {
     }
     store_dinput_tile(lane_pixels(ma), q, cq, a);
     store_dinput_tile(lane_pixels(mb), q, cq, b);
+    store_dinput_tile(lane_pixels(mc), q, cq, c2);
+    store_dinput_tile(lane_pixels(md), q, cq, d2);
 }
 
 @compute @workgroup_size(64)
 fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
                             @builtin(num_workgroups) nwg: vec3<u32>,
                             @builtin(local_invocation_index) lid: u32) {
-    let tiles = input_tiles(4u);
+    let tiles = input_tiles_of(4u, 32u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_backward_input_sg_tile(t, lid % SG);
     }
