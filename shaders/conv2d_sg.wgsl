@@ -180,8 +180,13 @@ fn input_tiles_of(ch: u32, px: u32) -> u32 {
 }
 
 fn weight_tiles(ch: u32) -> u32 {
+    return weight_tiles_of(ch, 16u);
+}
+
+// The same with `rows_per` weight rows per subgroup (conv2d_backward_weight_sg_c4: 32).
+fn weight_tiles_of(ch: u32, rows_per: u32) -> u32 {
     let rows = p.kh * p.kw * p.c + 1u;
-    return ((p.o / ch + SG - 1u) / SG) * ((rows + 2u * SG - 1u) / (2u * SG)) * p.splits;
+    return ((p.o / ch + SG - 1u) / SG) * ((rows + rows_per - 1u) / rows_per) * p.splits;
 }
 
 // Output pixel of lane/pixel i of pixel tile g: 8 consecutive pixels, or with p.pool = 1 a
@@ -989,23 +994,25 @@ fn row_tap4(q: Pixel, w: Row) -> f32 {
     return select(w.fill, input4[off / 4u][off % 4u], ok);
 }
 
+// A subgroup owns 32 rows (four tiles of 8, r0 a multiple of 32) × 32 output channels: each
+// dout fetch feeds four tiles (as conv2d_forward_sg_c4's weight fetches).
 fn conv2d_backward_weight_sg_c4_tile(t: u32, lane: u32) {
     let kkc = p.kh * p.kw * p.c;
     let rows = kkc + 1u;
     let o4 = p.o / 4u;
     let otiles = (o4 + SG - 1u) / SG;
-    let rtiles = (rows + 2u * SG - 1u) / (2u * SG);
+    let rtiles = (rows + 4u * SG - 1u) / (4u * SG);
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
-    let r0 = ((t / otiles) % rtiles) * 2u * SG;
+    let r0 = ((t / otiles) % rtiles) * 4u * SG;
     let s = t / (otiles * rtiles);
     // The pixel of the step this lane loads (k) and which 4 rows of each tile (h).
     let k = lane / 2u;
     let h = lane % 2u;
     let ra4 = weight_row(r0 + 4u * h);
     let rb4 = weight_row(r0 + SG + 4u * h);
-    let ra = weight_row(r0 + lane);
-    let rb = weight_row(r0 + SG + lane);
+    let rc4 = weight_row(r0 + 2u * SG + 4u * h);
+    let rd4 = weight_row(r0 + 3u * SG + 4u * h);
 
     let m_total = p.n * p.out_h * p.out_w;
     let m_begin = s * p.chunk;
@@ -1013,6 +1020,8 @@ fn conv2d_backward_weight_sg_c4_tile(t: u32, lane: u32) {
     var px = Pixel(m_begin % p.out_w, (m_begin / p.out_w) % p.out_h, m_begin / (p.out_w * p.out_h));
     var a = array<vec4<f32>, 8>();
     var b = array<vec4<f32>, 8>();
+    var cc = array<vec4<f32>, 8>();
+    var dd = array<vec4<f32>, 8>();
     var mi = m_begin;
     for (; mi + 4u <= m_end; mi += 4u) {
         let p1 = next_pixel(px);
@@ -1021,6 +1030,8 @@ fn conv2d_backward_weight_sg_c4_tile(t: u32, lane: u32) {
         let pk = step_pixel(px, p1, p2, p3, k);
         let e = row4_tap(pk, ra4);
         let f = row4_tap(pk, rb4);
+        let g = row4_tap(pk, rc4);
+        let h4 = row4_tap(pk, rd4);
         px = next_pixel(p3);
         let d0 = dout_vec4(mi * o4 + qc);
         let d1 = dout_vec4((mi + 1u) * o4 + qc);
@@ -1059,10 +1070,48 @@ fn conv2d_backward_weight_sg_c4_tile(t: u32, lane: u32) {
             + subgroupBroadcast(f.z, 5u) * d2 + subgroupBroadcast(f.z, 7u) * d3;
         b[7] += subgroupBroadcast(f.w, 1u) * d0 + subgroupBroadcast(f.w, 3u) * d1
             + subgroupBroadcast(f.w, 5u) * d2 + subgroupBroadcast(f.w, 7u) * d3;
+        cc[0] += subgroupBroadcast(g.x, 0u) * d0 + subgroupBroadcast(g.x, 2u) * d1
+            + subgroupBroadcast(g.x, 4u) * d2 + subgroupBroadcast(g.x, 6u) * d3;
+        cc[1] += subgroupBroadcast(g.y, 0u) * d0 + subgroupBroadcast(g.y, 2u) * d1
+            + subgroupBroadcast(g.y, 4u) * d2 + subgroupBroadcast(g.y, 6u) * d3;
+        cc[2] += subgroupBroadcast(g.z, 0u) * d0 + subgroupBroadcast(g.z, 2u) * d1
+            + subgroupBroadcast(g.z, 4u) * d2 + subgroupBroadcast(g.z, 6u) * d3;
+        cc[3] += subgroupBroadcast(g.w, 0u) * d0 + subgroupBroadcast(g.w, 2u) * d1
+            + subgroupBroadcast(g.w, 4u) * d2 + subgroupBroadcast(g.w, 6u) * d3;
+        cc[4] += subgroupBroadcast(g.x, 1u) * d0 + subgroupBroadcast(g.x, 3u) * d1
+            + subgroupBroadcast(g.x, 5u) * d2 + subgroupBroadcast(g.x, 7u) * d3;
+        cc[5] += subgroupBroadcast(g.y, 1u) * d0 + subgroupBroadcast(g.y, 3u) * d1
+            + subgroupBroadcast(g.y, 5u) * d2 + subgroupBroadcast(g.y, 7u) * d3;
+        cc[6] += subgroupBroadcast(g.z, 1u) * d0 + subgroupBroadcast(g.z, 3u) * d1
+            + subgroupBroadcast(g.z, 5u) * d2 + subgroupBroadcast(g.z, 7u) * d3;
+        cc[7] += subgroupBroadcast(g.w, 1u) * d0 + subgroupBroadcast(g.w, 3u) * d1
+            + subgroupBroadcast(g.w, 5u) * d2 + subgroupBroadcast(g.w, 7u) * d3;
+        dd[0] += subgroupBroadcast(h4.x, 0u) * d0 + subgroupBroadcast(h4.x, 2u) * d1
+            + subgroupBroadcast(h4.x, 4u) * d2 + subgroupBroadcast(h4.x, 6u) * d3;
+        dd[1] += subgroupBroadcast(h4.y, 0u) * d0 + subgroupBroadcast(h4.y, 2u) * d1
+            + subgroupBroadcast(h4.y, 4u) * d2 + subgroupBroadcast(h4.y, 6u) * d3;
+        dd[2] += subgroupBroadcast(h4.z, 0u) * d0 + subgroupBroadcast(h4.z, 2u) * d1
+            + subgroupBroadcast(h4.z, 4u) * d2 + subgroupBroadcast(h4.z, 6u) * d3;
+        dd[3] += subgroupBroadcast(h4.w, 0u) * d0 + subgroupBroadcast(h4.w, 2u) * d1
+            + subgroupBroadcast(h4.w, 4u) * d2 + subgroupBroadcast(h4.w, 6u) * d3;
+        dd[4] += subgroupBroadcast(h4.x, 1u) * d0 + subgroupBroadcast(h4.x, 3u) * d1
+            + subgroupBroadcast(h4.x, 5u) * d2 + subgroupBroadcast(h4.x, 7u) * d3;
+        dd[5] += subgroupBroadcast(h4.y, 1u) * d0 + subgroupBroadcast(h4.y, 3u) * d1
+            + subgroupBroadcast(h4.y, 5u) * d2 + subgroupBroadcast(h4.y, 7u) * d3;
+        dd[6] += subgroupBroadcast(h4.z, 1u) * d0 + subgroupBroadcast(h4.z, 3u) * d1
+            + subgroupBroadcast(h4.z, 5u) * d2 + subgroupBroadcast(h4.z, 7u) * d3;
+        dd[7] += subgroupBroadcast(h4.w, 1u) * d0 + subgroupBroadcast(h4.w, 3u) * d1
+            + subgroupBroadcast(h4.w, 5u) * d2 + subgroupBroadcast(h4.w, 7u) * d3;
     }
+    let ra = weight_row(r0 + lane);
+    let rb = weight_row(r0 + SG + lane);
+    let rc = weight_row(r0 + 2u * SG + lane);
+    let rd = weight_row(r0 + 3u * SG + lane);
     for (; mi < m_end; mi++) {
         let e = row_tap4(px, ra);
         let f = row_tap4(px, rb);
+        let g = row_tap4(px, rc);
+        let h4 = row_tap4(px, rd);
         px = next_pixel(px);
         let d = dout_vec4(mi * o4 + qc);
         a[0] += subgroupBroadcast(e, 0u) * d;
@@ -1081,16 +1130,34 @@ fn conv2d_backward_weight_sg_c4_tile(t: u32, lane: u32) {
         b[5] += subgroupBroadcast(f, 5u) * d;
         b[6] += subgroupBroadcast(f, 6u) * d;
         b[7] += subgroupBroadcast(f, 7u) * d;
+        cc[0] += subgroupBroadcast(g, 0u) * d;
+        cc[1] += subgroupBroadcast(g, 1u) * d;
+        cc[2] += subgroupBroadcast(g, 2u) * d;
+        cc[3] += subgroupBroadcast(g, 3u) * d;
+        cc[4] += subgroupBroadcast(g, 4u) * d;
+        cc[5] += subgroupBroadcast(g, 5u) * d;
+        cc[6] += subgroupBroadcast(g, 6u) * d;
+        cc[7] += subgroupBroadcast(g, 7u) * d;
+        dd[0] += subgroupBroadcast(h4, 0u) * d;
+        dd[1] += subgroupBroadcast(h4, 1u) * d;
+        dd[2] += subgroupBroadcast(h4, 2u) * d;
+        dd[3] += subgroupBroadcast(h4, 3u) * d;
+        dd[4] += subgroupBroadcast(h4, 4u) * d;
+        dd[5] += subgroupBroadcast(h4, 5u) * d;
+        dd[6] += subgroupBroadcast(h4, 6u) * d;
+        dd[7] += subgroupBroadcast(h4, 7u) * d;
     }
     store_partial_tile(s, r0, q, o4, a);
     store_partial_tile(s, r0 + SG, q, o4, b);
+    store_partial_tile(s, r0 + 2u * SG, q, o4, cc);
+    store_partial_tile(s, r0 + 3u * SG, q, o4, dd);
 }
 
 @compute @workgroup_size(64)
 fn conv2d_backward_weight_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
                                 @builtin(num_workgroups) nwg: vec3<u32>,
                                 @builtin(local_invocation_index) lid: u32) {
-    let tiles = weight_tiles(4u);
+    let tiles = weight_tiles_of(4u, 32u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_backward_weight_sg_c4_tile(t, lid % SG);
     }

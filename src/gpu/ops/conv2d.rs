@@ -433,15 +433,25 @@ pub fn backward_weight_split(
         subgroup8(gpu, p),
         "backward_weight_split needs 8-wide subgroups and O % 4 == 0, or workgroup tiles"
     );
-    // (partials binding, output channels per tile, dout texture); 16 rows per subgroup; dout
-    // through a texture (rg32float for the 16-channel tiles).
+    // (partials binding, output channels per tile, dout texture); dout through a texture
+    // (rg32float for the 16-channel tiles).
     let (partials_binding, tile_o, texture) = if entry.starts_with("conv2d_backward_weight_sg_o16")
     {
         (24, 16, 33)
     } else {
         (17, 32, 31)
     };
-    let (u, groups) = sg_launch(gpu, p, p.o.div_ceil(tile_o) * rows.div_ceil(16) * p.splits);
+    // Weight rows per subgroup: 32 for the 32-channel vec4 kernel, else 16.
+    let tile_rows = if entry == "conv2d_backward_weight_sg_c4" {
+        32
+    } else {
+        16
+    };
+    let (u, groups) = sg_launch(
+        gpu,
+        p,
+        p.o.div_ceil(tile_o) * rows.div_ceil(tile_rows) * p.splits,
+    );
     Dispatch::with_textures(
         gpu,
         SG_SHADER,
