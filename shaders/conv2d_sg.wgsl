@@ -314,59 +314,88 @@ fn mac3(acc: vec4<f32>, x: vec3<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32
 
 // C == 3 (RGB images into a first layer): conv2d_forward_sg with the channel loop unrolled, a
 // tap's 3 products chained into one accumulator update (lavapipe blends every accumulator
-// written inside a loop once per update) and one vec3 broadcast per pixel. The same sums in
-// the same order as conv2d_forward_sg: bitwise equal results.
+// written inside a loop once per update) and one vec3 broadcast per pixel; four 8-pixel tiles
+// per subgroup, as conv2d_forward_sg_c4. The same sums in the same order as conv2d_forward_sg:
+// bitwise equal results.
 fn conv2d_forward_sg_c3_tile(t: u32, lane: u32) {
     let m_total = p.n * p.out_h * p.out_w;
     let o4 = p.o / 4u;
     let otiles = (o4 + SG - 1u) / SG;
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
-    let g = (t / otiles) * 2u;
+    let g = (t / otiles) * 4u;
     let wa = window(min(tile_pixel(g, lane), m_total - 1u));
     let wb = window(min(tile_pixel(g + 1u, lane), m_total - 1u));
+    let wc = window(min(tile_pixel(g + 2u, lane), m_total - 1u));
+    let wd = window(min(tile_pixel(g + 3u, lane), m_total - 1u));
     let z = vec3<f32>(0.0);
     var a = array<vec4<f32>, 8>();
     var b = array<vec4<f32>, 8>();
+    var cc = array<vec4<f32>, 8>();
+    var dd = array<vec4<f32>, 8>();
     for (var ky = 0u; ky < p.kh; ky++) {
         for (var kx = 0u; kx < p.kw; kx++) {
             let oa = window_tap(wa, ky, kx);
             let ob = window_tap(wb, ky, kx);
+            let oc = window_tap(wc, ky, kx);
+            let od = window_tap(wd, ky, kx);
             let ua = u32(max(oa, 0));
             let ub = u32(max(ob, 0));
-            let x = select(z, vec3<f32>(input[ua], input[ua + 1u], input[ua + 2u]), oa >= 0);
-            let y = select(z, vec3<f32>(input[ub], input[ub + 1u], input[ub + 2u]), ob >= 0);
+            let uc = u32(max(oc, 0));
+            let ud = u32(max(od, 0));
+            let xa = select(z, vec3<f32>(input[ua], input[ua + 1u], input[ua + 2u]), oa >= 0);
+            let xb = select(z, vec3<f32>(input[ub], input[ub + 1u], input[ub + 2u]), ob >= 0);
+            let xc = select(z, vec3<f32>(input[uc], input[uc + 1u], input[uc + 2u]), oc >= 0);
+            let xd = select(z, vec3<f32>(input[ud], input[ud + 1u], input[ud + 2u]), od >= 0);
             let wr = (ky * p.kw + kx) * 3u * o4 + qc;
             let w0 = weight_vec4(wr);
             let w1 = weight_vec4(wr + o4);
             let w2 = weight_vec4(wr + 2u * o4);
-            a[0] = mac3(a[0], subgroupBroadcast(x, 0u), w0, w1, w2);
-            a[1] = mac3(a[1], subgroupBroadcast(x, 1u), w0, w1, w2);
-            a[2] = mac3(a[2], subgroupBroadcast(x, 2u), w0, w1, w2);
-            a[3] = mac3(a[3], subgroupBroadcast(x, 3u), w0, w1, w2);
-            a[4] = mac3(a[4], subgroupBroadcast(x, 4u), w0, w1, w2);
-            a[5] = mac3(a[5], subgroupBroadcast(x, 5u), w0, w1, w2);
-            a[6] = mac3(a[6], subgroupBroadcast(x, 6u), w0, w1, w2);
-            a[7] = mac3(a[7], subgroupBroadcast(x, 7u), w0, w1, w2);
-            b[0] = mac3(b[0], subgroupBroadcast(y, 0u), w0, w1, w2);
-            b[1] = mac3(b[1], subgroupBroadcast(y, 1u), w0, w1, w2);
-            b[2] = mac3(b[2], subgroupBroadcast(y, 2u), w0, w1, w2);
-            b[3] = mac3(b[3], subgroupBroadcast(y, 3u), w0, w1, w2);
-            b[4] = mac3(b[4], subgroupBroadcast(y, 4u), w0, w1, w2);
-            b[5] = mac3(b[5], subgroupBroadcast(y, 5u), w0, w1, w2);
-            b[6] = mac3(b[6], subgroupBroadcast(y, 6u), w0, w1, w2);
-            b[7] = mac3(b[7], subgroupBroadcast(y, 7u), w0, w1, w2);
+            a[0] = mac3(a[0], subgroupBroadcast(xa, 0u), w0, w1, w2);
+            a[1] = mac3(a[1], subgroupBroadcast(xa, 1u), w0, w1, w2);
+            a[2] = mac3(a[2], subgroupBroadcast(xa, 2u), w0, w1, w2);
+            a[3] = mac3(a[3], subgroupBroadcast(xa, 3u), w0, w1, w2);
+            a[4] = mac3(a[4], subgroupBroadcast(xa, 4u), w0, w1, w2);
+            a[5] = mac3(a[5], subgroupBroadcast(xa, 5u), w0, w1, w2);
+            a[6] = mac3(a[6], subgroupBroadcast(xa, 6u), w0, w1, w2);
+            a[7] = mac3(a[7], subgroupBroadcast(xa, 7u), w0, w1, w2);
+            b[0] = mac3(b[0], subgroupBroadcast(xb, 0u), w0, w1, w2);
+            b[1] = mac3(b[1], subgroupBroadcast(xb, 1u), w0, w1, w2);
+            b[2] = mac3(b[2], subgroupBroadcast(xb, 2u), w0, w1, w2);
+            b[3] = mac3(b[3], subgroupBroadcast(xb, 3u), w0, w1, w2);
+            b[4] = mac3(b[4], subgroupBroadcast(xb, 4u), w0, w1, w2);
+            b[5] = mac3(b[5], subgroupBroadcast(xb, 5u), w0, w1, w2);
+            b[6] = mac3(b[6], subgroupBroadcast(xb, 6u), w0, w1, w2);
+            b[7] = mac3(b[7], subgroupBroadcast(xb, 7u), w0, w1, w2);
+            cc[0] = mac3(cc[0], subgroupBroadcast(xc, 0u), w0, w1, w2);
+            cc[1] = mac3(cc[1], subgroupBroadcast(xc, 1u), w0, w1, w2);
+            cc[2] = mac3(cc[2], subgroupBroadcast(xc, 2u), w0, w1, w2);
+            cc[3] = mac3(cc[3], subgroupBroadcast(xc, 3u), w0, w1, w2);
+            cc[4] = mac3(cc[4], subgroupBroadcast(xc, 4u), w0, w1, w2);
+            cc[5] = mac3(cc[5], subgroupBroadcast(xc, 5u), w0, w1, w2);
+            cc[6] = mac3(cc[6], subgroupBroadcast(xc, 6u), w0, w1, w2);
+            cc[7] = mac3(cc[7], subgroupBroadcast(xc, 7u), w0, w1, w2);
+            dd[0] = mac3(dd[0], subgroupBroadcast(xd, 0u), w0, w1, w2);
+            dd[1] = mac3(dd[1], subgroupBroadcast(xd, 1u), w0, w1, w2);
+            dd[2] = mac3(dd[2], subgroupBroadcast(xd, 2u), w0, w1, w2);
+            dd[3] = mac3(dd[3], subgroupBroadcast(xd, 3u), w0, w1, w2);
+            dd[4] = mac3(dd[4], subgroupBroadcast(xd, 4u), w0, w1, w2);
+            dd[5] = mac3(dd[5], subgroupBroadcast(xd, 5u), w0, w1, w2);
+            dd[6] = mac3(dd[6], subgroupBroadcast(xd, 6u), w0, w1, w2);
+            dd[7] = mac3(dd[7], subgroupBroadcast(xd, 7u), w0, w1, w2);
         }
     }
     store_output_tile(g, q, o4, a);
     store_output_tile(g + 1u, q, o4, b);
+    store_output_tile(g + 2u, q, o4, cc);
+    store_output_tile(g + 3u, q, o4, dd);
 }
 
 @compute @workgroup_size(64)
 fn conv2d_forward_sg_c3(@builtin(workgroup_id) wid: vec3<u32>,
                         @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_index) lid: u32) {
-    let tiles = forward_tiles(4u);
+    let tiles = forward_tiles_of(4u, 32u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_forward_sg_c3_tile(t, lid % SG);
     }

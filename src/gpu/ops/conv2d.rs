@@ -257,10 +257,10 @@ fn forward_sg(
         );
     }
     // (entry, input binding, 8-pixel tiles per subgroup)
-    let (input_binding, pixel_tiles) = if entry == "conv2d_forward_sg_c4" {
-        (12, 4)
-    } else {
-        (1, 2)
+    let (input_binding, pixel_tiles) = match entry {
+        "conv2d_forward_sg_c4" => (12, 4),
+        "conv2d_forward_sg_c3" => (1, 4),
+        _ => (1, 2),
     };
     let (u, groups) = sg_launch(
         gpu,
