@@ -883,28 +883,32 @@ fn store_partial_tile(s: u32, r0: u32, q: u32, o4: u32, acc: array<vec4<f32>, 8>
     }
 }
 
-// A subgroup owns 16 rows (two tiles of 8) × 32 output channels.
+// A subgroup owns 32 rows (four tiles of 8) × 32 output channels: each dout fetch feeds the
+// four tiles (as conv2d_forward_sg_c4's weight fetches).
 fn conv2d_backward_weight_sg_tile(t: u32, lane: u32) {
     let kkc = p.kh * p.kw * p.c;
     let rows = kkc + 1u;
     let o4 = p.o / 4u;
     let otiles = (o4 + SG - 1u) / SG;
-    let rtiles = (rows + 2u * SG - 1u) / (2u * SG);
+    let rtiles = (rows + 4u * SG - 1u) / (4u * SG);
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
-    let r0 = ((t / otiles) % rtiles) * 2u * SG;
+    let r0 = ((t / otiles) % rtiles) * 4u * SG;
     let s = t / (otiles * rtiles);
     // The rows this lane loads (a weight row, the bias row, or past the end: zeros).
     let ra = weight_row(r0 + lane);
     let rb = weight_row(r0 + SG + lane);
+    let rc = weight_row(r0 + 2u * SG + lane);
+    let rd = weight_row(r0 + 3u * SG + lane);
 
     let m_total = p.n * p.out_h * p.out_w;
     let m_begin = s * p.chunk;
     let m_end = min(m_begin + p.chunk, m_total);
     var px = Pixel(m_begin % p.out_w, (m_begin / p.out_w) % p.out_h, m_begin / (p.out_w * p.out_h));
-    let z = vec4<f32>(0.0);
     var a = array<vec4<f32>, 8>();
     var b = array<vec4<f32>, 8>();
+    var cc = array<vec4<f32>, 8>();
+    var dd = array<vec4<f32>, 8>();
     var mi = m_begin;
     for (; mi + 4u <= m_end; mi += 4u) {
         let p1 = next_pixel(px);
@@ -918,6 +922,14 @@ fn conv2d_backward_weight_sg_tile(t: u32, lane: u32) {
         let f1 = row_tap(p1, rb);
         let f2 = row_tap(p2, rb);
         let f3 = row_tap(p3, rb);
+        let g0 = row_tap(px, rc);
+        let g1 = row_tap(p1, rc);
+        let g2 = row_tap(p2, rc);
+        let g3 = row_tap(p3, rc);
+        let h0 = row_tap(px, rd);
+        let h1 = row_tap(p1, rd);
+        let h2 = row_tap(p2, rd);
+        let h3 = row_tap(p3, rd);
         px = next_pixel(p3);
         let d0 = dout_vec4(mi * o4 + qc);
         let d1 = dout_vec4((mi + 1u) * o4 + qc);
@@ -955,10 +967,44 @@ fn conv2d_backward_weight_sg_tile(t: u32, lane: u32) {
             + subgroupBroadcast(f2, 6u) * d2 + subgroupBroadcast(f3, 6u) * d3;
         b[7] += subgroupBroadcast(f0, 7u) * d0 + subgroupBroadcast(f1, 7u) * d1
             + subgroupBroadcast(f2, 7u) * d2 + subgroupBroadcast(f3, 7u) * d3;
+        cc[0] += subgroupBroadcast(g0, 0u) * d0 + subgroupBroadcast(g1, 0u) * d1
+            + subgroupBroadcast(g2, 0u) * d2 + subgroupBroadcast(g3, 0u) * d3;
+        cc[1] += subgroupBroadcast(g0, 1u) * d0 + subgroupBroadcast(g1, 1u) * d1
+            + subgroupBroadcast(g2, 1u) * d2 + subgroupBroadcast(g3, 1u) * d3;
+        cc[2] += subgroupBroadcast(g0, 2u) * d0 + subgroupBroadcast(g1, 2u) * d1
+            + subgroupBroadcast(g2, 2u) * d2 + subgroupBroadcast(g3, 2u) * d3;
+        cc[3] += subgroupBroadcast(g0, 3u) * d0 + subgroupBroadcast(g1, 3u) * d1
+            + subgroupBroadcast(g2, 3u) * d2 + subgroupBroadcast(g3, 3u) * d3;
+        cc[4] += subgroupBroadcast(g0, 4u) * d0 + subgroupBroadcast(g1, 4u) * d1
+            + subgroupBroadcast(g2, 4u) * d2 + subgroupBroadcast(g3, 4u) * d3;
+        cc[5] += subgroupBroadcast(g0, 5u) * d0 + subgroupBroadcast(g1, 5u) * d1
+            + subgroupBroadcast(g2, 5u) * d2 + subgroupBroadcast(g3, 5u) * d3;
+        cc[6] += subgroupBroadcast(g0, 6u) * d0 + subgroupBroadcast(g1, 6u) * d1
+            + subgroupBroadcast(g2, 6u) * d2 + subgroupBroadcast(g3, 6u) * d3;
+        cc[7] += subgroupBroadcast(g0, 7u) * d0 + subgroupBroadcast(g1, 7u) * d1
+            + subgroupBroadcast(g2, 7u) * d2 + subgroupBroadcast(g3, 7u) * d3;
+        dd[0] += subgroupBroadcast(h0, 0u) * d0 + subgroupBroadcast(h1, 0u) * d1
+            + subgroupBroadcast(h2, 0u) * d2 + subgroupBroadcast(h3, 0u) * d3;
+        dd[1] += subgroupBroadcast(h0, 1u) * d0 + subgroupBroadcast(h1, 1u) * d1
+            + subgroupBroadcast(h2, 1u) * d2 + subgroupBroadcast(h3, 1u) * d3;
+        dd[2] += subgroupBroadcast(h0, 2u) * d0 + subgroupBroadcast(h1, 2u) * d1
+            + subgroupBroadcast(h2, 2u) * d2 + subgroupBroadcast(h3, 2u) * d3;
+        dd[3] += subgroupBroadcast(h0, 3u) * d0 + subgroupBroadcast(h1, 3u) * d1
+            + subgroupBroadcast(h2, 3u) * d2 + subgroupBroadcast(h3, 3u) * d3;
+        dd[4] += subgroupBroadcast(h0, 4u) * d0 + subgroupBroadcast(h1, 4u) * d1
+            + subgroupBroadcast(h2, 4u) * d2 + subgroupBroadcast(h3, 4u) * d3;
+        dd[5] += subgroupBroadcast(h0, 5u) * d0 + subgroupBroadcast(h1, 5u) * d1
+            + subgroupBroadcast(h2, 5u) * d2 + subgroupBroadcast(h3, 5u) * d3;
+        dd[6] += subgroupBroadcast(h0, 6u) * d0 + subgroupBroadcast(h1, 6u) * d1
+            + subgroupBroadcast(h2, 6u) * d2 + subgroupBroadcast(h3, 6u) * d3;
+        dd[7] += subgroupBroadcast(h0, 7u) * d0 + subgroupBroadcast(h1, 7u) * d1
+            + subgroupBroadcast(h2, 7u) * d2 + subgroupBroadcast(h3, 7u) * d3;
     }
     for (; mi < m_end; mi++) {
         let e = row_tap(px, ra);
         let f = row_tap(px, rb);
+        let g = row_tap(px, rc);
+        let h = row_tap(px, rd);
         px = next_pixel(px);
         let d = dout_vec4(mi * o4 + qc);
         a[0] += subgroupBroadcast(e, 0u) * d;
@@ -977,16 +1023,34 @@ fn conv2d_backward_weight_sg_tile(t: u32, lane: u32) {
         b[5] += subgroupBroadcast(f, 5u) * d;
         b[6] += subgroupBroadcast(f, 6u) * d;
         b[7] += subgroupBroadcast(f, 7u) * d;
+        cc[0] += subgroupBroadcast(g, 0u) * d;
+        cc[1] += subgroupBroadcast(g, 1u) * d;
+        cc[2] += subgroupBroadcast(g, 2u) * d;
+        cc[3] += subgroupBroadcast(g, 3u) * d;
+        cc[4] += subgroupBroadcast(g, 4u) * d;
+        cc[5] += subgroupBroadcast(g, 5u) * d;
+        cc[6] += subgroupBroadcast(g, 6u) * d;
+        cc[7] += subgroupBroadcast(g, 7u) * d;
+        dd[0] += subgroupBroadcast(h, 0u) * d;
+        dd[1] += subgroupBroadcast(h, 1u) * d;
+        dd[2] += subgroupBroadcast(h, 2u) * d;
+        dd[3] += subgroupBroadcast(h, 3u) * d;
+        dd[4] += subgroupBroadcast(h, 4u) * d;
+        dd[5] += subgroupBroadcast(h, 5u) * d;
+        dd[6] += subgroupBroadcast(h, 6u) * d;
+        dd[7] += subgroupBroadcast(h, 7u) * d;
     }
     store_partial_tile(s, r0, q, o4, a);
     store_partial_tile(s, r0 + SG, q, o4, b);
+    store_partial_tile(s, r0 + 2u * SG, q, o4, cc);
+    store_partial_tile(s, r0 + 3u * SG, q, o4, dd);
 }
 
 @compute @workgroup_size(64)
 fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
                              @builtin(num_workgroups) nwg: vec3<u32>,
                              @builtin(local_invocation_index) lid: u32) {
-    let tiles = weight_tiles(4u);
+    let tiles = weight_tiles_of(4u, 32u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_backward_weight_sg_tile(t, lid % SG);
     }
@@ -994,10 +1058,10 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 // C % 4 == 0: the same sums, with the input taps loaded as vec4s. Rows r0 + 4h .. r0 + 4h + 3
-// (r0 a multiple of 16) are 4 channels of one tap, so lane 2k + h loads them at pixel k of the
+// (r0 a multiple of 8) are 4 channels of one tap, so lane 2k + h loads them at pixel k of the
 // step in one vec4 where conv2d_backward_weight_sg has every lane load its own row at each of
-// the 4 pixels (4 scalar loads, each a per-lane loop on lavapipe): 2 vec4 loads per step
-// instead of 8 scalar ones. Same values in the same order: bitwise equal to it.
+// the 4 pixels (4 scalar loads, each a per-lane loop on lavapipe): 4 vec4 loads per step
+// instead of 16 scalar ones. Same values in the same order: bitwise equal to it.
 fn row4_tap(q: Pixel, w: Row) -> vec4<f32> {
     let iy = i32(q.y * p.sh) + w.dy;
     let ix = i32(q.x * p.sw) + w.dx;

@@ -441,12 +441,8 @@ pub fn backward_weight_split(
     } else {
         (17, 32, 31)
     };
-    // Weight rows per subgroup: 32 for the 32-channel vec4 kernel, else 16.
-    let tile_rows = if entry == "conv2d_backward_weight_sg_c4" {
-        32
-    } else {
-        16
-    };
+    // Weight rows per subgroup: 32 for the 32-channel kernels, 16 for the 16-channel ones.
+    let tile_rows = if tile_o == 32 { 32 } else { 16 };
     let (u, groups) = sg_launch(
         gpu,
         p,
