@@ -242,8 +242,8 @@ fn forward_sg(
     let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len() + pooled_len) as u64;
     let entry = select_forward(&gpu.caps(), p);
     if entry == "conv2d_forward_sg_c4_o16" {
-        // 16 pixels × 16 channels per subgroup, vec2 views of weight and output; no pooled output.
-        let (u, groups) = sg_launch(gpu, p, p.o.div_ceil(16) * p.pixels().div_ceil(16));
+        // 32 pixels × 16 channels per subgroup, vec2 views of weight and output; no pooled output.
+        let (u, groups) = sg_launch(gpu, p, p.o.div_ceil(16) * p.pixels().div_ceil(32));
         return Dispatch::with_textures(
             gpu,
             SG_SHADER,
