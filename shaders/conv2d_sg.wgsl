@@ -168,11 +168,6 @@ fn forward_tiles_of(ch: u32, px: u32) -> u32 {
     return ((p.o / ch + SG - 1u) / SG) * ((p.n * p.out_h * p.out_w + px - 1u) / px);
 }
 
-fn input_tiles(ch: u32) -> u32 {
-    return input_tiles_of(ch, 16u);
-}
-
-// The same with `px` pixels per subgroup (conv2d_backward_input_sg: 32).
 fn input_tiles_of(ch: u32, px: u32) -> u32 {
     let hq = (p.h + p.sh - 1u) / p.sh;
     let wq = (p.w + p.sw - 1u) / p.sw;
@@ -637,10 +632,6 @@ fn in_pixel(m: u32) -> InPixel {
     return InPixel(i32(x / p.sw), i32(y / p.sh), (t / p.h) * p.out_h);
 }
 
-// Input pixels tiled by stride phase (conv2d_common.wgsl), 16 per subgroup (the 16-channel
-// kernel; conv2d_backward_input_sg takes 32).
-fn phase_tile(pt: u32) -> Phase { return stride_phase(pt, 16u); }
-
 // Pixel j of tile t's phase (j counts from the tile's first), or N·H·W when past the
 // phase's pixels.
 fn phase_pixel(t: Phase, j: u32) -> u32 { return phase_pixel_at(t.ry, t.rx, t.first + j); }
@@ -795,18 +786,22 @@ fn conv2d_backward_input_sg_c16_tile(t: u32, lane: u32) {
     let o4 = p.o / 4u;
     let c2 = p.c / 2u;
     let ctiles = (c2 + SG - 1u) / SG;
-    let hq = (p.h + p.sh - 1u) / p.sh;
-    let wq = (p.w + p.sw - 1u) / p.sw;
     let q = (t % ctiles) * SG + lane;
     let qc = min(q, c2 - 1u);
-    let tile = phase_tile(t / ctiles);
+    let tile = stride_phase(t / ctiles, 32u);
     let ma = phase_pixel(tile, lane);
     let mb = phase_pixel(tile, SG + lane);
+    let mc = phase_pixel(tile, 2u * SG + lane);
+    let md = phase_pixel(tile, 3u * SG + lane);
     let pa = in_pixel(min(ma, m_total - 1u));
     let pb = in_pixel(min(mb, m_total - 1u));
+    let pc = in_pixel(min(mc, m_total - 1u));
+    let pd = in_pixel(min(md, m_total - 1u));
     let z = vec4<f32>(0.0);
     var a = array<vec2<f32>, 8>();
     var b = array<vec2<f32>, 8>();
+    var cc = array<vec2<f32>, 8>();
+    var dd = array<vec2<f32>, 8>();
     // The taps of the tile's phase: (ky, kx) = kq·(SH, SW) + (ry, rx).
     var kq = vec2<u32>(0u);
     for (var ky = tile.ry; ky < p.kh; ky += p.sh) {
@@ -814,30 +809,50 @@ fn conv2d_backward_input_sg_c16_tile(t: u32, lane: u32) {
         for (var kx = tile.rx; kx < p.kw; kx += p.sw) {
             let ta = dout_tap(pa, kq, o4);
             let tb = dout_tap(pb, kq, o4);
+            let tc = dout_tap(pc, kq, o4);
+            let td = dout_tap(pd, kq, o4);
             // Rows of this lane's 2 channels at this tap, o-quad 0.
             var wr = ((ky * p.kw + kx) * p.c + 2u * qc) * o4;
             for (var oq = 0u; oq < o4; oq++) {
-                let d = select(z, dout4[ta.x + oq], ta.y != 0u);
-                let e = select(z, dout4[tb.x + oq], tb.y != 0u);
+                let da = select(z, dout4[ta.x + oq], ta.y != 0u);
+                let db = select(z, dout4[tb.x + oq], tb.y != 0u);
+                let dc = select(z, dout4[tc.x + oq], tc.y != 0u);
+                let dd4 = select(z, dout4[td.x + oq], td.y != 0u);
                 let w0 = weight_vec4(wr);
                 let w1 = weight_vec4(wr + o4);
                 wr += 1u;
-                a[0] += dot2(subgroupBroadcast(d, 0u), w0, w1);
-                a[1] += dot2(subgroupBroadcast(d, 1u), w0, w1);
-                a[2] += dot2(subgroupBroadcast(d, 2u), w0, w1);
-                a[3] += dot2(subgroupBroadcast(d, 3u), w0, w1);
-                a[4] += dot2(subgroupBroadcast(d, 4u), w0, w1);
-                a[5] += dot2(subgroupBroadcast(d, 5u), w0, w1);
-                a[6] += dot2(subgroupBroadcast(d, 6u), w0, w1);
-                a[7] += dot2(subgroupBroadcast(d, 7u), w0, w1);
-                b[0] += dot2(subgroupBroadcast(e, 0u), w0, w1);
-                b[1] += dot2(subgroupBroadcast(e, 1u), w0, w1);
-                b[2] += dot2(subgroupBroadcast(e, 2u), w0, w1);
-                b[3] += dot2(subgroupBroadcast(e, 3u), w0, w1);
-                b[4] += dot2(subgroupBroadcast(e, 4u), w0, w1);
-                b[5] += dot2(subgroupBroadcast(e, 5u), w0, w1);
-                b[6] += dot2(subgroupBroadcast(e, 6u), w0, w1);
-                b[7] += dot2(subgroupBroadcast(e, 7u), w0, w1);
+                a[0] += dot2(subgroupBroadcast(da, 0u), w0, w1);
+                a[1] += dot2(subgroupBroadcast(da, 1u), w0, w1);
+                a[2] += dot2(subgroupBroadcast(da, 2u), w0, w1);
+                a[3] += dot2(subgroupBroadcast(da, 3u), w0, w1);
+                a[4] += dot2(subgroupBroadcast(da, 4u), w0, w1);
+                a[5] += dot2(subgroupBroadcast(da, 5u), w0, w1);
+                a[6] += dot2(subgroupBroadcast(da, 6u), w0, w1);
+                a[7] += dot2(subgroupBroadcast(da, 7u), w0, w1);
+                b[0] += dot2(subgroupBroadcast(db, 0u), w0, w1);
+                b[1] += dot2(subgroupBroadcast(db, 1u), w0, w1);
+                b[2] += dot2(subgroupBroadcast(db, 2u), w0, w1);
+                b[3] += dot2(subgroupBroadcast(db, 3u), w0, w1);
+                b[4] += dot2(subgroupBroadcast(db, 4u), w0, w1);
+                b[5] += dot2(subgroupBroadcast(db, 5u), w0, w1);
+                b[6] += dot2(subgroupBroadcast(db, 6u), w0, w1);
+                b[7] += dot2(subgroupBroadcast(db, 7u), w0, w1);
+                cc[0] += dot2(subgroupBroadcast(dc, 0u), w0, w1);
+                cc[1] += dot2(subgroupBroadcast(dc, 1u), w0, w1);
+                cc[2] += dot2(subgroupBroadcast(dc, 2u), w0, w1);
+                cc[3] += dot2(subgroupBroadcast(dc, 3u), w0, w1);
+                cc[4] += dot2(subgroupBroadcast(dc, 4u), w0, w1);
+                cc[5] += dot2(subgroupBroadcast(dc, 5u), w0, w1);
+                cc[6] += dot2(subgroupBroadcast(dc, 6u), w0, w1);
+                cc[7] += dot2(subgroupBroadcast(dc, 7u), w0, w1);
+                dd[0] += dot2(subgroupBroadcast(dd4, 0u), w0, w1);
+                dd[1] += dot2(subgroupBroadcast(dd4, 1u), w0, w1);
+                dd[2] += dot2(subgroupBroadcast(dd4, 2u), w0, w1);
+                dd[3] += dot2(subgroupBroadcast(dd4, 3u), w0, w1);
+                dd[4] += dot2(subgroupBroadcast(dd4, 4u), w0, w1);
+                dd[5] += dot2(subgroupBroadcast(dd4, 5u), w0, w1);
+                dd[6] += dot2(subgroupBroadcast(dd4, 6u), w0, w1);
+                dd[7] += dot2(subgroupBroadcast(dd4, 7u), w0, w1);
             }
             kq.x += 1u;
         }
@@ -845,13 +860,15 @@ fn conv2d_backward_input_sg_c16_tile(t: u32, lane: u32) {
     }
     store_dinput_tile2(lane_pixels(ma), q, c2, a);
     store_dinput_tile2(lane_pixels(mb), q, c2, b);
+    store_dinput_tile2(lane_pixels(mc), q, c2, cc);
+    store_dinput_tile2(lane_pixels(md), q, c2, dd);
 }
 
 @compute @workgroup_size(64)
 fn conv2d_backward_input_sg_c16(@builtin(workgroup_id) wid: vec3<u32>,
                                 @builtin(num_workgroups) nwg: vec3<u32>,
                                 @builtin(local_invocation_index) lid: u32) {
-    let tiles = input_tiles(2u);
+    let tiles = input_tiles_of(2u, 32u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_backward_input_sg_c16_tile(t, lid % SG);
     }

@@ -314,12 +314,13 @@ pub fn backward_input(
         );
     }
     if entry == "conv2d_backward_input_sg" || entry == "conv2d_backward_input_sg_c16" {
-        // (dinput binding, channels per tile, input pixels of one stride phase per subgroup)
-        let (dinput_binding, tile_c, tile_px) = if entry == "conv2d_backward_input_sg_c16" {
-            (22, 16, 16)
+        // (dinput binding, channels per tile); 32 input pixels of one stride phase per subgroup
+        let (dinput_binding, tile_c) = if entry == "conv2d_backward_input_sg_c16" {
+            (22, 16)
         } else {
-            (16, 32, 32)
+            (16, 32)
         };
+        let tile_px = 32;
         let (u, groups) = sg_launch(gpu, p, p.c.div_ceil(tile_c) * p.input_phase_tiles(tile_px));
         return Dispatch::with_textures(
             gpu,
