@@ -174,11 +174,6 @@ fn input_tiles_of(ch: u32, px: u32) -> u32 {
     return ((p.c / ch + SG - 1u) / SG) * p.sh * p.sw * ((p.n * hq * wq + px - 1u) / px);
 }
 
-fn weight_tiles(ch: u32) -> u32 {
-    return weight_tiles_of(ch, 16u);
-}
-
-// The same with `rows_per` weight rows per subgroup (conv2d_backward_weight_sg_c4: 32).
 fn weight_tiles_of(ch: u32, rows_per: u32) -> u32 {
     let rows = p.kh * p.kw * p.c + 1u;
     return ((p.o / ch + SG - 1u) / SG) * ((rows + rows_per - 1u) / rows_per) * p.splits;
@@ -1310,22 +1305,25 @@ fn store_partial_tile2(s: u32, r0: u32, q: u32, o2: u32, acc: array<vec2<f32>, 8
     }
 }
 
-// 16-channel tiles: a subgroup owns 16 rows × 16 output channels, lane i channels 2q, 2q + 1
+// 16-channel tiles: a subgroup owns 32 rows × 16 output channels, lane i channels 2q, 2q + 1
 // (one vec2 of dout per pixel); the same order as conv2d_backward_weight_sg. O % 2 == 0 (the
-// launcher: O <= 16). 1.7× conv2d_backward_weight_sg at O = 16 on lavapipe; 32 rows per
-// subgroup measured slower.
+// launcher: O <= 16). 1.7× conv2d_backward_weight_sg at O = 16 on lavapipe (with 16 rows per
+// subgroup each; 32 rows here and in _o16_c4 ~1.25× over 16 on a Zen 5 EPYC).
 fn conv2d_backward_weight_sg_o16_tile(t: u32, lane: u32) {
     let kkc = p.kh * p.kw * p.c;
     let rows = kkc + 1u;
     let o2 = p.o / 2u;
     let otiles = (o2 + SG - 1u) / SG;
-    let rtiles = (rows + 2u * SG - 1u) / (2u * SG);
+    let rtiles = (rows + 4u * SG - 1u) / (4u * SG);
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o2 - 1u);
-    let r0 = ((t / otiles) % rtiles) * 2u * SG;
+    let r0 = ((t / otiles) % rtiles) * 4u * SG;
     let s = t / (otiles * rtiles);
+    // The rows this lane loads (a weight row, the bias row, or past the end: zeros).
     let ra = weight_row(r0 + lane);
     let rb = weight_row(r0 + SG + lane);
+    let rc = weight_row(r0 + 2u * SG + lane);
+    let rd = weight_row(r0 + 3u * SG + lane);
 
     let m_total = p.n * p.out_h * p.out_w;
     let m_begin = s * p.chunk;
@@ -1333,6 +1331,8 @@ fn conv2d_backward_weight_sg_o16_tile(t: u32, lane: u32) {
     var px = Pixel(m_begin % p.out_w, (m_begin / p.out_w) % p.out_h, m_begin / (p.out_w * p.out_h));
     var a = array<vec2<f32>, 8>();
     var b = array<vec2<f32>, 8>();
+    var cc = array<vec2<f32>, 8>();
+    var dd = array<vec2<f32>, 8>();
     var mi = m_begin;
     for (; mi + 4u <= m_end; mi += 4u) {
         let p1 = next_pixel(px);
@@ -1346,6 +1346,14 @@ fn conv2d_backward_weight_sg_o16_tile(t: u32, lane: u32) {
         let f1 = row_tap(p1, rb);
         let f2 = row_tap(p2, rb);
         let f3 = row_tap(p3, rb);
+        let g0 = row_tap(px, rc);
+        let g1 = row_tap(p1, rc);
+        let g2 = row_tap(p2, rc);
+        let g3 = row_tap(p3, rc);
+        let h40 = row_tap(px, rd);
+        let h41 = row_tap(p1, rd);
+        let h42 = row_tap(p2, rd);
+        let h43 = row_tap(p3, rd);
         px = next_pixel(p3);
         let d0 = dout_vec2(mi * o2 + qc);
         let d1 = dout_vec2((mi + 1u) * o2 + qc);
@@ -1383,10 +1391,44 @@ fn conv2d_backward_weight_sg_o16_tile(t: u32, lane: u32) {
             + subgroupBroadcast(f2, 6u) * d2 + subgroupBroadcast(f3, 6u) * d3;
         b[7] += subgroupBroadcast(f0, 7u) * d0 + subgroupBroadcast(f1, 7u) * d1
             + subgroupBroadcast(f2, 7u) * d2 + subgroupBroadcast(f3, 7u) * d3;
+        cc[0] += subgroupBroadcast(g0, 0u) * d0 + subgroupBroadcast(g1, 0u) * d1
+            + subgroupBroadcast(g2, 0u) * d2 + subgroupBroadcast(g3, 0u) * d3;
+        cc[1] += subgroupBroadcast(g0, 1u) * d0 + subgroupBroadcast(g1, 1u) * d1
+            + subgroupBroadcast(g2, 1u) * d2 + subgroupBroadcast(g3, 1u) * d3;
+        cc[2] += subgroupBroadcast(g0, 2u) * d0 + subgroupBroadcast(g1, 2u) * d1
+            + subgroupBroadcast(g2, 2u) * d2 + subgroupBroadcast(g3, 2u) * d3;
+        cc[3] += subgroupBroadcast(g0, 3u) * d0 + subgroupBroadcast(g1, 3u) * d1
+            + subgroupBroadcast(g2, 3u) * d2 + subgroupBroadcast(g3, 3u) * d3;
+        cc[4] += subgroupBroadcast(g0, 4u) * d0 + subgroupBroadcast(g1, 4u) * d1
+            + subgroupBroadcast(g2, 4u) * d2 + subgroupBroadcast(g3, 4u) * d3;
+        cc[5] += subgroupBroadcast(g0, 5u) * d0 + subgroupBroadcast(g1, 5u) * d1
+            + subgroupBroadcast(g2, 5u) * d2 + subgroupBroadcast(g3, 5u) * d3;
+        cc[6] += subgroupBroadcast(g0, 6u) * d0 + subgroupBroadcast(g1, 6u) * d1
+            + subgroupBroadcast(g2, 6u) * d2 + subgroupBroadcast(g3, 6u) * d3;
+        cc[7] += subgroupBroadcast(g0, 7u) * d0 + subgroupBroadcast(g1, 7u) * d1
+            + subgroupBroadcast(g2, 7u) * d2 + subgroupBroadcast(g3, 7u) * d3;
+        dd[0] += subgroupBroadcast(h40, 0u) * d0 + subgroupBroadcast(h41, 0u) * d1
+            + subgroupBroadcast(h42, 0u) * d2 + subgroupBroadcast(h43, 0u) * d3;
+        dd[1] += subgroupBroadcast(h40, 1u) * d0 + subgroupBroadcast(h41, 1u) * d1
+            + subgroupBroadcast(h42, 1u) * d2 + subgroupBroadcast(h43, 1u) * d3;
+        dd[2] += subgroupBroadcast(h40, 2u) * d0 + subgroupBroadcast(h41, 2u) * d1
+            + subgroupBroadcast(h42, 2u) * d2 + subgroupBroadcast(h43, 2u) * d3;
+        dd[3] += subgroupBroadcast(h40, 3u) * d0 + subgroupBroadcast(h41, 3u) * d1
+            + subgroupBroadcast(h42, 3u) * d2 + subgroupBroadcast(h43, 3u) * d3;
+        dd[4] += subgroupBroadcast(h40, 4u) * d0 + subgroupBroadcast(h41, 4u) * d1
+            + subgroupBroadcast(h42, 4u) * d2 + subgroupBroadcast(h43, 4u) * d3;
+        dd[5] += subgroupBroadcast(h40, 5u) * d0 + subgroupBroadcast(h41, 5u) * d1
+            + subgroupBroadcast(h42, 5u) * d2 + subgroupBroadcast(h43, 5u) * d3;
+        dd[6] += subgroupBroadcast(h40, 6u) * d0 + subgroupBroadcast(h41, 6u) * d1
+            + subgroupBroadcast(h42, 6u) * d2 + subgroupBroadcast(h43, 6u) * d3;
+        dd[7] += subgroupBroadcast(h40, 7u) * d0 + subgroupBroadcast(h41, 7u) * d1
+            + subgroupBroadcast(h42, 7u) * d2 + subgroupBroadcast(h43, 7u) * d3;
     }
     for (; mi < m_end; mi++) {
         let e = row_tap(px, ra);
         let f = row_tap(px, rb);
+        let g = row_tap(px, rc);
+        let h4 = row_tap(px, rd);
         px = next_pixel(px);
         let d = dout_vec2(mi * o2 + qc);
         a[0] += subgroupBroadcast(e, 0u) * d;
@@ -1405,16 +1447,34 @@ fn conv2d_backward_weight_sg_o16_tile(t: u32, lane: u32) {
         b[5] += subgroupBroadcast(f, 5u) * d;
         b[6] += subgroupBroadcast(f, 6u) * d;
         b[7] += subgroupBroadcast(f, 7u) * d;
+        cc[0] += subgroupBroadcast(g, 0u) * d;
+        cc[1] += subgroupBroadcast(g, 1u) * d;
+        cc[2] += subgroupBroadcast(g, 2u) * d;
+        cc[3] += subgroupBroadcast(g, 3u) * d;
+        cc[4] += subgroupBroadcast(g, 4u) * d;
+        cc[5] += subgroupBroadcast(g, 5u) * d;
+        cc[6] += subgroupBroadcast(g, 6u) * d;
+        cc[7] += subgroupBroadcast(g, 7u) * d;
+        dd[0] += subgroupBroadcast(h4, 0u) * d;
+        dd[1] += subgroupBroadcast(h4, 1u) * d;
+        dd[2] += subgroupBroadcast(h4, 2u) * d;
+        dd[3] += subgroupBroadcast(h4, 3u) * d;
+        dd[4] += subgroupBroadcast(h4, 4u) * d;
+        dd[5] += subgroupBroadcast(h4, 5u) * d;
+        dd[6] += subgroupBroadcast(h4, 6u) * d;
+        dd[7] += subgroupBroadcast(h4, 7u) * d;
     }
     store_partial_tile2(s, r0, q, o2, a);
     store_partial_tile2(s, r0 + SG, q, o2, b);
+    store_partial_tile2(s, r0 + 2u * SG, q, o2, cc);
+    store_partial_tile2(s, r0 + 3u * SG, q, o2, dd);
 }
 
 @compute @workgroup_size(64)
 fn conv2d_backward_weight_sg_o16(@builtin(workgroup_id) wid: vec3<u32>,
                                  @builtin(num_workgroups) nwg: vec3<u32>,
                                  @builtin(local_invocation_index) lid: u32) {
-    let tiles = weight_tiles(2u);
+    let tiles = weight_tiles_of(2u, 32u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_backward_weight_sg_o16_tile(t, lid % SG);
     }
@@ -1428,18 +1488,22 @@ fn conv2d_backward_weight_sg_o16_c4_tile(t: u32, lane: u32) {
     let rows = kkc + 1u;
     let o2 = p.o / 2u;
     let otiles = (o2 + SG - 1u) / SG;
-    let rtiles = (rows + 2u * SG - 1u) / (2u * SG);
+    let rtiles = (rows + 4u * SG - 1u) / (4u * SG);
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o2 - 1u);
-    let r0 = ((t / otiles) % rtiles) * 2u * SG;
+    let r0 = ((t / otiles) % rtiles) * 4u * SG;
     let s = t / (otiles * rtiles);
     // The pixel of the step this lane loads (k) and which 4 rows of each tile (h).
     let k = lane / 2u;
     let h = lane % 2u;
     let ra4 = weight_row(r0 + 4u * h);
     let rb4 = weight_row(r0 + SG + 4u * h);
+    let rc4 = weight_row(r0 + 2u * SG + 4u * h);
+    let rd4 = weight_row(r0 + 3u * SG + 4u * h);
     let ra = weight_row(r0 + lane);
     let rb = weight_row(r0 + SG + lane);
+    let rc = weight_row(r0 + 2u * SG + lane);
+    let rd = weight_row(r0 + 3u * SG + lane);
 
     let m_total = p.n * p.out_h * p.out_w;
     let m_begin = s * p.chunk;
@@ -1447,6 +1511,8 @@ fn conv2d_backward_weight_sg_o16_c4_tile(t: u32, lane: u32) {
     var px = Pixel(m_begin % p.out_w, (m_begin / p.out_w) % p.out_h, m_begin / (p.out_w * p.out_h));
     var a = array<vec2<f32>, 8>();
     var b = array<vec2<f32>, 8>();
+    var cc = array<vec2<f32>, 8>();
+    var dd = array<vec2<f32>, 8>();
     var mi = m_begin;
     for (; mi + 4u <= m_end; mi += 4u) {
         let p1 = next_pixel(px);
@@ -1455,6 +1521,8 @@ fn conv2d_backward_weight_sg_o16_c4_tile(t: u32, lane: u32) {
         let pk = step_pixel(px, p1, p2, p3, k);
         let e = row4_tap(pk, ra4);
         let f = row4_tap(pk, rb4);
+        let g = row4_tap(pk, rc4);
+        let h4 = row4_tap(pk, rd4);
         px = next_pixel(p3);
         let d0 = dout_vec2(mi * o2 + qc);
         let d1 = dout_vec2((mi + 1u) * o2 + qc);
@@ -1493,10 +1561,44 @@ fn conv2d_backward_weight_sg_o16_c4_tile(t: u32, lane: u32) {
             + subgroupBroadcast(f.z, 5u) * d2 + subgroupBroadcast(f.z, 7u) * d3;
         b[7] += subgroupBroadcast(f.w, 1u) * d0 + subgroupBroadcast(f.w, 3u) * d1
             + subgroupBroadcast(f.w, 5u) * d2 + subgroupBroadcast(f.w, 7u) * d3;
+        cc[0] += subgroupBroadcast(g.x, 0u) * d0 + subgroupBroadcast(g.x, 2u) * d1
+            + subgroupBroadcast(g.x, 4u) * d2 + subgroupBroadcast(g.x, 6u) * d3;
+        cc[1] += subgroupBroadcast(g.y, 0u) * d0 + subgroupBroadcast(g.y, 2u) * d1
+            + subgroupBroadcast(g.y, 4u) * d2 + subgroupBroadcast(g.y, 6u) * d3;
+        cc[2] += subgroupBroadcast(g.z, 0u) * d0 + subgroupBroadcast(g.z, 2u) * d1
+            + subgroupBroadcast(g.z, 4u) * d2 + subgroupBroadcast(g.z, 6u) * d3;
+        cc[3] += subgroupBroadcast(g.w, 0u) * d0 + subgroupBroadcast(g.w, 2u) * d1
+            + subgroupBroadcast(g.w, 4u) * d2 + subgroupBroadcast(g.w, 6u) * d3;
+        cc[4] += subgroupBroadcast(g.x, 1u) * d0 + subgroupBroadcast(g.x, 3u) * d1
+            + subgroupBroadcast(g.x, 5u) * d2 + subgroupBroadcast(g.x, 7u) * d3;
+        cc[5] += subgroupBroadcast(g.y, 1u) * d0 + subgroupBroadcast(g.y, 3u) * d1
+            + subgroupBroadcast(g.y, 5u) * d2 + subgroupBroadcast(g.y, 7u) * d3;
+        cc[6] += subgroupBroadcast(g.z, 1u) * d0 + subgroupBroadcast(g.z, 3u) * d1
+            + subgroupBroadcast(g.z, 5u) * d2 + subgroupBroadcast(g.z, 7u) * d3;
+        cc[7] += subgroupBroadcast(g.w, 1u) * d0 + subgroupBroadcast(g.w, 3u) * d1
+            + subgroupBroadcast(g.w, 5u) * d2 + subgroupBroadcast(g.w, 7u) * d3;
+        dd[0] += subgroupBroadcast(h4.x, 0u) * d0 + subgroupBroadcast(h4.x, 2u) * d1
+            + subgroupBroadcast(h4.x, 4u) * d2 + subgroupBroadcast(h4.x, 6u) * d3;
+        dd[1] += subgroupBroadcast(h4.y, 0u) * d0 + subgroupBroadcast(h4.y, 2u) * d1
+            + subgroupBroadcast(h4.y, 4u) * d2 + subgroupBroadcast(h4.y, 6u) * d3;
+        dd[2] += subgroupBroadcast(h4.z, 0u) * d0 + subgroupBroadcast(h4.z, 2u) * d1
+            + subgroupBroadcast(h4.z, 4u) * d2 + subgroupBroadcast(h4.z, 6u) * d3;
+        dd[3] += subgroupBroadcast(h4.w, 0u) * d0 + subgroupBroadcast(h4.w, 2u) * d1
+            + subgroupBroadcast(h4.w, 4u) * d2 + subgroupBroadcast(h4.w, 6u) * d3;
+        dd[4] += subgroupBroadcast(h4.x, 1u) * d0 + subgroupBroadcast(h4.x, 3u) * d1
+            + subgroupBroadcast(h4.x, 5u) * d2 + subgroupBroadcast(h4.x, 7u) * d3;
+        dd[5] += subgroupBroadcast(h4.y, 1u) * d0 + subgroupBroadcast(h4.y, 3u) * d1
+            + subgroupBroadcast(h4.y, 5u) * d2 + subgroupBroadcast(h4.y, 7u) * d3;
+        dd[6] += subgroupBroadcast(h4.z, 1u) * d0 + subgroupBroadcast(h4.z, 3u) * d1
+            + subgroupBroadcast(h4.z, 5u) * d2 + subgroupBroadcast(h4.z, 7u) * d3;
+        dd[7] += subgroupBroadcast(h4.w, 1u) * d0 + subgroupBroadcast(h4.w, 3u) * d1
+            + subgroupBroadcast(h4.w, 5u) * d2 + subgroupBroadcast(h4.w, 7u) * d3;
     }
     for (; mi < m_end; mi++) {
         let e = row_tap4(px, ra);
         let f = row_tap4(px, rb);
+        let g = row_tap4(px, rc);
+        let h4 = row_tap4(px, rd);
         px = next_pixel(px);
         let d = dout_vec2(mi * o2 + qc);
         a[0] += subgroupBroadcast(e, 0u) * d;
@@ -1515,16 +1617,34 @@ fn conv2d_backward_weight_sg_o16_c4_tile(t: u32, lane: u32) {
         b[5] += subgroupBroadcast(f, 5u) * d;
         b[6] += subgroupBroadcast(f, 6u) * d;
         b[7] += subgroupBroadcast(f, 7u) * d;
+        cc[0] += subgroupBroadcast(g, 0u) * d;
+        cc[1] += subgroupBroadcast(g, 1u) * d;
+        cc[2] += subgroupBroadcast(g, 2u) * d;
+        cc[3] += subgroupBroadcast(g, 3u) * d;
+        cc[4] += subgroupBroadcast(g, 4u) * d;
+        cc[5] += subgroupBroadcast(g, 5u) * d;
+        cc[6] += subgroupBroadcast(g, 6u) * d;
+        cc[7] += subgroupBroadcast(g, 7u) * d;
+        dd[0] += subgroupBroadcast(h4, 0u) * d;
+        dd[1] += subgroupBroadcast(h4, 1u) * d;
+        dd[2] += subgroupBroadcast(h4, 2u) * d;
+        dd[3] += subgroupBroadcast(h4, 3u) * d;
+        dd[4] += subgroupBroadcast(h4, 4u) * d;
+        dd[5] += subgroupBroadcast(h4, 5u) * d;
+        dd[6] += subgroupBroadcast(h4, 6u) * d;
+        dd[7] += subgroupBroadcast(h4, 7u) * d;
     }
     store_partial_tile2(s, r0, q, o2, a);
     store_partial_tile2(s, r0 + SG, q, o2, b);
+    store_partial_tile2(s, r0 + 2u * SG, q, o2, cc);
+    store_partial_tile2(s, r0 + 3u * SG, q, o2, dd);
 }
 
 @compute @workgroup_size(64)
 fn conv2d_backward_weight_sg_o16_c4(@builtin(workgroup_id) wid: vec3<u32>,
                                     @builtin(num_workgroups) nwg: vec3<u32>,
                                     @builtin(local_invocation_index) lid: u32) {
-    let tiles = weight_tiles(2u);
+    let tiles = weight_tiles_of(2u, 32u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_backward_weight_sg_o16_c4_tile(t, lid % SG);
     }

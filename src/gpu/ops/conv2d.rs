@@ -442,13 +442,8 @@ pub fn backward_weight_split(
     } else {
         (17, 32, 31)
     };
-    // Weight rows per subgroup: 32 for the 32-channel kernels, 16 for the 16-channel ones.
-    let tile_rows = if tile_o == 32 { 32 } else { 16 };
-    let (u, groups) = sg_launch(
-        gpu,
-        p,
-        p.o.div_ceil(tile_o) * rows.div_ceil(tile_rows) * p.splits,
-    );
+    // 32 weight rows per subgroup.
+    let (u, groups) = sg_launch(gpu, p, p.o.div_ceil(tile_o) * rows.div_ceil(32) * p.splits);
     Dispatch::with_textures(
         gpu,
         SG_SHADER,
