@@ -11,9 +11,8 @@
 // register permute). A subgroup computes a tile of 8 pixels × 32 channels, every lane owning
 // 4 channels (one vec4) of all 8 pixels: one pixel value and one vec4 of weights per lane feed
 // 32 multiply-adds (conv2d.wgsl's 4×8 register tiles load 12 per 32). The kernels below take
-// two such tiles per subgroup (16 pixels, or 16 weight rows for the weight gradient) so that
-// each weight (or dout) load feeds both, and conv2d_forward_sg_c4 takes four (its accumulators
-// spill, which costs less than the weight fetches saved: see that kernel).
+// four such tiles per subgroup (32 pixels, or 32 weight rows for the weight gradient) so that
+// each weight (or dout) load feeds all four (`TILE`).
 // The operand every lane loads for its own channels (nothing to share) comes through a texture
 // instead: the weights of the forward and input-gradient kernels (`weight_vec4`), the output
 // gradient of the weight-gradient kernels (`dout_vec4`). llvmpipe fetches texels for all 8
@@ -156,27 +155,30 @@ fn leave_queue(nwg: vec3<u32>, lid: u32) {
     }
 }
 
-// Subgroup tiles of the forward kernels (8 lanes × `ch` output channels by 16 pixels), the
-// input-gradient kernels (8 lanes × `ch` input channels by 16 pixels of one stride phase) and
-// the weight-gradient kernels (8 lanes × `ch` output channels by 16 weight rows, per split).
+// Subgroup tiles of the forward kernels (8 lanes × `ch` output channels by 32 pixels), the
+// input-gradient kernels (8 lanes × `ch` input channels by 32 pixels of one stride phase) and
+// the weight-gradient kernels (8 lanes × `ch` output channels by 32 weight rows, per split):
+// four 8-wide tiles per subgroup, so that every operand a lane loads for its own channels
+// (weights, or dout for the weight gradient) feeds four tiles. Their accumulators (128 floats
+// per lane, 64 with 16-channel tiles) spill; that costs less than the loads saved: 1.1–1.45×
+// over two tiles per kernel on a Zen 5 EPYC, with 32 vector registers or 16
+// (`GALLIUM_OVERRIDE_CPU_CAPS=avx`; `examples/texfetch.rs`); six tiles gained nothing more,
+// eight lost (docs/benchmarks.md, twelfth session).
+const TILE: u32 = 32u;
+
 fn forward_tiles(ch: u32) -> u32 {
-    return forward_tiles_of(ch, 16u);
+    return ((p.o / ch + SG - 1u) / SG) * ((p.n * p.out_h * p.out_w + TILE - 1u) / TILE);
 }
 
-// The same with `px` pixels per subgroup (conv2d_forward_sg_c4: 32).
-fn forward_tiles_of(ch: u32, px: u32) -> u32 {
-    return ((p.o / ch + SG - 1u) / SG) * ((p.n * p.out_h * p.out_w + px - 1u) / px);
-}
-
-fn input_tiles_of(ch: u32, px: u32) -> u32 {
+fn input_tiles(ch: u32) -> u32 {
     let hq = (p.h + p.sh - 1u) / p.sh;
     let wq = (p.w + p.sw - 1u) / p.sw;
-    return ((p.c / ch + SG - 1u) / SG) * p.sh * p.sw * ((p.n * hq * wq + px - 1u) / px);
+    return ((p.c / ch + SG - 1u) / SG) * p.sh * p.sw * ((p.n * hq * wq + TILE - 1u) / TILE);
 }
 
-fn weight_tiles_of(ch: u32, rows_per: u32) -> u32 {
+fn weight_tiles(ch: u32) -> u32 {
     let rows = p.kh * p.kw * p.c + 1u;
-    return ((p.o / ch + SG - 1u) / SG) * ((rows + rows_per - 1u) / rows_per) * p.splits;
+    return ((p.o / ch + SG - 1u) / SG) * ((rows + TILE - 1u) / TILE) * p.splits;
 }
 
 // Output pixel of lane/pixel i of pixel tile g: 8 consecutive pixels, or with p.pool = 1 a
@@ -237,30 +239,40 @@ fn window_tap(o: vec3<i32>, ky: u32, kx: u32) -> i32 {
     return select(-1, ((o.z + iy) * i32(p.w) + ix) * i32(p.c), ok);
 }
 
-// Any C (the seed's first layer has C = 3), two 8-pixel tiles per subgroup.
+// Any C (C = 3 has conv2d_forward_sg_c3, C % 4 == 0 conv2d_forward_sg_c4), four 8-pixel tiles
+// per subgroup.
 fn conv2d_forward_sg_tile(t: u32, lane: u32) {
     let m_total = p.n * p.out_h * p.out_w;
     let o4 = p.o / 4u;
     let otiles = (o4 + SG - 1u) / SG;
     let q = (t % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
-    let g = (t / otiles) * 2u;
-    // This lane loads the input of pixel `lane` of each of the two tiles.
+    let g = (t / otiles) * 4u;
+    // This lane loads the input of pixel `lane` of each of the four tiles.
     let wa = window(min(tile_pixel(g, lane), m_total - 1u));
     let wb = window(min(tile_pixel(g + 1u, lane), m_total - 1u));
-    let z = vec4<f32>(0.0);
+    let wc = window(min(tile_pixel(g + 2u, lane), m_total - 1u));
+    let wd = window(min(tile_pixel(g + 3u, lane), m_total - 1u));
     var a = array<vec4<f32>, 8>();
     var b = array<vec4<f32>, 8>();
+    var cc = array<vec4<f32>, 8>();
+    var dd = array<vec4<f32>, 8>();
     for (var ky = 0u; ky < p.kh; ky++) {
         for (var kx = 0u; kx < p.kw; kx++) {
             let oa = window_tap(wa, ky, kx);
             let ob = window_tap(wb, ky, kx);
+            let oc = window_tap(wc, ky, kx);
+            let od = window_tap(wd, ky, kx);
             let ua = u32(max(oa, 0));
             let ub = u32(max(ob, 0));
+            let uc = u32(max(oc, 0));
+            let ud = u32(max(od, 0));
             var wr = (ky * p.kw + kx) * p.c * o4 + qc;
             for (var c = 0u; c < p.c; c++) {
                 let x = select(0.0, input[ua + c], oa >= 0);
                 let y = select(0.0, input[ub + c], ob >= 0);
+                let xc = select(0.0, input[uc + c], oc >= 0);
+                let xd = select(0.0, input[ud + c], od >= 0);
                 let w = weight_vec4(wr);
                 wr += o4;
                 a[0] += subgroupBroadcast(x, 0u) * w;
@@ -279,11 +291,29 @@ fn conv2d_forward_sg_tile(t: u32, lane: u32) {
                 b[5] += subgroupBroadcast(y, 5u) * w;
                 b[6] += subgroupBroadcast(y, 6u) * w;
                 b[7] += subgroupBroadcast(y, 7u) * w;
+                cc[0] += subgroupBroadcast(xc, 0u) * w;
+                cc[1] += subgroupBroadcast(xc, 1u) * w;
+                cc[2] += subgroupBroadcast(xc, 2u) * w;
+                cc[3] += subgroupBroadcast(xc, 3u) * w;
+                cc[4] += subgroupBroadcast(xc, 4u) * w;
+                cc[5] += subgroupBroadcast(xc, 5u) * w;
+                cc[6] += subgroupBroadcast(xc, 6u) * w;
+                cc[7] += subgroupBroadcast(xc, 7u) * w;
+                dd[0] += subgroupBroadcast(xd, 0u) * w;
+                dd[1] += subgroupBroadcast(xd, 1u) * w;
+                dd[2] += subgroupBroadcast(xd, 2u) * w;
+                dd[3] += subgroupBroadcast(xd, 3u) * w;
+                dd[4] += subgroupBroadcast(xd, 4u) * w;
+                dd[5] += subgroupBroadcast(xd, 5u) * w;
+                dd[6] += subgroupBroadcast(xd, 6u) * w;
+                dd[7] += subgroupBroadcast(xd, 7u) * w;
             }
         }
     }
     store_output_tile(g, q, o4, a);
     store_output_tile(g + 1u, q, o4, b);
+    store_output_tile(g + 2u, q, o4, cc);
+    store_output_tile(g + 3u, q, o4, dd);
 }
 
 @compute @workgroup_size(64)
@@ -385,7 +415,7 @@ fn conv2d_forward_sg_c3_tile(t: u32, lane: u32) {
 fn conv2d_forward_sg_c3(@builtin(workgroup_id) wid: vec3<u32>,
                         @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_index) lid: u32) {
-    let tiles = forward_tiles_of(4u, 32u);
+    let tiles = forward_tiles(4u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_forward_sg_c3_tile(t, lid % SG);
     }
@@ -490,7 +520,7 @@ fn conv2d_forward_sg_c4_tile(t: u32, lane: u32) {
 fn conv2d_forward_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
                           @builtin(num_workgroups) nwg: vec3<u32>,
                           @builtin(local_invocation_index) lid: u32) {
-    let tiles = forward_tiles_of(4u, 32u);
+    let tiles = forward_tiles(4u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_forward_sg_c4_tile(t, lid % SG);
     }
@@ -603,7 +633,7 @@ fn conv2d_forward_sg_c4_o16_tile(t: u32, lane: u32) {
 fn conv2d_forward_sg_c4_o16(@builtin(workgroup_id) wid: vec3<u32>,
                             @builtin(num_workgroups) nwg: vec3<u32>,
                             @builtin(local_invocation_index) lid: u32) {
-    let tiles = forward_tiles_of(2u, 32u);
+    let tiles = forward_tiles(2u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_forward_sg_c4_o16_tile(t, lid % SG);
     }
@@ -671,7 +701,7 @@ fn conv2d_backward_input_sg_tile(t: u32, lane: u32) {
     let ctiles = (cq + SG - 1u) / SG;
     let q = (t % ctiles) * SG + lane;
     let qc = min(q, cq - 1u);
-    let tile = stride_phase(t / ctiles, 32u);
+    let tile = stride_phase(t / ctiles, TILE);
     let ma = phase_pixel(tile, lane);
     let mb = phase_pixel(tile, SG + lane);
     let mc = phase_pixel(tile, 2u * SG + lane);
@@ -753,7 +783,7 @@ fn conv2d_backward_input_sg_tile(t: u32, lane: u32) {
 fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
                             @builtin(num_workgroups) nwg: vec3<u32>,
                             @builtin(local_invocation_index) lid: u32) {
-    let tiles = input_tiles_of(4u, 32u);
+    let tiles = input_tiles(4u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_backward_input_sg_tile(t, lid % SG);
     }
@@ -761,9 +791,9 @@ fn conv2d_backward_input_sg(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 // 16-channel tiles of dinput: lane i owns input channels 2q, 2q + 1 (their two weight rows per
-// o-quad) of 16 pixels; the same reduction order as conv2d_backward_input_sg. C % 2 == 0 (the
+// o-quad) of 32 pixels; the same reduction order as conv2d_backward_input_sg. C % 2 == 0 (the
 // launcher: C % 4 == 0, C <= 16), O % 4 == 0. 1.6× conv2d_backward_input_sg at C = 16 on
-// lavapipe (four pixel tiles per subgroup: about 5 % more, within the noise).
+// lavapipe (both with two pixel tiles per subgroup; four: another ~1.12× on a Zen 5 EPYC).
 fn dot2(b: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>) -> vec2<f32> {
     return vec2<f32>(dot(b, w0), dot(b, w1));
 }
@@ -783,7 +813,7 @@ fn conv2d_backward_input_sg_c16_tile(t: u32, lane: u32) {
     let ctiles = (c2 + SG - 1u) / SG;
     let q = (t % ctiles) * SG + lane;
     let qc = min(q, c2 - 1u);
-    let tile = stride_phase(t / ctiles, 32u);
+    let tile = stride_phase(t / ctiles, TILE);
     let ma = phase_pixel(tile, lane);
     let mb = phase_pixel(tile, SG + lane);
     let mc = phase_pixel(tile, 2u * SG + lane);
@@ -863,7 +893,7 @@ fn conv2d_backward_input_sg_c16_tile(t: u32, lane: u32) {
 fn conv2d_backward_input_sg_c16(@builtin(workgroup_id) wid: vec3<u32>,
                                 @builtin(num_workgroups) nwg: vec3<u32>,
                                 @builtin(local_invocation_index) lid: u32) {
-    let tiles = input_tiles_of(2u, 32u);
+    let tiles = input_tiles(2u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_backward_input_sg_c16_tile(t, lid % SG);
     }
@@ -1089,7 +1119,7 @@ fn conv2d_backward_weight_sg_tile(t: u32, lane: u32) {
 fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
                              @builtin(num_workgroups) nwg: vec3<u32>,
                              @builtin(local_invocation_index) lid: u32) {
-    let tiles = weight_tiles_of(4u, 32u);
+    let tiles = weight_tiles(4u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_backward_weight_sg_tile(t, lid % SG);
     }
@@ -1289,7 +1319,7 @@ fn conv2d_backward_weight_sg_c4_tile(t: u32, lane: u32) {
 fn conv2d_backward_weight_sg_c4(@builtin(workgroup_id) wid: vec3<u32>,
                                 @builtin(num_workgroups) nwg: vec3<u32>,
                                 @builtin(local_invocation_index) lid: u32) {
-    let tiles = weight_tiles_of(4u, 32u);
+    let tiles = weight_tiles(4u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_backward_weight_sg_c4_tile(t, lid % SG);
     }
@@ -1474,7 +1504,7 @@ fn conv2d_backward_weight_sg_o16_tile(t: u32, lane: u32) {
 fn conv2d_backward_weight_sg_o16(@builtin(workgroup_id) wid: vec3<u32>,
                                  @builtin(num_workgroups) nwg: vec3<u32>,
                                  @builtin(local_invocation_index) lid: u32) {
-    let tiles = weight_tiles_of(2u, 32u);
+    let tiles = weight_tiles(2u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_backward_weight_sg_o16_tile(t, lid % SG);
     }
@@ -1644,7 +1674,7 @@ fn conv2d_backward_weight_sg_o16_c4_tile(t: u32, lane: u32) {
 fn conv2d_backward_weight_sg_o16_c4(@builtin(workgroup_id) wid: vec3<u32>,
                                     @builtin(num_workgroups) nwg: vec3<u32>,
                                     @builtin(local_invocation_index) lid: u32) {
-    let tiles = weight_tiles_of(2u, 32u);
+    let tiles = weight_tiles(2u);
     for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
         conv2d_backward_weight_sg_o16_c4_tile(t, lid % SG);
     }

@@ -256,17 +256,13 @@ fn forward_sg(
             bytes,
         );
     }
-    // (entry, input binding, 8-pixel tiles per subgroup)
-    let (input_binding, pixel_tiles) = match entry {
-        "conv2d_forward_sg_c4" => (12, 4),
-        "conv2d_forward_sg_c3" => (1, 4),
-        _ => (1, 2),
+    // The vec4 input view for C % 4 == 0; 32 pixels (four 8-pixel tiles) per subgroup.
+    let input_binding = if entry == "conv2d_forward_sg_c4" {
+        12
+    } else {
+        1
     };
-    let (u, groups) = sg_launch(
-        gpu,
-        p,
-        p.o.div_ceil(32) * p.pixels().div_ceil(8).div_ceil(pixel_tiles),
-    );
+    let (u, groups) = sg_launch(gpu, p, p.o.div_ceil(32) * p.pixels().div_ceil(32));
     Dispatch::with_weight_texture(
         gpu,
         SG_SHADER,
