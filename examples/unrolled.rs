@@ -143,12 +143,12 @@ fn main() {
         let (entry, tiles) = if o <= 16 {
             (
                 "conv2d_forward_sg_c4_o16",
-                p.o.div_ceil(16) * p.pixels().div_ceil(16) * 8,
+                p.o.div_ceil(16) * p.pixels().div_ceil(32) * 8,
             )
         } else {
             (
                 "conv2d_forward_sg_c4",
-                p.o.div_ceil(32) * p.pixels().div_ceil(16) * 8,
+                p.o.div_ceil(32) * p.pixels().div_ceil(32) * 8,
             )
         };
         let out_binding = if o <= 16 { 21 } else { 14 };

@@ -87,7 +87,7 @@ fn main() {
                     (14, s(&y)),
                     (18, s(&nopool)),
                 ],
-                p.o.div_ceil(32) * p.pixels().div_ceil(16) * 8,
+                p.o.div_ceil(32) * p.pixels().div_ceil(32) * 8,
             ),
             (
                 "conv2d_forward_sg_c3",
@@ -98,7 +98,7 @@ fn main() {
                     (14, s(&y)),
                     (18, s(&nopool)),
                 ],
-                p.o.div_ceil(32) * p.pixels().div_ceil(16) * 8,
+                p.o.div_ceil(32) * p.pixels().div_ceil(32) * 8,
             ),
             (
                 "conv2d_forward_sg_c4",
@@ -109,12 +109,12 @@ fn main() {
                     (14, s(&y)),
                     (18, s(&nopool)),
                 ],
-                p.o.div_ceil(32) * p.pixels().div_ceil(16) * 8,
+                p.o.div_ceil(32) * p.pixels().div_ceil(32) * 8,
             ),
             (
                 "conv2d_forward_sg_c4_o16",
                 vec![(12, s(&x)), (10, s(&w)), (3, s(&b)), (21, s(&y))],
-                p.o.div_ceil(16) * p.pixels().div_ceil(16) * 8,
+                p.o.div_ceil(16) * p.pixels().div_ceil(32) * 8,
             ),
             (
                 "conv2d_backward_input",
@@ -129,27 +129,27 @@ fn main() {
             (
                 "conv2d_backward_input_sg",
                 vec![(11, s(&y)), (10, s(&w)), (16, s(&x))],
-                p.c.div_ceil(32) * p.input_phase_tiles(16) * 8,
+                p.c.div_ceil(32) * p.input_phase_tiles(32) * 8,
             ),
             (
                 "conv2d_backward_weight_sg",
                 vec![(1, s(&x)), (11, s(&y)), (17, s(&part))],
-                p.o.div_ceil(32) * rows.div_ceil(16) * p.splits * 8,
+                p.o.div_ceil(32) * rows.div_ceil(32) * p.splits * 8,
             ),
             (
                 "conv2d_backward_weight_sg_c4",
                 vec![(12, s(&x)), (11, s(&y)), (17, s(&part))],
-                p.o.div_ceil(32) * rows.div_ceil(16) * p.splits * 8,
+                p.o.div_ceil(32) * rows.div_ceil(32) * p.splits * 8,
             ),
             (
                 "conv2d_backward_weight_sg_o16",
                 vec![(1, s(&x)), (11, s(&y)), (24, s(&part))],
-                p.o.div_ceil(16) * rows.div_ceil(16) * p.splits * 8,
+                p.o.div_ceil(16) * rows.div_ceil(32) * p.splits * 8,
             ),
             (
                 "conv2d_backward_weight_sg_o16_c4",
                 vec![(12, s(&x)), (11, s(&y)), (24, s(&part))],
-                p.o.div_ceil(16) * rows.div_ceil(16) * p.splits * 8,
+                p.o.div_ceil(16) * rows.div_ceil(32) * p.splits * 8,
             ),
             (
                 "conv2d_backward_weight",

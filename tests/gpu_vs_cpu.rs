@@ -679,7 +679,7 @@ fn conv2d_sg_c3_matches_any_c_bitwise() {
             ],
             &[(30, w)],
             // The grid: one subgroup per 16-pixel tile (p.queue = 0).
-            wgpu_cnn::gpu::dispatch::grid(p.o.div_ceil(32) * p.pixels().div_ceil(16) * 8),
+            wgpu_cnn::gpu::dispatch::grid(p.o.div_ceil(32) * p.pixels().div_ceil(32) * 8),
             0,
             0,
         );
@@ -758,8 +758,8 @@ fn sixteen_vs_32_channel_tiles(gpu: &Gpu, p: Conv2dParams) {
         gpu.storage("pt", p.partials_len()),
         gpu.storage("pt", p.partials_len()),
     );
-    let pixels = p.pixels().div_ceil(16);
-    let inputs = p.input_phase_tiles(16);
+    let pixels = p.pixels().div_ceil(32);
+    let inputs = p.input_phase_tiles(32);
     let (x, w, b, dy) = ((&xb).into(), (&wb).into(), (&bb).into(), (&dyb).into());
     let ds = [
         conv2d::forward(gpu, &p, x, w, Some(b), (&y16).into()),
@@ -781,7 +781,7 @@ fn sixteen_vs_32_channel_tiles(gpu: &Gpu, p: Conv2dParams) {
             "conv2d_backward_weight_sg",
             &[(1, x), (17, (&pt32).into())],
             &[(31, dy)],
-            rows.div_ceil(16) * p.splits,
+            rows.div_ceil(32) * p.splits,
         ),
     ];
     assert_eq!(ds[0].entry, "conv2d_forward_sg_c4_o16");
@@ -848,7 +848,7 @@ fn conv2d_sg_weight_gradient_c4_matches_scalar_taps_bitwise() {
             &u,
             &[(1, x), (17, (&pb).into())],
             &[(31, dy)],
-            wgpu_cnn::gpu::dispatch::grid(p.o.div_ceil(32) * rows.div_ceil(16) * p.splits * 8),
+            wgpu_cnn::gpu::dispatch::grid(p.o.div_ceil(32) * rows.div_ceil(32) * p.splits * 8),
             0,
             0,
         );
