@@ -12,9 +12,9 @@ use wgpu_cnn::gpu::{Dispatch, Gpu, GpuOptions};
 use wgpu_cnn::params::*;
 
 /// The tiles of `conv2d_forward_sg_c4`: 8 lanes × 4 channels by 32 pixels.
-const TILES: &str = "forward_tiles_of(4u, 32u)";
+const TILES: &str = "forward_tiles(4u)";
 /// The tiles of the two-tile variants: 16 pixels.
-const TILES2: &str = "forward_tiles_of(4u, 16u)";
+const TILES2: &str = "((p.o / 4u + SG - 1u) / SG) * ((p.n * p.out_h * p.out_w + 15u) / 16u)";
 
 /// Texels per texture row: a linear vec4 index i sits at (i % TEX_W, i / TEX_W).
 const TEX_W: u32 = 4096;

@@ -7,7 +7,7 @@
 // kx ≡ x + pad_l (mod SW). Pixels that share those remainders (ry, rx) — a stride phase — meet
 // the same taps, (ky, kx) = (ry, rx) + kq·(SH, SW): KH·KW / (SH·SW) of them for a strided layer;
 // an unstrided layer has one phase, every tap, the pixels in order. The kernels give each tile
-// (4 pixels of an invocation, 16 of a subgroup, BM of a workgroup) pixels of one phase. A
+// (4 pixels of an invocation, 32 of a subgroup, BM of a workgroup) pixels of one phase. A
 // phase's pixels: N images of at most ceil(H/SH) × ceil(W/SW), row-major, `tile` per tile (a
 // phase with fewer rows or columns leaves slots idle); tiles per layer: SH·SW times
 // ceil(N · ceil(H/SH) · ceil(W/SW) / tile) (`Conv2dParams::input_phase_tiles`).

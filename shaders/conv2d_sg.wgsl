@@ -549,7 +549,7 @@ fn store_output_tile2(m0: u32, q: u32, o2: u32, acc: array<vec2<f32>, 8>) {
 }
 
 // C % 4 == 0, O % 2 == 0 (the launcher: O <= 16), p.pool = 0. 1.8× conv2d_forward_sg_c4 on
-// lavapipe at 128×32×32×16 → 16 (3×3); four pixel tiles per subgroup measured the same.
+// lavapipe at 128×32×32×16 → 16 (3×3), both with two pixel tiles per subgroup.
 fn conv2d_forward_sg_c4_o16_tile(t: u32, lane: u32) {
     let m_total = p.n * p.out_h * p.out_w;
     let o2 = p.o / 2u;
@@ -901,8 +901,9 @@ fn conv2d_backward_input_sg_c16(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 // partials[s, r, o] = Σ_{m in split s} A[m, r] · dout[m, o] as in conv2d.wgsl (row KH·KW·C is the
-// bias row of ones). A subgroup owns 8 rows × 32 output channels: lane i loads row i's input
-// tap, broadcast to every lane, each lane loads its own vec4 of dout. Pixels go 4 per step
+// bias row of ones). A subgroup owns 32 rows (four tiles of 8) × 32 output channels: in each
+// tile lane i loads row i's input tap, broadcast to every lane, and each lane loads its own
+// vec4 of dout once for the four tiles. Pixels go 4 per step
 // (one accumulator update per 4 products; the loop mask costs a blend per update).
 struct Pixel { x: u32, y: u32, n: u32 }
 
@@ -1127,7 +1128,7 @@ fn conv2d_backward_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 // C % 4 == 0: the same sums, with the input taps loaded as vec4s. Rows r0 + 4h .. r0 + 4h + 3
-// (r0 a multiple of 8) are 4 channels of one tap, so lane 2k + h loads them at pixel k of the
+// (r0 the first row of an 8-row tile) are 4 channels of one tap, so lane 2k + h loads them at pixel k of the
 // step in one vec4 where conv2d_backward_weight_sg has every lane load its own row at each of
 // the 4 pixels (4 scalar loads, each a per-lane loop on lavapipe): 4 vec4 loads per step
 // instead of 16 scalar ones. Same values in the same order: bitwise equal to it.

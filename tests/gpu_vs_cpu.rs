@@ -427,7 +427,7 @@ fn conv2d_forward_pool2() {
         (3, 4, 12, 8, 36, 3, Padding::Same),
         (1, 6, 4, 5, 8, 5, Padding::Same),
         (2, 6, 10, 4, 12, 3, Padding::Valid),
-        // An odd number of 2×4 tiles: the second tile of the last subgroup is past the end.
+        // An odd number of 2×4 tiles (3): the fourth tile of the last subgroup is past the end.
         (1, 6, 4, 4, 8, 3, Padding::Same),
     ]
     .iter()
@@ -678,7 +678,7 @@ fn conv2d_sg_c3_matches_any_c_bitwise() {
                 (18, (&outs[3]).into()),
             ],
             &[(30, w)],
-            // The grid: one subgroup per 16-pixel tile (p.queue = 0).
+            // The grid: one subgroup per 32 pixels (four 8-pixel tiles; p.queue = 0).
             wgpu_cnn::gpu::dispatch::grid(p.o.div_ceil(32) * p.pixels().div_ceil(32) * 8),
             0,
             0,
