@@ -234,6 +234,7 @@ fn main() {
                     (3, (&b).into()),
                     (14, (&y).into()),
                     (18, (&nopool).into()),
+                    (19, (&nopool).into()),
                 ],
                 (&ws).into(),
                 grid(tiles),
@@ -270,6 +271,7 @@ fn main() {
                     entry(ibind, input),
                     entry(14, y.as_entire_binding()),
                     entry(18, nopool.as_entire_binding()),
+                    entry(19, nopool.as_entire_binding()),
                 ],
             });
             let d = Dispatch {

@@ -159,6 +159,7 @@ fn main() {
         ];
         if o > 16 {
             binds.push((18, (&nopool).into()));
+            binds.push((19, (&nopool).into()));
         }
         let today = Dispatch::with_textures(
             &gpu,

@@ -34,6 +34,9 @@ struct AvgPoolParams {
 @group(0) @binding(6) var<storage, read> dout4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> fwd_output4: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> dinput4: array<vec4<f32>>;
+// The ReLU's output as its signs, ceil(C/32) u32 words per pixel (bit c % 32 of word
+// pixel·ceil(C/32) + c/32: [output > 0]), as conv2d_sg.wgsl's forward stores them with p.mask.
+@group(0) @binding(9) var<storage, read> relu_mask: array<u32>;
 
 const WG: u32 = 64u;
 
@@ -149,6 +152,37 @@ fn avgpool_backward_relu_k2(@builtin(global_invocation_id) gid: vec3<u32>,
     dinput4[a + cq] = select(z, g, fwd_output4[a + cq] > z);
     dinput4[b] = select(z, g, fwd_output4[b] > z);
     dinput4[b + cq] = select(z, g, fwd_output4[b + cq] > z);
+}
+
+// The ReLU mask of channels 4q .. 4q + 3 at input pixel `pix` (C % 4 == 0).
+fn mask4(pix: u32, q: u32, words: u32) -> vec4<bool> {
+    let nib = relu_mask[pix * words + q / 8u] >> (4u * (q % 8u));
+    return (vec4<u32>(nib) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u);
+}
+
+// avgpool_backward_relu_k2 with the ReLU's output given as its bit mask (`relu_mask`): the
+// same values, without reading the full-resolution output.
+@compute @workgroup_size(64)
+fn avgpool_backward_relu_k2_mask(@builtin(global_invocation_id) gid: vec3<u32>,
+                                 @builtin(num_workgroups) nwg: vec3<u32>) {
+    let cq = p.c / 4u;
+    let idx = flat_id(gid, nwg);
+    if (idx >= p.n * p.out_h * p.out_w * cq) { return; }
+    let q = idx % cq;
+    let t = idx / cq;
+    let x = t % p.out_w;
+    let t2 = t / p.out_w;
+    let y = t2 % p.out_h;
+    let n = t2 / p.out_h;
+    let g = dout4[idx] * 0.25;
+    let z = vec4<f32>(0.0);
+    let words = (p.c + 31u) / 32u;
+    let pa = (n * p.h + 2u * y) * p.w + 2u * x;
+    let pb = pa + p.w;
+    dinput4[pa * cq + q] = select(z, g, mask4(pa, q, words));
+    dinput4[(pa + 1u) * cq + q] = select(z, g, mask4(pa + 1u, q, words));
+    dinput4[pb * cq + q] = select(z, g, mask4(pb, q, words));
+    dinput4[(pb + 1u) * cq + q] = select(z, g, mask4(pb + 1u, q, words));
 }
 
 // (n, y, x) of an input pixel and the index of its window's vec4 `q` in dout4, for windows

@@ -17,7 +17,7 @@ struct Conv2dParams {
     o: u32, kh: u32, kw: u32, sh: u32,
     sw: u32, pad_t: u32, pad_l: u32, out_h: u32,
     out_w: u32, chunk: u32, splits: u32, relu: u32,
-    pool: u32, bias: u32, queue: u32, _p1: u32,
+    pool: u32, bias: u32, queue: u32, mask: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;

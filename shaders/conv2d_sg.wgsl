@@ -200,20 +200,46 @@ fn pooled_pixel(g: u32) -> u32 {
     return t * (p.out_w / 2u) + (g - t * qw) * 2u;
 }
 
+// With p.mask = 1 (p.relu = 1 and p.pool = 1: the ReLU output is read only as the pool
+// backward's mask) the output is not stored; `relu_mask` gets its signs instead, one bit per
+// channel: word m·ceil(O/32) + c/32 of pixel m holds bit c % 32 = [output(m, c) > 0]. The
+// 8 lanes' nibbles of a pixel are OR-ed across the subgroup and lane i stores pixel i's word:
+// one u32 store per lane where the output takes eight vec4s.
+@group(0) @binding(19) var<storage, read_write> relu_mask: array<u32>;
+
 fn store_output_tile(g: u32, q: u32, o4: u32, acc_in: array<vec4<f32>, 8>) {
-    if (q >= o4) { return; }
     let m_total = p.n * p.out_h * p.out_w;
+    let qb = min(q, o4 - 1u);
     let b = select(vec4<f32>(0.0),
-        vec4<f32>(bias[4u * q], bias[4u * q + 1u], bias[4u * q + 2u], bias[4u * q + 3u]), p.bias != 0u);
+        vec4<f32>(bias[4u * qb], bias[4u * qb + 1u], bias[4u * qb + 2u], bias[4u * qb + 3u]),
+        p.bias != 0u);
     let relu = p.relu != 0u;
     let pool = p.pool != 0u;
     let m0 = tile_pixel(g, 0u);
     var acc = acc_in;
     for (var i = 0u; i < SG; i++) {
-        let m = m0 + select(i, (i / 4u) * p.out_w + i % 4u, pool);
         let v = acc[i] + b;
         acc[i] = select(v, max(v, vec4<f32>(0.0)), relu);
-        if (m < m_total) { output4[m * o4 + q] = acc[i]; }
+    }
+    if (p.mask != 0u) {
+        // Every lane takes part in the ORs (lanes past O give 0); then the stores.
+        let lane = q % SG;
+        var mine = 0u;
+        for (var i = 0u; i < SG; i++) {
+            let s = vec4<u32>(acc[i] > vec4<f32>(0.0)) << vec4<u32>(0u, 1u, 2u, 3u);
+            let nib = select(0u, s.x | s.y | s.z | s.w, q < o4);
+            let word = subgroupOr(nib << (4u * lane));
+            mine = select(mine, word, lane == i);
+        }
+        let m = m0 + select(lane, (lane / 4u) * p.out_w + lane % 4u, pool);
+        if (m < m_total) { relu_mask[m * ((o4 + SG - 1u) / SG) + q / SG] = mine; }
+    }
+    if (q >= o4) { return; }
+    if (p.mask == 0u) {
+        for (var i = 0u; i < SG; i++) {
+            let m = m0 + select(i, (i / 4u) * p.out_w + i % 4u, pool);
+            if (m < m_total) { output4[m * o4 + q] = acc[i]; }
+        }
     }
     if (pool && m0 < m_total) {
         // Windows: columns 0-1 and 2-3 of the tile's two rows.

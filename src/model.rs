@@ -384,9 +384,13 @@ impl GpuModel {
                     p,
                     dout,
                     relu_out,
+                    mask,
                     din,
                     ..
                 } => vec![match relu_out {
+                    Some(r) if *mask => {
+                        avgpool::backward_relu_mask(gpu, p, tensor(*dout), tensor(*r), tensor(*din))
+                    }
                     Some(r) => {
                         avgpool::backward_relu(gpu, p, tensor(*dout), tensor(*r), tensor(*din))
                     }

@@ -118,7 +118,10 @@ pub struct Conv2dParams {
     /// 1: the `conv2d_sg.wgsl` kernels take their tiles from the device's tile queue instead
     /// of from their place in the grid (set by the launcher on CPU-type adapters).
     pub queue: u32,
-    pub _pad: u32,
+    /// 1 (with `relu` and `pool`): the forward stores the signs of its output as a bit mask
+    /// (`ceil(O/32)` u32 words per pixel) instead of the output, which is then read only as the
+    /// fused pool backward's ReLU mask (`conv2d_sg.wgsl` `store_output_tile`).
+    pub mask: u32,
 }
 
 impl Conv2dParams {
@@ -169,7 +172,7 @@ impl Conv2dParams {
             pool: 0,
             bias: 1,
             queue: 0,
-            _pad: 0,
+            mask: 0,
         };
         let m = p.pixels();
         p.chunk = m.div_ceil(Self::MAX_SPLITS).max(Self::MIN_CHUNK);
@@ -199,6 +202,16 @@ impl Conv2dParams {
     pub fn with_pool2(mut self) -> Self {
         self.pool = 1;
         self
+    }
+    /// The same pooled convolution storing its output's signs as a bit mask instead of the
+    /// output (see `mask`).
+    pub fn with_relu_mask(mut self) -> Self {
+        self.mask = 1;
+        self
+    }
+    /// u32 words of the ReLU mask: `ceil(O/32)` per output pixel.
+    pub fn relu_mask_len(&self) -> usize {
+        self.pixels() as usize * self.o.div_ceil(32) as usize
     }
     /// Whether a 2×2 pool fits the subgroup kernels' 2×4-pixel tiles exactly.
     pub fn can_pool2(&self) -> bool {

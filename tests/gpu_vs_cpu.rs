@@ -417,8 +417,80 @@ fn conv2d_sg_tile_queue_matches_the_grid_bitwise() {
     assert!(missing.is_empty(), "entries not covered: {missing:?}");
 }
 
+/// The pooled forward of `p` again with the ReLU mask: the pooled output bitwise as without it
+/// (`pb`), the mask exactly the signs of the output the kernel computed (`yb`, word
+/// m·ceil(O/32) + c/32, bit c % 32), and the pool backward from the mask bitwise the one from
+/// the output, on a random output gradient.
+#[allow(clippy::too_many_arguments)]
+fn relu_mask_matches_output(
+    gpu: &Gpu,
+    what: &str,
+    p: &Conv2dParams,
+    xb: &wgpu::Buffer,
+    wb: &wgpu::Buffer,
+    bb: &wgpu::Buffer,
+    yb: &wgpu::Buffer,
+    pb: &wgpu::Buffer,
+    r: &mut impl Rng,
+) {
+    let pm = p.with_relu_mask();
+    let mb = gpu.storage("mask", pm.relu_mask_len());
+    let pb2 = gpu.storage("pooled", p.pooled_len());
+    let d = conv2d::forward_pool2(
+        gpu,
+        &pm,
+        xb.into(),
+        wb.into(),
+        Some(bb.into()),
+        (&mb).into(),
+        (&pb2).into(),
+    )
+    .expect("the fused kernel ran without the mask");
+    gpu.run(&[&d]).unwrap();
+    let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    assert_eq!(
+        bits(read(gpu, &pb2)),
+        bits(read(gpu, pb)),
+        "{what}: pooled output with the mask"
+    );
+    let y = read(gpu, yb);
+    let words = p.o.div_ceil(32) as usize;
+    let mut want = vec![0u32; pm.relu_mask_len()];
+    for (i, v) in y.iter().enumerate() {
+        let (m, c) = (i / p.o as usize, i % p.o as usize);
+        if *v > 0.0 {
+            want[m * words + c / 32] |= 1 << (c % 32);
+        }
+    }
+    assert_eq!(bits(read(gpu, &mb)), want, "{what}: relu mask");
+    // The pool backward (2×2, stride 2) over that output, from the output and from the mask.
+    let pp = AvgPoolParams::new(p.n, p.out_h, p.out_w, p.o, 2);
+    if !avgpool::mask_fits(&pp) {
+        return;
+    }
+    let dy = uniform(r, pp.output_len(), 1.0);
+    let dyb = gpu.storage_from("dy", &dy);
+    let (d1, d2) = (
+        gpu.storage("dx", pp.input_len()),
+        gpu.storage("dx", pp.input_len()),
+    );
+    let from_out = avgpool::backward_relu(gpu, &pp, (&dyb).into(), yb.into(), (&d1).into());
+    let from_mask =
+        avgpool::backward_relu_mask(gpu, &pp, (&dyb).into(), (&mb).into(), (&d2).into());
+    assert_eq!(from_mask.entry, "avgpool_backward_relu_k2_mask");
+    gpu.run(&[&from_out, &from_mask]).unwrap();
+    assert_eq!(
+        bits(read(gpu, &d2)),
+        bits(read(gpu, &d1)),
+        "{what}: pool backward from the mask"
+    );
+}
+
 /// Conv → ReLU → 2×2 average pool in one kernel (devices with 8-wide subgroups), against the
 /// CPU conv with ReLU and the CPU pool; elsewhere the launcher declines and nothing runs.
+/// With the ReLU mask (`p.mask`, for a ReLU output that only the pool backward reads) the
+/// forward stores the signs of the output it computed as bits, and the pool backward that
+/// reads them gives the same bits as the one reading the output.
 #[test]
 fn conv2d_forward_pool2() {
     let Some(gpu) = gpu() else { return };
@@ -478,6 +550,7 @@ fn conv2d_forward_pool2() {
             ATOL,
             RTOL,
         );
+        relu_mask_matches_output(gpu, &what, &p, &xb, &wb, &bb, &yb, &pb, &mut r);
     }
     // Shapes the 2×4-pixel tiles do not cover are declined.
     let odd = Conv2dParams::new(1, 6, 6, 4, 8, 3, Padding::Same);
@@ -676,6 +749,7 @@ fn conv2d_sg_c3_matches_any_c_bitwise() {
                 (3, b),
                 (14, (&outs[2]).into()),
                 (18, (&outs[3]).into()),
+                (19, (&outs[2]).into()),
             ],
             &[(30, w)],
             // The grid: one subgroup per 32 pixels (four 8-pixel tiles; p.queue = 0).
@@ -765,7 +839,13 @@ fn sixteen_vs_32_channel_tiles(gpu: &Gpu, p: Conv2dParams) {
         conv2d::forward(gpu, &p, x, w, Some(b), (&y16).into()),
         sg(
             "conv2d_forward_sg_c4",
-            &[(12, x), (3, b), (14, (&y32).into()), (18, (&y32).into())],
+            &[
+                (12, x),
+                (3, b),
+                (14, (&y32).into()),
+                (18, (&y32).into()),
+                (19, (&y32).into()),
+            ],
             &[(30, w)],
             pixels,
         ),

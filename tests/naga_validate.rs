@@ -97,6 +97,7 @@ fn entry_points_match_launchers() {
                 "avgpool_backward",
                 "avgpool_backward_relu",
                 "avgpool_backward_relu_k2",
+                "avgpool_backward_relu_k2_mask",
                 "avgpool_backward_disjoint",
                 "avgpool_backward_disjoint_relu",
             ],

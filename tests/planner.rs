@@ -95,6 +95,34 @@ fn seed_plan_on_a_subgroup8_cpu_fuses_conv_relu_pool() {
         })
         .count();
     assert_eq!(relu_pools, 2);
+    // Both ReLU outputs are read only as the pool backwards' masks: the forwards store their
+    // signs as bits (ceil(O/32) words per pixel) and the pool backwards read those.
+    for s in &p.forward {
+        if let Step::Conv {
+            layer, p: cp, y, ..
+        } = s
+        {
+            assert_eq!(cp.mask, 1, "{layer}: relu mask");
+            assert_eq!(
+                p.tensors[*y].len,
+                cp.relu_mask_len(),
+                "{layer}: mask tensor"
+            );
+        }
+    }
+    assert_eq!(
+        p.backward
+            .iter()
+            .filter(|s| matches!(s, Step::AvgPoolBackward { mask: true, .. }))
+            .count(),
+        2
+    );
+    // Inference keeps no mask (no backward reads it).
+    let inf = Plan::new(&seed(), 128, &Caps::subgroup8_cpu(), Mode::Inference).unwrap();
+    assert!(inf
+        .forward
+        .iter()
+        .all(|s| !matches!(s, Step::Conv { p, .. } if p.mask != 0)));
     assert!(!p
         .backward
         .iter()

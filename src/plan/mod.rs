@@ -264,12 +264,15 @@ pub enum Step {
         out: TensorId,
         din: TensorId,
     },
-    /// With `relu_out`: times `[relu_out > 0]`, the backward of the ReLU before the pool.
+    /// With `relu_out`: times `[relu_out > 0]`, the backward of the ReLU before the pool;
+    /// with `mask` that tensor holds the ReLU output's signs as bits (the fused conv → ReLU →
+    /// pool forward stored them instead of the output, [`Plan::relu_masks`]).
     AvgPoolBackward {
         layer: String,
         p: AvgPoolParams,
         dout: TensorId,
         relu_out: Option<TensorId>,
+        mask: bool,
         din: TensorId,
     },
     MaxPoolBackward {
@@ -515,7 +518,11 @@ impl Step {
                     format!(" + {}", fused.join(" + "))
                 },
                 t(x),
-                t(y),
+                if p.mask != 0 {
+                    format!("{} (relu mask)", t(y))
+                } else {
+                    t(y)
+                },
                 pooled.map_or(String::new(), |q| format!(", {}", t(&q)))
             ),
             Step::Dense { p, x, y, fused, .. } => format!(
@@ -584,14 +591,15 @@ impl Step {
             Step::AvgPoolBackward {
                 dout,
                 relu_out,
+                mask,
                 din,
                 ..
             } => format!(
                 "avg_pool backward{}: {} -> {}",
-                if relu_out.is_some() {
-                    " + relu backward"
-                } else {
-                    ""
+                match relu_out {
+                    Some(r) if *mask => format!(" + relu backward (mask {})", t(r)),
+                    Some(_) => " + relu backward".to_string(),
+                    None => String::new(),
                 },
                 t(dout),
                 t(din)
@@ -1446,6 +1454,7 @@ impl Plan {
                             p: *p,
                             dout: dy,
                             relu_out: fold.then_some(u.x),
+                            mask: false,
                             din,
                         });
                         to.push((u.x, din, fold));
@@ -1528,6 +1537,7 @@ impl Plan {
             forward,
             backward,
         };
+        plan.relu_masks();
         plan.assign_buffers();
         plan.check_limits()?;
         Ok(plan)
@@ -1545,6 +1555,47 @@ impl Plan {
     /// Gives every tensor a buffer: I/O tensors their own, the others by lifetime (first to
     /// last step touching them over forward + backward) — a buffer is reused once its previous
     /// tenant's last step is over, so no step reads and writes one buffer.
+    /// A conv → ReLU → 2×2 pool run as one subgroup kernel keeps its full-resolution ReLU
+    /// output only for the pool backward's ReLU mask. When nothing else reads it, the forward
+    /// stores the output's signs instead (`ceil(O/32)` u32 words per pixel, 1/32 of the
+    /// floats) and the pool backward reads those: fewer stores in the forward, fewer loads in
+    /// the backward, the same values (docs/benchmarks.md, twelfth session).
+    fn relu_masks(&mut self) {
+        for bi in 0..self.backward.len() {
+            let Step::AvgPoolBackward {
+                p: pool,
+                relu_out: Some(t),
+                ..
+            } = &self.backward[bi]
+            else {
+                continue;
+            };
+            let (t, pool) = (*t, *pool);
+            let Some(fi) = self.forward.iter().position(|s| {
+                matches!(s, Step::Conv { y, pooled: Some(_), p, .. }
+                    if *y == t && p.relu == 1 && p.pool == 1)
+            }) else {
+                continue;
+            };
+            let readers = self
+                .forward
+                .iter()
+                .chain(&self.backward)
+                .filter(|s| s.tensors().contains(&t))
+                .count();
+            if readers != 2 || !crate::gpu::ops::avgpool::mask_fits(&pool) {
+                continue;
+            }
+            if let Step::Conv { p, .. } = &mut self.forward[fi] {
+                *p = p.with_relu_mask();
+                self.tensors[t].len = p.relu_mask_len();
+            }
+            if let Step::AvgPoolBackward { mask, .. } = &mut self.backward[bi] {
+                *mask = true;
+            }
+        }
+    }
+
     fn assign_buffers(&mut self) {
         let steps: Vec<Vec<TensorId>> = self
             .forward

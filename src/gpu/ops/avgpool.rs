@@ -70,6 +70,38 @@ pub fn backward(
     )
 }
 
+/// [`backward_relu`] with the ReLU's output given as its sign bits (`relu_mask`: `ceil(C/32)`
+/// u32 words per input pixel, as a pooled `conv2d_sg.wgsl` forward with `p.mask = 1` stores
+/// them). 2×2 windows of stride 2 without padding, C % 4 == 0 ([`mask_fits`]).
+pub fn backward_relu_mask(
+    gpu: &Gpu,
+    p: &AvgPoolParams,
+    dout: BufSlice<'_>,
+    relu_mask: BufSlice<'_>,
+    dinput: BufSlice<'_>,
+) -> Dispatch {
+    assert!(
+        mask_fits(p),
+        "avgpool::backward_relu_mask: 2x2 windows, C % 4 == 0"
+    );
+    let u = gpu.uniform("avgpool.params", p);
+    Dispatch::new(
+        gpu,
+        SHADER,
+        "avgpool_backward_relu_k2_mask",
+        &u,
+        &[(6, dout), (9, relu_mask), (8, dinput)],
+        grid(p.output_len() as u32 / 4),
+        2 * p.input_len() as u64,
+        4 * (p.input_len() + p.output_len()) as u64 + 4 * p.input_len() as u64 / 32,
+    )
+}
+
+/// Whether [`backward_relu_mask`] takes this pool.
+pub fn mask_fits(p: &AvgPoolParams) -> bool {
+    p.is_k2() && p.c.is_multiple_of(4)
+}
+
 /// `dinput = avgpool_backward(dout) · [relu_output > 0]` (=): the pool's backward fused with
 /// the backward of the ReLU whose output `relu_output` the pool read.
 pub fn backward_relu(

@@ -268,11 +268,15 @@ fn forward_sg(
         SG_SHADER,
         entry,
         &u,
+        // With p.mask = 1 the output tensor holds the ReLU mask (binding 19, u32 words) and
+        // the vec4 output is never written; otherwise the mask is never written. Either way
+        // both name the output tensor (no hidden buffer).
         &[
             (input_binding, input),
             (3, bias),
             (14, output),
             (18, pooled),
+            (19, output),
         ],
         weight,
         groups,

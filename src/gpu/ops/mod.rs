@@ -44,7 +44,10 @@ pub fn kernel_of(
         Step::MaxPoolBackward { .. } => "maxpool_backward".into(),
         Step::ReluBackward { p, .. } => relu::select(p)[1].into(),
         Step::AvgPool { .. } => "avgpool_forward".into(),
-        Step::AvgPoolBackward { p, relu_out, .. } => match relu_out {
+        Step::AvgPoolBackward {
+            p, relu_out, mask, ..
+        } => match relu_out {
+            Some(_) if *mask => "avgpool_backward_relu_k2_mask".into(),
             Some(_) if p.is_k2() && p.c.is_multiple_of(4) => "avgpool_backward_relu_k2".into(),
             Some(_) if p.is_disjoint_vec4() => "avgpool_backward_disjoint_relu".into(),
             Some(_) => "avgpool_backward_relu".into(),
