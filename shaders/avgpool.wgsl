@@ -132,21 +132,25 @@ fn avgpool_backward_relu(@builtin(global_invocation_id) gid: vec3<u32>,
 // avgpool_backward_relu for 2×2 windows of stride 2 without padding, even H and W, C % 4 == 0 (every window full): one invocation
 // per pooled pixel and 4 channels, straight-line vec4 code (no loops: on CPU-type adapters each
 // loop costs a mask blend per update).
+// The top-left input pixel of the window of dout4[idx] (idx over [N, OH, OW, C/4]).
+fn k2_window(idx: u32, cq: u32) -> u32 {
+    let t = idx / cq;
+    let x = t % p.out_w;
+    let t2 = t / p.out_w;
+    let y = t2 % p.out_h;
+    let n = t2 / p.out_h;
+    return (n * p.h + 2u * y) * p.w + 2u * x;
+}
+
 @compute @workgroup_size(64)
 fn avgpool_backward_relu_k2(@builtin(global_invocation_id) gid: vec3<u32>,
                             @builtin(num_workgroups) nwg: vec3<u32>) {
     let cq = p.c / 4u;
     let idx = flat_id(gid, nwg);
     if (idx >= p.n * p.out_h * p.out_w * cq) { return; }
-    let q = idx % cq;
-    let t = idx / cq;
-    let x = t % p.out_w;
-    let t2 = t / p.out_w;
-    let y = t2 % p.out_h;
-    let n = t2 / p.out_h;
     let g = dout4[idx] * 0.25;
     let z = vec4<f32>(0.0);
-    let a = ((n * p.h + 2u * y) * p.w + 2u * x) * cq + q;
+    let a = k2_window(idx, cq) * cq + idx % cq;
     let b = a + p.w * cq;
     dinput4[a] = select(z, g, fwd_output4[a] > z);
     dinput4[a + cq] = select(z, g, fwd_output4[a + cq] > z);
@@ -169,15 +173,10 @@ fn avgpool_backward_relu_k2_mask(@builtin(global_invocation_id) gid: vec3<u32>,
     let idx = flat_id(gid, nwg);
     if (idx >= p.n * p.out_h * p.out_w * cq) { return; }
     let q = idx % cq;
-    let t = idx / cq;
-    let x = t % p.out_w;
-    let t2 = t / p.out_w;
-    let y = t2 % p.out_h;
-    let n = t2 / p.out_h;
     let g = dout4[idx] * 0.25;
     let z = vec4<f32>(0.0);
     let words = (p.c + 31u) / 32u;
-    let pa = (n * p.h + 2u * y) * p.w + 2u * x;
+    let pa = k2_window(idx, cq);
     let pb = pa + p.w;
     dinput4[pa * cq + q] = select(z, g, mask4(pa, q, words));
     dinput4[(pa + 1u) * cq + q] = select(z, g, mask4(pa + 1u, q, words));
