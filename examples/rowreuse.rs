@@ -8,7 +8,8 @@
 //! without the reuse ("tiles": four 8-pixel row tiles, one load per tap and tile), both with
 //! weights from storage, both checked against the CPU reference:
 //! `cargo run --release --example rowreuse`. Needs OW % 8 == 0 and OH % 4 == 0 here.
-use std::time::Instant;
+mod common;
+
 use wgpu_cnn::gpu::{Gpu, GpuOptions};
 use wgpu_cnn::params::*;
 
@@ -156,94 +157,19 @@ fn main() {
             Conv2dParams::new(128, 8, 8, 64, 64, 3, Padding::Same),
         ),
     ] {
-        let data = |len: usize, seed: usize| -> Vec<f32> {
-            (0..len)
-                .map(|i| ((i * 7919 + seed) % 1000) as f32 * 1e-3 - 0.5)
-                .collect()
-        };
-        let (x, wt, b) = (
-            data(p.input_len(), 1),
-            data(p.weight_len(), 2),
-            data(p.o as usize, 3),
-        );
-        let mut want = vec![0.0f32; p.output_len()];
-        wgpu_cnn::cpu::conv2d::conv2d_forward(&p, &x, &wt, &b, &mut want);
-        let xs = gpu.storage_from("x", &x);
-        let ws = gpu.storage_from("w", &wt);
-        let bs = gpu.storage_from("b", &b);
-        let u = gpu.uniform("p", &p);
-        let mut runs = Vec::new();
-        for (label, reuse) in [("tiles", false), ("reuse", true)] {
-            let y = gpu.storage("y", p.output_len());
-            let src = include_str!("../shaders/conv2d_common.wgsl").to_string() + &kernel(reuse);
-            let t0 = Instant::now();
-            let module = gpu
-                .device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(label),
-                    source: wgpu::ShaderSource::Wgsl(src.into()),
-                });
-            let pipeline = gpu
-                .device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(label),
-                    layout: None,
-                    module: &module,
-                    entry_point: Some("main"),
-                    compilation_options: Default::default(),
-                    cache: None,
-                });
-            let entry = |binding, resource| wgpu::BindGroupEntry { binding, resource };
-            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &pipeline.get_bind_group_layout(0),
-                entries: &[
-                    entry(0, u.as_entire_binding()),
-                    entry(3, bs.as_entire_binding()),
-                    entry(10, ws.as_entire_binding()),
-                    entry(12, xs.as_entire_binding()),
-                    entry(14, y.as_entire_binding()),
-                ],
-            });
-            let tiles = (p.o / 4).div_ceil(8) * p.pixels() / 32;
-            let groups = tiles.div_ceil(8);
-            let gx = groups.min(65535);
-            let d = wgpu_cnn::gpu::Dispatch {
-                entry: "main",
-                layer: String::new(),
-                pipeline: pipeline.clone(),
-                bind_group,
-                workgroups: [gx, groups.div_ceil(gx), 1],
-                flops: p.flops_forward(),
-                bytes: 0,
-                uniform: u.clone(),
-                textures: Vec::new(),
-            };
-            gpu.run(&[&d]).expect("run");
-            let compile = t0.elapsed().as_secs_f64();
-            let got = gpu.read_f32(&y).expect("read");
-            let err = got
-                .iter()
-                .zip(&want)
-                .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
-                .fold(0.0f32, f32::max);
-            runs.push((label, d, err, compile, Vec::new()));
-        }
+        let pr = common::Problem::new(&gpu, p);
+        let tiles = (p.o / 4).div_ceil(8) * p.pixels() / 32;
+        let runs = [("tiles", false), ("reuse", true)]
+            .map(|(label, reuse)| (label, pr.kernel(&gpu, label, &kernel(reuse), tiles)));
         // Alternate the two so that both see the same machine load.
+        let mut times = [Vec::new(), Vec::new()];
         for _ in 0..reps {
-            for r in runs.iter_mut() {
-                let t = Instant::now();
-                gpu.run(&[&r.1]).expect("run");
-                r.4.push(t.elapsed().as_secs_f64() * 1e3);
+            for (t, (_, k)) in times.iter_mut().zip(&runs) {
+                t.push(common::time_ms(&gpu, &k.d));
             }
         }
-        for (label, _, err, compile, mut times) in runs {
-            times.sort_by(f64::total_cmp);
-            let ms = times[times.len() / 2];
-            println!(
-                "{name:<8} {label:<6} {ms:8.2} ms {:7.2} GFLOP/s  err {err:.1e}  first run {compile:.1} s",
-                p.flops_forward() as f64 / ms / 1e6
-            );
+        for ((label, k), t) in runs.iter().zip(times) {
+            pr.report(name, label, k, t);
         }
     }
 }
