@@ -1722,3 +1722,198 @@ fn subgroup_layout_probe(@builtin(local_invocation_index) lid: u32,
     // + p.pool (0 here): the params uniform is part of every dispatch's bindings.
     probe[lid] = select(0u, 1u, ok) + p.pool;
 }
+
+// Winograd F(4×4, 3×3) GEMMs (winograd.wgsl: the transforms and their layouts). Tile count of
+// the convolution p: N·ceil(H/4)·ceil(W/4).
+fn wino_tiles() -> u32 {
+    return p.n * ((p.h + 3u) / 4u) * ((p.w + 3u) / 4u);
+}
+
+// One broadcast vec4 of 4 input channels per pixel of an 8-pixel tile times 4 weight rows.
+fn mac_tile(acc: array<vec4<f32>, 8>, x: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>,
+            w2: vec4<f32>, w3: vec4<f32>) -> array<vec4<f32>, 8> {
+    return array<vec4<f32>, 8>(
+        mac4(acc[0], subgroupBroadcast(x, 0u), w0, w1, w2, w3),
+        mac4(acc[1], subgroupBroadcast(x, 1u), w0, w1, w2, w3),
+        mac4(acc[2], subgroupBroadcast(x, 2u), w0, w1, w2, w3),
+        mac4(acc[3], subgroupBroadcast(x, 3u), w0, w1, w2, w3),
+        mac4(acc[4], subgroupBroadcast(x, 4u), w0, w1, w2, w3),
+        mac4(acc[5], subgroupBroadcast(x, 5u), w0, w1, w2, w3),
+        mac4(acc[6], subgroupBroadcast(x, 6u), w0, w1, w2, w3),
+        mac4(acc[7], subgroupBroadcast(x, 7u), w0, w1, w2, w3));
+}
+
+// Rows r0..r0+7 of M[ξ] (rows from `base` = ξ·T), channels 4q..4q+3.
+fn store_gemm_tile(base: u32, r0: u32, rows: u32, q: u32, o4: u32, acc: array<vec4<f32>, 8>) {
+    if (q >= o4) { return; }
+    for (var i = 0u; i < SG; i++) {
+        if (r0 + i < rows) { output4[(base + r0 + i) * o4 + q] = acc[i]; }
+    }
+}
+
+// M[ξ] (T × O) = V[ξ] (T × C, binding 12) · U[ξ] (C × O, through the weight texture): the
+// forward (and, with c and o swapped and U of the flipped weights, the input gradient) of a
+// Winograd convolution. conv2d_forward_sg_c4's scheme with the tile's 32 rows being Winograd
+// tiles instead of pixels: 36 · ceil(O/32) · ceil(T/32) subgroup tiles. C % 4 == 0, O % 4 == 0.
+fn winograd_gemm_sg_tile(t: u32, lane: u32) {
+    let rows = wino_tiles();
+    let c4 = p.c / 4u;
+    let o4 = p.o / 4u;
+    let otiles = (o4 + SG - 1u) / SG;
+    let rtiles = (rows + TILE - 1u) / TILE;
+    let q = (t % otiles) * SG + lane;
+    let qc = min(q, o4 - 1u);
+    let r0 = ((t / otiles) % rtiles) * TILE;
+    let xi = t / (otiles * rtiles);
+    let base = xi * rows;
+    let va = (base + min(r0 + lane, rows - 1u)) * c4;
+    let vb = (base + min(r0 + SG + lane, rows - 1u)) * c4;
+    let vc = (base + min(r0 + 2u * SG + lane, rows - 1u)) * c4;
+    let vd = (base + min(r0 + 3u * SG + lane, rows - 1u)) * c4;
+    var a = array<vec4<f32>, 8>();
+    var b = array<vec4<f32>, 8>();
+    var cc = array<vec4<f32>, 8>();
+    var dd = array<vec4<f32>, 8>();
+    var wr = xi * p.c * o4 + qc;
+    for (var c = 0u; c < c4; c++) {
+        let xa = input4[va + c];
+        let xb = input4[vb + c];
+        let xc = input4[vc + c];
+        let xd = input4[vd + c];
+        let w0 = weight_vec4(wr);
+        let w1 = weight_vec4(wr + o4);
+        let w2 = weight_vec4(wr + 2u * o4);
+        let w3 = weight_vec4(wr + 3u * o4);
+        wr += 4u * o4;
+        a = mac_tile(a, xa, w0, w1, w2, w3);
+        b = mac_tile(b, xb, w0, w1, w2, w3);
+        cc = mac_tile(cc, xc, w0, w1, w2, w3);
+        dd = mac_tile(dd, xd, w0, w1, w2, w3);
+    }
+    store_gemm_tile(base, r0, rows, q, o4, a);
+    store_gemm_tile(base, r0 + SG, rows, q, o4, b);
+    store_gemm_tile(base, r0 + 2u * SG, rows, q, o4, cc);
+    store_gemm_tile(base, r0 + 3u * SG, rows, q, o4, dd);
+}
+
+@compute @workgroup_size(64)
+fn winograd_gemm_sg(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let tiles = 36u * ((p.o / 4u + SG - 1u) / SG) * ((wino_tiles() + TILE - 1u) / TILE);
+    for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
+        winograd_gemm_sg_tile(t, lid % SG);
+    }
+    leave_queue(nwg, lid);
+}
+
+// Four steps of conv2d_backward_weight_sg_c4's update for one 8-row tile: row i of step j is
+// component i % 4 of lane 2j + i / 4's vec4 `e`, times that step's output gradient dj.
+fn wgrad_tile(acc: array<vec4<f32>, 8>, e: vec4<f32>, d0: vec4<f32>, d1: vec4<f32>,
+              d2: vec4<f32>, d3: vec4<f32>) -> array<vec4<f32>, 8> {
+    return array<vec4<f32>, 8>(
+        acc[0] + subgroupBroadcast(e.x, 0u) * d0 + subgroupBroadcast(e.x, 2u) * d1
+            + subgroupBroadcast(e.x, 4u) * d2 + subgroupBroadcast(e.x, 6u) * d3,
+        acc[1] + subgroupBroadcast(e.y, 0u) * d0 + subgroupBroadcast(e.y, 2u) * d1
+            + subgroupBroadcast(e.y, 4u) * d2 + subgroupBroadcast(e.y, 6u) * d3,
+        acc[2] + subgroupBroadcast(e.z, 0u) * d0 + subgroupBroadcast(e.z, 2u) * d1
+            + subgroupBroadcast(e.z, 4u) * d2 + subgroupBroadcast(e.z, 6u) * d3,
+        acc[3] + subgroupBroadcast(e.w, 0u) * d0 + subgroupBroadcast(e.w, 2u) * d1
+            + subgroupBroadcast(e.w, 4u) * d2 + subgroupBroadcast(e.w, 6u) * d3,
+        acc[4] + subgroupBroadcast(e.x, 1u) * d0 + subgroupBroadcast(e.x, 3u) * d1
+            + subgroupBroadcast(e.x, 5u) * d2 + subgroupBroadcast(e.x, 7u) * d3,
+        acc[5] + subgroupBroadcast(e.y, 1u) * d0 + subgroupBroadcast(e.y, 3u) * d1
+            + subgroupBroadcast(e.y, 5u) * d2 + subgroupBroadcast(e.y, 7u) * d3,
+        acc[6] + subgroupBroadcast(e.z, 1u) * d0 + subgroupBroadcast(e.z, 3u) * d1
+            + subgroupBroadcast(e.z, 5u) * d2 + subgroupBroadcast(e.z, 7u) * d3,
+        acc[7] + subgroupBroadcast(e.w, 1u) * d0 + subgroupBroadcast(e.w, 3u) * d1
+            + subgroupBroadcast(e.w, 5u) * d2 + subgroupBroadcast(e.w, 7u) * d3);
+}
+
+// One step: row i is lane i's scalar `e`, times the output gradient d.
+fn wgrad_tile1(acc: array<vec4<f32>, 8>, e: f32, d: vec4<f32>) -> array<vec4<f32>, 8> {
+    return array<vec4<f32>, 8>(
+        acc[0] + subgroupBroadcast(e, 0u) * d, acc[1] + subgroupBroadcast(e, 1u) * d,
+        acc[2] + subgroupBroadcast(e, 2u) * d, acc[3] + subgroupBroadcast(e, 3u) * d,
+        acc[4] + subgroupBroadcast(e, 4u) * d, acc[5] + subgroupBroadcast(e, 5u) * d,
+        acc[6] + subgroupBroadcast(e, 6u) * d, acc[7] + subgroupBroadcast(e, 7u) * d);
+}
+
+// Rows r0..r0+7 (input channels) of S[ξ], channels 4q..4q+3.
+fn store_wgrad_tile(xi: u32, r0: u32, q: u32, o4: u32, acc: array<vec4<f32>, 8>) {
+    if (q >= o4) { return; }
+    for (var i = 0u; i < SG; i++) {
+        if (r0 + i < p.c) { partials4[(xi * p.c + r0 + i) * o4 + q] = acc[i]; }
+    }
+}
+
+// V[ξ] row t's vec4 of channels c..c+3 (zeros past C).
+fn wino_v4(row: u32, c: u32) -> vec4<f32> {
+    return select(vec4<f32>(0.0), input4[row * (p.c / 4u) + min(c, p.c - 4u) / 4u], c < p.c);
+}
+
+// S[ξ] (C × O, binding 17) = Σ_t V[ξ][t]ᵀ (binding 12) · D[ξ][t] (through the dout texture):
+// the weight gradient of a Winograd convolution in the transformed domain, in tile order.
+// conv2d_backward_weight_sg_c4's scheme (32 rows, here input channels, × 32 output channels per
+// subgroup; 4 tiles per step, each lane loading one vec4 of 4 rows), no split:
+// 36 · ceil(O/32) · ceil(C/32) subgroup tiles.
+fn winograd_gemm_weight_sg_tile(t: u32, lane: u32) {
+    let rows = wino_tiles();
+    let o4 = p.o / 4u;
+    let otiles = (o4 + SG - 1u) / SG;
+    let ctiles = (p.c + TILE - 1u) / TILE;
+    let q = (t % otiles) * SG + lane;
+    let qc = min(q, o4 - 1u);
+    let r0 = ((t / otiles) % ctiles) * TILE;
+    let xi = t / (otiles * ctiles);
+    let base = xi * rows;
+    let k = lane / 2u;
+    let h = 4u * (lane % 2u);
+    var a = array<vec4<f32>, 8>();
+    var b = array<vec4<f32>, 8>();
+    var cc = array<vec4<f32>, 8>();
+    var dd = array<vec4<f32>, 8>();
+    var ti = 0u;
+    for (; ti + 4u <= rows; ti += 4u) {
+        let row = base + ti + k;
+        let e = wino_v4(row, r0 + h);
+        let f = wino_v4(row, r0 + SG + h);
+        let g = wino_v4(row, r0 + 2u * SG + h);
+        let h4 = wino_v4(row, r0 + 3u * SG + h);
+        let d0 = dout_vec4((base + ti) * o4 + qc);
+        let d1 = dout_vec4((base + ti + 1u) * o4 + qc);
+        let d2 = dout_vec4((base + ti + 2u) * o4 + qc);
+        let d3 = dout_vec4((base + ti + 3u) * o4 + qc);
+        a = wgrad_tile(a, e, d0, d1, d2, d3);
+        b = wgrad_tile(b, f, d0, d1, d2, d3);
+        cc = wgrad_tile(cc, g, d0, d1, d2, d3);
+        dd = wgrad_tile(dd, h4, d0, d1, d2, d3);
+    }
+    for (; ti < rows; ti++) {
+        let row = base + ti;
+        let d = dout_vec4(row * o4 + qc);
+        let ra = r0 + lane;
+        let rb = r0 + SG + lane;
+        let rc = r0 + 2u * SG + lane;
+        let rd = r0 + 3u * SG + lane;
+        a = wgrad_tile1(a, wino_v4(row, ra & ~3u)[ra % 4u], d);
+        b = wgrad_tile1(b, wino_v4(row, rb & ~3u)[rb % 4u], d);
+        cc = wgrad_tile1(cc, wino_v4(row, rc & ~3u)[rc % 4u], d);
+        dd = wgrad_tile1(dd, wino_v4(row, rd & ~3u)[rd % 4u], d);
+    }
+    store_wgrad_tile(xi, r0, q, o4, a);
+    store_wgrad_tile(xi, r0 + SG, q, o4, b);
+    store_wgrad_tile(xi, r0 + 2u * SG, q, o4, cc);
+    store_wgrad_tile(xi, r0 + 3u * SG, q, o4, dd);
+}
+
+@compute @workgroup_size(64)
+fn winograd_gemm_weight_sg(@builtin(workgroup_id) wid: vec3<u32>,
+                          @builtin(num_workgroups) nwg: vec3<u32>,
+                          @builtin(local_invocation_index) lid: u32) {
+    let tiles = 36u * ((p.o / 4u + SG - 1u) / SG) * ((p.c + TILE - 1u) / TILE);
+    for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
+        winograd_gemm_weight_sg_tile(t, lid % SG);
+    }
+    leave_queue(nwg, lid);
+}

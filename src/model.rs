@@ -7,6 +7,7 @@
 use crate::gpu::ops::softmax_ce::SoftmaxCeBuffers;
 use crate::gpu::ops::{
     adam, add, avgpool, batchnorm, clip, conv2d, dense, dropout, gelu, maxpool, relu, softmax_ce,
+    winograd,
 };
 use crate::gpu::{BufSlice, Dispatch, Gpu, GpuError};
 use crate::graph::Description;
@@ -396,6 +397,28 @@ impl GpuModel {
                     }
                     None => avgpool::backward(gpu, p, tensor(*dout), tensor(*din)),
                 }],
+                Step::ConvBackwardWeight {
+                    p,
+                    x,
+                    dout,
+                    partials,
+                    w,
+                    b,
+                    winograd: Some([v, d]),
+                    ..
+                } => winograd::backward_weight(
+                    gpu,
+                    p,
+                    tensor(*x),
+                    tensor(*dout),
+                    grad(*w),
+                    b.map(grad),
+                    winograd::Scratch {
+                        a: tensor(*v),
+                        b: tensor(*d),
+                        c: tensor(*partials),
+                    },
+                ),
                 Step::ConvBackwardWeight {
                     p,
                     x,

@@ -257,6 +257,38 @@ impl Conv2dParams {
     pub fn flops_forward(&self) -> u64 {
         2 * self.pixels() as u64 * self.o as u64 * self.weight_rows() as u64
     }
+    /// Whether Winograd F(4×4, 3×3) computes this convolution (`winograd.wgsl`): a 3×3 kernel,
+    /// stride 1, one pixel of padding on every side (output the input's size), whole vec4s of
+    /// input and output channels.
+    pub fn winograd_shape(&self) -> bool {
+        self.kh == 3
+            && self.kw == 3
+            && self.sh == 1
+            && self.sw == 1
+            && self.pad_t == 1
+            && self.pad_l == 1
+            && self.out_h == self.h
+            && self.out_w == self.w
+            && self.c.is_multiple_of(4)
+            && self.o.is_multiple_of(4)
+    }
+    /// Winograd tiles (4×4 output blocks): `N·ceil(H/4)·ceil(W/4)`.
+    pub fn winograd_tiles(&self) -> u32 {
+        self.n * self.h.div_ceil(4) * self.w.div_ceil(4)
+    }
+    /// The input gradient as a convolution of its own (the output gradient's O channels in,
+    /// C out, flipped and transposed weights): `c` and `o` swapped, no epilogue.
+    pub fn winograd_transposed(&self) -> Self {
+        Conv2dParams {
+            c: self.o,
+            o: self.c,
+            relu: 0,
+            pool: 0,
+            bias: 0,
+            mask: 0,
+            ..*self
+        }
+    }
 }
 
 /// Average pooling (Flax `avg_pool`): any window, stride and padding; the sum over the window

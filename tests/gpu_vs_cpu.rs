@@ -319,6 +319,49 @@ fn conv_sg_outputs(gpu: &Gpu, p: &Conv2dParams, seed: u64) -> (Vec<&'static str>
     ) {
         ds.push(d);
     }
+    // The Winograd kernels where they apply: forward, input gradient, weight and bias gradient.
+    let mut outs = outs;
+    let scratch: Vec<[wgpu::Buffer; 3]>;
+    if wgpu_cnn::gpu::ops::winograd::applies(&gpu.caps(), p) {
+        use wgpu_cnn::gpu::ops::winograd;
+        let (fl, il, wl) = winograd::scratch_lens(p);
+        scratch = [fl, il, wl]
+            .iter()
+            .map(|l| l.map(|n| gpu.storage("scratch", n)))
+            .collect();
+        let first = outs.len();
+        for n in [p.output_len(), p.input_len(), p.weight_len(), p.o as usize] {
+            outs.push(gpu.storage_from("out", &vec![7.0f32; n]));
+        }
+        let o = |k: usize| (&outs[first + k]).into();
+        ds.extend(winograd::forward(
+            gpu,
+            p,
+            (&x).into(),
+            (&w).into(),
+            bias,
+            o(0),
+            None,
+            winograd::Scratch::of(&scratch[0]),
+        ));
+        ds.extend(winograd::backward_input(
+            gpu,
+            p,
+            (&dy).into(),
+            (&w).into(),
+            o(1),
+            winograd::Scratch::of(&scratch[1]),
+        ));
+        ds.extend(winograd::backward_weight(
+            gpu,
+            p,
+            (&x).into(),
+            (&dy).into(),
+            o(2),
+            bias.map(|_| o(3)),
+            winograd::Scratch::of(&scratch[2]),
+        ));
+    }
     let twice: Vec<&wgpu_cnn::gpu::Dispatch> = ds.iter().chain(&ds).collect();
     gpu.run(&twice).unwrap();
     let entries = ds.iter().map(|d| d.entry).collect();
@@ -412,7 +455,7 @@ fn conv2d_sg_tile_queue_matches_the_grid_bitwise() {
         .map(|e| e.name.clone())
         .filter(|n| n != "subgroup_layout_probe")
         .collect();
-    assert_eq!(all.len(), 10, "{all:?}");
+    assert_eq!(all.len(), 12, "{all:?}");
     let missing: Vec<_> = all.iter().filter(|e| !seen.contains(e.as_str())).collect();
     assert!(missing.is_empty(), "entries not covered: {missing:?}");
 }
@@ -2802,5 +2845,179 @@ fn clip_by_global_norm_matches_cpu() {
                 "{what}: below the bound the gradients stay as they are"
             );
         }
+    }
+}
+
+/// The Winograd F(4×4, 3×3) kernels (`winograd.wgsl` and the GEMMs of `conv2d_sg.wgsl`; devices
+/// with 8-wide subgroups) in every direction against the direct CPU convolution, at shapes with
+/// partial tiles at both edges, more than one 32-channel or 32-tile block, with and without
+/// bias; the fused ReLU, 2×2 pool and ReLU mask against the CPU conv, ReLU and pool. Outputs
+/// sit inside guarded buffers: nothing is written outside them.
+#[test]
+fn winograd_all_directions() {
+    use wgpu_cnn::gpu::ops::winograd;
+    let Some(gpu) = gpu() else { return };
+    let shapes: &[(u32, u32, u32, u32, u32, bool)] = &[
+        (2, 5, 7, 4, 8, true),
+        (3, 9, 6, 12, 36, false),
+        (1, 4, 4, 32, 64, true),
+        (2, 8, 6, 8, 32, true),
+        (5, 10, 10, 36, 4, true),
+    ];
+    for (si, &(n, h, w, c, o, has_bias)) in shapes.iter().enumerate() {
+        let p0 = Conv2dParams::new(n, h, w, c, o, 3, Padding::Same);
+        let p = if has_bias { p0 } else { p0.without_bias() };
+        let what = format!("winograd n{n} h{h} w{w} c{c} o{o} bias {has_bias}");
+        assert!(
+            winograd::applies(&gpu.caps(), &p) == (gpu.subgroup_size == Some(8)),
+            "{what}"
+        );
+        if !winograd::applies(&gpu.caps(), &p) {
+            continue;
+        }
+        let mut r = rng(900 + si as u64);
+        let x = uniform(&mut r, p.input_len(), 1.0);
+        let wt = uniform(&mut r, p.weight_len(), 1.0);
+        let b = uniform(&mut r, o as usize, 1.0);
+        let dy = uniform(&mut r, p.output_len(), 1.0);
+        let (xb, wb, bb, dyb) = (
+            gpu.storage_from("x", &x),
+            gpu.storage_from("w", &wt),
+            gpu.storage_from("b", &b),
+            gpu.storage_from("dy", &dy),
+        );
+        let (fl, il, wl) = winograd::scratch_lens(&p);
+        let scratch = |l: [usize; 3]| l.map(|len| gpu.storage("scratch", len));
+        let (fs, is, ws) = (scratch(fl), scratch(il), scratch(wl));
+        let sl = winograd::Scratch::of;
+        let yb = guarded(gpu, "y", &vec![0.0; p.output_len()]);
+        let dxb = guarded(gpu, "dx", &vec![7.0; p.input_len()]);
+        let dwb = guarded(gpu, "dw", &vec![7.0; p.weight_len()]);
+        let dbb = guarded(gpu, "db", &vec![7.0; o as usize]);
+        let bias = has_bias.then(|| (&bb).into());
+        let mut ds = winograd::forward(
+            gpu,
+            &p,
+            (&xb).into(),
+            (&wb).into(),
+            bias,
+            inner(&yb, p.output_len()),
+            None,
+            sl(&fs),
+        );
+        ds.extend(winograd::backward_input(
+            gpu,
+            &p,
+            (&dyb).into(),
+            (&wb).into(),
+            inner(&dxb, p.input_len()),
+            sl(&is),
+        ));
+        ds.extend(winograd::backward_weight(
+            gpu,
+            &p,
+            (&xb).into(),
+            (&dyb).into(),
+            inner(&dwb, p.weight_len()),
+            has_bias.then(|| inner(&dbb, o as usize)),
+            sl(&ws),
+        ));
+        gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+        // F(4×4, 3×3) rounds more than a direct sum (its transforms scale values by up to 100
+        // before the products and cancel after them): about 4e-7 per product of O(1) values
+        // here (1.2e-4 at 288 products per output). An indexing error is O(1).
+        let atol_fwd = 1e-6 * (9 * c) as f64;
+        let atol_bwd = 1e-6 * (9 * o) as f64;
+        let (x64, w64, b64, dy64) = (to_f64(&x), to_f64(&wt), to_f64(&b), to_f64(&dy));
+        let mut y = vec![0.0; p.output_len()];
+        cpu::conv2d::conv2d_forward(&p, &x64, &w64, &b64, &mut y);
+        let got = read_guarded(gpu, &what, &yb, p.output_len());
+        assert_close(&format!("{what} forward"), &got, &y, atol_fwd, RTOL);
+        let mut dx = vec![0.0; p.input_len()];
+        cpu::conv2d::conv2d_backward_input(&p, &dy64, &w64, &mut dx);
+        let got = read_guarded(gpu, &what, &dxb, p.input_len());
+        assert_close(&format!("{what} backward_input"), &got, &dx, atol_bwd, RTOL);
+        let (mut dw, mut db) = (vec![0.0; p.weight_len()], vec![0.0; o as usize]);
+        cpu::conv2d::conv2d_backward_weight(&p, &x64, &dy64, &mut dw, &mut db);
+        let terms = (p.pixels() as f64).sqrt();
+        let got = read_guarded(gpu, &what, &dwb, p.weight_len());
+        assert_close(
+            &format!("{what} backward_weight"),
+            &got,
+            &dw,
+            ATOL * terms,
+            RTOL,
+        );
+        let got = read_guarded(gpu, &what, &dbb, o as usize);
+        if has_bias {
+            assert_close(
+                &format!("{what} backward_bias"),
+                &got,
+                &db,
+                ATOL * terms,
+                RTOL,
+            );
+        } else {
+            assert!(got.iter().all(|&v| v == 7.0), "{what}: db written");
+        }
+
+        // The forward's epilogues where they fit: ReLU + 2×2 pool, then with the ReLU mask.
+        if !winograd::can_pool2(&p) {
+            continue;
+        }
+        let pr = p.with_relu().with_pool2();
+        let pp = AvgPoolParams::new(n, h, w, o, 2);
+        let yrb = gpu.storage("y", p.output_len());
+        let pb = guarded(gpu, "pooled", &vec![7.0; pp.output_len()]);
+        let d = winograd::forward(
+            gpu,
+            &pr,
+            (&xb).into(),
+            (&wb).into(),
+            bias,
+            (&yrb).into(),
+            Some(inner(&pb, pp.output_len())),
+            sl(&fs),
+        );
+        gpu.run(&d.iter().collect::<Vec<_>>()).unwrap();
+        cpu::conv2d::conv2d_forward(&pr, &x64, &w64, &b64, &mut y);
+        let yr = read(gpu, &yrb);
+        assert_close(&format!("{what} forward+relu"), &yr, &y, atol_fwd, RTOL);
+        let mut pooled = vec![0.0; pp.output_len()];
+        cpu::avgpool::avgpool_forward(&pp, &y, &mut pooled);
+        let got = read_guarded(gpu, &what, &pb, pp.output_len());
+        assert_close(&format!("{what} pooled"), &got, &pooled, atol_fwd, RTOL);
+        if !winograd::can_mask(&p) {
+            continue;
+        }
+        let pm = pr.with_relu_mask();
+        let mb = gpu.storage("mask", pm.relu_mask_len());
+        let pb2 = gpu.storage("pooled", pp.output_len());
+        let d = winograd::forward(
+            gpu,
+            &pm,
+            (&xb).into(),
+            (&wb).into(),
+            bias,
+            (&mb).into(),
+            Some((&pb2).into()),
+            sl(&fs),
+        );
+        gpu.run(&d.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!(
+            bits_differ(&read(gpu, &pb2), &got),
+            0,
+            "{what}: pooled with the mask"
+        );
+        let words = o.div_ceil(32) as usize;
+        let mut want = vec![0u32; pm.relu_mask_len()];
+        for (i, v) in yr.iter().enumerate() {
+            let (m, ch) = (i / o as usize, i % o as usize);
+            if *v > 0.0 {
+                want[m * words + ch / 32] |= 1 << (ch % 32);
+            }
+        }
+        let mask: Vec<u32> = read(gpu, &mb).iter().map(|v| v.to_bits()).collect();
+        assert_eq!(mask, want, "{what}: relu mask");
     }
 }

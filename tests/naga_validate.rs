@@ -19,7 +19,7 @@ fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
 
 #[test]
 fn every_shader_parses_and_validates() {
-    assert_eq!(SHADERS.len(), 15);
+    assert_eq!(SHADERS.len(), 16);
     for s in SHADERS {
         parse(s.name, s.source);
     }
@@ -77,6 +77,8 @@ fn entry_points_match_launchers() {
                 "conv2d_backward_weight_sg_o16",
                 "conv2d_backward_weight_sg_o16_c4",
                 "subgroup_layout_probe",
+                "winograd_gemm_sg",
+                "winograd_gemm_weight_sg",
             ],
         ),
         (
@@ -167,6 +169,17 @@ fn entry_points_match_launchers() {
             ],
         ),
         (
+            "winograd",
+            &[
+                "winograd_weight",
+                "winograd_weight_flip",
+                "winograd_input",
+                "winograd_output",
+                "winograd_dout",
+                "winograd_weight_grad",
+            ],
+        ),
+        (
             "add",
             &[
                 "add_forward",
@@ -196,6 +209,7 @@ fn params_structs_match_their_wgsl_twins() {
     let sizes: &[(&str, usize)] = &[
         ("conv2d", std::mem::size_of::<Conv2dParams>()),
         ("conv2d_sg", std::mem::size_of::<Conv2dParams>()),
+        ("winograd", std::mem::size_of::<Conv2dParams>()),
         ("conv2d_wg", std::mem::size_of::<Conv2dParams>()),
         ("avgpool", std::mem::size_of::<AvgPoolParams>()),
         ("dense", std::mem::size_of::<DenseParams>()),

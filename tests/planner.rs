@@ -250,6 +250,52 @@ fn kernel_family_follows_capabilities() {
     }
 }
 
+/// Winograd F(4×4, 3×3) takes the weight gradient of a 3×3 stride-1 SAME convolution with at
+/// least 32 channels on each side, on the subgroup kernels only, unless turned off: the seed's
+/// Conv_1 (32 → 64) but not its Conv_0 (3 → 32); ResNet-20's 32- and 64-channel layers but not
+/// its 16-channel ones or its strided ones. Its scratch tensors are planned (and shared) like
+/// any other.
+#[test]
+fn winograd_weight_gradients_where_they_pay() {
+    let lavapipe = Caps::subgroup8_cpu();
+    let winograd_layers = |caps: &Caps, d: &wgpu_cnn::graph::Description| -> Vec<String> {
+        let p = Plan::new(d, 128, caps, Mode::Train).unwrap();
+        check_buffer_sharing(&p);
+        p.backward
+            .iter()
+            .filter_map(|st| match st {
+                Step::ConvBackwardWeight {
+                    layer,
+                    winograd: Some(_),
+                    ..
+                } => {
+                    let k = wgpu_cnn::gpu::ops::kernel_of(caps, &p, st);
+                    assert!(k.starts_with("winograd_gemm_weight_sg"), "{layer}: {k}");
+                    Some(layer.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(winograd_layers(&lavapipe, &seed()), ["Conv_1"]);
+    let off = Caps {
+        winograd: false,
+        ..lavapipe
+    };
+    assert!(winograd_layers(&off, &seed()).is_empty());
+    assert!(winograd_layers(&Caps::gpu32(), &seed()).is_empty());
+    let r20 = zoo::preset("resnet20").unwrap();
+    let layers = winograd_layers(&lavapipe, &r20);
+    let plan = Plan::new(&r20, 128, &lavapipe, Mode::Train).unwrap();
+    for st in &plan.backward {
+        if let Step::ConvBackwardWeight { layer, p, .. } = st {
+            let want = p.kh == 3 && p.sh == 1 && p.c >= 32 && p.o >= 32;
+            assert_eq!(layers.contains(layer), want, "{layer}: {p:?}");
+        }
+    }
+    assert!(layers.len() >= 8, "{layers:?}");
+}
+
 /// A residual's add is fused into the batch norm that produces one of its operands (its ReLU
 /// too), and the sum of the two gradients of a ReLU's output passes through that ReLU's
 /// backward in the same step: resnet20 runs no standalone add, ReLU or ReLU backward.

@@ -17,6 +17,7 @@ pub mod maxpool;
 pub mod reference;
 pub mod relu;
 pub mod softmax_ce;
+pub mod winograd;
 
 /// The float types the reference runs in.
 pub trait Real:

@@ -119,6 +119,23 @@ fn tile_queue_from_env(cpu: bool) -> Result<bool, GpuError> {
     }
 }
 
+const WINOGRAD_VAR: &str = "WGPU_CNN_WINOGRAD";
+
+/// Whether Winograd convolutions may run ([`crate::plan::Caps::winograd`]): yes unless
+/// `WGPU_CNN_WINOGRAD=0`.
+fn winograd_from_env() -> Result<bool, GpuError> {
+    match std::env::var(WINOGRAD_VAR) {
+        Err(_) => Ok(true),
+        Ok(v) => match v.trim() {
+            "" | "1" => Ok(true),
+            "0" => Ok(false),
+            _ => Err(GpuError::Device(format!(
+                "{WINOGRAD_VAR}={v}: expected 0 or 1"
+            ))),
+        },
+    }
+}
+
 /// One line describing an adapter: `name (backend, type, driver)`.
 pub fn describe(info: &wgpu::AdapterInfo) -> String {
     let driver = [info.driver.as_str(), info.driver_info.as_str()]
@@ -200,6 +217,8 @@ pub struct Gpu {
     /// few per CPU; CPU-type adapters), `None` when each subgroup computes the tile at its place
     /// in the grid. `WGPU_CNN_TILE_QUEUE=0` turns the queue off, `=1` on.
     pub queue_groups: Option<u32>,
+    /// Whether Winograd convolutions may run (`WGPU_CNN_WINOGRAD`, default on).
+    pub winograd: bool,
 }
 
 impl Gpu {
@@ -312,6 +331,7 @@ impl Gpu {
             bounds_checks,
             subgroup_size,
             kernels: kernels_from_env()?,
+            winograd: winograd_from_env()?,
             tile_queue,
             queue_groups,
         };
@@ -333,6 +353,7 @@ impl Gpu {
             workgroup_storage: self.limits.max_compute_workgroup_storage_size,
             workgroup_invocations: self.limits.max_compute_invocations_per_workgroup,
             force: self.kernels,
+            winograd: self.winograd,
         }
     }
 

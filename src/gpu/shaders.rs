@@ -1,5 +1,5 @@
 //! Shader registry: every WGSL file is compiled into the binary, and looked up by its stem, the
-//! same stem as its launcher in `gpu/ops/` and its reference in `cpu/`. The three convolution
+//! same stem as its launcher in `gpu/ops/` and its reference in `cpu/`. The convolution
 //! shaders share `conv2d_common.wgsl` (parameters, stride-phase tiling), put in front of each.
 
 /// One WGSL source file.
@@ -36,6 +36,7 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("conv2d" after "conv2d_common"),
     shader!("conv2d_sg" after "conv2d_common"),
     shader!("conv2d_wg" after "conv2d_common"),
+    shader!("winograd" after "conv2d_common"),
     shader!("avgpool"),
     shader!("dense"),
     shader!("relu"),

@@ -56,6 +56,10 @@ pub struct Caps {
     /// A kernel family asked for by name (`WGPU_CNN_KERNELS`: tests and benchmarks run a family
     /// on a device that would not pick it); honoured where the device can run it.
     pub force: Option<Kernels>,
+    /// Whether 3×3 stride-1 convolutions may use Winograd F(4×4, 3×3) where it measured faster
+    /// ([`Caps::winograd_wgrad`]); `WGPU_CNN_WINOGRAD=0` turns it off (then every convolution
+    /// runs the direct kernels, whose sums round less).
+    pub winograd: bool,
 }
 
 impl Caps {
@@ -71,6 +75,7 @@ impl Caps {
             workgroup_storage: 16 << 10,
             workgroup_invocations: 256,
             force: None,
+            winograd: true,
         }
     }
     /// A discrete GPU with 32-wide subgroups and 48 KiB of workgroup memory (the
@@ -86,6 +91,7 @@ impl Caps {
             workgroup_storage: 48 << 10,
             workgroup_invocations: 1024,
             force: None,
+            winograd: true,
         }
     }
     /// Whether the `conv2d_wg.wgsl` kernels fit: 256 invocations and two 4 KiB K-slices of
@@ -148,6 +154,16 @@ impl Caps {
     /// Whether the subgroup conv kernels run this convolution (whole vec4s of output channels).
     pub fn conv_sg(&self, p: &Conv2dParams) -> bool {
         self.subgroup8() && p.o.is_multiple_of(4)
+    }
+    /// Whether the weight gradient of `p` runs as Winograd F(4×4, 3×3) (`winograd.wgsl`, the
+    /// transformed-domain GEMM of `conv2d_sg.wgsl`): on the subgroup kernels, for a 3×3
+    /// stride-1 SAME convolution with at least 32 input and output channels (whole vec4s).
+    /// Measured on lavapipe (`examples/winograd.rs`, batch 128): the seed's Conv_1 1.9×,
+    /// ResNet-20's 32- and 64-channel layers 1.6× and 2.0× the direct kernels; its 16-channel
+    /// layers 0.8× (half-empty 32-channel tiles), so not there. The forward and input gradient
+    /// stay direct: the transforms' traffic ate their gain (0.9–1.2×).
+    pub fn winograd_wgrad(&self, p: &Conv2dParams) -> bool {
+        self.winograd && self.conv_sg(p) && p.winograd_shape() && p.c >= 32 && p.o >= 32
     }
     /// Whether conv → 2×2 pool runs as one kernel (subgroup kernels, 2×4-pixel tiles fit).
     pub fn conv_pool2(&self, p: &Conv2dParams) -> bool {

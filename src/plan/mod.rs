@@ -297,6 +297,10 @@ pub enum Step {
         x: TensorId,
         din: TensorId,
     },
+    /// With `winograd` ([`Caps::winograd_wgrad`]) by Winograd F(4×4, 3×3): scratch for the
+    /// transformed inputs V and output gradients D, and `partials` holds the gradient in the
+    /// transformed domain S (`gpu::ops::winograd`); otherwise `partials` holds the split-K
+    /// partial sums. (Separate tensors: a dispatch may not read and write one buffer.)
     ConvBackwardWeight {
         layer: String,
         p: Conv2dParams,
@@ -305,6 +309,7 @@ pub enum Step {
         partials: TensorId,
         w: usize,
         b: Option<usize>,
+        winograd: Option<[TensorId; 2]>,
     },
     ConvBackwardInput {
         layer: String,
@@ -394,8 +399,15 @@ impl Step {
                 .flatten()
                 .collect(),
             Step::ConvBackwardWeight {
-                x, dout, partials, ..
-            } => vec![*x, *dout, *partials],
+                x,
+                dout,
+                partials,
+                winograd,
+                ..
+            } => [*x, *dout, *partials]
+                .into_iter()
+                .chain(winograd.iter().flatten().copied())
+                .collect(),
             Step::ConvBackwardInput { dout, din, .. }
             | Step::DenseBackwardInput { dout, din, .. } => vec![*dout, *din],
             Step::DenseBackwardWeight {
@@ -451,7 +463,11 @@ impl Step {
             | Step::AvgPoolBackward { din, .. }
             | Step::ConvBackwardInput { din, .. }
             | Step::DenseBackwardInput { din, .. } => vec![*din],
-            Step::ConvBackwardWeight { partials, .. } => vec![*partials],
+            Step::ConvBackwardWeight {
+                partials, winograd, ..
+            } => std::iter::once(*partials)
+                .chain(winograd.iter().flatten().copied())
+                .collect(),
             Step::DenseBackwardWeight { partials, .. } => partials.iter().copied().collect(),
             Step::BatchNorm {
                 saved, partials, y, ..
@@ -603,6 +619,18 @@ impl Step {
                 },
                 t(dout),
                 t(din)
+            ),
+            Step::ConvBackwardWeight {
+                dout,
+                partials,
+                winograd: Some([v, d]),
+                ..
+            } => format!(
+                "conv weight gradient (Winograd F(4x4, 3x3)): {} -> {}, {}, {} (scratch)",
+                t(dout),
+                t(v),
+                t(d),
+                t(partials)
             ),
             Step::ConvBackwardWeight {
                 p, dout, partials, ..
@@ -1323,10 +1351,25 @@ impl Plan {
                 match &l.op {
                     LayerOp::Conv { p, w, b } => {
                         let dout = dpre(&mut tensors, &mut backward);
+                        let lens = Plan::winograd_wgrad_lens(p);
+                        let winograd = caps.winograd_wgrad(p).then(|| {
+                            [("v", lens[0]), ("d", lens[1])].map(|(which, len)| {
+                                add(
+                                    &mut tensors,
+                                    format!("{name}.winograd_{which}"),
+                                    len,
+                                    TensorKind::Scratch,
+                                )
+                            })
+                        });
                         let partials = add(
                             &mut tensors,
                             format!("{name}.partials"),
-                            p.partials_len(),
+                            if winograd.is_some() {
+                                lens[2]
+                            } else {
+                                p.partials_len()
+                            },
                             TensorKind::Scratch,
                         );
                         backward.push(Step::ConvBackwardWeight {
@@ -1337,6 +1380,7 @@ impl Plan {
                             partials,
                             w: *w,
                             b: *b,
+                            winograd,
                         });
                         if need_x {
                             let din = fresh(&mut tensors, format!("{name}.dinput"), u.x);
@@ -1797,6 +1841,11 @@ impl Plan {
             let rg = name.contains("_o16");
             let (binding, floats) = match st {
                 Step::Conv { p, .. } | Step::ConvBackwardInput { p, .. } => (30, p.weight_len()),
+                Step::ConvBackwardWeight {
+                    p,
+                    winograd: Some(_),
+                    ..
+                } => (31, Plan::winograd_wgrad_lens(p)[1]),
                 Step::ConvBackwardWeight { p, .. } => (31, p.output_len()),
                 Step::Dense { p, .. } | Step::DenseBackwardInput { p, .. } => {
                     (30, p.as_conv().weight_len())
@@ -1810,6 +1859,14 @@ impl Plan {
         seen.iter()
             .map(|&(b, r)| r * row * mirror_texel_bytes(b))
             .sum()
+    }
+
+    /// Elements of a Winograd weight gradient's scratch tensors: the transformed inputs V,
+    /// output gradients D and the gradient S (`gpu::ops::winograd`).
+    pub fn winograd_wgrad_lens(p: &Conv2dParams) -> [usize; 3] {
+        let t = p.winograd_tiles() as usize;
+        let (c, o) = (p.c as usize, p.o as usize);
+        [36 * t * c, 36 * t * o, 36 * c * o]
     }
 
     /// FLOPs of one training step by the 3×-forward rule (padding taps included).

@@ -119,7 +119,7 @@ fn sg_grid(tiles: u32) -> [u32; 3] {
 /// The params uniform and grid of a `conv2d_sg.wgsl` dispatch of `tiles` subgroup tiles: with
 /// the device's tile queue ([`Gpu::queue_groups`], CPU-type adapters) a few workgroups whose
 /// subgroups take tiles until none is left, otherwise one subgroup per tile.
-fn sg_launch(gpu: &Gpu, p: &Conv2dParams, tiles: u32) -> (wgpu::Buffer, [u32; 3]) {
+pub(super) fn sg_launch(gpu: &Gpu, p: &Conv2dParams, tiles: u32) -> (wgpu::Buffer, [u32; 3]) {
     match gpu.queue_groups {
         Some(groups) => (
             gpu.uniform("conv2d.params", &Conv2dParams { queue: 1, ..*p }),

@@ -14,6 +14,7 @@ pub mod gelu;
 pub mod maxpool;
 pub mod relu;
 pub mod softmax_ce;
+pub mod winograd;
 
 /// The kernel (entry point) a plan step runs on a device with `caps`, from the launchers' pure
 /// selection functions (what `wgpu-cnn models --plan` prints).
@@ -26,6 +27,9 @@ pub fn kernel_of(
     match step {
         Step::Conv { p, .. } => conv2d::select_forward(caps, p).to_string(),
         Step::ConvBackwardInput { p, .. } => conv2d::select_backward_input(caps, p).to_string(),
+        Step::ConvBackwardWeight {
+            winograd: Some(_), ..
+        } => "winograd_gemm_weight_sg + transforms".to_string(),
         Step::ConvBackwardWeight { p, .. } => {
             format!("{} + reduce", conv2d::select_backward_weight(caps, p))
         }

@@ -1,0 +1,159 @@
+//! Winograd F(4×4, 3×3) (`winograd.wgsl` + the GEMMs of `conv2d_sg.wgsl`) against the direct
+//! subgroup kernels, each direction alone, on the 3×3 SAME layers of the seed and ResNet-20 at
+//! batch 128: median ms of 7 alternated runs and the largest difference between the two.
+//! `cargo run --release --example winograd` (a device with 8-wide subgroups: lavapipe).
+use std::time::Instant;
+use wgpu_cnn::gpu::ops::{conv2d, winograd};
+use wgpu_cnn::gpu::{Dispatch, Gpu, GpuOptions};
+use wgpu_cnn::params::{Conv2dParams, Padding};
+
+fn time(gpu: &Gpu, ds: &[Dispatch]) -> f64 {
+    let refs: Vec<&Dispatch> = ds.iter().collect();
+    let t = Instant::now();
+    gpu.run(&refs).expect("run");
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn max_diff(gpu: &Gpu, a: &wgpu::Buffer, b: &wgpu::Buffer) -> f32 {
+    let (a, b) = (
+        gpu.read_f32(a).expect("read"),
+        gpu.read_f32(b).expect("read"),
+    );
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn main() {
+    let gpu = Gpu::new(&GpuOptions::default()).expect("adapter");
+    println!("adapter: {}", gpu.info.name);
+    for (name, h, c, o) in [
+        ("seed Conv_1", 16, 32, 64),
+        ("resnet20 stage 1", 32, 16, 16),
+        ("resnet20 stage 2", 16, 32, 32),
+        ("resnet20 stage 3", 8, 64, 64),
+    ] {
+        let p = Conv2dParams::new(128, h, h, c, o, 3, Padding::Same);
+        assert!(
+            winograd::applies(&gpu.caps(), &p),
+            "no 8-wide subgroups here"
+        );
+        let data = |len: usize, seed: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| ((i * 7919 + seed) % 1000) as f32 * 1e-3 - 0.5)
+                .collect()
+        };
+        let x = gpu.storage_from("x", &data(p.input_len(), 1));
+        let w = gpu.storage_from("w", &data(p.weight_len(), 2));
+        let b = gpu.storage_from("b", &data(p.o as usize, 3));
+        let dy = gpu.storage_from("dy", &data(p.output_len(), 4));
+        let out = |len| (gpu.storage("d", len), gpu.storage("w", len));
+        let (y_d, y_w) = out(p.output_len());
+        let (dx_d, dx_w) = out(p.input_len());
+        let (dw_d, dw_w) = out(p.weight_len());
+        let (db_d, db_w) = out(p.o as usize);
+        let part = gpu.storage("partials", p.partials_len());
+        let (fl, il, wl) = winograd::scratch_lens(&p);
+        let scratch = |l: [usize; 3]| l.map(|len| gpu.storage("scratch", len));
+        let (fs, is, ws) = (scratch(fl), scratch(il), scratch(wl));
+        let scr = winograd::Scratch::of;
+        let direct: [Vec<Dispatch>; 3] = [
+            vec![conv2d::forward(
+                &gpu,
+                &p,
+                (&x).into(),
+                (&w).into(),
+                Some((&b).into()),
+                (&y_d).into(),
+            )],
+            vec![conv2d::backward_input(
+                &gpu,
+                &p,
+                (&dy).into(),
+                (&w).into(),
+                (&dx_d).into(),
+            )],
+            conv2d::backward_weight(
+                &gpu,
+                &p,
+                (&x).into(),
+                (&dy).into(),
+                (&part).into(),
+                (&dw_d).into(),
+                Some((&db_d).into()),
+            )
+            .into(),
+        ];
+        let wino: [Vec<Dispatch>; 3] = [
+            winograd::forward(
+                &gpu,
+                &p,
+                (&x).into(),
+                (&w).into(),
+                Some((&b).into()),
+                (&y_w).into(),
+                None,
+                scr(&fs),
+            ),
+            winograd::backward_input(
+                &gpu,
+                &p,
+                (&dy).into(),
+                (&w).into(),
+                (&dx_w).into(),
+                scr(&is),
+            ),
+            winograd::backward_weight(
+                &gpu,
+                &p,
+                (&x).into(),
+                (&dy).into(),
+                (&dw_w).into(),
+                Some((&db_w).into()),
+                scr(&ws),
+            ),
+        ];
+        let flops = p.flops_forward() as f64;
+        println!("{name}: 128x{h}x{h}x{c} -> {o}, 3x3");
+        for (k, dir) in ["forward", "input gradient", "weight gradient"]
+            .iter()
+            .enumerate()
+        {
+            time(&gpu, &direct[k]);
+            time(&gpu, &wino[k]);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for _ in 0..7 {
+                a.push(time(&gpu, &direct[k]));
+                b.push(time(&gpu, &wino[k]));
+            }
+            // Each Winograd stage alone.
+            let stages: Vec<String> = wino[k]
+                .iter()
+                .map(|d| {
+                    let one = std::slice::from_ref(d);
+                    let v: Vec<f64> = (0..5).map(|_| time(&gpu, one)).collect();
+                    format!("{} {:.2}", d.entry, median(v))
+                })
+                .collect();
+            let (a, b) = (median(a), median(b));
+            let diff = match k {
+                0 => max_diff(&gpu, &y_d, &y_w),
+                1 => max_diff(&gpu, &dx_d, &dx_w),
+                _ => max_diff(&gpu, &dw_d, &dw_w).max(max_diff(&gpu, &db_d, &db_w)),
+            };
+            println!(
+                "  {dir:16} direct {a:7.2} ms ({:5.1} GFLOP/s)  winograd {b:7.2} ms ({:5.1} effective)  {:.2}x  max diff {diff:.2e}\n    {}",
+                flops / a / 1e6,
+                flops / b / 1e6,
+                a / b,
+                stages.join(", ")
+            );
+        }
+    }
+}

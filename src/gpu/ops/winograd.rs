@@ -1,0 +1,310 @@
+//! Launcher for `shaders/winograd.wgsl` (the transforms) and the Winograd GEMMs of
+//! `shaders/conv2d_sg.wgsl`: a 3×3, stride-1, pad-1 convolution by Winograd's F(4×4, 3×3),
+//! 36 multiply-adds per 4×4 outputs and channel pair instead of 144, on devices whose subgroups
+//! run the `conv2d_sg.wgsl` kernels ([`applies`]). Each direction is four dispatches into
+//! scratch tensors the planner owns ([`Scratch`]); the scratch lengths are [`scratch_lens`].
+
+use super::conv2d::sg_launch;
+use crate::gpu::dispatch::grid;
+use crate::gpu::{BufSlice, Dispatch, Gpu};
+use crate::params::Conv2dParams;
+use crate::plan::Caps;
+
+const SHADER: &str = "winograd";
+const SG_SHADER: &str = "conv2d_sg";
+/// Points of the transformed 6×6 tile: one GEMM each.
+pub const POINTS: usize = 36;
+
+/// Whether the Winograd kernels compute convolution `p` (any direction) on a device with
+/// `caps`: the subgroup kernels run there, and `p` is a 3×3 stride-1 "SAME" convolution with
+/// whole vec4s of channels ([`Conv2dParams::winograd_shape`]).
+pub fn applies(caps: &Caps, p: &Conv2dParams) -> bool {
+    caps.conv_sg(p) && p.winograd_shape()
+}
+
+/// Whether the Winograd forward can also fuse a 2×2 average pool (H, W even: a 4×4 tile holds
+/// whole windows) and, with it, store the ReLU mask instead of the output (O % 32 == 0: a
+/// subgroup's 8 lanes are 32 channels of one tile).
+pub fn can_pool2(p: &Conv2dParams) -> bool {
+    p.h.is_multiple_of(2) && p.w.is_multiple_of(2)
+}
+
+pub fn can_mask(p: &Conv2dParams) -> bool {
+    can_pool2(p) && p.o.is_multiple_of(32)
+}
+
+/// Elements of the three scratch tensors of each direction: forward and input gradient
+/// `[U, V, M]` (transformed weights, inputs, products), weight gradient `[V, D, S]` (transformed
+/// inputs and output gradients, the gradient in the transformed domain).
+pub fn scratch_lens(p: &Conv2dParams) -> ([usize; 3], [usize; 3], [usize; 3]) {
+    let t = p.winograd_tiles() as usize;
+    let (c, o) = (p.c as usize, p.o as usize);
+    (
+        [POINTS * c * o, POINTS * t * c, POINTS * t * o],
+        [POINTS * c * o, POINTS * t * o, POINTS * t * c],
+        [POINTS * t * c, POINTS * t * o, POINTS * c * o],
+    )
+}
+
+/// The three scratch tensors of one direction (see [`scratch_lens`]).
+#[derive(Clone, Copy)]
+pub struct Scratch<'a> {
+    pub a: BufSlice<'a>,
+    pub b: BufSlice<'a>,
+    pub c: BufSlice<'a>,
+}
+
+impl<'a> Scratch<'a> {
+    /// Three whole buffers.
+    pub fn of(buffers: &'a [wgpu::Buffer; 3]) -> Self {
+        Scratch {
+            a: (&buffers[0]).into(),
+            b: (&buffers[1]).into(),
+            c: (&buffers[2]).into(),
+        }
+    }
+}
+
+fn transform(
+    gpu: &Gpu,
+    p: &Conv2dParams,
+    entry: &'static str,
+    bindings: &[(u32, BufSlice<'_>)],
+    threads: u32,
+    bytes: usize,
+) -> Dispatch {
+    let u = gpu.uniform("winograd.params", p);
+    Dispatch::new(
+        gpu,
+        SHADER,
+        entry,
+        &u,
+        bindings,
+        grid(threads),
+        0,
+        4 * bytes as u64,
+    )
+}
+
+/// `M = V · U` for every point (forward when `p` is the layer's, input gradient when it is
+/// [`Conv2dParams::winograd_transposed`]).
+fn gemm(
+    gpu: &Gpu,
+    p: &Conv2dParams,
+    v: BufSlice<'_>,
+    u: BufSlice<'_>,
+    m: BufSlice<'_>,
+) -> Dispatch {
+    let t = p.winograd_tiles();
+    let tiles = POINTS as u32 * p.o.div_ceil(32) * t.div_ceil(32);
+    let (uniform, groups) = sg_launch(gpu, p, tiles);
+    let (tc, to) = (t as u64 * p.c as u64, t as u64 * p.o as u64);
+    Dispatch::with_weight_texture(
+        gpu,
+        SG_SHADER,
+        "winograd_gemm_sg",
+        &uniform,
+        &[(12, v), (14, m)],
+        u,
+        groups,
+        2 * POINTS as u64 * tc * p.o as u64,
+        4 * POINTS as u64 * (tc + to + (p.c * p.o) as u64),
+    )
+}
+
+/// `output = conv(input, weight) + bias` with the forward's epilogues (`p.relu`, and with
+/// `p.pool` the pooled output, with `p.mask` the ReLU mask instead of the output, as
+/// `conv2d_sg.wgsl`'s forward): weight transform, input transform, GEMM, output transform.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    gpu: &Gpu,
+    p: &Conv2dParams,
+    input: BufSlice<'_>,
+    weight: BufSlice<'_>,
+    bias: Option<BufSlice<'_>>,
+    output: BufSlice<'_>,
+    pooled: Option<BufSlice<'_>>,
+    s: Scratch<'_>,
+) -> Vec<Dispatch> {
+    assert!(
+        p.winograd_shape(),
+        "winograd::forward: not a Winograd shape"
+    );
+    assert_eq!(
+        bias.is_some(),
+        p.bias != 0,
+        "a bias buffer exactly when p.bias = 1"
+    );
+    assert_eq!(
+        pooled.is_some(),
+        p.pool != 0,
+        "a pooled buffer exactly when p.pool = 1"
+    );
+    assert!(
+        p.pool == 0 || can_pool2(p),
+        "winograd::forward: pool needs H, W even"
+    );
+    assert!(
+        p.mask == 0 || can_mask(p),
+        "winograd::forward: mask needs O % 32 == 0"
+    );
+    let t = p.winograd_tiles();
+    let [u, v, m] = [s.a, s.b, s.c];
+    let o4 = p.o / 4;
+    vec![
+        transform(
+            gpu,
+            p,
+            "winograd_weight",
+            &[(2, weight), (50, u)],
+            p.c * o4,
+            p.weight_len() + POINTS * (p.c * p.o) as usize,
+        ),
+        transform(
+            gpu,
+            p,
+            "winograd_input",
+            &[(12, input), (52, v)],
+            t * p.c / 4,
+            p.input_len() + POINTS * (t * p.c) as usize,
+        ),
+        gemm(gpu, p, v, u, m),
+        transform(
+            gpu,
+            p,
+            "winograd_output",
+            &[
+                (53, m),
+                (3, bias.unwrap_or(weight)),
+                (14, output),
+                (18, pooled.unwrap_or(output)),
+                (19, output),
+            ],
+            t * o4,
+            POINTS * (t * p.o) as usize + p.output_len(),
+        ),
+    ]
+}
+
+/// `dinput = conv_transpose(dout, weight)`: the forward of `dout` with the flipped, transposed
+/// weights (`p` the layer's own params).
+pub fn backward_input(
+    gpu: &Gpu,
+    p: &Conv2dParams,
+    dout: BufSlice<'_>,
+    weight: BufSlice<'_>,
+    dinput: BufSlice<'_>,
+    s: Scratch<'_>,
+) -> Vec<Dispatch> {
+    assert!(
+        p.winograd_shape(),
+        "winograd::backward_input: not a Winograd shape"
+    );
+    let q = p.winograd_transposed();
+    let t = q.winograd_tiles();
+    let [u, v, m] = [s.a, s.b, s.c];
+    vec![
+        transform(
+            gpu,
+            &q,
+            "winograd_weight_flip",
+            &[(2, weight), (50, u)],
+            q.c * q.o / 4,
+            q.weight_len() + POINTS * (q.c * q.o) as usize,
+        ),
+        transform(
+            gpu,
+            &q,
+            "winograd_input",
+            &[(12, dout), (52, v)],
+            t * q.c / 4,
+            q.input_len() + POINTS * (t * q.c) as usize,
+        ),
+        gemm(gpu, &q, v, u, m),
+        transform(
+            gpu,
+            &q,
+            "winograd_output",
+            &[
+                (53, m),
+                (3, weight),
+                (14, dinput),
+                (18, dinput),
+                (19, dinput),
+            ],
+            t * q.o / 4,
+            POINTS * (t * q.o) as usize + q.output_len(),
+        ),
+    ]
+}
+
+/// `dweight` (and `dbias` with `p.bias`): input transform, output-gradient transform, the
+/// transformed-domain GEMM over tiles, the transform back to 3×3 taps (written with =).
+pub fn backward_weight(
+    gpu: &Gpu,
+    p: &Conv2dParams,
+    input: BufSlice<'_>,
+    dout: BufSlice<'_>,
+    dweight: BufSlice<'_>,
+    dbias: Option<BufSlice<'_>>,
+    s: Scratch<'_>,
+) -> Vec<Dispatch> {
+    assert!(
+        p.winograd_shape(),
+        "winograd::backward_weight: not a Winograd shape"
+    );
+    assert_eq!(
+        dbias.is_some(),
+        p.bias != 0,
+        "a bias gradient exactly when p.bias = 1"
+    );
+    let t = p.winograd_tiles();
+    let [v, d, sg] = [s.a, s.b, s.c];
+    let o4 = p.o / 4;
+    let tiles = POINTS as u32 * p.o.div_ceil(32) * p.c.div_ceil(32);
+    let (uniform, groups) = sg_launch(gpu, p, tiles);
+    let (tc, to) = (t as u64 * p.c as u64, t as u64 * p.o as u64);
+    let gemm = Dispatch::with_textures(
+        gpu,
+        SG_SHADER,
+        "winograd_gemm_weight_sg",
+        &uniform,
+        &[(12, v), (17, sg)],
+        &[(31, d)],
+        groups,
+        2 * POINTS as u64 * tc * p.o as u64,
+        4 * POINTS as u64 * (tc + to + (p.c * p.o) as u64),
+    );
+    vec![
+        transform(
+            gpu,
+            p,
+            "winograd_input",
+            &[(12, input), (52, v)],
+            t * p.c / 4,
+            p.input_len() + POINTS * tc as usize,
+        ),
+        transform(
+            gpu,
+            p,
+            "winograd_dout",
+            &[(11, dout), (54, d)],
+            t * o4,
+            p.output_len() + POINTS * to as usize,
+        ),
+        gemm,
+        transform(
+            gpu,
+            p,
+            "winograd_weight_grad",
+            &[
+                (55, sg),
+                (27, dweight),
+                (28, dbias.unwrap_or(dweight)),
+                (56, d),
+            ],
+            p.c * o4,
+            POINTS * (p.c * p.o) as usize + p.weight_len(),
+        ),
+    ]
+}
