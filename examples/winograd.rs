@@ -112,7 +112,7 @@ fn main() {
             winograd::backward_weight(
                 &gpu,
                 &p,
-                (&x).into(),
+                Some((&x).into()),
                 (&dy).into(),
                 (&dw_w).into(),
                 Some((&db_w).into()),

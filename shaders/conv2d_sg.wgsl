@@ -1743,15 +1743,15 @@ fn mac_tile(acc: array<vec4<f32>, 8>, x: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>
         mac4(acc[7], subgroupBroadcast(x, 7u), w0, w1, w2, w3));
 }
 
-// Rows r0..r0+7 of M[ξ] (rows from `base` = ξ·T), channels 4q..4q+3.
-fn store_gemm_tile(base: u32, r0: u32, rows: u32, q: u32, o4: u32, acc: array<vec4<f32>, 8>) {
+// Rows (tiles) r0..r0+7 of M[·][ξ], channels 4q..4q+3.
+fn store_gemm_tile(xi: u32, r0: u32, rows: u32, q: u32, o4: u32, acc: array<vec4<f32>, 8>) {
     if (q >= o4) { return; }
     for (var i = 0u; i < SG; i++) {
-        if (r0 + i < rows) { output4[(base + r0 + i) * o4 + q] = acc[i]; }
+        if (r0 + i < rows) { output4[((r0 + i) * 36u + xi) * o4 + q] = acc[i]; }
     }
 }
 
-// M[ξ] (T × O) = V[ξ] (T × C, binding 12) · U[ξ] (C × O, through the weight texture): the
+// M[·][ξ] (T × O) = V[·][ξ] (T × C, binding 12) · U[ξ] (C × O, through the weight texture): the
 // forward (and, with c and o swapped and U of the flipped weights, the input gradient) of a
 // Winograd convolution. conv2d_forward_sg_c4's scheme with the tile's 32 rows being Winograd
 // tiles instead of pixels: 36 · ceil(O/32) · ceil(T/32) subgroup tiles. C % 4 == 0, O % 4 == 0.
@@ -1761,15 +1761,16 @@ fn winograd_gemm_sg_tile(t: u32, lane: u32) {
     let o4 = p.o / 4u;
     let otiles = (o4 + SG - 1u) / SG;
     let rtiles = (rows + TILE - 1u) / TILE;
-    let q = (t % otiles) * SG + lane;
+    // The 36 points of one block of tiles and channels one after another: their V rows and M
+    // rows are neighbours (tile-major layouts), so the block stays in the caches.
+    let xi = t % 36u;
+    let q = ((t / 36u) % otiles) * SG + lane;
     let qc = min(q, o4 - 1u);
-    let r0 = ((t / otiles) % rtiles) * TILE;
-    let xi = t / (otiles * rtiles);
-    let base = xi * rows;
-    let va = (base + min(r0 + lane, rows - 1u)) * c4;
-    let vb = (base + min(r0 + SG + lane, rows - 1u)) * c4;
-    let vc = (base + min(r0 + 2u * SG + lane, rows - 1u)) * c4;
-    let vd = (base + min(r0 + 3u * SG + lane, rows - 1u)) * c4;
+    let r0 = (t / (36u * otiles)) * TILE;
+    let va = (min(r0 + lane, rows - 1u) * 36u + xi) * c4;
+    let vb = (min(r0 + SG + lane, rows - 1u) * 36u + xi) * c4;
+    let vc = (min(r0 + 2u * SG + lane, rows - 1u) * 36u + xi) * c4;
+    let vd = (min(r0 + 3u * SG + lane, rows - 1u) * 36u + xi) * c4;
     var a = array<vec4<f32>, 8>();
     var b = array<vec4<f32>, 8>();
     var cc = array<vec4<f32>, 8>();
@@ -1790,10 +1791,10 @@ fn winograd_gemm_sg_tile(t: u32, lane: u32) {
         cc = mac_tile(cc, xc, w0, w1, w2, w3);
         dd = mac_tile(dd, xd, w0, w1, w2, w3);
     }
-    store_gemm_tile(base, r0, rows, q, o4, a);
-    store_gemm_tile(base, r0 + SG, rows, q, o4, b);
-    store_gemm_tile(base, r0 + 2u * SG, rows, q, o4, cc);
-    store_gemm_tile(base, r0 + 3u * SG, rows, q, o4, dd);
+    store_gemm_tile(xi, r0, rows, q, o4, a);
+    store_gemm_tile(xi, r0 + SG, rows, q, o4, b);
+    store_gemm_tile(xi, r0 + 2u * SG, rows, q, o4, cc);
+    store_gemm_tile(xi, r0 + 3u * SG, rows, q, o4, dd);
 }
 
 @compute @workgroup_size(64)
@@ -1866,7 +1867,6 @@ fn winograd_gemm_weight_sg_tile(t: u32, lane: u32) {
     let qc = min(q, o4 - 1u);
     let r0 = ((t / otiles) % ctiles) * TILE;
     let xi = t / (otiles * ctiles);
-    let base = xi * rows;
     let k = lane / 2u;
     let h = 4u * (lane % 2u);
     var a = array<vec4<f32>, 8>();
@@ -1875,22 +1875,22 @@ fn winograd_gemm_weight_sg_tile(t: u32, lane: u32) {
     var dd = array<vec4<f32>, 8>();
     var ti = 0u;
     for (; ti + 4u <= rows; ti += 4u) {
-        let row = base + ti + k;
+        let row = (ti + k) * 36u + xi;
         let e = wino_v4(row, r0 + h);
         let f = wino_v4(row, r0 + SG + h);
         let g = wino_v4(row, r0 + 2u * SG + h);
         let h4 = wino_v4(row, r0 + 3u * SG + h);
-        let d0 = dout_vec4((base + ti) * o4 + qc);
-        let d1 = dout_vec4((base + ti + 1u) * o4 + qc);
-        let d2 = dout_vec4((base + ti + 2u) * o4 + qc);
-        let d3 = dout_vec4((base + ti + 3u) * o4 + qc);
+        let d0 = dout_vec4((ti * 36u + xi) * o4 + qc);
+        let d1 = dout_vec4(((ti + 1u) * 36u + xi) * o4 + qc);
+        let d2 = dout_vec4(((ti + 2u) * 36u + xi) * o4 + qc);
+        let d3 = dout_vec4(((ti + 3u) * 36u + xi) * o4 + qc);
         a = wgrad_tile(a, e, d0, d1, d2, d3);
         b = wgrad_tile(b, f, d0, d1, d2, d3);
         cc = wgrad_tile(cc, g, d0, d1, d2, d3);
         dd = wgrad_tile(dd, h4, d0, d1, d2, d3);
     }
     for (; ti < rows; ti++) {
-        let row = base + ti;
+        let row = ti * 36u + xi;
         let d = dout_vec4(row * o4 + qc);
         let ra = r0 + lane;
         let rb = r0 + SG + lane;

@@ -299,6 +299,29 @@ impl GpuModel {
                     b,
                     y,
                     pooled,
+                    winograd: Some([u, v, m]),
+                    ..
+                } => winograd::forward(
+                    gpu,
+                    p,
+                    tensor(*x),
+                    param(*w),
+                    b.map(param),
+                    tensor(*y),
+                    pooled.map(tensor),
+                    winograd::Scratch {
+                        a: tensor(*u),
+                        b: tensor(*v),
+                        c: tensor(*m),
+                    },
+                ),
+                Step::Conv {
+                    p,
+                    x,
+                    w,
+                    b,
+                    y,
+                    pooled,
                     ..
                 } => {
                     let bias = b.map(param);
@@ -405,11 +428,12 @@ impl GpuModel {
                     w,
                     b,
                     winograd: Some([v, d]),
+                    forward_v,
                     ..
                 } => winograd::backward_weight(
                     gpu,
                     p,
-                    tensor(*x),
+                    (!forward_v).then(|| tensor(*x)),
                     tensor(*dout),
                     grad(*w),
                     b.map(grad),
@@ -438,6 +462,25 @@ impl GpuModel {
                 )
                 .into_iter()
                 .collect(),
+                Step::ConvBackwardInput {
+                    p,
+                    dout,
+                    w,
+                    din,
+                    winograd: Some([u, v, m]),
+                    ..
+                } => winograd::backward_input(
+                    gpu,
+                    p,
+                    tensor(*dout),
+                    param(*w),
+                    tensor(*din),
+                    winograd::Scratch {
+                        a: tensor(*u),
+                        b: tensor(*v),
+                        c: tensor(*m),
+                    },
+                ),
                 Step::ConvBackwardInput {
                     p, dout, w, din, ..
                 } => {

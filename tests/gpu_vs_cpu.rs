@@ -355,7 +355,7 @@ fn conv_sg_outputs(gpu: &Gpu, p: &Conv2dParams, seed: u64) -> (Vec<&'static str>
         ds.extend(winograd::backward_weight(
             gpu,
             p,
-            (&x).into(),
+            Some((&x).into()),
             (&dy).into(),
             o(2),
             bias.map(|_| o(3)),
@@ -2916,7 +2916,7 @@ fn winograd_all_directions() {
         ds.extend(winograd::backward_weight(
             gpu,
             &p,
-            (&xb).into(),
+            Some((&xb).into()),
             (&dyb).into(),
             inner(&dwb, p.weight_len()),
             has_bias.then(|| inner(&dbb, o as usize)),
@@ -2959,6 +2959,40 @@ fn winograd_all_directions() {
             );
         } else {
             assert!(got.iter().all(|&v| v == 7.0), "{what}: db written");
+        }
+
+        // The weight gradient from the forward's transformed inputs (V, which a planned
+        // Winograd forward leaves for it): the same bits without the input transform.
+        let dw2 = gpu.storage("dw", p.weight_len());
+        let db2 = gpu.storage("db", o as usize);
+        let d = winograd::backward_weight(
+            gpu,
+            &p,
+            None,
+            (&dyb).into(),
+            (&dw2).into(),
+            has_bias.then(|| (&db2).into()),
+            winograd::Scratch {
+                a: (&fs[1]).into(),
+                b: (&ws[1]).into(),
+                c: (&ws[2]).into(),
+            },
+        );
+        assert!(d.iter().all(|d| d.entry != "winograd_input"));
+        gpu.run(&d.iter().collect::<Vec<_>>()).unwrap();
+        let dw_bits = read_guarded(gpu, &what, &dwb, p.weight_len());
+        assert_eq!(
+            bits_differ(&read(gpu, &dw2), &dw_bits),
+            0,
+            "{what}: dw from the forward's V"
+        );
+        if has_bias {
+            let db_bits = read_guarded(gpu, &what, &dbb, o as usize);
+            assert_eq!(
+                bits_differ(&read(gpu, &db2), &db_bits),
+                0,
+                "{what}: db from the forward's V"
+            );
         }
 
         // The forward's epilogues where they fit: ReLU + 2×2 pool, then with the ReLU mask.

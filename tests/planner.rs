@@ -250,50 +250,83 @@ fn kernel_family_follows_capabilities() {
     }
 }
 
-/// Winograd F(4×4, 3×3) takes the weight gradient of a 3×3 stride-1 SAME convolution with at
+/// Winograd F(4×4, 3×3) takes every direction of a 3×3 stride-1 SAME convolution with at
 /// least 32 channels on each side, on the subgroup kernels only, unless turned off: the seed's
 /// Conv_1 (32 → 64) but not its Conv_0 (3 → 32); ResNet-20's 32- and 64-channel layers but not
-/// its 16-channel ones or its strided ones. Its scratch tensors are planned (and shared) like
-/// any other.
+/// its 16-channel ones or its strided ones; nor maps under 8×8. The weight gradient reads the forward's transformed
+/// inputs; the scratch tensors are planned (and shared) like any other.
 #[test]
-fn winograd_weight_gradients_where_they_pay() {
+fn winograd_convolutions_where_they_pay() {
     let lavapipe = Caps::subgroup8_cpu();
-    let winograd_layers = |caps: &Caps, d: &wgpu_cnn::graph::Description| -> Vec<String> {
+    // (forward, input gradient, weight gradient) layers on Winograd.
+    let winograd_layers = |caps: &Caps, d: &wgpu_cnn::graph::Description| {
         let p = Plan::new(d, 128, caps, Mode::Train).unwrap();
         check_buffer_sharing(&p);
-        p.backward
-            .iter()
-            .filter_map(|st| match st {
+        let mut got: [Vec<String>; 3] = Default::default();
+        for st in p.forward.iter().chain(&p.backward) {
+            let k = wgpu_cnn::gpu::ops::kernel_of(caps, &p, st);
+            let (i, fwd_v) = match st {
+                Step::Conv {
+                    winograd: Some(_), ..
+                } => (0, true),
+                Step::ConvBackwardInput {
+                    winograd: Some(_), ..
+                } => (1, true),
                 Step::ConvBackwardWeight {
+                    winograd: Some([v, _]),
+                    forward_v,
                     layer,
-                    winograd: Some(_),
                     ..
                 } => {
-                    let k = wgpu_cnn::gpu::ops::kernel_of(caps, &p, st);
-                    assert!(k.starts_with("winograd_gemm_weight_sg"), "{layer}: {k}");
-                    Some(layer.clone())
+                    // V is the forward's own tensor.
+                    let from_forward = p.forward.iter().any(|f| {
+                        matches!(f, Step::Conv { winograd: Some([_, fv, _]), layer: l, .. }
+                            if l == layer && fv == v)
+                    });
+                    assert_eq!(*forward_v, from_forward, "{layer}");
+                    (2, *forward_v)
                 }
-                _ => None,
-            })
-            .collect()
+                _ => {
+                    assert!(!k.starts_with("winograd"), "{}: {k}", st.layer());
+                    continue;
+                }
+            };
+            assert!(fwd_v, "{}: V recomputed", st.layer());
+            assert!(k.starts_with("winograd_gemm"), "{}: {k}", st.layer());
+            got[i].push(st.layer().to_string());
+        }
+        got
     };
-    assert_eq!(winograd_layers(&lavapipe, &seed()), ["Conv_1"]);
+    let [f, i, w] = winograd_layers(&lavapipe, &seed());
+    // The seed's Conv_1 is its first layer with an input gradient.
+    assert_eq!(
+        (f, i, w),
+        (
+            vec!["Conv_1".to_string()],
+            vec!["Conv_1".to_string()],
+            vec!["Conv_1".to_string()]
+        )
+    );
     let off = Caps {
         winograd: false,
         ..lavapipe
     };
-    assert!(winograd_layers(&off, &seed()).is_empty());
-    assert!(winograd_layers(&Caps::gpu32(), &seed()).is_empty());
+    assert!(winograd_layers(&off, &seed()).iter().all(|v| v.is_empty()));
+    assert!(winograd_layers(&Caps::gpu32(), &seed())
+        .iter()
+        .all(|v| v.is_empty()));
     let r20 = zoo::preset("resnet20").unwrap();
-    let layers = winograd_layers(&lavapipe, &r20);
+    let [f, i, w] = winograd_layers(&lavapipe, &r20);
     let plan = Plan::new(&r20, 128, &lavapipe, Mode::Train).unwrap();
     for st in &plan.backward {
         if let Step::ConvBackwardWeight { layer, p, .. } = st {
-            let want = p.kh == 3 && p.sh == 1 && p.c >= 32 && p.o >= 32;
-            assert_eq!(layers.contains(layer), want, "{layer}: {p:?}");
+            let want = p.kh == 3 && p.sh == 1 && p.c >= 32 && p.o >= 32 && p.h >= 8;
+            assert_eq!(w.contains(layer), want, "{layer}: {p:?}");
+            assert_eq!(f.contains(layer), want, "{layer}: {p:?}");
+            assert_eq!(i.contains(layer), want, "{layer}: {p:?}");
         }
     }
-    assert!(layers.len() >= 8, "{layers:?}");
+    assert!(w.len() >= 8, "{w:?}");
 }
 
 /// A residual's add is fused into the batch norm that produces one of its operands (its ReLU

@@ -3,7 +3,7 @@
 //! transforms in the same order as the shaders. Its tests check it against the direct
 //! convolution of `conv2d.rs` (in f64: the transforms are exact up to rounding), which is how the
 //! matrices below are known to be right; tests/gpu_vs_cpu.rs checks the shaders against both.
-//! Layouts (channels fastest): U[ξ][c][o], V[ξ][t][c], M[ξ][t][o], D[ξ][t][o], S[ξ][c][o], ξ the
+//! Layouts (channels fastest): U[ξ][c][o], V[t][ξ][c], M[t][ξ][o], D[t][ξ][o], S[ξ][c][o], ξ the
 //! 36 points of the 6×6 transformed tile, t = (n, ty, tx) the 4×4 output blocks.
 
 use super::Real;
@@ -140,7 +140,7 @@ pub fn input_transform<T: Real>(p: &Conv2dParams, input: &[T]) -> Vec<T> {
             });
             let r = separable(d, bt6, bt6);
             for (xi, val) in r.iter().flatten().enumerate() {
-                v[(xi * tiles + t) * c + ci] = *val;
+                v[(t * P + xi) * c + ci] = *val;
             }
         }
     }
@@ -154,8 +154,8 @@ pub fn gemm<T: Real>(p: &Conv2dParams, v: &[T], u: &[T]) -> Vec<T> {
     let mut m = vec![T::zero(); P * tiles * o];
     for xi in 0..P {
         for t in 0..tiles {
-            let row = &v[(xi * tiles + t) * c..][..c];
-            let out = &mut m[(xi * tiles + t) * o..][..o];
+            let row = &v[(t * P + xi) * c..][..c];
+            let out = &mut m[(t * P + xi) * o..][..o];
             for (ci, &a) in row.iter().enumerate() {
                 for (acc, &b) in out.iter_mut().zip(&u[(xi * c + ci) * o..][..o]) {
                     *acc = *acc + a * b;
@@ -173,9 +173,8 @@ pub fn output_transform<T: Real>(p: &Conv2dParams, m: &[T], bias: &[T], output: 
     for t in 0..tiles {
         let (n, ty, tx) = tile(p, t);
         for oi in 0..o {
-            let x: [[T; 6]; 6] = std::array::from_fn(|y| {
-                std::array::from_fn(|x| m[((y * 6 + x) * tiles + t) * o + oi])
-            });
+            let x: [[T; 6]; 6] =
+                std::array::from_fn(|y| std::array::from_fn(|x| m[(t * P + y * 6 + x) * o + oi]));
             let b = if p.bias != 0 { bias[oi] } else { T::zero() };
             let y4 = separable(x, at6, at6);
             for (dy, row) in y4.iter().enumerate() {
@@ -225,7 +224,7 @@ pub fn dout_transform<T: Real>(p: &Conv2dParams, dout: &[T]) -> Vec<T> {
             });
             let r = separable(f, a4, a4);
             for (xi, val) in r.iter().flatten().enumerate() {
-                d[(xi * tiles + t) * o + oi] = *val;
+                d[(t * P + xi) * o + oi] = *val;
             }
         }
     }
@@ -239,9 +238,9 @@ pub fn gemm_weight<T: Real>(p: &Conv2dParams, v: &[T], d: &[T]) -> Vec<T> {
     let mut s = vec![T::zero(); P * c * o];
     for xi in 0..P {
         for t in 0..tiles {
-            let dr = &d[(xi * tiles + t) * o..][..o];
+            let dr = &d[(t * P + xi) * o..][..o];
             for ci in 0..c {
-                let a = v[(xi * tiles + t) * c + ci];
+                let a = v[(t * P + xi) * c + ci];
                 for (acc, &g) in s[(xi * c + ci) * o..][..o].iter_mut().zip(dr) {
                     *acc = *acc + a * g;
                 }
@@ -279,7 +278,7 @@ pub fn backward_weight<T: Real>(
     }
     if p.bias != 0 {
         for (oi, db) in dbias[..o].iter_mut().enumerate() {
-            *db = (0..tiles).fold(T::zero(), |acc, t| acc + d[(7 * tiles + t) * o + oi]);
+            *db = (0..tiles).fold(T::zero(), |acc, t| acc + d[(t * P + 7) * o + oi]);
         }
     }
 }

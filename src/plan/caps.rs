@@ -57,7 +57,7 @@ pub struct Caps {
     /// on a device that would not pick it); honoured where the device can run it.
     pub force: Option<Kernels>,
     /// Whether 3×3 stride-1 convolutions may use Winograd F(4×4, 3×3) where it measured faster
-    /// ([`Caps::winograd_wgrad`]); `WGPU_CNN_WINOGRAD=0` turns it off (then every convolution
+    /// ([`Caps::winograd_conv`]); `WGPU_CNN_WINOGRAD=0` turns it off (then every convolution
     /// runs the direct kernels, whose sums round less).
     pub winograd: bool,
 }
@@ -155,15 +155,24 @@ impl Caps {
     pub fn conv_sg(&self, p: &Conv2dParams) -> bool {
         self.subgroup8() && p.o.is_multiple_of(4)
     }
-    /// Whether the weight gradient of `p` runs as Winograd F(4×4, 3×3) (`winograd.wgsl`, the
-    /// transformed-domain GEMM of `conv2d_sg.wgsl`): on the subgroup kernels, for a 3×3
-    /// stride-1 SAME convolution with at least 32 input and output channels (whole vec4s).
-    /// Measured on lavapipe (`examples/winograd.rs`, batch 128): the seed's Conv_1 1.9×,
-    /// ResNet-20's 32- and 64-channel layers 1.6× and 2.0× the direct kernels; its 16-channel
-    /// layers 0.8× (half-empty 32-channel tiles), so not there. The forward and input gradient
-    /// stay direct: the transforms' traffic ate their gain (0.9–1.2×).
-    pub fn winograd_wgrad(&self, p: &Conv2dParams) -> bool {
-        self.winograd && self.conv_sg(p) && p.winograd_shape() && p.c >= 32 && p.o >= 32
+    /// Whether convolution `p` runs as Winograd F(4×4, 3×3) in every direction (`winograd.wgsl`,
+    /// the GEMMs of `conv2d_sg.wgsl`): on the subgroup kernels, for a 3×3 stride-1 SAME
+    /// convolution with at least 32 input and output channels (whole vec4s). Measured on
+    /// lavapipe (`examples/winograd.rs`, batch 128; forward, input gradient, weight gradient
+    /// against the direct kernels): the seed's Conv_1 (32 → 64) 1.24×, 1.18×, 1.9×;
+    /// ResNet-20's 32 → 32 1.07×, 1.13×, 1.8× and 64 → 64 1.5×, 1.55×, 2.6×; its 16-channel
+    /// layers 0.8–0.9× (half-empty 32-channel tiles), so not there. Maps smaller than 8×8 (VGG's
+    /// last stages) stay direct: there the 6×6 input blocks are mostly padding, and the
+    /// transforms' rounding (F(4×4, 3×3) scales values by up to ~100 before the products and
+    /// cancels after them) is largest against the gradients' size.
+    pub fn winograd_conv(&self, p: &Conv2dParams) -> bool {
+        self.winograd
+            && self.conv_sg(p)
+            && p.winograd_shape()
+            && p.c >= 32
+            && p.o >= 32
+            && p.h >= 8
+            && p.w >= 8
     }
     /// Whether conv → 2×2 pool runs as one kernel (subgroup kernels, 2×4-pixel tiles fit).
     pub fn conv_pool2(&self, p: &Conv2dParams) -> bool {

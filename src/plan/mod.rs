@@ -155,6 +155,8 @@ impl PlanLayer {
 #[derive(Clone, Debug)]
 pub enum Step {
     /// `y = conv(x) + b` with `p.relu` / `p.pool` epilogues; `pooled` with `p.pool = 1`.
+    /// With `winograd` ([`Caps::winograd_conv`]) by Winograd F(4×4, 3×3), through its scratch
+    /// tensors U, V, M (transformed weights, inputs, products; `gpu::ops::winograd`).
     Conv {
         layer: String,
         fused: Vec<String>,
@@ -164,6 +166,7 @@ pub enum Step {
         b: Option<usize>,
         y: TensorId,
         pooled: Option<TensorId>,
+        winograd: Option<[TensorId; 3]>,
     },
     Dense {
         layer: String,
@@ -297,7 +300,7 @@ pub enum Step {
         x: TensorId,
         din: TensorId,
     },
-    /// With `winograd` ([`Caps::winograd_wgrad`]) by Winograd F(4×4, 3×3): scratch for the
+    /// With `winograd` ([`Caps::winograd_conv`]) by Winograd F(4×4, 3×3): scratch for the
     /// transformed inputs V and output gradients D, and `partials` holds the gradient in the
     /// transformed domain S (`gpu::ops::winograd`); otherwise `partials` holds the split-K
     /// partial sums. (Separate tensors: a dispatch may not read and write one buffer.)
@@ -310,13 +313,18 @@ pub enum Step {
         w: usize,
         b: Option<usize>,
         winograd: Option<[TensorId; 2]>,
+        /// V is the forward's (a Winograd forward of the same input wrote it): no input
+        /// transform here.
+        forward_v: bool,
     },
+    /// With `winograd`: by Winograd F(4×4, 3×3), scratch as [`Step::Conv`]'s.
     ConvBackwardInput {
         layer: String,
         p: Conv2dParams,
         dout: TensorId,
         w: usize,
         din: TensorId,
+        winograd: Option<[TensorId; 3]>,
     },
     /// `partials`: split-K scratch where the subgroup kernel cannot write the bias gradient
     /// straight after the weight gradient (the bias does not follow the kernel in the layout).
@@ -337,6 +345,14 @@ pub enum Step {
         din: TensorId,
     },
     Adam,
+}
+
+/// Elements of a Winograd convolution's scratch tensors U, V, M for params `p` (the forward's,
+/// or the input gradient's [`Conv2dParams::winograd_transposed`]).
+fn winograd_lens(p: &Conv2dParams) -> [usize; 3] {
+    let t = p.winograd_tiles() as usize;
+    let (c, o) = (p.c as usize, p.o as usize);
+    [36 * c * o, 36 * t * c, 36 * t * o]
 }
 
 impl Step {
@@ -370,9 +386,16 @@ impl Step {
     /// Every tensor the step reads or writes.
     pub fn tensors(&self) -> Vec<TensorId> {
         match self {
-            Step::Conv { x, y, pooled, .. } => [Some(*x), Some(*y), *pooled]
+            Step::Conv {
+                x,
+                y,
+                pooled,
+                winograd,
+                ..
+            } => [Some(*x), Some(*y), *pooled]
                 .into_iter()
                 .flatten()
+                .chain(winograd.iter().flatten().copied())
                 .collect(),
             Step::Dense { x, y, .. }
             | Step::Relu { x, y, .. }
@@ -408,8 +431,16 @@ impl Step {
                 .into_iter()
                 .chain(winograd.iter().flatten().copied())
                 .collect(),
-            Step::ConvBackwardInput { dout, din, .. }
-            | Step::DenseBackwardInput { dout, din, .. } => vec![*dout, *din],
+            Step::ConvBackwardInput {
+                dout,
+                din,
+                winograd,
+                ..
+            } => [*dout, *din]
+                .into_iter()
+                .chain(winograd.iter().flatten().copied())
+                .collect(),
+            Step::DenseBackwardInput { dout, din, .. } => vec![*dout, *din],
             Step::DenseBackwardWeight {
                 x, dout, partials, ..
             } => [Some(*x), Some(*dout), *partials]
@@ -449,7 +480,16 @@ impl Step {
     /// The tensors the step writes (the others of [`Step::tensors`] it only reads).
     pub fn writes(&self) -> Vec<TensorId> {
         match self {
-            Step::Conv { y, pooled, .. } => [Some(*y), *pooled].into_iter().flatten().collect(),
+            Step::Conv {
+                y,
+                pooled,
+                winograd,
+                ..
+            } => [Some(*y), *pooled]
+                .into_iter()
+                .flatten()
+                .chain(winograd.iter().flatten().copied())
+                .collect(),
             Step::Dense { y, .. }
             | Step::Relu { y, .. }
             | Step::AvgPool { y, .. }
@@ -459,9 +499,11 @@ impl Step {
             Step::MaxPool { y, argmax, .. } => vec![*y, *argmax],
             Step::MaxPoolBackward { din, .. } | Step::GeluBackward { din, .. } => vec![*din],
             Step::Loss { dlogits, .. } => dlogits.iter().copied().collect(),
+            Step::ConvBackwardInput { din, winograd, .. } => std::iter::once(*din)
+                .chain(winograd.iter().flatten().copied())
+                .collect(),
             Step::ReluBackward { din, .. }
             | Step::AvgPoolBackward { din, .. }
-            | Step::ConvBackwardInput { din, .. }
             | Step::DenseBackwardInput { din, .. } => vec![*din],
             Step::ConvBackwardWeight {
                 partials, winograd, ..
@@ -517,30 +559,37 @@ impl Step {
                 y,
                 pooled,
                 fused,
+                winograd,
                 ..
-            } => format!(
-                "conv {}x{}/{}x{} {}->{} pad t{} l{}{}: {} -> {}{}",
-                p.kh,
-                p.kw,
-                p.sh,
-                p.sw,
-                p.c,
-                p.o,
-                p.pad_t,
-                p.pad_l,
-                if fused.is_empty() {
-                    String::new()
+            } => {
+                format!(
+                    "conv {}x{}/{}x{} {}->{} pad t{} l{}{}: {} -> {}{}",
+                    p.kh,
+                    p.kw,
+                    p.sh,
+                    p.sw,
+                    p.c,
+                    p.o,
+                    p.pad_t,
+                    p.pad_l,
+                    if fused.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" + {}", fused.join(" + "))
+                    },
+                    t(x),
+                    if p.mask != 0 {
+                        format!("{} (relu mask)", t(y))
+                    } else {
+                        t(y)
+                    },
+                    pooled.map_or(String::new(), |q| format!(", {}", t(&q)))
+                ) + if winograd.is_some() {
+                    " (Winograd F(4x4, 3x3))"
                 } else {
-                    format!(" + {}", fused.join(" + "))
-                },
-                t(x),
-                if p.mask != 0 {
-                    format!("{} (relu mask)", t(y))
-                } else {
-                    t(y)
-                },
-                pooled.map_or(String::new(), |q| format!(", {}", t(&q)))
-            ),
+                    ""
+                }
+            }
             Step::Dense { p, x, y, fused, .. } => format!(
                 "dense {}x{}->{}{}: {} -> {}",
                 p.m,
@@ -641,9 +690,21 @@ impl Step {
                 t(dout),
                 t(partials)
             ),
-            Step::ConvBackwardInput { dout, din, .. } => {
-                format!("conv input gradient: {} -> {}", t(dout), t(din))
-            }
+            Step::ConvBackwardInput {
+                dout,
+                din,
+                winograd,
+                ..
+            } => format!(
+                "conv input gradient{}: {} -> {}",
+                if winograd.is_some() {
+                    " (Winograd F(4x4, 3x3))"
+                } else {
+                    ""
+                },
+                t(dout),
+                t(din)
+            ),
             Step::DenseBackwardWeight { dout, partials, .. } => format!(
                 "dense weight gradient{}: {}",
                 if partials.is_some() {
@@ -1009,6 +1070,17 @@ impl Plan {
                     if pooled.is_some() {
                         p = p.with_pool2();
                     }
+                    let winograd = caps.winograd_conv(&p).then(|| {
+                        let [u, v, m] = winograd_lens(&p);
+                        [("u", u), ("v", v), ("m", m)].map(|(which, len)| {
+                            add(
+                                &mut tensors,
+                                format!("{}.winograd_{which}", l.name),
+                                len,
+                                TensorKind::Scratch,
+                            )
+                        })
+                    });
                     forward.push(Step::Conv {
                         layer: l.name.clone(),
                         fused,
@@ -1018,6 +1090,7 @@ impl Plan {
                         b: *b,
                         y,
                         pooled,
+                        winograd,
                     });
                     units.push(Unit {
                         first: i,
@@ -1352,15 +1425,31 @@ impl Plan {
                     LayerOp::Conv { p, w, b } => {
                         let dout = dpre(&mut tensors, &mut backward);
                         let lens = Plan::winograd_wgrad_lens(p);
-                        let winograd = caps.winograd_wgrad(p).then(|| {
-                            [("v", lens[0]), ("d", lens[1])].map(|(which, len)| {
+                        // The forward's transformed inputs, when it ran Winograd: the same V.
+                        let forward_v = forward.iter().find_map(|s| match s {
+                            Step::Conv {
+                                layer,
+                                winograd: Some([_, v, _]),
+                                ..
+                            } if *layer == name => Some(*v),
+                            _ => None,
+                        });
+                        let winograd = caps.winograd_conv(p).then(|| {
+                            let v = forward_v.unwrap_or_else(|| {
                                 add(
                                     &mut tensors,
-                                    format!("{name}.winograd_{which}"),
-                                    len,
+                                    format!("{name}.dweight_winograd_v"),
+                                    lens[0],
                                     TensorKind::Scratch,
                                 )
-                            })
+                            });
+                            let d = add(
+                                &mut tensors,
+                                format!("{name}.dweight_winograd_d"),
+                                lens[1],
+                                TensorKind::Scratch,
+                            );
+                            [v, d]
                         });
                         let partials = add(
                             &mut tensors,
@@ -1381,15 +1470,28 @@ impl Plan {
                             w: *w,
                             b: *b,
                             winograd,
+                            forward_v: winograd.is_some() && forward_v.is_some(),
                         });
                         if need_x {
                             let din = fresh(&mut tensors, format!("{name}.dinput"), u.x);
+                            let winograd = caps.winograd_conv(p).then(|| {
+                                let [u, v, m] = winograd_lens(&p.winograd_transposed());
+                                [("u", u), ("v", v), ("m", m)].map(|(which, len)| {
+                                    add(
+                                        &mut tensors,
+                                        format!("{name}.dinput_winograd_{which}"),
+                                        len,
+                                        TensorKind::Scratch,
+                                    )
+                                })
+                            });
                             backward.push(Step::ConvBackwardInput {
                                 layer: name.clone(),
                                 p: *p,
                                 dout,
                                 w: *w,
                                 din,
+                                winograd,
                             });
                             to.push((u.x, din, false));
                         }
@@ -1630,6 +1732,16 @@ impl Plan {
             if readers != 2 || !crate::gpu::ops::avgpool::mask_fits(&pool) {
                 continue;
             }
+            if let Step::Conv {
+                p,
+                winograd: Some(_),
+                ..
+            } = &self.forward[fi]
+            {
+                if !crate::gpu::ops::winograd::can_mask(p) {
+                    continue;
+                }
+            }
             if let Step::Conv { p, .. } = &mut self.forward[fi] {
                 *p = p.with_relu_mask();
                 self.tensors[t].len = p.relu_mask_len();
@@ -1840,6 +1952,16 @@ impl Plan {
             // and 33).
             let rg = name.contains("_o16");
             let (binding, floats) = match st {
+                Step::Conv {
+                    p,
+                    winograd: Some(_),
+                    ..
+                }
+                | Step::ConvBackwardInput {
+                    p,
+                    winograd: Some(_),
+                    ..
+                } => (30, 36 * (p.c * p.o) as usize),
                 Step::Conv { p, .. } | Step::ConvBackwardInput { p, .. } => (30, p.weight_len()),
                 Step::ConvBackwardWeight {
                     p,

@@ -25,6 +25,12 @@ pub fn kernel_of(
 ) -> String {
     use crate::plan::Step;
     match step {
+        Step::Conv {
+            winograd: Some(_), ..
+        }
+        | Step::ConvBackwardInput {
+            winograd: Some(_), ..
+        } => "winograd_gemm_sg + transforms".to_string(),
         Step::Conv { p, .. } => conv2d::select_forward(caps, p).to_string(),
         Step::ConvBackwardInput { p, .. } => conv2d::select_backward_input(caps, p).to_string(),
         Step::ConvBackwardWeight {

@@ -240,10 +240,12 @@ pub fn backward_input(
 
 /// `dweight` (and `dbias` with `p.bias`): input transform, output-gradient transform, the
 /// transformed-domain GEMM over tiles, the transform back to 3×3 taps (written with =).
+/// `input: None`: the scratch V already holds the input's transform (the forward's, which
+/// computes the same V), and the input transform is skipped.
 pub fn backward_weight(
     gpu: &Gpu,
     p: &Conv2dParams,
-    input: BufSlice<'_>,
+    input: Option<BufSlice<'_>>,
     dout: BufSlice<'_>,
     dweight: BufSlice<'_>,
     dbias: Option<BufSlice<'_>>,
@@ -275,36 +277,41 @@ pub fn backward_weight(
         2 * POINTS as u64 * tc * p.o as u64,
         4 * POINTS as u64 * (tc + to + (p.c * p.o) as u64),
     );
-    vec![
+    let input = input.map(|x| {
         transform(
             gpu,
             p,
             "winograd_input",
-            &[(12, input), (52, v)],
+            &[(12, x), (52, v)],
             t * p.c / 4,
             p.input_len() + POINTS * tc as usize,
-        ),
-        transform(
-            gpu,
-            p,
-            "winograd_dout",
-            &[(11, dout), (54, d)],
-            t * o4,
-            p.output_len() + POINTS * to as usize,
-        ),
-        gemm,
-        transform(
-            gpu,
-            p,
-            "winograd_weight_grad",
-            &[
-                (55, sg),
-                (27, dweight),
-                (28, dbias.unwrap_or(dweight)),
-                (56, d),
-            ],
-            p.c * o4,
-            POINTS * (p.c * p.o) as usize + p.weight_len(),
-        ),
-    ]
+        )
+    });
+    input
+        .into_iter()
+        .chain([
+            transform(
+                gpu,
+                p,
+                "winograd_dout",
+                &[(11, dout), (54, d)],
+                t * o4,
+                p.output_len() + POINTS * to as usize,
+            ),
+            gemm,
+            transform(
+                gpu,
+                p,
+                "winograd_weight_grad",
+                &[
+                    (55, sg),
+                    (27, dweight),
+                    (28, dbias.unwrap_or(dweight)),
+                    (56, d),
+                ],
+                p.c * o4,
+                POINTS * (p.c * p.o) as usize + p.weight_len(),
+            ),
+        ])
+        .collect()
 }
