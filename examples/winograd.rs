@@ -104,7 +104,7 @@ fn main() {
             winograd::backward_input(
                 &gpu,
                 &p,
-                (&dy).into(),
+                Some((&dy).into()),
                 (&w).into(),
                 (&dx_w).into(),
                 scr(&is),
@@ -132,15 +132,20 @@ fn main() {
                 a.push(time(&gpu, &direct[k]));
                 b.push(time(&gpu, &wino[k]));
             }
-            // Each Winograd stage alone.
-            let stages: Vec<String> = wino[k]
-                .iter()
-                .map(|d| {
-                    let one = std::slice::from_ref(d);
-                    let v: Vec<f64> = (0..5).map(|_| time(&gpu, one)).collect();
-                    format!("{} {:.2}", d.entry, median(v))
+            // Each Winograd stage: the median time of the stages up to it less that of the
+            // stages before it (a stage alone could not run again: winograd_adjoint works in
+            // place).
+            let mut before = 0.0;
+            let stages: Vec<String> = (0..wino[k].len())
+                .map(|i| {
+                    let v: Vec<f64> = (0..5).map(|_| time(&gpu, &wino[k][..=i])).collect();
+                    let upto = median(v);
+                    let s = format!("{} {:.2}", wino[k][i].entry, upto - before);
+                    before = upto;
+                    s
                 })
                 .collect();
+            time(&gpu, &wino[k]);
             let (a, b) = (median(a), median(b));
             let diff = match k {
                 0 => max_diff(&gpu, &y_d, &y_w),

@@ -7,7 +7,8 @@
 // F(4, 3) with the points 0, ±1, ±2 and ∞:
 //   forward   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A      (4×4 outputs of one tile and channel pair)
 //   weight    dW = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A dY Aᵀ) ] G   (3×3, the same identity transposed)
-// and the input gradient is the forward of dY with the weights flipped and transposed.
+//   input     dd = B [ Σ_o (G g Gᵀ) ⊙ (A dY Aᵀ) ] Bᵀ    (the forward's adjoint: 6×6 blocks that
+//             overlap by 2 pixels and are added up), sharing D = A dY Aᵀ with the weight's.
 // Same parameters as the convolution kernels (Conv2dParams; the input gradient's launcher swaps
 // c and o); N·ceil(H/4)·ceil(W/4) tiles, tile t = (n, ty, tx) row-major, its 6×6 input block at
 // (4ty − 1, 4tx − 1). Layouts, all channel-fastest in vec4s (C % 4 == 0, O % 4 == 0):
@@ -35,6 +36,8 @@
 @group(0) @binding(54) var<storage, read_write> wd4_out: array<vec4<f32>>;
 @group(0) @binding(55) var<storage, read> ws4: array<vec4<f32>>;
 @group(0) @binding(56) var<storage, read> wd4: array<vec4<f32>>;
+@group(0) @binding(57) var<storage, read_write> wu_t: array<f32>;
+@group(0) @binding(58) var<storage, read_write> we4: array<vec4<f32>>;
 
 const WG: u32 = 64u;
 
@@ -96,28 +99,17 @@ fn gt6(s: array<vec4<f32>, 6>) -> array<vec4<f32>, 3> {
         (s[3] + s[4] - s[1] - s[2]) * (1.0 / 6.0) + s[5]);
 }
 
-// U[ξ][c][o4] = (G g Gᵀ)[ξ], g the 3×3 taps of weight (c, o4) (HWIO). With `flip` (the input
-// gradient: p has c and o swapped, so p.c is the layer's O and p.o its C) the taps are
-// weight[2 − ky][2 − kx][o][c] of the layer's own tensor.
-fn weight_transform(i: u32, flip: bool) {
+// U[ξ][c][o4] = (G g Gᵀ)[ξ], g the 3×3 taps of weight (c, o4) (HWIO). With `transposed`
+// (the input gradient's GEMM contracts over o) it is stored as U[ξ][o][c] instead, one scalar
+// at a time (binding 57; both entries declare both bindings, the launcher binds one tensor).
+fn weight_transform(i: u32, transposed: bool) {
     let o4 = p.o / 4u;
     if (i >= p.c * o4) { return; }
     let c = i / o4;
     let q = i % o4;
     var g = array<vec4<f32>, 9>();
     for (var k = 0u; k < 9u; k++) {
-        if (flip) {
-            // The layer's weight[(8 − k)][o = 4q + j][c]: 4 scalars of one row each.
-            let base = (8u - k) * p.c * p.o;
-            var v = vec4<f32>(0.0);
-            for (var j = 0u; j < 4u; j++) {
-                let e = base + (4u * q + j) * p.c + c;
-                v[j] = weight4[e / 4u][e % 4u];
-            }
-            g[k] = v;
-        } else {
-            g[k] = weight4[(k * p.c + c) * o4 + q];
-        }
+        g[k] = weight4[(k * p.c + c) * o4 + q];
     }
     // Rows (ky) first: r[ky][ξx] = G · (taps of row ky), then columns.
     var r = array<array<vec4<f32>, 6>, 3>();
@@ -127,7 +119,14 @@ fn weight_transform(i: u32, flip: bool) {
     for (var x = 0u; x < 6u; x++) {
         let col = g3(array<vec4<f32>, 3>(r[0][x], r[1][x], r[2][x]));
         for (var y = 0u; y < 6u; y++) {
-            wu4[((y * 6u + x) * p.c + c) * o4 + q] = col[y];
+            let xi = y * 6u + x;
+            if (transposed) {
+                for (var j = 0u; j < 4u; j++) {
+                    wu_t[(xi * p.o + 4u * q + j) * p.c + c] = col[y][j];
+                }
+            } else {
+                wu4[(xi * p.c + c) * o4 + q] = col[y];
+            }
         }
     }
 }
@@ -139,8 +138,8 @@ fn winograd_weight(@builtin(global_invocation_id) gid: vec3<u32>,
 }
 
 @compute @workgroup_size(64)
-fn winograd_weight_flip(@builtin(global_invocation_id) gid: vec3<u32>,
-                        @builtin(num_workgroups) nwg: vec3<u32>) {
+fn winograd_weight_t(@builtin(global_invocation_id) gid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>) {
     weight_transform(flat_id(gid, nwg), true);
 }
 
@@ -414,4 +413,105 @@ fn winograd_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>,
         }
         dbias4[q] = sum;
     }
+}
+
+// B e: the adjoint of the data transform (Bᵀ's transpose), 6 → 6.
+fn b6(e: array<vec4<f32>, 6>) -> array<vec4<f32>, 6> {
+    return array<vec4<f32>, 6>(
+        4.0 * e[0],
+        -4.0 * e[1] + 4.0 * e[2] - 2.0 * e[3] + 2.0 * e[4] + 4.0 * e[5],
+        -5.0 * e[0] - 4.0 * e[1] - 4.0 * e[2] - e[3] - e[4],
+        e[1] - e[2] + 2.0 * e[3] - 2.0 * e[4] - 5.0 * e[5],
+        e[0] + e[1] + e[2] + e[3] + e[4],
+        e[5]);
+}
+
+// Row y of E for one tile and vec4 of channels times B (element `i` of point 0, stride `s`).
+fn e_row(i: u32, s: u32, y: u32) -> array<vec4<f32>, 6> {
+    let j = i + 6u * y * s;
+    return b6(array<vec4<f32>, 6>(we4[j], we4[j + s], we4[j + 2u * s], we4[j + 3u * s],
+                                  we4[j + 4u * s], we4[j + 5u * s]));
+}
+
+fn store_p_col(i: u32, s: u32, x: u32, r0: array<vec4<f32>, 6>, r1: array<vec4<f32>, 6>,
+               r2: array<vec4<f32>, 6>, r3: array<vec4<f32>, 6>, r4: array<vec4<f32>, 6>,
+               r5: array<vec4<f32>, 6>) {
+    let c = b6(array<vec4<f32>, 6>(r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]));
+    we4[i + x * s] = c[0];
+    we4[i + (6u + x) * s] = c[1];
+    we4[i + (12u + x) * s] = c[2];
+    we4[i + (18u + x) * s] = c[3];
+    we4[i + (24u + x) * s] = c[4];
+    we4[i + (30u + x) * s] = c[5];
+}
+
+// The input gradient's tiles (p: the transposed convolution's params, p.o = the layer's C):
+// E[t][ξ][c4] (= Σ_o D[t][ξ][o] U[ξ][c][o], from the GEMM) becomes P = B E Bᵀ in place, the
+// gradient of tile t's 6×6 input block at (4ty − 1, 4tx − 1) — the adjoint of winograd_input.
+// The blocks overlap by 2 pixels; winograd_gather adds them up.
+@compute @workgroup_size(64)
+fn winograd_adjoint(@builtin(global_invocation_id) gid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o4 = p.o / 4u;
+    let tiles = tile_count();
+    let i = flat_id(gid, nwg);
+    if (i >= tiles * o4) { return; }
+    let t = i / o4;
+    let q = i % o4;
+    let j = t * 36u * o4 + q;
+    let r0 = e_row(j, o4, 0u);
+    let r1 = e_row(j, o4, 1u);
+    let r2 = e_row(j, o4, 2u);
+    let r3 = e_row(j, o4, 3u);
+    let r4 = e_row(j, o4, 4u);
+    let r5 = e_row(j, o4, 5u);
+    store_p_col(j, o4, 0u, r0, r1, r2, r3, r4, r5);
+    store_p_col(j, o4, 1u, r0, r1, r2, r3, r4, r5);
+    store_p_col(j, o4, 2u, r0, r1, r2, r3, r4, r5);
+    store_p_col(j, o4, 3u, r0, r1, r2, r3, r4, r5);
+    store_p_col(j, o4, 4u, r0, r1, r2, r3, r4, r5);
+    store_p_col(j, o4, 5u, r0, r1, r2, r3, r4, r5);
+}
+
+// dinput[n, y, x, c4] = Σ P_t[y − 4ty + 1][x − 4tx + 1] over the (1, 2 or 4) tiles whose
+// blocks hold the pixel, in a fixed order (up/left tile first): one invocation per vec4 of the
+// output (p as winograd_adjoint's; P from binding 53).
+@compute @workgroup_size(64)
+fn winograd_gather(@builtin(global_invocation_id) gid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o4 = p.o / 4u;
+    let i = flat_id(gid, nwg);
+    if (i >= p.n * p.h * p.w * o4) { return; }
+    let q = i % o4;
+    let m = i / o4;
+    let x = m % p.w;
+    let y = (m / p.w) % p.h;
+    let n = m / (p.w * p.h);
+    let th = tiles_h();
+    let tw = tiles_w();
+    // The tile whose block holds (y, x) at position (y % 4 + 1, x % 4 + 1), and whether the
+    // tile above (position 5) or left (position 5) holds it too.
+    let ty = y / 4u;
+    let tx = x / 4u;
+    let up = y % 4u == 0u && ty > 0u;
+    let left = x % 4u == 0u && tx > 0u;
+    let down = y % 4u == 3u && ty + 1u < th;
+    let right = x % 4u == 3u && tx + 1u < tw;
+    var sum = vec4<f32>(0.0);
+    for (var dy = 0u; dy < 3u; dy++) {
+        // dy: 0 the tile above, 1 this one, 2 the one below.
+        let use_y = select(select(down, true, dy == 1u), up, dy == 0u);
+        let py = select(select(0u, y % 4u + 1u, dy == 1u), 5u, dy == 0u);
+        let tyy = ty + dy - 1u;
+        for (var dx = 0u; dx < 3u; dx++) {
+            let use_x = select(select(right, true, dx == 1u), left, dx == 0u);
+            let px = select(select(0u, x % 4u + 1u, dx == 1u), 5u, dx == 0u);
+            let txx = tx + dx - 1u;
+            if (use_y && use_x) {
+                let t = (n * th + tyy) * tw + txx;
+                sum += wm4[(t * 36u + py * 6u + px) * o4 + q];
+            }
+        }
+    }
+    output4[i] = sum;
 }

@@ -468,11 +468,12 @@ impl GpuModel {
                     w,
                     din,
                     winograd: Some([u, v, m]),
+                    weight_d,
                     ..
                 } => winograd::backward_input(
                     gpu,
                     p,
-                    tensor(*dout),
+                    (!weight_d).then(|| tensor(*dout)),
                     param(*w),
                     tensor(*din),
                     winograd::Scratch {

@@ -347,7 +347,7 @@ fn conv_sg_outputs(gpu: &Gpu, p: &Conv2dParams, seed: u64) -> (Vec<&'static str>
         ds.extend(winograd::backward_input(
             gpu,
             p,
-            (&dy).into(),
+            Some((&dy).into()),
             (&w).into(),
             o(1),
             winograd::Scratch::of(&scratch[1]),
@@ -2908,7 +2908,7 @@ fn winograd_all_directions() {
         ds.extend(winograd::backward_input(
             gpu,
             &p,
-            (&dyb).into(),
+            Some((&dyb).into()),
             (&wb).into(),
             inner(&dxb, p.input_len()),
             sl(&is),
@@ -2979,7 +2979,29 @@ fn winograd_all_directions() {
             },
         );
         assert!(d.iter().all(|d| d.entry != "winograd_input"));
-        gpu.run(&d.iter().collect::<Vec<_>>()).unwrap();
+        // And the input gradient from the weight gradient's D: the same bits without the
+        // output-gradient transform.
+        let dx2 = gpu.storage("dx", p.input_len());
+        let d2 = winograd::backward_input(
+            gpu,
+            &p,
+            None,
+            (&wb).into(),
+            (&dx2).into(),
+            winograd::Scratch {
+                a: (&is[0]).into(),
+                b: (&ws[1]).into(),
+                c: (&is[2]).into(),
+            },
+        );
+        assert!(d2.iter().all(|d| d.entry != "winograd_dout"));
+        gpu.run(&d.iter().chain(&d2).collect::<Vec<_>>()).unwrap();
+        let dx_bits = read_guarded(gpu, &what, &dxb, p.input_len());
+        assert_eq!(
+            bits_differ(&read(gpu, &dx2), &dx_bits),
+            0,
+            "{what}: dx from the weight's D"
+        );
         let dw_bits = read_guarded(gpu, &what, &dwb, p.weight_len());
         assert_eq!(
             bits_differ(&read(gpu, &dw2), &dw_bits),

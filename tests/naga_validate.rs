@@ -172,7 +172,9 @@ fn entry_points_match_launchers() {
             "winograd",
             &[
                 "winograd_weight",
-                "winograd_weight_flip",
+                "winograd_weight_t",
+                "winograd_adjoint",
+                "winograd_gather",
                 "winograd_input",
                 "winograd_output",
                 "winograd_dout",

@@ -253,8 +253,9 @@ fn kernel_family_follows_capabilities() {
 /// Winograd F(4×4, 3×3) takes every direction of a 3×3 stride-1 SAME convolution with at
 /// least 32 channels on each side, on the subgroup kernels only, unless turned off: the seed's
 /// Conv_1 (32 → 64) but not its Conv_0 (3 → 32); ResNet-20's 32- and 64-channel layers but not
-/// its 16-channel ones or its strided ones; nor maps under 8×8. The weight gradient reads the forward's transformed
-/// inputs; the scratch tensors are planned (and shared) like any other.
+/// its 16-channel ones or its strided ones; nor maps under 8×8. The weight gradient reads the
+/// forward's transformed inputs, the input gradient the weight gradient's transformed output
+/// gradients; the scratch tensors are planned (and shared) like any other.
 #[test]
 fn winograd_convolutions_where_they_pay() {
     let lavapipe = Caps::subgroup8_cpu();
@@ -270,8 +271,19 @@ fn winograd_convolutions_where_they_pay() {
                     winograd: Some(_), ..
                 } => (0, true),
                 Step::ConvBackwardInput {
-                    winograd: Some(_), ..
-                } => (1, true),
+                    winograd: Some([_, d, _]),
+                    weight_d,
+                    layer,
+                    ..
+                } => {
+                    // D is the weight gradient's own tensor.
+                    let from_weight = p.backward.iter().any(|b| {
+                        matches!(b, Step::ConvBackwardWeight { winograd: Some([_, wd]), layer: l, .. }
+                            if l == layer && wd == d)
+                    });
+                    assert_eq!(*weight_d, from_weight, "{layer}");
+                    (1, *weight_d)
+                }
                 Step::ConvBackwardWeight {
                     winograd: Some([v, _]),
                     forward_v,

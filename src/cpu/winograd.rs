@@ -94,22 +94,14 @@ fn tile(p: &Conv2dParams, t: usize) -> (usize, usize, usize) {
     (t / (th * tw), (t / tw) % th, t % tw)
 }
 
-/// U[ξ][c][o] = (G g Gᵀ)[ξ] of weight (c, o) (HWIO); with `flip`, `p` is the transposed
-/// convolution's ([`Conv2dParams::winograd_transposed`]) and g[ky][kx] = weight[2−ky][2−kx][o][c]
-/// of the layer's tensor.
-pub fn weight_transform<T: Real>(p: &Conv2dParams, weight: &[T], flip: bool) -> Vec<T> {
+/// U[ξ][c][o] = (G g Gᵀ)[ξ] of weight (c, o) (HWIO).
+pub fn weight_transform<T: Real>(p: &Conv2dParams, weight: &[T]) -> Vec<T> {
     let (c, o) = (p.c as usize, p.o as usize);
     let mut u = vec![T::zero(); P * c * o];
     for ci in 0..c {
         for oi in 0..o {
             let g: [[T; 3]; 3] = std::array::from_fn(|ky| {
-                std::array::from_fn(|kx| {
-                    if flip {
-                        weight[((8 - (ky * 3 + kx)) * o + oi) * c + ci]
-                    } else {
-                        weight[((ky * 3 + kx) * c + ci) * o + oi]
-                    }
-                })
+                std::array::from_fn(|kx| weight[((ky * 3 + kx) * c + ci) * o + oi])
             });
             let t = separable(g, g3, g3);
             for (xi, v) in t.iter().flatten().enumerate() {
@@ -191,17 +183,79 @@ pub fn output_transform<T: Real>(p: &Conv2dParams, m: &[T], bias: &[T], output: 
 
 /// The forward (bias, no epilogue) through the four stages.
 pub fn forward<T: Real>(p: &Conv2dParams, input: &[T], weight: &[T], bias: &[T], output: &mut [T]) {
-    let u = weight_transform(p, weight, false);
+    let u = weight_transform(p, weight);
     let v = input_transform(p, input);
     output_transform(p, &gemm(p, &v, &u), bias, output);
 }
 
-/// dinput: the forward of dout with the flipped, transposed weights (`p` the layer's params).
+/// B e (6 → 6), the adjoint of the data transform.
+fn b6<T: Real>(e: [T; 6]) -> [T; 6] {
+    let k = |x: f64| T::of(x);
+    [
+        k(4.0) * e[0],
+        k(-4.0) * e[1] + k(4.0) * e[2] - k(2.0) * e[3] + k(2.0) * e[4] + k(4.0) * e[5],
+        k(-5.0) * e[0] - k(4.0) * e[1] - k(4.0) * e[2] - e[3] - e[4],
+        e[1] - e[2] + k(2.0) * e[3] - k(2.0) * e[4] - k(5.0) * e[5],
+        e[0] + e[1] + e[2] + e[3] + e[4],
+        e[5],
+    ]
+}
+
+/// dinput by the forward's adjoint: E[t][ξ][c] = Σ_o D[t][ξ][o] U[ξ][c][o], P = B E Bᵀ per tile
+/// and channel (the gradient of the tile's 6×6 input block), the overlapping blocks added up
+/// per pixel (tile above / left first, as the shader).
 pub fn backward_input<T: Real>(p: &Conv2dParams, dout: &[T], weight: &[T], dinput: &mut [T]) {
-    let q = p.winograd_transposed();
-    let u = weight_transform(&q, weight, true);
-    let v = input_transform(&q, dout);
-    output_transform(&q, &gemm(&q, &v, &u), &[], dinput);
+    let (h, w, c, o) = (p.h as usize, p.w as usize, p.c as usize, p.o as usize);
+    let tiles = p.winograd_tiles() as usize;
+    let (th, tw) = (p.h.div_ceil(4) as usize, p.w.div_ceil(4) as usize);
+    let d = dout_transform(p, dout);
+    let u = weight_transform(p, weight);
+    let mut blocks = vec![T::zero(); tiles * P * c];
+    for t in 0..tiles {
+        for ci in 0..c {
+            let e: [[T; 6]; 6] = std::array::from_fn(|y| {
+                std::array::from_fn(|x| {
+                    let xi = y * 6 + x;
+                    (0..o).fold(T::zero(), |acc, oi| {
+                        acc + d[(t * P + xi) * o + oi] * u[(xi * c + ci) * o + oi]
+                    })
+                })
+            });
+            let b = separable(e, b6, b6);
+            for (k, v) in b.iter().flatten().enumerate() {
+                blocks[(t * P + k) * c + ci] = *v;
+            }
+        }
+    }
+    for n in 0..p.n as usize {
+        for y in 0..h {
+            for x in 0..w {
+                // Tiles holding the pixel: (tile row, block row) pairs, above first.
+                let along = |v: usize, tiles: usize| {
+                    let (t, r) = (v / 4, v % 4);
+                    let mut k = Vec::new();
+                    if r == 0 && t > 0 {
+                        k.push((t - 1, 5));
+                    }
+                    k.push((t, r + 1));
+                    if r == 3 && t + 1 < tiles {
+                        k.push((t + 1, 0));
+                    }
+                    k
+                };
+                for ci in 0..c {
+                    let mut sum = T::zero();
+                    for &(ty, py) in &along(y, th) {
+                        for &(tx, px) in &along(x, tw) {
+                            let t = (n * th + ty) * tw + tx;
+                            sum = sum + blocks[(t * P + py * 6 + px) * c + ci];
+                        }
+                    }
+                    dinput[((n * h + y) * w + x) * c + ci] = sum;
+                }
+            }
+        }
+    }
 }
 
 /// D[ξ][t][o] = (A f Aᵀ)[ξ], f the 4×4 output-gradient block of tile t.

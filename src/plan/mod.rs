@@ -317,7 +317,9 @@ pub enum Step {
         /// transform here.
         forward_v: bool,
     },
-    /// With `winograd`: by Winograd F(4×4, 3×3), scratch as [`Step::Conv`]'s.
+    /// With `winograd`: by Winograd F(4×4, 3×3) (the forward's adjoint), through scratch Uᵀ,
+    /// D, E (`gpu::ops::winograd::backward_input`); with `weight_d` D is the weight gradient's
+    /// (which runs first and computes the same D), not computed again.
     ConvBackwardInput {
         layer: String,
         p: Conv2dParams,
@@ -325,6 +327,7 @@ pub enum Step {
         w: usize,
         din: TensorId,
         winograd: Option<[TensorId; 3]>,
+        weight_d: bool,
     },
     /// `partials`: split-K scratch where the subgroup kernel cannot write the bias gradient
     /// straight after the weight gradient (the bias does not follow the kernel in the layout).
@@ -1474,16 +1477,21 @@ impl Plan {
                         });
                         if need_x {
                             let din = fresh(&mut tensors, format!("{name}.dinput"), u.x);
+                            // Uᵀ, D (the weight gradient's, which it just computed), E.
+                            let weight_d = winograd.map(|[_, d]| d);
                             let winograd = caps.winograd_conv(p).then(|| {
-                                let [u, v, m] = winograd_lens(&p.winograd_transposed());
-                                [("u", u), ("v", v), ("m", m)].map(|(which, len)| {
+                                let [ut, d, e] = winograd_lens(&p.winograd_transposed());
+                                let mut scratch = |which: &str, len| {
                                     add(
                                         &mut tensors,
                                         format!("{name}.dinput_winograd_{which}"),
                                         len,
                                         TensorKind::Scratch,
                                     )
-                                })
+                                };
+                                let ut = scratch("ut", ut);
+                                let d = weight_d.unwrap_or_else(|| scratch("d", d));
+                                [ut, d, scratch("e", e)]
                             });
                             backward.push(Step::ConvBackwardInput {
                                 layer: name.clone(),
@@ -1492,6 +1500,7 @@ impl Plan {
                                 w: *w,
                                 din,
                                 winograd,
+                                weight_d: winograd.is_some() && weight_d.is_some(),
                             });
                             to.push((u.x, din, false));
                         }

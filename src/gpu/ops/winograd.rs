@@ -33,9 +33,10 @@ pub fn can_mask(p: &Conv2dParams) -> bool {
     can_pool2(p) && p.o.is_multiple_of(32)
 }
 
-/// Elements of the three scratch tensors of each direction: forward and input gradient
-/// `[U, V, M]` (transformed weights, inputs, products), weight gradient `[V, D, S]` (transformed
-/// inputs and output gradients, the gradient in the transformed domain).
+/// Elements of the three scratch tensors of each direction: forward `[U, V, M]` (transformed
+/// weights, inputs, products), input gradient `[Uᵀ, D, E]` (transposed U, transformed output
+/// gradients, their products), weight gradient `[V, D, S]` (transformed inputs and output
+/// gradients, the gradient in the transformed domain).
 pub fn scratch_lens(p: &Conv2dParams) -> ([usize; 3], [usize; 3], [usize; 3]) {
     let t = p.winograd_tiles() as usize;
     let (c, o) = (p.c as usize, p.o as usize);
@@ -156,7 +157,7 @@ pub fn forward(
             gpu,
             p,
             "winograd_weight",
-            &[(2, weight), (50, u)],
+            &[(2, weight), (50, u), (57, u)],
             p.c * o4,
             p.weight_len() + POINTS * (p.c * p.o) as usize,
         ),
@@ -186,12 +187,15 @@ pub fn forward(
     ]
 }
 
-/// `dinput = conv_transpose(dout, weight)`: the forward of `dout` with the flipped, transposed
-/// weights (`p` the layer's own params).
+/// `dinput = conv_transpose(dout, weight)` by the forward's adjoint: D = A dY Aᵀ (the weight
+/// gradient's; `dout: None` when the scratch `b` already holds it), E = D · Uᵀ per point (the
+/// GEMM over output channels, U stored transposed), P = B E Bᵀ per tile in place, and the
+/// overlapping 6×6 blocks added up into `dinput`. Scratch: `a` Uᵀ, `b` D, `c` E
+/// ([`scratch_lens`]).
 pub fn backward_input(
     gpu: &Gpu,
     p: &Conv2dParams,
-    dout: BufSlice<'_>,
+    dout: Option<BufSlice<'_>>,
     weight: BufSlice<'_>,
     dinput: BufSlice<'_>,
     s: Scratch<'_>,
@@ -201,41 +205,42 @@ pub fn backward_input(
         "winograd::backward_input: not a Winograd shape"
     );
     let q = p.winograd_transposed();
-    let t = q.winograd_tiles();
-    let [u, v, m] = [s.a, s.b, s.c];
-    vec![
+    let t = p.winograd_tiles();
+    let [ut, d, e] = [s.a, s.b, s.c];
+    let d_transform = dout.map(|dout| {
         transform(
             gpu,
-            &q,
-            "winograd_weight_flip",
-            &[(2, weight), (50, u)],
-            q.c * q.o / 4,
-            q.weight_len() + POINTS * (q.c * q.o) as usize,
-        ),
-        transform(
-            gpu,
-            &q,
-            "winograd_input",
-            &[(12, dout), (52, v)],
-            t * q.c / 4,
-            q.input_len() + POINTS * (t * q.c) as usize,
-        ),
-        gemm(gpu, &q, v, u, m),
-        transform(
-            gpu,
-            &q,
-            "winograd_output",
-            &[
-                (53, m),
-                (3, weight),
-                (14, dinput),
-                (18, dinput),
-                (19, dinput),
-            ],
-            t * q.o / 4,
-            POINTS * (t * q.o) as usize + q.output_len(),
-        ),
-    ]
+            p,
+            "winograd_dout",
+            &[(11, dout), (54, d)],
+            t * p.o / 4,
+            p.output_len() + POINTS * (t * p.o) as usize,
+        )
+    });
+    let te = POINTS * (t * p.c) as usize;
+    d_transform
+        .into_iter()
+        .chain([
+            transform(
+                gpu,
+                p,
+                "winograd_weight_t",
+                &[(2, weight), (50, ut), (57, ut)],
+                p.c * p.o / 4,
+                p.weight_len() + POINTS * (p.c * p.o) as usize,
+            ),
+            gemm(gpu, &q, d, ut, e),
+            transform(gpu, &q, "winograd_adjoint", &[(58, e)], t * p.c / 4, 2 * te),
+            transform(
+                gpu,
+                &q,
+                "winograd_gather",
+                &[(53, e), (14, dinput)],
+                p.n * p.h * p.w * p.c / 4,
+                p.input_len() * 3,
+            ),
+        ])
+        .collect()
 }
 
 /// `dweight` (and `dbias` with `p.bias`): input transform, output-gradient transform, the
