@@ -113,7 +113,7 @@ fn main() {
                 &gpu,
                 &p,
                 Some((&x).into()),
-                (&dy).into(),
+                winograd::Dout::Full((&dy).into()),
                 (&dw_w).into(),
                 Some((&db_w).into()),
                 scr(&ws),

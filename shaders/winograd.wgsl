@@ -329,16 +329,28 @@ fn winograd_output(@builtin(global_invocation_id) gid: vec3<u32>,
 }
 
 // A times row iy of the tile's 4×4 output gradient block at columns x0..x0+3 (zeros outside).
-fn dout_row(n: u32, iy: u32, x0: u32, q: u32, o4: u32) -> array<vec4<f32>, 6> {
-    let base = (n * p.h + min(iy, p.h - 1u)) * p.w;
-    return a4(array<vec4<f32>, 4>(dout_at(base, iy, x0, q, o4), dout_at(base, iy, x0 + 1u, q, o4),
-                                  dout_at(base, iy, x0 + 2u, q, o4),
-                                  dout_at(base, iy, x0 + 3u, q, o4)));
+fn dout_row(n: u32, iy: u32, x0: u32, q: u32, o4: u32, pooled: bool) -> array<vec4<f32>, 6> {
+    return a4(array<vec4<f32>, 4>(dout_at(n, iy, x0, q, o4, pooled),
+                                  dout_at(n, iy, x0 + 1u, q, o4, pooled),
+                                  dout_at(n, iy, x0 + 2u, q, o4, pooled),
+                                  dout_at(n, iy, x0 + 3u, q, o4, pooled)));
 }
 
-fn dout_at(base: u32, iy: u32, ix: u32, q: u32, o4: u32) -> vec4<f32> {
+// The output gradient at (iy, ix), channels 4q..: from the tensor (binding 11), or with
+// `pooled` from the gradient of the 2×2 average pool that follows the layer's ReLU (binding 11
+// then holds the pooled gradient, binding 19 the ReLU mask): what avgpool_backward_relu_k2_mask
+// would have stored there, computed the same way (bitwise equal).
+fn dout_at(n: u32, iy: u32, ix: u32, q: u32, o4: u32, pooled: bool) -> vec4<f32> {
     let ok = iy < p.h && ix < p.w;
-    return select(vec4<f32>(0.0), dout4[select(0u, (base + ix) * o4 + q, ok)], ok);
+    let pix = (n * p.h + min(iy, p.h - 1u)) * p.w + min(ix, p.w - 1u);
+    if (pooled) {
+        let g = dout4[((n * (p.h / 2u) + min(iy, p.h - 1u) / 2u) * (p.w / 2u)
+                       + min(ix, p.w - 1u) / 2u) * o4 + q] * 0.25;
+        let nib = relu_mask[pix * ((p.o + 31u) / 32u) + q / 8u] >> (4u * (q % 8u));
+        let bits = (vec4<u32>(nib) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u);
+        return select(vec4<f32>(0.0), g, bits & vec4<bool>(ok));
+    }
+    return select(vec4<f32>(0.0), dout4[pix * o4 + q], ok);
 }
 
 // Column x of A (rows r0..r3) stored at points (y, x), y = 0..5.
@@ -354,22 +366,19 @@ fn store_d_col(i: u32, s: u32, x: u32, r0: array<vec4<f32>, 6>, r1: array<vec4<f
 }
 
 // D[t][ξ][o4] = (A f Aᵀ)[ξ], f the 4×4 output gradient block of tile t (zeros outside).
-@compute @workgroup_size(64)
-fn winograd_dout(@builtin(global_invocation_id) gid: vec3<u32>,
-                 @builtin(num_workgroups) nwg: vec3<u32>) {
+fn dout_transform(i: u32, pooled: bool) {
     let o4 = p.o / 4u;
     let tiles = tile_count();
-    let i = flat_id(gid, nwg);
     if (i >= tiles * o4) { return; }
     let t = i / o4;
     let q = i % o4;
     let tx = t % tiles_w();
     let ty = (t / tiles_w()) % tiles_h();
     let n = t / (tiles_w() * tiles_h());
-    let r0 = dout_row(n, 4u * ty, 4u * tx, q, o4);
-    let r1 = dout_row(n, 4u * ty + 1u, 4u * tx, q, o4);
-    let r2 = dout_row(n, 4u * ty + 2u, 4u * tx, q, o4);
-    let r3 = dout_row(n, 4u * ty + 3u, 4u * tx, q, o4);
+    let r0 = dout_row(n, 4u * ty, 4u * tx, q, o4, pooled);
+    let r1 = dout_row(n, 4u * ty + 1u, 4u * tx, q, o4, pooled);
+    let r2 = dout_row(n, 4u * ty + 2u, 4u * tx, q, o4, pooled);
+    let r3 = dout_row(n, 4u * ty + 3u, 4u * tx, q, o4, pooled);
     let s = o4;
     let j = t * 36u * o4 + q;
     store_d_col(j, s, 0u, r0, r1, r2, r3);
@@ -378,6 +387,20 @@ fn winograd_dout(@builtin(global_invocation_id) gid: vec3<u32>,
     store_d_col(j, s, 3u, r0, r1, r2, r3);
     store_d_col(j, s, 4u, r0, r1, r2, r3);
     store_d_col(j, s, 5u, r0, r1, r2, r3);
+}
+
+@compute @workgroup_size(64)
+fn winograd_dout(@builtin(global_invocation_id) gid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>) {
+    dout_transform(flat_id(gid, nwg), false);
+}
+
+// The same from the pooled gradient and the ReLU mask (the layer's ReLU → 2×2 average pool
+// backward fused in; H and W even, O % 4 == 0): the full-resolution gradient is never stored.
+@compute @workgroup_size(64)
+fn winograd_dout_pool(@builtin(global_invocation_id) gid: vec3<u32>,
+                      @builtin(num_workgroups) nwg: vec3<u32>) {
+    dout_transform(flat_id(gid, nwg), true);
 }
 
 // dW[ky][kx][c][o4] = (Gᵀ S G)[ky][kx]; with p.bias the invocations of row c = 0 also write

@@ -429,12 +429,19 @@ impl GpuModel {
                     b,
                     winograd: Some([v, d]),
                     forward_v,
+                    pool_mask,
                     ..
                 } => winograd::backward_weight(
                     gpu,
                     p,
                     (!forward_v).then(|| tensor(*x)),
-                    tensor(*dout),
+                    match pool_mask {
+                        Some(m) => winograd::Dout::Pooled {
+                            dpool: tensor(*dout),
+                            mask: tensor(*m),
+                        },
+                        None => winograd::Dout::Full(tensor(*dout)),
+                    },
                     grad(*w),
                     b.map(grad),
                     winograd::Scratch {

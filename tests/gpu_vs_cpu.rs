@@ -356,7 +356,7 @@ fn conv_sg_outputs(gpu: &Gpu, p: &Conv2dParams, seed: u64) -> (Vec<&'static str>
             gpu,
             p,
             Some((&x).into()),
-            (&dy).into(),
+            winograd::Dout::Full((&dy).into()),
             o(2),
             bias.map(|_| o(3)),
             winograd::Scratch::of(&scratch[2]),
@@ -2917,7 +2917,7 @@ fn winograd_all_directions() {
             gpu,
             &p,
             Some((&xb).into()),
-            (&dyb).into(),
+            winograd::Dout::Full((&dyb).into()),
             inner(&dwb, p.weight_len()),
             has_bias.then(|| inner(&dbb, o as usize)),
             sl(&ws),
@@ -2969,7 +2969,7 @@ fn winograd_all_directions() {
             gpu,
             &p,
             None,
-            (&dyb).into(),
+            winograd::Dout::Full((&dyb).into()),
             (&dw2).into(),
             has_bias.then(|| (&db2).into()),
             winograd::Scratch {
@@ -3075,5 +3075,57 @@ fn winograd_all_directions() {
         }
         let mask: Vec<u32> = read(gpu, &mb).iter().map(|v| v.to_bits()).collect();
         assert_eq!(mask, want, "{what}: relu mask");
+        // The weight gradient from the pooled gradient and this mask (the pool backward fused
+        // into its output-gradient transform): bitwise the one from the pool backward's output.
+        let dpool = uniform(&mut r, pp.output_len(), 1.0);
+        let dpb = gpu.storage_from("dpool", &dpool);
+        let dyb2 = gpu.storage("dy", p.output_len());
+        let (dw1, dw2) = (
+            gpu.storage("dw", p.weight_len()),
+            gpu.storage("dw", p.weight_len()),
+        );
+        let (db1, db2) = (gpu.storage("db", o as usize), gpu.storage("db", o as usize));
+        let mut ds = vec![avgpool::backward_relu_mask(
+            gpu,
+            &pp,
+            (&dpb).into(),
+            (&mb).into(),
+            (&dyb2).into(),
+        )];
+        for (dout, dw, db) in [
+            (winograd::Dout::Full((&dyb2).into()), &dw1, &db1),
+            (
+                winograd::Dout::Pooled {
+                    dpool: (&dpb).into(),
+                    mask: (&mb).into(),
+                },
+                &dw2,
+                &db2,
+            ),
+        ] {
+            ds.extend(winograd::backward_weight(
+                gpu,
+                &p,
+                Some((&xb).into()),
+                dout,
+                dw.into(),
+                has_bias.then(|| db.into()),
+                sl(&ws),
+            ));
+        }
+        assert!(ds.iter().any(|d| d.entry == "winograd_dout_pool"));
+        gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!(
+            bits_differ(&read(gpu, &dw1), &read(gpu, &dw2)),
+            0,
+            "{what}: dw from the pool"
+        );
+        if has_bias {
+            assert_eq!(
+                bits_differ(&read(gpu, &db1), &read(gpu, &db2)),
+                0,
+                "{what}: db from the pool"
+            );
+        }
     }
 }

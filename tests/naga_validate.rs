@@ -178,6 +178,7 @@ fn entry_points_match_launchers() {
                 "winograd_input",
                 "winograd_output",
                 "winograd_dout",
+                "winograd_dout_pool",
                 "winograd_weight_grad",
             ],
         ),

@@ -62,7 +62,13 @@ fn check_buffer_sharing(plan: &Plan) {
 
 #[test]
 fn seed_plan_on_a_subgroup8_cpu_fuses_conv_relu_pool() {
-    let p = Plan::new(&seed(), 128, &Caps::subgroup8_cpu(), Mode::Train).unwrap();
+    // The direct kernels (with Winograd, Conv_1's pool backward fuses further into its weight
+    // gradient: `winograd_convolutions_where_they_pay`).
+    let caps = Caps {
+        winograd: false,
+        ..Caps::subgroup8_cpu()
+    };
+    let p = Plan::new(&seed(), 128, &caps, Mode::Train).unwrap();
     let fused: Vec<_> = p
         .forward
         .iter()
@@ -324,6 +330,33 @@ fn winograd_convolutions_where_they_pay() {
         ..lavapipe
     };
     assert!(winograd_layers(&off, &seed()).iter().all(|v| v.is_empty()));
+    // The seed's ReLU → pool backward after Conv_1 is fused into its weight gradient's
+    // output-gradient transform (from the pooled gradient and the ReLU mask); without Winograd
+    // it stays a step of its own.
+    let pool_backwards = |caps: &Caps| {
+        let p = Plan::new(&seed(), 128, caps, Mode::Train).unwrap();
+        let fused = p.backward.iter().any(|s| {
+            matches!(s, Step::ConvBackwardWeight { layer, pool_mask: Some(_), .. } if layer == "Conv_1")
+        });
+        let steps: Vec<String> = p
+            .backward
+            .iter()
+            .filter(|s| matches!(s, Step::AvgPoolBackward { .. }))
+            .map(|s| s.layer().to_string())
+            .collect();
+        (fused, steps)
+    };
+    assert_eq!(
+        pool_backwards(&lavapipe),
+        (true, vec!["avg_pool_2".to_string()])
+    );
+    assert_eq!(
+        pool_backwards(&off),
+        (
+            false,
+            vec!["avg_pool_5".to_string(), "avg_pool_2".to_string()]
+        )
+    );
     assert!(winograd_layers(&Caps::gpu32(), &seed())
         .iter()
         .all(|v| v.is_empty()));

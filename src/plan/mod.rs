@@ -316,6 +316,10 @@ pub enum Step {
         /// V is the forward's (a Winograd forward of the same input wrote it): no input
         /// transform here.
         forward_v: bool,
+        /// The ReLU mask of a ReLU → 2×2 average pool after the layer whose backward is fused
+        /// into this step's output-gradient transform ([`Plan::winograd_pool_backwards`]):
+        /// `dout` is then the pooled gradient.
+        pool_mask: Option<TensorId>,
     },
     /// With `winograd`: by Winograd F(4×4, 3×3) (the forward's adjoint), through scratch Uᵀ,
     /// D, E (`gpu::ops::winograd::backward_input`); with `weight_d` D is the weight gradient's
@@ -429,18 +433,23 @@ impl Step {
                 dout,
                 partials,
                 winograd,
+                pool_mask,
                 ..
             } => [*x, *dout, *partials]
                 .into_iter()
                 .chain(winograd.iter().flatten().copied())
+                .chain(*pool_mask)
                 .collect(),
+            // With the weight gradient's D the output gradient itself is not read.
             Step::ConvBackwardInput {
                 dout,
                 din,
                 winograd,
+                weight_d,
                 ..
-            } => [*dout, *din]
+            } => [*din]
                 .into_iter()
+                .chain((!weight_d).then_some(*dout))
                 .chain(winograd.iter().flatten().copied())
                 .collect(),
             Step::DenseBackwardInput { dout, din, .. } => vec![*dout, *din],
@@ -676,11 +685,22 @@ impl Step {
                 dout,
                 partials,
                 winograd: Some([v, d]),
+                forward_v,
+                pool_mask,
                 ..
             } => format!(
-                "conv weight gradient (Winograd F(4x4, 3x3)): {} -> {}, {}, {} (scratch)",
+                "conv weight gradient (Winograd F(4x4, 3x3){}): {}{} -> {}{}, {} (scratch)",
+                if *forward_v { ", the forward's V" } else { "" },
                 t(dout),
-                t(v),
+                pool_mask.map_or(String::new(), |m| format!(
+                    " + avg_pool backward + relu backward (mask {})",
+                    t(&m)
+                )),
+                if *forward_v {
+                    String::new()
+                } else {
+                    format!("{}, ", t(v))
+                },
                 t(d),
                 t(partials)
             ),
@@ -697,17 +717,21 @@ impl Step {
                 dout,
                 din,
                 winograd,
+                weight_d,
                 ..
-            } => format!(
-                "conv input gradient{}: {} -> {}",
-                if winograd.is_some() {
-                    " (Winograd F(4x4, 3x3))"
-                } else {
-                    ""
-                },
-                t(dout),
-                t(din)
-            ),
+            } => match winograd {
+                Some([_, d, _]) if *weight_d => format!(
+                    "conv input gradient (Winograd F(4x4, 3x3), the weight gradient's D): {} -> {}",
+                    t(d),
+                    t(din)
+                ),
+                Some(_) => format!(
+                    "conv input gradient (Winograd F(4x4, 3x3)): {} -> {}",
+                    t(dout),
+                    t(din)
+                ),
+                None => format!("conv input gradient: {} -> {}", t(dout), t(din)),
+            },
             Step::DenseBackwardWeight { dout, partials, .. } => format!(
                 "dense weight gradient{}: {}",
                 if partials.is_some() {
@@ -1474,6 +1498,7 @@ impl Plan {
                             b: *b,
                             winograd,
                             forward_v: winograd.is_some() && forward_v.is_some(),
+                            pool_mask: None,
                         });
                         if need_x {
                             let din = fresh(&mut tensors, format!("{name}.dinput"), u.x);
@@ -1693,6 +1718,7 @@ impl Plan {
             backward,
         };
         plan.relu_masks();
+        plan.winograd_pool_backwards();
         plan.assign_buffers();
         plan.check_limits()?;
         Ok(plan)
@@ -1758,6 +1784,53 @@ impl Plan {
             if let Step::AvgPoolBackward { mask, .. } = &mut self.backward[bi] {
                 *mask = true;
             }
+        }
+    }
+
+    /// A Winograd weight gradient whose output gradient comes from a masked 2×2 average pool
+    /// backward ([`Plan::relu_masks`]) and is read by nothing else (the input gradient takes
+    /// the weight gradient's D) computes it itself from the pooled gradient and the mask
+    /// (`winograd_dout_pool`): the pool backward step goes, and the full-resolution gradient is
+    /// never stored.
+    fn winograd_pool_backwards(&mut self) {
+        let mut bi = 0;
+        while bi < self.backward.len() {
+            let Step::AvgPoolBackward {
+                p: pool,
+                dout: dpool,
+                relu_out: Some(mask),
+                mask: true,
+                din,
+                ..
+            } = &self.backward[bi]
+            else {
+                bi += 1;
+                continue;
+            };
+            let (pool, dpool, mask, dy) = (*pool, *dpool, *mask, *din);
+            let readers: Vec<usize> = (0..self.backward.len())
+                .filter(|&i| i != bi && self.backward[i].tensors().contains(&dy))
+                .collect();
+            let fuse = match readers.as_slice() {
+                [wi] => matches!(&self.backward[*wi], Step::ConvBackwardWeight {
+                    p, dout, winograd: Some(_), pool_mask: None, ..
+                } if *dout == dy && crate::gpu::ops::winograd::can_mask(p)
+                    && p.h == pool.h && p.w == pool.w && p.o == pool.c),
+                _ => false,
+            } && !self.forward.iter().any(|s| s.tensors().contains(&dy));
+            if !fuse {
+                bi += 1;
+                continue;
+            }
+            if let Step::ConvBackwardWeight {
+                dout, pool_mask, ..
+            } = &mut self.backward[readers[0]]
+            {
+                *dout = dpool;
+                *pool_mask = Some(mask);
+            }
+            self.tensors[dy].len = 0;
+            self.backward.remove(bi);
         }
     }
 

@@ -212,7 +212,7 @@ pub fn backward_input(
             gpu,
             p,
             "winograd_dout",
-            &[(11, dout), (54, d)],
+            &[(11, dout), (54, d), (19, d)],
             t * p.o / 4,
             p.output_len() + POINTS * (t * p.o) as usize,
         )
@@ -243,6 +243,18 @@ pub fn backward_input(
         .collect()
 }
 
+/// The output gradient a weight gradient transforms: the tensor itself, or (the layer's ReLU
+/// → 2×2 average pool backward fused in) the pooled gradient and the ReLU mask
+/// (`avgpool_backward_relu_k2_mask`'s operands; H and W even, O % 32 == 0).
+#[derive(Clone, Copy)]
+pub enum Dout<'a> {
+    Full(BufSlice<'a>),
+    Pooled {
+        dpool: BufSlice<'a>,
+        mask: BufSlice<'a>,
+    },
+}
+
 /// `dweight` (and `dbias` with `p.bias`): input transform, output-gradient transform, the
 /// transformed-domain GEMM over tiles, the transform back to 3×3 taps (written with =).
 /// `input: None`: the scratch V already holds the input's transform (the forward's, which
@@ -251,7 +263,7 @@ pub fn backward_weight(
     gpu: &Gpu,
     p: &Conv2dParams,
     input: Option<BufSlice<'_>>,
-    dout: BufSlice<'_>,
+    dout: Dout<'_>,
     dweight: BufSlice<'_>,
     dbias: Option<BufSlice<'_>>,
     s: Scratch<'_>,
@@ -295,14 +307,30 @@ pub fn backward_weight(
     input
         .into_iter()
         .chain([
-            transform(
-                gpu,
-                p,
-                "winograd_dout",
-                &[(11, dout), (54, d)],
-                t * o4,
-                p.output_len() + POINTS * to as usize,
-            ),
+            match dout {
+                Dout::Full(dout) => transform(
+                    gpu,
+                    p,
+                    "winograd_dout",
+                    &[(11, dout), (54, d), (19, d)],
+                    t * o4,
+                    p.output_len() + POINTS * to as usize,
+                ),
+                Dout::Pooled { dpool, mask } => {
+                    assert!(
+                        can_mask(p),
+                        "winograd: the pooled gradient needs H, W even, O % 32 == 0"
+                    );
+                    transform(
+                        gpu,
+                        p,
+                        "winograd_dout_pool",
+                        &[(11, dpool), (54, d), (19, mask)],
+                        t * o4,
+                        p.output_len() / 4 + p.relu_mask_len() + POINTS * to as usize,
+                    )
+                }
+            },
             gemm,
             transform(
                 gpu,
