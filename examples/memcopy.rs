@@ -54,7 +54,7 @@ fn main() {
             view_formats: &[],
         })
     };
-    let ta = tex(wgpu::TextureUsages::TEXTURE_BINDING);
+    let ta = tex(wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST);
     let tb = tex(wgpu::TextureUsages::STORAGE_BINDING);
     let (va, vb) = (
         ta.create_view(&Default::default()),
@@ -131,4 +131,38 @@ fn main() {
             32.0 * n as f64 / times[3] / 1e6
         );
     }
+    // A buffer → texture copy of the same 16 MiB (what a texture mirror's refresh records).
+    let mut times = Vec::new();
+    for _ in 0..7 {
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_texture(
+            wgpu::TexelCopyBufferInfo {
+                buffer: &a,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(4096 * 16),
+                    rows_per_image: None,
+                },
+            },
+            wgpu::TexelCopyTextureInfo {
+                texture: &ta,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::Extent3d {
+                width: 4096,
+                height: 256,
+                depth_or_array_layers: 1,
+            },
+        );
+        let t = Instant::now();
+        gpu.queue.submit([enc.finish()]);
+        gpu.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .expect("poll");
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    println!("buffer -> texture copy: {:.2} ms for 16 MiB", times[3]);
 }

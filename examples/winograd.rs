@@ -106,7 +106,7 @@ fn main() {
                 &p,
                 Some((&dy).into()),
                 (&w).into(),
-                (&dx_w).into(),
+                winograd::Dinput::Full((&dx_w).into()),
                 scr(&is),
             ),
             winograd::backward_weight(

@@ -346,9 +346,7 @@ fn dout_at(n: u32, iy: u32, ix: u32, q: u32, o4: u32, pooled: bool) -> vec4<f32>
     if (pooled) {
         let g = dout4[((n * (p.h / 2u) + min(iy, p.h - 1u) / 2u) * (p.w / 2u)
                        + min(ix, p.w - 1u) / 2u) * o4 + q] * 0.25;
-        let nib = relu_mask[pix * ((p.o + 31u) / 32u) + q / 8u] >> (4u * (q % 8u));
-        let bits = (vec4<u32>(nib) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u);
-        return select(vec4<f32>(0.0), g, bits & vec4<bool>(ok));
+        return select(vec4<f32>(0.0), g, mask4(pix, q, (p.o + 31u) / 32u) & vec4<bool>(ok));
     }
     return select(vec4<f32>(0.0), dout4[pix * o4 + q], ok);
 }
@@ -498,12 +496,12 @@ fn winograd_adjoint(@builtin(global_invocation_id) gid: vec3<u32>,
 
 // dinput[n, y, x, c4] = Σ P_t[y − 4ty + 1][x − 4tx + 1] over the (1, 2 or 4) tiles whose
 // blocks hold the pixel, in a fixed order (up/left tile first): one invocation per vec4 of the
-// output (p as winograd_adjoint's; P from binding 53).
-@compute @workgroup_size(64)
-fn winograd_gather(@builtin(global_invocation_id) gid: vec3<u32>,
-                   @builtin(num_workgroups) nwg: vec3<u32>) {
+// output (p as winograd_adjoint's; P from binding 53). With `pooled` the input gradient is that
+// of a 2×2 average pool after a ReLU (the layer before): instead of it, the pool and ReLU
+// backward's output is stored, the 4 pixels of the window at full resolution (binding 14, the
+// ReLU mask at binding 19), as avgpool_backward_relu_k2_mask computes them (bitwise equal).
+fn gather(i: u32, pooled: bool) {
     let o4 = p.o / 4u;
-    let i = flat_id(gid, nwg);
     if (i >= p.n * p.h * p.w * o4) { return; }
     let q = i % o4;
     let m = i / o4;
@@ -536,5 +534,35 @@ fn winograd_gather(@builtin(global_invocation_id) gid: vec3<u32>,
             }
         }
     }
-    output4[i] = sum;
+    if (!pooled) {
+        output4[i] = sum;
+        return;
+    }
+    let g = sum * 0.25;
+    let z = vec4<f32>(0.0);
+    let words = (p.o + 31u) / 32u;
+    let a = (n * 2u * p.h + 2u * y) * 2u * p.w + 2u * x;
+    let b = a + 2u * p.w;
+    output4[a * o4 + q] = select(z, g, mask4(a, q, words));
+    output4[(a + 1u) * o4 + q] = select(z, g, mask4(a + 1u, q, words));
+    output4[b * o4 + q] = select(z, g, mask4(b, q, words));
+    output4[(b + 1u) * o4 + q] = select(z, g, mask4(b + 1u, q, words));
+}
+
+// The ReLU mask of channels 4q .. 4q + 3 at pixel `pix` (avgpool.wgsl's).
+fn mask4(pix: u32, q: u32, words: u32) -> vec4<bool> {
+    let nib = relu_mask[pix * words + q / 8u] >> (4u * (q % 8u));
+    return (vec4<u32>(nib) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u);
+}
+
+@compute @workgroup_size(64)
+fn winograd_gather(@builtin(global_invocation_id) gid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>) {
+    gather(flat_id(gid, nwg), false);
+}
+
+@compute @workgroup_size(64)
+fn winograd_gather_pool(@builtin(global_invocation_id) gid: vec3<u32>,
+                        @builtin(num_workgroups) nwg: vec3<u32>) {
+    gather(flat_id(gid, nwg), true);
 }

@@ -476,13 +476,20 @@ impl GpuModel {
                     din,
                     winograd: Some([u, v, m]),
                     weight_d,
+                    pool_mask,
                     ..
                 } => winograd::backward_input(
                     gpu,
                     p,
                     (!weight_d).then(|| tensor(*dout)),
                     param(*w),
-                    tensor(*din),
+                    match pool_mask {
+                        Some(mask) => winograd::Dinput::Pooled {
+                            dpre: tensor(*din),
+                            mask: tensor(*mask),
+                        },
+                        None => winograd::Dinput::Full(tensor(*din)),
+                    },
                     winograd::Scratch {
                         a: tensor(*u),
                         b: tensor(*v),

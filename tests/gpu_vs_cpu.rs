@@ -349,7 +349,7 @@ fn conv_sg_outputs(gpu: &Gpu, p: &Conv2dParams, seed: u64) -> (Vec<&'static str>
             p,
             Some((&dy).into()),
             (&w).into(),
-            o(1),
+            winograd::Dinput::Full(o(1)),
             winograd::Scratch::of(&scratch[1]),
         ));
         ds.extend(winograd::backward_weight(
@@ -2910,7 +2910,7 @@ fn winograd_all_directions() {
             &p,
             Some((&dyb).into()),
             (&wb).into(),
-            inner(&dxb, p.input_len()),
+            winograd::Dinput::Full(inner(&dxb, p.input_len())),
             sl(&is),
         ));
         ds.extend(winograd::backward_weight(
@@ -2987,7 +2987,7 @@ fn winograd_all_directions() {
             &p,
             None,
             (&wb).into(),
-            (&dx2).into(),
+            winograd::Dinput::Full((&dx2).into()),
             winograd::Scratch {
                 a: (&is[0]).into(),
                 b: (&ws[1]).into(),
@@ -3001,6 +3001,44 @@ fn winograd_all_directions() {
             bits_differ(&read(gpu, &dx2), &dx_bits),
             0,
             "{what}: dx from the weight's D"
+        );
+        // The input gradient through a ReLU → 2×2 average pool before the layer (random ReLU
+        // mask), fused into the last stage: bitwise the pool backward of the input gradient.
+        let pp = AvgPoolParams::new(n, 2 * h, 2 * w, c, 2);
+        assert!(avgpool::mask_fits(&pp));
+        let words = pp.input_len() / c as usize * c.div_ceil(32) as usize;
+        let bitsv: Vec<u32> = (0..words).map(|_| r.random::<u32>()).collect();
+        let maskb = gpu.storage_from("mask", &bitsv);
+        let (pre1, pre2) = (
+            gpu.storage("dpre", pp.input_len()),
+            gpu.storage("dpre", pp.input_len()),
+        );
+        let mut dp = vec![avgpool::backward_relu_mask(
+            gpu,
+            &pp,
+            inner(&dxb, p.input_len()),
+            (&maskb).into(),
+            (&pre1).into(),
+        )];
+        dp.extend(winograd::backward_input(
+            gpu,
+            &p,
+            Some((&dyb).into()),
+            (&wb).into(),
+            winograd::Dinput::Pooled {
+                dpre: (&pre2).into(),
+                mask: (&maskb).into(),
+            },
+            sl(&is),
+        ));
+        assert!(dp.iter().any(|d| d.entry == "winograd_gather_pool"));
+        gpu.run(&dp.iter().collect::<Vec<_>>()).unwrap();
+        let want = read(gpu, &pre1);
+        assert!(want.contains(&0.0) && want.iter().any(|&v| v != 0.0));
+        assert_eq!(
+            bits_differ(&read(gpu, &pre2), &want),
+            0,
+            "{what}: dx through the pool"
         );
         let dw_bits = read_guarded(gpu, &what, &dwb, p.weight_len());
         assert_eq!(

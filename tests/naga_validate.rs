@@ -175,6 +175,7 @@ fn entry_points_match_launchers() {
                 "winograd_weight_t",
                 "winograd_adjoint",
                 "winograd_gather",
+                "winograd_gather_pool",
                 "winograd_input",
                 "winograd_output",
                 "winograd_dout",

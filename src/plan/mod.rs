@@ -332,6 +332,10 @@ pub enum Step {
         din: TensorId,
         winograd: Option<[TensorId; 3]>,
         weight_d: bool,
+        /// The ReLU mask of a ReLU → 2×2 average pool before the layer whose backward is fused
+        /// into this step's last stage ([`Plan::winograd_pool_backwards`]): `din` is then that
+        /// pool's and ReLU's input gradient, at twice the layer's input size.
+        pool_mask: Option<TensorId>,
     },
     /// `partials`: split-K scratch where the subgroup kernel cannot write the bias gradient
     /// straight after the weight gradient (the bias does not follow the kernel in the layout).
@@ -352,6 +356,11 @@ pub enum Step {
         din: TensorId,
     },
     Adam,
+}
+
+/// Whether step `a` (if any) comes before step `b`.
+fn comes_before(a: Option<usize>, b: usize) -> bool {
+    a.is_some_and(|a| a < b)
 }
 
 /// Elements of a Winograd convolution's scratch tensors U, V, M for params `p` (the forward's,
@@ -446,11 +455,13 @@ impl Step {
                 din,
                 winograd,
                 weight_d,
+                pool_mask,
                 ..
             } => [*din]
                 .into_iter()
                 .chain((!weight_d).then_some(*dout))
                 .chain(winograd.iter().flatten().copied())
+                .chain(*pool_mask)
                 .collect(),
             Step::DenseBackwardInput { dout, din, .. } => vec![*dout, *din],
             Step::DenseBackwardWeight {
@@ -718,12 +729,17 @@ impl Step {
                 din,
                 winograd,
                 weight_d,
+                pool_mask,
                 ..
             } => match winograd {
                 Some([_, d, _]) if *weight_d => format!(
-                    "conv input gradient (Winograd F(4x4, 3x3), the weight gradient's D): {} -> {}",
+                    "conv input gradient (Winograd F(4x4, 3x3), the weight gradient's D): {} -> {}{}",
                     t(d),
-                    t(din)
+                    t(din),
+                    pool_mask.map_or(String::new(), |m| format!(
+                        " (+ avg_pool backward + relu backward, mask {})",
+                        t(&m)
+                    ))
                 ),
                 Some(_) => format!(
                     "conv input gradient (Winograd F(4x4, 3x3)): {} -> {}",
@@ -1526,6 +1542,7 @@ impl Plan {
                                 din,
                                 winograd,
                                 weight_d: winograd.is_some() && weight_d.is_some(),
+                                pool_mask: None,
                             });
                             to.push((u.x, din, false));
                         }
@@ -1791,7 +1808,8 @@ impl Plan {
     /// backward ([`Plan::relu_masks`]) and is read by nothing else (the input gradient takes
     /// the weight gradient's D) computes it itself from the pooled gradient and the mask
     /// (`winograd_dout_pool`): the pool backward step goes, and the full-resolution gradient is
-    /// never stored.
+    /// never stored. Likewise a masked 2×2 pool backward whose input is only a Winograd input
+    /// gradient's output runs inside that step's last stage (`winograd_gather_pool`).
     fn winograd_pool_backwards(&mut self) {
         let mut bi = 0;
         while bi < self.backward.len() {
@@ -1830,6 +1848,48 @@ impl Plan {
                 *pool_mask = Some(mask);
             }
             self.tensors[dy].len = 0;
+            self.backward.remove(bi);
+        }
+        // The same for the pool before a Winograd layer: its input gradient's last stage
+        // stores the pool and ReLU backward's output instead of the layer's input gradient.
+        let mut bi = 0;
+        while bi < self.backward.len() {
+            let Step::AvgPoolBackward {
+                p: pool,
+                dout: dx,
+                relu_out: Some(mask),
+                mask: true,
+                din,
+                ..
+            } = &self.backward[bi]
+            else {
+                bi += 1;
+                continue;
+            };
+            let (pool, dx, mask, din) = (*pool, *dx, *mask, *din);
+            let users: Vec<usize> = (0..self.backward.len())
+                .filter(|&i| i != bi && self.backward[i].tensors().contains(&dx))
+                .collect();
+            let fuse = match users.as_slice() {
+                [ii] => matches!(&self.backward[*ii], Step::ConvBackwardInput {
+                    p, din, winograd: Some(_), pool_mask: None, ..
+                } if *din == dx && p.c.is_multiple_of(4)
+                    && pool.h == 2 * p.h && pool.w == 2 * p.w && pool.c == p.c),
+                _ => false,
+            } && comes_before(users.first().copied(), bi)
+                && !self.forward.iter().any(|s| s.tensors().contains(&dx));
+            if !fuse {
+                bi += 1;
+                continue;
+            }
+            if let Step::ConvBackwardInput {
+                din: d, pool_mask, ..
+            } = &mut self.backward[users[0]]
+            {
+                *d = din;
+                *pool_mask = Some(mask);
+            }
+            self.tensors[dx].len = 0;
             self.backward.remove(bi);
         }
     }

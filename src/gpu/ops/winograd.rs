@@ -187,6 +187,19 @@ pub fn forward(
     ]
 }
 
+/// Where an input gradient goes: the tensor, or (the ReLU → 2×2 average pool before the layer
+/// fused in) that pool's and ReLU's backward: `dpre` the gradient before the ReLU at twice the
+/// layer's input size, `mask` that ReLU's mask (`avgpool_backward_relu_k2_mask`'s output and
+/// operand; C % 4 == 0).
+#[derive(Clone, Copy)]
+pub enum Dinput<'a> {
+    Full(BufSlice<'a>),
+    Pooled {
+        dpre: BufSlice<'a>,
+        mask: BufSlice<'a>,
+    },
+}
+
 /// `dinput = conv_transpose(dout, weight)` by the forward's adjoint: D = A dY Aᵀ (the weight
 /// gradient's; `dout: None` when the scratch `b` already holds it), E = D · Uᵀ per point (the
 /// GEMM over output channels, U stored transposed), P = B E Bᵀ per tile in place, and the
@@ -197,7 +210,7 @@ pub fn backward_input(
     p: &Conv2dParams,
     dout: Option<BufSlice<'_>>,
     weight: BufSlice<'_>,
-    dinput: BufSlice<'_>,
+    dinput: Dinput<'_>,
     s: Scratch<'_>,
 ) -> Vec<Dispatch> {
     assert!(
@@ -231,14 +244,24 @@ pub fn backward_input(
             ),
             gemm(gpu, &q, d, ut, e),
             transform(gpu, &q, "winograd_adjoint", &[(58, e)], t * p.c / 4, 2 * te),
-            transform(
-                gpu,
-                &q,
-                "winograd_gather",
-                &[(53, e), (14, dinput)],
-                p.n * p.h * p.w * p.c / 4,
-                p.input_len() * 3,
-            ),
+            match dinput {
+                Dinput::Full(dinput) => transform(
+                    gpu,
+                    &q,
+                    "winograd_gather",
+                    &[(53, e), (14, dinput), (19, dinput)],
+                    p.n * p.h * p.w * p.c / 4,
+                    p.input_len() * 3,
+                ),
+                Dinput::Pooled { dpre, mask } => transform(
+                    gpu,
+                    &q,
+                    "winograd_gather_pool",
+                    &[(53, e), (14, dpre), (19, mask)],
+                    p.n * p.h * p.w * p.c / 4,
+                    p.input_len() * 6,
+                ),
+            },
         ])
         .collect()
 }
