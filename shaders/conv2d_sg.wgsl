@@ -49,6 +49,9 @@
 //                              rg32float mirrors (bindings 32, 33): ~5–8 % faster than halves of
 //                              rgba32float texels (a whole fetch and a select each). Summation order is that of the 32-channel kernels, so the
 //                              results are bitwise equal to theirs. No pooled output.
+//   winograd_gemm_sg, winograd_gemm_weight_sg: the 36 GEMMs of a Winograd F(4×4, 3×3)
+//                              convolution (winograd.wgsl has the transforms around them), the
+//                              forward's scheme and the weight gradient's, at the end of this file.
 // Each entry point is a loop around its `_tile` function: a subgroup computes the tile at its
 // place in the grid, or (p.queue = 1, CPU-type adapters) tile after tile from the tile queue
 // until none is left (see `tile_queue`); either way a tile's sums are the same, in the same order.

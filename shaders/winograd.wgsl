@@ -14,9 +14,11 @@
 // (4ty − 1, 4tx − 1). Layouts, all channel-fastest in vec4s (C % 4 == 0, O % 4 == 0):
 //   U[ξ][c][o] (transformed weights), V[t][ξ][c] (transformed inputs),
 //   M[t][ξ][o] (products, from the GEMM), D[t][ξ][o] (transformed output gradients),
+//   E[t][ξ][c] (the input gradient's products, turned into the 6×6 blocks P in place),
 //   S[ξ][c][o] (the weight gradient in the transformed domain, from the GEMM).
-// V, M and D are tile-major: an invocation's 36 points lie together (1.x× faster transforms on
-// lavapipe than point-major, whose 36 strided streams per invocation miss the caches).
+// V, M, D and E are tile-major: an invocation's 36 points lie together (the output transform
+// 3.9 ms against 8.8 point-major on lavapipe, whose 36 strided streams per invocation miss the
+// caches; docs/benchmarks.md, thirteenth session).
 // One invocation per (tile or weight row, vec4 of channels), channels fastest. Edge tiles read
 // zeros outside the image and store only the pixels inside it. The reference: cpu/winograd.rs,
 // the same transforms in the same order.

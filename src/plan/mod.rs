@@ -363,14 +363,6 @@ fn comes_before(a: Option<usize>, b: usize) -> bool {
     a.is_some_and(|a| a < b)
 }
 
-/// Elements of a Winograd convolution's scratch tensors U, V, M for params `p` (the forward's,
-/// or the input gradient's [`Conv2dParams::winograd_transposed`]).
-fn winograd_lens(p: &Conv2dParams) -> [usize; 3] {
-    let t = p.winograd_tiles() as usize;
-    let (c, o) = (p.c as usize, p.o as usize);
-    [36 * c * o, 36 * t * c, 36 * t * o]
-}
-
 impl Step {
     /// The layer a step belongs to (profiler rows).
     pub fn layer(&self) -> &str {
@@ -1114,7 +1106,7 @@ impl Plan {
                         p = p.with_pool2();
                     }
                     let winograd = caps.winograd_conv(&p).then(|| {
-                        let [u, v, m] = winograd_lens(&p);
+                        let [u, v, m] = crate::gpu::ops::winograd::scratch_lens(&p).0;
                         [("u", u), ("v", v), ("m", m)].map(|(which, len)| {
                             add(
                                 &mut tensors,
@@ -1467,7 +1459,7 @@ impl Plan {
                 match &l.op {
                     LayerOp::Conv { p, w, b } => {
                         let dout = dpre(&mut tensors, &mut backward);
-                        let lens = Plan::winograd_wgrad_lens(p);
+                        let lens = crate::gpu::ops::winograd::scratch_lens(p).2;
                         // The forward's transformed inputs, when it ran Winograd: the same V.
                         let forward_v = forward.iter().find_map(|s| match s {
                             Step::Conv {
@@ -1521,7 +1513,7 @@ impl Plan {
                             // Uᵀ, D (the weight gradient's, which it just computed), E.
                             let weight_d = winograd.map(|[_, d]| d);
                             let winograd = caps.winograd_conv(p).then(|| {
-                                let [ut, d, e] = winograd_lens(&p.winograd_transposed());
+                                let [ut, d, e] = crate::gpu::ops::winograd::scratch_lens(p).1;
                                 let mut scratch = |which: &str, len| {
                                     add(
                                         &mut tensors,
@@ -2109,7 +2101,7 @@ impl Plan {
                     p,
                     winograd: Some(_),
                     ..
-                } => (31, Plan::winograd_wgrad_lens(p)[1]),
+                } => (31, crate::gpu::ops::winograd::scratch_lens(p).2[1]),
                 Step::ConvBackwardWeight { p, .. } => (31, p.output_len()),
                 Step::Dense { p, .. } | Step::DenseBackwardInput { p, .. } => {
                     (30, p.as_conv().weight_len())
@@ -2123,14 +2115,6 @@ impl Plan {
         seen.iter()
             .map(|&(b, r)| r * row * mirror_texel_bytes(b))
             .sum()
-    }
-
-    /// Elements of a Winograd weight gradient's scratch tensors: the transformed inputs V,
-    /// output gradients D and the gradient S (`gpu::ops::winograd`).
-    pub fn winograd_wgrad_lens(p: &Conv2dParams) -> [usize; 3] {
-        let t = p.winograd_tiles() as usize;
-        let (c, o) = (p.c as usize, p.o as usize);
-        [36 * t * c, 36 * t * o, 36 * c * o]
     }
 
     /// FLOPs of one training step by the 3×-forward rule (padding taps included).

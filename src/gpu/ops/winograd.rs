@@ -1,8 +1,10 @@
 //! Launcher for `shaders/winograd.wgsl` (the transforms) and the Winograd GEMMs of
 //! `shaders/conv2d_sg.wgsl`: a 3×3, stride-1, pad-1 convolution by Winograd's F(4×4, 3×3),
 //! 36 multiply-adds per 4×4 outputs and channel pair instead of 144, on devices whose subgroups
-//! run the `conv2d_sg.wgsl` kernels ([`applies`]). Each direction is four dispatches into
-//! scratch tensors the planner owns ([`Scratch`]); the scratch lengths are [`scratch_lens`].
+//! run the `conv2d_sg.wgsl` kernels ([`applies`]; the planner's rule is
+//! [`Caps::winograd_conv`]). Each direction is three to five dispatches (transforms around one
+//! GEMM dispatch) into scratch tensors the planner owns ([`Scratch`], lengths
+//! [`scratch_lens`]).
 
 use super::conv2d::sg_launch;
 use crate::gpu::dispatch::grid;
