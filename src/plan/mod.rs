@@ -358,11 +358,6 @@ pub enum Step {
     Adam,
 }
 
-/// Whether step `a` (if any) comes before step `b`.
-fn comes_before(a: Option<usize>, b: usize) -> bool {
-    a.is_some_and(|a| a < b)
-}
-
 impl Step {
     /// The layer a step belongs to (profiler rows).
     pub fn layer(&self) -> &str {
@@ -1810,78 +1805,62 @@ impl Plan {
                 dout: dpool,
                 relu_out: Some(mask),
                 mask: true,
-                din,
+                din: dy,
                 ..
             } = &self.backward[bi]
             else {
                 bi += 1;
                 continue;
             };
-            let (pool, dpool, mask, dy) = (*pool, *dpool, *mask, *din);
-            let readers: Vec<usize> = (0..self.backward.len())
-                .filter(|&i| i != bi && self.backward[i].tensors().contains(&dy))
-                .collect();
-            let fuse = match readers.as_slice() {
-                [wi] => matches!(&self.backward[*wi], Step::ConvBackwardWeight {
+            let (pool, dpool, mask, dy) = (*pool, *dpool, *mask, *dy);
+            // The one other backward step that uses tensor `t` (none if a forward step does).
+            let only_user = |t: TensorId| -> Option<usize> {
+                if self.forward.iter().any(|s| s.tensors().contains(&t)) {
+                    return None;
+                }
+                let users: Vec<usize> = (0..self.backward.len())
+                    .filter(|&i| i != bi && self.backward[i].tensors().contains(&t))
+                    .collect();
+                (users.len() == 1).then(|| users[0])
+            };
+            // The weight gradient of the layer before the ReLU, the only reader of dy.
+            let into_weight = only_user(dy).filter(|&wi| {
+                matches!(&self.backward[wi], Step::ConvBackwardWeight {
                     p, dout, winograd: Some(_), pool_mask: None, ..
                 } if *dout == dy && crate::gpu::ops::winograd::can_mask(p)
-                    && p.h == pool.h && p.w == pool.w && p.o == pool.c),
-                _ => false,
-            } && !self.forward.iter().any(|s| s.tensors().contains(&dy));
-            if !fuse {
-                bi += 1;
-                continue;
+                    && p.h == pool.h && p.w == pool.w && p.o == pool.c)
+            });
+            // The input gradient of the layer after the pool, the only writer of dpool.
+            let into_input = only_user(dpool).filter(|&ii| {
+                ii < bi
+                    && matches!(&self.backward[ii], Step::ConvBackwardInput {
+                        p, din, winograd: Some(_), pool_mask: None, ..
+                    } if *din == dpool && p.c.is_multiple_of(4)
+                        && pool.h == 2 * p.h && pool.w == 2 * p.w && pool.c == p.c)
+            });
+            match (into_weight, into_input, &mut self.backward[..]) {
+                (Some(wi), _, steps) => {
+                    if let Step::ConvBackwardWeight {
+                        dout, pool_mask, ..
+                    } = &mut steps[wi]
+                    {
+                        *dout = dpool;
+                        *pool_mask = Some(mask);
+                    }
+                    self.tensors[dy].len = 0;
+                }
+                (None, Some(ii), steps) => {
+                    if let Step::ConvBackwardInput { din, pool_mask, .. } = &mut steps[ii] {
+                        *din = dy;
+                        *pool_mask = Some(mask);
+                    }
+                    self.tensors[dpool].len = 0;
+                }
+                (None, None, _) => {
+                    bi += 1;
+                    continue;
+                }
             }
-            if let Step::ConvBackwardWeight {
-                dout, pool_mask, ..
-            } = &mut self.backward[readers[0]]
-            {
-                *dout = dpool;
-                *pool_mask = Some(mask);
-            }
-            self.tensors[dy].len = 0;
-            self.backward.remove(bi);
-        }
-        // The same for the pool before a Winograd layer: its input gradient's last stage
-        // stores the pool and ReLU backward's output instead of the layer's input gradient.
-        let mut bi = 0;
-        while bi < self.backward.len() {
-            let Step::AvgPoolBackward {
-                p: pool,
-                dout: dx,
-                relu_out: Some(mask),
-                mask: true,
-                din,
-                ..
-            } = &self.backward[bi]
-            else {
-                bi += 1;
-                continue;
-            };
-            let (pool, dx, mask, din) = (*pool, *dx, *mask, *din);
-            let users: Vec<usize> = (0..self.backward.len())
-                .filter(|&i| i != bi && self.backward[i].tensors().contains(&dx))
-                .collect();
-            let fuse = match users.as_slice() {
-                [ii] => matches!(&self.backward[*ii], Step::ConvBackwardInput {
-                    p, din, winograd: Some(_), pool_mask: None, ..
-                } if *din == dx && p.c.is_multiple_of(4)
-                    && pool.h == 2 * p.h && pool.w == 2 * p.w && pool.c == p.c),
-                _ => false,
-            } && comes_before(users.first().copied(), bi)
-                && !self.forward.iter().any(|s| s.tensors().contains(&dx));
-            if !fuse {
-                bi += 1;
-                continue;
-            }
-            if let Step::ConvBackwardInput {
-                din: d, pool_mask, ..
-            } = &mut self.backward[users[0]]
-            {
-                *d = din;
-                *pool_mask = Some(mask);
-            }
-            self.tensors[dx].len = 0;
             self.backward.remove(bi);
         }
     }

@@ -222,16 +222,7 @@ pub fn backward_input(
     let q = p.winograd_transposed();
     let t = p.winograd_tiles();
     let [ut, d, e] = [s.a, s.b, s.c];
-    let d_transform = dout.map(|dout| {
-        transform(
-            gpu,
-            p,
-            "winograd_dout",
-            &[(11, dout), (54, d), (19, d)],
-            t * p.o / 4,
-            p.output_len() + POINTS * (t * p.o) as usize,
-        )
-    });
+    let d_transform = dout.map(|dout| dout_transform(gpu, p, Dout::Full(dout), d));
     let te = POINTS * (t * p.c) as usize;
     d_transform
         .into_iter()
@@ -266,6 +257,36 @@ pub fn backward_input(
             },
         ])
         .collect()
+}
+
+/// D = A dY Aᵀ per tile into `d`, from the output gradient or the pooled one ([`Dout`]).
+fn dout_transform(gpu: &Gpu, p: &Conv2dParams, dout: Dout<'_>, d: BufSlice<'_>) -> Dispatch {
+    let t = p.winograd_tiles();
+    let to = POINTS * (t * p.o) as usize;
+    match dout {
+        Dout::Full(dout) => transform(
+            gpu,
+            p,
+            "winograd_dout",
+            &[(11, dout), (54, d), (19, d)],
+            t * p.o / 4,
+            p.output_len() + to,
+        ),
+        Dout::Pooled { dpool, mask } => {
+            assert!(
+                can_mask(p),
+                "winograd: the pooled gradient needs H, W even, O % 32 == 0"
+            );
+            transform(
+                gpu,
+                p,
+                "winograd_dout_pool",
+                &[(11, dpool), (54, d), (19, mask)],
+                t * p.o / 4,
+                p.output_len() / 4 + p.relu_mask_len() + to,
+            )
+        }
+    }
 }
 
 /// The output gradient a weight gradient transforms: the tensor itself, or (the layer's ReLU
@@ -332,30 +353,7 @@ pub fn backward_weight(
     input
         .into_iter()
         .chain([
-            match dout {
-                Dout::Full(dout) => transform(
-                    gpu,
-                    p,
-                    "winograd_dout",
-                    &[(11, dout), (54, d), (19, d)],
-                    t * o4,
-                    p.output_len() + POINTS * to as usize,
-                ),
-                Dout::Pooled { dpool, mask } => {
-                    assert!(
-                        can_mask(p),
-                        "winograd: the pooled gradient needs H, W even, O % 32 == 0"
-                    );
-                    transform(
-                        gpu,
-                        p,
-                        "winograd_dout_pool",
-                        &[(11, dpool), (54, d), (19, mask)],
-                        t * o4,
-                        p.output_len() / 4 + p.relu_mask_len() + POINTS * to as usize,
-                    )
-                }
-            },
+            dout_transform(gpu, p, dout, d),
             gemm,
             transform(
                 gpu,
