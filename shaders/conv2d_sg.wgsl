@@ -1755,7 +1755,7 @@ fn store_gemm_tile(xi: u32, r0: u32, rows: u32, q: u32, o4: u32, acc: array<vec4
 }
 
 // M[·][ξ] (T × O) = V[·][ξ] (T × C, binding 12) · U[ξ] (C × O, through the weight texture): the
-// forward (and, with c and o swapped and U of the flipped weights, the input gradient) of a
+// forward (and, with c and o swapped, D as V and Uᵀ as U, the input gradient's E) of a
 // Winograd convolution. conv2d_forward_sg_c4's scheme with the tile's 32 rows being Winograd
 // tiles instead of pixels: 36 · ceil(O/32) · ceil(T/32) subgroup tiles. C % 4 == 0, O % 4 == 0.
 fn winograd_gemm_sg_tile(t: u32, lane: u32) {
@@ -1851,12 +1851,12 @@ fn store_wgrad_tile(xi: u32, r0: u32, q: u32, o4: u32, acc: array<vec4<f32>, 8>)
     }
 }
 
-// V[ξ] row t's vec4 of channels c..c+3 (zeros past C).
+// Row `row` (tile t·36 + ξ) of V: the vec4 of channels c..c+3 (zeros past C).
 fn wino_v4(row: u32, c: u32) -> vec4<f32> {
     return select(vec4<f32>(0.0), input4[row * (p.c / 4u) + min(c, p.c - 4u) / 4u], c < p.c);
 }
 
-// S[ξ] (C × O, binding 17) = Σ_t V[ξ][t]ᵀ (binding 12) · D[ξ][t] (through the dout texture):
+// S[ξ] (C × O, binding 17) = Σ_t V[t][ξ]ᵀ (binding 12) · D[t][ξ] (through the dout texture):
 // the weight gradient of a Winograd convolution in the transformed domain, in tile order.
 // conv2d_backward_weight_sg_c4's scheme (32 rows, here input channels, × 32 output channels per
 // subgroup; 4 tiles per step, each lane loading one vec4 of 4 rows), no split:

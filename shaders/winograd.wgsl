@@ -404,7 +404,7 @@ fn winograd_dout_pool(@builtin(global_invocation_id) gid: vec3<u32>,
 }
 
 // dW[ky][kx][c][o4] = (Gᵀ S G)[ky][kx]; with p.bias the invocations of row c = 0 also write
-// dbias[o4] = Σ_t D[ξ = (1, 1)][t][o4] (A's row 1 is all ones: that point is the tile's sum),
+// dbias[o4] = Σ_t D[t][ξ = (1, 1)][o4] (A's row 1 is all ones: that point is the tile's sum),
 // in tile order.
 @compute @workgroup_size(64)
 fn winograd_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>,

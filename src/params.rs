@@ -276,8 +276,8 @@ impl Conv2dParams {
     pub fn winograd_tiles(&self) -> u32 {
         self.n * self.h.div_ceil(4) * self.w.div_ceil(4)
     }
-    /// The input gradient as a convolution of its own (the output gradient's O channels in,
-    /// C out, flipped and transposed weights): `c` and `o` swapped, no epilogue.
+    /// The input gradient's GEMM and transforms (`gpu::ops::winograd::backward_input`): the
+    /// output gradient's O channels in, C out, `c` and `o` swapped, no epilogue.
     pub fn winograd_transposed(&self) -> Self {
         Conv2dParams {
             c: self.o,

@@ -2868,8 +2868,9 @@ fn winograd_all_directions() {
         let p0 = Conv2dParams::new(n, h, w, c, o, 3, Padding::Same);
         let p = if has_bias { p0 } else { p0.without_bias() };
         let what = format!("winograd n{n} h{h} w{w} c{c} o{o} bias {has_bias}");
-        assert!(
-            winograd::applies(&gpu.caps(), &p) == (gpu.subgroup_size == Some(8)),
+        assert_eq!(
+            winograd::applies(&gpu.caps(), &p),
+            gpu.caps().conv_sg(&p),
             "{what}"
         );
         if !winograd::applies(&gpu.caps(), &p) {

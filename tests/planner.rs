@@ -275,7 +275,7 @@ fn winograd_convolutions_where_they_pay() {
             let (i, fwd_v) = match st {
                 Step::Conv {
                     winograd: Some(_), ..
-                } => (0, true),
+                } => (0, true), // (nothing shared into a forward)
                 Step::ConvBackwardInput {
                     winograd: Some([_, d, _]),
                     weight_d,
@@ -510,8 +510,23 @@ fn split_k_partials_fit_the_binding_limit() {
         let p = Plan::new(&vgg, 128, &caps, Mode::Train)
             .unwrap_or_else(|e| panic!("{:?}: {}", caps.kernels(), e.0));
         let mut capped = 0;
+        // Every tensor fits a binding (the Winograd layers' scratch included).
+        for t in &p.tensors {
+            assert!(
+                4 * t.len as u64 <= caps.max_binding,
+                "{}: {} floats",
+                t.name,
+                t.len
+            );
+        }
         for st in &p.backward {
-            if let Step::ConvBackwardWeight { p: cp, .. } = st {
+            // Split-K partials: the direct weight gradients (a Winograd one has none).
+            if let Step::ConvBackwardWeight {
+                p: cp,
+                winograd: None,
+                ..
+            } = st
+            {
                 let bytes = |q: &wgpu_cnn::params::Conv2dParams| 4 * q.partials_len() as u64;
                 assert!(
                     bytes(cp) <= caps.max_binding,
@@ -539,7 +554,12 @@ fn split_k_partials_fit_the_binding_limit() {
     // Splits of layers that fit are unchanged: the seed keeps its 32 on lavapipe.
     let p = Plan::new(&seed(), 128, &Caps::subgroup8_cpu(), Mode::Train).unwrap();
     for st in &p.backward {
-        if let Step::ConvBackwardWeight { p: cp, .. } = st {
+        if let Step::ConvBackwardWeight {
+            p: cp,
+            winograd: None,
+            ..
+        } = st
+        {
             assert_eq!(cp.splits, cp.with_splits(32).splits, "{}", st.layer());
         }
     }

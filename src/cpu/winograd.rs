@@ -2,7 +2,8 @@
 //! a 3×3, stride-1, pad-1 convolution by Winograd's F(4×4, 3×3) (Lavin & Gray 2016), the same
 //! transforms in the same order as the shaders. Its tests check it against the direct
 //! convolution of `conv2d.rs` (in f64: the transforms are exact up to rounding), which is how the
-//! matrices below are known to be right; tests/gpu_vs_cpu.rs checks the shaders against both.
+//! matrices below are known to be right; tests/gpu_vs_cpu.rs checks the shaders against the
+//! direct reference.
 //! Layouts (channels fastest): U[ξ][c][o], V[t][ξ][c], M[t][ξ][o], D[t][ξ][o], S[ξ][c][o], ξ the
 //! 36 points of the 6×6 transformed tile, t = (n, ty, tx) the 4×4 output blocks.
 
@@ -112,7 +113,7 @@ pub fn weight_transform<T: Real>(p: &Conv2dParams, weight: &[T]) -> Vec<T> {
     u
 }
 
-/// V[ξ][t][c] = (Bᵀ d B)[ξ], d the 6×6 input block of tile t at (4ty − 1, 4tx − 1).
+/// V[t][ξ][c] = (Bᵀ d B)[ξ], d the 6×6 input block of tile t at (4ty − 1, 4tx − 1).
 pub fn input_transform<T: Real>(p: &Conv2dParams, input: &[T]) -> Vec<T> {
     let (h, w, c) = (p.h as usize, p.w as usize, p.c as usize);
     let tiles = p.winograd_tiles() as usize;
@@ -139,7 +140,7 @@ pub fn input_transform<T: Real>(p: &Conv2dParams, input: &[T]) -> Vec<T> {
     v
 }
 
-/// M[ξ] = V[ξ] · U[ξ] (tiles × C times C × O), channels summed in order.
+/// M[·][ξ] = V[·][ξ] · U[ξ] (tiles × C times C × O), channels summed in order.
 pub fn gemm<T: Real>(p: &Conv2dParams, v: &[T], u: &[T]) -> Vec<T> {
     let (c, o) = (p.c as usize, p.o as usize);
     let tiles = p.winograd_tiles() as usize;
@@ -258,7 +259,7 @@ pub fn backward_input<T: Real>(p: &Conv2dParams, dout: &[T], weight: &[T], dinpu
     }
 }
 
-/// D[ξ][t][o] = (A f Aᵀ)[ξ], f the 4×4 output-gradient block of tile t.
+/// D[t][ξ][o] = (A f Aᵀ)[ξ], f the 4×4 output-gradient block of tile t.
 pub fn dout_transform<T: Real>(p: &Conv2dParams, dout: &[T]) -> Vec<T> {
     let (h, w, o) = (p.h as usize, p.w as usize, p.o as usize);
     let tiles = p.winograd_tiles() as usize;
@@ -285,7 +286,7 @@ pub fn dout_transform<T: Real>(p: &Conv2dParams, dout: &[T]) -> Vec<T> {
     d
 }
 
-/// S[ξ] = Σ_t V[ξ][t]ᵀ D[ξ][t] (C × O), tiles summed in order.
+/// S[ξ] = Σ_t V[t][ξ]ᵀ D[t][ξ] (C × O), tiles summed in order.
 pub fn gemm_weight<T: Real>(p: &Conv2dParams, v: &[T], d: &[T]) -> Vec<T> {
     let (c, o) = (p.c as usize, p.o as usize);
     let tiles = p.winograd_tiles() as usize;

@@ -509,16 +509,36 @@ impl Step {
             Step::MaxPool { y, argmax, .. } => vec![*y, *argmax],
             Step::MaxPoolBackward { din, .. } | Step::GeluBackward { din, .. } => vec![*din],
             Step::Loss { dlogits, .. } => dlogits.iter().copied().collect(),
-            Step::ConvBackwardInput { din, winograd, .. } => std::iter::once(*din)
-                .chain(winograd.iter().flatten().copied())
+            // The weight gradient's D (with `weight_d`) is read, not written.
+            Step::ConvBackwardInput {
+                din,
+                winograd,
+                weight_d,
+                ..
+            } => std::iter::once(*din)
+                .chain(
+                    winograd
+                        .iter()
+                        .flat_map(|&[ut, d, e]| [Some(ut), (!weight_d).then_some(d), Some(e)])
+                        .flatten(),
+                )
                 .collect(),
             Step::ReluBackward { din, .. }
             | Step::AvgPoolBackward { din, .. }
             | Step::DenseBackwardInput { din, .. } => vec![*din],
+            // The forward's V (with `forward_v`) is read, not written.
             Step::ConvBackwardWeight {
-                partials, winograd, ..
+                partials,
+                winograd,
+                forward_v,
+                ..
             } => std::iter::once(*partials)
-                .chain(winograd.iter().flatten().copied())
+                .chain(
+                    winograd
+                        .iter()
+                        .flat_map(|&[v, d]| [(!forward_v).then_some(v), Some(d)])
+                        .flatten(),
+                )
                 .collect(),
             Step::DenseBackwardWeight { partials, .. } => partials.iter().copied().collect(),
             Step::BatchNorm {
