@@ -504,38 +504,10 @@ fn conv2d_forward_sg_c4_tile(t: u32, lane: u32) {
                 let w2 = weight_vec4(wr + 2u * o4);
                 let w3 = weight_vec4(wr + 3u * o4);
                 wr += 4u * o4;
-                a[0] = mac4(a[0], subgroupBroadcast(xa, 0u), w0, w1, w2, w3);
-                a[1] = mac4(a[1], subgroupBroadcast(xa, 1u), w0, w1, w2, w3);
-                a[2] = mac4(a[2], subgroupBroadcast(xa, 2u), w0, w1, w2, w3);
-                a[3] = mac4(a[3], subgroupBroadcast(xa, 3u), w0, w1, w2, w3);
-                a[4] = mac4(a[4], subgroupBroadcast(xa, 4u), w0, w1, w2, w3);
-                a[5] = mac4(a[5], subgroupBroadcast(xa, 5u), w0, w1, w2, w3);
-                a[6] = mac4(a[6], subgroupBroadcast(xa, 6u), w0, w1, w2, w3);
-                a[7] = mac4(a[7], subgroupBroadcast(xa, 7u), w0, w1, w2, w3);
-                b[0] = mac4(b[0], subgroupBroadcast(xb, 0u), w0, w1, w2, w3);
-                b[1] = mac4(b[1], subgroupBroadcast(xb, 1u), w0, w1, w2, w3);
-                b[2] = mac4(b[2], subgroupBroadcast(xb, 2u), w0, w1, w2, w3);
-                b[3] = mac4(b[3], subgroupBroadcast(xb, 3u), w0, w1, w2, w3);
-                b[4] = mac4(b[4], subgroupBroadcast(xb, 4u), w0, w1, w2, w3);
-                b[5] = mac4(b[5], subgroupBroadcast(xb, 5u), w0, w1, w2, w3);
-                b[6] = mac4(b[6], subgroupBroadcast(xb, 6u), w0, w1, w2, w3);
-                b[7] = mac4(b[7], subgroupBroadcast(xb, 7u), w0, w1, w2, w3);
-                c2[0] = mac4(c2[0], subgroupBroadcast(xc, 0u), w0, w1, w2, w3);
-                c2[1] = mac4(c2[1], subgroupBroadcast(xc, 1u), w0, w1, w2, w3);
-                c2[2] = mac4(c2[2], subgroupBroadcast(xc, 2u), w0, w1, w2, w3);
-                c2[3] = mac4(c2[3], subgroupBroadcast(xc, 3u), w0, w1, w2, w3);
-                c2[4] = mac4(c2[4], subgroupBroadcast(xc, 4u), w0, w1, w2, w3);
-                c2[5] = mac4(c2[5], subgroupBroadcast(xc, 5u), w0, w1, w2, w3);
-                c2[6] = mac4(c2[6], subgroupBroadcast(xc, 6u), w0, w1, w2, w3);
-                c2[7] = mac4(c2[7], subgroupBroadcast(xc, 7u), w0, w1, w2, w3);
-                d[0] = mac4(d[0], subgroupBroadcast(xd, 0u), w0, w1, w2, w3);
-                d[1] = mac4(d[1], subgroupBroadcast(xd, 1u), w0, w1, w2, w3);
-                d[2] = mac4(d[2], subgroupBroadcast(xd, 2u), w0, w1, w2, w3);
-                d[3] = mac4(d[3], subgroupBroadcast(xd, 3u), w0, w1, w2, w3);
-                d[4] = mac4(d[4], subgroupBroadcast(xd, 4u), w0, w1, w2, w3);
-                d[5] = mac4(d[5], subgroupBroadcast(xd, 5u), w0, w1, w2, w3);
-                d[6] = mac4(d[6], subgroupBroadcast(xd, 6u), w0, w1, w2, w3);
-                d[7] = mac4(d[7], subgroupBroadcast(xd, 7u), w0, w1, w2, w3);
+                a = mac_tile(a, xa, w0, w1, w2, w3);
+                b = mac_tile(b, xb, w0, w1, w2, w3);
+                c2 = mac_tile(c2, xc, w0, w1, w2, w3);
+                d = mac_tile(d, xd, w0, w1, w2, w3);
             }
         }
     }
@@ -1230,70 +1202,10 @@ fn conv2d_backward_weight_sg_c4_tile(t: u32, lane: u32) {
         let d2 = dout_vec4((mi + 2u) * o4 + qc);
         let d3 = dout_vec4((mi + 3u) * o4 + qc);
         // Row i of pixel j: component i % 4 of lane 2j + i / 4.
-        a[0] += subgroupBroadcast(e.x, 0u) * d0 + subgroupBroadcast(e.x, 2u) * d1
-            + subgroupBroadcast(e.x, 4u) * d2 + subgroupBroadcast(e.x, 6u) * d3;
-        a[1] += subgroupBroadcast(e.y, 0u) * d0 + subgroupBroadcast(e.y, 2u) * d1
-            + subgroupBroadcast(e.y, 4u) * d2 + subgroupBroadcast(e.y, 6u) * d3;
-        a[2] += subgroupBroadcast(e.z, 0u) * d0 + subgroupBroadcast(e.z, 2u) * d1
-            + subgroupBroadcast(e.z, 4u) * d2 + subgroupBroadcast(e.z, 6u) * d3;
-        a[3] += subgroupBroadcast(e.w, 0u) * d0 + subgroupBroadcast(e.w, 2u) * d1
-            + subgroupBroadcast(e.w, 4u) * d2 + subgroupBroadcast(e.w, 6u) * d3;
-        a[4] += subgroupBroadcast(e.x, 1u) * d0 + subgroupBroadcast(e.x, 3u) * d1
-            + subgroupBroadcast(e.x, 5u) * d2 + subgroupBroadcast(e.x, 7u) * d3;
-        a[5] += subgroupBroadcast(e.y, 1u) * d0 + subgroupBroadcast(e.y, 3u) * d1
-            + subgroupBroadcast(e.y, 5u) * d2 + subgroupBroadcast(e.y, 7u) * d3;
-        a[6] += subgroupBroadcast(e.z, 1u) * d0 + subgroupBroadcast(e.z, 3u) * d1
-            + subgroupBroadcast(e.z, 5u) * d2 + subgroupBroadcast(e.z, 7u) * d3;
-        a[7] += subgroupBroadcast(e.w, 1u) * d0 + subgroupBroadcast(e.w, 3u) * d1
-            + subgroupBroadcast(e.w, 5u) * d2 + subgroupBroadcast(e.w, 7u) * d3;
-        b[0] += subgroupBroadcast(f.x, 0u) * d0 + subgroupBroadcast(f.x, 2u) * d1
-            + subgroupBroadcast(f.x, 4u) * d2 + subgroupBroadcast(f.x, 6u) * d3;
-        b[1] += subgroupBroadcast(f.y, 0u) * d0 + subgroupBroadcast(f.y, 2u) * d1
-            + subgroupBroadcast(f.y, 4u) * d2 + subgroupBroadcast(f.y, 6u) * d3;
-        b[2] += subgroupBroadcast(f.z, 0u) * d0 + subgroupBroadcast(f.z, 2u) * d1
-            + subgroupBroadcast(f.z, 4u) * d2 + subgroupBroadcast(f.z, 6u) * d3;
-        b[3] += subgroupBroadcast(f.w, 0u) * d0 + subgroupBroadcast(f.w, 2u) * d1
-            + subgroupBroadcast(f.w, 4u) * d2 + subgroupBroadcast(f.w, 6u) * d3;
-        b[4] += subgroupBroadcast(f.x, 1u) * d0 + subgroupBroadcast(f.x, 3u) * d1
-            + subgroupBroadcast(f.x, 5u) * d2 + subgroupBroadcast(f.x, 7u) * d3;
-        b[5] += subgroupBroadcast(f.y, 1u) * d0 + subgroupBroadcast(f.y, 3u) * d1
-            + subgroupBroadcast(f.y, 5u) * d2 + subgroupBroadcast(f.y, 7u) * d3;
-        b[6] += subgroupBroadcast(f.z, 1u) * d0 + subgroupBroadcast(f.z, 3u) * d1
-            + subgroupBroadcast(f.z, 5u) * d2 + subgroupBroadcast(f.z, 7u) * d3;
-        b[7] += subgroupBroadcast(f.w, 1u) * d0 + subgroupBroadcast(f.w, 3u) * d1
-            + subgroupBroadcast(f.w, 5u) * d2 + subgroupBroadcast(f.w, 7u) * d3;
-        cc[0] += subgroupBroadcast(g.x, 0u) * d0 + subgroupBroadcast(g.x, 2u) * d1
-            + subgroupBroadcast(g.x, 4u) * d2 + subgroupBroadcast(g.x, 6u) * d3;
-        cc[1] += subgroupBroadcast(g.y, 0u) * d0 + subgroupBroadcast(g.y, 2u) * d1
-            + subgroupBroadcast(g.y, 4u) * d2 + subgroupBroadcast(g.y, 6u) * d3;
-        cc[2] += subgroupBroadcast(g.z, 0u) * d0 + subgroupBroadcast(g.z, 2u) * d1
-            + subgroupBroadcast(g.z, 4u) * d2 + subgroupBroadcast(g.z, 6u) * d3;
-        cc[3] += subgroupBroadcast(g.w, 0u) * d0 + subgroupBroadcast(g.w, 2u) * d1
-            + subgroupBroadcast(g.w, 4u) * d2 + subgroupBroadcast(g.w, 6u) * d3;
-        cc[4] += subgroupBroadcast(g.x, 1u) * d0 + subgroupBroadcast(g.x, 3u) * d1
-            + subgroupBroadcast(g.x, 5u) * d2 + subgroupBroadcast(g.x, 7u) * d3;
-        cc[5] += subgroupBroadcast(g.y, 1u) * d0 + subgroupBroadcast(g.y, 3u) * d1
-            + subgroupBroadcast(g.y, 5u) * d2 + subgroupBroadcast(g.y, 7u) * d3;
-        cc[6] += subgroupBroadcast(g.z, 1u) * d0 + subgroupBroadcast(g.z, 3u) * d1
-            + subgroupBroadcast(g.z, 5u) * d2 + subgroupBroadcast(g.z, 7u) * d3;
-        cc[7] += subgroupBroadcast(g.w, 1u) * d0 + subgroupBroadcast(g.w, 3u) * d1
-            + subgroupBroadcast(g.w, 5u) * d2 + subgroupBroadcast(g.w, 7u) * d3;
-        dd[0] += subgroupBroadcast(h4.x, 0u) * d0 + subgroupBroadcast(h4.x, 2u) * d1
-            + subgroupBroadcast(h4.x, 4u) * d2 + subgroupBroadcast(h4.x, 6u) * d3;
-        dd[1] += subgroupBroadcast(h4.y, 0u) * d0 + subgroupBroadcast(h4.y, 2u) * d1
-            + subgroupBroadcast(h4.y, 4u) * d2 + subgroupBroadcast(h4.y, 6u) * d3;
-        dd[2] += subgroupBroadcast(h4.z, 0u) * d0 + subgroupBroadcast(h4.z, 2u) * d1
-            + subgroupBroadcast(h4.z, 4u) * d2 + subgroupBroadcast(h4.z, 6u) * d3;
-        dd[3] += subgroupBroadcast(h4.w, 0u) * d0 + subgroupBroadcast(h4.w, 2u) * d1
-            + subgroupBroadcast(h4.w, 4u) * d2 + subgroupBroadcast(h4.w, 6u) * d3;
-        dd[4] += subgroupBroadcast(h4.x, 1u) * d0 + subgroupBroadcast(h4.x, 3u) * d1
-            + subgroupBroadcast(h4.x, 5u) * d2 + subgroupBroadcast(h4.x, 7u) * d3;
-        dd[5] += subgroupBroadcast(h4.y, 1u) * d0 + subgroupBroadcast(h4.y, 3u) * d1
-            + subgroupBroadcast(h4.y, 5u) * d2 + subgroupBroadcast(h4.y, 7u) * d3;
-        dd[6] += subgroupBroadcast(h4.z, 1u) * d0 + subgroupBroadcast(h4.z, 3u) * d1
-            + subgroupBroadcast(h4.z, 5u) * d2 + subgroupBroadcast(h4.z, 7u) * d3;
-        dd[7] += subgroupBroadcast(h4.w, 1u) * d0 + subgroupBroadcast(h4.w, 3u) * d1
-            + subgroupBroadcast(h4.w, 5u) * d2 + subgroupBroadcast(h4.w, 7u) * d3;
+        a = wgrad_tile(a, e, d0, d1, d2, d3);
+        b = wgrad_tile(b, f, d0, d1, d2, d3);
+        cc = wgrad_tile(cc, g, d0, d1, d2, d3);
+        dd = wgrad_tile(dd, h4, d0, d1, d2, d3);
     }
     let ra = weight_row(r0 + lane);
     let rb = weight_row(r0 + SG + lane);
@@ -1589,70 +1501,10 @@ fn conv2d_backward_weight_sg_o16_c4_tile(t: u32, lane: u32) {
         let d2 = dout_vec2((mi + 2u) * o2 + qc);
         let d3 = dout_vec2((mi + 3u) * o2 + qc);
         // Row i of pixel j: component i % 4 of lane 2j + i / 4.
-        a[0] += subgroupBroadcast(e.x, 0u) * d0 + subgroupBroadcast(e.x, 2u) * d1
-            + subgroupBroadcast(e.x, 4u) * d2 + subgroupBroadcast(e.x, 6u) * d3;
-        a[1] += subgroupBroadcast(e.y, 0u) * d0 + subgroupBroadcast(e.y, 2u) * d1
-            + subgroupBroadcast(e.y, 4u) * d2 + subgroupBroadcast(e.y, 6u) * d3;
-        a[2] += subgroupBroadcast(e.z, 0u) * d0 + subgroupBroadcast(e.z, 2u) * d1
-            + subgroupBroadcast(e.z, 4u) * d2 + subgroupBroadcast(e.z, 6u) * d3;
-        a[3] += subgroupBroadcast(e.w, 0u) * d0 + subgroupBroadcast(e.w, 2u) * d1
-            + subgroupBroadcast(e.w, 4u) * d2 + subgroupBroadcast(e.w, 6u) * d3;
-        a[4] += subgroupBroadcast(e.x, 1u) * d0 + subgroupBroadcast(e.x, 3u) * d1
-            + subgroupBroadcast(e.x, 5u) * d2 + subgroupBroadcast(e.x, 7u) * d3;
-        a[5] += subgroupBroadcast(e.y, 1u) * d0 + subgroupBroadcast(e.y, 3u) * d1
-            + subgroupBroadcast(e.y, 5u) * d2 + subgroupBroadcast(e.y, 7u) * d3;
-        a[6] += subgroupBroadcast(e.z, 1u) * d0 + subgroupBroadcast(e.z, 3u) * d1
-            + subgroupBroadcast(e.z, 5u) * d2 + subgroupBroadcast(e.z, 7u) * d3;
-        a[7] += subgroupBroadcast(e.w, 1u) * d0 + subgroupBroadcast(e.w, 3u) * d1
-            + subgroupBroadcast(e.w, 5u) * d2 + subgroupBroadcast(e.w, 7u) * d3;
-        b[0] += subgroupBroadcast(f.x, 0u) * d0 + subgroupBroadcast(f.x, 2u) * d1
-            + subgroupBroadcast(f.x, 4u) * d2 + subgroupBroadcast(f.x, 6u) * d3;
-        b[1] += subgroupBroadcast(f.y, 0u) * d0 + subgroupBroadcast(f.y, 2u) * d1
-            + subgroupBroadcast(f.y, 4u) * d2 + subgroupBroadcast(f.y, 6u) * d3;
-        b[2] += subgroupBroadcast(f.z, 0u) * d0 + subgroupBroadcast(f.z, 2u) * d1
-            + subgroupBroadcast(f.z, 4u) * d2 + subgroupBroadcast(f.z, 6u) * d3;
-        b[3] += subgroupBroadcast(f.w, 0u) * d0 + subgroupBroadcast(f.w, 2u) * d1
-            + subgroupBroadcast(f.w, 4u) * d2 + subgroupBroadcast(f.w, 6u) * d3;
-        b[4] += subgroupBroadcast(f.x, 1u) * d0 + subgroupBroadcast(f.x, 3u) * d1
-            + subgroupBroadcast(f.x, 5u) * d2 + subgroupBroadcast(f.x, 7u) * d3;
-        b[5] += subgroupBroadcast(f.y, 1u) * d0 + subgroupBroadcast(f.y, 3u) * d1
-            + subgroupBroadcast(f.y, 5u) * d2 + subgroupBroadcast(f.y, 7u) * d3;
-        b[6] += subgroupBroadcast(f.z, 1u) * d0 + subgroupBroadcast(f.z, 3u) * d1
-            + subgroupBroadcast(f.z, 5u) * d2 + subgroupBroadcast(f.z, 7u) * d3;
-        b[7] += subgroupBroadcast(f.w, 1u) * d0 + subgroupBroadcast(f.w, 3u) * d1
-            + subgroupBroadcast(f.w, 5u) * d2 + subgroupBroadcast(f.w, 7u) * d3;
-        cc[0] += subgroupBroadcast(g.x, 0u) * d0 + subgroupBroadcast(g.x, 2u) * d1
-            + subgroupBroadcast(g.x, 4u) * d2 + subgroupBroadcast(g.x, 6u) * d3;
-        cc[1] += subgroupBroadcast(g.y, 0u) * d0 + subgroupBroadcast(g.y, 2u) * d1
-            + subgroupBroadcast(g.y, 4u) * d2 + subgroupBroadcast(g.y, 6u) * d3;
-        cc[2] += subgroupBroadcast(g.z, 0u) * d0 + subgroupBroadcast(g.z, 2u) * d1
-            + subgroupBroadcast(g.z, 4u) * d2 + subgroupBroadcast(g.z, 6u) * d3;
-        cc[3] += subgroupBroadcast(g.w, 0u) * d0 + subgroupBroadcast(g.w, 2u) * d1
-            + subgroupBroadcast(g.w, 4u) * d2 + subgroupBroadcast(g.w, 6u) * d3;
-        cc[4] += subgroupBroadcast(g.x, 1u) * d0 + subgroupBroadcast(g.x, 3u) * d1
-            + subgroupBroadcast(g.x, 5u) * d2 + subgroupBroadcast(g.x, 7u) * d3;
-        cc[5] += subgroupBroadcast(g.y, 1u) * d0 + subgroupBroadcast(g.y, 3u) * d1
-            + subgroupBroadcast(g.y, 5u) * d2 + subgroupBroadcast(g.y, 7u) * d3;
-        cc[6] += subgroupBroadcast(g.z, 1u) * d0 + subgroupBroadcast(g.z, 3u) * d1
-            + subgroupBroadcast(g.z, 5u) * d2 + subgroupBroadcast(g.z, 7u) * d3;
-        cc[7] += subgroupBroadcast(g.w, 1u) * d0 + subgroupBroadcast(g.w, 3u) * d1
-            + subgroupBroadcast(g.w, 5u) * d2 + subgroupBroadcast(g.w, 7u) * d3;
-        dd[0] += subgroupBroadcast(h4.x, 0u) * d0 + subgroupBroadcast(h4.x, 2u) * d1
-            + subgroupBroadcast(h4.x, 4u) * d2 + subgroupBroadcast(h4.x, 6u) * d3;
-        dd[1] += subgroupBroadcast(h4.y, 0u) * d0 + subgroupBroadcast(h4.y, 2u) * d1
-            + subgroupBroadcast(h4.y, 4u) * d2 + subgroupBroadcast(h4.y, 6u) * d3;
-        dd[2] += subgroupBroadcast(h4.z, 0u) * d0 + subgroupBroadcast(h4.z, 2u) * d1
-            + subgroupBroadcast(h4.z, 4u) * d2 + subgroupBroadcast(h4.z, 6u) * d3;
-        dd[3] += subgroupBroadcast(h4.w, 0u) * d0 + subgroupBroadcast(h4.w, 2u) * d1
-            + subgroupBroadcast(h4.w, 4u) * d2 + subgroupBroadcast(h4.w, 6u) * d3;
-        dd[4] += subgroupBroadcast(h4.x, 1u) * d0 + subgroupBroadcast(h4.x, 3u) * d1
-            + subgroupBroadcast(h4.x, 5u) * d2 + subgroupBroadcast(h4.x, 7u) * d3;
-        dd[5] += subgroupBroadcast(h4.y, 1u) * d0 + subgroupBroadcast(h4.y, 3u) * d1
-            + subgroupBroadcast(h4.y, 5u) * d2 + subgroupBroadcast(h4.y, 7u) * d3;
-        dd[6] += subgroupBroadcast(h4.z, 1u) * d0 + subgroupBroadcast(h4.z, 3u) * d1
-            + subgroupBroadcast(h4.z, 5u) * d2 + subgroupBroadcast(h4.z, 7u) * d3;
-        dd[7] += subgroupBroadcast(h4.w, 1u) * d0 + subgroupBroadcast(h4.w, 3u) * d1
-            + subgroupBroadcast(h4.w, 5u) * d2 + subgroupBroadcast(h4.w, 7u) * d3;
+        a = wgrad_tile2(a, e, d0, d1, d2, d3);
+        b = wgrad_tile2(b, f, d0, d1, d2, d3);
+        cc = wgrad_tile2(cc, g, d0, d1, d2, d3);
+        dd = wgrad_tile2(dd, h4, d0, d1, d2, d3);
     }
     for (; mi < m_end; mi++) {
         let e = row_tap4(px, ra);
@@ -1811,27 +1663,51 @@ fn winograd_gemm_sg(@builtin(workgroup_id) wid: vec3<u32>,
     leave_queue(nwg, lid);
 }
 
-// Four steps of conv2d_backward_weight_sg_c4's update for one 8-row tile: row i of step j is
-// component i % 4 of lane 2j + i / 4's vec4 `e`, times that step's output gradient dj.
+// Four steps of the weight-gradient update for one 8-row tile: row i of step j is component
+// i % 4 of lane 2j + i / 4's vec4 `e`, times that step's output gradient dj; the four products
+// summed first, then added (conv2d_backward_weight_sg's order, so the `_c4` kernel stays
+// bitwise equal to it).
 fn wgrad_tile(acc: array<vec4<f32>, 8>, e: vec4<f32>, d0: vec4<f32>, d1: vec4<f32>,
               d2: vec4<f32>, d3: vec4<f32>) -> array<vec4<f32>, 8> {
     return array<vec4<f32>, 8>(
-        acc[0] + subgroupBroadcast(e.x, 0u) * d0 + subgroupBroadcast(e.x, 2u) * d1
-            + subgroupBroadcast(e.x, 4u) * d2 + subgroupBroadcast(e.x, 6u) * d3,
-        acc[1] + subgroupBroadcast(e.y, 0u) * d0 + subgroupBroadcast(e.y, 2u) * d1
-            + subgroupBroadcast(e.y, 4u) * d2 + subgroupBroadcast(e.y, 6u) * d3,
-        acc[2] + subgroupBroadcast(e.z, 0u) * d0 + subgroupBroadcast(e.z, 2u) * d1
-            + subgroupBroadcast(e.z, 4u) * d2 + subgroupBroadcast(e.z, 6u) * d3,
-        acc[3] + subgroupBroadcast(e.w, 0u) * d0 + subgroupBroadcast(e.w, 2u) * d1
-            + subgroupBroadcast(e.w, 4u) * d2 + subgroupBroadcast(e.w, 6u) * d3,
-        acc[4] + subgroupBroadcast(e.x, 1u) * d0 + subgroupBroadcast(e.x, 3u) * d1
-            + subgroupBroadcast(e.x, 5u) * d2 + subgroupBroadcast(e.x, 7u) * d3,
-        acc[5] + subgroupBroadcast(e.y, 1u) * d0 + subgroupBroadcast(e.y, 3u) * d1
-            + subgroupBroadcast(e.y, 5u) * d2 + subgroupBroadcast(e.y, 7u) * d3,
-        acc[6] + subgroupBroadcast(e.z, 1u) * d0 + subgroupBroadcast(e.z, 3u) * d1
-            + subgroupBroadcast(e.z, 5u) * d2 + subgroupBroadcast(e.z, 7u) * d3,
-        acc[7] + subgroupBroadcast(e.w, 1u) * d0 + subgroupBroadcast(e.w, 3u) * d1
-            + subgroupBroadcast(e.w, 5u) * d2 + subgroupBroadcast(e.w, 7u) * d3);
+        acc[0] + (subgroupBroadcast(e.x, 0u) * d0 + subgroupBroadcast(e.x, 2u) * d1
+            + subgroupBroadcast(e.x, 4u) * d2 + subgroupBroadcast(e.x, 6u) * d3),
+        acc[1] + (subgroupBroadcast(e.y, 0u) * d0 + subgroupBroadcast(e.y, 2u) * d1
+            + subgroupBroadcast(e.y, 4u) * d2 + subgroupBroadcast(e.y, 6u) * d3),
+        acc[2] + (subgroupBroadcast(e.z, 0u) * d0 + subgroupBroadcast(e.z, 2u) * d1
+            + subgroupBroadcast(e.z, 4u) * d2 + subgroupBroadcast(e.z, 6u) * d3),
+        acc[3] + (subgroupBroadcast(e.w, 0u) * d0 + subgroupBroadcast(e.w, 2u) * d1
+            + subgroupBroadcast(e.w, 4u) * d2 + subgroupBroadcast(e.w, 6u) * d3),
+        acc[4] + (subgroupBroadcast(e.x, 1u) * d0 + subgroupBroadcast(e.x, 3u) * d1
+            + subgroupBroadcast(e.x, 5u) * d2 + subgroupBroadcast(e.x, 7u) * d3),
+        acc[5] + (subgroupBroadcast(e.y, 1u) * d0 + subgroupBroadcast(e.y, 3u) * d1
+            + subgroupBroadcast(e.y, 5u) * d2 + subgroupBroadcast(e.y, 7u) * d3),
+        acc[6] + (subgroupBroadcast(e.z, 1u) * d0 + subgroupBroadcast(e.z, 3u) * d1
+            + subgroupBroadcast(e.z, 5u) * d2 + subgroupBroadcast(e.z, 7u) * d3),
+        acc[7] + (subgroupBroadcast(e.w, 1u) * d0 + subgroupBroadcast(e.w, 3u) * d1
+            + subgroupBroadcast(e.w, 5u) * d2 + subgroupBroadcast(e.w, 7u) * d3));
+}
+
+// The same for the 16-channel tiles (vec2 output gradients).
+fn wgrad_tile2(acc: array<vec2<f32>, 8>, e: vec4<f32>, d0: vec2<f32>, d1: vec2<f32>,
+               d2: vec2<f32>, d3: vec2<f32>) -> array<vec2<f32>, 8> {
+    return array<vec2<f32>, 8>(
+        acc[0] + (subgroupBroadcast(e.x, 0u) * d0 + subgroupBroadcast(e.x, 2u) * d1
+            + subgroupBroadcast(e.x, 4u) * d2 + subgroupBroadcast(e.x, 6u) * d3),
+        acc[1] + (subgroupBroadcast(e.y, 0u) * d0 + subgroupBroadcast(e.y, 2u) * d1
+            + subgroupBroadcast(e.y, 4u) * d2 + subgroupBroadcast(e.y, 6u) * d3),
+        acc[2] + (subgroupBroadcast(e.z, 0u) * d0 + subgroupBroadcast(e.z, 2u) * d1
+            + subgroupBroadcast(e.z, 4u) * d2 + subgroupBroadcast(e.z, 6u) * d3),
+        acc[3] + (subgroupBroadcast(e.w, 0u) * d0 + subgroupBroadcast(e.w, 2u) * d1
+            + subgroupBroadcast(e.w, 4u) * d2 + subgroupBroadcast(e.w, 6u) * d3),
+        acc[4] + (subgroupBroadcast(e.x, 1u) * d0 + subgroupBroadcast(e.x, 3u) * d1
+            + subgroupBroadcast(e.x, 5u) * d2 + subgroupBroadcast(e.x, 7u) * d3),
+        acc[5] + (subgroupBroadcast(e.y, 1u) * d0 + subgroupBroadcast(e.y, 3u) * d1
+            + subgroupBroadcast(e.y, 5u) * d2 + subgroupBroadcast(e.y, 7u) * d3),
+        acc[6] + (subgroupBroadcast(e.z, 1u) * d0 + subgroupBroadcast(e.z, 3u) * d1
+            + subgroupBroadcast(e.z, 5u) * d2 + subgroupBroadcast(e.z, 7u) * d3),
+        acc[7] + (subgroupBroadcast(e.w, 1u) * d0 + subgroupBroadcast(e.w, 3u) * d1
+            + subgroupBroadcast(e.w, 5u) * d2 + subgroupBroadcast(e.w, 7u) * d3));
 }
 
 // One step: row i is lane i's scalar `e`, times the output gradient d.
