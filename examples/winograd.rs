@@ -38,8 +38,18 @@ fn main() {
         ("resnet20 stage 1", 32, 16, 16),
         ("resnet20 stage 2", 16, 32, 32),
         ("resnet20 stage 3", 8, 64, 64),
+        ("vgg 16x16 128", 16, 128, 128),
+        ("vgg 8x8 256", 8, 256, 256),
     ] {
-        let p = Conv2dParams::new(128, h, h, c, o, 3, Padding::Same);
+        let p = Conv2dParams::new(
+            if c >= 128 { 32 } else { 128 },
+            h,
+            h,
+            c,
+            o,
+            3,
+            Padding::Same,
+        );
         assert!(
             winograd::applies(&gpu.caps(), &p),
             "no 8-wide subgroups here"

@@ -3,7 +3,8 @@
 // multiplications per channel pair instead of 144. The multiplications form 36 independent
 // GEMMs (one per point ξ of the 6×6 transformed tile), run by `winograd_gemm_sg` and
 // `winograd_gemm_weight_sg` in conv2d_sg.wgsl; the kernels here move tensors in and out of that
-// domain. Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016), matrices of
+// domain. Up to 128 input channels the forward's GEMM and output transform are one kernel
+// (`winograd_gemm_out_sg`, conv2d_sg.wgsl), and `winograd_output` serves the wider layers. Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016), matrices of
 // F(4, 3) with the points 0, ±1, ±2 and ∞:
 //   forward   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A      (4×4 outputs of one tile and channel pair)
 //   weight    dW = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A dY Aᵀ) ] G   (3×3, the same identity transposed)
@@ -254,8 +255,8 @@ fn store_pool(n: u32, py: u32, px: u32, q: u32, o4: u32, a: vec4<f32>, b: vec4<f
     if (py < ph && px < pw) { pooled4[((n * ph + py) * pw + px) * o4 + q] = (a + b + c + d) * 0.25; }
 }
 
-// Y = Aᵀ M A for tile t and output channels 4q..4q+3, then the forward's epilogue (conv2d_sg's
-// store_output_tile): + bias, ReLU (p.relu), the output (or with p.mask its signs), and with
+// Y = Aᵀ M A for tile t and output channels 4q..4q+3 (layers of more than 128 input channels;
+// gpu/ops/winograd.rs fuses_output), then the forward's epilogue (conv2d_sg's store_output_tile): + bias, ReLU (p.relu), the output (or with p.mask its signs), and with
 // p.pool the 2×2 average pool (a tile holds 2×2 whole windows; H and W even).
 // p.mask needs O % 32 == 0: the 8 lanes of a subgroup are then 32 channels of one tile (lane =
 // q % 8: subgroups are 8 consecutive invocations, as the launcher's layout probe confirmed).

@@ -299,7 +299,7 @@ impl GpuModel {
                     b,
                     y,
                     pooled,
-                    winograd: Some([u, v, m]),
+                    winograd: Some(([u, v], m)),
                     ..
                 } => winograd::forward(
                     gpu,
@@ -312,7 +312,7 @@ impl GpuModel {
                     winograd::Scratch {
                         a: tensor(*u),
                         b: tensor(*v),
-                        c: tensor(*m),
+                        c: tensor(m.unwrap_or(*v)),
                     },
                 ),
                 Step::Conv {

@@ -455,7 +455,7 @@ fn conv2d_sg_tile_queue_matches_the_grid_bitwise() {
         .map(|e| e.name.clone())
         .filter(|n| n != "subgroup_layout_probe")
         .collect();
-    assert_eq!(all.len(), 12, "{all:?}");
+    assert_eq!(all.len(), 13, "{all:?}");
     let missing: Vec<_> = all.iter().filter(|e| !seen.contains(e.as_str())).collect();
     assert!(missing.is_empty(), "entries not covered: {missing:?}");
 }
@@ -2863,6 +2863,8 @@ fn winograd_all_directions() {
         (1, 4, 4, 32, 64, true),
         (2, 8, 6, 8, 32, true),
         (5, 10, 10, 36, 4, true),
+        // More than 128 input channels: the forward's GEMM into M, then the output transform.
+        (1, 6, 10, 132, 40, true),
     ];
     for (si, &(n, h, w, c, o, has_bias)) in shapes.iter().enumerate() {
         let p0 = Conv2dParams::new(n, h, w, c, o, 3, Padding::Same);
@@ -2905,6 +2907,14 @@ fn winograd_all_directions() {
             inner(&yb, p.output_len()),
             None,
             sl(&fs),
+        );
+        // The products fused into the output transform up to 128 input channels.
+        let fused = ds.iter().any(|d| d.entry == "winograd_gemm_out_sg");
+        assert_eq!(fused, winograd::fuses_output(&p), "{what}");
+        assert_eq!(
+            fused,
+            !ds.iter().any(|d| d.entry == "winograd_output"),
+            "{what}"
         );
         ds.extend(winograd::backward_input(
             gpu,

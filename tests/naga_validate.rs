@@ -79,6 +79,7 @@ fn entry_points_match_launchers() {
                 "subgroup_layout_probe",
                 "winograd_gemm_sg",
                 "winograd_gemm_weight_sg",
+                "winograd_gemm_out_sg",
             ],
         ),
         (

@@ -7,6 +7,7 @@ mod common;
 
 use common::{cli, random_description, rng, temp_dir};
 use wgpu_cnn::checkpoint::{self, Checkpoint};
+use wgpu_cnn::gpu::ops::winograd;
 use wgpu_cnn::graph::{zoo, Description};
 use wgpu_cnn::plan::{Caps, Kernels, Mode, Plan, Step, TensorKind};
 
@@ -273,9 +274,18 @@ fn winograd_convolutions_where_they_pay() {
         for st in p.forward.iter().chain(&p.backward) {
             let k = wgpu_cnn::gpu::ops::kernel_of(caps, &p, st);
             let (i, fwd_v) = match st {
+                // (nothing shared into a forward) M only where the products are not fused into
+                // the output transform.
                 Step::Conv {
-                    winograd: Some(_), ..
-                } => (0, true), // (nothing shared into a forward)
+                    winograd: Some((_, m)),
+                    p,
+                    layer,
+                    ..
+                } => {
+                    assert_eq!(m.is_none(), winograd::fuses_output(p), "{layer}");
+                    assert_eq!(k.starts_with("winograd_gemm_out_sg"), m.is_none(), "{k}");
+                    (0, true)
+                }
                 Step::ConvBackwardInput {
                     winograd: Some([_, d, _]),
                     weight_d,
@@ -298,7 +308,7 @@ fn winograd_convolutions_where_they_pay() {
                 } => {
                     // V is the forward's own tensor.
                     let from_forward = p.forward.iter().any(|f| {
-                        matches!(f, Step::Conv { winograd: Some([_, fv, _]), layer: l, .. }
+                        matches!(f, Step::Conv { winograd: Some(([_, fv], _)), layer: l, .. }
                             if l == layer && fv == v)
                     });
                     assert_eq!(*forward_v, from_forward, "{layer}");
@@ -373,6 +383,23 @@ fn winograd_convolutions_where_they_pay() {
         }
     }
     assert!(w.len() >= 8, "{w:?}");
+    // vgg11-bn has Winograd layers of both forward forms: the products fused into the output
+    // transform up to 128 input channels, M in memory above (both checked in winograd_layers).
+    let vgg = zoo::preset("vgg11-bn").unwrap();
+    let plan = Plan::new(&vgg, 32, &lavapipe, Mode::Train).unwrap();
+    let forms: Vec<bool> = plan
+        .forward
+        .iter()
+        .filter_map(|s| match s {
+            Step::Conv {
+                winograd: Some((_, m)),
+                ..
+            } => Some(m.is_none()),
+            _ => None,
+        })
+        .collect();
+    assert!(forms.contains(&true) && forms.contains(&false), "{forms:?}");
+    winograd_layers(&lavapipe, &vgg);
 }
 
 /// A residual's add is fused into the batch norm that produces one of its operands (its ReLU

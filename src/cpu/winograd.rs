@@ -182,11 +182,65 @@ pub fn output_transform<T: Real>(p: &Conv2dParams, m: &[T], bias: &[T], output: 
     }
 }
 
-/// The forward (bias, no epilogue) through the four stages.
+/// Column k of Aᵀ: (1, k̂, k̂², k̂³) for the finite points k̂ = 0, 1, −1, 2, −2, (0, 0, 0, 1)
+/// for ∞ (`at_col` of `conv2d_sg.wgsl`).
+fn at_col<T: Real>(k: usize) -> [T; 4] {
+    if k == 5 {
+        return [T::zero(), T::zero(), T::zero(), T::of(1.0)];
+    }
+    let s = T::of(k.div_ceil(2) as f64 * if k % 2 == 1 { 1.0 } else { -1.0 });
+    [T::of(1.0), s, s * s, s * s * s]
+}
+
+/// The same as [`output_transform`] in the order of the forward that fuses it into its GEMM
+/// (`winograd_gemm_out_sg`): per row a of M its 4 row sums r[j] = Σ_b Aᵀ[j][b] M[a][b], then
+/// y[i][j] += Aᵀ[i][a] r[j], every coefficient applied (zeros and ones included).
+pub fn output_transform_rows<T: Real>(p: &Conv2dParams, m: &[T], bias: &[T], output: &mut [T]) {
+    let (h, w, o) = (p.h as usize, p.w as usize, p.o as usize);
+    let tiles = p.winograd_tiles() as usize;
+    for t in 0..tiles {
+        let (n, ty, tx) = tile(p, t);
+        for oi in 0..o {
+            let mut y = [[T::zero(); 4]; 4];
+            for a in 0..6 {
+                let mut r = [T::zero(); 4];
+                for b in 0..6 {
+                    let (k, v) = (at_col::<T>(b), m[(t * P + a * 6 + b) * o + oi]);
+                    for j in 0..4 {
+                        r[j] = r[j] + k[j] * v;
+                    }
+                }
+                let k = at_col::<T>(a);
+                for i in 0..4 {
+                    for j in 0..4 {
+                        y[i][j] = y[i][j] + k[i] * r[j];
+                    }
+                }
+            }
+            let b = if p.bias != 0 { bias[oi] } else { T::zero() };
+            for (dy, row) in y.iter().enumerate() {
+                for (dx, v) in row.iter().enumerate() {
+                    let (yy, xx) = (4 * ty + dy, 4 * tx + dx);
+                    if yy < h && xx < w {
+                        output[((n * h + yy) * w + xx) * o + oi] = *v + b;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The forward (bias, no epilogue) through the four stages, the output transform in the order
+/// of the GPU's forward at this shape (`gpu::ops::winograd::fuses_output`).
 pub fn forward<T: Real>(p: &Conv2dParams, input: &[T], weight: &[T], bias: &[T], output: &mut [T]) {
     let u = weight_transform(p, weight);
     let v = input_transform(p, input);
-    output_transform(p, &gemm(p, &v, &u), bias, output);
+    let m = gemm(p, &v, &u);
+    if crate::gpu::ops::winograd::fuses_output(p) {
+        output_transform_rows(p, &m, bias, output);
+    } else {
+        output_transform(p, &m, bias, output);
+    }
 }
 
 /// B e (6 → 6), the adjoint of the data transform.
@@ -410,6 +464,32 @@ mod tests {
                 "dbias {p:?}: {}",
                 max_diff(&dbd, &dbw)
             );
+        }
+    }
+
+    #[test]
+    fn both_output_transform_orders_agree() {
+        for (i, p) in shapes().into_iter().enumerate() {
+            let m = random(
+                P * p.winograd_tiles() as usize * p.o as usize,
+                400 + i as u64,
+            );
+            let b = random(p.o as usize, 500 + i as u64);
+            let (mut a, mut r) = (vec![0.0; p.output_len()], vec![0.0; p.output_len()]);
+            output_transform(&p, &m, &b, &mut a);
+            output_transform_rows(&p, &m, &b, &mut r);
+            assert!(max_diff(&a, &r) < 1e-12, "{p:?}: {}", max_diff(&a, &r));
+        }
+        // And the forward on both sides of the rule that picks the order.
+        for c in [128, 132] {
+            let p = Conv2dParams::new(1, 5, 6, c, 8, 3, Padding::Same);
+            let x = random(p.input_len(), 600 + c as u64);
+            let w = random(p.weight_len(), 700 + c as u64);
+            let b = random(p.o as usize, 800);
+            let (mut yd, mut yw) = (vec![0.0; p.output_len()], vec![0.0; p.output_len()]);
+            conv2d::conv2d_forward(&p, &x, &w, &b, &mut yd);
+            forward(&p, &x, &w, &b, &mut yw);
+            assert!(max_diff(&yd, &yw) < 1e-11, "c{c}: {}", max_diff(&yd, &yw));
         }
     }
 

@@ -156,7 +156,9 @@ impl PlanLayer {
 pub enum Step {
     /// `y = conv(x) + b` with `p.relu` / `p.pool` epilogues; `pooled` with `p.pool = 1`.
     /// With `winograd` ([`Caps::winograd_conv`]) by Winograd F(4×4, 3×3), through its scratch
-    /// tensors U, V, M (transformed weights, inputs, products; `gpu::ops::winograd`).
+    /// tensors [U, V] and M (transformed weights, inputs, products; `gpu::ops::winograd`); no
+    /// M where the products go straight into the output transform
+    /// (`gpu::ops::winograd::fuses_output`).
     Conv {
         layer: String,
         fused: Vec<String>,
@@ -166,7 +168,7 @@ pub enum Step {
         b: Option<usize>,
         y: TensorId,
         pooled: Option<TensorId>,
-        winograd: Option<[TensorId; 3]>,
+        winograd: Option<([TensorId; 2], Option<TensorId>)>,
     },
     Dense {
         layer: String,
@@ -398,7 +400,11 @@ impl Step {
             } => [Some(*x), Some(*y), *pooled]
                 .into_iter()
                 .flatten()
-                .chain(winograd.iter().flatten().copied())
+                .chain(
+                    winograd
+                        .iter()
+                        .flat_map(|(uv, m)| uv.iter().copied().chain(*m)),
+                )
                 .collect(),
             Step::Dense { x, y, .. }
             | Step::Relu { x, y, .. }
@@ -498,7 +504,11 @@ impl Step {
             } => [Some(*y), *pooled]
                 .into_iter()
                 .flatten()
-                .chain(winograd.iter().flatten().copied())
+                .chain(
+                    winograd
+                        .iter()
+                        .flat_map(|(uv, m)| uv.iter().copied().chain(*m)),
+                )
                 .collect(),
             Step::Dense { y, .. }
             | Step::Relu { y, .. }
@@ -1122,14 +1132,16 @@ impl Plan {
                     }
                     let winograd = caps.winograd_conv(&p).then(|| {
                         let [u, v, m] = crate::gpu::ops::winograd::scratch_lens(&p).0;
-                        [("u", u), ("v", v), ("m", m)].map(|(which, len)| {
+                        let mut scratch = |which: &str, len| {
                             add(
                                 &mut tensors,
                                 format!("{}.winograd_{which}", l.name),
                                 len,
                                 TensorKind::Scratch,
                             )
-                        })
+                        };
+                        let uv = [scratch("u", u), scratch("v", v)];
+                        (uv, (m > 0).then(|| scratch("m", m)))
                     });
                     forward.push(Step::Conv {
                         layer: l.name.clone(),
@@ -1479,7 +1491,7 @@ impl Plan {
                         let forward_v = forward.iter().find_map(|s| match s {
                             Step::Conv {
                                 layer,
-                                winograd: Some([_, v, _]),
+                                winograd: Some(([_, v], _)),
                                 ..
                             } if *layer == name => Some(*v),
                             _ => None,

@@ -26,6 +26,10 @@ pub fn kernel_of(
     use crate::plan::Step;
     match step {
         Step::Conv {
+            winograd: Some((_, None)),
+            ..
+        } => "winograd_gemm_out_sg + transforms".to_string(),
+        Step::Conv {
             winograd: Some(_), ..
         }
         | Step::ConvBackwardInput {

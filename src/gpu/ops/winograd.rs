@@ -35,15 +35,32 @@ pub fn can_mask(p: &Conv2dParams) -> bool {
     can_pool2(p) && p.o.is_multiple_of(32)
 }
 
+/// Whether the forward computes the products and the output transform in one kernel
+/// (`winograd_gemm_out_sg`: M stays in registers and on the stack) rather than a GEMM into the
+/// scratch M and `winograd_output` after it. The fused kernel holds 24 tiles per subgroup
+/// where the GEMM holds 32, and adds the transform's multiply-adds to the GEMM's: it pays while
+/// the output transform's traffic (36 values per tile and output channel, stored and loaded
+/// again, lane by lane on lavapipe) outweighs that, up to 128 input channels
+/// (`examples/winograd.rs`, the forward alone on lavapipe, ms: seed Conv_1 32 → 64 at 16×16
+/// 7.9 against 9.1 + 4.6; 32 × 16×16, 128 → 128 10.7 against 9.6 + 3.2; 32 × 8×8,
+/// 256 → 256 12.4 against 9.7 + 0.6).
+pub fn fuses_output(p: &Conv2dParams) -> bool {
+    p.c <= 128
+}
+
 /// Elements of the three scratch tensors of each direction: forward `[U, V, M]` (transformed
-/// weights, inputs, products), input gradient `[Uᵀ, D, E]` (transposed U, transformed output
+/// weights, inputs, products; no M, 0, when the forward [`fuses_output`]), input gradient `[Uᵀ, D, E]` (transposed U, transformed output
 /// gradients, their products), weight gradient `[V, D, S]` (transformed inputs and output
 /// gradients, the gradient in the transformed domain).
 pub fn scratch_lens(p: &Conv2dParams) -> ([usize; 3], [usize; 3], [usize; 3]) {
     let t = p.winograd_tiles() as usize;
     let (c, o) = (p.c as usize, p.o as usize);
     (
-        [POINTS * c * o, POINTS * t * c, POINTS * t * o],
+        [
+            POINTS * c * o,
+            POINTS * t * c,
+            if fuses_output(p) { 0 } else { POINTS * t * o },
+        ],
         [POINTS * c * o, POINTS * t * o, POINTS * t * c],
         [POINTS * t * c, POINTS * t * o, POINTS * c * o],
     )
@@ -115,9 +132,38 @@ fn gemm(
     )
 }
 
+/// The forward's GEMM with the output transform and epilogue fused (`winograd_gemm_out_sg`,
+/// 24 tiles × 32 output channels per subgroup tile; [`fuses_output`]).
+fn gemm_out(
+    gpu: &Gpu,
+    p: &Conv2dParams,
+    v: BufSlice<'_>,
+    u: BufSlice<'_>,
+    bias: BufSlice<'_>,
+    output: BufSlice<'_>,
+    pooled: BufSlice<'_>,
+) -> Dispatch {
+    let t = p.winograd_tiles();
+    let tiles = p.o.div_ceil(32) * t.div_ceil(24);
+    let (uniform, groups) = sg_launch(gpu, p, tiles);
+    let tc = t as u64 * p.c as u64;
+    Dispatch::with_weight_texture(
+        gpu,
+        SG_SHADER,
+        "winograd_gemm_out_sg",
+        &uniform,
+        &[(12, v), (3, bias), (14, output), (18, pooled), (19, output)],
+        u,
+        groups,
+        2 * POINTS as u64 * tc * p.o as u64,
+        4 * (POINTS as u64 * (tc + (p.c * p.o) as u64) + p.output_len() as u64),
+    )
+}
+
 /// `output = conv(input, weight) + bias` with the forward's epilogues (`p.relu`, and with
 /// `p.pool` the pooled output, with `p.mask` the ReLU mask instead of the output, as
-/// `conv2d_sg.wgsl`'s forward): weight transform, input transform, GEMM, output transform.
+/// `conv2d_sg.wgsl`'s forward): weight transform, input transform, then the GEMM with the
+/// output transform fused ([`fuses_output`]) or the GEMM into M and the output transform.
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     gpu: &Gpu,
@@ -154,7 +200,9 @@ pub fn forward(
     let t = p.winograd_tiles();
     let [u, v, m] = [s.a, s.b, s.c];
     let o4 = p.o / 4;
-    vec![
+    let bias = bias.unwrap_or(weight);
+    let pooled = pooled.unwrap_or(output);
+    let mut ds = vec![
         transform(
             gpu,
             p,
@@ -171,22 +219,21 @@ pub fn forward(
             t * p.c / 4,
             p.input_len() + POINTS * (t * p.c) as usize,
         ),
-        gemm(gpu, p, v, u, m),
-        transform(
+    ];
+    if fuses_output(p) {
+        ds.push(gemm_out(gpu, p, v, u, bias, output, pooled));
+    } else {
+        ds.push(gemm(gpu, p, v, u, m));
+        ds.push(transform(
             gpu,
             p,
             "winograd_output",
-            &[
-                (53, m),
-                (3, bias.unwrap_or(weight)),
-                (14, output),
-                (18, pooled.unwrap_or(output)),
-                (19, output),
-            ],
+            &[(53, m), (3, bias), (14, output), (18, pooled), (19, output)],
             t * o4,
             POINTS * (t * p.o) as usize + p.output_len(),
-        ),
-    ]
+        ));
+    }
+    ds
 }
 
 /// Where an input gradient goes: the tensor, or (the ReLU → 2×2 average pool before the layer

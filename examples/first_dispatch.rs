@@ -1,0 +1,33 @@
+//! First-dispatch time of each dispatch of the Winograd forward at a small shape: lavapipe
+//! compiles a pipeline at its first dispatch, so this is the compile time a fresh machine pays
+//! (the fused `winograd_gemm_out_sg` took ~50 s with its 24 epilogues inlined, ~1.5 s as it is).
+//! `MESA_SHADER_CACHE_DISABLE=true cargo run --release --example first_dispatch`.
+use std::time::Instant;
+use wgpu_cnn::gpu::ops::winograd;
+use wgpu_cnn::gpu::{Gpu, GpuOptions};
+use wgpu_cnn::params::{Conv2dParams, Padding};
+
+fn main() {
+    let gpu = Gpu::new(&GpuOptions::default()).expect("adapter");
+    let p = Conv2dParams::new(1, 8, 8, 32, 32, 3, Padding::Same);
+    let x = gpu.storage("x", p.input_len());
+    let w = gpu.storage("w", p.weight_len());
+    let y = gpu.storage("y", p.output_len());
+    let (fl, _, _) = winograd::scratch_lens(&p);
+    let s = fl.map(|n| gpu.storage("s", n));
+    let ds = winograd::forward(
+        &gpu,
+        &p.without_bias(),
+        (&x).into(),
+        (&w).into(),
+        None,
+        (&y).into(),
+        None,
+        winograd::Scratch::of(&s),
+    );
+    for d in &ds {
+        let t = Instant::now();
+        gpu.run(&[d]).unwrap();
+        println!("{}: {:.1} s", d.entry, t.elapsed().as_secs_f64());
+    }
+}
