@@ -2034,3 +2034,177 @@ fn winograd_gemm_out_sg(@builtin(workgroup_id) wid: vec3<u32>,
     }
     leave_queue(nwg, lid);
 }
+
+// The 16-channel tiles' forms (lanes own 2 output channels, vec2s, as conv2d_forward_sg_c4_o16)
+// of the fused forward's helpers: a mac_tile of vec2 weights, the row sums, the outputs.
+fn mac_tile2(acc: array<vec2<f32>, 8>, x: vec4<f32>, w0: vec2<f32>, w1: vec2<f32>,
+             w2: vec2<f32>, w3: vec2<f32>) -> array<vec2<f32>, 8> {
+    return array<vec2<f32>, 8>(
+        mac4x2(acc[0], subgroupBroadcast(x, 0u), w0, w1, w2, w3),
+        mac4x2(acc[1], subgroupBroadcast(x, 1u), w0, w1, w2, w3),
+        mac4x2(acc[2], subgroupBroadcast(x, 2u), w0, w1, w2, w3),
+        mac4x2(acc[3], subgroupBroadcast(x, 3u), w0, w1, w2, w3),
+        mac4x2(acc[4], subgroupBroadcast(x, 4u), w0, w1, w2, w3),
+        mac4x2(acc[5], subgroupBroadcast(x, 5u), w0, w1, w2, w3),
+        mac4x2(acc[6], subgroupBroadcast(x, 6u), w0, w1, w2, w3),
+        mac4x2(acc[7], subgroupBroadcast(x, 7u), w0, w1, w2, w3));
+}
+
+fn wino_row2(r: array<vec2<f32>, 4>, m: vec2<f32>, k: vec4<f32>) -> array<vec2<f32>, 4> {
+    return array<vec2<f32>, 4>(r[0] + k.x * m, r[1] + k.y * m, r[2] + k.z * m, r[3] + k.w * m);
+}
+
+fn wino_out2(y: array<vec2<f32>, 16>, r: array<vec2<f32>, 4>, k: vec4<f32>) -> array<vec2<f32>, 16> {
+    return array<vec2<f32>, 16>(
+        y[0] + k.x * r[0], y[1] + k.x * r[1], y[2] + k.x * r[2], y[3] + k.x * r[3],
+        y[4] + k.y * r[0], y[5] + k.y * r[1], y[6] + k.y * r[2], y[7] + k.y * r[3],
+        y[8] + k.z * r[0], y[9] + k.z * r[1], y[10] + k.z * r[2], y[11] + k.z * r[3],
+        y[12] + k.w * r[0], y[13] + k.w * r[1], y[14] + k.w * r[2], y[15] + k.w * r[3]);
+}
+
+// One tile's outputs (channels 2q, 2q + 1): + bias, ReLU (p.relu), stored inside the image.
+fn wino_epilogue2(tt: u32, q: u32, o2: u32, y: array<vec2<f32>, 16>, b: vec2<f32>) {
+    if (tt >= wino_tiles() || q >= o2) { return; }
+    let tw = (p.w + 3u) / 4u;
+    let th = (p.h + 3u) / 4u;
+    let tx = tt % tw;
+    let ty = (tt / tw) % th;
+    let n = tt / (tw * th);
+    let relu = p.relu != 0u;
+    for (var k = 0u; k < 16u; k++) {
+        let m = wino_pixel(n, ty, tx, k);
+        let v = y[k] + b;
+        if (m != 0xffffffffu) { output2[m * o2 + q] = select(v, max(v, vec2<f32>(0.0)), relu); }
+    }
+}
+
+// winograd_gemm_out_sg with 16-channel tiles, for layers of at most 16 output channels
+// (ResNet-20's first stage), where the 32-channel tiles leave half the lanes idle: every lane
+// owns 2 output channels, the transformed weights come through the rg32float mirror (binding
+// 32). No pool or mask epilogue. ceil(O/16) · ceil(T/24) subgroup tiles. C % 4 == 0,
+// O % 2 == 0.
+fn winograd_gemm_out_sg_o16_tile(t: u32, lane: u32) {
+    let rows = wino_tiles();
+    let c4 = p.c / 4u;
+    let o2 = p.o / 2u;
+    let otiles = (o2 + SG - 1u) / SG;
+    let q = (t % otiles) * SG + lane;
+    let qc = min(q, o2 - 1u);
+    let r0 = (t / otiles) * 24u;
+    let vrow0 = min(r0 + 0u * SG + lane, rows - 1u) * 36u * c4;
+    let vrow1 = min(r0 + 1u * SG + lane, rows - 1u) * 36u * c4;
+    let vrow2 = min(r0 + 2u * SG + lane, rows - 1u) * 36u * c4;
+    var ys = array<array<vec2<f32>, 16>, 24>();
+    for (var a = 0u; a < 6u; a++) {
+        var s0 = array<vec2<f32>, 4>();
+        var s1 = array<vec2<f32>, 4>();
+        var s2 = array<vec2<f32>, 4>();
+        var s3 = array<vec2<f32>, 4>();
+        var s4 = array<vec2<f32>, 4>();
+        var s5 = array<vec2<f32>, 4>();
+        var s6 = array<vec2<f32>, 4>();
+        var s7 = array<vec2<f32>, 4>();
+        var s8 = array<vec2<f32>, 4>();
+        var s9 = array<vec2<f32>, 4>();
+        var s10 = array<vec2<f32>, 4>();
+        var s11 = array<vec2<f32>, 4>();
+        var s12 = array<vec2<f32>, 4>();
+        var s13 = array<vec2<f32>, 4>();
+        var s14 = array<vec2<f32>, 4>();
+        var s15 = array<vec2<f32>, 4>();
+        var s16 = array<vec2<f32>, 4>();
+        var s17 = array<vec2<f32>, 4>();
+        var s18 = array<vec2<f32>, 4>();
+        var s19 = array<vec2<f32>, 4>();
+        var s20 = array<vec2<f32>, 4>();
+        var s21 = array<vec2<f32>, 4>();
+        var s22 = array<vec2<f32>, 4>();
+        var s23 = array<vec2<f32>, 4>();
+        for (var b = 0u; b < 6u; b++) {
+            let xi = 6u * a + b;
+            var wr = xi * p.c * o2 + qc;
+            var acc0 = array<vec2<f32>, 8>();
+            let va0 = vrow0 + xi * c4;
+            var acc1 = array<vec2<f32>, 8>();
+            let va1 = vrow1 + xi * c4;
+            var acc2 = array<vec2<f32>, 8>();
+            let va2 = vrow2 + xi * c4;
+            for (var c = 0u; c < c4; c++) {
+                let x0 = input4[va0 + c];
+                let x1 = input4[va1 + c];
+                let x2 = input4[va2 + c];
+                let w0 = weight_vec2(wr);
+                let w1 = weight_vec2(wr + o2);
+                let w2 = weight_vec2(wr + 2u * o2);
+                let w3 = weight_vec2(wr + 3u * o2);
+                wr += 4u * o2;
+                acc0 = mac_tile2(acc0, x0, w0, w1, w2, w3);
+                acc1 = mac_tile2(acc1, x1, w0, w1, w2, w3);
+                acc2 = mac_tile2(acc2, x2, w0, w1, w2, w3);
+            }
+            let kb = at_col(b);
+            s0 = wino_row2(s0, acc0[0], kb);
+            s1 = wino_row2(s1, acc0[1], kb);
+            s2 = wino_row2(s2, acc0[2], kb);
+            s3 = wino_row2(s3, acc0[3], kb);
+            s4 = wino_row2(s4, acc0[4], kb);
+            s5 = wino_row2(s5, acc0[5], kb);
+            s6 = wino_row2(s6, acc0[6], kb);
+            s7 = wino_row2(s7, acc0[7], kb);
+            s8 = wino_row2(s8, acc1[0], kb);
+            s9 = wino_row2(s9, acc1[1], kb);
+            s10 = wino_row2(s10, acc1[2], kb);
+            s11 = wino_row2(s11, acc1[3], kb);
+            s12 = wino_row2(s12, acc1[4], kb);
+            s13 = wino_row2(s13, acc1[5], kb);
+            s14 = wino_row2(s14, acc1[6], kb);
+            s15 = wino_row2(s15, acc1[7], kb);
+            s16 = wino_row2(s16, acc2[0], kb);
+            s17 = wino_row2(s17, acc2[1], kb);
+            s18 = wino_row2(s18, acc2[2], kb);
+            s19 = wino_row2(s19, acc2[3], kb);
+            s20 = wino_row2(s20, acc2[4], kb);
+            s21 = wino_row2(s21, acc2[5], kb);
+            s22 = wino_row2(s22, acc2[6], kb);
+            s23 = wino_row2(s23, acc2[7], kb);
+        }
+        let ka = at_col(a);
+        ys[0] = wino_out2(ys[0], s0, ka);
+        ys[1] = wino_out2(ys[1], s1, ka);
+        ys[2] = wino_out2(ys[2], s2, ka);
+        ys[3] = wino_out2(ys[3], s3, ka);
+        ys[4] = wino_out2(ys[4], s4, ka);
+        ys[5] = wino_out2(ys[5], s5, ka);
+        ys[6] = wino_out2(ys[6], s6, ka);
+        ys[7] = wino_out2(ys[7], s7, ka);
+        ys[8] = wino_out2(ys[8], s8, ka);
+        ys[9] = wino_out2(ys[9], s9, ka);
+        ys[10] = wino_out2(ys[10], s10, ka);
+        ys[11] = wino_out2(ys[11], s11, ka);
+        ys[12] = wino_out2(ys[12], s12, ka);
+        ys[13] = wino_out2(ys[13], s13, ka);
+        ys[14] = wino_out2(ys[14], s14, ka);
+        ys[15] = wino_out2(ys[15], s15, ka);
+        ys[16] = wino_out2(ys[16], s16, ka);
+        ys[17] = wino_out2(ys[17], s17, ka);
+        ys[18] = wino_out2(ys[18], s18, ka);
+        ys[19] = wino_out2(ys[19], s19, ka);
+        ys[20] = wino_out2(ys[20], s20, ka);
+        ys[21] = wino_out2(ys[21], s21, ka);
+        ys[22] = wino_out2(ys[22], s22, ka);
+        ys[23] = wino_out2(ys[23], s23, ka);
+    }
+    let b = select(vec2<f32>(0.0), vec2<f32>(bias[2u * qc], bias[2u * qc + 1u]), p.bias != 0u);
+    for (var k = 0u; k < 24u; k++) { wino_epilogue2(r0 + k, q, o2, ys[k], b); }
+}
+
+@compute @workgroup_size(64)
+fn winograd_gemm_out_sg_o16(@builtin(workgroup_id) wid: vec3<u32>,
+                            @builtin(num_workgroups) nwg: vec3<u32>,
+                            @builtin(local_invocation_index) lid: u32) {
+    let tiles = ((p.o / 2u + SG - 1u) / SG) * ((wino_tiles() + 23u) / 24u);
+    for (var t = first_tile(wid, nwg, lid); t < tiles; t = next_tile(lid)) {
+        winograd_gemm_out_sg_o16_tile(t, lid % SG);
+    }
+    leave_queue(nwg, lid);
+}

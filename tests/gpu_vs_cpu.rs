@@ -455,7 +455,7 @@ fn conv2d_sg_tile_queue_matches_the_grid_bitwise() {
         .map(|e| e.name.clone())
         .filter(|n| n != "subgroup_layout_probe")
         .collect();
-    assert_eq!(all.len(), 13, "{all:?}");
+    assert_eq!(all.len(), 14, "{all:?}");
     let missing: Vec<_> = all.iter().filter(|e| !seen.contains(e.as_str())).collect();
     assert!(missing.is_empty(), "entries not covered: {missing:?}");
 }
@@ -2908,9 +2908,16 @@ fn winograd_all_directions() {
             None,
             sl(&fs),
         );
-        // The products fused into the output transform up to 128 input channels.
-        let fused = ds.iter().any(|d| d.entry == "winograd_gemm_out_sg");
+        // The products fused into the output transform up to 128 input channels (16-channel
+        // tiles for at most 16 output channels).
+        let fused = ds
+            .iter()
+            .any(|d| d.entry.starts_with("winograd_gemm_out_sg"));
         assert_eq!(fused, winograd::fuses_output(&p), "{what}");
+        assert!(
+            ds.iter().any(|d| d.entry == winograd::forward_gemm(&p)),
+            "{what}"
+        );
         assert_eq!(
             fused,
             !ds.iter().any(|d| d.entry == "winograd_output"),

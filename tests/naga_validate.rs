@@ -80,6 +80,7 @@ fn entry_points_match_launchers() {
                 "winograd_gemm_sg",
                 "winograd_gemm_weight_sg",
                 "winograd_gemm_out_sg",
+                "winograd_gemm_out_sg_o16",
             ],
         ),
         (

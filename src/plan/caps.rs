@@ -174,6 +174,23 @@ impl Caps {
             && p.h >= 8
             && p.w >= 8
     }
+    /// Whether the forward of convolution `p` runs as Winograd F(4×4, 3×3): where
+    /// [`Caps::winograd_conv`] says, and for layers of 16 or more input and at most 16 output
+    /// channels without a pool (ResNet-20's first stage), whose forward has its own 16-channel
+    /// kernel (`winograd_gemm_out_sg_o16`, the output transform fused: 128×32×32, 16 → 16 on
+    /// lavapipe 10.4 against 15.0 ms; `examples/winograd.rs`) while their gradients stay direct
+    /// (Winograd 0.76–0.89× there).
+    pub fn winograd_forward(&self, p: &Conv2dParams) -> bool {
+        self.winograd_conv(p)
+            || (self.winograd
+                && self.conv_sg(p)
+                && p.winograd_shape()
+                && p.c >= 16
+                && p.o <= 16
+                && p.pool == 0
+                && p.h >= 8
+                && p.w >= 8)
+    }
     /// Whether conv → 2×2 pool runs as one kernel (subgroup kernels, 2×4-pixel tiles fit).
     pub fn conv_pool2(&self, p: &Conv2dParams) -> bool {
         self.conv_sg(p) && p.can_pool2()

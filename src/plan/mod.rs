@@ -1130,7 +1130,7 @@ impl Plan {
                     if pooled.is_some() {
                         p = p.with_pool2();
                     }
-                    let winograd = caps.winograd_conv(&p).then(|| {
+                    let winograd = caps.winograd_forward(&p).then(|| {
                         let [u, v, m] = crate::gpu::ops::winograd::scratch_lens(&p).0;
                         let mut scratch = |which: &str, len| {
                             add(

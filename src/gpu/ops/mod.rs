@@ -26,13 +26,11 @@ pub fn kernel_of(
     use crate::plan::Step;
     match step {
         Step::Conv {
-            winograd: Some((_, None)),
+            winograd: Some(_),
+            p,
             ..
-        } => "winograd_gemm_out_sg + transforms".to_string(),
-        Step::Conv {
-            winograd: Some(_), ..
-        }
-        | Step::ConvBackwardInput {
+        } => format!("{} + transforms", winograd::forward_gemm(p)),
+        Step::ConvBackwardInput {
             winograd: Some(_), ..
         } => "winograd_gemm_sg + transforms".to_string(),
         Step::Conv { p, .. } => conv2d::select_forward(caps, p).to_string(),

@@ -48,6 +48,20 @@ pub fn fuses_output(p: &Conv2dParams) -> bool {
     p.c <= 128
 }
 
+/// The forward's GEMM entry point: with the output transform fused ([`fuses_output`]) in
+/// 16-channel tiles for at most 16 output channels without a pool (lanes own 2 channels, as
+/// the direct `_o16` kernels; the 32-channel tiles would leave half the lanes idle there) or in
+/// 32-channel tiles, else the plain GEMM (`winograd_output` after it).
+pub fn forward_gemm(p: &Conv2dParams) -> &'static str {
+    if !fuses_output(p) {
+        "winograd_gemm_sg"
+    } else if p.o <= 16 && p.pool == 0 {
+        "winograd_gemm_out_sg_o16"
+    } else {
+        "winograd_gemm_out_sg"
+    }
+}
+
 /// Elements of the three scratch tensors of each direction: forward `[U, V, M]` (transformed
 /// weights, inputs, products; no M, 0, when the forward [`fuses_output`]), input gradient `[Uᵀ, D, E]` (transposed U, transformed output
 /// gradients, their products), weight gradient `[V, D, S]` (transformed inputs and output
@@ -160,6 +174,34 @@ fn gemm_out(
     )
 }
 
+/// [`gemm_out`] with 16-channel tiles (`winograd_gemm_out_sg_o16`: lanes own 2 output
+/// channels, U through the rg32float mirror) for layers of at most 16 output channels and no
+/// pool (ResNet-20's first stage).
+fn gemm_out16(
+    gpu: &Gpu,
+    p: &Conv2dParams,
+    v: BufSlice<'_>,
+    u: BufSlice<'_>,
+    bias: BufSlice<'_>,
+    output: BufSlice<'_>,
+) -> Dispatch {
+    let t = p.winograd_tiles();
+    let tiles = p.o.div_ceil(16) * t.div_ceil(24);
+    let (uniform, groups) = sg_launch(gpu, p, tiles);
+    let tc = t as u64 * p.c as u64;
+    Dispatch::with_textures(
+        gpu,
+        SG_SHADER,
+        "winograd_gemm_out_sg_o16",
+        &uniform,
+        &[(12, v), (3, bias), (21, output)],
+        &[(32, u)],
+        groups,
+        2 * POINTS as u64 * tc * p.o as u64,
+        4 * (POINTS as u64 * (tc + (p.c * p.o) as u64) + p.output_len() as u64),
+    )
+}
+
 /// `output = conv(input, weight) + bias` with the forward's epilogues (`p.relu`, and with
 /// `p.pool` the pooled output, with `p.mask` the ReLU mask instead of the output, as
 /// `conv2d_sg.wgsl`'s forward): weight transform, input transform, then the GEMM with the
@@ -220,7 +262,10 @@ pub fn forward(
             p.input_len() + POINTS * (t * p.c) as usize,
         ),
     ];
-    if fuses_output(p) {
+    let entry = forward_gemm(p);
+    if entry == "winograd_gemm_out_sg_o16" {
+        ds.push(gemm_out16(gpu, p, v, u, bias, output));
+    } else if entry == "winograd_gemm_out_sg" {
         ds.push(gemm_out(gpu, p, v, u, bias, output, pooled));
     } else {
         ds.push(gemm(gpu, p, v, u, m));
