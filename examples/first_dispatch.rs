@@ -9,25 +9,31 @@ use wgpu_cnn::params::{Conv2dParams, Padding};
 
 fn main() {
     let gpu = Gpu::new(&GpuOptions::default()).expect("adapter");
-    let p = Conv2dParams::new(1, 8, 8, 32, 32, 3, Padding::Same);
-    let x = gpu.storage("x", p.input_len());
-    let w = gpu.storage("w", p.weight_len());
-    let y = gpu.storage("y", p.output_len());
-    let (fl, _, _) = winograd::scratch_lens(&p);
-    let s = fl.map(|n| gpu.storage("s", n));
-    let ds = winograd::forward(
-        &gpu,
-        &p.without_bias(),
-        (&x).into(),
-        (&w).into(),
-        None,
-        (&y).into(),
-        None,
-        winograd::Scratch::of(&s),
-    );
-    for d in &ds {
-        let t = Instant::now();
-        gpu.run(&[d]).unwrap();
-        println!("{}: {:.1} s", d.entry, t.elapsed().as_secs_f64());
+    for (c, o) in [(32, 32), (16, 16)] {
+        let p = Conv2dParams::new(1, 8, 8, c, o, 3, Padding::Same).without_bias();
+        let x = gpu.storage("x", p.input_len());
+        let w = gpu.storage("w", p.weight_len());
+        let y = gpu.storage("y", p.output_len());
+        let (fl, _, _) = winograd::scratch_lens(&p);
+        let s = fl.map(|n| gpu.storage("s", n));
+        let ds = winograd::forward(
+            &gpu,
+            &p,
+            (&x).into(),
+            (&w).into(),
+            None,
+            (&y).into(),
+            None,
+            winograd::Scratch::of(&s),
+        );
+        for d in &ds {
+            let t = Instant::now();
+            gpu.run(&[d]).unwrap();
+            println!(
+                "{c} -> {o}: {}: {:.1} s",
+                d.entry,
+                t.elapsed().as_secs_f64()
+            );
+        }
     }
 }
