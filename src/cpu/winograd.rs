@@ -159,8 +159,15 @@ pub fn gemm<T: Real>(p: &Conv2dParams, v: &[T], u: &[T]) -> Vec<T> {
     m
 }
 
-/// output = Aᵀ M A (+ bias), the pixels inside the image.
-pub fn output_transform<T: Real>(p: &Conv2dParams, m: &[T], bias: &[T], output: &mut [T]) {
+/// output = `transform`(M's 6×6 points of a tile and channel) + bias, the pixels inside the
+/// image.
+fn output_tiles<T: Real>(
+    p: &Conv2dParams,
+    m: &[T],
+    bias: &[T],
+    output: &mut [T],
+    transform: impl Fn([[T; 6]; 6]) -> [[T; 4]; 4],
+) {
     let (h, w, o) = (p.h as usize, p.w as usize, p.o as usize);
     let tiles = p.winograd_tiles() as usize;
     for t in 0..tiles {
@@ -169,8 +176,7 @@ pub fn output_transform<T: Real>(p: &Conv2dParams, m: &[T], bias: &[T], output: 
             let x: [[T; 6]; 6] =
                 std::array::from_fn(|y| std::array::from_fn(|x| m[(t * P + y * 6 + x) * o + oi]));
             let b = if p.bias != 0 { bias[oi] } else { T::zero() };
-            let y4 = separable(x, at6, at6);
-            for (dy, row) in y4.iter().enumerate() {
+            for (dy, row) in transform(x).iter().enumerate() {
                 for (dx, v) in row.iter().enumerate() {
                     let (y, xx) = (4 * ty + dy, 4 * tx + dx);
                     if y < h && xx < w {
@@ -180,6 +186,11 @@ pub fn output_transform<T: Real>(p: &Conv2dParams, m: &[T], bias: &[T], output: 
             }
         }
     }
+}
+
+/// output = Aᵀ M A (+ bias), the pixels inside the image.
+pub fn output_transform<T: Real>(p: &Conv2dParams, m: &[T], bias: &[T], output: &mut [T]) {
+    output_tiles(p, m, bias, output, |x| separable(x, at6, at6));
 }
 
 /// Column k of Aᵀ: (1, k̂, k̂², k̂³) for the finite points k̂ = 0, 1, −1, 2, −2, (0, 0, 0, 1)
@@ -196,38 +207,25 @@ fn at_col<T: Real>(k: usize) -> [T; 4] {
 /// (`winograd_gemm_out_sg`): per row a of M its 4 row sums r[j] = Σ_b Aᵀ[j][b] M[a][b], then
 /// y[i][j] += Aᵀ[i][a] r[j], every coefficient applied (zeros and ones included).
 pub fn output_transform_rows<T: Real>(p: &Conv2dParams, m: &[T], bias: &[T], output: &mut [T]) {
-    let (h, w, o) = (p.h as usize, p.w as usize, p.o as usize);
-    let tiles = p.winograd_tiles() as usize;
-    for t in 0..tiles {
-        let (n, ty, tx) = tile(p, t);
-        for oi in 0..o {
-            let mut y = [[T::zero(); 4]; 4];
-            for a in 0..6 {
-                let mut r = [T::zero(); 4];
-                for b in 0..6 {
-                    let (k, v) = (at_col::<T>(b), m[(t * P + a * 6 + b) * o + oi]);
-                    for j in 0..4 {
-                        r[j] = r[j] + k[j] * v;
-                    }
-                }
-                let k = at_col::<T>(a);
-                for i in 0..4 {
-                    for j in 0..4 {
-                        y[i][j] = y[i][j] + k[i] * r[j];
-                    }
+    output_tiles(p, m, bias, output, |x| {
+        let mut y = [[T::zero(); 4]; 4];
+        for (a, row) in x.iter().enumerate() {
+            let mut r = [T::zero(); 4];
+            for (b, v) in row.iter().enumerate() {
+                let k = at_col::<T>(b);
+                for j in 0..4 {
+                    r[j] = r[j] + k[j] * *v;
                 }
             }
-            let b = if p.bias != 0 { bias[oi] } else { T::zero() };
-            for (dy, row) in y.iter().enumerate() {
-                for (dx, v) in row.iter().enumerate() {
-                    let (yy, xx) = (4 * ty + dy, 4 * tx + dx);
-                    if yy < h && xx < w {
-                        output[((n * h + yy) * w + xx) * o + oi] = *v + b;
-                    }
+            let k = at_col::<T>(a);
+            for i in 0..4 {
+                for j in 0..4 {
+                    y[i][j] = y[i][j] + k[i] * r[j];
                 }
             }
         }
-    }
+        y
+    });
 }
 
 /// The forward (bias, no epilogue) through the four stages, the output transform in the order

@@ -146,8 +146,10 @@ fn gemm(
     )
 }
 
-/// The forward's GEMM with the output transform and epilogue fused (`winograd_gemm_out_sg`,
-/// 24 tiles × 32 output channels per subgroup tile; [`fuses_output`]).
+/// The forward's GEMM with the output transform and epilogue fused ([`fuses_output`]): 24 tiles
+/// × 32 output channels per subgroup tile (`winograd_gemm_out_sg`), or 16 channels for at most
+/// 16 output channels without a pool (`winograd_gemm_out_sg_o16`: lanes own 2 output channels,
+/// U through the rg32float mirror; [`forward_gemm`]).
 fn gemm_out(
     gpu: &Gpu,
     p: &Conv2dParams,
@@ -157,49 +159,44 @@ fn gemm_out(
     output: BufSlice<'_>,
     pooled: BufSlice<'_>,
 ) -> Dispatch {
+    let entry = forward_gemm(p);
     let t = p.winograd_tiles();
-    let tiles = p.o.div_ceil(32) * t.div_ceil(24);
-    let (uniform, groups) = sg_launch(gpu, p, tiles);
     let tc = t as u64 * p.c as u64;
-    Dispatch::with_weight_texture(
-        gpu,
-        SG_SHADER,
-        "winograd_gemm_out_sg",
-        &uniform,
-        &[(12, v), (3, bias), (14, output), (18, pooled), (19, output)],
-        u,
-        groups,
+    let (flops, bytes) = (
         2 * POINTS as u64 * tc * p.o as u64,
         4 * (POINTS as u64 * (tc + (p.c * p.o) as u64) + p.output_len() as u64),
-    )
-}
-
-/// [`gemm_out`] with 16-channel tiles (`winograd_gemm_out_sg_o16`: lanes own 2 output
-/// channels, U through the rg32float mirror) for layers of at most 16 output channels and no
-/// pool (ResNet-20's first stage).
-fn gemm_out16(
-    gpu: &Gpu,
-    p: &Conv2dParams,
-    v: BufSlice<'_>,
-    u: BufSlice<'_>,
-    bias: BufSlice<'_>,
-    output: BufSlice<'_>,
-) -> Dispatch {
-    let t = p.winograd_tiles();
-    let tiles = p.o.div_ceil(16) * t.div_ceil(24);
-    let (uniform, groups) = sg_launch(gpu, p, tiles);
-    let tc = t as u64 * p.c as u64;
-    Dispatch::with_textures(
-        gpu,
-        SG_SHADER,
-        "winograd_gemm_out_sg_o16",
-        &uniform,
-        &[(12, v), (3, bias), (21, output)],
-        &[(32, u)],
-        groups,
-        2 * POINTS as u64 * tc * p.o as u64,
-        4 * (POINTS as u64 * (tc + (p.c * p.o) as u64) + p.output_len() as u64),
-    )
+    );
+    let channels = if entry == "winograd_gemm_out_sg_o16" {
+        16
+    } else {
+        32
+    };
+    let (uniform, groups) = sg_launch(gpu, p, p.o.div_ceil(channels) * t.div_ceil(24));
+    if channels == 16 {
+        Dispatch::with_textures(
+            gpu,
+            SG_SHADER,
+            entry,
+            &uniform,
+            &[(12, v), (3, bias), (21, output)],
+            &[(32, u)],
+            groups,
+            flops,
+            bytes,
+        )
+    } else {
+        Dispatch::with_weight_texture(
+            gpu,
+            SG_SHADER,
+            entry,
+            &uniform,
+            &[(12, v), (3, bias), (14, output), (18, pooled), (19, output)],
+            u,
+            groups,
+            flops,
+            bytes,
+        )
+    }
 }
 
 /// `output = conv(input, weight) + bias` with the forward's epilogues (`p.relu`, and with
@@ -262,10 +259,7 @@ pub fn forward(
             p.input_len() + POINTS * (t * p.c) as usize,
         ),
     ];
-    let entry = forward_gemm(p);
-    if entry == "winograd_gemm_out_sg_o16" {
-        ds.push(gemm_out16(gpu, p, v, u, bias, output));
-    } else if entry == "winograd_gemm_out_sg" {
+    if fuses_output(p) {
         ds.push(gemm_out(gpu, p, v, u, bias, output, pooled));
     } else {
         ds.push(gemm(gpu, p, v, u, m));
