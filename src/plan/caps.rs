@@ -175,7 +175,7 @@ impl Caps {
             && p.w >= 8
     }
     /// Whether the forward of convolution `p` runs as Winograd F(4×4, 3×3): where
-    /// [`Caps::winograd_conv`] says, and for layers of 16 or more input and at most 16 output
+    /// [`Caps::winograd_conv`] says, and for layers of 16 to 128 input and at most 16 output
     /// channels without a pool (ResNet-20's first stage), whose forward has its own 16-channel
     /// kernel (`winograd_gemm_out_sg_o16`, the output transform fused: 128×32×32, 16 → 16 on
     /// lavapipe 10.4 against 15.0 ms; `examples/winograd.rs`) while their gradients stay direct
@@ -188,6 +188,7 @@ impl Caps {
                 && p.c >= 16
                 && p.o <= 16
                 && p.pool == 0
+                && crate::gpu::ops::winograd::fuses_output(p)
                 && p.h >= 8
                 && p.w >= 8)
     }
