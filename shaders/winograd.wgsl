@@ -104,15 +104,18 @@ fn gt6(s: array<vec4<f32>, 6>) -> array<vec4<f32>, 3> {
 
 // U[ξ][c][o4] = (G g Gᵀ)[ξ], g the 3×3 taps of weight (c, o4) (HWIO). With `transposed`
 // (the input gradient's GEMM contracts over o) it is stored as U[ξ][o][c] instead, one scalar
-// at a time (binding 57; both entries declare both bindings, the launcher binds one tensor).
-fn weight_transform(i: u32, transposed: bool) {
+// at a time (binding 57; the entries declare both bindings, the launcher binds one tensor).
+// With `flipped` the taps are taken rotated by 180° (g[ky][kx] = w[2 − ky][2 − kx]): stored
+// transposed, those are the weights of the transposed convolution (the input gradient as a
+// forward of dout, `winograd_weight_flip_t`).
+fn weight_transform(i: u32, transposed: bool, flipped: bool) {
     let o4 = p.o / 4u;
     if (i >= p.c * o4) { return; }
     let c = i / o4;
     let q = i % o4;
     var g = array<vec4<f32>, 9>();
     for (var k = 0u; k < 9u; k++) {
-        g[k] = weight4[(k * p.c + c) * o4 + q];
+        g[k] = weight4[(select(k, 8u - k, flipped) * p.c + c) * o4 + q];
     }
     // Rows (ky) first: r[ky][ξx] = G · (taps of row ky), then columns.
     var r = array<array<vec4<f32>, 6>, 3>();
@@ -137,13 +140,19 @@ fn weight_transform(i: u32, transposed: bool) {
 @compute @workgroup_size(64)
 fn winograd_weight(@builtin(global_invocation_id) gid: vec3<u32>,
                    @builtin(num_workgroups) nwg: vec3<u32>) {
-    weight_transform(flat_id(gid, nwg), false);
+    weight_transform(flat_id(gid, nwg), false, false);
 }
 
 @compute @workgroup_size(64)
 fn winograd_weight_t(@builtin(global_invocation_id) gid: vec3<u32>,
                      @builtin(num_workgroups) nwg: vec3<u32>) {
-    weight_transform(flat_id(gid, nwg), true);
+    weight_transform(flat_id(gid, nwg), true, false);
+}
+
+@compute @workgroup_size(64)
+fn winograd_weight_flip_t(@builtin(global_invocation_id) gid: vec3<u32>,
+                          @builtin(num_workgroups) nwg: vec3<u32>) {
+    weight_transform(flat_id(gid, nwg), true, true);
 }
 
 // Bᵀ times input row iy of the 6×6 block at columns x0..x0+5 (zeros outside the image).

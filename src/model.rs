@@ -474,7 +474,26 @@ impl GpuModel {
                     dout,
                     w,
                     din,
-                    winograd: Some([u, v, m]),
+                    winograd: Some(([u, v], None)),
+                    ..
+                } => winograd::backward_input_as_forward(
+                    gpu,
+                    p,
+                    tensor(*dout),
+                    param(*w),
+                    tensor(*din),
+                    winograd::Scratch {
+                        a: tensor(*u),
+                        b: tensor(*v),
+                        c: tensor(*v),
+                    },
+                ),
+                Step::ConvBackwardInput {
+                    p,
+                    dout,
+                    w,
+                    din,
+                    winograd: Some(([u, v], Some(m))),
                     weight_d,
                     pool_mask,
                     ..

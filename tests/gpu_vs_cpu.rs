@@ -2955,6 +2955,39 @@ fn winograd_all_directions() {
         cpu::conv2d::conv2d_backward_input(&p, &dy64, &w64, &mut dx);
         let got = read_guarded(gpu, &what, &dxb, p.input_len());
         assert_close(&format!("{what} backward_input"), &got, &dx, atol_bwd, RTOL);
+        // The input gradient as the fused forward of the transposed convolution (rotated,
+        // transposed weights), the form ResNet-20's 16-channel layers take.
+        let q = p.winograd_transposed();
+        let dxf = guarded(gpu, "dx", &vec![7.0; p.input_len()]);
+        let (qu, qv) = (
+            gpu.storage("u", winograd::POINTS * (c * o) as usize),
+            gpu.storage("v", winograd::scratch_lens(&q).0[1]),
+        );
+        let d = winograd::backward_input_as_forward(
+            gpu,
+            &p,
+            (&dyb).into(),
+            (&wb).into(),
+            inner(&dxf, p.input_len()),
+            winograd::Scratch {
+                a: (&qu).into(),
+                b: (&qv).into(),
+                c: (&qv).into(),
+            },
+        );
+        assert!(
+            d.iter().any(|d| d.entry == winograd::forward_gemm(&q)),
+            "{what}"
+        );
+        gpu.run(&d.iter().collect::<Vec<_>>()).unwrap();
+        let got = read_guarded(gpu, &what, &dxf, p.input_len());
+        assert_close(
+            &format!("{what} backward_input as forward"),
+            &got,
+            &dx,
+            atol_bwd,
+            RTOL,
+        );
         let (mut dw, mut db) = (vec![0.0; p.weight_len()], vec![0.0; o as usize]);
         cpu::conv2d::conv2d_backward_weight(&p, &x64, &dy64, &mut dw, &mut db);
         let terms = (p.pixels() as f64).sqrt();

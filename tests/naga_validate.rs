@@ -175,6 +175,7 @@ fn entry_points_match_launchers() {
             &[
                 "winograd_weight",
                 "winograd_weight_t",
+                "winograd_weight_flip_t",
                 "winograd_adjoint",
                 "winograd_gather",
                 "winograd_gather_pool",

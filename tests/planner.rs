@@ -286,8 +286,21 @@ fn winograd_convolutions_where_they_pay() {
                     assert_eq!(k.starts_with("winograd_gemm_out_sg"), m.is_none(), "{k}");
                     (0, true)
                 }
+                // The forward of the transposed convolution (no E, nothing shared).
                 Step::ConvBackwardInput {
-                    winograd: Some([_, d, _]),
+                    winograd: Some((_, None)),
+                    weight_d,
+                    layer,
+                    p,
+                    ..
+                } => {
+                    assert!(!weight_d, "{layer}");
+                    assert!(caps.winograd_input_as_forward(p), "{layer}");
+                    assert!(k.starts_with("winograd_gemm_out_sg"), "{layer}: {k}");
+                    (1, true)
+                }
+                Step::ConvBackwardInput {
+                    winograd: Some(([_, d], Some(_))),
                     weight_d,
                     layer,
                     ..
@@ -378,11 +391,11 @@ fn winograd_convolutions_where_they_pay() {
         if let Step::ConvBackwardWeight { layer, p, .. } = st {
             let want = p.kh == 3 && p.sh == 1 && p.c >= 32 && p.o >= 32 && p.h >= 8;
             assert_eq!(w.contains(layer), want, "{layer}: {p:?}");
-            assert_eq!(i.contains(layer), want, "{layer}: {p:?}");
-            // The 16-channel layers' forward too (its own 16-channel kernel), not their
-            // gradients.
+            // The 16-channel layers' forward too (its own 16-channel kernel), and their input
+            // gradient as the forward of the transposed convolution; not their weight gradient.
             let want16 = p.kh == 3 && p.sh == 1 && p.c == 16 && p.o == 16 && p.h >= 8;
             assert_eq!(f.contains(layer), want || want16, "{layer}: {p:?}");
+            assert_eq!(i.contains(layer), want || want16, "{layer}: {p:?}");
         }
     }
     assert!(w.len() >= 8, "{w:?}");

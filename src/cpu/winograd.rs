@@ -241,6 +241,28 @@ pub fn forward<T: Real>(p: &Conv2dParams, input: &[T], weight: &[T], bias: &[T],
     }
 }
 
+/// dinput as the forward of the transposed convolution (`winograd_weight_flip_t` +
+/// `winograd_input` + the fused GEMM of the transposed problem): the forward of `dout` (O
+/// channels in, C out) with the taps rotated by 180° and the channels swapped.
+pub fn backward_input_as_forward<T: Real>(
+    p: &Conv2dParams,
+    dout: &[T],
+    weight: &[T],
+    dinput: &mut [T],
+) {
+    let q = p.winograd_transposed();
+    let (c, o) = (p.c as usize, p.o as usize);
+    let mut rotated = vec![T::zero(); weight.len()];
+    for k in 0..9 {
+        for ci in 0..c {
+            for oi in 0..o {
+                rotated[(k * o + oi) * c + ci] = weight[((8 - k) * c + ci) * o + oi];
+            }
+        }
+    }
+    forward(&q, dout, &rotated, &[], dinput);
+}
+
 /// B e (6 → 6), the adjoint of the data transform.
 fn b6<T: Real>(e: [T; 6]) -> [T; 6] {
     let k = |x: f64| T::of(x);
@@ -446,6 +468,12 @@ mod tests {
             assert!(
                 max_diff(&dxd, &dxw) < 1e-12,
                 "dinput {p:?}: {}",
+                max_diff(&dxd, &dxw)
+            );
+            backward_input_as_forward(&p, &dy, &w, &mut dxw);
+            assert!(
+                max_diff(&dxd, &dxw) < 1e-12,
+                "dinput as forward {p:?}: {}",
                 max_diff(&dxd, &dxw)
             );
             let (mut dwd, mut dbd) = (vec![0.0; p.weight_len()], vec![0.0; p.o as usize]);

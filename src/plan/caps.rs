@@ -192,6 +192,13 @@ impl Caps {
                 && p.h >= 8
                 && p.w >= 8)
     }
+    /// Whether the input gradient of convolution `p` runs as the Winograd forward of its
+    /// transposed convolution (`gpu::ops::winograd::backward_input_as_forward`): where its
+    /// gradients are not on Winograd ([`Caps::winograd_conv`]) but the transposed forward is
+    /// ([`Caps::winograd_forward`]): ResNet-20's 16-channel layers.
+    pub fn winograd_input_as_forward(&self, p: &Conv2dParams) -> bool {
+        !self.winograd_conv(p) && self.winograd_forward(&p.winograd_transposed())
+    }
     /// Whether conv → 2×2 pool runs as one kernel (subgroup kernels, 2×4-pixel tiles fit).
     pub fn conv_pool2(&self, p: &Conv2dParams) -> bool {
         self.conv_sg(p) && p.can_pool2()

@@ -323,16 +323,18 @@ pub enum Step {
         /// `dout` is then the pooled gradient.
         pool_mask: Option<TensorId>,
     },
-    /// With `winograd`: by Winograd F(4×4, 3×3) (the forward's adjoint), through scratch Uᵀ,
-    /// D, E (`gpu::ops::winograd::backward_input`); with `weight_d` D is the weight gradient's
-    /// (which runs first and computes the same D), not computed again.
+    /// With `winograd`: by Winograd F(4×4, 3×3), the forward's adjoint through scratch [Uᵀ, D]
+    /// and E (`gpu::ops::winograd::backward_input`; with `weight_d` D is the weight gradient's,
+    /// which runs first and computes the same D, not computed again), or without E the forward
+    /// of the transposed convolution through [U of the rotated weights, V of dout]
+    /// (`gpu::ops::winograd::backward_input_as_forward`, [`Caps::winograd_input_as_forward`]).
     ConvBackwardInput {
         layer: String,
         p: Conv2dParams,
         dout: TensorId,
         w: usize,
         din: TensorId,
-        winograd: Option<[TensorId; 3]>,
+        winograd: Option<([TensorId; 2], Option<TensorId>)>,
         weight_d: bool,
         /// The ReLU mask of a ReLU → 2×2 average pool before the layer whose backward is fused
         /// into this step's last stage ([`Plan::winograd_pool_backwards`]): `din` is then that
@@ -453,7 +455,11 @@ impl Step {
             } => [*din]
                 .into_iter()
                 .chain((!weight_d).then_some(*dout))
-                .chain(winograd.iter().flatten().copied())
+                .chain(
+                    winograd
+                        .iter()
+                        .flat_map(|(ud, e)| ud.iter().copied().chain(*e)),
+                )
                 .chain(*pool_mask)
                 .collect(),
             Step::DenseBackwardInput { dout, din, .. } => vec![*dout, *din],
@@ -529,7 +535,7 @@ impl Step {
                 .chain(
                     winograd
                         .iter()
-                        .flat_map(|&[ut, d, e]| [Some(ut), (!weight_d).then_some(d), Some(e)])
+                        .flat_map(|&([ut, d], e)| [Some(ut), (!weight_d).then_some(d), e])
                         .flatten(),
                 )
                 .collect(),
@@ -749,7 +755,7 @@ impl Step {
                 pool_mask,
                 ..
             } => match winograd {
-                Some([_, d, _]) if *weight_d => format!(
+                Some(([_, d], _)) if *weight_d => format!(
                     "conv input gradient (Winograd F(4x4, 3x3), the weight gradient's D): {} -> {}{}",
                     t(d),
                     t(din),
@@ -758,8 +764,13 @@ impl Step {
                         t(&m)
                     ))
                 ),
-                Some(_) => format!(
+                Some((_, Some(_))) => format!(
                     "conv input gradient (Winograd F(4x4, 3x3)): {} -> {}",
+                    t(dout),
+                    t(din)
+                ),
+                Some((_, None)) => format!(
+                    "conv input gradient (Winograd F(4x4, 3x3) forward of the transposed conv): {} -> {}",
                     t(dout),
                     t(din)
                 ),
@@ -1539,7 +1550,9 @@ impl Plan {
                             let din = fresh(&mut tensors, format!("{name}.dinput"), u.x);
                             // Uᵀ, D (the weight gradient's, which it just computed), E.
                             let weight_d = winograd.map(|[_, d]| d);
-                            let winograd = caps.winograd_conv(p).then(|| {
+                            let adjoint = caps.winograd_conv(p);
+                            let as_forward = caps.winograd_input_as_forward(p);
+                            let winograd = (adjoint || as_forward).then(|| {
                                 let [ut, d, e] = crate::gpu::ops::winograd::scratch_lens(p).1;
                                 let mut scratch = |which: &str, len| {
                                     add(
@@ -1549,9 +1562,13 @@ impl Plan {
                                         TensorKind::Scratch,
                                     )
                                 };
+                                if as_forward {
+                                    // U of the rotated weights, V of dout (D's size).
+                                    return ([scratch("u", ut), scratch("v", d)], None);
+                                }
                                 let ut = scratch("ut", ut);
                                 let d = weight_d.unwrap_or_else(|| scratch("d", d));
-                                [ut, d, scratch("e", e)]
+                                ([ut, d], Some(scratch("e", e)))
                             });
                             backward.push(Step::ConvBackwardInput {
                                 layer: name.clone(),
@@ -1560,7 +1577,7 @@ impl Plan {
                                 w: *w,
                                 din,
                                 winograd,
-                                weight_d: winograd.is_some() && weight_d.is_some(),
+                                weight_d: adjoint && weight_d.is_some(),
                                 pool_mask: None,
                             });
                             to.push((u.x, din, false));
@@ -1866,7 +1883,7 @@ impl Plan {
             let into_input = only_user(dpool).filter(|&ii| {
                 ii < bi
                     && matches!(&self.backward[ii], Step::ConvBackwardInput {
-                        p, din, winograd: Some(_), pool_mask: None, ..
+                        p, din, winograd: Some((_, Some(_))), pool_mask: None, ..
                     } if *din == dpool && p.c.is_multiple_of(4)
                         && pool.h == 2 * p.h && pool.w == 2 * p.w && pool.c == p.c)
             });

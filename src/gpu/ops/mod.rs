@@ -31,6 +31,14 @@ pub fn kernel_of(
             ..
         } => format!("{} + transforms", winograd::forward_gemm(p)),
         Step::ConvBackwardInput {
+            winograd: Some((_, None)),
+            p,
+            ..
+        } => format!(
+            "{} + transforms",
+            winograd::forward_gemm(&p.winograd_transposed())
+        ),
+        Step::ConvBackwardInput {
             winograd: Some(_), ..
         } => "winograd_gemm_sg + transforms".to_string(),
         Step::Conv { p, .. } => conv2d::select_forward(caps, p).to_string(),

@@ -345,6 +345,52 @@ pub fn backward_input(
         .collect()
 }
 
+/// `dinput = conv_transpose(dout, weight)` as the forward convolution of `dout` (O channels in,
+/// C out) with the weights rotated by 180° and transposed (a 3×3 stride-1 SAME convolution's
+/// transpose is one), by the fused forward (`winograd_weight_flip_t`, `winograd_input`, then
+/// [`forward_gemm`] of the transposed problem): for layers whose gradients are not on
+/// Winograd but whose transposed forward is (`Caps::winograd_input_as_forward`: ResNet-20's
+/// 16-channel layers). Scratch: `a` the transformed weights (as Uᵀ), `b` dout's V.
+pub fn backward_input_as_forward(
+    gpu: &Gpu,
+    p: &Conv2dParams,
+    dout: BufSlice<'_>,
+    weight: BufSlice<'_>,
+    dinput: BufSlice<'_>,
+    s: Scratch<'_>,
+) -> Vec<Dispatch> {
+    assert!(
+        p.winograd_shape(),
+        "winograd::backward_input_as_forward: not a Winograd shape"
+    );
+    let q = p.winograd_transposed();
+    assert!(
+        fuses_output(&q),
+        "winograd::backward_input_as_forward: the transposed forward is not fused"
+    );
+    let t = p.winograd_tiles();
+    let [u, v] = [s.a, s.b];
+    vec![
+        transform(
+            gpu,
+            p,
+            "winograd_weight_flip_t",
+            &[(2, weight), (50, u), (57, u)],
+            p.c * p.o / 4,
+            p.weight_len() + POINTS * (p.c * p.o) as usize,
+        ),
+        transform(
+            gpu,
+            &q,
+            "winograd_input",
+            &[(12, dout), (52, v)],
+            t * q.c / 4,
+            p.output_len() + POINTS * (t * q.c) as usize,
+        ),
+        gemm_out(gpu, &q, v, u, weight, dinput, dinput),
+    ]
+}
+
 /// D = A dY Aᵀ per tile into `d`, from the output gradient or the pooled one ([`Dout`]).
 fn dout_transform(gpu: &Gpu, p: &Conv2dParams, dout: Dout<'_>, d: BufSlice<'_>) -> Dispatch {
     let t = p.winograd_tiles();
