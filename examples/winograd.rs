@@ -1,6 +1,7 @@
 //! Winograd F(4×4, 3×3) (`winograd.wgsl` + the GEMMs of `conv2d_sg.wgsl`) against the direct
-//! subgroup kernels, each direction alone, on the 3×3 SAME layers of the seed and ResNet-20 at
-//! batch 128: median ms of 7 alternated runs and the largest difference between the two.
+//! subgroup kernels, each direction alone (and the input gradient as the forward of the
+//! transposed convolution), on the 3×3 SAME layers of the seed, ResNet-20 (batch 128) and VGG
+//! (batch 32): median ms of 7 alternated runs and the largest difference between the two.
 //! `cargo run --release --example winograd` (a device with 8-wide subgroups: lavapipe).
 use std::time::Instant;
 use wgpu_cnn::gpu::ops::{conv2d, winograd};
@@ -73,7 +74,7 @@ fn main() {
         let scratch = |l: [usize; 3]| l.map(|len| gpu.storage("scratch", len));
         let (fs, is, ws) = (scratch(fl), scratch(il), scratch(wl));
         let scr = winograd::Scratch::of;
-        let direct: [Vec<Dispatch>; 3] = [
+        let direct: [Vec<Dispatch>; 4] = [
             vec![conv2d::forward(
                 &gpu,
                 &p,
@@ -99,8 +100,20 @@ fn main() {
                 Some((&db_d).into()),
             )
             .into(),
+            vec![conv2d::backward_input(
+                &gpu,
+                &p,
+                (&dy).into(),
+                (&w).into(),
+                (&dx_d).into(),
+            )],
         ];
-        let wino: [Vec<Dispatch>; 3] = [
+        let q = p.winograd_transposed();
+        let (qu, qv) = (
+            gpu.storage("u", winograd::POINTS * (c * o) as usize),
+            gpu.storage("v", winograd::scratch_lens(&q).0[1]),
+        );
+        let wino: [Vec<Dispatch>; 4] = [
             winograd::forward(
                 &gpu,
                 &p,
@@ -128,13 +141,38 @@ fn main() {
                 Some((&db_w).into()),
                 scr(&ws),
             ),
+            // (Only where the transposed convolution's forward is fused.)
+            if winograd::fuses_output(&q) {
+                winograd::backward_input_as_forward(
+                    &gpu,
+                    &p,
+                    (&dy).into(),
+                    (&w).into(),
+                    (&dx_w).into(),
+                    winograd::Scratch {
+                        a: (&qu).into(),
+                        b: (&qv).into(),
+                        c: (&qv).into(),
+                    },
+                )
+            } else {
+                Vec::new()
+            },
         ];
         let flops = p.flops_forward() as f64;
         println!("{name}: 128x{h}x{h}x{c} -> {o}, 3x3");
-        for (k, dir) in ["forward", "input gradient", "weight gradient"]
-            .iter()
-            .enumerate()
+        for (k, dir) in [
+            "forward",
+            "input gradient",
+            "weight gradient",
+            "input as forward",
+        ]
+        .iter()
+        .enumerate()
         {
+            if wino[k].is_empty() {
+                continue;
+            }
             time(&gpu, &direct[k]);
             time(&gpu, &wino[k]);
             let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -159,7 +197,7 @@ fn main() {
             let (a, b) = (median(a), median(b));
             let diff = match k {
                 0 => max_diff(&gpu, &y_d, &y_w),
-                1 => max_diff(&gpu, &dx_d, &dx_w),
+                1 | 3 => max_diff(&gpu, &dx_d, &dx_w),
                 _ => max_diff(&gpu, &dw_d, &dw_w).max(max_diff(&gpu, &db_d, &db_w)),
             };
             println!(

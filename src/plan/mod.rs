@@ -1550,8 +1550,8 @@ impl Plan {
                             let din = fresh(&mut tensors, format!("{name}.dinput"), u.x);
                             // Uᵀ, D (the weight gradient's, which it just computed), E.
                             let weight_d = winograd.map(|[_, d]| d);
-                            let adjoint = caps.winograd_conv(p);
                             let as_forward = caps.winograd_input_as_forward(p);
+                            let adjoint = caps.winograd_conv(p) && !as_forward;
                             let winograd = (adjoint || as_forward).then(|| {
                                 let [ut, d, e] = crate::gpu::ops::winograd::scratch_lens(p).1;
                                 let mut scratch = |which: &str, len| {
