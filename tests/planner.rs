@@ -400,9 +400,9 @@ fn winograd_convolutions_where_they_pay() {
     }
     assert!(w.len() >= 8, "{w:?}");
     assert!(f.len() >= w.len() + 6, "{f:?}");
-    // Its Winograd input gradients (C = O everywhere) are forwards of the transposed
-    // convolution; the seed's Conv_1 (32 → 64) keeps the adjoint (E has fewer channels than
-    // the transposed forward's V, and the pool backward before it is fused into its gather).
+    // Its 16-channel layers' input gradients are forwards of the transposed convolution, the
+    // other Winograd ones (and the seed's Conv_1) the forward's adjoint with the weight
+    // gradient's D.
     let form = |plan: &Plan| -> Vec<(String, bool)> {
         plan.backward
             .iter()
@@ -410,17 +410,19 @@ fn winograd_convolutions_where_they_pay() {
                 Step::ConvBackwardInput {
                     winograd: Some((_, e)),
                     layer,
+                    p,
                     ..
-                } => Some((layer.clone(), e.is_none())),
+                } => {
+                    assert_eq!(e.is_none(), p.o == 16, "{layer}");
+                    Some((layer.clone(), e.is_none()))
+                }
                 _ => None,
             })
             .collect()
     };
     let r20_forms = form(&plan);
-    assert!(
-        r20_forms.len() >= i.len() && r20_forms.iter().all(|f| f.1),
-        "{r20_forms:?}"
-    );
+    assert_eq!(r20_forms.iter().filter(|f| f.1).count(), 6, "{r20_forms:?}");
+    assert!(r20_forms.iter().any(|f| !f.1), "{r20_forms:?}");
     let seed_plan = Plan::new(&seed(), 128, &lavapipe, Mode::Train).unwrap();
     assert_eq!(form(&seed_plan), vec![("Conv_1".to_string(), false)]);
     // vgg11-bn has Winograd layers of both forward forms: the products fused into the output

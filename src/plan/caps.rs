@@ -193,21 +193,19 @@ impl Caps {
                 && p.w >= 8)
     }
     /// Whether the input gradient of convolution `p` runs as the Winograd forward of its
-    /// transposed convolution (`gpu::ops::winograd::backward_input_as_forward`) rather than the
-    /// forward's adjoint or the direct kernels: where the transposed forward is on Winograd
-    /// ([`Caps::winograd_forward`]) with its output transform fused (at most 128 output
-    /// channels) and either the layer's gradients are not
-    /// ([`Caps::winograd_conv`]: ResNet-20's 16-channel layers, 15.4 → 13.9 ms alone) or it has
-    /// no fewer input than output channels. The adjoint's D comes free from the weight gradient,
-    /// but its E has C channels where the transposed forward's V has O, and it stores and loads
-    /// E twice more (`examples/winograd.rs`, ms, the adjoint without its D against the forward
-    /// form: 16×16 32 → 32 9.1 against 6.8; 8×8 64 → 64 5.5 against 5.1; the seed's 32 → 64
-    /// 12.2 against 13.2, which keeps the adjoint, and its pool backward fused into the gather).
+    /// transposed convolution (`gpu::ops::winograd::backward_input_as_forward`): where the
+    /// layer's gradients are not on Winograd ([`Caps::winograd_conv`]) but that forward is
+    /// ([`Caps::winograd_forward`], its output transform fused): ResNet-20's 16-channel layers
+    /// (128×32×32, 16 → 16: 15.4 → 13.9 ms alone; in its step the six layers' input gradients
+    /// went from 101 ms to ~65). Where the gradients are on Winograd the adjoint stays: its D
+    /// comes from the weight gradient, and in ResNet-20's step the forward form of its 32- and
+    /// 64-channel layers cost the same as the adjoint (63.5 against 63.1 ms; alone, 16×16
+    /// 32 → 32, 6.8 against 9.1 without D: `examples/winograd.rs`).
     pub fn winograd_input_as_forward(&self, p: &Conv2dParams) -> bool {
         let q = p.winograd_transposed();
-        self.winograd_forward(&q)
+        !self.winograd_conv(p)
+            && self.winograd_forward(&q)
             && crate::gpu::ops::winograd::fuses_output(&q)
-            && (!self.winograd_conv(p) || p.c >= p.o)
     }
     /// Whether conv → 2×2 pool runs as one kernel (subgroup kernels, 2×4-pixel tiles fit).
     pub fn conv_pool2(&self, p: &Conv2dParams) -> bool {
