@@ -3,9 +3,9 @@
 //! (the fused `winograd_gemm_out_sg` took ~50 s with its 24 epilogues inlined, ~1.5 s as it is).
 //! `MESA_SHADER_CACHE_DISABLE=true cargo run --release --example first_dispatch`.
 use std::time::Instant;
-use wgpu_cnn::gpu::ops::winograd;
 use wgpu_cnn::gpu::{Gpu, GpuOptions};
-use wgpu_cnn::params::{Conv2dParams, Padding};
+use wgpu_cnn::ops::conv2d::winograd::gpu as winograd;
+use wgpu_cnn::ops::{Conv2dParams, Padding};
 
 fn main() {
     let gpu = Gpu::new(&GpuOptions::default()).expect("adapter");

@@ -11,7 +11,7 @@
 mod common;
 
 use wgpu_cnn::gpu::{Gpu, GpuOptions};
-use wgpu_cnn::params::*;
+use wgpu_cnn::ops::*;
 
 const COMMON: &str = r#"
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

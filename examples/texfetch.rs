@@ -9,7 +9,7 @@
 use std::time::Instant;
 use wgpu_cnn::gpu::dispatch::grid;
 use wgpu_cnn::gpu::{Dispatch, Gpu, GpuOptions};
-use wgpu_cnn::params::*;
+use wgpu_cnn::ops::*;
 
 /// The tiles of `conv2d_forward_sg_c4`: 8 lanes × 4 channels by 32 pixels.
 const TILES: &str = "forward_tiles(4u)";

@@ -10,7 +10,7 @@
 mod common;
 
 use wgpu_cnn::gpu::{Gpu, GpuOptions};
-use wgpu_cnn::params::*;
+use wgpu_cnn::ops::*;
 
 fn body(c: &str, wr: &str) -> String {
     let mode = std::env::var("LOADS").unwrap_or_default();

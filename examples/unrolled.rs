@@ -13,7 +13,7 @@ use std::fmt::Write;
 use std::time::Instant;
 use wgpu_cnn::gpu::dispatch::grid;
 use wgpu_cnn::gpu::{Dispatch, Gpu, GpuOptions};
-use wgpu_cnn::params::*;
+use wgpu_cnn::ops::*;
 
 /// WGSL for one shape (stride 1, "SAME" padding, no bias, C % 4 == 0, O % 4 == 0);
 /// `px` pixels per lane.

@@ -3,7 +3,7 @@
 use std::time::Instant;
 use wgpu_cnn::gpu::dispatch::grid;
 use wgpu_cnn::gpu::{BufSlice, Dispatch, Gpu, GpuOptions};
-use wgpu_cnn::params::*;
+use wgpu_cnn::ops::*;
 
 /// Entry point, bindings, tiles.
 type Case<'a> = (&'static str, Vec<(u32, BufSlice<'a>)>, u32);

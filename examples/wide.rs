@@ -12,7 +12,7 @@
 //! the multiply-adds but every weight load half as many: 42 GFLOP/s on Conv_1 against 46.
 use std::time::Instant;
 use wgpu_cnn::gpu::{Gpu, GpuOptions};
-use wgpu_cnn::params::*;
+use wgpu_cnn::ops::*;
 
 fn kernel(w: u32, ch8: bool) -> String {
     let macs: String = (0..w)
@@ -124,7 +124,7 @@ fn main() {
     // CH8=1: every lane owns 8 output channels (two vec4s) instead of 4.
     let ch8 = std::env::var("CH8").is_ok();
     println!("adapter: {}, subgroup width {w}", gpu.describe());
-    let src = include_str!("../shaders/conv2d_common.wgsl").to_string() + &kernel(w, ch8);
+    let src = include_str!("../src/ops/conv2d/conv2d_common.wgsl").to_string() + &kernel(w, ch8);
     let module = gpu
         .device
         .create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -197,7 +197,7 @@ fn main() {
         gpu.run(&[&d]).expect("run");
         let got = gpu.read_f32(&y).expect("read");
         let mut want = vec![0.0f32; p.output_len()];
-        wgpu_cnn::cpu::conv2d::conv2d_forward(&p, &x, &wt, &b, &mut want);
+        wgpu_cnn::ops::conv2d::cpu::conv2d_forward(&p, &x, &wt, &b, &mut want);
         let err = got
             .iter()
             .zip(&want)

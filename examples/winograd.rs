@@ -4,9 +4,10 @@
 //! (batch 32): median ms of 7 alternated runs and the largest difference between the two.
 //! `cargo run --release --example winograd` (a device with 8-wide subgroups: lavapipe).
 use std::time::Instant;
-use wgpu_cnn::gpu::ops::{conv2d, winograd};
 use wgpu_cnn::gpu::{Dispatch, Gpu, GpuOptions};
-use wgpu_cnn::params::{Conv2dParams, Padding};
+use wgpu_cnn::ops::conv2d::gpu as conv2d;
+use wgpu_cnn::ops::conv2d::winograd::gpu as winograd;
+use wgpu_cnn::ops::{Conv2dParams, Padding};
 
 fn time(gpu: &Gpu, ds: &[Dispatch]) -> f64 {
     let refs: Vec<&Dispatch> = ds.iter().collect();

@@ -848,10 +848,7 @@ fn models(
             Mode::Train
         };
         let p = Plan::new(&desc, batch, &caps, mode)?;
-        print!(
-            "{}",
-            p.render(&|s| wgpu_cnn::gpu::ops::kernel_of(&caps, &p, s))
-        );
+        print!("{}", p.render(&|s| wgpu_cnn::plan::kernel_of(&caps, &p, s)));
         if let Some((dir, kind)) = data {
             let opts = wgpu_cnn::data::DataOptions {
                 kind,

@@ -4,14 +4,23 @@
 //! ([`ParamLayout`]) so that a single Adam dispatch updates all of them; gradients, Adam's mu and
 //! nu share that layout. The CPU reference of the same plan is `cpu::reference`.
 
-use crate::gpu::ops::softmax_ce::SoftmaxCeBuffers;
-use crate::gpu::ops::{
-    adam, add, avgpool, batchnorm, clip, conv2d, dense, dropout, gelu, maxpool, relu, softmax_ce,
-    winograd,
-};
 use crate::gpu::{BufSlice, Dispatch, Gpu, GpuError};
 use crate::graph::Description;
-use crate::params::{AdamParams, ClipParams, DropoutParams, SoftmaxCeParams};
+use crate::ops::add::gpu as add;
+use crate::ops::avgpool::gpu as avgpool;
+use crate::ops::batchnorm::gpu as batchnorm;
+use crate::ops::clip::gpu as clip;
+use crate::ops::conv2d::gpu as conv2d;
+use crate::ops::conv2d::winograd::gpu as winograd;
+use crate::ops::dense::gpu as dense;
+use crate::ops::dropout::gpu as dropout;
+use crate::ops::gelu::gpu as gelu;
+use crate::ops::maxpool::gpu as maxpool;
+use crate::ops::optimizer::gpu as adam;
+use crate::ops::relu::gpu as relu;
+use crate::ops::softmax_ce::gpu as softmax_ce;
+use crate::ops::softmax_ce::gpu::SoftmaxCeBuffers;
+use crate::ops::{AdamParams, ClipParams, DropoutParams, SoftmaxCeParams};
 use crate::plan::{Mode, Plan, Step, TensorId};
 
 pub use crate::plan::{ParamLayout, ParamSpec};
@@ -709,7 +718,7 @@ impl GpuModel {
     /// Bytes of one step's record in a step table: the optimizer's uniform, then each dropout
     /// layer's.
     pub fn step_record_bytes(&self) -> u64 {
-        (std::mem::size_of::<crate::params::AdamParams>()
+        (std::mem::size_of::<crate::ops::AdamParams>()
             + self.dropouts.len() * std::mem::size_of::<DropoutParams>()) as u64
     }
 
@@ -745,7 +754,7 @@ impl GpuModel {
     ) {
         self.step = self.step.saturating_add(1);
         let mut at = index * self.step_record_bytes();
-        let adam = std::mem::size_of::<crate::params::AdamParams>() as u64;
+        let adam = std::mem::size_of::<crate::ops::AdamParams>() as u64;
         encoder.copy_buffer_to_buffer(table, at, &self.train[self.adam_index].uniform, 0, adam);
         at += adam;
         let drop = std::mem::size_of::<DropoutParams>() as u64;

@@ -11,7 +11,7 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::params::AdamParams;
+use crate::ops::AdamParams;
 use crate::plan::ParamSpec;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::{self, Crop, GpuDataset};
-use crate::gpu::ops::augment;
 use crate::gpu::{Dispatch, Gpu, GpuOptions};
 use crate::graph::{zoo, Description};
 use crate::model::{GpuModel, ParamLayout, Totals};
+use crate::ops::augment::gpu as augment;
 use crate::report::{self, EpochMetrics, EvalResult};
 
 /// `println!` that a closed stdout cannot stop: a run whose reader went away (`| head`, a `tee`

@@ -10,9 +10,8 @@ use std::net::TcpListener;
 use common::{gpu, rng};
 use rand::seq::SliceRandom;
 use rand::Rng;
-use wgpu_cnn::cpu;
 use wgpu_cnn::data::{self, Crop, GpuDataset, Split, IMAGE_BYTES, RECORD_BYTES};
-use wgpu_cnn::gpu::ops::augment;
+use wgpu_cnn::ops::augment::gpu as augment;
 
 /// `n` records with random bytes and labels `i % 10`.
 fn records(n: usize, seed: u64) -> Vec<u8> {
@@ -208,7 +207,7 @@ fn check_augment(
     let got = gpu.read_f32(&input).unwrap();
     let mut want = vec![0f32; got.len()];
     for (i, c) in crops.iter().enumerate() {
-        cpu::augment::augment_image(
+        wgpu_cnn::ops::augment::cpu::augment_image(
             split.image(c.record as usize),
             split.shape,
             norm,

@@ -792,7 +792,7 @@ fn tta_matches_the_cpu_reference() {
                 flip,
                 ..data::Crop::identity(i as u32, shape)
             };
-            wgpu_cnn::cpu::augment::augment_image(
+            wgpu_cnn::ops::augment::cpu::augment_image(
                 split.image(i),
                 shape,
                 &norm,

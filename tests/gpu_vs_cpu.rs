@@ -6,14 +6,21 @@ mod common;
 
 use common::{assert_close, gpu, gpu_tiled, gpu_wg, rng, to_f64, uniform};
 use rand::Rng;
-use wgpu_cnn::cpu;
-use wgpu_cnn::gpu::ops::batchnorm::{BatchNormBackwardBuffers, BatchNormBuffers};
-use wgpu_cnn::gpu::ops::softmax_ce::SoftmaxCeBuffers;
-use wgpu_cnn::gpu::ops::{
-    adam, add, avgpool, batchnorm, conv2d, dense, dropout, gelu, maxpool, relu, softmax_ce,
-};
 use wgpu_cnn::gpu::{BufSlice, Gpu};
-use wgpu_cnn::params::*;
+use wgpu_cnn::ops::add::gpu as add;
+use wgpu_cnn::ops::avgpool::gpu as avgpool;
+use wgpu_cnn::ops::batchnorm::gpu as batchnorm;
+use wgpu_cnn::ops::batchnorm::gpu::{BatchNormBackwardBuffers, BatchNormBuffers};
+use wgpu_cnn::ops::conv2d::gpu as conv2d;
+use wgpu_cnn::ops::dense::gpu as dense;
+use wgpu_cnn::ops::dropout::gpu as dropout;
+use wgpu_cnn::ops::gelu::gpu as gelu;
+use wgpu_cnn::ops::maxpool::gpu as maxpool;
+use wgpu_cnn::ops::optimizer::gpu as adam;
+use wgpu_cnn::ops::relu::gpu as relu;
+use wgpu_cnn::ops::softmax_ce::gpu as softmax_ce;
+use wgpu_cnn::ops::softmax_ce::gpu::SoftmaxCeBuffers;
+use wgpu_cnn::ops::*;
 
 /// f32 sums of up to a few hundred products of O(1) values against exact f64 sums.
 const ATOL: f64 = 2e-5;
@@ -215,9 +222,9 @@ fn conv2d_all_directions_on(gpu: &Gpu) {
 
         let (x64, w64, b64, dy64) = (to_f64(&x), to_f64(&wt), to_f64(&b), to_f64(&dy));
         let mut y = vec![0.0; p.output_len()];
-        cpu::conv2d::conv2d_forward(&p, &x64, &w64, &b64, &mut y);
+        wgpu_cnn::ops::conv2d::cpu::conv2d_forward(&p, &x64, &w64, &b64, &mut y);
         assert_close(&format!("{what} forward"), &read(gpu, &yb), &y, ATOL, RTOL);
-        cpu::conv2d::conv2d_forward(&pr, &x64, &w64, &b64, &mut y);
+        wgpu_cnn::ops::conv2d::cpu::conv2d_forward(&pr, &x64, &w64, &b64, &mut y);
         assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0));
         assert_close(
             &format!("{what} forward+relu"),
@@ -227,7 +234,7 @@ fn conv2d_all_directions_on(gpu: &Gpu) {
             RTOL,
         );
         let mut dx = vec![0.0; p.input_len()];
-        cpu::conv2d::conv2d_backward_input(&p, &dy64, &w64, &mut dx);
+        wgpu_cnn::ops::conv2d::cpu::conv2d_backward_input(&p, &dy64, &w64, &mut dx);
         assert_close(
             &format!("{what} backward_input"),
             &read(gpu, &dxb),
@@ -236,7 +243,7 @@ fn conv2d_all_directions_on(gpu: &Gpu) {
             RTOL,
         );
         let (mut dw, mut db) = (vec![0.0; p.weight_len()], vec![0.0; o as usize]);
-        cpu::conv2d::conv2d_backward_weight(&p, &x64, &dy64, &mut dw, &mut db);
+        wgpu_cnn::ops::conv2d::cpu::conv2d_backward_weight(&p, &x64, &dy64, &mut dw, &mut db);
         // Weight gradients sum over N·OH·OW products (up to 715 here): scale atol with it.
         let terms = p.pixels() as f64;
         assert_close(
@@ -322,8 +329,8 @@ fn conv_sg_outputs(gpu: &Gpu, p: &Conv2dParams, seed: u64) -> (Vec<&'static str>
     // The Winograd kernels where they apply: forward, input gradient, weight and bias gradient.
     let mut outs = outs;
     let scratch: Vec<[wgpu::Buffer; 3]>;
-    if wgpu_cnn::gpu::ops::winograd::applies(&gpu.caps(), p) {
-        use wgpu_cnn::gpu::ops::winograd;
+    if wgpu_cnn::ops::conv2d::winograd::gpu::applies(&gpu.caps(), p) {
+        use wgpu_cnn::ops::conv2d::winograd::gpu as winograd;
         let (fl, il, wl) = winograd::scratch_lens(p);
         scratch = [fl, il, wl]
             .iter()
@@ -581,11 +588,17 @@ fn conv2d_forward_pool2() {
         };
         gpu.run(&[&d]).unwrap();
         let mut y = vec![0.0; p.output_len()];
-        cpu::conv2d::conv2d_forward(&p, &to_f64(&x), &to_f64(&wt), &to_f64(&b), &mut y);
+        wgpu_cnn::ops::conv2d::cpu::conv2d_forward(
+            &p,
+            &to_f64(&x),
+            &to_f64(&wt),
+            &to_f64(&b),
+            &mut y,
+        );
         assert_close(&format!("{what} output"), &read(gpu, &yb), &y, ATOL, RTOL);
         let pp = AvgPoolParams::new(n, p.out_h, p.out_w, o, 2);
         let mut pooled = vec![0.0; p.pooled_len()];
-        cpu::avgpool::avgpool_forward(&pp, &y, &mut pooled);
+        wgpu_cnn::ops::avgpool::cpu::avgpool_forward(&pp, &y, &mut pooled);
         assert_close(
             &format!("{what} pooled"),
             &read(gpu, &pb),
@@ -722,7 +735,7 @@ fn conv2d_wg_odd_splits_and_vec4_variants_bitwise() {
         gpu.run(&[&bww, &red]).unwrap();
         let (x64, dy64) = (to_f64(&x), to_f64(&dy));
         let (mut dw, mut db) = (vec![0.0; p.weight_len()], vec![0.0; p.o as usize]);
-        cpu::conv2d::conv2d_backward_weight(&p, &x64, &dy64, &mut dw, &mut db);
+        wgpu_cnn::ops::conv2d::cpu::conv2d_backward_weight(&p, &x64, &dy64, &mut dw, &mut db);
         let atol = ATOL * (p.pixels() as f64).sqrt();
         assert_close(
             &format!("{what} dweight"),
@@ -1102,10 +1115,10 @@ fn avgpool_both_directions() {
         );
         gpu.run(&[&f, &b, &br]).unwrap();
         let mut y = vec![0.0; p.output_len()];
-        cpu::avgpool::avgpool_forward(&p, &to_f64(&x), &mut y);
+        wgpu_cnn::ops::avgpool::cpu::avgpool_forward(&p, &to_f64(&x), &mut y);
         assert_close(&format!("{what} forward"), &read(gpu, &yb), &y, 1e-6, 1e-6);
         let mut dx = vec![0.0; p.input_len()];
-        cpu::avgpool::avgpool_backward(&p, &to_f64(&dy), &mut dx);
+        wgpu_cnn::ops::avgpool::cpu::avgpool_backward(&p, &to_f64(&dy), &mut dx);
         assert_close(
             &format!("{what} backward"),
             &read(gpu, &dxb),
@@ -1113,7 +1126,7 @@ fn avgpool_both_directions() {
             1e-6,
             1e-6,
         );
-        cpu::avgpool::avgpool_backward_relu(&p, &to_f64(&dy), &to_f64(&x), &mut dx);
+        wgpu_cnn::ops::avgpool::cpu::avgpool_backward_relu(&p, &to_f64(&dy), &to_f64(&x), &mut dx);
         assert_close(
             &format!("{what} backward+relu"),
             &read(gpu, &dxrb),
@@ -1165,10 +1178,10 @@ fn maxpool_both_directions() {
         let b = maxpool::backward(gpu, &p, (&dyb).into(), (&ab).into(), (&dxb).into());
         gpu.run(&[&f, &b]).unwrap();
         let mut y = vec![0.0; p.output_len()];
-        cpu::maxpool::maxpool_forward(&p, &to_f64(&x), &mut y);
+        wgpu_cnn::ops::maxpool::cpu::maxpool_forward(&p, &to_f64(&x), &mut y);
         assert_close(&format!("{what} forward"), &read(gpu, &yb), &y, 0.0, 0.0);
         let mut dx = vec![0.0; p.input_len()];
-        cpu::maxpool::maxpool_backward(&p, &to_f64(&x), &to_f64(&dy), &mut dx);
+        wgpu_cnn::ops::maxpool::cpu::maxpool_backward(&p, &to_f64(&x), &to_f64(&dy), &mut dx);
         assert_close(
             &format!("{what} backward"),
             &read(gpu, &dxb),
@@ -1208,10 +1221,10 @@ fn dropout_both_directions_draw_the_cpu_mask() {
         let what = format!("dropout {len} rate {rate}");
         // The same mask bit for bit: the products are exact in f32 and f64 alike.
         let mut y = vec![0.0f32; len];
-        cpu::dropout::dropout_forward(&p, &x, &mut y);
+        wgpu_cnn::ops::dropout::cpu::dropout_forward(&p, &x, &mut y);
         assert_eq!(read(gpu, &yb), y, "{what} forward");
         let mut dx = vec![0.0f32; len];
-        cpu::dropout::dropout_backward(&p, &dy, &mut dx);
+        wgpu_cnn::ops::dropout::cpu::dropout_backward(&p, &dy, &mut dx);
         assert_eq!(read(gpu, &dxb), dx, "{what} backward");
         assert_eq!(read(gpu, &eb), x, "{what} eval is the identity");
     }
@@ -1222,7 +1235,9 @@ fn dropout_masks_have_the_rate_and_change_with_step_and_layer() {
     let n = 1_000_000u32;
     for rate in [0.1f32, 0.5, 0.9] {
         let p = DropoutParams::new(n, rate, 0).at(3, 1);
-        let dropped = (0..n).filter(|&i| !cpu::dropout::keep(&p, i)).count();
+        let dropped = (0..n)
+            .filter(|&i| !wgpu_cnn::ops::dropout::cpu::keep(&p, i))
+            .count();
         let got = dropped as f64 / n as f64;
         assert!(
             (got - rate as f64).abs() < 0.01 * rate as f64,
@@ -1235,7 +1250,10 @@ fn dropout_masks_have_the_rate_and_change_with_step_and_layer() {
             p.at(4, 1),
         ] {
             let same = (0..n)
-                .filter(|&i| cpu::dropout::keep(&p, i) == cpu::dropout::keep(&q, i))
+                .filter(|&i| {
+                    wgpu_cnn::ops::dropout::cpu::keep(&p, i)
+                        == wgpu_cnn::ops::dropout::cpu::keep(&q, i)
+                })
                 .count() as f64
                 / n as f64;
             let want = (rate * rate + (1.0 - rate) * (1.0 - rate)) as f64;
@@ -1267,7 +1285,7 @@ fn gelu_both_directions() {
         let b = gelu::backward(gpu, &p, (&dyb).into(), (&xb).into(), (&dxb).into());
         gpu.run(&[&f, &b]).unwrap();
         let mut y = vec![0.0; len];
-        cpu::gelu::gelu_forward(&to_f64(&x), &mut y);
+        wgpu_cnn::ops::gelu::cpu::gelu_forward(&to_f64(&x), &mut y);
         assert_close(
             &format!("gelu {len} forward"),
             &read(gpu, &yb),
@@ -1276,7 +1294,7 @@ fn gelu_both_directions() {
             1e-5,
         );
         let mut dx = vec![0.0; len];
-        cpu::gelu::gelu_backward(&to_f64(&dy), &to_f64(&x), &mut dx);
+        wgpu_cnn::ops::gelu::cpu::gelu_backward(&to_f64(&dy), &to_f64(&x), &mut dx);
         assert_close(
             &format!("gelu {len} backward"),
             &read(gpu, &dxb),
@@ -1392,9 +1410,9 @@ fn dense_all_directions_on(gpu: &Gpu) {
         gpu.run(&all).unwrap();
         let (x64, w64, b64, dy64) = (to_f64(&x), to_f64(&w), to_f64(&b), to_f64(&dy));
         let mut y = vec![0.0; mu * nu];
-        cpu::dense::dense_forward(&p, &x64, &w64, &b64, &mut y);
+        wgpu_cnn::ops::dense::cpu::dense_forward(&p, &x64, &w64, &b64, &mut y);
         assert_close(&format!("{what} forward"), &read(gpu, &yb), &y, ATOL, RTOL);
-        cpu::dense::dense_forward(&pr, &x64, &w64, &b64, &mut y);
+        wgpu_cnn::ops::dense::cpu::dense_forward(&pr, &x64, &w64, &b64, &mut y);
         assert_close(
             &format!("{what} forward+relu"),
             &read(gpu, &yrb),
@@ -1403,7 +1421,7 @@ fn dense_all_directions_on(gpu: &Gpu) {
             RTOL,
         );
         let mut dx = vec![0.0; mu * ku];
-        cpu::dense::dense_backward_input(&p, &dy64, &w64, &mut dx);
+        wgpu_cnn::ops::dense::cpu::dense_backward_input(&p, &dy64, &w64, &mut dx);
         assert_close(
             &format!("{what} backward_input"),
             &read(gpu, &dxb),
@@ -1412,7 +1430,7 @@ fn dense_all_directions_on(gpu: &Gpu) {
             RTOL,
         );
         let (mut dw, mut db) = (vec![0.0; ku * nu], vec![0.0; nu]);
-        cpu::dense::dense_backward_weight(&p, &x64, &dy64, &mut dw, &mut db);
+        wgpu_cnn::ops::dense::cpu::dense_backward_weight(&p, &x64, &dy64, &mut dw, &mut db);
         let g = read(gpu, &gb);
         assert_close(
             &format!("{what} backward_weight"),
@@ -1458,7 +1476,7 @@ fn relu_both_directions() {
         }
         gpu.run(&[&f, &b]).unwrap();
         let mut y = vec![0.0; len];
-        cpu::relu::relu_forward(&to_f64(&x), &mut y);
+        wgpu_cnn::ops::relu::cpu::relu_forward(&to_f64(&x), &mut y);
         assert_close(
             &format!("relu n{len} forward"),
             &read(gpu, &yb),
@@ -1467,7 +1485,7 @@ fn relu_both_directions() {
             0.0,
         );
         let mut dx = vec![0.0; len];
-        cpu::relu::relu_backward(&to_f64(&dy), &y, &mut dx);
+        wgpu_cnn::ops::relu::cpu::relu_backward(&to_f64(&dy), &y, &mut dx);
         assert_close(
             &format!("relu n{len} backward"),
             &read(gpu, &dxb),
@@ -1520,8 +1538,12 @@ fn softmax_ce_forward_backward_reduce() {
         let fwd_stats = read(gpu, &stats);
         gpu.run(&[&br, &bred]).unwrap();
         let mut dlogits = vec![0.0; logits.len()];
-        let (loss, correct) =
-            cpu::softmax_ce::softmax_ce_backward(&p, &to_f64(&logits), &labels, &mut dlogits);
+        let (loss, correct) = wgpu_cnn::ops::softmax_ce::cpu::softmax_ce_backward(
+            &p,
+            &to_f64(&logits),
+            &labels,
+            &mut dlogits,
+        );
         assert_close(
             &format!("{what} backward dlogits"),
             &read(gpu, &dl),
@@ -1650,9 +1672,22 @@ fn optimizers_match_their_cpu_twins() {
                 assert_eq!(d.entry.ends_with("_vec4"), vec4, "{what}: {}", d.entry);
                 gpu.run(&[&d]).unwrap();
                 if opt.is_sgd() {
-                    cpu::adam::sgd_update(&ap, &mut p64, &to_f64(&g), &mut m64, &k64);
+                    wgpu_cnn::ops::optimizer::cpu::sgd_update(
+                        &ap,
+                        &mut p64,
+                        &to_f64(&g),
+                        &mut m64,
+                        &k64,
+                    );
                 } else {
-                    cpu::adam::adam_update(&ap, &mut p64, &to_f64(&g), &mut m64, &mut v64, &k64);
+                    wgpu_cnn::ops::optimizer::cpu::adam_update(
+                        &ap,
+                        &mut p64,
+                        &to_f64(&g),
+                        &mut m64,
+                        &mut v64,
+                        &k64,
+                    );
                 }
             }
             assert_close(
@@ -1731,7 +1766,7 @@ fn slices_bind_tensors_inside_a_bigger_buffer() {
     gpu.run(&[&f]).unwrap();
     let got = read(gpu, &out);
     let mut y = vec![0.0; 12];
-    cpu::dense::dense_forward(&p, &to_f64(&x), &to_f64(&w), &[0.5; 4], &mut y);
+    wgpu_cnn::ops::dense::cpu::dense_forward(&p, &to_f64(&x), &to_f64(&w), &[0.5; 4], &mut y);
     assert_close("dense on slices", &got[64..76], &y, ATOL, RTOL);
     assert!(
         got[..64].iter().chain(&got[76..]).all(|&v| v == 7.0),
@@ -1854,10 +1889,10 @@ fn texture_mirrors_read_unaligned_multi_row_and_shared_slices() {
                 let what = format!("shape {si} offset {off} tensor {i}");
                 let (w64, dy64) = (to_f64(&ws[i]), to_f64(&dys[i]));
                 let mut y = vec![0.0; p.output_len()];
-                cpu::conv2d::conv2d_forward(&p, &x64, &w64, &b64, &mut y);
+                wgpu_cnn::ops::conv2d::cpu::conv2d_forward(&p, &x64, &w64, &b64, &mut y);
                 assert_close(&format!("{what} forward"), &read(gpu, yb), &y, ATOL, RTOL);
                 let mut dx = vec![0.0; p.input_len()];
-                cpu::conv2d::conv2d_backward_input(&p, &dy64, &w64, &mut dx);
+                wgpu_cnn::ops::conv2d::cpu::conv2d_backward_input(&p, &dy64, &w64, &mut dx);
                 assert_close(
                     &format!("{what} backward_input"),
                     &read(gpu, dxb),
@@ -1866,7 +1901,9 @@ fn texture_mirrors_read_unaligned_multi_row_and_shared_slices() {
                     RTOL,
                 );
                 let (mut dw, mut dbias) = (vec![0.0; p.weight_len()], vec![0.0; o as usize]);
-                cpu::conv2d::conv2d_backward_weight(&p, &x64, &dy64, &mut dw, &mut dbias);
+                wgpu_cnn::ops::conv2d::cpu::conv2d_backward_weight(
+                    &p, &x64, &dy64, &mut dw, &mut dbias,
+                );
                 let atol = ATOL * (p.pixels() as f64).sqrt();
                 assert_close(
                     &format!("{what} backward_weight"),
@@ -2135,10 +2172,10 @@ fn batchnorm_train_eval_backward() {
             let mut saved = vec![0.0; 2 * cu];
             let mut y = vec![0.0; n];
             let mut ye = vec![0.0; n];
-            cpu::batchnorm::batchnorm_forward_eval(
+            wgpu_cnn::ops::batchnorm::cpu::batchnorm_forward_eval(
                 &p, &x64, &scale64, &bias64, &rm64, &rv64, &mut ye,
             );
-            cpu::batchnorm::batchnorm_forward_train(
+            wgpu_cnn::ops::batchnorm::cpu::batchnorm_forward_train(
                 &p, &x64, &scale64, &bias64, &mut rm64, &mut rv64, &mut saved, &mut y,
             );
             if relu {
@@ -2184,7 +2221,7 @@ fn batchnorm_train_eval_backward() {
             );
 
             let (mut ds, mut db, mut dx) = (vec![0.0; cu], vec![0.0; cu], vec![0.0; n]);
-            cpu::batchnorm::batchnorm_backward(
+            wgpu_cnn::ops::batchnorm::cpu::batchnorm_backward(
                 &p,
                 &to_f64(&inp.dout),
                 relu.then_some(&y[..]),
@@ -2326,7 +2363,7 @@ fn batchnorm_variance_is_robust_to_a_large_mean() {
         vec![0.0; 2 * cu],
         vec![0.0; n],
     );
-    cpu::batchnorm::batchnorm_forward_train(
+    wgpu_cnn::ops::batchnorm::cpu::batchnorm_forward_train(
         &p, &x64, &[1.0; 3], &[0.0; 3], &mut rm, &mut rv, &mut saved, &mut y,
     );
     assert!(rv.iter().all(|&v| (v - 0.01).abs() < 1e-3), "{rv:?}");
@@ -2375,7 +2412,7 @@ fn add_with_and_without_relu() {
             assert_eq!(f.entry.ends_with("_vec4"), len % 4 == 0);
             gpu.run(&[&f]).unwrap();
             let mut y = vec![0.0; len];
-            cpu::add::add_forward(&p, &to_f64(&a), &to_f64(&b), &mut y);
+            wgpu_cnn::ops::add::cpu::add_forward(&p, &to_f64(&a), &to_f64(&b), &mut y);
             if relu && len > 10 {
                 assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0));
             }
@@ -2721,15 +2758,17 @@ fn batchnorm_with_fused_residual_add() {
             let (scale64, bias64) = (to_f64(&inp.scale), to_f64(&inp.bias));
             let (mut rm, mut rv) = (to_f64(&inp.running_mean), to_f64(&inp.running_var));
             let (mut y, mut ye) = (vec![0.0; n], vec![0.0; n]);
-            cpu::batchnorm::batchnorm_forward_eval(&bn, &x64, &scale64, &bias64, &rm, &rv, &mut ye);
+            wgpu_cnn::ops::batchnorm::cpu::batchnorm_forward_eval(
+                &bn, &x64, &scale64, &bias64, &rm, &rv, &mut ye,
+            );
             let mut sv = vec![0.0; 2 * cu];
-            cpu::batchnorm::batchnorm_forward_train(
+            wgpu_cnn::ops::batchnorm::cpu::batchnorm_forward_train(
                 &bn, &x64, &scale64, &bias64, &mut rm, &mut rv, &mut sv, &mut y,
             );
             let res64 = to_f64(&res);
             for (k, (mode, bn64)) in [("train", &y), ("eval", &ye)].into_iter().enumerate() {
                 let mut want = vec![0.0; n];
-                cpu::add::add_forward(&addp, bn64, &res64, &mut want);
+                wgpu_cnn::ops::add::cpu::add_forward(&addp, bn64, &res64, &mut want);
                 if relu {
                     assert!(want.contains(&0.0) && want.iter().any(|&v| v > 0.0));
                 }
@@ -2790,9 +2829,9 @@ fn add_relu_backward_matches_add_then_relu_backward() {
         );
         gpu.run(&[&fused, &plain, &mask]).unwrap();
         let mut s = vec![0.0; len];
-        cpu::add::add_forward(&p, &to_f64(&a), &to_f64(&b), &mut s);
+        wgpu_cnn::ops::add::cpu::add_forward(&p, &to_f64(&a), &to_f64(&b), &mut s);
         let mut want = vec![0.0; len];
-        cpu::relu::relu_backward(&s, &to_f64(&out), &mut want);
+        wgpu_cnn::ops::relu::cpu::relu_backward(&s, &to_f64(&out), &mut want);
         let what = format!("add_relu_backward n{len}");
         let got = read_guarded(gpu, &what, &yb, len);
         if len > 10 {
@@ -2825,7 +2864,7 @@ fn clip_by_global_norm_matches_cpu() {
         let gb = gpu.storage_from("grad", &g);
         let partials = gpu.storage("partials", p.chunks as usize);
         let norm = gpu.storage("norm", 1);
-        let d = wgpu_cnn::gpu::ops::clip::clip_by_global_norm(
+        let d = wgpu_cnn::ops::clip::gpu::clip_by_global_norm(
             gpu,
             &p,
             (&gb).into(),
@@ -2834,7 +2873,7 @@ fn clip_by_global_norm_matches_cpu() {
         );
         gpu.run(&d.iter().collect::<Vec<_>>()).unwrap();
         let mut want = vec![to_f64(&g)];
-        let n = cpu::clip::clip_by_global_norm(&mut want, max as f64);
+        let n = wgpu_cnn::ops::clip::cpu::clip_by_global_norm(&mut want, max as f64);
         let what = format!("clip count {count} max {scale}·norm");
         assert_close(&format!("{what} norm"), &read(gpu, &norm), &[n], 1e-6, 1e-6);
         let got = read(gpu, &gb);
@@ -2855,7 +2894,7 @@ fn clip_by_global_norm_matches_cpu() {
 /// sit inside guarded buffers: nothing is written outside them.
 #[test]
 fn winograd_all_directions() {
-    use wgpu_cnn::gpu::ops::winograd;
+    use wgpu_cnn::ops::conv2d::winograd::gpu as winograd;
     let Some(gpu) = gpu() else { return };
     let shapes: &[(u32, u32, u32, u32, u32, bool)] = &[
         (2, 5, 7, 4, 8, true),
@@ -2948,11 +2987,11 @@ fn winograd_all_directions() {
         let atol_bwd = 1e-6 * (9 * o) as f64;
         let (x64, w64, b64, dy64) = (to_f64(&x), to_f64(&wt), to_f64(&b), to_f64(&dy));
         let mut y = vec![0.0; p.output_len()];
-        cpu::conv2d::conv2d_forward(&p, &x64, &w64, &b64, &mut y);
+        wgpu_cnn::ops::conv2d::cpu::conv2d_forward(&p, &x64, &w64, &b64, &mut y);
         let got = read_guarded(gpu, &what, &yb, p.output_len());
         assert_close(&format!("{what} forward"), &got, &y, atol_fwd, RTOL);
         let mut dx = vec![0.0; p.input_len()];
-        cpu::conv2d::conv2d_backward_input(&p, &dy64, &w64, &mut dx);
+        wgpu_cnn::ops::conv2d::cpu::conv2d_backward_input(&p, &dy64, &w64, &mut dx);
         let got = read_guarded(gpu, &what, &dxb, p.input_len());
         assert_close(&format!("{what} backward_input"), &got, &dx, atol_bwd, RTOL);
         // The input gradient as the fused forward of the transposed convolution (rotated,
@@ -2989,7 +3028,7 @@ fn winograd_all_directions() {
             RTOL,
         );
         let (mut dw, mut db) = (vec![0.0; p.weight_len()], vec![0.0; o as usize]);
-        cpu::conv2d::conv2d_backward_weight(&p, &x64, &dy64, &mut dw, &mut db);
+        wgpu_cnn::ops::conv2d::cpu::conv2d_backward_weight(&p, &x64, &dy64, &mut dw, &mut db);
         let terms = (p.pixels() as f64).sqrt();
         let got = read_guarded(gpu, &what, &dwb, p.weight_len());
         assert_close(
@@ -3125,11 +3164,11 @@ fn winograd_all_directions() {
             sl(&fs),
         );
         gpu.run(&d.iter().collect::<Vec<_>>()).unwrap();
-        cpu::conv2d::conv2d_forward(&pr, &x64, &w64, &b64, &mut y);
+        wgpu_cnn::ops::conv2d::cpu::conv2d_forward(&pr, &x64, &w64, &b64, &mut y);
         let yr = read(gpu, &yrb);
         assert_close(&format!("{what} forward+relu"), &yr, &y, atol_fwd, RTOL);
         let mut pooled = vec![0.0; pp.output_len()];
-        cpu::avgpool::avgpool_forward(&pp, &y, &mut pooled);
+        wgpu_cnn::ops::avgpool::cpu::avgpool_forward(&pp, &y, &mut pooled);
         let got = read_guarded(gpu, &what, &pb, pp.output_len());
         assert_close(&format!("{what} pooled"), &got, &pooled, atol_fwd, RTOL);
         if !winograd::can_mask(&p) {

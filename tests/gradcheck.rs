@@ -10,7 +10,7 @@ use rand::Rng;
 use wgpu_cnn::cpu;
 use wgpu_cnn::cpu::reference;
 use wgpu_cnn::graph::{zoo, Description};
-use wgpu_cnn::params::*;
+use wgpu_cnn::ops::*;
 use wgpu_cnn::plan::{Caps, Mode, Plan};
 
 fn randn(r: &mut impl Rng, len: usize) -> Vec<f64> {
@@ -68,9 +68,9 @@ fn conv2d_backward_matches_finite_differences() {
         let dy = randn(&mut r, p.output_len());
         let mut y = vec![0.0; p.output_len()];
         let mut dx = vec![0.0; p.input_len()];
-        cpu::conv2d::conv2d_backward_input(&p, &dy, &wt, &mut dx);
+        wgpu_cnn::ops::conv2d::cpu::conv2d_backward_input(&p, &dy, &wt, &mut dx);
         let (mut dw, mut db) = (vec![0.0; p.weight_len()], vec![0.0; o as usize]);
-        cpu::conv2d::conv2d_backward_weight(&p, &x, &dy, &mut dw, &mut db);
+        wgpu_cnn::ops::conv2d::cpu::conv2d_backward_weight(&p, &x, &dy, &mut dw, &mut db);
 
         let (w0, b0) = (wt.clone(), b.clone());
         check_grad(
@@ -80,7 +80,7 @@ fn conv2d_backward_matches_finite_differences() {
             40,
             &mut r,
             &mut |x| {
-                cpu::conv2d::conv2d_forward(&p, x, &w0, &b0, &mut y);
+                wgpu_cnn::ops::conv2d::cpu::conv2d_forward(&p, x, &w0, &b0, &mut y);
                 dot(&y, &dy)
             },
         );
@@ -92,7 +92,7 @@ fn conv2d_backward_matches_finite_differences() {
             40,
             &mut r,
             &mut |w| {
-                cpu::conv2d::conv2d_forward(&p, &x0, w, &b0, &mut y);
+                wgpu_cnn::ops::conv2d::cpu::conv2d_forward(&p, &x0, w, &b0, &mut y);
                 dot(&y, &dy)
             },
         );
@@ -104,7 +104,7 @@ fn conv2d_backward_matches_finite_differences() {
                 40,
                 &mut r,
                 &mut |b| {
-                    cpu::conv2d::conv2d_forward(&p, &x0, &w0, b, &mut y);
+                    wgpu_cnn::ops::conv2d::cpu::conv2d_forward(&p, &x0, &w0, b, &mut y);
                     dot(&y, &dy)
                 },
             );
@@ -138,7 +138,7 @@ fn avgpool_backward_matches_finite_differences() {
         let mut x = randn(&mut r, p.input_len());
         let dy = randn(&mut r, p.output_len());
         let mut dx = vec![0.0; p.input_len()];
-        cpu::avgpool::avgpool_backward(&p, &dy, &mut dx);
+        wgpu_cnn::ops::avgpool::cpu::avgpool_backward(&p, &dy, &mut dx);
         let mut y = vec![0.0; p.output_len()];
         check_grad(
             &format!("avgpool n{n} h{h} w{w} c{c} k{k} dinput"),
@@ -147,7 +147,7 @@ fn avgpool_backward_matches_finite_differences() {
             1000,
             &mut r,
             &mut |x| {
-                cpu::avgpool::avgpool_forward(&p, x, &mut y);
+                wgpu_cnn::ops::avgpool::cpu::avgpool_forward(&p, x, &mut y);
                 dot(&y, &dy)
             },
         );
@@ -177,7 +177,7 @@ fn maxpool_backward_matches_finite_differences() {
         let mut x = randn(&mut r, p.input_len());
         let dy = randn(&mut r, p.output_len());
         let mut dx = vec![0.0; p.input_len()];
-        cpu::maxpool::maxpool_backward(&p, &x, &dy, &mut dx);
+        wgpu_cnn::ops::maxpool::cpu::maxpool_backward(&p, &x, &dy, &mut dx);
         let mut y = vec![0.0; p.output_len()];
         check_grad(
             &format!("maxpool n{n} h{h} w{w} c{c} k{k:?} s{s:?} {pad:?} dinput"),
@@ -186,7 +186,7 @@ fn maxpool_backward_matches_finite_differences() {
             1000,
             &mut r,
             &mut |x| {
-                cpu::maxpool::maxpool_forward(&p, x, &mut y);
+                wgpu_cnn::ops::maxpool::cpu::maxpool_forward(&p, x, &mut y);
                 dot(&y, &dy)
             },
         );
@@ -201,7 +201,7 @@ fn dropout_backward_matches_finite_differences() {
         let mut x = randn(&mut r, 300);
         let dy = randn(&mut r, 300);
         let mut dx = vec![0.0; 300];
-        cpu::dropout::dropout_backward(&p, &dy, &mut dx);
+        wgpu_cnn::ops::dropout::cpu::dropout_backward(&p, &dy, &mut dx);
         let mut y = vec![0.0; 300];
         check_grad(
             &format!("dropout {rate} dinput"),
@@ -210,7 +210,7 @@ fn dropout_backward_matches_finite_differences() {
             300,
             &mut r,
             &mut |x| {
-                cpu::dropout::dropout_forward(&p, x, &mut y);
+                wgpu_cnn::ops::dropout::cpu::dropout_forward(&p, x, &mut y);
                 dot(&y, &dy)
             },
         );
@@ -223,10 +223,10 @@ fn gelu_backward_matches_finite_differences() {
     let mut x: Vec<f64> = (0..200).map(|_| r.random_range(-5.0..5.0)).collect();
     let dy = randn(&mut r, x.len());
     let mut dx = vec![0.0; x.len()];
-    cpu::gelu::gelu_backward(&dy, &x, &mut dx);
+    wgpu_cnn::ops::gelu::cpu::gelu_backward(&dy, &x, &mut dx);
     let mut y = vec![0.0; x.len()];
     check_grad("gelu dinput", &mut x, &dx, 200, &mut r, &mut |x| {
-        cpu::gelu::gelu_forward(x, &mut y);
+        wgpu_cnn::ops::gelu::cpu::gelu_forward(x, &mut y);
         dot(&y, &dy)
     });
 }
@@ -243,22 +243,22 @@ fn dense_backward_matches_finite_differences() {
         let mut b = randn(&mut r, nu);
         let dy = randn(&mut r, mu * nu);
         let mut dx = vec![0.0; mu * ku];
-        cpu::dense::dense_backward_input(&p, &dy, &w, &mut dx);
+        wgpu_cnn::ops::dense::cpu::dense_backward_input(&p, &dy, &w, &mut dx);
         let (mut dw, mut db) = (vec![0.0; ku * nu], vec![0.0; nu]);
-        cpu::dense::dense_backward_weight(&p, &x, &dy, &mut dw, &mut db);
+        wgpu_cnn::ops::dense::cpu::dense_backward_weight(&p, &x, &dy, &mut dw, &mut db);
         let mut y = vec![0.0; mu * nu];
         let (w0, b0) = (w.clone(), b.clone());
         check_grad(&format!("{what} dx"), &mut x, &dx, 200, &mut r, &mut |x| {
-            cpu::dense::dense_forward(&p, x, &w0, &b0, &mut y);
+            wgpu_cnn::ops::dense::cpu::dense_forward(&p, x, &w0, &b0, &mut y);
             dot(&y, &dy)
         });
         let x0 = x.clone();
         check_grad(&format!("{what} dw"), &mut w, &dw, 200, &mut r, &mut |w| {
-            cpu::dense::dense_forward(&p, &x0, w, &b0, &mut y);
+            wgpu_cnn::ops::dense::cpu::dense_forward(&p, &x0, w, &b0, &mut y);
             dot(&y, &dy)
         });
         check_grad(&format!("{what} db"), &mut b, &db, 200, &mut r, &mut |b| {
-            cpu::dense::dense_forward(&p, &x0, &w0, b, &mut y);
+            wgpu_cnn::ops::dense::cpu::dense_forward(&p, &x0, &w0, b, &mut y);
             dot(&y, &dy)
         });
     }
@@ -280,11 +280,11 @@ fn relu_backward_matches_finite_differences() {
         .collect();
     let dy = randn(&mut r, x.len());
     let mut y = vec![0.0; x.len()];
-    cpu::relu::relu_forward(&x, &mut y);
+    wgpu_cnn::ops::relu::cpu::relu_forward(&x, &mut y);
     let mut dx = vec![0.0; x.len()];
-    cpu::relu::relu_backward(&dy, &y, &mut dx);
+    wgpu_cnn::ops::relu::cpu::relu_backward(&dy, &y, &mut dx);
     check_grad("relu dinput", &mut x, &dx, 1000, &mut r, &mut |x| {
-        cpu::relu::relu_forward(x, &mut y);
+        wgpu_cnn::ops::relu::cpu::relu_forward(x, &mut y);
         dot(&y, &dy)
     });
 }
@@ -308,14 +308,14 @@ fn softmax_ce_backward_matches_finite_differences() {
             .collect();
         let labels: Vec<u32> = (0..n).map(|_| r.random_range(0..classes)).collect();
         let mut dl = vec![0.0; logits.len()];
-        cpu::softmax_ce::softmax_ce_backward(&p, &logits, &labels, &mut dl);
+        wgpu_cnn::ops::softmax_ce::cpu::softmax_ce_backward(&p, &logits, &labels, &mut dl);
         check_grad(
             &format!("softmax_ce n{n} classes{classes} smoothing {alpha} dlogits"),
             &mut logits,
             &dl,
             1000,
             &mut r,
-            &mut |l| cpu::softmax_ce::softmax_ce_forward(&p, l, &labels).0,
+            &mut |l| wgpu_cnn::ops::softmax_ce::cpu::softmax_ce_forward(&p, l, &labels).0,
         );
     }
 }
@@ -468,7 +468,7 @@ fn batchnorm_train_backward_matches_finite_differences() {
             let cu = c as usize;
             let forward = |p: &BatchNormParams, x: &[f64], s: &[f64], b: &[f64], y: &mut [f64]| {
                 let (mut rm, mut rv, mut saved) = (vec![0.0; cu], vec![1.0; cu], vec![0.0; 2 * cu]);
-                cpu::batchnorm::batchnorm_forward_train(
+                wgpu_cnn::ops::batchnorm::cpu::batchnorm_forward_train(
                     p, x, s, b, &mut rm, &mut rv, &mut saved, y,
                 );
                 saved
@@ -486,7 +486,7 @@ fn batchnorm_train_backward_matches_finite_differences() {
                 assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0));
             }
             let (mut ds, mut db, mut dx) = (vec![0.0; cu], vec![0.0; cu], vec![0.0; p.count()]);
-            cpu::batchnorm::batchnorm_backward(
+            wgpu_cnn::ops::batchnorm::cpu::batchnorm_backward(
                 &p,
                 &w,
                 relu.then_some(&y[..]),
@@ -544,10 +544,12 @@ fn batchnorm_eval_backward_matches_finite_differences() {
             let var: Vec<f64> = (0..cu).map(|_| r.random_range(0.5..3.0)).collect();
             let w = randn(&mut r, p.count());
             let mut y = vec![0.0; p.count()];
-            cpu::batchnorm::batchnorm_forward_eval(&p, &x, &scale, &bias, &mean, &var, &mut y);
+            wgpu_cnn::ops::batchnorm::cpu::batchnorm_forward_eval(
+                &p, &x, &scale, &bias, &mean, &var, &mut y,
+            );
             if relu {
                 let mut y_plain = vec![0.0; p.count()];
-                cpu::batchnorm::batchnorm_forward_eval(
+                wgpu_cnn::ops::batchnorm::cpu::batchnorm_forward_eval(
                     &plain,
                     &x,
                     &scale,
@@ -564,7 +566,7 @@ fn batchnorm_eval_backward_matches_finite_differences() {
                 assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0));
             }
             let (mut ds, mut db, mut dx) = (vec![0.0; cu], vec![0.0; cu], vec![0.0; p.count()]);
-            cpu::batchnorm::batchnorm_backward_eval(
+            wgpu_cnn::ops::batchnorm::cpu::batchnorm_backward_eval(
                 &p,
                 &w,
                 relu.then_some(&y[..]),
@@ -579,7 +581,9 @@ fn batchnorm_eval_backward_matches_finite_differences() {
             let mut yf = vec![0.0; p.count()];
             let (s0, b0) = (scale.clone(), bias.clone());
             check_grad(&format!("{what} dx"), &mut x, &dx, 1000, &mut r, &mut |x| {
-                cpu::batchnorm::batchnorm_forward_eval(&p, x, &s0, &b0, &mean, &var, &mut yf);
+                wgpu_cnn::ops::batchnorm::cpu::batchnorm_forward_eval(
+                    &p, x, &s0, &b0, &mean, &var, &mut yf,
+                );
                 dot(&yf, &w)
             });
             let x0 = x.clone();
@@ -590,7 +594,9 @@ fn batchnorm_eval_backward_matches_finite_differences() {
                 100,
                 &mut r,
                 &mut |s| {
-                    cpu::batchnorm::batchnorm_forward_eval(&p, &x0, s, &b0, &mean, &var, &mut yf);
+                    wgpu_cnn::ops::batchnorm::cpu::batchnorm_forward_eval(
+                        &p, &x0, s, &b0, &mean, &var, &mut yf,
+                    );
                     dot(&yf, &w)
                 },
             );
@@ -601,7 +607,9 @@ fn batchnorm_eval_backward_matches_finite_differences() {
                 100,
                 &mut r,
                 &mut |b| {
-                    cpu::batchnorm::batchnorm_forward_eval(&p, &x0, &s0, b, &mean, &var, &mut yf);
+                    wgpu_cnn::ops::batchnorm::cpu::batchnorm_forward_eval(
+                        &p, &x0, &s0, b, &mean, &var, &mut yf,
+                    );
                     dot(&yf, &w)
                 },
             );
@@ -624,11 +632,11 @@ fn add_backward_is_dout_to_both_inputs() {
         .collect();
     let w = randn(&mut r, 50);
     let mut y = vec![0.0; 50];
-    cpu::add::add_forward(&p, &a, &b, &mut y);
+    wgpu_cnn::ops::add::cpu::add_forward(&p, &a, &b, &mut y);
     let mut da = vec![0.0; 50];
-    cpu::relu::relu_backward(&w, &y, &mut da);
+    wgpu_cnn::ops::relu::cpu::relu_backward(&w, &y, &mut da);
     check_grad("add+relu da", &mut a, &da, 50, &mut r, &mut |a| {
-        cpu::add::add_forward(&p, a, &b, &mut y);
+        wgpu_cnn::ops::add::cpu::add_forward(&p, a, &b, &mut y);
         dot(&y, &w)
     });
 }

@@ -628,7 +628,7 @@ fn clipped_gradients_drive_adam() {
         .sum::<f64>()
         .sqrt();
     let max = (0.3 * norm) as f32;
-    let n = cpu::clip::clip_by_global_norm(&mut step.grads, max as f64);
+    let n = wgpu_cnn::ops::clip::cpu::clip_by_global_norm(&mut step.grads, max as f64);
     assert!((n - norm).abs() < 1e-12);
     let mut m = GpuModel::from_plan(gpu, p.clone(), &init, LR).unwrap();
     m.clip_grad_norm(gpu, max).unwrap();
@@ -879,7 +879,7 @@ fn the_plan_counts_the_texture_mirrors_the_model_holds() {
         let d = zoo::preset(name).unwrap();
         let p = plan(gpu, &d, n);
         let caps = gpu.caps();
-        let estimate = p.texture_mirror_bytes(&|st| wgpu_cnn::gpu::ops::kernel_of(&caps, &p, st));
+        let estimate = p.texture_mirror_bytes(&|st| wgpu_cnn::plan::kernel_of(&caps, &p, st));
         let init = p.layout.init(3);
         let m = GpuModel::from_plan(gpu, p, &init, LR).unwrap();
         let held = wgpu_cnn::gpu::dispatch::mirror_bytes(

@@ -2,7 +2,7 @@
 //! its launcher uses, and its params uniform has the size and alignment of the Rust struct.
 
 use wgpu_cnn::gpu::shaders::{PRELUDES, SHADERS};
-use wgpu_cnn::params::*;
+use wgpu_cnn::ops::*;
 
 fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(src)

@@ -7,8 +7,8 @@ mod common;
 
 use common::{cli, random_description, rng, temp_dir};
 use wgpu_cnn::checkpoint::{self, Checkpoint};
-use wgpu_cnn::gpu::ops::winograd;
 use wgpu_cnn::graph::{zoo, Description};
+use wgpu_cnn::ops::conv2d::winograd::gpu as winograd;
 use wgpu_cnn::plan::{Caps, Kernels, Mode, Plan, Step, TensorKind};
 
 fn seed() -> Description {
@@ -219,7 +219,7 @@ fn kernel_family_follows_capabilities() {
     let p = Plan::new(&seed(), 128, &gpu, Mode::Train).unwrap();
     let mut wg = 0;
     for st in p.forward.iter().chain(&p.backward) {
-        let k = wgpu_cnn::gpu::ops::kernel_of(&gpu, &p, st);
+        let k = wgpu_cnn::plan::kernel_of(&gpu, &p, st);
         match st {
             Step::Conv { .. }
             | Step::ConvBackwardInput { .. }
@@ -252,7 +252,7 @@ fn kernel_family_follows_capabilities() {
     // On lavapipe nothing changes.
     let p = Plan::new(&seed(), 128, &lavapipe, Mode::Train).unwrap();
     for st in p.forward.iter().chain(&p.backward) {
-        let k = wgpu_cnn::gpu::ops::kernel_of(&lavapipe, &p, st);
+        let k = wgpu_cnn::plan::kernel_of(&lavapipe, &p, st);
         assert!(!k.contains("_wg"), "{}: {k}", st.layer());
     }
 }
@@ -272,7 +272,7 @@ fn winograd_convolutions_where_they_pay() {
         check_buffer_sharing(&p);
         let mut got: [Vec<String>; 3] = Default::default();
         for st in p.forward.iter().chain(&p.backward) {
-            let k = wgpu_cnn::gpu::ops::kernel_of(caps, &p, st);
+            let k = wgpu_cnn::plan::kernel_of(caps, &p, st);
             let (i, fwd_v) = match st {
                 // (nothing shared into a forward) M only where the products are not fused into
                 // the output transform.
@@ -596,7 +596,7 @@ fn split_k_partials_fit_the_binding_limit() {
                 ..
             } = st
             {
-                let bytes = |q: &wgpu_cnn::params::Conv2dParams| 4 * q.partials_len() as u64;
+                let bytes = |q: &wgpu_cnn::ops::Conv2dParams| 4 * q.partials_len() as u64;
                 assert!(
                     bytes(cp) <= caps.max_binding,
                     "{}: {} bytes",

@@ -4,7 +4,7 @@
 //! vec4s) bound to it and checked against the reference.
 use std::time::Instant;
 use wgpu_cnn::gpu::{Dispatch, Gpu};
-use wgpu_cnn::params::Conv2dParams;
+use wgpu_cnn::ops::Conv2dParams;
 
 pub struct Problem {
     pub p: Conv2dParams,
@@ -36,7 +36,7 @@ impl Problem {
             data(p.o as usize, 3),
         );
         let mut want = vec![0.0f32; p.output_len()];
-        wgpu_cnn::cpu::conv2d::conv2d_forward(&p, &x, &w, &b, &mut want);
+        wgpu_cnn::ops::conv2d::cpu::conv2d_forward(&p, &x, &w, &b, &mut want);
         Problem {
             p,
             want,
@@ -49,7 +49,7 @@ impl Problem {
 
     /// `kernel` (WGSL after conv2d_common.wgsl) over `tiles` subgroups of 8, 8 per workgroup.
     pub fn kernel(&self, gpu: &Gpu, label: &'static str, kernel: &str, tiles: u32) -> Kernel {
-        let src = include_str!("../../shaders/conv2d_common.wgsl").to_string() + kernel;
+        let src = include_str!("../../src/ops/conv2d/conv2d_common.wgsl").to_string() + kernel;
         let t0 = Instant::now();
         let module = gpu
             .device

@@ -3,21 +3,7 @@
 //! writes its outputs with = like the shaders. These are the ground truth of the tests: plain
 //! loops in the most obvious order, no tiling.
 
-pub mod adam;
-pub mod add;
-pub mod augment;
-pub mod avgpool;
-pub mod batchnorm;
-pub mod clip;
-pub mod conv2d;
-pub mod dense;
-pub mod dropout;
-pub mod gelu;
-pub mod maxpool;
 pub mod reference;
-pub mod relu;
-pub mod softmax_ce;
-pub mod winograd;
 
 /// The float types the reference runs in.
 pub trait Real:

@@ -4,7 +4,7 @@
 //! also the whole-model function the finite-difference checks differentiate.
 
 use super::Real;
-use crate::params::AdamParams;
+use crate::ops::AdamParams;
 use crate::plan::{LayerOp, Plan, Src};
 
 /// Training or evaluation: dropout (a mask drawn from the run's seed and the train step, as the
@@ -19,7 +19,7 @@ pub enum Phase {
 /// What a fresh `GpuModel`'s first train step uses (dropout seed 0, step 1).
 pub const FIRST_STEP: Phase = Phase::Train { seed: 0, step: 1 };
 
-fn dropout_params(p: &crate::params::DropoutParams, phase: Phase) -> crate::params::DropoutParams {
+fn dropout_params(p: &crate::ops::DropoutParams, phase: Phase) -> crate::ops::DropoutParams {
     match phase {
         Phase::Eval => p.eval(),
         Phase::Train { seed, step } => p.at(seed, step),
@@ -61,18 +61,18 @@ fn run<T: Real>(
         match &l.op {
             LayerOp::Conv { p, w, b } => {
                 let bias = b.map_or(&[][..], |b| params[b].as_slice());
-                super::conv2d::conv2d_forward(p, input, &params[*w], bias, &mut y)
+                crate::ops::conv2d::cpu::conv2d_forward(p, input, &params[*w], bias, &mut y)
             }
             LayerOp::Dense { p, w, b } => {
                 let bias = b.map_or(&[][..], |b| params[b].as_slice());
-                super::dense::dense_forward(p, input, &params[*w], bias, &mut y)
+                crate::ops::dense::cpu::dense_forward(p, input, &params[*w], bias, &mut y)
             }
-            LayerOp::Relu { .. } => super::relu::relu_forward(input, &mut y),
-            LayerOp::AvgPool { p } => super::avgpool::avgpool_forward(p, input, &mut y),
-            LayerOp::MaxPool { p } => super::maxpool::maxpool_forward(p, input, &mut y),
-            LayerOp::Gelu { .. } => super::gelu::gelu_forward(input, &mut y),
+            LayerOp::Relu { .. } => crate::ops::relu::cpu::relu_forward(input, &mut y),
+            LayerOp::AvgPool { p } => crate::ops::avgpool::cpu::avgpool_forward(p, input, &mut y),
+            LayerOp::MaxPool { p } => crate::ops::maxpool::cpu::maxpool_forward(p, input, &mut y),
+            LayerOp::Gelu { .. } => crate::ops::gelu::cpu::gelu_forward(input, &mut y),
             LayerOp::Dropout { p } => {
-                super::dropout::dropout_forward(&dropout_params(p, phase), input, &mut y)
+                crate::ops::dropout::cpu::dropout_forward(&dropout_params(p, phase), input, &mut y)
             }
             LayerOp::Flatten => y.copy_from_slice(input),
             LayerOp::Add { other, .. } => {
@@ -88,7 +88,7 @@ fn run<T: Real>(
                 mean,
                 var,
             } => match phase {
-                Phase::Eval => super::batchnorm::batchnorm_forward_eval(
+                Phase::Eval => crate::ops::batchnorm::cpu::batchnorm_forward_eval(
                     p,
                     input,
                     &params[*scale],
@@ -100,7 +100,7 @@ fn run<T: Real>(
                 Phase::Train { .. } => {
                     keep = vec![T::zero(); 2 * p.c as usize];
                     let (mut m, mut v) = (stats[*mean].clone(), stats[*var].clone());
-                    super::batchnorm::batchnorm_forward_train(
+                    crate::ops::batchnorm::cpu::batchnorm_forward_train(
                         p,
                         input,
                         &params[*scale],
@@ -160,11 +160,11 @@ pub fn loss_in<T: Real>(
 ) -> T {
     let outs = forward_in(plan, params, x, phase);
     let logits = outs.last().expect("a plan has layers");
-    super::softmax_ce::softmax_ce_forward(&loss_params(plan), logits, labels).0
+    crate::ops::softmax_ce::cpu::softmax_ce_forward(&loss_params(plan), logits, labels).0
 }
 
-fn loss_params(plan: &Plan) -> crate::params::SoftmaxCeParams {
-    crate::params::SoftmaxCeParams::new(plan.batch, plan.desc.classes)
+fn loss_params(plan: &Plan) -> crate::ops::SoftmaxCeParams {
+    crate::ops::SoftmaxCeParams::new(plan.batch, plan.desc.classes)
 }
 
 /// Result of one forward + backward on the CPU reference.
@@ -209,8 +209,12 @@ pub fn loss_and_grads_with<T: Real>(
     let logits = outs.last().expect("a plan has layers").clone();
     let mut grads: Vec<Vec<T>> = plan.layout.zeros();
     let mut d = vec![T::zero(); logits.len()];
-    let (loss, correct) =
-        super::softmax_ce::softmax_ce_backward(&loss_params(plan), &logits, labels, &mut d);
+    let (loss, correct) = crate::ops::softmax_ce::cpu::softmax_ce_backward(
+        &loss_params(plan),
+        &logits,
+        labels,
+        &mut d,
+    );
     // Whether a layer's output depends on parameters (then it needs a gradient).
     let mut needs = vec![false; plan.layers.len()];
     for (i, l) in plan.layers.iter().enumerate() {
@@ -246,22 +250,34 @@ pub fn loss_and_grads_with<T: Real>(
         match &l.op {
             LayerOp::Conv { p, w, b } => {
                 let mut db = vec![T::zero(); p.o as usize];
-                super::conv2d::conv2d_backward_weight(p, input, &d, &mut grads[*w], &mut db);
+                crate::ops::conv2d::cpu::conv2d_backward_weight(
+                    p,
+                    input,
+                    &d,
+                    &mut grads[*w],
+                    &mut db,
+                );
                 if let Some(b) = b {
                     grads[*b] = db;
                 }
                 if want {
-                    super::conv2d::conv2d_backward_input(p, &d, &params[*w], &mut din);
+                    crate::ops::conv2d::cpu::conv2d_backward_input(p, &d, &params[*w], &mut din);
                 }
             }
             LayerOp::Dense { p, w, b } => {
                 let mut db = vec![T::zero(); p.n as usize];
-                super::dense::dense_backward_weight(p, input, &d, &mut grads[*w], &mut db);
+                crate::ops::dense::cpu::dense_backward_weight(
+                    p,
+                    input,
+                    &d,
+                    &mut grads[*w],
+                    &mut db,
+                );
                 if let Some(b) = b {
                     grads[*b] = db;
                 }
                 if want {
-                    super::dense::dense_backward_input(p, &d, &params[*w], &mut din);
+                    crate::ops::dense::cpu::dense_backward_input(p, &d, &params[*w], &mut din);
                 }
             }
             LayerOp::BatchNorm {
@@ -274,7 +290,7 @@ pub fn loss_and_grads_with<T: Real>(
                 let c = p.c as usize;
                 let (mut ds, mut dbias) = (vec![T::zero(); c], vec![T::zero(); c]);
                 match phase {
-                    Phase::Train { .. } => super::batchnorm::batchnorm_backward(
+                    Phase::Train { .. } => crate::ops::batchnorm::cpu::batchnorm_backward(
                         p,
                         &d,
                         None,
@@ -285,7 +301,7 @@ pub fn loss_and_grads_with<T: Real>(
                         &mut dbias,
                         want.then_some(&mut din[..]),
                     ),
-                    Phase::Eval => super::batchnorm::batchnorm_backward_eval(
+                    Phase::Eval => crate::ops::batchnorm::cpu::batchnorm_backward_eval(
                         p,
                         &d,
                         None,
@@ -307,12 +323,14 @@ pub fn loss_and_grads_with<T: Real>(
                 }
                 din = d;
             }
-            LayerOp::Relu { .. } => super::relu::relu_backward(&d, &outs[i], &mut din),
-            LayerOp::AvgPool { p } => super::avgpool::avgpool_backward(p, &d, &mut din),
-            LayerOp::MaxPool { p } => super::maxpool::maxpool_backward(p, input, &d, &mut din),
-            LayerOp::Gelu { .. } => super::gelu::gelu_backward(&d, input, &mut din),
+            LayerOp::Relu { .. } => crate::ops::relu::cpu::relu_backward(&d, &outs[i], &mut din),
+            LayerOp::AvgPool { p } => crate::ops::avgpool::cpu::avgpool_backward(p, &d, &mut din),
+            LayerOp::MaxPool { p } => {
+                crate::ops::maxpool::cpu::maxpool_backward(p, input, &d, &mut din)
+            }
+            LayerOp::Gelu { .. } => crate::ops::gelu::cpu::gelu_backward(&d, input, &mut din),
             LayerOp::Dropout { p } => {
-                super::dropout::dropout_backward(&dropout_params(p, phase), &d, &mut din)
+                crate::ops::dropout::cpu::dropout_backward(&dropout_params(p, phase), &d, &mut din)
             }
             LayerOp::Flatten => din.copy_from_slice(&d),
         }
@@ -367,7 +385,7 @@ impl<T: Real> Adam<T> {
         for i in 0..params.len() {
             let p: AdamParams = self.optimizer.params(params[i].len() as u32, lr, self.step);
             if self.optimizer.is_sgd() {
-                super::adam::sgd_update(
+                crate::ops::optimizer::cpu::sgd_update(
                     &p,
                     &mut params[i],
                     &grads[i],
@@ -375,7 +393,7 @@ impl<T: Real> Adam<T> {
                     &self.mask[i],
                 );
             } else {
-                super::adam::adam_update(
+                crate::ops::optimizer::cpu::adam_update(
                     &p,
                     &mut params[i],
                     &grads[i],

@@ -360,7 +360,7 @@ impl Gpu {
     /// Whether this device's subgroups are laid out as the `conv2d_sg.wgsl` kernels assume
     /// (8 consecutive invocations, broadcast from the named lane): one probe dispatch.
     pub fn subgroup_layout_ok(&self) -> bool {
-        let p = crate::params::Conv2dParams::new(1, 1, 1, 1, 4, 1, crate::params::Padding::Valid);
+        let p = crate::ops::Conv2dParams::new(1, 1, 1, 1, 4, 1, crate::ops::Padding::Valid);
         let u = self.uniform("subgroup_probe.params", &p);
         let out = self.storage("subgroup_probe", 64);
         let d = super::Dispatch::new(

@@ -3,7 +3,6 @@
 
 pub mod context;
 pub mod dispatch;
-pub mod ops;
 pub mod shaders;
 
 pub use context::{Backend, Gpu, GpuError, GpuOptions};

@@ -9,20 +9,20 @@ pub struct ShaderSource {
 }
 
 macro_rules! shader {
-    ($name:literal) => {
+    ($op:literal / $name:literal) => {
         ShaderSource {
             name: $name,
-            source: include_str!(concat!("../../shaders/", $name, ".wgsl")),
+            source: include_str!(concat!("../ops/", $op, "/", $name, ".wgsl")),
         }
     };
     // A shader with a shared prelude in front (WGSL has no includes).
-    ($name:literal after $prelude:literal) => {
+    ($op:literal / $name:literal after $prelude:literal) => {
         ShaderSource {
             name: $name,
             source: concat!(
-                include_str!(concat!("../../shaders/", $prelude, ".wgsl")),
+                include_str!(concat!("../ops/", $op, "/", $prelude, ".wgsl")),
                 "\n",
-                include_str!(concat!("../../shaders/", $name, ".wgsl")),
+                include_str!(concat!("../ops/", $op, "/", $name, ".wgsl")),
             ),
         }
     };
@@ -33,22 +33,22 @@ pub const PRELUDES: &[&str] = &["conv2d_common"];
 
 /// Every shader of the engine.
 pub const SHADERS: &[ShaderSource] = &[
-    shader!("conv2d" after "conv2d_common"),
-    shader!("conv2d_sg" after "conv2d_common"),
-    shader!("conv2d_wg" after "conv2d_common"),
-    shader!("winograd" after "conv2d_common"),
-    shader!("avgpool"),
-    shader!("dense"),
-    shader!("relu"),
-    shader!("gelu"),
-    shader!("maxpool"),
-    shader!("dropout"),
-    shader!("softmax_ce"),
-    shader!("adam"),
-    shader!("clip"),
-    shader!("augment"),
-    shader!("batchnorm"),
-    shader!("add"),
+    shader!("conv2d" / "conv2d" after "conv2d_common"),
+    shader!("conv2d" / "conv2d_sg" after "conv2d_common"),
+    shader!("conv2d" / "conv2d_wg" after "conv2d_common"),
+    shader!("conv2d" / "winograd" after "conv2d_common"),
+    shader!("avgpool" / "avgpool"),
+    shader!("dense" / "dense"),
+    shader!("relu" / "relu"),
+    shader!("gelu" / "gelu"),
+    shader!("maxpool" / "maxpool"),
+    shader!("dropout" / "dropout"),
+    shader!("softmax_ce" / "softmax_ce"),
+    shader!("optimizer" / "adam"),
+    shader!("clip" / "clip"),
+    shader!("augment" / "augment"),
+    shader!("batchnorm" / "batchnorm"),
+    shader!("add" / "add"),
 ];
 
 /// The WGSL source of shader `name`.

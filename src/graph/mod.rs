@@ -19,7 +19,7 @@ pub mod zoo;
 
 use std::fmt;
 
-use crate::params::Padding;
+use crate::ops::Padding;
 
 /// One layer of a description.
 #[derive(Clone, Debug, PartialEq)]
@@ -271,8 +271,8 @@ fn fit(
     k: [u32; 2],
     stride: [u32; 2],
     padding: Padding,
-) -> Result<crate::params::Window, DescError> {
-    crate::params::Window::new(h, w, k, stride, padding).ok_or_else(|| {
+) -> Result<crate::ops::Window, DescError> {
+    crate::ops::Window::new(h, w, k, stride, padding).ok_or_else(|| {
         DescError(format!(
             "{at}: key `{key}`: a {}x{} {key} does not fit the padded {h}x{w} input (the shape shrinks to zero)",
             k[0], k[1]

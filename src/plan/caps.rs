@@ -1,7 +1,7 @@
 //! What the planner needs to know about a device, as plain data: plans can be built for made-up
 //! devices in tests (no GPU needed).
 
-use crate::params::{Conv2dParams, DenseParams};
+use crate::ops::{Conv2dParams, DenseParams};
 
 /// The three kernel families for convolutions and dense layers, one per kind of device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,12 +188,12 @@ impl Caps {
                 && p.c >= 16
                 && p.o <= 16
                 && p.pool == 0
-                && crate::gpu::ops::winograd::fuses_output(p)
+                && crate::ops::conv2d::winograd::gpu::fuses_output(p)
                 && p.h >= 8
                 && p.w >= 8)
     }
     /// Whether the input gradient of convolution `p` runs as the Winograd forward of its
-    /// transposed convolution (`gpu::ops::winograd::backward_input_as_forward`): where the
+    /// transposed convolution (`ops::conv2d::winograd::gpu::backward_input_as_forward`): where the
     /// layer's gradients are not on Winograd ([`Caps::winograd_conv`]) but that forward is
     /// ([`Caps::winograd_forward`], its output transform fused): ResNet-20's 16-channel layers
     /// (128×32×32, 16 → 16: 15.4 → 13.9 ms alone; in its step the six layers' input gradients
@@ -205,7 +205,7 @@ impl Caps {
         let q = p.winograd_transposed();
         !self.winograd_conv(p)
             && self.winograd_forward(&q)
-            && crate::gpu::ops::winograd::fuses_output(&q)
+            && crate::ops::conv2d::winograd::gpu::fuses_output(&q)
     }
     /// Whether conv → 2×2 pool runs as one kernel (subgroup kernels, 2×4-pixel tiles fit).
     pub fn conv_pool2(&self, p: &Conv2dParams) -> bool {

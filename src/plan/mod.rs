@@ -23,16 +23,18 @@
 //!   not gets an error naming the layer and the largest batch that fits.
 
 pub mod caps;
+mod kernels;
 pub mod layout;
 
 use std::fmt::Write as _;
 
 pub use caps::{Caps, Kernels};
+pub use kernels::kernel_of;
 pub use layout::{Init, ParamLayout, ParamSpec};
 
 pub use crate::graph::Src;
 use crate::graph::{Description, Layer, NodeOp, Shape};
-use crate::params::{
+use crate::ops::{
     AddParams, AvgPoolParams, BatchNormParams, Conv2dParams, DenseParams, DropoutParams,
     ElementwiseParams, MaxPoolParams, Padding, SoftmaxCeParams,
 };
@@ -156,9 +158,9 @@ impl PlanLayer {
 pub enum Step {
     /// `y = conv(x) + b` with `p.relu` / `p.pool` epilogues; `pooled` with `p.pool = 1`.
     /// With `winograd` ([`Caps::winograd_conv`]) by Winograd F(4×4, 3×3), through its scratch
-    /// tensors [U, V] and M (transformed weights, inputs, products; `gpu::ops::winograd`); no
+    /// tensors [U, V] and M (transformed weights, inputs, products; `ops::conv2d::winograd::gpu`); no
     /// M where the products go straight into the output transform
-    /// (`gpu::ops::winograd::fuses_output`).
+    /// (`ops::conv2d::winograd::gpu::fuses_output`).
     Conv {
         layer: String,
         fused: Vec<String>,
@@ -304,7 +306,7 @@ pub enum Step {
     },
     /// With `winograd` ([`Caps::winograd_conv`]) by Winograd F(4×4, 3×3): scratch for the
     /// transformed inputs V and output gradients D, and `partials` holds the gradient in the
-    /// transformed domain S (`gpu::ops::winograd`); otherwise `partials` holds the split-K
+    /// transformed domain S (`ops::conv2d::winograd::gpu`); otherwise `partials` holds the split-K
     /// partial sums. (Separate tensors: a dispatch may not read and write one buffer.)
     ConvBackwardWeight {
         layer: String,
@@ -324,10 +326,10 @@ pub enum Step {
         pool_mask: Option<TensorId>,
     },
     /// With `winograd`: by Winograd F(4×4, 3×3), the forward's adjoint through scratch [Uᵀ, D]
-    /// and E (`gpu::ops::winograd::backward_input`; with `weight_d` D is the weight gradient's,
+    /// and E (`ops::conv2d::winograd::gpu::backward_input`; with `weight_d` D is the weight gradient's,
     /// which runs first and computes the same D, not computed again), or without E the forward
     /// of the transposed convolution through [U of the rotated weights, V of dout]
-    /// (`gpu::ops::winograd::backward_input_as_forward`, [`Caps::winograd_input_as_forward`]).
+    /// (`ops::conv2d::winograd::gpu::backward_input_as_forward`, [`Caps::winograd_input_as_forward`]).
     ConvBackwardInput {
         layer: String,
         p: Conv2dParams,
@@ -1142,7 +1144,7 @@ impl Plan {
                         p = p.with_pool2();
                     }
                     let winograd = caps.winograd_forward(&p).then(|| {
-                        let [u, v, m] = crate::gpu::ops::winograd::scratch_lens(&p).0;
+                        let [u, v, m] = crate::ops::conv2d::winograd::gpu::scratch_lens(&p).0;
                         let mut scratch = |which: &str, len| {
                             add(
                                 &mut tensors,
@@ -1497,7 +1499,7 @@ impl Plan {
                 match &l.op {
                     LayerOp::Conv { p, w, b } => {
                         let dout = dpre(&mut tensors, &mut backward);
-                        let lens = crate::gpu::ops::winograd::scratch_lens(p).2;
+                        let lens = crate::ops::conv2d::winograd::gpu::scratch_lens(p).2;
                         // The forward's transformed inputs, when it ran Winograd: the same V.
                         let forward_v = forward.iter().find_map(|s| match s {
                             Step::Conv {
@@ -1553,7 +1555,8 @@ impl Plan {
                             let as_forward = caps.winograd_input_as_forward(p);
                             let adjoint = caps.winograd_conv(p) && !as_forward;
                             let winograd = (adjoint || as_forward).then(|| {
-                                let [ut, d, e] = crate::gpu::ops::winograd::scratch_lens(p).1;
+                                let [ut, d, e] =
+                                    crate::ops::conv2d::winograd::gpu::scratch_lens(p).1;
                                 let mut scratch = |which: &str, len| {
                                     add(
                                         &mut tensors,
@@ -1817,7 +1820,7 @@ impl Plan {
                 .chain(&self.backward)
                 .filter(|s| s.tensors().contains(&t))
                 .count();
-            if readers != 2 || !crate::gpu::ops::avgpool::mask_fits(&pool) {
+            if readers != 2 || !crate::ops::avgpool::gpu::mask_fits(&pool) {
                 continue;
             }
             if let Step::Conv {
@@ -1826,7 +1829,7 @@ impl Plan {
                 ..
             } = &self.forward[fi]
             {
-                if !crate::gpu::ops::winograd::can_mask(p) {
+                if !crate::ops::conv2d::winograd::gpu::can_mask(p) {
                     continue;
                 }
             }
@@ -1876,7 +1879,7 @@ impl Plan {
             let into_weight = only_user(dy).filter(|&wi| {
                 matches!(&self.backward[wi], Step::ConvBackwardWeight {
                     p, dout, winograd: Some(_), pool_mask: None, ..
-                } if *dout == dy && crate::gpu::ops::winograd::can_mask(p)
+                } if *dout == dy && crate::ops::conv2d::winograd::gpu::can_mask(p)
                     && p.h == pool.h && p.w == pool.w && p.o == pool.c)
             });
             // The input gradient of the layer after the pool, the only writer of dpool.
@@ -2129,7 +2132,7 @@ impl Plan {
                     p,
                     winograd: Some(_),
                     ..
-                } => (31, crate::gpu::ops::winograd::scratch_lens(p).2[1]),
+                } => (31, crate::ops::conv2d::winograd::gpu::scratch_lens(p).2[1]),
                 Step::ConvBackwardWeight { p, .. } => (31, p.output_len()),
                 Step::Dense { p, .. } | Step::DenseBackwardInput { p, .. } => {
                     (30, p.as_conv().weight_len())

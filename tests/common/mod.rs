@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use rand::{Rng, SeedableRng};
 use wgpu_cnn::gpu::{Gpu, GpuOptions};
 use wgpu_cnn::graph::{Description, Layer};
-use wgpu_cnn::params::Padding;
+use wgpu_cnn::ops::Padding;
 
 /// Set to 1 to let GPU tests pass without an adapter (they then check nothing). Without it, a
 /// machine with no adapter fails every GPU test with the install hint.

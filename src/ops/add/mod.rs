@@ -1,0 +1,32 @@
+//! Element-wise add (+ ReLU): residual connections and gradient accumulation.
+
+pub mod cpu;
+pub mod gpu;
+
+use bytemuck::{Pod, Zeroable};
+
+/// Element-wise `y = a + b` over `count` values, optionally followed by ReLU (residual
+/// connections, gradient accumulation).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct AddParams {
+    pub count: u32,
+    /// 1: `y = max(a + b, 0)`.
+    pub relu: u32,
+    pub _pad: [u32; 2],
+}
+
+impl AddParams {
+    pub fn new(count: u32) -> Self {
+        Self {
+            count,
+            relu: 0,
+            _pad: [0; 2],
+        }
+    }
+    /// The same sum followed by ReLU.
+    pub fn with_relu(mut self) -> Self {
+        self.relu = 1;
+        self
+    }
+}

@@ -1,0 +1,75 @@
+//! Batch normalisation (Flax `nn.BatchNorm`), with the residual add and ReLU it can fuse.
+
+pub mod cpu;
+pub mod gpu;
+
+use bytemuck::{Pod, Zeroable};
+
+/// Batch normalisation (Flax `nn.BatchNorm`) over `rows` rows of `c` channels: an NHWC activation
+/// is N·H·W rows, a flat `[N, F]` one N rows of F. Training reduces each channel over all rows
+/// in `chunks` chunks of `chunk` rows (the last one may be shorter): a partial kernel per
+/// (chunk, channel), then a fixed-order combination per channel, so the result is the same bits
+/// every run and no float atomics are needed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct BatchNormParams {
+    pub rows: u32,
+    pub c: u32,
+    /// Rows per partial-reduction chunk.
+    pub chunk: u32,
+    /// `ceil(rows / chunk)`: no chunk is empty.
+    pub chunks: u32,
+    /// Running statistics: `running = momentum·running + (1 − momentum)·batch` (Flax's form).
+    pub momentum: f32,
+    pub epsilon: f32,
+    /// 1: ReLU fused into the forward's output (and the backward masks with it).
+    pub relu: u32,
+    pub _pad: u32,
+}
+
+impl BatchNormParams {
+    /// Flax's defaults.
+    pub const MOMENTUM: f32 = 0.99;
+    pub const EPSILON: f32 = 1e-5;
+    /// Partial-reduction invocations (chunks × channels) to aim for: enough to fill a GPU.
+    const TARGET_INVOCATIONS: u32 = 8192;
+    /// Fewest rows per chunk: each invocation does real work, and the scratch stays at most
+    /// 1/16 of the activation.
+    const MIN_CHUNK: u32 = 32;
+
+    pub fn new(rows: u32, c: u32, momentum: f32, epsilon: f32) -> Self {
+        assert!(rows > 0 && c > 0, "batchnorm needs rows, c > 0");
+        // The element-wise kernels step an index past the end by up to rows·c / 8: keep the
+        // whole range within u32.
+        assert!(
+            (rows as u64) * (c as u64) <= 1 << 31,
+            "batchnorm: rows·c must be at most 2^31"
+        );
+        let want = Self::TARGET_INVOCATIONS.div_ceil(c);
+        let chunks = want.min(rows.div_ceil(Self::MIN_CHUNK)).max(1);
+        let chunk = rows.div_ceil(chunks);
+        Self {
+            rows,
+            c,
+            chunk,
+            chunks: rows.div_ceil(chunk),
+            momentum,
+            epsilon,
+            relu: 0,
+            _pad: 0,
+        }
+    }
+    /// The same layer with ReLU fused into the forward's output.
+    pub fn with_relu(mut self) -> Self {
+        self.relu = 1;
+        self
+    }
+    /// Elements of the activation: `rows·c`.
+    pub fn count(&self) -> usize {
+        self.rows as usize * self.c as usize
+    }
+    /// f32 elements of the reduction scratch: two values per (chunk, channel).
+    pub fn partials_len(&self) -> usize {
+        2 * self.chunks as usize * self.c as usize
+    }
+}

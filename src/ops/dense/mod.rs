@@ -1,0 +1,59 @@
+//! Dense layer (Flax `nn.Dense`).
+
+pub mod cpu;
+pub mod gpu;
+
+use bytemuck::{Pod, Zeroable};
+
+use super::Padding;
+use crate::ops::Conv2dParams;
+
+/// Dense layer `y[M,N] = x[M,K] · w[K,N] + b[N]` (M = batch, K = inputs, N = outputs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct DenseParams {
+    pub m: u32,
+    pub k: u32,
+    pub n: u32,
+    /// 1: the forward applies ReLU to its output (fused epilogue).
+    pub relu: u32,
+    /// 1: the layer has a bias.
+    pub bias: u32,
+    pub _pad: [u32; 3],
+}
+
+impl DenseParams {
+    pub fn new(m: u32, k: u32, n: u32) -> Self {
+        assert!(m > 0 && k > 0 && n > 0, "dense needs m, k, n > 0");
+        Self {
+            m,
+            k,
+            n,
+            relu: 0,
+            bias: 1,
+            _pad: [0; 3],
+        }
+    }
+    /// The same layer with ReLU fused into the forward's output.
+    pub fn with_relu(mut self) -> Self {
+        self.relu = 1;
+        self
+    }
+    /// The same layer without a bias.
+    pub fn without_bias(mut self) -> Self {
+        self.bias = 0;
+        self
+    }
+    pub fn flops_forward(&self) -> u64 {
+        2 * self.m as u64 * self.k as u64 * self.n as u64
+    }
+    /// The same layer as a 1×1 convolution over M images of 1×1 pixels with K channels (the
+    /// weight gradient unsplit: one split of M rows), for kernels shared with conv2d.
+    pub fn as_conv(&self) -> Conv2dParams {
+        let mut c =
+            Conv2dParams::new(self.m, 1, 1, self.k, self.n, 1, Padding::Valid).with_splits(1);
+        c.relu = self.relu;
+        c.bias = self.bias;
+        c
+    }
+}

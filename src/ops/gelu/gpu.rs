@@ -1,0 +1,50 @@
+//! Launcher for `shaders/gelu.wgsl`.
+
+use crate::gpu::dispatch::grid;
+use crate::gpu::{BufSlice, Dispatch, Gpu};
+use crate::ops::ElementwiseParams;
+
+const SHADER: &str = "gelu";
+/// Elements per invocation (`PER` in the shader).
+const PER: u32 = 8;
+
+/// `output = gelu(input)` (=).
+pub fn forward(
+    gpu: &Gpu,
+    p: &ElementwiseParams,
+    input: BufSlice<'_>,
+    output: BufSlice<'_>,
+) -> Dispatch {
+    let u = gpu.uniform("gelu.params", p);
+    Dispatch::new(
+        gpu,
+        SHADER,
+        "gelu_forward",
+        &u,
+        &[(1, input), (2, output)],
+        grid(p.count.div_ceil(PER)),
+        12 * p.count as u64,
+        8 * p.count as u64,
+    )
+}
+
+/// `dinput = dout · gelu'(input)` (=), from the forward input.
+pub fn backward(
+    gpu: &Gpu,
+    p: &ElementwiseParams,
+    dout: BufSlice<'_>,
+    input: BufSlice<'_>,
+    dinput: BufSlice<'_>,
+) -> Dispatch {
+    let u = gpu.uniform("gelu.params", p);
+    Dispatch::new(
+        gpu,
+        SHADER,
+        "gelu_backward",
+        &u,
+        &[(3, dout), (1, input), (4, dinput)],
+        grid(p.count.div_ceil(PER)),
+        20 * p.count as u64,
+        12 * p.count as u64,
+    )
+}

@@ -1,0 +1,4 @@
+//! GELU (Flax `nn.gelu`, tanh approximation).
+
+pub mod cpu;
+pub mod gpu;

@@ -1,0 +1,51 @@
+//! The optimizer update (optax's adam, adamw, sgd with momentum/Nesterov and decay).
+
+pub mod cpu;
+pub mod gpu;
+
+use bytemuck::{Pod, Zeroable};
+
+/// One optimizer step over `count` parameters (`adam.wgsl`): Adam (optax defaults unless set;
+/// `bc1 = 1 - b1^t`, `bc2 = 1 - b2^t`), AdamW's decoupled weight decay `wd`, or SGD with a
+/// momentum trace (`sgd_update`); `masked = 1`: the decay of element i is scaled by the decay mask.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct AdamParams {
+    pub count: u32,
+    pub lr: f32,
+    pub b1: f32,
+    pub b2: f32,
+    pub eps: f32,
+    pub bc1: f32,
+    pub bc2: f32,
+    pub wd: f32,
+    pub masked: u32,
+    pub momentum: f32,
+    pub nesterov: u32,
+    pub _pad0: u32,
+}
+
+impl AdamParams {
+    pub const B1: f32 = 0.9;
+    pub const B2: f32 = 0.999;
+    pub const EPS: f32 = 1e-8;
+
+    /// Parameters of step `t` (1-based, as optax counts after its increment).
+    pub fn new(count: u32, lr: f32, t: u32) -> Self {
+        let t = t.clamp(1, i32::MAX as u32) as i32;
+        Self {
+            count,
+            lr,
+            b1: Self::B1,
+            b2: Self::B2,
+            eps: Self::EPS,
+            bc1: 1.0 - Self::B1.powi(t),
+            bc2: 1.0 - Self::B2.powi(t),
+            wd: 0.0,
+            masked: 0,
+            momentum: 0.0,
+            nesterov: 0,
+            _pad0: 0,
+        }
+    }
+}

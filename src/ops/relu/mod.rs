@@ -1,0 +1,4 @@
+//! ReLU.
+
+pub mod cpu;
+pub mod gpu;

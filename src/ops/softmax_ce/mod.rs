@@ -1,0 +1,35 @@
+//! Softmax cross-entropy with integer labels and label smoothing (the loss).
+
+pub mod cpu;
+pub mod gpu;
+
+use bytemuck::{Pod, Zeroable};
+
+/// Softmax cross-entropy over `n` rows of `classes` logits with integer labels.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct SoftmaxCeParams {
+    pub n: u32,
+    pub classes: u32,
+    /// `1 / n`, the scale of the mean loss and of its gradient.
+    pub inv_n: f32,
+    /// Label smoothing α (optax.smooth_labels): targets `(1 − α)·onehot + α/classes`.
+    pub smoothing: f32,
+}
+
+impl SoftmaxCeParams {
+    pub fn new(n: u32, classes: u32) -> Self {
+        assert!(n > 0 && classes > 0);
+        Self {
+            n,
+            classes,
+            inv_n: 1.0 / n as f32,
+            smoothing: 0.0,
+        }
+    }
+    /// The same loss against smoothed targets (training with `--label-smoothing`).
+    pub fn with_smoothing(mut self, alpha: f32) -> Self {
+        self.smoothing = alpha;
+        self
+    }
+}
