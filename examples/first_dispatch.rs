@@ -14,7 +14,7 @@ fn main() {
         let x = gpu.storage("x", p.input_len());
         let w = gpu.storage("w", p.weight_len());
         let y = gpu.storage("y", p.output_len());
-        let (fl, _, _) = winograd::scratch_lens(&p);
+        let (fl, _, _) = wgpu_cnn::ops::conv2d::winograd::scratch_lens(&p);
         let s = fl.map(|n| gpu.storage("s", n));
         let ds = winograd::forward(
             &gpu,

@@ -53,7 +53,7 @@ fn main() {
             Padding::Same,
         );
         assert!(
-            winograd::applies(&gpu.caps(), &p),
+            wgpu_cnn::ops::conv2d::winograd::applies(&gpu.caps(), &p),
             "no 8-wide subgroups here"
         );
         let data = |len: usize, seed: usize| -> Vec<f32> {
@@ -71,7 +71,7 @@ fn main() {
         let (dw_d, dw_w) = out(p.weight_len());
         let (db_d, db_w) = out(p.o as usize);
         let part = gpu.storage("partials", p.partials_len());
-        let (fl, il, wl) = winograd::scratch_lens(&p);
+        let (fl, il, wl) = wgpu_cnn::ops::conv2d::winograd::scratch_lens(&p);
         let scratch = |l: [usize; 3]| l.map(|len| gpu.storage("scratch", len));
         let (fs, is, ws) = (scratch(fl), scratch(il), scratch(wl));
         let scr = winograd::Scratch::of;
@@ -111,8 +111,11 @@ fn main() {
         ];
         let q = p.winograd_transposed();
         let (qu, qv) = (
-            gpu.storage("u", winograd::POINTS * (c * o) as usize),
-            gpu.storage("v", winograd::scratch_lens(&q).0[1]),
+            gpu.storage(
+                "u",
+                wgpu_cnn::ops::conv2d::winograd::POINTS * (c * o) as usize,
+            ),
+            gpu.storage("v", wgpu_cnn::ops::conv2d::winograd::scratch_lens(&q).0[1]),
         );
         let wino: [Vec<Dispatch>; 4] = [
             winograd::forward(
@@ -143,7 +146,7 @@ fn main() {
                 scr(&ws),
             ),
             // (Only where the transposed convolution's forward is fused.)
-            if winograd::fuses_output(&q) {
+            if wgpu_cnn::ops::conv2d::winograd::fuses_output(&q) {
                 winograd::backward_input_as_forward(
                     &gpu,
                     &p,

@@ -15,8 +15,12 @@ use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
 
 use crate::graph::{zoo, Description};
-use crate::model::Moments;
+use crate::io::write_atomic;
 use crate::plan::{ParamLayout, ParamSpec};
+
+/// The optimizer's per-parameter state, per tensor in `param_specs()` order: Adam's (mu, nu),
+/// or SGD's (momentum trace, unused).
+pub type Moments = (Vec<Vec<f32>>, Vec<Vec<f32>>);
 
 /// Parameters, optionally Adam's state, and metadata.
 #[derive(Clone, Debug)]
@@ -75,26 +79,6 @@ impl Checkpoint {
 
 fn bytes_of(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// Writes `path` atomically: `path.tmp`, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
-    Ok(())
 }
 
 pub fn save(path: &Path, ck: &Checkpoint) -> Result<()> {

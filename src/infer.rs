@@ -112,7 +112,7 @@ pub fn eval(
         if let Some(t) = &tta {
             json["tta_flip"] = t.to_json();
         }
-        checkpoint::write_atomic(
+        crate::io::write_atomic(
             &out.join("test.json"),
             serde_json::to_string_pretty(&json)?.as_bytes(),
         )?;

@@ -2,12 +2,14 @@
 //! in WGSL (`shaders/`), with a CPU reference (`cpu/`) that checks each of them.
 
 pub mod bench;
+pub mod caps;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod gpu;
 pub mod graph;
 pub mod infer;
+pub mod io;
 pub mod model;
 pub mod ops;
 pub mod optim;

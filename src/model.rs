@@ -32,8 +32,7 @@ impl ParamLayout {
     }
 }
 
-/// Adam's (mu, nu), per tensor in `param_specs()` order.
-pub type Moments = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+pub use crate::checkpoint::Moments;
 
 /// Batch statistics read back from the GPU.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -955,7 +954,7 @@ mod tests {
         Plan::new(
             &zoo::preset("flax-cifar10").unwrap(),
             128,
-            &crate::plan::Caps::subgroup8_cpu(),
+            &crate::caps::Caps::subgroup8_cpu(),
             Mode::Train,
         )
         .unwrap()

@@ -183,7 +183,7 @@ pub fn write_trace(spans: &[Span], path: &Path) -> Result<()> {
         })
         .collect();
     let doc = serde_json::json!({ "traceEvents": events, "displayTimeUnit": "ms" });
-    crate::checkpoint::write_atomic(path, serde_json::to_string(&doc)?.as_bytes())
+    crate::io::write_atomic(path, serde_json::to_string(&doc)?.as_bytes())
 }
 
 /// Profiles `steps` training steps at batch `batch` on synthetic CIFAR-shaped data; returns

@@ -12,8 +12,6 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::SplitSize;
-use crate::schedule::Schedule;
-use crate::train::TrainConfig;
 
 /// A model in a recipe: a preset name or file, or an inline description.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -171,93 +169,6 @@ impl Recipe {
             )),
             _ => Ok(None),
         }
-    }
-
-    /// Every setting of `cfg`, explicit: the recipe that reproduces the run.
-    pub fn of(cfg: &TrainConfig) -> Result<Self> {
-        let o = &cfg.optimizer;
-        let sgd = o.is_sgd();
-        let (schedule, warmup_steps, end_lr, boundaries, scales) = match &cfg.schedule {
-            Schedule::Constant => ("constant", None, None, None, None),
-            Schedule::Cosine { end_lr } => ("cosine", None, Some(*end_lr), None, None),
-            Schedule::WarmupCosine {
-                warmup_steps,
-                end_lr,
-            } => (
-                "warmup-cosine",
-                Some(*warmup_steps),
-                Some(*end_lr),
-                None,
-                None,
-            ),
-            Schedule::Piecewise { boundaries, scales } => (
-                "piecewise",
-                None,
-                None,
-                Some(boundaries.clone()),
-                Some(scales.clone()),
-            ),
-        };
-        let model = match &cfg.model_text {
-            Some(t) => ModelRef::Inline(
-                toml::from_str(t).context("the run's inline model is not a TOML table")?,
-            ),
-            None => ModelRef::Name(cfg.model.clone()),
-        };
-        Ok(Recipe {
-            epochs: Some(cfg.epochs),
-            batch_size: Some(cfg.batch_size),
-            seed: Some(cfg.seed),
-            data: Some(cfg.data.clone()),
-            dataset: cfg.dataset.map(|k| k.name().to_string()),
-            labels: Some(cfg.labels.name().to_string()),
-            image_size: cfg.image_size.map(|[h, w]| format!("{h}x{w}")),
-            val_size: cfg.val_size,
-            test_size: cfg.test_size,
-            train_limit: cfg.train_limit,
-            test_limit: cfg.test_limit,
-            normalize: cfg.normalize.clone(),
-            augment: Some(cfg.augment.list.clone()),
-            rrc_scale: Some([cfg.augment.rrc_scale.0, cfg.augment.rrc_scale.1]),
-            rrc_ratio: Some([cfg.augment.rrc_ratio.0, cfg.augment.rrc_ratio.1]),
-            shuffle: Some(cfg.shuffle),
-            cache: cfg.cache.clone(),
-            skip_bad_images: Some(cfg.skip_bad_images),
-            optimizer: Some(
-                match o.kind {
-                    crate::optim::Kind::Adam => "adam",
-                    crate::optim::Kind::AdamW => "adamw",
-                    crate::optim::Kind::Sgd => "sgd",
-                }
-                .into(),
-            ),
-            lr: Some(cfg.lr),
-            b1: (!sgd).then_some(o.b1),
-            b2: (!sgd).then_some(o.b2),
-            eps: (!sgd).then_some(o.eps),
-            momentum: sgd.then_some(o.momentum),
-            nesterov: sgd.then_some(o.nesterov),
-            weight_decay: Some(o.weight_decay),
-            decay_mask: (o.weight_decay > 0.0).then(|| {
-                match o.decay_mask {
-                    crate::optim::DecayMask::All => "all",
-                    crate::optim::DecayMask::Kernels => "kernels",
-                }
-                .into()
-            }),
-            schedule: Some(schedule.into()),
-            warmup_steps,
-            end_lr,
-            boundaries,
-            scales,
-            label_smoothing: Some(cfg.label_smoothing),
-            clip_grad_norm: cfg.clip_grad_norm,
-            init: cfg.init.clone(),
-            tta: Some(if cfg.tta { "flip" } else { "none" }.into()),
-            steps_per_submit: Some(cfg.steps_per_submit),
-            stream_data: cfg.stream_data.then_some(true),
-            model: Some(model),
-        })
     }
 
     /// The recipe as TOML, headed by a comment.

@@ -146,7 +146,7 @@ fn save_png(path: &Path, w: u32, h: u32, rgb: Vec<u8>) -> Result<()> {
         &mut std::io::Cursor::new(&mut bytes),
         image::ImageFormat::Png,
     )?;
-    crate::checkpoint::write_atomic(path, &bytes)
+    crate::io::write_atomic(path, &bytes)
 }
 
 /// Heat map of the confusion matrix with class names and counts.

@@ -807,7 +807,7 @@ fn history_text(history: &[EpochMetrics]) -> Result<String> {
 }
 
 fn write_history(path: &Path, history: &[EpochMetrics]) -> Result<()> {
-    checkpoint::write_atomic(path, history_text(history)?.as_bytes())
+    crate::io::write_atomic(path, history_text(history)?.as_bytes())
 }
 
 /// What `train` returns: final evaluations and where the outputs are.
@@ -871,7 +871,7 @@ pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Re
 fn prepare_out_folder(out: &Path, checkpoint_bytes: u64) -> Result<()> {
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create output folder {}", out.display()))?;
-    checkpoint::write_atomic(&out.join(".write-test"), b"ok")
+    crate::io::write_atomic(&out.join(".write-test"), b"ok")
         .with_context(|| format!("output folder {} is not writable", out.display()))?;
     let _ = std::fs::remove_file(out.join(".write-test"));
     let need = 4 * checkpoint_bytes + (8 << 20);
@@ -1051,7 +1051,7 @@ impl Run {
             None => cfg.description()?,
         };
         // What the batch size decides about the model, whatever the adapter (limits come later).
-        let mut any = crate::plan::Caps::gpu32();
+        let mut any = crate::caps::Caps::gpu32();
         (any.max_binding, any.max_buffer) = (u64::MAX, u64::MAX);
         crate::plan::Plan::new(&desc, cfg.batch_size, &any, crate::plan::Mode::Train)?;
         let layout = ParamLayout::of(&desc)?;
@@ -1244,7 +1244,7 @@ impl Run {
         );
         gpu.take_errors()?;
 
-        checkpoint::write_atomic(
+        crate::io::write_atomic(
             &cfg.out.join("config.json"),
             serde_json::to_string_pretty(&serde_json::json!({
                 "config": &cfg,
@@ -1266,9 +1266,9 @@ impl Run {
             }))?
             .as_bytes(),
         )?;
-        checkpoint::write_atomic(
+        crate::io::write_atomic(
             &cfg.out.join("recipe.toml"),
-            crate::recipe::Recipe::of(&cfg)?
+            cfg.recipe()?
                 .to_toml("every setting of this run: `wgpu-cnn train --recipe recipe.toml --out DIR` repeats it")?
                 .as_bytes(),
         )?;
@@ -1633,7 +1633,7 @@ impl Run {
             b["epoch"] = (*e).into();
             json["best"] = b;
         }
-        checkpoint::write_atomic(
+        crate::io::write_atomic(
             &cfg.out.join("test.json"),
             serde_json::to_string_pretty(&json)?.as_bytes(),
         )?;
@@ -1654,5 +1654,97 @@ pub fn warn_unknown(path: &Path, ck: &Checkpoint) {
             path.display(),
             ck.unknown.join(", ")
         );
+    }
+}
+
+impl TrainConfig {
+    /// Every setting of the run, explicit: the recipe that reproduces the run.
+    pub fn recipe(&self) -> Result<crate::recipe::Recipe> {
+        let cfg = self;
+        let o = &cfg.optimizer;
+        let sgd = o.is_sgd();
+        let (schedule, warmup_steps, end_lr, boundaries, scales) = match &cfg.schedule {
+            crate::schedule::Schedule::Constant => ("constant", None, None, None, None),
+            crate::schedule::Schedule::Cosine { end_lr } => {
+                ("cosine", None, Some(*end_lr), None, None)
+            }
+            crate::schedule::Schedule::WarmupCosine {
+                warmup_steps,
+                end_lr,
+            } => (
+                "warmup-cosine",
+                Some(*warmup_steps),
+                Some(*end_lr),
+                None,
+                None,
+            ),
+            crate::schedule::Schedule::Piecewise { boundaries, scales } => (
+                "piecewise",
+                None,
+                None,
+                Some(boundaries.clone()),
+                Some(scales.clone()),
+            ),
+        };
+        let model = match &cfg.model_text {
+            Some(t) => crate::recipe::ModelRef::Inline(
+                toml::from_str(t).context("the run's inline model is not a TOML table")?,
+            ),
+            None => crate::recipe::ModelRef::Name(cfg.model.clone()),
+        };
+        Ok(crate::recipe::Recipe {
+            epochs: Some(cfg.epochs),
+            batch_size: Some(cfg.batch_size),
+            seed: Some(cfg.seed),
+            data: Some(cfg.data.clone()),
+            dataset: cfg.dataset.map(|k| k.name().to_string()),
+            labels: Some(cfg.labels.name().to_string()),
+            image_size: cfg.image_size.map(|[h, w]| format!("{h}x{w}")),
+            val_size: cfg.val_size,
+            test_size: cfg.test_size,
+            train_limit: cfg.train_limit,
+            test_limit: cfg.test_limit,
+            normalize: cfg.normalize.clone(),
+            augment: Some(cfg.augment.list.clone()),
+            rrc_scale: Some([cfg.augment.rrc_scale.0, cfg.augment.rrc_scale.1]),
+            rrc_ratio: Some([cfg.augment.rrc_ratio.0, cfg.augment.rrc_ratio.1]),
+            shuffle: Some(cfg.shuffle),
+            cache: cfg.cache.clone(),
+            skip_bad_images: Some(cfg.skip_bad_images),
+            optimizer: Some(
+                match o.kind {
+                    crate::optim::Kind::Adam => "adam",
+                    crate::optim::Kind::AdamW => "adamw",
+                    crate::optim::Kind::Sgd => "sgd",
+                }
+                .into(),
+            ),
+            lr: Some(cfg.lr),
+            b1: (!sgd).then_some(o.b1),
+            b2: (!sgd).then_some(o.b2),
+            eps: (!sgd).then_some(o.eps),
+            momentum: sgd.then_some(o.momentum),
+            nesterov: sgd.then_some(o.nesterov),
+            weight_decay: Some(o.weight_decay),
+            decay_mask: (o.weight_decay > 0.0).then(|| {
+                match o.decay_mask {
+                    crate::optim::DecayMask::All => "all",
+                    crate::optim::DecayMask::Kernels => "kernels",
+                }
+                .into()
+            }),
+            schedule: Some(schedule.into()),
+            warmup_steps,
+            end_lr,
+            boundaries,
+            scales,
+            label_smoothing: Some(cfg.label_smoothing),
+            clip_grad_norm: cfg.clip_grad_norm,
+            init: cfg.init.clone(),
+            tta: Some(if cfg.tta { "flip" } else { "none" }.into()),
+            steps_per_submit: Some(cfg.steps_per_submit),
+            stream_data: cfg.stream_data.then_some(true),
+            model: Some(model),
+        })
     }
 }

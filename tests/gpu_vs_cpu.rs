@@ -329,9 +329,9 @@ fn conv_sg_outputs(gpu: &Gpu, p: &Conv2dParams, seed: u64) -> (Vec<&'static str>
     // The Winograd kernels where they apply: forward, input gradient, weight and bias gradient.
     let mut outs = outs;
     let scratch: Vec<[wgpu::Buffer; 3]>;
-    if wgpu_cnn::ops::conv2d::winograd::gpu::applies(&gpu.caps(), p) {
+    if wgpu_cnn::ops::conv2d::winograd::applies(&gpu.caps(), p) {
         use wgpu_cnn::ops::conv2d::winograd::gpu as winograd;
-        let (fl, il, wl) = winograd::scratch_lens(p);
+        let (fl, il, wl) = wgpu_cnn::ops::conv2d::winograd::scratch_lens(p);
         scratch = [fl, il, wl]
             .iter()
             .map(|l| l.map(|n| gpu.storage("scratch", n)))
@@ -515,7 +515,7 @@ fn relu_mask_matches_output(
     assert_eq!(bits(read(gpu, &mb)), want, "{what}: relu mask");
     // The pool backward (2×2, stride 2) over that output, from the output and from the mask.
     let pp = AvgPoolParams::new(p.n, p.out_h, p.out_w, p.o, 2);
-    if !avgpool::mask_fits(&pp) {
+    if !wgpu_cnn::ops::avgpool::mask_fits(&pp) {
         return;
     }
     let dy = uniform(r, pp.output_len(), 1.0);
@@ -2910,11 +2910,11 @@ fn winograd_all_directions() {
         let p = if has_bias { p0 } else { p0.without_bias() };
         let what = format!("winograd n{n} h{h} w{w} c{c} o{o} bias {has_bias}");
         assert_eq!(
-            winograd::applies(&gpu.caps(), &p),
+            wgpu_cnn::ops::conv2d::winograd::applies(&gpu.caps(), &p),
             gpu.caps().conv_sg(&p),
             "{what}"
         );
-        if !winograd::applies(&gpu.caps(), &p) {
+        if !wgpu_cnn::ops::conv2d::winograd::applies(&gpu.caps(), &p) {
             continue;
         }
         let mut r = rng(900 + si as u64);
@@ -2928,7 +2928,7 @@ fn winograd_all_directions() {
             gpu.storage_from("b", &b),
             gpu.storage_from("dy", &dy),
         );
-        let (fl, il, wl) = winograd::scratch_lens(&p);
+        let (fl, il, wl) = wgpu_cnn::ops::conv2d::winograd::scratch_lens(&p);
         let scratch = |l: [usize; 3]| l.map(|len| gpu.storage("scratch", len));
         let (fs, is, ws) = (scratch(fl), scratch(il), scratch(wl));
         let sl = winograd::Scratch::of;
@@ -2952,9 +2952,14 @@ fn winograd_all_directions() {
         let fused = ds
             .iter()
             .any(|d| d.entry.starts_with("winograd_gemm_out_sg"));
-        assert_eq!(fused, winograd::fuses_output(&p), "{what}");
+        assert_eq!(
+            fused,
+            wgpu_cnn::ops::conv2d::winograd::fuses_output(&p),
+            "{what}"
+        );
         assert!(
-            ds.iter().any(|d| d.entry == winograd::forward_gemm(&p)),
+            ds.iter()
+                .any(|d| d.entry == wgpu_cnn::ops::conv2d::winograd::forward_gemm(&p)),
             "{what}"
         );
         assert_eq!(
@@ -2999,8 +3004,11 @@ fn winograd_all_directions() {
         let q = p.winograd_transposed();
         let dxf = guarded(gpu, "dx", &vec![7.0; p.input_len()]);
         let (qu, qv) = (
-            gpu.storage("u", winograd::POINTS * (c * o) as usize),
-            gpu.storage("v", winograd::scratch_lens(&q).0[1]),
+            gpu.storage(
+                "u",
+                wgpu_cnn::ops::conv2d::winograd::POINTS * (c * o) as usize,
+            ),
+            gpu.storage("v", wgpu_cnn::ops::conv2d::winograd::scratch_lens(&q).0[1]),
         );
         let d = winograd::backward_input_as_forward(
             gpu,
@@ -3015,7 +3023,8 @@ fn winograd_all_directions() {
             },
         );
         assert!(
-            d.iter().any(|d| d.entry == winograd::forward_gemm(&q)),
+            d.iter()
+                .any(|d| d.entry == wgpu_cnn::ops::conv2d::winograd::forward_gemm(&q)),
             "{what}"
         );
         gpu.run(&d.iter().collect::<Vec<_>>()).unwrap();
@@ -3095,7 +3104,7 @@ fn winograd_all_directions() {
         // The input gradient through a ReLU → 2×2 average pool before the layer (random ReLU
         // mask), fused into the last stage: bitwise the pool backward of the input gradient.
         let pp = AvgPoolParams::new(n, 2 * h, 2 * w, c, 2);
-        assert!(avgpool::mask_fits(&pp));
+        assert!(wgpu_cnn::ops::avgpool::mask_fits(&pp));
         let words = pp.input_len() / c as usize * c.div_ceil(32) as usize;
         let bitsv: Vec<u32> = (0..words).map(|_| r.random::<u32>()).collect();
         let maskb = gpu.storage_from("mask", &bitsv);
@@ -3146,7 +3155,7 @@ fn winograd_all_directions() {
         }
 
         // The forward's epilogues where they fit: ReLU + 2×2 pool, then with the ReLU mask.
-        if !winograd::can_pool2(&p) {
+        if !wgpu_cnn::ops::conv2d::winograd::can_pool2(&p) {
             continue;
         }
         let pr = p.with_relu().with_pool2();
@@ -3171,7 +3180,7 @@ fn winograd_all_directions() {
         wgpu_cnn::ops::avgpool::cpu::avgpool_forward(&pp, &y, &mut pooled);
         let got = read_guarded(gpu, &what, &pb, pp.output_len());
         assert_close(&format!("{what} pooled"), &got, &pooled, atol_fwd, RTOL);
-        if !winograd::can_mask(&p) {
+        if !wgpu_cnn::ops::conv2d::winograd::can_mask(&p) {
             continue;
         }
         let pm = pr.with_relu_mask();

@@ -8,7 +8,6 @@ mod common;
 use common::{cli, random_description, rng, temp_dir};
 use wgpu_cnn::checkpoint::{self, Checkpoint};
 use wgpu_cnn::graph::{zoo, Description};
-use wgpu_cnn::ops::conv2d::winograd::gpu as winograd;
 use wgpu_cnn::plan::{Caps, Kernels, Mode, Plan, Step, TensorKind};
 
 fn seed() -> Description {
@@ -282,7 +281,11 @@ fn winograd_convolutions_where_they_pay() {
                     layer,
                     ..
                 } => {
-                    assert_eq!(m.is_none(), winograd::fuses_output(p), "{layer}");
+                    assert_eq!(
+                        m.is_none(),
+                        wgpu_cnn::ops::conv2d::winograd::fuses_output(p),
+                        "{layer}"
+                    );
                     assert_eq!(k.starts_with("winograd_gemm_out_sg"), m.is_none(), "{k}");
                     (0, true)
                 }

@@ -103,13 +103,13 @@ pub fn to_cifar10(ds: &Dataset, out: &Path) -> Result<()> {
     let n = train.len();
     for (k, f) in super::cifar::TRAIN_FILES.iter().enumerate() {
         let (a, b) = (k * n / 5, (k + 1) * n / 5);
-        crate::checkpoint::write_atomic(&out.join(f), &records(&train, a..b))?;
+        crate::io::write_atomic(&out.join(f), &records(&train, a..b))?;
     }
-    crate::checkpoint::write_atomic(
+    crate::io::write_atomic(
         &out.join(super::cifar::TEST_FILE),
         &records(&ds.test, 0..ds.test.len()),
     )?;
-    crate::checkpoint::write_atomic(
+    crate::io::write_atomic(
         &out.join("batches.meta.txt"),
         (ds.classes.join("\n") + "\n").as_bytes(),
     )

@@ -251,7 +251,7 @@ fn write_cache(path: &Path, header: &CacheHeader, splits: &[Split]) -> Result<()
         }
         out.extend_from_slice(&s.images);
     }
-    crate::checkpoint::write_atomic(path, &out)
+    crate::io::write_atomic(path, &out)
 }
 
 /// What loading a folder gives: the subsets (as `Listing::subsets`), the class names, and the

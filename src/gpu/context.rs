@@ -89,11 +89,11 @@ impl std::error::Error for GpuError {}
 /// the device would not pick).
 pub const KERNELS_VAR: &str = "WGPU_CNN_KERNELS";
 
-fn kernels_from_env() -> Result<Option<crate::plan::Kernels>, GpuError> {
+fn kernels_from_env() -> Result<Option<crate::caps::Kernels>, GpuError> {
     match std::env::var(KERNELS_VAR) {
         Err(_) => Ok(None),
         Ok(v) if v.trim().is_empty() => Ok(None),
-        Ok(v) => crate::plan::Kernels::parse(&v).map(Some).ok_or_else(|| {
+        Ok(v) => crate::caps::Kernels::parse(&v).map(Some).ok_or_else(|| {
             GpuError::Device(format!(
                 "{KERNELS_VAR}={v}: expected subgroup, registers or workgroup"
             ))
@@ -121,7 +121,7 @@ fn tile_queue_from_env(cpu: bool) -> Result<bool, GpuError> {
 
 const WINOGRAD_VAR: &str = "WGPU_CNN_WINOGRAD";
 
-/// Whether Winograd convolutions may run ([`crate::plan::Caps::winograd`]): yes unless
+/// Whether Winograd convolutions may run ([`crate::caps::Caps::winograd`]): yes unless
 /// `WGPU_CNN_WINOGRAD=0`.
 fn winograd_from_env() -> Result<bool, GpuError> {
     match std::env::var(WINOGRAD_VAR) {
@@ -208,8 +208,8 @@ pub struct Gpu {
     /// The subgroup size when the device has subgroup operations and a single, fixed size.
     pub subgroup_size: Option<u32>,
     /// A kernel family asked for by name, from `WGPU_CNN_KERNELS` (`subgroup`, `registers`,
-    /// `workgroup`) at open; `None`: the planner's rule ([`crate::plan::Caps::kernels`]).
-    pub kernels: Option<crate::plan::Kernels>,
+    /// `workgroup`) at open; `None`: the planner's rule ([`crate::caps::Caps::kernels`]).
+    pub kernels: Option<crate::caps::Kernels>,
     /// The tile queue of the `conv2d_sg.wgsl` kernels (two u32 counters, zero between
     /// dispatches), bound to every one of their dispatches.
     pub tile_queue: wgpu::Buffer,
@@ -342,8 +342,8 @@ impl Gpu {
     }
 
     /// What the planner needs to know about this device.
-    pub fn caps(&self) -> crate::plan::Caps {
-        crate::plan::Caps {
+    pub fn caps(&self) -> crate::caps::Caps {
+        crate::caps::Caps {
             subgroup_size: self.subgroup_size,
             cpu: self.info.device_type == wgpu::DeviceType::Cpu,
             max_binding: self.limits.max_storage_buffer_binding_size,
@@ -360,12 +360,11 @@ impl Gpu {
     /// Whether this device's subgroups are laid out as the `conv2d_sg.wgsl` kernels assume
     /// (8 consecutive invocations, broadcast from the named lane): one probe dispatch.
     pub fn subgroup_layout_ok(&self) -> bool {
-        let p = crate::ops::Conv2dParams::new(1, 1, 1, 1, 4, 1, crate::ops::Padding::Valid);
-        let u = self.uniform("subgroup_probe.params", &p);
+        let u = self.uniform("subgroup_probe.params", &[0u32; 4]);
         let out = self.storage("subgroup_probe", 64);
         let d = super::Dispatch::new(
             self,
-            "conv2d_sg",
+            "subgroup_probe",
             "subgroup_layout_probe",
             &u,
             &[(19, (&out).into())],

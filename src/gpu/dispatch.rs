@@ -38,24 +38,7 @@ impl<'a> From<&'a wgpu::Buffer> for BufSlice<'a> {
     }
 }
 
-/// Texels per row of a [`TextureMirror`]: the tensor's vec4 number i sits at
-/// (i % 4096, i / 4096), as `weight_vec4` in `conv2d_sg.wgsl` reads it.
-pub const TEXTURE_ROW: u32 = 4096;
-
-/// The mirror bindings whose textures are rg32float (8-byte texels, one vec2 each) rather than
-/// rgba32float: the 16-channel-tile kernels of `conv2d_sg.wgsl`, whose lanes own 2 channels,
-/// read their weights (32) and output gradients (33) as vec2s. A half of an rgba32float texel
-/// costs a whole fetch plus a select; an rg32float fetch moves half the data.
-pub const RG_MIRRORS: [u32; 2] = [32, 33];
-
-/// Bytes per texel of the mirror textures at `binding`.
-pub fn mirror_texel_bytes(binding: u32) -> u64 {
-    if RG_MIRRORS.contains(&binding) {
-        8
-    } else {
-        16
-    }
-}
+pub use crate::caps::{mirror_texel_bytes, RG_MIRRORS, TEXTURE_ROW};
 
 /// A tensor mirrored into an rgba32float (or rg32float, [`RG_MIRRORS`]) texture for the
 /// kernels that load it lane by lane (`conv2d_sg.wgsl`: the weights of the forward and

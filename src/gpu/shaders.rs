@@ -49,6 +49,11 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("augment" / "augment"),
     shader!("batchnorm" / "batchnorm"),
     shader!("add" / "add"),
+    // A device probe, not an op: the lane layout the subgroup kernels assume.
+    ShaderSource {
+        name: "subgroup_probe",
+        source: include_str!("subgroup_probe.wgsl"),
+    },
 ];
 
 /// The WGSL source of shader `name`.

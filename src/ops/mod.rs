@@ -23,6 +23,7 @@ pub mod dropout;
 pub mod gelu;
 pub mod maxpool;
 pub mod optimizer;
+mod real;
 pub mod relu;
 pub mod softmax_ce;
 
@@ -36,6 +37,7 @@ pub use dense::DenseParams;
 pub use dropout::DropoutParams;
 pub use maxpool::MaxPoolParams;
 pub use optimizer::AdamParams;
+pub use real::{cast, Real};
 pub use softmax_ce::SoftmaxCeParams;
 
 use bytemuck::{Pod, Zeroable};

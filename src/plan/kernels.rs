@@ -1,10 +1,7 @@
 //! The kernel each plan step runs, by name (what `wgpu-cnn models --plan` prints).
 
-use crate::ops::add::gpu as add;
-use crate::ops::conv2d::gpu as conv2d;
-use crate::ops::conv2d::winograd::gpu as winograd;
-use crate::ops::dense::gpu as dense;
-use crate::ops::relu::gpu as relu;
+use crate::ops::conv2d::winograd;
+use crate::ops::{add, conv2d, dense, relu};
 
 /// The kernel (entry point) a plan step runs on a device with `caps`, from the launchers' pure
 /// selection functions (what `wgpu-cnn models --plan` prints).

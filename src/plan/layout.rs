@@ -5,7 +5,7 @@
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-use crate::cpu::Real;
+use crate::ops::Real;
 
 /// How a tensor starts (Flax's defaults per parameter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,13 +22,12 @@
 //! - **Limits.** Every tensor must fit the adapter's storage binding; a model or batch that does
 //!   not gets an error naming the layer and the largest batch that fits.
 
-pub mod caps;
 mod kernels;
 pub mod layout;
 
 use std::fmt::Write as _;
 
-pub use caps::{Caps, Kernels};
+pub use crate::caps::{Caps, Kernels};
 pub use kernels::kernel_of;
 pub use layout::{Init, ParamLayout, ParamSpec};
 
@@ -160,7 +159,7 @@ pub enum Step {
     /// With `winograd` ([`Caps::winograd_conv`]) by Winograd F(4×4, 3×3), through its scratch
     /// tensors [U, V] and M (transformed weights, inputs, products; `ops::conv2d::winograd::gpu`); no
     /// M where the products go straight into the output transform
-    /// (`ops::conv2d::winograd::gpu::fuses_output`).
+    /// (`ops::conv2d::winograd::fuses_output`).
     Conv {
         layer: String,
         fused: Vec<String>,
@@ -1144,7 +1143,7 @@ impl Plan {
                         p = p.with_pool2();
                     }
                     let winograd = caps.winograd_forward(&p).then(|| {
-                        let [u, v, m] = crate::ops::conv2d::winograd::gpu::scratch_lens(&p).0;
+                        let [u, v, m] = crate::ops::conv2d::winograd::scratch_lens(&p).0;
                         let mut scratch = |which: &str, len| {
                             add(
                                 &mut tensors,
@@ -1499,7 +1498,7 @@ impl Plan {
                 match &l.op {
                     LayerOp::Conv { p, w, b } => {
                         let dout = dpre(&mut tensors, &mut backward);
-                        let lens = crate::ops::conv2d::winograd::gpu::scratch_lens(p).2;
+                        let lens = crate::ops::conv2d::winograd::scratch_lens(p).2;
                         // The forward's transformed inputs, when it ran Winograd: the same V.
                         let forward_v = forward.iter().find_map(|s| match s {
                             Step::Conv {
@@ -1555,8 +1554,7 @@ impl Plan {
                             let as_forward = caps.winograd_input_as_forward(p);
                             let adjoint = caps.winograd_conv(p) && !as_forward;
                             let winograd = (adjoint || as_forward).then(|| {
-                                let [ut, d, e] =
-                                    crate::ops::conv2d::winograd::gpu::scratch_lens(p).1;
+                                let [ut, d, e] = crate::ops::conv2d::winograd::scratch_lens(p).1;
                                 let mut scratch = |which: &str, len| {
                                     add(
                                         &mut tensors,
@@ -1820,7 +1818,7 @@ impl Plan {
                 .chain(&self.backward)
                 .filter(|s| s.tensors().contains(&t))
                 .count();
-            if readers != 2 || !crate::ops::avgpool::gpu::mask_fits(&pool) {
+            if readers != 2 || !crate::ops::avgpool::mask_fits(&pool) {
                 continue;
             }
             if let Step::Conv {
@@ -1829,7 +1827,7 @@ impl Plan {
                 ..
             } = &self.forward[fi]
             {
-                if !crate::ops::conv2d::winograd::gpu::can_mask(p) {
+                if !crate::ops::conv2d::winograd::can_mask(p) {
                     continue;
                 }
             }
@@ -1879,7 +1877,7 @@ impl Plan {
             let into_weight = only_user(dy).filter(|&wi| {
                 matches!(&self.backward[wi], Step::ConvBackwardWeight {
                     p, dout, winograd: Some(_), pool_mask: None, ..
-                } if *dout == dy && crate::ops::conv2d::winograd::gpu::can_mask(p)
+                } if *dout == dy && crate::ops::conv2d::winograd::can_mask(p)
                     && p.h == pool.h && p.w == pool.w && p.o == pool.c)
             });
             // The input gradient of the layer after the pool, the only writer of dpool.
@@ -2099,7 +2097,7 @@ impl Plan {
     /// one texture per binding and size, shared by the steps; `kernel` names each step's kernel
     /// on the device as in [`Plan::render`]. Staging copies of unaligned slices not counted.
     pub fn texture_mirror_bytes(&self, kernel: &dyn Fn(&Step) -> String) -> u64 {
-        use crate::gpu::dispatch::{mirror_texel_bytes, TEXTURE_ROW};
+        use crate::caps::{mirror_texel_bytes, TEXTURE_ROW};
         let row = TEXTURE_ROW as u64;
         let rows = |binding: u32, floats: usize| {
             (4 * floats as u64)
@@ -2132,7 +2130,7 @@ impl Plan {
                     p,
                     winograd: Some(_),
                     ..
-                } => (31, crate::ops::conv2d::winograd::gpu::scratch_lens(p).2[1]),
+                } => (31, crate::ops::conv2d::winograd::scratch_lens(p).2[1]),
                 Step::ConvBackwardWeight { p, .. } => (31, p.output_len()),
                 Step::Dense { p, .. } | Step::DenseBackwardInput { p, .. } => {
                     (30, p.as_conv().weight_len())

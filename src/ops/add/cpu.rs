@@ -1,7 +1,7 @@
 //! Reference for `shaders/add.wgsl`: `y = a + b`, then `max(y, 0)` when `p.relu` (=).
 
-use crate::cpu::Real;
 use crate::ops::AddParams;
+use crate::ops::Real;
 
 pub fn add_forward<T: Real>(p: &AddParams, a: &[T], b: &[T], y: &mut [T]) {
     let n = p.count as usize;

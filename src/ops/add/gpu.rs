@@ -4,16 +4,9 @@ use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::ops::AddParams;
 
-const SHADER: &str = "add";
+use super::select;
 
-/// The entry point for `p`: four values per invocation when the count allows.
-pub fn select(p: &AddParams) -> &'static str {
-    if p.count.is_multiple_of(4) {
-        "add_forward_vec4"
-    } else {
-        "add_forward"
-    }
-}
+const SHADER: &str = "add";
 
 /// `y = a + b`, then `max(y, 0)` with `p.relu` (=). `y` must not alias `a` or `b`.
 pub fn forward(

@@ -30,3 +30,12 @@ impl AddParams {
         self
     }
 }
+
+/// The entry point for `p`: four values per invocation when the count allows.
+pub fn select(p: &AddParams) -> &'static str {
+    if p.count.is_multiple_of(4) {
+        "add_forward_vec4"
+    } else {
+        "add_forward"
+    }
+}

@@ -4,8 +4,8 @@
 //!   output[n,y,x,c] = Σ_{i<KH, j<KW} input[n, y·SH+i−pad_t, x·SW+j−pad_l, c] / (KH·KW)
 //! The backward scatters dout / (KH·KW) to every in-image element of each window (=).
 
-use crate::cpu::Real;
 use crate::ops::AvgPoolParams;
+use crate::ops::Real;
 
 /// Calls `f(out_pixel, in_pixel)` for every in-image element of every window.
 fn for_each_window(p: &AvgPoolParams, mut f: impl FnMut(usize, usize)) {

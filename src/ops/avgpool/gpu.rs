@@ -4,6 +4,8 @@ use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::ops::AvgPoolParams;
 
+use super::mask_fits;
+
 const SHADER: &str = "avgpool";
 
 /// Invocations: one per pixel (output pixels forward, input pixels backward) and 4 channels
@@ -95,11 +97,6 @@ pub fn backward_relu_mask(
         2 * p.input_len() as u64,
         4 * (p.input_len() + p.output_len()) as u64 + 4 * p.input_len() as u64 / 32,
     )
-}
-
-/// Whether [`backward_relu_mask`] takes this pool.
-pub fn mask_fits(p: &AvgPoolParams) -> bool {
-    p.is_k2() && p.c.is_multiple_of(4)
 }
 
 /// `dinput = avgpool_backward(dout) · [relu_output > 0]` (=): the pool's backward fused with

@@ -93,3 +93,8 @@ impl AvgPoolParams {
         self.n as usize * self.out_h as usize * self.out_w as usize * self.c as usize
     }
 }
+
+/// Whether [`backward_relu_mask`] takes this pool.
+pub fn mask_fits(p: &AvgPoolParams) -> bool {
+    p.is_k2() && p.c.is_multiple_of(4)
+}

@@ -10,8 +10,8 @@
 //!           the ReLU fused), xhat = (x − mean)·invstd:
 //!           dbias = Σ g, dscale = Σ g·xhat, dx = scale·invstd·(g − dbias/M − xhat·dscale/M) (=).
 
-use crate::cpu::Real;
 use crate::ops::BatchNormParams;
+use crate::ops::Real;
 
 fn relu_if<T: Real>(p: &BatchNormParams, v: T) -> T {
     if p.relu != 0 {

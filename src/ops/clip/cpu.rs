@@ -1,6 +1,6 @@
 //! Reference for `shaders/clip.wgsl`: optax.clip_by_global_norm over every gradient tensor.
 
-use crate::cpu::Real;
+use crate::ops::Real;
 
 /// Scales `grads` in place to a global norm of at most `max_norm` (optax: `(g / norm) · max`
 /// where `norm ≥ max`); returns the norm before clipping.

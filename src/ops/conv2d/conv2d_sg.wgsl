@@ -1563,21 +1563,6 @@ fn conv2d_backward_weight_sg_o16_c4(@builtin(workgroup_id) wid: vec3<u32>,
     leave_queue(nwg, lid);
 }
 
-// Checks the lane layout every kernel above assumes (run once when a device is opened; the
-// subgroup kernels are used only if every invocation writes 1): subgroups of 8 consecutive
-// invocations, lane = local_invocation_index % 8, and subgroupBroadcast reading the named lane.
-@group(0) @binding(19) var<storage, read_write> probe: array<u32>;
-
-@compute @workgroup_size(64)
-fn subgroup_layout_probe(@builtin(local_invocation_index) lid: u32,
-                         @builtin(subgroup_invocation_id) sid: u32,
-                         @builtin(subgroup_size) size: u32) {
-    let first = subgroupBroadcast(lid, 0u);
-    let ok = size == SG && sid == lid % SG && first == lid - lid % SG;
-    // + p.pool (0 here): the params uniform is part of every dispatch's bindings.
-    probe[lid] = select(0u, 1u, ok) + p.pool;
-}
-
 // Winograd F(4×4, 3×3) GEMMs (winograd.wgsl: the transforms and their layouts). Tile count of
 // the convolution p: N·ceil(H/4)·ceil(W/4).
 fn wino_tiles() -> u32 {

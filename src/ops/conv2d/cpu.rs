@@ -4,8 +4,8 @@
 //! Taps outside the image read zero. With `p.relu = 1` the forward applies ReLU (fused); with
 //! `p.bias = 0` there is no bias (forward adds none, `dbias` is not written).
 
-use crate::cpu::Real;
 use crate::ops::Conv2dParams;
+use crate::ops::Real;
 
 /// Input coordinate of output coordinate `o` at tap `k`, or None in the padding.
 fn tap(o: usize, k: usize, stride: u32, pad: u32, size: usize) -> Option<usize> {

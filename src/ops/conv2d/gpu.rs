@@ -2,88 +2,16 @@
 //! (devices with 8-wide subgroups) and `shaders/conv2d_wg.wgsl` (workgroup-memory tiles, GPUs);
 //! the family is [`Caps::kernels`].
 
+use super::{select_backward_input, select_backward_weight, select_forward};
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::ops::Conv2dParams;
-use crate::plan::Caps;
 
 const SHADER: &str = "conv2d";
 const SG_SHADER: &str = "conv2d_sg";
 const WG_SHADER: &str = "conv2d_wg";
 /// Output tile of the `conv2d_wg.wgsl` kernels (rows × columns of the GEMM).
 const WG_TILE: u32 = 64;
-
-/// The forward kernel for `p` on a device with `caps` (pure: the planner prints it, the
-/// launcher binds it).
-pub fn select_forward(caps: &Caps, p: &Conv2dParams) -> &'static str {
-    if caps.workgroup_tiled() {
-        return if p.c.is_multiple_of(4) && vec4(p) {
-            "conv2d_forward_wg_vec4"
-        } else {
-            "conv2d_forward_wg"
-        };
-    }
-    match (caps.conv_sg(p), p.c.is_multiple_of(4), vec4(p)) {
-        // At most 16 output channels: 16-channel tiles (the 2×2-pool path keeps 32).
-        (true, true, _) if p.o <= 16 && p.pool == 0 => "conv2d_forward_sg_c4_o16",
-        (true, true, _) => "conv2d_forward_sg_c4",
-        (true, false, _) if p.c == 3 => "conv2d_forward_sg_c3",
-        (true, false, _) => "conv2d_forward_sg",
-        (false, _, true) => "conv2d_forward_vec4",
-        (false, _, false) => "conv2d_forward",
-    }
-}
-
-/// The input-gradient kernel.
-pub fn select_backward_input(caps: &Caps, p: &Conv2dParams) -> &'static str {
-    if caps.workgroup_tiled() {
-        if vec4(p) {
-            "conv2d_backward_input_wg_vec4"
-        } else {
-            "conv2d_backward_input_wg"
-        }
-    } else if caps.conv_sg(p) && p.c.is_multiple_of(4) && p.c <= 16 {
-        // 16-channel tiles: the 32-channel ones would leave half the lanes idle or more.
-        "conv2d_backward_input_sg_c16"
-    } else if caps.conv_sg(p) && p.c.is_multiple_of(4) {
-        "conv2d_backward_input_sg"
-    } else if vec4(p) && p.c >= 8 {
-        // With few input channels the 8-wide channel tiles are mostly idle: keep 4×4 there.
-        "conv2d_backward_input_vec4"
-    } else {
-        "conv2d_backward_input"
-    }
-}
-
-/// The split-K kernel of the weight gradient (then `conv2d_backward_weight_reduce`).
-pub fn select_backward_weight(caps: &Caps, p: &Conv2dParams) -> &'static str {
-    if caps.workgroup_tiled() {
-        if p.c.is_multiple_of(4) && vec4(p) {
-            "conv2d_backward_weight_wg_vec4"
-        } else {
-            "conv2d_backward_weight_wg"
-        }
-    } else if caps.conv_sg(p) && p.o <= 16 && p.c.is_multiple_of(4) {
-        "conv2d_backward_weight_sg_o16_c4"
-    } else if caps.conv_sg(p) && p.o <= 16 {
-        "conv2d_backward_weight_sg_o16"
-    } else if caps.conv_sg(p) && p.c.is_multiple_of(4) {
-        "conv2d_backward_weight_sg_c4"
-    } else if caps.conv_sg(p) {
-        "conv2d_backward_weight_sg"
-    } else if vec4(p) && p.c.is_multiple_of(4) {
-        "conv2d_backward_weight_c4"
-    } else if vec4(p) {
-        "conv2d_backward_weight_vec4"
-    } else {
-        "conv2d_backward_weight"
-    }
-}
-
-/// The vec4 variants need the output channels in whole vec4s.
-fn vec4(p: &Conv2dParams) -> bool {
-    p.o.is_multiple_of(4)
-}
 
 /// The `conv2d_sg.wgsl` variants: devices with 8-wide subgroups (lavapipe on AVX2), where they
 /// run 2–3× faster than the register-tiled kernels (`examples/variants.rs`, docs/benchmarks.md).
@@ -475,8 +403,8 @@ fn split_k(
 ) -> Dispatch {
     let rows = p.weight_rows() + 1;
     let entry = select_backward_weight(
-        &Caps {
-            force: Some(crate::plan::Kernels::Registers),
+        &crate::caps::Caps {
+            force: Some(crate::caps::Kernels::Registers),
             ..gpu.caps()
         },
         p,

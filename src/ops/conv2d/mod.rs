@@ -9,6 +9,7 @@ pub mod winograd;
 use bytemuck::{Pod, Zeroable};
 
 use super::{Padding, Window};
+use crate::caps::Caps;
 
 /// Shape of a 2-D convolution (any kernel, stride and padding), NHWC input, HWIO weight, NHWC
 /// output.
@@ -213,5 +214,115 @@ impl Conv2dParams {
             mask: 0,
             ..*self
         }
+    }
+}
+
+/// The forward kernel for `p` on a device with `caps` (pure: the planner prints it, the
+/// launcher binds it).
+pub fn select_forward(caps: &Caps, p: &Conv2dParams) -> &'static str {
+    if caps.workgroup_tiled() {
+        return if p.c.is_multiple_of(4) && vec4(p) {
+            "conv2d_forward_wg_vec4"
+        } else {
+            "conv2d_forward_wg"
+        };
+    }
+    match (caps.conv_sg(p), p.c.is_multiple_of(4), vec4(p)) {
+        // At most 16 output channels: 16-channel tiles (the 2×2-pool path keeps 32).
+        (true, true, _) if p.o <= 16 && p.pool == 0 => "conv2d_forward_sg_c4_o16",
+        (true, true, _) => "conv2d_forward_sg_c4",
+        (true, false, _) if p.c == 3 => "conv2d_forward_sg_c3",
+        (true, false, _) => "conv2d_forward_sg",
+        (false, _, true) => "conv2d_forward_vec4",
+        (false, _, false) => "conv2d_forward",
+    }
+}
+
+/// The input-gradient kernel.
+pub fn select_backward_input(caps: &Caps, p: &Conv2dParams) -> &'static str {
+    if caps.workgroup_tiled() {
+        if vec4(p) {
+            "conv2d_backward_input_wg_vec4"
+        } else {
+            "conv2d_backward_input_wg"
+        }
+    } else if caps.conv_sg(p) && p.c.is_multiple_of(4) && p.c <= 16 {
+        // 16-channel tiles: the 32-channel ones would leave half the lanes idle or more.
+        "conv2d_backward_input_sg_c16"
+    } else if caps.conv_sg(p) && p.c.is_multiple_of(4) {
+        "conv2d_backward_input_sg"
+    } else if vec4(p) && p.c >= 8 {
+        // With few input channels the 8-wide channel tiles are mostly idle: keep 4×4 there.
+        "conv2d_backward_input_vec4"
+    } else {
+        "conv2d_backward_input"
+    }
+}
+
+/// The split-K kernel of the weight gradient (then `conv2d_backward_weight_reduce`).
+pub fn select_backward_weight(caps: &Caps, p: &Conv2dParams) -> &'static str {
+    if caps.workgroup_tiled() {
+        if p.c.is_multiple_of(4) && vec4(p) {
+            "conv2d_backward_weight_wg_vec4"
+        } else {
+            "conv2d_backward_weight_wg"
+        }
+    } else if caps.conv_sg(p) && p.o <= 16 && p.c.is_multiple_of(4) {
+        "conv2d_backward_weight_sg_o16_c4"
+    } else if caps.conv_sg(p) && p.o <= 16 {
+        "conv2d_backward_weight_sg_o16"
+    } else if caps.conv_sg(p) && p.c.is_multiple_of(4) {
+        "conv2d_backward_weight_sg_c4"
+    } else if caps.conv_sg(p) {
+        "conv2d_backward_weight_sg"
+    } else if vec4(p) && p.c.is_multiple_of(4) {
+        "conv2d_backward_weight_c4"
+    } else if vec4(p) {
+        "conv2d_backward_weight_vec4"
+    } else {
+        "conv2d_backward_weight"
+    }
+}
+
+/// The vec4 variants need the output channels in whole vec4s.
+pub(crate) fn vec4(p: &Conv2dParams) -> bool {
+    p.o.is_multiple_of(4)
+}
+
+/// The convolution rules of a device (split-K, the subgroup kernels, the fused 2x2 pool).
+impl Caps {
+    /// Split-K partial sums of the conv weight gradients: a CPU-type adapter has few lanes to
+    /// fill and pays for the partials' traffic (Conv_1: 98 vs 103 ms + 0.3 vs 4.6 ms reduce on
+    /// lavapipe at 16 vs 256 splits); a GPU wants many independent sums.
+    /// The workgroup-tiled kernels size the split by their tile count: enough splits for
+    /// about 512 workgroups (4 per SM of the largest GPUs), each split at least 256 output
+    /// pixels (16 K-slices) so the partials' traffic stays small beside the multiply-adds.
+    /// Never more splits than fit one storage binding (`[splits][KH·KW·C + 1][O]` floats): a
+    /// wide layer (VGG's 512 → 512) then takes fewer splits instead of failing to plan.
+    pub fn conv_splits(&self, p: &Conv2dParams) -> u32 {
+        let per_split = 4 * (p.weight_rows() as u64 + 1) * p.o as u64;
+        let fit = (self.max_binding / per_split).clamp(1, u32::MAX as u64) as u32;
+        self.preferred_conv_splits(p).min(fit)
+    }
+    fn preferred_conv_splits(&self, p: &Conv2dParams) -> u32 {
+        if self.workgroup_tiled() {
+            let tiles = (p.weight_rows() + 1).div_ceil(64) * p.o.div_ceil(64);
+            crate::caps::WG_TARGET_GROUPS
+                .div_ceil(tiles)
+                .min(p.pixels().div_ceil(256))
+                .max(1)
+        } else if self.cpu {
+            32
+        } else {
+            256
+        }
+    }
+    /// Whether the subgroup conv kernels run this convolution (whole vec4s of output channels).
+    pub fn conv_sg(&self, p: &Conv2dParams) -> bool {
+        self.subgroup8() && p.o.is_multiple_of(4)
+    }
+    /// Whether conv → 2×2 pool runs as one kernel (subgroup kernels, 2×4-pixel tiles fit).
+    pub fn conv_pool2(&self, p: &Conv2dParams) -> bool {
+        self.conv_sg(p) && p.can_pool2()
     }
 }

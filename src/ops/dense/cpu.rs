@@ -1,8 +1,8 @@
 //! Reference for `shaders/dense.wgsl`: y[M,N] = x[M,K] · w[K,N] + b[N], then ReLU when
 //! `p.relu = 1` (fused); without a bias (`p.bias = 0`) b is neither read nor written.
 
-use crate::cpu::Real;
 use crate::ops::DenseParams;
+use crate::ops::Real;
 
 pub fn dense_forward<T: Real>(p: &DenseParams, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
     let (m, k, n) = (p.m as usize, p.k as usize, p.n as usize);

@@ -1,56 +1,17 @@
 //! Launcher for `shaders/dense.wgsl`.
 
+use super::vec4;
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::ops::DenseParams;
-use crate::plan::Caps;
 
 const SHADER: &str = "dense";
-
-/// The vec4 variants need the outputs (N) in whole vec4s.
-fn vec4(p: &DenseParams) -> bool {
-    p.n.is_multiple_of(4)
-}
 
 /// Devices with 8-wide subgroups run dense layers as 1×1 convolutions through
 /// `conv2d_sg.wgsl` (2× faster on lavapipe than the register tiles below), workgroup-tiled
 /// devices through `conv2d_wg.wgsl` (any shape).
 fn as_conv(gpu: &Gpu, p: &DenseParams) -> bool {
     gpu.caps().dense_as_conv(p)
-}
-
-/// The kernels of a dense layer's forward, input gradient and weight gradient on a device with
-/// `caps` (pure; `follows`: the bias gradient starts right after the weight gradient).
-pub fn select(caps: &Caps, p: &DenseParams, follows: bool) -> [String; 3] {
-    if caps.dense_as_conv(p) {
-        let c = p.as_conv();
-        let input = if p.k.is_multiple_of(4) || caps.workgroup_tiled() {
-            crate::ops::conv2d::gpu::select_backward_input(caps, &c).to_string()
-        } else if vec4(p) {
-            "dense_backward_input_vec4".to_string()
-        } else {
-            "dense_backward_input".to_string()
-        };
-        let weight = crate::ops::conv2d::gpu::select_backward_weight(caps, &c).to_string();
-        return [
-            crate::ops::conv2d::gpu::select_forward(caps, &c).to_string(),
-            input,
-            if follows {
-                weight
-            } else {
-                format!("{weight} + reduce")
-            },
-        ];
-    }
-    let v = if vec4(p) { "_vec4" } else { "" };
-    [
-        format!("dense_forward{v}"),
-        format!("dense_backward_input{v}"),
-        format!(
-            "dense_backward_weight{v}{}",
-            if p.bias != 0 { " + bias" } else { "" }
-        ),
-    ]
 }
 
 fn bytes(p: &DenseParams) -> u64 {

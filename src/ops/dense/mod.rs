@@ -6,6 +6,8 @@ pub mod gpu;
 use bytemuck::{Pod, Zeroable};
 
 use super::Padding;
+use crate::caps::Caps;
+use crate::ops::conv2d::{select_backward_input, select_backward_weight, select_forward};
 use crate::ops::Conv2dParams;
 
 /// Dense layer `y[M,N] = x[M,K] · w[K,N] + b[N]` (M = batch, K = inputs, N = outputs).
@@ -55,5 +57,52 @@ impl DenseParams {
         c.relu = self.relu;
         c.bias = self.bias;
         c
+    }
+}
+
+/// The vec4 variants need the outputs (N) in whole vec4s.
+pub(crate) fn vec4(p: &DenseParams) -> bool {
+    p.n.is_multiple_of(4)
+}
+
+/// The kernels of a dense layer's forward, input gradient and weight gradient on a device with
+/// `caps` (pure; `follows`: the bias gradient starts right after the weight gradient).
+pub fn select(caps: &Caps, p: &DenseParams, follows: bool) -> [String; 3] {
+    if caps.dense_as_conv(p) {
+        let c = p.as_conv();
+        let input = if p.k.is_multiple_of(4) || caps.workgroup_tiled() {
+            select_backward_input(caps, &c).to_string()
+        } else if vec4(p) {
+            "dense_backward_input_vec4".to_string()
+        } else {
+            "dense_backward_input".to_string()
+        };
+        let weight = select_backward_weight(caps, &c).to_string();
+        return [
+            select_forward(caps, &c).to_string(),
+            input,
+            if follows {
+                weight
+            } else {
+                format!("{weight} + reduce")
+            },
+        ];
+    }
+    let v = if vec4(p) { "_vec4" } else { "" };
+    [
+        format!("dense_forward{v}"),
+        format!("dense_backward_input{v}"),
+        format!(
+            "dense_backward_weight{v}{}",
+            if p.bias != 0 { " + bias" } else { "" }
+        ),
+    ]
+}
+
+impl Caps {
+    /// Whether a dense layer runs as a 1×1 convolution through the conv kernels: the subgroup
+    /// ones (N % 4 == 0), or the workgroup-tiled ones (any shape).
+    pub fn dense_as_conv(&self, p: &DenseParams) -> bool {
+        (self.subgroup8() && p.n.is_multiple_of(4)) || self.workgroup_tiled()
     }
 }

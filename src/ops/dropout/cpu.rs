@@ -1,8 +1,8 @@
 //! Reference for `shaders/dropout.wgsl`: inverted dropout with the same counter-based mask, bit
 //! for bit (integer hash, the same float conversion).
 
-use crate::cpu::Real;
 use crate::ops::DropoutParams;
+use crate::ops::Real;
 
 fn fmix(mut x: u32) -> u32 {
     x ^= x >> 16;

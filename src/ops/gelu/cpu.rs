@@ -1,7 +1,7 @@
 //! Reference for `shaders/gelu.wgsl`: GELU with the tanh approximation (Flax's `nn.gelu`).
 //!   y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
 
-use crate::cpu::Real;
+use crate::ops::Real;
 
 fn tanh_u<T: Real>(x: T) -> T {
     let k0 = T::of(0.797_884_560_802_865_4);

@@ -2,8 +2,8 @@
 //! (padding is −inf: never the maximum), NHWC. The gradient of each window goes to one element:
 //! the first maximal element in row-major window order (XLA's select_and_scatter rule).
 
-use crate::cpu::Real;
 use crate::ops::MaxPoolParams;
+use crate::ops::Real;
 
 /// For every window (output pixel m, channel c): the input pixel of its maximum. Calls
 /// `f(m·C + c, input index)`.

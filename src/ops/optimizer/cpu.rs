@@ -1,7 +1,7 @@
 //! Reference for `shaders/adam.wgsl`: one optax.adam / adamw / sgd step, in place.
 
-use crate::cpu::Real;
 use crate::ops::AdamParams;
+use crate::ops::Real;
 
 /// `mask`: per element 0 or 1 (used when `p.masked = 1`).
 pub fn adam_update<T: Real>(

@@ -1,6 +1,6 @@
 //! Reference for `shaders/relu.wgsl`.
 
-use crate::cpu::Real;
+use crate::ops::Real;
 
 pub fn relu_forward<T: Real>(input: &[T], output: &mut [T]) {
     for (o, &x) in output.iter_mut().zip(input) {

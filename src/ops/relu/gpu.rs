@@ -4,17 +4,9 @@ use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::ops::ElementwiseParams;
 
-const SHADER: &str = "relu";
+use super::select;
 
-/// The entry points for `p` (forward, backward): four values per invocation when the count
-/// allows.
-pub fn select(p: &ElementwiseParams) -> [&'static str; 2] {
-    if p.count.is_multiple_of(4) {
-        ["relu_forward_vec4", "relu_backward_vec4"]
-    } else {
-        ["relu_forward", "relu_backward"]
-    }
-}
+const SHADER: &str = "relu";
 
 /// `output = max(input, 0)` (=).
 pub fn forward(

@@ -1,6 +1,6 @@
 //! Reference for `shaders/softmax_ce.wgsl`: mean softmax cross-entropy with integer labels.
 
-use crate::cpu::Real;
+use crate::ops::Real;
 use crate::ops::SoftmaxCeParams;
 
 /// Per-row (loss, correct, max, Σ exp) of one row of logits against targets smoothed by `a`

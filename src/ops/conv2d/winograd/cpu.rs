@@ -7,8 +7,8 @@
 //! Layouts (channels fastest): U[ξ][c][o], V[t][ξ][c], M[t][ξ][o], D[t][ξ][o], S[ξ][c][o], ξ the
 //! 36 points of the 6×6 transformed tile, t = (n, ty, tx) the 4×4 output blocks.
 
-use crate::cpu::Real;
 use crate::ops::Conv2dParams;
+use crate::ops::Real;
 
 const P: usize = 36;
 
@@ -229,12 +229,12 @@ pub fn output_transform_rows<T: Real>(p: &Conv2dParams, m: &[T], bias: &[T], out
 }
 
 /// The forward (bias, no epilogue) through the four stages, the output transform in the order
-/// of the GPU's forward at this shape (`ops::conv2d::winograd::gpu::fuses_output`).
+/// of the GPU's forward at this shape (`ops::conv2d::winograd::fuses_output`).
 pub fn forward<T: Real>(p: &Conv2dParams, input: &[T], weight: &[T], bias: &[T], output: &mut [T]) {
     let u = weight_transform(p, weight);
     let v = input_transform(p, input);
     let m = gemm(p, &v, &u);
-    if crate::ops::conv2d::winograd::gpu::fuses_output(p) {
+    if crate::ops::conv2d::winograd::fuses_output(p) {
         output_transform_rows(p, &m, bias, output);
     } else {
         output_transform(p, &m, bias, output);
@@ -529,13 +529,13 @@ mod tests {
         let mut y64 = vec![0.0; p.output_len()];
         conv2d::conv2d_forward(&p, &x, &w, &b, &mut y64);
         let (x32, w32, b32) = (
-            crate::cpu::cast(&x),
-            crate::cpu::cast(&w),
-            crate::cpu::cast(&b),
+            crate::ops::cast(&x),
+            crate::ops::cast(&w),
+            crate::ops::cast(&b),
         );
         let mut y32 = vec![0f32; p.output_len()];
         forward(&p, &x32, &w32, &b32, &mut y32);
-        let err = max_diff(&y64, &crate::cpu::cast(&y32));
+        let err = max_diff(&y64, &crate::ops::cast(&y32));
         let scale = y64.iter().fold(0f64, |m, v| m.max(v.abs()));
         assert!(err < 2e-5 * scale, "f32 error {err} at scale {scale}");
     }

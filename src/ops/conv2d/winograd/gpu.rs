@@ -6,79 +6,14 @@
 //! GEMM dispatch) into scratch tensors the planner owns ([`Scratch`], lengths
 //! [`scratch_lens`]).
 
+use super::{can_mask, can_pool2, forward_gemm, fuses_output, POINTS};
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::ops::conv2d::gpu::sg_launch;
 use crate::ops::Conv2dParams;
-use crate::plan::Caps;
 
 const SHADER: &str = "winograd";
 const SG_SHADER: &str = "conv2d_sg";
-/// Points of the transformed 6×6 tile: one GEMM each.
-pub const POINTS: usize = 36;
-
-/// Whether the Winograd kernels compute convolution `p` (any direction) on a device with
-/// `caps`: the subgroup kernels run there, and `p` is a 3×3 stride-1 "SAME" convolution with
-/// whole vec4s of channels ([`Conv2dParams::winograd_shape`]).
-pub fn applies(caps: &Caps, p: &Conv2dParams) -> bool {
-    caps.conv_sg(p) && p.winograd_shape()
-}
-
-/// Whether the Winograd forward can also fuse a 2×2 average pool (H, W even: a 4×4 tile holds
-/// whole windows) and, with it, store the ReLU mask instead of the output (O % 32 == 0: a
-/// subgroup's 8 lanes are 32 channels of one tile).
-pub fn can_pool2(p: &Conv2dParams) -> bool {
-    p.h.is_multiple_of(2) && p.w.is_multiple_of(2)
-}
-
-pub fn can_mask(p: &Conv2dParams) -> bool {
-    can_pool2(p) && p.o.is_multiple_of(32)
-}
-
-/// Whether the forward computes the products and the output transform in one kernel
-/// (`winograd_gemm_out_sg`: M stays in registers and on the stack) rather than a GEMM into the
-/// scratch M and `winograd_output` after it. The fused kernel holds 24 tiles per subgroup
-/// where the GEMM holds 32, and adds the transform's multiply-adds to the GEMM's: it pays while
-/// the output transform's traffic (36 values per tile and output channel, stored and loaded
-/// again, lane by lane on lavapipe) outweighs that, up to 128 input channels
-/// (`examples/winograd.rs`, the forward alone on lavapipe, ms: seed Conv_1 32 → 64 at 16×16
-/// 7.9 against 9.1 + 4.6; 32 × 16×16, 128 → 128 10.7 against 9.6 + 3.2; 32 × 8×8,
-/// 256 → 256 12.4 against 9.7 + 0.6).
-pub fn fuses_output(p: &Conv2dParams) -> bool {
-    p.c <= 128
-}
-
-/// The forward's GEMM entry point: with the output transform fused ([`fuses_output`]) in
-/// 16-channel tiles for at most 16 output channels without a pool (lanes own 2 channels, as
-/// the direct `_o16` kernels; the 32-channel tiles would leave half the lanes idle there) or in
-/// 32-channel tiles, else the plain GEMM (`winograd_output` after it).
-pub fn forward_gemm(p: &Conv2dParams) -> &'static str {
-    if !fuses_output(p) {
-        "winograd_gemm_sg"
-    } else if p.o <= 16 && p.pool == 0 {
-        "winograd_gemm_out_sg_o16"
-    } else {
-        "winograd_gemm_out_sg"
-    }
-}
-
-/// Elements of the three scratch tensors of each direction: forward `[U, V, M]` (transformed
-/// weights, inputs, products; no M, 0, when the forward [`fuses_output`]), input gradient `[Uᵀ, D, E]` (transposed U, transformed output
-/// gradients, their products), weight gradient `[V, D, S]` (transformed inputs and output
-/// gradients, the gradient in the transformed domain).
-pub fn scratch_lens(p: &Conv2dParams) -> ([usize; 3], [usize; 3], [usize; 3]) {
-    let t = p.winograd_tiles() as usize;
-    let (c, o) = (p.c as usize, p.o as usize);
-    (
-        [
-            POINTS * c * o,
-            POINTS * t * c,
-            if fuses_output(p) { 0 } else { POINTS * t * o },
-        ],
-        [POINTS * c * o, POINTS * t * o, POINTS * t * c],
-        [POINTS * t * c, POINTS * t * o, POINTS * c * o],
-    )
-}
 
 /// The three scratch tensors of one direction (see [`scratch_lens`]).
 #[derive(Clone, Copy)]
