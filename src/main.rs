@@ -67,6 +67,9 @@ enum Command {
         /// Plan for inference (eval and predict) instead of training.
         #[arg(long)]
         inference: bool,
+        /// With --plan: the optimizer of the run (its update kernel): adam, adamw or sgd.
+        #[arg(long, default_value = "adam")]
+        optimizer: String,
         /// With --plan: also the GPU memory of this data set (read at the model's input size).
         #[arg(long)]
         data: Option<PathBuf>,
@@ -794,8 +797,7 @@ fn models(
     model: Option<&str>,
     toml: bool,
     plan: bool,
-    batch: u32,
-    inference: bool,
+    (batch, inference, rule): (u32, bool, wgpu_cnn::plan::UpdateRule),
     data: Option<(PathBuf, Option<wgpu_cnn::data::Kind>)>,
     device: &DeviceArgs,
 ) -> anyhow::Result<()> {
@@ -847,7 +849,8 @@ fn models(
         } else {
             Mode::Train
         };
-        let p = Plan::new(&desc, batch, &caps, mode)?;
+        let mut p = Plan::new(&desc, batch, &caps, mode)?;
+        p.set_update_rule(rule);
         print!("{}", p.render(&|s| wgpu_cnn::plan::kernel_of(&caps, &p, s)));
         if let Some((dir, kind)) = data {
             let opts = wgpu_cnn::data::DataOptions {
@@ -1091,10 +1094,16 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
             plan,
             batch_size,
             inference,
+            optimizer,
             data,
             dataset,
             device,
         } => {
+            let rule = wgpu_cnn::optim::Optimizer::from_flags(&wgpu_cnn::optim::Flags {
+                optimizer: Some(optimizer.as_str()),
+                ..Default::default()
+            })?
+            .rule();
             let data = match data {
                 Some(d) => Some((
                     d,
@@ -1109,8 +1118,7 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
                 model.as_deref(),
                 toml,
                 plan,
-                batch_size,
-                inference,
+                (batch_size, inference, rule),
                 data,
                 &device,
             )

@@ -124,6 +124,9 @@ pub struct GpuModel {
     train: Vec<Dispatch>,
     eval: Vec<Dispatch>,
     adam_index: usize,
+    /// The entry points each step of the train schedule recorded, in order (`plan.forward`
+    /// then `plan.backward`): what `plan::kernels::entries` must name.
+    step_kernels: Vec<Vec<&'static str>>,
     /// The dropout dispatches of the train schedule (index, params): each train step writes
     /// its step number into their uniforms.
     dropouts: Vec<(usize, DropoutParams)>,
@@ -562,7 +565,7 @@ impl GpuModel {
                         tensor(*din),
                     )]
                 }
-                Step::Adam => {
+                Step::Update { rule } => {
                     let s = train_state.as_ref().expect("a train plan");
                     vec![adam::update(
                         gpu,
@@ -574,27 +577,30 @@ impl GpuModel {
                             nu: (&s.nu).into(),
                             mask: (&s.mask).into(),
                         },
-                        false,
+                        *rule,
                     )]
                 }
             };
             v.into_iter().map(|d| d.in_layer(step.layer())).collect()
         };
         let mut train: Vec<Dispatch> = Vec::new();
+        let mut step_kernels = Vec::new();
         let mut adam_index = 0;
         let mut train_loss_index = 0;
         let mut dropouts = Vec::new();
         if plan.mode == Mode::Train {
             for s in plan.forward.iter().chain(&plan.backward) {
                 match s {
-                    Step::Adam => adam_index = train.len(),
+                    Step::Update { .. } => adam_index = train.len(),
                     Step::Loss { .. } => train_loss_index = train.len(),
                     Step::Dropout { p, .. } | Step::DropoutBackward { p, .. } => {
                         dropouts.push((train.len(), *p))
                     }
                     _ => {}
                 }
-                train.extend(record(s, false));
+                let ds = record(s, false);
+                step_kernels.push(ds.iter().map(|d| d.entry).collect());
+                train.extend(ds);
             }
         }
         let mut eval: Vec<Dispatch> = plan.forward.iter().flat_map(|s| record(s, true)).collect();
@@ -618,6 +624,7 @@ impl GpuModel {
             train,
             eval,
             adam_index,
+            step_kernels,
             dropouts,
             dropout_seed: 0,
             schedule: Default::default(),
@@ -636,6 +643,12 @@ impl GpuModel {
     }
 
     /// The gradient buffer (train plans).
+    /// The entry points each train-schedule step runs, in `plan.forward` then `plan.backward`
+    /// order (empty for inference models).
+    pub fn step_kernels(&self) -> &[Vec<&'static str>] {
+        &self.step_kernels
+    }
+
     pub fn grads(&self) -> &wgpu::Buffer {
         &self.state().grads
     }
@@ -811,10 +824,20 @@ impl GpuModel {
                 nu: (&s.nu).into(),
                 mask: (&s.mask).into(),
             },
-            opt.is_sgd(),
+            opt.rule(),
         )
-        .in_layer("adam");
+        .in_layer("update");
+        let update = self
+            .plan
+            .forward
+            .iter()
+            .chain(&self.plan.backward)
+            .position(|s| matches!(s, Step::Update { .. }));
+        if let Some(k) = update.and_then(|i| self.step_kernels.get_mut(i)) {
+            *k = vec![d.entry];
+        }
         self.train[self.adam_index] = d;
+        self.plan.set_update_rule(opt.rule());
         self.optimizer = opt;
         gpu.take_errors()
     }

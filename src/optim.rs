@@ -181,6 +181,15 @@ impl Optimizer {
         self.kind == Kind::Sgd
     }
 
+    /// The update kernel's rule.
+    pub fn rule(&self) -> crate::ops::optimizer::Rule {
+        if self.is_sgd() {
+            crate::ops::optimizer::Rule::Sgd
+        } else {
+            crate::ops::optimizer::Rule::Adam
+        }
+    }
+
     /// Whether parameter `spec` is decayed under the mask (1) or not (0).
     pub fn mask_of(&self, spec: &ParamSpec) -> f32 {
         match self.decay_mask {

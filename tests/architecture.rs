@@ -198,9 +198,6 @@ fn the_checks_catch_what_they_look_for() {
         &modules,
     );
     assert_eq!(refs.len(), 3, "{refs:?}");
-    let refs = crate_refs(
-        "use crate::{\n    a::{x, y},\n    b,\n};",
-        &modules,
-    );
+    let refs = crate_refs("use crate::{\n    a::{x, y},\n    b,\n};", &modules);
     assert_eq!(refs, ["a", "b"].iter().map(|s| s.to_string()).collect());
 }

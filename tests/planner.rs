@@ -286,7 +286,7 @@ fn winograd_convolutions_where_they_pay() {
                         wgpu_cnn::ops::conv2d::winograd::fuses_output(p),
                         "{layer}"
                     );
-                    assert_eq!(k.starts_with("winograd_gemm_out_sg"), m.is_none(), "{k}");
+                    assert_eq!(k.contains("winograd_gemm_out_sg"), m.is_none(), "{k}");
                     (0, true)
                 }
                 // The forward of the transposed convolution (no E, nothing shared).
@@ -299,7 +299,7 @@ fn winograd_convolutions_where_they_pay() {
                 } => {
                     assert!(!weight_d, "{layer}");
                     assert!(caps.winograd_input_as_forward(p), "{layer}");
-                    assert!(k.starts_with("winograd_gemm_out_sg"), "{layer}: {k}");
+                    assert!(k.contains("winograd_gemm_out_sg"), "{layer}: {k}");
                     (1, true)
                 }
                 Step::ConvBackwardInput {
@@ -331,12 +331,12 @@ fn winograd_convolutions_where_they_pay() {
                     (2, *forward_v)
                 }
                 _ => {
-                    assert!(!k.starts_with("winograd"), "{}: {k}", st.layer());
+                    assert!(!k.contains("winograd"), "{}: {k}", st.layer());
                     continue;
                 }
             };
             assert!(fwd_v, "{}: V recomputed", st.layer());
-            assert!(k.starts_with("winograd_gemm"), "{}: {k}", st.layer());
+            assert!(k.contains("winograd_gemm"), "{}: {k}", st.layer());
             got[i].push(st.layer().to_string());
         }
         got

@@ -1,86 +1,190 @@
-//! The kernel each plan step runs, by name (what `wgpu-cnn models --plan` prints).
+//! The kernels each plan step runs, decided once from the ops' pure selection rules
+//! (`ops::<op>::select*`, `impl Caps` beside each op): [`entries`] is the exact list of entry
+//! points the step's dispatches run, in order — what the launchers record (tests/model.rs
+//! checks it step by step on every kernel family), what `profile` names per dispatch, and what
+//! `wgpu-cnn models --plan` prints ([`kernel_of`]).
 
+use super::{Caps, Plan, Step};
 use crate::ops::conv2d::winograd;
-use crate::ops::{add, conv2d, dense, relu};
+use crate::ops::{add, batchnorm, conv2d, dense, relu, AvgPoolParams, Conv2dParams};
 
-/// The kernel (entry point) a plan step runs on a device with `caps`, from the launchers' pure
-/// selection functions (what `wgpu-cnn models --plan` prints).
-pub fn kernel_of(caps: &super::Caps, plan: &super::Plan, step: &super::Step) -> String {
-    use super::Step;
+/// The split-K reduction after a direct weight gradient with `o` output channels.
+fn conv_reduce(o: u32) -> &'static str {
+    if o.is_multiple_of(4) {
+        "conv2d_backward_weight_reduce_vec4"
+    } else {
+        "conv2d_backward_weight_reduce"
+    }
+}
+
+/// The Winograd forward of `p`: weight and input transforms, the GEMM, and the output
+/// transform where the GEMM does not fuse it.
+fn winograd_forward(weight: &'static str, p: &Conv2dParams) -> Vec<&'static str> {
+    let mut v = vec![weight, "winograd_input", winograd::forward_gemm(p)];
+    if !winograd::fuses_output(p) {
+        v.push("winograd_output");
+    }
+    v
+}
+
+/// The average pool's backward, with the ReLU before it (`relu`) from its output or its mask.
+fn avgpool_backward(p: &AvgPoolParams, relu: bool, mask: bool) -> &'static str {
+    match (relu, mask) {
+        (true, true) => "avgpool_backward_relu_k2_mask",
+        (true, false) if p.is_k2() && p.c.is_multiple_of(4) => "avgpool_backward_relu_k2",
+        (true, false) if p.is_disjoint_vec4() => "avgpool_backward_disjoint_relu",
+        (true, false) => "avgpool_backward_relu",
+        (false, _) if p.is_disjoint_vec4() => "avgpool_backward_disjoint",
+        (false, _) => "avgpool_backward",
+    }
+}
+
+/// Every entry point the step's dispatches run on a device with `caps`, in order (the train
+/// schedule's; a batch norm's eval form is [`eval_entries`]).
+pub fn entries(caps: &Caps, plan: &Plan, step: &Step) -> Vec<&'static str> {
     match step {
         Step::Conv {
             winograd: Some(_),
             p,
             ..
-        } => format!("{} + transforms", winograd::forward_gemm(p)),
+        } => winograd_forward("winograd_weight", p),
+        Step::Conv { p, .. } => vec![conv2d::select_forward(caps, p)],
         Step::ConvBackwardInput {
             winograd: Some((_, None)),
             p,
             ..
-        } => format!(
-            "{} + transforms",
-            winograd::forward_gemm(&p.winograd_transposed())
-        ),
+        } => winograd_forward("winograd_weight_flip_t", &p.winograd_transposed()),
         Step::ConvBackwardInput {
-            winograd: Some(_), ..
-        } => "winograd_gemm_sg + transforms".to_string(),
-        Step::Conv { p, .. } => conv2d::select_forward(caps, p).to_string(),
-        Step::ConvBackwardInput { p, .. } => conv2d::select_backward_input(caps, p).to_string(),
-        Step::ConvBackwardWeight {
-            winograd: Some(_), ..
-        } => "winograd_gemm_weight_sg + transforms".to_string(),
-        Step::ConvBackwardWeight { p, .. } => {
-            format!("{} + reduce", conv2d::select_backward_weight(caps, p))
+            winograd: Some(_),
+            weight_d,
+            pool_mask,
+            ..
+        } => {
+            let mut v = if *weight_d {
+                vec![]
+            } else {
+                vec!["winograd_dout"]
+            };
+            v.extend([
+                "winograd_weight_t",
+                "winograd_gemm_sg",
+                "winograd_adjoint",
+                if pool_mask.is_some() {
+                    "winograd_gather_pool"
+                } else {
+                    "winograd_gather"
+                },
+            ]);
+            v
         }
-        Step::Dense { p, .. } => dense::select(caps, p, true)[0].clone(),
-        Step::DenseBackwardInput { p, .. } => dense::select(caps, p, true)[1].clone(),
+        Step::ConvBackwardInput { p, .. } => vec![conv2d::select_backward_input(caps, p)],
+        Step::ConvBackwardWeight {
+            winograd: Some(_),
+            forward_v,
+            pool_mask,
+            ..
+        } => {
+            let mut v = if *forward_v {
+                vec![]
+            } else {
+                vec!["winograd_input"]
+            };
+            v.extend([
+                if pool_mask.is_some() {
+                    "winograd_dout_pool"
+                } else {
+                    "winograd_dout"
+                },
+                "winograd_gemm_weight_sg",
+                "winograd_weight_grad",
+            ]);
+            v
+        }
+        Step::ConvBackwardWeight { p, .. } => {
+            vec![conv2d::select_backward_weight(caps, p), conv_reduce(p.o)]
+        }
+        Step::Dense { p, .. } if caps.dense_as_conv(p) => {
+            vec![conv2d::select_forward(caps, &p.as_conv())]
+        }
+        Step::Dense { p, .. } => vec![dense::forward_entry(p)],
+        Step::DenseBackwardInput { p, .. } => vec![dense::backward_input_entry(caps, p)],
         Step::DenseBackwardWeight { p, w, b, .. } => {
             let follows = b.is_none_or(|b| plan.layout.follows(*w, b));
-            dense::select(caps, p, follows)[2].clone()
+            if caps.dense_as_conv(p) {
+                let mut v = vec![conv2d::select_backward_weight(caps, &p.as_conv())];
+                if !follows {
+                    v.push(conv_reduce(p.n));
+                }
+                v
+            } else {
+                let mut v = vec![dense::backward_weight_entry(p)];
+                if p.bias != 0 {
+                    v.push("dense_backward_bias");
+                }
+                v
+            }
         }
-        Step::Relu { p, .. } => relu::select(p)[0].into(),
-        Step::Gelu { .. } => "gelu_forward".into(),
-        Step::Dropout { .. } => "dropout_forward".into(),
-        Step::DropoutBackward { .. } => "dropout_backward".into(),
-        Step::GeluBackward { .. } => "gelu_backward".into(),
-        Step::MaxPool { .. } => "maxpool_forward".into(),
-        Step::MaxPoolBackward { .. } => "maxpool_backward".into(),
-        Step::ReluBackward { p, .. } => relu::select(p)[1].into(),
-        Step::AvgPool { .. } => "avgpool_forward".into(),
+        Step::Relu { p, .. } => vec![relu::select(p)[0]],
+        Step::ReluBackward { p, .. } => vec![relu::select(p)[1]],
+        Step::Gelu { .. } => vec!["gelu_forward"],
+        Step::GeluBackward { .. } => vec!["gelu_backward"],
+        Step::Dropout { .. } => vec!["dropout_forward"],
+        Step::DropoutBackward { .. } => vec!["dropout_backward"],
+        Step::MaxPool { .. } => vec!["maxpool_forward"],
+        Step::MaxPoolBackward { .. } => vec!["maxpool_backward"],
+        Step::AvgPool { .. } => vec!["avgpool_forward"],
         Step::AvgPoolBackward {
             p, relu_out, mask, ..
-        } => match relu_out {
-            Some(_) if *mask => "avgpool_backward_relu_k2_mask".into(),
-            Some(_) if p.is_k2() && p.c.is_multiple_of(4) => "avgpool_backward_relu_k2".into(),
-            Some(_) if p.is_disjoint_vec4() => "avgpool_backward_disjoint_relu".into(),
-            Some(_) => "avgpool_backward_relu".into(),
-            None if p.is_disjoint_vec4() => "avgpool_backward_disjoint".into(),
-            None => "avgpool_backward".into(),
-        },
-        Step::Loss { dlogits, .. } => if dlogits.is_some() {
-            "softmax_ce_backward + reduce"
-        } else {
-            "softmax_ce_forward + reduce"
+        } => vec![avgpool_backward(p, relu_out.is_some(), *mask)],
+        Step::Loss { dlogits, .. } => vec![
+            if dlogits.is_some() {
+                "softmax_ce_backward"
+            } else {
+                "softmax_ce_forward"
+            },
+            "softmax_ce_reduce",
+        ],
+        Step::Update { rule } => vec![rule.entry(true)],
+        Step::BatchNorm { p, residual, .. } => vec![
+            batchnorm::stats_entry(p),
+            "batchnorm_stats_finalize",
+            batchnorm::forward_entries(p, residual.is_some())[0],
+        ],
+        Step::BatchNormBackward { p, din, .. } => {
+            let mut v = vec![
+                batchnorm::backward_stats_entry(p),
+                "batchnorm_backward_finalize",
+            ];
+            if din.is_some() {
+                v.push(batchnorm::select(p)[2]);
+            }
+            v
         }
-        .into(),
-        Step::Adam => "adam_update_vec4".into(),
-        Step::BatchNorm { residual, .. } => if residual.is_some() {
-            "batchnorm_stats + finalize + normalize_add (eval: batchnorm_eval_add)"
-        } else {
-            "batchnorm_stats + finalize + normalize (eval: batchnorm_eval)"
-        }
-        .into(),
-        Step::BatchNormBackward { din, .. } => if din.is_some() {
-            "batchnorm_backward_stats + finalize + input"
-        } else {
-            "batchnorm_backward_stats + finalize"
-        }
-        .into(),
-        Step::Add { p, mask, .. } => match mask {
+        Step::Add { p, mask, .. } => vec![match mask {
             Some(_) if p.count.is_multiple_of(4) => "add_relu_backward_vec4",
             Some(_) => "add_relu_backward",
             None => add::select(p),
-        }
-        .into(),
+        }],
     }
+}
+
+/// The entry points of the step in the eval schedule, where that differs from the train
+/// schedule's (a batch norm normalises with the running statistics; dropout is a copy).
+pub fn eval_entries(step: &Step) -> Option<Vec<&'static str>> {
+    match step {
+        Step::BatchNorm { p, residual, .. } => {
+            Some(vec![batchnorm::forward_entries(p, residual.is_some())[1]])
+        }
+        _ => None,
+    }
+}
+
+/// The `--plan` line of the step's kernels: [`entries`] joined, and the eval form after it
+/// where it differs.
+pub fn kernel_of(caps: &Caps, plan: &Plan, step: &Step) -> String {
+    let mut s = entries(caps, plan, step).join(" + ");
+    if let Some(e) = eval_entries(step) {
+        s += &format!(" (eval: {})", e.join(" + "));
+    }
+    s
 }

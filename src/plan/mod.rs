@@ -22,7 +22,7 @@
 //! - **Limits.** Every tensor must fit the adapter's storage binding; a model or batch that does
 //!   not gets an error naming the layer and the largest batch that fits.
 
-mod kernels;
+pub mod kernels;
 pub mod layout;
 
 use std::fmt::Write as _;
@@ -33,6 +33,7 @@ pub use layout::{Init, ParamLayout, ParamSpec};
 
 pub use crate::graph::Src;
 use crate::graph::{Description, Layer, NodeOp, Shape};
+pub use crate::ops::optimizer::Rule as UpdateRule;
 use crate::ops::{
     AddParams, AvgPoolParams, BatchNormParams, Conv2dParams, DenseParams, DropoutParams,
     ElementwiseParams, MaxPoolParams, Padding, SoftmaxCeParams,
@@ -360,7 +361,9 @@ pub enum Step {
         w: usize,
         din: TensorId,
     },
-    Adam,
+    /// The optimizer's update of every parameter (Adam's rule until the runner sets the
+    /// optimizer, [`Plan::set_update_rule`]).
+    Update { rule: UpdateRule },
 }
 
 impl Step {
@@ -387,7 +390,7 @@ impl Step {
             | Step::BatchNormBackward { layer, .. }
             | Step::Add { layer, .. } => layer,
             Step::Loss { .. } => "loss",
-            Step::Adam => "adam",
+            Step::Update { .. } => "update",
         }
     }
 
@@ -496,7 +499,7 @@ impl Step {
                 .into_iter()
                 .flatten()
                 .collect(),
-            Step::Adam => vec![],
+            Step::Update { .. } => vec![],
         }
     }
 
@@ -568,7 +571,7 @@ impl Step {
             Step::BatchNormBackward { partials, din, .. } => {
                 [Some(*partials), *din].into_iter().flatten().collect()
             }
-            Step::Adam => vec![],
+            Step::Update { .. } => vec![],
         }
     }
 
@@ -592,7 +595,7 @@ impl Step {
             }
             Step::BatchNormBackward { p, .. } => 8 * p.count() as u64,
             Step::Add { p, mask, .. } => (1 + mask.is_some() as u64) * p.count as u64,
-            Step::Adam => 0,
+            Step::Update { .. } => 0,
         }
     }
 
@@ -789,7 +792,14 @@ impl Step {
             Step::DenseBackwardInput { dout, din, .. } => {
                 format!("dense input gradient: {} -> {}", t(dout), t(din))
             }
-            Step::Adam => format!("adam over {} parameters", plan.layout.count()),
+            Step::Update { rule } => format!(
+                "{} update over {} parameters",
+                match rule {
+                    UpdateRule::Adam => "adam/adamw",
+                    UpdateRule::Sgd => "sgd",
+                },
+                plan.layout.count()
+            ),
             Step::BatchNorm {
                 p,
                 x,
@@ -892,6 +902,16 @@ struct Unit {
 }
 
 impl Plan {
+    /// The update rule of the train schedule's optimizer step (the optimizer is a run setting,
+    /// not part of the model).
+    pub fn set_update_rule(&mut self, rule: UpdateRule) {
+        for s in &mut self.backward {
+            if let Step::Update { rule: r } = s {
+                *r = rule;
+            }
+        }
+    }
+
     /// Plans `desc` at batch size `batch` for a device with `caps`.
     pub fn new(desc: &Description, batch: u32, caps: &Caps, mode: Mode) -> Result<Self, PlanError> {
         if batch == 0 {
@@ -1752,7 +1772,9 @@ impl Plan {
                     accumulate(&mut tensors, &mut backward, &mut grads, &name, x, g, pre);
                 }
             }
-            backward.push(Step::Adam);
+            backward.push(Step::Update {
+                rule: UpdateRule::default(),
+            });
         }
 
         let mut plan = Plan {

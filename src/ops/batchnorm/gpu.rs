@@ -2,6 +2,7 @@
 //! forward (partial statistics, finalize, normalise) and up to three backward (partial sums,
 //! finalize, dx); `partials` is the scratch of `p.partials_len()` elements both share.
 
+use super::{backward_stats_entry, forward_entries, select, stats_entry, vec4};
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::ops::BatchNormParams;
@@ -40,41 +41,6 @@ pub struct BatchNormBackwardBuffers<'a> {
     pub dx: Option<BufSlice<'a>>,
 }
 
-/// Whether the element-wise kernels run four channels per invocation (`*_vec4`).
-pub fn vec4(p: &BatchNormParams) -> bool {
-    p.c.is_multiple_of(4)
-}
-
-/// The element-wise entry points for `p`: (train forward, eval forward, backward input).
-pub fn select(p: &BatchNormParams) -> [&'static str; 3] {
-    if vec4(p) {
-        [
-            "batchnorm_forward_vec4",
-            "batchnorm_forward_eval_vec4",
-            "batchnorm_backward_input_vec4",
-        ]
-    } else {
-        [
-            "batchnorm_forward",
-            "batchnorm_forward_eval",
-            "batchnorm_backward_input",
-        ]
-    }
-}
-
-/// The forward entry points (train, eval) for `p`, with the residual add fused or not.
-pub fn forward_entries(p: &BatchNormParams, residual: bool) -> [&'static str; 2] {
-    match (vec4(p), residual) {
-        (true, false) => ["batchnorm_forward_vec4", "batchnorm_forward_eval_vec4"],
-        (false, false) => ["batchnorm_forward", "batchnorm_forward_eval"],
-        (true, true) => [
-            "batchnorm_forward_add_vec4",
-            "batchnorm_forward_eval_add_vec4",
-        ],
-        (false, true) => ["batchnorm_forward_add", "batchnorm_forward_eval_add"],
-    }
-}
-
 /// The element-wise forward's bindings: x, y and (when given) the residual.
 fn forward_io<'a>(p: &BatchNormParams, b: &BatchNormBuffers<'a>) -> Vec<(u32, BufSlice<'a>)> {
     let [xb, yb, rb] = if vec4(p) { [17, 18, 25] } else { [1, 9, 24] };
@@ -102,14 +68,11 @@ pub fn forward_train(
 ) -> Vec<Dispatch> {
     let u = gpu.uniform("batchnorm.params", p);
     let (n, c, pl) = (p.count() as u64, p.c as u64, p.partials_len() as u64);
-    let (entry, bindings, threads) = if vec4(p) {
-        (
-            "batchnorm_stats_vec4",
-            [(17, b.x), (26, partials)],
-            p.chunks * p.c / 4,
-        )
+    let entry = stats_entry(p);
+    let (bindings, threads) = if vec4(p) {
+        ([(17, b.x), (26, partials)], p.chunks * p.c / 4)
     } else {
-        ("batchnorm_stats", [(1, b.x), (4, partials)], p.chunks * p.c)
+        ([(1, b.x), (4, partials)], p.chunks * p.c)
     };
     let stats = Dispatch::new(
         gpu,
@@ -189,14 +152,11 @@ pub fn backward(
     let u = gpu.uniform("batchnorm.params", p);
     let (n, c, pl) = (p.count() as u64, p.c as u64, p.partials_len() as u64);
     let reads = 2;
-    let (entry, [dout_b, x_b, part_b], threads) = if vec4(p) {
-        (
-            "batchnorm_backward_stats_vec4",
-            [19, 17, 26],
-            p.chunks * p.c / 4,
-        )
+    let entry = backward_stats_entry(p);
+    let ([dout_b, x_b, part_b], threads) = if vec4(p) {
+        ([19, 17, 26], p.chunks * p.c / 4)
     } else {
-        ("batchnorm_backward_stats", [10, 1, 4], p.chunks * p.c)
+        ([10, 1, 4], p.chunks * p.c)
     };
     let stats = Dispatch::new(
         gpu,

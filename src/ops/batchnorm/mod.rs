@@ -73,3 +73,56 @@ impl BatchNormParams {
         2 * self.chunks as usize * self.c as usize
     }
 }
+
+/// Whether the element-wise kernels run four channels per invocation (`*_vec4`).
+pub fn vec4(p: &BatchNormParams) -> bool {
+    p.c.is_multiple_of(4)
+}
+
+/// The element-wise entry points for `p`: (train forward, eval forward, backward input).
+pub fn select(p: &BatchNormParams) -> [&'static str; 3] {
+    if vec4(p) {
+        [
+            "batchnorm_forward_vec4",
+            "batchnorm_forward_eval_vec4",
+            "batchnorm_backward_input_vec4",
+        ]
+    } else {
+        [
+            "batchnorm_forward",
+            "batchnorm_forward_eval",
+            "batchnorm_backward_input",
+        ]
+    }
+}
+
+/// The forward entry points (train, eval) for `p`, with the residual add fused or not.
+pub fn forward_entries(p: &BatchNormParams, residual: bool) -> [&'static str; 2] {
+    match (vec4(p), residual) {
+        (true, false) => ["batchnorm_forward_vec4", "batchnorm_forward_eval_vec4"],
+        (false, false) => ["batchnorm_forward", "batchnorm_forward_eval"],
+        (true, true) => [
+            "batchnorm_forward_add_vec4",
+            "batchnorm_forward_eval_add_vec4",
+        ],
+        (false, true) => ["batchnorm_forward_add", "batchnorm_forward_eval_add"],
+    }
+}
+
+/// The statistics pass of the train forward (per chunk and channel).
+pub fn stats_entry(p: &BatchNormParams) -> &'static str {
+    if vec4(p) {
+        "batchnorm_stats_vec4"
+    } else {
+        "batchnorm_stats"
+    }
+}
+
+/// The backward's reduction pass (Σdy and Σdy·x̂ per chunk and channel).
+pub fn backward_stats_entry(p: &BatchNormParams) -> &'static str {
+    if vec4(p) {
+        "batchnorm_backward_stats_vec4"
+    } else {
+        "batchnorm_backward_stats"
+    }
+}

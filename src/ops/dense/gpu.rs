@@ -38,10 +38,11 @@ pub fn forward(
     // Without a bias the binding is never read.
     let b = b.unwrap_or(w);
     let u = gpu.uniform("dense.params", p);
-    let (entry, wb, tile) = if vec4(p) {
-        ("dense_forward_vec4", 10, 8)
+    let entry = super::forward_entry(p);
+    let (wb, tile) = if entry == "dense_forward_vec4" {
+        (10, 8)
     } else {
-        ("dense_forward", 2, 4)
+        (2, 4)
     };
     Dispatch::new(
         gpu,
@@ -132,10 +133,11 @@ pub fn backward_weight(
         .collect();
     }
     let u = gpu.uniform("dense.params", p);
-    let (entry, dyb, tile) = if vec4(p) {
-        ("dense_backward_weight_vec4", 11, 8)
+    let entry = super::backward_weight_entry(p);
+    let (dyb, tile) = if entry == "dense_backward_weight_vec4" {
+        (11, 8)
     } else {
-        ("dense_backward_weight", 5, 4)
+        (5, 4)
     };
     let weight = Dispatch::new(
         gpu,

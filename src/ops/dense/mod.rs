@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::Padding;
 use crate::caps::Caps;
-use crate::ops::conv2d::{select_backward_input, select_backward_weight, select_forward};
+use crate::ops::conv2d::select_backward_input;
 use crate::ops::Conv2dParams;
 
 /// Dense layer `y[M,N] = x[M,K] · w[K,N] + b[N]` (M = batch, K = inputs, N = outputs).
@@ -65,38 +65,36 @@ pub(crate) fn vec4(p: &DenseParams) -> bool {
     p.n.is_multiple_of(4)
 }
 
-/// The kernels of a dense layer's forward, input gradient and weight gradient on a device with
-/// `caps` (pure; `follows`: the bias gradient starts right after the weight gradient).
-pub fn select(caps: &Caps, p: &DenseParams, follows: bool) -> [String; 3] {
-    if caps.dense_as_conv(p) {
-        let c = p.as_conv();
-        let input = if p.k.is_multiple_of(4) || caps.workgroup_tiled() {
-            select_backward_input(caps, &c).to_string()
-        } else if vec4(p) {
-            "dense_backward_input_vec4".to_string()
-        } else {
-            "dense_backward_input".to_string()
-        };
-        let weight = select_backward_weight(caps, &c).to_string();
-        return [
-            select_forward(caps, &c).to_string(),
-            input,
-            if follows {
-                weight
-            } else {
-                format!("{weight} + reduce")
-            },
-        ];
+/// The dense-kernel forward (where the layer does not run as a 1×1 convolution,
+/// [`Caps::dense_as_conv`]).
+pub fn forward_entry(p: &DenseParams) -> &'static str {
+    if vec4(p) {
+        "dense_forward_vec4"
+    } else {
+        "dense_forward"
     }
-    let v = if vec4(p) { "_vec4" } else { "" };
-    [
-        format!("dense_forward{v}"),
-        format!("dense_backward_input{v}"),
-        format!(
-            "dense_backward_weight{v}{}",
-            if p.bias != 0 { " + bias" } else { "" }
-        ),
-    ]
+}
+
+/// The input gradient's kernel: as a 1×1 convolution's where the layer runs as one and the
+/// inputs come in whole vec4s (or on the workgroup-tiled kernels, any shape), else the dense
+/// kernels'.
+pub fn backward_input_entry(caps: &Caps, p: &DenseParams) -> &'static str {
+    if caps.dense_as_conv(p) && (p.k.is_multiple_of(4) || caps.workgroup_tiled()) {
+        select_backward_input(caps, &p.as_conv())
+    } else if vec4(p) {
+        "dense_backward_input_vec4"
+    } else {
+        "dense_backward_input"
+    }
+}
+
+/// The dense-kernel weight gradient (the bias gradient after it is `dense_backward_bias`).
+pub fn backward_weight_entry(p: &DenseParams) -> &'static str {
+    if vec4(p) {
+        "dense_backward_weight_vec4"
+    } else {
+        "dense_backward_weight"
+    }
 }
 
 impl Caps {

@@ -1,5 +1,6 @@
 //! Launcher for `shaders/adam.wgsl`: the optimizers' update (Adam, AdamW, SGD).
 
+use super::Rule;
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::ops::AdamParams;
@@ -16,12 +17,13 @@ pub struct OptimizerBuffers<'a> {
     pub mask: BufSlice<'a>,
 }
 
-/// One step of Adam/AdamW (`adam_update`) or SGD (`sgd_update`, `sgd = true`) over flat buffers
+/// One step of Adam/AdamW (`adam_update`) or SGD (`sgd_update`, [`Rule::Sgd`]) over flat buffers
 /// of `p.count` elements. The returned dispatch's `uniform` is rewritten before each step.
 /// When every buffer holds ceil(count / 4) whole vec4s (the elements past `count` zero pads, as
 /// [`padded_len`] allocates them; the mask needs them only when `p.masked = 1`), the `_vec4`
 /// entry points run instead: same values, four elements per invocation.
-pub fn update(gpu: &Gpu, p: &AdamParams, b: &OptimizerBuffers<'_>, sgd: bool) -> Dispatch {
+pub fn update(gpu: &Gpu, p: &AdamParams, b: &OptimizerBuffers<'_>, rule: Rule) -> Dispatch {
+    let sgd = rule == Rule::Sgd;
     let u = gpu.uniform("adam.params", p);
     let padded = 4 * padded_len(p.count as usize) as u64;
     let vec4 = [b.param, b.grad, b.mu]
@@ -29,12 +31,7 @@ pub fn update(gpu: &Gpu, p: &AdamParams, b: &OptimizerBuffers<'_>, sgd: bool) ->
         .chain(if sgd { None } else { Some(&b.nu) })
         .all(|s| s.size >= padded)
         && b.mask.size >= if p.masked != 0 { padded } else { 16 };
-    let entry = match (sgd, vec4) {
-        (false, false) => "adam_update",
-        (true, false) => "sgd_update",
-        (false, true) => "adam_update_vec4",
-        (true, true) => "sgd_update_vec4",
-    };
+    let entry = rule.entry(vec4);
     // SGD has one state slot: nu is not bound.
     let base = if vec4 { 10 } else { 0 };
     let all = [

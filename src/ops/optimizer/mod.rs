@@ -49,3 +49,25 @@ impl AdamParams {
         }
     }
 }
+
+/// Which update rule the optimizer step runs (`adam.wgsl`): Adam and AdamW share one kernel
+/// (AdamW's decay is a uniform), SGD (with or without momentum, Nesterov, decay) has its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Rule {
+    #[default]
+    Adam,
+    Sgd,
+}
+
+impl Rule {
+    /// The entry point: the `_vec4` form where every buffer holds whole vec4s (the model
+    /// allocates them so, `gpu::padded_len`).
+    pub fn entry(self, vec4: bool) -> &'static str {
+        match (self, vec4) {
+            (Rule::Adam, false) => "adam_update",
+            (Rule::Sgd, false) => "sgd_update",
+            (Rule::Adam, true) => "adam_update_vec4",
+            (Rule::Sgd, true) => "sgd_update_vec4",
+        }
+    }
+}
