@@ -3,10 +3,10 @@
 //! 4 rows × 8 columns of output pixels (four 8-pixel tiles, one row each) × 32 channels (each
 //! lane 4); per step of 4 input channels every lane loads two vec4s of each of the 6 input rows
 //! the block's taps touch (columns x0 − 1 + lane and x0 + 7 + lane), 12 loads where the kernel
-//! in `conv2d_sg.wgsl` loads 36 (one per tap and tile), and every tap's multiply-adds take their
-//! pixel from those registers with `subgroupBroadcast`. Compared with the same kernel shape
-//! without the reuse ("tiles": four 8-pixel row tiles, one load per tap and tile), both with
-//! weights from storage, both checked against the CPU reference:
+//! in `conv2d_sg_forward.wgsl` loads 36 (one per tap and tile), and every tap's multiply-adds
+//! take their pixel from those registers with `subgroupBroadcast`. Compared with the same
+//! kernel shape without the reuse ("tiles": four 8-pixel row tiles, one load per tap and
+//! tile), both with weights from storage, both checked against the CPU reference:
 //! `cargo run --release --example rowreuse`. Needs OW % 8 == 0 and OH % 4 == 0 here.
 mod common;
 

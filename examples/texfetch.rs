@@ -19,7 +19,7 @@ const TILES2: &str = "((p.o / 4u + SG - 1u) / SG) * ((p.n * p.out_h * p.out_w + 
 /// Texels per texture row: a linear vec4 index i sits at (i % TEX_W, i / TEX_W).
 const TEX_W: u32 = 4096;
 
-/// Bindings and load helpers of the variants (beside `conv2d_sg.wgsl`'s own).
+/// Bindings and load helpers of the variants (beside `conv2d_sg_common.wgsl`'s own).
 const EXTRA: &str = r#"
 @group(0) @binding(10) var<storage, read> weight4: array<vec4<f32>>;
 @group(0) @binding(31) var xtex: texture_2d<f32>;
@@ -28,13 +28,13 @@ fn weight_buf(i: u32) -> vec4<f32> { return weight4[i]; }
 fn weight_ubo(i: u32) -> vec4<f32> { return wub[i]; }
 "#;
 
-/// `conv2d_forward_sg_c4`'s tile function as `conv2d_sg.wgsl` has it, renamed, with each
+/// `conv2d_forward_sg_c4`'s tile function as `conv2d_sg_forward.wgsl` has it, renamed, with each
 /// `(from, to)` swapped in (every `from` must occur), and an entry point that runs tile
 /// `tile_id` of the grid when it is below `tiles` (a WGSL expression; no tile queue).
 fn variant(src: &str, name: &str, tiles: &str, swaps: &[(&str, String)]) -> String {
     let start = src
         .find("fn conv2d_forward_sg_c4_tile(")
-        .expect("conv2d_forward_sg_c4_tile in conv2d_sg.wgsl");
+        .expect("conv2d_forward_sg_c4_tile in conv2d_sg_forward.wgsl");
     let end = start
         + src[start..]
             .find("\n}\n")
@@ -138,7 +138,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
     let gpu = Gpu::new(&GpuOptions::default()).expect("adapter");
-    let base = wgpu_cnn::gpu::shaders::source("conv2d_sg").expect("conv2d_sg");
+    let base = wgpu_cnn::gpu::shaders::source("conv2d_sg_forward").expect("conv2d_sg_forward");
     let src = base.to_string() + &variants(base);
     // SAFETY: as the registry's shaders (gpu/context.rs): loads clamp, stores are masked.
     let module = unsafe {
@@ -226,7 +226,7 @@ fn main() {
             "today: 4 tiles, texture weights",
             Dispatch::with_weight_texture(
                 &gpu,
-                "conv2d_sg",
+                "conv2d_sg_forward",
                 "conv2d_forward_sg_c4",
                 &u,
                 &[

@@ -163,7 +163,7 @@ fn main() {
         }
         let today = Dispatch::with_textures(
             &gpu,
-            "conv2d_sg",
+            wgpu_cnn::ops::conv2d::sg_shader(entry),
             entry,
             &u,
             &binds,

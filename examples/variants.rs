@@ -199,7 +199,7 @@ fn main() {
                     .collect();
                 Dispatch::with_textures(
                     &gpu,
-                    "conv2d_sg",
+                    wgpu_cnn::ops::conv2d::sg_shader(entry),
                     entry,
                     &u,
                     &rest,
@@ -212,7 +212,7 @@ fn main() {
                 Dispatch::new(
                     &gpu,
                     if entry.contains("_sg") {
-                        "conv2d_sg"
+                        wgpu_cnn::ops::conv2d::sg_shader(entry)
                     } else {
                         "conv2d"
                     },

@@ -1,4 +1,4 @@
-//! Winograd F(4×4, 3×3) (`winograd.wgsl` + the GEMMs of `conv2d_sg.wgsl`) against the direct
+//! Winograd F(4×4, 3×3) (`winograd.wgsl` + the GEMMs of `winograd_gemm_sg.wgsl`) against the direct
 //! subgroup kernels, each direction alone (and the input gradient as the forward of the
 //! transposed convolution), on the 3×3 SAME layers of the seed, ResNet-20 (batch 128) and VGG
 //! (batch 32): median ms of 7 alternated runs and the largest difference between the two.

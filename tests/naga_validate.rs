@@ -9,7 +9,8 @@ fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
         .unwrap_or_else(|e| panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(src)));
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
-        // conv2d_sg.wgsl uses subgroup operations (the device feature SUBGROUP).
+        // The subgroup convolution kernels (conv2d_sg_common.wgsl in front) use subgroup
+        // operations (the device feature SUBGROUP).
         naga::valid::Capabilities::SUBGROUP,
     )
     .validate(&module)
@@ -19,12 +20,13 @@ fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
 
 #[test]
 fn every_shader_parses_and_validates() {
-    assert_eq!(SHADERS.len(), 17);
+    assert_eq!(SHADERS.len(), 20);
     for s in SHADERS {
         parse(s.name, s.source);
     }
     // Every .wgsl file under src/ (the ops' folders, the GPU context's probe) is in the
-    // registry, or a prelude that the shaders after it begin with.
+    // registry, or a prelude that is in front of some shader: each shader's source is its
+    // preludes' text, in order, then its own file.
     fn wgsl_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let path = e.unwrap().path();
@@ -44,10 +46,9 @@ fn every_shader_parses_and_validates() {
     for path in files {
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
         if PRELUDES.contains(&stem.as_str()) {
-            let text = std::fs::read_to_string(&path).unwrap();
             let users = SHADERS
                 .iter()
-                .filter(|s| s.source.starts_with(text.as_str()))
+                .filter(|s| s.preludes.contains(&stem.as_str()))
                 .count();
             assert!(users > 0, "prelude {stem} is in front of no shader");
             continue;
@@ -57,6 +58,32 @@ fn every_shader_parses_and_validates() {
             "{} is not in the shader registry",
             path.display()
         );
+    }
+    // A shader's source is exactly its preludes and its own file, and names only preludes.
+    let dir = |name: &str| {
+        let mut files = Vec::new();
+        wgsl_files(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")),
+            &mut files,
+        );
+        files
+            .into_iter()
+            .find(|f| f.file_stem().unwrap() == name)
+            .unwrap_or_else(|| panic!("{name}.wgsl not under src/"))
+    };
+    for s in SHADERS {
+        let mut want = String::new();
+        for prelude in s.preludes {
+            assert!(
+                PRELUDES.contains(prelude),
+                "{}: {prelude} is not a prelude",
+                s.name
+            );
+            want += &std::fs::read_to_string(dir(prelude)).unwrap();
+            want += "\n";
+        }
+        want += &std::fs::read_to_string(dir(s.name)).unwrap();
+        assert_eq!(s.source, want, "{}: source", s.name);
     }
 }
 
@@ -78,18 +105,30 @@ fn entry_points_match_launchers() {
             ],
         ),
         (
-            "conv2d_sg",
+            "conv2d_sg_forward",
             &[
                 "conv2d_forward_sg",
                 "conv2d_forward_sg_c3",
                 "conv2d_forward_sg_c4",
                 "conv2d_forward_sg_c4_o16",
-                "conv2d_backward_input_sg",
-                "conv2d_backward_input_sg_c16",
+            ],
+        ),
+        (
+            "conv2d_sg_backward_input",
+            &["conv2d_backward_input_sg", "conv2d_backward_input_sg_c16"],
+        ),
+        (
+            "conv2d_sg_backward_weight",
+            &[
                 "conv2d_backward_weight_sg",
                 "conv2d_backward_weight_sg_c4",
                 "conv2d_backward_weight_sg_o16",
                 "conv2d_backward_weight_sg_o16_c4",
+            ],
+        ),
+        (
+            "winograd_gemm_sg",
+            &[
                 "winograd_gemm_sg",
                 "winograd_gemm_weight_sg",
                 "winograd_gemm_out_sg",
@@ -222,6 +261,19 @@ fn entry_points_match_launchers() {
         let mut want: Vec<&str> = entries.to_vec();
         want.sort();
         assert_eq!(have, want, "entry points of {shader}.wgsl");
+        // The launchers name a subgroup entry point's shader by `sg_shader`, and the dispatch
+        // binds the tile queue to exactly these shaders' entry points.
+        let sg = shader.starts_with("conv2d_sg") || *shader == "winograd_gemm_sg";
+        assert_eq!(
+            wgpu_cnn::gpu::shaders::binds_tile_queue(shader),
+            sg,
+            "{shader}"
+        );
+        if sg {
+            for entry in entries.iter() {
+                assert_eq!(wgpu_cnn::ops::conv2d::sg_shader(entry), *shader, "{entry}");
+            }
+        }
     }
 }
 
@@ -229,7 +281,16 @@ fn entry_points_match_launchers() {
 fn params_structs_match_their_wgsl_twins() {
     let sizes: &[(&str, usize)] = &[
         ("conv2d", std::mem::size_of::<Conv2dParams>()),
-        ("conv2d_sg", std::mem::size_of::<Conv2dParams>()),
+        ("conv2d_sg_forward", std::mem::size_of::<Conv2dParams>()),
+        (
+            "conv2d_sg_backward_input",
+            std::mem::size_of::<Conv2dParams>(),
+        ),
+        (
+            "conv2d_sg_backward_weight",
+            std::mem::size_of::<Conv2dParams>(),
+        ),
+        ("winograd_gemm_sg", std::mem::size_of::<Conv2dParams>()),
         ("winograd", std::mem::size_of::<Conv2dParams>()),
         ("conv2d_wg", std::mem::size_of::<Conv2dParams>()),
         ("avgpool", std::mem::size_of::<AvgPoolParams>()),

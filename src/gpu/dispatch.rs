@@ -196,7 +196,7 @@ pub fn record_passes<'a>(
     }
 }
 
-/// The binding of `tile_queue` in `conv2d_sg.wgsl` ([`super::Gpu::tile_queue`]).
+/// The binding of `tile_queue` in `conv2d_sg_common.wgsl` ([`super::Gpu::tile_queue`]).
 pub const TILE_QUEUE_BINDING: u32 = 40;
 
 /// Invocations per workgroup of every 1-D kernel (`WG` in the shaders).
@@ -329,8 +329,8 @@ impl Dispatch {
             binding: *b,
             resource: s.binding(),
         }));
-        if shader == "conv2d_sg" && entry != "subgroup_layout_probe" {
-            // Every tile-computing entry declares the tile queue (used when p.queue = 1).
+        if super::shaders::binds_tile_queue(shader) {
+            // Every subgroup convolution entry declares the tile queue (used when p.queue = 1).
             entries.push(wgpu::BindGroupEntry {
                 binding: TILE_QUEUE_BINDING,
                 resource: gpu.tile_queue.as_entire_binding(),

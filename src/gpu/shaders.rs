@@ -1,10 +1,15 @@
 //! Shader registry: every WGSL file is compiled into the binary, and looked up by its stem, the
-//! same stem as its launcher in `gpu/ops/` and its reference in `cpu/`. The convolution
-//! shaders share `conv2d_common.wgsl` (parameters, stride-phase tiling), put in front of each.
+//! same stem as its launcher in `ops/<op>/gpu.rs` and its reference in `ops/<op>/cpu.rs`. WGSL
+//! has no includes, so shared code is a prelude put in front of each shader that uses it: the
+//! convolution shaders share `conv2d_common.wgsl` (parameters, stride-phase tiling), and the
+//! subgroup convolution kernels, one shader per direction, also `conv2d_sg_common.wgsl`
+//! (bindings, texture mirrors, tile queue, shared multiply-add helpers).
 
 /// One WGSL source file.
 pub struct ShaderSource {
     pub name: &'static str,
+    /// The preludes in front of the shader's own file, in order.
+    pub preludes: &'static [&'static str],
     pub source: &'static str,
 }
 
@@ -12,16 +17,20 @@ macro_rules! shader {
     ($op:literal / $name:literal) => {
         ShaderSource {
             name: $name,
+            preludes: &[],
             source: include_str!(concat!("../ops/", $op, "/", $name, ".wgsl")),
         }
     };
-    // A shader with a shared prelude in front (WGSL has no includes).
-    ($op:literal / $name:literal after $prelude:literal) => {
+    // A shader with shared preludes in front (WGSL has no includes), in the order given.
+    ($op:literal / $name:literal after $($prelude:literal),+) => {
         ShaderSource {
             name: $name,
+            preludes: &[$($prelude),+],
             source: concat!(
-                include_str!(concat!("../ops/", $op, "/", $prelude, ".wgsl")),
-                "\n",
+                $(
+                    include_str!(concat!("../ops/", $op, "/", $prelude, ".wgsl")),
+                    "\n",
+                )+
                 include_str!(concat!("../ops/", $op, "/", $name, ".wgsl")),
             ),
         }
@@ -29,12 +38,15 @@ macro_rules! shader {
 }
 
 /// The WGSL files that are no shader of their own but a prelude of some (see `shader!`).
-pub const PRELUDES: &[&str] = &["conv2d_common"];
+pub const PRELUDES: &[&str] = &["conv2d_common", "conv2d_sg_common"];
 
 /// Every shader of the engine.
 pub const SHADERS: &[ShaderSource] = &[
     shader!("conv2d" / "conv2d" after "conv2d_common"),
-    shader!("conv2d" / "conv2d_sg" after "conv2d_common"),
+    shader!("conv2d" / "conv2d_sg_forward" after "conv2d_common", "conv2d_sg_common"),
+    shader!("conv2d" / "conv2d_sg_backward_input" after "conv2d_common", "conv2d_sg_common"),
+    shader!("conv2d" / "conv2d_sg_backward_weight" after "conv2d_common", "conv2d_sg_common"),
+    shader!("conv2d" / "winograd_gemm_sg" after "conv2d_common", "conv2d_sg_common"),
     shader!("conv2d" / "conv2d_wg" after "conv2d_common"),
     shader!("conv2d" / "winograd" after "conv2d_common"),
     shader!("avgpool" / "avgpool"),
@@ -52,6 +64,7 @@ pub const SHADERS: &[ShaderSource] = &[
     // A device probe, not an op: the lane layout the subgroup kernels assume.
     ShaderSource {
         name: "subgroup_probe",
+        preludes: &[],
         source: include_str!("subgroup_probe.wgsl"),
     },
 ];
@@ -59,4 +72,13 @@ pub const SHADERS: &[ShaderSource] = &[
 /// The WGSL source of shader `name`.
 pub fn source(name: &str) -> Option<&'static str> {
     SHADERS.iter().find(|s| s.name == name).map(|s| s.source)
+}
+
+/// Whether the entry points of shader `name` declare the tile queue (binding 40, bound by the
+/// dispatch): those of the subgroup convolution kernels, which have `conv2d_sg_common.wgsl` in
+/// front.
+pub fn binds_tile_queue(name: &str) -> bool {
+    SHADERS
+        .iter()
+        .any(|s| s.name == name && s.preludes.contains(&"conv2d_sg_common"))
 }

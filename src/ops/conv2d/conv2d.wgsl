@@ -16,12 +16,14 @@
 //   conv2d_backward_weight_reduce  dweight, dbias = Σ_s partials[s] in fixed order (deterministic)
 // Variants for O % 4 == 0, chosen by the launcher, same results up to rounding:
 //   conv2d_forward_vec4, conv2d_backward_input_vec4, conv2d_backward_weight_vec4 — 4×8 tiles,
-//   vec4 loads through the weight4/dout4 views of the same buffers (13 vs 8–10 GFLOP/s on
-//   lavapipe for the seed's Conv_1);
-//   conv2d_backward_weight_c4 (also C % 4 == 0) — input read as vec4 too (12 vs 10 GFLOP/s).
-// Tried and dropped: vec4 input loads in the forward (10.5 vs 13 GFLOP/s: the unrolled channel
-// loop spills), 4×8 tiles without vec4 loads (10.5), 2 pixels × 16 channels with vec4 loads
-// (10.5).
+//   vec4 loads through the weight4/dout4 views of the same buffers: fewer load instructions
+//   per multiply-add;
+//   conv2d_backward_weight_c4 (also C % 4 == 0) — input read as vec4 too.
+// These are the fastest of the shapes compared on lavapipe (`examples/variants.rs` times them
+// side by side; docs/notes/workgroup-kernels.md, docs/notes/lavapipe.md): the forward reads
+// its input as scalars because with vec4 input loads its unrolled channel loop spills, and 4×8
+// tiles without vec4 loads, or 2 pixels × 16 channels with them, lose to the 4×8 tiles with
+// vec4 loads.
 //
 // Each invocation computes a 4×4 register tile (4 pixels × 4 channels): CPU-type adapters such as
 // lavapipe vectorise across invocations and reward register blocking; 64 invocations per group

@@ -1,7 +1,9 @@
-// conv2d_common.wgsl — what the three convolution shaders share; the shader registry
-// (gpu/shaders.rs) puts it in front of conv2d.wgsl, conv2d_sg.wgsl and conv2d_wg.wgsl.
+// conv2d_common.wgsl — what the convolution shaders share; the shader registry
+// (gpu/shaders.rs) puts it in front of conv2d.wgsl, conv2d_wg.wgsl, winograd.wgsl and the
+// subgroup kernels (conv2d_sg_common.wgsl, then one file per direction).
 //
-// The parameter block (params.rs Conv2dParams, the same 80 bytes) and the stride-phase tiling of
+// The parameter block (ops/conv2d/mod.rs Conv2dParams, the same 80 bytes; tests/naga_validate.rs
+// checks the layout) and the stride-phase tiling of
 // the input-gradient kernels: the input gradient of a strided convolution is a transposed
 // convolution, and input pixel (y, x) meets only the taps with ky ≡ y + pad_t (mod SH) and
 // kx ≡ x + pad_l (mod SW). Pixels that share those remainders (ry, rx) — a stride phase — meet

@@ -1,5 +1,6 @@
-//! Reference for `shaders/conv2d.wgsl` and `shaders/conv2d_sg.wgsl`: 2-D convolution with any
-//! kernel `KH×KW`, stride `SH×SW` and padding, NHWC input, HWIO weight.
+//! Reference for the direct convolution kernels (`conv2d.wgsl`, `conv2d_wg.wgsl`, the subgroup
+//! kernels `conv2d_sg_*.wgsl`): 2-D convolution with any kernel `KH×KW`, stride `SH×SW` and
+//! padding, NHWC input, HWIO weight.
 //!   output[n,y,x,o] = bias[o] + Σ_{ky,kx,c} input[n, y·SH+ky−pad_t, x·SW+kx−pad_l, c] · weight[ky,kx,c,o]
 //! Taps outside the image read zero. With `p.relu = 1` the forward applies ReLU (fused); with
 //! `p.bias = 0` there is no bias (forward adds none, `dbias` is not written).

@@ -1,20 +1,21 @@
-//! Launcher for `shaders/conv2d.wgsl` (register tiles, any device), `shaders/conv2d_sg.wgsl`
-//! (devices with 8-wide subgroups) and `shaders/conv2d_wg.wgsl` (workgroup-memory tiles, GPUs);
-//! the family is [`Caps::kernels`].
+//! Launcher for `conv2d.wgsl` (register tiles, any device), the subgroup kernels
+//! (`conv2d_sg_*.wgsl`, devices with 8-wide subgroups; [`sg_shader`] names the module of each
+//! entry point) and `conv2d_wg.wgsl` (workgroup-memory tiles, GPUs); the family is
+//! [`Caps::kernels`](crate::caps::Caps::kernels).
 
-use super::{select_backward_input, select_backward_weight, select_forward};
+use super::{select_backward_input, select_backward_weight, select_forward, sg_shader};
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::ops::Conv2dParams;
 
 const SHADER: &str = "conv2d";
-const SG_SHADER: &str = "conv2d_sg";
 const WG_SHADER: &str = "conv2d_wg";
 /// Output tile of the `conv2d_wg.wgsl` kernels (rows × columns of the GEMM).
 const WG_TILE: u32 = 64;
 
-/// The `conv2d_sg.wgsl` variants: devices with 8-wide subgroups (lavapipe on AVX2), where they
-/// run 2–3× faster than the register-tiled kernels (`examples/variants.rs`, docs/benchmarks.md).
+/// The subgroup kernels: devices with 8-wide subgroups (lavapipe on AVX2), where they load
+/// fewer elements per multiply-add than the register-tiled kernels and run faster
+/// (`examples/variants.rs`, docs/notes/subgroup-kernels.md).
 fn subgroup8(gpu: &Gpu, p: &Conv2dParams) -> bool {
     gpu.caps().conv_sg(p)
 }
@@ -44,7 +45,7 @@ fn sg_grid(tiles: u32) -> [u32; 3] {
     grid(tiles * 8)
 }
 
-/// The params uniform and grid of a `conv2d_sg.wgsl` dispatch of `tiles` subgroup tiles: with
+/// The params uniform and grid of a subgroup-kernel dispatch of `tiles` subgroup tiles: with
 /// the device's tile queue ([`Gpu::queue_groups`], CPU-type adapters) a few workgroups whose
 /// subgroups take tiles until none is left, otherwise one subgroup per tile.
 pub(crate) fn sg_launch(gpu: &Gpu, p: &Conv2dParams, tiles: u32) -> (wgpu::Buffer, [u32; 3]) {
@@ -174,7 +175,7 @@ fn forward_sg(
         let (u, groups) = sg_launch(gpu, p, p.o.div_ceil(16) * p.pixels().div_ceil(32));
         return Dispatch::with_textures(
             gpu,
-            SG_SHADER,
+            sg_shader(entry),
             entry,
             &u,
             &[(12, input), (3, bias), (21, output)],
@@ -193,7 +194,7 @@ fn forward_sg(
     let (u, groups) = sg_launch(gpu, p, p.o.div_ceil(32) * p.pixels().div_ceil(32));
     Dispatch::with_weight_texture(
         gpu,
-        SG_SHADER,
+        sg_shader(entry),
         entry,
         &u,
         // With p.mask = 1 the output tensor holds the ReLU mask (binding 19, u32 words) and
@@ -252,7 +253,7 @@ pub fn backward_input(
         let (u, groups) = sg_launch(gpu, p, p.c.div_ceil(tile_c) * p.input_phase_tiles(tile_px));
         return Dispatch::with_textures(
             gpu,
-            SG_SHADER,
+            sg_shader(entry),
             entry,
             &u,
             &[(11, dout), (dinput_binding, dinput)],
@@ -374,7 +375,7 @@ pub fn backward_weight_split(
     let (u, groups) = sg_launch(gpu, p, p.o.div_ceil(tile_o) * rows.div_ceil(32) * p.splits);
     Dispatch::with_textures(
         gpu,
-        SG_SHADER,
+        sg_shader(entry),
         entry,
         &u,
         // The `_c4` kernel reads the input as vec4s (C % 4 == 0 makes it whole vec4s).

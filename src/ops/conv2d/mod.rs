@@ -1,6 +1,11 @@
 //! 2-D convolution (any kernel, stride, padding; NHWC input, HWIO weight): the uniform and
 //! its shape arithmetic, the kernel choice, and beside it the launchers (`gpu`), the CPU twin
-//! (`cpu`), Winograd F(4x4, 3x3) (`winograd`) and the shaders (`conv2d*.wgsl`, `winograd.wgsl`).
+//! (`cpu`), Winograd F(4x4, 3x3) (`winograd`) and the shaders: `conv2d.wgsl` (register tiles),
+//! `conv2d_wg.wgsl` (workgroup tiles), the subgroup kernels by direction
+//! (`conv2d_sg_{forward,backward_input,backward_weight}.wgsl`, Winograd's GEMMs in
+//! `winograd_gemm_sg.wgsl`, all after `conv2d_sg_common.wgsl`) and `winograd.wgsl` (transforms);
+//! `conv2d_common.wgsl` goes in front of each. Lab notes: docs/notes/subgroup-kernels.md,
+//! docs/notes/winograd.md, docs/notes/workgroup-kernels.md.
 
 pub mod cpu;
 pub mod gpu;
@@ -41,12 +46,12 @@ pub struct Conv2dParams {
     pub pool: u32,
     /// 1: the layer has a bias (forward adds it, the weight gradient writes its gradient).
     pub bias: u32,
-    /// 1: the `conv2d_sg.wgsl` kernels take their tiles from the device's tile queue instead
-    /// of from their place in the grid (set by the launcher on CPU-type adapters).
+    /// 1: the subgroup kernels ([`sg_shader`]) take their tiles from the device's tile queue
+    /// instead of from their place in the grid (set by the launcher on CPU-type adapters).
     pub queue: u32,
     /// 1 (with `relu` and `pool`): the forward stores the signs of its output as a bit mask
     /// (`ceil(O/32)` u32 words per pixel) instead of the output, which is then read only as the
-    /// fused pool backward's ReLU mask (`conv2d_sg.wgsl` `store_output_tile`).
+    /// fused pool backward's ReLU mask (`conv2d_sg_forward.wgsl` `store_output_tile`).
     pub mask: u32,
 }
 
@@ -164,11 +169,12 @@ impl Conv2dParams {
     pub fn pixels(&self) -> u32 {
         self.n * self.out_h * self.out_w
     }
-    /// Tiles of `tile` input pixels of the input-gradient kernels of `conv2d_sg.wgsl` (16)
-    /// and `conv2d_wg.wgsl` (64), `conv2d.wgsl` (4): the pixels are tiled per stride phase
-    /// ((y + pad_t) mod SH, (x + pad_l) mod SW), each phase's pixels (N images of at most
-    /// ceil(H/SH) × ceil(W/SW)) on their own tiles (`phase_tile` in the shaders). Unstrided:
-    /// one phase, `ceil(N·H·W / tile)` tiles as without phases.
+    /// Tiles of `tile` input pixels of the input-gradient kernels of
+    /// `conv2d_sg_backward_input.wgsl` (32), `conv2d_wg.wgsl` (64) and `conv2d.wgsl` (4): the
+    /// pixels are tiled per stride phase ((y + pad_t) mod SH, (x + pad_l) mod SW), each phase's
+    /// pixels (N images of at most ceil(H/SH) × ceil(W/SW)) on their own tiles (`stride_phase`
+    /// in `conv2d_common.wgsl`). Unstrided: one phase, `ceil(N·H·W / tile)` tiles as without
+    /// phases.
     pub fn input_phase_tiles(&self, tile: u32) -> u32 {
         let sub = self.h.div_ceil(self.sh) * self.w.div_ceil(self.sw);
         self.sh * self.sw * (self.n * sub).div_ceil(tile)
@@ -284,6 +290,23 @@ pub fn select_backward_weight(caps: &Caps, p: &Conv2dParams) -> &'static str {
     }
 }
 
+/// The shader module that holds subgroup entry point `entry` (a `select_*` choice for a device
+/// where [`Caps::conv_sg`] holds, or a Winograd GEMM): the subgroup kernels are one shader per
+/// direction, each after `conv2d_common.wgsl` and `conv2d_sg_common.wgsl` (gpu/shaders.rs).
+pub fn sg_shader(entry: &str) -> &'static str {
+    if entry.starts_with("winograd_gemm") {
+        "winograd_gemm_sg"
+    } else if entry.starts_with("conv2d_forward_sg") {
+        "conv2d_sg_forward"
+    } else if entry.starts_with("conv2d_backward_input_sg") {
+        "conv2d_sg_backward_input"
+    } else if entry.starts_with("conv2d_backward_weight_sg") {
+        "conv2d_sg_backward_weight"
+    } else {
+        panic!("{entry} is not a subgroup convolution entry point")
+    }
+}
+
 /// The vec4 variants need the output channels in whole vec4s.
 pub(crate) fn vec4(p: &Conv2dParams) -> bool {
     p.o.is_multiple_of(4)
@@ -292,8 +315,9 @@ pub(crate) fn vec4(p: &Conv2dParams) -> bool {
 /// The convolution rules of a device (split-K, the subgroup kernels, the fused 2x2 pool).
 impl Caps {
     /// Split-K partial sums of the conv weight gradients: a CPU-type adapter has few lanes to
-    /// fill and pays for the partials' traffic (Conv_1: 98 vs 103 ms + 0.3 vs 4.6 ms reduce on
-    /// lavapipe at 16 vs 256 splits); a GPU wants many independent sums.
+    /// fill and pays for the partials' traffic (both the split-K kernel and the reduction get
+    /// slower with more splits on lavapipe; docs/notes/planner.md); a GPU wants many
+    /// independent sums.
     /// The workgroup-tiled kernels size the split by their tile count: enough splits for
     /// about 512 workgroups (4 per SM of the largest GPUs), each split at least 256 output
     /// pixels (16 K-slices) so the partials' traffic stays small beside the multiply-adds.

@@ -2,10 +2,11 @@
 // "SAME" (pad 1) convolutions: a 4×4 block of outputs from a 6×6 block of inputs with 36
 // multiplications per channel pair instead of 144. The multiplications form 36 independent
 // GEMMs (one per point ξ of the 6×6 transformed tile), run by `winograd_gemm_sg` and
-// `winograd_gemm_weight_sg` in conv2d_sg.wgsl; the kernels here move tensors in and out of that
-// domain. Up to 128 input channels the forward's GEMM and output transform are one kernel
-// (`winograd_gemm_out_sg`, conv2d_sg.wgsl), and `winograd_output` serves the wider layers. Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016), matrices of
-// F(4, 3) with the points 0, ±1, ±2 and ∞:
+// `winograd_gemm_weight_sg` in winograd_gemm_sg.wgsl; the kernels here move tensors in and out
+// of that domain. Up to 128 input channels the forward's GEMM and output transform are one
+// kernel (`winograd_gemm_out_sg`, winograd_gemm_sg.wgsl), and `winograd_output` serves the
+// wider layers (docs/notes/winograd.md). Lavin & Gray, "Fast Algorithms for Convolutional
+// Neural Networks" (2016), matrices of F(4, 3) with the points 0, ±1, ±2 and ∞:
 //   forward   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A      (4×4 outputs of one tile and channel pair)
 //   weight    dW = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A dY Aᵀ) ] G   (3×3, the same identity transposed)
 //   input     dd = B [ Σ_o (G g Gᵀ) ⊙ (A dY Aᵀ) ] Bᵀ    (the forward's adjoint: 6×6 blocks that
@@ -17,12 +18,11 @@
 //   M[t][ξ][o] (products, from the GEMM), D[t][ξ][o] (transformed output gradients),
 //   E[t][ξ][c] (the input gradient's products, turned into the 6×6 blocks P in place),
 //   S[ξ][c][o] (the weight gradient in the transformed domain, from the GEMM).
-// V, M, D and E are tile-major: an invocation's 36 points lie together (the output transform
-// 3.9 ms against 8.8 point-major on lavapipe, whose 36 strided streams per invocation miss the
-// caches; docs/benchmarks.md, thirteenth session).
+// V, M, D and E are tile-major: an invocation's 36 points lie together (point-major layouts
+// give each invocation 36 strided streams, which miss lavapipe's caches; docs/notes/winograd.md).
 // One invocation per (tile or weight row, vec4 of channels), channels fastest. Edge tiles read
-// zeros outside the image and store only the pixels inside it. The reference: cpu/winograd.rs,
-// the same transforms in the same order.
+// zeros outside the image and store only the pixels inside it. The reference:
+// ops/conv2d/winograd/cpu.rs, the same transforms in the same order.
 
 @group(0) @binding(2) var<storage, read> weight4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias4: array<vec4<f32>>;
@@ -265,7 +265,8 @@ fn store_pool(n: u32, py: u32, px: u32, q: u32, o4: u32, a: vec4<f32>, b: vec4<f
 }
 
 // Y = Aᵀ M A for tile t and output channels 4q..4q+3 (layers of more than 128 input channels;
-// gpu/ops/winograd.rs fuses_output), then the forward's epilogue (conv2d_sg's store_output_tile): + bias, ReLU (p.relu), the output (or with p.mask its signs), and with
+// ops/conv2d/winograd/mod.rs fuses_output), then the forward's epilogue (conv2d_sg_forward.wgsl's
+// store_output_tile): + bias, ReLU (p.relu), the output (or with p.mask its signs), and with
 // p.pool the 2×2 average pool (a tile holds 2×2 whole windows; H and W even).
 // p.mask needs O % 32 == 0: the 8 lanes of a subgroup are then 32 channels of one tile (lane =
 // q % 8: subgroups are 8 consecutive invocations, as the launcher's layout probe confirmed).

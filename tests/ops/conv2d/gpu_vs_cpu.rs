@@ -6,6 +6,7 @@ use rand::Rng;
 use wgpu_cnn::gpu::{BufSlice, Gpu};
 use wgpu_cnn::ops::avgpool::gpu as avgpool;
 use wgpu_cnn::ops::conv2d::gpu as conv2d;
+use wgpu_cnn::ops::conv2d::sg_shader;
 use wgpu_cnn::ops::*;
 
 /// (n, h, w, c, o, k, padding): odd sizes, K = 1, 3, 5, both paddings, several split-K splits.
@@ -35,7 +36,8 @@ const CONV_SHAPES: &[(u32, u32, u32, u32, u32, u32, Padding)] = &[
     (1, 5, 9, 32, 16, 3, Padding::Valid),
 ];
 
-/// The default kernels: on a device with 8-wide subgroups (lavapipe) those of conv2d_sg.wgsl.
+/// The default kernels: on a device with 8-wide subgroups (lavapipe) the subgroup kernels
+/// (conv2d_sg_*.wgsl).
 #[test]
 fn conv2d_all_directions() {
     let Some(gpu) = gpu() else { return };
@@ -422,15 +424,16 @@ fn conv2d_sg_tile_queue_matches_the_grid_bitwise() {
         }
         seen.extend(entries.into_iter().filter(|e| e.contains("_sg")));
     }
-    // Every tile-computing entry point of the shader (all but the layout probe), read from
-    // the shader itself so that a new one is covered or this fails.
-    let source = wgpu_cnn::gpu::shaders::source("conv2d_sg").expect("conv2d_sg");
-    let module = naga::front::wgsl::parse_str(source).expect("conv2d_sg parses");
-    let all: Vec<String> = module
-        .entry_points
+    // Every entry point of the shaders that take tiles from the queue, read from the shaders
+    // themselves so that a new one is covered or this fails.
+    let all: Vec<String> = wgpu_cnn::gpu::shaders::SHADERS
         .iter()
-        .map(|e| e.name.clone())
-        .filter(|n| n != "subgroup_layout_probe")
+        .filter(|s| wgpu_cnn::gpu::shaders::binds_tile_queue(s.name))
+        .flat_map(|s| {
+            let module = naga::front::wgsl::parse_str(s.source)
+                .unwrap_or_else(|e| panic!("{} does not parse: {e}", s.name));
+            module.entry_points.into_iter().map(|e| e.name)
+        })
         .collect();
     assert_eq!(all.len(), 14, "{all:?}");
     let missing: Vec<_> = all.iter().filter(|e| !seen.contains(e.as_str())).collect();
@@ -767,7 +770,7 @@ fn conv2d_sg_c3_matches_any_c_bitwise() {
         let u = gpu.uniform("p", &p);
         let any_c = wgpu_cnn::gpu::Dispatch::with_textures(
             gpu,
-            "conv2d_sg",
+            sg_shader("conv2d_forward_sg"),
             "conv2d_forward_sg",
             &u,
             &[
@@ -835,7 +838,7 @@ fn sixteen_vs_32_channel_tiles(gpu: &Gpu, p: Conv2dParams) {
             let grid = wgpu_cnn::gpu::dispatch::grid(tiles * 8);
             wgpu_cnn::gpu::Dispatch::with_textures(
                 gpu,
-                "conv2d_sg",
+                sg_shader(entry),
                 entry,
                 &u,
                 binds,
@@ -949,7 +952,7 @@ fn conv2d_sg_weight_gradient_c4_matches_scalar_taps_bitwise() {
         let rows = p.weight_rows() + 1;
         let scalar = wgpu_cnn::gpu::Dispatch::with_textures(
             gpu,
-            "conv2d_sg",
+            sg_shader("conv2d_backward_weight_sg"),
             "conv2d_backward_weight_sg",
             &u,
             &[(1, x), (17, (&pb).into())],
@@ -1232,11 +1235,11 @@ fn conv2d_weight_reduce_vec4_matches_the_scalar_reduce_bitwise() {
     }
 }
 
-/// The Winograd F(4×4, 3×3) kernels (`winograd.wgsl` and the GEMMs of `conv2d_sg.wgsl`; devices
-/// with 8-wide subgroups) in every direction against the direct CPU convolution, at shapes with
-/// partial tiles at both edges, more than one 32-channel or 32-tile block, with and without
-/// bias; the fused ReLU, 2×2 pool and ReLU mask against the CPU conv, ReLU and pool. Outputs
-/// sit inside guarded buffers: nothing is written outside them.
+/// The Winograd F(4×4, 3×3) kernels (`winograd.wgsl` and the GEMMs of `winograd_gemm_sg.wgsl`;
+/// devices with 8-wide subgroups) in every direction against the direct CPU convolution, at
+/// shapes with partial tiles at both edges, more than one 32-channel or 32-tile block, with and
+/// without bias; the fused ReLU, 2×2 pool and ReLU mask against the CPU conv, ReLU and pool.
+/// Outputs sit inside guarded buffers: nothing is written outside them.
 #[test]
 fn winograd_all_directions() {
     use wgpu_cnn::ops::conv2d::winograd::gpu as winograd;

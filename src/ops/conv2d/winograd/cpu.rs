@@ -1,9 +1,9 @@
-//! Reference for `shaders/winograd.wgsl` and the Winograd GEMMs of `shaders/conv2d_sg.wgsl`:
-//! a 3×3, stride-1, pad-1 convolution by Winograd's F(4×4, 3×3) (Lavin & Gray 2016), the same
+//! Reference for `winograd.wgsl` and the Winograd GEMMs of `winograd_gemm_sg.wgsl`: a 3×3,
+//! stride-1, pad-1 convolution by Winograd's F(4×4, 3×3) (Lavin & Gray 2016), the same
 //! transforms in the same order as the shaders. Its tests check it against the direct
-//! convolution of `conv2d.rs` (in f64: the transforms are exact up to rounding), which is how the
-//! matrices below are known to be right; tests/gpu_vs_cpu.rs checks the shaders against the
-//! direct reference.
+//! convolution of `ops::conv2d::cpu` (in f64: the transforms are exact up to rounding), which is
+//! how the matrices below are known to be right; tests/ops/conv2d/gpu_vs_cpu.rs checks the
+//! shaders against the direct reference.
 //! Layouts (channels fastest): U[ξ][c][o], V[t][ξ][c], M[t][ξ][o], D[t][ξ][o], S[ξ][c][o], ξ the
 //! 36 points of the 6×6 transformed tile, t = (n, ty, tx) the 4×4 output blocks.
 
@@ -194,7 +194,7 @@ pub fn output_transform<T: Real>(p: &Conv2dParams, m: &[T], bias: &[T], output: 
 }
 
 /// Column k of Aᵀ: (1, k̂, k̂², k̂³) for the finite points k̂ = 0, 1, −1, 2, −2, (0, 0, 0, 1)
-/// for ∞ (`at_col` of `conv2d_sg.wgsl`).
+/// for ∞ (`at_col` of `winograd_gemm_sg.wgsl`).
 fn at_col<T: Real>(k: usize) -> [T; 4] {
     if k == 5 {
         return [T::zero(), T::zero(), T::zero(), T::of(1.0)];

@@ -1,19 +1,20 @@
-//! Launcher for `shaders/winograd.wgsl` (the transforms) and the Winograd GEMMs of
-//! `shaders/conv2d_sg.wgsl`: a 3×3, stride-1, pad-1 convolution by Winograd's F(4×4, 3×3),
+//! Launcher for `winograd.wgsl` (the transforms) and the Winograd GEMMs of
+//! `winograd_gemm_sg.wgsl`: a 3×3, stride-1, pad-1 convolution by Winograd's F(4×4, 3×3),
 //! 36 multiply-adds per 4×4 outputs and channel pair instead of 144, on devices whose subgroups
-//! run the `conv2d_sg.wgsl` kernels ([`applies`]; the planner's rule is
-//! [`Caps::winograd_conv`]). Each direction is three to five dispatches (transforms around one
-//! GEMM dispatch) into scratch tensors the planner owns ([`Scratch`], lengths
-//! [`scratch_lens`]).
+//! run the subgroup convolution kernels ([`applies`](super::applies); the planner's rule is
+//! [`Caps::winograd_conv`](crate::caps::Caps::winograd_conv)). Each direction is three to five
+//! dispatches (transforms around one GEMM dispatch) into scratch tensors the planner owns
+//! ([`Scratch`], lengths [`scratch_lens`](super::scratch_lens)). Lab notes:
+//! docs/notes/winograd.md.
 
 use super::{can_mask, can_pool2, forward_gemm, fuses_output, POINTS};
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::ops::conv2d::gpu::sg_launch;
+use crate::ops::conv2d::sg_shader;
 use crate::ops::Conv2dParams;
 
 const SHADER: &str = "winograd";
-const SG_SHADER: &str = "conv2d_sg";
 
 /// The three scratch tensors of one direction (see [`scratch_lens`]).
 #[derive(Clone, Copy)]
@@ -70,7 +71,7 @@ fn gemm(
     let (tc, to) = (t as u64 * p.c as u64, t as u64 * p.o as u64);
     Dispatch::with_weight_texture(
         gpu,
-        SG_SHADER,
+        sg_shader("winograd_gemm_sg"),
         "winograd_gemm_sg",
         &uniform,
         &[(12, v), (14, m)],
@@ -110,7 +111,7 @@ fn gemm_out(
     if channels == 16 {
         Dispatch::with_textures(
             gpu,
-            SG_SHADER,
+            sg_shader(entry),
             entry,
             &uniform,
             &[(12, v), (3, bias), (21, output)],
@@ -122,7 +123,7 @@ fn gemm_out(
     } else {
         Dispatch::with_weight_texture(
             gpu,
-            SG_SHADER,
+            sg_shader(entry),
             entry,
             &uniform,
             &[(12, v), (3, bias), (14, output), (18, pooled), (19, output)],
@@ -136,7 +137,7 @@ fn gemm_out(
 
 /// `output = conv(input, weight) + bias` with the forward's epilogues (`p.relu`, and with
 /// `p.pool` the pooled output, with `p.mask` the ReLU mask instead of the output, as
-/// `conv2d_sg.wgsl`'s forward): weight transform, input transform, then the GEMM with the
+/// `conv2d_sg_forward.wgsl`): weight transform, input transform, then the GEMM with the
 /// output transform fused ([`fuses_output`]) or the GEMM into M and the output transform.
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
@@ -398,7 +399,7 @@ pub fn backward_weight(
     let (tc, to) = (t as u64 * p.c as u64, t as u64 * p.o as u64);
     let gemm = Dispatch::with_textures(
         gpu,
-        SG_SHADER,
+        sg_shader("winograd_gemm_weight_sg"),
         "winograd_gemm_weight_sg",
         &uniform,
         &[(12, v), (17, sg)],

@@ -1,4 +1,7 @@
-//! Winograd F(4x4, 3x3) for 3x3 stride-1 SAME convolutions: launchers (`gpu`) and CPU twin (`cpu`).
+//! Winograd F(4x4, 3x3) for 3x3 stride-1 SAME convolutions: where it runs, its scratch sizes,
+//! launchers (`gpu`) and CPU twin (`cpu`); the shaders are `winograd.wgsl` (transforms) and
+//! `winograd_gemm_sg.wgsl` (the GEMMs) beside the convolution's. Lab notes:
+//! docs/notes/winograd.md.
 
 pub mod cpu;
 pub mod gpu;
@@ -30,12 +33,11 @@ pub fn can_mask(p: &Conv2dParams) -> bool {
 /// Whether the forward computes the products and the output transform in one kernel
 /// (`winograd_gemm_out_sg`: M stays in registers and on the stack) rather than a GEMM into the
 /// scratch M and `winograd_output` after it. The fused kernel holds 24 tiles per subgroup
-/// where the GEMM holds 32, and adds the transform's multiply-adds to the GEMM's: it pays while
+/// where the GEMM holds 32, and adds the transform's multiply-adds to the GEMM's. It pays while
 /// the output transform's traffic (36 values per tile and output channel, stored and loaded
-/// again, lane by lane on lavapipe) outweighs that, up to 128 input channels
-/// (`examples/winograd.rs`, the forward alone on lavapipe, ms: seed Conv_1 32 → 64 at 16×16
-/// 7.9 against 9.1 + 4.6; 32 × 16×16, 128 → 128 10.7 against 9.6 + 3.2; 32 × 8×8,
-/// 256 → 256 12.4 against 9.7 + 0.6).
+/// again, lane by lane on lavapipe) outweighs that. The traffic saved does not depend on the
+/// input channels and the fused GEMM's extra cost grows with them; they cross above 128 input
+/// channels (`examples/winograd.rs` times both forms; docs/notes/winograd.md).
 pub fn fuses_output(p: &Conv2dParams) -> bool {
     p.c <= 128
 }
@@ -75,15 +77,14 @@ pub fn scratch_lens(p: &Conv2dParams) -> ([usize; 3], [usize; 3], [usize; 3]) {
 /// Where Winograd F(4x4, 3x3) runs on a device.
 impl Caps {
     /// Whether convolution `p` runs as Winograd F(4×4, 3×3) in every direction (`winograd.wgsl`,
-    /// the GEMMs of `conv2d_sg.wgsl`): on the subgroup kernels, for a 3×3 stride-1 SAME
-    /// convolution with at least 32 input and output channels (whole vec4s). Measured on
-    /// lavapipe (`examples/winograd.rs`, batch 128; forward, input gradient, weight gradient
-    /// against the direct kernels): the seed's Conv_1 (32 → 64) 1.24×, 1.18×, 1.9×;
-    /// ResNet-20's 32 → 32 1.07×, 1.13×, 1.8× and 64 → 64 1.5×, 1.55×, 2.6×; its 16-channel
-    /// layers 0.8–0.9× (half-empty 32-channel tiles), so not there. Maps smaller than 8×8 (VGG's
-    /// last stages) stay direct: there the 6×6 input blocks are mostly padding, and the
-    /// transforms' rounding (F(4×4, 3×3) scales values by up to ~100 before the products and
-    /// cancels after them) is largest against the gradients' size.
+    /// the GEMMs of `winograd_gemm_sg.wgsl`): on the subgroup kernels, for a 3×3 stride-1 SAME
+    /// convolution with at least 32 input and output channels (whole vec4s). There it beats the
+    /// direct kernels in all three directions on lavapipe; with 16 channels its 32-channel tiles
+    /// are half empty and the direct kernels win (`examples/winograd.rs` times both;
+    /// docs/notes/winograd.md). Maps smaller than 8×8 (VGG's last stages) stay direct: there the
+    /// 6×6 input blocks are mostly padding, and the transforms' rounding (F(4×4, 3×3) scales
+    /// values by up to ~100 before the products and cancels after them) is largest against the
+    /// gradients' size.
     pub fn winograd_conv(&self, p: &Conv2dParams) -> bool {
         self.winograd
             && self.conv_sg(p)
@@ -96,9 +97,9 @@ impl Caps {
     /// Whether the forward of convolution `p` runs as Winograd F(4×4, 3×3): where
     /// [`Caps::winograd_conv`] says, and for layers of 16 to 128 input and at most 16 output
     /// channels without a pool (ResNet-20's first stage), whose forward has its own 16-channel
-    /// kernel (`winograd_gemm_out_sg_o16`, the output transform fused: 128×32×32, 16 → 16 on
-    /// lavapipe 10.4 against 15.0 ms; `examples/winograd.rs`) while their gradients stay direct
-    /// (Winograd 0.76–0.89× there).
+    /// kernel (`winograd_gemm_out_sg_o16`, the output transform fused), faster there than the
+    /// direct forward, while their gradients stay direct, where Winograd is slower
+    /// (`examples/winograd.rs`; docs/notes/winograd.md).
     pub fn winograd_forward(&self, p: &Conv2dParams) -> bool {
         self.winograd_conv(p)
             || (self.winograd
@@ -114,12 +115,11 @@ impl Caps {
     /// Whether the input gradient of convolution `p` runs as the Winograd forward of its
     /// transposed convolution (`ops::conv2d::winograd::gpu::backward_input_as_forward`): where the
     /// layer's gradients are not on Winograd ([`Caps::winograd_conv`]) but that forward is
-    /// ([`Caps::winograd_forward`], its output transform fused): ResNet-20's 16-channel layers
-    /// (128×32×32, 16 → 16: 15.4 → 13.9 ms alone; in its step the six layers' input gradients
-    /// went from 101 ms to ~65). Where the gradients are on Winograd the adjoint stays: its D
-    /// comes from the weight gradient, and in ResNet-20's step the forward form of its 32- and
-    /// 64-channel layers cost the same as the adjoint (63.5 against 63.1 ms; alone, 16×16
-    /// 32 → 32, 6.8 against 9.1 without D: `examples/winograd.rs`).
+    /// ([`Caps::winograd_forward`], its output transform fused): ResNet-20's 16-channel layers,
+    /// where it is faster than the direct input gradient. Where the gradients are on Winograd
+    /// the adjoint stays: its D comes from the weight gradient (one transform for both), so in
+    /// a whole step the forward form gains nothing there (`examples/winograd.rs`;
+    /// docs/notes/winograd.md).
     pub fn winograd_input_as_forward(&self, p: &Conv2dParams) -> bool {
         let q = p.winograd_transposed();
         !self.winograd_conv(p) && self.winograd_forward(&q) && fuses_output(&q)
