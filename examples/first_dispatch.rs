@@ -1,6 +1,7 @@
 //! First-dispatch time of each dispatch of the Winograd forward at a small shape: lavapipe
 //! compiles a pipeline at its first dispatch, so this is the compile time a fresh machine pays
-//! (the fused `winograd_gemm_out_sg` took ~50 s with its 24 epilogues inlined, ~1.5 s as it is).
+//! (why the fused `winograd_gemm_out_sg` keeps one copy of its epilogue, not one per tile:
+//! docs/notes/winograd.md).
 //! `MESA_SHADER_CACHE_DISABLE=true cargo run --release --example first_dispatch`.
 use std::time::Instant;
 use wgpu_cnn::gpu::{Gpu, GpuOptions};

@@ -5,7 +5,7 @@
 //! tiles per subgroup instead of the kernel's four. Same math, same summation order: the outputs
 //! must be bitwise equal. Seed shapes at batch 128: `cargo run --release --example texfetch`
 //! (`GALLIUM_OVERRIDE_CPU_CAPS=avx` makes llvmpipe generate code without AVX-512, 16 vector
-//! registers). Findings in docs/benchmarks.md.
+//! registers). Findings in docs/notes/subgroup-kernels.md and docs/notes/lavapipe.md.
 use std::time::Instant;
 use wgpu_cnn::gpu::dispatch::grid;
 use wgpu_cnn::gpu::{Dispatch, Gpu, GpuOptions};
@@ -56,9 +56,9 @@ fn variant(src: &str, name: &str, tiles: &str, swaps: &[(&str, String)]) -> Stri
     )
 }
 
-/// The variants: storage-buffer weights (the kernel before the textures), inputs through a
-/// texture too, weights through a uniform buffer, and two 8-pixel tiles per subgroup instead of
-/// four (the kernel before the twelfth session), with texture and with storage weights.
+/// The variants: storage-buffer weights, inputs through a texture too, weights through a
+/// uniform buffer, and two 8-pixel tiles per subgroup instead of the kernel's four, with texture
+/// and with storage weights.
 fn variants(src: &str) -> String {
     let s = |v: &str| v.to_string();
     let mut out = String::from(EXTRA);

@@ -4,9 +4,9 @@
 //! MODE: loop (as the kernel), c (channel loop unrolled), kx (kx and c), all (every loop).
 //! `LOADS=noin|now|none` replaces the input loads, the weight loads or both by values computed
 //! from the index (wrong results; timing only); `MAC=expr` replaces the multiply-add chain.
-//! A negative result, kept as its record (docs/benchmarks.md, twelfth session): on a Zen 5
-//! EPYC the unrolled kernels ran Conv_1 2.5× slower than the loop (19.5 against 58 GFLOP/s;
-//! LLVM hoists the loads and spills), and with no loads at all the loop reached 80–100 GFLOP/s.
+//! A negative result, kept as its record: the unrolled kernels are slower than the loop (LLVM
+//! hoists the loads of the unrolled body and spills); the numbers, and those without loads, are
+//! in docs/notes/subgroup-kernels.md.
 mod common;
 
 use wgpu_cnn::gpu::{Gpu, GpuOptions};

@@ -5,10 +5,9 @@
 //! every weight is read at a literal index. Same sums in the same order as
 //! `conv2d_forward_sg_c4` (taps outer, 4 input channels per accumulator update), so the outputs
 //! must be bitwise equal. `cargo run --release --example unrolled [shape]`: by default only
-//! ResNet-20's first-stage shape, whose pipeline compiles in ~25 s; `Conv_1` (the seed's 32→64,
-//! 4,608 literal weight loads) did not compile within 10 minutes. A negative result, kept as
-//! the record of it: slower than `conv2d_forward_sg_c4_o16` (docs/benchmarks.md, seventh
-//! session).
+//! ResNet-20's first-stage shape, the one whose pipeline compiles in reasonable time (`Conv_1`,
+//! the seed's 32→64 with 4,608 literal weight loads, does not). A negative result, kept as the
+//! record of it: slower than `conv2d_forward_sg_c4_o16` (docs/notes/subgroup-kernels.md).
 use std::fmt::Write;
 use std::time::Instant;
 use wgpu_cnn::gpu::dispatch::grid;

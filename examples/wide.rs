@@ -6,10 +6,10 @@
 //! `LP_NATIVE_VECTOR_WIDTH=512 cargo run --release --example wide` for 16-wide subgroups on an
 //! AVX-512 CPU (and without the variable for 8). Checks against the CPU reference, prints
 //! GFLOP/s on the seed's Conv_1, the 32→32 shape and ResNet-20's last stage at batch 128.
-//! A negative result, kept as its record (docs/benchmarks.md, tenth session): on a Zen 5 EPYC
-//! 16 lanes at 512 bits ran Conv_1 at 19 GFLOP/s against 46 for 8 lanes at 256 bits.
-//! `CH8=1`: every lane owns 8 output channels (two vec4s), so each broadcast input feeds twice
-//! the multiply-adds but every weight load half as many: 42 GFLOP/s on Conv_1 against 46.
+//! A negative result, kept as its record: 16 lanes at 512 bits are slower than 8 lanes at 256
+//! bits. `CH8=1`: every lane owns 8 output channels (two vec4s), so each broadcast input feeds
+//! twice the multiply-adds but every weight load half as many; also slower. The numbers are in
+//! docs/notes/lavapipe.md.
 use std::time::Instant;
 use wgpu_cnn::gpu::{Gpu, GpuOptions};
 use wgpu_cnn::ops::*;

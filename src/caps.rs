@@ -6,7 +6,7 @@
 /// The three kernel families for convolutions and dense layers, one per kind of device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernels {
-    /// `conv2d_sg.wgsl`: 8-wide subgroups (lavapipe on AVX2).
+    /// `conv2d_sg_*.wgsl`: 8-wide subgroups (lavapipe on AVX2).
     Subgroup,
     /// `conv2d.wgsl`, `dense.wgsl`: register tiles, no workgroup memory (CPU-type adapters
     /// without 8-wide subgroups, devices with small workgroups).
@@ -36,7 +36,7 @@ pub(crate) const WG_TARGET_GROUPS: u32 = 512;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Caps {
-    /// The subgroup size when the device runs the `conv2d_sg.wgsl` kernels (8-wide subgroups
+    /// The subgroup size when the device runs the `conv2d_sg_*.wgsl` kernels (8-wide subgroups
     /// whose lane layout the probe at device open confirmed); `None` otherwise.
     pub subgroup_size: Option<u32>,
     /// A CPU-type adapter (lavapipe): few lanes to fill, so fewer split-K partial sums.
@@ -57,7 +57,7 @@ pub struct Caps {
     /// on a device that would not pick it); honoured where the device can run it.
     pub force: Option<Kernels>,
     /// Whether 3×3 stride-1 convolutions may use Winograd F(4×4, 3×3) where it measured faster
-    /// ([`Caps::winograd_conv`]); `WGPU_CNN_WINOGRAD=0` turns it off (then every convolution
+    /// ([`Caps::winograd_conv`], docs/notes/winograd.md); `WGPU_CNN_WINOGRAD=0` turns it off (then every convolution
     /// runs the direct kernels, whose sums round less).
     pub winograd: bool,
 }
@@ -100,12 +100,13 @@ impl Caps {
         self.workgroup_storage >= WG_STORAGE && self.workgroup_invocations >= WG_INVOCATIONS
     }
     /// The kernel family of this device's convolutions and dense layers. By rule: 8-wide
-    /// subgroups whose layout the probe confirmed run the subgroup kernels (2–3× the register
-    /// tiles on lavapipe); other CPU-type adapters the register tiles (workgroup memory and
-    /// barriers are emulated there, and the caches already hold what the tiles would share:
-    /// about 2.7× slower than the register-tiled family on lavapipe, docs/benchmarks.md); GPUs with room for the tiles the
-    /// workgroup-tiled GEMMs (64 multiply-adds per global load instead of 4–5); the rest the
-    /// register tiles. `force` overrides the rule where the device can run the family.
+    /// subgroups whose layout the probe confirmed run the subgroup kernels (lanes share their
+    /// loads, the fastest family on lavapipe); other CPU-type adapters the register tiles
+    /// (workgroup memory and barriers are emulated there, and the caches already hold what the
+    /// tiles would share, so the workgroup-tiled family is the slowest on a CPU); GPUs with room
+    /// for the tiles the workgroup-tiled GEMMs (64 multiply-adds per global load instead of 4–5);
+    /// the rest the register tiles. `force` overrides the rule where the device can run the
+    /// family. Measurements: docs/notes/workgroup-kernels.md, docs/notes/subgroup-kernels.md.
     pub fn kernels(&self) -> Kernels {
         let sg8 = self.subgroup_size == Some(8);
         match self.force {
@@ -117,7 +118,7 @@ impl Caps {
             _ => Kernels::Registers,
         }
     }
-    /// Whether the `conv2d_sg.wgsl` kernels run.
+    /// Whether the subgroup kernels (`conv2d_sg_*.wgsl`) run.
     pub fn subgroup8(&self) -> bool {
         self.kernels() == Kernels::Subgroup
     }
@@ -144,13 +145,13 @@ impl Caps {
 }
 
 /// Texels per row of a texture mirror (`gpu::dispatch::TextureMirror`): the tensor's vec4 number i sits at
-/// (i % 4096, i / 4096), as `weight_vec4` in `conv2d_sg.wgsl` reads it.
+/// (i % 4096, i / 4096), as `weight_vec4` in `conv2d_sg_common.wgsl` reads it.
 pub const TEXTURE_ROW: u32 = 4096;
 
 /// The mirror bindings whose textures are rg32float (8-byte texels, one vec2 each) rather than
-/// rgba32float: the 16-channel-tile kernels of `conv2d_sg.wgsl`, whose lanes own 2 channels,
-/// read their weights (32) and output gradients (33) as vec2s. A half of an rgba32float texel
-/// costs a whole fetch plus a select; an rg32float fetch moves half the data.
+/// rgba32float: the 16-channel-tile subgroup kernels (`conv2d_sg_*.wgsl`), whose lanes own 2
+/// channels, read their weights (32) and output gradients (33) as vec2s. A half of an
+/// rgba32float texel costs a whole fetch plus a select; an rg32float fetch moves half the data.
 pub const RG_MIRRORS: [u32; 2] = [32, 33];
 
 /// Bytes per texel of the mirror textures at `binding`.

@@ -1,7 +1,7 @@
 //! Every shader entry point translates, with naga (the translator inside wgpu), to what each
 //! backend needs: SPIR-V (Vulkan), MSL 2.1 (Metal), HLSL shader model 6.0 (DX12 with DXC) and
 //! GLSL ES 3.1 / GLSL 4.30 compute (wgpu's GL backend) — so a Metal, DX12 or GL user never meets
-//! a shader that does not translate. (The subgroup kernels of `conv2d_sg.wgsl` translate to GLSL
+//! a shader that does not translate. (The subgroup kernels of `conv2d_sg_*.wgsl` translate to GLSL
 //! too, through GL_KHR_shader_subgroup; the planner picks them only where the device reports
 //! 8-wide subgroups.)
 

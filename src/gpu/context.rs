@@ -210,7 +210,7 @@ pub struct Gpu {
     /// A kernel family asked for by name, from `WGPU_CNN_KERNELS` (`subgroup`, `registers`,
     /// `workgroup`) at open; `None`: the planner's rule ([`crate::caps::Caps::kernels`]).
     pub kernels: Option<crate::caps::Kernels>,
-    /// The tile queue of the `conv2d_sg.wgsl` kernels (two u32 counters, zero between
+    /// The tile queue of the subgroup kernels (`ops/conv2d/conv2d_sg_*.wgsl`) (two u32 counters, zero between
     /// dispatches), bound to every one of their dispatches.
     pub tile_queue: wgpu::Buffer,
     /// Workgroups per dispatch when the subgroup kernels take their tiles from the queue (a
@@ -357,7 +357,7 @@ impl Gpu {
         }
     }
 
-    /// Whether this device's subgroups are laid out as the `conv2d_sg.wgsl` kernels assume
+    /// Whether this device's subgroups are laid out as the subgroup kernels (`ops/conv2d/conv2d_sg_*.wgsl`) assume
     /// (8 consecutive invocations, broadcast from the named lane): one probe dispatch.
     pub fn subgroup_layout_ok(&self) -> bool {
         let u = self.uniform("subgroup_probe.params", &[0u32; 4]);
@@ -450,8 +450,9 @@ impl Gpu {
                         self.device.create_shader_module(desc)
                     } else {
                         // SAFETY: every shader in the registry clamps its loads to the bound
-                        // tensors and masks its stores (see each shader's header); tests/
-                        // gpu_vs_cpu.rs runs them at edge shapes on exactly-sized buffers.
+                        // tensors and masks its stores (see each shader's header); the
+                        // gpu_vs_cpu tests (tests/ops/<op>/) run them at edge shapes on
+                        // exactly-sized buffers.
                         unsafe {
                             self.device.create_shader_module_trusted(
                                 desc,

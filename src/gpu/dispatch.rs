@@ -41,10 +41,10 @@ impl<'a> From<&'a wgpu::Buffer> for BufSlice<'a> {
 pub use crate::caps::{mirror_texel_bytes, RG_MIRRORS, TEXTURE_ROW};
 
 /// A tensor mirrored into an rgba32float (or rg32float, [`RG_MIRRORS`]) texture for the
-/// kernels that load it lane by lane (`conv2d_sg.wgsl`: the weights of the forward and
+/// kernels that load it lane by lane (`conv2d_sg_*.wgsl`: the weights of the forward and
 /// input-gradient kernels, the output gradient of the weight-gradient kernels): lavapipe loads
 /// a storage-buffer element one lane at a time with a bounds check and a branch each, but
-/// fetches texels without that loop (1.2–1.7× on the forward kernels, `examples/texfetch.rs`).
+/// fetches texels without that loop (`examples/texfetch.rs`, docs/notes/subgroup-kernels.md).
 /// The texture is refreshed by a copy recorded right before every dispatch that reads it
 /// ([`record_passes`]), so it holds the tensor as it is at that point of the command stream,
 /// whatever wrote it before. That also lets dispatches share one texture per (binding, size)

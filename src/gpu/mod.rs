@@ -1,5 +1,6 @@
 //! The GPU side: adapter and device ([`context`]), the shader registry and pipeline cache,
-//! buffer helpers, recorded dispatches, and one launcher per shader in [`ops`].
+//! buffer helpers and recorded dispatches. The launchers live with their ops
+//! (`crate::ops::<op>::gpu`).
 
 pub mod context;
 pub mod dispatch;

@@ -1,4 +1,4 @@
-// Checks the lane layout the subgroup kernels (ops/conv2d/conv2d_sg.wgsl) assume, once when a
+// Checks the lane layout the subgroup kernels (ops/conv2d/conv2d_sg_*.wgsl) assume, once when a
 // device is opened: subgroups of 8 consecutive invocations, lane = local_invocation_index % 8,
 // and subgroupBroadcast reading the named lane. Those kernels run only if every invocation
 // writes 1.

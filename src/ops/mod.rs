@@ -1,6 +1,8 @@
+//! The ops, one folder each (`<op>/mod.rs`, `gpu.rs`, `cpu.rs`, its WGSL; docs/adding-an-op.md).
 //! One `#[repr(C)]` params struct per op family. Each owns the shape arithmetic of its op and is,
-//! byte for byte, the uniform its shader reads (the WGSL twin sits at the top of the shader; the
-//! test `params_layout` checks size and alignment against naga's layout of that struct).
+//! byte for byte, the uniform its shader reads (the WGSL twin sits at the top of the shader;
+//! `params_structs_match_their_wgsl_twins` in tests/naga_validate.rs checks size and offsets
+//! against naga's layout of that struct).
 //!
 //! Tensor layouts, written down once for the whole crate:
 //! - activations: NHWC, row-major (`[n][y][x][c]`), f32;
@@ -113,7 +115,7 @@ impl Window {
     }
 }
 
-/// Element-wise ops over `count` values (ReLU).
+/// Element-wise ops over `count` values (ReLU, GELU).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct ElementwiseParams {

@@ -186,7 +186,7 @@ impl Plan {
         bufs + copies * 4 * self.layout.total as u64 + 4 * (2 * self.batch as u64 + 3 + 4)
     }
 
-    /// Bytes of the textures through which the `conv2d_sg.wgsl` kernels read their per-lane
+    /// Bytes of the textures through which the subgroup kernels (`ops/conv2d/conv2d_sg_*.wgsl`) read their per-lane
     /// operand (the weights, or the weight gradient's dout; `gpu::dispatch::TextureMirror`):
     /// one texture per binding and size, shared by the steps; `kernel` names each step's kernel
     /// on the device as in [`Plan::render`]. Staging copies of unaligned slices not counted.

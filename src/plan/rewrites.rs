@@ -11,7 +11,7 @@ impl Plan {
     /// output only for the pool backward's ReLU mask. When nothing else reads it, the forward
     /// stores the output's signs instead (`ceil(O/32)` u32 words per pixel, 1/32 of the
     /// floats) and the pool backward reads those: fewer stores in the forward, fewer loads in
-    /// the backward, the same values (docs/benchmarks.md, twelfth session).
+    /// the backward, the same values (docs/notes/subgroup-kernels.md).
     pub(super) fn relu_masks(&mut self) {
         for bi in 0..self.backward.len() {
             let Step::AvgPoolBackward {

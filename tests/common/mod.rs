@@ -54,7 +54,7 @@ pub fn gpu() -> Option<&'static Gpu> {
 }
 
 /// A second device on the same adapter that never picks the subgroup kernels
-/// (`conv2d_sg.wgsl`): the register-tiled kernels that devices without 8-wide subgroups run.
+/// (`conv2d_sg_*.wgsl`): the register-tiled kernels that devices without 8-wide subgroups run.
 pub fn gpu_tiled() -> Option<&'static Gpu> {
     static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
     GPU.get_or_init(|| {

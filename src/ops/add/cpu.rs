@@ -1,4 +1,4 @@
-//! Reference for `shaders/add.wgsl`: `y = a + b`, then `max(y, 0)` when `p.relu` (=).
+//! Reference for `add.wgsl`: `y = a + b`, then `max(y, 0)` when `p.relu` (=).
 
 use crate::ops::AddParams;
 use crate::ops::Real;

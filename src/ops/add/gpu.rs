@@ -1,4 +1,4 @@
-//! Launcher for `shaders/add.wgsl`.
+//! Launcher for `add.wgsl`.
 
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};

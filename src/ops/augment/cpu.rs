@@ -1,4 +1,4 @@
-//! Reference for `shaders/augment.wgsl`: flip, crop window (zero, reflect or mean fill
+//! Reference for `augment.wgsl`: flip, crop window (zero, reflect or mean fill
 //! outside the image), bilinear resize to the image's size (torchvision RandomResizedCrop
 //! semantics, align_corners = False) and normalisation, in f32 exactly as the shader orders it.
 

@@ -1,4 +1,4 @@
-//! Launcher for `shaders/augment.wgsl`.
+//! Launcher for `augment.wgsl`.
 
 use crate::data::{GpuDataset, Normalization};
 use crate::gpu::dispatch::grid;

@@ -10,8 +10,8 @@
 //   avgpool_backward_relu  as avgpool_backward, times [fwd_output > 0]: the backward of the
 //                          ReLU before the pool, fused (fwd_output = that ReLU's output)        (=)
 //   avgpool_backward_relu_k2  the same for 2×2 windows of stride 2 without padding, even H, W
-//                          and C % 4 == 0 (the seed's pools), straight-line vec4 code, 2-3×
-//                          faster on lavapipe                                                  (=)
+//                          and C % 4 == 0 (the seed's pools), straight-line vec4 code: no loop
+//                          masks for llvmpipe (docs/notes/elementwise-kernels.md)             (=)
 //   avgpool_backward_disjoint(_relu)  the same for windows that tile the input exactly (stride =
 //                          window, no padding, H = OH·KH, W = OW·KW: global average pooling is
 //                          one) and C % 4 == 0: each input pixel is in one window, so one
@@ -35,7 +35,8 @@ struct AvgPoolParams {
 @group(0) @binding(7) var<storage, read> fwd_output4: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> dinput4: array<vec4<f32>>;
 // The ReLU's output as its signs, ceil(C/32) u32 words per pixel (bit c % 32 of word
-// pixel·ceil(C/32) + c/32: [output > 0]), as conv2d_sg.wgsl's forward stores them with p.mask.
+// pixel·ceil(C/32) + c/32: [output > 0]), as the subgroup conv forward (conv2d_sg_*.wgsl)
+// stores them with p.mask.
 @group(0) @binding(9) var<storage, read> relu_mask: array<u32>;
 
 const WG: u32 = 64u;

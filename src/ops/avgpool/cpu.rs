@@ -1,4 +1,4 @@
-//! Reference for `shaders/avgpool.wgsl`: Flax's `avg_pool` with any window `KH×KW`, stride
+//! Reference for `avgpool.wgsl`: Flax's `avg_pool` with any window `KH×KW`, stride
 //! `SH×SW` and padding, NHWC. Padding counts as zeros and every window divides by `KH·KW`
 //! (Flax's default `count_include_pad=True`):
 //!   output[n,y,x,c] = Σ_{i<KH, j<KW} input[n, y·SH+i−pad_t, x·SW+j−pad_l, c] / (KH·KW)

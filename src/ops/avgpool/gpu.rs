@@ -1,4 +1,4 @@
-//! Launcher for `shaders/avgpool.wgsl`.
+//! Launcher for `avgpool.wgsl`.
 
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
@@ -73,8 +73,9 @@ pub fn backward(
 }
 
 /// [`backward_relu`] with the ReLU's output given as its sign bits (`relu_mask`: `ceil(C/32)`
-/// u32 words per input pixel, as a pooled `conv2d_sg.wgsl` forward with `p.mask = 1` stores
-/// them). 2×2 windows of stride 2 without padding, C % 4 == 0 ([`mask_fits`]).
+/// u32 words per input pixel, as a pooled subgroup conv forward (`conv2d_sg_*.wgsl`) with
+/// `p.mask = 1` stores them). 2×2 windows of stride 2 without padding, C % 4 == 0
+/// ([`mask_fits`]).
 pub fn backward_relu_mask(
     gpu: &Gpu,
     p: &AvgPoolParams,

@@ -1,4 +1,4 @@
-//! Reference for `shaders/batchnorm.wgsl`: Flax `nn.BatchNorm` over `p.rows` rows of `p.c`
+//! Reference for `batchnorm.wgsl`: Flax `nn.BatchNorm` over `p.rows` rows of `p.c`
 //! channels (`x[row·c + ch]`; NHWC has rows = N·H·W), M = rows.
 //!   train:  mean, var = the batch mean and biased variance per channel (two passes: the
 //!           variance is Σ (x − mean)² / M, never E[x²] − E[x]²); invstd = 1/√(var + ε);

@@ -1,4 +1,4 @@
-//! Launcher for `shaders/batchnorm.wgsl` (Flax `nn.BatchNorm`). Training runs three dispatches
+//! Launcher for `batchnorm.wgsl` (Flax `nn.BatchNorm`). Training runs three dispatches
 //! forward (partial statistics, finalize, normalise) and up to three backward (partial sums,
 //! finalize, dx); `partials` is the scratch of `p.partials_len()` elements both share.
 

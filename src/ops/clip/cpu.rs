@@ -1,4 +1,4 @@
-//! Reference for `shaders/clip.wgsl`: optax.clip_by_global_norm over every gradient tensor.
+//! Reference for `clip.wgsl`: optax.clip_by_global_norm over every gradient tensor.
 
 use crate::ops::Real;
 

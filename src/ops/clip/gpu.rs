@@ -1,4 +1,4 @@
-//! Launcher for `shaders/clip.wgsl`: optax.clip_by_global_norm over the flat gradient buffer.
+//! Launcher for `clip.wgsl`: optax.clip_by_global_norm over the flat gradient buffer.
 
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};

@@ -1,4 +1,4 @@
-//! Reference for `shaders/dense.wgsl`: y[M,N] = x[M,K] · w[K,N] + b[N], then ReLU when
+//! Reference for `dense.wgsl`: y[M,N] = x[M,K] · w[K,N] + b[N], then ReLU when
 //! `p.relu = 1` (fused); without a bias (`p.bias = 0`) b is neither read nor written.
 
 use crate::ops::DenseParams;

@@ -1,4 +1,4 @@
-//! Launcher for `shaders/dense.wgsl`.
+//! Launcher for `dense.wgsl`.
 
 use super::vec4;
 use crate::gpu::dispatch::grid;
@@ -7,9 +7,9 @@ use crate::ops::DenseParams;
 
 const SHADER: &str = "dense";
 
-/// Devices with 8-wide subgroups run dense layers as 1×1 convolutions through
-/// `conv2d_sg.wgsl` (2× faster on lavapipe than the register tiles below), workgroup-tiled
-/// devices through `conv2d_wg.wgsl` (any shape).
+/// Devices with 8-wide subgroups run dense layers as 1×1 convolutions through the subgroup
+/// kernels (`conv2d_sg_*.wgsl`: faster on lavapipe than the register tiles below,
+/// docs/notes/subgroup-kernels.md), workgroup-tiled devices through `conv2d_wg.wgsl` (any shape).
 fn as_conv(gpu: &Gpu, p: &DenseParams) -> bool {
     gpu.caps().dense_as_conv(p)
 }

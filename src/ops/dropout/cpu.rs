@@ -1,4 +1,4 @@
-//! Reference for `shaders/dropout.wgsl`: inverted dropout with the same counter-based mask, bit
+//! Reference for `dropout.wgsl`: inverted dropout with the same counter-based mask, bit
 //! for bit (integer hash, the same float conversion).
 
 use crate::ops::DropoutParams;

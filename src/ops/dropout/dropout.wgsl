@@ -4,10 +4,11 @@
 //   dropout_backward  dinput = dout · keep(i) / (1 − rate)                                   (=)
 // keep(i) = draw(i) ≥ rate, draw(i) a uniform in [0, 1) from a counter-based hash of (seed,
 // layer, step, i): no state and no mask buffer — the backward draws the same mask, and the CPU
-// twin (`cpu/dropout.rs`) draws it bit for bit. Each train step writes its step number into
-// the uniform. Memory-bound: invocation j computes elements j, j + S, j + 2S, … (S =
+// twin (`cpu.rs`) draws it bit for bit. Each train step writes its step number into the
+// uniform. Memory-bound: invocation j computes elements j, j + S, j + 2S, … (S =
 // ceil(count / PER)): PER times fewer workgroups than elements / 64, which is what llvmpipe
-// pays for (gelu.wgsl measured 3.5× on lavapipe); neighbours still touch neighbouring words.
+// pays for (as gelu.wgsl; docs/notes/elementwise-kernels.md); neighbours still touch
+// neighbouring words.
 
 struct DropoutParams {
     count: u32, rate: f32, scale: f32, seed: u32,
@@ -26,7 +27,7 @@ fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
 
-// Elements per invocation (gpu/ops/dropout.rs launches `stride()` invocations).
+// Elements per invocation (gpu.rs launches `stride()` invocations).
 const PER: u32 = 8u;
 
 fn stride() -> u32 {

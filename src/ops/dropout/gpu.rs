@@ -1,4 +1,4 @@
-//! Launcher for `shaders/dropout.wgsl`. Each train step rewrites the dispatches' uniforms with
+//! Launcher for `dropout.wgsl`. Each train step rewrites the dispatches' uniforms with
 //! its step number (`GpuModel::begin_train_step`).
 
 use crate::gpu::dispatch::grid;

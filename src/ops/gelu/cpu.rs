@@ -1,4 +1,4 @@
-//! Reference for `shaders/gelu.wgsl`: GELU with the tanh approximation (Flax's `nn.gelu`).
+//! Reference for `gelu.wgsl`: GELU with the tanh approximation (Flax's `nn.gelu`).
 //!   y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
 
 use crate::ops::Real;

@@ -5,7 +5,8 @@
 // Backward reads the forward *input* (GELU is not invertible from its output). Memory-bound:
 // invocation j computes elements j, j + S, j + 2S, … (S = ceil(count / PER), see `stride`), so
 // a dispatch has PER times fewer workgroups than elements / 64 (what llvmpipe pays per workgroup
-// is then spread over PER elements) and neighbouring invocations still touch neighbouring words.
+// is then spread over PER elements; docs/notes/elementwise-kernels.md) and neighbouring
+// invocations still touch neighbouring words.
 
 struct ElementwiseParams {
     count: u32, _pad0: u32, _pad1: u32, _pad2: u32,
@@ -25,7 +26,7 @@ fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
 
-// Elements per invocation (gpu/ops/gelu.rs launches `stride()` invocations).
+// Elements per invocation (gpu.rs launches `stride()` invocations).
 const PER: u32 = 8u;
 
 fn stride() -> u32 {

@@ -1,4 +1,4 @@
-//! Launcher for `shaders/gelu.wgsl`.
+//! Launcher for `gelu.wgsl`.
 
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};

@@ -1,4 +1,4 @@
-//! Reference for `shaders/maxpool.wgsl`: Flax's `max_pool` with any window, stride and padding
+//! Reference for `maxpool.wgsl`: Flax's `max_pool` with any window, stride and padding
 //! (padding is −inf: never the maximum), NHWC. The gradient of each window goes to one element:
 //! the first maximal element in row-major window order (XLA's select_and_scatter rule).
 

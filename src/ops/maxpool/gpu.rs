@@ -1,4 +1,4 @@
-//! Launcher for `shaders/maxpool.wgsl`.
+//! Launcher for `maxpool.wgsl`.
 
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};

@@ -13,10 +13,11 @@
 // mask = decay_mask[i] when p.masked = 1 (0 or 1 per element: e.g. kernels only), else 1.
 // param and the state are updated in place; grads are read. One element per invocation.
 // adam_update_vec4 / sgd_update_vec4: the same, four elements per invocation (lavapipe loads
-// and stores element-wise kernels' vec4s for about the cost of one scalar each), over
-// ceil(count / 4) vec4s. The launcher picks them only when every buffer holds that many whole
-// vec4s, the elements past `count` being zero pads (the model allocates its flat buffers so):
-// a zero pad stays zero (mu = nu = 0, update 0 / (0 + eps) = 0, decay 0 · 0).
+// and stores element-wise kernels' vec4s for about the cost of one scalar each;
+// docs/notes/elementwise-kernels.md), over ceil(count / 4) vec4s. The launcher picks them
+// only when every buffer holds that many whole vec4s, the elements past `count` being zero
+// pads (the model allocates its flat buffers so): a zero pad stays zero (mu = nu = 0,
+// update 0 / (0 + eps) = 0, decay 0 · 0).
 
 struct AdamParams {
     count: u32, lr: f32, b1: f32, b2: f32,

@@ -1,4 +1,4 @@
-//! Reference for `shaders/adam.wgsl`: one optax.adam / adamw / sgd step, in place.
+//! Reference for `adam.wgsl`: one optax.adam / adamw / sgd step, in place.
 
 use crate::ops::AdamParams;
 use crate::ops::Real;

@@ -1,4 +1,4 @@
-//! Launcher for `shaders/adam.wgsl`: the optimizers' update (Adam, AdamW, SGD).
+//! Launcher for `adam.wgsl`: the optimizers' update (Adam, AdamW, SGD).
 
 use super::Rule;
 use crate::gpu::dispatch::grid;

@@ -1,4 +1,4 @@
-//! Reference for `shaders/relu.wgsl`.
+//! Reference for `relu.wgsl`.
 
 use crate::ops::Real;
 

@@ -1,4 +1,4 @@
-//! Launcher for `shaders/relu.wgsl`.
+//! Launcher for `relu.wgsl`.
 
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};

@@ -2,7 +2,8 @@
 //   relu_forward   output = max(input, 0)                                   (=)
 //   relu_backward  dinput = dout where output > 0, else 0                   (=)
 //   relu_forward_vec4, relu_backward_vec4: the same, four values per invocation (count % 4 == 0;
-//                  about twice the GB/s on lavapipe, as add_forward_vec4)
+//                  lavapipe loads a vec4 for about the cost of a scalar, as in add_forward_vec4;
+//                  docs/notes/elementwise-kernels.md)
 // Backward reads the forward *output*: output > 0 exactly where input > 0, and the output is
 // what the next layer already keeps, so no extra buffer is needed. The gradient at 0 is 0, as
 // in JAX. One element per invocation: memory-bound.

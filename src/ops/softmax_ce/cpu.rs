@@ -1,4 +1,4 @@
-//! Reference for `shaders/softmax_ce.wgsl`: mean softmax cross-entropy with integer labels.
+//! Reference for `softmax_ce.wgsl`: mean softmax cross-entropy with integer labels.
 
 use crate::ops::Real;
 use crate::ops::SoftmaxCeParams;

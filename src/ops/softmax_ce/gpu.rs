@@ -1,4 +1,4 @@
-//! Launcher for `shaders/softmax_ce.wgsl`.
+//! Launcher for `softmax_ce.wgsl`.
 
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
