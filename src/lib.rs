@@ -18,4 +18,5 @@ pub mod profile;
 pub mod recipe;
 pub mod report;
 pub mod schedule;
+pub mod settings;
 pub mod train;

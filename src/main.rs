@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wgpu_cnn::gpu::{context, Backend, Gpu, GpuOptions};
+use wgpu_cnn::settings::Settings;
 use wgpu_cnn::train::{self, TrainConfig};
 
 /// Train convolutional networks on any GPU through wgpu, with hand-written WGSL kernels.
@@ -193,149 +194,20 @@ struct TrainArgs {
     /// settings below (keys as the flags, with underscores); flags given here override it.
     #[arg(long)]
     recipe: Option<String>,
-    /// Test-time augmentation of the final test: flip (mean softmax of each image and its
-    /// mirror) or none [default: none].
-    #[arg(long)]
-    tta: Option<String>,
-    /// Train steps recorded into one GPU submit (their inputs and uniforms are filled once per
-    /// epoch); the same weights for any value; Ctrl-C stops at a submit boundary [default: 8].
-    #[arg(long)]
-    steps_per_submit: Option<u32>,
-    /// Keep the training and test images in host memory and copy each submit's into a window
-    /// on the GPU (a data set too large for the adapter's storage bindings is streamed without
-    /// it); the same weights either way.
-    #[arg(long)]
-    stream_data: bool,
+    /// Every setting of the run (the same names as a recipe's keys).
+    #[command(flatten)]
+    settings: Settings,
     /// Also checkpoint inside an epoch every M minutes (last.safetensors, atomically; checked
     /// between submits), so a run killed without Ctrl-C loses about that much; --resume
     /// continues it bit-exactly. Not stored with the run: give it again when resuming.
     #[arg(long, value_name = "M")]
     checkpoint_minutes: Option<f64>,
-    /// The recipe's inline model description.
-    #[arg(skip)]
-    model_text: Option<String>,
-    /// The model: a preset (`wgpu-cnn models` lists them) or a TOML file [default: flax-cifar10].
-    #[arg(long)]
-    model: Option<String>,
-    /// The data set's folder: CIFAR-10 or CIFAR-100 binary files, MNIST IDX files, or an image
-    /// folder (one subfolder per class) [default: data/cifar-10-batches-bin, or the --dataset's
-    /// default folder; downloaded there when empty].
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// The kind of data set: cifar10, cifar100, mnist, folder [default: detected from the files].
-    #[arg(long)]
-    dataset: Option<String>,
-    /// CIFAR-100: fine (100 classes) or coarse (20 superclasses) labels [default: fine].
-    #[arg(long)]
-    labels: Option<String>,
-    /// Image folders: resize every image to H or HxW pixels [default: the model's input].
-    #[arg(long)]
-    image_size: Option<String>,
-    /// Image folders without test/: the test images drawn from the rest, a count or a fraction
-    /// [default: 0.1].
-    #[arg(long)]
-    test_size: Option<String>,
-    /// Input normalisation: dataset (the training split's per-channel mean/std), none, cifar10,
-    /// or MEANS/STDS such as 0.5,0.5,0.5/0.25,0.25,0.25 [default: cifar10 on CIFAR-10, else dataset].
-    #[arg(long)]
-    normalize: Option<String>,
-    /// Training augmentation, comma-separated: flip, rrc, crop:PAD[:reflect], translate:PX, none
-    /// [default: flip,rrc].
-    #[arg(long)]
-    augment: Option<String>,
-    /// rrc: the crop's area range as a fraction of the image, LOW,HIGH [default: 0.8,1.0].
-    #[arg(long)]
-    rrc_scale: Option<String>,
-    /// rrc: the crop's aspect-ratio range, LOW,HIGH [default: 0.9,1.1].
-    #[arg(long)]
-    rrc_ratio: Option<String>,
-    /// Image folders: where the decoded-image cache goes [default: next to the folder].
-    #[arg(long)]
-    cache: Option<PathBuf>,
-    /// Image folders: leave out files that are not readable images (and count them) instead of
-    /// stopping at the first.
-    #[arg(long)]
-    skip_bad_images: bool,
-    /// Epochs [default: 100].
-    #[arg(long)]
-    epochs: Option<u32>,
-    /// Batch size [default: 128].
-    #[arg(long)]
-    batch_size: Option<u32>,
-    /// Adam learning rate (the schedule's peak) [default: 1e-4].
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Learning-rate schedule, optax's: constant, cosine, warmup-cosine, piecewise
-    /// [default: constant].
-    #[arg(long)]
-    schedule: Option<String>,
-    /// warmup-cosine: steps of linear warmup from 0.
-    #[arg(long)]
-    warmup_steps: Option<u64>,
-    /// cosine, warmup-cosine: the final learning rate [default: 0].
-    #[arg(long)]
-    end_lr: Option<f64>,
-    /// piecewise: comma-separated steps where the rate is multiplied by the matching --scales.
-    #[arg(long)]
-    boundaries: Option<String>,
-    /// piecewise: comma-separated factors, one per boundary.
-    #[arg(long)]
-    scales: Option<String>,
-    /// Label smoothing α of the training loss, as optax.smooth_labels: targets
-    /// (1 − α)·onehot + α/classes [default: 0]. Validation and test losses stay plain.
-    #[arg(long)]
-    label_smoothing: Option<f64>,
-    /// Optimizer, optax's: adam, adamw (decoupled weight decay, default 1e-4), sgd
-    /// [default: adam].
-    #[arg(long)]
-    optimizer: Option<String>,
-    /// Adam/AdamW: exponential decay of the first moment [default: 0.9].
-    #[arg(long)]
-    b1: Option<f64>,
-    /// Adam/AdamW: exponential decay of the second moment [default: 0.999].
-    #[arg(long)]
-    b2: Option<f64>,
-    /// Adam/AdamW: epsilon [default: 1e-8].
-    #[arg(long)]
-    eps: Option<f64>,
-    /// SGD: momentum (optax.trace) [default: none].
-    #[arg(long)]
-    momentum: Option<f64>,
-    /// SGD: Nesterov momentum.
-    #[arg(long)]
-    nesterov: bool,
-    /// AdamW: decoupled weight decay [default: 1e-4]; SGD: decay added to the gradient
-    /// (optax.add_decayed_weights before sgd).
-    #[arg(long)]
-    weight_decay: Option<f64>,
-    /// Which parameters decay: all, kernels (not biases or batch-norm parameters) [default: all].
-    #[arg(long)]
-    decay_mask: Option<String>,
-    /// Clip the gradients to this global norm before each update (optax.clip_by_global_norm).
-    #[arg(long)]
-    clip_grad_norm: Option<f64>,
-    /// Seed of the split, the init and every epoch's shuffle and augmentation [default: 42].
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Training images held out for validation, a count or a fraction [default: 5000, image
-    /// folders 0.1; a data set's own val/ split replaces it].
-    #[arg(long)]
-    val_size: Option<String>,
-    /// Train on the first N images of the training split only.
-    #[arg(long)]
-    train_limit: Option<usize>,
-    /// Test the final weights on the first N test images only (quick runs).
-    #[arg(long)]
-    test_limit: Option<usize>,
     /// No augmentation (the same as --augment none).
     #[arg(long)]
     no_augment: bool,
     /// Keep the training images in order (with --val-size 0: the files' order).
     #[arg(long)]
     no_shuffle: bool,
-    /// Initial parameters from a checkpoint (params only is enough).
-    #[arg(long)]
-    init: Option<PathBuf>,
     /// Output folder [default: runs/<timestamp>; with --resume, the checkpoint's folder].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -350,241 +222,68 @@ struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// Fills every setting not given as a flag from `--recipe`.
+    /// Lays the flags over `--recipe`'s settings (a flag wins; `--optimizer` and `--schedule`
+    /// replace the recipe's whole group; `--no-augment` and `--no-shuffle` are settings too).
     fn apply_recipe(&mut self) -> anyhow::Result<()> {
+        if self.no_augment {
+            if self.settings.augment.is_some() {
+                anyhow::bail!("--no-augment and --augment contradict each other");
+            }
+            self.settings.augment = Some("none".into());
+        }
+        if self.no_shuffle {
+            self.settings.shuffle = Some(false);
+        }
         let Some(name) = &self.recipe else {
             return Ok(());
         };
         let (r, _) = wgpu_cnn::recipe::Recipe::resolve(name)?;
-        fn fill<T>(flag: &mut Option<T>, v: Option<T>) {
-            if flag.is_none() {
-                *flag = v;
-            }
-        }
-        let join = |v: &[f64]| {
-            v.iter()
-                .map(|x| x.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        if self.model.is_none() {
-            match &r.model {
-                Some(wgpu_cnn::recipe::ModelRef::Name(n)) => self.model = Some(n.clone()),
-                Some(wgpu_cnn::recipe::ModelRef::Inline(_)) => self.model_text = r.model_text()?,
-                None => {}
-            }
-        }
-        fill(&mut self.epochs, r.epochs);
-        fill(&mut self.batch_size, r.batch_size);
-        fill(&mut self.seed, r.seed);
-        fill(&mut self.data, r.data.clone());
-        fill(&mut self.dataset, r.dataset.clone());
-        fill(&mut self.labels, r.labels.clone());
-        fill(&mut self.image_size, r.image_size.clone());
-        fill(&mut self.val_size, r.val_size.map(|v| v.describe()));
-        fill(&mut self.test_size, r.test_size.map(|v| v.describe()));
-        fill(&mut self.train_limit, r.train_limit);
-        fill(&mut self.test_limit, r.test_limit);
-        fill(&mut self.normalize, r.normalize.clone());
-        if !self.no_augment {
-            fill(&mut self.augment, r.augment.clone());
-        }
-        fill(&mut self.rrc_scale, r.rrc_scale.map(|v| join(&v)));
-        fill(&mut self.rrc_ratio, r.rrc_ratio.map(|v| join(&v)));
-        if r.shuffle == Some(false) {
-            self.no_shuffle = true;
-        }
-        fill(&mut self.cache, r.cache.clone());
-        if r.skip_bad_images == Some(true) {
-            self.skip_bad_images = true;
-        }
-        // The optimizer's flags come as a group: a flag of the other optimizer family must
-        // not mix with the recipe's (e.g. `--optimizer adam` over an SGD recipe).
-        if self.optimizer.is_none() {
-            self.optimizer = r.optimizer.clone();
-            fill(&mut self.b1, r.b1);
-            fill(&mut self.b2, r.b2);
-            fill(&mut self.eps, r.eps);
-            fill(&mut self.momentum, r.momentum);
-            if r.nesterov == Some(true) {
-                self.nesterov = true;
-            }
-            fill(&mut self.weight_decay, r.weight_decay);
-            fill(&mut self.decay_mask, r.decay_mask.clone());
-        }
-        fill(&mut self.lr, r.lr);
-        if self.schedule.is_none() {
-            self.schedule = r.schedule.clone();
-            fill(&mut self.warmup_steps, r.warmup_steps);
-            fill(&mut self.end_lr, r.end_lr);
-            fill(
-                &mut self.boundaries,
-                r.boundaries.as_ref().map(|v| {
-                    v.iter()
-                        .map(|x| x.to_string())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                }),
-            );
-            fill(&mut self.scales, r.scales.as_ref().map(|v| join(v)));
-        }
-        fill(&mut self.label_smoothing, r.label_smoothing);
-        fill(&mut self.clip_grad_norm, r.clip_grad_norm);
-        fill(&mut self.init, r.init.clone());
-        fill(&mut self.tta, r.tta.clone());
-        fill(&mut self.steps_per_submit, r.steps_per_submit);
-        if r.stream_data == Some(true) {
-            self.stream_data = true;
-        }
+        self.settings = self.settings.overlay(&r)?;
         Ok(())
     }
 
     fn optimizer_flags(&self) -> wgpu_cnn::optim::Flags<'_> {
+        let s = &self.settings;
         wgpu_cnn::optim::Flags {
-            optimizer: self.optimizer.as_deref(),
-            b1: self.b1,
-            b2: self.b2,
-            eps: self.eps,
-            momentum: self.momentum,
-            nesterov: self.nesterov,
-            weight_decay: self.weight_decay,
-            decay_mask: self.decay_mask.as_deref(),
+            optimizer: s.optimizer.as_deref(),
+            b1: s.b1,
+            b2: s.b2,
+            eps: s.eps,
+            momentum: s.momentum,
+            nesterov: s.nesterov.unwrap_or(false),
+            weight_decay: s.weight_decay,
+            decay_mask: s.decay_mask.as_deref(),
         }
     }
 
-    /// With `--resume`: every flag given must equal the resumed run's setting (only
-    /// `--epochs`, `--data`, `--out` and `--test-limit` may change); names the first conflict.
+    /// With `--resume`: every setting given (as a flag or by `--recipe`) must equal the resumed
+    /// run's, compared as the runs' recipes write them; only how much and where (`epochs`,
+    /// `data`, `test_limit`) and how it runs (`steps_per_submit`, `stream_data`) may change.
+    /// Names the first conflict.
     fn check_resume_flags(&self, saved: &TrainConfig, cfg: &TrainConfig) -> anyhow::Result<()> {
-        let opt = |v: Option<String>| v.unwrap_or_else(|| "none".into());
-        let path = |v: &Option<PathBuf>| opt(v.as_ref().map(|p| p.display().to_string()));
-        let schedule_flag = self.schedule.is_some()
-            || self.warmup_steps.is_some()
-            || self.end_lr.is_some()
-            || self.boundaries.is_some()
-            || self.scales.is_some();
-        let size = |v: &Option<wgpu_cnn::data::SplitSize>| opt(v.map(|v| v.describe()));
-        let checks: Vec<(&str, bool, String, String)> = vec![
-            (
-                "--dataset",
-                self.dataset.is_some(),
-                opt(saved.dataset.map(|k| k.name().to_string())),
-                opt(cfg.dataset.map(|k| k.name().to_string())),
-            ),
-            (
-                "--labels",
-                self.labels.is_some(),
-                saved.labels.name().into(),
-                cfg.labels.name().into(),
-            ),
-            (
-                "--image-size",
-                self.image_size.is_some(),
-                opt(saved.image_size.map(|[h, w]| format!("{h}x{w}"))),
-                opt(cfg.image_size.map(|[h, w]| format!("{h}x{w}"))),
-            ),
-            (
-                "--test-size",
-                self.test_size.is_some(),
-                size(&saved.test_size),
-                size(&cfg.test_size),
-            ),
-            (
-                "--normalize",
-                self.normalize.is_some(),
-                opt(saved.normalize.clone()),
-                opt(cfg.normalize.clone()),
-            ),
-            (
-                "--augment",
-                self.augment.is_some() || self.rrc_scale.is_some() || self.rrc_ratio.is_some(),
-                format!("{:?}", saved.augment),
-                format!("{:?}", cfg.augment),
-            ),
-            (
-                "--optimizer",
-                self.optimizer_flags().any(),
-                saved.optimizer.describe(),
-                cfg.optimizer.describe(),
-            ),
-            (
-                "--model",
-                self.model.is_some() || self.model_text.is_some(),
-                format!("{} {:?}", saved.model, saved.model_text),
-                format!("{} {:?}", cfg.model, cfg.model_text),
-            ),
-            (
-                "--batch-size",
-                self.batch_size.is_some(),
-                saved.batch_size.to_string(),
-                cfg.batch_size.to_string(),
-            ),
-            (
-                "--lr",
-                self.lr.is_some(),
-                saved.lr.to_string(),
-                cfg.lr.to_string(),
-            ),
-            (
-                "--schedule",
-                schedule_flag,
-                saved.schedule.describe(),
-                cfg.schedule.describe(),
-            ),
-            (
-                "--label-smoothing",
-                self.label_smoothing.is_some(),
-                saved.label_smoothing.to_string(),
-                cfg.label_smoothing.to_string(),
-            ),
-            (
-                "--clip-grad-norm",
-                self.clip_grad_norm.is_some(),
-                opt(saved.clip_grad_norm.map(|v| v.to_string())),
-                opt(cfg.clip_grad_norm.map(|v| v.to_string())),
-            ),
-            (
-                "--seed",
-                self.seed.is_some(),
-                saved.seed.to_string(),
-                cfg.seed.to_string(),
-            ),
-            (
-                "--val-size",
-                self.val_size.is_some(),
-                size(&saved.val_size),
-                size(&cfg.val_size),
-            ),
-            (
-                "--train-limit",
-                self.train_limit.is_some(),
-                opt(saved.train_limit.map(|v| v.to_string())),
-                opt(cfg.train_limit.map(|v| v.to_string())),
-            ),
-            (
-                "--no-augment",
-                self.no_augment,
-                format!("augmentation {}", saved.augment.list),
-                "augmentation none".into(),
-            ),
-            (
-                "--no-shuffle",
-                self.no_shuffle,
-                format!("shuffling {}", if saved.shuffle { "on" } else { "off" }),
-                "shuffling off".into(),
-            ),
-            (
-                "--init",
-                self.init.is_some(),
-                path(&saved.init),
-                path(&cfg.init),
-            ),
+        const MAY_CHANGE: [&str; 5] = [
+            "epochs",
+            "data",
+            "test_limit",
+            "steps_per_submit",
+            "stream_data",
         ];
-        for (flag, given, was, now) in checks {
-            if given && was != now {
-                anyhow::bail!(
-                    "{flag} ({now}) conflicts with the run being resumed ({was}): a resumed run keeps its settings; only --epochs, --data, --out and --test-limit may change (and how it runs: --steps-per-submit, --stream-data, --checkpoint-minutes)"
-                );
+        let (was, now) = (saved.recipe()?.to_table(), cfg.recipe()?.to_table());
+        let show = |v: Option<&toml::Value>| match v {
+            None => "none".to_string(),
+            Some(toml::Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+        };
+        for key in self.settings.given() {
+            if MAY_CHANGE.contains(&key.as_str()) || was.get(&key) == now.get(&key) {
+                continue;
             }
+            anyhow::bail!(
+                "--{} ({}) conflicts with the run being resumed ({}): a resumed run keeps its settings; only --epochs, --data, --out and --test-limit may change (and how it runs: --steps-per-submit, --stream-data, --checkpoint-minutes)",
+                key.replace('_', "-"),
+                show(now.get(&key)),
+                show(was.get(&key))
+            );
         }
         Ok(())
     }
@@ -618,44 +317,49 @@ impl TrainArgs {
         // A resumed run keeps its settings: the run's own command line repeated is fine, a
         // flag that changes a setting is refused below.
         let saved = cfg.clone();
-        if let Some(v) = &self.model {
-            // Checked here so that a bad model file fails before anything else.
-            wgpu_cnn::graph::zoo::resolve(v)?;
-            cfg.model = v.clone();
-            cfg.model_text = None;
-        } else if let Some(t) = &self.model_text {
-            cfg.model = "inline".into();
-            cfg.model_text = Some(t.clone());
-            cfg.description()?;
+        let set = &self.settings;
+        match &set.model {
+            Some(wgpu_cnn::settings::ModelRef::Name(v)) => {
+                // Checked here so that a bad model file fails before anything else.
+                wgpu_cnn::graph::zoo::resolve(v)?;
+                cfg.model = v.clone();
+                cfg.model_text = None;
+            }
+            Some(wgpu_cnn::settings::ModelRef::Inline(t)) => {
+                cfg.model = "inline".into();
+                cfg.model_text = Some(toml::to_string(t).context("the recipe's [model] table")?);
+                cfg.description()?;
+            }
+            None => {}
         }
-        if let Some(v) = self.steps_per_submit {
+        if let Some(v) = set.steps_per_submit {
             cfg.steps_per_submit = v;
         }
-        if self.stream_data {
+        if set.stream_data == Some(true) {
             cfg.stream_data = true;
         }
         cfg.checkpoint_minutes = self.checkpoint_minutes;
-        if let Some(v) = &self.tta {
+        if let Some(v) = &set.tta {
             cfg.tta = match v.as_str() {
                 "flip" => true,
                 "none" => false,
                 _ => anyhow::bail!("--tta must be flip or none, got `{v}`"),
             };
         }
-        if let Some(v) = &self.dataset {
+        if let Some(v) = &set.dataset {
             let kind = wgpu_cnn::data::Kind::parse(v)?;
             cfg.dataset = Some(kind);
-            if self.data.is_none() && !resuming {
+            if set.data.is_none() && !resuming {
                 cfg.data = kind.default_dir();
             }
         }
-        if let Some(v) = &self.data {
+        if let Some(v) = &set.data {
             cfg.data = v.clone();
         }
-        if let Some(v) = &self.labels {
+        if let Some(v) = &set.labels {
             cfg.labels = wgpu_cnn::data::Labels::parse(v)?;
         }
-        if let Some(v) = &self.image_size {
+        if let Some(v) = &set.image_size {
             let parse = |t: &str| {
                 t.trim().parse::<u32>().map_err(|_| {
                     anyhow::anyhow!("--image-size must be H or HxW in pixels, got `{v}`")
@@ -666,84 +370,78 @@ impl TrainArgs {
                 None => [parse(v)?, parse(v)?],
             });
         }
-        if let Some(v) = &self.test_size {
-            cfg.test_size = Some(wgpu_cnn::data::SplitSize::parse("--test-size", v)?);
+        if set.test_size.is_some() {
+            cfg.test_size = set.test_size;
         }
-        if let Some(v) = &self.normalize {
+        if let Some(v) = &set.normalize {
             cfg.normalize = Some(v.clone());
         }
-        if let Some(v) = &self.augment {
+        if let Some(v) = &set.augment {
             cfg.augment.list = v.clone();
         }
-        if let Some(v) = &self.rrc_scale {
-            cfg.augment.rrc_scale = wgpu_cnn::data::augment::parse_pair("--rrc-scale", v)?;
+        if let Some(wgpu_cnn::settings::Pair([a, b])) = set.rrc_scale {
+            cfg.augment.rrc_scale = (a, b);
         }
-        if let Some(v) = &self.rrc_ratio {
-            cfg.augment.rrc_ratio = wgpu_cnn::data::augment::parse_pair("--rrc-ratio", v)?;
+        if let Some(wgpu_cnn::settings::Pair([a, b])) = set.rrc_ratio {
+            cfg.augment.rrc_ratio = (a, b);
         }
         // Stored canonical, so that the same list in another order is the same setting.
         cfg.augment.list = cfg.augment.parsed()?.canonical();
-        if let Some(v) = &self.cache {
+        if let Some(v) = &set.cache {
             cfg.cache = Some(v.clone());
         }
-        if self.skip_bad_images {
+        if set.skip_bad_images == Some(true) {
             cfg.skip_bad_images = true;
         }
-        if let Some(v) = self.epochs {
+        if let Some(v) = set.epochs {
             cfg.epochs = v;
         }
-        if let Some(v) = self.batch_size {
+        if let Some(v) = set.batch_size {
             cfg.batch_size = v;
         }
-        if let Some(v) = self.lr {
+        if let Some(v) = set.lr {
             cfg.lr = v;
         }
-        let schedule_flags = self.warmup_steps.is_some()
-            || self.end_lr.is_some()
-            || self.boundaries.is_some()
-            || self.scales.is_some();
-        if self.schedule.is_some() || schedule_flags {
+        let schedule_flags = set.warmup_steps.is_some()
+            || set.end_lr.is_some()
+            || set.boundaries.is_some()
+            || set.scales.is_some();
+        if set.schedule.is_some() || schedule_flags {
             cfg.schedule = wgpu_cnn::schedule::Schedule::from_flags(
-                self.schedule.as_deref().unwrap_or("constant"),
-                self.warmup_steps,
-                self.end_lr,
-                self.boundaries.as_deref(),
-                self.scales.as_deref(),
+                set.schedule.as_deref().unwrap_or("constant"),
+                set.warmup_steps,
+                set.end_lr,
+                set.boundaries.as_ref().map(|v| v.joined()).as_deref(),
+                set.scales.as_ref().map(|v| v.joined()).as_deref(),
             )?;
         }
-        if let Some(v) = self.label_smoothing {
+        if let Some(v) = set.label_smoothing {
             cfg.label_smoothing = v;
         }
-        if self.clip_grad_norm.is_some() {
-            cfg.clip_grad_norm = self.clip_grad_norm;
+        if set.clip_grad_norm.is_some() {
+            cfg.clip_grad_norm = set.clip_grad_norm;
         }
         let opt_flags = self.optimizer_flags();
         if opt_flags.any() {
             cfg.optimizer = wgpu_cnn::optim::Optimizer::from_flags(&opt_flags)?;
         }
-        if let Some(v) = self.seed {
+        if let Some(v) = set.seed {
             cfg.seed = v;
         }
-        if let Some(v) = &self.val_size {
-            cfg.val_size = Some(wgpu_cnn::data::SplitSize::parse("--val-size", v)?);
+        if set.val_size.is_some() {
+            cfg.val_size = set.val_size;
         }
-        if self.train_limit.is_some() {
-            cfg.train_limit = self.train_limit;
+        if set.train_limit.is_some() {
+            cfg.train_limit = set.train_limit;
         }
-        if self.test_limit.is_some() {
-            cfg.test_limit = self.test_limit;
+        if set.test_limit.is_some() {
+            cfg.test_limit = set.test_limit;
         }
-        if self.no_augment {
-            if self.augment.is_some() {
-                anyhow::bail!("--no-augment and --augment contradict each other");
-            }
-            cfg.augment.list = "none".into();
+        if let Some(v) = set.shuffle {
+            cfg.shuffle = v;
         }
-        if self.no_shuffle {
-            cfg.shuffle = false;
-        }
-        if self.init.is_some() {
-            cfg.init = self.init.clone();
+        if set.init.is_some() {
+            cfg.init = set.init.clone();
         }
         if let Some(v) = &self.out {
             cfg.out = v.clone();
@@ -1213,9 +911,45 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
     }
 }
 
+/// A command line clap refuses: help and version print as usual (exit 0); an error is one
+/// line on stderr (with clap's tip folded in, e.g. the flag it suggests) and exit 1, as every
+/// other error of the tool.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let text = e.to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("error: bad command line");
+    let first = if first.starts_with("error:") {
+        first.to_string()
+    } else {
+        format!("error: {first}")
+    };
+    match lines.find(|l| l.starts_with("tip:")) {
+        Some(tip) => eprintln!("{first} ({tip}; see --help)"),
+        None => eprintln!("{first} (see --help)"),
+    }
+    ExitCode::FAILURE
+}
+
 fn main() -> ExitCode {
     let launched = std::time::Instant::now();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     // A reader that closes the pipe (`wgpu-cnn bench | head`) ends the process quietly, as it
     // does any Unix tool, instead of `println!` panicking on the broken pipe. Not `train`: a run
     // whose reader went away (a `| tee` that the same Ctrl-C ended) keeps training and writes

@@ -6,107 +6,13 @@
 //! on the command line. Every run writes `recipe.toml` next to its `config.json`: all settings
 //! explicit, so that `train --recipe runs/X/recipe.toml` reproduces the run bit for bit.
 
-use std::path::PathBuf;
-
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
 
-use crate::data::SplitSize;
+pub use crate::settings::ModelRef;
 
-/// A model in a recipe: a preset name or file, or an inline description.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum ModelRef {
-    Name(String),
-    Inline(toml::Table),
-}
+/// A recipe is the run's settings written down (`crate::settings::Settings`).
+pub type Recipe = crate::settings::Settings;
 
-/// Every key a recipe may hold (all optional: an absent key leaves the default).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Recipe {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub epochs: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub batch_size: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dataset: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub labels: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub image_size: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub val_size: Option<SplitSize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub test_size: Option<SplitSize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub train_limit: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub test_limit: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub normalize: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub augment: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rrc_scale: Option<[f64; 2]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rrc_ratio: Option<[f64; 2]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shuffle: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub skip_bad_images: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub optimizer: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lr: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub b1: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub b2: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub eps: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub momentum: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nesterov: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub weight_decay: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decay_mask: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warmup_steps: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub end_lr: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub boundaries: Option<Vec<u64>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scales: Option<Vec<f64>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub label_smoothing: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub clip_grad_norm: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub init: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tta: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub steps_per_submit: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stream_data: Option<bool>,
-    /// Last: an inline `[model]` table must follow the plain keys in TOML.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<ModelRef>,
-}
-
-/// The preset recipes: (name, file text).
 pub const PRESETS: [(&str, &str); 4] = [
     (
         "flax-cifar10",

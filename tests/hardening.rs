@@ -188,10 +188,15 @@ fn bad_flags_are_rejected() {
         assert!(!Path::new(out).join("last.safetensors").exists());
         std::fs::remove_dir_all(out).unwrap();
     }
-    // clap rejects an unknown backend with its usage error (exit code 2).
-    let (code, _, err) = cli(&["devices", "--backend", "quantum"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("invalid value 'quantum'"), "{err}");
+    // A command line clap refuses is one error line and exit code 1, as README promises.
+    assert_error(
+        &["devices", "--backend", "quantum"],
+        "invalid value 'quantum'",
+    );
+    assert_error(
+        &["train", "--lrr", "1"],
+        "a similar argument exists: '--lr'",
+    );
     // An output folder that cannot be created: an error before any training.
     assert_error(
         &train_args(d, "/proc/version/run", &[]),
