@@ -19,7 +19,7 @@ fn main() {
     m.train_step(&gpu);
     gpu.wait().unwrap();
     // per-dispatch timing
-    let sched = m.train_schedule();
+    let sched = m.train_dispatches();
     for d in sched {
         let t = Instant::now();
         for _ in 0..2 {

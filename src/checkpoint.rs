@@ -34,7 +34,7 @@ pub struct Checkpoint {
     /// (empty without batch norm).
     pub batch_stats: Vec<Vec<f32>>,
     /// Adam's (mu, nu) per tensor, when present.
-    pub adam: Option<Moments>,
+    pub opt_state: Option<Moments>,
     pub metadata: HashMap<String, String>,
     /// Names in the file that are not part of the model (reported as warnings by `load`).
     pub unknown: Vec<String>,
@@ -52,7 +52,7 @@ impl Checkpoint {
             model,
             model_text,
             params,
-            adam: None,
+            opt_state: None,
             metadata: HashMap::new(),
             unknown: Vec::new(),
         }
@@ -94,7 +94,7 @@ pub fn save(path: &Path, ck: &Checkpoint) -> Result<()> {
             bytes_of(t),
         ));
     }
-    if let Some((mu, nu)) = &ck.adam {
+    if let Some((mu, nu)) = &ck.opt_state {
         // The optimizer's state slots: SGD's momentum trace, or Adam's two moments.
         if ck.metadata.get("optimizer").map(String::as_str) == Some("sgd") {
             for (s, t) in specs.iter().zip(mu) {
@@ -271,7 +271,7 @@ pub fn load_as(path: &Path, model: Option<(&Description, &str)>) -> Result<Check
         model_text,
         params,
         batch_stats,
-        adam,
+        opt_state: adam,
         metadata,
         unknown,
     })

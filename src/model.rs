@@ -123,7 +123,7 @@ pub struct GpuModel {
     buffers: Vec<wgpu::Buffer>,
     train: Vec<Dispatch>,
     eval: Vec<Dispatch>,
-    adam_index: usize,
+    update_index: usize,
     /// The entry points each step of the train schedule recorded, in order (`plan.forward`
     /// then `plan.backward`): what `plan::kernels::entries` must name.
     step_kernels: Vec<Vec<&'static str>>,
@@ -585,13 +585,13 @@ impl GpuModel {
         };
         let mut train: Vec<Dispatch> = Vec::new();
         let mut step_kernels = Vec::new();
-        let mut adam_index = 0;
+        let mut update_index = 0;
         let mut train_loss_index = 0;
         let mut dropouts = Vec::new();
         if plan.mode == Mode::Train {
             for s in plan.forward.iter().chain(&plan.backward) {
                 match s {
-                    Step::Update { .. } => adam_index = train.len(),
+                    Step::Update { .. } => update_index = train.len(),
                     Step::Loss { .. } => train_loss_index = train.len(),
                     Step::Dropout { p, .. } | Step::DropoutBackward { p, .. } => {
                         dropouts.push((train.len(), *p))
@@ -623,7 +623,7 @@ impl GpuModel {
             buffers: all,
             train,
             eval,
-            adam_index,
+            update_index,
             step_kernels,
             dropouts,
             dropout_seed: 0,
@@ -669,11 +669,11 @@ impl GpuModel {
     }
 
     /// The dispatches of one training step, in order (for the profiler).
-    pub fn train_schedule(&self) -> &[Dispatch] {
+    pub fn train_dispatches(&self) -> &[Dispatch] {
         &self.train
     }
 
-    pub fn eval_schedule(&self) -> &[Dispatch] {
+    pub fn eval_dispatches(&self) -> &[Dispatch] {
         &self.eval
     }
 
@@ -705,7 +705,7 @@ impl GpuModel {
     }
 
     /// Advances the Adam step and writes its parameters; call once before recording
-    /// [`train_schedule`](Self::train_schedule) by hand (the profiler does).
+    /// [`train_dispatches`](Self::train_dispatches) by hand (the profiler does).
     pub fn begin_train_step(&mut self, gpu: &Gpu) {
         self.step = self.step.saturating_add(1);
         // optax evaluates the schedule at the count of updates done before this one.
@@ -716,7 +716,7 @@ impl GpuModel {
             .optimizer
             .params(self.layout.total as u32, lr, self.step);
         gpu.queue.write_buffer(
-            &self.train[self.adam_index].uniform,
+            &self.train[self.update_index].uniform,
             0,
             bytemuck::bytes_of(&adam),
         );
@@ -767,7 +767,7 @@ impl GpuModel {
         self.step = self.step.saturating_add(1);
         let mut at = index * self.step_record_bytes();
         let adam = std::mem::size_of::<crate::ops::AdamParams>() as u64;
-        encoder.copy_buffer_to_buffer(table, at, &self.train[self.adam_index].uniform, 0, adam);
+        encoder.copy_buffer_to_buffer(table, at, &self.train[self.update_index].uniform, 0, adam);
         at += adam;
         let drop = std::mem::size_of::<DropoutParams>() as u64;
         for &(i, _) in &self.dropouts {
@@ -836,7 +836,7 @@ impl GpuModel {
         if let Some(k) = update.and_then(|i| self.step_kernels.get_mut(i)) {
             *k = vec![d.entry];
         }
-        self.train[self.adam_index] = d;
+        self.train[self.update_index] = d;
         self.plan.set_update_rule(opt.rule());
         self.optimizer = opt;
         gpu.take_errors()
@@ -856,8 +856,8 @@ impl GpuModel {
                 .map(|d| d.in_layer("clip"))
                 .collect();
         let k = d.len();
-        self.train.splice(self.adam_index..self.adam_index, d);
-        self.adam_index += k;
+        self.train.splice(self.update_index..self.update_index, d);
+        self.update_index += k;
         self.buffers.extend([partials, norm]);
         gpu.take_errors()
     }
@@ -883,7 +883,7 @@ impl GpuModel {
     }
 
     /// Replaces Adam's state: moments and the number of steps taken.
-    pub fn write_adam(&mut self, gpu: &Gpu, mu: &[Vec<f32>], nu: &[Vec<f32>], step: u32) {
+    pub fn write_opt_state(&mut self, gpu: &Gpu, mu: &[Vec<f32>], nu: &[Vec<f32>], step: u32) {
         let s = self.state();
         gpu.queue
             .write_buffer(&s.mu, 0, bytemuck::cast_slice(&self.layout.flatten(mu)));
@@ -893,7 +893,7 @@ impl GpuModel {
     }
 
     /// Adam's moments (mu, nu) per tensor.
-    pub fn read_adam(&self, gpu: &Gpu) -> Result<Moments, GpuError> {
+    pub fn read_opt_state(&self, gpu: &Gpu) -> Result<Moments, GpuError> {
         Ok((
             self.layout.unflatten(&gpu.read_f32(&self.state().mu)?),
             self.layout.unflatten(&gpu.read_f32(&self.state().nu)?),

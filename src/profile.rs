@@ -210,7 +210,7 @@ pub fn profile_training(
     gpu.wait()?;
     // Adam's step count stays fixed while profiling: it changes two scalars, not the work.
     let schedule: Vec<&Dispatch> = std::iter::once(&aug)
-        .chain(runner.model.train_schedule())
+        .chain(runner.model.train_dispatches())
         .collect();
     let (spans, clock) = profile(&gpu, &schedule, steps, |gpu| {
         runner.write_crops(gpu, &crops())

@@ -81,7 +81,7 @@ fn posed_batch(
         let x64: Vec<f64> = cpu::cast(&x);
         let mut p64: Vec<Vec<f64>> = init.iter().map(|t| cpu::cast(t)).collect();
         let mut stats: Vec<Vec<f64>> = reference::initial_stats(p);
-        let mut adam = reference::Adam::new(p);
+        let mut adam = reference::OptState::new(p);
         let mut ok = true;
         for _ in 0..steps {
             let phase = reference::Phase::Train {
@@ -199,7 +199,7 @@ fn check_adam_steps(
     let mut m = GpuModel::from_plan(gpu, p.clone(), &init, LR).unwrap();
     m.upload_batch(gpu, &x, &labels);
     let mut p64: Vec<Vec<f64>> = init.iter().map(|t| cpu::cast(t)).collect();
-    let mut adam = reference::Adam::new(&p);
+    let mut adam = reference::OptState::new(&p);
     let mut stats64: Vec<Vec<f64>> = reference::initial_stats(&p);
     let x64 = cpu::cast(&x);
     let mut losses = (Vec::new(), Vec::new());
@@ -495,7 +495,7 @@ fn schedules_drive_the_gpu_adam_steps() {
         "warmup count 0 must be rate 0"
     );
     let mut p64: Vec<Vec<f64>> = init.iter().map(|t| cpu::cast(t)).collect();
-    let mut adam = reference::Adam::new(&p);
+    let mut adam = reference::OptState::new(&p);
     let x64 = cpu::cast(&x);
     let step = reference::loss_and_grads(&p, &p64, &x64, &labels);
     adam.step(&mut p64, &step.grads, 0.0);
@@ -656,7 +656,7 @@ fn clipped_gradients_drive_adam() {
         );
     }
     let mut want = p64.clone();
-    let mut adam = reference::Adam::new(&p);
+    let mut adam = reference::OptState::new(&p);
     adam.step(&mut want, &step.grads, LR);
     let got = m.read_params(gpu).unwrap();
     for (i, s) in p.layout.specs.iter().enumerate() {
@@ -715,7 +715,7 @@ fn optimizers_drive_the_gpu_steps() {
         let x64 = cpu::cast(&x);
         let mut p64: Vec<Vec<f64>> = init.iter().map(|t| cpu::cast(t)).collect();
         let mut stats: Vec<Vec<f64>> = reference::initial_stats(&p);
-        let mut state = reference::Adam::with(&p, opt.clone());
+        let mut state = reference::OptState::with(&p, opt.clone());
         for _ in 0..5 {
             m.train_step(gpu);
             let phase = reference::Phase::Train {
@@ -727,7 +727,7 @@ fn optimizers_drive_the_gpu_steps() {
             state.step(&mut p64, &step.grads, lr);
         }
         let params = m.read_params(gpu).unwrap();
-        let (mu, _) = m.read_adam(gpu).unwrap();
+        let (mu, _) = m.read_opt_state(gpu).unwrap();
         for (i, s) in p.layout.specs.iter().enumerate() {
             let what = format!("{name}: {}", s.name);
             if opt.is_sgd() {
@@ -828,7 +828,7 @@ fn every_optimizer_and_schedule_for_200_steps() {
             m.upload_batch(gpu, &x, &labels);
             let mut p64: Vec<Vec<f64>> = init.iter().map(|t| cpu::cast(t)).collect();
             let stats: Vec<Vec<f64>> = reference::initial_stats(&p);
-            let mut state = reference::Adam::with(&p, opt.clone());
+            let mut state = reference::OptState::with(&p, opt.clone());
             let mut first_loss = None;
             let mut last_loss = 0.0;
             for t in 1..=total {
@@ -883,7 +883,7 @@ fn the_plan_counts_the_texture_mirrors_the_model_holds() {
         let init = p.layout.init(3);
         let m = GpuModel::from_plan(gpu, p, &init, LR).unwrap();
         let held = wgpu_cnn::gpu::dispatch::mirror_bytes(
-            m.train_schedule().iter().chain(m.eval_schedule()),
+            m.train_dispatches().iter().chain(m.eval_dispatches()),
         );
         assert_eq!(estimate, held, "{name}");
         // On an adapter with 8-wide subgroups (lavapipe) the subgroup kernels use them.

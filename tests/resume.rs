@@ -31,7 +31,7 @@ fn args<'a>(data: &'a str, out: &'a str, epochs: &'a str) -> Vec<&'a str> {
 /// Parameters, batch-norm running statistics and Adam state of a checkpoint, as bits.
 fn state(path: &Path) -> Vec<u32> {
     let ck = wgpu_cnn::checkpoint::load(path).unwrap();
-    let (mu, nu) = ck.adam.unwrap();
+    let (mu, nu) = ck.opt_state.unwrap();
     ck.params
         .iter()
         .chain(&ck.batch_stats)

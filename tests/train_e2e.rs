@@ -109,7 +109,7 @@ fn train_eval_predict_on_a_slice_of_cifar10() {
     checkpoint::save(&copy, &ck).unwrap();
     let ck2 = checkpoint::load(&copy).unwrap();
     assert_eq!(ck.params, ck2.params);
-    assert_eq!(ck.adam, ck2.adam);
+    assert_eq!(ck.opt_state, ck2.opt_state);
     let mut r = common::rng(1);
     let x = common::uniform(&mut r, 4 * 32 * 32 * 3, 2.0);
     assert_eq!(ck2.model, ck.model);

@@ -10,12 +10,12 @@ a="$1"; b="$2"; rounds="${3:-6}"
 shift 3 || shift $#
 [ "${1:-}" = "--" ] && shift
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
-run() { "$1" bench --steps 30 "$@" 2>&1 | tail -n 1; }
+run() { "$1" bench --steps ${STEPS:-30} "$@" 2>&1 | tail -n 1; }
 out=$(mktemp)
 for i in $(seq 1 "$rounds"); do
   if [ $((i % 2)) = 1 ]; then order="$a $b"; else order="$b $a"; fi
   for bin in $order; do
-    ms=$("$bin" bench --steps 30 "$@" 2>&1 | tail -n 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["step_ms_median"])')
+    ms=$("$bin" bench --steps ${STEPS:-30} "$@" 2>&1 | tail -n 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["step_ms_median"])')
     tag=$([ "$bin" = "$a" ] && echo A || echo B)
     echo "round $i $tag $ms" | tee -a "$out"
   done

@@ -1,4 +1,4 @@
-//! What the generated-kernel experiments share (`examples/unroll.rs`, `examples/rowreuse.rs`):
+//! What the generated-kernel experiments share (`examples/unroll_loops.rs`, `examples/rowreuse.rs`):
 //! a convolution with deterministic data and its CPU reference, and a generated forward kernel
 //! (entry point `main`, bindings 0 params, 3 bias, 10 weights, 12 input vec4s, 14 output
 //! vec4s) bound to it and checked against the reference.

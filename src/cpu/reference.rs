@@ -168,7 +168,7 @@ fn loss_params(plan: &Plan) -> crate::ops::SoftmaxCeParams {
 }
 
 /// Result of one forward + backward on the CPU reference.
-pub struct Step<T> {
+pub struct LossAndGrads<T> {
     pub loss: T,
     pub correct: u32,
     pub logits: Vec<T>,
@@ -179,7 +179,12 @@ pub struct Step<T> {
 
 /// Loss, logits and the gradient of the mean loss w.r.t. every parameter, as a fresh
 /// `GpuModel`'s first train step computes them ([`FIRST_STEP`]).
-pub fn loss_and_grads<T: Real>(plan: &Plan, params: &[Vec<T>], x: &[T], labels: &[u32]) -> Step<T> {
+pub fn loss_and_grads<T: Real>(
+    plan: &Plan,
+    params: &[Vec<T>],
+    x: &[T],
+    labels: &[u32],
+) -> LossAndGrads<T> {
     loss_and_grads_in(plan, params, x, labels, FIRST_STEP)
 }
 
@@ -190,7 +195,7 @@ pub fn loss_and_grads_in<T: Real>(
     x: &[T],
     labels: &[u32],
     phase: Phase,
-) -> Step<T> {
+) -> LossAndGrads<T> {
     loss_and_grads_with(plan, params, &initial_stats(plan), x, labels, phase)
 }
 
@@ -202,7 +207,7 @@ pub fn loss_and_grads_with<T: Real>(
     x: &[T],
     labels: &[u32],
     phase: Phase,
-) -> Step<T> {
+) -> LossAndGrads<T> {
     assert_eq!(labels.len(), plan.batch as usize, "one label per image");
     let mut stats = stats.to_vec();
     let Forward { outs, saved } = run(plan, params, &mut stats, x, phase);
@@ -338,7 +343,7 @@ pub fn loss_and_grads_with<T: Real>(
             add_to(&mut dout, l.input, din);
         }
     }
-    Step {
+    LossAndGrads {
         loss,
         correct,
         logits,
@@ -349,7 +354,7 @@ pub fn loss_and_grads_with<T: Real>(
 
 /// Optimizer state of the CPU reference: (mu, nu) per tensor (SGD: mu is the momentum
 /// trace), for [`crate::optim::Optimizer`] (Adam unless [`Adam::with`]).
-pub struct Adam<T> {
+pub struct OptState<T> {
     pub mu: Vec<Vec<T>>,
     pub nu: Vec<Vec<T>>,
     pub step: u32,
@@ -357,7 +362,7 @@ pub struct Adam<T> {
     mask: Vec<Vec<T>>,
 }
 
-impl<T: Real> Adam<T> {
+impl<T: Real> OptState<T> {
     /// optax.adam's defaults.
     pub fn new(plan: &Plan) -> Self {
         Self::with(plan, crate::optim::Optimizer::default())
@@ -370,7 +375,7 @@ impl<T: Real> Adam<T> {
             .iter()
             .map(|s| vec![T::of(optimizer.mask_of(s) as f64); s.len()])
             .collect();
-        Adam {
+        OptState {
             mu: plan.layout.zeros(),
             nu: plan.layout.zeros(),
             step: 0,

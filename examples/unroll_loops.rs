@@ -1,6 +1,6 @@
 //! Experiment: conv2d_forward_sg_c4's scheme (two 8-pixel tiles × 32 channels per subgroup,
 //! weights from storage) with its loops unrolled at generation time for one shape, checked
-//! against the CPU reference: `cargo run --release --example unroll -- loop c kx all`.
+//! against the CPU reference: `cargo run --release --example unroll_loops -- loop c kx all`.
 //! MODE: loop (as the kernel), c (channel loop unrolled), kx (kx and c), all (every loop).
 //! `LOADS=noin|now|none` replaces the input loads, the weight loads or both by values computed
 //! from the index (wrong results; timing only); `MAC=expr` replaces the multiply-add chain.

@@ -4,7 +4,7 @@
 //! pixel and all O channels, the tap and channel loops are unrolled in the generated WGSL, and
 //! every weight is read at a literal index. Same sums in the same order as
 //! `conv2d_forward_sg_c4` (taps outer, 4 input channels per accumulator update), so the outputs
-//! must be bitwise equal. `cargo run --release --example unrolled [shape]`: by default only
+//! must be bitwise equal. `cargo run --release --example literal_weights [shape]`: by default only
 //! ResNet-20's first-stage shape, the one whose pipeline compiles in reasonable time (`Conv_1`,
 //! the seed's 32→64 with 4,608 literal weight loads, does not). A negative result, kept as the
 //! record of it: slower than `conv2d_forward_sg_c4_o16` (docs/notes/subgroup-kernels.md).
