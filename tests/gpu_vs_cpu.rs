@@ -20,6 +20,10 @@ mod batchnorm;
 mod clip;
 #[path = "ops/conv2d/gpu_vs_cpu.rs"]
 mod conv2d;
+#[path = "ops/conv2d/subgroup.rs"]
+mod conv2d_subgroup;
+#[path = "ops/conv2d/winograd.rs"]
+mod conv2d_winograd;
 #[path = "ops/dense/gpu_vs_cpu.rs"]
 mod dense;
 #[path = "ops/device/gpu_vs_cpu.rs"]
