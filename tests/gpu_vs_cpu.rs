@@ -38,5 +38,7 @@ mod maxpool;
 mod optimizer;
 #[path = "ops/relu/gpu_vs_cpu.rs"]
 mod relu;
+#[path = "ops/scale/gpu_vs_cpu.rs"]
+mod scale;
 #[path = "ops/softmax_ce/gpu_vs_cpu.rs"]
 mod softmax_ce;

@@ -31,5 +31,7 @@ mod maxpool;
 mod model;
 #[path = "ops/relu/gradcheck.rs"]
 mod relu;
+#[path = "ops/scale/gradcheck.rs"]
+mod scale;
 #[path = "ops/softmax_ce/gradcheck.rs"]
 mod softmax_ce;

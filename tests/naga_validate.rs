@@ -20,7 +20,7 @@ fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
 
 #[test]
 fn every_shader_parses_and_validates() {
-    assert_eq!(SHADERS.len(), 20);
+    assert_eq!(SHADERS.len(), 21);
     for s in SHADERS {
         parse(s.name, s.source);
     }
@@ -181,6 +181,7 @@ fn entry_points_match_launchers() {
             ],
         ),
         ("gelu", &["gelu_forward", "gelu_backward"]),
+        ("scale", &["scale_forward", "scale_backward"]),
         ("maxpool", &["maxpool_forward", "maxpool_backward"]),
         ("dropout", &["dropout_forward", "dropout_backward"]),
         (
@@ -297,6 +298,7 @@ fn params_structs_match_their_wgsl_twins() {
         ("dense", std::mem::size_of::<DenseParams>()),
         ("relu", std::mem::size_of::<ElementwiseParams>()),
         ("gelu", std::mem::size_of::<ElementwiseParams>()),
+        ("scale", std::mem::size_of::<ScaleParams>()),
         ("maxpool", std::mem::size_of::<MaxPoolParams>()),
         ("dropout", std::mem::size_of::<DropoutParams>()),
         ("softmax_ce", std::mem::size_of::<SoftmaxCeParams>()),

@@ -780,6 +780,9 @@ fn bad_descriptions_get_one_error_line_naming_layer_and_key() {
         ("dropout rate negative", format!("{HEAD}[[layer]]\ntype = \"dropout\"\nrate = -0.1\n{tail}"), "layer 0 (dropout): key `rate` must be in [0, 1)"),
         ("dropout no rate", format!("{HEAD}[[layer]]\ntype = \"dropout\"\n{tail}"), "layer 0 (dropout): missing key `rate`"),
         ("key on gelu", format!("{HEAD}[[layer]]\ntype = \"gelu\"\napproximate = false\n{tail}"), "layer 0 (gelu): unknown key `approximate`"),
+        ("scale no factor", format!("{HEAD}[[layer]]\ntype = \"scale\"\n{tail}"), "layer 0 (scale): missing key `factor`"),
+        ("scale factor text", format!("{HEAD}[[layer]]\ntype = \"scale\"\nfactor = \"a ninth\"\n{tail}"), "layer 0 (scale): key `factor` must be a number"),
+        ("scale factor inf", format!("{HEAD}[[layer]]\ntype = \"scale\"\nfactor = inf\n{tail}"), "layer 0 (scale): key `factor` must be a finite number"),
     ];
     for (name, text, needle) in &cases {
         bad_description(name, text, needle);

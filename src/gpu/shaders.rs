@@ -53,6 +53,7 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("dense" / "dense"),
     shader!("relu" / "relu"),
     shader!("gelu" / "gelu"),
+    shader!("scale" / "scale"),
     shader!("maxpool" / "maxpool"),
     shader!("dropout" / "dropout"),
     shader!("softmax_ce" / "softmax_ce"),

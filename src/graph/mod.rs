@@ -57,6 +57,10 @@ pub enum Layer {
     GlobalAvgPool,
     /// nn.gelu (tanh approximation, Flax's default).
     Gelu,
+    /// `x * factor`: multiplication by a constant (no parameters; Flax writes it inline).
+    Scale {
+        factor: f32,
+    },
     /// nn.Dropout(rate): training only (evaluation is the identity).
     Dropout {
         rate: f32,
@@ -86,6 +90,7 @@ impl Layer {
             Layer::MaxPool { .. } => "max_pool",
             Layer::GlobalAvgPool => "global_avg_pool",
             Layer::Gelu => "gelu",
+            Layer::Scale { .. } => "scale",
             Layer::Dropout { .. } => "dropout",
             Layer::Flatten => "flatten",
             Layer::BatchNorm { .. } => "batch_norm",
@@ -138,6 +143,7 @@ impl Layer {
             }
             Layer::GlobalAvgPool => "global_avg_pool".into(),
             Layer::Gelu => "gelu".into(),
+            Layer::Scale { factor } => format!("x{factor}"),
             Layer::Dropout { rate } => format!("dropout{rate}"),
             Layer::Flatten => "flatten".into(),
             Layer::BatchNorm { .. } => "bn".into(),

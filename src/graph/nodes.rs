@@ -204,7 +204,10 @@ pub(super) fn leaf_shape(l: &Layer, s: Shape, at: &At) -> Result<Shape, DescErro
             }
         }
         (Layer::GlobalAvgPool, Shape::Spatial { c, .. }) => Shape::Flat(c),
-        (Layer::Gelu, s) | (Layer::Dropout { .. }, s) | (Layer::BatchNorm { .. }, s) => s,
+        (Layer::Gelu, s)
+        | (Layer::Scale { .. }, s)
+        | (Layer::Dropout { .. }, s)
+        | (Layer::BatchNorm { .. }, s) => s,
         (Layer::Dense { features, .. }, Shape::Spatial { h, w, .. }) => {
             Shape::Spatial { h, w, c: *features }
         }

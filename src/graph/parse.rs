@@ -124,7 +124,7 @@ pub(super) fn boolean(v: &toml::Value, at: &At, key: &str) -> Result<bool, DescE
 }
 
 /// The layer types this engine runs.
-pub(super) const SUPPORTED: &str = "conv, dense, relu, gelu, avg_pool, max_pool, global_avg_pool, dropout, batch_norm, residual, flatten";
+pub(super) const SUPPORTED: &str = "conv, dense, relu, gelu, avg_pool, max_pool, global_avg_pool, dropout, scale, batch_norm, residual, flatten";
 
 /// Parses one layer table; `prefix` is where it sits (`layer 3`, `layer 4 (residual) body[1]`).
 pub(super) fn parse_layer(prefix: &str, t: &toml::Table) -> Result<Layer, DescError> {
@@ -147,6 +147,7 @@ pub(super) fn parse_layer(prefix: &str, t: &toml::Table) -> Result<Layer, DescEr
         "relu" | "flatten" | "gelu" | "global_avg_pool" => &["type"],
         "avg_pool" | "max_pool" => &["type", "window", "stride", "padding"],
         "dropout" => &["type", "rate"],
+        "scale" => &["type", "factor"],
         "batch_norm" => &["type", "momentum", "epsilon"],
         "residual" => &["type", "body", "shortcut"],
         _ => {
@@ -184,6 +185,23 @@ pub(super) fn parse_layer(prefix: &str, t: &toml::Table) -> Result<Layer, DescEr
         },
         "relu" => Layer::Relu,
         "gelu" => Layer::Gelu,
+        "scale" => {
+            let v = req("factor")?;
+            match v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
+                Some(f) if (f as f32).is_finite() => Layer::Scale { factor: f as f32 },
+                Some(f) => {
+                    return err(format!(
+                        "{at}: key `factor` must be a finite number, got {f}"
+                    ))
+                }
+                None => {
+                    return err(format!(
+                        "{at}: key `factor` must be a number, got {}",
+                        v.type_str()
+                    ))
+                }
+            }
+        }
         "dropout" => {
             let v = req("rate")?;
             let rate = v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
@@ -352,6 +370,7 @@ pub(super) fn fields(l: &Layer) -> Vec<(&'static str, String)> {
             ("padding", pad(padding)),
         ]),
         Layer::Dropout { rate } => f.push(("rate", format!("{rate:?}"))),
+        Layer::Scale { factor } => f.push(("factor", format!("{factor:?}"))),
         Layer::BatchNorm { momentum, epsilon } => f.extend([
             ("momentum", format!("{momentum:?}")),
             ("epsilon", format!("{epsilon:?}")),

@@ -18,6 +18,7 @@ use crate::ops::gelu::gpu as gelu;
 use crate::ops::maxpool::gpu as maxpool;
 use crate::ops::optimizer::gpu as adam;
 use crate::ops::relu::gpu as relu;
+use crate::ops::scale::gpu as scale;
 use crate::ops::softmax_ce::gpu as softmax_ce;
 use crate::ops::softmax_ce::gpu::SoftmaxCeBuffers;
 use crate::ops::{AdamParams, ClipParams, DropoutParams, SoftmaxCeParams};

@@ -184,6 +184,10 @@ impl<'a> Bindings<'a> {
                 tensor(*argmax),
                 tensor(*din),
             )],
+            Step::Scale { p, x, y, .. } => vec![scale::forward(gpu, p, tensor(*x), tensor(*y))],
+            Step::ScaleBackward { p, dout, din, .. } => {
+                vec![scale::backward(gpu, p, tensor(*dout), tensor(*din))]
+            }
             Step::GeluBackward {
                 p, dout, x, din, ..
             } => {

@@ -27,6 +27,7 @@ pub mod maxpool;
 pub mod optimizer;
 mod real;
 pub mod relu;
+pub mod scale;
 pub mod softmax_ce;
 
 pub use add::AddParams;
@@ -40,6 +41,7 @@ pub use dropout::DropoutParams;
 pub use maxpool::MaxPoolParams;
 pub use optimizer::AdamParams;
 pub use real::{cast, Real};
+pub use scale::ScaleParams;
 pub use softmax_ce::SoftmaxCeParams;
 
 use bytemuck::{Pod, Zeroable};

@@ -334,6 +334,7 @@ pub(super) fn backward(
                 LayerOp::Relu { .. }
                 | LayerOp::MaxPool { .. }
                 | LayerOp::Gelu { .. }
+                | LayerOp::Scale { .. }
                 | LayerOp::Dropout { .. }
                     if need_x =>
                 {
@@ -352,6 +353,12 @@ pub(super) fn backward(
                             p: *p,
                             dout,
                             x: u.x,
+                            din,
+                        },
+                        LayerOp::Scale { p } => Step::ScaleBackward {
+                            layer,
+                            p: *p,
+                            dout,
                             din,
                         },
                         LayerOp::Dropout { p } => Step::DropoutBackward {

@@ -302,6 +302,7 @@ pub(super) fn forward(
             | LayerOp::AvgPool { .. }
             | LayerOp::MaxPool { .. }
             | LayerOp::Gelu { .. }
+            | LayerOp::Scale { .. }
             | LayerOp::Dropout { .. } => {
                 // One input, one new output tensor (plus a max pool's argmax).
                 let y = new_out(&mut tensors);
@@ -310,6 +311,7 @@ pub(super) fn forward(
                     LayerOp::Relu { p } => Step::Relu { layer, p: *p, x, y },
                     LayerOp::AvgPool { p } => Step::AvgPool { layer, p: *p, x, y },
                     LayerOp::Gelu { p } => Step::Gelu { layer, p: *p, x, y },
+                    LayerOp::Scale { p } => Step::Scale { layer, p: *p, x, y },
                     LayerOp::Dropout { p } => Step::Dropout { layer, p: *p, x, y },
                     LayerOp::MaxPool { p } => {
                         let argmax = add(

@@ -6,7 +6,7 @@
 
 use super::{Caps, Plan, Step};
 use crate::ops::conv2d::winograd;
-use crate::ops::{add, batchnorm, conv2d, dense, relu, AvgPoolParams, Conv2dParams};
+use crate::ops::{add, batchnorm, conv2d, dense, relu, scale, AvgPoolParams, Conv2dParams};
 
 /// The split-K reduction after a direct weight gradient with `o` output channels.
 fn conv_reduce(o: u32) -> &'static str {
@@ -128,6 +128,8 @@ pub fn entries(caps: &Caps, plan: &Plan, step: &Step) -> Vec<&'static str> {
         Step::ReluBackward { p, .. } => vec![relu::select(p)[1]],
         Step::Gelu { .. } => vec!["gelu_forward"],
         Step::GeluBackward { .. } => vec!["gelu_backward"],
+        Step::Scale { p, .. } => vec![scale::select(p)[0]],
+        Step::ScaleBackward { p, .. } => vec![scale::select(p)[1]],
         Step::Dropout { .. } => vec!["dropout_forward"],
         Step::DropoutBackward { .. } => vec!["dropout_backward"],
         Step::MaxPool { .. } => vec!["maxpool_forward"],

@@ -131,6 +131,9 @@ pub(super) fn lower(
             (NodeOp::Layer(Layer::Gelu), _) => LayerOp::Gelu {
                 p: ElementwiseParams::new(count()?),
             },
+            (NodeOp::Layer(Layer::Scale { factor }), _) => LayerOp::Scale {
+                p: ScaleParams::new(count()?, *factor),
+            },
             (NodeOp::Layer(Layer::Dropout { rate }), _) => LayerOp::Dropout {
                 p: DropoutParams::new(count()?, *rate, i as u32),
             },

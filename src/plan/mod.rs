@@ -41,7 +41,7 @@ use crate::graph::{Description, Layer, NodeOp, Shape};
 pub use crate::ops::optimizer::Rule as UpdateRule;
 use crate::ops::{
     AddParams, AvgPoolParams, BatchNormParams, Conv2dParams, DenseParams, DropoutParams,
-    ElementwiseParams, MaxPoolParams, Padding, SoftmaxCeParams,
+    ElementwiseParams, MaxPoolParams, Padding, ScaleParams, SoftmaxCeParams,
 };
 pub use step::Step;
 
@@ -111,6 +111,9 @@ pub enum LayerOp {
     },
     Gelu {
         p: ElementwiseParams,
+    },
+    Scale {
+        p: ScaleParams,
     },
     /// Training mode (`p.train = 1`) at step 1, seed 0; see [`DropoutParams::at`].
     Dropout {

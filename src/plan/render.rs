@@ -181,6 +181,10 @@ impl Step {
             ),
             Step::Relu { x, y, .. } => format!("relu: {} -> {}", t(x), t(y)),
             Step::Gelu { x, y, .. } => format!("gelu: {} -> {}", t(x), t(y)),
+            Step::Scale { p, x, y, .. } => format!("scale x{}: {} -> {}", p.factor, t(x), t(y)),
+            Step::ScaleBackward { p, dout, din, .. } => {
+                format!("scale backward x{}: {} -> {}", p.factor, t(dout), t(din))
+            }
             Step::Dropout { p, x, y, .. } => {
                 format!("dropout {} (eval: copy): {} -> {}", p.rate, t(x), t(y))
             }

@@ -57,6 +57,13 @@ pub enum Step {
         x: TensorId,
         y: TensorId,
     },
+    /// `y = factor · x`.
+    Scale {
+        layer: String,
+        p: ScaleParams,
+        x: TensorId,
+        y: TensorId,
+    },
     /// Training: the mask of the step (the runner writes the step into the uniform); the eval
     /// schedule records it with `p.eval()` (a copy).
     Dropout {
@@ -146,6 +153,13 @@ pub enum Step {
         dout: TensorId,
         din: TensorId,
     },
+    /// `din = factor · dout`.
+    ScaleBackward {
+        layer: String,
+        p: ScaleParams,
+        dout: TensorId,
+        din: TensorId,
+    },
     /// From the forward input `x`.
     GeluBackward {
         layer: String,
@@ -226,6 +240,8 @@ impl Step {
             | Step::AvgPool { layer, .. }
             | Step::MaxPool { layer, .. }
             | Step::Gelu { layer, .. }
+            | Step::Scale { layer, .. }
+            | Step::ScaleBackward { layer, .. }
             | Step::MaxPoolBackward { layer, .. }
             | Step::GeluBackward { layer, .. }
             | Step::Dropout { layer, .. }
@@ -266,8 +282,11 @@ impl Step {
             | Step::Relu { x, y, .. }
             | Step::AvgPool { x, y, .. }
             | Step::Gelu { x, y, .. }
+            | Step::Scale { x, y, .. }
             | Step::Dropout { x, y, .. } => vec![*x, *y],
-            Step::DropoutBackward { dout, din, .. } => vec![*dout, *din],
+            Step::DropoutBackward { dout, din, .. } | Step::ScaleBackward { dout, din, .. } => {
+                vec![*dout, *din]
+            }
             Step::MaxPool { x, y, argmax, .. } => vec![*x, *y, *argmax],
             Step::MaxPoolBackward {
                 dout, argmax, din, ..
@@ -374,8 +393,9 @@ impl Step {
             | Step::Relu { y, .. }
             | Step::AvgPool { y, .. }
             | Step::Gelu { y, .. }
+            | Step::Scale { y, .. }
             | Step::Dropout { y, .. } => vec![*y],
-            Step::DropoutBackward { din, .. } => vec![*din],
+            Step::DropoutBackward { din, .. } | Step::ScaleBackward { din, .. } => vec![*din],
             Step::MaxPool { y, argmax, .. } => vec![*y, *argmax],
             Step::MaxPoolBackward { din, .. } | Step::GeluBackward { din, .. } => vec![*din],
             Step::Loss { dlogits, .. } => dlogits.iter().copied().collect(),
@@ -438,6 +458,7 @@ impl Step {
             Step::MaxPool { p, .. } => (p.output_len() * (p.kh * p.kw) as usize) as u64,
             Step::MaxPoolBackward { p, .. } => p.input_len() as u64,
             Step::Gelu { p, .. } | Step::GeluBackward { p, .. } => 16 * p.count as u64,
+            Step::Scale { p, .. } | Step::ScaleBackward { p, .. } => p.count as u64,
             Step::Dropout { p, .. } | Step::DropoutBackward { p, .. } => p.count as u64,
             Step::Loss { p, .. } => 5 * (p.n * p.classes) as u64,
             Step::BatchNorm { p, residual, .. } => {

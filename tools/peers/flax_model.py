@@ -150,6 +150,9 @@ def _layer(layer, x):
         x = nn.relu(x)
     elif kind == "gelu":
         x = nn.gelu(x)  # approximate=True (tanh), Flax's default
+    elif kind == "scale":
+        # No module, no parameters; the factor as wgpu-cnn holds it (f32), in x's precision.
+        x = x * np.asarray(np.float32(layer["factor"]), dtype=x.dtype)
     elif kind == "max_pool":
         x = nn.max_pool(
             x,
