@@ -168,7 +168,7 @@ pub struct Settings {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<String>,
-    /// Adam learning rate (the schedule's peak) [default: 1e-4].
+    /// Learning rate of any optimizer (the schedule's peak) [default: 1e-4].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
