@@ -148,6 +148,45 @@ fn the_planner_imports_no_gpu_module() {
     );
 }
 
+/// An op's pure half (`src/ops/<op>/mod.rs`, which the planner imports) and its CPU twin name
+/// no GPU module: wgpu and the launchers stay in the op's `gpu.rs`.
+#[test]
+fn the_ops_pure_halves_and_cpu_twins_import_no_gpu_module() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ops");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let pure: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| f.file_name().is_some_and(|n| n != "gpu.rs"))
+        .collect();
+    assert!(pure.len() >= 20, "{} files", pure.len());
+    let forbidden = [
+        "wgpu::",
+        "crate::gpu",
+        "::gpu::",
+        "::gpu as",
+        "crate::model",
+        "crate::train",
+    ];
+    let mut found = Vec::new();
+    for f in pure {
+        for (n, line) in code(f).lines().enumerate() {
+            // `pub mod gpu;` declares the launchers beside the pure half.
+            if line.trim() == "pub mod gpu;" {
+                continue;
+            }
+            if forbidden.iter().any(|bad| line.contains(bad)) {
+                found.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "GPU code outside the ops' gpu.rs:\n{}",
+        found.join("\n")
+    );
+}
+
 #[test]
 fn src_top_level_modules_have_no_import_cycle() {
     let graph = module_graph();

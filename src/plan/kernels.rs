@@ -6,7 +6,7 @@
 
 use super::{Caps, Plan, Step};
 use crate::ops::conv2d::winograd;
-use crate::ops::{add, batchnorm, conv2d, dense, relu, scale, AvgPoolParams, Conv2dParams};
+use crate::ops::{add, avgpool, batchnorm, conv2d, dense, relu, scale, Conv2dParams};
 
 /// The split-K reduction after a direct weight gradient with `o` output channels.
 fn conv_reduce(o: u32) -> &'static str {
@@ -25,18 +25,6 @@ fn winograd_forward(weight: &'static str, p: &Conv2dParams) -> Vec<&'static str>
         v.push("winograd_output");
     }
     v
-}
-
-/// The average pool's backward, with the ReLU before it (`relu`) from its output or its mask.
-fn avgpool_backward(p: &AvgPoolParams, relu: bool, mask: bool) -> &'static str {
-    match (relu, mask) {
-        (true, true) => "avgpool_backward_relu_k2_mask",
-        (true, false) if p.is_k2() && p.c.is_multiple_of(4) => "avgpool_backward_relu_k2",
-        (true, false) if p.is_disjoint_vec4() => "avgpool_backward_disjoint_relu",
-        (true, false) => "avgpool_backward_relu",
-        (false, _) if p.is_disjoint_vec4() => "avgpool_backward_disjoint",
-        (false, _) => "avgpool_backward",
-    }
 }
 
 /// Every entry point the step's dispatches run on a device with `caps`, in order (the train
@@ -137,7 +125,7 @@ pub fn entries(caps: &Caps, plan: &Plan, step: &Step) -> Vec<&'static str> {
         Step::AvgPool { .. } => vec!["avgpool_forward"],
         Step::AvgPoolBackward {
             p, relu_out, mask, ..
-        } => vec![avgpool_backward(p, relu_out.is_some(), *mask)],
+        } => vec![avgpool::backward_entry(p, relu_out.is_some(), *mask)],
         Step::Loss { dlogits, .. } => vec![
             if dlogits.is_some() {
                 "softmax_ce_backward"
@@ -163,8 +151,7 @@ pub fn entries(caps: &Caps, plan: &Plan, step: &Step) -> Vec<&'static str> {
             v
         }
         Step::Add { p, mask, .. } => vec![match mask {
-            Some(_) if p.count.is_multiple_of(4) => "add_relu_backward_vec4",
-            Some(_) => "add_relu_backward",
+            Some(_) => add::relu_backward_entry(p),
             None => add::select(p),
         }],
     }

@@ -46,19 +46,11 @@ pub fn relu_backward(
     y: BufSlice<'_>,
 ) -> Dispatch {
     let u = gpu.uniform("add.params", p);
-    let vec4 = p.count.is_multiple_of(4);
-    let (entry, bindings, threads) = if vec4 {
-        (
-            "add_relu_backward_vec4",
-            [(4, a), (5, b), (8, out), (6, y)],
-            p.count / 4,
-        )
+    let entry = super::relu_backward_entry(p);
+    let (bindings, threads) = if entry == "add_relu_backward_vec4" {
+        ([(4, a), (5, b), (8, out), (6, y)], p.count / 4)
     } else {
-        (
-            "add_relu_backward",
-            [(1, a), (2, b), (7, out), (3, y)],
-            p.count,
-        )
+        ([(1, a), (2, b), (7, out), (3, y)], p.count)
     };
     Dispatch::new(
         gpu,

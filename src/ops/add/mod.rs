@@ -39,3 +39,13 @@ pub fn select(p: &AddParams) -> &'static str {
         "add_forward"
     }
 }
+
+/// The entry point of the sum of two gradients through a ReLU's backward: four elements per
+/// invocation where the count is a whole number of vec4s.
+pub fn relu_backward_entry(p: &AddParams) -> &'static str {
+    if p.count.is_multiple_of(4) {
+        "add_relu_backward_vec4"
+    } else {
+        "add_relu_backward"
+    }
+}

@@ -4,7 +4,7 @@ use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::ops::AvgPoolParams;
 
-use super::mask_fits;
+use super::{backward_entry, mask_fits};
 
 const SHADER: &str = "avgpool";
 
@@ -47,18 +47,11 @@ pub fn backward(
     dinput: BufSlice<'_>,
 ) -> Dispatch {
     let u = gpu.uniform("avgpool.params", p);
-    let (entry, bindings, threads) = if p.is_disjoint_vec4() {
-        (
-            "avgpool_backward_disjoint",
-            [(6, dout), (8, dinput)],
-            p.input_len() as u32 / 4,
-        )
+    let entry = backward_entry(p, false, false);
+    let (bindings, threads) = if entry == "avgpool_backward_disjoint" {
+        ([(6, dout), (8, dinput)], p.input_len() as u32 / 4)
     } else {
-        (
-            "avgpool_backward",
-            [(3, dout), (4, dinput)],
-            threads(p, true),
-        )
+        ([(3, dout), (4, dinput)], threads(p, true))
     };
     Dispatch::new(
         gpu,
@@ -91,7 +84,7 @@ pub fn backward_relu_mask(
     Dispatch::new(
         gpu,
         SHADER,
-        "avgpool_backward_relu_k2_mask",
+        backward_entry(p, true, true),
         &u,
         &[(6, dout), (9, relu_mask), (8, dinput)],
         grid(p.output_len() as u32 / 4),
@@ -110,25 +103,19 @@ pub fn backward_relu(
     dinput: BufSlice<'_>,
 ) -> Dispatch {
     let u = gpu.uniform("avgpool.params", p);
-    let k2 = p.is_k2() && p.c.is_multiple_of(4);
-    let (entry, bindings, threads) = if k2 {
+    let entry = backward_entry(p, true, false);
+    let (bindings, threads) = if entry == "avgpool_backward_relu_k2" {
         (
-            "avgpool_backward_relu_k2",
             [(6, dout), (7, relu_output), (8, dinput)],
             p.output_len() as u32 / 4,
         )
-    } else if p.is_disjoint_vec4() {
+    } else if entry == "avgpool_backward_disjoint_relu" {
         (
-            "avgpool_backward_disjoint_relu",
             [(6, dout), (7, relu_output), (8, dinput)],
             p.input_len() as u32 / 4,
         )
     } else {
-        (
-            "avgpool_backward_relu",
-            [(3, dout), (5, relu_output), (4, dinput)],
-            threads(p, true),
-        )
+        ([(3, dout), (5, relu_output), (4, dinput)], threads(p, true))
     };
     Dispatch::new(
         gpu,

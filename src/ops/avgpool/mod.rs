@@ -98,3 +98,18 @@ impl AvgPoolParams {
 pub fn mask_fits(p: &AvgPoolParams) -> bool {
     p.is_k2() && p.c.is_multiple_of(4)
 }
+
+/// The backward's entry point: with the backward of the ReLU before the pool fused (`relu`),
+/// reading that ReLU's output or, with `mask`, its sign bits ([`mask_fits`]); 2×2/2 windows of
+/// whole vec4s take the `_k2` kernel, windows that tile the input the `disjoint` ones (one vec4
+/// read per pixel), the rest the gather over overlapping windows.
+pub fn backward_entry(p: &AvgPoolParams, relu: bool, mask: bool) -> &'static str {
+    match (relu, mask) {
+        (true, true) => "avgpool_backward_relu_k2_mask",
+        (true, false) if p.is_k2() && p.c.is_multiple_of(4) => "avgpool_backward_relu_k2",
+        (true, false) if p.is_disjoint_vec4() => "avgpool_backward_disjoint_relu",
+        (true, false) => "avgpool_backward_relu",
+        (false, _) if p.is_disjoint_vec4() => "avgpool_backward_disjoint",
+        (false, _) => "avgpool_backward",
+    }
+}
