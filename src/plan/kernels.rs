@@ -6,7 +6,9 @@
 
 use super::{Caps, Plan, Step};
 use crate::ops::conv2d::winograd;
-use crate::ops::{add, avgpool, batchnorm, conv2d, dense, relu, scale, Conv2dParams};
+use crate::ops::{
+    add, avgpool, batchnorm, conv2d, dense, dropout, gelu, maxpool, relu, scale, Conv2dParams,
+};
 
 /// The split-K reduction after a direct weight gradient with `o` output channels.
 fn conv_reduce(o: u32) -> &'static str {
@@ -114,14 +116,14 @@ pub fn entries(caps: &Caps, plan: &Plan, step: &Step) -> Vec<&'static str> {
         }
         Step::Relu { p, .. } => vec![relu::select(p)[0]],
         Step::ReluBackward { p, .. } => vec![relu::select(p)[1]],
-        Step::Gelu { .. } => vec!["gelu_forward"],
-        Step::GeluBackward { .. } => vec!["gelu_backward"],
+        Step::Gelu { .. } => vec![gelu::ENTRIES[0]],
+        Step::GeluBackward { .. } => vec![gelu::ENTRIES[1]],
         Step::Scale { p, .. } => vec![scale::select(p)[0]],
         Step::ScaleBackward { p, .. } => vec![scale::select(p)[1]],
-        Step::Dropout { .. } => vec!["dropout_forward"],
-        Step::DropoutBackward { .. } => vec!["dropout_backward"],
-        Step::MaxPool { .. } => vec!["maxpool_forward"],
-        Step::MaxPoolBackward { .. } => vec!["maxpool_backward"],
+        Step::Dropout { .. } => vec![dropout::ENTRIES[0]],
+        Step::DropoutBackward { .. } => vec![dropout::ENTRIES[1]],
+        Step::MaxPool { .. } => vec![maxpool::ENTRIES[0]],
+        Step::MaxPoolBackward { .. } => vec![maxpool::ENTRIES[1]],
         Step::AvgPool { .. } => vec!["avgpool_forward"],
         Step::AvgPoolBackward {
             p, relu_out, mask, ..

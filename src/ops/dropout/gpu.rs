@@ -21,7 +21,7 @@ pub fn forward(
     Dispatch::new(
         gpu,
         SHADER,
-        "dropout_forward",
+        super::ENTRIES[0],
         &u,
         &[(1, input), (2, output)],
         grid(p.count.div_ceil(PER)),
@@ -41,7 +41,7 @@ pub fn backward(
     Dispatch::new(
         gpu,
         SHADER,
-        "dropout_backward",
+        super::ENTRIES[1],
         &u,
         &[(3, dout), (4, dinput)],
         grid(p.count.div_ceil(PER)),

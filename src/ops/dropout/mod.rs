@@ -50,3 +50,7 @@ impl DropoutParams {
         self
     }
 }
+
+/// The entry points (forward, backward); the eval schedule's forward is the same entry point
+/// with `p.eval()` (a copy).
+pub const ENTRIES: [&str; 2] = ["dropout_forward", "dropout_backward"];

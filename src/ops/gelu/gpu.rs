@@ -19,7 +19,7 @@ pub fn forward(
     Dispatch::new(
         gpu,
         SHADER,
-        "gelu_forward",
+        super::ENTRIES[0],
         &u,
         &[(1, input), (2, output)],
         grid(p.count.div_ceil(PER)),
@@ -40,7 +40,7 @@ pub fn backward(
     Dispatch::new(
         gpu,
         SHADER,
-        "gelu_backward",
+        super::ENTRIES[1],
         &u,
         &[(3, dout), (1, input), (4, dinput)],
         grid(p.count.div_ceil(PER)),

@@ -19,7 +19,7 @@ pub fn forward(
     Dispatch::new(
         gpu,
         SHADER,
-        "maxpool_forward",
+        super::ENTRIES[0],
         &u,
         &[(1, input), (2, output), (3, argmax)],
         grid(threads(p, false)),
@@ -40,7 +40,7 @@ pub fn backward(
     Dispatch::new(
         gpu,
         SHADER,
-        "maxpool_backward",
+        super::ENTRIES[1],
         &u,
         &[(4, dout), (5, argmax), (6, dinput)],
         grid(threads(p, true)),
