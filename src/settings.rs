@@ -85,69 +85,69 @@ fn pair(flag: &'static str) -> impl Fn(&str) -> Result<Pair, String> + Clone {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Epochs [default: 100].
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epochs: Option<u32>,
     /// Batch size [default: 128].
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<u32>,
     /// Seed of the split, the init and every epoch's shuffle and augmentation [default: 42].
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     /// The data set's folder: CIFAR-10 or CIFAR-100 binary files, MNIST IDX files, or an image
     /// folder (one subfolder per class) [default: data/cifar-10-batches-bin, or the --dataset's
     /// default folder; downloaded there when empty].
-    #[arg(long)]
+    #[arg(long, help_heading = "Data")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<PathBuf>,
     /// The kind of data set: cifar10, cifar100, mnist, folder [default: detected from the files].
-    #[arg(long)]
+    #[arg(long, help_heading = "Data")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dataset: Option<String>,
     /// CIFAR-100: fine (100 classes) or coarse (20 superclasses) labels [default: fine].
-    #[arg(long)]
+    #[arg(long, help_heading = "Data")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<String>,
     /// Image folders: resize every image to H or HxW pixels [default: the model's input].
-    #[arg(long)]
+    #[arg(long, help_heading = "Data")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_size: Option<String>,
     /// Training images held out for validation, a count or a fraction [default: 5000, image
     /// folders 0.1; a data set's own val/ split replaces it].
-    #[arg(long, value_parser = split_size("--val-size"))]
+    #[arg(long, value_parser = split_size("--val-size"), help_heading = "Data")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_size: Option<SplitSize>,
     /// Image folders without test/: the test images drawn from the rest, a count or a fraction
     /// [default: 0.1].
-    #[arg(long, value_parser = split_size("--test-size"))]
+    #[arg(long, value_parser = split_size("--test-size"), help_heading = "Data")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_size: Option<SplitSize>,
     /// Train on the first N images of the training split only.
-    #[arg(long)]
+    #[arg(long, help_heading = "Data")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
     /// Test the final weights on the first N test images only (quick runs).
-    #[arg(long)]
+    #[arg(long, help_heading = "Data")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_limit: Option<usize>,
     /// Input normalisation: dataset (the training split's per-channel mean/std), none, cifar10,
     /// or MEANS/STDS such as 0.5,0.5,0.5/0.25,0.25,0.25 [default: cifar10 on CIFAR-10, else dataset].
-    #[arg(long)]
+    #[arg(long, help_heading = "Data")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub normalize: Option<String>,
     /// Training augmentation, comma-separated: flip, rrc, crop:PAD[:reflect], translate:PX, none
     /// [default: flip,rrc].
-    #[arg(long)]
+    #[arg(long, help_heading = "Augmentation")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub augment: Option<String>,
     /// rrc: the crop's area range as a fraction of the image, LOW,HIGH [default: 0.8,1.0].
-    #[arg(long, value_parser = pair("--rrc-scale"))]
+    #[arg(long, value_parser = pair("--rrc-scale"), help_heading = "Augmentation")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rrc_scale: Option<Pair>,
     /// rrc: the crop's aspect-ratio range, LOW,HIGH [default: 0.9,1.1].
-    #[arg(long, value_parser = pair("--rrc-ratio"))]
+    #[arg(long, value_parser = pair("--rrc-ratio"), help_heading = "Augmentation")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rrc_ratio: Option<Pair>,
     /// Shuffle the training images every epoch (`--no-shuffle` turns it off) [default: true].
@@ -155,104 +155,104 @@ pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shuffle: Option<bool>,
     /// Image folders: where the decoded-image cache goes [default: next to the folder].
-    #[arg(long)]
+    #[arg(long, help_heading = "Data")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<PathBuf>,
     /// Image folders: leave out files that are not readable images (and count them) instead of
     /// stopping at the first.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", help_heading = "Data")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_bad_images: Option<bool>,
     /// Optimizer, optax's: adam, adamw (decoupled weight decay, default 1e-4), sgd
     /// [default: adam].
-    #[arg(long)]
+    #[arg(long, help_heading = "Optimizer")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<String>,
     /// Learning rate of any optimizer (the schedule's peak) [default: 1e-4].
-    #[arg(long)]
+    #[arg(long, help_heading = "Optimizer")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
     /// Adam/AdamW: exponential decay of the first moment [default: 0.9].
-    #[arg(long)]
+    #[arg(long, help_heading = "Optimizer")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub b1: Option<f64>,
     /// Adam/AdamW: exponential decay of the second moment [default: 0.999].
-    #[arg(long)]
+    #[arg(long, help_heading = "Optimizer")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub b2: Option<f64>,
     /// Adam/AdamW: epsilon [default: 1e-8].
-    #[arg(long)]
+    #[arg(long, help_heading = "Optimizer")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eps: Option<f64>,
     /// SGD: momentum (optax.trace) [default: none].
-    #[arg(long)]
+    #[arg(long, help_heading = "Optimizer")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub momentum: Option<f64>,
     /// SGD: Nesterov momentum.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", help_heading = "Optimizer")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nesterov: Option<bool>,
     /// AdamW: decoupled weight decay [default: 1e-4]; SGD: decay added to the gradient
     /// (optax.add_decayed_weights before sgd).
-    #[arg(long)]
+    #[arg(long, help_heading = "Optimizer")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_decay: Option<f64>,
     /// Which parameters decay: all, kernels (not biases or batch-norm parameters) [default: all].
-    #[arg(long)]
+    #[arg(long, help_heading = "Optimizer")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decay_mask: Option<String>,
     /// Learning-rate schedule, optax's: constant, cosine, warmup-cosine, piecewise
     /// [default: constant].
-    #[arg(long)]
+    #[arg(long, help_heading = "Learning-rate schedule")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     /// warmup-cosine: steps of linear warmup from 0.
-    #[arg(long)]
+    #[arg(long, help_heading = "Learning-rate schedule")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warmup_steps: Option<u64>,
     /// cosine, warmup-cosine: the final learning rate [default: 0].
-    #[arg(long)]
+    #[arg(long, help_heading = "Learning-rate schedule")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_lr: Option<f64>,
     /// piecewise: comma-separated steps where the rate is multiplied by the matching --scales.
-    #[arg(long)]
+    #[arg(long, help_heading = "Learning-rate schedule")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boundaries: Option<List<u64>>,
     /// piecewise: comma-separated factors, one per boundary.
-    #[arg(long)]
+    #[arg(long, help_heading = "Learning-rate schedule")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scales: Option<List<f64>>,
     /// Label smoothing α of the training loss, as optax.smooth_labels: targets
     /// (1 − α)·onehot + α/classes [default: 0]. Validation and test losses stay plain.
-    #[arg(long)]
+    #[arg(long, help_heading = "Optimizer")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label_smoothing: Option<f64>,
     /// Clip the gradients to this global norm before each update (optax.clip_by_global_norm).
-    #[arg(long)]
+    #[arg(long, help_heading = "Optimizer")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clip_grad_norm: Option<f64>,
     /// Initial parameters from a checkpoint (params only is enough).
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<PathBuf>,
     /// Test-time augmentation of the final test: flip (mean softmax of each image and its
     /// mirror) or none [default: none].
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tta: Option<String>,
     /// Train steps recorded into one GPU submit (their inputs and uniforms are filled once per
     /// epoch); the same weights for any value; Ctrl-C stops at a submit boundary [default: 8].
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps_per_submit: Option<u32>,
     /// Keep the training and test images in host memory and copy each submit's into a window
     /// on the GPU (a data set too large for the adapter's storage bindings is streamed without
     /// it); the same weights either way.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_data: Option<bool>,
     /// The model: a preset (`wgpu-cnn models` lists them) or a TOML file [default: flax-cifar10].
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelRef>,
 }

@@ -7,7 +7,8 @@
 use super::{Caps, Plan, Step};
 use crate::ops::conv2d::winograd;
 use crate::ops::{
-    add, avgpool, batchnorm, conv2d, dense, dropout, gelu, maxpool, relu, scale, Conv2dParams,
+    add, avgpool, batchnorm, conv2d, dense, dropout, gelu, maxpool, relu, scale, softmax_ce,
+    Conv2dParams,
 };
 
 /// The split-K reduction after a direct weight gradient with `o` output channels.
@@ -130,22 +131,22 @@ pub fn entries(caps: &Caps, plan: &Plan, step: &Step) -> Vec<&'static str> {
         } => vec![avgpool::backward_entry(p, relu_out.is_some(), *mask)],
         Step::Loss { dlogits, .. } => vec![
             if dlogits.is_some() {
-                "softmax_ce_backward"
+                softmax_ce::BACKWARD
             } else {
-                "softmax_ce_forward"
+                softmax_ce::FORWARD
             },
-            "softmax_ce_reduce",
+            softmax_ce::REDUCE,
         ],
         Step::Update { rule } => vec![rule.entry(true)],
         Step::BatchNorm { p, residual, .. } => vec![
             batchnorm::stats_entry(p),
-            "batchnorm_stats_finalize",
+            batchnorm::STATS_FINALIZE,
             batchnorm::forward_entries(p, residual.is_some())[0],
         ],
         Step::BatchNormBackward { p, din, .. } => {
             let mut v = vec![
                 batchnorm::backward_stats_entry(p),
-                "batchnorm_backward_finalize",
+                batchnorm::BACKWARD_FINALIZE,
             ];
             if din.is_some() {
                 v.push(batchnorm::select(p)[2]);

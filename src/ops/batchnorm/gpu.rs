@@ -88,7 +88,7 @@ pub fn forward_train(
     let finalize = Dispatch::new(
         gpu,
         SHADER,
-        "batchnorm_stats_finalize",
+        super::STATS_FINALIZE,
         &u,
         &[
             (4, partials),
@@ -178,7 +178,7 @@ pub fn backward(
     let finalize = Dispatch::new(
         gpu,
         SHADER,
-        "batchnorm_backward_finalize",
+        super::BACKWARD_FINALIZE,
         &u,
         &[(4, partials), (6, b.saved), (12, b.dscale), (13, b.dbias)],
         grid(p.c),

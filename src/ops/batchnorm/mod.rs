@@ -126,3 +126,8 @@ pub fn backward_stats_entry(p: &BatchNormParams) -> &'static str {
         "batchnorm_backward_stats"
     }
 }
+
+/// The per-channel combination of the statistics' partial sums in chunk order (train forward),
+/// and of the backward's (dscale, dbias).
+pub const STATS_FINALIZE: &str = "batchnorm_stats_finalize";
+pub const BACKWARD_FINALIZE: &str = "batchnorm_backward_finalize";

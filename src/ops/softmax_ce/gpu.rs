@@ -19,7 +19,7 @@ fn reduce(gpu: &Gpu, p: &SoftmaxCeParams, u: &wgpu::Buffer, b: &SoftmaxCeBuffers
     Dispatch::new(
         gpu,
         SHADER,
-        "softmax_ce_reduce",
+        super::REDUCE,
         u,
         &[(3, b.row_stats), (5, b.stats), (6, b.totals)],
         [1, 1, 1],
@@ -34,7 +34,7 @@ pub fn forward(gpu: &Gpu, p: &SoftmaxCeParams, b: &SoftmaxCeBuffers<'_>) -> [Dis
     let rows = Dispatch::new(
         gpu,
         SHADER,
-        "softmax_ce_forward",
+        super::FORWARD,
         &u,
         &[(1, b.logits), (2, b.labels), (3, b.row_stats)],
         grid(p.n),
@@ -56,7 +56,7 @@ pub fn backward(
     let rows = Dispatch::new(
         gpu,
         SHADER,
-        "softmax_ce_backward",
+        super::BACKWARD,
         &u,
         &[(1, b.logits), (2, b.labels), (3, b.row_stats), (4, dlogits)],
         grid(p.n),

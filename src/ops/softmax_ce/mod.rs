@@ -33,3 +33,9 @@ impl SoftmaxCeParams {
         self
     }
 }
+
+/// The entry points: the forward (eval: loss and correct count per row), the forward with the
+/// gradient (train), and the fixed-order reduction of the per-row results after either.
+pub const FORWARD: &str = "softmax_ce_forward";
+pub const BACKWARD: &str = "softmax_ce_backward";
+pub const REDUCE: &str = "softmax_ce_reduce";
