@@ -258,10 +258,10 @@ fn augmentation_shader_matches_cpu() {
     let img6 = split.image(6);
     for (y, x, c) in [(0usize, 0usize, 0usize), (31, 31, 2), (7, 19, 1)] {
         let v = img[(y * 32 + x) * 3 + c] as f32;
-        let want = (v / 255.0 - data::MEAN[c]) * (1.0 / data::STD[c]);
+        let want = (v / 255.0 - data::MEAN[c]) / data::STD[c];
         assert_eq!(got[(y * 32 + x) * 3 + c], want);
         let flipped = img6[(y * 32 + 31 - x) * 3 + c] as f32;
-        let wantf = (flipped / 255.0 - data::MEAN[c]) * (1.0 / data::STD[c]);
+        let wantf = (flipped / 255.0 - data::MEAN[c]) / data::STD[c];
         assert_eq!(got[3072 + (y * 32 + x) * 3 + c], wantf);
     }
 }
@@ -332,7 +332,7 @@ fn every_augmentation_matches_its_cpu_twin() {
                                         sy = m(sy, h);
                                         sx = m(sx, w);
                                         let v = img[((sy * w + sx) as usize) * ch + k] as f32;
-                                        (v / 255.0 - norm.mean[k]) * (1.0 / norm.std[k])
+                                        (v / 255.0 - norm.mean[k]) / norm.std[k]
                                     }
                                     _ => {
                                         let v = if outside {
@@ -340,7 +340,7 @@ fn every_augmentation_matches_its_cpu_twin() {
                                         } else {
                                             img[((sy * w + sx) as usize) * ch + k] as f32
                                         };
-                                        (v / 255.0 - norm.mean[k]) * (1.0 / norm.std[k])
+                                        (v / 255.0 - norm.mean[k]) / norm.std[k]
                                     }
                                 };
                                 assert_eq!(got[o], want, "{list}: image {i} ({y},{x},{k}) {c:?}");

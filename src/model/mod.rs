@@ -124,6 +124,9 @@ pub struct GpuModel {
     pub totals: wgpu::Buffer,
     /// Every buffer the model allocated, for memory accounting.
     buffers: Vec<wgpu::Buffer>,
+    /// The plan's buffers ([`Plan::buffers`] order), where its tensors take turns.
+    plan_buffers: Vec<wgpu::Buffer>,
+
     train: Vec<Dispatch>,
     eval: Vec<Dispatch>,
     update_index: usize,
@@ -264,6 +267,7 @@ impl GpuModel {
                 train.extend(ds);
             }
         }
+
         let mut eval: Vec<Dispatch> = plan.forward.iter().flat_map(|s| record(s, true)).collect();
         let eval_loss_index = eval.len();
         eval.extend(record(&plan.eval_loss(), true));
@@ -282,6 +286,7 @@ impl GpuModel {
             stats,
             totals,
             buffers: all,
+            plan_buffers: buffers,
             train,
             eval,
             update_index,
@@ -579,6 +584,36 @@ impl GpuModel {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         self.encode_eval_step(&mut encoder, &[]);
         gpu.queue.submit([encoder.finish()]);
+    }
+
+    /// Runs the forward half of a train step (batch statistics; the running statistics move
+    /// as in a step) on the uploaded batch, up to the step that writes tensor `name` (a plan
+    /// tensor such as `BatchNorm_0.out`), and reads it back before a later step can reuse its
+    /// buffer. For numerical studies and tests of the activations a train step computes.
+    pub fn read_train_forward(&self, gpu: &Gpu, name: &str) -> Result<Vec<f32>, GpuError> {
+        let missing = || GpuError::Wgpu(format!("no forward step writes a tensor {name}"));
+        let id = (0..self.plan.tensors.len())
+            .find(|&i| self.plan.tensors[i].name == name)
+            .ok_or_else(missing)?;
+        let at = self
+            .plan
+            .forward
+            .iter()
+            .position(|s| s.writes().contains(&id));
+        let at = at.ok_or_else(missing)?;
+        let dispatches: usize = self.step_kernels[..=at].iter().map(Vec::len).sum();
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        record(
+            &mut encoder,
+            "train_forward",
+            &[],
+            &self.train[..dispatches],
+        );
+        gpu.queue.submit([encoder.finish()]);
+        let t = &self.plan.tensors[id];
+        let mut v = gpu.read_f32(&self.plan_buffers[t.buffer])?;
+        v.truncate(t.len);
+        Ok(v)
     }
 
     pub fn read_params(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>, GpuError> {

@@ -30,3 +30,29 @@ impl Real for f64 {
 pub fn cast<A: Real, B: Real>(x: &[A]) -> Vec<B> {
     x.iter().map(|v| B::of(v.as_f64())).collect()
 }
+
+/// Terms summed serially in a run of [`blocked_sum`] (the shaders' `RUN`).
+pub const SUM_RUN: usize = 8;
+/// Terms in a block of [`blocked_sum`]: `SUM_RUN` runs (the shaders' `BLOCK`).
+pub const SUM_BLOCK: usize = SUM_RUN * SUM_RUN;
+
+/// Σ of `terms` in the shaders' blocked order: runs of [`SUM_RUN`] terms summed serially, the
+/// runs of a block of [`SUM_BLOCK`] summed serially, then the blocks. The rounding error of n
+/// terms grows with 2·SUM_RUN + n/SUM_BLOCK terms instead of n (a serial sum): the reductions
+/// over N·H·W rows that batch norm does need it to stay near float64 (docs/notes/numerics.md).
+pub fn blocked_sum<T: Real>(terms: impl IntoIterator<Item = T>) -> T {
+    let (mut total, mut block, mut run) = (T::zero(), T::zero(), T::zero());
+    for (i, t) in terms.into_iter().enumerate() {
+        run = run + t;
+        if (i + 1) % SUM_RUN == 0 {
+            block = block + run;
+            run = T::zero();
+            if (i + 1) % SUM_BLOCK == 0 {
+                total = total + block;
+                block = T::zero();
+            }
+        }
+    }
+    // A short last run and block close in the same order as the shaders' loops.
+    total + (block + run)
+}

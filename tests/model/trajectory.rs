@@ -15,10 +15,13 @@ fn presets_one_step_match_cpu_on_every_kernel_family() {
     let wg = gpu_wg();
     for name in zoo::NAMES {
         let d = zoo::preset(name).unwrap();
-        // Batch norm over the 2x2 maps of vgg11-bn's last stage sees 4 values at batch 1, where
-        // its gradient is ill-conditioned: models with batch norm take batches of 3 and 2.
+        // Batch norm over the 2x2 maps of vgg11-bn's last stage sees 4·batch values per
+        // channel, where its gradient is ill-conditioned (x − mean cancels): at batch 2 a
+        // Conv_7 kernel gradient lands either side of the tolerance with the rounding of the
+        // layers below (2% over after the blocked sums of session 18, under before), so
+        // models with batch norm take batches of 3 and 4.
         let bn = d.to_toml().contains("batch_norm");
-        for (n, seed) in [(3usize, 1u64), (if bn { 2 } else { 1 }, 2)] {
+        for (n, seed) in [(3usize, 1u64), (if bn { 4 } else { 1 }, 2)] {
             check_one_step(sg, &d, n, seed, 1e-5, 0.0, &format!("{name} n{n}"));
             check_one_step(tiled, &d, n, seed, 1e-5, 0.0, &format!("{name} tiled n{n}"));
             if let Some(wg) = wg {

@@ -72,13 +72,17 @@ def main():
     ap.add_argument("--bin", default="target/release/wgpu-cnn")
     ap.add_argument("--test-limit", type=int, default=10000,
                     help="test images for the eval-mode accuracy of both results (0: skip)")
+    ap.add_argument("--init-seed", type=int, default=0,
+                    help="the Flax init's PRNG key (jax.random.PRNGKey(SEED)); repeat a comparison "
+                         "over several seeds where single rounding events (a ReLU mask or a max "
+                         "pool's choice flipped by rounding) decide the distance")
     ap.add_argument("--reference", choices=["auto", "on", "off"], default="auto",
                     help="also train in float64 Flax (auto: for models with batch norm)")
     args = ap.parse_args()
     desc = load_description(args.model)
     model = FlaxModel(tuple(desc["layer"]))
     h, w, c = desc["input"]
-    variables = model.init(jax.random.PRNGKey(0), jnp.ones((1, h, w, c)))
+    variables = model.init(jax.random.PRNGKey(args.init_seed), jnp.ones((1, h, w, c)))
     params = variables["params"]
     stats = variables.get("batch_stats", {})
     init = flatten(variables)

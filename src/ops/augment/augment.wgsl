@@ -18,7 +18,7 @@ struct AugmentParams {
     batch: u32, chunk_images: u32, h: u32, w: u32,
     c: u32, image_bytes: u32, _pad0: u32, _pad1: u32,
     mean0: f32, mean1: f32, mean2: f32, mean3: f32,
-    inv_std0: f32, inv_std1: f32, inv_std2: f32, inv_std3: f32,
+    std0: f32, std1: f32, std2: f32, std3: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: AugmentParams;
@@ -111,7 +111,7 @@ fn augment_batch(@builtin(global_invocation_id) gid: vec3<u32>,
         c1 = i32(p.w) - 1 - c1;
     }
     let mean = vec4<f32>(p.mean0, p.mean1, p.mean2, p.mean3);
-    let inv_std = vec4<f32>(p.inv_std0, p.inv_std1, p.inv_std2, p.inv_std3);
+    let sd = vec4<f32>(p.std0, p.std1, p.std2, p.std3);
     let out = idx * p.c;
     if (fill == 2u && (r0 < 0 || c0 < 0 || r0 >= i32(p.h) || c0 >= i32(p.w))) {
         for (var c = 0u; c < p.c; c++) {
@@ -127,7 +127,7 @@ fn augment_batch(@builtin(global_invocation_id) gid: vec3<u32>,
         // All channels at once: the same arithmetic per channel as one at a time.
         let top_row = (1.0 - lx) * tap(rec, r0, c0) + lx * tap(rec, r0, c1);
         let bot_row = (1.0 - lx) * tap(rec, r1, c0) + lx * tap(rec, r1, c1);
-        let v = (((1.0 - ly) * top_row + ly * bot_row) / 255.0 - mean) * inv_std;
+        let v = (((1.0 - ly) * top_row + ly * bot_row) / 255.0 - mean) / sd;
         for (var c = 0u; c < p.c; c++) {
             input[out + c] = v[c];
         }

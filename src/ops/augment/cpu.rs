@@ -61,8 +61,7 @@ pub fn augment_image(
                 let top_row = (1.0 - lx) * tap(r0, c0, c) + lx * tap(r0, c1, c);
                 let bot_row = (1.0 - lx) * tap(r1, c0, c) + lx * tap(r1, c1, c);
                 let v = (1.0 - ly) * top_row + ly * bot_row;
-                out[o + c as usize] =
-                    (v / 255.0 - norm.mean[c as usize]) * (1.0 / norm.std[c as usize]);
+                out[o + c as usize] = (v / 255.0 - norm.mean[c as usize]) / norm.std[c as usize];
             }
         }
     }

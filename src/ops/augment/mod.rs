@@ -20,8 +20,9 @@ pub struct AugmentParams {
     pub _pad: [u32; 2],
     /// Per channel (up to 4; unused lanes 0).
     pub mean: [f32; 4],
-    /// `1 / std` per channel.
-    pub inv_std: [f32; 4],
+    /// Per channel: the input is `(x/255 − mean) / std`, divided as Flax's input pipeline
+    /// divides (a multiply by a rounded `1 / std` is an ulp off, the same way for every pixel).
+    pub std: [f32; 4],
 }
 
 impl AugmentParams {
@@ -31,12 +32,10 @@ impl AugmentParams {
         shape: crate::data::ImageShape,
         norm: &crate::data::Normalization,
     ) -> Self {
-        let mut mean = [0.0; 4];
-        let mut inv_std = [0.0; 4];
-        for c in 0..(shape.c as usize).min(4) {
-            mean[c] = norm.mean[c];
-            inv_std[c] = 1.0 / norm.std[c];
-        }
+        let k = (shape.c as usize).min(4);
+        let (mut mean, mut std) = ([0.0; 4], [1.0; 4]);
+        mean[..k].copy_from_slice(&norm.mean[..k]);
+        std[..k].copy_from_slice(&norm.std[..k]);
         Self {
             batch,
             chunk_images: chunk_images.max(1),
@@ -46,7 +45,7 @@ impl AugmentParams {
             image_bytes: shape.bytes() as u32,
             _pad: [0; 2],
             mean,
-            inv_std,
+            std,
         }
     }
 }

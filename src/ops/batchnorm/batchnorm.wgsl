@@ -2,13 +2,17 @@
 // channels (NHWC flattened: rows = N·H·W; a flat [N, F] input is rows = N, c = F). M = rows.
 //
 // Training forward (three dispatches):
-//   batchnorm_stats            per (chunk k, channel): chunk mean m_k and M2_k = Σ (x − m_k)²,
-//                              two passes over the chunk (the second from cache)       (= partials)
+//   batchnorm_stats            per (chunk k, channel): chunk sum s_k and M2_k = Σ (x − m_k)²,
+//                              m_k = s_k / n_k, two passes over the chunk (the second from
+//                              cache), each a blocked sum (see BLOCK)                  (= partials)
 //   batchnorm_stats_vec4       the same for 4 channels per invocation (c % 4 == 0): the same
 //                              sums in the same order, a quarter of the load instructions (=)
-//   batchnorm_stats_finalize   per channel: Chan's parallel combination of the chunks in chunk
-//                              order → mean, biased var = M2 / M; saved = [mean | invstd]  (=),
-//                              running = momentum·running + (1 − momentum)·batch stat  (in place)
+//   batchnorm_stats_finalize   per channel, blocked sums over the chunks in chunk order:
+//                              mean = Σ s_k / M, then M2 = Σ (M2_k + n_k·(m_k − mean)²) (the
+//                              parallel-variance identity, every term ≥ 0), biased var =
+//                              M2 / M; saved = [mean | invstd]  (=),
+//                              running = momentum·running + decay·batch stat, decay = 1 − momentum
+//                              rounded once from the decimal (Flax's factor)  (in place)
 //   batchnorm_forward[_vec4]   y = (x − mean)·(invstd·scale) + bias, then max(y, 0) if p.relu (=)
 //   batchnorm_forward_add[_vec4]  a residual's add fused into the normalisation that produces the
 //                              body's (or shortcut's) output: y = ((x − mean)·(invstd·scale) +
@@ -21,10 +25,15 @@
 // ReLU, y = (x − mean)·(invstd·scale) + bias, recomputed with the forward's roundings: the same
 // mask as reading the forward's output back, one tensor fewer to read), else dout;
 // xhat = (x − mean)·invstd:
-//   batchnorm_backward_stats   per (chunk, channel): Σ g and Σ g·(x − mean)           (= partials)
+//   batchnorm_backward_stats   per (chunk, channel): Σ g and Σ g·(x − mean), blocked  (= partials)
 //   batchnorm_backward_stats_vec4  the same, 4 channels per invocation (c % 4 == 0)      (=)
 //   batchnorm_backward_finalize per channel, chunks in order: dbias = Σ g, dscale = invstd·Σ g·(x − mean) (=)
 //   batchnorm_backward_input[_vec4]  dx = scale·invstd·(g − dbias/M − xhat·dscale/M)   (=)
+// Every sum over many terms is blocked (runs of RUN terms summed serially, RUN runs to a
+// block, blocks summed serially): its rounding error grows with 2·RUN + n/RUN² terms instead of
+// n, which is what keeps the statistics, and through them the ReLU masks and the gradients,
+// as close to float64 as XLA's tree reductions (docs/notes/numerics.md). No compensated
+// (Kahan) sums: a shader compiler may reassociate them away.
 // Forward keeps `saved` (mean and invstd, 2·c floats) for backward. Partials: [first value of every (k, ch) | second],
 // index k·c + ch. No float atomics: every sum has one fixed order, so results are bitwise
 // reproducible. The variance never forms E[x²] − E[x]² (catastrophic cancellation when
@@ -37,7 +46,7 @@
 
 struct BatchNormParams {
     rows: u32, c: u32, chunk: u32, chunks: u32,
-    momentum: f32, epsilon: f32, relu: u32, _pad: u32,
+    momentum: f32, epsilon: f32, relu: u32, decay: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: BatchNormParams;
@@ -88,6 +97,186 @@ fn chunk_rows(k: u32) -> vec2<u32> {
     return vec2<u32>(r0, min(r0 + p.chunk, p.rows));
 }
 
+// Blocked sums (see the header): RUN terms serially, RUN runs to a block, blocks serially.
+const RUN: u32 = 8u;
+const BLOCK: u32 = 64u;
+
+// Σ x over rows [r0, r1) of channel ch.
+fn column_sum(ch: u32, r0: u32, r1: u32) -> f32 {
+    var s = 0.0;
+    for (var b = r0; b < r1; b += BLOCK) {
+        let be = min(b + BLOCK, r1);
+        var sb = 0.0;
+        for (var a = b; a < be; a += RUN) {
+            let ae = min(a + RUN, be);
+            var sa = 0.0;
+            for (var r = a; r < ae; r++) {
+                sa += x[r * p.c + ch];
+            }
+            sb += sa;
+        }
+        s += sb;
+    }
+    return s;
+}
+
+// Σ (x − m)² over rows [r0, r1) of channel ch.
+fn column_m2(ch: u32, r0: u32, r1: u32, m: f32) -> f32 {
+    var s = 0.0;
+    for (var b = r0; b < r1; b += BLOCK) {
+        let be = min(b + BLOCK, r1);
+        var sb = 0.0;
+        for (var a = b; a < be; a += RUN) {
+            let ae = min(a + RUN, be);
+            var sa = 0.0;
+            for (var r = a; r < ae; r++) {
+                let d = x[r * p.c + ch] - m;
+                sa += d * d;
+            }
+            sb += sa;
+        }
+        s += sb;
+    }
+    return s;
+}
+
+// The same for four channels (vec4 q of w = c / 4 per row): each lane the same sums in the same
+// order as the scalar functions. One loop over the rows with the run and block ends as selects
+// (nested loops cost lavapipe twice the time of this memory-bound pass).
+struct Blocked4 {
+    s: vec4<f32>,
+    sb: vec4<f32>,
+    sa: vec4<f32>,
+}
+
+// Adds term t (the n-th, counting from 1) to a blocked sum.
+fn blocked_add4(acc: Blocked4, v: vec4<f32>, n: u32) -> Blocked4 {
+    var a = acc;
+    a.sa += v;
+    let run_end = n % RUN == 0u;
+    a.sb = select(a.sb, a.sb + a.sa, run_end);
+    a.sa = select(a.sa, vec4<f32>(0.0), run_end);
+    let block_end = n % BLOCK == 0u;
+    a.s = select(a.s, a.s + a.sb, block_end);
+    a.sb = select(a.sb, vec4<f32>(0.0), block_end);
+    return a;
+}
+
+fn blocked_total4(a: Blocked4) -> vec4<f32> {
+    return a.s + (a.sb + a.sa);
+}
+
+fn column_sum4(q: u32, r0: u32, r1: u32) -> vec4<f32> {
+    let w = p.c / 4u;
+    var acc = Blocked4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var n = 0u;
+    for (var j = r0 * w + q; j < r1 * w; j += w) {
+        n++;
+        acc = blocked_add4(acc, x4[j], n);
+    }
+    return blocked_total4(acc);
+}
+
+fn column_m2_4(q: u32, r0: u32, r1: u32, m: vec4<f32>) -> vec4<f32> {
+    let w = p.c / 4u;
+    var acc = Blocked4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var n = 0u;
+    for (var j = r0 * w + q; j < r1 * w; j += w) {
+        n++;
+        let d = x4[j] - m;
+        acc = blocked_add4(acc, d * d, n);
+    }
+    return blocked_total4(acc);
+}
+
+// Σ g and Σ g·(x − mean) over rows [r0, r1) of channel ch, g = dout masked by the fused ReLU
+// (y = (x − mean)·mul + b > 0) when p.relu: the mask is a select, not a branch.
+fn column_grad_sums(ch: u32, r0: u32, r1: u32, mean: f32, mul: f32, b: f32) -> vec2<f32> {
+    let relu = p.relu != 0u;
+    var s = vec2<f32>(0.0);
+    for (var bl = r0; bl < r1; bl += BLOCK) {
+        let be = min(bl + BLOCK, r1);
+        var sb = vec2<f32>(0.0);
+        for (var a = bl; a < be; a += RUN) {
+            let ae = min(a + RUN, be);
+            var sa = vec2<f32>(0.0);
+            for (var r = a; r < ae; r++) {
+                let j = r * p.c + ch;
+                let xc = x[j] - mean;
+                let g = select(dout[j], 0.0, relu && !(xc * mul + b > 0.0));
+                sa += vec2<f32>(g, g * xc);
+            }
+            sb += sa;
+        }
+        s += sb;
+    }
+    return s;
+}
+
+struct GradSums4 {
+    g: vec4<f32>,
+    gx: vec4<f32>,
+}
+
+fn column_grad_sums4(q: u32, r0: u32, r1: u32, mean: vec4<f32>, mul: vec4<f32>,
+                     b: vec4<f32>) -> GradSums4 {
+    let w = p.c / 4u;
+    let all = vec4<bool>(p.relu == 0u);
+    var sg = Blocked4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var sgx = Blocked4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var n = 0u;
+    for (var j = r0 * w + q; j < r1 * w; j += w) {
+        n++;
+        let xc = x4[j] - mean;
+        let g = select(vec4<f32>(0.0), dout4[j], (xc * mul + b > vec4<f32>(0.0)) | all);
+        sg = blocked_add4(sg, g, n);
+        sgx = blocked_add4(sgx, g * xc, n);
+    }
+    return GradSums4(blocked_total4(sg), blocked_total4(sgx));
+}
+
+// Σ over the chunks k of partials[base + k·c + ch], blocked.
+fn chunks_sum(base: u32, ch: u32) -> f32 {
+    var s = 0.0;
+    for (var b = 0u; b < p.chunks; b += BLOCK) {
+        let be = min(b + BLOCK, p.chunks);
+        var sb = 0.0;
+        for (var a = b; a < be; a += RUN) {
+            let ae = min(a + RUN, be);
+            var sa = 0.0;
+            for (var k = a; k < ae; k++) {
+                sa += partials[base + k * p.c + ch];
+            }
+            sb += sa;
+        }
+        s += sb;
+    }
+    return s;
+}
+
+// Σ over the chunks of M2_k + n_k·(s_k / n_k − mean)², blocked.
+fn chunks_m2(ch: u32, mean: f32) -> f32 {
+    let second = p.chunks * p.c;
+    var s = 0.0;
+    for (var b = 0u; b < p.chunks; b += BLOCK) {
+        let be = min(b + BLOCK, p.chunks);
+        var sb = 0.0;
+        for (var a = b; a < be; a += RUN) {
+            let ae = min(a + RUN, be);
+            var sa = 0.0;
+            for (var k = a; k < ae; k++) {
+                let r = chunk_rows(k);
+                let n = f32(r.y - r.x);
+                let d = partials[k * p.c + ch] / n - mean;
+                sa += partials[second + k * p.c + ch] + n * (d * d);
+            }
+            sb += sa;
+        }
+        s += sb;
+    }
+    return s;
+}
+
 // Four consecutive channels of a per-channel vector (WGSL passes no storage pointers).
 fn saved4(i: u32) -> vec4<f32> { return vec4<f32>(saved[i], saved[i + 1u], saved[i + 2u], saved[i + 3u]); }
 fn scale4(i: u32) -> vec4<f32> { return vec4<f32>(scale[i], scale[i + 1u], scale[i + 2u], scale[i + 3u]); }
@@ -105,18 +294,9 @@ fn batchnorm_stats(@builtin(global_invocation_id) gid: vec3<u32>,
     let k = i / p.c;
     let ch = i - k * p.c;
     let r = chunk_rows(k);
-    var s = 0.0;
-    for (var j = r.x * p.c + ch; j < r.y * p.c; j += p.c) {
-        s += x[j];
-    }
-    let m = s / f32(r.y - r.x);
-    var m2 = 0.0;
-    for (var j = r.x * p.c + ch; j < r.y * p.c; j += p.c) {
-        let d = x[j] - m;
-        m2 += d * d;
-    }
-    partials[i] = m;
-    partials[p.chunks * p.c + i] = m2;
+    let s = column_sum(ch, r.x, r.y);
+    partials[i] = s;
+    partials[p.chunks * p.c + i] = column_m2(ch, r.x, r.y, s / f32(r.y - r.x));
 }
 
 // Four channels per invocation (c % 4 == 0): invocation i is (k = i / w, channels 4·(i % w) …),
@@ -131,18 +311,9 @@ fn batchnorm_stats_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let k = i / w;
     let q = i - k * w;
     let r = chunk_rows(k);
-    var s = vec4<f32>(0.0);
-    for (var j = r.x * w + q; j < r.y * w; j += w) {
-        s += x4[j];
-    }
-    let m = s / f32(r.y - r.x);
-    var m2 = vec4<f32>(0.0);
-    for (var j = r.x * w + q; j < r.y * w; j += w) {
-        let d = x4[j] - m;
-        m2 += d * d;
-    }
-    partials4[i] = m;
-    partials4[p.chunks * w + i] = m2;
+    let s = column_sum4(q, r.x, r.y);
+    partials4[i] = s;
+    partials4[p.chunks * w + i] = column_m2_4(q, r.x, r.y, s / f32(r.y - r.x));
 }
 
 @compute @workgroup_size(64)
@@ -150,26 +321,13 @@ fn batchnorm_stats_finalize(@builtin(global_invocation_id) gid: vec3<u32>,
                             @builtin(num_workgroups) nwg: vec3<u32>) {
     let ch = flat_id(gid, nwg);
     if (ch >= p.c) { return; }
-    let second = p.chunks * p.c;
-    // Chan et al.: merging (n_a, mean_a, M2_a) with (n_b, mean_b, M2_b), δ = mean_b − mean_a:
-    // mean = mean_a + δ·n_b/n, M2 = M2_a + M2_b + δ²·n_a·n_b/n.
-    var n = 0.0;
-    var mean = 0.0;
-    var m2 = 0.0;
-    for (var k = 0u; k < p.chunks; k++) {
-        let r = chunk_rows(k);
-        let nb = f32(r.y - r.x);
-        let tot = n + nb;
-        let delta = partials[k * p.c + ch] - mean;
-        mean += delta * (nb / tot);
-        m2 += partials[second + k * p.c + ch] + delta * delta * (n * nb / tot);
-        n = tot;
-    }
+    let mean = chunks_sum(0u, ch) / f32(p.rows);
+    let m2 = chunks_m2(ch, mean);
     let v = m2 / f32(p.rows);
     saved_out[ch] = mean;
     saved_out[p.c + ch] = inverseSqrt(v + p.epsilon);
-    running_mean[ch] = p.momentum * running_mean[ch] + (1.0 - p.momentum) * mean;
-    running_var[ch] = p.momentum * running_var[ch] + (1.0 - p.momentum) * v;
+    running_mean[ch] = p.momentum * running_mean[ch] + p.decay * mean;
+    running_var[ch] = p.momentum * running_var[ch] + p.decay * v;
 }
 
 @compute @workgroup_size(64)
@@ -326,27 +484,9 @@ fn batchnorm_backward_stats(@builtin(global_invocation_id) gid: vec3<u32>,
     let k = i / p.c;
     let ch = i - k * p.c;
     let r = chunk_rows(k);
-    let mean = saved[ch];
-    var sg = 0.0;
-    var sgx = 0.0;
-    if (p.relu != 0u) {
-        let mul = scale[ch] * saved[p.c + ch];
-        let b = bias[ch];
-        for (var j = r.x * p.c + ch; j < r.y * p.c; j += p.c) {
-            let xc = x[j] - mean;
-            let g = select(0.0, dout[j], xc * mul + b > 0.0);
-            sg += g;
-            sgx += g * xc;
-        }
-    } else {
-        for (var j = r.x * p.c + ch; j < r.y * p.c; j += p.c) {
-            let g = dout[j];
-            sg += g;
-            sgx += g * (x[j] - mean);
-        }
-    }
-    partials[i] = sg;
-    partials[p.chunks * p.c + i] = sgx;
+    let sums = column_grad_sums(ch, r.x, r.y, saved[ch], scale[ch] * saved[p.c + ch], bias[ch]);
+    partials[i] = sums.x;
+    partials[p.chunks * p.c + i] = sums.y;
 }
 
 @compute @workgroup_size(64)
@@ -358,27 +498,10 @@ fn batchnorm_backward_stats_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let k = i / w;
     let q = i - k * w;
     let r = chunk_rows(k);
-    let mean = saved4(4u * q);
-    var sg = vec4<f32>(0.0);
-    var sgx = vec4<f32>(0.0);
-    if (p.relu != 0u) {
-        let mul = scale4(4u * q) * saved4(p.c + 4u * q);
-        let b = bias4(4u * q);
-        for (var j = r.x * w + q; j < r.y * w; j += w) {
-            let xc = x4[j] - mean;
-            let g = select(vec4<f32>(0.0), dout4[j], xc * mul + b > vec4<f32>(0.0));
-            sg += g;
-            sgx += g * xc;
-        }
-    } else {
-        for (var j = r.x * w + q; j < r.y * w; j += w) {
-            let g = dout4[j];
-            sg += g;
-            sgx += g * (x4[j] - mean);
-        }
-    }
-    partials4[i] = sg;
-    partials4[p.chunks * w + i] = sgx;
+    let sums = column_grad_sums4(q, r.x, r.y, saved4(4u * q),
+                                 scale4(4u * q) * saved4(p.c + 4u * q), bias4(4u * q));
+    partials4[i] = sums.g;
+    partials4[p.chunks * w + i] = sums.gx;
 }
 
 @compute @workgroup_size(64)
@@ -386,13 +509,8 @@ fn batchnorm_backward_finalize(@builtin(global_invocation_id) gid: vec3<u32>,
                                @builtin(num_workgroups) nwg: vec3<u32>) {
     let ch = flat_id(gid, nwg);
     if (ch >= p.c) { return; }
-    let second = p.chunks * p.c;
-    var sg = 0.0;
-    var sgx = 0.0;
-    for (var k = 0u; k < p.chunks; k++) {
-        sg += partials[k * p.c + ch];
-        sgx += partials[second + k * p.c + ch];
-    }
+    let sg = chunks_sum(0u, ch);
+    let sgx = chunks_sum(p.chunks * p.c, ch);
     dbias[ch] = sg;
     dscale[ch] = sgx * saved[p.c + ch];
 }

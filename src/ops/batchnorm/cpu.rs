@@ -1,15 +1,17 @@
 //! Reference for `batchnorm.wgsl`: Flax `nn.BatchNorm` over `p.rows` rows of `p.c`
 //! channels (`x[row·c + ch]`; NHWC has rows = N·H·W), M = rows.
 //!   train:  mean, var = the batch mean and biased variance per channel (two passes: the
-//!           variance is Σ (x − mean)² / M, never E[x²] − E[x]²); invstd = 1/√(var + ε);
+//!           variance is Σ (x − mean)² / M, never E[x²] − E[x]²; blocked sums); invstd = 1/√(var + ε);
 //!           y = (x − mean)·(invstd·scale) + bias, max(y, 0) when `p.relu`;
-//!           running = momentum·running + (1 − momentum)·batch (in place);
+//!           running = momentum·running + (1 − momentum)·batch (in place; 1 − momentum from
+//!           the decimal momentum, as Flax computes it from the Python float);
 //!           saved = [mean (c) | invstd (c)], kept for backward.
 //!   eval:   the same with the running mean and variance, nothing updated.
 //!   backward (train): g = dout·[relu_out > 0] when `relu_out` is given (the forward output with
 //!           the ReLU fused), xhat = (x − mean)·invstd:
-//!           dbias = Σ g, dscale = Σ g·xhat, dx = scale·invstd·(g − dbias/M − xhat·dscale/M) (=).
+//!           dbias = Σ g, dscale = invstd·Σ g·(x − mean) (blocked sums), dx = scale·invstd·(g − dbias/M − xhat·dscale/M) (=).
 
+use crate::ops::real::blocked_sum;
 use crate::ops::BatchNormParams;
 use crate::ops::Real;
 
@@ -35,17 +37,18 @@ pub fn batchnorm_forward_train<T: Real>(
 ) {
     let (rows, c) = (p.rows as usize, p.c as usize);
     let m = T::of(rows as f64);
-    let momentum = T::of(p.momentum as f64);
+    let momentum = T::of(super::decimal(p.momentum));
+    let decay = T::of(1.0 - super::decimal(p.momentum));
     let eps = T::of(p.epsilon as f64);
     for ch in 0..c {
         let column = || (0..rows).map(|r| x[r * c + ch]);
-        let mean = column().sum::<T>() / m;
-        let var = column().map(|v| (v - mean) * (v - mean)).sum::<T>() / m;
+        let mean = blocked_sum(column()) / m;
+        let var = blocked_sum(column().map(|v| (v - mean) * (v - mean))) / m;
         let invstd = T::one() / (var + eps).sqrt();
         saved[ch] = mean;
         saved[c + ch] = invstd;
-        running_mean[ch] = momentum * running_mean[ch] + (T::one() - momentum) * mean;
-        running_var[ch] = momentum * running_var[ch] + (T::one() - momentum) * var;
+        running_mean[ch] = momentum * running_mean[ch] + decay * mean;
+        running_var[ch] = momentum * running_var[ch] + decay * var;
         let mul = invstd * scale[ch];
         for r in 0..rows {
             let i = r * c + ch;
@@ -105,15 +108,9 @@ pub fn batchnorm_backward<T: Real>(
     let m = T::of(rows as f64);
     for ch in 0..c {
         let (mean, invstd) = (saved[ch], saved[c + ch]);
-        let (mut sg, mut sgx) = (T::zero(), T::zero());
-        for r in 0..rows {
-            let i = r * c + ch;
-            let g = masked(dout, relu_out, i);
-            sg = sg + g;
-            sgx = sgx + g * (x[i] - mean) * invstd;
-        }
-        dbias[ch] = sg;
-        dscale[ch] = sgx;
+        let g = |r: usize| masked(dout, relu_out, r * c + ch);
+        dbias[ch] = blocked_sum((0..rows).map(g));
+        dscale[ch] = blocked_sum((0..rows).map(|r| g(r) * (x[r * c + ch] - mean))) * invstd;
     }
     if let Some(dx) = dx {
         for (i, d) in dx[..p.count()].iter_mut().enumerate() {

@@ -19,12 +19,20 @@ pub struct BatchNormParams {
     pub chunk: u32,
     /// `ceil(rows / chunk)`: no chunk is empty.
     pub chunks: u32,
-    /// Running statistics: `running = momentum·running + (1 − momentum)·batch` (Flax's form).
+    /// Running statistics: `running = momentum·running + decay·batch` (Flax's form).
     pub momentum: f32,
     pub epsilon: f32,
     /// 1: ReLU fused into the forward's output (and the backward masks with it).
     pub relu: u32,
-    pub _pad: u32,
+    /// `1 − momentum`, rounded to f32 once from the decimal momentum (see [`decimal`]): the
+    /// factor Flax's update gives the batch statistic, where `1 − 0.99f` would be 1e-6 off.
+    pub decay: f32,
+}
+
+/// The decimal a user wrote for an f32 setting (its shortest round-trip form: 0.99f → 0.99),
+/// so that `1 − momentum` is computed as Flax computes it from the Python float.
+pub fn decimal(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(v as f64)
 }
 
 impl BatchNormParams {
@@ -56,7 +64,7 @@ impl BatchNormParams {
             momentum,
             epsilon,
             relu: 0,
-            _pad: 0,
+            decay: (1.0 - decimal(momentum)) as f32,
         }
     }
     /// The same layer with ReLU fused into the forward's output.

@@ -679,3 +679,125 @@ fn batchnorm_with_fused_residual_add() {
         }
     }
 }
+
+/// The reductions of batch norm at a realistic length (131,072 rows: ResNet-20's first stage at
+/// batch 128) on hard inputs, against float64 of the same f32 inputs: the batch mean and
+/// variance of x = 100 ± 0.1 (|mean| ≫ std), and the backward's Σ g and Σ g·(x − mean) for a g
+/// of mixed signs that cancel (|Σ g| ≪ Σ |g|). The bounds are a few units of rounding of the
+/// result's natural scale; a serial f32 sum over the rows (the CPU twin before the blocked
+/// sums) misses each by far more, so they have teeth. Scalar (c = 3) and vec4 (c = 4) kernels.
+#[test]
+fn batchnorm_reductions_over_131k_rows_stay_near_float64() {
+    let Some(gpu) = gpu() else { return };
+    let rows = 128 * 32 * 32u32;
+    for c in [3u32, 4] {
+        let p = BatchNormParams::new(rows, c, 0.0, 1e-5);
+        let (n, cu) = (p.count(), c as usize);
+        let mut r = rng(131 + c as u64);
+        let x: Vec<f32> = (0..n)
+            .map(|_| 100.0 + r.random_range(-0.173_205_08f32..0.173_205_08))
+            .collect();
+        // g = 10·(x − 100) + noise: mixed signs that cancel in Σ g (~1e-2 of Σ |g|), and
+        // g·(x − mean) mostly positive, whose serial sum drifts with its growing partials.
+        let g: Vec<f32> = x
+            .iter()
+            .map(|&v| 10.0 * (v - 100.0) + r.random_range(-1.0f32..1.01))
+            .collect();
+        let ones = vec![1.0f32; cu];
+        let (xb, gb) = (gpu.storage_from("x", &x), gpu.storage_from("g", &g));
+        let (scb, bib) = (gpu.storage_from("scale", &ones), gpu.storage("bias", cu));
+        let (rmb, rvb) = (gpu.storage("rm", cu), gpu.storage("rv", cu));
+        let (yb, savedb) = (gpu.storage("y", n), gpu.storage("saved", 2 * cu));
+        let (dsb, dbb) = (gpu.storage("dscale", cu), gpu.storage("dbias", cu));
+        let partb = gpu.storage("partials", p.partials_len());
+        let b = BatchNormBuffers {
+            x: (&xb).into(),
+            residual: None,
+            scale: (&scb).into(),
+            bias: (&bib).into(),
+            running_mean: (&rmb).into(),
+            running_var: (&rvb).into(),
+            y: (&yb).into(),
+        };
+        let mut d = batchnorm::forward_train(gpu, &p, &b, (&partb).into(), (&savedb).into());
+        let bb = BatchNormBackwardBuffers {
+            dout: (&gb).into(),
+            x: (&xb).into(),
+            scale: (&scb).into(),
+            bias: (&bib).into(),
+            saved: (&savedb).into(),
+            dscale: (&dsb).into(),
+            dbias: (&dbb).into(),
+            dx: None,
+        };
+        d.extend(batchnorm::backward(gpu, &p, &bb, (&partb).into()));
+        gpu.run(&d.iter().collect::<Vec<_>>()).unwrap();
+        let (mean, var) = (read(gpu, &rmb), read(gpu, &rvb));
+        let saved = read(gpu, &savedb);
+        let (ds, db) = (read(gpu, &dsb), read(gpu, &dbb));
+        let col = |v: &[f32], ch: usize| -> Vec<f64> {
+            (0..rows as usize).map(|i| v[i * cu + ch] as f64).collect()
+        };
+        let serial = |v: &[f32], ch: usize, f: &dyn Fn(usize, f32) -> f32| -> f64 {
+            let mut s = 0.0f32;
+            for i in 0..rows as usize {
+                s += f(i, v[i * cu + ch]);
+            }
+            s as f64
+        };
+        let m = rows as f64;
+        // Per quantity: the worst channel's error of the kernels and of a serial f32 sum.
+        let (mut worst, mut worst_serial) = ([0.0f64; 3], [0.0f64; 3]);
+        for ch in 0..cu {
+            let (xc, gc) = (col(&x, ch), col(&g, ch));
+            let mean64 = xc.iter().sum::<f64>() / m;
+            let var64 = xc.iter().map(|v| (v - mean64).powi(2)).sum::<f64>() / m;
+            // Variance (centred): 1e-6 relative.
+            let e_var = ((var[ch] as f64 - var64) / var64).abs();
+            assert!(
+                e_var <= 1e-6,
+                "c{c} ch{ch}: variance {} vs {var64}",
+                var[ch]
+            );
+            let sg64: f64 = gc.iter().sum();
+            let abs_g: f64 = gc.iter().map(|v| v.abs()).sum();
+            // The backward centres on the f32 mean it saved: the reference does too.
+            let sm = saved[ch];
+            let xm: Vec<f64> = xc.iter().map(|x| x - sm as f64).collect();
+            let sgx64: f64 = gc.iter().zip(&xm).map(|(g, x)| g * x).sum();
+            let abs_gx: f64 = gc.iter().zip(&xm).map(|(g, x)| (g * x).abs()).sum();
+            let errs = [
+                (mean[ch] as f64 - mean64).abs() / mean64,
+                (db[ch] as f64 - sg64).abs() / abs_g,
+                (ds[ch] as f64 / saved[cu + ch] as f64 - sgx64).abs() / abs_gx,
+            ];
+            let serials = [
+                (serial(&x, ch, &|_, v| v) / m - mean64).abs() / mean64,
+                (serial(&g, ch, &|_, v| v) - sg64).abs() / abs_g,
+                (serial(&g, ch, &|i, v| v * (x[i * cu + ch] - sm)) - sgx64).abs() / abs_gx,
+            ];
+            for k in 0..3 {
+                worst[k] = worst[k].max(errs[k]);
+                worst_serial[k] = worst_serial[k].max(serials[k]);
+            }
+        }
+        // Bounds (measured: 1.6e-7, 5e-10, 2e-7; a serial sum 2e-6, 5e-8, 1.4e-5): the mean
+        // of x = 100 ± 0.1 relative to itself; Σ g (cancelling) and Σ g·(x − mean) (drifting)
+        // relative to the sum of their terms' magnitudes.
+        let names = ["batch mean", "Σ g", "Σ g·(x − mean)"];
+        for (k, bound) in [2.5e-7, 2e-9, 1e-6].into_iter().enumerate() {
+            assert!(
+                worst[k] <= bound,
+                "c{c}: {} off by {:.2e} (bound {bound:.0e})",
+                names[k],
+                worst[k]
+            );
+            assert!(
+                worst_serial[k] > 4.0 * bound,
+                "c{c}: a serial f32 {} was within 4× the bound ({:.2e}): the bound has no teeth",
+                names[k],
+                worst_serial[k]
+            );
+        }
+    }
+}
