@@ -129,3 +129,48 @@ fn batch_norm_and_dropout_evaluate_with_running_statistics() {
         );
     }
 }
+
+/// The train step's forward activations (read with `read_train_forward`) against the float64
+/// reference: every layer's output of vgg11-bn at batch 4 (batch statistics), within the
+/// rounding its depth accumulates. Precision of the forward decides how many ReLU masks and
+/// max-pool choices rounding flips, and each flip moves the gradient by a whole element
+/// (docs/notes/numerics.md).
+#[test]
+fn train_forward_activations_track_float64() {
+    let Some(gpu) = gpu() else { return };
+    let d = wgpu_cnn::graph::zoo::preset("vgg11-bn").unwrap();
+    let n = 4;
+    let p = plan(gpu, &d, n as u32);
+    let init = p.layout.init(3);
+    let (x, labels) = batch(&d, n, 8);
+    let m = GpuModel::from_plan(gpu, p.clone(), &init, LR).unwrap();
+    m.upload_batch(gpu, &x, &labels);
+    let p64: Vec<Vec<f64>> = init.iter().map(|t| cpu::cast(t)).collect();
+    let want = reference::forward_in(&p, &p64, &cpu::cast(&x), reference::FIRST_STEP);
+    let mut checked = 0;
+    for (i, l) in p.layers.iter().enumerate() {
+        let name = format!("{}.out", l.name);
+        if !p.tensors.iter().any(|t| t.name == name) {
+            continue; // fused into the layer before (its ReLU)
+        }
+        let got: Vec<f64> = cpu::cast(&m.read_train_forward(gpu, &name).unwrap());
+        // A fused ReLU: the tensor holds the next layer's (the ReLU's) output.
+        let w = if got.len() == want[i].len() && got.iter().all(|v| *v >= 0.0) {
+            want[i].iter().map(|v| v.max(0.0)).collect()
+        } else {
+            want[i].clone()
+        };
+        assert_eq!(got.len(), w.len(), "{name}");
+        let err = got
+            .iter()
+            .zip(&w)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let rel = err / w.iter().map(|v| v * v).sum::<f64>().sqrt();
+        assert!(rel < 2e-5, "{name}: {rel:.2e} from float64");
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} layers read");
+    assert!(m.read_train_forward(gpu, "no such tensor").is_err());
+}
