@@ -38,6 +38,9 @@ pub struct Checkpoint {
     pub metadata: HashMap<String, String>,
     /// Names in the file that are not part of the model (reported as warnings by `load`).
     pub unknown: Vec<String>,
+    /// What loading decided on the reader's behalf (a `model` metadata entry that is not a
+    /// description, ignored), one line each, for the command to print.
+    pub notes: Vec<String>,
 }
 
 impl Checkpoint {
@@ -55,6 +58,7 @@ impl Checkpoint {
             opt_state: None,
             metadata: HashMap::new(),
             unknown: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -133,6 +137,19 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 /// As [`load`], but a file without a model description (from an older wgpu-cnn, or written by
 /// Flax) holds the parameters of `model` when given, else of the seed model.
 pub fn load_as(path: &Path, model: Option<(&Description, &str)>) -> Result<Checkpoint> {
+    load_with(path, model, false)
+}
+
+/// A checkpoint read as `model` whatever its metadata says (`eval --model`, `predict --model`):
+/// a Flax-written file of any model, or one whose `model` entry is free text.
+pub fn load_model(path: &Path, model: (&Description, &str)) -> Result<Checkpoint> {
+    load_with(path, Some(model), true)
+}
+
+/// The model a checkpoint's tensors are read as: `given` when `force`; else the file's `model`
+/// metadata when it is a description (free text is ignored with a note), else `given`, else the
+/// seed (and a file whose tensors are not the seed's is an error naming `--model`).
+fn load_with(path: &Path, given: Option<(&Description, &str)>, force: bool) -> Result<Checkpoint> {
     let shown = path.display();
     if path.is_dir() {
         bail!("{shown}: is a directory, expected a .safetensors checkpoint");
@@ -143,22 +160,38 @@ pub fn load_as(path: &Path, model: Option<(&Description, &str)>) -> Result<Check
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow::anyhow!("{shown}: not a valid safetensors file ({e})"))?;
     let metadata = header.metadata().clone().unwrap_or_default();
-    let (model, model_text) = match metadata.get("model") {
-        Some(t) => (
-            Description::parse(t)
-                .map_err(|e| anyhow::anyhow!("{shown}: its model description: {e}"))?,
-            t.clone(),
-        ),
-        None => match model {
-            Some((d, t)) => (d.clone(), t.to_string()),
-            None => {
-                let t = zoo::text(zoo::DEFAULT).expect("the default preset exists");
-                (
-                    Description::parse(t).expect("presets are valid"),
-                    t.to_string(),
-                )
+    let mut notes = Vec::new();
+    let from_file = match metadata.get("model") {
+        Some(_) if force => None,
+        Some(t) => match Description::parse(t) {
+            Ok(d) => Some((d, t.clone())),
+            // A description is TOML with `[[layer]]` tables; anything else is a note another
+            // tool wrote (a JAX script's `metadata={"model": "flax tutorial CNN"}`).
+            Err(e) if t.contains("[[layer]]") || t.contains("layer =") => {
+                bail!("{shown}: its model description: {e}")
+            }
+            Err(_) => {
+                let short: String = t.chars().take(60).collect();
+                notes.push(format!(
+                    "{shown}: its metadata `model` (\"{short}\") is not a model description: ignored"
+                ));
+                None
             }
         },
+        None => None,
+    };
+    let mut seed_fallback = false;
+    let (model, model_text) = match (from_file, given) {
+        (Some(m), _) => m,
+        (None, Some((d, t))) => (d.clone(), t.to_string()),
+        (None, None) => {
+            seed_fallback = true;
+            let t = zoo::text(zoo::DEFAULT).expect("the default preset exists");
+            (
+                Description::parse(t).expect("presets are valid"),
+                t.to_string(),
+            )
+        }
     };
     let specs = ParamLayout::of(&model)
         .map_err(|e| anyhow::anyhow!("{shown}: its model description: {e}"))?
@@ -198,7 +231,18 @@ pub fn load_as(path: &Path, model: Option<(&Description, &str)>) -> Result<Check
     let params = specs
         .iter()
         .map(|s| read(&s.name, &s.shape))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| {
+            if seed_fallback {
+                anyhow::anyhow!(
+                    "{e}: the file names no model, and its tensors are not the seed model's \
+                     ({}); name its model with --model NAME|FILE",
+                    zoo::DEFAULT
+                )
+            } else {
+                e
+            }
+        })?;
     // Batch statistics: all of them, or none (a file from Flax's `params` alone: the initial
     // statistics).
     let stat_names: Vec<String> = stats_layout
@@ -272,6 +316,7 @@ pub fn load_as(path: &Path, model: Option<(&Description, &str)>) -> Result<Check
         params,
         batch_stats,
         opt_state: adam,
+        notes,
         metadata,
         unknown,
     })

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use crate::checkpoint;
 use crate::data::{self, GpuDataset};
 use crate::gpu::{Gpu, GpuOptions};
+use crate::graph::Description;
 use crate::model::GpuModel;
 use crate::report::{self, EvalResult};
 use crate::train::{
@@ -31,16 +32,29 @@ fn checkpoint_config(ck: &checkpoint::Checkpoint) -> TrainConfig {
         .unwrap_or_default()
 }
 
+/// A checkpoint read as `model` (`--model`, winning over the file's metadata) or as its own
+/// description.
+fn load_checkpoint(
+    path: &Path,
+    model: Option<(&Description, &str)>,
+) -> Result<checkpoint::Checkpoint> {
+    match model {
+        Some(m) => checkpoint::load_model(path, m),
+        None => checkpoint::load(path),
+    }
+}
+
 /// `wgpu-cnn eval`: the test set on a checkpoint's parameters, normalised as the checkpoint
 /// was trained (checkpoints without that record: CIFAR-10's statistics).
 pub fn eval(
     checkpoint_path: &Path,
+    model: Option<(&Description, &str)>,
     source: EvalData<'_>,
     out: Option<&Path>,
     batch: u32,
     device: &GpuOptions,
 ) -> Result<EvalResult> {
-    let ck = checkpoint::load(checkpoint_path)?;
+    let ck = load_checkpoint(checkpoint_path, model)?;
     warn_unknown(checkpoint_path, &ck);
     let cfg = checkpoint_config(&ck);
     let input = data::ImageShape::of_input(ck.model.input);
@@ -158,6 +172,7 @@ pub fn load_image(
 /// `wgpu-cnn predict`: top-`k` classes of each image.
 pub fn predict(
     checkpoint_path: &Path,
+    model: Option<(&Description, &str)>,
     images: &[PathBuf],
     k: usize,
     device: &GpuOptions,
@@ -165,7 +180,7 @@ pub fn predict(
     if images.is_empty() {
         bail!("no images given");
     }
-    let ck = checkpoint::load(checkpoint_path)?;
+    let ck = load_checkpoint(checkpoint_path, model)?;
     warn_unknown(checkpoint_path, &ck);
     let [h, w, c] = ck.model.input;
     let shape = data::ImageShape { h, w, c };

@@ -64,6 +64,11 @@ enum Command {
         /// Checkpoint (.safetensors) to evaluate.
         #[arg(long)]
         checkpoint: PathBuf,
+        /// The checkpoint's model, a preset name or a model file (TOML): wins over the
+        /// description the file carries (a Flax-written checkpoint, or free-text metadata)
+        /// [default: the file's own description, else the seed].
+        #[arg(long)]
+        model: Option<String>,
         /// The data set's folder [default: the one the checkpoint's run read].
         #[arg(long)]
         data: Option<PathBuf>,
@@ -84,8 +89,12 @@ enum Command {
     },
     /// Classify images (PNG/JPEG of any size, resized to the model's input): top-3 classes.
     Predict {
+        /// Checkpoint (.safetensors) to classify with.
         #[arg(long)]
         checkpoint: PathBuf,
+        /// The checkpoint's model, a preset name or a model file (TOML), as for `eval`.
+        #[arg(long)]
+        model: Option<String>,
         /// Image files.
         #[arg(required = true)]
         images: Vec<PathBuf>,
@@ -174,13 +183,16 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
         Command::Train(args) => cli::train::train(args),
         Command::Eval {
             checkpoint,
+            model,
             data,
             dataset,
             tta,
             out,
             batch_size,
             device,
-        } => cli::infer::eval(checkpoint, data, dataset, tta, out, batch_size, device),
+        } => cli::infer::eval(
+            checkpoint, model, data, dataset, tta, out, batch_size, device,
+        ),
         Command::Export {
             data,
             dataset,
@@ -193,9 +205,10 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
         Command::Recipes { name } => cli::models::recipes(name),
         Command::Predict {
             checkpoint,
+            model,
             images,
             device,
-        } => cli::infer::predict(checkpoint, images, device),
+        } => cli::infer::predict(checkpoint, model, images, device),
         Command::Models {
             model,
             toml,

@@ -580,3 +580,142 @@ fn a_closed_stdout_ends_quietly() {
     assert_eq!(ck.meta::<u32>("epoch"), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Checkpoints written by other tools (a Flax or JAX script): a `model` metadata entry of free
+/// text is ignored with a one-line note and the seed's tensors evaluate as the seed; a non-seed
+/// model's tensors without a description need `--model`, which the error names; `--model`
+/// (a preset or a file) wins over the file's own description; a tensor of the wrong shape for
+/// the named model is an error naming it and both shapes.
+#[test]
+fn foreign_checkpoints_load_with_model() {
+    let dir = temp_dir("foreign-ck");
+    let img = dir.join("img.png");
+    image::RgbImage::from_fn(32, 32, |x, y| {
+        image::Rgb([(x * 8) as u8, (y * 8) as u8, 90])
+    })
+    .save(&img)
+    .unwrap();
+    let img = img.to_str().unwrap();
+    let predict = |ck: &Path, model: Option<&str>| {
+        let mut args = vec!["predict", "--checkpoint", ck.to_str().unwrap(), img];
+        if let Some(m) = model {
+            args.extend(["--model", m]);
+        }
+        cli(&args)
+    };
+    let save_with = |path: &Path,
+                     t: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>,
+                     meta: Option<(&str, &str)>| {
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = t
+            .iter()
+            .map(|(n, dt, shape, b)| {
+                (
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(*dt, shape.clone(), b).unwrap(),
+                )
+            })
+            .collect();
+        let meta =
+            meta.map(|(k, v)| std::collections::HashMap::from([(k.to_string(), v.to_string())]));
+        std::fs::write(path, safetensors::serialize(views, meta).unwrap()).unwrap();
+    };
+
+    // The seed's tensors with free-text metadata: a note, and the seed's predictions.
+    let params = seed_layout().init(1);
+    let good = dir.join("seed.safetensors");
+    checkpoint::save(&good, &seed_checkpoint(params.clone())).unwrap();
+    let (code, want, _) = predict(&good, None);
+    assert_eq!(code, 0);
+    let free = dir.join("free-text.safetensors");
+    save_with(
+        &free,
+        params_raw(&params),
+        Some(("model", "flax tutorial CNN")),
+    );
+    let (code, out, err) = predict(&free, None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("is not a model description: ignored"), "{err}");
+    assert_eq!(
+        out.replace(free.to_str().unwrap(), ""),
+        want.replace(good.to_str().unwrap(), "")
+    );
+    // A broken description is still an error, not a note.
+    let broken = dir.join("broken.safetensors");
+    save_with(
+        &broken,
+        params_raw(&params),
+        Some(("model", "input = [32, 32, 3]\n[[layer]]\ntype = \"nope\"\n")),
+    );
+    assert_error(
+        &["predict", "--checkpoint", broken.to_str().unwrap(), img],
+        "its model description",
+    );
+
+    // lenet5's tensors, no description: the error names --model; with it, lenet5's answer.
+    let lenet = wgpu_cnn::graph::zoo::preset("lenet5").unwrap();
+    let layout = wgpu_cnn::plan::ParamLayout::of(&lenet).unwrap();
+    let lp = layout.init(2);
+    let raw = |ps: &[Vec<f32>]| -> Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> {
+        layout
+            .specs
+            .iter()
+            .zip(ps)
+            .map(|(s, t)| {
+                (
+                    s.name.to_string(),
+                    safetensors::Dtype::F32,
+                    s.shape.clone(),
+                    t.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
+            })
+            .collect()
+    };
+    let bare = dir.join("lenet-bare.safetensors");
+    save_with(&bare, raw(&lp), None);
+    let (code, _, err) = predict(&bare, None);
+    assert_eq!(code, 1);
+    assert!(err.contains("--model") && err.lines().count() == 1, "{err}");
+    let with_desc = dir.join("lenet.safetensors");
+    let text = wgpu_cnn::graph::zoo::text("lenet5").unwrap();
+    checkpoint::save(
+        &with_desc,
+        &Checkpoint::new(lenet.clone(), text.into(), lp.clone()),
+    )
+    .unwrap();
+    let (code, want, _) = predict(&with_desc, None);
+    assert_eq!(code, 0);
+    let (code, out, err) = predict(&bare, Some("lenet5"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.replace(bare.to_str().unwrap(), ""),
+        want.replace(with_desc.to_str().unwrap(), "")
+    );
+    // A model file works as well as a preset name.
+    let file = dir.join("lenet5.toml");
+    std::fs::write(&file, text).unwrap();
+    let (code, out, _) = predict(&bare, Some(file.to_str().unwrap()));
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.replace(bare.to_str().unwrap(), ""),
+        want.replace(with_desc.to_str().unwrap(), "")
+    );
+    // --model wins over the file's own description.
+    let (code, _, err) = predict(&with_desc, Some("flax-cifar10"));
+    assert_eq!(code, 1);
+    assert!(err.contains("tensor Conv_0.kernel has shape"), "{err}");
+    // A tensor of the wrong shape for the named model.
+    let mut t = raw(&lp);
+    let wrong: Vec<usize> = t[0].2.iter().rev().copied().collect();
+    assert_ne!(wrong, t[0].2);
+    t[0].2 = wrong.clone();
+    let shaped = dir.join("lenet-shape.safetensors");
+    save_with(&shaped, t, None);
+    let (code, _, err) = predict(&shaped, Some("lenet5"));
+    assert_eq!(code, 1);
+    let named = format!(
+        "tensor {} has shape {wrong:?}, expected {:?}",
+        layout.specs[0].name, layout.specs[0].shape
+    );
+    assert!(err.contains(&named), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use super::DeviceArgs;
 
 /// `wgpu-cnn eval`.
+#[allow(clippy::too_many_arguments)]
 pub fn eval(
     checkpoint: PathBuf,
+    model: Option<String>,
     data: Option<PathBuf>,
     dataset: Option<String>,
     tta: Option<String>,
@@ -14,8 +16,10 @@ pub fn eval(
     batch_size: u32,
     device: DeviceArgs,
 ) -> anyhow::Result<()> {
+    let model = resolve(model.as_deref())?;
     wgpu_cnn::infer::eval(
         &checkpoint,
+        model.as_ref().map(|(d, t)| (d, t.as_str())),
         wgpu_cnn::infer::EvalData {
             dir: data.as_deref(),
             tta: match tta.as_deref() {
@@ -38,10 +42,13 @@ pub fn eval(
 /// `wgpu-cnn predict`.
 pub fn predict(
     checkpoint: PathBuf,
+    model: Option<String>,
     images: Vec<PathBuf>,
     device: DeviceArgs,
 ) -> anyhow::Result<()> {
-    for p in wgpu_cnn::infer::predict(&checkpoint, &images, 3, &device.options())? {
+    let model = resolve(model.as_deref())?;
+    let model = model.as_ref().map(|(d, t)| (d, t.as_str()));
+    for p in wgpu_cnn::infer::predict(&checkpoint, model, &images, 3, &device.options())? {
         let top: Vec<String> = p
             .top
             .iter()
@@ -51,4 +58,12 @@ pub fn predict(
         println!("{}: {}", p.path.display(), top.join(", "));
     }
     Ok(())
+}
+
+/// `--model NAME|FILE`: a preset or a description file.
+fn resolve(model: Option<&str>) -> anyhow::Result<Option<(wgpu_cnn::graph::Description, String)>> {
+    Ok(model
+        .map(wgpu_cnn::graph::zoo::resolve)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("{e}"))?)
 }

@@ -509,6 +509,9 @@ fn check_resume(
 }
 
 pub fn warn_unknown(path: &Path, ck: &Checkpoint) {
+    for note in &ck.notes {
+        say_err!("note: {note}");
+    }
     if !ck.unknown.is_empty() {
         say_err!(
             "warning: {}: ignoring unknown tensors: {}",
