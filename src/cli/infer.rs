@@ -62,8 +62,8 @@ pub fn predict(
 
 /// `--model NAME|FILE`: a preset or a description file.
 fn resolve(model: Option<&str>) -> anyhow::Result<Option<(wgpu_cnn::graph::Description, String)>> {
-    Ok(model
+    model
         .map(wgpu_cnn::graph::zoo::resolve)
         .transpose()
-        .map_err(|e| anyhow::anyhow!("{e}"))?)
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
