@@ -19,4 +19,5 @@ pub mod recipe;
 pub mod report;
 pub mod schedule;
 pub mod settings;
+pub mod tensorboard;
 pub mod train;

@@ -257,6 +257,15 @@ pub struct EpochMetrics {
     /// Buffers alive in wgpu at the end of the epoch.
     #[serde(default)]
     pub live_buffers: Option<usize>,
+    /// Optimizer steps taken by the end of the epoch.
+    #[serde(default)]
+    pub step: Option<u64>,
+    /// The learning rate of the epoch's last step (the schedule's value).
+    #[serde(default)]
+    pub lr: Option<f64>,
+    /// When the epoch ended, in seconds since the Unix epoch.
+    #[serde(default)]
+    pub wall_time: Option<f64>,
 }
 
 /// Resident set size of this process (Linux; None elsewhere).
@@ -375,6 +384,9 @@ mod tests {
             rss_bytes: None,
             gpu_bytes: None,
             live_buffers: None,
+            step: None,
+            lr: None,
+            wall_time: None,
         };
         curves_png(std::slice::from_ref(&epoch), &path).unwrap();
         // A line through one point draws nothing: what shows is the marker (a filled circle of

@@ -154,7 +154,66 @@ fn resume_equals_uninterrupted_run() {
         state(&c.join("last.safetensors")) == want,
         "run resumed mid-epoch differs from the uninterrupted one"
     );
+    // TensorBoard's event file holds exactly metrics.jsonl's epochs, once each, after both
+    // resumes (the emptied log, the Ctrl-C), and the final test numbers.
+    for run in [&a, &b, &c] {
+        tensorboard_matches_metrics(run);
+    }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The run folder's TensorBoard events against its metrics.jsonl: one summary per epoch line
+/// with the same numbers (as f32), in order, then the test.json numbers.
+fn tensorboard_matches_metrics(run: &std::path::Path) {
+    use wgpu_cnn::tensorboard::{read, What, FILE_NAME};
+    let events = read(&run.join(FILE_NAME)).unwrap();
+    assert_eq!(
+        events[0].what,
+        Some(What::FileVersion("brain.Event:2".into()))
+    );
+    let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1 + lines.len() + 1, "{}", run.display());
+    let scalar = |e: &wgpu_cnn::tensorboard::Event, tag: &str| -> Option<f32> {
+        match &e.what {
+            Some(What::Summary(s)) => s
+                .value
+                .iter()
+                .find(|v| v.tag == tag)
+                .map(|v| v.simple_value),
+            _ => panic!("event {e:?} is not a summary"),
+        }
+    };
+    for (e, l) in events[1..].iter().zip(&lines) {
+        assert_eq!(e.step as u64, l["epoch"].as_u64().unwrap());
+        for (tag, key) in [
+            ("train/loss", "train_loss"),
+            ("train/accuracy", "train_accuracy"),
+            ("learning_rate", "lr"),
+            ("images_per_second", "images_per_second"),
+        ] {
+            assert_eq!(
+                scalar(e, tag),
+                Some(l[key].as_f64().unwrap() as f32),
+                "{tag}"
+            );
+        }
+        assert_eq!(
+            scalar(e, "val/loss"),
+            l["val_loss"].as_f64().map(|v| v as f32)
+        );
+    }
+    let test: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("test.json")).unwrap()).unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.step as u64, test["epoch"].as_u64().unwrap());
+    assert_eq!(
+        scalar(last, "test/accuracy"),
+        test["accuracy"].as_f64().map(|v| v as f32)
+    );
 }
 
 /// `--checkpoint-minutes`: checkpoints inside epochs leave the weights' bits alone, and a run

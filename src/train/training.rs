@@ -284,6 +284,7 @@ impl Training {
         history.retain(|m: &EpochMetrics| m.epoch < pos.epoch);
         if resumed.is_some() {
             write_history(&cfg.out.join("metrics.jsonl"), &history)?;
+            crate::tensorboard::write(&cfg.out, &history, None)?;
         }
         Ok(Training {
             cfg,
@@ -519,6 +520,16 @@ impl Training {
                 self.runner.gpu_bytes() + self.train_data.bytes() + self.test_data.bytes(),
             ),
             live_buffers: gpu.live_buffers(),
+            step: Some(self.steps as u64),
+            lr: {
+                let m = &self.runner.model;
+                let count = (self.steps as u64).saturating_sub(1);
+                Some(m.schedule.lr(m.lr as f64, count, m.total_steps))
+            },
+            wall_time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs_f64()),
         };
         let val_text = match &val {
             Some(v) => format!(", val loss: {:.4}, val accuracy: {:.4}", v.loss, v.accuracy),
@@ -556,6 +567,7 @@ impl Training {
             checkpoint::save(&cfg.out.join("best.safetensors"), &ck)?;
         }
         write_history(&cfg.out.join("metrics.jsonl"), &self.history)?;
+        crate::tensorboard::write(&cfg.out, &self.history, None)?;
         // Printed last: a reader that has gone away cannot cost the epoch.
         say!("{line}");
         Ok(())
@@ -634,6 +646,13 @@ impl Training {
             &cfg.out.join("test.json"),
             serde_json::to_string_pretty(&json)?.as_bytes(),
         )?;
+        let scalars = crate::tensorboard::TestScalars {
+            epoch: last_epoch,
+            loss: last.loss,
+            accuracy: last.accuracy,
+            tta: tta.as_ref().map(|t| (t.loss, t.accuracy)),
+        };
+        crate::tensorboard::write(&cfg.out, &self.history, Some(&scalars))?;
         report::confusion_png(
             &last,
             &format!("{} test, last weights", self.ds.name),
