@@ -22,6 +22,8 @@ pub struct EvalData<'a> {
     /// Test-time augmentation: also report each image averaged with its mirror.
     pub tta: bool,
     pub kind: Option<data::Kind>,
+    /// Evaluate only the first N test images (`--test-limit`; as `train --test-limit`).
+    pub limit: Option<usize>,
 }
 
 /// The run settings stored in a checkpoint (none: the defaults).
@@ -84,13 +86,18 @@ pub fn eval(
         .with_context(|| checkpoint_path.display().to_string())?;
     let gpu = Gpu::new(device)?;
     println!("adapter: {}", gpu.describe());
+    let n = source.limit.unwrap_or(test.len()).clamp(1, test.len());
+    let of = if n < test.len() {
+        format!("the first {n} of {}", test.len())
+    } else {
+        n.to_string()
+    };
     println!(
-        "data: {}, {} test images; normalisation {}",
+        "data: {}, {of} test images; normalisation {}",
         ds.name,
-        test.len(),
         norm.describe()
     );
-    let batch = batch.min(test.len() as u32).max(1);
+    let batch = batch.min(n as u32).max(1);
     let mut runner = Runner::inference(&gpu, &ck.model, batch, &ck.params)?;
     runner.model.write_batch_stats(&gpu, &ck.batch_stats);
     let test_data = GpuDataset::upload(
@@ -105,7 +112,7 @@ pub fn eval(
         data: &test_data,
         host: test,
     };
-    let idx: Vec<u32> = (0..test.len() as u32).collect();
+    let idx: Vec<u32> = (0..n as u32).collect();
     let mut r = runner.evaluate(&gpu, feed, &idx, Some(&test.labels))?;
     r.classes = ds.classes.clone();
     println!("test: {}", r.line());

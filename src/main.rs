@@ -82,6 +82,9 @@ enum Command {
         /// Where to write test.json and confusion.png.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Evaluate only the first N test images (a quick check) [default: all].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        test_limit: Option<u64>,
         #[arg(long, default_value_t = 500)]
         batch_size: u32,
         #[command(flatten)]
@@ -188,10 +191,19 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
             dataset,
             tta,
             out,
+            test_limit,
             batch_size,
             device,
         } => cli::infer::eval(
-            checkpoint, model, data, dataset, tta, out, batch_size, device,
+            checkpoint,
+            model,
+            data,
+            dataset,
+            tta,
+            out,
+            test_limit.map(|n| n as usize),
+            batch_size,
+            device,
         ),
         Command::Export {
             data,

@@ -624,6 +624,31 @@ fn foreign_checkpoints_load_with_model() {
     let params = seed_layout().init(1);
     let good = dir.join("seed.safetensors");
     checkpoint::save(&good, &seed_checkpoint(params.clone())).unwrap();
+    // `eval --test-limit N`: the first N test images (issue 31's smoke test of a checkpoint).
+    let data = cifar_dir();
+    let ev = |limit: &str| {
+        cli(&[
+            "eval",
+            "--checkpoint",
+            good.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--test-limit",
+            limit,
+        ])
+    };
+    let (code, out, err) = ev("37");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("the first 37 of 10000 test images") && out.contains("/37)"),
+        "{out}"
+    );
+    let (code, _, err) = ev("0");
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error:") && err.contains("--test-limit"),
+        "{err}"
+    );
     let (code, want, _) = predict(&good, None);
     assert_eq!(code, 0);
     let free = dir.join("free-text.safetensors");

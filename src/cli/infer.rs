@@ -13,6 +13,7 @@ pub fn eval(
     dataset: Option<String>,
     tta: Option<String>,
     out: Option<PathBuf>,
+    test_limit: Option<usize>,
     batch_size: u32,
     device: DeviceArgs,
 ) -> anyhow::Result<()> {
@@ -31,6 +32,7 @@ pub fn eval(
                 .as_deref()
                 .map(wgpu_cnn::data::Kind::parse)
                 .transpose()?,
+            limit: test_limit,
         },
         out.as_deref(),
         batch_size,
