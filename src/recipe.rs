@@ -43,10 +43,39 @@ pub fn summary(text: &str) -> String {
 impl Recipe {
     pub fn parse(text: &str, name: &str) -> Result<Self> {
         toml::from_str(text).map_err(|e| {
-            anyhow::anyhow!(
-                "{name}: {}",
-                e.to_string().trim().replace('\n', " ").replace("  ", " ")
-            )
+            let at = e.span().map(|r| {
+                let start = r.start.min(text.len());
+                let n = text.as_bytes()[..start]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
+                (n + 1, text.lines().nth(n).unwrap_or("").trim().to_string())
+            });
+            let line = at
+                .as_ref()
+                .map(|(l, _)| format!(" line {l}:"))
+                .unwrap_or_default();
+            match unknown_key(e.message()) {
+                // One line with the nearest key instead of serde's list of every key.
+                Some((key, expected)) => {
+                    let hint = expected
+                        .iter()
+                        .map(|k| (strsim::jaro_winkler(&key, k), k))
+                        .filter(|(score, _)| *score > 0.8)
+                        .max_by(|a, b| a.0.total_cmp(&b.0))
+                        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+                        .unwrap_or_else(|| {
+                            " (`wgpu-cnn recipes NAME` prints a recipe with every key)".into()
+                        });
+                    anyhow::anyhow!("{name}:{line} unknown recipe key `{key}`{hint}")
+                }
+                // The line's text names the key: `epochs = "ten"`: invalid type ….
+                None => anyhow::anyhow!(
+                    "{name}:{line}{} {}",
+                    at.map(|(_, t)| format!(" `{t}`:")).unwrap_or_default(),
+                    e.message().trim().replace('\n', " ").replace("  ", " ")
+                ),
+            }
         })
     }
 
@@ -81,5 +110,52 @@ impl Recipe {
     pub fn to_toml(&self, header: &str) -> Result<String> {
         let body = toml::to_string(self).context("cannot write the recipe")?;
         Ok(format!("# {header}\n{body}"))
+    }
+}
+
+/// serde's "unknown field `K`, expected one of `A`, `B`, …" (from any table of the recipe): the
+/// key and the keys it allows there.
+fn unknown_key(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.split("unknown field `").nth(1)?;
+    let (key, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    Some((key.to_string(), expected))
+}
+
+#[cfg(test)]
+mod typo_tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_key_gets_one_line_with_the_nearest_key() {
+        let err = Recipe::parse("epochs = 3\nlr_rate = 0.1\n", "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "r.toml: line 2: unknown recipe key `lr_rate` (did you mean `lr`?)"
+        );
+        let err = Recipe::parse("wightdecay = 1e-4", "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean `weight_decay`?"), "{err}");
+        let err = Recipe::parse("zzzz = 1", "r.toml").unwrap_err().to_string();
+        assert!(
+            !err.contains('\n') && err.contains("wgpu-cnn recipes"),
+            "{err}"
+        );
+        // Other errors stay one line too.
+        let err = Recipe::parse("epochs = \"three\"", "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains('\n') && err.starts_with("r.toml: line 1:"),
+            "{err}"
+        );
     }
 }

@@ -263,7 +263,7 @@ fn bad_recipes_give_one_clear_error() {
     };
     check(
         "epochs = 2\nlearning_rate = 0.1\n",
-        "unknown field `learning_rate`",
+        "unknown recipe key `learning_rate`",
     );
     check(
         "optimizer = \"lamb\"\n",
