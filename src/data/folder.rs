@@ -47,13 +47,30 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-/// Every non-hidden file under `dir`, recursively, in sorted path order.
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// The extensions torchvision's ImageFolder takes for images (case-insensitive). Other files in
+/// a class folder (notes.txt, Thumbs.db) are skipped and counted, as ImageFolder skips them; a
+/// file with one of these names that does not decode is still an error (or, with
+/// `--skip-bad-images`, skipped and counted).
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "png", "ppm", "bmp", "pgm", "tif", "tiff", "webp",
+];
+
+fn is_image_name(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Every non-hidden image file under `dir` (by extension), recursively, in sorted path order;
+/// other files go to `other`.
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>, other: &mut Vec<PathBuf>) -> Result<()> {
     for p in sorted_entries(dir)? {
         if p.is_dir() {
-            files_under(&p, out)?;
-        } else {
+            files_under(&p, out, other)?;
+        } else if is_image_name(&p) {
             out.push(p);
+        } else {
+            other.push(p);
         }
     }
     Ok(())
@@ -87,7 +104,8 @@ pub fn list(root: &Path) -> Result<Listing> {
         );
     }
     // A class without images is an error in the training images; val/ and test/ may lack one.
-    let subset = |dir: &Path, need_all: bool| -> Result<Vec<(PathBuf, u32)>> {
+    let mut other = Vec::new();
+    let mut subset = |dir: &Path, need_all: bool| -> Result<Vec<(PathBuf, u32)>> {
         let mut out = Vec::new();
         for name in class_dirs(dir)? {
             let Some(label) = classes.iter().position(|c| *c == name) else {
@@ -98,7 +116,7 @@ pub fn list(root: &Path) -> Result<Listing> {
                 );
             };
             let mut files = Vec::new();
-            files_under(&dir.join(&name), &mut files)?;
+            files_under(&dir.join(&name), &mut files, &mut other)?;
             if files.is_empty() && need_all {
                 bail!(
                     "{}: class folder holds no images",
@@ -118,6 +136,19 @@ pub fn list(root: &Path) -> Result<Listing> {
         }
     } else {
         subsets.push(("all".to_string(), subset(root, true)?));
+    }
+    if let Some(first) = other.first() {
+        use std::io::Write as _;
+        let what = match other.len() {
+            1 => "1 file that is not an image (by its extension):".to_string(),
+            n => format!("{n} files that are not images (by their extensions), e.g."),
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: {}: skipped {what} {}",
+            root.display(),
+            first.display()
+        );
     }
     Ok(Listing {
         root: root.to_path_buf(),

@@ -174,11 +174,22 @@ fn bad_image_folders_give_one_clear_error() {
     mixed_folder(&hollow);
     std::fs::create_dir_all(hollow.join("fox")).unwrap();
     check(train(&hollow, &[]), "class folder holds no images");
-    // A file that is not an image: named, or skipped and counted with --skip-bad-images.
+    // A file that is not an image by its name is skipped with a note (as torchvision's
+    // ImageFolder skips it).
+    let notes = root.join("notes");
+    mixed_folder(&notes);
+    std::fs::write(notes.join("dog/notes.txt"), b"not an image").unwrap();
+    let a = train(&notes, &["--image-size", "32"]);
+    let (code, out, err) = cli(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("skipped 1 file that is not an image"), "{err}");
+    assert!(err.contains("notes.txt"), "{err}");
+    std::fs::remove_dir_all(&run).unwrap();
+    // An image name that does not decode: named, or skipped and counted with --skip-bad-images.
     let junk = root.join("junk");
     mixed_folder(&junk);
-    std::fs::write(junk.join("dog/notes.txt"), b"not an image").unwrap();
-    check(train(&junk, &[]), "notes.txt: not a readable image");
+    std::fs::write(junk.join("dog/notes.png"), b"not an image").unwrap();
+    check(train(&junk, &[]), "notes.png: not a readable image");
     // … into a --cache folder that does not exist yet, with given normalisation values.
     let cache_dir = root.join("caches/new");
     let a = train(
