@@ -228,6 +228,16 @@ fn bad_flags_are_rejected() {
 }
 
 fn save_raw(path: &Path, tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>) {
+    save_with(path, tensors, None);
+}
+
+/// Raw tensors as a safetensors file, with one metadata entry when given (as another tool
+/// would write them).
+fn save_with(
+    path: &Path,
+    tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>,
+    meta: Option<(&str, &str)>,
+) {
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
         .map(|(n, dt, shape, b)| {
@@ -237,7 +247,8 @@ fn save_raw(path: &Path, tensors: Vec<(String, safetensors::Dtype, Vec<usize>, V
             )
         })
         .collect();
-    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+    let meta = meta.map(|(k, v)| std::collections::HashMap::from([(k.to_string(), v.to_string())]));
+    std::fs::write(path, safetensors::serialize(views, meta).unwrap()).unwrap();
 }
 
 fn seed_layout() -> wgpu_cnn::plan::ParamLayout {
@@ -253,8 +264,11 @@ fn seed_checkpoint(params: Vec<Vec<f32>>) -> Checkpoint {
     )
 }
 
-fn params_raw(params: &[Vec<f32>]) -> Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> {
-    seed_layout()
+type RawTensor = (String, safetensors::Dtype, Vec<usize>, Vec<u8>);
+
+/// `params` as raw f32 tensors under `layout`'s names and shapes.
+fn layout_raw(layout: &wgpu_cnn::plan::ParamLayout, params: &[Vec<f32>]) -> Vec<RawTensor> {
+    layout
         .specs
         .iter()
         .zip(params)
@@ -267,6 +281,10 @@ fn params_raw(params: &[Vec<f32>]) -> Vec<(String, safetensors::Dtype, Vec<usize
             )
         })
         .collect()
+}
+
+fn params_raw(params: &[Vec<f32>]) -> Vec<RawTensor> {
+    layout_raw(&seed_layout(), params)
 }
 
 #[test]
@@ -603,22 +621,6 @@ fn foreign_checkpoints_load_with_model() {
         }
         cli(&args)
     };
-    let save_with = |path: &Path,
-                     t: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>,
-                     meta: Option<(&str, &str)>| {
-        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = t
-            .iter()
-            .map(|(n, dt, shape, b)| {
-                (
-                    n.clone(),
-                    safetensors::tensor::TensorView::new(*dt, shape.clone(), b).unwrap(),
-                )
-            })
-            .collect();
-        let meta =
-            meta.map(|(k, v)| std::collections::HashMap::from([(k.to_string(), v.to_string())]));
-        std::fs::write(path, safetensors::serialize(views, meta).unwrap()).unwrap();
-    };
 
     // The seed's tensors with free-text metadata: a note, and the seed's predictions.
     let params = seed_layout().init(1);
@@ -680,21 +682,7 @@ fn foreign_checkpoints_load_with_model() {
     let lenet = wgpu_cnn::graph::zoo::preset("lenet5").unwrap();
     let layout = wgpu_cnn::plan::ParamLayout::of(&lenet).unwrap();
     let lp = layout.init(2);
-    let raw = |ps: &[Vec<f32>]| -> Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> {
-        layout
-            .specs
-            .iter()
-            .zip(ps)
-            .map(|(s, t)| {
-                (
-                    s.name.to_string(),
-                    safetensors::Dtype::F32,
-                    s.shape.clone(),
-                    t.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                )
-            })
-            .collect()
-    };
+    let raw = |ps: &[Vec<f32>]| layout_raw(&layout, ps);
     let bare = dir.join("lenet-bare.safetensors");
     save_with(&bare, raw(&lp), None);
     let (code, _, err) = predict(&bare, None);

@@ -101,55 +101,38 @@ fn chunk_rows(k: u32) -> vec2<u32> {
 const RUN: u32 = 8u;
 const BLOCK: u32 = 64u;
 
-// Σ x over rows [r0, r1) of channel ch.
-fn column_sum(ch: u32, r0: u32, r1: u32) -> f32 {
-    var s = 0.0;
-    for (var b = r0; b < r1; b += BLOCK) {
-        let be = min(b + BLOCK, r1);
-        var sb = 0.0;
-        for (var a = b; a < be; a += RUN) {
-            let ae = min(a + RUN, be);
-            var sa = 0.0;
-            for (var r = a; r < ae; r++) {
-                sa += x[r * p.c + ch];
-            }
-            sb += sa;
-        }
-        s += sb;
-    }
-    return s;
+// One accumulator per sum: the n-th term (counting from 1) goes into the run; a run's end
+// adds it to the block, a block's end adds that to the total. One loop with the ends as selects
+// (nested loops cost lavapipe twice the time of these memory-bound passes).
+struct Blocked {
+    s: f32,
+    sb: f32,
+    sa: f32,
 }
 
-// Σ (x − m)² over rows [r0, r1) of channel ch.
-fn column_m2(ch: u32, r0: u32, r1: u32, m: f32) -> f32 {
-    var s = 0.0;
-    for (var b = r0; b < r1; b += BLOCK) {
-        let be = min(b + BLOCK, r1);
-        var sb = 0.0;
-        for (var a = b; a < be; a += RUN) {
-            let ae = min(a + RUN, be);
-            var sa = 0.0;
-            for (var r = a; r < ae; r++) {
-                let d = x[r * p.c + ch] - m;
-                sa += d * d;
-            }
-            sb += sa;
-        }
-        s += sb;
-    }
-    return s;
+fn blocked_add(acc: Blocked, v: f32, n: u32) -> Blocked {
+    var a = acc;
+    a.sa += v;
+    let run_end = n % RUN == 0u;
+    a.sb = select(a.sb, a.sb + a.sa, run_end);
+    a.sa = select(a.sa, 0.0, run_end);
+    let block_end = n % BLOCK == 0u;
+    a.s = select(a.s, a.s + a.sb, block_end);
+    a.sb = select(a.sb, 0.0, block_end);
+    return a;
 }
 
-// The same for four channels (vec4 q of w = c / 4 per row): each lane the same sums in the same
-// order as the scalar functions. One loop over the rows with the run and block ends as selects
-// (nested loops cost lavapipe twice the time of this memory-bound pass).
+fn blocked_total(a: Blocked) -> f32 {
+    return a.s + (a.sb + a.sa);
+}
+
+// The same for four channels: each lane the scalar sums in the same order.
 struct Blocked4 {
     s: vec4<f32>,
     sb: vec4<f32>,
     sa: vec4<f32>,
 }
 
-// Adds term t (the n-th, counting from 1) to a blocked sum.
 fn blocked_add4(acc: Blocked4, v: vec4<f32>, n: u32) -> Blocked4 {
     var a = acc;
     a.sa += v;
@@ -166,6 +149,30 @@ fn blocked_total4(a: Blocked4) -> vec4<f32> {
     return a.s + (a.sb + a.sa);
 }
 
+// Σ x over rows [r0, r1) of channel ch.
+fn column_sum(ch: u32, r0: u32, r1: u32) -> f32 {
+    var acc = Blocked(0.0, 0.0, 0.0);
+    var n = 0u;
+    for (var j = r0 * p.c + ch; j < r1 * p.c; j += p.c) {
+        n++;
+        acc = blocked_add(acc, x[j], n);
+    }
+    return blocked_total(acc);
+}
+
+// Σ (x − m)² over rows [r0, r1) of channel ch.
+fn column_m2(ch: u32, r0: u32, r1: u32, m: f32) -> f32 {
+    var acc = Blocked(0.0, 0.0, 0.0);
+    var n = 0u;
+    for (var j = r0 * p.c + ch; j < r1 * p.c; j += p.c) {
+        n++;
+        let d = x[j] - m;
+        acc = blocked_add(acc, d * d, n);
+    }
+    return blocked_total(acc);
+}
+
+// The same for vec4 q of w = c / 4 channels per row.
 fn column_sum4(q: u32, r0: u32, r1: u32) -> vec4<f32> {
     let w = p.c / 4u;
     var acc = Blocked4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
@@ -192,25 +199,18 @@ fn column_m2_4(q: u32, r0: u32, r1: u32, m: vec4<f32>) -> vec4<f32> {
 // Σ g and Σ g·(x − mean) over rows [r0, r1) of channel ch, g = dout masked by the fused ReLU
 // (y = (x − mean)·mul + b > 0) when p.relu: the mask is a select, not a branch.
 fn column_grad_sums(ch: u32, r0: u32, r1: u32, mean: f32, mul: f32, b: f32) -> vec2<f32> {
-    let relu = p.relu != 0u;
-    var s = vec2<f32>(0.0);
-    for (var bl = r0; bl < r1; bl += BLOCK) {
-        let be = min(bl + BLOCK, r1);
-        var sb = vec2<f32>(0.0);
-        for (var a = bl; a < be; a += RUN) {
-            let ae = min(a + RUN, be);
-            var sa = vec2<f32>(0.0);
-            for (var r = a; r < ae; r++) {
-                let j = r * p.c + ch;
-                let xc = x[j] - mean;
-                let g = select(dout[j], 0.0, relu && !(xc * mul + b > 0.0));
-                sa += vec2<f32>(g, g * xc);
-            }
-            sb += sa;
-        }
-        s += sb;
+    let all = p.relu == 0u;
+    var sg = Blocked(0.0, 0.0, 0.0);
+    var sgx = Blocked(0.0, 0.0, 0.0);
+    var n = 0u;
+    for (var j = r0 * p.c + ch; j < r1 * p.c; j += p.c) {
+        n++;
+        let xc = x[j] - mean;
+        let g = select(0.0, dout[j], xc * mul + b > 0.0 || all);
+        sg = blocked_add(sg, g, n);
+        sgx = blocked_add(sgx, g * xc, n);
     }
-    return s;
+    return vec2<f32>(blocked_total(sg), blocked_total(sgx));
 }
 
 struct GradSums4 {
@@ -235,46 +235,26 @@ fn column_grad_sums4(q: u32, r0: u32, r1: u32, mean: vec4<f32>, mul: vec4<f32>,
     return GradSums4(blocked_total4(sg), blocked_total4(sgx));
 }
 
-// Σ over the chunks k of partials[base + k·c + ch], blocked.
+// Σ over the chunks k of partials[base + k·c + ch].
 fn chunks_sum(base: u32, ch: u32) -> f32 {
-    var s = 0.0;
-    for (var b = 0u; b < p.chunks; b += BLOCK) {
-        let be = min(b + BLOCK, p.chunks);
-        var sb = 0.0;
-        for (var a = b; a < be; a += RUN) {
-            let ae = min(a + RUN, be);
-            var sa = 0.0;
-            for (var k = a; k < ae; k++) {
-                sa += partials[base + k * p.c + ch];
-            }
-            sb += sa;
-        }
-        s += sb;
+    var acc = Blocked(0.0, 0.0, 0.0);
+    for (var k = 0u; k < p.chunks; k++) {
+        acc = blocked_add(acc, partials[base + k * p.c + ch], k + 1u);
     }
-    return s;
+    return blocked_total(acc);
 }
 
-// Σ over the chunks of M2_k + n_k·(s_k / n_k − mean)², blocked.
+// Σ over the chunks of M2_k + n_k·(s_k / n_k − mean)².
 fn chunks_m2(ch: u32, mean: f32) -> f32 {
     let second = p.chunks * p.c;
-    var s = 0.0;
-    for (var b = 0u; b < p.chunks; b += BLOCK) {
-        let be = min(b + BLOCK, p.chunks);
-        var sb = 0.0;
-        for (var a = b; a < be; a += RUN) {
-            let ae = min(a + RUN, be);
-            var sa = 0.0;
-            for (var k = a; k < ae; k++) {
-                let r = chunk_rows(k);
-                let n = f32(r.y - r.x);
-                let d = partials[k * p.c + ch] / n - mean;
-                sa += partials[second + k * p.c + ch] + n * (d * d);
-            }
-            sb += sa;
-        }
-        s += sb;
+    var acc = Blocked(0.0, 0.0, 0.0);
+    for (var k = 0u; k < p.chunks; k++) {
+        let r = chunk_rows(k);
+        let n = f32(r.y - r.x);
+        let d = partials[k * p.c + ch] / n - mean;
+        acc = blocked_add(acc, partials[second + k * p.c + ch] + n * (d * d), k + 1u);
     }
-    return s;
+    return blocked_total(acc);
 }
 
 // Four consecutive channels of a per-channel vector (WGSL passes no storage pointers).
