@@ -113,7 +113,7 @@ pub fn eval(
         host: test,
     };
     let idx: Vec<u32> = (0..n as u32).collect();
-    let mut r = runner.evaluate(&gpu, feed, &idx, Some(&test.labels))?;
+    let (mut r, logits) = runner.evaluate_logits(&gpu, feed, &idx, &test.labels)?;
     r.classes = ds.classes.clone();
     println!("test: {}", r.line());
     print!("{}", report::confusion_table(&r));
@@ -138,13 +138,86 @@ pub fn eval(
             serde_json::to_string_pretty(&json)?.as_bytes(),
         )?;
         report::confusion_png(&r, &format!("{} test", ds.name), &out.join("confusion.png"))?;
+        let labels: Vec<u32> = idx.iter().map(|&i| test.labels[i as usize]).collect();
+        write_logits(
+            &out.join(LOGITS_FILE),
+            &logits,
+            &labels,
+            ck.model.classes as usize,
+        )?;
         println!(
-            "wrote {} and {}",
+            "wrote {}, {} and {}",
             out.join("test.json").display(),
-            out.join("confusion.png").display()
+            out.join("confusion.png").display(),
+            out.join(LOGITS_FILE).display()
         );
     }
     Ok(r)
+}
+
+/// `eval --out`'s per-image scores: safetensors with `logits` (f32 `[N, classes]`, the test
+/// images in the data set's order) and `labels` (i64 `[N]`), e.g. for comparing with an
+/// exported ONNX model (tools/peers/onnx_check.py).
+pub const LOGITS_FILE: &str = "logits.safetensors";
+
+fn write_logits(path: &Path, logits: &[f32], labels: &[u32], classes: usize) -> Result<()> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let l: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let y: Vec<u8> = labels
+        .iter()
+        .flat_map(|&v| (v as i64).to_le_bytes())
+        .collect();
+    let views = vec![
+        (
+            "logits",
+            TensorView::new(Dtype::F32, vec![labels.len(), classes], &l)?,
+        ),
+        (
+            "labels",
+            TensorView::new(Dtype::I64, vec![labels.len()], &y)?,
+        ),
+    ];
+    let bytes = safetensors::serialize(views, None)?;
+    crate::io::write_atomic(path, &bytes)
+}
+
+/// What `export --format onnx` wrote.
+pub struct OnnxExport {
+    pub bytes: usize,
+    pub nodes: usize,
+    pub classes: Vec<String>,
+    pub normalization: data::Normalization,
+}
+
+/// `wgpu-cnn export --checkpoint FILE --format onnx --out MODEL.onnx`: the checkpoint as an ONNX
+/// inference graph (see [`crate::onnx`] for the contract), written atomically. The class names
+/// and normalisation are the checkpoint's run's (none recorded: as `eval` reads it, CIFAR-10's
+/// normalisation, and CIFAR-10's names for 10 classes).
+pub fn export_onnx(
+    checkpoint_path: &Path,
+    model: Option<(&Description, &str)>,
+    out: &Path,
+) -> Result<OnnxExport> {
+    let ck = load_checkpoint(checkpoint_path, model)?;
+    warn_unknown(checkpoint_path, &ck);
+    let norm = checkpoint_normalization(&ck).unwrap_or_else(data::Normalization::cifar10);
+    norm.check(ck.model.input[2])
+        .with_context(|| checkpoint_path.display().to_string())?;
+    let classes = report::class_names(
+        &crate::train::checkpoint_classes(&ck),
+        ck.model.classes as usize,
+    );
+    let model = crate::onnx::model(&ck, &norm, &classes)
+        .with_context(|| checkpoint_path.display().to_string())?;
+    let nodes = model.graph.as_ref().map_or(0, |g| g.node.len());
+    let bytes = prost::Message::encode_to_vec(&model);
+    crate::io::write_atomic(out, &bytes)?;
+    Ok(OnnxExport {
+        bytes: bytes.len(),
+        nodes,
+        classes,
+        normalization: norm,
+    })
 }
 
 /// One prediction: the top classes with probabilities.

@@ -11,6 +11,7 @@ pub mod graph;
 pub mod infer;
 pub mod io;
 pub mod model;
+pub mod onnx;
 pub mod ops;
 pub mod optim;
 pub mod plan;

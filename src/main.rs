@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wgpu_cnn::gpu::Backend;
 
@@ -135,28 +136,37 @@ enum Command {
         #[command(flatten)]
         device: DeviceArgs,
     },
-    /// Write a data set out as an image folder (PNG, train/ test/, one subfolder per class) or
-    /// as CIFAR-10 binary files, in the loader's order.
+    /// Write a checkpoint as an ONNX model (`--checkpoint FILE --format onnx`), or a data set
+    /// as an image folder (PNG, train/ test/, one subfolder per class) or as CIFAR-10 binary
+    /// files, in the loader's order (`--data DIR`).
     Export {
+        /// Checkpoint (.safetensors) to write as an ONNX model (input `images`: NHWC float32
+        /// pixels 0-255, normalised inside; output `logits`).
+        #[arg(long, conflicts_with_all = ["data", "dataset", "labels", "image_size"], required_unless_present = "data", help_heading = "Models")]
+        checkpoint: Option<PathBuf>,
+        /// The checkpoint's model, a preset name or a model file (TOML), as for `eval`.
+        #[arg(long, requires = "checkpoint", help_heading = "Models")]
+        model: Option<String>,
         /// The data set's folder.
-        #[arg(long)]
-        data: PathBuf,
+        #[arg(long, help_heading = "Data sets")]
+        data: Option<PathBuf>,
         /// The kind of data set (cifar10, cifar100, mnist, folder) [default: detected].
-        #[arg(long)]
+        #[arg(long, help_heading = "Data sets")]
         dataset: Option<String>,
         /// CIFAR-100: fine or coarse labels [default: fine].
-        #[arg(long)]
+        #[arg(long, help_heading = "Data sets")]
         labels: Option<String>,
         /// Image folders: the size images are read at, H or HxW [default: 32].
-        #[arg(long)]
+        #[arg(long, help_heading = "Data sets")]
         image_size: Option<String>,
-        /// Image folders: channels (1 or 3) [default: 3].
-        #[arg(long, default_value_t = 3)]
+        /// Image folders: channels (1 or 3).
+        #[arg(long, default_value_t = 3, help_heading = "Data sets")]
         channels: u32,
-        /// folder or cifar10.
-        #[arg(long, default_value = "folder")]
-        format: String,
-        /// Where to write (must not exist yet).
+        /// onnx (a checkpoint), folder or cifar10 (a data set) [default: onnx for a
+        /// checkpoint, folder for a data set].
+        #[arg(long)]
+        format: Option<String>,
+        /// Where to write (a data set's folder must not exist yet; a model file is replaced).
         #[arg(long)]
         out: PathBuf,
     },
@@ -206,6 +216,13 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
             device,
         ),
         Command::Export {
+            checkpoint: Some(checkpoint),
+            model,
+            format,
+            out,
+            ..
+        } => cli::infer::export_model(checkpoint, model, format, out),
+        Command::Export {
             data,
             dataset,
             labels,
@@ -213,7 +230,16 @@ fn run(cli: Cli, launched: std::time::Instant) -> anyhow::Result<()> {
             channels,
             format,
             out,
-        } => cli::data::export(data, dataset, labels, image_size, channels, format, out),
+            ..
+        } => cli::data::export(
+            data.context("export needs --checkpoint FILE or --data DIR")?,
+            dataset,
+            labels,
+            image_size,
+            channels,
+            format.unwrap_or_else(|| "folder".into()),
+            out,
+        ),
         Command::Recipes { name } => cli::models::recipes(name),
         Command::Predict {
             checkpoint,

@@ -69,3 +69,35 @@ fn resolve(model: Option<&str>) -> anyhow::Result<Option<(wgpu_cnn::graph::Descr
         .transpose()
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
+
+/// `wgpu-cnn export --checkpoint FILE [--format onnx] --out MODEL.onnx`.
+pub fn export_model(
+    checkpoint: PathBuf,
+    model: Option<String>,
+    format: Option<String>,
+    out: PathBuf,
+) -> anyhow::Result<()> {
+    match format.as_deref() {
+        None | Some("onnx") => {}
+        Some(f) => anyhow::bail!("--format for a checkpoint must be onnx, got `{f}`"),
+    }
+    let model = resolve(model.as_deref())?;
+    let e = wgpu_cnn::infer::export_onnx(
+        &checkpoint,
+        model.as_ref().map(|(d, t)| (d, t.as_str())),
+        &out,
+    )?;
+    println!(
+        "wrote {} ({:.1} MB, {} nodes, opset {}): input `{}` [N, H, W, C] pixels 0-255, \
+         normalisation {} inside; output `{}` [N, {}]",
+        out.display(),
+        e.bytes as f64 / 1e6,
+        e.nodes,
+        wgpu_cnn::onnx::OPSET,
+        wgpu_cnn::onnx::INPUT,
+        e.normalization.describe(),
+        wgpu_cnn::onnx::OUTPUT,
+        e.classes.len(),
+    );
+    Ok(())
+}

@@ -155,6 +155,21 @@ impl Runner {
         Ok(self.eval_pass(gpu, feed, indices, labels, false)?.0)
     }
 
+    /// As [`Runner::evaluate`], with the logits of every image (`[indices.len(), classes]`).
+    pub fn evaluate_logits(
+        &mut self,
+        gpu: &Gpu,
+        feed: Feed,
+        indices: &[u32],
+        labels: &[u32],
+    ) -> Result<(EvalResult, Vec<f32>)> {
+        let (r, logits) = self.eval_pass(gpu, feed, indices, Some(labels), false)?;
+        Ok((
+            r,
+            logits.context("an evaluation with labels reads the logits")?,
+        ))
+    }
+
     /// Test-time augmentation: each image and its horizontal mirror, the mean of their softmax
     /// probabilities (f64 on the CPU) decides the prediction; the loss is −ln of that mean at
     /// the label.
