@@ -146,6 +146,26 @@ pub fn load_model(path: &Path, model: (&Description, &str)) -> Result<Checkpoint
     load_with(path, Some(model), true)
 }
 
+/// A file's bytes, unpacked when it is xz- or gzip-compressed (recognised by their magic
+/// bytes, whatever the name): the shipped `resnet20-cifar10-40ep.safetensors.xz` loads as it is.
+pub fn read_maybe_compressed(path: &Path) -> Result<Vec<u8>> {
+    let shown = path.display();
+    let raw = std::fs::read(path).with_context(|| format!("cannot read checkpoint {shown}"))?;
+    if raw.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        let mut out = Vec::new();
+        lzma_rs::xz_decompress(&mut &raw[..], &mut out)
+            .map_err(|e| anyhow::anyhow!("{shown}: a broken xz file ({e})"))?;
+        Ok(out)
+    } else if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out)
+            .map_err(|e| anyhow::anyhow!("{shown}: a broken gzip file ({e})"))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
 /// The model a checkpoint's tensors are read as: `given` when `force`; else the file's `model`
 /// metadata when it is a description (free text is ignored with a note), else `given`, else the
 /// seed (and a file whose tensors are not the seed's is an error naming `--model`).
@@ -154,7 +174,7 @@ fn load_with(path: &Path, given: Option<(&Description, &str)>, force: bool) -> R
     if path.is_dir() {
         bail!("{shown}: is a directory, expected a .safetensors checkpoint");
     }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {shown}"))?;
+    let bytes = read_maybe_compressed(path)?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| anyhow::anyhow!("{shown}: not a valid safetensors file ({e})"))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)

@@ -732,3 +732,53 @@ fn foreign_checkpoints_load_with_model() {
     assert!(err.contains(&named), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Checkpoints compressed with xz or gzip load as they are (recognised by their magic bytes),
+/// the shipped ResNet-20 among them; a truncated one is one clear error.
+#[test]
+fn compressed_checkpoints_load_directly() {
+    let dir = temp_dir("compressed-ck");
+    let mut r = rng(31);
+    let params: Vec<Vec<f32>> = seed_layout()
+        .specs
+        .iter()
+        .map(|s| (0..s.len()).map(|_| r.random_range(-1.0..1.0)).collect())
+        .collect();
+    let plain = dir.join("seed.safetensors");
+    checkpoint::save(&plain, &seed_checkpoint(params.clone())).unwrap();
+    let bytes = std::fs::read(&plain).unwrap();
+
+    let xz = dir.join("seed.safetensors.xz");
+    let mut packed = Vec::new();
+    lzma_rs::xz_compress(&mut &bytes[..], &mut packed).unwrap();
+    std::fs::write(&xz, &packed).unwrap();
+    let gz = dir.join("seed.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut enc, &bytes).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    for f in [&xz, &gz] {
+        assert_eq!(
+            checkpoint::load(f).unwrap().params,
+            params,
+            "{}",
+            f.display()
+        );
+    }
+    std::fs::write(&xz, &packed[..packed.len() / 2]).unwrap();
+    assert_error(
+        &["eval", "--checkpoint", xz.to_str().unwrap()],
+        "broken xz file",
+    );
+
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("checkpoints/cifar10-resnet20/resnet20-cifar10-40ep.safetensors.xz");
+    let ck = checkpoint::load(&shipped).unwrap();
+    assert_eq!(
+        ck.model.layers.len(),
+        wgpu_cnn::graph::zoo::preset("resnet20")
+            .unwrap()
+            .layers
+            .len()
+    );
+    assert_eq!(ck.params.len(), ck.specs().len());
+}

@@ -19,6 +19,42 @@ use wgpu_cnn::data::Normalization;
 use wgpu_cnn::graph::{zoo, Description};
 use wgpu_cnn::plan::{Caps, Mode, Plan};
 
+/// Where to also write each compared model, its input and the float64 logits, for
+/// tools/peers/onnx_check.py to run through onnxruntime and `onnx.checker`.
+const CASES_VAR: &str = "WGPU_CNN_ONNX_CASES";
+
+fn write_case(
+    dir: &std::path::Path,
+    what: &str,
+    onnx: &[u8],
+    x: &[f32],
+    shape: [u32; 4],
+    want: &[f64],
+) {
+    use safetensors::tensor::{Dtype, TensorView};
+    std::fs::create_dir_all(dir).unwrap();
+    let name = what.replace(' ', "-");
+    std::fs::write(dir.join(format!("{name}.onnx")), onnx).unwrap();
+    let xb: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let wb: Vec<u8> = want.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    let views = vec![
+        (
+            "images",
+            TensorView::new(Dtype::F32, shape.clone(), &xb).unwrap(),
+        ),
+        (
+            "reference",
+            TensorView::new(Dtype::F64, vec![shape[0], want.len() / shape[0]], &wb).unwrap(),
+        ),
+    ];
+    std::fs::write(
+        dir.join(format!("{name}.safetensors")),
+        safetensors::serialize(views, None).unwrap(),
+    )
+    .unwrap();
+}
+
 thread_local! {
     /// The layer kinds (and input kinds) the reference comparisons exported.
     static COVERED: std::cell::RefCell<std::collections::BTreeSet<String>> = Default::default();
@@ -117,6 +153,7 @@ fn check_against_reference(what: &str, ck: &Checkpoint, n: usize, seed: u64) -> 
     let bytes = wgpu_cnn::onnx::export(ck, &norm, &class_names(desc.classes)).unwrap();
     let mut r = rng(seed);
     let len = n * (h * w * c) as usize;
+    let shape4 = [n as u32, h, w, c];
     let x: Vec<f32> = (0..len).map(|_| r.random_range(0..=255u8) as f32).collect();
     let got = run_onnx(&bytes, &x, [n, h as usize, w as usize, c as usize]);
 
@@ -149,6 +186,9 @@ fn check_against_reference(what: &str, ck: &Checkpoint, n: usize, seed: u64) -> 
     }
     let want = outs.last().unwrap();
     assert_eq!(got.len(), want.len(), "{what}: logits shape");
+    if let Ok(dir) = std::env::var(CASES_VAR) {
+        write_case(std::path::Path::new(&dir), what, &bytes, &x, shape4, want);
+    }
     let err = worst_relative(&got, want, desc.classes as usize);
     eprintln!("{what}: worst relative distance {err:.2e}");
     assert!(
