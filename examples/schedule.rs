@@ -12,7 +12,7 @@ fn main() -> anyhow::Result<()> {
     let total: u64 = get(2).unwrap_or("100").parse()?;
     let warmup = get(3).map(str::parse).transpose()?;
     let end = get(4).map(str::parse).transpose()?;
-    let s = Schedule::from_flags(kind, warmup, end, get(5), get(6))?;
+    let s = Schedule::from_flags(kind, warmup, None, None, end, get(5), get(6))?;
     let v: Vec<f64> = (0..=total).map(|c| s.lr(lr, c, total)).collect();
     println!("{}", serde_json::to_string(&v)?);
     Ok(())

@@ -27,6 +27,16 @@ pub enum Schedule {
     WarmupCosine {
         warmup_steps: u64,
         end_lr: f64,
+        /// The warmup as a number of epochs (a recipe's `warmup_epochs`): `warmup_steps` is
+        /// then derived from the run's steps per epoch ([`Schedule::resolve`]), so that a
+        /// recipe keeps its shape on a slice of the data (`--train-limit`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        warmup_epochs: Option<f64>,
+        /// The warmup as a fraction of the run's steps (a recipe's `warmup_fraction`, as
+        /// Hugging Face's `warmup_ratio`): `warmup_steps` follows the run's length, so a preset
+        /// keeps its shape on `--epochs 1 --train-limit 512`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        warmup_fraction: Option<f64>,
     },
     Piecewise {
         boundaries: Vec<u64>,
@@ -39,11 +49,31 @@ impl Schedule {
     pub fn from_flags(
         kind: &str,
         warmup_steps: Option<u64>,
+        warmup_epochs: Option<f64>,
+        warmup_fraction: Option<f64>,
         end_lr: Option<f64>,
         boundaries: Option<&str>,
         scales: Option<&str>,
     ) -> Result<Self> {
         let end = end_lr.unwrap_or(0.0);
+        let given = [
+            warmup_steps.is_some(),
+            warmup_epochs.is_some(),
+            warmup_fraction.is_some(),
+        ];
+        if given.iter().filter(|&&g| g).count() > 1 {
+            bail!("--warmup-steps, --warmup-epochs and --warmup-fraction each give the warmup: choose one");
+        }
+        if let Some(e) = warmup_epochs {
+            if !(e.is_finite() && e >= 0.0) {
+                bail!("--warmup-epochs must be a finite number >= 0, got {e}");
+            }
+        }
+        if let Some(f) = warmup_fraction {
+            if !(0.0..=1.0).contains(&f) {
+                bail!("--warmup-fraction must be between 0 and 1, got {f}");
+            }
+        }
         if !(end.is_finite() && end >= 0.0) {
             bail!("--end-lr must be a finite number >= 0, got {end}");
         }
@@ -56,6 +86,8 @@ impl Schedule {
         Ok(match kind {
             "constant" => {
                 unused("--warmup-steps", warmup_steps.is_some())?;
+                unused("--warmup-epochs", warmup_epochs.is_some())?;
+                unused("--warmup-fraction", warmup_fraction.is_some())?;
                 unused("--end-lr", end_lr.is_some())?;
                 unused("--boundaries", boundaries.is_some())?;
                 unused("--scales", scales.is_some())?;
@@ -63,6 +95,8 @@ impl Schedule {
             }
             "cosine" => {
                 unused("--warmup-steps", warmup_steps.is_some())?;
+                unused("--warmup-epochs", warmup_epochs.is_some())?;
+                unused("--warmup-fraction", warmup_fraction.is_some())?;
                 unused("--boundaries", boundaries.is_some())?;
                 unused("--scales", scales.is_some())?;
                 Schedule::Cosine { end_lr: end }
@@ -73,10 +107,14 @@ impl Schedule {
                 Schedule::WarmupCosine {
                     warmup_steps: warmup_steps.unwrap_or(0),
                     end_lr: end,
+                    warmup_epochs,
+                    warmup_fraction,
                 }
             }
             "piecewise" => {
                 unused("--warmup-steps", warmup_steps.is_some())?;
+                unused("--warmup-epochs", warmup_epochs.is_some())?;
+                unused("--warmup-fraction", warmup_fraction.is_some())?;
                 unused("--end-lr", end_lr.is_some())?;
                 let list = |flag: &str, v: Option<&str>| -> Result<Vec<String>> {
                     match v {
@@ -120,11 +158,42 @@ impl Schedule {
         })
     }
 
-    /// Checks the schedule against the run's length (`total` Adam steps).
+    /// Derives the steps of a warmup given in epochs or as a fraction from the run's length
+    /// (rounded to the nearest step; 2 epochs of 351 steps is optax's `warmup_steps = 702`).
+    pub fn resolve(&mut self, steps_per_epoch: u64, total: u64) {
+        if let Schedule::WarmupCosine {
+            warmup_steps,
+            warmup_epochs,
+            warmup_fraction,
+            ..
+        } = self
+        {
+            if let Some(e) = warmup_epochs {
+                *warmup_steps = (*e * steps_per_epoch as f64).round() as u64;
+            }
+            if let Some(f) = warmup_fraction {
+                *warmup_steps = (*f * total as f64).round() as u64;
+            }
+        }
+    }
+
+    /// Checks the schedule against the run's length (`total` Adam steps): a warmup longer than
+    /// the run is refused, as optax's warmup_cosine_decay_schedule refuses it.
     pub fn validate(&self, total: u64) -> Result<()> {
-        if let Schedule::WarmupCosine { warmup_steps, .. } = self {
+        if let Schedule::WarmupCosine {
+            warmup_steps,
+            warmup_epochs,
+            ..
+        } = self
+        {
             if *warmup_steps > total {
-                bail!("--warmup-steps {warmup_steps} is longer than the run's {total} steps");
+                let given = match warmup_epochs {
+                    Some(e) => format!("--warmup-epochs {e} ({warmup_steps} steps)"),
+                    None => format!("--warmup-steps {warmup_steps}"),
+                };
+                bail!(
+                    "{given} is longer than the run's {total} steps (--warmup-fraction F scales with the run)"
+                );
             }
         }
         Ok(())
@@ -148,6 +217,7 @@ impl Schedule {
             Schedule::WarmupCosine {
                 warmup_steps,
                 end_lr,
+                ..
             } => {
                 if count < *warmup_steps {
                     lr * count as f64 / *warmup_steps as f64
@@ -176,7 +246,17 @@ impl Schedule {
             Schedule::WarmupCosine {
                 warmup_steps,
                 end_lr,
-            } => format!("warmup {warmup_steps} steps, then cosine to {end_lr}"),
+                warmup_epochs,
+                warmup_fraction,
+            } => match (warmup_epochs, warmup_fraction) {
+                (Some(e), _) => {
+                    format!("warmup {e} epochs ({warmup_steps} steps), then cosine to {end_lr}")
+                }
+                (_, Some(f)) => {
+                    format!("warmup {f} of the run ({warmup_steps} steps), then cosine to {end_lr}")
+                }
+                _ => format!("warmup {warmup_steps} steps, then cosine to {end_lr}"),
+            },
             Schedule::Piecewise { boundaries, scales } => format!(
                 "piecewise: {}",
                 boundaries
@@ -210,10 +290,75 @@ mod tests {
     }
 
     #[test]
+    fn warmup_in_epochs_or_as_a_fraction_follows_the_run() {
+        let mut e =
+            Schedule::from_flags("warmup-cosine", None, Some(2.0), None, None, None, None).unwrap();
+        e.resolve(351, 40 * 351);
+        assert!(matches!(
+            e,
+            Schedule::WarmupCosine {
+                warmup_steps: 702,
+                ..
+            }
+        ));
+        e.resolve(4, 4);
+        assert!(matches!(
+            e,
+            Schedule::WarmupCosine {
+                warmup_steps: 8,
+                ..
+            }
+        ));
+        assert!(e
+            .validate(4)
+            .unwrap_err()
+            .to_string()
+            .contains("--warmup-epochs 2 (8 steps)"));
+        let mut f = Schedule::from_flags("warmup-cosine", None, None, Some(0.05), None, None, None)
+            .unwrap();
+        f.resolve(351, 40 * 351);
+        assert!(matches!(
+            f,
+            Schedule::WarmupCosine {
+                warmup_steps: 702,
+                ..
+            }
+        ));
+        f.resolve(4, 4);
+        assert!(matches!(
+            f,
+            Schedule::WarmupCosine {
+                warmup_steps: 0,
+                ..
+            }
+        ));
+        f.validate(4).unwrap();
+        for (steps, epochs, fraction, err) in [
+            (Some(5), Some(1.0), None, "choose one"),
+            (None, Some(1.0), Some(0.1), "choose one"),
+            (None, None, Some(1.5), "between 0 and 1"),
+            (None, Some(-1.0), None, "finite number >= 0"),
+        ] {
+            let e =
+                Schedule::from_flags("warmup-cosine", steps, epochs, fraction, None, None, None)
+                    .unwrap_err();
+            assert!(e.to_string().contains(err), "{e}");
+        }
+        let e =
+            Schedule::from_flags("cosine", None, None, Some(0.1), None, None, None).unwrap_err();
+        assert!(
+            e.to_string().contains("--warmup-fraction does not apply"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn warmup_is_linear_from_zero_then_cosine() {
         let s = Schedule::WarmupCosine {
             warmup_steps: 10,
             end_lr: 0.0,
+            warmup_epochs: None,
+            warmup_fraction: None,
         };
         assert_eq!(s.lr(0.1, 0, 110), 0.0);
         assert!((s.lr(0.1, 5, 110) - 0.05).abs() < EPS);
@@ -224,8 +369,16 @@ mod tests {
 
     #[test]
     fn piecewise_multiplies_from_each_boundary_on() {
-        let s =
-            Schedule::from_flags("piecewise", None, None, Some("10, 20"), Some("0.1,0.5")).unwrap();
+        let s = Schedule::from_flags(
+            "piecewise",
+            None,
+            None,
+            None,
+            None,
+            Some("10, 20"),
+            Some("0.1,0.5"),
+        )
+        .unwrap();
         assert_eq!(s.lr(1.0, 9, 100), 1.0);
         assert!((s.lr(1.0, 10, 100) - 0.1).abs() < EPS);
         assert!((s.lr(1.0, 19, 100) - 0.1).abs() < EPS);
@@ -295,12 +448,13 @@ mod tests {
             ),
             ("cosine", None, Some(-1.0), None, None, "--end-lr must be"),
         ] {
-            let err = Schedule::from_flags(kind, w, e, b, sc)
+            let err = Schedule::from_flags(kind, w, None, None, e, b, sc)
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(needle), "{kind}: {err}");
         }
-        let s = Schedule::from_flags("warmup-cosine", Some(50), None, None, None).unwrap();
+        let s =
+            Schedule::from_flags("warmup-cosine", Some(50), None, None, None, None, None).unwrap();
         assert!(s.validate(40).is_err() && s.validate(50).is_ok());
     }
 }

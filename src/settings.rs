@@ -210,6 +210,16 @@ pub struct Settings {
     #[arg(long, help_heading = "Learning-rate schedule")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warmup_steps: Option<u64>,
+    /// warmup-cosine: the warmup in epochs (may be fractional), instead of --warmup-steps: the
+    /// steps follow the run's length, so a recipe keeps its shape on --train-limit slices.
+    #[arg(long, help_heading = "Learning-rate schedule")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_epochs: Option<f64>,
+    /// warmup-cosine: the warmup as a fraction of the run's steps (0-1), instead of
+    /// --warmup-steps: scales with --epochs and --train-limit (the presets' choice).
+    #[arg(long, help_heading = "Learning-rate schedule")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_fraction: Option<f64>,
     /// cosine, warmup-cosine: the final learning rate [default: 0].
     #[arg(long, help_heading = "Learning-rate schedule")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -275,7 +285,14 @@ const GROUPS: [(&str, &[&str]); 2] = [
     ),
     (
         "schedule",
-        &["warmup_steps", "end_lr", "boundaries", "scales"],
+        &[
+            "warmup_steps",
+            "warmup_epochs",
+            "warmup_fraction",
+            "end_lr",
+            "boundaries",
+            "scales",
+        ],
     ),
 ];
 

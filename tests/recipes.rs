@@ -289,3 +289,35 @@ fn bad_recipes_give_one_clear_error() {
     assert!(err.contains("neither a preset"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A preset recipe smoke-tests on a slice for one epoch: its warmup is a fraction of the run,
+/// so it shrinks with it, and the run's recipe.toml keeps the fraction.
+#[test]
+fn presets_smoke_test_on_a_slice() {
+    let dir = temp_dir("recipe-smoke");
+    let data = data_slice(&dir.join("data"), 200);
+    let run = dir.join("run");
+    let out = train(&[
+        "--recipe",
+        "cifar10-resnet20",
+        "--data",
+        &data,
+        "--train-limit",
+        "128",
+        "--val-size",
+        "64",
+        "--test-limit",
+        "16",
+        "--epochs",
+        "1",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("warmup 0.05 of the run (0 steps), then cosine to 0 from 0.1 over 1 steps"),
+        "{out}"
+    );
+    let recipe = std::fs::read_to_string(run.join("recipe.toml")).unwrap();
+    assert!(recipe.contains("warmup_fraction = 0.05"), "{recipe}");
+    assert!(!recipe.contains("warmup_steps"), "{recipe}");
+}

@@ -223,6 +223,8 @@ impl TrainArgs {
             cfg.lr = v;
         }
         let schedule_flags = set.warmup_steps.is_some()
+            || set.warmup_epochs.is_some()
+            || set.warmup_fraction.is_some()
             || set.end_lr.is_some()
             || set.boundaries.is_some()
             || set.scales.is_some();
@@ -230,6 +232,8 @@ impl TrainArgs {
             cfg.schedule = wgpu_cnn::schedule::Schedule::from_flags(
                 set.schedule.as_deref().unwrap_or("constant"),
                 set.warmup_steps,
+                set.warmup_epochs,
+                set.warmup_fraction,
                 set.end_lr,
                 set.boundaries.as_ref().map(|v| v.joined()).as_deref(),
                 set.scales.as_ref().map(|v| v.joined()).as_deref(),

@@ -219,29 +219,40 @@ impl TrainConfig {
         let cfg = self;
         let o = &cfg.optimizer;
         let sgd = o.is_sgd();
-        let (schedule, warmup_steps, end_lr, boundaries, scales) = match &cfg.schedule {
-            crate::schedule::Schedule::Constant => ("constant", None, None, None, None),
-            crate::schedule::Schedule::Cosine { end_lr } => {
-                ("cosine", None, Some(*end_lr), None, None)
-            }
-            crate::schedule::Schedule::WarmupCosine {
-                warmup_steps,
-                end_lr,
-            } => (
-                "warmup-cosine",
-                Some(*warmup_steps),
-                Some(*end_lr),
-                None,
-                None,
-            ),
-            crate::schedule::Schedule::Piecewise { boundaries, scales } => (
-                "piecewise",
-                None,
-                None,
-                Some(boundaries.clone()),
-                Some(scales.clone()),
-            ),
-        };
+        let (schedule, warmup_steps, warmup_epochs, warmup_fraction, end_lr, boundaries, scales) =
+            match &cfg.schedule {
+                crate::schedule::Schedule::Constant => {
+                    ("constant", None, None, None, None, None, None)
+                }
+                crate::schedule::Schedule::Cosine { end_lr } => {
+                    ("cosine", None, None, None, Some(*end_lr), None, None)
+                }
+                // A warmup given in epochs is written as epochs: the recipe then repeats the
+                // run on any slice of the data, and on this one resolves to the same steps.
+                crate::schedule::Schedule::WarmupCosine {
+                    warmup_steps,
+                    end_lr,
+                    warmup_epochs,
+                    warmup_fraction,
+                } => (
+                    "warmup-cosine",
+                    (warmup_epochs.is_none() && warmup_fraction.is_none()).then_some(*warmup_steps),
+                    *warmup_epochs,
+                    *warmup_fraction,
+                    Some(*end_lr),
+                    None,
+                    None,
+                ),
+                crate::schedule::Schedule::Piecewise { boundaries, scales } => (
+                    "piecewise",
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(boundaries.clone()),
+                    Some(scales.clone()),
+                ),
+            };
         let model = match &cfg.model_text {
             Some(t) => crate::recipe::ModelRef::Inline(
                 toml::from_str(t).context("the run's inline model is not a TOML table")?,
@@ -297,6 +308,8 @@ impl TrainConfig {
             }),
             schedule: Some(schedule.into()),
             warmup_steps,
+            warmup_epochs,
+            warmup_fraction,
             end_lr,
             boundaries: boundaries.map(crate::settings::List),
             scales: scales.map(crate::settings::List),

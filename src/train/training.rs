@@ -35,7 +35,7 @@ impl Training {
     /// Checks the settings and the output folder, loads the data, opens the GPU, builds the
     /// model (from the seed, `--init` or the checkpoint being resumed) and uploads the data.
     pub(super) fn start(
-        cfg: TrainConfig,
+        mut cfg: TrainConfig,
         resume: Option<&Path>,
         device: &GpuOptions,
     ) -> Result<Training> {
@@ -175,6 +175,7 @@ impl Training {
         // Dropout masks follow the run's seed (and the step, which a resumed run restores).
         runner.model.dropout_seed = (cfg.seed ^ (cfg.seed >> 32)) as u32;
         let total = cfg.epochs as u64 * steps as u64;
+        cfg.schedule.resolve(steps as u64, total);
         cfg.schedule.validate(total)?;
         runner.model.schedule = cfg.schedule.clone();
         if cfg.schedule != crate::schedule::Schedule::Constant {

@@ -20,6 +20,8 @@ fn schedules_drive_the_gpu_adam_steps() {
     let schedule = wgpu_cnn::schedule::Schedule::WarmupCosine {
         warmup_steps: 2,
         end_lr: 1e-5,
+        warmup_epochs: None,
+        warmup_fraction: None,
     };
     let total = 6;
     let mut m = GpuModel::from_plan(gpu, p.clone(), &init, LR).unwrap();
@@ -257,6 +259,8 @@ fn every_optimizer_and_schedule_for_200_steps() {
         Schedule::WarmupCosine {
             warmup_steps: 20,
             end_lr: 1e-4,
+            warmup_epochs: None,
+            warmup_fraction: None,
         },
         Schedule::Piecewise {
             boundaries: vec![50, 150],
