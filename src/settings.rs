@@ -206,6 +206,12 @@ pub struct Settings {
     #[arg(long, help_heading = "Learning-rate schedule")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// The epochs the learning-rate schedule spans [default: --epochs]; past its end a
+    /// schedule holds its final rate (optax). A run resumed with another --epochs keeps the
+    /// schedule it planned by recording the planned epochs here.
+    #[arg(long, help_heading = "Learning-rate schedule")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_epochs: Option<u32>,
     /// warmup-cosine: steps of linear warmup from 0.
     #[arg(long, help_heading = "Learning-rate schedule")]
     #[serde(skip_serializing_if = "Option::is_none")]

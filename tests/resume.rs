@@ -725,3 +725,60 @@ fn steps_per_submit_and_streaming_do_not_change_the_weights() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--resume` with a larger `--epochs` keeps the learning-rate schedule it planned (a cosine
+/// annealed to 0 does not jump back up), says so with the rate before and after, and records
+/// the planned length: the run's recipe.toml repeats the resumed run bit for bit.
+#[test]
+fn resume_with_more_epochs_keeps_the_schedule_and_its_recipe_repeats_it() {
+    gpu().expect("training runs on the GPU");
+    let data = cifar_dir();
+    let data = data.to_str().unwrap();
+    let dir = temp_dir("resume-epochs");
+    let run = dir.join("run");
+    let cosine = ["--optimizer", "sgd", "--lr", "0.05", "--schedule", "cosine"];
+    let mut a = args(data, run.to_str().unwrap(), "1");
+    a.extend_from_slice(&cosine);
+    let (code, out, err) = cli(&a);
+    assert_eq!(code, 0, "{out}{err}");
+    let last = run.join("last.safetensors");
+    let (code, out, err) = cli(&["train", "--resume", last.to_str().unwrap(), "--epochs", "2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // 600 training images in batches of 50: 12 steps an epoch.
+    assert!(
+        out.contains(
+            "learning-rate schedule kept as planned over 1 epochs (12 steps; --epochs 2 now): 0.0000e0 at step 12, 0.0000e0 from step 12 to the run's end at step 24"
+        ),
+        "{out}"
+    );
+    let recipe = std::fs::read_to_string(run.join("recipe.toml")).unwrap();
+    assert!(recipe.contains("schedule_epochs = 1"), "{recipe}");
+    assert!(recipe.contains("epochs = 2"), "{recipe}");
+
+    let again = dir.join("again");
+    let (code, out, err) = cli(&[
+        "train",
+        "--recipe",
+        run.join("recipe.toml").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        state(&last),
+        state(&again.join("last.safetensors")),
+        "the recipe of a resumed run repeats it"
+    );
+    // Changing the planned length on resume is a setting change, refused by name.
+    let (code, _, err) = cli(&[
+        "train",
+        "--resume",
+        last.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--schedule-epochs",
+        "3",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--schedule-epochs (3) conflicts"), "{err}");
+}

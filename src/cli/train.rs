@@ -270,6 +270,19 @@ impl TrainArgs {
         if let Some(v) = &self.out {
             cfg.out = v.clone();
         }
+        if let Some(v) = set.schedule_epochs {
+            cfg.schedule_epochs = Some(v);
+        }
+        // A resumed run given another --epochs keeps the schedule it planned (the rate it was
+        // annealing does not jump back up); the planned length is recorded, so recipe.toml
+        // repeats the resumed run. Training prints the rate before and after.
+        if resuming
+            && cfg.epochs != saved.epochs
+            && cfg.schedule_epochs.is_none()
+            && cfg.schedule != wgpu_cnn::schedule::Schedule::Constant
+        {
+            cfg.schedule_epochs = Some(saved.epochs);
+        }
         if resuming {
             self.check_resume_flags(&saved, &cfg)?;
         }

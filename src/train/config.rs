@@ -19,6 +19,10 @@ pub struct TrainConfig {
     /// The learning-rate schedule (optax semantics; runs before this setting: constant).
     #[serde(default)]
     pub schedule: crate::schedule::Schedule,
+    /// The epochs the schedule spans (`None`: `epochs`); set when a resumed run's `epochs`
+    /// changed, so that the schedule keeps its plan and recipe.toml repeats what ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_epochs: Option<u32>,
     /// Label smoothing α of the training loss (optax.smooth_labels; runs before this setting: 0).
     #[serde(default)]
     pub label_smoothing: f64,
@@ -124,6 +128,7 @@ impl Default for TrainConfig {
             batch_size: 128,
             lr: 1e-4,
             schedule: Default::default(),
+            schedule_epochs: None,
             label_smoothing: 0.0,
             clip_grad_norm: None,
             optimizer: Default::default(),
@@ -307,6 +312,7 @@ impl TrainConfig {
                 .into()
             }),
             schedule: Some(schedule.into()),
+            schedule_epochs: cfg.schedule_epochs,
             warmup_steps,
             warmup_epochs,
             warmup_fraction,

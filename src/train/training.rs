@@ -175,17 +175,37 @@ impl Training {
         // Dropout masks follow the run's seed (and the step, which a resumed run restores).
         runner.model.dropout_seed = (cfg.seed ^ (cfg.seed >> 32)) as u32;
         let total = cfg.epochs as u64 * steps as u64;
-        cfg.schedule.resolve(steps as u64, total);
-        cfg.schedule.validate(total)?;
+        // The schedule's length: the run's, or the planned one a resumed run keeps.
+        let planned = cfg.schedule_epochs.unwrap_or(cfg.epochs) as u64 * steps as u64;
+        cfg.schedule.resolve(steps as u64, planned);
+        cfg.schedule.validate(planned)?;
         runner.model.schedule = cfg.schedule.clone();
         if cfg.schedule != crate::schedule::Schedule::Constant {
             say!(
-                "learning rate: {} from {} over {total} steps",
+                "learning rate: {} from {} over {planned} steps",
                 cfg.schedule.describe(),
                 cfg.lr
             );
         }
-        runner.model.total_steps = total;
+        if planned != total && cfg.schedule != crate::schedule::Schedule::Constant {
+            let count = pos.epoch as u64 * steps as u64 + pos.step_in_epoch as u64;
+            let at = |c: u64| cfg.schedule.lr(cfg.lr, c, planned);
+            let after = if planned < total {
+                format!(
+                    "{:.4e} from step {planned} to the run's end at step {total} (past its end a schedule holds its final rate; to train on at another rate, start a new run from this checkpoint with --init)",
+                    at(planned)
+                )
+            } else {
+                format!("{:.4e} at the run's end, step {total}", at(total))
+            };
+            say!(
+                "learning-rate schedule kept as planned over {} epochs ({planned} steps; --epochs {} now): {:.4e} at step {count}, {after}",
+                planned / steps as u64,
+                cfg.epochs,
+                at(count),
+            );
+        }
+        runner.model.total_steps = planned;
         if let Some(ck) = &resumed {
             let Some((mu, nu)) = &ck.opt_state else {
                 bail!(
