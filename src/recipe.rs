@@ -96,6 +96,31 @@ impl Recipe {
         Ok((Self::parse(&text, name)?, text))
     }
 
+    /// Resolves the recipe's relative paths (`data`, `init`, `cache`, a model file) against
+    /// `base`, the recipe file's folder, as a recipe beside its model file and data expects.
+    /// A path that exists only relative to the current folder (a recipe.toml written before
+    /// runs stored absolute paths) is left as it is.
+    pub fn rebase(&mut self, base: &std::path::Path) {
+        let rebased = |p: &std::path::Path| -> Option<std::path::PathBuf> {
+            let q = base.join(p);
+            (p.is_relative() && (q.exists() || !p.exists())).then_some(q)
+        };
+        for p in [&mut self.data, &mut self.init, &mut self.cache]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(q) = rebased(p) {
+                *p = q;
+            }
+        }
+        if let Some(ModelRef::Name(n)) = &mut self.model {
+            let q = base.join(&*n);
+            if crate::graph::zoo::text(n).is_none() && q.is_file() {
+                *n = q.display().to_string();
+            }
+        }
+    }
+
     /// The inline model's description text, when the recipe holds one.
     pub fn model_text(&self) -> Result<Option<String>> {
         match &self.model {

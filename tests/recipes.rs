@@ -321,3 +321,125 @@ fn presets_smoke_test_on_a_slice() {
     assert!(recipe.contains("warmup_fraction = 0.05"), "{recipe}");
     assert!(!recipe.contains("warmup_steps"), "{recipe}");
 }
+
+/// Runs the binary in `cwd`.
+fn cli_in(cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
+        .args(args)
+        .current_dir(cwd)
+        .env(
+            "XDG_RUNTIME_DIR",
+            std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
+        )
+        .output()
+        .expect("run wgpu-cnn");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A recipe's relative paths resolve against its own folder (a recipe beside its model file and
+/// data runs from anywhere); a run stores absolute paths, so its checkpoint evaluates from any
+/// folder; a missing folder's hint fits the kind of data.
+#[test]
+fn paths_resolve_against_the_recipe_and_runs_work_from_anywhere() {
+    let dir = temp_dir("recipe-paths");
+    let proj = dir.join("proj");
+    data_slice(&proj.join("data"), 200);
+    std::fs::write(
+        proj.join("small.toml"),
+        wgpu_cnn::graph::zoo::text("lenet5").unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        proj.join("recipe.toml"),
+        "model = \"small.toml\"\ndata = \"data\"\nepochs = 1\nbatch_size = 32\ntrain_limit = 64\nval_size = 32\ntest_limit = 16\n",
+    )
+    .unwrap();
+    // From the parent folder: the recipe's model and data are found beside it.
+    let (code, out, err) = cli_in(
+        &dir,
+        &["train", "--recipe", "proj/recipe.toml", "--out", "run"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let cfg = std::fs::read_to_string(dir.join("run/config.json")).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    let stored = |k: &str| {
+        cfg["config"][k]
+            .as_str()
+            .map(String::from)
+            .or(cfg[k].as_str().map(String::from))
+            .unwrap()
+    };
+    assert_eq!(Path::new(&stored("data")), proj.join("data"), "{cfg}");
+    assert_eq!(
+        Path::new(&stored("model")),
+        proj.join("small.toml"),
+        "{cfg}"
+    );
+
+    // A relative --data from inside the project, evaluated from elsewhere without --data.
+    let (code, out, err) = cli_in(
+        &proj,
+        &[
+            "train",
+            "--model",
+            "small.toml",
+            "--data",
+            "data",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--train-limit",
+            "64",
+            "--val-size",
+            "32",
+            "--test-limit",
+            "16",
+            "--out",
+            "runs/a",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let ck = proj.join("runs/a/last.safetensors");
+    let (code, out, err) = cli_in(
+        Path::new("/"),
+        &[
+            "eval",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--test-limit",
+            "8",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("test: "), "{out}");
+
+    // Hints fit the data set: none for an image folder, the download for CIFAR-10.
+    let (code, _, err) = cli(&[
+        "eval",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--data",
+        "/nonexistent/pets3",
+        "--dataset",
+        "folder",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no such folder") && !err.contains("CIFAR-10"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&[
+        "eval",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--data",
+        "/nonexistent/cifar-10-batches-bin",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("wgpu-cnn download"), "{err}");
+}

@@ -57,7 +57,14 @@ impl TrainArgs {
         let Some(name) = &self.recipe else {
             return Ok(());
         };
-        let (r, _) = wgpu_cnn::recipe::Recipe::resolve(name)?;
+        let (mut r, _) = wgpu_cnn::recipe::Recipe::resolve(name)?;
+        if let Some(base) = Path::new(name)
+            .is_file()
+            .then(|| Path::new(name).parent())
+            .flatten()
+        {
+            r.rebase(base);
+        }
         self.settings = self.settings.overlay(&r)?;
         Ok(())
     }
@@ -283,7 +290,12 @@ impl TrainArgs {
         {
             cfg.schedule_epochs = Some(saved.epochs);
         }
+        // Paths are stored absolute, so that the run's config, checkpoints and recipe.toml
+        // work from any folder (`eval --checkpoint other/runs/x/best.safetensors`).
+        cfg.absolute_paths();
         if resuming {
+            let mut saved = saved.clone();
+            saved.absolute_paths();
             self.check_resume_flags(&saved, &cfg)?;
         }
         cfg.validate()?;

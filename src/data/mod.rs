@@ -144,7 +144,7 @@ pub fn default_data_dir() -> PathBuf {
 /// Which kind of data set `dir` holds, from its files.
 pub fn detect(dir: &Path) -> Result<Kind> {
     if !dir.exists() {
-        bail!("{}", no_folder(dir));
+        bail!("{}", no_folder(dir, None));
     }
     if !dir.is_dir() {
         bail!(
@@ -306,7 +306,7 @@ pub fn load(dir: &Path, opts: &DataOptions) -> Result<Dataset> {
         None => detect(dir)?,
     };
     if !dir.is_dir() {
-        bail!("{}", no_folder(dir));
+        bail!("{}", no_folder(dir, Some(kind)));
     }
     let ds = match kind {
         Kind::Cifar10 => {
@@ -473,10 +473,21 @@ fn carve_test(all: Split, opts: &DataOptions) -> Result<(Split, Split)> {
     Ok((all.select(&idx), all.select(&test_idx)))
 }
 
-fn no_folder(dir: &Path) -> String {
+/// A missing data folder: the download hint only where it applies (CIFAR-10, or a path that
+/// names it).
+fn no_folder(dir: &Path, kind: Option<Kind>) -> String {
+    let cifar10 = match kind {
+        Some(k) => k == Kind::Cifar10,
+        None => dir.to_string_lossy().to_lowercase().contains("cifar-10"),
+    };
     format!(
-        "{}: no such folder; pass --data DIR pointing at a data set (CIFAR-10: `wgpu-cnn download --dir DIR` fetches it)",
-        dir.display()
+        "{}: no such folder; pass --data DIR pointing at a data set{}",
+        dir.display(),
+        if cifar10 {
+            " (CIFAR-10: `wgpu-cnn download --dir DIR` fetches it)"
+        } else {
+            ""
+        }
     )
 }
 

@@ -172,6 +172,25 @@ impl TrainConfig {
         }
     }
 
+    /// Makes the run's paths absolute (the data, `--init`, the cache, a model file), so that
+    /// what the run stores works from any folder.
+    pub fn absolute_paths(&mut self) {
+        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        self.data = abs(&self.data);
+        if let Some(p) = &mut self.init {
+            *p = abs(p);
+        }
+        if let Some(p) = &mut self.cache {
+            *p = abs(p);
+        }
+        if self.model_text.is_none()
+            && zoo::text(&self.model).is_none()
+            && Path::new(&self.model).is_file()
+        {
+            self.model = abs(Path::new(&self.model)).display().to_string();
+        }
+    }
+
     /// Rejects settings that cannot run, with one clear line.
     pub fn validate(&self) -> Result<()> {
         if self.batch_size == 0 {

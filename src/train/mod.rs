@@ -67,10 +67,16 @@ struct Position {
 
 /// Loads the data set in `dir` as `opts` says; the default folder of a kind with an official
 /// URL (CIFAR-10, CIFAR-100, MNIST) is downloaded first when it holds no data.
+/// Whether two paths name the same place (relative ones from the current folder).
+fn same_path(a: &Path, b: &Path) -> bool {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    abs(a) == abs(b)
+}
+
 pub fn load_dataset(dir: &Path, opts: &data::DataOptions) -> Result<data::Dataset> {
     let default_kind = [data::Kind::Cifar10, data::Kind::Cifar100, data::Kind::Mnist]
         .into_iter()
-        .find(|k| k.default_dir() == dir && opts.kind.is_none_or(|o| o == *k));
+        .find(|k| same_path(&k.default_dir(), dir) && opts.kind.is_none_or(|o| o == *k));
     if let Some(kind) = default_kind {
         let present = match kind {
             data::Kind::Cifar10 => data::cifar::is_cifar10(dir),
