@@ -146,6 +146,72 @@ pub fn load_model(path: &Path, model: (&Description, &str)) -> Result<Checkpoint
     load_with(path, Some(model), true)
 }
 
+/// Fine-tuning's load (`--init FILE --init-skip-mismatch`): each of `model`'s parameters and
+/// batch statistics the file holds with the same name and shape is read from it; the others
+/// keep their values in `params` / `stats` (a fresh initialisation), one line each in the
+/// returned notes. A file sharing no tensor with the model is an error.
+pub fn load_matching(
+    path: &Path,
+    model: &Description,
+    params: &mut [Vec<f32>],
+    stats: &mut [Vec<f32>],
+) -> Result<Vec<String>> {
+    let shown = path.display();
+    if path.is_dir() {
+        bail!("{shown}: is a directory, expected a .safetensors checkpoint");
+    }
+    let bytes = read_maybe_compressed(path)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| anyhow::anyhow!("{shown}: not a valid safetensors file ({e})"))?;
+    let specs = ParamLayout::of(model)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .specs;
+    let stat_specs = ParamLayout::stats_of(model)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .specs;
+    let mut notes = Vec::new();
+    let mut loaded = 0;
+    let targets = specs
+        .iter()
+        .map(|s| (s.name.clone(), s))
+        .zip(params.iter_mut())
+        .chain(
+            stat_specs
+                .iter()
+                .map(|s| (format!("batch_stats.{}", s.name), s))
+                .zip(stats.iter_mut()),
+        );
+    for ((name, spec), dst) in targets {
+        match st.tensor(&name) {
+            Ok(t) if t.dtype() == Dtype::F32 && t.shape() == spec.shape.as_slice() => {
+                let v: Vec<f32> = t
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                    bail!("{shown}: tensor {name} holds a non-finite value at index {i}");
+                }
+                *dst = v;
+                loaded += 1;
+            }
+            Ok(t) => notes.push(format!(
+                "--init: {name} initialised afresh (the checkpoint's is {:?} {:?}, the model's {:?})",
+                t.dtype(),
+                t.shape(),
+                spec.shape
+            )),
+            Err(_) => notes.push(format!(
+                "--init: {name} initialised afresh (not in the checkpoint)"
+            )),
+        }
+    }
+    if loaded == 0 {
+        bail!("{shown}: shares no tensor (name and shape) with the model being trained");
+    }
+    Ok(notes)
+}
+
 /// A file's bytes, unpacked when it is xz- or gzip-compressed (recognised by their magic
 /// bytes, whatever the name): the shipped `resnet20-cifar10-40ep.safetensors.xz` loads as it is.
 pub fn read_maybe_compressed(path: &Path) -> Result<Vec<u8>> {

@@ -80,6 +80,11 @@ pub fn eval(
     let ds = crate::train::load_dataset(&dir, &opts)?;
     let test = &ds.test;
     check_model_fits_data(&ck.model, ds.shape(), ds.classes.len())
+        .map_err(|e| {
+            let e = e.to_string();
+            let what = e.split(": its description").next().unwrap_or(&e);
+            anyhow::anyhow!("{what}: evaluate it on the data it was trained on (--data, --dataset)")
+        })
         .with_context(|| checkpoint_path.display().to_string())?;
     let norm = checkpoint_normalization(&ck).unwrap_or_else(data::Normalization::cifar10);
     norm.check(ds.shape().c)

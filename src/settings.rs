@@ -251,6 +251,12 @@ pub struct Settings {
     #[arg(long, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<PathBuf>,
+    /// With --init: parameters whose shape differs from the model's (a new head for other
+    /// classes) or that the file lacks are initialised afresh instead of refused, one line
+    /// each (Keras's skip_mismatch); the others load.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", help_heading = "Run")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_skip_mismatch: Option<bool>,
     /// Test-time augmentation of the final test: flip (mean softmax of each image and its
     /// mirror) or none [default: none].
     #[arg(long, help_heading = "Run")]

@@ -274,6 +274,12 @@ impl TrainArgs {
         if set.init.is_some() {
             cfg.init = set.init.clone();
         }
+        if let Some(v) = set.init_skip_mismatch {
+            cfg.init_skip_mismatch = v;
+        }
+        if cfg.init_skip_mismatch && cfg.init.is_none() {
+            anyhow::bail!("--init-skip-mismatch applies to --init FILE, which is not given");
+        }
         if let Some(v) = &self.out {
             cfg.out = v.clone();
         }

@@ -84,6 +84,9 @@ pub struct TrainConfig {
     #[serde(default)]
     pub tta: bool,
     pub init: Option<PathBuf>,
+    /// `--init-skip-mismatch`: tensors of another shape (or missing) are initialised afresh.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init_skip_mismatch: bool,
     pub out: PathBuf,
     /// `--checkpoint-minutes`: also write `last.safetensors` inside an epoch whenever this many
     /// minutes passed since the last checkpoint or the epoch's start, checked between submits
@@ -149,6 +152,7 @@ impl Default for TrainConfig {
             stream_data: false,
             tta: false,
             init: None,
+            init_skip_mismatch: false,
             out: PathBuf::from("runs"),
             checkpoint_minutes: None,
         }
@@ -341,6 +345,7 @@ impl TrainConfig {
             label_smoothing: Some(cfg.label_smoothing),
             clip_grad_norm: cfg.clip_grad_norm,
             init: cfg.init.clone(),
+            init_skip_mismatch: cfg.init_skip_mismatch.then_some(true),
             tta: Some(if cfg.tta { "flip" } else { "none" }.into()),
             steps_per_submit: Some(cfg.steps_per_submit),
             stream_data: cfg.stream_data.then_some(true),

@@ -270,25 +270,54 @@ pub fn check_model_fits_data(
 ) -> Result<()> {
     if desc.input != [shape.h, shape.w, shape.c] {
         bail!(
-            "the model's input {}x{}x{} does not match the data's {} images (key `input`{})",
+            "the model's input {}x{}x{} does not match the data's {} images: its description fixes `input`; set `input = [{}, {}, {}]` there (a preset adapts to the data by itself)",
             desc.input[0],
             desc.input[1],
             desc.input[2],
             shape.describe(),
-            if desc.input[2] == shape.c {
-                "; image folders take --image-size"
-            } else {
-                ""
-            }
+            shape.h,
+            shape.w,
+            shape.c
         );
     }
     if desc.classes as usize != classes {
         bail!(
-            "the model has {} classes, the data has {classes} (key `classes`)",
+            "the model has {} classes, the data has {classes}: set `classes = {classes}` in its description (a preset adapts to the data by itself)",
             desc.classes
         );
     }
     Ok(())
+}
+
+/// A preset trained on data of another shape or class count takes the data's: its input
+/// becomes the images' `[H, W, C]` and its head the data's classes (a new model with the
+/// preset's layers; its description, written into the run, says so). Returns the line to print.
+pub fn adapt_preset(
+    name: &str,
+    desc: &mut Description,
+    shape: data::ImageShape,
+    classes: usize,
+) -> Option<String> {
+    let input = [shape.h, shape.w, shape.c];
+    if desc.input == input && desc.classes as usize == classes {
+        return None;
+    }
+    let was = (desc.input, desc.classes);
+    desc.input = input;
+    desc.classes = classes as u32;
+    // The head: the last dense layer, which outputs the classes (a scale may follow it).
+    if let Some(crate::graph::Layer::Dense { features, .. }) = desc
+        .layers
+        .iter_mut()
+        .rev()
+        .find(|l| matches!(l, crate::graph::Layer::Dense { .. }))
+    {
+        *features = classes as u32;
+    }
+    Some(format!(
+        "model: {name} adapted to the data: input {}x{}x{} (the preset's {}x{}x{}), {} classes (the preset's {})",
+        input[0], input[1], input[2], was.0[0], was.0[1], was.0[2], classes, was.1
+    ))
 }
 
 fn read_history(path: &Path) -> Vec<EpochMetrics> {

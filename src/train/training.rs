@@ -43,15 +43,19 @@ impl Training {
         let progress = std::io::stderr().is_terminal();
         let resumed = resume.map(checkpoint::load).transpose()?;
         // The model: the resumed checkpoint's, else `--model`.
-        let (desc, model_text) = match &resumed {
+        let (mut desc, mut model_text) = match &resumed {
             Some(ck) => (ck.model.clone(), ck.model_text.clone()),
             None => cfg.description()?,
         };
+        // A preset (not a description of one's own, not a resumed run) adapts its input and
+        // head to the data; the same data adapts it the same way, so recipe.toml repeats it.
+        let adaptable =
+            resumed.is_none() && cfg.model_text.is_none() && zoo::text(&cfg.model).is_some();
         // What the batch size decides about the model, whatever the adapter (limits come later).
         let mut any = crate::caps::Caps::gpu32();
         (any.max_binding, any.max_buffer) = (u64::MAX, u64::MAX);
         crate::plan::Plan::new(&desc, cfg.batch_size, &any, crate::plan::Mode::Train)?;
-        let layout = ParamLayout::of(&desc)?;
+        let mut layout = ParamLayout::of(&desc)?;
         prepare_out_folder(&cfg.out, checkpoint_bytes(&layout))?;
 
         let input = data::ImageShape::of_input(desc.input);
@@ -71,7 +75,7 @@ impl Training {
         // An image folder is resized to `--image-size`: a size the model cannot take is refused
         // before any image is decoded (or the folder's cache written). Other kinds ignore it.
         let folder = opts.kind.or_else(|| data::detect(&cfg.data).ok()) == Some(data::Kind::Folder);
-        if folder && opts.shape != input {
+        if folder && opts.shape != input && !adaptable {
             check_model_fits_data(&desc, opts.shape, desc.classes as usize)?;
         }
         let mut ds = load_dataset(&cfg.data, &opts)?;
@@ -81,6 +85,15 @@ impl Training {
                 cfg.data.display(),
                 ds.name
             );
+        }
+        let mut adapted = None;
+        if adaptable {
+            adapted = adapt_preset(&cfg.model, &mut desc, ds.shape(), ds.classes.len());
+            if let Some(line) = &adapted {
+                model_text = format!("# {}\n{}", line, desc.to_toml());
+                crate::plan::Plan::new(&desc, cfg.batch_size, &any, crate::plan::Mode::Train)?;
+                layout = ParamLayout::of(&desc)?;
+            }
         }
         check_model_fits_data(&desc, ds.shape(), ds.classes.len())?;
         let aug = cfg.augment.parsed()?;
@@ -106,6 +119,9 @@ impl Training {
             say!("{n}");
         }
         say!("{data_line}");
+        if let Some(line) = &adapted {
+            say!("{line}");
+        }
         if let Some(n) = cfg.test_limit.filter(|&n| n < ds.test.len()) {
             let classes = |labels: &[u32]| {
                 labels
@@ -136,12 +152,20 @@ impl Training {
                 (ck.params.clone(), ck.batch_stats.clone(), pos)
             }
             None => match &cfg.init {
+                Some(path) if cfg.init_skip_mismatch => {
+                    let mut params = layout.init(cfg.seed);
+                    let mut stats = ParamLayout::stats_of(&desc)?.init(0);
+                    for n in checkpoint::load_matching(path, &desc, &mut params, &mut stats)? {
+                        say!("{n}");
+                    }
+                    (params, stats, Position::default())
+                }
                 Some(path) => {
                     let ck = checkpoint::load_as(path, Some((&desc, &model_text)))?;
                     warn_unknown(path, &ck);
                     if ParamLayout::of(&ck.model)?.specs != layout.specs {
                         bail!(
-                            "{}: its model ({}) is not the one being trained ({}); --init needs the same parameters",
+                            "{}: its model ({}) is not the one being trained ({}); --init needs the same parameters (--init-skip-mismatch initialises the differing ones afresh, e.g. a new head)",
                             path.display(),
                             ck.model.summary(),
                             desc.summary()

@@ -261,3 +261,101 @@ fn bad_image_folders_give_one_clear_error() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Fine-tuning on one's own folder: a preset adapts its input and head to the data (one line),
+/// `--init` from a checkpoint of the preset's original shape loads every tensor that fits and,
+/// with `--init-skip-mismatch`, initialises the others afresh (one line each; without the flag
+/// the mismatch stays an error naming it); a description of one's own with a fixed `input`
+/// gets an error naming the key to set.
+#[test]
+fn presets_adapt_to_a_folder_and_init_skips_mismatched_tensors() {
+    let dir = temp_dir("finetune");
+    let data = dir.join("pets3");
+    for (k, class) in ["cat", "dog", "emu"].iter().enumerate() {
+        for i in 0..8u64 {
+            let split = if i < 6 { "train" } else { "test" };
+            let img = noise_rgb(20, 20, k as u64 * 100 + i);
+            save(
+                image::DynamicImage::ImageRgb8(img),
+                &data.join(format!("{split}/{class}/{i}.png")),
+            );
+        }
+    }
+    let data = data.to_str().unwrap();
+    // A checkpoint of the preset as it is (32×32×3, 10 classes).
+    let text = wgpu_cnn::graph::zoo::text("flax-cifar10").unwrap();
+    let desc = wgpu_cnn::graph::Description::parse(text).unwrap();
+    let params = wgpu_cnn::plan::ParamLayout::of(&desc).unwrap().init(5);
+    let ck = dir.join("pretrained.safetensors");
+    wgpu_cnn::checkpoint::save(
+        &ck,
+        &wgpu_cnn::checkpoint::Checkpoint::new(desc, text.into(), params.clone()),
+    )
+    .unwrap();
+    let ck = ck.to_str().unwrap();
+    let run = dir.join("run");
+    let args = |extra: &[&'static str]| {
+        let mut v = vec![
+            "train",
+            "--data",
+            data,
+            "--model",
+            "flax-cifar10",
+            "--image-size",
+            "20",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "6",
+            "--val-size",
+            "3",
+            "--init",
+            ck,
+            "--out",
+            run.to_str().unwrap(),
+            "--overwrite",
+        ];
+        v.extend_from_slice(extra);
+        v
+    };
+    assert_error(&args(&[]), "--init-skip-mismatch");
+    let (code, out, err) = cli(&args(&["--init-skip-mismatch"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("model: flax-cifar10 adapted to the data: input 20x20x3 (the preset's 32x32x3), 3 classes (the preset's 10)"),
+        "{out}"
+    );
+    let fresh: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("--init: "))
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    // The flattened 5×5×64 features change Dense_0's kernel; the head is Dense_1.
+    assert_eq!(
+        fresh,
+        ["Dense_0.kernel", "Dense_1.kernel", "Dense_1.bias"],
+        "{out}"
+    );
+    // The run's model is the adapted one, stored with its checkpoint.
+    let trained = wgpu_cnn::checkpoint::load(&run.join("last.safetensors")).unwrap();
+    assert_eq!(trained.model.input, [20, 20, 3]);
+    assert_eq!(trained.model.classes, 3);
+
+    // One's own description fixes its input: the error names the key and the value.
+    let own = dir.join("own.toml");
+    std::fs::write(&own, text).unwrap();
+    assert_error(
+        &[
+            "train",
+            "--data",
+            data,
+            "--model",
+            own.to_str().unwrap(),
+            "--image-size",
+            "20",
+            "--epochs",
+            "1",
+        ],
+        "set `input = [20, 20, 3]`",
+    );
+}
