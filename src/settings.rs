@@ -251,6 +251,15 @@ pub struct Settings {
     #[arg(long, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<PathBuf>,
+    /// Also keep every N-th epoch's checkpoint as epoch-NNN.safetensors (besides last and best).
+    #[arg(long, value_name = "N", help_heading = "Run")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_every: Option<u32>,
+    /// Stop when the validation accuracy (the score that picks best.safetensors) has not
+    /// improved for this many epochs; the final test then reports the best checkpoint as well.
+    #[arg(long, value_name = "PATIENCE", help_heading = "Run")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<u32>,
     /// With --init: parameters whose shape differs from the model's (a new head for other
     /// classes) or that the file lacks are initialised afresh instead of refused, one line
     /// each (Keras's skip_mismatch); the others load.

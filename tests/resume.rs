@@ -782,3 +782,46 @@ fn resume_with_more_epochs_keeps_the_schedule_and_its_recipe_repeats_it() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("--schedule-epochs (3) conflicts"), "{err}");
 }
+
+/// `--early-stop PATIENCE` stops when the validation accuracy has not improved for PATIENCE
+/// epochs (and a resumed run stops at the same place); `--keep-every N` keeps every N-th
+/// epoch's checkpoint beside last and best.
+#[test]
+fn early_stop_and_keep_every() {
+    gpu().expect("training runs on the GPU");
+    let data = cifar_dir();
+    let data = data.to_str().unwrap();
+    let dir = temp_dir("early-stop");
+    let run = dir.join("run");
+    // A rate too small to change any prediction: the validation accuracy never improves on
+    // epoch 0's, so patience 2 stops the run after epoch 2.
+    let mut a = args(data, run.to_str().unwrap(), "6");
+    a.extend_from_slice(&["--lr", "1e-12", "--early-stop", "2", "--keep-every", "2"]);
+    let (code, out, err) = cli(&a);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("early stop: the validation accuracy has not improved for 2 epochs")
+            && out.contains("stopping after epoch 002 of 6"),
+        "{out}"
+    );
+    assert!(out.contains("test, last weights (epoch 002)"), "{out}");
+    let epochs = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(epochs, 3);
+    assert!(run.join("epoch-001.safetensors").exists());
+    assert!(!run.join("epoch-000.safetensors").exists());
+    assert!(!run.join("epoch-002.safetensors").exists());
+    let recipe = std::fs::read_to_string(run.join("recipe.toml")).unwrap();
+    assert!(recipe.contains("early_stop = 2"), "{recipe}");
+    // Resumed, it stops at once.
+    let (code, out, err) = cli(&[
+        "train",
+        "--resume",
+        run.join("last.safetensors").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("early stop"), "{out}");
+    assert!(!out.contains("epoch: 003"), "{out}");
+}

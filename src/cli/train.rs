@@ -88,12 +88,13 @@ impl TrainArgs {
     /// `data`, `test_limit`) and how it runs (`steps_per_submit`, `stream_data`) may change.
     /// Names the first conflict.
     fn check_resume_flags(&self, saved: &TrainConfig, cfg: &TrainConfig) -> anyhow::Result<()> {
-        const MAY_CHANGE: [&str; 5] = [
+        const MAY_CHANGE: [&str; 6] = [
             "epochs",
             "data",
             "test_limit",
             "steps_per_submit",
             "stream_data",
+            "keep_every",
         ];
         let (was, now) = (saved.recipe()?.to_table(), cfg.recipe()?.to_table());
         let show = |v: Option<&toml::Value>| match v {
@@ -106,7 +107,7 @@ impl TrainArgs {
                 continue;
             }
             anyhow::bail!(
-                "--{} ({}) conflicts with the run being resumed ({}): a resumed run keeps its settings; only --epochs, --data, --out and --test-limit may change (and how it runs: --steps-per-submit, --stream-data, --checkpoint-minutes)",
+                "--{} ({}) conflicts with the run being resumed ({}): a resumed run keeps its settings; only --epochs, --data, --out and --test-limit may change (and how it runs: --steps-per-submit, --stream-data, --checkpoint-minutes, --keep-every)",
                 key.replace('_', "-"),
                 show(now.get(&key)),
                 show(was.get(&key))
@@ -273,6 +274,12 @@ impl TrainArgs {
         }
         if set.init.is_some() {
             cfg.init = set.init.clone();
+        }
+        if set.keep_every.is_some() {
+            cfg.keep_every = set.keep_every;
+        }
+        if set.early_stop.is_some() {
+            cfg.early_stop = set.early_stop;
         }
         if let Some(v) = set.init_skip_mismatch {
             cfg.init_skip_mismatch = v;

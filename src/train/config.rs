@@ -87,6 +87,12 @@ pub struct TrainConfig {
     /// `--init-skip-mismatch`: tensors of another shape (or missing) are initialised afresh.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub init_skip_mismatch: bool,
+    /// `--keep-every N`: also keep every N-th epoch's checkpoint (`epoch-NNN.safetensors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_every: Option<u32>,
+    /// `--early-stop PATIENCE`: stop after this many epochs without a better validation score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<u32>,
     pub out: PathBuf,
     /// `--checkpoint-minutes`: also write `last.safetensors` inside an epoch whenever this many
     /// minutes passed since the last checkpoint or the epoch's start, checked between submits
@@ -153,6 +159,8 @@ impl Default for TrainConfig {
             tta: false,
             init: None,
             init_skip_mismatch: false,
+            keep_every: None,
+            early_stop: None,
             out: PathBuf::from("runs"),
             checkpoint_minutes: None,
         }
@@ -207,6 +215,12 @@ impl TrainConfig {
         }
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");
+        }
+        if self.keep_every == Some(0) {
+            bail!("--keep-every must be at least 1");
+        }
+        if self.early_stop == Some(0) {
+            bail!("--early-stop must be at least 1 epoch");
         }
         if let Some(m) = self.checkpoint_minutes {
             if !(m > 0.0 && std::time::Duration::try_from_secs_f64(m * 60.0).is_ok()) {
@@ -346,6 +360,8 @@ impl TrainConfig {
             clip_grad_norm: cfg.clip_grad_norm,
             init: cfg.init.clone(),
             init_skip_mismatch: cfg.init_skip_mismatch.then_some(true),
+            keep_every: cfg.keep_every,
+            early_stop: cfg.early_stop,
             tta: Some(if cfg.tta { "flip" } else { "none" }.into()),
             steps_per_submit: Some(cfg.steps_per_submit),
             stream_data: cfg.stream_data.then_some(true),

@@ -364,6 +364,10 @@ pub fn train(cfg: TrainConfig, resume: Option<&Path>, device: &GpuOptions) -> Re
     })?;
     let mut interrupted = false;
     while run.pos.epoch < run.cfg.epochs {
+        if let Some(line) = run.early_stop() {
+            say!("{line}");
+            break;
+        }
         let first = run.pos.step_in_epoch as usize;
         let t0 = Instant::now();
         if !run.train_epoch()? {
