@@ -169,20 +169,16 @@ pub fn confusion_png(r: &EvalResult, title: &str, path: &Path) -> Result<()> {
             .y_label_area_size(110)
             .build_cartesian_2d((0..n - 1).into_segmented(), (0..n - 1).into_segmented())
             .map_err(plot_err(path))?;
-        // Columns are narrow: the short names CIFAR-10 papers use.
-        const SHORT: [&str; 10] = [
-            "plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-        ];
-        let cifar = names.iter().map(String::as_str).eq(CLASS_NAMES);
+        // The data set's own names, as every other output prints them; columns hold ten
+        // characters at the label size below (CIFAR-10's longest, "automobile"), more classes
+        // fewer.
+        let column = if n <= 10 { 10 } else { 7 };
         let name = |v: &SegmentValue<i32>, flip: bool| match v {
             SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
                 let i = if flip { n - 1 - *i } else { *i };
-                if !flip && cifar {
-                    return SHORT[i as usize % 10].to_string();
-                }
                 names
                     .get(i as usize)
-                    .map(|s| s.chars().take(if flip { 14 } else { 7 }).collect())
+                    .map(|s| s.chars().take(if flip { 14 } else { column }).collect())
                     .unwrap_or_default()
             }
             SegmentValue::Last => String::new(),
@@ -196,7 +192,7 @@ pub fn confusion_png(r: &EvalResult, title: &str, path: &Path) -> Result<()> {
             .y_desc("true")
             .x_label_formatter(&|v| name(v, false))
             .y_label_formatter(&|v| name(v, true))
-            .x_label_style(("sans-serif", 14))
+            .x_label_style(("sans-serif", 13))
             .y_label_style(("sans-serif", 14))
             .draw()
             .map_err(plot_err(path))?;
@@ -281,12 +277,18 @@ pub fn curves_png(history: &[EpochMetrics], path: &Path) -> Result<()> {
         return Ok(());
     }
     font()?;
-    let (w, h) = (1200u32, 480u32);
+    // Loss, accuracy and (when the run recorded it) the learning rate, side by side.
+    let lr: Vec<(f64, f64)> = history
+        .iter()
+        .filter_map(|m| m.lr.map(|v| (m.epoch as f64, v)))
+        .collect();
+    let panels = if lr.is_empty() { 2 } else { 3 };
+    let (w, h) = (600 * panels, 480u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err(path))?;
-        let (left, right) = root.split_horizontally(w / 2);
+        let areas = root.split_evenly((1, panels as usize));
         let last = history.last().map(|m| m.epoch).unwrap_or(0) as f64;
         let series = |f: &dyn Fn(&EpochMetrics) -> Option<f64>| -> Vec<(f64, f64)> {
             history
@@ -294,46 +296,81 @@ pub fn curves_png(history: &[EpochMetrics], path: &Path) -> Result<()> {
                 .filter_map(|m| f(m).map(|v| (m.epoch as f64, v)))
                 .collect()
         };
-        for (area, title, train, val) in [
+        // Epochs are whole numbers: ticks only there, at most about ten of them.
+        let every = ((last + 1.0) / 10.0).ceil().max(1.0);
+        let epoch_tick = |v: &f64| {
+            let r = v.round();
+            if (v - r).abs() < 1e-9 && r >= 0.0 && r % every == 0.0 {
+                format!("{r:.0}")
+            } else {
+                String::new()
+            }
+        };
+        let ticks = (last.max(1.0) * 4.0) as usize + 2;
+        for (i, (title, train, val)) in [
             (
-                &left,
                 "loss",
                 series(&|m| Some(m.train_loss)),
                 series(&|m| m.val_loss),
             ),
             (
-                &right,
                 "accuracy",
                 series(&|m| Some(m.train_accuracy)),
                 series(&|m| m.val_accuracy),
             ),
-        ] {
+            ("learning rate (at the epoch's end)", lr.clone(), Vec::new()),
+        ]
+        .into_iter()
+        .take(panels as usize)
+        .enumerate()
+        {
+            let area = &areas[i];
             let all = train.iter().chain(&val).map(|p| p.1);
             let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
                 (a.min(v), b.max(v))
             });
-            let pad = ((hi - lo) * 0.05).max(1e-3);
+            // Room above the data for the legend (loss falls, accuracy rises: the legend goes
+            // where the curves are not, and the headroom keeps it clear of the last points).
+            let pad = ((hi - lo) * 0.05).max(1e-3 * hi.abs().max(1e-6));
+            let top = hi + pad + if i < 2 { (hi - lo) * 0.25 } else { 0.0 };
+            // The learning rate from 0, so that a constant one is a flat line, not noise.
+            let (lo, pad) = if i == 2 { (0.0, 0.0) } else { (lo, pad) };
+            let top = if i == 2 { hi * 1.1 + 1e-12 } else { top };
             let mut chart = ChartBuilder::on(area)
                 .caption(title, ("sans-serif", 22))
                 .margin(15)
                 .x_label_area_size(40)
-                .y_label_area_size(60)
-                .build_cartesian_2d(-0.2..last.max(1.0) + 0.2, (lo - pad)..(hi + pad))
+                .y_label_area_size(70)
+                .build_cartesian_2d(-0.2..last.max(1.0) + 0.2, (lo - pad)..top)
                 .map_err(plot_err(path))?;
             chart
                 .configure_mesh()
                 .x_desc("epoch")
+                .x_labels(ticks)
+                .x_label_formatter(&epoch_tick)
+                .y_label_formatter(&|v| {
+                    if i == 2 {
+                        format!("{v:.1e}")
+                    } else {
+                        format!("{v:.2}")
+                    }
+                })
                 .label_style(("sans-serif", 14))
                 .draw()
                 .map_err(plot_err(path))?;
+            let (first, color) = if i == 2 {
+                ("learning rate", BLACK)
+            } else {
+                ("train", BLUE)
+            };
             // Lines and a marker per epoch, so a run of one or two epochs shows its points.
             chart
-                .draw_series(LineSeries::new(train.clone(), BLUE.stroke_width(2)))
+                .draw_series(LineSeries::new(train.clone(), color.stroke_width(2)))
                 .map_err(plot_err(path))?
-                .label("train")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+                .label(first)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
             chart
-                .draw_series(train.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))
+                .draw_series(train.iter().map(|&p| Circle::new(p, 4, color.filled())))
                 .map_err(plot_err(path))?;
             if !val.is_empty() {
                 chart
@@ -345,13 +382,16 @@ pub fn curves_png(history: &[EpochMetrics], path: &Path) -> Result<()> {
                     .draw_series(val.iter().map(|&p| Circle::new(p, 4, RED.filled())))
                     .map_err(plot_err(path))?;
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 14))
-                .draw()
-                .map_err(plot_err(path))?;
+            if i < 2 {
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperRight)
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .label_font(("sans-serif", 14))
+                    .draw()
+                    .map_err(plot_err(path))?;
+            }
         }
         root.present().map_err(plot_err(path))?;
     }

@@ -751,6 +751,22 @@ fn resume_with_more_epochs_keeps_the_schedule_and_its_recipe_repeats_it() {
         ),
         "{out}"
     );
+    // metrics.jsonl: the run's steps so far and the rate of each epoch's last update.
+    let metrics: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let steps: Vec<u64> = metrics
+        .iter()
+        .map(|m| m["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, [12, 24]);
+    let lr: Vec<f64> = metrics.iter().map(|m| m["lr"].as_f64().unwrap()).collect();
+    // optax.cosine_decay_schedule(0.05, 12) at count 11, then held at its end (0).
+    // (The base rate is the f32 the GPU holds.)
+    let want = 0.05f32 as f64 * 0.5 * (1.0 + (std::f64::consts::PI * 11.0 / 12.0).cos());
+    assert!((lr[0] - want).abs() < 1e-12 && lr[1] == 0.0, "{lr:?}");
     let recipe = std::fs::read_to_string(run.join("recipe.toml")).unwrap();
     assert!(recipe.contains("schedule_epochs = 1"), "{recipe}");
     assert!(recipe.contains("epochs = 2"), "{recipe}");

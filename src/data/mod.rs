@@ -478,7 +478,7 @@ fn carve_test(all: Split, opts: &DataOptions) -> Result<(Split, Split)> {
 fn no_folder(dir: &Path, kind: Option<Kind>) -> String {
     let cifar10 = match kind {
         Some(k) => k == Kind::Cifar10,
-        None => dir.to_string_lossy().to_lowercase().contains("cifar-10"),
+        None => dir.to_string_lossy().to_lowercase().contains("cifar"),
     };
     format!(
         "{}: no such folder; pass --data DIR pointing at a data set{}",

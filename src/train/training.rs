@@ -574,10 +574,12 @@ impl Training {
                 self.runner.gpu_bytes() + self.train_data.bytes() + self.test_data.bytes(),
             ),
             live_buffers: gpu.live_buffers(),
-            step: Some(self.steps as u64),
+            // The run's optimizer steps so far, and the rate its last update used (optax's
+            // count is the updates before it).
+            step: Some(self.runner.model.step as u64),
             lr: {
                 let m = &self.runner.model;
-                let count = (self.steps as u64).saturating_sub(1);
+                let count = (m.step as u64).saturating_sub(1);
                 Some(m.schedule.lr(m.lr as f64, count, m.total_steps))
             },
             wall_time: std::time::SystemTime::now()
