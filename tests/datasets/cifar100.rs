@@ -45,12 +45,17 @@ fn cifar100_fine_and_coarse_labels() {
     let rec = &cifar100_records(130, 1)[3 * 3074..4 * 3074];
     assert_eq!(ds.train.image(3)[3 * 10 + 2], rec[2 + 2 * 1024 + 10]);
 
-    // `--labels` reaches the loader through the CLI: the seed model's 10 classes against the
-    // 20 superclasses. Coarse labels of a data set other than CIFAR-100 are refused.
+    // `--labels` reaches the loader through the CLI: a description of one's own with the seed
+    // model's 10 classes against the 20 superclasses (a preset would adapt its head). Coarse
+    // labels of a data set other than CIFAR-100 are refused.
     let run = dir.join("run");
+    let own = dir.join("seed.toml");
+    std::fs::write(&own, wgpu_cnn::graph::zoo::text("flax-cifar10").unwrap()).unwrap();
     let train = |data: &Path, labels: &str| {
         vec![
             "train".to_string(),
+            "--model".into(),
+            own.to_str().unwrap().into(),
             "--data".into(),
             data.to_str().unwrap().into(),
             "--out".into(),
@@ -61,7 +66,10 @@ fn cifar100_fine_and_coarse_labels() {
     };
     let args = train(&dir, "coarse");
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    assert_error(&a, "the model has 10 classes, the data has 20");
+    assert_error(
+        &a,
+        "the model has 10 classes, the data has 20: set `classes = 20` in its description",
+    );
     assert!(!run.exists());
     let ten = temp_dir("cifar10-labels");
     for i in 1..=5 {
