@@ -33,7 +33,7 @@ pub fn models(
             println!(
                 "{name:<14} {params:>10} {:>14.2}  {}",
                 flops as f64 / 1e6,
-                d.summary()
+                wrap(&d.summary(), 42, 100)
             );
         }
         println!(
@@ -154,4 +154,24 @@ pub fn recipes(name: Option<String>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `text` broken at ` - ` separators into lines of at most `width` characters (a single part
+/// longer than that stays whole), the lines after the first indented by `indent`.
+fn wrap(text: &str, indent: usize, width: usize) -> String {
+    let room = width.saturating_sub(indent).max(20);
+    let mut lines: Vec<String> = vec![String::new()];
+    for part in text.split(" - ") {
+        let line = lines.last_mut().expect("one line at least");
+        if line.is_empty() {
+            line.push_str(part);
+        } else if line.chars().count() + 3 + part.chars().count() <= room {
+            line.push_str(" - ");
+            line.push_str(part);
+        } else {
+            line.push_str(" -");
+            lines.push(part.to_string());
+        }
+    }
+    lines.join(&format!("\n{}", " ".repeat(indent)))
 }

@@ -260,17 +260,7 @@ impl Description {
             None => return err("the model: missing key `classes`"),
         };
         let layers = match table.get("layer") {
-            Some(toml::Value::Array(a)) => a
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v.as_table() {
-                    Some(t) => parse_layer(&format!("layer {i}"), t),
-                    None => err(format!(
-                        "layer {i}: must be a table ({{ type = \"...\", ... }}), got {}",
-                        v.type_str()
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
+            Some(toml::Value::Array(a)) => parse_layers(&|i| format!("layer {i}"), a)?,
             Some(_) => return err("the model: key `layer` must be an array of tables ([[layer]])"),
             None => return err("the model: no layers (add [[layer]] tables)"),
         };
@@ -352,13 +342,44 @@ impl Description {
         s
     }
 
-    /// One line: `conv3x3 32 - relu - avg_pool2 - ...`.
+    /// One line: `conv3x3 32 - relu - avg_pool2 - ...`; a run of identical layers, or of an
+    /// identical group of up to four (a block and its activation), as `3× (… - …)`, whether
+    /// the file wrote a `repeat` or unrolled it.
     pub fn summary(&self) -> String {
-        self.layers
-            .iter()
-            .map(|l| l.summary())
-            .collect::<Vec<_>>()
-            .join(" - ")
+        let parts: Vec<String> = self.layers.iter().map(|l| l.summary()).collect();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < parts.len() {
+            // The period (1–4 layers) whose repetitions from `i` cover the most layers.
+            let mut best = (1, 1);
+            for p in 1..=4.min(parts.len() - i) {
+                let mut k = 1;
+                while i + (k + 1) * p <= parts.len()
+                    && parts[i + k * p..i + (k + 1) * p] == parts[i..i + p]
+                {
+                    k += 1;
+                }
+                if k > 1 && p * k > best.0 * best.1 {
+                    best = (p, k);
+                }
+            }
+            let (p, k) = best;
+            // A run that also repeats one layer later (`relu - 3× (residual - relu)` rather
+            // than `3× (relu - residual) - relu`) starts there: a block, then its activation.
+            if k > 1 && p > 1 && parts.get(i + p * k) == Some(&parts[i]) {
+                out.push(parts[i].clone());
+                i += 1;
+                continue;
+            }
+            let group = parts[i..i + p].join(" - ");
+            out.push(match (p, k) {
+                (_, 1) => group,
+                (1, _) => format!("{k}× {group}"),
+                _ => format!("{k}× ({group})"),
+            });
+            i += p * k;
+        }
+        out.join(" - ")
     }
 }
 

@@ -124,7 +124,70 @@ pub(super) fn boolean(v: &toml::Value, at: &At, key: &str) -> Result<bool, DescE
 }
 
 /// The layer types this engine runs.
-pub(super) const SUPPORTED: &str = "conv, dense, relu, gelu, avg_pool, max_pool, global_avg_pool, dropout, scale, batch_norm, residual, flatten";
+pub(super) const SUPPORTED: &str = "conv, dense, relu, gelu, avg_pool, max_pool, global_avg_pool, dropout, scale, batch_norm, residual, flatten, repeat";
+
+/// The most copies a `repeat` may make (a typo guard: ResNet-152's longest stage is 36).
+const MAX_REPEAT: u32 = 1000;
+
+/// Parses an array of layer tables (`[[layer]]`, or a residual's `body` / `shortcut`), where
+/// `at(i)` names entry `i`. A `repeat` entry (`type = "repeat"`, `times`, `body`) becomes its
+/// body `times` times, inline: the layers Flax's `for _ in range(times):` loop calls, in that
+/// order, so the parameters get the names the unrolled file would give them.
+pub(super) fn parse_layers(
+    at: &dyn Fn(usize) -> String,
+    items: &[toml::Value],
+) -> Result<Vec<Layer>, DescError> {
+    let mut out = Vec::new();
+    for (i, v) in items.iter().enumerate() {
+        let Some(t) = v.as_table() else {
+            return err(format!(
+                "{}: must be a table ({{ type = \"...\", ... }}), got {}",
+                at(i),
+                v.type_str()
+            ));
+        };
+        if t.get("type").and_then(|v| v.as_str()) != Some("repeat") {
+            out.push(parse_layer(&at(i), t)?);
+            continue;
+        }
+        let here = At {
+            path: format!("{} (repeat)", at(i)),
+        };
+        if let Some(k) = t
+            .keys()
+            .find(|k| !["type", "times", "body"].contains(&k.as_str()))
+        {
+            return err(format!("{here}: unknown key `{k}` (allowed: times, body)"));
+        }
+        let times = match t.get("times") {
+            Some(v) => positive(v, &here, "times")?,
+            None => return err(format!("{here}: missing key `times`")),
+        };
+        if times > MAX_REPEAT {
+            return err(format!(
+                "{here}: key `times` must be at most {MAX_REPEAT}, got {times}"
+            ));
+        }
+        let body = match t.get("body") {
+            Some(toml::Value::Array(a)) if !a.is_empty() => {
+                parse_layers(&|j| format!("{here} body[{j}]"), a)?
+            }
+            Some(toml::Value::Array(_)) | None => {
+                return err(format!("{here}: key `body` must hold at least one layer"))
+            }
+            Some(v) => {
+                return err(format!(
+                    "{here}: key `body` must be an array of layer tables ([{{ type = \"...\", ... }}, ...]), got {}",
+                    v.type_str()
+                ))
+            }
+        };
+        for _ in 0..times {
+            out.extend(body.iter().cloned());
+        }
+    }
+    Ok(out)
+}
 
 /// Parses one layer table; `prefix` is where it sits (`layer 3`, `layer 4 (residual) body[1]`).
 pub(super) fn parse_layer(prefix: &str, t: &toml::Table) -> Result<Layer, DescError> {
@@ -262,16 +325,7 @@ pub(super) fn parse_layer(prefix: &str, t: &toml::Table) -> Result<Layer, DescEr
                         v.type_str()
                     ));
                 };
-                a.iter()
-                    .enumerate()
-                    .map(|(j, v)| match v.as_table() {
-                        Some(t) => parse_layer(&format!("{at} {key}[{j}]"), t),
-                        None => err(format!(
-                            "{at} {key}[{j}]: must be a table ({{ type = \"...\", ... }}), got {}",
-                            v.type_str()
-                        )),
-                    })
-                    .collect()
+                parse_layers(&|j| format!("{at} {key}[{j}]"), a)
             };
             let body = list("body")?;
             if body.is_empty() {

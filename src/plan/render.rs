@@ -22,6 +22,48 @@ impl Plan {
             self.forward_flops() as f64 / self.batch as f64 / 1e6
         );
         let _ = writeln!(s, "device: {}", self.caps.describe());
+        // The summary first: memory, the largest batch, the kernels that run.
+        let mirrors = self.texture_mirror_bytes(kernel);
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        let largest = match Plan::max_batch(&self.desc, &self.caps, self.mode) {
+            Some(b) => format!("largest batch within this adapter's binding limits {b}"),
+            None => "no batch fits this adapter's binding limits".into(),
+        };
+        let _ = writeln!(
+            s,
+            "memory: {:.2} MiB of GPU memory; {largest}",
+            mib(self.gpu_bytes() + mirrors)
+        );
+        let mut kernels: Vec<(String, usize)> = Vec::new();
+        let schedule = if self.mode == Mode::Train {
+            self.forward
+                .iter()
+                .chain(&self.backward)
+                .collect::<Vec<_>>()
+        } else {
+            self.forward.iter().collect()
+        };
+        for st in schedule {
+            let k = kernel(st);
+            let name = k.split_whitespace().next().unwrap_or("").to_string();
+            match kernels.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, c)) => *c += 1,
+                None => kernels.push((name, 1)),
+            }
+        }
+        let _ = writeln!(
+            s,
+            "kernels: {}",
+            kernels
+                .iter()
+                .map(|(n, c)| if *c > 1 {
+                    format!("{n} ×{c}")
+                } else {
+                    n.clone()
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let _ = writeln!(s, "\nlayers:");
         let [h, w, c] = self.desc.input;
         let _ = writeln!(
@@ -31,7 +73,19 @@ impl Plan {
             "input",
             format!("{h}x{w}x{c}")
         );
+        let mut block = usize::MAX;
         for l in &self.layers {
+            // A node inside a block names its place in it; the block's first node shows the
+            // whole block once.
+            let what = if l.index == block {
+                match l.path.split_once(") ") {
+                    Some((_, rest)) => format!("  {rest}"),
+                    None => format!("  {}", l.name),
+                }
+            } else {
+                block = l.index;
+                self.desc.layers[l.index].summary()
+            };
             let params: usize = self
                 .layout
                 .specs
@@ -50,7 +104,7 @@ impl Plan {
                 } else {
                     String::new()
                 },
-                self.desc.layers[l.index].summary()
+                what
             );
         }
         let mut steps = |title: &str, list: &[Step]| {
@@ -73,7 +127,6 @@ impl Plan {
             steps("loss (eval)", &[self.eval_loss()]);
         }
         let _ = writeln!(s, "\nbuffers:");
-        let mib = |b: u64| b as f64 / (1 << 20) as f64;
         let _ = writeln!(
             s,
             "  {:>10}  params (flat, 256-byte aligned tensors)",
@@ -96,7 +149,6 @@ impl Plan {
                 b.label
             );
         }
-        let mirrors = self.texture_mirror_bytes(kernel);
         if mirrors > 0 {
             let _ = writeln!(
                 s,

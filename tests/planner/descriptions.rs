@@ -152,6 +152,11 @@ fn bad_descriptions_get_one_error_line_naming_layer_and_key() {
         ("scale no factor", format!("{HEAD}[[layer]]\ntype = \"scale\"\n{tail}"), "layer 0 (scale): missing key `factor`"),
         ("scale factor text", format!("{HEAD}[[layer]]\ntype = \"scale\"\nfactor = \"a ninth\"\n{tail}"), "layer 0 (scale): key `factor` must be a number"),
         ("scale factor inf", format!("{HEAD}[[layer]]\ntype = \"scale\"\nfactor = inf\n{tail}"), "layer 0 (scale): key `factor` must be a finite number"),
+        ("repeat zero times", format!("{HEAD}[[layer]]\ntype = \"repeat\"\ntimes = 0\nbody = [ {{ type = \"relu\" }} ]\n{tail}"), "layer 0 (repeat): key `times` must be positive"),
+        ("repeat no times", format!("{HEAD}[[layer]]\ntype = \"repeat\"\nbody = [ {{ type = \"relu\" }} ]\n{tail}"), "layer 0 (repeat): missing key `times`"),
+        ("repeat empty body", format!("{HEAD}[[layer]]\ntype = \"repeat\"\ntimes = 2\nbody = []\n{tail}"), "layer 0 (repeat): key `body` must hold at least one layer"),
+        ("repeat unknown key", format!("{HEAD}[[layer]]\ntype = \"repeat\"\ntimes = 2\ncount = 3\nbody = [ {{ type = \"relu\" }} ]\n{tail}"), "layer 0 (repeat): unknown key `count`"),
+        ("repeat nested error", format!("{HEAD}[[layer]]\ntype = \"repeat\"\ntimes = 2\nbody = [ {{ type = \"conv\", features = 3 }} ]\n{tail}"), "layer 0 (repeat) body[0] (conv): missing key `kernel`"),
     ];
     for (name, text, needle) in &cases {
         bad_description(name, text, needle);
@@ -272,4 +277,69 @@ fn models_lists_prints_and_plans() {
     ] {
         assert!(out.contains(needle), "plan lacks {needle}:\n{out}");
     }
+}
+
+/// `type = "repeat"` is its body written `times` times: ResNet-20 with repeated stages (the
+/// preset) is the same model as the unrolled file, with the same Flax parameter names, and
+/// trains to the same bits.
+#[test]
+fn repeat_is_the_unrolled_description() {
+    let unrolled_text = include_str!("../fixtures/resnet20-unrolled.toml");
+    let repeated = Description::parse(zoo::text("resnet20").unwrap()).unwrap();
+    let unrolled = Description::parse(unrolled_text).unwrap();
+    assert!(zoo::text("resnet20").unwrap().contains("type = \"repeat\""));
+    assert_eq!(repeated, unrolled);
+    let names = |d: &Description| -> Vec<String> {
+        wgpu_cnn::plan::ParamLayout::of(d)
+            .unwrap()
+            .specs
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    assert_eq!(names(&repeated), names(&unrolled));
+    // 19 3×3 convolutions, 2 projections: Conv_0 … Conv_20.
+    assert!(names(&repeated).contains(&"Conv_20.kernel".to_string()));
+    assert!(!names(&repeated).iter().any(|n| n.starts_with("Conv_21")));
+    assert!(repeated.summary().contains("relu - 3× (residual(conv3x3 16"), "{}", repeated.summary());
+
+    common::gpu().expect("training runs on the GPU");
+    let dir = temp_dir("repeat");
+    let file = dir.join("unrolled.toml");
+    std::fs::write(&file, unrolled_text).unwrap();
+    let data = common::cifar_dir();
+    let mut weights = Vec::new();
+    for (name, model) in [("a", "resnet20"), ("b", file.to_str().unwrap())] {
+        let out = dir.join(name);
+        let (code, stdout, stderr) = cli(&[
+            "train",
+            "--model",
+            model,
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--train-limit",
+            "32",
+            "--val-size",
+            "16",
+            "--test-limit",
+            "8",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        let ck = checkpoint::load(&out.join("last.safetensors")).unwrap();
+        let bits: Vec<u32> = ck
+            .params
+            .iter()
+            .chain(&ck.batch_stats)
+            .flatten()
+            .map(|v| v.to_bits())
+            .collect();
+        weights.push(bits);
+    }
+    assert_eq!(weights[0], weights[1], "repeat and unrolled train alike");
 }

@@ -5,7 +5,8 @@ as wgpu-cnn does (Conv_0, Conv_1, Dense_0, BatchNorm_0, ...).
 
 Residual blocks (`type = "residual"`, `body`, optional `shortcut`, nesting allowed) are inlined
 too: body first, then the shortcut, then the sum, so per module type the numbering follows the
-order of first call through the nesting. Batch norm is nn.BatchNorm(use_running_average=not
+order of first call through the nesting. `type = "repeat"` (`times`, `body`) runs its body in a
+Python loop, which names the parameters as the unrolled description does. Batch norm is nn.BatchNorm(use_running_average=not
 train): its scale and bias are params (`BatchNorm_0.scale`), its running mean and variance the
 `batch_stats` collection (`batch_stats.BatchNorm_0.mean`, `.var`, see `flatten`).
 
@@ -118,7 +119,12 @@ def _layers(layers, x, train):
     every module it creates belongs to the FlaxModel and is named in order of first call)."""
     for layer in layers:
         kind = layer["type"]
-        if kind == "residual":
+        if kind == "repeat":
+            # Flax's loop: the body's modules are created `times` times in call order, so
+            # they are named as in the unrolled description.
+            for _ in range(layer["times"]):
+                x = _layers(layer["body"], x, train)
+        elif kind == "residual":
             y = _layers(layer["body"], x, train)
             s = _layers(layer["shortcut"], x, train) if "shortcut" in layer else x
             x = y + s
