@@ -164,7 +164,15 @@ pub fn decode(path: &Path, shape: ImageShape) -> Result<Vec<u8>> {
         .with_guessed_format()
         .with_context(|| format!("cannot read {}", path.display()))?
         .decode()
-        .map_err(|e| anyhow::anyhow!("{}: not a readable image ({e})", path.display()))?;
+        .map_err(|e| {
+            // The decoder's message may span lines (a truncated JPEG's does): one line.
+            let why = e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            anyhow::anyhow!("{}: not a readable image ({why})", path.display())
+        })?;
     if img.width() == 0 || img.height() == 0 {
         bail!("{}: image has zero size", path.display());
     }

@@ -190,6 +190,13 @@ fn bad_image_folders_give_one_clear_error() {
     mixed_folder(&junk);
     std::fs::write(junk.join("dog/notes.png"), b"not an image").unwrap();
     check(train(&junk, &[]), "notes.png: not a readable image");
+    // A truncated JPEG: the decoder's two-line message folded into the one error line.
+    let cut = root.join("cut");
+    mixed_folder(&cut);
+    let jpeg = cut.join("dog/sub/3.jpg");
+    let bytes = std::fs::read(&jpeg).unwrap();
+    std::fs::write(&jpeg, &bytes[..bytes.len().min(400)]).unwrap();
+    check(train(&cut, &[]), "3.jpg: not a readable image");
     // … into a --cache folder that does not exist yet, with given normalisation values.
     let cache_dir = root.join("caches/new");
     let a = train(

@@ -301,7 +301,13 @@ fn repeat_is_the_unrolled_description() {
     // 19 3×3 convolutions, 2 projections: Conv_0 … Conv_20.
     assert!(names(&repeated).contains(&"Conv_20.kernel".to_string()));
     assert!(!names(&repeated).iter().any(|n| n.starts_with("Conv_21")));
-    assert!(repeated.summary().contains("relu - 3× (residual(conv3x3 16"), "{}", repeated.summary());
+    assert!(
+        repeated
+            .summary()
+            .contains("relu - 3× (residual(conv3x3 16"),
+        "{}",
+        repeated.summary()
+    );
 
     common::gpu().expect("training runs on the GPU");
     let dir = temp_dir("repeat");
