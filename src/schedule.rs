@@ -42,6 +42,12 @@ pub enum Schedule {
         boundaries: Vec<u64>,
         scales: Vec<f64>,
     },
+    /// optax.piecewise_interpolate_schedule('linear', lr, {boundary: scale}): the values
+    /// lr, lr·s1, lr·s1·s2, … at steps 0, b1, b2, …, linear between them, the last held.
+    PiecewiseLinear {
+        boundaries: Vec<u64>,
+        scales: Vec<f64>,
+    },
 }
 
 impl Schedule {
@@ -111,7 +117,7 @@ impl Schedule {
                     warmup_fraction,
                 }
             }
-            "piecewise" => {
+            "piecewise" | "piecewise-linear" => {
                 unused("--warmup-steps", warmup_steps.is_some())?;
                 unused("--warmup-epochs", warmup_epochs.is_some())?;
                 unused("--warmup-fraction", warmup_fraction.is_some())?;
@@ -150,10 +156,14 @@ impl Schedule {
                 if boundaries.windows(2).any(|w| w[0] >= w[1]) {
                     bail!("--boundaries must increase");
                 }
-                Schedule::Piecewise { boundaries, scales }
+                if kind == "piecewise" {
+                    Schedule::Piecewise { boundaries, scales }
+                } else {
+                    Schedule::PiecewiseLinear { boundaries, scales }
+                }
             }
             _ => bail!(
-                "--schedule must be constant, cosine, warmup-cosine or piecewise, got {kind:?}"
+                "--schedule must be constant, cosine, warmup-cosine, piecewise or piecewise-linear, got {kind:?}"
             ),
         })
     }
@@ -235,6 +245,24 @@ impl Schedule {
                 .zip(scales)
                 .filter(|(&b, _)| count >= b)
                 .fold(lr, |v, (_, &s)| v * s),
+            Schedule::PiecewiseLinear { boundaries, scales } => {
+                // optax: bounds (0, b1, …), values cumprod(lr, s1, …); in [b_i, b_i+1) the
+                // value moves linearly from values[i] to values[i+1] (an empty interval
+                // counts as one step); from the last bound on, the last value.
+                let mut start = (0u64, lr);
+                for (&b, &s) in boundaries.iter().zip(scales) {
+                    let end = (b, start.1 * s);
+                    if count < b {
+                        if count < start.0 {
+                            return start.1;
+                        }
+                        let pct = (count - start.0) as f64 / (b - start.0).max(1) as f64;
+                        return (end.1 - start.1) * pct + start.1;
+                    }
+                    start = end;
+                }
+                start.1
+            }
         }
     }
 
@@ -257,6 +285,15 @@ impl Schedule {
                 }
                 _ => format!("warmup {warmup_steps} steps, then cosine to {end_lr}"),
             },
+            Schedule::PiecewiseLinear { boundaries, scales } => format!(
+                "piecewise-linear: {}",
+                boundaries
+                    .iter()
+                    .zip(scales)
+                    .map(|(b, s)| format!("x{s} by step {b}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Schedule::Piecewise { boundaries, scales } => format!(
                 "piecewise: {}",
                 boundaries
@@ -350,6 +387,40 @@ mod tests {
             e.to_string().contains("--warmup-fraction does not apply"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn piecewise_linear_is_optaxs_interpolation() {
+        // optax's docstring example: init 1.0, {4: 0.1, 8: 0.01}.
+        let s = Schedule::from_flags(
+            "piecewise-linear",
+            None,
+            None,
+            None,
+            None,
+            Some("4,8"),
+            Some("0.1,0.01"),
+        )
+        .unwrap();
+        let want = [1.0, 0.55, 0.1, 0.0505, 0.001, 0.001];
+        for (i, w) in want.iter().enumerate() {
+            let got = s.lr(1.0, 2 * i as u64, 10);
+            assert!((got - w).abs() < 1e-12, "step {}: {got} vs {w}", 2 * i);
+        }
+        // airbench94's shape: 0.2 → 1.0 by step 23, then → 0.07 at step 100.
+        let a = Schedule::from_flags(
+            "piecewise-linear",
+            None,
+            None,
+            None,
+            None,
+            Some("23,100"),
+            Some("5,0.07"),
+        )
+        .unwrap();
+        assert!((a.lr(0.2, 23, 100) - 1.0).abs() < 1e-12);
+        assert!((a.lr(0.2, 100, 100) - 0.07).abs() < 1e-12);
+        assert!((a.lr(0.2, 500, 100) - 0.07).abs() < 1e-12);
     }
 
     #[test]

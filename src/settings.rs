@@ -201,8 +201,8 @@ pub struct Settings {
     #[arg(long, help_heading = "Optimizer")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decay_mask: Option<String>,
-    /// Learning-rate schedule, optax's: constant, cosine, warmup-cosine, piecewise
-    /// [default: constant].
+    /// Learning-rate schedule, optax's: constant, cosine, warmup-cosine, piecewise,
+    /// piecewise-linear [default: constant].
     #[arg(long, help_heading = "Learning-rate schedule")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
@@ -230,7 +230,8 @@ pub struct Settings {
     #[arg(long, help_heading = "Learning-rate schedule")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_lr: Option<f64>,
-    /// piecewise: comma-separated steps where the rate is multiplied by the matching --scales.
+    /// piecewise, piecewise-linear: comma-separated steps where the rate is multiplied by the
+    /// matching --scales (piecewise-linear: reached linearly from the previous boundary).
     #[arg(long, help_heading = "Learning-rate schedule")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boundaries: Option<List<u64>>,

@@ -285,6 +285,15 @@ impl TrainConfig {
                     None,
                     None,
                 ),
+                crate::schedule::Schedule::PiecewiseLinear { boundaries, scales } => (
+                    "piecewise-linear",
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(boundaries.clone()),
+                    Some(scales.clone()),
+                ),
                 crate::schedule::Schedule::Piecewise { boundaries, scales } => (
                     "piecewise",
                     None,

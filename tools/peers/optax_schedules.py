@@ -27,6 +27,9 @@ cases = [
     ("piecewise 0.1 x0.1 at 500, x0.1 at 750 over 1000",
      ours("piecewise", 0.1, 1000, "-", "-", "500,750", "0.1,0.1"),
      optax.piecewise_constant_schedule(0.1, {500: 0.1, 750: 0.1})),
+    ("piecewise-linear 0.2 x5 by 230, x0.07 by 1000 (airbench94's shape)",
+     ours("piecewise-linear", 0.2, 1000, "-", "-", "230,1000", "5,0.07"),
+     optax.piecewise_interpolate_schedule("linear", 0.2, {230: 5.0, 1000: 0.07})),
     ("constant 1e-4", ours("constant", 1e-4, 100), optax.constant_schedule(1e-4)),
 ]
 worst = 0.0
