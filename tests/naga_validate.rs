@@ -297,7 +297,7 @@ fn params_structs_match_their_wgsl_twins() {
         ("avgpool", std::mem::size_of::<AvgPoolParams>()),
         ("dense", std::mem::size_of::<DenseParams>()),
         ("relu", std::mem::size_of::<ElementwiseParams>()),
-        ("gelu", std::mem::size_of::<ElementwiseParams>()),
+        ("gelu", std::mem::size_of::<GeluParams>()),
         ("scale", std::mem::size_of::<ScaleParams>()),
         ("maxpool", std::mem::size_of::<MaxPoolParams>()),
         ("dropout", std::mem::size_of::<DropoutParams>()),

@@ -70,7 +70,9 @@ fn run<T: Real>(
             LayerOp::Relu { .. } => crate::ops::relu::cpu::relu_forward(input, &mut y),
             LayerOp::AvgPool { p } => crate::ops::avgpool::cpu::avgpool_forward(p, input, &mut y),
             LayerOp::MaxPool { p } => crate::ops::maxpool::cpu::maxpool_forward(p, input, &mut y),
-            LayerOp::Gelu { .. } => crate::ops::gelu::cpu::gelu_forward(input, &mut y),
+            LayerOp::Gelu { p } => {
+                crate::ops::gelu::cpu::gelu_forward_as(p.approximate(), input, &mut y)
+            }
             LayerOp::Scale { p } => crate::ops::scale::cpu::scale_forward(p, input, &mut y),
             LayerOp::Dropout { p } => {
                 crate::ops::dropout::cpu::dropout_forward(&dropout_params(p, phase), input, &mut y)
@@ -334,7 +336,9 @@ pub fn loss_and_grads_with<T: Real>(
             LayerOp::MaxPool { p } => {
                 crate::ops::maxpool::cpu::maxpool_backward(p, input, &d, &mut din)
             }
-            LayerOp::Gelu { .. } => crate::ops::gelu::cpu::gelu_backward(&d, input, &mut din),
+            LayerOp::Gelu { p } => {
+                crate::ops::gelu::cpu::gelu_backward_as(p.approximate(), &d, input, &mut din)
+            }
             LayerOp::Scale { p } => crate::ops::scale::cpu::scale_backward(p, &d, &mut din),
             LayerOp::Dropout { p } => {
                 crate::ops::dropout::cpu::dropout_backward(&dropout_params(p, phase), &d, &mut din)

@@ -55,8 +55,10 @@ pub enum Layer {
     },
     /// Mean over H and W: `[N,H,W,C] -> [N,C]` (`jnp.mean(x, axis=(1, 2))`).
     GlobalAvgPool,
-    /// nn.gelu (tanh approximation, Flax's default).
-    Gelu,
+    /// nn.gelu: the tanh approximation (`approximate = true`, Flax's default) or exact.
+    Gelu {
+        approximate: bool,
+    },
     /// `x * factor`: multiplication by a constant (no parameters; Flax writes it inline).
     Scale {
         factor: f32,
@@ -89,7 +91,7 @@ impl Layer {
             Layer::AvgPool { .. } => "avg_pool",
             Layer::MaxPool { .. } => "max_pool",
             Layer::GlobalAvgPool => "global_avg_pool",
-            Layer::Gelu => "gelu",
+            Layer::Gelu { .. } => "gelu",
             Layer::Scale { .. } => "scale",
             Layer::Dropout { .. } => "dropout",
             Layer::Flatten => "flatten",
@@ -142,7 +144,8 @@ impl Layer {
                 }
             }
             Layer::GlobalAvgPool => "global_avg_pool".into(),
-            Layer::Gelu => "gelu".into(),
+            Layer::Gelu { approximate: true } => "gelu".into(),
+            Layer::Gelu { approximate: false } => "gelu(exact)".into(),
             Layer::Scale { factor } => format!("x{factor}"),
             Layer::Dropout { rate } => format!("dropout{rate}"),
             Layer::Flatten => "flatten".into(),

@@ -204,7 +204,7 @@ pub(super) fn leaf_shape(l: &Layer, s: Shape, at: &At) -> Result<Shape, DescErro
             }
         }
         (Layer::GlobalAvgPool, Shape::Spatial { c, .. }) => Shape::Flat(c),
-        (Layer::Gelu, s)
+        (Layer::Gelu { .. }, s)
         | (Layer::Scale { .. }, s)
         | (Layer::Dropout { .. }, s)
         | (Layer::BatchNorm { .. }, s) => s,

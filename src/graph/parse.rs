@@ -207,7 +207,8 @@ pub(super) fn parse_layer(prefix: &str, t: &toml::Table) -> Result<Layer, DescEr
     let allowed: &[&str] = match kind {
         "conv" => &["type", "features", "kernel", "stride", "padding", "bias"],
         "dense" => &["type", "features", "bias"],
-        "relu" | "flatten" | "gelu" | "global_avg_pool" => &["type"],
+        "relu" | "flatten" | "global_avg_pool" => &["type"],
+        "gelu" => &["type", "approximate"],
         "avg_pool" | "max_pool" => &["type", "window", "stride", "padding"],
         "dropout" => &["type", "rate"],
         "scale" => &["type", "factor"],
@@ -247,7 +248,9 @@ pub(super) fn parse_layer(prefix: &str, t: &toml::Table) -> Result<Layer, DescEr
             bias: opt_bool("bias")?,
         },
         "relu" => Layer::Relu,
-        "gelu" => Layer::Gelu,
+        "gelu" => Layer::Gelu {
+            approximate: opt_bool("approximate")?,
+        },
         "scale" => {
             let v = req("factor")?;
             match v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
@@ -435,7 +438,12 @@ pub(super) fn fields(l: &Layer) -> Vec<(&'static str, String)> {
                 f.push(("shortcut", inline(shortcut)));
             }
         }
-        Layer::Relu | Layer::Gelu | Layer::GlobalAvgPool | Layer::Flatten => {}
+        Layer::Gelu { approximate } => {
+            if !approximate {
+                f.push(("approximate", "false".into()));
+            }
+        }
+        Layer::Relu | Layer::GlobalAvgPool | Layer::Flatten => {}
     }
     f
 }

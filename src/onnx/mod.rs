@@ -165,7 +165,8 @@ pub fn model(ck: &Checkpoint, norm: &Normalization, classes: &[String]) -> Resul
                 )
             }
             LayerOp::Relu { .. } => g.node("Relu", name, vec![src], vec![]),
-            LayerOp::Gelu { .. } => gelu(&mut g, name, src),
+            LayerOp::Gelu { p } if p.approximate() => gelu(&mut g, name, src),
+            LayerOp::Gelu { .. } => gelu_exact(&mut g, name, src),
             LayerOp::Scale { p } => {
                 let f = g.constant(&format!("{name}.factor"), &[], &[p.factor]);
                 g.node("Mul", name, vec![src, f], vec![])
@@ -363,6 +364,18 @@ fn gelu(g: &mut Builder, name: &str, x: String) -> String {
     let t = g.node("Add", &format!("{name}_one_plus"), vec![t, one], vec![]);
     let hx = g.node("Mul", &format!("{name}_half"), vec![x, half], vec![]);
     g.node("Mul", name, vec![hx, t], vec![])
+}
+
+/// `nn.gelu(approximate=False)`: `0.5·x·(1 + erf(x/√2))` (Erf is in every opset since 9).
+fn gelu_exact(g: &mut Builder, name: &str, x: String) -> String {
+    let r = g.constant("gelu.inv_sqrt_2", &[], &[std::f32::consts::FRAC_1_SQRT_2]);
+    let half = g.constant("gelu.half", &[], &[0.5]);
+    let one = g.constant("gelu.one", &[], &[1.0]);
+    let u = g.node("Mul", &format!("{name}_scaled"), vec![x.clone(), r], vec![]);
+    let e = g.node("Erf", &format!("{name}_erf"), vec![u], vec![]);
+    let e = g.node("Add", &format!("{name}_one_plus"), vec![e, one], vec![]);
+    let hx = g.node("Mul", &format!("{name}_half"), vec![x, half], vec![]);
+    g.node("Mul", name, vec![hx, e], vec![])
 }
 
 fn ints(name: &str, v: &[i64]) -> AttributeProto {

@@ -38,6 +38,7 @@ pub use clip::ClipParams;
 pub use conv2d::Conv2dParams;
 pub use dense::DenseParams;
 pub use dropout::DropoutParams;
+pub use gelu::GeluParams;
 pub use maxpool::MaxPoolParams;
 pub use optimizer::AdamParams;
 pub use real::{cast, Real};

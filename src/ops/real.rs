@@ -6,6 +6,8 @@ pub trait Real:
 {
     fn of(x: f64) -> Self;
     fn as_f64(self) -> f64;
+    /// The complementary error function (libm's: erfcf, erfc).
+    fn erfc(self) -> Self;
 }
 
 impl Real for f32 {
@@ -15,6 +17,9 @@ impl Real for f32 {
     fn as_f64(self) -> f64 {
         self as f64
     }
+    fn erfc(self) -> Self {
+        libm::erfcf(self)
+    }
 }
 
 impl Real for f64 {
@@ -23,6 +28,9 @@ impl Real for f64 {
     }
     fn as_f64(self) -> f64 {
         self
+    }
+    fn erfc(self) -> Self {
+        libm::erfc(self)
     }
 }
 

@@ -128,8 +128,8 @@ pub(super) fn lower(
                 p: AvgPoolParams::general(n, h, w, c, [h, w], [h, w], Padding::Valid)
                     .ok_or_else(|| too_big("the pool"))?,
             },
-            (NodeOp::Layer(Layer::Gelu), _) => LayerOp::Gelu {
-                p: ElementwiseParams::new(count()?),
+            (NodeOp::Layer(Layer::Gelu { approximate }), _) => LayerOp::Gelu {
+                p: GeluParams::new(count()?, *approximate),
             },
             (NodeOp::Layer(Layer::Scale { factor }), _) => LayerOp::Scale {
                 p: ScaleParams::new(count()?, *factor),

@@ -41,7 +41,7 @@ use crate::graph::{Description, Layer, NodeOp, Shape};
 pub use crate::ops::optimizer::Rule as UpdateRule;
 use crate::ops::{
     AddParams, AvgPoolParams, BatchNormParams, Conv2dParams, DenseParams, DropoutParams,
-    ElementwiseParams, MaxPoolParams, Padding, ScaleParams, SoftmaxCeParams,
+    ElementwiseParams, GeluParams, MaxPoolParams, Padding, ScaleParams, SoftmaxCeParams,
 };
 pub use step::Step;
 
@@ -110,7 +110,7 @@ pub enum LayerOp {
         p: MaxPoolParams,
     },
     Gelu {
-        p: ElementwiseParams,
+        p: GeluParams,
     },
     Scale {
         p: ScaleParams,

@@ -53,7 +53,7 @@ pub enum Step {
     },
     Gelu {
         layer: String,
-        p: ElementwiseParams,
+        p: GeluParams,
         x: TensorId,
         y: TensorId,
     },
@@ -163,7 +163,7 @@ pub enum Step {
     /// From the forward input `x`.
     GeluBackward {
         layer: String,
-        p: ElementwiseParams,
+        p: GeluParams,
         dout: TensorId,
         x: TensorId,
         din: TensorId,

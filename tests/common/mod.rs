@@ -370,7 +370,7 @@ fn random_residual(r: &mut impl Rng, c: u32, depth: u32) -> (Layer, u32) {
     body.push(if r.random_bool(0.8) {
         Layer::Relu
     } else {
-        Layer::Gelu
+        Layer::Gelu { approximate: true }
     });
     if depth == 0 && r.random_bool(0.3) {
         let (inner, _) = random_residual_identity(r, f);
@@ -459,10 +459,10 @@ pub fn random_description(r: &mut impl Rng) -> Description {
                 });
             }
             match r.random_range(0..10) {
-                _ if bn && r.random_bool(0.2) => layers.push(Layer::Gelu),
+                _ if bn && r.random_bool(0.2) => layers.push(Layer::Gelu { approximate: true }),
                 _ if bn => layers.push(Layer::Relu),
                 0..=6 => layers.push(Layer::Relu),
-                7 => layers.push(Layer::Gelu),
+                7 => layers.push(Layer::Gelu { approximate: true }),
                 _ => {}
             }
             if r.random_bool(0.6) {
@@ -492,7 +492,7 @@ pub fn random_description(r: &mut impl Rng) -> Description {
                 });
                 match r.random_range(0..5) {
                     0 => layers.push(Layer::Relu),
-                    1 => layers.push(Layer::Gelu),
+                    1 => layers.push(Layer::Gelu { approximate: true }),
                     _ => {}
                 }
             }
@@ -502,7 +502,7 @@ pub fn random_description(r: &mut impl Rng) -> Description {
                 layers.push(if r.random_bool(0.8) {
                     Layer::Relu
                 } else {
-                    Layer::Gelu
+                    Layer::Gelu { approximate: true }
                 });
             }
         }

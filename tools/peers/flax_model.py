@@ -155,7 +155,8 @@ def _layer(layer, x):
     elif kind == "relu":
         x = nn.relu(x)
     elif kind == "gelu":
-        x = nn.gelu(x)  # approximate=True (tanh), Flax's default
+        # approximate=True (tanh) is Flax's default; `approximate = false`: x·Φ(x).
+        x = nn.gelu(x, approximate=layer.get("approximate", True))
     elif kind == "scale":
         # No module, no parameters; the factor as wgpu-cnn holds it (f32), in x's precision.
         x = x * np.asarray(np.float32(layer["factor"]), dtype=x.dtype)

@@ -1,20 +1,15 @@
 //! Launcher for `gelu.wgsl`.
 
+use super::GeluParams;
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
-use crate::ops::ElementwiseParams;
 
 const SHADER: &str = "gelu";
 /// Elements per invocation (`PER` in the shader).
 const PER: u32 = 8;
 
 /// `output = gelu(input)` (=).
-pub fn forward(
-    gpu: &Gpu,
-    p: &ElementwiseParams,
-    input: BufSlice<'_>,
-    output: BufSlice<'_>,
-) -> Dispatch {
+pub fn forward(gpu: &Gpu, p: &GeluParams, input: BufSlice<'_>, output: BufSlice<'_>) -> Dispatch {
     let u = gpu.uniform("gelu.params", p);
     Dispatch::new(
         gpu,
@@ -31,7 +26,7 @@ pub fn forward(
 /// `dinput = dout · gelu'(input)` (=), from the forward input.
 pub fn backward(
     gpu: &Gpu,
-    p: &ElementwiseParams,
+    p: &GeluParams,
     dout: BufSlice<'_>,
     input: BufSlice<'_>,
     dinput: BufSlice<'_>,

@@ -8,8 +8,10 @@ use wgpu_cnn::ops::*;
 #[test]
 fn gelu_both_directions() {
     let Some(gpu) = gpu() else { return };
-    for (si, &len) in [1usize, 63, 1000, 4099].iter().enumerate() {
-        let p = ElementwiseParams::new(len as u32);
+    for (si, &len) in [1usize, 63, 1000, 4099, 1001, 37].iter().enumerate() {
+        // The last two lengths run the exact form (nn.gelu(approximate=False)).
+        let approximate = si < 4;
+        let p = GeluParams::new(len as u32, approximate);
         let mut r = rng(450 + si as u64);
         // Wide inputs: the tails (tanh saturating, large |x|) as well as the middle.
         let mut x = uniform(&mut r, len, 6.0);
@@ -17,6 +19,10 @@ fn gelu_both_directions() {
             x[0] = 60.0;
             x[1] = -60.0;
             x[2] = 0.0;
+            // The far left tail, where Φ(x) is tiny and 1 + erf would cancel.
+            x[3] = -9.0;
+            x[4] = -5.5;
+            x[5] = -13.0;
         }
         let dy = uniform(&mut r, len, 1.0);
         let (xb, dyb) = (gpu.storage_from("x", &x), gpu.storage_from("dy", &dy));
@@ -25,18 +31,33 @@ fn gelu_both_directions() {
         let b = gelu::backward(gpu, &p, (&dyb).into(), (&xb).into(), (&dxb).into());
         gpu.run(&[&f, &b]).unwrap();
         let mut y = vec![0.0; len];
-        wgpu_cnn::ops::gelu::cpu::gelu_forward(&to_f64(&x), &mut y);
+        wgpu_cnn::ops::gelu::cpu::gelu_forward_as(approximate, &to_f64(&x), &mut y);
         assert_close(
-            &format!("gelu {len} forward"),
+            &format!("gelu {len} (approximate {approximate}) forward"),
             &read(gpu, &yb),
             &y,
             1e-6,
             1e-5,
         );
+        // In the left tail the values are tiny: judged relatively (the exact form computes
+        // Φ from erfc, which keeps ~1e-7 relative accuracy there).
+        if !approximate && len > 10 {
+            let got = read(gpu, &yb);
+            for i in 3..6 {
+                let rel = (got[i] as f64 - y[i]).abs() / y[i].abs();
+                assert!(
+                    rel < 2e-5,
+                    "exact gelu at x = {}: {} vs {} ({rel:.1e})",
+                    x[i],
+                    got[i],
+                    y[i]
+                );
+            }
+        }
         let mut dx = vec![0.0; len];
-        wgpu_cnn::ops::gelu::cpu::gelu_backward(&to_f64(&dy), &to_f64(&x), &mut dx);
+        wgpu_cnn::ops::gelu::cpu::gelu_backward_as(approximate, &to_f64(&dy), &to_f64(&x), &mut dx);
         assert_close(
-            &format!("gelu {len} backward"),
+            &format!("gelu {len} (approximate {approximate}) backward"),
             &read(gpu, &dxb),
             &dx,
             1e-6,
