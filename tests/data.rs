@@ -720,3 +720,38 @@ fn missing_data_says_how_to_get_it() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `flip:alternate` (airbench's alternating flip): each image's flip is drawn once per run
+/// (about half the images), mirrored on every odd epoch, independent of the epoch's RNG and of
+/// the geometry drawn with it; other seeds draw other halves.
+#[test]
+fn alternating_flip_mirrors_each_image_on_odd_epochs() {
+    let aug =
+        data::Augment::parse("flip:alternate,crop:2:reflect", (0.8, 1.0), (0.9, 1.1)).unwrap();
+    assert_eq!(aug.canonical(), "flip:alternate,crop:2:reflect");
+    let n = 4000u32;
+    let flips = |epoch: u32, seed: u64| -> Vec<bool> {
+        let mut r = rng(1000 + epoch as u64);
+        (0..n)
+            .map(|i| aug.draw_in(&mut r, i, CIFAR, epoch, seed).flip)
+            .collect()
+    };
+    let e0 = flips(0, 42);
+    let half = e0.iter().filter(|&&f| f).count() as u32;
+    assert!(
+        (n / 2 - 150..n / 2 + 150).contains(&half),
+        "{half}/{n} flipped"
+    );
+    for epoch in 1..5 {
+        let e = flips(epoch, 42);
+        for (i, (&a, &b)) in e0.iter().zip(&e).enumerate() {
+            assert_eq!(b, a ^ (epoch % 2 == 1), "image {i}, epoch {epoch}");
+        }
+    }
+    let other = flips(0, 7);
+    let same = e0.iter().zip(&other).filter(|(a, b)| a == b).count() as u32;
+    assert!(
+        (n / 2 - 200..n / 2 + 200).contains(&same),
+        "seeds 42 and 7 agree on {same}"
+    );
+}

@@ -1,6 +1,9 @@
 //! Training augmentation, `--augment LIST` (comma-separated, order-free):
 //!
 //! - `flip`: horizontal flip with p = 0.5;
+//! - `flip:alternate`: airbench's alternating flip: each image's flip is drawn once (from the
+//!   run's seed and the image, p = 0.5) for even epochs and mirrored on odd ones, so every
+//!   image is seen both ways in any two consecutive epochs;
 //! - `rrc`: RandomResizedCrop with torchvision's semantics (`--rrc-scale`, `--rrc-ratio`;
 //!   the seed's defaults (0.8, 1.0) and (0.9, 1.1)), resized back bilinearly;
 //! - `crop:PAD` / `crop:PAD:reflect`: pad PAD pixels on every side (zeros, i.e. black, as
@@ -95,6 +98,8 @@ pub enum Geometry {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Augment {
     pub flip: bool,
+    /// `flip:alternate`: the flip follows the image and the epoch's parity, not the epoch's RNG.
+    pub flip_alternate: bool,
     pub geometry: Geometry,
 }
 
@@ -156,7 +161,8 @@ pub fn parse_pair(flag: &str, s: &str) -> Result<(f64, f64)> {
 }
 
 impl Augment {
-    pub const KNOWN: &'static str = "flip, rrc, crop:PAD[:reflect], translate:PX, none";
+    pub const KNOWN: &'static str =
+        "flip, flip:alternate, rrc, crop:PAD[:reflect], translate:PX, none";
 
     pub fn parse(list: &str, scale: (f64, f64), ratio: (f64, f64)) -> Result<Self> {
         if scale.1 > 1.0 || scale.1.is_nan() {
@@ -164,6 +170,7 @@ impl Augment {
         }
         let mut a = Augment {
             flip: false,
+            flip_alternate: false,
             geometry: Geometry::None,
         };
         let mut none = false;
@@ -175,11 +182,12 @@ impl Augment {
                     none = true;
                     continue;
                 }
-                ["flip"] => {
+                ["flip"] | ["flip", "alternate"] => {
                     if a.flip {
                         bail!("--augment lists flip twice");
                     }
                     a.flip = true;
+                    a.flip_alternate = parts.len() == 2;
                     continue;
                 }
                 ["rrc"] => Geometry::Rrc { scale, ratio },
@@ -214,7 +222,14 @@ impl Augment {
     pub fn canonical(&self) -> String {
         let mut v = Vec::new();
         if self.flip {
-            v.push("flip".to_string());
+            v.push(
+                if self.flip_alternate {
+                    "flip:alternate"
+                } else {
+                    "flip"
+                }
+                .to_string(),
+            );
         }
         match self.geometry {
             Geometry::None => {}
@@ -247,10 +262,26 @@ impl Augment {
         Ok(())
     }
 
-    /// One image's crop, drawn from `rng`: the flip first, then the geometry.
+    /// One image's crop, drawn from `rng`: the flip first, then the geometry (an alternating
+    /// flip as in epoch 0 of seed 0; see [`Augment::draw_in`]).
     pub fn draw(&self, rng: &mut impl Rng, record: u32, shape: ImageShape) -> Crop {
+        self.draw_in(rng, record, shape, 0, 0)
+    }
+
+    /// [`Augment::draw`] in epoch `epoch` of a run seeded `seed`: an alternating flip is the
+    /// image's own draw (not the RNG's), mirrored on odd epochs.
+    pub fn draw_in(
+        &self,
+        rng: &mut impl Rng,
+        record: u32,
+        shape: ImageShape,
+        epoch: u32,
+        seed: u64,
+    ) -> Crop {
         let mut c = Crop::identity(record, shape);
-        if self.flip {
+        if self.flip_alternate {
+            c.flip = image_flip(seed, record) ^ (epoch % 2 == 1);
+        } else if self.flip {
             c.flip = rng.random_bool(0.5);
         }
         match self.geometry {
@@ -315,4 +346,14 @@ pub fn random_resized_crop(
     };
     let (h, w) = (h.round_ties_even() as u32, w.round_ties_even() as u32);
     ((shape.h - h) / 2, (shape.w - w) / 2, h, w)
+}
+
+/// An image's flip for the even epochs of an alternating flip: one bit of SplitMix64 of the
+/// run's seed and the record (a fixed, well-mixed function: the same on every run and resume).
+pub fn image_flip(seed: u64, record: u32) -> bool {
+    let mut z = seed ^ (u64::from(record).wrapping_mul(0x9E37_79B9_7F4A_7C15)) ^ 0xA17E_F11B;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    z >> 63 == 1
 }

@@ -26,7 +26,7 @@ pub fn epoch_crops(
     }
     order[..steps * cfg.batch_size as usize]
         .iter()
-        .map(|&r| aug.draw(&mut rng, r, shape).words())
+        .map(|&r| aug.draw_in(&mut rng, r, shape, epoch, cfg.seed).words())
         .collect()
 }
 
