@@ -27,6 +27,30 @@ use std::fmt;
 
 use crate::ops::Padding;
 
+/// How a conv or dense kernel starts (Flax's `kernel_init`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KernelInit {
+    /// `lecun_normal`, Flax's default: truncated normal, variance 1/fan_in.
+    #[default]
+    LecunNormal,
+    /// `pytorch`: PyTorch's Conv2d/Linear default, uniform in ±1/√fan_in
+    /// (`variance_scaling(1/3, "fan_in", "uniform")`).
+    Pytorch,
+    /// `dirac` (convs): `pytorch`, then the first `c_in` filters the identity (PyTorch's
+    /// `dirac_` on `weight[:c_in]`, as airbench initialises its 3×3 convs).
+    Dirac,
+}
+
+/// How a conv or dense bias starts (Flax's `bias_init`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BiasInit {
+    /// `zeros`, Flax's default.
+    #[default]
+    Zeros,
+    /// `pytorch`: uniform in ±1/√fan_in of the layer's kernel.
+    Pytorch,
+}
+
 /// One layer of a description.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Layer {
@@ -36,10 +60,14 @@ pub enum Layer {
         stride: [u32; 2],
         padding: Padding,
         bias: bool,
+        kernel_init: KernelInit,
+        bias_init: BiasInit,
     },
     Dense {
         features: u32,
         bias: bool,
+        kernel_init: KernelInit,
+        bias_init: BiasInit,
     },
     Relu,
     AvgPool {

@@ -111,6 +111,42 @@ pub(super) fn padding(v: &toml::Value, at: &At) -> Result<Padding, DescError> {
     }
 }
 
+/// `kernel_init = "lecun_normal" | "pytorch" | "dirac"` (dirac: convs only).
+fn kernel_init(t: &toml::Table, at: &At, conv: bool) -> Result<KernelInit, DescError> {
+    let known = if conv {
+        "lecun_normal, pytorch or dirac"
+    } else {
+        "lecun_normal or pytorch"
+    };
+    match t.get("kernel_init") {
+        None => Ok(KernelInit::LecunNormal),
+        Some(toml::Value::String(s)) => match s.as_str() {
+            "lecun_normal" => Ok(KernelInit::LecunNormal),
+            "pytorch" => Ok(KernelInit::Pytorch),
+            "dirac" if conv => Ok(KernelInit::Dirac),
+            _ => err(format!(
+                "{at}: key `kernel_init` must be {known}, got \"{s}\""
+            )),
+        },
+        Some(v) => err(format!(
+            "{at}: key `kernel_init` must be a string ({known}), got {}",
+            v.type_str()
+        )),
+    }
+}
+
+/// `bias_init = "zeros" | "pytorch"`.
+fn bias_init(t: &toml::Table, at: &At) -> Result<BiasInit, DescError> {
+    match t.get("bias_init") {
+        None => Ok(BiasInit::Zeros),
+        Some(toml::Value::String(s)) if s == "zeros" => Ok(BiasInit::Zeros),
+        Some(toml::Value::String(s)) if s == "pytorch" => Ok(BiasInit::Pytorch),
+        Some(v) => err(format!(
+            "{at}: key `bias_init` must be \"zeros\" or \"pytorch\", got {v}"
+        )),
+    }
+}
+
 pub(super) fn boolean(v: &toml::Value, at: &At, key: &str) -> Result<bool, DescError> {
     v.as_bool().map_or_else(
         || {
@@ -205,8 +241,17 @@ pub(super) fn parse_layer(prefix: &str, t: &toml::Table) -> Result<Layer, DescEr
         path: format!("{prefix} ({kind})"),
     };
     let allowed: &[&str] = match kind {
-        "conv" => &["type", "features", "kernel", "stride", "padding", "bias"],
-        "dense" => &["type", "features", "bias"],
+        "conv" => &[
+            "type",
+            "features",
+            "kernel",
+            "stride",
+            "padding",
+            "bias",
+            "kernel_init",
+            "bias_init",
+        ],
+        "dense" => &["type", "features", "bias", "kernel_init", "bias_init"],
         "relu" | "flatten" | "global_avg_pool" => &["type"],
         "gelu" => &["type", "approximate"],
         "avg_pool" | "max_pool" => &["type", "window", "stride", "padding"],
@@ -242,10 +287,14 @@ pub(super) fn parse_layer(prefix: &str, t: &toml::Table) -> Result<Layer, DescEr
                 .get("padding")
                 .map_or(Ok(Padding::Same), |v| padding(v, &at))?,
             bias: opt_bool("bias")?,
+            kernel_init: kernel_init(t, &at, true)?,
+            bias_init: bias_init(t, &at)?,
         },
         "dense" => Layer::Dense {
             features: positive(req("features")?, &at, "features")?,
             bias: opt_bool("bias")?,
+            kernel_init: kernel_init(t, &at, false)?,
+            bias_init: bias_init(t, &at)?,
         },
         "relu" => Layer::Relu,
         "gelu" => Layer::Gelu {
@@ -366,6 +415,20 @@ pub(super) fn parse_layer(prefix: &str, t: &toml::Table) -> Result<Layer, DescEr
     })
 }
 
+/// The init keys that differ from Flax's defaults.
+fn inits(k: KernelInit, b: BiasInit) -> Vec<(&'static str, String)> {
+    let mut v = Vec::new();
+    match k {
+        KernelInit::LecunNormal => {}
+        KernelInit::Pytorch => v.push(("kernel_init", "\"pytorch\"".to_string())),
+        KernelInit::Dirac => v.push(("kernel_init", "\"dirac\"".to_string())),
+    }
+    if b == BiasInit::Pytorch {
+        v.push(("bias_init", "\"pytorch\"".to_string()));
+    }
+    v
+}
+
 /// A layer's keys and values as TOML (every key written out; residual bodies as inline tables).
 pub(super) fn fields(l: &Layer) -> Vec<(&'static str, String)> {
     let pair = |p: [u32; 2]| {
@@ -401,17 +464,30 @@ pub(super) fn fields(l: &Layer) -> Vec<(&'static str, String)> {
             stride,
             padding,
             bias,
-        } => f.extend([
-            ("features", features.to_string()),
-            ("kernel", pair(*kernel)),
-            ("stride", pair(*stride)),
-            ("padding", pad(padding)),
-            ("bias", bias.to_string()),
-        ]),
-        Layer::Dense { features, bias } => f.extend([
-            ("features", features.to_string()),
-            ("bias", bias.to_string()),
-        ]),
+            kernel_init: ki,
+            bias_init: bi,
+        } => {
+            f.extend([
+                ("features", features.to_string()),
+                ("kernel", pair(*kernel)),
+                ("stride", pair(*stride)),
+                ("padding", pad(padding)),
+                ("bias", bias.to_string()),
+            ]);
+            f.extend(inits(*ki, *bi));
+        }
+        Layer::Dense {
+            features,
+            bias,
+            kernel_init: ki,
+            bias_init: bi,
+        } => {
+            f.extend([
+                ("features", features.to_string()),
+                ("bias", bias.to_string()),
+            ]);
+            f.extend(inits(*ki, *bi));
+        }
         Layer::AvgPool {
             window,
             stride,

@@ -16,6 +16,11 @@ pub enum Init {
     Zeros,
     /// Batch-norm scales, running variances.
     Ones,
+    /// PyTorch's Conv2d/Linear default: uniform in ±1/√fan_in (kernels and biases).
+    Uniform,
+    /// A conv kernel `[KH, KW, C, O]`: [`Init::Uniform`], then filters `o < min(C, O)` the
+    /// identity (1 at the centre tap of channel `o`, 0 elsewhere: PyTorch's `dirac_`).
+    Dirac,
 }
 
 /// One parameter tensor: Flax name, shape, fan-in (for lecun_normal; 0 otherwise), init.
@@ -54,6 +59,33 @@ impl ParamSpec {
     }
     pub fn is_bias(&self) -> bool {
         self.shape.len() == 1
+    }
+}
+
+/// The kernel just pushed takes `kernel_init`; the bias (when the layer has one) `bias_init`.
+fn with_inits(
+    specs: &mut Vec<ParamSpec>,
+    bias: bool,
+    o: usize,
+    fan_in: usize,
+    kernel_init: crate::graph::KernelInit,
+    bias_init: crate::graph::BiasInit,
+    name: &str,
+) {
+    use crate::graph::{BiasInit, KernelInit};
+    if let Some(k) = specs.last_mut() {
+        k.init = match kernel_init {
+            KernelInit::LecunNormal => Init::Lecun,
+            KernelInit::Pytorch => Init::Uniform,
+            KernelInit::Dirac => Init::Dirac,
+        };
+    }
+    if bias {
+        let mut b = ParamSpec::new(format!("{name}.bias"), vec![o], 0);
+        if bias_init == BiasInit::Pytorch {
+            (b.fan_in, b.init) = (fan_in, Init::Uniform);
+        }
+        specs.push(b);
     }
 }
 
@@ -122,6 +154,17 @@ impl ParamLayout {
                 match s.init {
                     Init::Zeros => return vec![0.0; s.len()],
                     Init::Ones => return vec![1.0; s.len()],
+                    Init::Uniform | Init::Dirac => {
+                        // The same stream as the other kernels, one draw per element.
+                        let bound = (1.0 / s.fan_in as f64).sqrt();
+                        let mut v: Vec<f32> = (0..s.len())
+                            .map(|_| rng.random_range(-bound..bound) as f32)
+                            .collect();
+                        if s.init == Init::Dirac {
+                            dirac(&mut v, &s.shape);
+                        }
+                        return v;
+                    }
                     Init::Lecun => {}
                 }
                 // Std of a standard normal truncated to [-2, 2] is 0.87962566; divide it out.
@@ -163,6 +206,8 @@ impl ParamLayout {
                     features,
                     kernel,
                     bias,
+                    kernel_init,
+                    bias_init,
                     ..
                 } => {
                     let (kh, kw) = (kernel[0] as usize, kernel[1] as usize);
@@ -172,16 +217,25 @@ impl ParamLayout {
                         vec![kh, kw, c, o],
                         kh * kw * c,
                     ));
-                    if *bias {
-                        specs.push(ParamSpec::new(format!("{name}.bias"), vec![o], 0));
-                    }
+                    with_inits(
+                        &mut specs,
+                        *bias,
+                        o,
+                        kh * kw * c,
+                        *kernel_init,
+                        *bias_init,
+                        &name,
+                    );
                 }
-                Layer::Dense { features, bias } => {
+                Layer::Dense {
+                    features,
+                    bias,
+                    kernel_init,
+                    bias_init,
+                } => {
                     let o = *features as usize;
                     specs.push(ParamSpec::new(format!("{name}.kernel"), vec![c, o], c));
-                    if *bias {
-                        specs.push(ParamSpec::new(format!("{name}.bias"), vec![o], 0));
-                    }
+                    with_inits(&mut specs, *bias, o, c, *kernel_init, *bias_init, &name);
                 }
                 Layer::BatchNorm { .. } => {
                     specs.push(ParamSpec::constant(format!("{name}.scale"), c, Init::Ones));
@@ -206,5 +260,22 @@ impl ParamLayout {
             }
         }
         Ok(ParamLayout::new(specs))
+    }
+}
+
+/// PyTorch's `dirac_` on the first `min(C, O)` filters of an HWIO kernel `[KH, KW, C, O]`:
+/// filter `o` becomes the identity on channel `o` (1 at the centre tap `(KH/2, KW/2)`), the
+/// later filters keep their values.
+fn dirac(k: &mut [f32], shape: &[usize]) {
+    let (kh, kw, c, o) = (shape[0], shape[1], shape[2], shape[3]);
+    for f in 0..c.min(o) {
+        for y in 0..kh {
+            for x in 0..kw {
+                for i in 0..c {
+                    let one = y == kh / 2 && x == kw / 2 && i == f;
+                    k[((y * kw + x) * c + i) * o + f] = if one { 1.0 } else { 0.0 };
+                }
+            }
+        }
     }
 }

@@ -40,6 +40,7 @@ pub(super) fn lower(
                     stride,
                     padding,
                     bias,
+                    ..
                 }),
                 Shape::Spatial { h, w, c },
             ) => {
@@ -57,7 +58,7 @@ pub(super) fn lower(
                     b: b_idx,
                 }
             }
-            (NodeOp::Layer(Layer::Dense { features, bias }), s) => {
+            (NodeOp::Layer(Layer::Dense { features, bias, .. }), s) => {
                 let (rows, k) = match s {
                     Shape::Spatial { h, w, c } => (n as u64 * h as u64 * w as u64, c),
                     Shape::Flat(f) => (n as u64, f),

@@ -358,6 +358,8 @@ fn random_residual(r: &mut impl Rng, c: u32, depth: u32) -> (Layer, u32) {
         stride: [s, s],
         padding: Padding::Same,
         bias,
+        kernel_init: Default::default(),
+        bias_init: Default::default(),
     };
     let mut body = vec![conv(
         [1, 3][r.random_range(0..2)],
@@ -401,6 +403,8 @@ fn random_residual_identity(r: &mut impl Rng, c: u32) -> (Layer, u32) {
             stride: [1, 1],
             padding: Padding::Same,
             bias: false,
+            kernel_init: Default::default(),
+            bias_init: Default::default(),
         },
         Layer::BatchNorm {
             momentum: 0.9,
@@ -446,6 +450,8 @@ pub fn random_description(r: &mut impl Rng) -> Description {
                 },
                 padding: random_padding(r, 3, kernel),
                 bias: r.random_bool(0.7),
+                kernel_init: Default::default(),
+                bias_init: Default::default(),
             });
             // A batch norm is always followed by an activation (see no_bias_before_batch_norm).
             // Batch norm makes its input layer's output scale-invariant: with a fan-in of 1
@@ -510,6 +516,8 @@ pub fn random_description(r: &mut impl Rng) -> Description {
             layers.push(Layer::Dense {
                 features: [4, 6][r.random_range(0..2)],
                 bias: r.random_bool(0.5),
+                kernel_init: Default::default(),
+                bias_init: Default::default(),
             });
             layers.push(Layer::Relu);
         }
@@ -522,6 +530,8 @@ pub fn random_description(r: &mut impl Rng) -> Description {
             layers.push(Layer::Dense {
                 features: [3, 8, 12, 16][r.random_range(0..4)],
                 bias: r.random_bool(0.7),
+                kernel_init: Default::default(),
+                bias_init: Default::default(),
             });
             let bn = r.random_bool(0.25);
             if bn {
@@ -542,6 +552,8 @@ pub fn random_description(r: &mut impl Rng) -> Description {
         layers.push(Layer::Dense {
             features: classes,
             bias: r.random_bool(0.8),
+            kernel_init: Default::default(),
+            bias_init: Default::default(),
         });
         // A constant scale on the logits (airbench's `× 1/9`) in about a third of the models,
         // chosen from draws already made so that the random stream (and every other test's

@@ -349,3 +349,70 @@ fn repeat_is_the_unrolled_description() {
     }
     assert_eq!(weights[0], weights[1], "repeat and unrolled train alike");
 }
+
+/// `kernel_init` / `bias_init` (Flax's argument names): `pytorch` draws uniform in ±1/√fan_in
+/// (PyTorch's Conv2d/Linear default), `dirac` makes a conv's first `c_in` filters the identity
+/// (airbench's init); both round-trip through the TOML writer; dirac on a dense is an error.
+#[test]
+fn pytorch_and_dirac_inits() {
+    let text = "input = [6, 5, 3]\nclasses = 4\n\
+        [[layer]]\ntype = \"conv\"\nfeatures = 8\nkernel = 3\nkernel_init = \"dirac\"\n\
+        [[layer]]\ntype = \"conv\"\nfeatures = 8\nkernel = 3\nkernel_init = \"pytorch\"\nbias_init = \"pytorch\"\n\
+        [[layer]]\ntype = \"flatten\"\n\
+        [[layer]]\ntype = \"dense\"\nfeatures = 4\nkernel_init = \"pytorch\"\n";
+    let desc = Description::parse(text).unwrap();
+    assert_eq!(Description::parse(&desc.to_toml()).unwrap(), desc);
+    let layout = wgpu_cnn::plan::ParamLayout::of(&desc).unwrap();
+    let params = layout.init(3);
+    let names: Vec<&str> = layout.specs.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Conv_0.kernel",
+            "Conv_0.bias",
+            "Conv_1.kernel",
+            "Conv_1.bias",
+            "Dense_0.kernel",
+            "Dense_0.bias"
+        ]
+    );
+    // Uniform within ±1/√fan_in, with the spread of a uniform (variance bound²/3).
+    for (i, fan_in) in [(2usize, 72usize), (3, 72), (4, 6 * 5 * 8)] {
+        let b = (1.0 / fan_in as f64).sqrt();
+        let v = &params[i];
+        assert!(v.iter().all(|&x| (x as f64).abs() <= b), "{}", names[i]);
+        let var = v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / v.len() as f64;
+        assert!(
+            (var / (b * b / 3.0) - 1.0).abs() < 0.35,
+            "{}: variance {var}",
+            names[i]
+        );
+    }
+    assert!(
+        params[1].iter().all(|&x| x == 0.0),
+        "bias_init defaults to zeros"
+    );
+    assert!(params[5].iter().all(|&x| x == 0.0));
+    // Dirac: Conv_0's first 3 outputs are its input (SAME padding, zero bias); the other 5
+    // filters keep the uniform draw.
+    let plan = wgpu_cnn::plan::Plan::new(
+        &desc,
+        2,
+        &wgpu_cnn::plan::Caps::gpu32(),
+        wgpu_cnn::plan::Mode::Inference,
+    )
+    .unwrap();
+    let mut r = common::rng(9);
+    let x = common::uniform(&mut r, 2 * 6 * 5 * 3, 1.0);
+    let outs = wgpu_cnn::cpu::reference::forward(&plan, &params, &x);
+    for (pix, (xin, y)) in x.chunks(3).zip(outs[0].chunks(8)).enumerate() {
+        assert_eq!(&y[..3], xin, "pixel {pix}");
+        assert!(y[3..].iter().any(|&v| v != 0.0));
+    }
+    let bad = "input = [4, 4, 1]\nclasses = 2\n[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nfeatures = 2\nkernel_init = \"dirac\"\n";
+    let e = Description::parse(bad).unwrap_err().to_string();
+    assert!(
+        e.contains("layer 1 (dense): key `kernel_init` must be lecun_normal or pytorch"),
+        "{e}"
+    );
+}

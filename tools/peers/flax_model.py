@@ -20,6 +20,8 @@ train): its scale and bias are params (`BatchNorm_0.scale`), its running mean an
 import os
 import tomllib
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
@@ -139,19 +141,55 @@ def _layers(layers, x, train):
     return x
 
 
+def _pytorch_uniform(fan_in):
+    """Uniform in ±1/sqrt(fan_in): PyTorch's Conv2d/Linear default (`pytorch`)."""
+    bound = 1.0 / np.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def _dirac(fan_in):
+    """`dirac`: `pytorch`, then filters o < min(C, O) of the HWIO kernel the identity."""
+    uniform = _pytorch_uniform(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        kh, kw, c, o = shape
+        k = uniform(key, shape, dtype)
+        n = min(c, o)
+        eye = jnp.zeros((kh, kw, c, n), dtype).at[kh // 2, kw // 2, jnp.arange(n), jnp.arange(n)].set(1)
+        return k.at[..., :n].set(eye)
+
+    return init
+
+
+def _inits(layer, fan_in):
+    """`kernel_init` / `bias_init` of a conv or dense layer as Flax initializers."""
+    kernel = {"lecun_normal": nn.initializers.lecun_normal(), "pytorch": _pytorch_uniform(fan_in),
+              "dirac": _dirac(fan_in)}[layer.get("kernel_init", "lecun_normal")]
+    bias = {"zeros": nn.initializers.zeros, "pytorch": _pytorch_uniform(fan_in)}[
+        layer.get("bias_init", "zeros")]
+    return dict(kernel_init=kernel, bias_init=bias)
+
+
 def _layer(layer, x):
     """One layer other than residual and batch norm."""
     kind = layer["type"]
     if kind == "conv":
+        k = _pair(layer["kernel"])
         x = nn.Conv(
             features=layer["features"],
-            kernel_size=_pair(layer["kernel"]),
+            kernel_size=k,
             strides=_pair(layer.get("stride", 1)),
             padding=_padding(layer.get("padding"), "SAME"),
             use_bias=layer.get("bias", True),
+            **_inits(layer, k[0] * k[1] * x.shape[-1]),
         )(x)
     elif kind == "dense":
-        x = nn.Dense(features=layer["features"], use_bias=layer.get("bias", True))(x)
+        x = nn.Dense(features=layer["features"], use_bias=layer.get("bias", True),
+                     **_inits(layer, x.shape[-1]))(x)
     elif kind == "relu":
         x = nn.relu(x)
     elif kind == "gelu":
