@@ -208,11 +208,17 @@ fn onnx_matches_the_float64_reference_for_presets_and_random_descriptions() {
         let ck = random_checkpoint(&desc, text, i as u64);
         worst = worst.max(check_against_reference(name, &ck, 2, 10 + i as u64));
     }
-    // The exact GELU (nn.gelu(approximate=False)), exported through Erf.
-    let exact = "input = [12, 12, 3]\nclasses = 4\n[[layer]]\ntype = \"conv\"\nfeatures = 8\nkernel = 3\n[[layer]]\ntype = \"gelu\"\napproximate = false\n[[layer]]\ntype = \"global_avg_pool\"\n[[layer]]\ntype = \"dense\"\nfeatures = 4\n";
+    // The exact GELU (nn.gelu(approximate=False)), exported through Erf, after a batch norm
+    // without a trainable scale (its scale exported as ones).
+    let exact = "input = [12, 12, 3]\nclasses = 4\n[[layer]]\ntype = \"conv\"\nfeatures = 8\nkernel = 3\n[[layer]]\ntype = \"batch_norm\"\nuse_scale = false\n[[layer]]\ntype = \"gelu\"\napproximate = false\n[[layer]]\ntype = \"global_avg_pool\"\n[[layer]]\ntype = \"dense\"\nfeatures = 4\n";
     let desc = Description::parse(exact).unwrap();
     let ck = random_checkpoint(&desc, exact, 77);
-    worst = worst.max(check_against_reference("exact gelu", &ck, 3, 78));
+    worst = worst.max(check_against_reference(
+        "exact gelu, scale-free batch norm",
+        &ck,
+        3,
+        78,
+    ));
     let mut r = rng(2029);
     for i in 0..12 {
         let desc = random_description(&mut r);

@@ -37,6 +37,14 @@ struct Forward<T> {
     saved: Vec<Vec<T>>,
 }
 
+/// A batch norm's scale: its parameter, or ones without a trainable scale.
+fn scale_of<T: Real>(params: &[Vec<T>], scale: Option<usize>, c: u32) -> Vec<T> {
+    match scale {
+        Some(i) => params[i].clone(),
+        None => vec![T::one(); c as usize],
+    }
+}
+
 fn input_of<'a, T>(outs: &'a [Vec<T>], x: &'a [T], s: Src) -> &'a [T] {
     match s {
         Src::Input => x,
@@ -94,7 +102,7 @@ fn run<T: Real>(
                 Phase::Eval => crate::ops::batchnorm::cpu::batchnorm_forward_eval(
                     p,
                     input,
-                    &params[*scale],
+                    &scale_of(params, *scale, p.c),
                     &params[*bias],
                     &stats[*mean],
                     &stats[*var],
@@ -106,7 +114,7 @@ fn run<T: Real>(
                     crate::ops::batchnorm::cpu::batchnorm_forward_train(
                         p,
                         input,
-                        &params[*scale],
+                        &scale_of(params, *scale, p.c),
                         &params[*bias],
                         &mut m,
                         &mut v,
@@ -303,7 +311,7 @@ pub fn loss_and_grads_with<T: Real>(
                         &d,
                         None,
                         input,
-                        &params[*scale],
+                        &scale_of(params, *scale, p.c),
                         &saved[i],
                         &mut ds,
                         &mut dbias,
@@ -314,7 +322,7 @@ pub fn loss_and_grads_with<T: Real>(
                         &d,
                         None,
                         input,
-                        &params[*scale],
+                        &scale_of(params, *scale, p.c),
                         &stats[*mean],
                         &stats[*var],
                         &mut ds,
@@ -322,7 +330,9 @@ pub fn loss_and_grads_with<T: Real>(
                         &mut din,
                     ),
                 }
-                grads[*scale] = ds;
+                if let Some(scale) = scale {
+                    grads[*scale] = ds;
+                }
                 grads[*bias] = dbias;
             }
             LayerOp::Add { other, .. } => {

@@ -101,6 +101,8 @@ pub enum Layer {
     BatchNorm {
         momentum: f32,
         epsilon: f32,
+        /// `use_scale` (default true): false has no `scale` parameter (the scale is 1).
+        use_scale: bool,
     },
     /// `y = body(x) + shortcut(x)`; an empty shortcut is the identity.
     Residual {

@@ -257,7 +257,7 @@ pub(super) fn parse_layer(prefix: &str, t: &toml::Table) -> Result<Layer, DescEr
         "avg_pool" | "max_pool" => &["type", "window", "stride", "padding"],
         "dropout" => &["type", "rate"],
         "scale" => &["type", "factor"],
-        "batch_norm" => &["type", "momentum", "epsilon"],
+        "batch_norm" => &["type", "momentum", "epsilon", "use_scale"],
         "residual" => &["type", "body", "shortcut"],
         _ => {
             return err(format!(
@@ -364,6 +364,7 @@ pub(super) fn parse_layer(prefix: &str, t: &toml::Table) -> Result<Layer, DescEr
             Layer::BatchNorm {
                 momentum: momentum as f32,
                 epsilon: epsilon as f32,
+                use_scale: opt_bool("use_scale")?,
             }
         }
         "residual" => {
@@ -504,10 +505,19 @@ pub(super) fn fields(l: &Layer) -> Vec<(&'static str, String)> {
         ]),
         Layer::Dropout { rate } => f.push(("rate", format!("{rate:?}"))),
         Layer::Scale { factor } => f.push(("factor", format!("{factor:?}"))),
-        Layer::BatchNorm { momentum, epsilon } => f.extend([
-            ("momentum", format!("{momentum:?}")),
-            ("epsilon", format!("{epsilon:?}")),
-        ]),
+        Layer::BatchNorm {
+            momentum,
+            epsilon,
+            use_scale,
+        } => {
+            f.extend([
+                ("momentum", format!("{momentum:?}")),
+                ("epsilon", format!("{epsilon:?}")),
+            ]);
+            if !use_scale {
+                f.push(("use_scale", "false".into()));
+            }
+        }
         Layer::Residual { body, shortcut } => {
             f.push(("body", inline(body)));
             if !shortcut.is_empty() {

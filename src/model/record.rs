@@ -51,7 +51,8 @@ impl<'a> Bindings<'a> {
                 let bufs = batchnorm::BatchNormBuffers {
                     x: tensor(*x),
                     residual: residual.map(tensor),
-                    scale: param(*scale),
+                    // Without a scale the kernels read none: any bound slice will do.
+                    scale: param(scale.unwrap_or(*bias)),
                     bias: param(*bias),
                     running_mean: stat(*mean),
                     running_var: stat(*var),
@@ -73,6 +74,7 @@ impl<'a> Bindings<'a> {
                 scale,
                 bias,
                 din,
+                dscale,
                 ..
             } => batchnorm::backward(
                 gpu,
@@ -80,10 +82,16 @@ impl<'a> Bindings<'a> {
                 &batchnorm::BatchNormBackwardBuffers {
                     dout: tensor(*dout),
                     x: tensor(*x),
-                    scale: param(*scale),
+                    scale: param(scale.unwrap_or(*bias)),
                     bias: param(*bias),
                     saved: tensor(*saved),
-                    dscale: grad(*scale),
+                    dscale: match (scale, dscale) {
+                        (Some(s), _) => grad(*s),
+                        (None, Some(t)) => tensor(*t),
+                        (None, None) => unreachable!(
+                            "the planner gives a scale-less batch norm a dscale scratch"
+                        ),
+                    },
                     dbias: grad(*bias),
                     dx: din.map(tensor),
                 },

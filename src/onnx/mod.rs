@@ -152,7 +152,11 @@ pub fn model(ck: &Checkpoint, norm: &Normalization, classes: &[String]) -> Resul
                 let ch = p.c as usize;
                 let inputs = vec![
                     src,
-                    g.constant(&layout[*scale].name, &[ch], param(*scale)),
+                    match scale {
+                        Some(s) => g.constant(&layout[*s].name, &[ch], param(*s)),
+                        // use_scale = false: the scale is 1.
+                        None => g.constant(&format!("{name}.scale"), &[ch], &vec![1.0; ch]),
+                    },
                     g.constant(&layout[*bias].name, &[ch], param(*bias)),
                     g.constant(&stats[*mean].name, &[ch], &ck.batch_stats[*mean]),
                     g.constant(&stats[*var].name, &[ch], &ck.batch_stats[*var]),

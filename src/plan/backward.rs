@@ -274,6 +274,14 @@ pub(super) fn backward(
                         None => (dy, u.relu && !pre),
                     };
                     let din = need_x.then(|| fresh(&mut tensors, format!("{name}.dinput"), u.x));
+                    let dscale = scale.is_none().then(|| {
+                        add(
+                            &mut tensors,
+                            format!("{name}.dscale"),
+                            p.c as usize,
+                            TensorKind::Scratch,
+                        )
+                    });
                     backward.push(Step::BatchNormBackward {
                         layer: name.clone(),
                         p: if relu { p.with_relu() } else { *p },
@@ -284,6 +292,7 @@ pub(super) fn backward(
                         scale: *scale,
                         bias: *bias,
                         din,
+                        dscale,
                     });
                     if let Some(din) = din {
                         to.push((u.x, din, false));

@@ -237,8 +237,10 @@ impl ParamLayout {
                     specs.push(ParamSpec::new(format!("{name}.kernel"), vec![c, o], c));
                     with_inits(&mut specs, *bias, o, c, *kernel_init, *bias_init, &name);
                 }
-                Layer::BatchNorm { .. } => {
-                    specs.push(ParamSpec::constant(format!("{name}.scale"), c, Init::Ones));
+                Layer::BatchNorm { use_scale, .. } => {
+                    if *use_scale {
+                        specs.push(ParamSpec::constant(format!("{name}.scale"), c, Init::Ones));
+                    }
                     specs.push(ParamSpec::constant(format!("{name}.bias"), c, Init::Zeros));
                 }
                 _ => {}

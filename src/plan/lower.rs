@@ -77,7 +77,14 @@ pub(super) fn lower(
                     b: b_idx,
                 }
             }
-            (NodeOp::Layer(Layer::BatchNorm { momentum, epsilon }), s) => {
+            (
+                NodeOp::Layer(Layer::BatchNorm {
+                    momentum,
+                    epsilon,
+                    use_scale,
+                }),
+                s,
+            ) => {
                 let c = s.channels();
                 let rows = count()? / c;
                 if rows == 1 && mode == Mode::Train {
@@ -92,8 +99,15 @@ pub(super) fn lower(
                         .expect("the layouts name every batch norm")
                 };
                 LayerOp::BatchNorm {
-                    p: BatchNormParams::new(rows, c, *momentum, *epsilon),
-                    scale: idx(layout, "scale"),
+                    p: {
+                        let p = BatchNormParams::new(rows, c, *momentum, *epsilon);
+                        if *use_scale {
+                            p
+                        } else {
+                            p.without_scale()
+                        }
+                    },
+                    scale: use_scale.then(|| idx(layout, "scale")),
                     bias: idx(layout, "bias"),
                     mean: idx(stats, "mean"),
                     var: idx(stats, "var"),

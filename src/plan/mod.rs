@@ -124,7 +124,8 @@ pub enum LayerOp {
     /// ([`Plan::stats`]).
     BatchNorm {
         p: BatchNormParams,
-        scale: usize,
+        /// `None` without a trainable scale (`use_scale = false`: the scale is 1).
+        scale: Option<usize>,
         bias: usize,
         mean: usize,
         var: usize,

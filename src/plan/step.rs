@@ -80,7 +80,8 @@ pub enum Step {
         fused: Vec<String>,
         p: BatchNormParams,
         x: TensorId,
-        scale: usize,
+        /// `None`: no trainable scale (the kernels use 1).
+        scale: Option<usize>,
         bias: usize,
         mean: usize,
         var: usize,
@@ -111,9 +112,13 @@ pub enum Step {
         x: TensorId,
         saved: TensorId,
         partials: TensorId,
-        scale: usize,
+        /// `None`: no trainable scale (the kernels use 1).
+        scale: Option<usize>,
         bias: usize,
         din: Option<TensorId>,
+        /// Without a scale: where Σ g·x̂ per channel (the scale's gradient, which the input
+        /// gradient needs) goes instead of the gradient buffer.
+        dscale: Option<TensorId>,
     },
     /// Train: softmax CE forward and backward (writes `dlogits`); eval: forward only.
     Loss {
@@ -363,11 +368,19 @@ impl Step {
                 saved,
                 partials,
                 din,
+                dscale,
                 ..
-            } => [Some(*dout), Some(*x), Some(*saved), Some(*partials), *din]
-                .into_iter()
-                .flatten()
-                .collect(),
+            } => [
+                Some(*dout),
+                Some(*x),
+                Some(*saved),
+                Some(*partials),
+                *din,
+                *dscale,
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             Step::Update { .. } => vec![],
         }
     }
@@ -438,9 +451,15 @@ impl Step {
                 .flatten()
                 .collect(),
             Step::Add { y, .. } => vec![*y],
-            Step::BatchNormBackward { partials, din, .. } => {
-                [Some(*partials), *din].into_iter().flatten().collect()
-            }
+            Step::BatchNormBackward {
+                partials,
+                din,
+                dscale,
+                ..
+            } => [Some(*partials), *din, *dscale]
+                .into_iter()
+                .flatten()
+                .collect(),
             Step::Update { .. } => vec![],
         }
     }

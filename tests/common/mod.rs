@@ -351,6 +351,7 @@ fn random_residual(r: &mut impl Rng, c: u32, depth: u32) -> (Layer, u32) {
     let bn = |r: &mut _| Layer::BatchNorm {
         momentum: [0.9, 0.8][Rng::random_range(r, 0..2)],
         epsilon: 1e-5,
+        use_scale: true,
     };
     let conv = |k: u32, s: u32, bias: bool| Layer::Conv {
         features: f,
@@ -409,6 +410,7 @@ fn random_residual_identity(r: &mut impl Rng, c: u32) -> (Layer, u32) {
         Layer::BatchNorm {
             momentum: 0.9,
             epsilon: 1e-5,
+            use_scale: true,
         },
         Layer::Relu,
     ];
@@ -462,6 +464,7 @@ pub fn random_description(r: &mut impl Rng) -> Description {
                 layers.push(Layer::BatchNorm {
                     momentum: [0.9, 0.5][r.random_range(0..2)],
                     epsilon: 1e-5,
+                    use_scale: true,
                 });
             }
             match r.random_range(0..10) {
@@ -538,6 +541,7 @@ pub fn random_description(r: &mut impl Rng) -> Description {
                 layers.push(Layer::BatchNorm {
                     momentum: 0.9,
                     epsilon: 1e-3,
+                    use_scale: true,
                 });
             }
             if bn || r.random_bool(0.7) {

@@ -3,7 +3,7 @@
 
 use crate::common::{gpu, gpu_tiled, gpu_wg, random_description, rng};
 use crate::{batch, check_adam_steps, check_one_step, plan, seed, LR};
-use wgpu_cnn::graph::zoo;
+use wgpu_cnn::graph::{zoo, Description};
 use wgpu_cnn::model::GpuModel;
 use wgpu_cnn::plan::Step;
 
@@ -163,4 +163,83 @@ fn train_step_is_bitwise_deterministic() {
         runs[0] == runs[1],
         "two identical runs gave different parameters"
     );
+}
+
+/// Batch norm without a trainable scale (`use_scale = false`, airbench's) in every position —
+/// scalar and vec4 kernels, ReLU fused, the residual add fused, on a flat input — and the exact
+/// GELU: one train step against the CPU reference on every kernel family.
+#[test]
+fn scale_free_batch_norm_and_exact_gelu_match_cpu() {
+    let (Some(sg), Some(tiled)) = (gpu(), gpu_tiled()) else {
+        return;
+    };
+    let text = r#"
+input = [8, 8, 3]
+classes = 5
+[[layer]]
+type = "conv"
+features = 6
+kernel = 3
+bias = false
+[[layer]]
+type = "batch_norm"
+use_scale = false
+[[layer]]
+type = "relu"
+[[layer]]
+type = "residual"
+body = [ { type = "conv", features = 6, kernel = 3, bias = false },
+         { type = "batch_norm", use_scale = false } ]
+[[layer]]
+type = "relu"
+[[layer]]
+type = "conv"
+features = 12
+kernel = 3
+stride = 2
+bias = false
+[[layer]]
+type = "batch_norm"
+use_scale = false
+[[layer]]
+type = "gelu"
+approximate = false
+[[layer]]
+type = "flatten"
+[[layer]]
+type = "dense"
+features = 8
+bias = false
+[[layer]]
+type = "batch_norm"
+use_scale = false
+momentum = 0.6
+epsilon = 1e-12
+[[layer]]
+type = "relu"
+[[layer]]
+type = "dense"
+features = 5
+"#;
+    let d = Description::parse(text).unwrap();
+    let names: Vec<String> = wgpu_cnn::plan::ParamLayout::of(&d)
+        .unwrap()
+        .specs
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    assert!(names.contains(&"BatchNorm_0.bias".to_string()));
+    assert!(!names.iter().any(|n| n.ends_with(".scale")), "{names:?}");
+    for (n, seed) in [(3usize, 1u64), (4, 2)] {
+        check_one_step(sg, &d, n, seed, 1e-5, 0.0, &format!("scale-free n{n}"));
+        check_one_step(
+            tiled,
+            &d,
+            n,
+            seed,
+            1e-5,
+            0.0,
+            &format!("scale-free tiled n{n}"),
+        );
+    }
 }

@@ -134,6 +134,7 @@ def _layers(layers, x, train):
             x = nn.BatchNorm(
                 use_running_average=not train,
                 momentum=layer.get("momentum", 0.9),
+                use_scale=layer.get("use_scale", True),
                 epsilon=layer.get("epsilon", 1e-5),
             )(x)
         else:

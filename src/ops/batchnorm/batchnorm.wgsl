@@ -47,6 +47,7 @@
 struct BatchNormParams {
     rows: u32, c: u32, chunk: u32, chunks: u32,
     momentum: f32, epsilon: f32, relu: u32, decay: f32,
+    use_scale: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: BatchNormParams;
@@ -259,7 +260,16 @@ fn chunks_m2(ch: u32, mean: f32) -> f32 {
 
 // Four consecutive channels of a per-channel vector (WGSL passes no storage pointers).
 fn saved4(i: u32) -> vec4<f32> { return vec4<f32>(saved[i], saved[i + 1u], saved[i + 2u], saved[i + 3u]); }
-fn scale4(i: u32) -> vec4<f32> { return vec4<f32>(scale[i], scale[i + 1u], scale[i + 2u], scale[i + 3u]); }
+// The scale of channel i: 1 without a trainable scale (use_scale = 0; the binding then holds
+// something else and is not read).
+fn scale_at(i: u32) -> f32 {
+    if (p.use_scale == 0u) { return 1.0; }
+    return scale[i];
+}
+fn scale4(i: u32) -> vec4<f32> {
+    if (p.use_scale == 0u) { return vec4<f32>(1.0); }
+    return vec4<f32>(scale[i], scale[i + 1u], scale[i + 2u], scale[i + 3u]);
+}
 fn bias4(i: u32) -> vec4<f32> { return vec4<f32>(bias[i], bias[i + 1u], bias[i + 2u], bias[i + 3u]); }
 fn mean_in4(i: u32) -> vec4<f32> { return vec4<f32>(mean_in[i], mean_in[i + 1u], mean_in[i + 2u], mean_in[i + 3u]); }
 fn var_in4(i: u32) -> vec4<f32> { return vec4<f32>(var_in[i], var_in[i + 1u], var_in[i + 2u], var_in[i + 3u]); }
@@ -318,7 +328,7 @@ fn batchnorm_forward(@builtin(global_invocation_id) gid: vec3<u32>,
     if (j >= step) { return; }
     let ch = j % p.c;
     let mean = saved[ch];
-    let mul = saved[p.c + ch] * scale[ch];
+    let mul = saved[p.c + ch] * scale_at(ch);
     let b = bias[ch];
     for (var i = j; i < p.rows * p.c; i += step) {
         var v = (x[i] - mean) * mul + b;
@@ -384,7 +394,7 @@ fn batchnorm_forward_add(@builtin(global_invocation_id) gid: vec3<u32>,
     let step = row_stride() * p.c;
     if (j >= step) { return; }
     let ch = j % p.c;
-    normalize_add_rows(j, step, saved[ch], saved[p.c + ch] * scale[ch], bias[ch]);
+    normalize_add_rows(j, step, saved[ch], saved[p.c + ch] * scale_at(ch), bias[ch]);
 }
 
 @compute @workgroup_size(64)
@@ -406,7 +416,7 @@ fn batchnorm_forward_eval(@builtin(global_invocation_id) gid: vec3<u32>,
     if (j >= step) { return; }
     let ch = j % p.c;
     let mean = mean_in[ch];
-    let mul = inverseSqrt(var_in[ch] + p.epsilon) * scale[ch];
+    let mul = inverseSqrt(var_in[ch] + p.epsilon) * scale_at(ch);
     let b = bias[ch];
     for (var i = j; i < p.rows * p.c; i += step) {
         var v = (x[i] - mean) * mul + b;
@@ -440,7 +450,7 @@ fn batchnorm_forward_eval_add(@builtin(global_invocation_id) gid: vec3<u32>,
     let step = row_stride() * p.c;
     if (j >= step) { return; }
     let ch = j % p.c;
-    let mul = inverseSqrt(var_in[ch] + p.epsilon) * scale[ch];
+    let mul = inverseSqrt(var_in[ch] + p.epsilon) * scale_at(ch);
     normalize_add_rows(j, step, mean_in[ch], mul, bias[ch]);
 }
 
@@ -464,7 +474,7 @@ fn batchnorm_backward_stats(@builtin(global_invocation_id) gid: vec3<u32>,
     let k = i / p.c;
     let ch = i - k * p.c;
     let r = chunk_rows(k);
-    let sums = column_grad_sums(ch, r.x, r.y, saved[ch], scale[ch] * saved[p.c + ch], bias[ch]);
+    let sums = column_grad_sums(ch, r.x, r.y, saved[ch], scale_at(ch) * saved[p.c + ch], bias[ch]);
     partials[i] = sums.x;
     partials[p.chunks * p.c + i] = sums.y;
 }
@@ -504,7 +514,7 @@ fn batchnorm_backward_input(@builtin(global_invocation_id) gid: vec3<u32>,
     let ch = j % p.c;
     let mean = saved[ch];
     let inv = saved[p.c + ch];
-    let k = scale[ch] * inv;
+    let k = scale_at(ch) * inv;
     let inv_m = 1.0 / f32(p.rows);
     let db = dbias_in[ch] * inv_m;
     let ds = dscale_in[ch] * inv_m;

@@ -27,6 +27,12 @@ pub struct BatchNormParams {
     /// `1 − momentum`, rounded to f32 once from the decimal momentum (see [`decimal`]): the
     /// factor Flax's update gives the batch statistic, where `1 − 0.99f` would be 1e-6 off.
     pub decay: f32,
+    /// 0: no trainable scale (`nn.BatchNorm(use_scale=False)`): the kernels multiply by 1,
+    /// and the backward keeps Σ g·x̂ (which the input gradient needs) in its scratch's tail.
+    pub use_scale: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
 }
 
 /// The decimal a user wrote for an f32 setting (its shortest round-trip form: 0.99f → 0.99),
@@ -65,7 +71,16 @@ impl BatchNormParams {
             epsilon,
             relu: 0,
             decay: (1.0 - decimal(momentum)) as f32,
+            use_scale: 1,
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
         }
+    }
+    /// The same layer without a trainable scale (`use_scale=False`).
+    pub fn without_scale(mut self) -> Self {
+        self.use_scale = 0;
+        self
     }
     /// The same layer with ReLU fused into the forward's output.
     pub fn with_relu(mut self) -> Self {
@@ -79,6 +94,15 @@ impl BatchNormParams {
     /// f32 elements of the reduction scratch: two values per (chunk, channel).
     pub fn partials_len(&self) -> usize {
         2 * self.chunks as usize * self.c as usize
+    }
+    /// The backward's scratch: the partials, then (without a scale) Σ g·x̂ per channel.
+    pub fn backward_scratch_len(&self) -> usize {
+        self.partials_len()
+            + if self.use_scale == 0 {
+                self.c as usize
+            } else {
+                0
+            }
     }
 }
 
