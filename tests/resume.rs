@@ -841,3 +841,32 @@ fn early_stop_and_keep_every() {
     assert!(out.contains("early stop"), "{out}");
     assert!(!out.contains("epoch: 003"), "{out}");
 }
+
+/// Off a terminal the progress bar is hidden; plain lines with the running training loss come
+/// instead, at most every WGPU_CNN_PROGRESS_SECONDS (default 60; 0 here: after every probe).
+#[test]
+fn plain_progress_lines_off_a_terminal() {
+    gpu().expect("training runs on the GPU");
+    let data = cifar_dir();
+    let dir = temp_dir("progress-lines");
+    let mut a = args(data.to_str().unwrap(), dir.to_str().unwrap(), "1");
+    a.extend_from_slice(&["--steps-per-submit", "2"]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
+        .args(&a)
+        .env("WGPU_CNN_PROGRESS_SECONDS", "0")
+        .env(
+            "XDG_RUNTIME_DIR",
+            std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("(running)")).collect();
+    assert!(!lines.is_empty(), "no progress line: {err}");
+    assert!(
+        lines[0].starts_with("epoch 000: ") && lines[0].contains("steps, train loss "),
+        "{}",
+        lines[0]
+    );
+}

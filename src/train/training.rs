@@ -422,6 +422,15 @@ impl Training {
             std::time::Duration::try_from_secs_f64(m * 60.0).unwrap_or(std::time::Duration::MAX)
         });
         let mut last_save = Instant::now();
+        // Plain progress lines off a terminal: every minute (WGPU_CNN_PROGRESS_SECONDS).
+        let line_every = std::time::Duration::from_secs_f64(
+            std::env::var("WGPU_CNN_PROGRESS_SECONDS")
+                .ok()
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .unwrap_or(60.0),
+        );
+        let (epoch_start, mut last_line) = (Instant::now(), Instant::now());
         let mut s = first;
         while s < steps {
             let end = (s + chunk).min(steps);
@@ -475,11 +484,21 @@ impl Training {
             if let Some(t) = self.probe.take() {
                 check_finite(&t, epoch, &cfg.out)?;
                 if t.count > 0.0 {
-                    bar.set_message(format!(
-                        ", train loss {:.4}, accuracy {:.4}",
+                    let running = format!(
+                        "train loss {:.4}, accuracy {:.4}",
                         t.loss_sum / t.count,
                         t.correct / t.count
-                    ));
+                    );
+                    bar.set_message(format!(", {running}"));
+                    // Off a terminal (a log file, a pipe) the bar is hidden: a plain line now
+                    // and then instead, so a long epoch still shows how it goes.
+                    if !self.progress && last_line.elapsed() >= line_every {
+                        say_err!(
+                            "epoch {epoch:03}: {end}/{steps} steps, {running} (running), {:.1} steps/s",
+                            (end - first) as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9)
+                        );
+                        last_line = Instant::now();
+                    }
                 }
             }
             s = end;
