@@ -493,8 +493,10 @@ impl Training {
                     // Off a terminal (a log file, a pipe) the bar is hidden: a plain line now
                     // and then instead, so a long epoch still shows how it goes.
                     if !self.progress && last_line.elapsed() >= line_every {
+                        // The totals are a submit or two behind `end`: name the steps they hold.
+                        let done = (t.count as usize).div_ceil(b);
                         say_err!(
-                            "epoch {epoch:03}: {end}/{steps} steps, {running} (running), {:.1} steps/s",
+                            "epoch {epoch:03}: {done}/{steps} steps, {running} (running), {:.1} steps/s",
                             (end - first) as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9)
                         );
                         last_line = Instant::now();
