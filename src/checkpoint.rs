@@ -184,15 +184,7 @@ pub fn load_matching(
     for ((name, spec), dst) in targets {
         match st.tensor(&name) {
             Ok(t) if t.dtype() == Dtype::F32 && t.shape() == spec.shape.as_slice() => {
-                let v: Vec<f32> = t
-                    .data()
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                    bail!("{shown}: tensor {name} holds a non-finite value at index {i}");
-                }
-                *dst = v;
+                *dst = finite_f32(&shown, &name, &t)?;
                 loaded += 1;
             }
             Ok(t) => notes.push(format!(
@@ -210,6 +202,26 @@ pub fn load_matching(
         bail!("{shown}: shares no tensor (name and shape) with the model being trained");
     }
     Ok(notes)
+}
+
+/// An F32 tensor's values; a non-finite one is an error naming the tensor and the index.
+fn finite_f32(
+    shown: &dyn std::fmt::Display,
+    name: &str,
+    t: &safetensors::tensor::TensorView<'_>,
+) -> Result<Vec<f32>> {
+    let v: Vec<f32> = t
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        bail!(
+            "{shown}: tensor {name} holds a non-finite value ({}) at index {i}",
+            v[i]
+        );
+    }
+    Ok(v)
 }
 
 /// A file's bytes, unpacked when it is xz- or gzip-compressed (recognised by their magic
@@ -301,18 +313,7 @@ fn load_with(path: &Path, given: Option<(&Description, &str)>, force: bool) -> R
                 shape
             );
         }
-        let v: Vec<f32> = t
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-            bail!(
-                "{shown}: tensor {name} holds a non-finite value ({}) at index {i}",
-                v[i]
-            );
-        }
-        Ok(v)
+        finite_f32(&shown, name, &t)
     };
     let params = specs
         .iter()

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_error, cifar_dir, cli, temp_dir};
+use common::{assert_error, cifar_dir, cli, cli_in, temp_dir};
 use wgpu_cnn::recipe::{Recipe, PRESETS};
 
 /// The first `n` records of each real CIFAR-10 file.
@@ -320,24 +320,6 @@ fn presets_smoke_test_on_a_slice() {
     let recipe = std::fs::read_to_string(run.join("recipe.toml")).unwrap();
     assert!(recipe.contains("warmup_fraction = 0.05"), "{recipe}");
     assert!(!recipe.contains("warmup_steps"), "{recipe}");
-}
-
-/// Runs the binary in `cwd`.
-fn cli_in(cwd: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
-        .args(args)
-        .current_dir(cwd)
-        .env(
-            "XDG_RUNTIME_DIR",
-            std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
-        )
-        .output()
-        .expect("run wgpu-cnn");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// A recipe's relative paths resolve against its own folder (a recipe beside its model file and

@@ -436,24 +436,23 @@ impl Builder {
             return name.to_string();
         }
         debug_assert_eq!(dims.iter().product::<usize>(), data.len());
-        let name = self.unique(name);
-        self.inits.push(TensorProto {
-            dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: FLOAT,
-            name: name.clone(),
-            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            doc_string: String::new(),
-        });
-        name
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer(name, dims, FLOAT, raw)
     }
 
     fn constant_i64(&mut self, name: &str, dims: &[usize], data: &[i64]) -> String {
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer(name, dims, INT64, raw)
+    }
+
+    /// An initializer of `data_type` from its little-endian bytes, under a unique name.
+    fn initializer(&mut self, name: &str, dims: &[usize], data_type: i32, raw: Vec<u8>) -> String {
         let name = self.unique(name);
         self.inits.push(TensorProto {
             dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: INT64,
+            data_type,
             name: name.clone(),
-            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            raw_data: raw,
             doc_string: String::new(),
         });
         name

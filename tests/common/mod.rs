@@ -227,8 +227,14 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 
 /// Runs the wgpu-cnn binary; returns (exit code, stdout, stderr).
 pub fn cli(args: &[&str]) -> (i32, String, String) {
+    cli_in(std::path::Path::new("."), args)
+}
+
+/// [`cli`] in the folder `cwd`.
+pub fn cli_in(cwd: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
         .args(args)
+        .current_dir(cwd)
         .env(
             "XDG_RUNTIME_DIR",
             std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
