@@ -149,7 +149,7 @@ impl TrainArgs {
         match &set.model {
             Some(wgpu_cnn::settings::ModelRef::Name(v)) => {
                 // Checked here so that a bad model file fails before anything else.
-                wgpu_cnn::graph::zoo::resolve(v)?;
+                wgpu_cnn::graph::zoo::resolve_draft(v)?;
                 cfg.model = v.clone();
                 cfg.model_text = None;
             }

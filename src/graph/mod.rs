@@ -256,9 +256,33 @@ impl fmt::Display for DescError {
 
 impl std::error::Error for DescError {}
 
-impl Description {
-    /// Parses and checks a description (TOML 1.0). Errors are one line naming the layer and key;
-    /// TOML syntax errors give the line.
+/// A description as written, before the data is known: `input` and `classes` may be left out
+/// (training takes them from the data), and when `classes` is, so may the `features` of the
+/// last top-level dense layer (the head, which then outputs the data's classes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Draft {
+    pub input: Option<[u32; 3]>,
+    pub classes: Option<u32>,
+    pub layers: Vec<Layer>,
+    /// The index in `layers` of the head whose `features` was left out.
+    open_head: Option<usize>,
+}
+
+impl From<Description> for Draft {
+    fn from(d: Description) -> Self {
+        Draft {
+            input: Some(d.input),
+            classes: Some(d.classes),
+            layers: d.layers,
+            open_head: None,
+        }
+    }
+}
+
+impl Draft {
+    /// Parses a description (TOML 1.0) whose `input` and `classes` may be left out; a complete
+    /// one is checked as [`Description::parse`] checks it. Errors are one line naming the layer
+    /// and key; TOML syntax errors give the line.
     pub fn parse(text: &str) -> Result<Self, DescError> {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             let line = e
@@ -280,33 +304,127 @@ impl Description {
             ));
         }
         let input = match table.get("input") {
-            Some(toml::Value::Array(a)) if a.len() == 3 => [
+            Some(toml::Value::Array(a)) if a.len() == 3 => Some([
                 positive(&a[0], &model, "input")?,
                 positive(&a[1], &model, "input")?,
                 positive(&a[2], &model, "input")?,
-            ],
+            ]),
             Some(_) => return err("the model: key `input` must be [H, W, C] of positive integers"),
-            None => return err("the model: missing key `input` ([H, W, C] of one image)"),
+            None => None,
         };
         let classes = match table.get("classes") {
-            Some(v) => positive(v, &model, "classes")?,
-            None => return err("the model: missing key `classes`"),
+            Some(v) => Some(positive(v, &model, "classes")?),
+            None => None,
         };
-        let layers = match table.get("layer") {
-            Some(toml::Value::Array(a)) => parse_layers(&|i| format!("layer {i}"), a)?,
+        let at = |i| format!("layer {i}");
+        let (layers, open_head) = match table.get("layer") {
+            Some(toml::Value::Array(a)) => {
+                // Without `classes`, the last top-level dense layer may leave out `features`:
+                // it is parsed with a stand-in and takes the data's class count later.
+                let head = classes
+                    .is_none()
+                    .then(|| {
+                        a.iter().rposition(|v| {
+                            v.get("type").and_then(|t| t.as_str()) == Some("dense")
+                        })
+                    })
+                    .flatten()
+                    .filter(|&k| a[k].get("features").is_none());
+                match head {
+                    Some(k) => {
+                        let mut items = a.clone();
+                        if let Some(t) = items[k].as_table_mut() {
+                            t.insert("features".into(), toml::Value::Integer(1));
+                        }
+                        let at_head = parse_layers(&at, &items[..k])?.len();
+                        (parse_layers(&at, &items)?, Some(at_head))
+                    }
+                    None => (parse_layers(&at, a)?, None),
+                }
+            }
             Some(_) => return err("the model: key `layer` must be an array of tables ([[layer]])"),
             None => return err("the model: no layers (add [[layer]] tables)"),
         };
         if layers.is_empty() {
             return err("the model: no layers (add [[layer]] tables)");
         }
-        let d = Description {
+        let d = Draft {
             input,
             classes,
             layers,
+            open_head,
+        };
+        if d.is_complete() {
+            d.described()?;
+        }
+        Ok(d)
+    }
+
+    /// Whether the description fixes both `input` and `classes`.
+    pub fn is_complete(&self) -> bool {
+        self.input.is_some() && self.classes.is_some()
+    }
+
+    /// What the data must give: `input`, `classes`, both or none, as a phrase.
+    pub fn open_keys(&self) -> Option<&'static str> {
+        match (self.input.is_none(), self.classes.is_none()) {
+            (true, true) => Some("`input` and `classes`"),
+            (true, false) => Some("`input`"),
+            (false, true) => Some("`classes`"),
+            (false, false) => None,
+        }
+    }
+
+    /// The description as written, which must fix `input` and `classes`; checks every shape.
+    pub fn described(&self) -> Result<Description, DescError> {
+        let Some(input) = self.input else {
+            return err("the model: missing key `input` ([H, W, C] of one image; only `train` takes it from the data when it is left out)");
+        };
+        let Some(classes) = self.classes else {
+            return err("the model: missing key `classes` (only `train` takes it from the data when it is left out)");
+        };
+        let d = Description {
+            input,
+            classes,
+            layers: self.layers.clone(),
         };
         d.shapes()?;
         Ok(d)
+    }
+
+    /// The model on data of `input` images and `classes` classes: what the description leaves
+    /// out comes from the data (a key it fixes stays, and is checked against the data later).
+    /// Checks every shape.
+    pub fn complete(&self, input: [u32; 3], classes: u32) -> Result<Description, DescError> {
+        let mut layers = self.layers.clone();
+        if let Some(Layer::Dense { features, .. }) = self.open_head.and_then(|k| layers.get_mut(k)) {
+            *features = classes;
+        }
+        let d = Description {
+            input: self.input.unwrap_or(input),
+            classes: self.classes.unwrap_or(classes),
+            layers,
+        };
+        if self.classes.is_none() && self.open_head.is_none() {
+            // The head fixes its width: name the fix rather than only the mismatch.
+            if let Ok(Shape::Flat(f)) = d.end_shape() {
+                if f != classes {
+                    return err(format!(
+                        "the model's last layer outputs {f} features, the data has {classes} classes: leave `features` out of its last dense layer (it then outputs the data's classes), or set it to {classes}"
+                    ));
+                }
+            }
+        }
+        d.shapes()?;
+        Ok(d)
+    }
+}
+
+impl Description {
+    /// Parses and checks a description (TOML 1.0) that fixes `input` and `classes`. Errors are
+    /// one line naming the layer and key; TOML syntax errors give the line.
+    pub fn parse(text: &str) -> Result<Self, DescError> {
+        Draft::parse(text)?.described()
     }
 
     /// The output shape of every top-level layer (one image), checking that each layer fits its
@@ -328,16 +446,7 @@ impl Description {
     /// The flattened graph: every leaf layer in order (a residual's body, then its shortcut,
     /// then its add), with its input, shapes and Flax module name. Checks every shape.
     pub fn nodes(&self) -> Result<Vec<Node>, DescError> {
-        let [h, w, c] = self.input;
-        let mut g = Walk {
-            nodes: Vec::new(),
-            counts: Vec::new(),
-        };
-        let mut src = Src::Input;
-        let mut s = Shape::Spatial { h, w, c };
-        for (i, l) in self.layers.iter().enumerate() {
-            (src, s) = g.layer(i, &format!("layer {i}"), l, src, s)?;
-        }
+        let (nodes, s) = self.walk()?;
         let last = || {
             format!(
                 "layer {} ({})",
@@ -346,7 +455,7 @@ impl Description {
             )
         };
         match s {
-            Shape::Flat(f) if f == self.classes => Ok(g.nodes),
+            Shape::Flat(f) if f == self.classes => Ok(nodes),
             Shape::Flat(f) => err(format!(
                 "{}: the last layer must output `classes` = {} features, got {f}",
                 last(),
@@ -358,6 +467,26 @@ impl Description {
                 self.classes
             )),
         }
+    }
+
+    /// The shape the layers end in (one image), checking that each layer fits its input.
+    fn end_shape(&self) -> Result<Shape, DescError> {
+        Ok(self.walk()?.1)
+    }
+
+    /// Every leaf layer's node and the shape the layers end in.
+    fn walk(&self) -> Result<(Vec<Node>, Shape), DescError> {
+        let [h, w, c] = self.input;
+        let mut g = Walk {
+            nodes: Vec::new(),
+            counts: Vec::new(),
+        };
+        let mut src = Src::Input;
+        let mut s = Shape::Spatial { h, w, c };
+        for (i, l) in self.layers.iter().enumerate() {
+            (src, s) = g.layer(i, &format!("layer {i}"), l, src, s)?;
+        }
+        Ok((g.nodes, s))
     }
 
     /// The description as canonical TOML (every key written out).
@@ -517,5 +646,35 @@ mod tests {
         assert_eq!(a, b);
         // rows (8 + 1 - 2) / 2 + 1 = 4, cols (8 + 2 - 3) / 2 + 1 = 4
         assert_eq!(a.shapes().unwrap()[0], Shape::Spatial { h: 4, w: 4, c: 4 });
+    }
+
+    /// `input` and `classes` may be left to the data; so may the head's `features` when
+    /// `classes` is (the head is the last top-level dense layer, found after a `repeat`).
+    #[test]
+    fn drafts_leave_input_and_classes_to_the_data() {
+        let text = "[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"repeat\"\ntimes = 2\nbody = [ { type = \"dense\", features = 5 }, { type = \"relu\" } ]\n[[layer]]\ntype = \"dense\"\n";
+        let d = Draft::parse(text).unwrap();
+        assert_eq!((d.input, d.classes), (None, None));
+        assert_eq!(d.open_keys(), Some("`input` and `classes`"));
+        let m = d.complete([4, 4, 1], 3).unwrap();
+        assert_eq!((m.input, m.classes, m.layers.len()), ([4, 4, 1], 3, 6));
+        assert!(matches!(m.layers[5], Layer::Dense { features: 3, .. }));
+        assert!(matches!(m.layers[3], Layer::Dense { features: 5, .. }));
+        // The completed model parses back as itself, and the strict parse names the key.
+        assert_eq!(Description::parse(&m.to_toml()).unwrap(), m);
+        assert!(Description::parse(text).unwrap_err().0.contains("missing key `input`"));
+        // With `classes` given, every dense layer needs its `features`.
+        let e = Draft::parse(&format!("classes = 3\n{text}")).unwrap_err();
+        assert!(e.0.contains("layer 2 (dense): missing key `features`"), "{e}");
+        // A fixed input is kept (the data is checked against it later); a fixed head must
+        // output the data's classes.
+        let d = Draft::parse(&format!("input = [2, 2, 1]\n{text}")).unwrap();
+        assert_eq!(d.complete([4, 4, 1], 3).unwrap().input, [2, 2, 1]);
+        let d = Draft::parse(&format!("{text}features = 7\n")).unwrap();
+        assert!(d.complete([4, 4, 1], 3).unwrap_err().0.contains("leave `features` out"));
+        assert_eq!(d.complete([4, 4, 1], 7).unwrap().classes, 7);
+        // A complete description is checked as it parses.
+        let e = Draft::parse(&format!("input = [4, 4, 1]\nclasses = 2\n{text}")).unwrap_err();
+        assert!(e.0.contains("missing key `features`"), "{e}");
     }
 }

@@ -1,6 +1,6 @@
 //! The preset models (`wgpu-cnn models`): descriptions in `assets/models/*.toml`, compiled in.
 
-use super::{DescError, Description};
+use super::{DescError, Description, Draft};
 
 /// Preset names, the default first.
 pub const NAMES: [&str; 4] = ["flax-cifar10", "lenet5", "resnet20", "vgg11-bn"];
@@ -27,8 +27,18 @@ pub fn preset(name: &str) -> Option<Description> {
 /// A model named by `--model`: a preset name or a TOML file. Returns the description and its
 /// text (what checkpoints store).
 pub fn resolve(model: &str) -> Result<(Description, String), DescError> {
+    let (d, t) = resolve_draft(model)?;
+    let d = d
+        .described()
+        .map_err(|e| DescError(format!("{model}: {e}")))?;
+    Ok((d, t))
+}
+
+/// A model named by `--model`, whose file may leave `input` and `classes` to the data (what
+/// `train` reads). Returns the draft and its text.
+pub fn resolve_draft(model: &str) -> Result<(Draft, String), DescError> {
     if let Some(t) = text(model) {
-        return Ok((Description::parse(t)?, t.to_string()));
+        return Ok((Draft::parse(t)?, t.to_string()));
     }
     let path = std::path::Path::new(model);
     if !path.is_file() {
@@ -39,6 +49,6 @@ pub fn resolve(model: &str) -> Result<(Description, String), DescError> {
     }
     let t = std::fs::read_to_string(path)
         .map_err(|e| DescError(format!("--model {model}: cannot read: {e}")))?;
-    let d = Description::parse(&t).map_err(|e| DescError(format!("{model}: {e}")))?;
+    let d = Draft::parse(&t).map_err(|e| DescError(format!("{model}: {e}")))?;
     Ok((d, t))
 }

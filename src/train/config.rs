@@ -173,14 +173,15 @@ impl TrainConfig {
         8
     }
 
-    /// The model: the inline description, else the preset or file `model` names.
-    pub fn description(&self) -> Result<(Description, String)> {
+    /// The model: the inline description, else the preset or file `model` names; it may leave
+    /// `input` and `classes` to the data.
+    pub fn description(&self) -> Result<(Draft, String)> {
         match &self.model_text {
             Some(t) => Ok((
-                Description::parse(t).map_err(|e| anyhow::anyhow!("the recipe's [model]: {e}"))?,
+                Draft::parse(t).map_err(|e| anyhow::anyhow!("the recipe's [model]: {e}"))?,
                 t.clone(),
             )),
-            None => Ok(zoo::resolve(&self.model)?),
+            None => Ok(zoo::resolve_draft(&self.model)?),
         }
     }
 

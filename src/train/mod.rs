@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::{self, Crop, GpuDataset};
 use crate::gpu::{Dispatch, Gpu, GpuOptions};
-use crate::graph::{zoo, Description};
+use crate::graph::{zoo, Description, Draft};
 use crate::model::{GpuModel, ParamLayout, Totals};
 use crate::ops::augment::gpu as augment;
 use crate::report::{self, EpochMetrics, EvalResult};
@@ -270,7 +270,7 @@ pub fn check_model_fits_data(
 ) -> Result<()> {
     if desc.input != [shape.h, shape.w, shape.c] {
         bail!(
-            "the model's input {}x{}x{} does not match the data's {} images: its description fixes `input`; set `input = [{}, {}, {}]` there (a preset adapts to the data by itself)",
+            "the model's input {}x{}x{} does not match the data's {} images: its description fixes `input`; set `input = [{}, {}, {}]` there, or leave `input` out to take the data's (a preset adapts to the data by itself)",
             desc.input[0],
             desc.input[1],
             desc.input[2],
@@ -282,7 +282,7 @@ pub fn check_model_fits_data(
     }
     if desc.classes as usize != classes {
         bail!(
-            "the model has {} classes, the data has {classes}: set `classes = {classes}` in its description (a preset adapts to the data by itself)",
+            "the model has {} classes, the data has {classes}: set `classes = {classes}` in its description, or leave `classes` and the last dense layer's `features` out to take the data's (a preset adapts to the data by itself)",
             desc.classes
         );
     }

@@ -43,8 +43,8 @@ impl Training {
         let progress = std::io::stderr().is_terminal();
         let resumed = resume.map(checkpoint::load).transpose()?;
         // The model: the resumed checkpoint's, else `--model`.
-        let (mut desc, mut model_text) = match &resumed {
-            Some(ck) => (ck.model.clone(), ck.model_text.clone()),
+        let (draft, mut model_text) = match &resumed {
+            Some(ck) => (Draft::from(ck.model.clone()), ck.model_text.clone()),
             None => cfg.description()?,
         };
         // A preset (not a description of one's own, not a resumed run) adapts its input and
@@ -54,11 +54,21 @@ impl Training {
         // What the batch size decides about the model, whatever the adapter (limits come later).
         let mut any = crate::caps::Caps::gpu32();
         (any.max_binding, any.max_buffer) = (u64::MAX, u64::MAX);
-        crate::plan::Plan::new(&desc, cfg.batch_size, &any, crate::plan::Mode::Train)?;
-        let mut layout = ParamLayout::of(&desc)?;
-        prepare_out_folder(&cfg.out, checkpoint_bytes(&layout))?;
+        // A description that fixes its input and classes is checked before the data loads; one
+        // that leaves them to the data, once the data is known.
+        let fixed = match draft.open_keys() {
+            None => {
+                let desc = draft.described()?;
+                crate::plan::Plan::new(&desc, cfg.batch_size, &any, crate::plan::Mode::Train)?;
+                prepare_out_folder(&cfg.out, checkpoint_bytes(&ParamLayout::of(&desc)?))?;
+                Some(desc)
+            }
+            Some(_) => None,
+        };
 
-        let input = data::ImageShape::of_input(desc.input);
+        // The images' shape as the model asks for it; a description without `input` takes
+        // CIFAR's and MNIST's own, and an image folder's `--image-size` in colour.
+        let input = data::ImageShape::of_input(draft.input.unwrap_or([32, 32, 3]));
         let opts = data::DataOptions {
             kind: cfg.dataset,
             labels: cfg.labels,
@@ -75,8 +85,16 @@ impl Training {
         // An image folder is resized to `--image-size`: a size the model cannot take is refused
         // before any image is decoded (or the folder's cache written). Other kinds ignore it.
         let folder = opts.kind.or_else(|| data::detect(&cfg.data).ok()) == Some(data::Kind::Folder);
-        if folder && opts.shape != input && !adaptable {
-            check_model_fits_data(&desc, opts.shape, desc.classes as usize)?;
+        if folder && draft.input.is_none() && cfg.image_size.is_none() {
+            bail!(
+                "the model leaves `input` out and {} is an image folder: give --image-size H W (every image is resized to it), or set `input = [H, W, C]` in the description",
+                cfg.data.display()
+            );
+        }
+        if let Some(desc) = fixed.as_ref().filter(|_| folder && !adaptable) {
+            if opts.shape != input {
+                check_model_fits_data(desc, opts.shape, desc.classes as usize)?;
+            }
         }
         let mut ds = load_dataset(&cfg.data, &opts)?;
         if cfg.labels == data::Labels::Coarse && ds.kind != data::Kind::Cifar100 {
@@ -86,16 +104,38 @@ impl Training {
                 ds.name
             );
         }
+        let shape = ds.shape();
         let mut adapted = None;
+        let mut desc = match fixed {
+            Some(desc) => desc,
+            None => {
+                let desc = draft
+                    .complete([shape.h, shape.w, shape.c], ds.classes.len() as u32)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", cfg.model))?;
+                let line = format!(
+                    "model: {} taken from the data: input {}x{}x{}, {} classes",
+                    draft.open_keys().unwrap_or_default(),
+                    desc.input[0],
+                    desc.input[1],
+                    desc.input[2],
+                    desc.classes
+                );
+                model_text = format!("# {}\n{}", line, desc.to_toml());
+                crate::plan::Plan::new(&desc, cfg.batch_size, &any, crate::plan::Mode::Train)?;
+                prepare_out_folder(&cfg.out, checkpoint_bytes(&ParamLayout::of(&desc)?))?;
+                adapted = Some(line);
+                desc
+            }
+        };
         if adaptable {
-            adapted = adapt_preset(&cfg.model, &mut desc, ds.shape(), ds.classes.len());
+            adapted = adapt_preset(&cfg.model, &mut desc, shape, ds.classes.len());
             if let Some(line) = &adapted {
                 model_text = format!("# {}\n{}", line, desc.to_toml());
                 crate::plan::Plan::new(&desc, cfg.batch_size, &any, crate::plan::Mode::Train)?;
-                layout = ParamLayout::of(&desc)?;
             }
         }
-        check_model_fits_data(&desc, ds.shape(), ds.classes.len())?;
+        let layout = ParamLayout::of(&desc)?;
+        check_model_fits_data(&desc, shape, ds.classes.len())?;
         let aug = cfg.augment.parsed()?;
         aug.check(ds.shape())?;
         let (train_idx, val_idx, steps) = split_training_set(&cfg, &mut ds)?;

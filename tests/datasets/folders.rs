@@ -366,3 +366,78 @@ fn presets_adapt_to_a_folder_and_init_skips_mismatched_tensors() {
         "set `input = [20, 20, 3]`",
     );
 }
+
+/// A description of one's own may leave `input` and `classes` (and its head's `features`) to
+/// the data: the run says what it took, stores the completed description, and its recipe.toml
+/// repeats the run bit for bit. Without `--image-size` a folder gives no input size: one line
+/// names the flag; a head that fixes its width names the key to leave out.
+#[test]
+fn a_description_may_leave_input_and_classes_to_the_data() {
+    let dir = temp_dir("open-desc");
+    let data = dir.join("pets3");
+    for (k, class) in ["cat", "dog", "emu"].iter().enumerate() {
+        for i in 0..8u64 {
+            let split = if i < 6 { "train" } else { "test" };
+            let img = noise_rgb(20, 20, k as u64 * 100 + i);
+            save(
+                image::DynamicImage::ImageRgb8(img),
+                &data.join(format!("{split}/{class}/{i}.png")),
+            );
+        }
+    }
+    let data = data.to_str().unwrap();
+    let small = "[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 3\n\n[[layer]]\ntype = \"relu\"\n\n[[layer]]\ntype = \"global_avg_pool\"\n\n[[layer]]\ntype = \"dense\"\n";
+    let own = dir.join("small.toml");
+    std::fs::write(&own, small).unwrap();
+    let own = own.to_str().unwrap();
+    let run = dir.join("run");
+    let run_s = run.to_str().unwrap();
+    let train = |model: &str, size: Option<&'static str>| {
+        let mut v = vec![
+            "train", "--data", data, "--model", model, "--epochs", "1", "--batch-size", "6",
+            "--val-size", "3", "--out", run_s, "--overwrite",
+        ];
+        if let Some(s) = size {
+            v.extend_from_slice(&["--image-size", s]);
+        }
+        v.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    fn as_str(v: &[String]) -> Vec<&str> {
+        v.iter().map(|s| s.as_str()).collect()
+    }
+    assert_error(&as_str(&train(own, None)), "give --image-size H W");
+    let (code, out, err) = cli(&as_str(&train(own, Some("20"))));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("model: `input` and `classes` taken from the data: input 20x20x3, 3 classes"),
+        "{out}"
+    );
+    let trained = wgpu_cnn::checkpoint::load(&run.join("last.safetensors")).unwrap();
+    assert_eq!((trained.model.input, trained.model.classes), ([20, 20, 3], 3));
+    // The stored description is complete: it loads anywhere without the data.
+    let stored = wgpu_cnn::graph::Description::parse(&trained.model_text).unwrap();
+    assert_eq!(stored, trained.model);
+    // The run's recipe repeats it bit for bit.
+    let again = dir.join("again");
+    let (code, out, err) = cli(&[
+        "train",
+        "--recipe",
+        run.join("recipe.toml").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+        "--overwrite",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let repeated = wgpu_cnn::checkpoint::load(&again.join("last.safetensors")).unwrap();
+    assert_eq!(repeated.params, trained.params);
+
+    // A head of fixed width on data of another class count: the error names the fix.
+    let fixed_head = dir.join("fixed-head.toml");
+    std::fs::write(&fixed_head, format!("{small}features = 10\n")).unwrap();
+    assert_error(
+        &as_str(&train(fixed_head.to_str().unwrap(), Some("20"))),
+        "leave `features` out of its last dense layer",
+    );
+    // Commands without data need the keys.
+    assert_error(&["models", own], "missing key `input`");
+}
