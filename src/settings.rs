@@ -201,6 +201,14 @@ pub struct Settings {
     #[arg(long, help_heading = "Optimizer")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decay_mask: Option<String>,
+    /// A parameter group, repeatable (a recipe: an array): `"PATTERN: lr=F, decay=F, frozen,
+    /// frozen-from-step=N, frozen-from-epoch=E"`; PATTERN globs Flax parameter names
+    /// (`BatchNorm_*.bias`, alternatives with `|`); the learning rate and the weight decay of
+    /// its tensors are multiplied by `lr` and `decay`; frozen tensors are not updated. The
+    /// first matching group wins (optax.multi_transform, PyTorch's param_groups).
+    #[arg(long, value_name = "PATTERN: OPTIONS", help_heading = "Optimizer")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param_group: Option<Vec<String>>,
     /// Learning-rate schedule, optax's: constant, cosine, warmup-cosine, piecewise,
     /// piecewise-linear [default: constant].
     #[arg(long, help_heading = "Learning-rate schedule")]
@@ -303,6 +311,7 @@ const GROUPS: [(&str, &[&str]); 2] = [
             "nesterov",
             "weight_decay",
             "decay_mask",
+            "param_group",
         ],
     ),
     (

@@ -328,19 +328,17 @@ fn params_structs_match_their_wgsl_twins() {
             0,
             "{shader}: uniform size must be a multiple of 16"
         );
-        // Every field is a 4-byte scalar, so Rust's repr(C) offsets equal WGSL's.
+        // The fields are 4-byte scalars, then optionally arrays of vec4 (the optimizer's group
+        // table): packed without gaps, so Rust's repr(C) offsets equal WGSL's.
         let naga::TypeInner::Struct { members, .. } = &module.types[var.ty].inner else {
             panic!("{shader}: params is not a struct")
         };
-        for (i, m) in members.iter().enumerate() {
-            assert_eq!(
-                m.offset as usize,
-                4 * i,
-                "{shader}: member {:?} offset",
-                m.name
-            );
+        let mut at = 0;
+        for m in members {
+            assert_eq!(m.offset as usize, at, "{shader}: member {:?} offset", m.name);
+            at += layouter[m.ty].size as usize;
         }
-        assert_eq!(members.len() * 4, rust_size, "{shader}: field count");
+        assert_eq!(at, rust_size, "{shader}: fields fill the struct");
     }
 }
 

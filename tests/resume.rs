@@ -533,6 +533,21 @@ fn every_optimizer_resumes_mid_warmup_bit_exactly() {
         ]
         .concat(),
     ));
+    // Parameter groups: one frozen after epoch 0 (the resumed run starts in epoch 1), one at
+    // another rate and decay.
+    cases.push((
+        "sgd-groups",
+        [
+            &SGD[..],
+            &[
+                "--param-group",
+                "Conv_0.*: frozen-from-epoch=1",
+                "--param-group",
+                "Dense_*.bias: lr=4, decay=0.25",
+            ],
+        ]
+        .concat(),
+    ));
     for (name, opt) in cases {
         let (a, b) = (dir.join(format!("{name}-a")), dir.join(format!("{name}-b")));
         let run = |out: &Path| -> Vec<String> {
@@ -553,6 +568,14 @@ fn every_optimizer_resumes_mid_warmup_bit_exactly() {
         let (code, out, err) = cli(&full);
         assert_eq!(code, 0, "{name}: {out}\n{err}");
         let want = state(&a.join("last.safetensors"));
+        if name == "sgd-groups" {
+            let recipe = std::fs::read_to_string(a.join("recipe.toml")).unwrap();
+            assert!(
+                recipe.contains("param_group = [\"Conv_0.*: frozen-from-epoch=1\", \"Dense_*.bias: lr=4, decay=0.25\"]"),
+                "{recipe}"
+            );
+            assert!(out.contains("group Conv_0.*: frozen-from-epoch=1"), "{out}");
+        }
 
         // A Ctrl-C that lands after step 15 of 24 (the hook acts at the end of the submit
         // that reaches it: step 16, inside epoch 1 and the warmup), whatever the machine's speed.

@@ -80,6 +80,7 @@ impl TrainArgs {
             nesterov: s.nesterov.unwrap_or(false),
             weight_decay: s.weight_decay,
             decay_mask: s.decay_mask.as_deref(),
+            param_groups: s.param_group.as_deref().unwrap_or_default(),
         }
     }
 

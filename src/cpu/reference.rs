@@ -375,7 +375,7 @@ pub struct OptState<T> {
     pub nu: Vec<Vec<T>>,
     pub step: u32,
     pub optimizer: crate::optim::Optimizer,
-    mask: Vec<Vec<T>>,
+    groups: crate::optim::Groups,
 }
 
 impl<T: Real> OptState<T> {
@@ -384,19 +384,18 @@ impl<T: Real> OptState<T> {
         Self::with(plan, crate::optim::Optimizer::default())
     }
 
+    /// `optimizer`, whose parameter groups must match the model and be frozen from steps, not
+    /// epochs (panics otherwise: the reference takes checked settings).
     pub fn with(plan: &Plan, optimizer: crate::optim::Optimizer) -> Self {
-        let mask = plan
-            .layout
-            .specs
-            .iter()
-            .map(|s| vec![T::of(optimizer.mask_of(s) as f64); s.len()])
-            .collect();
+        let groups = optimizer
+            .groups(&plan.layout.specs)
+            .expect("parameter groups that fit the model");
         OptState {
             mu: plan.layout.zeros(),
             nu: plan.layout.zeros(),
             step: 0,
             optimizer,
-            mask,
+            groups,
         }
     }
 
@@ -404,14 +403,16 @@ impl<T: Real> OptState<T> {
     pub fn step(&mut self, params: &mut [Vec<T>], grads: &[Vec<T>], lr: f32) {
         self.step += 1;
         for i in 0..params.len() {
-            let p: AdamParams = self.optimizer.params(params[i].len() as u32, lr, self.step);
+            let mut p: AdamParams = self.optimizer.params(params[i].len() as u32, lr, self.step);
+            self.groups.apply(&mut p, self.step);
+            let group = vec![self.groups.of_tensor.get(i).copied().unwrap_or(0); params[i].len()];
             if self.optimizer.is_sgd() {
                 crate::ops::optimizer::cpu::sgd_update(
                     &p,
                     &mut params[i],
                     &grads[i],
                     &mut self.mu[i],
-                    &self.mask[i],
+                    &group,
                 );
             } else {
                 crate::ops::optimizer::cpu::adam_update(
@@ -420,7 +421,7 @@ impl<T: Real> OptState<T> {
                     &grads[i],
                     &mut self.mu[i],
                     &mut self.nu[i],
-                    &self.mask[i],
+                    &group,
                 );
             }
         }

@@ -143,6 +143,8 @@ pub struct GpuModel {
     pub total_steps: u64,
     /// The optimizer (Adam unless [`GpuModel::set_optimizer`]).
     pub optimizer: crate::optim::Optimizer,
+    /// The optimizer's parameter groups over this model's tensors.
+    groups: crate::optim::Groups,
     eval_loss_index: usize,
     /// The train schedule's softmax CE dispatch (label smoothing goes into its uniform).
     train_loss_index: usize,
@@ -153,9 +155,9 @@ struct TrainState {
     /// Adam's first moment, or SGD's momentum trace.
     mu: wgpu::Buffer,
     nu: wgpu::Buffer,
-    /// The weight-decay mask (one float per parameter) where `--decay-mask kernels`, else one
-    /// unused float.
-    mask: wgpu::Buffer,
+    /// Each parameter's entry of the update's group table (one u32 per parameter) where the
+    /// groups or the decay mask change anything, else one unused word.
+    group: wgpu::Buffer,
 }
 
 impl GpuModel {
@@ -214,7 +216,7 @@ impl GpuModel {
             grads: buf("grads", flat),
             mu: buf("adam.mu", flat),
             nu: buf("adam.nu", flat),
-            mask: buf("opt.mask", 4),
+            group: buf("opt.group", 4),
         });
         let buffers: Vec<wgpu::Buffer> =
             plan.buffers.iter().map(|b| buf(&b.label, b.len)).collect();
@@ -296,6 +298,7 @@ impl GpuModel {
             schedule: Default::default(),
             total_steps: 0,
             optimizer: Default::default(),
+            groups: Default::default(),
             eval_loss_index,
             train_loss_index,
             plan,
@@ -378,9 +381,10 @@ impl GpuModel {
         let lr = self
             .schedule
             .lr(self.lr as f64, self.step as u64 - 1, self.total_steps) as f32;
-        let adam = self
+        let mut adam = self
             .optimizer
             .params(self.layout.total as u32, lr, self.step);
+        self.groups.apply(&mut adam, self.step);
         gpu.queue.write_buffer(
             &self.train[self.update_index].uniform,
             0,
@@ -410,7 +414,8 @@ impl GpuModel {
             let lr = self
                 .schedule
                 .lr(self.lr as f64, step as u64 - 1, self.total_steps) as f32;
-            let adam = self.optimizer.params(self.layout.total as u32, lr, step);
+            let mut adam = self.optimizer.params(self.layout.total as u32, lr, step);
+            self.groups.apply(&mut adam, step);
             out.extend_from_slice(bytemuck::bytes_of(&adam));
             for &(_, p) in &self.dropouts {
                 out.extend_from_slice(bytemuck::bytes_of(&p.at(self.dropout_seed, step)));
@@ -459,26 +464,31 @@ impl GpuModel {
         );
     }
 
-    /// Trains with `opt` (Adam, AdamW or SGD; optax semantics): re-records the update dispatch
-    /// and, for `--decay-mask kernels`, uploads the mask. Call before training.
+    /// Trains with `opt` (Adam, AdamW or SGD; optax semantics, with its parameter groups, whose
+    /// epochs must be resolved to steps: [`crate::optim::Optimizer::with_epoch_length`]):
+    /// re-records the update dispatch and, where the groups or `--decay-mask kernels` change
+    /// anything, uploads each parameter's group entry. Call before training.
     pub fn set_optimizer(
         &mut self,
         gpu: &Gpu,
         opt: crate::optim::Optimizer,
-    ) -> Result<(), GpuError> {
+    ) -> anyhow::Result<()> {
         let total = self.layout.total;
+        let groups = opt.groups(&self.layout.specs)?;
         let s = self.train_state.as_mut().expect("a train-mode model");
-        if opt.params(1, 0.0, 1).masked != 0 {
-            let mask: Vec<Vec<f32>> = self
+        if groups.active() {
+            let mut flat = vec![0u32; adam::padded_len(total)];
+            for ((spec, &off), &k) in self
                 .layout
                 .specs
                 .iter()
-                .map(|spec| vec![opt.mask_of(spec); spec.len()])
-                .collect();
-            let mut flat = self.layout.flatten(&mask);
-            flat.resize(adam::padded_len(total), 0.0);
-            s.mask = gpu.storage_from("opt.mask", &flat);
-            self.buffers.push(s.mask.clone());
+                .zip(&self.layout.offsets)
+                .zip(&groups.of_tensor)
+            {
+                flat[off..off + spec.len()].fill(k);
+            }
+            s.group = gpu.storage_from("opt.group", &flat);
+            self.buffers.push(s.group.clone());
         }
         let d = adam::update(
             gpu,
@@ -488,7 +498,7 @@ impl GpuModel {
                 grad: (&s.grads).into(),
                 mu: (&s.mu).into(),
                 nu: (&s.nu).into(),
-                mask: (&s.mask).into(),
+                group: (&s.group).into(),
             },
             opt.rule(),
         )
@@ -505,7 +515,8 @@ impl GpuModel {
         self.train[self.update_index] = d;
         self.plan.set_update_rule(opt.rule());
         self.optimizer = opt;
-        gpu.take_errors()
+        self.groups = groups;
+        Ok(gpu.take_errors()?)
     }
 
     /// Clips the gradients to a global norm of at most `max_norm` before each update

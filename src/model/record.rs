@@ -382,7 +382,7 @@ impl<'a> Bindings<'a> {
                         grad: (&s.grads).into(),
                         mu: (&s.mu).into(),
                         nu: (&s.nu).into(),
-                        mask: (&s.mask).into(),
+                        group: (&s.group).into(),
                     },
                     *rule,
                 )]

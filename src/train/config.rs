@@ -358,6 +358,8 @@ impl TrainConfig {
                 }
                 .into()
             }),
+            param_group: (!o.groups.is_empty())
+                .then(|| o.groups.iter().map(|g| g.spec()).collect()),
             schedule: Some(schedule.into()),
             schedule_epochs: cfg.schedule_epochs,
             warmup_steps,

@@ -136,6 +136,8 @@ impl Training {
         }
         let layout = ParamLayout::of(&desc)?;
         check_model_fits_data(&desc, shape, ds.classes.len())?;
+        // Parameter groups that name no tensor of this model fail before the GPU opens.
+        cfg.optimizer.with_epoch_length(1).groups(&layout.specs)?;
         let aug = cfg.augment.parsed()?;
         aug.check(ds.shape())?;
         let (train_idx, val_idx, steps) = split_training_set(&cfg, &mut ds)?;
@@ -230,7 +232,9 @@ impl Training {
             .model
             .set_label_smoothing(&gpu, cfg.label_smoothing as f32);
         if cfg.optimizer != crate::optim::Optimizer::default() {
-            runner.model.set_optimizer(&gpu, cfg.optimizer.clone())?;
+            runner
+                .model
+                .set_optimizer(&gpu, cfg.optimizer.with_epoch_length(steps as u64))?;
             say!("optimizer: {}", cfg.optimizer.describe());
         }
         if let Some(c) = cfg.clip_grad_norm {

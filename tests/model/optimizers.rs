@@ -154,6 +154,36 @@ fn optimizers_drive_the_gpu_steps() {
         ("sgd", sgd(0.0, false, 0.0), 0.05),
         ("sgd momentum", sgd(0.9, false, 0.0), 0.05),
         ("sgd nesterov decay", sgd(0.9, true, 5e-2), 0.05),
+        // Parameter groups (airbench's): batch-norm biases at lr ×64 with decay ÷64, the first
+        // conv trained for 2 of the 5 steps, the dense kernel frozen from the start; with the
+        // decay mask on top.
+        (
+            "sgd nesterov decay groups",
+            Optimizer {
+                groups: [
+                    "BatchNorm_*.bias: lr=64, decay=0.015625",
+                    "Conv_0.*: frozen-from-step=2",
+                    "Dense_0.kernel: frozen",
+                ]
+                .iter()
+                .map(|g| wgpu_cnn::optim::ParamGroup::parse(g).unwrap())
+                .collect(),
+                ..sgd(0.9, true, 5e-2)
+            },
+            0.05,
+        ),
+        (
+            "adamw groups",
+            Optimizer {
+                kind: Kind::AdamW,
+                weight_decay: 0.1,
+                groups: vec![
+                    wgpu_cnn::optim::ParamGroup::parse("Conv_1.kernel|Dense_0.bias: lr=0.5, decay=2").unwrap(),
+                ],
+                ..Optimizer::default()
+            },
+            1e-3f32,
+        ),
     ];
     let n = 4;
     for (name, opt, lr) in cases {
@@ -181,6 +211,12 @@ fn optimizers_drive_the_gpu_steps() {
         let (mu, _) = m.read_opt_state(gpu).unwrap();
         for (i, s) in p.layout.specs.iter().enumerate() {
             let what = format!("{name}: {}", s.name);
+            if name == "sgd nesterov decay groups" && s.name == "Dense_0.kernel" {
+                // Frozen: the bits as initialised, no momentum.
+                assert!(params[i] == init[i], "{what}: moved");
+                assert!(mu[i].iter().all(|&v| v == 0.0), "{what}");
+                continue;
+            }
             if opt.is_sgd() {
                 // SGD moves by lr·gradient: relative to the movement, as for the gradients.
                 let moved: Vec<f64> = p64[i]

@@ -3,23 +3,26 @@
 use crate::ops::AdamParams;
 use crate::ops::Real;
 
-/// `mask`: per element 0 or 1 (used when `p.masked = 1`).
+/// `group`: per element its entry of `p.groups` (read when `p.masked = 1`).
 pub fn adam_update<T: Real>(
     p: &AdamParams,
     param: &mut [T],
     grad: &[T],
     mu: &mut [T],
     nu: &mut [T],
-    mask: &[T],
+    group: &[u32],
 ) {
     let (b1, b2, eps) = (T::of(p.b1 as f64), T::of(p.b2 as f64), T::of(p.eps as f64));
-    let (bc1, bc2, lr) = (T::of(p.bc1 as f64), T::of(p.bc2 as f64), T::of(p.lr as f64));
+    let (bc1, bc2) = (T::of(p.bc1 as f64), T::of(p.bc2 as f64));
     let one = T::one();
     for i in 0..param.len() {
+        let Some((lr, wd)) = entry::<T>(p, group, i) else {
+            continue;
+        };
         let g = grad[i];
         mu[i] = b1 * mu[i] + (one - b1) * g;
         nu[i] = b2 * nu[i] + (one - b2) * g * g;
-        let u = (mu[i] / bc1) / ((nu[i] / bc2).sqrt() + eps) + decay(p, mask, i) * param[i];
+        let u = (mu[i] / bc1) / ((nu[i] / bc2).sqrt() + eps) + wd * param[i];
         param[i] = param[i] - lr * u;
     }
 }
@@ -30,11 +33,14 @@ pub fn sgd_update<T: Real>(
     param: &mut [T],
     grad: &[T],
     trace: &mut [T],
-    mask: &[T],
+    group: &[u32],
 ) {
-    let (lr, m) = (T::of(p.lr as f64), T::of(p.momentum as f64));
+    let m = T::of(p.momentum as f64);
     for i in 0..param.len() {
-        let g = grad[i] + decay(p, mask, i) * param[i];
+        let Some((lr, wd)) = entry::<T>(p, group, i) else {
+            continue;
+        };
+        let g = grad[i] + wd * param[i];
         trace[i] = g + m * trace[i];
         let u = if p.nesterov != 0 {
             g + m * trace[i]
@@ -45,11 +51,13 @@ pub fn sgd_update<T: Real>(
     }
 }
 
-fn decay<T: Real>(p: &AdamParams, mask: &[T], i: usize) -> T {
-    let wd = T::of(p.wd as f64);
-    if p.masked != 0 {
-        wd * mask[i]
+/// Element i's learning rate and weight decay, `None` when its group is frozen. The products
+/// are formed in f32 as the shader forms them (`p.lr * L`, `p.wd * D`).
+fn entry<T: Real>(p: &AdamParams, group: &[u32], i: usize) -> Option<(T, T)> {
+    let [l, d, frozen, _] = if p.masked != 0 {
+        p.groups[group[i] as usize]
     } else {
-        wd
-    }
+        [1.0, 1.0, 0.0, 0.0]
+    };
+    (frozen == 0.0).then(|| (T::of((p.lr * l) as f64), T::of((p.wd * d) as f64)))
 }

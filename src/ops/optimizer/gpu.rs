@@ -5,22 +5,22 @@ use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::ops::AdamParams;
 
-/// The optimizer state and decay mask of an update: `mu` (SGD: the momentum trace), `nu`
-/// (Adam's second moment), `mask` (per element 0 or 1, read when `p.masked = 1`; any buffer
-/// otherwise).
+/// The optimizer state and group table of an update: `mu` (SGD: the momentum trace), `nu`
+/// (Adam's second moment), `group` (per element its entry of `p.groups` as u32, read when
+/// `p.masked = 1`; any buffer otherwise).
 #[derive(Clone, Copy, Debug)]
 pub struct OptimizerBuffers<'a> {
     pub param: BufSlice<'a>,
     pub grad: BufSlice<'a>,
     pub mu: BufSlice<'a>,
     pub nu: BufSlice<'a>,
-    pub mask: BufSlice<'a>,
+    pub group: BufSlice<'a>,
 }
 
 /// One step of Adam/AdamW (`adam_update`) or SGD (`sgd_update`, [`Rule::Sgd`]) over flat buffers
 /// of `p.count` elements. The returned dispatch's `uniform` is rewritten before each step.
 /// When every buffer holds ceil(count / 4) whole vec4s (the elements past `count` zero pads, as
-/// [`padded_len`] allocates them; the mask needs them only when `p.masked = 1`), the `_vec4`
+/// [`padded_len`] allocates them; the group buffer needs them only when `p.masked = 1`), the `_vec4`
 /// entry points run instead: same values, four elements per invocation.
 pub fn update(gpu: &Gpu, p: &AdamParams, b: &OptimizerBuffers<'_>, rule: Rule) -> Dispatch {
     let sgd = rule == Rule::Sgd;
@@ -30,7 +30,7 @@ pub fn update(gpu: &Gpu, p: &AdamParams, b: &OptimizerBuffers<'_>, rule: Rule) -
         .iter()
         .chain(if sgd { None } else { Some(&b.nu) })
         .all(|s| s.size >= padded)
-        && b.mask.size >= if p.masked != 0 { padded } else { 16 };
+        && b.group.size >= if p.masked != 0 { padded } else { 16 };
     let entry = rule.entry(vec4);
     // SGD has one state slot: nu is not bound.
     let base = if vec4 { 10 } else { 0 };
@@ -38,7 +38,7 @@ pub fn update(gpu: &Gpu, p: &AdamParams, b: &OptimizerBuffers<'_>, rule: Rule) -
         (base + 1, b.param),
         (base + 2, b.grad),
         (base + 3, b.mu),
-        (base + 5, b.mask),
+        (base + 5, b.group),
         (base + 4, b.nu),
     ];
     let threads = if vec4 { p.count.div_ceil(4) } else { p.count };

@@ -7,7 +7,9 @@ use bytemuck::{Pod, Zeroable};
 
 /// One optimizer step over `count` parameters (`adam.wgsl`): Adam (optax defaults unless set;
 /// `bc1 = 1 - b1^t`, `bc2 = 1 - b2^t`), AdamW's decoupled weight decay `wd`, or SGD with a
-/// momentum trace (`sgd_update`); `masked = 1`: the decay of element i is scaled by the decay mask.
+/// momentum trace (`sgd_update`); `masked = 1`: element i belongs to entry `group[i]` of
+/// `groups`, whose `[lr multiplier, decay multiplier, frozen (1) or not (0), 0]` apply to it
+/// (the parameter groups and the decay mask, `crate::optim::Groups`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
 pub struct AdamParams {
@@ -23,12 +25,15 @@ pub struct AdamParams {
     pub momentum: f32,
     pub nesterov: u32,
     pub _pad0: u32,
+    pub groups: [[f32; 4]; AdamParams::GROUPS],
 }
 
 impl AdamParams {
     pub const B1: f32 = 0.9;
     pub const B2: f32 = 0.999;
     pub const EPS: f32 = 1e-8;
+    /// Entries of the group table (parameter groups times the decay mask's two values).
+    pub const GROUPS: usize = 16;
 
     /// Parameters of step `t` (1-based, as optax counts after its increment).
     pub fn new(count: u32, lr: f32, t: u32) -> Self {
@@ -46,6 +51,7 @@ impl AdamParams {
             momentum: 0.0,
             nesterov: 0,
             _pad0: 0,
+            groups: [[0.0; 4]; Self::GROUPS],
         }
     }
 }
