@@ -83,7 +83,9 @@ impl ParamGroup {
         let (pattern, opts) = spec.split_once(':').unwrap_or((spec, ""));
         let pattern = pattern.trim().to_string();
         if pattern.is_empty() {
-            return Err(bad("no name pattern before `:` (e.g. `BatchNorm_*.bias: lr=64`)".into()));
+            return Err(bad(
+                "no name pattern before `:` (e.g. `BatchNorm_*.bias: lr=64`)".into(),
+            ));
         }
         for alt in pattern.split('|') {
             glob::Pattern::new(alt.trim()).map_err(|e| bad(format!("pattern `{alt}`: {e}")))?;
@@ -95,7 +97,9 @@ impl ParamGroup {
             frozen: None,
         };
         for opt in opts.split(',').map(str::trim).filter(|o| !o.is_empty()) {
-            let (k, v) = opt.split_once('=').map_or((opt, None), |(k, v)| (k.trim(), Some(v.trim())));
+            let (k, v) = opt
+                .split_once('=')
+                .map_or((opt, None), |(k, v)| (k.trim(), Some(v.trim())));
             let num = |v: Option<&str>| -> Result<f64> {
                 let v = v.ok_or_else(|| bad(format!("`{k}` takes a value ({k}=…)")))?;
                 v.parse::<f64>()
@@ -475,7 +479,11 @@ mod tests {
     use super::*;
 
     fn spec(name: &str) -> ParamSpec {
-        ParamSpec::new(name.into(), vec![2], if name.ends_with(".kernel") { 2 } else { 0 })
+        ParamSpec::new(
+            name.into(),
+            vec![2],
+            if name.ends_with(".kernel") { 2 } else { 0 },
+        )
     }
 
     #[test]
@@ -510,27 +518,44 @@ mod tests {
     /// nothing is an error naming it.
     #[test]
     fn group_tables() {
-        let specs: Vec<ParamSpec> = ["Conv_0.kernel", "Conv_0.bias", "BatchNorm_0.bias", "Dense_0.kernel"]
-            .iter()
-            .map(|n| spec(n))
-            .collect();
+        let specs: Vec<ParamSpec> = [
+            "Conv_0.kernel",
+            "Conv_0.bias",
+            "BatchNorm_0.bias",
+            "Dense_0.kernel",
+        ]
+        .iter()
+        .map(|n| spec(n))
+        .collect();
         let opt = Optimizer {
             kind: Kind::Sgd,
             weight_decay: 0.1,
             decay_mask: DecayMask::Kernels,
-            groups: ["BatchNorm_*.bias: lr=64, decay=0.5", "Conv_0.*: frozen-from-epoch=2", "*.bias: lr=3"]
-                .iter()
-                .map(|g| ParamGroup::parse(g).unwrap())
-                .collect(),
+            groups: [
+                "BatchNorm_*.bias: lr=64, decay=0.5",
+                "Conv_0.*: frozen-from-epoch=2",
+                "*.bias: lr=3",
+            ]
+            .iter()
+            .map(|g| ParamGroup::parse(g).unwrap())
+            .collect(),
             ..Optimizer::default()
         };
-        let e = opt.with_epoch_length(5).groups(&specs).unwrap_err().to_string();
+        let e = opt
+            .with_epoch_length(5)
+            .groups(&specs)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\"*.bias: lr=3\" matches no parameter"), "{e}");
         let opt = Optimizer {
             groups: opt.groups[..2].to_vec(),
             ..opt
         };
-        assert!(opt.groups(&specs).unwrap_err().to_string().contains("epoch"));
+        assert!(opt
+            .groups(&specs)
+            .unwrap_err()
+            .to_string()
+            .contains("epoch"));
         let g = opt.with_epoch_length(5).groups(&specs).unwrap();
         assert!(g.active());
         // Conv_0.kernel (frozen group, mask 1), Conv_0.bias (frozen group, mask 0),
@@ -539,7 +564,15 @@ mod tests {
         let mut p = opt.params(8, 0.1, 10);
         g.apply(&mut p, 10);
         assert_eq!(p.masked, 1);
-        assert_eq!(&p.groups[..4], &[[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [64.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]]);
+        assert_eq!(
+            &p.groups[..4],
+            &[
+                [1.0, 1.0, 0.0, 0.0],
+                [1.0, 0.0, 0.0, 0.0],
+                [64.0, 0.0, 0.0, 0.0],
+                [1.0, 1.0, 0.0, 0.0]
+            ]
+        );
         g.apply(&mut p, 11);
         assert_eq!(p.groups[0][2], 1.0, "frozen after 2 epochs of 5 steps");
         // Without groups or a mask, the update runs as it always did.

@@ -335,7 +335,11 @@ fn params_structs_match_their_wgsl_twins() {
         };
         let mut at = 0;
         for m in members {
-            assert_eq!(m.offset as usize, at, "{shader}: member {:?} offset", m.name);
+            assert_eq!(
+                m.offset as usize, at,
+                "{shader}: member {:?} offset",
+                m.name
+            );
             at += layouter[m.ty].size as usize;
         }
         assert_eq!(at, rust_size, "{shader}: fields fill the struct");

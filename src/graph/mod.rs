@@ -324,9 +324,8 @@ impl Draft {
                 let head = classes
                     .is_none()
                     .then(|| {
-                        a.iter().rposition(|v| {
-                            v.get("type").and_then(|t| t.as_str()) == Some("dense")
-                        })
+                        a.iter()
+                            .rposition(|v| v.get("type").and_then(|t| t.as_str()) == Some("dense"))
                     })
                     .flatten()
                     .filter(|&k| a[k].get("features").is_none());
@@ -397,7 +396,8 @@ impl Draft {
     /// Checks every shape.
     pub fn complete(&self, input: [u32; 3], classes: u32) -> Result<Description, DescError> {
         let mut layers = self.layers.clone();
-        if let Some(Layer::Dense { features, .. }) = self.open_head.and_then(|k| layers.get_mut(k)) {
+        if let Some(Layer::Dense { features, .. }) = self.open_head.and_then(|k| layers.get_mut(k))
+        {
             *features = classes;
         }
         let d = Description {
@@ -662,16 +662,26 @@ mod tests {
         assert!(matches!(m.layers[3], Layer::Dense { features: 5, .. }));
         // The completed model parses back as itself, and the strict parse names the key.
         assert_eq!(Description::parse(&m.to_toml()).unwrap(), m);
-        assert!(Description::parse(text).unwrap_err().0.contains("missing key `input`"));
+        assert!(Description::parse(text)
+            .unwrap_err()
+            .0
+            .contains("missing key `input`"));
         // With `classes` given, every dense layer needs its `features`.
         let e = Draft::parse(&format!("classes = 3\n{text}")).unwrap_err();
-        assert!(e.0.contains("layer 2 (dense): missing key `features`"), "{e}");
+        assert!(
+            e.0.contains("layer 2 (dense): missing key `features`"),
+            "{e}"
+        );
         // A fixed input is kept (the data is checked against it later); a fixed head must
         // output the data's classes.
         let d = Draft::parse(&format!("input = [2, 2, 1]\n{text}")).unwrap();
         assert_eq!(d.complete([4, 4, 1], 3).unwrap().input, [2, 2, 1]);
         let d = Draft::parse(&format!("{text}features = 7\n")).unwrap();
-        assert!(d.complete([4, 4, 1], 3).unwrap_err().0.contains("leave `features` out"));
+        assert!(d
+            .complete([4, 4, 1], 3)
+            .unwrap_err()
+            .0
+            .contains("leave `features` out"));
         assert_eq!(d.complete([4, 4, 1], 7).unwrap().classes, 7);
         // A complete description is checked as it parses.
         let e = Draft::parse(&format!("input = [4, 4, 1]\nclasses = 2\n{text}")).unwrap_err();

@@ -468,11 +468,7 @@ impl GpuModel {
     /// epochs must be resolved to steps: [`crate::optim::Optimizer::with_epoch_length`]):
     /// re-records the update dispatch and, where the groups or `--decay-mask kernels` change
     /// anything, uploads each parameter's group entry. Call before training.
-    pub fn set_optimizer(
-        &mut self,
-        gpu: &Gpu,
-        opt: crate::optim::Optimizer,
-    ) -> anyhow::Result<()> {
+    pub fn set_optimizer(&mut self, gpu: &Gpu, opt: crate::optim::Optimizer) -> anyhow::Result<()> {
         let total = self.layout.total;
         let groups = opt.groups(&self.layout.specs)?;
         let s = self.train_state.as_mut().expect("a train-mode model");

@@ -394,8 +394,20 @@ fn a_description_may_leave_input_and_classes_to_the_data() {
     let run_s = run.to_str().unwrap();
     let train = |model: &str, size: Option<&'static str>| {
         let mut v = vec![
-            "train", "--data", data, "--model", model, "--epochs", "1", "--batch-size", "6",
-            "--val-size", "3", "--out", run_s, "--overwrite",
+            "train",
+            "--data",
+            data,
+            "--model",
+            model,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "6",
+            "--val-size",
+            "3",
+            "--out",
+            run_s,
+            "--overwrite",
         ];
         if let Some(s) = size {
             v.extend_from_slice(&["--image-size", s]);
@@ -413,7 +425,10 @@ fn a_description_may_leave_input_and_classes_to_the_data() {
         "{out}"
     );
     let trained = wgpu_cnn::checkpoint::load(&run.join("last.safetensors")).unwrap();
-    assert_eq!((trained.model.input, trained.model.classes), ([20, 20, 3], 3));
+    assert_eq!(
+        (trained.model.input, trained.model.classes),
+        ([20, 20, 3], 3)
+    );
     // The stored description is complete: it loads anywhere without the data.
     let stored = wgpu_cnn::graph::Description::parse(&trained.model_text).unwrap();
     assert_eq!(stored, trained.model);

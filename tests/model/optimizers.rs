@@ -177,9 +177,10 @@ fn optimizers_drive_the_gpu_steps() {
             Optimizer {
                 kind: Kind::AdamW,
                 weight_decay: 0.1,
-                groups: vec![
-                    wgpu_cnn::optim::ParamGroup::parse("Conv_1.kernel|Dense_0.bias: lr=0.5, decay=2").unwrap(),
-                ],
+                groups: vec![wgpu_cnn::optim::ParamGroup::parse(
+                    "Conv_1.kernel|Dense_0.bias: lr=0.5, decay=2",
+                )
+                .unwrap()],
                 ..Optimizer::default()
             },
             1e-3f32,

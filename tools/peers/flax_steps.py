@@ -27,6 +27,7 @@ params / running statistics), besides the plain ≤ 1e-3 against Flax f32. Adam'
 where the checkpoint has it.
 """
 import argparse
+import fnmatch
 import json
 import os
 import subprocess
@@ -44,6 +45,26 @@ from flax_model import FlaxModel, flatten, load_description, unflatten  # noqa: 
 from flax_load import evaluate, load_cifar  # noqa: E402
 
 
+def parse_group(spec):
+    """wgpu-cnn's --param-group spec: pattern, lr and decay multipliers, frozen after N updates
+    (0: from the start; None: never)."""
+    pattern, _, opts = spec.partition(":")
+    g = {"pattern": pattern.strip(), "lr": 1.0, "decay": 1.0, "frozen": None}
+    for opt in filter(None, (o.strip() for o in opts.split(","))):
+        key, _, value = opt.partition("=")
+        if key == "lr":
+            g["lr"] = float(value)
+        elif key == "decay":
+            g["decay"] = float(value)
+        elif key == "frozen":
+            g["frozen"] = 0
+        elif key == "frozen-from-step":
+            g["frozen"] = int(value)
+        else:
+            sys.exit(f"--param-group {spec!r}: the twin knows lr, decay, frozen, frozen-from-step")
+    return g
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -56,6 +77,13 @@ def main():
     ap.add_argument("--nesterov", action="store_true")
     ap.add_argument("--weight-decay", type=float, default=None)
     ap.add_argument("--decay-mask", default="all", choices=["all", "kernels"])
+    ap.add_argument("--param-group", action="append", default=[],
+                    help="wgpu-cnn's --param-group 'PATTERN: lr=F, decay=F, frozen, "
+                         "frozen-from-step=N' (repeatable); in optax a multi_transform whose "
+                         "labels are the first matching group, each label the optimizer with "
+                         "its rate ×lr and decay ×decay, set_to_zero when frozen, and for "
+                         "frozen-from-step N the optimizer for N updates, then zero updates with "
+                         "its state kept")
     ap.add_argument("--clip-grad-norm", type=float, default=None,
                     help="optax.chain(optax.clip_by_global_norm(X), adam) in Flax, "
                          "--clip-grad-norm X in wgpu-cnn")
@@ -102,15 +130,58 @@ def main():
                                                 args.end_lr)
     else:
         lr = args.lr
-    if args.optimizer == "adam":
-        tx = optax.adam(lr)
-    elif args.optimizer == "adamw":
-        tx = optax.adamw(lr, weight_decay=args.weight_decay if args.weight_decay is not None
-                         else 1e-4, mask=mask)
-    else:
+    def optimizer(lr, decay_scale=1.0):
+        if args.optimizer == "adam":
+            return optax.adam(lr)
+        if args.optimizer == "adamw":
+            wd = args.weight_decay if args.weight_decay is not None else 1e-4
+            return optax.adamw(lr, weight_decay=wd * decay_scale, mask=mask)
         tx = optax.sgd(lr, momentum=args.momentum, nesterov=args.nesterov)
         if args.weight_decay:
-            tx = optax.chain(optax.add_decayed_weights(args.weight_decay, mask), tx)
+            tx = optax.chain(optax.add_decayed_weights(args.weight_decay * decay_scale, mask), tx)
+        return tx
+
+    groups = [parse_group(g) for g in args.param_group]
+    if groups:
+        def scaled(mult):
+            return (lambda count: lr(count) * mult) if callable(lr) else lr * mult
+
+        def frozen_after(inner, n):
+            """`inner` for n updates, then optax.set_to_zero with its state kept as it was."""
+            def init(p):
+                return inner.init(p), jnp.zeros([], jnp.int32)
+
+            def update(u, state, p=None):
+                s, count = state
+                new_u, new_s = inner.update(u, s, p)
+                keep = count < n
+                new_u = jax.tree_util.tree_map(lambda a: jnp.where(keep, a, jnp.zeros_like(a)), new_u)
+                new_s = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new_s, s)
+                return new_u, (new_s, count + 1)
+            return optax.GradientTransformation(init, update)
+
+        transforms = {"default": optimizer(lr)}
+        for k, g in enumerate(groups):
+            inner = optimizer(scaled(g["lr"]), g["decay"])
+            if g["frozen"] == 0:
+                transforms[f"g{k}"] = optax.set_to_zero()
+            elif g["frozen"] is not None:
+                transforms[f"g{k}"] = frozen_after(inner, g["frozen"])
+            else:
+                transforms[f"g{k}"] = inner
+
+        def group_labels(params):
+            def label(path, _):
+                name = ".".join(getattr(p, "key", str(p)) for p in path)
+                for k, g in enumerate(groups):
+                    if any(fnmatch.fnmatchcase(name, alt.strip()) for alt in g["pattern"].split("|")):
+                        return f"g{k}"
+                return "default"
+            return jax.tree_util.tree_map_with_path(label, params)
+
+        tx = optax.multi_transform(transforms, group_labels)
+    else:
+        tx = optimizer(lr)
     if args.clip_grad_norm:
         tx = optax.chain(optax.clip_by_global_norm(args.clip_grad_norm), tx)
 
@@ -149,7 +220,14 @@ def main():
         slot = "mu" if args.optimizer != "sgd" else "trace"
         states = [x for x in jax.tree_util.tree_leaves(
             opt, is_leaf=lambda x: hasattr(x, slot)) if hasattr(x, slot)]
-        mu = flatten(getattr(states[0], slot)) if states else {}
+        # With parameter groups each label has its own state, holding only its tensors (the
+        # others are optax.MaskedNode); merged, they cover every trained tensor.
+        mu = {}
+        for x in states:
+            if not hasattr(getattr(x, slot), "items"):
+                continue
+            # (a MaskedNode, an empty tuple, flattens to an empty array)
+            mu.update({k: v for k, v in flatten(getattr(x, slot)).items() if v.size})
         return after, flatten(after), mu, losses
 
     flax_vars, flax_after, flax_mu, losses = train(jnp.float32)
@@ -184,6 +262,8 @@ def main():
                 cmd += ["--weight-decay", str(args.weight_decay)]
             if args.decay_mask != "all":
                 cmd += ["--decay-mask", args.decay_mask]
+        for g in args.param_group:
+            cmd += ["--param-group", g]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         ours = load_file(os.path.join(out, "last.safetensors"))
 

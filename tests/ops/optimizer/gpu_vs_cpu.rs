@@ -43,14 +43,15 @@ fn optimizers_match_their_cpu_twins() {
         // Without a group table, and with one: elements in runs of 3 cycling through entries
         // without decay (the decay mask's 0), plain (its 1), lr ×64 with decay ÷64 (airbench's
         // batch-norm biases) and frozen (neither the parameter nor the state may move).
-        for (si, &len, padded, grouped) in [1usize, 7, 1000, 4099]
-            .iter()
-            .enumerate()
-            .flat_map(|(si, len)| {
-                [false, true]
-                    .into_iter()
-                    .flat_map(move |pad| [(si, len, pad, false), (si, len, pad, true)])
-            })
+        for (si, &len, padded, grouped) in
+            [1usize, 7, 1000, 4099]
+                .iter()
+                .enumerate()
+                .flat_map(|(si, len)| {
+                    [false, true]
+                        .into_iter()
+                        .flat_map(move |pad| [(si, len, pad, false), (si, len, pad, true)])
+                })
         {
             let what = format!(
                 "{name} n{len}{}{}",
@@ -131,11 +132,19 @@ fn optimizers_match_their_cpu_twins() {
             }
             // The rounding of an update grows with its size: with a learning-rate multiplier L
             // the parameters' movement is compared divided by L (the same tolerance then holds).
-            let lr_mult = |i: usize| if grouped { table[group[i] as usize][0] as f64 } else { 1.0 };
+            let lr_mult = |i: usize| {
+                if grouped {
+                    table[group[i] as usize][0] as f64
+                } else {
+                    1.0
+                }
+            };
             let got: Vec<f32> = read(gpu, &pb)[..len]
                 .iter()
                 .enumerate()
-                .map(|(i, &x)| (before[i] as f64 + (x as f64 - before[i] as f64) / lr_mult(i)) as f32)
+                .map(|(i, &x)| {
+                    (before[i] as f64 + (x as f64 - before[i] as f64) / lr_mult(i)) as f32
+                })
                 .collect();
             let want: Vec<f64> = p64
                 .iter()
@@ -171,7 +180,11 @@ fn optimizers_match_their_cpu_twins() {
                 // Frozen elements (entry 3) keep their bits, state included.
                 let (p, m) = (read(gpu, &pb), read(gpu, &mb));
                 for i in (0..len).filter(|i| group[*i] == 3) {
-                    assert_eq!(p[i].to_bits(), before[i].to_bits(), "{what}: frozen param {i}");
+                    assert_eq!(
+                        p[i].to_bits(),
+                        before[i].to_bits(),
+                        "{what}: frozen param {i}"
+                    );
                     assert_eq!(m[i], 0.0, "{what}: frozen state {i}");
                 }
             }
