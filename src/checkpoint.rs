@@ -3,7 +3,8 @@
 //! order), batch-norm running statistics as `batch_stats.<name>` (Flax's `batch_stats`
 //! collection: `batch_stats.BatchNorm_0.mean` / `.var`), the optimizer's state as
 //! `opt.<slot>.<name>` (Adam/AdamW: `opt.mu`, `opt.nu`; SGD: `opt.trace`; older files'
-//! `adam.mu` / `adam.nu` still load), and the training position
+//! `adam.mu` / `adam.nu` still load), a lookahead run's slow copy as `lookahead.<name>` and
+//! `lookahead.batch_stats.<name>`, and the training position
 //! (step, epoch, RNG seed, …) as string metadata, the model description (TOML) as metadata
 //! `model` (checkpoints without it are the seed model, `flax-cifar10`). Written atomically (temporary file, fsync,
 //! rename), so a kill at any moment leaves the previous checkpoint intact.
@@ -35,6 +36,9 @@ pub struct Checkpoint {
     pub batch_stats: Vec<Vec<f32>>,
     /// Adam's (mu, nu) per tensor, when present.
     pub opt_state: Option<Moments>,
+    /// Lookahead's slow parameters and batch statistics (`lookahead.<name>`,
+    /// `lookahead.batch_stats.<name>`), when the run trains with lookahead.
+    pub lookahead: Option<Moments>,
     pub metadata: HashMap<String, String>,
     /// Names in the file that are not part of the model (reported as warnings by `load`).
     pub unknown: Vec<String>,
@@ -56,6 +60,7 @@ impl Checkpoint {
             model_text,
             params,
             opt_state: None,
+            lookahead: None,
             metadata: HashMap::new(),
             unknown: Vec::new(),
             notes: Vec::new(),
@@ -115,6 +120,22 @@ pub fn save(path: &Path, ck: &Checkpoint) -> Result<()> {
             for (s, t) in specs.iter().zip(nu) {
                 data.push((format!("opt.nu.{}", s.name), s.shape.clone(), bytes_of(t)));
             }
+        }
+    }
+    if let Some((params, stats)) = &ck.lookahead {
+        for (s, t) in specs.iter().zip(params) {
+            data.push((
+                format!("lookahead.{}", s.name),
+                s.shape.clone(),
+                bytes_of(t),
+            ));
+        }
+        for (s, t) in ck.stats_specs().iter().zip(stats) {
+            data.push((
+                format!("lookahead.batch_stats.{}", s.name),
+                s.shape.clone(),
+                bytes_of(t),
+            ));
         }
     }
     let views: Vec<(String, TensorView<'_>)> = data
@@ -376,6 +397,30 @@ fn load_with(path: &Path, given: Option<(&Description, &str)>, force: bool) -> R
     } else {
         None
     };
+    // Lookahead's slow copy: every parameter and statistic, or none.
+    let slow_names: Vec<(String, Vec<usize>)> = specs
+        .iter()
+        .map(|s| (format!("lookahead.{}", s.name), s.shape.clone()))
+        .chain(
+            stats_layout
+                .specs
+                .iter()
+                .map(|s| (format!("lookahead.batch_stats.{}", s.name), s.shape.clone())),
+        )
+        .collect();
+    let lookahead = if slow_names
+        .iter()
+        .all(|(n, _)| st.names().iter().any(|m| *m == n))
+    {
+        let mut all = slow_names
+            .iter()
+            .map(|(n, shape)| read(n, shape))
+            .collect::<Result<Vec<_>>>()?;
+        let stats = all.split_off(specs.len());
+        Some((all, stats))
+    } else {
+        None
+    };
     let known: Vec<String> = specs
         .iter()
         .flat_map(|s| {
@@ -389,6 +434,7 @@ fn load_with(path: &Path, given: Option<(&Description, &str)>, force: bool) -> R
             ]
         })
         .chain(stat_names)
+        .chain(slow_names.into_iter().map(|(n, _)| n))
         .collect();
     let mut unknown: Vec<String> = st
         .names()
@@ -403,6 +449,7 @@ fn load_with(path: &Path, given: Option<(&Description, &str)>, force: bool) -> R
         params,
         batch_stats,
         opt_state: adam,
+        lookahead,
         notes,
         metadata,
         unknown,

@@ -159,6 +159,105 @@ impl ParamGroup {
     }
 }
 
+/// Lookahead (`--lookahead "every=K, decay=D, power=P"`; optax.lookahead, airbench94's
+/// LookaheadState): a slow copy of the parameters and of the batch-norm running statistics;
+/// after every K-th update the slow copy moves toward the trained (fast) one by
+/// `w = 1 − D·(t/T)^P` (t the update, T the run's updates; P = 0: optax.lookahead with
+/// `slow_step_size = 1 − D`) and the fast one takes it; after the run's last update the fast
+/// one takes the slow copy (w = 0), so the run ends with the slow weights. The optimizer's
+/// state is left as it is (optax's `reset_state=False`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lookahead {
+    pub every: u32,
+    pub decay: f64,
+    pub power: f64,
+}
+
+impl Lookahead {
+    /// Parses `every=K, decay=D, power=P` (power defaults to 0).
+    pub fn parse(spec: &str) -> Result<Self> {
+        let bad = |why: String| anyhow::anyhow!("--lookahead {spec:?}: {why}");
+        let (mut every, mut decay, mut power) = (None, None, 0.0);
+        for opt in spec.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            let Some((k, v)) = opt.split_once('=').map(|(k, v)| (k.trim(), v.trim())) else {
+                return Err(bad(format!("`{opt}` is not key=value")));
+            };
+            let num = || {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && (*x as f32).is_finite())
+                    .ok_or_else(|| bad(format!("`{k}` must be a number, got `{v}`")))
+            };
+            match k {
+                "every" => {
+                    every = Some(v.parse::<u32>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        bad(format!("`every` must be a whole number ≥ 1, got `{v}`"))
+                    })?)
+                }
+                "decay" => decay = Some(num()?),
+                "power" => power = num()?,
+                _ => {
+                    return Err(bad(format!(
+                        "unknown key `{k}` (allowed: every, decay, power)"
+                    )))
+                }
+            }
+        }
+        let every =
+            every.ok_or_else(|| bad("missing `every=K` (synchronise every K updates)".into()))?;
+        let decay = decay.ok_or_else(|| {
+            bad("missing `decay=D` (the slow weights keep D of themselves)".into())
+        })?;
+        if !(0.0..=1.0).contains(&decay) {
+            return Err(bad(format!("`decay` must be in [0, 1], got {decay}")));
+        }
+        if power < 0.0 {
+            return Err(bad(format!("`power` must be ≥ 0, got {power}")));
+        }
+        Ok(Lookahead {
+            every,
+            decay,
+            power,
+        })
+    }
+
+    /// The canonical spec ([`Lookahead::parse`] reads it back).
+    pub fn spec(&self) -> String {
+        format!(
+            "every={}, decay={}, power={}",
+            self.every, self.decay, self.power
+        )
+    }
+
+    /// The synchronisation after update `t` (1-based) of a run of `total` updates: the lerp
+    /// weight, or `None` when there is none. Computed in f32 as airbench's PyTorch does
+    /// (`decay · (t/T)³` in f32, `1 − decay` in f64, rounded to f32).
+    pub fn weight(&self, t: u64, total: u64) -> Option<f32> {
+        if t.is_multiple_of(self.every as u64) {
+            let x = t as f32 / total.max(1) as f32;
+            // Small whole powers as repeated products, as PyTorch's `x ** 3` computes them.
+            let p = self.power;
+            let ramp = if p == 0.0 {
+                1.0
+            } else if p == 1.0 {
+                x
+            } else if p == 2.0 {
+                x * x
+            } else if p == 3.0 {
+                x * x * x
+            } else {
+                x.powf(p as f32)
+            };
+            let d = self.decay as f32 * ramp;
+            Some((1.0 - d as f64) as f32)
+        } else if t == total {
+            Some(0.0)
+        } else {
+            None
+        }
+    }
+}
+
 /// The update's group table for one model: per tensor an entry of the uniform's table, and per
 /// entry the learning-rate and decay multipliers and the step from which it is frozen. The
 /// decay mask (`--decay-mask kernels`) is part of an entry's decay multiplier.
@@ -582,5 +681,33 @@ mod tests {
         let before = p;
         plain.apply(&mut p, 1);
         assert_eq!(p, before);
+    }
+
+    /// airbench94's schedule: every 5 updates, w = 1 − 0.95⁵·(t/T)³; the last update copies
+    /// back (w = 0); power 0 is optax.lookahead's constant slow step.
+    #[test]
+    fn lookahead_weights() {
+        let la = Lookahead::parse("every=5, decay=0.7737809375, power=3").unwrap();
+        assert_eq!(Lookahead::parse(&la.spec()).unwrap(), la);
+        assert_eq!(la.weight(4, 476), None);
+        let x = 5.0f32 / 476.0;
+        assert_eq!(
+            la.weight(5, 476),
+            Some((1.0 - ((0.7737809375f64 as f32) * (x * x * x)) as f64) as f32)
+        );
+        assert_eq!(la.weight(475, 476).map(|w| (w * 1e4).round()), Some(2311.0));
+        assert_eq!(la.weight(476, 476), Some(0.0));
+        let c = Lookahead::parse("every=6,decay=0.5").unwrap();
+        assert_eq!((c.weight(12, 100), c.weight(13, 100)), (Some(0.5), None));
+        for (bad, why) in [
+            ("decay=0.5", "missing `every"),
+            ("every=0, decay=0.5", "whole number"),
+            ("every=5, decay=1.5", "in [0, 1]"),
+            ("every=5, decay=0.5, rho=1", "unknown key `rho`"),
+            ("every=5 decay=0.5", "must be a whole number"),
+        ] {
+            let e = Lookahead::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 }

@@ -256,6 +256,16 @@ pub struct Settings {
     #[arg(long, help_heading = "Optimizer")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clip_grad_norm: Option<f64>,
+    /// Lookahead, `"every=K, decay=D, power=P"` (optax.lookahead, airbench94's): a slow copy
+    /// of the weights and batch statistics moves toward the trained ones by 1 − D·(t/T)^P
+    /// after every K-th update, which then take it; the run ends with the slow weights.
+    #[arg(
+        long,
+        value_name = "every=K, decay=D, power=P",
+        help_heading = "Optimizer"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookahead: Option<String>,
     /// Initial parameters from a checkpoint (params only is enough).
     #[arg(long, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]

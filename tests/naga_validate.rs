@@ -201,6 +201,7 @@ fn entry_points_match_launchers() {
                 "sgd_update_vec4",
             ],
         ),
+        ("lookahead", &["lookahead_sync"]),
         ("clip", &["clip_partial", "clip_finalize", "clip_scale"]),
         ("augment", &["augment_batch"]),
         (
@@ -303,6 +304,7 @@ fn params_structs_match_their_wgsl_twins() {
         ("dropout", std::mem::size_of::<DropoutParams>()),
         ("softmax_ce", std::mem::size_of::<SoftmaxCeParams>()),
         ("adam", std::mem::size_of::<AdamParams>()),
+        ("lookahead", std::mem::size_of::<LookaheadParams>()),
         ("clip", std::mem::size_of::<ClipParams>()),
         ("augment", std::mem::size_of::<AugmentParams>()),
         ("batchnorm", std::mem::size_of::<BatchNormParams>()),

@@ -548,6 +548,16 @@ fn every_optimizer_resumes_mid_warmup_bit_exactly() {
         ]
         .concat(),
     ));
+    // Lookahead (slow weights and statistics in the checkpoint): syncs after updates 5, 10,
+    // 15 (before the interrupt), 20, and the copy-back after 24.
+    cases.push((
+        "sgd-lookahead",
+        [
+            &SGD[..],
+            &["--lookahead", "every=5, decay=0.7737809375, power=3"],
+        ]
+        .concat(),
+    ));
     for (name, opt) in cases {
         let (a, b) = (dir.join(format!("{name}-a")), dir.join(format!("{name}-b")));
         let run = |out: &Path| -> Vec<String> {
@@ -568,6 +578,14 @@ fn every_optimizer_resumes_mid_warmup_bit_exactly() {
         let (code, out, err) = cli(&full);
         assert_eq!(code, 0, "{name}: {out}\n{err}");
         let want = state(&a.join("last.safetensors"));
+        if name == "sgd-lookahead" {
+            let ck = wgpu_cnn::checkpoint::load(&a.join("last.safetensors")).unwrap();
+            let (slow, _) = ck.lookahead.clone().expect("the slow weights are kept");
+            assert!(
+                slow == ck.params,
+                "{name}: the run ends on the slow weights"
+            );
+        }
         if name == "sgd-groups" {
             let recipe = std::fs::read_to_string(a.join("recipe.toml")).unwrap();
             assert!(

@@ -254,6 +254,9 @@ impl TrainArgs {
         if set.clip_grad_norm.is_some() {
             cfg.clip_grad_norm = set.clip_grad_norm;
         }
+        if let Some(v) = &set.lookahead {
+            cfg.lookahead = Some(wgpu_cnn::optim::Lookahead::parse(v)?);
+        }
         let opt_flags = self.optimizer_flags();
         if opt_flags.any() {
             cfg.optimizer = wgpu_cnn::optim::Optimizer::from_flags(&opt_flags)?;

@@ -58,6 +58,7 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("dropout" / "dropout"),
     shader!("softmax_ce" / "softmax_ce"),
     shader!("optimizer" / "adam"),
+    shader!("optimizer" / "lookahead"),
     shader!("clip" / "clip"),
     shader!("augment" / "augment"),
     shader!("batchnorm" / "batchnorm"),

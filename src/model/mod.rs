@@ -35,6 +35,7 @@ impl ParamLayout {
 
 pub use crate::checkpoint::Moments;
 
+mod lookahead;
 mod record;
 
 /// Batch statistics read back from the GPU.
@@ -145,6 +146,8 @@ pub struct GpuModel {
     pub optimizer: crate::optim::Optimizer,
     /// The optimizer's parameter groups over this model's tensors.
     groups: crate::optim::Groups,
+    /// Lookahead's slow weights and synchronisations ([`GpuModel::set_lookahead`]).
+    lookahead: Option<lookahead::LookaheadState>,
     eval_loss_index: usize,
     /// The train schedule's softmax CE dispatch (label smoothing goes into its uniform).
     train_loss_index: usize,
@@ -299,6 +302,7 @@ impl GpuModel {
             total_steps: 0,
             optimizer: Default::default(),
             groups: Default::default(),
+            lookahead: None,
             eval_loss_index,
             train_loss_index,
             plan,
@@ -371,6 +375,8 @@ impl GpuModel {
     ) {
         self.begin_train_step(gpu);
         record(encoder, "train_step", prologue, &self.train);
+        self.write_lookahead_uniforms(gpu);
+        self.encode_lookahead(encoder, None);
     }
 
     /// Advances the Adam step and writes its parameters; call once before recording
@@ -402,6 +408,7 @@ impl GpuModel {
     pub fn step_record_bytes(&self) -> u64 {
         (std::mem::size_of::<crate::ops::AdamParams>()
             + self.dropouts.len() * std::mem::size_of::<DropoutParams>()) as u64
+            + self.lookahead_record_bytes()
     }
 
     /// The uniforms of the next `count` train steps (steps `self.step + 1 …`), one record each:
@@ -420,6 +427,7 @@ impl GpuModel {
             for &(_, p) in &self.dropouts {
                 out.extend_from_slice(bytemuck::bytes_of(&p.at(self.dropout_seed, step)));
             }
+            out.extend_from_slice(&self.lookahead_record(step));
         }
         out
     }
@@ -446,6 +454,7 @@ impl GpuModel {
             at += drop;
         }
         record(encoder, "train_step", prologue, &self.train);
+        self.encode_lookahead(encoder, Some((table, at)));
     }
 
     /// Records the eval step (forward and loss, no gradients) into `encoder`.

@@ -40,7 +40,7 @@ pub use dense::DenseParams;
 pub use dropout::DropoutParams;
 pub use gelu::GeluParams;
 pub use maxpool::MaxPoolParams;
-pub use optimizer::AdamParams;
+pub use optimizer::{AdamParams, LookaheadParams};
 pub use real::{cast, Real};
 pub use scale::ScaleParams;
 pub use softmax_ce::SoftmaxCeParams;

@@ -32,6 +32,9 @@ pub struct TrainConfig {
     /// optax.clip_by_global_norm before the update (runs before this setting: none).
     #[serde(default)]
     pub clip_grad_norm: Option<f64>,
+    /// Lookahead over the weights and batch statistics (runs before this setting: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookahead: Option<crate::optim::Lookahead>,
     pub seed: u64,
     /// `--dataset`: the kind of data in `data` (`None`: detected from the files).
     #[serde(default)]
@@ -140,6 +143,7 @@ impl Default for TrainConfig {
             schedule_epochs: None,
             label_smoothing: 0.0,
             clip_grad_norm: None,
+            lookahead: None,
             optimizer: Default::default(),
             seed: 42,
             dataset: None,
@@ -370,6 +374,7 @@ impl TrainConfig {
             scales: scales.map(crate::settings::List),
             label_smoothing: Some(cfg.label_smoothing),
             clip_grad_norm: cfg.clip_grad_norm,
+            lookahead: cfg.lookahead.map(|l| l.spec()),
             init: cfg.init.clone(),
             init_skip_mismatch: cfg.init_skip_mismatch.then_some(true),
             keep_every: cfg.keep_every,

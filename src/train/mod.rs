@@ -154,6 +154,7 @@ fn checkpoint_of(
     let mut ck = Checkpoint::new(m.plan.desc.clone(), model_text.to_string(), params);
     ck.batch_stats = m.read_batch_stats(gpu)?;
     ck.opt_state = Some(adam);
+    ck.lookahead = m.read_lookahead(gpu)?;
     ck.metadata = meta;
     Ok(ck)
 }

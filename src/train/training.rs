@@ -274,6 +274,20 @@ impl Training {
             );
         }
         runner.model.total_steps = planned;
+        if let Some(la) = cfg.lookahead {
+            // The slow copy starts as the initial weights (a resumed run's comes below).
+            runner.model.set_lookahead(&gpu, la, planned)?;
+            say!("lookahead: {} over {planned} updates", la.spec());
+            if let Some(ck) = &resumed {
+                let Some((params, stats)) = &ck.lookahead else {
+                    bail!(
+                        "{}: has no lookahead weights (lookahead.*), cannot resume a run with lookahead from it",
+                        resume.unwrap_or(Path::new("")).display()
+                    );
+                };
+                runner.model.write_lookahead(&gpu, params, stats);
+            }
+        }
         if let Some(ck) = &resumed {
             let Some((mu, nu)) = &ck.opt_state else {
                 bail!(

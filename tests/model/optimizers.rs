@@ -359,3 +359,84 @@ fn every_optimizer_and_schedule_for_200_steps() {
         }
     }
 }
+
+/// Lookahead on the GPU model (weights and batch statistics), against the CPU reference with
+/// the synchronisation's f64 twin applied after the same updates: 7 SGD steps, a sync after
+/// updates 3 and 6 and the copy-back after the last; the run ends on the slow weights, which
+/// `read_lookahead` returns.
+#[test]
+fn lookahead_drives_the_gpu_steps() {
+    let Some(gpu) = gpu() else { return };
+    use wgpu_cnn::ops::optimizer::cpu::lookahead_sync;
+    use wgpu_cnn::ops::LookaheadParams;
+    use wgpu_cnn::optim::{Kind, Lookahead, Optimizer};
+    let d = Description::parse(
+        "input = [6, 6, 3]\nclasses = 5\nlayer = [ { type = \"conv\", features = 8, kernel = 3, bias = false }, { type = \"batch_norm\", momentum = 0.6 }, { type = \"relu\" }, { type = \"flatten\" }, { type = \"dense\", features = 5 } ]\n",
+    )
+    .unwrap();
+    let opt = Optimizer {
+        kind: Kind::Sgd,
+        momentum: 0.85,
+        nesterov: true,
+        ..Optimizer::default()
+    };
+    let la = Lookahead::parse("every=3, decay=0.77, power=3").unwrap();
+    let (n, steps, lr) = (4, 7u64, 0.05f32);
+    let p = plan(gpu, &d, n as u32);
+    let init = p.layout.init(43);
+    let (x, labels) = posed_batch(1e-5, &p, &init, &d, n, 143, 1);
+    let mut m = GpuModel::from_plan(gpu, p.clone(), &init, lr).unwrap();
+    m.set_optimizer(gpu, opt.clone()).unwrap();
+    m.set_lookahead(gpu, la, steps).unwrap();
+    m.upload_batch(gpu, &x, &labels);
+    let x64 = cpu::cast(&x);
+    let mut p64: Vec<Vec<f64>> = init.iter().map(|t| cpu::cast(t)).collect();
+    let mut stats: Vec<Vec<f64>> = reference::initial_stats(&p);
+    let (mut slow_p, mut slow_s) = (p64.clone(), stats.clone());
+    let mut state = reference::OptState::with(&p, opt.clone());
+    let mut synced = 0;
+    for t in 1..=steps {
+        m.train_step(gpu);
+        let phase = reference::Phase::Train {
+            seed: 0,
+            step: t as u32,
+        };
+        let step = reference::loss_and_grads_with(&p, &p64, &stats, &x64, &labels, phase);
+        stats = step.stats;
+        state.step(&mut p64, &step.grads, lr);
+        if let Some(w) = la.weight(t, steps) {
+            synced += 1;
+            for (s, f) in slow_p
+                .iter_mut()
+                .zip(p64.iter_mut())
+                .chain(slow_s.iter_mut().zip(stats.iter_mut()))
+            {
+                lookahead_sync(&LookaheadParams::new(s.len() as u32, w), s, f);
+            }
+        }
+    }
+    assert_eq!(synced, 3);
+    let params = m.read_params(gpu).unwrap();
+    let (slow, slow_stats) = m.read_lookahead(gpu).unwrap().unwrap();
+    assert!(slow == params, "the run ends on the slow weights");
+    let moved = |a: &[f64], b: &[f32]| -> Vec<f64> {
+        a.iter().zip(b).map(|(a, &b)| a - b as f64).collect()
+    };
+    for (i, s) in p.layout.specs.iter().enumerate() {
+        let got: Vec<f32> = params[i].iter().zip(&init[i]).map(|(a, b)| a - b).collect();
+        close_scaled(
+            &format!("lookahead: {} change", s.name),
+            &got,
+            &moved(&p64[i], &init[i]),
+            1e-3,
+        );
+    }
+    let gpu_stats = m.read_batch_stats(gpu).unwrap();
+    assert!(
+        gpu_stats == slow_stats,
+        "the statistics end on the slow ones"
+    );
+    for (i, s) in gpu_stats.iter().enumerate() {
+        assert_close(&format!("lookahead: stats {i}"), s, &stats[i], 1e-5, 1e-4);
+    }
+}

@@ -77,6 +77,12 @@ def main():
     ap.add_argument("--nesterov", action="store_true")
     ap.add_argument("--weight-decay", type=float, default=None)
     ap.add_argument("--decay-mask", default="all", choices=["all", "kernels"])
+    ap.add_argument("--lookahead-every", type=int, default=None,
+                    help="optax.lookahead(tx, K, A, reset_state=False) in Flax (the slow weights "
+                         "are the result), --lookahead 'every=K, decay=1-A' in wgpu-cnn; models "
+                         "without batch norm (optax's lookahead does not average statistics)")
+    ap.add_argument("--lookahead-step", type=float, default=0.5,
+                    help="optax.lookahead's slow_step_size A")
     ap.add_argument("--param-group", action="append", default=[],
                     help="wgpu-cnn's --param-group 'PATTERN: lr=F, decay=F, frozen, "
                          "frozen-from-step=N' (repeatable); in optax a multi_transform whose "
@@ -184,12 +190,18 @@ def main():
         tx = optimizer(lr)
     if args.clip_grad_norm:
         tx = optax.chain(optax.clip_by_global_norm(args.clip_grad_norm), tx)
+    if args.lookahead_every:
+        if stats:
+            sys.exit("--lookahead-every: optax.lookahead has no batch statistics; take a model without batch norm")
+        tx = optax.lookahead(tx, args.lookahead_every, args.lookahead_step)
 
     def train(dtype):
         """The steps in Flax with every array in `dtype`: (variables after, flat variables after,
         flat Adam first moment, losses)."""
         cast = lambda t: jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), t)  # noqa: E731
         p, st = cast(params), cast(stats)
+        if args.lookahead_every:
+            p = optax.LookaheadParams.init_synced(p)
         opt = tx.init(p)
 
         @jax.jit
@@ -206,7 +218,8 @@ def main():
                     loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
                 return loss, upd.get("batch_stats", {})
 
-            (loss, st), grads = jax.value_and_grad(loss_fn, has_aux=True)(p)
+            fast = p.fast if args.lookahead_every else p
+            (loss, st), grads = jax.value_and_grad(loss_fn, has_aux=True)(fast)
             updates, opt = tx.update(grads, opt, p)
             return optax.apply_updates(p, updates), st, opt, loss
 
@@ -215,6 +228,8 @@ def main():
             sl = slice(k * args.batch_size, (k + 1) * args.batch_size)
             p, st, opt, loss = step(p, st, opt, jnp.asarray(images[sl], dtype), labels[sl])
             losses.append(float(loss))
+        if args.lookahead_every:
+            p = p.slow
         after = {"params": p, **({"batch_stats": st} if st else {})}
         # Adam's state inside whatever chain (clip_by_global_norm first when asked).
         slot = "mu" if args.optimizer != "sgd" else "trace"
@@ -264,6 +279,8 @@ def main():
                 cmd += ["--decay-mask", args.decay_mask]
         for g in args.param_group:
             cmd += ["--param-group", g]
+        if args.lookahead_every:
+            cmd += ["--lookahead", f"every={args.lookahead_every}, decay={1 - args.lookahead_step}, power=0"]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         ours = load_file(os.path.join(out, "last.safetensors"))
 

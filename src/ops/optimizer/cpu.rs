@@ -1,5 +1,6 @@
 //! Reference for `adam.wgsl`: one optax.adam / adamw / sgd step, in place.
 
+use super::LookaheadParams;
 use crate::ops::AdamParams;
 use crate::ops::Real;
 
@@ -60,4 +61,20 @@ fn entry<T: Real>(p: &AdamParams, group: &[u32], i: usize) -> Option<(T, T)> {
         [1.0, 1.0, 0.0, 0.0]
     };
     (frozen == 0.0).then(|| (T::of((p.lr * l) as f64), T::of((p.wd * d) as f64)))
+}
+
+/// Reference for `lookahead_sync`: `slow = lerp(slow, fast, w)` as PyTorch's lerp (the form
+/// chosen by `w < 0.5`, so both ends are exact), then `fast = slow`.
+pub fn lookahead_sync<T: Real>(p: &LookaheadParams, slow: &mut [T], fast: &mut [T]) {
+    let w = T::of(p.weight as f64);
+    let one = T::one();
+    for (s, f) in slow.iter_mut().zip(fast.iter_mut()) {
+        let v = if p.weight < 0.5 {
+            *s + w * (*f - *s)
+        } else {
+            *f - (*f - *s) * (one - w)
+        };
+        *s = v;
+        *f = v;
+    }
 }

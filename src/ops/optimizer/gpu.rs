@@ -1,6 +1,6 @@
 //! Launcher for `adam.wgsl`: the optimizers' update (Adam, AdamW, SGD).
 
-use super::Rule;
+use super::{LookaheadParams, Rule};
 use crate::gpu::dispatch::grid;
 use crate::gpu::{BufSlice, Dispatch, Gpu};
 use crate::ops::AdamParams;
@@ -58,4 +58,25 @@ pub fn update(gpu: &Gpu, p: &AdamParams, b: &OptimizerBuffers<'_>, rule: Rule) -
 /// runs: `len` rounded up to whole vec4s (the extra elements zero).
 pub fn padded_len(len: usize) -> usize {
     len.max(1).next_multiple_of(4)
+}
+
+/// One lookahead synchronisation of `slow` toward `fast` over `p.count` values, both updated
+/// in place (`lookahead_sync`). The returned dispatch's `uniform` is rewritten before each use.
+pub fn lookahead(
+    gpu: &Gpu,
+    p: &LookaheadParams,
+    slow: BufSlice<'_>,
+    fast: BufSlice<'_>,
+) -> Dispatch {
+    let u = gpu.uniform("lookahead.params", p);
+    Dispatch::new(
+        gpu,
+        "lookahead",
+        "lookahead_sync",
+        &u,
+        &[(1, slow), (2, fast)],
+        grid(p.count),
+        3 * p.count as u64,
+        16 * p.count as u64,
+    )
 }

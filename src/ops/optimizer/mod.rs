@@ -1,4 +1,5 @@
-//! The optimizer update (optax's adam, adamw, sgd with momentum/Nesterov and decay).
+//! The optimizer update (optax's adam, adamw, sgd with momentum/Nesterov and decay), and the
+//! lookahead synchronisation of slow and fast weights (`lookahead.wgsl`).
 
 pub mod cpu;
 pub mod gpu;
@@ -74,6 +75,28 @@ impl Rule {
             (Rule::Sgd, false) => "sgd_update",
             (Rule::Adam, true) => "adam_update_vec4",
             (Rule::Sgd, true) => "sgd_update_vec4",
+        }
+    }
+}
+
+/// One lookahead synchronisation over `count` values (`lookahead.wgsl`): the slow copy moves
+/// toward the fast one by `weight` (PyTorch's lerp), and the fast one takes the result.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct LookaheadParams {
+    pub count: u32,
+    pub weight: f32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+
+impl LookaheadParams {
+    pub fn new(count: u32, weight: f32) -> Self {
+        LookaheadParams {
+            count,
+            weight,
+            _pad0: 0,
+            _pad1: 0,
         }
     }
 }

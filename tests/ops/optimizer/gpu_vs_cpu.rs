@@ -206,3 +206,44 @@ fn optimizers_match_their_cpu_twins() {
         }
     }
 }
+
+/// The lookahead synchronisation: bit for bit the f32 twin (one lerp per element, PyTorch's two
+/// forms on either side of w = 0.5), both ends exact, and within an ulp of the f64 twin.
+#[test]
+fn lookahead_matches_its_cpu_twin() {
+    let Some(gpu) = gpu() else { return };
+    use wgpu_cnn::ops::optimizer::cpu::lookahead_sync;
+    use wgpu_cnn::ops::LookaheadParams;
+    for (si, len) in [1usize, 5, 1031].into_iter().enumerate() {
+        for w in [0.0f32, 0.2, 0.4999, 0.5, 0.7737809, 1.0] {
+            let what = format!("n{len} w{w}");
+            let mut r = rng(700 + si as u64);
+            let slow = uniform(&mut r, len, 1.0);
+            let fast = uniform(&mut r, len, 3.0);
+            let (sb, fb) = (
+                gpu.storage_from("slow", &slow),
+                gpu.storage_from("fast", &fast),
+            );
+            let p = LookaheadParams::new(len as u32, w);
+            let d = wgpu_cnn::ops::optimizer::gpu::lookahead(gpu, &p, (&sb).into(), (&fb).into());
+            gpu.run(&[&d]).unwrap();
+            let (mut s32, mut f32_) = (slow.clone(), fast.clone());
+            lookahead_sync(&p, &mut s32, &mut f32_);
+            let (gs, gf) = (read(gpu, &sb), read(gpu, &fb));
+            assert!(
+                gs.iter().zip(&s32).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{what}: slow differs from the f32 twin"
+            );
+            assert!(gs == gf, "{what}: fast takes the slow weights");
+            let (mut s64, mut f64_) = (to_f64(&slow), to_f64(&fast));
+            lookahead_sync(&p, &mut s64, &mut f64_);
+            assert_close(&format!("{what} vs f64"), &gs, &s64, 1e-6, 1e-6);
+            if w == 0.0 {
+                assert!(gs == slow, "{what}: w = 0 keeps the slow weights");
+            }
+            if w == 1.0 {
+                assert!(gs == fast, "{what}: w = 1 takes the fast weights");
+            }
+        }
+    }
+}
