@@ -32,6 +32,46 @@ impl FromStr for ModelRef {
 #[serde(transparent)]
 pub struct Pair(pub [f64; 2]);
 
+/// A number of epochs, whole or not (`--epochs 9.9`: the last epoch runs its first
+/// `ceil(9.9 · steps per epoch) − 9 · steps per epoch` steps, as airbench94 counts). Written as
+/// an integer when whole, so recipes of whole epochs read as they always did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Epochs(pub f64);
+
+impl FromStr for Epochs {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
+        Epochs::checked(v)
+    }
+}
+
+impl Epochs {
+    fn checked(v: f64) -> Result<Self, String> {
+        if v.is_finite() && v > 0.0 && v <= u32::MAX as f64 {
+            Ok(Epochs(v))
+        } else {
+            Err(format!("epochs must be a positive number, got {v}"))
+        }
+    }
+}
+
+impl Serialize for Epochs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.fract() == 0.0 {
+            s.serialize_u64(self.0 as u64)
+        } else {
+            s.serialize_f64(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Epochs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Epochs::checked(f64::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A list: comma-separated as a flag, an array in a recipe.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -84,10 +124,11 @@ fn pair(flag: &'static str) -> impl Fn(&str) -> Result<Pair, String> + Clone {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Epochs [default: 100].
+    /// Epochs [default: 100]; a fraction ends the run inside its last epoch (`9.9`: airbench94's
+    /// ceil(9.9 · steps per epoch) updates).
     #[arg(long, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub epochs: Option<u32>,
+    pub epochs: Option<Epochs>,
     /// Batch size [default: 128].
     #[arg(long, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -404,7 +445,7 @@ mod tests {
         let s = lr_only.overlay(&recipe).unwrap();
         assert_eq!(
             (s.lr, s.momentum, s.epochs, s.optimizer.as_deref()),
-            (Some(0.5), Some(0.9), Some(3), Some("sgd"))
+            (Some(0.5), Some(0.9), Some(Epochs(3.0)), Some("sgd"))
         );
         let adam = Settings {
             optimizer: Some("adam".into()),

@@ -911,3 +911,70 @@ fn plain_progress_lines_off_a_terminal() {
         lines[0]
     );
 }
+
+/// Fractional epochs (`--epochs 1.5`, airbench94's 9.9): the run makes ceil(1.5 · 12) = 18
+/// updates, the second epoch ending after 6 of its 12 steps, with the schedule over 18; its
+/// recipe.toml says `epochs = 1.5` and repeats it bit for bit; a Ctrl-C inside the short epoch
+/// resumes to the same bits.
+#[test]
+fn fractional_epochs_end_inside_the_last_epoch() {
+    if gpu().is_none() {
+        return;
+    }
+    let data = cifar_dir();
+    let data = data.to_str().unwrap();
+    let dir = temp_dir("fractional-epochs");
+    let run = |out: &Path| -> Vec<String> {
+        let mut v: Vec<String> = args(data, out.to_str().unwrap(), "1.5")
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(
+            ["--model", "lenet5", "--steps-per-submit", "4", "--schedule", "cosine"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        v
+    };
+    let a = dir.join("a");
+    let full = run(&a);
+    let full: Vec<&str> = full.iter().map(String::as_str).collect();
+    let (code, out, err) = cli(&full);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("over 18 steps"), "{out}");
+    let ck = wgpu_cnn::checkpoint::load(&a.join("last.safetensors")).unwrap();
+    assert_eq!(ck.meta::<u32>("step"), Some(18));
+    assert_eq!(ck.meta::<u32>("epoch"), Some(2));
+    let recipe = std::fs::read_to_string(a.join("recipe.toml")).unwrap();
+    assert!(recipe.contains("epochs = 1.5\n"), "{recipe}");
+    let want = state(&a.join("last.safetensors"));
+
+    let again = dir.join("again");
+    let (code, out, err) = cli(&[
+        "train",
+        "--recipe",
+        a.join("recipe.toml").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(state(&again.join("last.safetensors")) == want, "the recipe repeats the run");
+
+    let b = dir.join("b");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
+        .args(run(&b))
+        .env("WGPU_CNN_INTERRUPT_AT_STEP", "13")
+        .env(
+            "XDG_RUNTIME_DIR",
+            std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let first_ck = b.join("last.safetensors");
+    let (code, out, err) = cli(&["train", "--resume", first_ck.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(state(&first_ck) == want, "the resumed run differs");
+    let _ = std::fs::remove_dir_all(&dir);
+}

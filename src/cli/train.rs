@@ -223,7 +223,8 @@ impl TrainArgs {
             cfg.skip_bad_images = true;
         }
         if let Some(v) = set.epochs {
-            cfg.epochs = v;
+            cfg.epochs = v.0.ceil() as u32;
+            cfg.epochs_exact = (v.0.fract() != 0.0).then_some(v.0);
         }
         if let Some(v) = set.batch_size {
             cfg.batch_size = v;
@@ -301,7 +302,7 @@ impl TrainArgs {
         // annealing does not jump back up); the planned length is recorded, so recipe.toml
         // repeats the resumed run. Training prints the rate before and after.
         if resuming
-            && cfg.epochs != saved.epochs
+            && (cfg.epochs, cfg.epochs_exact) != (saved.epochs, saved.epochs_exact)
             && cfg.schedule_epochs.is_none()
             && cfg.schedule != wgpu_cnn::schedule::Schedule::Constant
         {

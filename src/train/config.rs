@@ -13,7 +13,12 @@ pub struct TrainConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_text: Option<String>,
     pub data: PathBuf,
+    /// The epochs the run enters (a fractional `--epochs` rounded up).
     pub epochs: u32,
+    /// `--epochs` when it is not whole (the run ends inside its last epoch; see
+    /// [`TrainConfig::total_steps`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs_exact: Option<f64>,
     pub batch_size: u32,
     pub lr: f64,
     /// The learning-rate schedule (optax semantics; runs before this setting: constant).
@@ -137,6 +142,7 @@ impl Default for TrainConfig {
             model_text: None,
             data: data::default_data_dir(),
             epochs: 100,
+            epochs_exact: None,
             batch_size: 128,
             lr: 1e-4,
             schedule: Default::default(),
@@ -172,6 +178,21 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The run's updates with `steps` per epoch: `epochs · steps`, or for fractional epochs
+    /// `ceil(epochs · steps)` (airbench94's count), the last epoch ending early.
+    pub fn total_steps(&self, steps: usize) -> u64 {
+        match self.epochs_exact {
+            Some(e) => ((e * steps as f64).ceil() as u64).max(1),
+            None => self.epochs as u64 * steps as u64,
+        }
+    }
+
+    /// The steps epoch `epoch` runs: all `steps`, fewer in the last of fractional epochs.
+    pub fn steps_in_epoch(&self, epoch: u32, steps: usize) -> usize {
+        let before = epoch as u64 * steps as u64;
+        (self.total_steps(steps).saturating_sub(before) as usize).min(steps)
+    }
+
     /// `--steps-per-submit` when not given.
     pub const fn default_steps_per_submit() -> u32 {
         8
@@ -316,7 +337,9 @@ impl TrainConfig {
             None => crate::recipe::ModelRef::Name(cfg.model.clone()),
         };
         Ok(crate::recipe::Recipe {
-            epochs: Some(cfg.epochs),
+            epochs: Some(crate::settings::Epochs(
+                cfg.epochs_exact.unwrap_or(cfg.epochs as f64),
+            )),
             batch_size: Some(cfg.batch_size),
             seed: Some(cfg.seed),
             data: Some(cfg.data.clone()),

@@ -242,9 +242,11 @@ impl Training {
         }
         // Dropout masks follow the run's seed (and the step, which a resumed run restores).
         runner.model.dropout_seed = (cfg.seed ^ (cfg.seed >> 32)) as u32;
-        let total = cfg.epochs as u64 * steps as u64;
+        let total = cfg.total_steps(steps);
         // The schedule's length: the run's, or the planned one a resumed run keeps.
-        let planned = cfg.schedule_epochs.unwrap_or(cfg.epochs) as u64 * steps as u64;
+        let planned = cfg
+            .schedule_epochs
+            .map_or(total, |e| e as u64 * steps as u64);
         cfg.schedule.resolve(steps as u64, planned);
         cfg.schedule.validate(planned)?;
         runner.model.schedule = cfg.schedule.clone();
@@ -427,14 +429,17 @@ impl Training {
     /// Ctrl-C stopped it (a checkpoint of the exact position is then written).
     pub(super) fn train_epoch(&mut self) -> Result<bool> {
         let (gpu, cfg) = (&self.gpu, &self.cfg);
-        let (epoch, b, steps) = (self.pos.epoch, cfg.batch_size as usize, self.steps);
+        let (epoch, b) = (self.pos.epoch, cfg.batch_size as usize);
+        // The epoch's crops are drawn for every step (the same random stream whatever the
+        // run's length); the last of fractional epochs runs only its first steps.
+        let (full, steps) = (self.steps, cfg.steps_in_epoch(epoch, self.steps));
         let crops = epoch_crops(
             cfg,
             &self.aug,
             self.ds.shape(),
             &self.train_idx,
             epoch,
-            steps,
+            full,
         );
         match self.pos.totals.take() {
             Some(t) if self.pos.step_in_epoch > 0 => self.runner.model.write_totals(gpu, t),
@@ -563,7 +568,7 @@ impl Training {
             }
             s = end;
             let interrupted = (INTERRUPTED.load(Ordering::SeqCst)
-                || interrupt_for_test(epoch as u64 * steps as u64 + end as u64))
+                || interrupt_for_test(epoch as u64 * full as u64 + end as u64))
                 && end < steps;
             let due = end < steps && every.is_some_and(|d| last_save.elapsed() >= d);
             if interrupted || due {
@@ -646,7 +651,8 @@ impl Training {
             val_loss: val.as_ref().map(|v| v.loss),
             val_accuracy: val.as_ref().map(|v| v.accuracy),
             seconds,
-            images_per_second: ((self.steps - first) * cfg.batch_size as usize) as f64
+            images_per_second: ((cfg.steps_in_epoch(epoch, self.steps) - first)
+                * cfg.batch_size as usize) as f64
                 / seconds_train,
             rss_bytes: report::rss_bytes(),
             gpu_bytes: Some(
