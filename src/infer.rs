@@ -19,8 +19,8 @@ use crate::train::{
 pub struct EvalData<'a> {
     /// `None`: the folder the checkpoint's run read.
     pub dir: Option<&'a Path>,
-    /// Test-time augmentation: also report each image averaged with its mirror.
-    pub tta: bool,
+    /// Test-time augmentation: also report the views' verdict (`--tta`).
+    pub tta: data::Tta,
     pub kind: Option<data::Kind>,
     /// Evaluate only the first N test images (`--test-limit`; as `train --test-limit`).
     pub limit: Option<usize>,
@@ -122,21 +122,24 @@ pub fn eval(
     r.classes = ds.classes.clone();
     println!("test: {}", r.line());
     print!("{}", report::confusion_table(&r));
-    let tta = if source.tta {
-        let mut t = runner.evaluate_tta(&gpu, feed, &idx, &test.labels)?;
-        t.classes = ds.classes.clone();
-        println!("test, test-time augmentation (flip): {}", t.line());
-        Some(t)
-    } else {
-        None
-    };
+    let tta = runner
+        .evaluate_augmented(&gpu, feed, &idx, &test.labels, &source.tta)?
+        .map(|mut t| {
+            t.classes = ds.classes.clone();
+            println!(
+                "test, test-time augmentation ({}): {}",
+                source.tta.spec(),
+                t.line()
+            );
+            t
+        });
     if let Some(out) = out {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
         let mut json = r.to_json();
         json["checkpoint"] = checkpoint_path.display().to_string().into();
         json["data"] = ds.name.clone().into();
         if let Some(t) = &tta {
-            json["tta_flip"] = t.to_json();
+            json[crate::train::tta_key(&source.tta)] = t.to_json();
         }
         crate::io::write_atomic(
             &out.join("test.json"),

@@ -77,7 +77,8 @@ enum Command {
         #[arg(long)]
         dataset: Option<String>,
         /// Test-time augmentation: flip also reports the mean softmax of each image and its
-        /// mirror; none [default: none].
+        /// mirror; airbench airbench94's six weighted views (logits summed); views as
+        /// `id=0.5, flip=0.5, -1/-1=…, flip/1/1=…`; none [default: none].
         #[arg(long)]
         tta: Option<String>,
         /// Where to write test.json and confusion.png.

@@ -41,7 +41,10 @@ pub struct Epochs(pub f64);
 impl FromStr for Epochs {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
+        let v: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a number"))?;
         Epochs::checked(v)
     }
 }
@@ -327,7 +330,9 @@ pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init_skip_mismatch: Option<bool>,
     /// Test-time augmentation of the final test: flip (mean softmax of each image and its
-    /// mirror) or none [default: none].
+    /// mirror), airbench (airbench94's six weighted views, logits summed), views as
+    /// `id=0.5, flip=0.25, -1/-1=0.125, flip/1/1=0.125` (DY/DX a reflect-padded shift), or none
+    /// [default: none].
     #[arg(long, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tta: Option<String>,

@@ -930,9 +930,16 @@ fn fractional_epochs_end_inside_the_last_epoch() {
             .map(|s| s.to_string())
             .collect();
         v.extend(
-            ["--model", "lenet5", "--steps-per-submit", "4", "--schedule", "cosine"]
-                .iter()
-                .map(|s| s.to_string()),
+            [
+                "--model",
+                "lenet5",
+                "--steps-per-submit",
+                "4",
+                "--schedule",
+                "cosine",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
         );
         v
     };
@@ -958,7 +965,10 @@ fn fractional_epochs_end_inside_the_last_epoch() {
         again.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(state(&again.join("last.safetensors")) == want, "the recipe repeats the run");
+    assert!(
+        state(&again.join("last.safetensors")) == want,
+        "the recipe repeats the run"
+    );
 
     let b = dir.join("b");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))

@@ -23,11 +23,11 @@ pub fn eval(
         model.as_ref().map(|(d, t)| (d, t.as_str())),
         wgpu_cnn::infer::EvalData {
             dir: data.as_deref(),
-            tta: match tta.as_deref() {
-                None | Some("none") => false,
-                Some("flip") => true,
-                Some(v) => anyhow::bail!("--tta must be flip or none, got `{v}`"),
-            },
+            tta: tta
+                .as_deref()
+                .map(wgpu_cnn::data::Tta::parse)
+                .transpose()?
+                .unwrap_or_default(),
             kind: dataset
                 .as_deref()
                 .map(wgpu_cnn::data::Kind::parse)

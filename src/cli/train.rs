@@ -169,11 +169,7 @@ impl TrainArgs {
         }
         cfg.checkpoint_minutes = self.checkpoint_minutes;
         if let Some(v) = &set.tta {
-            cfg.tta = match v.as_str() {
-                "flip" => true,
-                "none" => false,
-                _ => anyhow::bail!("--tta must be flip or none, got `{v}`"),
-            };
+            cfg.tta = wgpu_cnn::data::Tta::parse(v)?;
         }
         if let Some(v) = &set.dataset {
             let kind = wgpu_cnn::data::Kind::parse(v)?;

@@ -357,3 +357,279 @@ pub fn image_flip(seed: u64, record: u32) -> bool {
     z ^= z >> 31;
     z >> 63 == 1
 }
+
+/// One test-time view of an image: shifted by (`dy`, `dx`) pixels (the pixel at (i, j) is the
+/// image's at (i + dy, j + dx), reflect-padded: airbench94's crops of a 1-pixel reflect pad),
+/// then mirrored when `flip`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct View {
+    pub flip: bool,
+    pub dy: i32,
+    pub dx: i32,
+}
+
+impl View {
+    /// The crop that shows this view of `record` (the shader mirrors before it crops, so a
+    /// mirrored view's column offset changes sign).
+    pub fn crop(&self, record: u32, shape: ImageShape) -> Crop {
+        Crop {
+            flip: self.flip,
+            top: self.dy,
+            left: if self.flip { -self.dx } else { self.dx },
+            fill: Fill::Reflect,
+            ..Crop::identity(record, shape)
+        }
+    }
+
+    fn name(&self) -> String {
+        match (self.flip, self.dy, self.dx) {
+            (false, 0, 0) => "id".into(),
+            (true, 0, 0) => "flip".into(),
+            (false, y, x) => format!("{y}/{x}"),
+            (true, y, x) => format!("flip/{y}/{x}"),
+        }
+    }
+}
+
+/// Test-time augmentation of a final test (`--tta`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Tta {
+    #[default]
+    None,
+    /// Each image and its mirror; the mean of their softmax probabilities decides.
+    Flip,
+    /// Weighted views whose logits are summed with the weights (airbench94's TTA), written
+    /// `id=0.25, flip=0.25, -1/-1=0.125, flip/-1/-1=0.125, …` (`DY/DX` a shift, `flip/DY/DX` a
+    /// shifted mirror); `airbench` names airbench94's six views.
+    Views(Vec<(View, f64)>),
+}
+
+impl Tta {
+    /// airbench94's `tta_level = 2`: plain and mirror 0.25 each, the ±1-pixel shifts of both
+    /// 0.125 each, logits averaged.
+    pub fn airbench() -> Self {
+        let v = |flip, d| View { flip, dy: d, dx: d };
+        Tta::Views(vec![
+            (v(false, 0), 0.25),
+            (v(true, 0), 0.25),
+            (v(false, -1), 0.125),
+            (v(true, -1), 0.125),
+            (v(false, 1), 0.125),
+            (v(true, 1), 0.125),
+        ])
+    }
+
+    /// `none`, `flip`, `airbench`, or weighted views (`VIEW=WEIGHT, …`).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim() {
+            "none" => return Ok(Tta::None),
+            "flip" => return Ok(Tta::Flip),
+            "airbench" => return Ok(Tta::airbench()),
+            _ => {}
+        }
+        let bad = |why: String| {
+            anyhow::anyhow!("--tta {s:?}: {why} (none, flip, airbench, or views as `id=0.5, flip=0.5, -1/-1=…, flip/1/1=…`)")
+        };
+        let mut views = Vec::new();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (view, w) = item
+                .split_once('=')
+                .ok_or_else(|| bad(format!("`{item}` is not VIEW=WEIGHT")))?;
+            let w: f64 = w
+                .trim()
+                .parse()
+                .ok()
+                .filter(|w: &f64| w.is_finite() && *w > 0.0)
+                .ok_or_else(|| bad(format!("`{item}`: the weight must be a positive number")))?;
+            let view = view.trim();
+            let (flip, rest) = match view.strip_prefix("flip") {
+                Some(r) => (true, r.strip_prefix('/').unwrap_or(r)),
+                None => (false, view),
+            };
+            let (dy, dx) = match rest {
+                "" | "id" if flip || rest == "id" => (0, 0),
+                _ => {
+                    let (y, x) = rest
+                        .split_once('/')
+                        .ok_or_else(|| bad(format!("unknown view `{view}`")))?;
+                    let px = |t: &str| {
+                        t.trim()
+                            .parse::<i32>()
+                            .ok()
+                            .filter(|d| d.abs() <= 64)
+                            .ok_or_else(|| bad(format!("`{view}`: shifts are whole pixels")))
+                    };
+                    (px(y)?, px(x)?)
+                }
+            };
+            views.push((View { flip, dy, dx }, w));
+        }
+        if views.is_empty() {
+            return Err(bad("no views".into()));
+        }
+        Ok(Tta::Views(views))
+    }
+
+    /// The canonical form ([`Tta::parse`] reads it back).
+    pub fn spec(&self) -> String {
+        match self {
+            Tta::None => "none".into(),
+            Tta::Flip => "flip".into(),
+            v if *v == Tta::airbench() => "airbench".into(),
+            Tta::Views(views) => views
+                .iter()
+                .map(|(v, w)| format!("{}={w}", v.name()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    /// Every view's largest shift, which the image must exceed (a reflect pad of that width).
+    pub fn check(&self, shape: ImageShape) -> Result<()> {
+        if let Tta::Views(views) = self {
+            for (v, _) in views {
+                if v.dy.unsigned_abs() >= shape.h || v.dx.unsigned_abs() >= shape.w {
+                    bail!(
+                        "--tta: the view {} shifts by more than a {}x{} image's reflect pad",
+                        v.name(),
+                        shape.h,
+                        shape.w
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `Tta` in a run's config.json: `false`/`true` (no TTA, flip; as runs before views wrote
+/// it) or the views' spec.
+impl Serialize for Tta {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Tta::None => s.serialize_bool(false),
+            Tta::Flip => s.serialize_bool(true),
+            v => s.serialize_str(&v.spec()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Tta {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Bool(bool),
+            Spec(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Bool(b) => Ok(if b { Tta::Flip } else { Tta::None }),
+            Repr::Spec(s) => Tta::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Normalization;
+    use crate::ops::augment::cpu::augment_image;
+
+    /// A view is airbench94's: reflect-pad by one pixel, crop at (1 + dy, 1 + dx), then
+    /// mirror: the crop the shader is given shows exactly that (checked on the CPU twin).
+    #[test]
+    fn views_are_airbench_crops() {
+        let shape = ImageShape { h: 5, w: 7, c: 2 };
+        let img: Vec<u8> = (0..shape.bytes()).map(|i| (i * 37 % 251) as u8).collect();
+        let norm = Normalization::none(2);
+        let at = |r: i32, c: i32, ch: u32| {
+            let refl = |i: i32, n: i32| {
+                if i < 0 {
+                    -i
+                } else if i >= n {
+                    2 * (n - 1) - i
+                } else {
+                    i
+                }
+            };
+            let (r, c) = (refl(r, 5), refl(c, 7));
+            img[((r as u32 * 7 + c as u32) * 2 + ch) as usize] as f32
+        };
+        for view in [
+            View {
+                flip: false,
+                dy: -1,
+                dx: -1,
+            },
+            View {
+                flip: true,
+                dy: -1,
+                dx: -1,
+            },
+            View {
+                flip: true,
+                dy: 1,
+                dx: 0,
+            },
+            View {
+                flip: false,
+                dy: 1,
+                dx: 1,
+            },
+        ] {
+            let mut out = vec![0.0f32; shape.bytes()];
+            augment_image(&img, shape, &norm, &view.crop(0, shape), &mut out);
+            for i in 0..5i32 {
+                for j in 0..7i32 {
+                    // The shifted image, then the mirror's column.
+                    let jj = if view.flip { 6 - j } else { j };
+                    for ch in 0..2 {
+                        let want = at(i + view.dy, jj + view.dx, ch) / 255.0;
+                        let got = out[((i * 7 + j) * 2 + ch as i32) as usize];
+                        assert!(
+                            (got - want).abs() < 1e-6,
+                            "{view:?} ({i},{j},{ch}): {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tta_specs() {
+        let a = Tta::airbench();
+        assert_eq!(Tta::parse("airbench").unwrap(), a);
+        assert_eq!(a.spec(), "airbench");
+        let v = Tta::parse("id=0.5, flip=0.25, -1/2=0.125, flip/1/-1=0.125").unwrap();
+        assert_eq!(Tta::parse(&v.spec()).unwrap(), v);
+        let Tta::Views(ref views) = v else { panic!() };
+        assert_eq!(
+            views[2].0,
+            View {
+                flip: false,
+                dy: -1,
+                dx: 2
+            }
+        );
+        assert_eq!(
+            views[3].0,
+            View {
+                flip: true,
+                dy: 1,
+                dx: -1
+            }
+        );
+        // config.json: runs before views wrote a bool.
+        assert_eq!(serde_json::from_str::<Tta>("true").unwrap(), Tta::Flip);
+        assert_eq!(serde_json::to_string(&Tta::None).unwrap(), "false");
+        assert_eq!(serde_json::from_str::<Tta>("\"airbench\"").unwrap(), a);
+        for bad in ["flipx=1", "id", "id=-1", "1/x=1", ""] {
+            assert!(Tta::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Tta::parse("0/7=1")
+            .unwrap()
+            .check(ImageShape { h: 5, w: 7, c: 1 })
+            .is_err());
+    }
+}

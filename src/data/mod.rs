@@ -24,7 +24,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-pub use augment::{Augment, Crop, Fill};
+pub use augment::{Augment, Crop, Fill, Tta, View};
 pub use cifar::{
     parse_records, read_file, Labels, CLASS_NAMES, IMAGE_BYTES, MEAN, RECORD_BYTES, STD,
 };

@@ -87,10 +87,11 @@ pub struct TrainConfig {
     /// `checkpoint_minutes`; a recipe may hold it.
     #[serde(skip)]
     pub stream_data: bool,
-    /// Test-time augmentation of the final test: the mean of the softmax over each image and
-    /// its horizontal flip (`--tta flip`).
+    /// Test-time augmentation of the final test (`--tta`): none, the mean of the softmax over
+    /// each image and its mirror (`flip`; config.json `true`), or weighted views whose logits
+    /// are summed (`airbench`, …).
     #[serde(default)]
-    pub tta: bool,
+    pub tta: crate::data::Tta,
     pub init: Option<PathBuf>,
     /// `--init-skip-mismatch`: tensors of another shape (or missing) are initialised afresh.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -166,7 +167,7 @@ impl Default for TrainConfig {
             shuffle: true,
             steps_per_submit: default_steps_per_submit(),
             stream_data: false,
-            tta: false,
+            tta: crate::data::Tta::None,
             init: None,
             init_skip_mismatch: false,
             keep_every: None,
@@ -402,7 +403,7 @@ impl TrainConfig {
             init_skip_mismatch: cfg.init_skip_mismatch.then_some(true),
             keep_every: cfg.keep_every,
             early_stop: cfg.early_stop,
-            tta: Some(if cfg.tta { "flip" } else { "none" }.into()),
+            tta: Some(cfg.tta.spec()),
             steps_per_submit: Some(cfg.steps_per_submit),
             stream_data: cfg.stream_data.then_some(true),
             model: Some(model),

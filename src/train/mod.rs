@@ -18,7 +18,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::data::{self, Crop, GpuDataset};
+use crate::data::{self, Crop, GpuDataset, Tta, View};
 use crate::gpu::{Dispatch, Gpu, GpuOptions};
 use crate::graph::{zoo, Description, Draft};
 use crate::model::{GpuModel, ParamLayout, Totals};
@@ -342,6 +342,15 @@ fn history_text(history: &[EpochMetrics]) -> Result<String> {
 
 fn write_history(path: &Path, history: &[EpochMetrics]) -> Result<()> {
     crate::io::write_atomic(path, history_text(history)?.as_bytes())
+}
+
+/// The key of a TTA result in test.json: `tta_flip` (the mirror's softmax mean, as ever) or
+/// `tta_views` (weighted views; the spec is in the run's config).
+pub fn tta_key(tta: &Tta) -> &'static str {
+    match tta {
+        Tta::Views(_) => "tta_views",
+        _ => "tta_flip",
+    }
 }
 
 /// What `train` returns: final evaluations and where the outputs are.

@@ -152,7 +152,9 @@ impl Runner {
         indices: &[u32],
         labels: Option<&[u32]>,
     ) -> Result<EvalResult> {
-        Ok(self.eval_pass(gpu, feed, indices, labels, false)?.0)
+        Ok(self
+            .eval_pass(gpu, feed, indices, labels, View::default())?
+            .0)
     }
 
     /// As [`Runner::evaluate`], with the logits of every image (`[indices.len(), classes]`).
@@ -163,7 +165,7 @@ impl Runner {
         indices: &[u32],
         labels: &[u32],
     ) -> Result<(EvalResult, Vec<f32>)> {
-        let (r, logits) = self.eval_pass(gpu, feed, indices, Some(labels), false)?;
+        let (r, logits) = self.eval_pass(gpu, feed, indices, Some(labels), View::default())?;
         Ok((
             r,
             logits.context("an evaluation with labels reads the logits")?,
@@ -180,8 +182,12 @@ impl Runner {
         indices: &[u32],
         labels: &[u32],
     ) -> Result<EvalResult> {
-        let (_, a) = self.eval_pass(gpu, feed, indices, Some(labels), false)?;
-        let (_, b) = self.eval_pass(gpu, feed, indices, Some(labels), true)?;
+        let (_, a) = self.eval_pass(gpu, feed, indices, Some(labels), View::default())?;
+        let mirror = View {
+            flip: true,
+            ..View::default()
+        };
+        let (_, b) = self.eval_pass(gpu, feed, indices, Some(labels), mirror)?;
         let (Some(a), Some(b)) = (a, b) else {
             bail!("test-time augmentation needs the logits");
         };
@@ -226,7 +232,59 @@ impl Runner {
         })
     }
 
-    /// One pass over `indices` (mirrored with `flip`): the GPU totals, and with `labels` the
+    /// The final test's augmentation: `Tta::Flip` averages the softmax over each image and
+    /// its mirror ([`Runner::evaluate_tta`]); `Tta::Views` sums the views' logits with their
+    /// weights, and the summed logits decide (argmax) and give the loss (cross-entropy in f64).
+    pub fn evaluate_augmented(
+        &mut self,
+        gpu: &Gpu,
+        feed: Feed,
+        indices: &[u32],
+        labels: &[u32],
+        tta: &Tta,
+    ) -> Result<Option<EvalResult>> {
+        let views = match tta {
+            Tta::None => return Ok(None),
+            Tta::Flip => return self.evaluate_tta(gpu, feed, indices, labels).map(Some),
+            Tta::Views(v) => v,
+        };
+        let classes = self.model.classes() as usize;
+        let mut sum = vec![0.0f64; indices.len() * classes];
+        for &(view, w) in views {
+            let (_, logits) = self.eval_pass(gpu, feed, indices, Some(labels), view)?;
+            let logits = logits.context("an evaluation with labels reads the logits")?;
+            for (s, &l) in sum.iter_mut().zip(&logits) {
+                *s += w * l as f64;
+            }
+        }
+        let mut confusion = vec![vec![0u64; classes]; classes];
+        let (mut loss, mut correct) = (0.0f64, 0u64);
+        for (row, &idx) in sum.chunks_exact(classes).zip(indices) {
+            let mut best = 0;
+            for (j, &v) in row.iter().enumerate() {
+                if v > row[best] {
+                    best = j;
+                }
+            }
+            let m = row[best];
+            let lse = m + row.iter().map(|&v| (v - m).exp()).sum::<f64>().ln();
+            let label = labels[idx as usize] as usize;
+            loss += lse - row[label];
+            correct += (best == label) as u64;
+            confusion[label][best] += 1;
+        }
+        let n = indices.len().max(1) as f64;
+        Ok(Some(EvalResult {
+            loss: loss / n,
+            accuracy: correct as f64 / n,
+            correct,
+            total: indices.len() as u64,
+            confusion: Some(confusion),
+            classes: Vec::new(),
+        }))
+    }
+
+    /// One pass over `indices` seen as `view`: the GPU totals, and with `labels` the
     /// confusion matrix and the logits.
     fn eval_pass(
         &mut self,
@@ -234,7 +292,7 @@ impl Runner {
         feed: Feed,
         indices: &[u32],
         labels: Option<&[u32]>,
-        flip: bool,
+        view: View,
     ) -> Result<(EvalResult, Option<Vec<f32>>)> {
         let shape = data::ImageShape::of_input(self.model.plan.desc.input);
         let b = self.model.batch() as usize;
@@ -254,11 +312,12 @@ impl Runner {
             // real rows.
             let mut crops: Vec<[u32; 8]> = (0..b)
                 .map(|j| {
-                    Crop {
-                        flip,
-                        ..Crop::identity(*chunk.get(j).unwrap_or(&chunk[0]), shape)
+                    let record = *chunk.get(j).unwrap_or(&chunk[0]);
+                    if view == View::default() {
+                        Crop::identity(record, shape).words()
+                    } else {
+                        view.crop(record, shape).words()
                     }
-                    .words()
                 })
                 .collect();
             feed.data.stage(gpu, feed.host, &mut crops)?;

@@ -140,6 +140,7 @@ impl Training {
         cfg.optimizer.with_epoch_length(1).groups(&layout.specs)?;
         let aug = cfg.augment.parsed()?;
         aug.check(ds.shape())?;
+        cfg.tta.check(ds.shape())?;
         let (train_idx, val_idx, steps) = split_training_set(&cfg, &mut ds)?;
         let norm = resolve_normalization(&cfg, &ds, &train_idx, resumed.as_ref())?;
         let data_line = format!(
@@ -758,19 +759,18 @@ impl Training {
             use std::io::Write as _;
             let _ = write!(std::io::stdout(), "{}", report::confusion_table(&last));
         }
-        let tta = if cfg.tta {
-            let mut r = self
-                .runner
-                .evaluate_tta(gpu, feed, &test_idx, &test.labels)?;
+        let tta = self
+            .runner
+            .evaluate_augmented(gpu, feed, &test_idx, &test.labels, &cfg.tta)?;
+        let tta = tta.map(|mut r| {
             r.classes = self.ds.classes.clone();
             say!(
-                "test, last weights, test-time augmentation (flip): {}",
+                "test, last weights, test-time augmentation ({}): {}",
+                cfg.tta.spec(),
                 r.line()
             );
-            Some(r)
-        } else {
-            None
-        };
+            r
+        });
         let best = match checkpoint::load(&cfg.out.join("best.safetensors")) {
             Ok(ck) => {
                 self.runner.model.write_params(gpu, &ck.params);
@@ -796,7 +796,7 @@ impl Training {
         let mut json = last.to_json();
         json["epoch"] = last_epoch.into();
         if let Some(t) = &tta {
-            json["tta_flip"] = t.to_json();
+            json[tta_key(&cfg.tta)] = t.to_json();
         }
         if let Some((r, e)) = &best {
             let mut b = r.to_json();

@@ -213,6 +213,119 @@ fn tta_matches_the_cpu_reference() {
     assert_eq!(got.total, n as u64);
 }
 
+/// Weighted views (airbench94's six: plain, mirror, ±1-pixel reflect shifts of both) on the
+/// GPU against the CPU reference: the views' logits summed with their weights decide, and the
+/// loss is the cross-entropy of the summed logits.
+#[test]
+fn weighted_views_match_the_cpu_reference() {
+    let Some(gpu) = common::gpu() else { return };
+    let desc = wgpu_cnn::graph::Description::parse(
+        "input = [9, 7, 3]\nclasses = 4\n\n[[layer]]\ntype = \"conv\"\nfeatures = 5\nkernel = 3\n\n[[layer]]\ntype = \"relu\"\n\n[[layer]]\ntype = \"flatten\"\n\n[[layer]]\ntype = \"dense\"\nfeatures = 4\n",
+    )
+    .unwrap();
+    let shape = ImageShape { h: 9, w: 7, c: 3 };
+    let n = 13;
+    let mut r = rng(22);
+    let split = data::Split {
+        shape,
+        images: (0..n * shape.bytes()).map(|_| r.random::<u8>()).collect(),
+        labels: (0..n as u32).map(|i| i % 4).collect(),
+    };
+    let params = wgpu_cnn::plan::ParamLayout::of(&desc).unwrap().init(4);
+    let norm = data::Normalization::cifar10();
+    let mut runner = wgpu_cnn::train::Runner::inference(gpu, &desc, 5, &params).unwrap();
+    let ds = data::GpuDataset::upload(gpu, &split, "views", None).unwrap();
+    let aug = runner.augment_from(gpu, &ds, &norm);
+    let idx: Vec<u32> = (0..n as u32).collect();
+    let feed = wgpu_cnn::train::Feed {
+        aug: &aug,
+        data: &ds,
+        host: &split,
+    };
+    let tta = data::Tta::airbench();
+    let got = runner
+        .evaluate_augmented(gpu, feed, &idx, &split.labels, &tta)
+        .unwrap()
+        .unwrap();
+
+    let plan = wgpu_cnn::plan::Plan::new(
+        &desc,
+        n as u32,
+        &gpu.caps(),
+        wgpu_cnn::plan::Mode::Inference,
+    )
+    .unwrap();
+    let p64: Vec<Vec<f64>> = params.iter().map(|p| wgpu_cnn::cpu::cast(p)).collect();
+    let logits = |view: data::View| -> Vec<f64> {
+        let mut x = vec![0f32; n * shape.bytes()];
+        for i in 0..n {
+            wgpu_cnn::ops::augment::cpu::augment_image(
+                split.image(i),
+                shape,
+                &norm,
+                &view.crop(i as u32, shape),
+                &mut x[i * shape.bytes()..(i + 1) * shape.bytes()],
+            );
+        }
+        let mut stats = wgpu_cnn::cpu::reference::initial_stats::<f64>(&plan);
+        let outs = wgpu_cnn::cpu::reference::forward_with(
+            &plan,
+            &p64,
+            &mut stats,
+            &wgpu_cnn::cpu::cast::<f32, f64>(&x),
+            wgpu_cnn::cpu::reference::Phase::Eval,
+        );
+        outs.last().unwrap().clone()
+    };
+    let data::Tta::Views(views) = &tta else {
+        unreachable!()
+    };
+    let mut sum = vec![0.0f64; n * 4];
+    let mut distinct = Vec::new();
+    for &(view, w) in views {
+        let l = logits(view);
+        for (s, v) in sum.iter_mut().zip(&l) {
+            *s += w * v;
+        }
+        distinct.push(l);
+    }
+    distinct.dedup();
+    assert_eq!(distinct.len(), 6, "every view changes the logits");
+    let (mut loss, mut confusion) = (0.0, vec![vec![0u64; 4]; 4]);
+    for i in 0..n {
+        let row = &sum[i * 4..i * 4 + 4];
+        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        let label = split.labels[i] as usize;
+        loss += lse - row[label];
+        let best = (0..4).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+        confusion[label][best] += 1;
+    }
+    loss /= n as f64;
+    assert!(
+        (got.loss - loss).abs() < 1e-5 * loss.max(1.0),
+        "{} vs {loss}",
+        got.loss
+    );
+    assert_eq!(got.confusion.as_ref().unwrap(), &confusion);
+    // One view of weight 1 is the plain evaluation.
+    let plain = runner
+        .evaluate(gpu, feed, &idx, Some(&split.labels))
+        .unwrap();
+    let id = runner
+        .evaluate_augmented(
+            gpu,
+            feed,
+            &idx,
+            &split.labels,
+            &data::Tta::parse("id=1").unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(id.confusion, plain.confusion);
+    assert!((id.loss - plain.loss).abs() < 1e-5 * plain.loss.max(1.0));
+}
+
 /// `models --plan --data` shows the data set's GPU memory and how it spreads over bindings.
 #[test]
 fn plan_shows_the_data_sets_memory() {
