@@ -13,7 +13,7 @@ pub use crate::settings::ModelRef;
 /// A recipe is the run's settings written down (`crate::settings::Settings`).
 pub type Recipe = crate::settings::Settings;
 
-pub const PRESETS: [(&str, &str); 4] = [
+pub const PRESETS: [(&str, &str); 5] = [
     (
         "flax-cifar10",
         include_str!("../assets/recipes/flax-cifar10.toml"),
@@ -29,6 +29,10 @@ pub const PRESETS: [(&str, &str); 4] = [
     (
         "cifar100-resnet20",
         include_str!("../assets/recipes/cifar100-resnet20.toml"),
+    ),
+    (
+        "cifar10-airbench94",
+        include_str!("../assets/recipes/cifar10-airbench94.toml"),
     ),
 ];
 

@@ -39,6 +39,11 @@ pub enum KernelInit {
     /// `dirac` (convs): `pytorch`, then the first `c_in` filters the identity (PyTorch's
     /// `dirac_` on `weight[:c_in]`, as airbench initialises its 3×3 convs).
     Dirac,
+    /// `whitening` (the first conv, `features = 2·KH·KW·C`): computed from the training data
+    /// when a run starts from scratch (airbench94's whitening layer): the eigenvectors of the
+    /// KH×KW patch covariance of the first 5,000 normalised training images, each divided by
+    /// √(λ + 5e-4), then their negatives; `pytorch` where no data is at hand.
+    Whitening,
 }
 
 /// How a conv or dense bias starts (Flax's `bias_init`).

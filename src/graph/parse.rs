@@ -114,7 +114,7 @@ pub(super) fn padding(v: &toml::Value, at: &At) -> Result<Padding, DescError> {
 /// `kernel_init = "lecun_normal" | "pytorch" | "dirac"` (dirac: convs only).
 fn kernel_init(t: &toml::Table, at: &At, conv: bool) -> Result<KernelInit, DescError> {
     let known = if conv {
-        "lecun_normal, pytorch or dirac"
+        "lecun_normal, pytorch, dirac or whitening"
     } else {
         "lecun_normal or pytorch"
     };
@@ -124,6 +124,7 @@ fn kernel_init(t: &toml::Table, at: &At, conv: bool) -> Result<KernelInit, DescE
             "lecun_normal" => Ok(KernelInit::LecunNormal),
             "pytorch" => Ok(KernelInit::Pytorch),
             "dirac" if conv => Ok(KernelInit::Dirac),
+            "whitening" if conv => Ok(KernelInit::Whitening),
             _ => err(format!(
                 "{at}: key `kernel_init` must be {known}, got \"{s}\""
             )),
@@ -423,6 +424,7 @@ fn inits(k: KernelInit, b: BiasInit) -> Vec<(&'static str, String)> {
         KernelInit::LecunNormal => {}
         KernelInit::Pytorch => v.push(("kernel_init", "\"pytorch\"".to_string())),
         KernelInit::Dirac => v.push(("kernel_init", "\"dirac\"".to_string())),
+        KernelInit::Whitening => v.push(("kernel_init", "\"whitening\"".to_string())),
     }
     if b == BiasInit::Pytorch {
         v.push(("bias_init", "\"pytorch\"".to_string()));

@@ -3,7 +3,7 @@
 use super::{DescError, Description, Draft};
 
 /// Preset names, the default first.
-pub const NAMES: [&str; 4] = ["flax-cifar10", "lenet5", "resnet20", "vgg11-bn"];
+pub const NAMES: [&str; 5] = ["flax-cifar10", "lenet5", "resnet20", "vgg11-bn", "airbench94"];
 
 /// The default model: Flax's CIFAR-10 tutorial CNN.
 pub const DEFAULT: &str = "flax-cifar10";
@@ -15,6 +15,7 @@ pub fn text(name: &str) -> Option<&'static str> {
         "lenet5" => include_str!("../../assets/models/lenet5.toml"),
         "resnet20" => include_str!("../../assets/models/resnet20.toml"),
         "vgg11-bn" => include_str!("../../assets/models/vgg11-bn.toml"),
+        "airbench94" => include_str!("../../assets/models/airbench94.toml"),
         _ => return None,
     })
 }

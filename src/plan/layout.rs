@@ -21,6 +21,9 @@ pub enum Init {
     /// A conv kernel `[KH, KW, C, O]`: [`Init::Uniform`], then filters `o < min(C, O)` the
     /// identity (1 at the centre tap of channel `o`, 0 elsewhere: PyTorch's `dirac_`).
     Dirac,
+    /// A conv kernel computed from the data when training starts
+    /// (`crate::train::whitening`); [`Init::Uniform`] until then (the same random stream).
+    Whitening,
 }
 
 /// One parameter tensor: Flax name, shape, fan-in (for lecun_normal; 0 otherwise), init.
@@ -78,6 +81,7 @@ fn with_inits(
             KernelInit::LecunNormal => Init::Lecun,
             KernelInit::Pytorch => Init::Uniform,
             KernelInit::Dirac => Init::Dirac,
+            KernelInit::Whitening => Init::Whitening,
         };
     }
     if bias {
@@ -154,7 +158,7 @@ impl ParamLayout {
                 match s.init {
                     Init::Zeros => return vec![0.0; s.len()],
                     Init::Ones => return vec![1.0; s.len()],
-                    Init::Uniform | Init::Dirac => {
+                    Init::Uniform | Init::Dirac | Init::Whitening => {
                         // The same stream as the other kernels, one draw per element.
                         let bound = (1.0 / s.fan_in as f64).sqrt();
                         let mut v: Vec<f32> = (0..s.len())
@@ -212,6 +216,23 @@ impl ParamLayout {
                 } => {
                     let (kh, kw) = (kernel[0] as usize, kernel[1] as usize);
                     let o = *features as usize;
+                    if *kernel_init == crate::graph::KernelInit::Whitening {
+                        // The filters are the patch covariance's eigenvectors and their
+                        // negatives, computed from the images themselves.
+                        if n.input != crate::graph::Src::Input {
+                            return Err(crate::graph::DescError(format!(
+                                "{} (conv): kernel_init = \"whitening\" is computed from the images: only a conv that reads the input can take it",
+                                n.path
+                            )));
+                        }
+                        if o != 2 * kh * kw * c {
+                            return Err(crate::graph::DescError(format!(
+                                "{} (conv): kernel_init = \"whitening\" makes 2·KH·KW·C = {} filters (the eigenvectors and their negatives), got features = {o}",
+                                n.path,
+                                2 * kh * kw * c
+                            )));
+                        }
+                    }
                     specs.push(ParamSpec::new(
                         format!("{name}.kernel"),
                         vec![kh, kw, c, o],

@@ -48,6 +48,7 @@ pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 mod config;
 mod runner;
 mod training;
+pub mod whitening;
 
 pub use config::TrainConfig;
 use runner::*;

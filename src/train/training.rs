@@ -183,7 +183,7 @@ impl Training {
             }
         }
 
-        let (init, stats, pos) = match &resumed {
+        let (mut init, stats, pos) = match &resumed {
             Some(ck) => {
                 let pos = Position {
                     epoch: ck.meta("epoch").unwrap_or(0),
@@ -226,6 +226,27 @@ impl Training {
         if let Some(ck) = &resumed {
             let shown = resume.unwrap_or(Path::new("")).display().to_string();
             check_resume(ck, &shown, &pos, train_idx.len(), steps)?;
+        }
+        // A run from scratch computes its whitening kernels from the first training images
+        // (in file order), normalised as the run normalises them.
+        if resumed.is_none() && cfg.init.is_none() {
+            for (spec, t) in layout.specs.iter().zip(init.iter_mut()) {
+                if spec.init != crate::plan::Init::Whitening {
+                    continue;
+                }
+                let mut first = train_idx.clone();
+                first.sort_unstable();
+                first.truncate(whitening::IMAGES);
+                let images: Vec<&[u8]> = first.iter().map(|&i| ds.train.image(i as usize)).collect();
+                let [kh, kw] = [spec.shape[0], spec.shape[1]];
+                *t = whitening::kernel(&images, ds.shape(), &norm, kh, kw, whitening::EPS);
+                say!(
+                    "whitening: {} from the {kh}x{kw} patches of the first {} training images (eigenvectors / sqrt(eigenvalue + {}), and their negatives)",
+                    spec.name,
+                    images.len(),
+                    whitening::EPS
+                );
+            }
         }
         let mut runner = Runner::new(&gpu, &desc, cfg.batch_size, &init, cfg.lr as f32)?;
         runner.model.write_batch_stats(&gpu, &stats);

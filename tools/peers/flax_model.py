@@ -169,7 +169,10 @@ def _dirac(fan_in):
 def _inits(layer, fan_in):
     """`kernel_init` / `bias_init` of a conv or dense layer as Flax initializers."""
     kernel = {"lecun_normal": nn.initializers.lecun_normal(), "pytorch": _pytorch_uniform(fan_in),
-              "dirac": _dirac(fan_in)}[layer.get("kernel_init", "lecun_normal")]
+              "dirac": _dirac(fan_in),
+              # Computed from the data by wgpu-cnn's train; the twins take weights from a
+              # checkpoint, so the placeholder is PyTorch's default, as wgpu-cnn's without data.
+              "whitening": _pytorch_uniform(fan_in)}[layer.get("kernel_init", "lecun_normal")]
     bias = {"zeros": nn.initializers.zeros, "pytorch": _pytorch_uniform(fan_in)}[
         layer.get("bias_init", "zeros")]
     return dict(kernel_init=kernel, bias_init=bias)
