@@ -358,3 +358,89 @@ fn bench_and_profile_report_the_step() {
     assert!(events.len() > 10, "{t}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A whitening conv (`kernel_init = "whitening"`) gets its kernel from the first training
+/// images of the run, normalised as the run normalises them, before the first step; frozen by
+/// a parameter group it ends the run as it started. A description that puts it after another
+/// layer, or with the wrong number of filters, is one error line.
+#[test]
+fn whitening_init_comes_from_the_first_training_images() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = temp_dir("whitening");
+    let data = cifar_dir();
+    let model = dir.join("w.toml");
+    let head = "input = [32, 32, 3]\nclasses = 10\n";
+    let tail = "[[layer]]\ntype = \"gelu\"\napproximate = false\n[[layer]]\ntype = \"max_pool\"\nwindow = 31\n[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nfeatures = 10\n";
+    std::fs::write(
+        &model,
+        format!("{head}[[layer]]\ntype = \"conv\"\nfeatures = 24\nkernel = 2\npadding = \"VALID\"\nkernel_init = \"whitening\"\n{tail}"),
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let args = |model: &str| {
+        vec![
+            "train".to_string(),
+            "--data".into(),
+            data.to_str().unwrap().into(),
+            "--model".into(),
+            model.into(),
+            "--train-limit".into(),
+            "300".into(),
+            "--val-size".into(),
+            "0".into(),
+            "--batch-size".into(),
+            "50".into(),
+            "--epochs".into(),
+            "1".into(),
+            "--test-limit".into(),
+            "50".into(),
+            "--param-group".into(),
+            "Conv_0.kernel: frozen".into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+            "--overwrite".into(),
+        ]
+    };
+    let a = args(model.to_str().unwrap());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (code, stdout, err) = cli(&a);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    assert!(
+        stdout.contains(
+            "whitening: Conv_0.kernel from the 2x2 patches of the first 300 training images"
+        ),
+        "{stdout}"
+    );
+    let ck = checkpoint::load(&out.join("last.safetensors")).unwrap();
+    // The first 300 images of data_batch_1, normalised as CIFAR-10 runs are by default.
+    let ds = wgpu_cnn::data::load(&data, &Default::default()).unwrap();
+    let norm = wgpu_cnn::data::Normalization::cifar10();
+    let images: Vec<&[u8]> = (0..300).map(|i| ds.train.image(i)).collect();
+    let want = wgpu_cnn::train::whitening::kernel(&images, ds.shape(), &norm, 2, 2, 5e-4);
+    assert!(
+        ck.params[0] == want,
+        "Conv_0.kernel is the whitening of the first images, frozen"
+    );
+    assert!(ck.params[1].iter().any(|&b| b != 0.0), "the bias trained");
+
+    for (bad, why) in [
+        (
+            format!("{head}[[layer]]\ntype = \"conv\"\nfeatures = 20\nkernel = 2\npadding = \"VALID\"\nkernel_init = \"whitening\"\n{tail}"),
+            "makes 2·KH·KW·C = 24 filters",
+        ),
+        (
+            format!("{head}[[layer]]\ntype = \"scale\"\nfactor = 2.0\n[[layer]]\ntype = \"conv\"\nfeatures = 24\nkernel = 2\npadding = \"VALID\"\nkernel_init = \"whitening\"\n{tail}"),
+            "only a conv that reads the input",
+        ),
+    ] {
+        std::fs::write(&model, bad).unwrap();
+        let a = args(model.to_str().unwrap());
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let (code, stdout, err) = cli(&a);
+        assert_eq!(code, 1, "{stdout}");
+        assert!(err.contains(why) && err.lines().count() == 1, "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

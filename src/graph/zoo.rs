@@ -3,7 +3,13 @@
 use super::{DescError, Description, Draft};
 
 /// Preset names, the default first.
-pub const NAMES: [&str; 5] = ["flax-cifar10", "lenet5", "resnet20", "vgg11-bn", "airbench94"];
+pub const NAMES: [&str; 5] = [
+    "flax-cifar10",
+    "lenet5",
+    "resnet20",
+    "vgg11-bn",
+    "airbench94",
+];
 
 /// The default model: Flax's CIFAR-10 tutorial CNN.
 pub const DEFAULT: &str = "flax-cifar10";

@@ -237,7 +237,8 @@ impl Training {
                 let mut first = train_idx.clone();
                 first.sort_unstable();
                 first.truncate(whitening::IMAGES);
-                let images: Vec<&[u8]> = first.iter().map(|&i| ds.train.image(i as usize)).collect();
+                let images: Vec<&[u8]> =
+                    first.iter().map(|&i| ds.train.image(i as usize)).collect();
                 let [kh, kw] = [spec.shape[0], spec.shape[1]];
                 *t = whitening::kernel(&images, ds.shape(), &norm, kh, kw, whitening::EPS);
                 say!(

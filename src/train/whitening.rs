@@ -107,7 +107,9 @@ mod tests {
         let shape = ImageShape { h: 6, w: 5, c: 3 };
         let mut state = 12345u64;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 33) as u8
         };
         // Correlated channels, so the covariance is far from diagonal.
@@ -140,7 +142,8 @@ mod tests {
                                     for ch in 0..3 {
                                         let b = img[((y + dy) * 5 + x + dx) * 3 + ch];
                                         let v = (b as f32 / 255.0 - norm.mean[ch]) / norm.std[ch];
-                                        s += v as f64 * k[((dy * kw + dx) * 3 + ch) * 2 * d + f] as f64;
+                                        s += v as f64
+                                            * k[((dy * kw + dx) * 3 + ch) * 2 * d + f] as f64;
                                     }
                                 }
                             }
@@ -159,7 +162,11 @@ mod tests {
         for i in 0..d {
             for j in 0..d {
                 let want = if i == j { 1.0 } else { 0.0 };
-                assert!((m[i * d + j] / n - want).abs() < 1e-6, "({i},{j}): {}", m[i * d + j] / n);
+                assert!(
+                    (m[i * d + j] / n - want).abs() < 1e-6,
+                    "({i},{j}): {}",
+                    m[i * d + j] / n
+                );
             }
         }
         for t in 0..kh * kw * 3 {

@@ -213,6 +213,73 @@ fn tta_matches_the_cpu_reference() {
     assert_eq!(got.total, n as u64);
 }
 
+/// A view is airbench94's: reflect-pad by one pixel, crop at (1 + dy, 1 + dx), then
+/// mirror: the crop the shader is given shows exactly that (checked on the CPU twin).
+#[test]
+fn views_are_airbench_crops() {
+    let shape = ImageShape { h: 5, w: 7, c: 2 };
+    let img: Vec<u8> = (0..shape.bytes()).map(|i| (i * 37 % 251) as u8).collect();
+    let norm = data::Normalization::none(2);
+    let at = |r: i32, c: i32, ch: u32| {
+        let refl = |i: i32, n: i32| {
+            if i < 0 {
+                -i
+            } else if i >= n {
+                2 * (n - 1) - i
+            } else {
+                i
+            }
+        };
+        let (r, c) = (refl(r, 5), refl(c, 7));
+        img[((r as u32 * 7 + c as u32) * 2 + ch) as usize] as f32
+    };
+    for view in [
+        data::View {
+            flip: false,
+            dy: -1,
+            dx: -1,
+        },
+        data::View {
+            flip: true,
+            dy: -1,
+            dx: -1,
+        },
+        data::View {
+            flip: true,
+            dy: 1,
+            dx: 0,
+        },
+        data::View {
+            flip: false,
+            dy: 1,
+            dx: 1,
+        },
+    ] {
+        let mut out = vec![0.0f32; shape.bytes()];
+        wgpu_cnn::ops::augment::cpu::augment_image(
+            &img,
+            shape,
+            &norm,
+            &view.crop(0, shape),
+            &mut out,
+        );
+        for i in 0..5i32 {
+            for j in 0..7i32 {
+                // The shifted image, then the mirror's column.
+                let jj = if view.flip { 6 - j } else { j };
+                for ch in 0..2 {
+                    let want = at(i + view.dy, jj + view.dx, ch) / 255.0;
+                    let got = out[((i * 7 + j) * 2 + ch as i32) as usize];
+                    assert!(
+                        (got - want).abs() < 1e-6,
+                        "{view:?} ({i},{j},{ch}): {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Weighted views (airbench94's six: plain, mirror, ±1-pixel reflect shifts of both) on the
 /// GPU against the CPU reference: the views' logits summed with their weights decide, and the
 /// loss is the cross-entropy of the summed logits.
