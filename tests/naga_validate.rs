@@ -20,7 +20,7 @@ fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
 
 #[test]
 fn every_shader_parses_and_validates() {
-    assert_eq!(SHADERS.len(), 21);
+    assert_eq!(SHADERS.len(), 22);
     for s in SHADERS {
         parse(s.name, s.source);
     }

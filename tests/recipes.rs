@@ -40,7 +40,7 @@ fn params(run: &Path) -> Vec<Vec<f32>> {
 
 #[test]
 fn presets_parse_and_their_models_build() {
-    assert_eq!(PRESETS.len(), 4);
+    assert_eq!(PRESETS.len(), 5);
     for (name, text) in PRESETS {
         let (r, _) = Recipe::resolve(name).unwrap();
         assert!(!wgpu_cnn::recipe::summary(text).is_empty(), "{name}");

@@ -131,7 +131,7 @@ fn bad_descriptions_get_one_error_line_naming_layer_and_key() {
         ("max pool shrinks", format!("{HEAD}[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 3\n[[layer]]\ntype = \"max_pool\"\nwindow = 33\n{tail}"), "layer 1 (max_pool): key `window`"),
         ("last layer", format!("{HEAD}[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nfeatures = 7\n"), "layer 1 (dense): the last layer must output `classes` = 10"),
         ("conv after flatten", format!("{HEAD}[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 1\n{tail}"), "layer 1 (conv): needs an [H, W, C] input"),
-        ("no classes", "input = [32, 32, 3]\n[[layer]]\ntype = \"flatten\"\n".to_string(), "missing key `classes`"),
+        ("no classes, an inner dense without features", "input = [32, 32, 3]\n[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\n[[layer]]\ntype = \"dense\"\nfeatures = 4\n".to_string(), "layer 1 (dense): missing key `features`"),
         ("no layers", HEAD.to_string(), "no layers"),
         ("wrong type", format!("{HEAD}[[layer]]\ntype = \"dense\"\nfeatures = \"ten\"\n"), "layer 0 (dense): key `features` must be a positive integer"),
         ("residual shapes", format!("{HEAD}[[layer]]\ntype = \"residual\"\nbody = [ {{ type = \"conv\", features = 4, kernel = 3, stride = 2 }}, {{ type = \"batch_norm\" }}, {{ type = \"relu\" }}, {{ type = \"conv\", features = 4, kernel = 3 }} ]\n{tail}"), "layer 0 (residual): the body ends in a 16x16x4 output (layer 0 (residual) body[3] (conv)) but the shortcut in a 32x32x3 one (the identity shortcut)"),
@@ -163,6 +163,21 @@ fn bad_descriptions_get_one_error_line_naming_layer_and_key() {
     for (name, text, needle) in &cases {
         bad_description(name, text, needle);
     }
+    // Without `classes` only `train` completes a description (from the data); commands without
+    // data name the key.
+    let dir = temp_dir("no-classes");
+    let file = dir.join("model.toml");
+    std::fs::write(
+        &file,
+        "input = [32, 32, 3]\n[[layer]]\ntype = \"flatten\"\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = cli(&["models", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stderr.contains("missing key `classes`") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
 }
 
 /// Batch norm over one value per channel (a flat input at batch size 1) is refused when planning
