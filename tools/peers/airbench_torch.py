@@ -6,7 +6,9 @@ checked against wgpu-cnn's `cifar10-airbench94` recipe.
              get_whitening_parameters: the uncentred 2x2 patch covariance of the first 5,000
              normalised training images, torch.linalg.eigh, eigenvectors / sqrt(λ + 5e-4), then
              their negatives) against the frozen Conv_0.kernel of a wgpu-cnn checkpoint of the
-             recipe. An eigenvector's sign is arbitrary (wgpu-cnn makes the largest component
+             recipe, both measured from the same computation in float64 (close eigenvalues
+             make the eigenvectors sensitive: airbench's float32 is itself ~1e-2 off there).
+             An eigenvector's sign is arbitrary (wgpu-cnn makes the largest component
              positive), so each filter is compared up to its sign.
 
 Usage:
@@ -27,44 +29,55 @@ from flax_load import load_cifar  # noqa: E402
 
 def get_patches(x, patch_shape):
     c, (h, w) = x.shape[1], patch_shape
-    return x.unfold(2, h, 1).unfold(3, w, 1).transpose(1, 3).reshape(-1, c, h, w).float()
+    return x.unfold(2, h, 1).unfold(3, w, 1).transpose(1, 3).reshape(-1, c, h, w)
 
 
 def get_whitening_parameters(patches):
     n, c, h, w = patches.shape
-    patches_flat = patches.view(n, -1)
+    patches_flat = patches.reshape(n, -1)
     est_patch_covariance = (patches_flat.T @ patches_flat) / n
     eigenvalues, eigenvectors = torch.linalg.eigh(est_patch_covariance, UPLO="U")
     return eigenvalues.flip(0).view(-1, 1, 1, 1), eigenvectors.T.reshape(c * h * w, c, h, w).flip(0)
 
 
 def whitening_weight(images, eps=5e-4):
-    """airbench94's init_whitening_conv on NCHW float images: the [24, 3, 2, 2] weight."""
+    """airbench94's init_whitening_conv on NCHW images (in their dtype: airbench's float32, or
+    float64 as the reference): the [24, 3, 2, 2] weight and the eigenvalues."""
     patches = get_patches(images, patch_shape=(2, 2))
     eigenvalues, eigenvectors = get_whitening_parameters(patches)
     eigenvectors_scaled = eigenvectors / torch.sqrt(eigenvalues + eps)
     return torch.cat((eigenvectors_scaled, -eigenvectors_scaled)), eigenvalues.flatten()
 
 
+def filter_distances(a, b):
+    """Per filter ‖a − ±b‖ / ‖b‖ (the sign of an eigenvector is arbitrary)."""
+    out = []
+    for f in range(a.shape[0]):
+        x, y = a[f].flatten().double(), b[f].flatten().double()
+        sign = 1.0 if float((x * y).sum()) >= 0 else -1.0
+        out.append(float((x - sign * y).norm() / y.norm()))
+    return out
+
+
 def check_whitening(args):
     # The first images in file order, normalised with CIFAR-10's statistics (as the recipe).
     images, _ = load_cifar(args.data, "data_batch_1.bin", args.images)
     x = torch.tensor(np.asarray(images), dtype=torch.float32).permute(0, 3, 1, 2).contiguous()
-    w, lam = whitening_weight(x)
+    w32, lam = whitening_weight(x)
+    w64, _ = whitening_weight(x.double())
     ours = load_file(args.checkpoint)["Conv_0.kernel"]  # HWIO [2, 2, 3, 24]
     ours = torch.tensor(ours).permute(3, 2, 0, 1)  # OIHW
-    worst, per = 0.0, []
-    for f in range(24):
-        a, b = ours[f].flatten(), w[f].flatten()
-        sign = 1.0 if float((a * b).sum()) >= 0 else -1.0
-        d = float((a - sign * b).norm() / b.norm())
-        per.append(d)
-        worst = max(worst, d)
-    print(f"eigenvalues (torch f32): {', '.join(f'{v:.4g}' for v in lam.tolist())}")
-    print(f"worst relative filter difference (up to sign) over 24 filters: {worst:.3e}")
-    print(json.dumps({"check": "whitening", "images": args.images, "worst_relative": worst,
-                      "per_filter": per, "pass": worst < 1e-3}))
-    return worst < 1e-3
+    d_ours, d_torch = filter_distances(ours, w64), filter_distances(w32, w64)
+    print(f"eigenvalues: {', '.join(f'{v:.4g}' for v in lam.tolist())}")
+    print("per eigenvector, distance from PyTorch float64 (up to sign): ours / PyTorch float32")
+    for f in range(12):
+        print(f"  {f:2d}  λ {lam[f]:.4g}  {d_ours[f]:.2e} / {d_torch[f]:.2e}")
+    worst_ours, worst_torch = max(d_ours), max(d_torch)
+    ok = worst_ours <= max(3 * worst_torch, 1e-6)
+    print(f"worst: ours {worst_ours:.3e}, PyTorch float32 {worst_torch:.3e}")
+    print(json.dumps({"check": "whitening", "images": args.images, "ours_vs_f64": worst_ours,
+                      "torch_f32_vs_f64": worst_torch, "pass": ok}))
+    return ok
 
 
 def main():
