@@ -165,12 +165,9 @@ impl Plan {
         caps: &Caps,
         mode: Mode,
     ) -> Option<Plan> {
-        let mut c = *caps;
-        c.max_binding = u64::MAX;
-        c.max_buffer = u64::MAX;
-        let mut p = Plan::new(desc, batch, &c, mode).ok()?;
-        p.caps = *caps;
-        Some(p)
+        // With the adapter's limits: kernel choices that depend on them (Winograd's scratch)
+        // are the ones the real plan makes.
+        Plan::build(desc, batch, caps, mode).ok()
     }
 
     pub(super) fn check_limits_quiet(&self) -> bool {

@@ -241,6 +241,18 @@ impl Plan {
     /// (`backward.rs`: gradient steps, the update), rewrites (`rewrites.rs`: ReLU masks, pool
     /// backwards into Winograd stages), buffers (`buffers.rs`: sharing by lifetime, limits).
     pub fn new(desc: &Description, batch: u32, caps: &Caps, mode: Mode) -> Result<Self, PlanError> {
+        let plan = Plan::build(desc, batch, caps, mode)?;
+        plan.check_limits()?;
+        Ok(plan)
+    }
+
+    /// [`Plan::new`] without the check of the adapter's buffer limits.
+    pub(super) fn build(
+        desc: &Description,
+        batch: u32,
+        caps: &Caps,
+        mode: Mode,
+    ) -> Result<Self, PlanError> {
         if batch == 0 {
             return Err(PlanError("the batch size must be at least 1".into()));
         }
@@ -279,7 +291,6 @@ impl Plan {
         plan.winograd_pool_backwards();
         // Buffers.
         plan.assign_buffers();
-        plan.check_limits()?;
         Ok(plan)
     }
 

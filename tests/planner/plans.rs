@@ -312,3 +312,27 @@ fn split_k_partials_fit_the_binding_limit() {
         }
     }
 }
+
+/// A convolution whose Winograd scratch would outgrow one binding runs direct instead, so the
+/// batch is limited by the direct kernels' tensors: airbench94's Conv_3 (64 → 256 on 15×15
+/// maps) at batch 512 on lavapipe's 128 MiB bindings (its products M would be 288 MiB), Winograd
+/// at batch 128; the largest batch that fits is then the direct one's (545, Conv_1's output),
+/// and each plan at the largest batch still builds.
+#[test]
+fn winograd_scratch_over_the_binding_falls_back_to_direct() {
+    let caps = Caps::subgroup8_cpu();
+    assert_eq!(caps.max_binding, 128 << 20);
+    let d = zoo::preset("airbench94").unwrap();
+    let conv3_winograd = |batch: u32| {
+        let p = Plan::new(&d, batch, &caps, Mode::Train).unwrap();
+        p.forward.iter().any(|s| {
+            matches!(s, Step::Conv { layer, winograd, .. } if layer == "Conv_3" && winograd.is_some())
+        })
+    };
+    assert!(conv3_winograd(128));
+    assert!(!conv3_winograd(512));
+    let best = Plan::max_batch(&d, &caps, Mode::Train).unwrap();
+    assert_eq!(best, 545);
+    assert!(Plan::new(&d, best, &caps, Mode::Train).is_ok());
+    assert!(Plan::new(&d, best + 1, &caps, Mode::Train).is_err());
+}

@@ -87,6 +87,7 @@ impl Caps {
     /// gradients' size.
     pub fn winograd_conv(&self, p: &Conv2dParams) -> bool {
         self.winograd
+            && self.winograd_fits(p)
             && self.conv_sg(p)
             && p.winograd_shape()
             && p.c >= 32
@@ -103,6 +104,7 @@ impl Caps {
     pub fn winograd_forward(&self, p: &Conv2dParams) -> bool {
         self.winograd_conv(p)
             || (self.winograd
+                && self.winograd_fits(p)
                 && self.conv_sg(p)
                 && p.winograd_shape()
                 && p.c >= 16
@@ -111,6 +113,15 @@ impl Caps {
                 && fuses_output(p)
                 && p.h >= 8
                 && p.w >= 8)
+    }
+    /// Whether every scratch tensor of convolution `p` on Winograd (all three directions, at
+    /// its batch) fits one storage binding: where one would not, the layer runs direct, whose
+    /// tensors are smaller (airbench94's 64→256 conv on 15×15 maps at batch 228 and more on
+    /// lavapipe's 128 MiB bindings), so a larger batch still plans.
+    pub fn winograd_fits(&self, p: &Conv2dParams) -> bool {
+        let (f, i, w) = scratch_lens(p);
+        let max = self.max_binding.min(self.max_buffer);
+        f.iter().chain(&i).chain(&w).all(|&n| 4 * n as u64 <= max)
     }
     /// Whether the input gradient of convolution `p` runs as the Winograd forward of its
     /// transposed convolution (`ops::conv2d::winograd::gpu::backward_input_as_forward`): where the
