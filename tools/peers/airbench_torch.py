@@ -25,7 +25,13 @@ checked against wgpu-cnn's `cifar10-airbench94` recipe.
              follows; PyTorch's BatchNorm2d uses the unbiased one), so the port's batch norm
              does the same.
 
+  speed      One training step of airbench94 at batch B, median of N after a warmup, in the
+             same run: PyTorch float32 on this CPU (airbench94.py's network and optimizer, all
+             cores) and `wgpu-cnn bench --model airbench94` (lavapipe on the same cores, or
+             the GPU it finds), with GFLOP/s from wgpu-cnn's count of the step's work.
+
 Usage:
+  python tools/peers/airbench_torch.py speed --batch-size 512 [--steps 5]
   python tools/peers/airbench_torch.py whitening --checkpoint runs/X/last.safetensors \\
       --data ../shared/cifar10/cifar-10-batches-bin [--images 5000]
   python tools/peers/airbench_torch.py steps --data ../shared/cifar10/cifar-10-batches-bin \\
@@ -284,6 +290,43 @@ def check_steps(args):
     return ok
 
 
+def check_speed(args):
+    import time
+    b = args.batch_size
+    net = make_net().to(memory_format=torch.channels_last)
+    x = torch.randn(b, 3, 32, 32).to(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (b,))
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.85, nesterov=True)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.2, reduction="none")
+    net.train()
+    times = []
+    for i in range(args.warmup + args.steps):
+        t0 = time.perf_counter()
+        loss = loss_fn(net(x), y).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= args.warmup:
+            times.append(time.perf_counter() - t0)
+    torch_ms = 1e3 * sorted(times)[len(times) // 2]
+    out = subprocess.run([args.bin, "bench", "--model", "airbench94", "--batch-size", str(b),
+                          "--steps", str(args.steps), "--warmup", str(args.warmup)],
+                         check=True, capture_output=True, text=True).stdout
+    ours = json.loads(out.strip().splitlines()[-1])
+    gflop = ours["gflop_per_step"]
+    print(f"airbench94 train step, batch {b}, median of {args.steps}:")
+    print(f"  PyTorch {torch.__version__} CPU f32 ({torch.get_num_threads()} threads): "
+          f"{torch_ms:.0f} ms, {gflop / torch_ms * 1e3:.1f} GFLOP/s")
+    print(f"  wgpu-cnn on {ours['adapter']}: {ours['step_ms_median']:.0f} ms, "
+          f"{ours['gflops_per_second']:.1f} GFLOP/s")
+    ratio = ours["step_ms_median"] / torch_ms
+    print(f"  ours / PyTorch: {ratio:.2f}")
+    print(json.dumps({"check": "speed", "batch": b, "torch_ms": torch_ms,
+                      "ours_ms": ours["step_ms_median"], "gflop_per_step": gflop,
+                      "ratio": ratio}))
+    return True
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="check", required=True)
@@ -297,8 +340,13 @@ def main():
     st.add_argument("--steps", type=int, default=10)
     st.add_argument("--seed", type=int, default=0)
     st.add_argument("--bin", default="target/release/wgpu-cnn")
+    sp = sub.add_parser("speed")
+    sp.add_argument("--batch-size", type=int, default=512)
+    sp.add_argument("--steps", type=int, default=5)
+    sp.add_argument("--warmup", type=int, default=2)
+    sp.add_argument("--bin", default="target/release/wgpu-cnn")
     args = ap.parse_args()
-    ok = check_whitening(args) if args.check == "whitening" else check_steps(args)
+    ok = {"whitening": check_whitening, "steps": check_steps, "speed": check_speed}[args.check](args)
     sys.exit(0 if ok else 1)
 
 
