@@ -25,12 +25,19 @@ checked against wgpu-cnn's `cifar10-airbench94` recipe.
              follows; PyTorch's BatchNorm2d uses the unbiased one), so the port's batch norm
              does the same.
 
+  tta        airbench94.py's test-time augmentation (tta_level 2: the image and its mirror,
+             and both of them shifted by one pixel up-left and down-right in a reflect pad,
+             logits averaged) of a checkpoint's model loaded into the PyTorch port, against
+             `wgpu-cnn eval --tta airbench` of the same checkpoint: accuracy and the
+             cross-entropy of the averaged logits on the first N test images.
+
   speed      One training step of airbench94 at batch B, median of N after a warmup, in the
              same run: PyTorch float32 on this CPU (airbench94.py's network and optimizer, all
              cores) and `wgpu-cnn bench --model airbench94` (lavapipe on the same cores, or
              the GPU it finds), with GFLOP/s from wgpu-cnn's count of the step's work.
 
 Usage:
+  python tools/peers/airbench_torch.py tta --checkpoint runs/X/last.safetensors [--images 2000]
   python tools/peers/airbench_torch.py speed --batch-size 512 [--steps 5]
   python tools/peers/airbench_torch.py whitening --checkpoint runs/X/last.safetensors \\
       --data ../shared/cifar10/cifar-10-batches-bin [--images 5000]
@@ -290,6 +297,55 @@ def check_steps(args):
     return ok
 
 
+def from_flax(net, tensors):
+    """Loads a wgpu-cnn checkpoint (Flax names and layouts) into the port."""
+    with torch.no_grad():
+        for name, t, layout in flax_names(net):
+            a = tensors[name]
+            if layout == "conv":
+                a = a.transpose(3, 2, 0, 1)
+            elif layout == "dense":
+                a = a.T
+            t.copy_(torch.tensor(np.ascontiguousarray(a)))
+
+
+def check_tta(args):
+    import torch.nn.functional as F
+    net = make_net()
+    from_flax(net, load_file(args.checkpoint))
+    net.eval()
+    images, labels = load_cifar(args.data, "test_batch.bin", args.images)
+    x = torch.tensor(np.asarray(images)).permute(0, 3, 1, 2).contiguous()
+    y = torch.tensor(labels, dtype=torch.long)
+
+    def infer_mirror(inputs):
+        return 0.5 * net(inputs) + 0.5 * net(inputs.flip(-1))
+
+    def infer_mirror_translate(inputs):
+        logits = infer_mirror(inputs)
+        padded = F.pad(inputs, (1,) * 4, "reflect")
+        shifted = [padded[:, :, 0:32, 0:32], padded[:, :, 2:34, 2:34]]
+        logits_translate = torch.stack([infer_mirror(t) for t in shifted]).mean(0)
+        return 0.5 * logits + 0.5 * logits_translate
+
+    with torch.no_grad():
+        logits = torch.cat([infer_mirror_translate(x[i:i + 500]) for i in range(0, len(x), 500)])
+    acc = float((logits.argmax(1) == y).float().mean())
+    loss = float(F.cross_entropy(logits.double(), y))
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run([args.bin, "eval", "--checkpoint", args.checkpoint, "--data", args.data,
+                        "--tta", "airbench", "--test-limit", str(args.images), "--out", d],
+                       check=True, stdout=subprocess.DEVNULL)
+        ours = json.load(open(os.path.join(d, "test.json")))["tta_views"]
+    print(f"six-view TTA on the first {args.images} test images: PyTorch accuracy {acc:.4f} "
+          f"loss {loss:.6f}; wgpu-cnn accuracy {ours['accuracy']:.4f} loss {ours['loss']:.6f}")
+    ok = abs(acc - ours["accuracy"]) <= 2 / args.images and abs(loss - ours["loss"]) < 1e-4
+    print(json.dumps({"check": "tta", "images": args.images, "torch_accuracy": acc,
+                      "torch_loss": loss, "ours_accuracy": ours["accuracy"],
+                      "ours_loss": ours["loss"], "pass": ok}))
+    return ok
+
+
 def check_speed(args):
     import time
     b = args.batch_size
@@ -340,13 +396,19 @@ def main():
     st.add_argument("--steps", type=int, default=10)
     st.add_argument("--seed", type=int, default=0)
     st.add_argument("--bin", default="target/release/wgpu-cnn")
+    tt = sub.add_parser("tta")
+    tt.add_argument("--checkpoint", required=True)
+    tt.add_argument("--data", default="data/cifar-10-batches-bin")
+    tt.add_argument("--images", type=int, default=2000)
+    tt.add_argument("--bin", default="target/release/wgpu-cnn")
     sp = sub.add_parser("speed")
     sp.add_argument("--batch-size", type=int, default=512)
     sp.add_argument("--steps", type=int, default=5)
     sp.add_argument("--warmup", type=int, default=2)
     sp.add_argument("--bin", default="target/release/wgpu-cnn")
     args = ap.parse_args()
-    ok = {"whitening": check_whitening, "steps": check_steps, "speed": check_speed}[args.check](args)
+    ok = {"whitening": check_whitening, "steps": check_steps, "tta": check_tta,
+          "speed": check_speed}[args.check](args)
     sys.exit(0 if ok else 1)
 
 
