@@ -510,16 +510,16 @@ impl Description {
     }
 
     /// One line: `conv3x3 32 - relu - avg_pool2 - ...`; a run of identical layers, or of an
-    /// identical group of up to four (a block and its activation), as `3× (… - …)`, whether
-    /// the file wrote a `repeat` or unrolled it.
+    /// identical group of up to eight (a block and its activation; airbench94's conv group of
+    /// seven), as `3× (… - …)`, whether the file wrote a `repeat` or unrolled it.
     pub fn summary(&self) -> String {
         let parts: Vec<String> = self.layers.iter().map(|l| l.summary()).collect();
         let mut out = Vec::new();
         let mut i = 0;
         while i < parts.len() {
-            // The period (1–4 layers) whose repetitions from `i` cover the most layers.
+            // The period (1–8 layers) whose repetitions from `i` cover the most layers.
             let mut best = (1, 1);
-            for p in 1..=4.min(parts.len() - i) {
+            for p in 1..=8.min(parts.len() - i) {
                 let mut k = 1;
                 while i + (k + 1) * p <= parts.len()
                     && parts[i + k * p..i + (k + 1) * p] == parts[i..i + p]
