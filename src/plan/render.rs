@@ -51,19 +51,25 @@ impl Plan {
                 None => kernels.push((name, 1)),
             }
         }
-        let _ = writeln!(
-            s,
-            "kernels: {}",
-            kernels
-                .iter()
-                .map(|(n, c)| if *c > 1 {
-                    format!("{n} ×{c}")
-                } else {
-                    n.clone()
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        // Broken into lines of at most 100 characters, continued under the first name.
+        let mut lines = vec![String::from("kernels:")];
+        for (i, (n, c)) in kernels.iter().enumerate() {
+            let item = if *c > 1 {
+                format!("{n} ×{c}")
+            } else {
+                n.clone()
+            };
+            let sep = if i + 1 < kernels.len() { "," } else { "" };
+            let line = lines.last_mut().expect("one line at least");
+            if line.chars().count() + 1 + item.chars().count() + sep.len() > 100 && i > 0 {
+                lines.push(format!("         {item}{sep}"));
+            } else {
+                line.push(' ');
+                line.push_str(&item);
+                line.push_str(sep);
+            }
+        }
+        let _ = writeln!(s, "{}", lines.join("\n"));
         let _ = writeln!(s, "\nlayers:");
         let [h, w, c] = self.desc.input;
         let _ = writeln!(
