@@ -271,6 +271,9 @@ pub struct Draft {
     pub layers: Vec<Layer>,
     /// The index in `layers` of the head whose `features` was left out.
     open_head: Option<usize>,
+    /// Where each layer was written (`layer 3`; a `repeat`'s layers name their entry and
+    /// repetition), so that shape errors name what the file says, not the expansion.
+    origins: Vec<String>,
 }
 
 impl From<Description> for Draft {
@@ -278,6 +281,7 @@ impl From<Description> for Draft {
         Draft {
             input: Some(d.input),
             classes: Some(d.classes),
+            origins: (0..d.layers.len()).map(|i| format!("layer {i}")).collect(),
             layers: d.layers,
             open_head: None,
         }
@@ -341,9 +345,9 @@ impl Draft {
                             t.insert("features".into(), toml::Value::Integer(1));
                         }
                         let at_head = parse_layers(&at, &items[..k])?.len();
-                        (parse_layers(&at, &items)?, Some(at_head))
+                        (parse_layers_with_origins(&at, &items)?, Some(at_head))
                     }
-                    None => (parse_layers(&at, a)?, None),
+                    None => (parse_layers_with_origins(&at, a)?, None),
                 }
             }
             Some(_) => return err("the model: key `layer` must be an array of tables ([[layer]])"),
@@ -352,11 +356,13 @@ impl Draft {
         if layers.is_empty() {
             return err("the model: no layers (add [[layer]] tables)");
         }
+        let (layers, origins) = layers.into_iter().unzip();
         let d = Draft {
             input,
             classes,
             layers,
             open_head,
+            origins,
         };
         if d.is_complete() {
             d.described()?;
@@ -392,8 +398,37 @@ impl Draft {
             classes,
             layers: self.layers.clone(),
         };
-        d.shapes()?;
+        d.shapes().map_err(|e| self.located(e))?;
         Ok(d)
+    }
+
+    /// A shape error with each `layer N` of the expansion named as the file wrote it.
+    fn located(&self, e: DescError) -> DescError {
+        let msg = e.0;
+        let mut out = String::with_capacity(msg.len());
+        let mut rest = msg.as_str();
+        while let Some(at) = rest.find("layer ") {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 6..];
+            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            let origin = after[..digits]
+                .parse::<usize>()
+                .ok()
+                .filter(|_| matches!(after.as_bytes().get(digits), Some(b' ' | b':')))
+                .and_then(|i| self.origins.get(i));
+            match origin {
+                Some(o) => {
+                    out.push_str(o);
+                    rest = &after[digits..];
+                }
+                None => {
+                    out.push_str("layer ");
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        DescError(out)
     }
 
     /// The model on data of `input` images and `classes` classes: what the description leaves
@@ -420,7 +455,7 @@ impl Draft {
                 }
             }
         }
-        d.shapes()?;
+        d.shapes().map_err(|e| self.located(e))?;
         Ok(d)
     }
 }
@@ -691,5 +726,26 @@ mod tests {
         // A complete description is checked as it parses.
         let e = Draft::parse(&format!("input = [4, 4, 1]\nclasses = 2\n{text}")).unwrap_err();
         assert!(e.0.contains("missing key `features`"), "{e}");
+    }
+
+    /// A shape error inside a `repeat` names the entry and the repetition the file wrote, not
+    /// the index in the expansion.
+    #[test]
+    fn shape_errors_in_a_repeat_name_the_repetition() {
+        let text = "input = [8, 8, 1]\nclasses = 2\n[[layer]]\ntype = \"relu\"\n[[layer]]\ntype = \"repeat\"\ntimes = 3\nbody = [ { type = \"conv\", features = 2, kernel = 3, stride = 2, padding = \"VALID\" }, { type = \"relu\" } ]\n[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nfeatures = 2\n";
+        let e = Description::parse(text).unwrap_err().0;
+        assert!(
+            e.starts_with("layer 1 (repeat) body[0], repetition 3 of 3 (conv): key `kernel`"),
+            "{e}"
+        );
+        // Layers after the repeat keep their place in the file.
+        let text = text
+            .replace("times = 3", "times = 2")
+            .replace("features = 2\n", "features = 3\n");
+        let e = Description::parse(&text).unwrap_err().0;
+        assert!(
+            e.starts_with("layer 3 (dense): the last layer must output"),
+            "{e}"
+        );
     }
 }

@@ -174,6 +174,18 @@ pub(super) fn parse_layers(
     at: &dyn Fn(usize) -> String,
     items: &[toml::Value],
 ) -> Result<Vec<Layer>, DescError> {
+    Ok(parse_layers_with_origins(at, items)?
+        .into_iter()
+        .map(|(l, _)| l)
+        .collect())
+}
+
+/// [`parse_layers`], with where each layer of the expansion was written: `layer 3`, or for a
+/// layer a `repeat` made, `layer 2 (repeat) body[1], repetition 2 of 3`.
+pub(super) fn parse_layers_with_origins(
+    at: &dyn Fn(usize) -> String,
+    items: &[toml::Value],
+) -> Result<Vec<(Layer, String)>, DescError> {
     let mut out = Vec::new();
     for (i, v) in items.iter().enumerate() {
         let Some(t) = v.as_table() else {
@@ -184,7 +196,7 @@ pub(super) fn parse_layers(
             ));
         };
         if t.get("type").and_then(|v| v.as_str()) != Some("repeat") {
-            out.push(parse_layer(&at(i), t)?);
+            out.push((parse_layer(&at(i), t)?, at(i)));
             continue;
         }
         let here = At {
@@ -207,7 +219,7 @@ pub(super) fn parse_layers(
         }
         let body = match t.get("body") {
             Some(toml::Value::Array(a)) if !a.is_empty() => {
-                parse_layers(&|j| format!("{here} body[{j}]"), a)?
+                parse_layers_with_origins(&|j| format!("{here} body[{j}]"), a)?
             }
             Some(toml::Value::Array(_)) | None => {
                 return err(format!("{here}: key `body` must hold at least one layer"))
@@ -219,8 +231,11 @@ pub(super) fn parse_layers(
                 ))
             }
         };
-        for _ in 0..times {
-            out.extend(body.iter().cloned());
+        for rep in 1..=times {
+            out.extend(
+                body.iter()
+                    .map(|(l, o)| (l.clone(), format!("{o}, repetition {rep} of {times}"))),
+            );
         }
     }
     Ok(out)
