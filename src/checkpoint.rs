@@ -169,14 +169,14 @@ pub fn load_model(path: &Path, model: (&Description, &str)) -> Result<Checkpoint
 
 /// Fine-tuning's load (`--init FILE --init-skip-mismatch`): each of `model`'s parameters and
 /// batch statistics the file holds with the same name and shape is read from it; the others
-/// keep their values in `params` / `stats` (a fresh initialisation), one line each in the
-/// returned notes. A file sharing no tensor with the model is an error.
+/// keep their values in `params` / `stats` (a fresh initialisation): returned as (name, one
+/// line for the log) each. A file sharing no tensor with the model is an error.
 pub fn load_matching(
     path: &Path,
     model: &Description,
     params: &mut [Vec<f32>],
     stats: &mut [Vec<f32>],
-) -> Result<Vec<String>> {
+) -> Result<Vec<(String, String)>> {
     let shown = path.display();
     if path.is_dir() {
         bail!("{shown}: is a directory, expected a .safetensors checkpoint");
@@ -208,14 +208,18 @@ pub fn load_matching(
                 *dst = finite_f32(&shown, &name, &t)?;
                 loaded += 1;
             }
-            Ok(t) => notes.push(format!(
-                "--init: {name} initialised afresh (the checkpoint's is {:?} {:?}, the model's {:?})",
-                t.dtype(),
-                t.shape(),
-                spec.shape
+            Ok(t) => notes.push((
+                name.clone(),
+                format!(
+                    "--init: {name} initialised afresh (the checkpoint's is {:?} {:?}, the model's {:?})",
+                    t.dtype(),
+                    t.shape(),
+                    spec.shape
+                ),
             )),
-            Err(_) => notes.push(format!(
-                "--init: {name} initialised afresh (not in the checkpoint)"
+            Err(_) => notes.push((
+                name.clone(),
+                format!("--init: {name} initialised afresh (not in the checkpoint)"),
             )),
         }
     }

@@ -425,6 +425,42 @@ fn whitening_init_comes_from_the_first_training_images() {
     );
     assert!(ck.params[1].iter().any(|&b| b != 0.0), "the bias trained");
 
+    // Fine-tuning from a file without the whitening kernel computes it as a fresh run does.
+    let partial = dir.join("partial.safetensors");
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let (b1, b3) = (bytes(&ck.params[1]), bytes(&ck.params[2]));
+    let views = vec![
+        (
+            "Conv_0.bias".to_string(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![24], &b1).unwrap(),
+        ),
+        (
+            "Dense_0.kernel".to_string(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![24, 10], &b3)
+                .unwrap(),
+        ),
+    ];
+    std::fs::write(&partial, safetensors::serialize(views, None).unwrap()).unwrap();
+    let mut a = args(model.to_str().unwrap());
+    a.extend([
+        "--init".to_string(),
+        partial.to_str().unwrap().to_string(),
+        "--init-skip-mismatch".to_string(),
+    ]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (code, stdout, err) = cli(&a);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    assert!(
+        stdout.contains("--init: Conv_0.kernel initialised afresh"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("whitening: Conv_0.kernel from"), "{stdout}");
+    let tuned = checkpoint::load(&out.join("last.safetensors")).unwrap();
+    assert!(
+        tuned.params[0] == want,
+        "the whitening kernel is computed afresh"
+    );
+
     for (bad, why) in [
         (
             format!("{head}[[layer]]\ntype = \"conv\"\nfeatures = 20\nkernel = 2\npadding = \"VALID\"\nkernel_init = \"whitening\"\n{tail}"),

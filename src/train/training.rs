@@ -183,6 +183,8 @@ impl Training {
             }
         }
 
+        // The parameters that start as a fresh initialisation (all of them without `--init`).
+        let mut fresh: Option<Vec<String>> = None;
         let (mut init, stats, pos) = match &resumed {
             Some(ck) => {
                 let pos = Position {
@@ -198,9 +200,11 @@ impl Training {
                 Some(path) if cfg.init_skip_mismatch => {
                     let mut params = layout.init(cfg.seed);
                     let mut stats = ParamLayout::stats_of(&desc)?.init(0);
-                    for n in checkpoint::load_matching(path, &desc, &mut params, &mut stats)? {
+                    let notes = checkpoint::load_matching(path, &desc, &mut params, &mut stats)?;
+                    for (_, n) in &notes {
                         say!("{n}");
                     }
+                    fresh = Some(notes.into_iter().map(|(name, _)| name).collect());
                     (params, stats, Position::default())
                 }
                 Some(path) => {
@@ -228,10 +232,13 @@ impl Training {
             check_resume(ck, &shown, &pos, train_idx.len(), steps)?;
         }
         // A run from scratch computes its whitening kernels from the first training images
-        // (in file order), normalised as the run normalises them.
-        if resumed.is_none() && cfg.init.is_none() {
+        // (in file order), normalised as the run normalises them; so does a fine-tuning run
+        // for a whitening kernel its checkpoint could not give.
+        if resumed.is_none() && (cfg.init.is_none() || fresh.is_some()) {
             for (spec, t) in layout.specs.iter().zip(init.iter_mut()) {
-                if spec.init != crate::plan::Init::Whitening {
+                if spec.init != crate::plan::Init::Whitening
+                    || fresh.as_ref().is_some_and(|f| !f.contains(&spec.name))
+                {
                     continue;
                 }
                 let mut first = train_idx.clone();
