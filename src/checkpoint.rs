@@ -269,6 +269,19 @@ pub fn read_maybe_compressed(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
+/// The model description a checkpoint stores (metadata `model`), when it holds one; reads the
+/// header only.
+pub fn stored_model(path: &Path) -> Result<Option<Description>> {
+    let bytes = read_maybe_compressed(path)?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not a valid safetensors file ({e})", path.display()))?;
+    Ok(header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("model"))
+        .and_then(|t| Description::parse(t).ok()))
+}
+
 /// The model a checkpoint's tensors are read as: `given` when `force`; else the file's `model`
 /// metadata when it is a description (free text is ignored with a note), else `given`, else the
 /// seed (and a file whose tensors are not the seed's is an error naming `--model`).

@@ -17,7 +17,7 @@ pub fn eval(
     batch_size: u32,
     device: DeviceArgs,
 ) -> anyhow::Result<()> {
-    let model = resolve(model.as_deref())?;
+    let model = resolve(model.as_deref(), &checkpoint)?;
     wgpu_cnn::infer::eval(
         &checkpoint,
         model.as_ref().map(|(d, t)| (d, t.as_str())),
@@ -48,7 +48,7 @@ pub fn predict(
     images: Vec<PathBuf>,
     device: DeviceArgs,
 ) -> anyhow::Result<()> {
-    let model = resolve(model.as_deref())?;
+    let model = resolve(model.as_deref(), &checkpoint)?;
     let model = model.as_ref().map(|(d, t)| (d, t.as_str()));
     for p in wgpu_cnn::infer::predict(&checkpoint, model, &images, 3, &device.options())? {
         let top: Vec<String> = p
@@ -62,12 +62,37 @@ pub fn predict(
     Ok(())
 }
 
-/// `--model NAME|FILE`: a preset or a description file.
-fn resolve(model: Option<&str>) -> anyhow::Result<Option<(wgpu_cnn::graph::Description, String)>> {
-    model
-        .map(wgpu_cnn::graph::zoo::resolve)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("{e}"))
+/// `--model NAME|FILE`: a preset or a description file; one that leaves `input` and
+/// `classes` to the data takes them from the model the checkpoint stores (the run that trained
+/// it completed the same file from its data).
+fn resolve(
+    model: Option<&str>,
+    checkpoint: &std::path::Path,
+) -> anyhow::Result<Option<(wgpu_cnn::graph::Description, String)>> {
+    let Some(model) = model else { return Ok(None) };
+    let (draft, text) =
+        wgpu_cnn::graph::zoo::resolve_draft(model).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(open) = draft.open_keys() else {
+        let d = draft
+            .described()
+            .map_err(|e| anyhow::anyhow!("{model}: {e}"))?;
+        return Ok(Some((d, text)));
+    };
+    let Some(stored) = wgpu_cnn::checkpoint::stored_model(checkpoint)? else {
+        anyhow::bail!(
+            "{model} leaves {open} to the data, and {} stores no model to take them from: write them into the description",
+            checkpoint.display()
+        );
+    };
+    let d = draft
+        .complete(stored.input, stored.classes)
+        .map_err(|e| anyhow::anyhow!("{model}: {e}"))?;
+    let text = format!(
+        "# {open} from the model of {}\n{}",
+        checkpoint.display(),
+        d.to_toml()
+    );
+    Ok(Some((d, text)))
 }
 
 /// `wgpu-cnn export --checkpoint FILE [--format onnx] --out MODEL.onnx`.
@@ -81,7 +106,7 @@ pub fn export_model(
         None | Some("onnx") => {}
         Some(f) => anyhow::bail!("--format for a checkpoint must be onnx, got `{f}`"),
     }
-    let model = resolve(model.as_deref())?;
+    let model = resolve(model.as_deref(), &checkpoint)?;
     let e = wgpu_cnn::infer::export_onnx(
         &checkpoint,
         model.as_ref().map(|(d, t)| (d, t.as_str())),

@@ -453,6 +453,11 @@ fn a_description_may_leave_input_and_classes_to_the_data() {
         &as_str(&train(fixed_head.to_str().unwrap(), Some("20"))),
         "leave `features` out of its last dense layer",
     );
-    // Commands without data need the keys.
+    // `eval --model` with the same file takes the keys from the model the checkpoint stores.
+    let ck = run.join("last.safetensors");
+    let (code, out, err) = cli(&["eval", "--checkpoint", ck.to_str().unwrap(), "--model", own]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("test: "), "{out}");
+    // Commands without data or checkpoint need the keys.
     assert_error(&["models", own], "missing key `input`");
 }
