@@ -28,6 +28,20 @@ fn args<'a>(data: &'a str, out: &'a str, epochs: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// The CLI with `args`, stopped as by a Ctrl-C once `step` steps are done
+/// (`WGPU_CNN_INTERRUPT_AT_STEP`: at the end of the submit that reaches it).
+fn interrupted_at(args: &[String], step: u32) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
+        .args(args)
+        .env("WGPU_CNN_INTERRUPT_AT_STEP", step.to_string())
+        .env(
+            "XDG_RUNTIME_DIR",
+            std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
+        )
+        .output()
+        .unwrap()
+}
+
 /// Parameters, batch-norm running statistics and Adam state of a checkpoint, as bits.
 fn state(path: &Path) -> Vec<u32> {
     let ck = wgpu_cnn::checkpoint::load(path).unwrap();
@@ -597,15 +611,7 @@ fn every_optimizer_resumes_mid_warmup_bit_exactly() {
 
         // A Ctrl-C that lands after step 15 of 24 (the hook acts at the end of the submit
         // that reaches it: step 16, inside epoch 1 and the warmup), whatever the machine's speed.
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
-            .args(run(&b))
-            .env("WGPU_CNN_INTERRUPT_AT_STEP", "15")
-            .env(
-                "XDG_RUNTIME_DIR",
-                std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
-            )
-            .output()
-            .unwrap();
+        let output = interrupted_at(&run(&b), 15);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(130), "{name}: {stderr}");
         assert!(
@@ -971,15 +977,7 @@ fn fractional_epochs_end_inside_the_last_epoch() {
     );
 
     let b = dir.join("b");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-cnn"))
-        .args(run(&b))
-        .env("WGPU_CNN_INTERRUPT_AT_STEP", "13")
-        .env(
-            "XDG_RUNTIME_DIR",
-            std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
-        )
-        .output()
-        .unwrap();
+    let output = interrupted_at(&run(&b), 13);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     let first_ck = b.join("last.safetensors");

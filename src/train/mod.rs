@@ -291,6 +291,79 @@ pub fn check_model_fits_data(
     Ok(())
 }
 
+/// What the batch size decides about the model, whatever the adapter (its limits come when the
+/// GPU opens), and with `out` the room in the output folder for its checkpoints.
+fn check_model_and_out(desc: &Description, cfg: &TrainConfig, out: bool) -> Result<()> {
+    let mut any = crate::caps::Caps::gpu32();
+    (any.max_binding, any.max_buffer) = (u64::MAX, u64::MAX);
+    crate::plan::Plan::new(desc, cfg.batch_size, &any, crate::plan::Mode::Train)?;
+    if out {
+        prepare_out_folder(&cfg.out, checkpoint_bytes(&ParamLayout::of(desc)?))?;
+    }
+    Ok(())
+}
+
+/// A description that leaves `input` or `classes` out, completed from the data's image shape
+/// and class count; with the line that says so.
+fn complete_from_data(
+    draft: &Draft,
+    name: &str,
+    shape: data::ImageShape,
+    classes: usize,
+) -> Result<(Description, String)> {
+    let desc = draft
+        .complete([shape.h, shape.w, shape.c], classes as u32)
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let line = format!(
+        "model: {} taken from the data: input {}x{}x{}, {} classes",
+        draft.open_keys().unwrap_or_default(),
+        desc.input[0],
+        desc.input[1],
+        desc.input[2],
+        desc.classes
+    );
+    Ok((desc, line))
+}
+
+/// The learning-rate schedule's length (the run's updates, or the length a resumed run keeps,
+/// `schedule_epochs`), resolved into `cfg.schedule`; says so, and what a kept plan means for
+/// the rest of the run.
+fn plan_schedule(cfg: &mut TrainConfig, steps: usize, pos: &Position) -> Result<u64> {
+    let total = cfg.total_steps(steps);
+    // The schedule's length: the run's, or the planned one a resumed run keeps.
+    let planned = cfg
+        .schedule_epochs
+        .map_or(total, |e| e as u64 * steps as u64);
+    cfg.schedule.resolve(steps as u64, planned);
+    cfg.schedule.validate(planned)?;
+    if cfg.schedule != crate::schedule::Schedule::Constant {
+        say!(
+            "learning rate: {} from {} over {planned} steps",
+            cfg.schedule.describe(),
+            cfg.lr
+        );
+    }
+    if planned != total && cfg.schedule != crate::schedule::Schedule::Constant {
+        let count = pos.epoch as u64 * steps as u64 + pos.step_in_epoch as u64;
+        let at = |c: u64| cfg.schedule.lr(cfg.lr, c, planned);
+        let after = if planned < total {
+            format!(
+                "{:.4e} from step {planned} to the run's end at step {total} (past its end a schedule holds its final rate; to train on at another rate, start a new run from this checkpoint with --init)",
+                at(planned)
+            )
+        } else {
+            format!("{:.4e} at the run's end, step {total}", at(total))
+        };
+        say!(
+            "learning-rate schedule kept as planned over {} epochs ({planned} steps; --epochs {} now): {:.4e} at step {count}, {after}",
+            planned / steps as u64,
+            cfg.epochs,
+            at(count),
+        );
+    }
+    Ok(planned)
+}
+
 /// A preset trained on data of another shape or class count takes the data's: its input
 /// becomes the images' `[H, W, C]` and its head the data's classes (a new model with the
 /// preset's layers; its description, written into the run, says so). Returns the line to print.

@@ -51,16 +51,12 @@ impl Training {
         // head to the data; the same data adapts it the same way, so recipe.toml repeats it.
         let adaptable =
             resumed.is_none() && cfg.model_text.is_none() && zoo::text(&cfg.model).is_some();
-        // What the batch size decides about the model, whatever the adapter (limits come later).
-        let mut any = crate::caps::Caps::gpu32();
-        (any.max_binding, any.max_buffer) = (u64::MAX, u64::MAX);
         // A description that fixes its input and classes is checked before the data loads; one
         // that leaves them to the data, once the data is known.
         let fixed = match draft.open_keys() {
             None => {
                 let desc = draft.described()?;
-                crate::plan::Plan::new(&desc, cfg.batch_size, &any, crate::plan::Mode::Train)?;
-                prepare_out_folder(&cfg.out, checkpoint_bytes(&ParamLayout::of(&desc)?))?;
+                check_model_and_out(&desc, &cfg, true)?;
                 Some(desc)
             }
             Some(_) => None,
@@ -109,20 +105,9 @@ impl Training {
         let mut desc = match fixed {
             Some(desc) => desc,
             None => {
-                let desc = draft
-                    .complete([shape.h, shape.w, shape.c], ds.classes.len() as u32)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", cfg.model))?;
-                let line = format!(
-                    "model: {} taken from the data: input {}x{}x{}, {} classes",
-                    draft.open_keys().unwrap_or_default(),
-                    desc.input[0],
-                    desc.input[1],
-                    desc.input[2],
-                    desc.classes
-                );
+                let (desc, line) = complete_from_data(&draft, &cfg.model, shape, ds.classes.len())?;
                 model_text = format!("# {}\n{}", line, desc.to_toml());
-                crate::plan::Plan::new(&desc, cfg.batch_size, &any, crate::plan::Mode::Train)?;
-                prepare_out_folder(&cfg.out, checkpoint_bytes(&ParamLayout::of(&desc)?))?;
+                check_model_and_out(&desc, &cfg, true)?;
                 adapted = Some(line);
                 desc
             }
@@ -131,7 +116,7 @@ impl Training {
             adapted = adapt_preset(&cfg.model, &mut desc, shape, ds.classes.len());
             if let Some(line) = &adapted {
                 model_text = format!("# {}\n{}", line, desc.to_toml());
-                crate::plan::Plan::new(&desc, cfg.batch_size, &any, crate::plan::Mode::Train)?;
+                check_model_and_out(&desc, &cfg, false)?;
             }
         }
         let layout = ParamLayout::of(&desc)?;
@@ -231,29 +216,18 @@ impl Training {
             let shown = resume.unwrap_or(Path::new("")).display().to_string();
             check_resume(ck, &shown, &pos, train_idx.len(), steps)?;
         }
-        // A run from scratch computes its whitening kernels from the first training images
-        // (in file order), normalised as the run normalises them; so does a fine-tuning run
-        // for a whitening kernel its checkpoint could not give.
+        // Whitening kernels come from the data where no checkpoint gave them.
         if resumed.is_none() && (cfg.init.is_none() || fresh.is_some()) {
-            for (spec, t) in layout.specs.iter().zip(init.iter_mut()) {
-                if spec.init != crate::plan::Init::Whitening
-                    || fresh.as_ref().is_some_and(|f| !f.contains(&spec.name))
-                {
-                    continue;
-                }
-                let mut first = train_idx.clone();
-                first.sort_unstable();
-                first.truncate(whitening::IMAGES);
-                let images: Vec<&[u8]> =
-                    first.iter().map(|&i| ds.train.image(i as usize)).collect();
-                let [kh, kw] = [spec.shape[0], spec.shape[1]];
-                *t = whitening::kernel(&images, ds.shape(), &norm, kh, kw, whitening::EPS);
-                say!(
-                    "whitening: {} from the {kh}x{kw} patches of the first {} training images (eigenvectors / sqrt(eigenvalue + {}), and their negatives)",
-                    spec.name,
-                    images.len(),
-                    whitening::EPS
-                );
+            let given = |name: &str| fresh.as_ref().is_some_and(|f| !f.iter().any(|n| n == name));
+            for line in whitening::fill(
+                &layout.specs,
+                &mut init,
+                &given,
+                &ds.train,
+                &train_idx,
+                &norm,
+            ) {
+                say!("{line}");
             }
         }
         let mut runner = Runner::new(&gpu, &desc, cfg.batch_size, &init, cfg.lr as f32)?;
@@ -272,39 +246,8 @@ impl Training {
         }
         // Dropout masks follow the run's seed (and the step, which a resumed run restores).
         runner.model.dropout_seed = (cfg.seed ^ (cfg.seed >> 32)) as u32;
-        let total = cfg.total_steps(steps);
-        // The schedule's length: the run's, or the planned one a resumed run keeps.
-        let planned = cfg
-            .schedule_epochs
-            .map_or(total, |e| e as u64 * steps as u64);
-        cfg.schedule.resolve(steps as u64, planned);
-        cfg.schedule.validate(planned)?;
+        let planned = plan_schedule(&mut cfg, steps, &pos)?;
         runner.model.schedule = cfg.schedule.clone();
-        if cfg.schedule != crate::schedule::Schedule::Constant {
-            say!(
-                "learning rate: {} from {} over {planned} steps",
-                cfg.schedule.describe(),
-                cfg.lr
-            );
-        }
-        if planned != total && cfg.schedule != crate::schedule::Schedule::Constant {
-            let count = pos.epoch as u64 * steps as u64 + pos.step_in_epoch as u64;
-            let at = |c: u64| cfg.schedule.lr(cfg.lr, c, planned);
-            let after = if planned < total {
-                format!(
-                    "{:.4e} from step {planned} to the run's end at step {total} (past its end a schedule holds its final rate; to train on at another rate, start a new run from this checkpoint with --init)",
-                    at(planned)
-                )
-            } else {
-                format!("{:.4e} at the run's end, step {total}", at(total))
-            };
-            say!(
-                "learning-rate schedule kept as planned over {} epochs ({planned} steps; --epochs {} now): {:.4e} at step {count}, {after}",
-                planned / steps as u64,
-                cfg.epochs,
-                at(count),
-            );
-        }
         runner.model.total_steps = planned;
         if let Some(la) = cfg.lookahead {
             // The slow copy starts as the initial weights (a resumed run's comes below).

@@ -95,6 +95,37 @@ pub fn kernel(
     k
 }
 
+/// Fills every whitening kernel of `specs` in `params` that `given` (a checkpoint's) does not
+/// name from the first [`IMAGES`] training images of `split` (`train_idx` in file order),
+/// normalised as the run normalises them. Returns a line to print per kernel.
+pub(super) fn fill(
+    specs: &[crate::plan::ParamSpec],
+    params: &mut [Vec<f32>],
+    given: &dyn Fn(&str) -> bool,
+    split: &crate::data::Split,
+    train_idx: &[u32],
+    norm: &Normalization,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (spec, t) in specs.iter().zip(params.iter_mut()) {
+        if spec.init != crate::plan::Init::Whitening || given(&spec.name) {
+            continue;
+        }
+        let mut first = train_idx.to_vec();
+        first.sort_unstable();
+        first.truncate(IMAGES);
+        let images: Vec<&[u8]> = first.iter().map(|&i| split.image(i as usize)).collect();
+        let [kh, kw] = [spec.shape[0], spec.shape[1]];
+        *t = kernel(&images, split.shape, norm, kh, kw, EPS);
+        lines.push(format!(
+            "whitening: {} from the {kh}x{kw} patches of the first {} training images (eigenvectors / sqrt(eigenvalue + {EPS}), and their negatives)",
+            spec.name,
+            images.len()
+        ));
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

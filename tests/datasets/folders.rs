@@ -269,14 +269,8 @@ fn bad_image_folders_give_one_clear_error() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// Fine-tuning on one's own folder: a preset adapts its input and head to the data (one line),
-/// `--init` from a checkpoint of the preset's original shape loads every tensor that fits and,
-/// with `--init-skip-mismatch`, initialises the others afresh (one line each; without the flag
-/// the mismatch stays an error naming it); a description of one's own with a fixed `input`
-/// gets an error naming the key to set.
-#[test]
-fn presets_adapt_to_a_folder_and_init_skips_mismatched_tensors() {
-    let dir = temp_dir("finetune");
+/// A 3-class folder of 20×20 noise images under `dir`: train/ (6 per class) and test/ (2).
+fn pets3(dir: &Path) -> std::path::PathBuf {
     let data = dir.join("pets3");
     for (k, class) in ["cat", "dog", "emu"].iter().enumerate() {
         for i in 0..8u64 {
@@ -288,6 +282,18 @@ fn presets_adapt_to_a_folder_and_init_skips_mismatched_tensors() {
             );
         }
     }
+    data
+}
+
+/// Fine-tuning on one's own folder: a preset adapts its input and head to the data (one line),
+/// `--init` from a checkpoint of the preset's original shape loads every tensor that fits and,
+/// with `--init-skip-mismatch`, initialises the others afresh (one line each; without the flag
+/// the mismatch stays an error naming it); a description of one's own with a fixed `input`
+/// gets an error naming the key to set.
+#[test]
+fn presets_adapt_to_a_folder_and_init_skips_mismatched_tensors() {
+    let dir = temp_dir("finetune");
+    let data = pets3(&dir);
     let data = data.to_str().unwrap();
     // A checkpoint of the preset as it is (32×32×3, 10 classes).
     let text = wgpu_cnn::graph::zoo::text("flax-cifar10").unwrap();
@@ -374,17 +380,7 @@ fn presets_adapt_to_a_folder_and_init_skips_mismatched_tensors() {
 #[test]
 fn a_description_may_leave_input_and_classes_to_the_data() {
     let dir = temp_dir("open-desc");
-    let data = dir.join("pets3");
-    for (k, class) in ["cat", "dog", "emu"].iter().enumerate() {
-        for i in 0..8u64 {
-            let split = if i < 6 { "train" } else { "test" };
-            let img = noise_rgb(20, 20, k as u64 * 100 + i);
-            save(
-                image::DynamicImage::ImageRgb8(img),
-                &data.join(format!("{split}/{class}/{i}.png")),
-            );
-        }
-    }
+    let data = pets3(&dir);
     let data = data.to_str().unwrap();
     let small = "[[layer]]\ntype = \"conv\"\nfeatures = 4\nkernel = 3\n\n[[layer]]\ntype = \"relu\"\n\n[[layer]]\ntype = \"global_avg_pool\"\n\n[[layer]]\ntype = \"dense\"\n";
     let own = dir.join("small.toml");

@@ -97,6 +97,37 @@ fn eval_and_predict_use_the_checkpoint_data_set() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// The float64 CPU reference's logits of every image of `split` seen as `view` (the augment
+/// shader's CPU twin, then an eval-mode forward).
+fn cpu_logits(
+    plan: &wgpu_cnn::plan::Plan,
+    p64: &[Vec<f64>],
+    split: &data::Split,
+    norm: &data::Normalization,
+    view: data::View,
+) -> Vec<f64> {
+    let (shape, n) = (split.shape, split.len());
+    let mut x = vec![0f32; n * shape.bytes()];
+    for i in 0..n {
+        wgpu_cnn::ops::augment::cpu::augment_image(
+            split.image(i),
+            shape,
+            norm,
+            &view.crop(i as u32, shape),
+            &mut x[i * shape.bytes()..(i + 1) * shape.bytes()],
+        );
+    }
+    let mut stats = wgpu_cnn::cpu::reference::initial_stats::<f64>(plan);
+    let outs = wgpu_cnn::cpu::reference::forward_with(
+        plan,
+        p64,
+        &mut stats,
+        &wgpu_cnn::cpu::cast::<f32, f64>(&x),
+        wgpu_cnn::cpu::reference::Phase::Eval,
+    );
+    outs.last().unwrap().clone()
+}
+
 /// Test-time augmentation on the GPU against the CPU reference: the mean softmax of each image
 /// and its mirror, its loss and predictions.
 #[test]
@@ -158,30 +189,12 @@ fn tta_matches_the_cpu_reference() {
     )
     .unwrap();
     let p64: Vec<Vec<f64>> = params.iter().map(|p| wgpu_cnn::cpu::cast(p)).collect();
-    let logits = |flip: bool| -> Vec<f64> {
-        let mut x = vec![0f32; n * shape.bytes()];
-        for i in 0..n {
-            let crop = data::Crop {
-                flip,
-                ..data::Crop::identity(i as u32, shape)
-            };
-            wgpu_cnn::ops::augment::cpu::augment_image(
-                split.image(i),
-                shape,
-                &norm,
-                &crop,
-                &mut x[i * shape.bytes()..(i + 1) * shape.bytes()],
-            );
-        }
-        let mut stats = wgpu_cnn::cpu::reference::initial_stats::<f64>(&plan);
-        let outs = wgpu_cnn::cpu::reference::forward_with(
-            &plan,
-            &p64,
-            &mut stats,
-            &wgpu_cnn::cpu::cast::<f32, f64>(&x),
-            wgpu_cnn::cpu::reference::Phase::Eval,
-        );
-        outs.last().unwrap().clone()
+    let logits = |flip: bool| {
+        let view = data::View {
+            flip,
+            ..Default::default()
+        };
+        cpu_logits(&plan, &p64, &split, &norm, view)
     };
     let (a, b) = (logits(false), logits(true));
     assert_ne!(a, b, "the mirror must change the logits");
@@ -323,27 +336,7 @@ fn weighted_views_match_the_cpu_reference() {
     )
     .unwrap();
     let p64: Vec<Vec<f64>> = params.iter().map(|p| wgpu_cnn::cpu::cast(p)).collect();
-    let logits = |view: data::View| -> Vec<f64> {
-        let mut x = vec![0f32; n * shape.bytes()];
-        for i in 0..n {
-            wgpu_cnn::ops::augment::cpu::augment_image(
-                split.image(i),
-                shape,
-                &norm,
-                &view.crop(i as u32, shape),
-                &mut x[i * shape.bytes()..(i + 1) * shape.bytes()],
-            );
-        }
-        let mut stats = wgpu_cnn::cpu::reference::initial_stats::<f64>(&plan);
-        let outs = wgpu_cnn::cpu::reference::forward_with(
-            &plan,
-            &p64,
-            &mut stats,
-            &wgpu_cnn::cpu::cast::<f32, f64>(&x),
-            wgpu_cnn::cpu::reference::Phase::Eval,
-        );
-        outs.last().unwrap().clone()
-    };
+    let logits = |view: data::View| cpu_logits(&plan, &p64, &split, &norm, view);
     let data::Tta::Views(views) = &tta else {
         unreachable!()
     };
